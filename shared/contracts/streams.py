@@ -1,0 +1,29 @@
+"""Every stream name, spelled once. A deployment may put a prefix in front of all of them."""
+
+from dataclasses import dataclass
+
+WS2_EVENTS = "ws2.protocol.events"
+WS4_EVENTS = "ws4.market.events"
+ACCOUNT_COMMANDS = "alluse.account.commands"
+ACCOUNT_QUERIES = "alluse.account.queries"
+ACCOUNT_LIFECYCLE = "alluse.account.lifecycle"
+AUDIT = "alluse.audit"
+# Internal: the account service's domain events, turned into the lifecycle stream by the
+# integration service; and the integration service's trade effects for the account service.
+ACCOUNT_EVENTS = "alluse.internal.account.events"
+ACCOUNT_EFFECTS = "alluse.internal.account.effects"
+REVOCATIONS = "alluse.internal.security.revocations"
+DLQ_SUFFIX = ".dlq"
+
+
+@dataclass(frozen=True)
+class Streams:
+    """Stream keys with the deployment's prefix applied."""
+
+    prefix: str = ""
+
+    def key(self, name: str) -> str:
+        return f"{self.prefix}{name}"
+
+    def dlq(self, name: str) -> str:
+        return f"{self.key(name)}{DLQ_SUFFIX}"

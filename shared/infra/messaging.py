@@ -1,0 +1,152 @@
+"""The exactly-once pipeline: one transaction per batch holding inbox rows, effects and outbox.
+
+A message's path: decode -> inbox check -> handler (load, pure decision, write) -> outbox,
+all in one transaction per batch; the caller acknowledges afterwards and the relay publishes.
+"""
+
+import json
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+
+from shared.contracts.envelope import CloudEvent, EnvelopeError, decode, new_event
+
+log = logging.getLogger(__name__)
+
+Emit = tuple[str, dict[str, str]]  # (stream key, CloudEvent fields)
+Handler = Callable[[asyncpg.Connection, CloudEvent], Awaitable[list[Emit]]]
+Entry = tuple[bytes, dict[bytes, bytes]]  # (stream entry id, fields)
+
+REJECTED = "alluse.command.rejected"
+
+
+class Rejected(Exception):
+    """A caller-fixable problem: answered with one rejection event, never retried."""
+
+    def __init__(self, code: str, reason: str, subject: str | None = None) -> None:
+        super().__init__(f"{code}: {reason}")
+        self.code, self.reason, self.subject = code, reason, subject
+
+
+@dataclass
+class Outcome:
+    """What a batch produced: entries to acknowledge, entries to dead-letter, events written."""
+
+    ack: list[bytes] = field(default_factory=list)
+    dead: list[tuple[bytes, dict[bytes, bytes], str]] = field(default_factory=list)
+    emitted: int = 0
+    rejected: int = 0
+
+
+@dataclass
+class Pipeline:
+    pool: asyncpg.Pool
+    handler: Handler
+    source: str  # CloudEvents source of what this service emits
+    reject_stream: str  # where rejections go
+
+    def rejection(self, ev: CloudEvent, code: str, reason: str, subject: str | None) -> Emit:
+        data = {"code": code, "reason": reason, "command_type": ev.type, "command_id": ev.id}
+        fields = new_event(
+            REJECTED,
+            self.source,
+            data,
+            subject=subject or ev.subject,
+            cause=ev,
+            event_id=f"{ev.id}:rejected",
+        )
+        return (self.reject_stream, fields)
+
+    async def process(self, entries: Sequence[Entry]) -> Outcome:
+        out = Outcome()
+        good: list[tuple[bytes, CloudEvent]] = []
+        for entry_id, fields in entries:
+            try:
+                good.append((entry_id, decode(fields)))
+            except EnvelopeError as exc:
+                out.dead.append((entry_id, fields, str(exc)))
+        if not good:
+            return out
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                await self._apply(conn, good, out)
+            out.ack.extend(i for i, _ in good)
+        except Exception:
+            # One bad apple must not hold the batch hostage: retry each on its own. What still
+            # fails stays pending, to be reclaimed and, after enough tries, dead-lettered.
+            log.warning("batch of %d failed; retrying one by one", len(good), exc_info=True)
+            out.emitted = out.rejected = 0
+            for item in good:
+                try:
+                    async with self.pool.acquire() as conn, conn.transaction():
+                        await self._apply(conn, [item], out)
+                    out.ack.append(item[0])
+                except Exception:
+                    log.exception("entry %s failed; left pending", item[0].decode())
+        return out
+
+    async def _apply(
+        self, conn: asyncpg.Connection, items: Sequence[tuple[bytes, CloudEvent]], out: Outcome
+    ) -> None:
+        rows = await conn.fetch(
+            "SELECT source, id, fingerprint, outcome FROM inbox"
+            " WHERE (source, id) IN (SELECT * FROM unnest($1::text[], $2::text[]))",
+            [ev.source for _, ev in items],
+            [ev.id for _, ev in items],
+        )
+        known: dict[tuple[str, str], tuple[str, list[Emit]]] = {
+            (r["source"], r["id"]): (r["fingerprint"], [tuple(e) for e in json.loads(r["outcome"])])
+            for r in rows
+        }
+        inbox: list[tuple[str, str, str, str, str]] = []
+        outbox: list[Emit] = []
+        for _, ev in items:
+            prior = known.get(ev.key)
+            if prior is not None:
+                if prior[0] == ev.fingerprint():
+                    outbox.extend(prior[1])  # the same outcome again, with the same event ids
+                else:
+                    reason = f"({ev.source}, {ev.id}) was already applied with another payload"
+                    outbox.append(self.rejection(ev, "idempotency_conflict", reason, None))
+                    out.rejected += 1
+                continue
+            try:
+                emits = await self.handler(conn, ev)
+            except Rejected as r:
+                emits = [self.rejection(ev, r.code, r.reason, r.subject)]
+                out.rejected += 1
+            known[ev.key] = (ev.fingerprint(), emits)
+            inbox.append((ev.source, ev.id, ev.type, ev.fingerprint(), _dumps(emits)))
+            outbox.extend(emits)
+        if inbox:
+            await conn.executemany(
+                "INSERT INTO inbox (source, id, type, fingerprint, outcome)"
+                " VALUES ($1, $2, $3, $4, $5::jsonb)",
+                inbox,
+            )
+        if outbox:
+            await conn.executemany(
+                "INSERT INTO outbox (stream, fields) VALUES ($1, $2::jsonb)",
+                [(stream, json.dumps(fields)) for stream, fields in outbox],
+            )
+        out.emitted += len(outbox)
+
+
+def _dumps(emits: list[Emit]) -> str:
+    return json.dumps([list(e) for e in emits])
+
+
+def dead_letter_fields(
+    fields: dict[bytes, bytes], *, reason: str, stream: str, entry_id: bytes, deliveries: int
+) -> dict[Any, Any]:
+    """The original fields, untouched so an operator can re-drive them, plus why it failed."""
+    return {
+        **fields,
+        b"dlq_reason": reason.encode()[:2000],
+        b"dlq_stream": stream.encode(),
+        b"dlq_entry_id": entry_id,
+        b"dlq_deliveries": str(deliveries).encode(),
+    }

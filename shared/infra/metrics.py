@@ -1,0 +1,15 @@
+"""Prometheus metrics every service exposes on /metrics."""
+
+from prometheus_client import Counter, Gauge, Histogram
+
+CONSUMED = Counter("alluse_messages_consumed_total", "Entries read and applied", ["stream"])
+REJECTED = Counter("alluse_messages_rejected_total", "Entries answered with a rejection", ["stream"])
+DEAD = Counter("alluse_messages_dead_lettered_total", "Entries sent to the DLQ", ["stream"])
+LATENCY = Histogram(
+    "alluse_handler_seconds",
+    "Time to apply one batch",
+    ["stream"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+PENDING = Gauge("alluse_stream_pending", "Entries delivered but not acknowledged", ["stream"])
+LAG = Gauge("alluse_stream_lag", "Entries not yet delivered to the consumer group", ["stream"])

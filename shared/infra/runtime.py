@@ -1,0 +1,103 @@
+"""Composition helpers every service's app.py uses: clients, relay, health and metrics over HTTP."""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+
+import asyncpg
+import uvicorn
+from faststream.redis import RedisBroker
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from redis.asyncio import Redis
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from shared.infra.consumer import StreamConsumer
+from shared.infra.db import create_pool
+from shared.infra.outbox import Relay
+from shared.infra.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    """The live resources of one service process, created at start and closed at stop."""
+
+    settings: Settings
+    redis: Redis
+    pool: asyncpg.Pool
+    broker: RedisBroker
+    relay: Relay
+    consumers: list[StreamConsumer] = field(default_factory=list)
+
+    async def ready(self) -> dict[str, str]:
+        status = {}
+        try:
+            await self.redis.ping()
+            status["redis"] = "ok"
+        except Exception as exc:
+            status["redis"] = f"unreachable: {type(exc).__name__}"
+        try:
+            await self.pool.fetchval("SELECT 1")
+            status["postgres"] = "ok"
+        except Exception as exc:
+            status["postgres"] = f"unreachable: {type(exc).__name__}"
+        return status
+
+
+def health_routes(rt: Runtime) -> list[BaseRoute]:
+    async def healthz(_: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(_: Request) -> Response:
+        status = await rt.ready()
+        ok = all(v == "ok" for v in status.values())
+        return JSONResponse({"status": "ok" if ok else "unavailable", **status}, 200 if ok else 503)
+
+    async def metrics(_: Request) -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return [Route("/healthz", healthz), Route("/readyz", readyz), Route("/metrics", metrics)]
+
+
+@contextlib.asynccontextmanager
+async def running(
+    rt: Runtime, routes: Sequence[BaseRoute] = ()
+) -> AsyncIterator[uvicorn.Server | None]:
+    """Start consumers, reclaimers, the relay and (if a port is set) the HTTP server."""
+    for consumer in rt.consumers:
+        await consumer.ensure_group()
+        consumer.register(rt.broker)
+    await rt.broker.start()
+    tasks = [asyncio.create_task(rt.relay.run(), name="relay")]
+    tasks += [asyncio.create_task(c.reclaim_forever(), name=f"reclaim {c.stream}") for c in rt.consumers]
+    server = None
+    if rt.settings.http_port:
+        app = Starlette(routes=[*health_routes(rt), *routes])
+        config = uvicorn.Config(app, host=rt.settings.http_host, port=rt.settings.http_port, log_config=None)
+        server = uvicorn.Server(config)
+        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        tasks.append(asyncio.create_task(server.serve(), name="http"))
+    try:
+        yield server
+    finally:
+        if server is not None:
+            server.should_exit = True
+        await rt.broker.stop()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await rt.pool.close()
+        await rt.redis.aclose()
+
+
+async def open_runtime(settings: Settings, *, schema: str) -> Runtime:
+    redis = Redis.from_url(settings.redis_url)
+    pool = await create_pool(settings.database_url, schema)
+    broker = RedisBroker(settings.redis_url, logger=log, log_level=logging.DEBUG)
+    return Runtime(settings, redis, pool, broker, Relay(pool, redis, name=schema))

@@ -1,0 +1,171 @@
+"""The delivery guarantees of the shared pipeline, on a toy service over real Redis and PostgreSQL."""
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from pathlib import Path
+
+import asyncpg
+import pytest
+from redis.asyncio import Redis
+
+from shared.contracts.envelope import CloudEvent, new_event
+from shared.infra.consumer import StreamConsumer
+from shared.infra.db import create_pool, migrate
+from shared.infra.messaging import Emit, Pipeline, Rejected
+from shared.infra.outbox import Relay
+from shared.infra.settings import Settings
+
+EVENTS = "toy.events"
+
+
+async def add(conn: asyncpg.Connection, ev: CloudEvent) -> list[Emit]:
+    if ev.data.get("boom"):
+        raise RuntimeError("a bug in the handler")
+    n = Decimal(ev.data["n"])
+    if n < 0:
+        raise Rejected("negative", "n must not be negative")
+    value = await conn.fetchval(
+        "INSERT INTO counter VALUES ('c', $1) ON CONFLICT (name)"
+        " DO UPDATE SET value = counter.value + $1 RETURNING value",
+        n,
+    )
+    return [(EVENTS, new_event("toy.added", "toy", {"value": str(value)}, cause=ev))]
+
+
+@pytest.fixture
+async def toy(settings: Settings, redis: Redis) -> AsyncIterator[tuple[StreamConsumer, Relay, asyncpg.Pool]]:
+    schema = f"toy_{uuid.uuid4().hex[:8]}"
+    await migrate(settings.database_url, schema, Path(__file__).parent / "toy_migrations")
+    pool = await create_pool(settings.database_url, schema)
+    events = settings.streams.key(EVENTS)
+    pipeline = Pipeline(pool, _prefixed(add, events), source="toy", reject_stream=events)
+    relay = Relay(pool, redis, name=schema)
+    consumer = StreamConsumer(
+        redis=redis, settings=settings, stream=settings.streams.key("toy.commands"),
+        group="toy", process=pipeline.process,
+    )  # fmt: skip
+    await consumer.ensure_group()
+    yield consumer, relay, pool
+    await pool.close()
+
+
+def _prefixed(handler, events):  # type: ignore[no-untyped-def]
+    async def wrapped(conn, ev):  # type: ignore[no-untyped-def]
+        return [(events, f) for _, f in await handler(conn, ev)]
+
+    return wrapped
+
+
+def command(n: str, *, cid: str | None = None, **extra: object) -> dict[str, str]:
+    return new_event("toy.add", "tests", {"n": n, **extra}, event_id=cid)
+
+
+
+async def drain(redis: Redis, consumer: StreamConsumer) -> None:
+    """Read what is new on the command stream as the service would, and apply it."""
+    reply = await redis.xreadgroup(consumer.group, "svc-1", {consumer.stream: ">"}, count=100)
+    for _, entries in reply:
+        await consumer.handle(entries)
+
+
+async def published(redis: Redis, settings: Settings) -> list[dict[str, str]]:
+    entries = await redis.xrange(settings.streams.key(EVENTS))
+    return [{k.decode(): v.decode() for k, v in f.items()} for _, f in entries]
+
+
+async def test_same_entry_twice_applies_once_and_answers_twice(toy, redis, settings) -> None:
+    consumer, relay, pool = toy
+    cmd = command("10.00", cid="c-1")
+    await redis.xadd(consumer.stream, cmd)
+    await redis.xadd(consumer.stream, cmd)
+    await drain(redis, consumer)
+    await relay.publish_once()
+    assert await pool.fetchval("SELECT value FROM counter") == Decimal("10.00")
+    events = await published(redis, settings)
+    assert [e["type"] for e in events] == ["toy.added", "toy.added"]
+    assert events[0]["id"] == events[1]["id"]  # the same outcome, with the same event id
+    assert await redis.xpending(consumer.stream, consumer.group) == {
+        "pending": 0, "min": None, "max": None, "consumers": []
+    }  # fmt: skip
+
+
+async def test_same_id_other_payload_is_an_idempotency_conflict(toy, redis, settings) -> None:
+    consumer, relay, pool = toy
+    await redis.xadd(consumer.stream, command("10.00", cid="c-2"))
+    await drain(redis, consumer)
+    await redis.xadd(consumer.stream, command("99.00", cid="c-2"))
+    await drain(redis, consumer)
+    await relay.publish_once()
+    assert await pool.fetchval("SELECT value FROM counter") == Decimal("10.00")
+    events = await published(redis, settings)
+    assert events[1]["type"] == "alluse.command.rejected"
+    assert json.loads(events[1]["data"])["code"] == "idempotency_conflict"
+    assert events[1]["causationid"] == "c-2"
+
+
+async def test_rejection_changes_nothing_and_names_its_cause(toy, redis, settings) -> None:
+    consumer, relay, pool = toy
+    await redis.xadd(consumer.stream, command("-1.00", cid="c-3"))
+    await drain(redis, consumer)
+    await relay.publish_once()
+    assert await pool.fetchval("SELECT count(*) FROM counter") == 0
+    (event,) = await published(redis, settings)
+    assert json.loads(event["data"]) == {
+        "code": "negative", "reason": "n must not be negative",
+        "command_type": "toy.add", "command_id": "c-3",
+    }  # fmt: skip
+
+
+async def test_unparseable_entry_goes_to_dlq_with_reason(toy, redis, settings) -> None:
+    consumer, relay, pool = toy
+    await redis.xadd(consumer.stream, {"hello": "world"})
+    await redis.xadd(consumer.stream, {**command("1.00"), "data": "{not json"})
+    await redis.xadd(consumer.stream, command("2.00"))
+    await drain(redis, consumer)
+    dead = await redis.xrange(consumer.dlq)
+    assert len(dead) == 2
+    assert b"missing field 'data'" in dead[0][1][b"dlq_reason"]
+    assert b"not JSON" in dead[1][1][b"dlq_reason"]
+    assert dead[0][1][b"hello"] == b"world"  # the original fields are kept for re-driving
+    assert await pool.fetchval("SELECT value FROM counter") == Decimal("2.00")
+    assert (await redis.xpending(consumer.stream, consumer.group))["pending"] == 0
+
+
+async def test_crash_after_commit_before_publish_loses_nothing(toy, redis, settings) -> None:
+    consumer, relay, pool = toy
+    await redis.xadd(consumer.stream, command("5.00", cid="c-5"))
+    await drain(redis, consumer)  # committed; the "process" dies before the relay runs
+    assert await published(redis, settings) == []
+    fresh = Relay(pool, redis, name="another-process")
+    fresh.lock_key = relay.lock_key
+    assert await fresh.publish_once() == 1
+    assert [e["type"] for e in await published(redis, settings)] == ["toy.added"]
+    assert await pool.fetchval("SELECT count(*) FROM outbox") == 0
+
+
+async def test_dead_consumers_entries_are_reclaimed_and_applied(toy, redis, settings) -> None:
+    consumer, relay, pool = toy
+    await redis.xadd(consumer.stream, command("7.00", cid="c-6"))
+    # A consumer reads the entry and dies before acknowledging it (crash before ack).
+    await redis.xreadgroup(consumer.group, "dead-consumer", {consumer.stream: ">"}, count=10)
+    await asyncio.sleep(settings.reclaim_idle_ms / 1000 + 0.1)
+    assert await consumer.reclaim_once() == 1
+    assert await pool.fetchval("SELECT value FROM counter") == Decimal("7.00")
+    assert (await redis.xpending(consumer.stream, consumer.group))["pending"] == 0
+
+
+async def test_entry_failing_every_delivery_is_dead_lettered_and_others_proceed(toy, redis, settings) -> None:
+    consumer, relay, pool = toy
+    await redis.xadd(consumer.stream, command("1.00", boom=True))
+    await redis.xadd(consumer.stream, command("3.00"))
+    await drain(redis, consumer)
+    assert await pool.fetchval("SELECT value FROM counter") == Decimal("3.00")
+    for _ in range(settings.max_deliveries):
+        await asyncio.sleep(settings.reclaim_idle_ms / 1000 + 0.05)
+        await consumer.reclaim_once()
+    dead = await redis.xrange(consumer.dlq)
+    assert len(dead) == 1 and b"failed 3 deliveries" in dead[0][1][b"dlq_reason"]
+    assert (await redis.xpending(consumer.stream, consumer.group))["pending"] == 0

@@ -1,0 +1,1 @@
+CREATE TABLE counter (name text PRIMARY KEY, value numeric NOT NULL);
