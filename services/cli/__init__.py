@@ -1,0 +1,1 @@
+"""`alluse`: the operator's command line. Each area registers its subcommands here."""

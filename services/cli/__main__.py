@@ -1,0 +1,41 @@
+"""Entry point of the `alluse` command."""
+
+import argparse
+import asyncio
+import importlib
+import sys
+
+# Each module has `register(subparsers)`; its subcommands set `func`, an async (args) -> int.
+AREAS = ("services.cli.account", "services.cli.security", "services.cli.integration")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="alluse",
+        description="Operate the ALL-USE account platform over its Redis streams.",
+        epilog="Connection settings come from REDIS_URL, DATABASE_URL and ALLUSE_* variables.",
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON for scripts, not tables")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in AREAS:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = asyncio.run(args.func(args))
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
