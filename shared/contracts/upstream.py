@@ -10,7 +10,15 @@ from datetime import date
 from decimal import Decimal
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    model_validator,
+)
 
 from shared.contracts.money import Money, _as_string, parse_money
 
@@ -45,12 +53,27 @@ def _ratio(value: Any) -> Any:
     return value
 
 
+def _decimal_string(places: int, *, signed: bool = True) -> WithJsonSchema:
+    sign = "-?" if signed else ""
+    return WithJsonSchema(
+        {"type": "string", "pattern": rf"^{sign}\d+(\.\d{{1,{places}}})?$", "examples": ["12.50"]}
+    )
+
+
+Amount = Annotated[Money, _decimal_string(2)]  # Money, described as the string it is on the wire
 Id = Annotated[str, Field(min_length=1, max_length=200)]
 Symbol = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9.\-/^ ]+$")]
-Price = Annotated[Decimal, BeforeValidator(_price), _as_string]
-PositivePrice = Annotated[Decimal, BeforeValidator(_positive_price), _as_string]
+Price = Annotated[Decimal, BeforeValidator(_price), _as_string, _decimal_string(4, signed=False)]
+PositivePrice = Annotated[
+    Decimal, BeforeValidator(_positive_price), _as_string, _decimal_string(4, signed=False)
+]
 Count = Annotated[int, Field(strict=True, gt=0, le=1_000_000)]
-Ratio = Annotated[Decimal, BeforeValidator(_ratio), _as_string]
+Ratio = Annotated[
+    Decimal,
+    BeforeValidator(_ratio),
+    _as_string,
+    WithJsonSchema({"type": ["string", "number"], "description": 'decimal, e.g. "0.45"'}),
+]
 Side = Literal["sell_to_open", "buy_to_close", "buy_to_open", "sell_to_close", "buy", "sell"]
 OPTION_SIDES = frozenset({"sell_to_open", "buy_to_close", "buy_to_open", "sell_to_close"})
 
@@ -102,7 +125,7 @@ class TradeFilled(Upstream):
     quantity: Count
     price: PositivePrice
     multiplier: Count = 100  # 1 for stock when not given
-    commission: Money
+    commission: Amount
     filled_at: AwareDatetime
 
     @model_validator(mode="before")
@@ -142,7 +165,7 @@ class AccountValuation(Upstream):
     """`ws4.account.valuation`: the market value of the account's open positions (may be < 0)."""
 
     account_id: Id
-    positions_market_value: Money
+    positions_market_value: Amount
     as_of: AwareDatetime
 
 
