@@ -1,0 +1,161 @@
+"""The `data` of each event on the public `alluse.account.lifecycle` stream, version 1.
+
+Models allow extra fields: adding a field is a compatible change within a version; removing
+or retyping one needs a new version (a new `dataschema` URI). Amounts are decimal strings.
+"""
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.contracts.upstream import Amount, Ratio, WeekType
+
+SCHEMA_BASE = "https://schemas.alluse.dev/lifecycle"
+
+
+class Payload(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+class AccountSnapshot(Payload):
+    id: str
+    portfolio_id: str
+    type: str = Field(description="generation | revenue | compounding")
+    status: str
+    name: str
+    balance: Amount
+    cash_buffer: Amount
+    available: Amount
+
+
+class TransactionRecord(Payload):
+    id: str
+    type: str = Field(description="a transaction type of section 1, e.g. trade_premium")
+    amount: Amount = Field(description="signed: credits positive, debits negative")
+    description: str | None = None
+    week_type: WeekType | None = None
+
+
+class SystemInitialized(Payload):
+    portfolio_id: str
+    accounts: list[AccountSnapshot]
+
+
+class AccountCreated(Payload):
+    account: AccountSnapshot
+
+
+class AccountUpdated(Payload):
+    account_id: str
+    changes: dict[str, Any] = Field(default_factory=dict, description="field -> new value")
+
+
+class AccountStatusChanged(Payload):
+    account_id: str
+    from_status: str
+    to_status: str
+    reason: str | None = None
+
+
+class BalanceChanged(Payload):
+    account_id: str
+    transaction: TransactionRecord
+    balance: Amount
+    available: Amount
+    cash_buffer: Amount
+
+
+class AccountClosed(Payload):
+    account_id: str
+    reason: str | None = None
+    final_balance: Amount | None = None
+
+
+class ForkEligible(Payload):
+    account_id: str
+    surplus: Amount
+    threshold: Amount
+
+
+class AccountForked(Payload):
+    account_id: str = Field(description="the account whose surplus seeded the fork")
+    child_portfolio_id: str
+    amount: Amount
+    accounts: list[AccountSnapshot] = Field(default_factory=list)
+
+
+class AccountMerged(Payload):
+    portfolio_id: str = Field(description="the child portfolio folded back")
+    into_portfolio_id: str
+    amount: Amount
+
+
+class AccountReinvested(Payload):
+    account_id: str
+    amount: Amount
+    contracts_amount: Amount | None = None
+    leaps_amount: Amount | None = None
+
+
+class ProtocolViolation(Payload):
+    account_id: str
+    rule: str = Field(description="entry_day | delta_range | week_type | ws2 (a WS2 verdict)")
+    reason: str
+    trade_ref: str | None = None
+    week_type: WeekType | None = None
+    adherence_score: Ratio | None = None
+
+
+class DrawdownBreached(Payload):
+    account_id: str
+    drawdown_pct: Ratio
+    max_drawdown_pct: Ratio
+    total_value: Amount | None = None
+    peak_value: Amount | None = None
+
+
+class WeekChanged(Payload):
+    week_start: str = Field(description="date, YYYY-MM-DD")
+    week_type: WeekType
+    confidence: Ratio
+    previous_week_type: WeekType | None = None
+
+
+class CommandRejected(Payload):
+    code: str = Field(description="machine-readable, e.g. invalid_payload, unknown_account")
+    reason: str
+    command_type: str
+    command_id: str
+
+
+LIFECYCLE_TYPES: dict[str, type[Payload]] = {
+    "alluse.system.initialized": SystemInitialized,
+    "alluse.account.created": AccountCreated,
+    "alluse.account.updated": AccountUpdated,
+    "alluse.account.status_changed": AccountStatusChanged,
+    "alluse.account.balance_changed": BalanceChanged,
+    "alluse.account.closed": AccountClosed,
+    "alluse.account.fork_eligible": ForkEligible,
+    "alluse.account.forked": AccountForked,
+    "alluse.account.merged": AccountMerged,
+    "alluse.account.reinvested": AccountReinvested,
+    "alluse.account.protocol_violation": ProtocolViolation,
+    "alluse.account.drawdown_breached": DrawdownBreached,
+    "alluse.week.changed": WeekChanged,
+    "alluse.command.rejected": CommandRejected,
+}
+VERSION = 1
+
+
+def dataschema(event_type: str) -> str:
+    """The CloudEvents `dataschema` of a lifecycle type: its versioned JSON Schema's URI."""
+    return f"{SCHEMA_BASE}/{event_type}/{VERSION}.json"
+
+
+def json_schema(event_type: str) -> dict[str, Any]:
+    schema = LIFECYCLE_TYPES[event_type].model_json_schema(mode="serialization")
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": dataschema(event_type),
+        **schema,
+    }
