@@ -1,13 +1,33 @@
 """A test signing key and JWKS file, standing in for the security service in service tests."""
 
 import json
+import threading
 import time
 import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+
+def _serve(body: bytes) -> ThreadingHTTPServer:
+    """The JWKS over real HTTP, as the security service serves it (PyJWKClient takes only http)."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
 
 
 class Signer:
@@ -17,8 +37,10 @@ class Signer:
         self.issuer, self.audience = issuer, audience
         jwk = json.loads(jwt.algorithms.OKPAlgorithm.to_jwk(self.key.public_key()))
         jwk.update(kid=self.kid, use="sig", alg="EdDSA")
-        jwks_path.write_text(json.dumps({"keys": [jwk]}))
-        self.jwks_url = jwks_path.as_uri()
+        body = json.dumps({"keys": [jwk]}).encode()
+        jwks_path.write_bytes(body)
+        self.server = _serve(body)
+        self.jwks_url = f"http://127.0.0.1:{self.server.server_port}/.well-known/jwks.json"
 
     def claims(self, role: str, **overrides: Any) -> dict[str, Any]:
         now = int(time.time())

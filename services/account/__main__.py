@@ -1,0 +1,9 @@
+"""python -m services.account"""
+
+import asyncio
+import contextlib
+
+from services.account.app import main
+
+with contextlib.suppress(KeyboardInterrupt):
+    asyncio.run(main())

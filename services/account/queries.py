@@ -1,0 +1,58 @@
+"""Read-side: answers to queries, XADDed on the caller's `replyto` stream."""
+
+from typing import Any
+
+import asyncpg
+
+from services.account import store
+from services.account.events import snapshot
+from shared.contracts import account as c
+from shared.infra.messaging import Rejected
+
+
+async def account(conn: asyncpg.Connection, p: c.AccountRef) -> dict[str, Any]:
+    row = await store.get_account(conn, account_id=p.account_id)
+    if row is None:
+        raise Rejected("unknown_account", f"no account {p.account_id}")
+    return snapshot(store.to_account(row), row) | {"created_at": row["created_at"].isoformat()}
+
+
+async def accounts(conn: asyncpg.Connection, p: c.ListAccounts) -> dict[str, Any]:
+    rows = await store.list_accounts(
+        conn, portfolio_id=p.portfolio_id, account_type=p.type, status=p.status, after=p.after, limit=p.limit
+    )
+    items = [snapshot(store.to_account(r), r) for r in rows]
+    return {"accounts": items, "next": items[-1]["id"] if len(items) == p.limit else None}
+
+
+async def history(conn: asyncpg.Connection, p: c.History) -> dict[str, Any]:
+    if await store.get_account(conn, account_id=p.account_id) is None:
+        raise Rejected("unknown_account", f"no account {p.account_id}")
+    rows = await store.history(conn, account_id=p.account_id, tx_type=p.type, before=p.before, limit=p.limit)
+    items = [
+        {**{k: str(v) if v is not None else None for k, v in r.items() if k != "created_at"},
+         "created_at": r["created_at"].isoformat()}
+        for r in rows
+    ]  # fmt: skip
+    return {"account_id": str(p.account_id), "transactions": items, "next": rows[-1]["id"] if len(rows) == p.limit else None}
+
+
+async def summary(conn: asyncpg.Connection, _: c.Empty) -> dict[str, Any]:
+    groups = await store.summary(conn)
+    active = [g for g in groups if g["status"] == "active"]
+    return {
+        "portfolios": await store.portfolio_count(conn),
+        "accounts": sum(g["accounts"] for g in groups),
+        "total_balance": str(sum((g["balance"] for g in groups), start=0)),
+        "active_balance": str(sum((g["balance"] for g in active), start=0)),
+        "by_type_and_status": [{**g, "balance": str(g["balance"])} for g in groups],
+    }
+
+
+async def integrity(conn: asyncpg.Connection, _: c.Empty) -> dict[str, Any]:
+    checked, bad = await store.ledger_mismatches(conn)
+    return {
+        "ok": not bad,
+        "accounts_checked": checked,
+        "mismatches": [{"account_id": str(b["id"]), "balance": str(b["balance"]), "ledger": str(b["ledger"])} for b in bad],
+    }

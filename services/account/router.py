@@ -1,0 +1,77 @@
+"""Which handler and payload model serve each message type; translation of domain errors."""
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+from pydantic import BaseModel, ValidationError
+
+from services.account import handlers, queries
+from services.account.domain import DomainError
+from services.account.events import Out
+from shared.contracts import account as c
+from shared.contracts.envelope import CloudEvent
+from shared.contracts.streams import Streams
+from shared.infra.auth import Verifier
+from shared.infra.messaging import Emit, Rejected
+
+Command = Callable[[asyncpg.Connection, Any, Out], Awaitable[None]]
+Query = Callable[[asyncpg.Connection, Any], Awaitable[Any]]
+
+COMMANDS: dict[str, tuple[type[BaseModel], Command]] = {
+    "alluse.system.initialize": (c.InitializeSystem, handlers.initialize),
+    "alluse.account.create": (c.CreateAccount, handlers.create),
+    "alluse.account.update": (c.UpdateAccount, handlers.update),
+    "alluse.account.deposit": (c.MoveMoney, handlers.deposit),
+    "alluse.account.withdraw": (c.MoveMoney, handlers.withdraw),
+    "alluse.account.set_status": (c.SetStatus, handlers.set_status),
+    "alluse.account.close": (c.CloseAccount, handlers.close),
+}
+QUERIES: dict[str, tuple[type[BaseModel], Query]] = {
+    "alluse.query.account": (c.AccountRef, queries.account),
+    "alluse.query.accounts": (c.ListAccounts, queries.accounts),
+    "alluse.query.history": (c.History, queries.history),
+    "alluse.query.summary": (c.Empty, queries.summary),
+    "alluse.query.integrity": (c.Empty, queries.integrity),
+}
+
+
+def parse(model: type[BaseModel], ev: CloudEvent) -> Any:
+    data = dict(ev.data)
+    if ev.subject and "account_id" in model.model_fields:
+        if data.setdefault("account_id", ev.subject) != ev.subject:
+            raise Rejected("invalid_payload", "subject and data.account_id name different accounts")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'data'}: {e['msg']}" for e in exc.errors())
+        raise Rejected("invalid_payload", problems, subject=ev.subject) from None
+
+
+def command_handler(verifier: Verifier, streams: Streams) -> Callable[[asyncpg.Connection, CloudEvent], Awaitable[list[Emit]]]:
+    async def handle(conn: asyncpg.Connection, ev: CloudEvent) -> list[Emit]:
+        if ev.type not in COMMANDS:
+            raise Rejected("unknown_type", f"'{ev.type}' is not a command this service takes")
+        await verifier.authorize(ev.authorization, ev.type)
+        model, handler = COMMANDS[ev.type]
+        payload = parse(model, ev)
+        out = Out(ev, streams)
+        try:
+            await handler(conn, payload, out)
+        except DomainError as exc:
+            raise Rejected(exc.code, exc.message, subject=ev.subject) from None
+        return out.events
+
+    return handle
+
+
+def query_answerer(verifier: Verifier) -> Callable[[asyncpg.Connection, CloudEvent], Awaitable[dict[str, Any]]]:
+    async def answer(conn: asyncpg.Connection, ev: CloudEvent) -> dict[str, Any]:
+        if ev.type not in QUERIES:
+            raise Rejected("unknown_type", f"'{ev.type}' is not a query this service answers")
+        await verifier.authorize(ev.authorization, ev.type)
+        model, query = QUERIES[ev.type]
+        result: dict[str, Any] = await query(conn, parse(model, ev))
+        return result
+
+    return answer

@@ -1,0 +1,199 @@
+"""Every SQL statement of the account service. Functions take the connection of the caller's
+transaction and keyword-only arguments; they return domain objects or plain rows."""
+
+import json
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from services.account.domain import (
+    Account,
+    AccountConfig,
+    AccountStatus,
+    AccountType,
+    BalanceChange,
+    apply_overrides,
+    config_to_dict,
+)
+
+Row = dict[str, Any]
+ACCOUNT_COLUMNS = (
+    "id, portfolio_id, type, status, name, balance, contributed, baseline, config,"
+    " created_at, updated_at"
+)
+
+
+def to_account(row: asyncpg.Record) -> Account:
+    account_type = AccountType(row["type"])
+    return Account(
+        id=row["id"],
+        portfolio_id=row["portfolio_id"],
+        type=account_type,
+        status=AccountStatus(row["status"]),
+        balance=row["balance"],
+        contributed_capital=row["contributed"],
+        baseline=row["baseline"],
+        config=apply_overrides(AccountConfig.for_type(account_type), json.loads(row["config"])),
+    )
+
+
+async def lock_account(conn: asyncpg.Connection, *, account_id: UUID) -> tuple[Account, Row] | None:
+    """The account, locked until the transaction ends: commands on one account serialize."""
+    row = await conn.fetchrow(
+        f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1 FOR UPDATE", account_id
+    )
+    return None if row is None else (to_account(row), dict(row))
+
+
+async def insert_portfolio(
+    conn: asyncpg.Connection,
+    *,
+    portfolio_id: UUID,
+    name: str,
+    template: str | None = None,
+    strategy: str | None = None,
+    risk: dict[str, Any] | None = None,
+    parent_id: UUID | None = None,
+) -> None:
+    await conn.execute(
+        "INSERT INTO portfolios (id, parent_id, root_id, generation, name, template, strategy, risk)"
+        " SELECT $1, $2, coalesce(p.root_id, $1), coalesce(p.generation + 1, 0), $3, $4, $5, $6"
+        " FROM (SELECT 1) one LEFT JOIN portfolios p ON p.id = $2",
+        portfolio_id, parent_id, name, template, strategy, json.dumps(risk or {}),
+    )  # fmt: skip
+
+
+async def portfolio_types(conn: asyncpg.Connection, *, portfolio_id: UUID) -> set[str] | None:
+    """The account types a portfolio already holds, or None if there is no such portfolio."""
+    rows = await conn.fetch(
+        "SELECT a.type FROM portfolios p LEFT JOIN accounts a ON a.portfolio_id = p.id"
+        " WHERE p.id = $1 FOR UPDATE OF p",
+        portfolio_id,
+    )
+    return None if not rows else {r["type"] for r in rows if r["type"]}
+
+
+async def insert_account(
+    conn: asyncpg.Connection, *, account: Account, name: str, command_id: str
+) -> Row:
+    """A new account; its initial funding is a deposit row, so balance = sum of the ledger."""
+    row = await conn.fetchrow(
+        "WITH acc AS (INSERT INTO accounts"
+        " (id, portfolio_id, type, status, name, balance, contributed, baseline, config)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $6, $6, $7::jsonb)"
+        f" RETURNING {ACCOUNT_COLUMNS}),"
+        " tx AS (INSERT INTO transactions (account_id, type, amount, balance_after, description,"
+        " command_id) SELECT $1, 'deposit', $6, $6, 'initial funding', $8 WHERE $6 > 0)"
+        " SELECT * FROM acc",
+        account.id, account.portfolio_id, account.type.value, account.status.value, name,
+        account.balance, json.dumps(config_to_dict(account.config)), command_id,
+    )  # fmt: skip
+    assert row is not None
+    return dict(row)
+
+
+async def write_change(
+    conn: asyncpg.Connection,
+    *,
+    effect: BalanceChange,
+    description: str,
+    command_id: str,
+    reference: str | None = None,
+    week_type: str | None = None,
+) -> Row:
+    """One ledger row and the account's new balance, in one statement."""
+    row = await conn.fetchrow(
+        "WITH tx AS (INSERT INTO transactions (account_id, type, amount, balance_after,"
+        " description, reference, week_type, command_id)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id, type, amount, balance_after,"
+        " description, reference, week_type, created_at),"
+        " acc AS (UPDATE accounts SET balance = $4, contributed = $9, baseline = $10,"
+        " updated_at = now() WHERE id = $1)"
+        " SELECT * FROM tx",
+        effect.account_id, effect.type.value, effect.amount, effect.balance_after, description,
+        reference, week_type, command_id, effect.contributed_after, effect.baseline_after,
+    )  # fmt: skip
+    assert row is not None
+    return dict(row)
+
+
+async def update_account(
+    conn: asyncpg.Connection, *, account_id: UUID, name: str, config: AccountConfig
+) -> None:
+    await conn.execute(
+        "UPDATE accounts SET name = $2, config = $3::jsonb, updated_at = now() WHERE id = $1",
+        account_id, name, json.dumps(config_to_dict(config)),
+    )  # fmt: skip
+
+
+async def set_status(conn: asyncpg.Connection, *, account_id: UUID, status: AccountStatus) -> None:
+    await conn.execute(
+        "UPDATE accounts SET status = $2, updated_at = now() WHERE id = $1", account_id, status.value
+    )
+
+
+# Queries (read-only; no lock)
+
+
+async def get_account(conn: asyncpg.Connection, *, account_id: UUID) -> Row | None:
+    row = await conn.fetchrow(f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1", account_id)
+    return None if row is None else dict(row)
+
+
+async def list_accounts(
+    conn: asyncpg.Connection,
+    *,
+    portfolio_id: UUID | None,
+    account_type: str | None,
+    status: str | None,
+    after: UUID | None,
+    limit: int,
+) -> list[Row]:
+    rows = await conn.fetch(
+        f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE ($1::uuid IS NULL OR portfolio_id = $1)"
+        " AND ($2::text IS NULL OR type = $2) AND ($3::text IS NULL OR status = $3)"
+        " AND ($4::uuid IS NULL OR id > $4) ORDER BY id LIMIT $5",
+        portfolio_id, account_type, status, after, limit,
+    )  # fmt: skip
+    return [dict(r) for r in rows]
+
+
+async def history(
+    conn: asyncpg.Connection, *, account_id: UUID, tx_type: str | None, before: int | None, limit: int
+) -> list[Row]:
+    rows = await conn.fetch(
+        "SELECT id, type, amount, balance_after, description, reference, week_type, command_id,"
+        " created_at FROM transactions WHERE account_id = $1 AND ($2::text IS NULL OR type = $2)"
+        " AND ($3::bigint IS NULL OR id < $3) ORDER BY id DESC LIMIT $4",
+        account_id, tx_type, before, limit,
+    )  # fmt: skip
+    return [dict(r) for r in rows]
+
+
+async def summary(conn: asyncpg.Connection) -> list[Row]:
+    rows = await conn.fetch(
+        "SELECT type, status, count(*) AS accounts, coalesce(sum(balance), 0) AS balance"
+        " FROM accounts GROUP BY type, status ORDER BY type, status"
+    )
+    return [dict(r) for r in rows]
+
+
+async def portfolio_count(conn: asyncpg.Connection) -> int:
+    return int(await conn.fetchval("SELECT count(*) FROM portfolios"))
+
+
+async def ledger_mismatches(conn: asyncpg.Connection) -> tuple[int, list[Row]]:
+    """How many accounts were checked, and those whose balance is not the sum of their ledger."""
+    rows = await conn.fetch(
+        "SELECT a.id, a.balance, coalesce(t.total, 0) AS ledger FROM accounts a"
+        " LEFT JOIN (SELECT account_id, sum(amount) AS total FROM transactions"
+        " GROUP BY account_id) t ON t.account_id = a.id"
+    )
+    bad = [dict(r) for r in rows if r["balance"] != r["ledger"]]
+    return len(rows), bad
+
+
+def money(value: Decimal) -> str:
+    return f"{value:.2f}"

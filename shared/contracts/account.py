@@ -1,0 +1,76 @@
+"""Payloads of the account commands and queries (CONTRACT.md), validated at the boundary."""
+
+from decimal import Decimal
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.contracts.money import Money, PositiveMoney
+
+AccountTypeName = Literal["generation", "revenue", "compounding"]
+Text = Field(default="", max_length=500)
+
+
+class Payload(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AccountRef(Payload):
+    account_id: UUID
+
+
+class InitializeSystem(Payload):
+    total_capital: PositiveMoney
+    template: str | None = Field(default=None, max_length=40)
+    strategy: str | None = Field(default=None, max_length=40)
+    allocation: dict[AccountTypeName, Money] | None = None
+    cash_buffer_pct: Money | None = None
+    risk_profile: str | None = Field(default=None, max_length=40)
+    name: str = Field(default="", max_length=200)
+
+
+class CreateAccount(Payload):
+    type: AccountTypeName
+    name: str = Field(default="", max_length=200)
+    initial_balance: Money = Decimal("0.00")
+    portfolio_id: UUID | None = None
+    config: dict[str, Any] = Field(default_factory=dict)
+
+
+class UpdateAccount(AccountRef):
+    name: str | None = Field(default=None, max_length=200)
+    config: dict[str, Any] = Field(default_factory=dict)
+
+
+class MoveMoney(AccountRef):
+    amount: PositiveMoney
+    description: str = Text
+    reference: str | None = Field(default=None, max_length=200)
+
+
+class SetStatus(AccountRef):
+    status: Literal["active", "inactive", "suspended", "closed"]
+    reason: str = Text
+
+
+class CloseAccount(AccountRef):
+    reason: str = Text
+
+
+class ListAccounts(Payload):
+    portfolio_id: UUID | None = None
+    type: AccountTypeName | None = None
+    status: str | None = Field(default=None, max_length=20)
+    limit: int = Field(default=100, ge=1, le=1000)
+    after: UUID | None = None  # keyset paging: the last id of the previous page
+
+
+class History(AccountRef):
+    type: str | None = Field(default=None, max_length=40)
+    limit: int = Field(default=50, ge=1, le=1000)
+    before: int | None = Field(default=None, ge=1)  # keyset paging: transactions older than this id
+
+
+class Empty(Payload):
+    pass
