@@ -115,13 +115,21 @@ class StreamConsumer:
             await self.handle(retry, deliveries=max(tries[i] for i, _ in retry) + 1)
         return len(claimed)
 
+    async def observe(self) -> None:
+        """Fill the pending and lag gauges from the group's own counters (XINFO GROUPS)."""
+        for info in await self.redis.xinfo_groups(self.stream):
+            name = info["name"]
+            if (name.decode() if isinstance(name, bytes) else name) == self.group:
+                metrics.PENDING.labels(self.stream).set(info["pending"])
+                if info.get("lag") is not None:  # None when Redis cannot tell (after XDEL)
+                    metrics.LAG.labels(self.stream).set(info["lag"])
+
     async def reclaim_forever(self) -> None:
         interval = self.settings.reclaim_idle_ms / 2000
         while True:
             await asyncio.sleep(interval)
             try:
                 await self.reclaim_once()
-                info = await self.redis.xpending(self.stream, self.group)
-                metrics.PENDING.labels(self.stream).set(info["pending"])
+                await self.observe()
             except Exception:
                 log.exception("reclaim of %s failed; will try again", self.stream)

@@ -3,8 +3,9 @@
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import asyncpg
 import uvicorn
@@ -34,6 +35,8 @@ class Runtime:
     broker: RedisBroker
     relay: Relay
     consumers: list[StreamConsumer] = field(default_factory=list)
+    # Extra facts for /readyz's body (e.g. when each upstream was last heard); never gate it.
+    details: list[Callable[[], dict[str, Any]]] = field(default_factory=list)
 
     async def ready(self) -> dict[str, str]:
         status = {}
@@ -57,7 +60,10 @@ def health_routes(rt: Runtime) -> list[BaseRoute]:
     async def readyz(_: Request) -> Response:
         status = await rt.ready()
         ok = all(v == "ok" for v in status.values())
-        return JSONResponse({"status": "ok" if ok else "unavailable", **status}, 200 if ok else 503)
+        body: dict[str, Any] = {"status": "ok" if ok else "unavailable", **status}
+        for detail in rt.details:
+            body.update(detail())
+        return JSONResponse(body, 200 if ok else 503)
 
     async def metrics(_: Request) -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
