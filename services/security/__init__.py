@@ -1,0 +1,1 @@
+"""The security service: identities, tokens, encryption at rest and the audit chain."""

@@ -1,0 +1,29 @@
+"""python -m services.security: run the security service with settings from the environment."""
+
+import asyncio
+import contextlib
+import signal
+import sys
+
+from services.security.app import serve
+from services.security.crypto import KeyConfigError
+from services.security.settings import SecuritySettings
+from shared.infra import logs
+
+
+async def main() -> None:
+    settings = SecuritySettings()
+    logs.setup(settings.log_level, "security")
+    task = asyncio.create_task(serve(settings))
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, task.cancel)
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+if __name__ == "__main__":
+    try:
+        asyncio.run(main())
+    except KeyConfigError as exc:
+        sys.exit(f"security service refuses to start: {exc}")

@@ -1,0 +1,90 @@
+"""Composition root: keys, migrations, runtime, the audit consumer and the HTTP routes."""
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.fernet import MultiFernet
+from starlette.routing import BaseRoute
+
+from services.security import audit, crypto, http
+from services.security.admin import Admin
+from services.security.grants import Authority
+from services.security.passwords import Passwords
+from services.security.settings import SecuritySettings
+from shared.contracts.streams import AUDIT, REVOCATIONS
+from shared.infra.consumer import StreamConsumer
+from shared.infra.db import migrate
+from shared.infra.messaging import Pipeline
+from shared.infra.runtime import Runtime, open_runtime, running
+
+SCHEMA = "security"
+MIGRATIONS = Path(__file__).parent / "migrations"
+log = logging.getLogger(__name__)
+
+
+def passwords_from(settings: SecuritySettings) -> Passwords:
+    return Passwords(
+        memory_kib=settings.argon2_memory_kib,
+        time_cost=settings.argon2_time_cost,
+        parallelism=settings.argon2_parallelism,
+    )
+
+
+def fernet_from(settings: SecuritySettings) -> MultiFernet:
+    """Refuses to go on without configured keys (raises KeyConfigError saying how to make one)."""
+    return crypto.load_fernet(settings.encryption_keys.get_secret_value())
+
+
+@dataclass
+class Service:
+    rt: Runtime
+    authority: Authority
+    routes: list[BaseRoute]
+
+
+async def build(settings: SecuritySettings) -> Service:
+    fernet = fernet_from(settings)  # first: no half-started service without keys
+    await migrate(settings.database_url, SCHEMA, MIGRATIONS)
+    rt = await open_runtime(settings, schema=SCHEMA)
+    await Admin(rt.pool, settings, fernet, actor="security").ensure_signing_key()
+    authority = Authority(rt.pool, settings, fernet, passwords_from(settings))
+    pipeline = Pipeline(
+        rt.pool,
+        audit.on_audit_event,
+        source=audit.SOURCE,
+        reject_stream=settings.streams.dlq(AUDIT),
+    )
+    rt.consumers.append(
+        StreamConsumer(
+            redis=rt.redis,
+            settings=settings,
+            stream=settings.streams.key(AUDIT),
+            group="security-audit",
+            process=pipeline.process,
+        )
+    )
+    return Service(rt, authority, http.routes(authority, rt.pool))
+
+
+async def trim_revocations(svc: Service, every: float = 60) -> None:
+    """Entries older than the longest token life can refuse nothing: drop them."""
+    s = svc.rt.settings
+    assert isinstance(s, SecuritySettings)
+    while True:
+        with contextlib.suppress(Exception):
+            horizon = int((time.time() - s.access_token_ttl - 120) * 1000)
+            await svc.rt.redis.xtrim(
+                s.streams.key(REVOCATIONS), minid=str(horizon), approximate=True
+            )
+        await asyncio.sleep(every)
+
+
+async def serve(settings: SecuritySettings) -> None:
+    svc = await build(settings)
+    async with running(svc.rt, svc.routes):
+        log.info("security service up", extra={"port": settings.http_port})
+        await trim_revocations(svc)

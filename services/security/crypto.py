@@ -1,0 +1,55 @@
+"""Encryption at rest: a MultiFernet from configured keys (primary first), never generated here."""
+
+import binascii
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+
+HOW = (
+    "generate a key with `alluse security gen-key` and set"
+    " ALLUSE_ENCRYPTION_KEYS=<new key>[,<older keys>] (primary first)"
+)
+
+
+class KeyConfigError(RuntimeError):
+    pass
+
+
+def load_fernet(keys: str) -> MultiFernet:
+    parts = [k.strip() for k in keys.split(",") if k.strip()]
+    if not parts:
+        raise KeyConfigError(f"ALLUSE_ENCRYPTION_KEYS is not set: {HOW}")
+    try:
+        return MultiFernet([Fernet(k) for k in parts])
+    except (ValueError, binascii.Error) as exc:
+        raise KeyConfigError(
+            f"ALLUSE_ENCRYPTION_KEYS holds an invalid key ({exc}); {HOW}"
+        ) from None
+
+
+def gen_key() -> str:
+    return Fernet.generate_key().decode()
+
+
+def encrypt(fernet: MultiFernet, text: str | None) -> str | None:
+    return None if text is None else fernet.encrypt(text.encode()).decode()
+
+
+def decrypt(fernet: MultiFernet, token: str | None) -> str | None:
+    if token is None:
+        return None
+    try:
+        return fernet.decrypt(token.encode()).decode()
+    except InvalidToken:
+        raise KeyConfigError(
+            f"a stored value is encrypted under no configured key; {HOW}"
+        ) from None
+
+
+def rotate(fernet: MultiFernet, token: str) -> str:
+    """Re-encrypt under the primary key (fails if no configured key can decrypt it)."""
+    try:
+        return fernet.rotate(token.encode()).decode()
+    except InvalidToken:
+        raise KeyConfigError(
+            f"a stored value is encrypted under no configured key; {HOW}"
+        ) from None

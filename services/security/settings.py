@@ -1,0 +1,19 @@
+"""The security service's settings: the shared ones plus keys, lifetimes, lockout and argon2."""
+
+from pydantic import Field, PositiveInt, SecretStr
+
+from shared.infra.settings import Settings
+
+
+class SecuritySettings(Settings):
+    http_port: int = Field(default=8081, ge=0, le=65535)
+    # Comma-separated Fernet keys, primary first (ALLUSE_ENCRYPTION_KEYS); never generated here.
+    encryption_keys: SecretStr = SecretStr("")
+    access_token_ttl: PositiveInt = 900
+    refresh_token_ttl: PositiveInt = 14 * 86400
+    max_failed_logins: PositiveInt = 5
+    lockout_seconds: PositiveInt = 900
+    # OWASP Password Storage Cheat Sheet, argon2id: m=19 MiB, t=2, p=1.
+    argon2_memory_kib: PositiveInt = 19456
+    argon2_time_cost: PositiveInt = 2
+    argon2_parallelism: PositiveInt = 1
