@@ -1,0 +1,71 @@
+"""Composition root of the integration service: pipelines, consumers and health from settings."""
+
+import asyncio
+import contextlib
+import logging
+import signal
+from pathlib import Path
+
+from services.integration import handlers
+from services.integration.health import Upstreams
+from shared.contracts.streams import ACCOUNT_EVENTS, ACCOUNT_LIFECYCLE, WS2_EVENTS, WS4_EVENTS
+from shared.infra import logs
+from shared.infra.consumer import StreamConsumer
+from shared.infra.db import migrate
+from shared.infra.messaging import Handler, Pipeline
+from shared.infra.runtime import Runtime, open_runtime, running
+from shared.infra.settings import Settings
+
+SCHEMA = "integration"
+GROUP = "integration"
+MIGRATIONS = Path(__file__).parent / "migrations"
+log = logging.getLogger(__name__)
+
+
+async def build(settings: Settings, *, schema: str = SCHEMA) -> Runtime:
+    await migrate(settings.database_url, schema, MIGRATIONS)
+    rt = await open_runtime(settings, schema=schema)
+    streams, seen = settings.streams, Upstreams()
+    routes: list[tuple[str, Handler]] = [
+        (WS2_EVENTS, handlers.upstream(streams, WS2_EVENTS, seen)),
+        (WS4_EVENTS, handlers.upstream(streams, WS4_EVENTS, seen)),
+        (ACCOUNT_EVENTS, handlers.republish(streams)),
+    ]
+    for stream, handler in routes:
+        pipeline = Pipeline(
+            rt.pool, handler, source=handlers.SOURCE, reject_stream=streams.key(ACCOUNT_LIFECYCLE)
+        )
+        rt.consumers.append(
+            StreamConsumer(
+                redis=rt.redis,
+                settings=settings,
+                stream=streams.key(stream),
+                group=GROUP,
+                process=pipeline.process,
+                after=rt.relay.wake.set,  # publish what was just committed without waiting
+            )
+        )
+    rt.details.append(seen.report)
+    return rt
+
+
+async def serve(settings: Settings, stop: asyncio.Event) -> None:
+    rt = await build(settings)
+    async with running(rt):
+        log.info("integration service running", extra={"prefix": settings.stream_prefix})
+        await stop.wait()
+
+
+async def _main() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    await serve(Settings(), stop)
+
+
+def main() -> None:
+    settings = Settings()
+    logs.setup(settings.log_level, "integration")
+    asyncio.run(_main())

@@ -1,0 +1,77 @@
+"""Every SQL statement of the integration service (schema `integration`)."""
+
+from datetime import date, datetime
+from decimal import Decimal
+
+import asyncpg
+
+
+async def week_type_on(conn: asyncpg.Connection, *, day: date) -> str | None:
+    """The week type in force on `day`: that of the latest classified week starting by then."""
+    value: str | None = await conn.fetchval(
+        "SELECT week_type FROM week_types WHERE week_start <= $1 ORDER BY week_start DESC LIMIT 1",
+        day,
+    )
+    return value
+
+
+async def latest_week(conn: asyncpg.Connection) -> asyncpg.Record | None:
+    row: asyncpg.Record | None = await conn.fetchrow(
+        "SELECT week_start, week_type FROM week_types ORDER BY week_start DESC LIMIT 1"
+    )
+    return row
+
+
+async def record_week(
+    conn: asyncpg.Connection,
+    *,
+    week_start: date,
+    week_type: str,
+    confidence: Decimal,
+    source: str,
+    event_id: str,
+) -> None:
+    """A later classification of the same week (WS2 re-ran it) replaces the earlier one."""
+    await conn.execute(
+        "INSERT INTO week_types (week_start, week_type, confidence, source, event_id)"
+        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (week_start) DO UPDATE SET"
+        " week_type = EXCLUDED.week_type, confidence = EXCLUDED.confidence,"
+        " source = EXCLUDED.source, event_id = EXCLUDED.event_id, recorded_at = now()",
+        week_start,
+        week_type,
+        confidence,
+        source,
+        event_id,
+    )
+
+
+async def record_quote(
+    conn: asyncpg.Connection,
+    *,
+    symbol: str,
+    bid: Decimal,
+    ask: Decimal,
+    last: Decimal,
+    as_of: datetime,
+    source: str,
+) -> None:
+    await conn.execute(
+        "INSERT INTO quotes (symbol, bid, ask, last, as_of, source)"
+        " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (symbol) DO UPDATE SET"
+        " bid = EXCLUDED.bid, ask = EXCLUDED.ask, last = EXCLUDED.last,"
+        " as_of = EXCLUDED.as_of, source = EXCLUDED.source, recorded_at = now()"
+        " WHERE quotes.as_of <= EXCLUDED.as_of",
+        symbol,
+        bid,
+        ask,
+        last,
+        as_of,
+        source,
+    )
+
+
+async def quote(conn: asyncpg.Connection, *, symbol: str) -> asyncpg.Record | None:
+    row: asyncpg.Record | None = await conn.fetchrow(
+        "SELECT symbol, bid, ask, last, as_of FROM quotes WHERE symbol = $1", symbol
+    )
+    return row
