@@ -55,11 +55,9 @@ class Revocations:
 
     async def poll(self, block_ms: int | None) -> int:
         """Read what is new (waiting up to block_ms when given); returns the entries applied."""
-        reply: Reply = await self.redis.xread(
-            {self.stream: self.last_id}, count=1000, block=block_ms
-        )
+        reply: Any = await self.redis.xread({self.stream: self.last_id}, count=1000, block=block_ms)
         n = 0
-        for _, entries in reply:
+        for _, entries in reply.items() if isinstance(reply, dict) else reply:  # RESP3 or RESP2
             for entry_id, fields in entries:
                 self.apply(fields)
                 self.last_id = _text(entry_id)
