@@ -4,14 +4,17 @@ import json
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from services.security.keys import ALG, NewKey
 
-Conn = asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]
+if TYPE_CHECKING:
+    Conn: TypeAlias = asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]
+else:  # the stubs are generic, the runtime classes are not
+    Conn = asyncpg.Connection | PoolConnectionProxy
 Row = asyncpg.Record
 # The f-strings below only splice these constants and fixed clauses; values are always $n.
 USER = "id, username, email_enc, password_hash, role, status, failed_logins, locked_until"
