@@ -5,8 +5,8 @@ import logging
 from pathlib import Path
 
 from services.account.events import SOURCE
-from services.account.router import command_handler, query_answerer
-from shared.contracts.streams import ACCOUNT_COMMANDS, ACCOUNT_EVENTS, ACCOUNT_QUERIES
+from services.account.router import EFFECTS, command_handler, query_answerer
+from shared.contracts.streams import ACCOUNT_COMMANDS, ACCOUNT_EFFECTS, ACCOUNT_EVENTS, ACCOUNT_QUERIES
 from shared.infra import logs
 from shared.infra.auth import Verifier
 from shared.infra.consumer import StreamConsumer
@@ -28,10 +28,13 @@ async def build(settings: Settings) -> Runtime:
     verifier = Verifier(settings.jwks_url, issuer=settings.jwt_issuer, audience=settings.jwt_audience)
     s = settings.streams
     pipeline = Pipeline(rt.pool, command_handler(verifier, s), source=SOURCE, reject_stream=s.key(ACCOUNT_EVENTS))
+    effects = Pipeline(rt.pool, command_handler(None, s, EFFECTS), source=SOURCE, reject_stream=s.key(ACCOUNT_EVENTS))
     replier = Replier(rt.pool, rt.redis, query_answerer(verifier), SOURCE, s)
     rt.consumers = [
         StreamConsumer(redis=rt.redis, settings=settings, stream=s.key(ACCOUNT_COMMANDS), group=GROUP,
                        process=pipeline.process, after=rt.relay.wake.set),
+        StreamConsumer(redis=rt.redis, settings=settings, stream=s.key(ACCOUNT_EFFECTS), group=GROUP,
+                       process=effects.process, after=rt.relay.wake.set),
         StreamConsumer(redis=rt.redis, settings=settings, stream=s.key(ACCOUNT_QUERIES), group=GROUP,
                        process=replier.process),
     ]  # fmt: skip

@@ -6,7 +6,7 @@ from typing import Any
 import asyncpg
 from pydantic import BaseModel, ValidationError
 
-from services.account import handlers, queries
+from services.account import effects, handlers, queries
 from services.account.domain import DomainError
 from services.account.events import Out
 from shared.contracts import account as c
@@ -26,6 +26,14 @@ COMMANDS: dict[str, tuple[type[BaseModel], Command]] = {
     "alluse.account.withdraw": (c.MoveMoney, handlers.withdraw),
     "alluse.account.set_status": (c.SetStatus, handlers.set_status),
     "alluse.account.close": (c.CloseAccount, handlers.close),
+}
+# Internal: effects of upstream events, forwarded by the integration service (no user token;
+# the internal stream is the platform's own).
+EFFECTS: dict[str, tuple[type[BaseModel], Command]] = {
+    "alluse.effect.trade_filled": (effects.TradeEffect, effects.trade_filled),
+    "alluse.effect.option_assigned": (effects.AssignmentEffect, effects.option_assigned),
+    "alluse.effect.account_valuation": (effects.ValuationEffect, effects.account_valuation),
+    "alluse.effect.protocol_validated": (effects.ValidationEffect, effects.protocol_validated),
 }
 QUERIES: dict[str, tuple[type[BaseModel], Query]] = {
     "alluse.query.account": (c.AccountRef, queries.account),
@@ -48,12 +56,17 @@ def parse(model: type[BaseModel], ev: CloudEvent) -> Any:
         raise Rejected("invalid_payload", problems, subject=ev.subject) from None
 
 
-def command_handler(verifier: Verifier, streams: Streams) -> Callable[[asyncpg.Connection, CloudEvent], Awaitable[list[Emit]]]:
+def command_handler(
+    verifier: Verifier | None, streams: Streams, table: dict[str, tuple[type[BaseModel], Command]] = COMMANDS
+) -> Callable[[asyncpg.Connection, CloudEvent], Awaitable[list[Emit]]]:
+    """Commands need a token (verifier); internal effects come without one (verifier None)."""
+
     async def handle(conn: asyncpg.Connection, ev: CloudEvent) -> list[Emit]:
-        if ev.type not in COMMANDS:
-            raise Rejected("unknown_type", f"'{ev.type}' is not a command this service takes")
-        await verifier.authorize(ev.authorization, ev.type)
-        model, handler = COMMANDS[ev.type]
+        if ev.type not in table:
+            raise Rejected("unknown_type", f"'{ev.type}' is not a message this service takes")
+        if verifier is not None:
+            await verifier.authorize(ev.authorization, ev.type)
+        model, handler = table[ev.type]
         payload = parse(model, ev)
         out = Out(ev, streams)
         try:

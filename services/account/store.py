@@ -197,3 +197,69 @@ async def ledger_mismatches(conn: asyncpg.Connection) -> tuple[int, list[Row]]:
 
 def money(value: Decimal) -> str:
     return f"{value:.2f}"
+
+
+# Trading effects
+
+
+async def claim_ref(
+    conn: asyncpg.Connection, *, kind: str, ref_id: str, account_id: UUID, fingerprint: str
+) -> str:
+    """'new' the first time a fill or assignment id is seen, 'duplicate' or 'conflict' after."""
+    inserted = await conn.fetchval(
+        "INSERT INTO trade_refs (kind, ref_id, account_id, fingerprint) VALUES ($1, $2, $3, $4)"
+        " ON CONFLICT (kind, ref_id) DO NOTHING RETURNING true",
+        kind, ref_id, account_id, fingerprint,
+    )  # fmt: skip
+    if inserted:
+        return "new"
+    prior = await conn.fetchval(
+        "SELECT fingerprint FROM trade_refs WHERE kind = $1 AND ref_id = $2", kind, ref_id
+    )
+    return "duplicate" if prior == fingerprint else "conflict"
+
+
+async def record_violations(
+    conn: asyncpg.Connection,
+    *,
+    account_id: UUID,
+    trade_ref: str | None,
+    details: list[str],
+    week_type: str | None,
+    source: str,
+) -> int:
+    """Store the violations; returns the account's violation count after them."""
+    await conn.executemany(
+        "INSERT INTO violations (account_id, trade_ref, detail, week_type, source)"
+        " VALUES ($1, $2, $3, $4, $5)",
+        [(account_id, trade_ref, d, week_type, source) for d in details],
+    )
+    return int(await conn.fetchval(
+        "UPDATE accounts SET violations = violations + $2 WHERE id = $1 RETURNING violations",
+        account_id, len(details),
+    ))  # fmt: skip
+
+
+async def drawdown_state(conn: asyncpg.Connection, *, account_id: UUID) -> asyncpg.Record:
+    row = await conn.fetchrow(
+        "SELECT peak_value, drawdown_breached FROM accounts WHERE id = $1", account_id
+    )
+    assert row is not None
+    return row
+
+
+async def save_valuation(
+    conn: asyncpg.Connection,
+    *,
+    account_id: UUID,
+    positions_value: Decimal,
+    peak: Decimal,
+    drawdown_pct: Decimal,
+    breached: bool,
+    as_of: Any,
+) -> None:
+    await conn.execute(
+        "UPDATE accounts SET positions_value = $2, peak_value = $3, drawdown_pct = $4,"
+        " drawdown_breached = $5, valued_at = $6 WHERE id = $1",
+        account_id, positions_value, peak, drawdown_pct, breached, as_of,
+    )  # fmt: skip
