@@ -30,5 +30,8 @@ lint: $(STAMP) ## ruff and mypy --strict
 bench: $(STAMP) ## throughput and latency through the streams, beside a bare redis-py + asyncpg loop
 	$(PY) -m services.bench
 
+docs: $(STAMP) ## regenerate the AsyncAPI 3.0 document, its HTML page (deploy/docs/) and the lifecycle JSON Schemas
+	$(PY) -m shared.contracts.docs
+
 clean: ## remove the virtualenv and embedded server data
 	rm -rf $(VENV) var

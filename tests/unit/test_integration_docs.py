@@ -1,0 +1,103 @@
+"""The committed AsyncAPI document and lifecycle JSON Schemas are what the code generates, and
+the document has the structure AsyncAPI 3.0 requires."""
+
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from shared.contracts import asyncapi, docs, lifecycle
+
+PUBLIC_STREAMS = {
+    "ws2.protocol.events", "ws4.market.events", "alluse.account.commands",
+    "alluse.account.queries", "alluse.account.lifecycle", "alluse.audit",
+}  # fmt: skip
+LIFECYCLE = {  # CONTRACT.md, "Lifecycle types"
+    "alluse.system.initialized", "alluse.account.created", "alluse.account.updated",
+    "alluse.account.status_changed", "alluse.account.balance_changed", "alluse.account.closed",
+    "alluse.account.fork_eligible", "alluse.account.forked", "alluse.account.merged",
+    "alluse.account.reinvested", "alluse.account.protocol_violation",
+    "alluse.account.drawdown_breached", "alluse.week.changed", "alluse.command.rejected",
+}  # fmt: skip
+KEY = re.compile(r"^[a-zA-Z0-9.\-_]+$")  # AsyncAPI 3.0 component and map keys
+
+
+@pytest.fixture(scope="module")
+def doc() -> dict[str, Any]:
+    return asyncapi.build()
+
+
+def refs(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        if isinstance(node.get("$ref"), str):
+            yield node["$ref"]
+        for value in node.values():
+            yield from refs(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from refs(value)
+
+
+def resolve(doc: dict[str, Any], ref: str) -> Any:
+    node: Any = doc
+    for part in ref.removeprefix("#/").split("/"):
+        node = node[part]
+    return node
+
+
+def test_committed_documents_are_up_to_date_with_the_code() -> None:
+    assert docs.main(["--check"]) == 0, "run `make docs` and commit the result"
+
+
+def test_the_committed_document_is_the_generated_one(doc: dict[str, Any]) -> None:
+    committed = json.loads((docs.DOCS / "asyncapi.json").read_text())
+    assert committed == json.loads(json.dumps(doc))
+
+
+def test_document_has_the_asyncapi_3_structure(doc: dict[str, Any]) -> None:
+    assert doc["asyncapi"] == "3.0.0"
+    assert doc["info"]["title"] and doc["info"]["version"]
+    assert all(s["host"] and s["protocol"] for s in doc["servers"].values())
+    for key in (*doc["channels"], *doc["operations"], *doc["components"]["messages"]):
+        assert KEY.match(key), key
+    for channel in doc["channels"].values():
+        assert channel["address"] and channel["messages"]
+    for operation in doc["operations"].values():
+        assert operation["action"] in {"send", "receive"}
+        channel = resolve(doc, operation["channel"]["$ref"])
+        for message in operation["messages"]:  # must be messages of the operation's channel
+            assert message["$ref"].startswith(operation["channel"]["$ref"] + "/messages/")
+        assert channel in doc["channels"].values()
+    for message in doc["components"]["messages"].values():
+        assert message["contentType"] == "application/json"
+        assert resolve(doc, message["payload"]["$ref"])["type"] == "object"
+        assert message["correlationId"]["location"].startswith("$message.header#/")
+
+
+def test_every_reference_resolves(doc: dict[str, Any]) -> None:
+    for ref in refs(doc):
+        assert resolve(doc, ref) is not None, ref
+
+
+def test_every_public_stream_and_lifecycle_type_is_described(doc: dict[str, Any]) -> None:
+    assert {c["address"] for c in doc["channels"].values()} == PUBLIC_STREAMS
+    assert set(doc["channels"]["accountLifecycle"]["messages"]) == LIFECYCLE
+    assert set(lifecycle.LIFECYCLE_TYPES) == LIFECYCLE
+    assert doc["operations"]["sendAccountLifecycle"]["action"] == "send"
+    assert doc["operations"]["receiveWs4MarketEvents"]["action"] == "receive"
+
+
+def test_lifecycle_schemas_are_versioned_and_name_their_uri() -> None:
+    for event_type in LIFECYCLE:
+        schema = json.loads((docs.SCHEMAS / f"{event_type}.json").read_text())
+        assert schema["$id"] == lifecycle.dataschema(event_type)
+        assert schema["$id"].endswith(f"/{event_type}/{lifecycle.VERSION}.json")
+        assert schema["type"] == "object" and schema["additionalProperties"] is True
+
+
+def test_html_page_is_self_contained(doc: dict[str, Any]) -> None:
+    page = docs.render(doc)
+    assert "<script" not in page and "<link" not in page and "src=" not in page
+    assert all(t in page for t in LIFECYCLE)
