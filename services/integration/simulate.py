@@ -1,0 +1,162 @@
+"""Simulators of the WS2 protocol engine and the WS4 market integration.
+
+Publishes the feed of services/integration/feed.py with plain redis-py XADD, one CloudEvents
+binary-mode entry per event, at `--rate` events per second (0: as fast as Redis takes them).
+`--measure` then follows the lifecycle stream until every fill has caused an event there and
+prints fills per second from the first XADD to the last such event.
+"""
+
+import argparse
+import asyncio
+import json
+import random
+import sys
+import time
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from redis.asyncio import Redis
+
+from services.integration.feed import PROFILES, Event, Feed, monday_of
+from shared.contracts.envelope import dumps
+from shared.contracts.streams import ACCOUNT_LIFECYCLE, Streams
+from shared.infra.settings import Settings
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--weeks", type=int, default=4, help="weeks to simulate (default 4)")
+    parser.add_argument("--rate", type=float, default=50.0,
+                        help="events per second; 0 = as fast as possible (default 50)")  # fmt: skip
+    parser.add_argument("--accounts", nargs="*", default=[], metavar="ID[:TYPE]",
+                        help="account ids, TYPE generation|revenue|compounding (default"
+                        " generation); none given: discovered from the lifecycle stream")  # fmt: skip
+    parser.add_argument("--seed", type=int, help="same seed and --start: the same feed")
+    parser.add_argument("--start", type=date.fromisoformat,
+                        help="first week's Monday, YYYY-MM-DD (default: this week's)")  # fmt: skip
+    parser.add_argument("--violations", type=float, default=0.05,
+                        help="share of entries breaking a protocol rule (default 0.05)")  # fmt: skip
+    parser.add_argument("--measure", action="store_true",
+                        help="wait for each fill's lifecycle event and print fills per second")  # fmt: skip
+    parser.add_argument("--measure-stream", default=ACCOUNT_LIFECYCLE,
+                        help="stream watched by --measure (an event counts if its id or"
+                        " causationid is a fill's)")  # fmt: skip
+    parser.add_argument("--timeout", type=float, default=120.0, help="--measure gives up after")
+    parser.add_argument("--quiet", action="store_true", help="no per-week progress lines")
+
+
+def fields(event: Event) -> dict[str, str]:
+    out = {"specversion": "1.0", "id": event.id, "source": event.source, "type": event.type,
+           "time": event.at.isoformat(), "datacontenttype": "application/json"}  # fmt: skip
+    if event.subject:
+        out["subject"] = event.subject
+    out["data"] = dumps(event.data)
+    return out
+
+
+async def discover(redis: Redis, streams: Streams) -> list[tuple[str, str]]:
+    """Open accounts as the public lifecycle stream announced them."""
+    found: dict[str, str] = {}
+    last = "-"
+    while True:
+        batch: Any = await redis.xrange(streams.key(ACCOUNT_LIFECYCLE), min=last, count=1000)
+        if not batch:
+            break
+        for _, raw in batch:
+            kind, data = raw.get(b"type", b"").decode(), json.loads(raw.get(b"data", b"{}"))
+            snaps = data.get("accounts", []) if kind == "alluse.system.initialized" else []
+            snaps += [data["account"]] if kind == "alluse.account.created" else []
+            found |= {s["id"]: s["type"] for s in snaps if s.get("type") in PROFILES}
+            if kind in ("alluse.account.closed", "alluse.account.merged"):
+                found.pop(data.get("account_id", ""), None)
+        last = "(" + batch[-1][0].decode()
+    return list(found.items())
+
+
+def parse_accounts(values: list[str]) -> list[tuple[str, str]]:
+    pairs = [(v.partition(":")[0], v.partition(":")[2] or "generation") for v in values]
+    for account, kind in pairs:
+        if kind not in PROFILES:
+            raise SystemExit(f"unknown account type '{kind}' for {account}")
+    return pairs
+
+
+async def publish(redis: Redis, streams: Streams, events: list[Event], rate: float) -> None:
+    started, pipe = time.perf_counter(), redis.pipeline(transaction=False)
+    for n, event in enumerate(events, 1):
+        pipe.xadd(streams.key(event.stream), fields(event))  # type: ignore[arg-type]
+        if rate > 0:
+            await pipe.execute()
+            await asyncio.sleep(max(0.0, started + n / rate - time.perf_counter()))
+        elif n % 500 == 0:
+            await pipe.execute()
+    await pipe.execute()
+
+
+async def measure(redis: Redis, stream: str, fills: set[str], since: str, timeout: float) -> int:
+    seen: set[str] = set()
+    deadline = time.monotonic() + timeout
+    while seen != fills and time.monotonic() < deadline:
+        reply: Any = await redis.xread({stream: since}, count=1000, block=500)
+        for _, entries in reply:
+            for entry_id, raw in entries:
+                since = entry_id.decode()
+                for key in (b"id", b"causationid"):
+                    if (value := raw.get(key, b"").decode()) in fills:
+                        seen.add(value)
+    return len(seen)
+
+
+async def run(args: Any, settings: Settings | None = None) -> int:
+    settings = settings or Settings()
+    streams, redis = settings.streams, Redis.from_url(settings.redis_url)
+    try:
+        accounts = parse_accounts(args.accounts) or await discover(redis, streams)
+        if not accounts:
+            print("no accounts: pass --accounts or create some first", file=sys.stderr)
+            return 2
+        seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**32)
+        feed = Feed(accounts, seed=seed, violation_rate=args.violations)
+        monday = args.start or monday_of(datetime.now(UTC).date())
+        watch = streams.key(args.measure_stream)
+        info: Any = await redis.xinfo_stream(watch) if await redis.exists(watch) else None
+        since = info["last-generated-id"].decode() if info else "0"
+        fills: set[str] = set()
+        started, total = time.perf_counter(), 0
+        for week in range(args.weeks):
+            events = feed.week(monday + timedelta(weeks=week))
+            await publish(redis, streams, events, args.rate)
+            fills |= {e.id for e in events if e.type == "ws4.trade.filled"}
+            total += len(events)
+            if not args.quiet:
+                kinds = {
+                    t.split(".", 1)[1]: sum(e.type == t for e in events)
+                    for t in {e.type for e in events}
+                }
+                counts = ", ".join(f"{k} {v}" for k, v in sorted(kinds.items()))
+                rate = total / max(time.perf_counter() - started, 1e-9)
+                print(f"week {week + 1}/{args.weeks} {events[0].data['week_start']} "
+                      f"{events[0].data['week_type']:<6} {len(events)} events "
+                      f"({counts})"
+                      f"; {total} in all, {rate:.0f}/s", flush=True)  # fmt: skip
+        print(f"published {total} events for {len(accounts)} accounts (seed {seed})")
+        if args.measure:
+            done = await measure(redis, watch, fills, since, args.timeout)
+            elapsed = time.perf_counter() - started
+            print(f"measured: {done}/{len(fills)} fills reached {args.measure_stream} in"
+                  f" {elapsed:.2f}s: {done / elapsed:.1f} fills/s")  # fmt: skip
+            return 0 if done == len(fills) else 4
+        return 0
+    finally:
+        await redis.aclose()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m services.integration.simulate",
+                                     description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    add_arguments(parser)
+    return asyncio.run(run(parser.parse_args(argv)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""The simulated feed follows the protocol it simulates, and a seed makes it repeatable."""
+
+from collections import Counter
+from datetime import date, timedelta
+from decimal import Decimal
+
+from services.integration.feed import PROFILES, WEEK_FREQUENCIES, Feed
+from services.integration.simulate import fields
+from shared.contracts.envelope import decode
+from shared.contracts.upstream import UPSTREAM_TYPES, WEEK_TYPES
+
+ACCOUNTS = [("g", "generation"), ("r", "revenue"), ("c", "compounding")]
+MONDAY = date(2026, 1, 5)
+
+
+def year(seed: int, violation_rate: float = 0.05) -> list:  # type: ignore[type-arg]
+    feed = Feed(ACCOUNTS, seed=seed, violation_rate=violation_rate)
+    return [e for w in range(52) for e in feed.week(MONDAY + timedelta(weeks=w))]
+
+
+def test_the_eleven_week_types_have_documented_frequencies_summing_to_100() -> None:
+    assert set(WEEK_FREQUENCIES) == set(WEEK_TYPES) and sum(WEEK_FREQUENCIES.values()) == 100
+
+
+def test_the_same_seed_gives_the_same_feed_and_another_seed_another() -> None:
+    assert year(1) == year(1) and year(1) != year(2)
+
+
+def test_every_event_is_a_valid_cloudevent_of_the_contract() -> None:
+    for event in year(3):
+        ev = decode({k.encode(): v.encode() for k, v in fields(event).items()})
+        UPSTREAM_TYPES[ev.type].model_validate(ev.data)
+
+
+def test_compliant_entries_are_on_entry_days_within_delta_ranges() -> None:
+    kinds = dict(ACCOUNTS)
+    events = year(4, violation_rate=0.0)
+    entries = [e for e in events if e.data.get("side") == "sell_to_open"]
+    assert entries
+    for e in entries:
+        days, (lo, hi), symbols = PROFILES[kinds[e.data["account_id"]]]
+        assert e.at.weekday() in days and e.data["symbol"] in symbols
+        assert lo <= abs(Decimal(e.data["delta"])) * 100 <= hi
+    weeks = {e.data["week_start"]: e.data["week_type"] for e in events if "week_start" in e.data}
+    idle = {w for w, code in weeks.items() if code in ("W-IDL", "P-DD")}
+    assert not [e for e in entries if str(e.at.date() - timedelta(days=e.at.weekday())) in idle]
+
+
+def test_violations_assignments_and_valuations_occur() -> None:
+    events = year(5, violation_rate=0.2)
+    types = Counter(e.type for e in events)
+    assert types["ws4.option.assigned"] > 0 and types["ws4.account.valuation"] == 52 * 3
+    verdicts = [e.data for e in events if e.type == "ws2.protocol.validated"]
+    assert any(not v["compliant"] for v in verdicts) and any(v["compliant"] for v in verdicts)
