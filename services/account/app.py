@@ -1,34 +1,45 @@
 """Composition root of the account service: settings -> clients -> consumers -> run."""
 
-import asyncio
-import logging
 from pathlib import Path
 
 from services.account.events import SOURCE
 from services.account.router import EFFECTS, command_handler, query_answerer
-from shared.contracts.streams import ACCOUNT_COMMANDS, ACCOUNT_EFFECTS, ACCOUNT_EVENTS, ACCOUNT_QUERIES
+from shared.contracts.streams import (
+    ACCOUNT_COMMANDS,
+    ACCOUNT_EFFECTS,
+    ACCOUNT_EVENTS,
+    ACCOUNT_QUERIES,
+)
 from shared.infra import logs
 from shared.infra.auth import Verifier
 from shared.infra.consumer import StreamConsumer
 from shared.infra.db import migrate
 from shared.infra.messaging import Pipeline
 from shared.infra.replies import Replier
-from shared.infra.runtime import Runtime, open_runtime, running
+from shared.infra.runtime import Runtime, open_runtime, serve_until_stopped
 from shared.infra.settings import Settings
 
 SCHEMA = "account"
 GROUP = "account-service"
 MIGRATIONS = Path(__file__).parent / "migrations"
-log = logging.getLogger(__name__)
 
 
 async def build(settings: Settings) -> Runtime:
     await migrate(settings.database_url, SCHEMA, MIGRATIONS)
     rt = await open_runtime(settings, schema=SCHEMA)
-    verifier = Verifier(settings.jwks_url, issuer=settings.jwt_issuer, audience=settings.jwt_audience)
+    verifier = Verifier(
+        settings.jwks_url, issuer=settings.jwt_issuer, audience=settings.jwt_audience
+    )
     s = settings.streams
-    pipeline = Pipeline(rt.pool, command_handler(verifier, s), source=SOURCE, reject_stream=s.key(ACCOUNT_EVENTS))
-    effects = Pipeline(rt.pool, command_handler(None, s, EFFECTS), source=SOURCE, reject_stream=s.key(ACCOUNT_EVENTS))
+    pipeline = Pipeline(
+        rt.pool, command_handler(verifier, s), source=SOURCE, reject_stream=s.key(ACCOUNT_EVENTS)
+    )
+    effects = Pipeline(
+        rt.pool,
+        command_handler(None, s, EFFECTS),
+        source=SOURCE,
+        reject_stream=s.key(ACCOUNT_EVENTS),
+    )
     replier = Replier(rt.pool, rt.redis, query_answerer(verifier), SOURCE, s)
     rt.consumers = [
         StreamConsumer(redis=rt.redis, settings=settings, stream=s.key(ACCOUNT_COMMANDS), group=GROUP,
@@ -44,7 +55,4 @@ async def build(settings: Settings) -> Runtime:
 async def main() -> None:
     settings = Settings()
     logs.setup(settings.log_level, "account")
-    rt = await build(settings)
-    async with running(rt):
-        log.info("account service started", extra={"consumer": settings.consumer})
-        await asyncio.Event().wait()
+    await serve_until_stopped(await build(settings))

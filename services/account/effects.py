@@ -10,8 +10,20 @@ from uuid import UUID
 import asyncpg
 
 from services.account import store
-from services.account.domain import Account, TransactionType, adherence_score, apply_change, change, ensure_active
-from services.account.domain.trading import assignment_amount, fill_amount, protocol_breaches, watch_drawdown
+from services.account.domain import (
+    Account,
+    TransactionType,
+    adherence_score,
+    apply_change,
+    change,
+    ensure_active,
+)
+from services.account.domain.trading import (
+    assignment_amount,
+    fill_amount,
+    protocol_breaches,
+    watch_drawdown,
+)
 from services.account.events import Out
 from services.account.handlers import locked
 from shared.contracts import upstream as u
@@ -35,20 +47,40 @@ class ValidationEffect(u.ProtocolValidated):
 
 
 async def _book(
-    conn: asyncpg.Connection, out: Out, *, kind: str, ref: str, account_id: str, amount: Any,
-    tx_type: TransactionType, description: str, week_type: str | None, fingerprint: str,
+    conn: asyncpg.Connection,
+    out: Out,
+    *,
+    kind: str,
+    ref: str,
+    account_id: str,
+    amount: Any,
+    tx_type: TransactionType,
+    description: str,
+    week_type: str | None,
+    fingerprint: str,
 ) -> Account | None:
     """Apply a broker movement once per reference; None when it was applied already."""
     account, _ = await locked(conn, _uuid(account_id))
     ensure_active(account)
     effect = change(account, tx_type, amount)
-    claim = await store.claim_ref(conn, kind=kind, ref_id=ref, account_id=account.id, fingerprint=fingerprint)
+    claim = await store.claim_ref(
+        conn, kind=kind, ref_id=ref, account_id=account.id, fingerprint=fingerprint
+    )
     if claim == "conflict":
-        raise Rejected("fill_conflict", f"{kind} {ref} was already applied with other figures", subject=account_id)
+        raise Rejected(
+            "fill_conflict",
+            f"{kind} {ref} was already applied with other figures",
+            subject=account_id,
+        )
     if claim == "duplicate":
         return None
     tx = await store.write_change(
-        conn, effect=effect, description=description, command_id=out.cause.id, reference=ref, week_type=week_type
+        conn,
+        effect=effect,
+        description=description,
+        command_id=out.cause.id,
+        reference=ref,
+        week_type=week_type,
     )
     after = apply_change(account, effect)
     out.balance_changed(after, tx)
@@ -56,22 +88,38 @@ async def _book(
 
 
 async def trade_filled(conn: asyncpg.Connection, p: TradeEffect, out: Out) -> None:
-    amount = fill_amount(side=p.side, quantity=p.quantity, price=p.price, multiplier=p.multiplier, commission=p.commission)
-    tx_type = TransactionType.TRADE_PREMIUM if p.instrument_type == "option" else TransactionType.TRADE_ASSIGNMENT
-    what = f"{p.side} {p.quantity} {p.symbol} {p.option_type or ''} {p.strike or ''} @ {p.price}".replace("  ", " ")
+    amount = fill_amount(
+        side=p.side,
+        quantity=p.quantity,
+        price=p.price,
+        multiplier=p.multiplier,
+        commission=p.commission,
+    )
+    tx_type = (
+        TransactionType.TRADE_PREMIUM
+        if p.instrument_type == "option"
+        else TransactionType.TRADE_ASSIGNMENT
+    )
+    what = f"{p.side} {p.quantity} {p.symbol} {p.option_type or ''} {p.strike or ''} @ {p.price}".replace(
+        "  ", " "
+    )
     account = await _book(
         conn, out, kind="fill", ref=p.fill_id, account_id=p.account_id, amount=amount, tx_type=tx_type,
         description=f"{what}, commission {p.commission}", week_type=p.week_type, fingerprint=_fp(p),
     )  # fmt: skip
     if account is None or p.instrument_type != "option":
         return
-    breaches = protocol_breaches(account.config, side=p.side, filled_at=p.filled_at, delta=p.delta, week_type=p.week_type)
+    breaches = protocol_breaches(
+        account.config, side=p.side, filled_at=p.filled_at, delta=p.delta, week_type=p.week_type
+    )
     if breaches:
         await _violations(conn, out, account.id, p.fill_id, breaches, p.week_type, "platform")
 
 
 async def option_assigned(conn: asyncpg.Connection, p: AssignmentEffect, out: Out) -> None:
-    amount = assignment_amount(option_type=p.option_type, strike=p.strike, contracts=p.contracts, multiplier=p.multiplier)
+    amount = assignment_amount(
+        option_type=p.option_type, strike=p.strike, contracts=p.contracts, multiplier=p.multiplier
+    )
     await _book(
         conn, out, kind="assignment", ref=p.assignment_id, account_id=p.account_id, amount=amount,
         tx_type=TransactionType.TRADE_ASSIGNMENT, week_type=p.week_type, fingerprint=_fp(p),
@@ -82,7 +130,15 @@ async def option_assigned(conn: asyncpg.Connection, p: AssignmentEffect, out: Ou
 async def protocol_validated(conn: asyncpg.Connection, p: ValidationEffect, out: Out) -> None:
     account, _ = await locked(conn, _uuid(p.account_id))
     if not p.compliant:
-        await _violations(conn, out, account.id, p.trade_ref, list(p.violations) or ["non-compliant"], p.week_type, "ws2")
+        await _violations(
+            conn,
+            out,
+            account.id,
+            p.trade_ref,
+            list(p.violations) or ["non-compliant"],
+            p.week_type,
+            "ws2",
+        )
 
 
 async def account_valuation(conn: asyncpg.Connection, p: ValuationEffect, out: Out) -> None:
@@ -105,10 +161,21 @@ async def account_valuation(conn: asyncpg.Connection, p: ValuationEffect, out: O
 
 
 async def _violations(
-    conn: asyncpg.Connection, out: Out, account_id: Any, ref: str, details: list[str], week_type: str | None, source: str
+    conn: asyncpg.Connection,
+    out: Out,
+    account_id: Any,
+    ref: str,
+    details: list[str],
+    week_type: str | None,
+    source: str,
 ) -> None:
     count = await store.record_violations(
-        conn, account_id=account_id, trade_ref=ref, details=details, week_type=week_type, source=source
+        conn,
+        account_id=account_id,
+        trade_ref=ref,
+        details=details,
+        week_type=week_type,
+        source=source,
     )
     out.emit("alluse.account.protocol_violation", {
         "account_id": str(account_id), "trade_ref": ref, "violations": details, "week_type": week_type,
@@ -117,7 +184,7 @@ async def _violations(
 
 
 def _fp(p: Any) -> str:
-    return p.model_dump_json(exclude={"week_type"})
+    return str(p.model_dump_json(exclude={"week_type"}))
 
 
 def _uuid(value: str) -> UUID:

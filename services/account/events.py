@@ -51,9 +51,18 @@ class Out:
     streams: Streams
     events: list[Emit] = field(default_factory=list)
 
-    def emit(self, type_: str, data: dict[str, Any], *, subject: str | None = None, stream: str = ACCOUNT_EVENTS) -> None:
+    def emit(
+        self,
+        type_: str,
+        data: dict[str, Any],
+        *,
+        subject: str | None = None,
+        stream: str = ACCOUNT_EVENTS,
+    ) -> None:
         event_id = uuid.uuid5(_NS, f"{self.cause.source}|{self.cause.id}|{len(self.events)}")
-        fields = new_event(type_, SOURCE, data, subject=subject, cause=self.cause, event_id=str(event_id))
+        fields = new_event(
+            type_, SOURCE, data, subject=subject, cause=self.cause, event_id=str(event_id)
+        )
         self.events.append((self.streams.key(stream), fields))
 
     def balance_changed(self, account: Account, tx: dict[str, Any]) -> None:

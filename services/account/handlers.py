@@ -1,6 +1,7 @@
 """Thin command handlers: load (locked) -> pure domain decision -> store -> events."""
 
 from dataclasses import asdict, replace
+from decimal import Decimal
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -12,6 +13,7 @@ from services.account.domain import (
     AccountConfig,
     AccountStatus,
     AccountType,
+    Allocation,
     apply_change,
     apply_overrides,
     decide_close,
@@ -21,7 +23,6 @@ from services.account.domain import (
     ensure_active,
     plan_initialization,
 )
-from services.account.domain.templates import allocation
 from services.account.events import Out, snapshot
 from shared.contracts import account as c
 from shared.infra.messaging import Rejected
@@ -35,7 +36,12 @@ async def locked(conn: asyncpg.Connection, account_id: UUID) -> tuple[Account, d
 
 
 async def initialize(conn: asyncpg.Connection, p: c.InitializeSystem, out: Out) -> None:
-    custom = allocation(*(p.allocation.get(t.value, 0) for t in AccountType)) if p.allocation else None  # type: ignore[arg-type]
+    shares = p.allocation or {}
+    custom = (
+        Allocation(**{t.value: shares.get(t.value, Decimal(0)) for t in AccountType})
+        if shares
+        else None
+    )
     plan = plan_initialization(
         p.total_capital, p.template, p.strategy, custom,
         cash_buffer_pct=p.cash_buffer_pct, risk_profile=p.risk_profile,
@@ -49,7 +55,12 @@ async def initialize(conn: asyncpg.Connection, p: c.InitializeSystem, out: Out) 
     created = []
     for planned in plan.accounts:
         account = _new_account(portfolio_id, planned.type, planned.initial_balance, planned.config)
-        row = await store.insert_account(conn, account=account, name=f"{p.name or 'ALL-USE'} {planned.type.value}", command_id=out.cause.id)
+        row = await store.insert_account(
+            conn,
+            account=account,
+            name=f"{p.name or 'ALL-USE'} {planned.type.value}",
+            command_id=out.cause.id,
+        )
         created.append(snapshot(account, row))
     out.emit("alluse.system.initialized", {
         "portfolio_id": str(portfolio_id), "total_capital": str(plan.total_capital),
@@ -74,9 +85,13 @@ async def create(conn: asyncpg.Connection, p: c.CreateAccount, out: Out) -> None
         if held is None:
             raise Rejected("unknown_portfolio", f"no portfolio {portfolio_id}")
         if p.type in held:
-            raise Rejected("account_type_exists", f"portfolio {portfolio_id} already has a {p.type} account")
+            raise Rejected(
+                "account_type_exists", f"portfolio {portfolio_id} already has a {p.type} account"
+            )
     account = _new_account(portfolio_id, account_type, p.initial_balance, config)
-    row = await store.insert_account(conn, account=account, name=p.name or p.type, command_id=out.cause.id)
+    row = await store.insert_account(
+        conn, account=account, name=p.name or p.type, command_id=out.cause.id
+    )
     out.emit("alluse.account.created", {"account": snapshot(account, row)}, subject=str(account.id))
 
 
@@ -89,26 +104,44 @@ async def update(conn: asyncpg.Connection, p: c.UpdateAccount, out: Out) -> None
     await store.update_account(conn, account_id=account.id, name=name, config=config)
     changes = {"name": p.name, "config": p.config} if p.name is not None else {"config": p.config}
     updated = replace(account, config=config)
-    out.emit("alluse.account.updated", {"account": snapshot(updated, {**row, "name": name}), "changes": changes}, subject=str(account.id))
+    out.emit(
+        "alluse.account.updated",
+        {"account": snapshot(updated, {**row, "name": name}), "changes": changes},
+        subject=str(account.id),
+    )
 
 
 async def deposit(conn: asyncpg.Connection, p: c.MoveMoney, out: Out) -> None:
     account, _ = await locked(conn, p.account_id)
     effect = decide_deposit(account, p.amount)
-    tx = await store.write_change(conn, effect=effect, description=p.description or "deposit", command_id=out.cause.id, reference=p.reference)
+    tx = await store.write_change(
+        conn,
+        effect=effect,
+        description=p.description or "deposit",
+        command_id=out.cause.id,
+        reference=p.reference,
+    )
     out.balance_changed(apply_change(account, effect), tx)
 
 
 async def withdraw(conn: asyncpg.Connection, p: c.MoveMoney, out: Out) -> None:
     account, _ = await locked(conn, p.account_id)
     effect = decide_withdrawal(account, p.amount)
-    tx = await store.write_change(conn, effect=effect, description=p.description or "withdrawal", command_id=out.cause.id, reference=p.reference)
+    tx = await store.write_change(
+        conn,
+        effect=effect,
+        description=p.description or "withdrawal",
+        command_id=out.cause.id,
+        reference=p.reference,
+    )
     out.balance_changed(apply_change(account, effect), tx)
 
 
 async def set_status(conn: asyncpg.Connection, p: c.SetStatus, out: Out) -> None:
     account, _ = await locked(conn, p.account_id)
-    await _move(conn, account, decide_status_change(account, AccountStatus(p.status)), p.reason, out)
+    await _move(
+        conn, account, decide_status_change(account, AccountStatus(p.status)), p.reason, out
+    )
 
 
 async def close(conn: asyncpg.Connection, p: c.CloseAccount, out: Out) -> None:
@@ -116,17 +149,31 @@ async def close(conn: asyncpg.Connection, p: c.CloseAccount, out: Out) -> None:
     await _move(conn, account, decide_close(account), p.reason, out)
 
 
-async def _move(conn: asyncpg.Connection, account: Account, to: AccountStatus, reason: str, out: Out) -> None:
+async def _move(
+    conn: asyncpg.Connection, account: Account, to: AccountStatus, reason: str, out: Out
+) -> None:
     await store.set_status(conn, account_id=account.id, status=to)
     subject = str(account.id)
-    out.emit("alluse.account.status_changed", {"account_id": subject, "from_status": account.status.value, "to_status": to.value, "reason": reason}, subject=subject)
+    out.emit(
+        "alluse.account.status_changed",
+        {
+            "account_id": subject,
+            "from_status": account.status.value,
+            "to_status": to.value,
+            "reason": reason,
+        },
+        subject=subject,
+    )
     if to is AccountStatus.CLOSED:
-        out.emit("alluse.account.closed", {"account_id": subject, "reason": reason}, subject=subject)
+        out.emit(
+            "alluse.account.closed", {"account_id": subject, "reason": reason}, subject=subject
+        )
 
 
-def _new_account(portfolio_id: UUID, account_type: AccountType, balance: Any, config: AccountConfig) -> Account:
+def _new_account(
+    portfolio_id: UUID, account_type: AccountType, balance: Any, config: AccountConfig
+) -> Account:
     return Account(
         id=uuid4(), portfolio_id=portfolio_id, type=account_type, status=AccountStatus.ACTIVE,
         balance=balance, contributed_capital=balance, baseline=balance, config=config,
     )  # fmt: skip
-

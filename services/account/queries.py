@@ -19,7 +19,12 @@ async def account(conn: asyncpg.Connection, p: c.AccountRef) -> dict[str, Any]:
 
 async def accounts(conn: asyncpg.Connection, p: c.ListAccounts) -> dict[str, Any]:
     rows = await store.list_accounts(
-        conn, portfolio_id=p.portfolio_id, account_type=p.type, status=p.status, after=p.after, limit=p.limit
+        conn,
+        portfolio_id=p.portfolio_id,
+        account_type=p.type,
+        status=p.status,
+        after=p.after,
+        limit=p.limit,
     )
     items = [snapshot(store.to_account(r), r) for r in rows]
     return {"accounts": items, "next": items[-1]["id"] if len(items) == p.limit else None}
@@ -28,13 +33,19 @@ async def accounts(conn: asyncpg.Connection, p: c.ListAccounts) -> dict[str, Any
 async def history(conn: asyncpg.Connection, p: c.History) -> dict[str, Any]:
     if await store.get_account(conn, account_id=p.account_id) is None:
         raise Rejected("unknown_account", f"no account {p.account_id}")
-    rows = await store.history(conn, account_id=p.account_id, tx_type=p.type, before=p.before, limit=p.limit)
+    rows = await store.history(
+        conn, account_id=p.account_id, tx_type=p.type, before=p.before, limit=p.limit
+    )
     items = [
         {**{k: str(v) if v is not None else None for k, v in r.items() if k != "created_at"},
          "created_at": r["created_at"].isoformat()}
         for r in rows
     ]  # fmt: skip
-    return {"account_id": str(p.account_id), "transactions": items, "next": rows[-1]["id"] if len(rows) == p.limit else None}
+    return {
+        "account_id": str(p.account_id),
+        "transactions": items,
+        "next": rows[-1]["id"] if len(rows) == p.limit else None,
+    }
 
 
 async def summary(conn: asyncpg.Connection, _: c.Empty) -> dict[str, Any]:
@@ -54,5 +65,8 @@ async def integrity(conn: asyncpg.Connection, _: c.Empty) -> dict[str, Any]:
     return {
         "ok": not bad,
         "accounts_checked": checked,
-        "mismatches": [{"account_id": str(b["id"]), "balance": str(b["balance"]), "ledger": str(b["ledger"])} for b in bad],
+        "mismatches": [
+            {"account_id": str(b["id"]), "balance": str(b["balance"]), "ledger": str(b["ledger"])}
+            for b in bad
+        ],
     }

@@ -46,18 +46,22 @@ QUERIES: dict[str, tuple[type[BaseModel], Query]] = {
 
 def parse(model: type[BaseModel], ev: CloudEvent) -> Any:
     data = dict(ev.data)
-    if ev.subject and "account_id" in model.model_fields:
-        if data.setdefault("account_id", ev.subject) != ev.subject:
-            raise Rejected("invalid_payload", "subject and data.account_id name different accounts")
+    named = "account_id" in model.model_fields
+    if ev.subject and named and data.setdefault("account_id", ev.subject) != ev.subject:
+        raise Rejected("invalid_payload", "subject and data.account_id name different accounts")
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'data'}: {e['msg']}" for e in exc.errors())
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'data'}: {e['msg']}" for e in exc.errors()
+        )
         raise Rejected("invalid_payload", problems, subject=ev.subject) from None
 
 
 def command_handler(
-    verifier: Verifier | None, streams: Streams, table: dict[str, tuple[type[BaseModel], Command]] = COMMANDS
+    verifier: Verifier | None,
+    streams: Streams,
+    table: dict[str, tuple[type[BaseModel], Command]] = COMMANDS,
 ) -> Callable[[asyncpg.Connection, CloudEvent], Awaitable[list[Emit]]]:
     """Commands need a token (verifier); internal effects come without one (verifier None)."""
 
@@ -78,7 +82,9 @@ def command_handler(
     return handle
 
 
-def query_answerer(verifier: Verifier) -> Callable[[asyncpg.Connection, CloudEvent], Awaitable[dict[str, Any]]]:
+def query_answerer(
+    verifier: Verifier,
+) -> Callable[[asyncpg.Connection, CloudEvent], Awaitable[dict[str, Any]]]:
     async def answer(conn: asyncpg.Connection, ev: CloudEvent) -> dict[str, Any]:
         if ev.type not in QUERIES:
             raise Rejected("unknown_type", f"'{ev.type}' is not a query this service answers")

@@ -2,6 +2,7 @@
 transaction and keyword-only arguments; they return domain objects or plain rows."""
 
 import json
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -25,7 +26,7 @@ ACCOUNT_COLUMNS = (
 )
 
 
-def to_account(row: asyncpg.Record) -> Account:
+def to_account(row: Mapping[str, Any] | asyncpg.Record) -> Account:
     account_type = AccountType(row["type"])
     return Account(
         id=row["id"],
@@ -42,7 +43,8 @@ def to_account(row: asyncpg.Record) -> Account:
 async def lock_account(conn: asyncpg.Connection, *, account_id: UUID) -> tuple[Account, Row] | None:
     """The account, locked until the transaction ends: commands on one account serialize."""
     row = await conn.fetchrow(
-        f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1 FOR UPDATE", account_id
+        f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1 FOR UPDATE",
+        account_id,
     )
     return None if row is None else (to_account(row), dict(row))
 
@@ -130,7 +132,9 @@ async def update_account(
 
 async def set_status(conn: asyncpg.Connection, *, account_id: UUID, status: AccountStatus) -> None:
     await conn.execute(
-        "UPDATE accounts SET status = $2, updated_at = now() WHERE id = $1", account_id, status.value
+        "UPDATE accounts SET status = $2, updated_at = now() WHERE id = $1",
+        account_id,
+        status.value,
     )
 
 
@@ -161,7 +165,12 @@ async def list_accounts(
 
 
 async def history(
-    conn: asyncpg.Connection, *, account_id: UUID, tx_type: str | None, before: int | None, limit: int
+    conn: asyncpg.Connection,
+    *,
+    account_id: UUID,
+    tx_type: str | None,
+    before: int | None,
+    limit: int,
 ) -> list[Row]:
     rows = await conn.fetch(
         "SELECT id, type, amount, balance_after, description, reference, week_type, command_id,"

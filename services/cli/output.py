@@ -9,14 +9,18 @@ from typing import Any
 OK, REJECTED, UNAVAILABLE, USAGE, TIMEOUT = 0, 1, 3, 2, 4
 
 
-def emit(args: Any, rows: Sequence[Mapping[str, Any]] | Mapping[str, Any], columns: Sequence[str] = ()) -> None:
+def emit(
+    args: Any, rows: Sequence[Mapping[str, Any]] | Mapping[str, Any], columns: Sequence[str] = ()
+) -> None:
     if getattr(args, "json", False):
         print(json.dumps(rows, indent=2, default=str))
         return
     if isinstance(rows, Mapping):
         width = max((len(k) for k in rows), default=0)
         for key, value in rows.items():
-            print(f"{key:<{width}}  {value if not isinstance(value, dict | list) else json.dumps(value, default=str)}")
+            print(
+                f"{key:<{width}}  {value if not isinstance(value, dict | list) else json.dumps(value, default=str)}"
+            )
         return
     table(rows, columns or (list(rows[0]) if rows else []))
 
@@ -26,7 +30,11 @@ def table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> None:
     widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
     print("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)))
     for row in cells:
-        print("  ".join(v.rjust(w) if _numeric(v) else v.ljust(w) for v, w in zip(row, widths, strict=True)))
+        print(
+            "  ".join(
+                v.rjust(w) if _numeric(v) else v.ljust(w) for v, w in zip(row, widths, strict=True)
+            )
+        )
     print(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
 
 

@@ -62,7 +62,7 @@ def decode(fields: dict[bytes, bytes]) -> CloudEvent:
         raise EnvelopeError("missing field 'data'")
     try:
         data = json.loads(raw, parse_float=Decimal)
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         raise EnvelopeError(f"field 'data' is not JSON: {exc.msg}") from exc
     if not isinstance(data, dict):
         raise EnvelopeError("field 'data' must be a JSON object")
@@ -86,7 +86,7 @@ def dumps(data: Any) -> str:
 
 
 def new_event(
-    type: str,  # noqa: A002 - the CloudEvents attribute name
+    type: str,
     source: str,
     data: dict[str, Any],
     *,

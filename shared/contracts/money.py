@@ -11,7 +11,7 @@ LIMIT = Decimal("1e12")
 
 def parse_money(value: Any, *, places: int = 2) -> Decimal:
     if not isinstance(value, str):
-        raise ValueError("must be a decimal string such as \"1250.00\", not a JSON number")
+        raise ValueError('must be a decimal string such as "1250.00", not a JSON number')
     try:
         amount = Decimal(value.strip())
     except InvalidOperation:

@@ -26,9 +26,15 @@ P = Permission
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.ADMIN: frozenset(Permission),
     Role.OPERATOR: frozenset(
-        {P.READ_ACCOUNT, P.WRITE_ACCOUNT, P.DELETE_ACCOUNT, P.UPDATE_BALANCE,
-         P.VIEW_TRANSACTIONS, P.MANAGE_ACCOUNTS}
-    ),  # fmt: skip
+        {
+            P.READ_ACCOUNT,
+            P.WRITE_ACCOUNT,
+            P.DELETE_ACCOUNT,
+            P.UPDATE_BALANCE,
+            P.VIEW_TRANSACTIONS,
+            P.MANAGE_ACCOUNTS,
+        }
+    ),
     Role.TRADING_ENGINE: frozenset({P.READ_ACCOUNT, P.UPDATE_BALANCE, P.VIEW_TRANSACTIONS}),
     Role.VIEWER: frozenset({P.READ_ACCOUNT, P.VIEW_TRANSACTIONS}),
     Role.AUDITOR: frozenset({P.READ_ACCOUNT, P.VIEW_TRANSACTIONS, P.AUDIT_ACCESS}),

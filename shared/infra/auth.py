@@ -49,14 +49,16 @@ class Verifier:
             raise Rejected("unauthorized", f"invalid token: {exc}") from exc
         if self.is_revoked(claims):
             raise Rejected("unauthorized", "token has been revoked")
-        return Principal(subject=str(claims["sub"]), role=str(claims["role"]), token_id=str(claims["jti"]))
+        return Principal(
+            subject=str(claims["sub"]), role=str(claims["role"]), token_id=str(claims["jti"])
+        )
 
     async def _claims(self, token: str) -> dict[str, Any]:
         cached = self._verified.get(token)
         now = time.time()
         if cached is not None and cached["nbf"] <= now < cached["exp"]:
             return cached
-        kid = jwt.get_unverified_header(token).get("kid")
+        kid = str(jwt.get_unverified_header(token).get("kid", ""))
         key = self._keys.get(kid)
         if key is None:  # unknown here: fetch the key set again (off the event loop)
             key = self._keys[kid] = (await asyncio.to_thread(self.jwks.get_signing_key, kid)).key
@@ -80,5 +82,7 @@ class Verifier:
         if needed is None:
             raise Rejected("unknown_type", f"unknown message type '{message_type}'")
         if not allows(who.role, needed):
-            raise Rejected("forbidden", f"role '{who.role}' lacks permission '{needed}' for {message_type}")
+            raise Rejected(
+                "forbidden", f"role '{who.role}' lacks permission '{needed}' for {message_type}"
+            )
         return who

@@ -4,7 +4,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Annotated, Any, cast
 
 from faststream import Context
 from faststream.middlewares import AckPolicy
@@ -61,7 +61,7 @@ class StreamConsumer:
         )
 
         @broker.subscriber(stream=sub, parser=_raw_batch, ack_policy=AckPolicy.MANUAL)
-        async def on_batch(message: RedisBatchStreamMessage = Context("message")) -> None:
+        async def on_batch(message: Annotated[RedisBatchStreamMessage, Context("message")]) -> None:
             raw = message.raw_message
             await self.handle(list(zip(raw["message_ids"], raw["data"], strict=True)))
 
@@ -97,10 +97,14 @@ class StreamConsumer:
         )
         if not pending:
             return 0
-        ids = [p["message_id"] for p in pending]
+        ids = [cast(bytes, p["message_id"]) for p in pending]
         tries = {p["message_id"]: int(p["times_delivered"]) for p in pending}
-        claimed = await self.redis.xclaim(
-            self.stream, self.group, self.settings.consumer, self.settings.reclaim_idle_ms, ids
+        claimed: list[tuple[bytes, dict[bytes, bytes] | None]] = await self.redis.xclaim(  # type: ignore[assignment]
+            self.stream,
+            self.group,
+            self.settings.consumer,
+            self.settings.reclaim_idle_ms,
+            ids,  # type: ignore[arg-type]
         )
         retry: list[Entry] = []
         for entry_id, fields in claimed:

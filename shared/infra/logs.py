@@ -26,4 +26,9 @@ def setup(level: str, service: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
-    logging.getLogger().handlers[0].addFilter(lambda r: setattr(r, "service", service) or True)
+
+    def tag(record: logging.LogRecord) -> bool:
+        record.service = service
+        return True
+
+    handler.addFilter(tag)

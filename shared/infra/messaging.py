@@ -13,6 +13,7 @@ from typing import Any
 import asyncpg
 
 from shared.contracts.envelope import CloudEvent, EnvelopeError, decode, new_event
+from shared.infra.db import transaction
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ class Pipeline:
         if not good:
             return out
         try:
-            async with self.pool.acquire() as conn, conn.transaction():
+            async with transaction(self.pool) as conn:
                 await self._apply(conn, good, out)
             out.ack.extend(i for i, _ in good)
         except Exception:
@@ -81,7 +82,7 @@ class Pipeline:
             out.emitted = out.rejected = 0
             for item in good:
                 try:
-                    async with self.pool.acquire() as conn, conn.transaction():
+                    async with transaction(self.pool) as conn:
                         await self._apply(conn, [item], out)
                     out.ack.append(item[0])
                 except Exception:

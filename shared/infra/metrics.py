@@ -3,7 +3,9 @@
 from prometheus_client import Counter, Gauge, Histogram
 
 CONSUMED = Counter("alluse_messages_consumed_total", "Entries read and applied", ["stream"])
-REJECTED = Counter("alluse_messages_rejected_total", "Entries answered with a rejection", ["stream"])
+REJECTED = Counter(
+    "alluse_messages_rejected_total", "Entries answered with a rejection", ["stream"]
+)
 DEAD = Counter("alluse_messages_dead_lettered_total", "Entries sent to the DLQ", ["stream"])
 LATENCY = Histogram(
     "alluse_handler_seconds",

@@ -9,6 +9,8 @@ import logging
 import asyncpg
 from redis.asyncio import Redis
 
+from shared.infra.db import transaction
+
 log = logging.getLogger(__name__)
 
 
@@ -16,12 +18,14 @@ class Relay:
     def __init__(self, pool: asyncpg.Pool, redis: Redis, *, name: str, batch: int = 1000) -> None:
         self.pool, self.redis, self.batch = pool, redis, batch
         # One relay per schema publishes at a time, so replicas cannot reorder an account's events.
-        self.lock_key = int.from_bytes(hashlib.sha256(f"relay:{name}".encode()).digest()[:8], "big", signed=True)
+        self.lock_key = int.from_bytes(
+            hashlib.sha256(f"relay:{name}".encode()).digest()[:8], "big", signed=True
+        )
         self.wake = asyncio.Event()
         self.published = 0
 
     async def publish_once(self) -> int:
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with transaction(self.pool) as conn:
             if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", self.lock_key):
                 return 0
             rows = await conn.fetch(
@@ -34,7 +38,9 @@ class Relay:
                 pipe.xadd(row["stream"], json.loads(row["fields"]))
             await pipe.execute()
             # A crash between XADD and this delete publishes again: consumers dedupe by event id.
-            await conn.execute("DELETE FROM outbox WHERE seq = ANY($1::bigint[])", [r["seq"] for r in rows])
+            await conn.execute(
+                "DELETE FROM outbox WHERE seq = ANY($1::bigint[])", [r["seq"] for r in rows]
+            )
         self.published += len(rows)
         return len(rows)
 

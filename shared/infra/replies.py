@@ -9,6 +9,7 @@ from redis.asyncio import Redis
 
 from shared.contracts.envelope import CloudEvent, EnvelopeError, decode, new_event
 from shared.contracts.streams import Streams
+from shared.infra.db import connection
 from shared.infra.messaging import Entry, Outcome, Rejected
 
 Answer = Callable[[asyncpg.Connection, CloudEvent], Awaitable[dict[str, Any]]]
@@ -26,12 +27,14 @@ class Replier:
 
     def usable(self, replyto: str | None) -> bool:
         """A reply may not be written into one of the platform's own streams."""
-        return bool(replyto) and not replyto.startswith((self.streams.key("alluse."), self.streams.key("ws")))  # type: ignore[union-attr]
+        return bool(replyto) and not str(replyto).startswith(
+            (self.streams.key("alluse."), self.streams.key("ws"))
+        )
 
     async def process(self, entries: Sequence[Entry]) -> Outcome:
         out = Outcome()
         pipe = self.redis.pipeline(transaction=False)
-        async with self.pool.acquire() as conn:
+        async with connection(self.pool) as conn:
             for entry_id, fields in entries:
                 try:
                     ev = decode(fields)
@@ -42,9 +45,20 @@ class Replier:
                     out.dead.append((entry_id, fields, "query has no usable 'replyto' stream"))
                     continue
                 try:
-                    reply = new_event(RESULT, self.source, await self.answer(conn, ev), subject=ev.subject, cause=ev)
+                    reply = new_event(
+                        RESULT,
+                        self.source,
+                        await self.answer(conn, ev),
+                        subject=ev.subject,
+                        cause=ev,
+                    )
                 except Rejected as r:
-                    data = {"code": r.code, "reason": r.reason, "query_type": ev.type, "query_id": ev.id}
+                    data = {
+                        "code": r.code,
+                        "reason": r.reason,
+                        "query_type": ev.type,
+                        "query_id": ev.id,
+                    }
                     reply = new_event(FAILED, self.source, data, subject=ev.subject, cause=ev)
                     out.rejected += 1
                 pipe.xadd(ev.replyto, reply, maxlen=1000, approximate=True)  # type: ignore[arg-type]

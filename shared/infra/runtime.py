@@ -3,7 +3,8 @@
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+import signal
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,6 +72,26 @@ def health_routes(rt: Runtime) -> list[BaseRoute]:
     return [Route("/healthz", healthz), Route("/readyz", readyz), Route("/metrics", metrics)]
 
 
+class _QuietServer(uvicorn.Server):
+    """The service owns SIGINT/SIGTERM (graceful stop of consumers first), not uvicorn."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def serve_until_stopped(rt: Runtime, routes: Sequence[BaseRoute] = ()) -> None:
+    """Run until SIGINT or SIGTERM, then stop reading, finish the batch in hand, and close."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with running(rt, routes):
+        log.info("started", extra={"consumer": rt.settings.consumer, "port": rt.settings.http_port})
+        await stop.wait()
+    log.info("stopped")
+
+
 @contextlib.asynccontextmanager
 async def running(
     rt: Runtime, routes: Sequence[BaseRoute] = ()
@@ -81,13 +102,16 @@ async def running(
         consumer.register(rt.broker)
     await rt.broker.start()
     tasks = [asyncio.create_task(rt.relay.run(), name="relay")]
-    tasks += [asyncio.create_task(c.reclaim_forever(), name=f"reclaim {c.stream}") for c in rt.consumers]
+    tasks += [
+        asyncio.create_task(c.reclaim_forever(), name=f"reclaim {c.stream}") for c in rt.consumers
+    ]
     server = None
     if rt.settings.http_port:
         app = Starlette(routes=[*health_routes(rt), *routes])
-        config = uvicorn.Config(app, host=rt.settings.http_host, port=rt.settings.http_port, log_config=None)
-        server = uvicorn.Server(config)
-        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        config = uvicorn.Config(
+            app, host=rt.settings.http_host, port=rt.settings.http_port, log_config=None
+        )
+        server = _QuietServer(config)
         tasks.append(asyncio.create_task(server.serve(), name="http"))
     try:
         yield server

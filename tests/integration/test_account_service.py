@@ -23,18 +23,29 @@ class Client:
     def __init__(self, redis: Redis, settings: Settings, signer: Signer) -> None:
         self.redis, self.s, self.signer = redis, settings.streams, signer
 
-    async def command(self, type_: str, data: dict[str, Any], *, role: str = "admin", want: int = 1, **attrs: str) -> list[dict[str, Any]]:
+    async def command(
+        self, type_: str, data: dict[str, Any], *, role: str = "admin", want: int = 1, **attrs: str
+    ) -> list[dict[str, Any]]:
         fields = ce(type_, data, authorization=self.signer.bearer(role), **attrs)
         await self.redis.xadd(self.s.key(ACCOUNT_COMMANDS), fields)
         return await outcomes(self.redis, self.s.key(ACCOUNT_EVENTS), fields["id"], want=want)
 
-    async def query(self, type_: str, data: dict[str, Any], *, role: str = "viewer") -> dict[str, Any]:
+    async def query(
+        self, type_: str, data: dict[str, Any], *, role: str = "viewer"
+    ) -> dict[str, Any]:
         box = f"replies.{uuid.uuid4().hex}"
-        await self.redis.xadd(self.s.key(ACCOUNT_QUERIES), ce(type_, data, authorization=self.signer.bearer(role), replyto=box))
+        await self.redis.xadd(
+            self.s.key(ACCOUNT_QUERIES),
+            ce(type_, data, authorization=self.signer.bearer(role), replyto=box),
+        )
         return await reply(self.redis, box)
 
-    async def initialize(self, capital: str = "250000.00", **extra: Any) -> dict[str, dict[str, Any]]:
-        events = await self.command("alluse.system.initialize", {"total_capital": capital, **extra}, want=4)
+    async def initialize(
+        self, capital: str = "250000.00", **extra: Any
+    ) -> dict[str, dict[str, Any]]:
+        events = await self.command(
+            "alluse.system.initialize", {"total_capital": capital, **extra}, want=4
+        )
         assert events[0]["type"] == "alluse.system.initialized", events
         return {a["type"]: a for a in events[0]["data"]["accounts"]}
 
@@ -66,18 +77,30 @@ async def test_rule_3_initialize_moderate_250k_through_the_stream(client: Client
 
 async def test_deposit_and_withdrawal_move_balance_and_available(client: Client) -> None:
     gen = (await client.initialize())["generation"]
-    (dep,) = await client.command("alluse.account.deposit", {"amount": "1000.00"}, subject=gen["id"])
+    (dep,) = await client.command(
+        "alluse.account.deposit", {"amount": "1000.00"}, subject=gen["id"]
+    )
     assert dep["type"] == "alluse.account.balance_changed"
     assert dep["data"]["balance"] == "101000.00"
     assert dep["data"]["cash_buffer"] == "5050.00"  # deposits are contributed capital
-    (wd,) = await client.command("alluse.account.withdraw", {"account_id": gen["id"], "amount": "95950.00"})
+    (wd,) = await client.command(
+        "alluse.account.withdraw", {"account_id": gen["id"], "amount": "95950.00"}
+    )
     # Withdrawals reduce contributed capital (rule 2), so the buffer shrinks with them.
-    assert (wd["data"]["balance"], wd["data"]["cash_buffer"], wd["data"]["available"]) == ("5050.00", "252.50", "4797.50")
+    assert (wd["data"]["balance"], wd["data"]["cash_buffer"], wd["data"]["available"]) == (
+        "5050.00",
+        "252.50",
+        "4797.50",
+    )
 
 
 async def test_rule_2_withdrawal_over_available_is_rejected(client: Client) -> None:
     gen = (await client.initialize())["generation"]
-    data = rejection(await client.command("alluse.account.withdraw", {"account_id": gen["id"], "amount": "95000.01"}))
+    data = rejection(
+        await client.command(
+            "alluse.account.withdraw", {"account_id": gen["id"], "amount": "95000.01"}
+        )
+    )
     assert data["code"] == "insufficient_funds"
     account = await client.query("alluse.query.account", {"account_id": gen["id"]})
     assert account["data"]["balance"] == "100000.00"
@@ -85,7 +108,9 @@ async def test_rule_2_withdrawal_over_available_is_rejected(client: Client) -> N
 
 async def test_rule_1_com_acc_refuses_every_withdrawal(client: Client) -> None:
     com = (await client.initialize())["compounding"]
-    data = rejection(await client.command("alluse.account.withdraw", {"account_id": com["id"], "amount": "1.00"}))
+    data = rejection(
+        await client.command("alluse.account.withdraw", {"account_id": com["id"], "amount": "1.00"})
+    )
     assert data["code"] == "withdrawal_forbidden"
 
 
@@ -100,7 +125,9 @@ async def test_rule_1_com_acc_refuses_every_withdrawal(client: Client) -> None:
         ({"amount": "5.00", "account_id": str(uuid.uuid4())}, "unknown_account"),
     ],
 )
-async def test_bad_payloads_get_one_rejection_with_a_code(client: Client, data: dict[str, Any], code: str) -> None:
+async def test_bad_payloads_get_one_rejection_with_a_code(
+    client: Client, data: dict[str, Any], code: str
+) -> None:
     gen = (await client.initialize())["generation"]
     payload = {"account_id": gen["id"], **data}
     got = rejection(await client.command("alluse.account.deposit", payload))
@@ -110,14 +137,30 @@ async def test_bad_payloads_get_one_rejection_with_a_code(client: Client, data: 
 async def test_closed_account_takes_no_deposit(client: Client) -> None:
     (created,) = await client.command("alluse.account.create", {"type": "revenue", "name": "spare"})
     account_id = created["data"]["account"]["id"]
-    events = await client.command("alluse.account.close", {"account_id": account_id, "reason": "done"}, want=2)
+    events = await client.command(
+        "alluse.account.close", {"account_id": account_id, "reason": "done"}, want=2
+    )
     assert [e["type"] for e in events] == ["alluse.account.status_changed", "alluse.account.closed"]
-    assert rejection(await client.command("alluse.account.deposit", {"account_id": account_id, "amount": "1.00"}))["code"] == "account_closed"
+    assert (
+        rejection(
+            await client.command(
+                "alluse.account.deposit", {"account_id": account_id, "amount": "1.00"}
+            )
+        )["code"]
+        == "account_closed"
+    )
 
 
-async def test_unknown_type_and_missing_token_and_weak_role_are_rejected(client: Client, redis: Redis, settings: Settings) -> None:
+async def test_unknown_type_and_missing_token_and_weak_role_are_rejected(
+    client: Client, redis: Redis, settings: Settings
+) -> None:
     assert rejection(await client.command("alluse.account.explode", {}))["code"] == "unknown_type"
-    assert rejection(await client.command("alluse.account.create", {"type": "revenue"}, role="viewer"))["code"] == "forbidden"
+    assert (
+        rejection(
+            await client.command("alluse.account.create", {"type": "revenue"}, role="viewer")
+        )["code"]
+        == "forbidden"
+    )
     fields = ce("alluse.account.create", {"type": "revenue"})  # no authorization at all
     await redis.xadd(settings.streams.key(ACCOUNT_COMMANDS), fields)
     got = await outcomes(redis, settings.streams.key(ACCOUNT_EVENTS), fields["id"])
@@ -127,22 +170,36 @@ async def test_unknown_type_and_missing_token_and_weak_role_are_rejected(client:
 async def test_history_is_paged_and_filtered(client: Client) -> None:
     gen = (await client.initialize())["generation"]
     for i in range(5):
-        await client.command("alluse.account.deposit", {"account_id": gen["id"], "amount": f"{i + 1}.00"})
-    page = await client.query("alluse.query.history", {"account_id": gen["id"], "type": "deposit", "limit": 4})
+        await client.command(
+            "alluse.account.deposit", {"account_id": gen["id"], "amount": f"{i + 1}.00"}
+        )
+    page = await client.query(
+        "alluse.query.history", {"account_id": gen["id"], "type": "deposit", "limit": 4}
+    )
     txs = page["data"]["transactions"]
     assert [t["amount"] for t in txs] == ["5.00", "4.00", "3.00", "2.00"]
-    rest = await client.query("alluse.query.history", {"account_id": gen["id"], "limit": 4, "before": page["data"]["next"]})
+    rest = await client.query(
+        "alluse.query.history",
+        {"account_id": gen["id"], "limit": 4, "before": page["data"]["next"]},
+    )
     assert [t["amount"] for t in rest["data"]["transactions"]] == ["1.00", "100000.00"]
 
 
-async def test_fifty_concurrent_withdrawals_never_overdraw(client: Client, settings: Settings, redis: Redis) -> None:
+async def test_fifty_concurrent_withdrawals_never_overdraw(
+    client: Client, settings: Settings, redis: Redis
+) -> None:
     rev = (await client.initialize("100000.00"))["revenue"]  # 30,000.00 with a 1,500.00 buffer
     balance, contributed = Decimal(rev["balance"]), Decimal(rev["contributed_capital"])
     expected = 0  # the rule applied one withdrawal at a time: each must fit in `available`
     while Decimal(1000) <= balance - contributed * Decimal("0.05"):
         balance, contributed, expected = balance - 1000, contributed - 1000, expected + 1
     results = await asyncio.gather(
-        *(client.command("alluse.account.withdraw", {"account_id": rev["id"], "amount": "1000.00"}) for _ in range(50))
+        *(
+            client.command(
+                "alluse.account.withdraw", {"account_id": rev["id"], "amount": "1000.00"}
+            )
+            for _ in range(50)
+        )
     )
     kinds = [r[0]["type"] for r in results]
     done = kinds.count("alluse.account.balance_changed")

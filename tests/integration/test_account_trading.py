@@ -26,10 +26,24 @@ async def client(settings: Settings, redis: Redis, signer: Signer) -> AsyncItera
         yield Client(redis, settings, signer)
 
 
-async def effect(client: Client, type_: str, data: dict[str, Any], *, want: int = 1, id_: str | None = None) -> list[dict[str, Any]]:
-    fields = ce(f"alluse.effect.{type_}", data, source="ws4/gateway-1", id_=id_, subject=data.get("account_id", ""))
+async def effect(
+    client: Client, type_: str, data: dict[str, Any], *, want: int = 1, id_: str | None = None
+) -> list[dict[str, Any]]:
+    fields = ce(
+        f"alluse.effect.{type_}",
+        data,
+        source="ws4/gateway-1",
+        id_=id_,
+        subject=data.get("account_id", ""),
+    )
     await client.redis.xadd(client.s.key(ACCOUNT_EFFECTS), fields)
-    return await outcomes(client.redis, client.s.key(ACCOUNT_EVENTS), fields["id"], want=want, timeout=5 if want else 0.5)
+    return await outcomes(
+        client.redis,
+        client.s.key(ACCOUNT_EVENTS),
+        fields["id"],
+        want=want,
+        timeout=5 if want else 0.5,
+    )
 
 
 def fill(account_id: str, **over: Any) -> dict[str, Any]:
@@ -53,8 +67,12 @@ async def test_rule_9_selling_to_open_credits_premium_less_commission(client: Cl
 
 async def test_rule_9_buying_to_close_debits_price_and_commission(client: Client) -> None:
     gen = (await client.initialize())["generation"]
-    (event,) = await effect(client, "trade_filled", fill(gen["id"], side="buy_to_close", price="0.25", filled_at=MONDAY))
-    assert event["data"]["transaction"]["amount"] == "-51.30"  # closing trades are free of entry-day rules
+    (event,) = await effect(
+        client, "trade_filled", fill(gen["id"], side="buy_to_close", price="0.25", filled_at=MONDAY)
+    )
+    assert (
+        event["data"]["transaction"]["amount"] == "-51.30"
+    )  # closing trades are free of entry-day rules
 
 
 async def test_rule_9_put_assignment_debits_strike_times_contracts(client: Client) -> None:
@@ -63,18 +81,26 @@ async def test_rule_9_put_assignment_debits_strike_times_contracts(client: Clien
             "strike": "150.00", "contracts": 3, "multiplier": 100}  # fmt: skip
     (event,) = await effect(client, "option_assigned", data)
     assert event["data"]["transaction"]["amount"] == "-45000.00"
-    (call,) = await effect(client, "option_assigned", {**data, "assignment_id": "a-2", "option_type": "call"})
+    (call,) = await effect(
+        client, "option_assigned", {**data, "assignment_id": "a-2", "option_type": "call"}
+    )
     assert call["data"]["transaction"]["amount"] == "45000.00"
 
 
-async def test_rule_9_same_fill_twice_applies_once_and_other_figures_conflict(client: Client) -> None:
+async def test_rule_9_same_fill_twice_applies_once_and_other_figures_conflict(
+    client: Client,
+) -> None:
     gen = (await client.initialize())["generation"]
     f = fill(gen["id"])
     await effect(client, "trade_filled", f)
-    assert await effect(client, "trade_filled", f, want=0) == []  # re-sent under another envelope id
+    assert (
+        await effect(client, "trade_filled", f, want=0) == []
+    )  # re-sent under another envelope id
     conflict = rejection(await effect(client, "trade_filled", {**f, "price": "9.99"}))
     assert conflict["code"] == "fill_conflict"
-    history = await client.query("alluse.query.history", {"account_id": gen["id"], "type": "trade_premium"})
+    history = await client.query(
+        "alluse.query.history", {"account_id": gen["id"], "type": "trade_premium"}
+    )
     assert [t["amount"] for t in history["data"]["transactions"]] == ["698.70"]
 
 
@@ -87,7 +113,9 @@ async def test_rule_9_same_fill_twice_applies_once_and_other_figures_conflict(cl
         ({"week_type": "P-DD"}, "week_type"),
     ],
 )
-async def test_rule_8_protocol_breach_is_recorded_announced_and_money_still_moves(client: Client, over: dict[str, Any], breach: str) -> None:
+async def test_rule_8_protocol_breach_is_recorded_announced_and_money_still_moves(
+    client: Client, over: dict[str, Any], breach: str
+) -> None:
     gen = (await client.initialize())["generation"]
     moved, violation = await effect(client, "trade_filled", fill(gen["id"], **over), want=2)
     assert moved["data"]["balance"] == "100698.70"
@@ -98,7 +126,12 @@ async def test_rule_8_protocol_breach_is_recorded_announced_and_money_still_move
 
 async def test_ws2_non_compliant_validation_lowers_adherence(client: Client) -> None:
     rev = (await client.initialize())["revenue"]
-    data = {"account_id": rev["id"], "trade_ref": "t-9", "compliant": False, "violations": ["size", "delta"]}
+    data = {
+        "account_id": rev["id"],
+        "trade_ref": "t-9",
+        "compliant": False,
+        "violations": ["size", "delta"],
+    }
     (event,) = await effect(client, "protocol_validated", data)
     assert event["data"]["violation_count"] == 2 and event["data"]["adherence_score"] == "90.00"
 
@@ -107,16 +140,32 @@ async def test_valuation_breaching_max_drawdown_is_announced_once(client: Client
     com = (await client.initialize())["compounding"]  # 75,000.00, max drawdown 7 %
     data = {"account_id": com["id"], "positions_market_value": "0.00", "as_of": THURSDAY}
     assert await effect(client, "account_valuation", data, want=0) == []
-    (breach,) = await effect(client, "account_valuation", {**data, "positions_market_value": "-6000.00"})
+    (breach,) = await effect(
+        client, "account_valuation", {**data, "positions_market_value": "-6000.00"}
+    )
     assert breach["type"] == "alluse.account.drawdown_breached"
     assert breach["data"]["drawdown_pct"] == "8.00"
-    assert await effect(client, "account_valuation", {**data, "positions_market_value": "-7000.00"}, want=0) == []
+    assert (
+        await effect(
+            client, "account_valuation", {**data, "positions_market_value": "-7000.00"}, want=0
+        )
+        == []
+    )
 
 
 async def test_fill_for_closed_or_unknown_account_is_rejected(client: Client) -> None:
     (created,) = await client.command("alluse.account.create", {"type": "generation"})
     account_id = created["data"]["account"]["id"]
     await client.command("alluse.account.close", {"account_id": account_id}, want=2)
-    assert rejection(await effect(client, "trade_filled", fill(account_id)))["code"] == "account_closed"
-    assert rejection(await effect(client, "trade_filled", fill(str(uuid.uuid4()))))["code"] == "unknown_account"
-    assert rejection(await effect(client, "trade_filled", fill("not-a-uuid")))["code"] == "unknown_account"
+    assert (
+        rejection(await effect(client, "trade_filled", fill(account_id)))["code"]
+        == "account_closed"
+    )
+    assert (
+        rejection(await effect(client, "trade_filled", fill(str(uuid.uuid4()))))["code"]
+        == "unknown_account"
+    )
+    assert (
+        rejection(await effect(client, "trade_filled", fill("not-a-uuid")))["code"]
+        == "unknown_account"
+    )

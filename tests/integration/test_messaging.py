@@ -36,7 +36,9 @@ async def add(conn: asyncpg.Connection, ev: CloudEvent) -> list[Emit]:
 
 
 @pytest.fixture
-async def toy(settings: Settings, redis: Redis) -> AsyncIterator[tuple[StreamConsumer, Relay, asyncpg.Pool]]:
+async def toy(
+    settings: Settings, redis: Redis
+) -> AsyncIterator[tuple[StreamConsumer, Relay, asyncpg.Pool]]:
     schema = f"toy_{uuid.uuid4().hex[:8]}"
     await migrate(settings.database_url, schema, Path(__file__).parent / "toy_migrations")
     pool = await create_pool(settings.database_url, schema)
@@ -61,7 +63,6 @@ def _prefixed(handler, events):  # type: ignore[no-untyped-def]
 
 def command(n: str, *, cid: str | None = None, **extra: object) -> dict[str, str]:
     return new_event("toy.add", "tests", {"n": n, **extra}, event_id=cid)
-
 
 
 async def drain(redis: Redis, consumer: StreamConsumer) -> None:
@@ -120,7 +121,7 @@ async def test_rejection_changes_nothing_and_names_its_cause(toy, redis, setting
 
 
 async def test_unparseable_entry_goes_to_dlq_with_reason(toy, redis, settings) -> None:
-    consumer, relay, pool = toy
+    consumer, _relay, pool = toy
     await redis.xadd(consumer.stream, {"hello": "world"})
     await redis.xadd(consumer.stream, {**command("1.00"), "data": "{not json"})
     await redis.xadd(consumer.stream, command("2.00"))
@@ -147,7 +148,7 @@ async def test_crash_after_commit_before_publish_loses_nothing(toy, redis, setti
 
 
 async def test_dead_consumers_entries_are_reclaimed_and_applied(toy, redis, settings) -> None:
-    consumer, relay, pool = toy
+    consumer, _relay, pool = toy
     await redis.xadd(consumer.stream, command("7.00", cid="c-6"))
     # A consumer reads the entry and dies before acknowledging it (crash before ack).
     await redis.xreadgroup(consumer.group, "dead-consumer", {consumer.stream: ">"}, count=10)
@@ -157,8 +158,10 @@ async def test_dead_consumers_entries_are_reclaimed_and_applied(toy, redis, sett
     assert (await redis.xpending(consumer.stream, consumer.group))["pending"] == 0
 
 
-async def test_entry_failing_every_delivery_is_dead_lettered_and_others_proceed(toy, redis, settings) -> None:
-    consumer, relay, pool = toy
+async def test_entry_failing_every_delivery_is_dead_lettered_and_others_proceed(
+    toy, redis, settings
+) -> None:
+    consumer, _relay, pool = toy
     await redis.xadd(consumer.stream, command("1.00", boom=True))
     await redis.xadd(consumer.stream, command("3.00"))
     await drain(redis, consumer)

@@ -10,7 +10,14 @@ from typing import Any
 from redis.asyncio import Redis
 
 
-def ce(type_: str, data: dict[str, Any], *, source: str = "tests/producer", id_: str | None = None, **attrs: str) -> dict[str, str]:
+def ce(
+    type_: str,
+    data: dict[str, Any],
+    *,
+    source: str = "tests/producer",
+    id_: str | None = None,
+    **attrs: str,
+) -> dict[str, str]:
     return {
         "specversion": "1.0", "id": id_ or uuid.uuid4().hex, "source": source, "type": type_,
         "time": datetime.now(UTC).isoformat(), "datacontenttype": "application/json",
@@ -24,7 +31,9 @@ def decoded(fields: dict[bytes, bytes]) -> dict[str, Any]:
     return out
 
 
-async def outcomes(redis: Redis, stream: str, cause_id: str, *, want: int = 1, timeout: float = 10) -> list[dict[str, Any]]:
+async def outcomes(
+    redis: Redis, stream: str, cause_id: str, *, want: int = 1, timeout: float = 10
+) -> list[dict[str, Any]]:
     """Events on `stream` caused by `cause_id`, waiting until `want` of them have arrived."""
     deadline = time.monotonic() + timeout
     while True:

@@ -31,7 +31,9 @@ def _serve(body: bytes) -> ThreadingHTTPServer:
 
 
 class Signer:
-    def __init__(self, jwks_path: Path, *, issuer: str = "alluse-security", audience: str = "alluse") -> None:
+    def __init__(
+        self, jwks_path: Path, *, issuer: str = "alluse-security", audience: str = "alluse"
+    ) -> None:
         self.key = Ed25519PrivateKey.generate()
         self.kid = f"test-{uuid.uuid4().hex[:8]}"
         self.issuer, self.audience = issuer, audience
@@ -52,7 +54,9 @@ class Signer:
         return claims
 
     def token(self, role: str = "admin", **overrides: Any) -> str:
-        return jwt.encode(self.claims(role, **overrides), self.key, algorithm="EdDSA", headers={"kid": self.kid})
+        return jwt.encode(
+            self.claims(role, **overrides), self.key, algorithm="EdDSA", headers={"kid": self.kid}
+        )
 
     def bearer(self, role: str = "admin", **overrides: Any) -> str:
         return f"Bearer {self.token(role, **overrides)}"

@@ -16,20 +16,29 @@ CREDIT_SIDES = frozenset({"sell_to_open", "sell_to_close", "sell"})
 OPENING_SIDES = frozenset({"sell_to_open", "buy_to_open"})
 
 
-def fill_amount(*, side: str, quantity: int, price: Decimal, multiplier: int, commission: Decimal) -> Decimal:
+def fill_amount(
+    *, side: str, quantity: int, price: Decimal, multiplier: int, commission: Decimal
+) -> Decimal:
     """Signed cash effect of a fill: selling credits, buying debits; commission always costs."""
     gross = Decimal(quantity) * price * multiplier
     return to_cents(gross - commission if side in CREDIT_SIDES else -gross - commission)
 
 
-def assignment_amount(*, option_type: str, strike: Decimal, contracts: int, multiplier: int) -> Decimal:
+def assignment_amount(
+    *, option_type: str, strike: Decimal, contracts: int, multiplier: int
+) -> Decimal:
     """A put assignment buys the stock (debit); a call assignment sells it (credit)."""
     value = to_cents(strike * contracts * multiplier)
     return -value if option_type == "put" else value
 
 
 def protocol_breaches(
-    config: AccountConfig, *, side: str, filled_at: datetime, delta: Decimal | None, week_type: str | None
+    config: AccountConfig,
+    *,
+    side: str,
+    filled_at: datetime,
+    delta: Decimal | None,
+    week_type: str | None,
 ) -> list[str]:
     """What an opening trade did against the account's protocol; closing trades are free."""
     if side not in OPENING_SIDES:
@@ -42,7 +51,9 @@ def protocol_breaches(
     if delta is not None:
         points = abs(delta) * 100
         if not config.delta_min <= points <= config.delta_max:
-            found.append(f"delta: {points:.0f} outside {config.delta_min:.0f}-{config.delta_max:.0f}")
+            found.append(
+                f"delta: {points:.0f} outside {config.delta_min:.0f}-{config.delta_max:.0f}"
+            )
     if week_type in NO_ENTRY_WEEKS:
         found.append(f"week_type: no new entries in a {week_type} week")
     return found
@@ -58,7 +69,12 @@ class Drawdown:
 
 
 def watch_drawdown(
-    *, balance: Decimal, positions_value: Decimal, peak: Decimal, was_breached: bool, max_drawdown_pct: Decimal
+    *,
+    balance: Decimal,
+    positions_value: Decimal,
+    peak: Decimal,
+    was_breached: bool,
+    max_drawdown_pct: Decimal,
 ) -> Drawdown:
     total = balance + positions_value
     peak = max(peak, total)
