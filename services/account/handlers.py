@@ -106,7 +106,11 @@ async def update(conn: asyncpg.Connection, p: c.UpdateAccount, out: Out) -> None
     updated = replace(account, config=config)
     out.emit(
         "alluse.account.updated",
-        {"account": snapshot(updated, {**row, "name": name}), "changes": changes},
+        {
+            "account_id": str(account.id),
+            "account": snapshot(updated, {**row, "name": name}),
+            "changes": changes,
+        },
         subject=str(account.id),
     )
 

@@ -99,11 +99,14 @@ class AccountReinvested(Payload):
 
 class ProtocolViolation(Payload):
     account_id: str
-    rule: str = Field(description="entry_day | delta_range | week_type | ws2 (a WS2 verdict)")
-    reason: str
     trade_ref: str | None = None
+    violations: list[str] = Field(
+        description="each breach, prefixed by its rule: entry_day, delta, week_type, or WS2's own text"
+    )
+    source: str = Field(description="platform (our checks on the fill) or ws2 (a WS2 verdict)")
     week_type: WeekType | None = None
-    adherence_score: Ratio | None = None
+    violation_count: int = Field(description="the account's violations so far")
+    adherence_score: Ratio = Field(description="100 less 5 per violation, never below 0")
 
 
 class DrawdownBreached(Payload):
