@@ -56,7 +56,7 @@ REQUIRED: dict[str, Permission] = {
     "alluse.query.accounts": P.READ_ACCOUNT,
     "alluse.query.history": P.VIEW_TRANSACTIONS,
     "alluse.query.summary": P.READ_ACCOUNT,
-    "alluse.query.integrity": P.AUDIT_ACCESS,
+    "alluse.query.integrity": P.VIEW_TRANSACTIONS,  # it recomputes balances from the ledger
     "alluse.query.metrics": P.READ_ACCOUNT,
 }
 

