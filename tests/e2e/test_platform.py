@@ -1,0 +1,197 @@
+"""The whole platform as an ops team runs it: three service processes, real Redis and PostgreSQL.
+
+Everything outside the services is what another team would write: plain redis-py XADD/XREAD,
+an HTTP token request, and the `alluse` CLI for the first admin.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.fernet import Fernet
+from redis import Redis
+
+from shared.contracts import lifecycle
+from shared.infra.embedded import free_port
+from shared.infra.settings import Settings
+
+pytestmark = pytest.mark.slow
+PASSWORD = "E2e-" + uuid.uuid4().hex[:12] + "!"
+
+
+def wait_ready(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, log.read_text()[-3000:]
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise AssertionError(f"not ready: {log.read_text()[-3000:]}")
+
+
+@pytest.fixture
+def platform(settings: Settings, tmp_path: Path) -> Iterator[dict[str, Any]]:
+    ports = {name: free_port() for name in ("security", "account", "integration")}
+    env = {
+        **os.environ,
+        "REDIS_URL": settings.redis_url,
+        "DATABASE_URL": settings.database_url,
+        "ALLUSE_STREAM_PREFIX": settings.stream_prefix,
+        "ALLUSE_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+        "ALLUSE_JWKS_URL": f"http://127.0.0.1:{ports['security']}/.well-known/jwks.json",
+        "ALLUSE_TOKEN_URL": f"http://127.0.0.1:{ports['security']}/oauth/token",
+        "ALLUSE_BLOCK_MS": "20",
+    }
+    procs = []
+    try:
+        for name, port in ports.items():
+            log = tmp_path / f"{name}.log"
+            proc = subprocess.Popen(
+                [sys.executable, "-m", f"services.{name}"],
+                env={**env, "ALLUSE_HTTP_PORT": str(port)},
+                stdout=log.open("wb"),
+                stderr=subprocess.STDOUT,
+            )
+            procs.append(proc)
+            wait_ready(port, proc, log)
+        yield {"env": env, "ports": ports, "tmp": tmp_path}
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            assert proc.wait(20) == 0, "a service did not stop cleanly on SIGTERM"
+
+
+def token(platform: dict[str, Any], username: str) -> str:
+    """The first admin is made with the CLI (password from a file), then logs in over HTTP."""
+    pw = platform["tmp"] / "pw"
+    pw.write_text(PASSWORD)
+    cli = [
+        sys.executable,
+        "-m",
+        "services.cli",
+        "security",
+        "create-admin",
+        "--username",
+        username,
+        "--password-file",
+        str(pw),
+    ]
+    done = subprocess.run(cli, env=platform["env"], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    body = urllib.parse.urlencode(
+        {"grant_type": "password", "username": username, "password": PASSWORD}
+    ).encode()
+    with urllib.request.urlopen(platform["env"]["ALLUSE_TOKEN_URL"], data=body, timeout=10) as r:
+        return str(json.loads(r.read())["access_token"])
+
+
+def ce(type_: str, data: dict[str, Any], source: str, **attrs: str) -> dict[str, str]:
+    return {"specversion": "1.0", "id": uuid.uuid4().hex, "source": source, "type": type_,
+            "time": "2026-11-26T15:00:00Z", **attrs, "data": json.dumps(data)}  # fmt: skip
+
+
+class Lifecycle:
+    """A downstream consumer: plain XREAD on the public stream, dedupe by (source, id)."""
+
+    def __init__(self, redis: Redis, key: str) -> None:
+        self.redis, self.key, self.last, self.seen = redis, key, "0", {}  # type: dict[tuple[str, str], dict[str, Any]]
+
+    def until(self, check: Any, timeout: float = 20) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for _, entries in self.redis.xread({self.key: self.last}, count=500, block=200) or []:
+                for entry_id, fields in entries:
+                    self.last = entry_id
+                    event = {k.decode(): v.decode() for k, v in fields.items()}
+                    event["data"] = json.loads(event["data"])
+                    self.seen[(event["source"], event["id"])] = event
+            events = list(self.seen.values())
+            if check(events):
+                return events
+        raise AssertionError(
+            f"lifecycle never satisfied the check; saw {[e['type'] for e in self.seen.values()]}"
+        )
+
+
+def test_upstream_events_flow_to_the_public_lifecycle_stream(
+    platform: dict[str, Any], settings: Settings
+) -> None:
+    s = settings.streams
+    redis = Redis.from_url(settings.redis_url)
+    bearer = "Bearer " + token(platform, f"ops-{uuid.uuid4().hex[:6]}")
+    life = Lifecycle(redis, s.key("alluse.account.lifecycle"))
+
+    init = ce(
+        "alluse.system.initialize",
+        {"total_capital": "250000.00", "template": "moderate"},
+        "ops/tool",
+        authorization=bearer,
+    )
+    redis.xadd(s.key("alluse.account.commands"), init)
+    events = life.until(lambda es: sum(e["type"] == "alluse.account.created" for e in es) == 3)
+    accounts = {
+        e["data"]["account"]["type"]: e["data"]["account"]
+        for e in events
+        if e["type"] == "alluse.account.created"
+    }
+    gen = accounts["generation"]["id"]
+    assert all(e["causationid"] == init["id"] for e in events)
+
+    week = ce(
+        "ws2.week.classified",
+        {"week_start": "2026-11-23", "week_type": "P-EW", "confidence": "0.9"},
+        "ws2/engine",
+    )
+    redis.xadd(s.key("ws2.protocol.events"), week)
+    life.until(lambda es: any(e["type"] == "alluse.week.changed" for e in es))
+    fill = {
+        "fill_id": "f-1", "order_id": "o-1", "account_id": gen, "symbol": "NVDA", "instrument_type": "option",
+        "option_type": "put", "strike": "120.00", "delta": "-0.45", "side": "sell_to_open", "quantity": 3,
+        "price": "2.15", "multiplier": 100, "commission": "1.95", "filled_at": "2026-11-26T15:00:00Z",
+    }  # fmt: skip
+    first = ce("ws4.trade.filled", fill, "ws4/gateway-1", subject=gen)
+    redis.xadd(s.key("ws4.market.events"), first)
+    redis.xadd(s.key("ws4.market.events"), first)  # delivered twice by a retrying producer
+    redis.xadd(
+        s.key("ws4.market.events"),
+        ce("ws4.trade.filled", {**fill, "price": "9.99"}, "ws4/gateway-1"),
+    )
+    assignment = {"assignment_id": "as-1", "account_id": gen, "symbol": "NVDA", "option_type": "put",
+                  "strike": "120.00", "contracts": 1, "multiplier": 100}  # fmt: skip
+    redis.xadd(s.key("ws4.market.events"), ce("ws4.option.assigned", assignment, "ws4/gateway-1"))
+
+    def settled(es: list[dict[str, Any]]) -> bool:
+        return sum(e["type"] == "alluse.account.balance_changed" for e in es) == 2 and any(
+            e["type"] == "alluse.command.rejected" for e in es
+        )
+
+    events = life.until(settled)
+    moves = [e["data"] for e in events if e["type"] == "alluse.account.balance_changed"]
+    assert [m["transaction"]["amount"] for m in moves] == [
+        "643.05",
+        "-12000.00",
+    ]  # 3 x 2.15 x 100 - 1.95
+    assert [m["balance"] for m in moves] == ["100643.05", "88643.05"]
+    assert moves[0]["transaction"]["week_type"] == "P-EW"
+    conflict = next(e for e in events if e["type"] == "alluse.command.rejected")
+    assert conflict["data"]["code"] == "fill_conflict"
+    premium = next(e for e in events if e["type"] == "alluse.account.balance_changed")
+    assert premium["causationid"] == first["id"]
+    for event in events:  # every public event honours its published schema
+        assert event["dataschema"].endswith("/1.json")
+        lifecycle.LIFECYCLE_TYPES[event["type"]].model_validate(event["data"])
+    redis.close()
