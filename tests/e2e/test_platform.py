@@ -13,7 +13,6 @@ import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
