@@ -9,9 +9,11 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
+from services.account import store
 from services.account.app import build
 from shared.contracts.streams import ACCOUNT_COMMANDS, ACCOUNT_EVENTS, ACCOUNT_QUERIES
-from shared.infra.runtime import running
+from shared.infra.db import connection
+from shared.infra.runtime import Runtime, running
 from shared.infra.settings import Settings
 from tests.support.streams import ce, outcomes, reply
 from tests.support.tokens import Signer
@@ -55,6 +57,14 @@ async def client(settings: Settings, redis: Redis, signer: Signer) -> AsyncItera
     rt = await build(settings)
     async with running(rt):
         yield Client(redis, settings, signer)
+        await assert_ledger_balanced(rt)
+
+
+async def assert_ledger_balanced(rt: Runtime) -> None:
+    """After every test: each account's balance equals the sum of its transactions."""
+    async with connection(rt.pool) as conn:
+        checked, bad = await store.ledger_mismatches(conn)
+    assert checked > 0 and bad == [], bad
 
 
 def rejection(events: list[dict[str, Any]]) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from services.account.app import build
 from shared.contracts.streams import ACCOUNT_EFFECTS, ACCOUNT_EVENTS
 from shared.infra.runtime import running
 from shared.infra.settings import Settings
-from tests.integration.test_account_service import Client, rejection
+from tests.integration.test_account_service import Client, assert_ledger_balanced, rejection
 from tests.support.streams import ce, outcomes
 from tests.support.tokens import Signer
 
@@ -24,6 +24,7 @@ async def client(settings: Settings, redis: Redis, signer: Signer) -> AsyncItera
     rt = await build(settings)
     async with running(rt):
         yield Client(redis, settings, signer)
+        await assert_ledger_balanced(rt)
 
 
 async def effect(
