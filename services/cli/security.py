@@ -55,6 +55,8 @@ def _run(command: Command) -> Callable[[argparse.Namespace], Awaitable[int]]:
             return fail(str(exc), USAGE)
         except SecurityError as exc:
             return fail(exc.description, REJECTED)
+        except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
+            return fail(f"cannot read {exc.filename}: {exc.strerror}", USAGE)
         except (OSError, asyncpg.PostgresConnectionError) as exc:
             return fail(f"database unreachable: {exc}", UNAVAILABLE)
 
@@ -166,7 +168,10 @@ def register(subparsers: Any) -> None:
     sub = group.add_subparsers(dest="action", metavar="ACTION", required=True)
 
     def add(name: str, command: Command, help_: str) -> argparse.ArgumentParser:
-        p: argparse.ArgumentParser = sub.add_parser(name, help=help_, description=help_)
+        # No abbreviations: `--password X` must not pass for `--password-file X`.
+        p: argparse.ArgumentParser = sub.add_parser(
+            name, help=help_, description=help_, allow_abbrev=False
+        )
         p.set_defaults(func=_run(command))
         return p
 

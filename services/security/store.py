@@ -39,12 +39,12 @@ async def insert_user(
 
 
 async def user(conn: Conn, *, username: str, lock: bool = False) -> Row | None:
-    sql = f"SELECT {USER} FROM users WHERE username = $1" + (" FOR UPDATE" if lock else "")  # noqa: S608
+    sql = f"SELECT {USER} FROM users WHERE username = $1" + (" FOR UPDATE" if lock else "")
     return await conn.fetchrow(sql, username)
 
 
 async def user_by_id(conn: Conn, *, user_id: uuid.UUID, lock: bool = False) -> Row | None:
-    sql = f"SELECT {USER} FROM users WHERE id = $1" + (" FOR UPDATE" if lock else "")  # noqa: S608
+    sql = f"SELECT {USER} FROM users WHERE id = $1" + (" FOR UPDATE" if lock else "")
     return await conn.fetchrow(sql, user_id)
 
 
@@ -231,7 +231,7 @@ AUDIT_COLUMNS = "seq, event_id, occurred_at, source, action, actor, subject, det
 
 async def audit_head(conn: Conn, *, lock: bool) -> Row:
     """The chain's last (seq, hash); FOR UPDATE serialises appenders until they commit."""
-    sql = "SELECT seq, hash FROM audit_head" + (" FOR UPDATE" if lock else "")  # noqa: S608
+    sql = "SELECT seq, hash FROM audit_head" + (" FOR UPDATE" if lock else "")
     row = await conn.fetchrow(sql)
     assert row is not None, "migration 001 inserts the head row"
     return row
@@ -239,7 +239,7 @@ async def audit_head(conn: Conn, *, lock: bool) -> Row:
 
 async def append_audit(conn: Conn, *, record: dict[str, Any], prev_hash: str, hash_: str) -> None:
     await conn.execute(
-        f"INSERT INTO audit_records ({AUDIT_COLUMNS}, prev_hash, hash)"  # noqa: S608
+        f"INSERT INTO audit_records ({AUDIT_COLUMNS}, prev_hash, hash)"
         " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         record["seq"],
         record["event_id"],
@@ -258,7 +258,7 @@ async def append_audit(conn: Conn, *, record: dict[str, Any], prev_hash: str, ha
 
 async def audit_rows(conn: Conn, *, after: int, limit: int) -> list[Row]:
     return await conn.fetch(
-        f"SELECT {AUDIT_COLUMNS}, prev_hash, hash FROM audit_records WHERE seq > $1"  # noqa: S608
+        f"SELECT {AUDIT_COLUMNS}, prev_hash, hash FROM audit_records WHERE seq > $1"
         " ORDER BY seq LIMIT $2",
         after,
         limit,
@@ -276,7 +276,7 @@ async def query_audit(
     limit: int,
 ) -> list[Row]:
     return await conn.fetch(
-        f"SELECT {AUDIT_COLUMNS} FROM audit_records WHERE ($1::text IS NULL OR actor = $1)"  # noqa: S608
+        f"SELECT {AUDIT_COLUMNS} FROM audit_records WHERE ($1::text IS NULL OR actor = $1)"
         " AND ($2::text IS NULL OR subject = $2) AND ($3::text IS NULL OR action = $3)"
         " AND ($4::timestamptz IS NULL OR occurred_at >= $4)"
         " AND ($5::timestamptz IS NULL OR occurred_at < $5) ORDER BY seq DESC LIMIT $6",

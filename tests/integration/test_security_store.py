@@ -1,0 +1,258 @@
+"""The audit chain, encryption at rest and the operator commands, on real PostgreSQL and Redis."""
+
+import asyncio
+import json
+import os
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from redis.asyncio import Redis
+
+from services.cli.__main__ import build_parser
+from services.cli.output import OK, REJECTED, USAGE
+from services.security import app, audit, crypto, store
+from services.security.admin import Admin
+from services.security.domain import InvalidRequest
+from services.security.passwords import Passwords
+from services.security.settings import SecuritySettings
+from shared.contracts.streams import AUDIT
+from shared.infra.audit import audit_event
+from shared.infra.consumer import StreamConsumer
+from shared.infra.db import create_pool, migrate
+from shared.infra.messaging import Pipeline
+from shared.infra.settings import Settings
+
+KEY = os.environ.setdefault("ALLUSE_TEST_ENCRYPTION_KEY", Fernet.generate_key().decode())
+PASSWORD = "Correct-Horse-9!"
+FAST = Passwords(memory_kib=8192, time_cost=1, parallelism=1)  # tests of storage, not of cost
+
+
+@pytest.fixture
+async def private(settings: Settings) -> AsyncIterator[tuple[asyncpg.Pool, SecuritySettings, str]]:
+    """A schema of this test's own, so tampering and key rotation touch nobody else."""
+    schema = f"security_{uuid.uuid4().hex[:8]}"
+    await migrate(settings.database_url, schema, app.MIGRATIONS)
+    pool = await create_pool(settings.database_url, schema)
+    sec = SecuritySettings(**{**settings.model_dump(), "encryption_keys": KEY})
+    yield pool, sec, schema
+    await pool.close()
+
+
+async def _records(pool: asyncpg.Pool, n: int) -> None:
+    async with pool.acquire() as conn:
+        for i in range(n):
+            async with conn.transaction():
+                await audit.append(conn, action="test.happened", actor=f"u{i}", details={"i": i})
+
+
+async def _tamper(pool: asyncpg.Pool, sql: str, *args: object) -> None:
+    """As a superuser can: bypass the append-only trigger, change history, restore the trigger."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("ALTER TABLE audit_records DISABLE TRIGGER audit_records_no_change")
+        await conn.execute(sql, *args)
+        await conn.execute("ALTER TABLE audit_records ENABLE TRIGGER audit_records_no_change")
+
+
+async def test_audit_records_refuse_update_and_delete(private) -> None:  # type: ignore[no-untyped-def]
+    pool, _, _ = private
+    await _records(pool, 1)
+    for sql in (
+        "UPDATE audit_records SET actor = 'x'",
+        "DELETE FROM audit_records",
+        "TRUNCATE audit_records",
+    ):
+        with pytest.raises(asyncpg.InsufficientPrivilegeError, match="append-only"):
+            await pool.execute(sql)
+    assert await audit.verify(pool) == (1, None)
+
+
+async def test_modified_audit_row_is_named_as_the_first_broken_link(private) -> None:  # type: ignore[no-untyped-def]
+    pool, _, _ = private
+    await _records(pool, 5)
+    assert await audit.verify(pool) == (5, None)
+    await _tamper(pool, "UPDATE audit_records SET details = '{\"i\":99}' WHERE seq = 3")
+    await _tamper(pool, "UPDATE audit_records SET actor = 'someone else' WHERE seq = 4")
+    _, broken = await audit.verify(pool)
+    assert broken is not None and broken.seq == 3 and "modified" in broken.problem
+
+
+async def test_deleted_audit_row_is_named(private) -> None:  # type: ignore[no-untyped-def]
+    pool, _, _ = private
+    await _records(pool, 5)
+    await _tamper(pool, "DELETE FROM audit_records WHERE seq = 2")
+    _, broken = await audit.verify(pool)
+    assert broken is not None and broken.seq == 2 and "missing" in broken.problem
+
+
+async def test_deleted_last_audit_row_is_named(private) -> None:  # type: ignore[no-untyped-def]
+    pool, _, _ = private
+    await _records(pool, 3)
+    await _tamper(pool, "DELETE FROM audit_records WHERE seq = 3")
+    _, broken = await audit.verify(pool)
+    assert broken is not None and broken.seq == 3
+
+
+async def test_concurrent_appends_keep_one_unbroken_chain(private) -> None:  # type: ignore[no-untyped-def]
+    pool, _, _ = private
+    await asyncio.gather(*(_records(pool, 10) for _ in range(5)))
+    assert await audit.verify(pool) == (50, None)
+
+
+async def test_audit_events_from_other_services_are_stored_once(
+    private, settings: Settings, redis: Redis
+) -> None:  # type: ignore[no-untyped-def]
+    pool, _, _ = private
+    pipeline = Pipeline(
+        pool, audit.on_audit_event, source=audit.SOURCE, reject_stream=settings.streams.dlq(AUDIT)
+    )
+    consumer = StreamConsumer(redis=redis, settings=settings, stream=settings.streams.key(AUDIT),
+                              group="security-audit", process=pipeline.process)  # fmt: skip
+    await consumer.ensure_group()
+    stream, fields = audit_event(settings.streams, source="alluse/account", action="command.denied",
+                                 actor="user-1", subject="acct-9", details={"code": "forbidden", "password": "p"})  # fmt: skip
+    await redis.xadd(stream, fields)
+    await redis.xadd(stream, fields)  # re-delivered: still one record
+    reply = await redis.xreadgroup(consumer.group, "c1", {consumer.stream: ">"}, count=10)
+    for _, entries in reply:
+        await consumer.handle(entries)
+    async with pool.acquire() as conn:
+        rows = await store.query_audit(
+            conn, actor=None, subject="acct-9", action=None, since=None, until=None, limit=10
+        )
+    assert len(rows) == 1 and rows[0]["source"] == "alluse/account"
+    assert json.loads(rows[0]["details"]) == {"code": "forbidden", "password": "[redacted]"}
+    assert await audit.verify(pool) == (1, None)
+
+
+async def test_encrypted_values_survive_a_restart_and_rotation_reencrypts(private) -> None:  # type: ignore[no-untyped-def]
+    pool, sec, _ = private
+    admin = Admin(pool, sec, crypto.load_fernet(KEY), actor="tests")
+    await admin.ensure_signing_key()
+    await admin.create_user(
+        FAST, username="ann", password=PASSWORD, role="viewer", email="ann@example.com"
+    )
+    async with pool.acquire() as conn:
+        stored = (await store.user(conn, username="ann"))["email_enc"]  # type: ignore[index]
+    assert "ann@example.com" not in stored
+    assert (
+        crypto.decrypt(crypto.load_fernet(KEY), stored) == "ann@example.com"
+    )  # a new process, same keys
+    new = Fernet.generate_key().decode()
+    rotated = Admin(pool, sec, crypto.load_fernet(f"{new},{KEY}"), actor="tests")
+    assert await rotated.rotate_encryption() == 2  # the email and the signing key
+    async with pool.acquire() as conn:
+        stored = (await store.user(conn, username="ann"))["email_enc"]  # type: ignore[index]
+        private_key = (await store.active_key(conn))["private_enc"]  # type: ignore[index]
+    assert crypto.decrypt(crypto.load_fernet(new), stored) == "ann@example.com"
+    assert crypto.load_fernet(new).decrypt(private_key.encode())
+    with pytest.raises(InvalidToken):
+        MultiFernet([Fernet(KEY)]).decrypt(stored.encode())
+
+
+async def test_hostile_text_in_admin_fields_is_refused_or_stored_verbatim(private) -> None:  # type: ignore[no-untyped-def]
+    pool, sec, _ = private
+    admin = Admin(pool, sec, crypto.load_fernet(KEY), actor="tests")
+    huge = "A" * 1_000_000
+    for kwargs in ({"username": huge}, {"email": huge}, {"password": huge}):
+        args = {"username": "bob", "password": PASSWORD, "role": "viewer", "email": None, **kwargs}
+        with pytest.raises(InvalidRequest):
+            await admin.create_user(FAST, **args)
+    with pytest.raises(InvalidRequest):
+        await admin.create_client(client_id=huge, role="trading_engine")
+    with pytest.raises(InvalidRequest):
+        await admin.revoke(jti=huge)
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM users") == 0
+        rows = await store.query_audit(conn, actor="'; DELETE FROM users; --", subject=huge, action=None,
+                                       since=None, until=None, limit=5)  # fmt: skip
+    assert rows == []
+
+
+async def test_missing_encryption_keys_stop_the_service_before_it_starts(
+    settings: Settings,
+) -> None:
+    sec = SecuritySettings(**{**settings.model_dump(), "encryption_keys": ""})
+    with pytest.raises(crypto.KeyConfigError, match="alluse security gen-key"):
+        await app.build(sec)
+
+
+@pytest.fixture
+def env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    for var, value in {"DATABASE_URL": settings.database_url, "REDIS_URL": settings.redis_url,
+                       "ALLUSE_STREAM_PREFIX": settings.stream_prefix, "ALLUSE_ENCRYPTION_KEYS": KEY}.items():  # fmt: skip
+        monkeypatch.setenv(var, value)
+    return settings
+
+
+async def cli(*argv: str) -> int:
+    args = build_parser().parse_args(["--json", "security", *argv])
+    return int(await args.func(args))
+
+
+def test_password_is_never_an_argument() -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(
+            ["security", "create-admin", "--username", "x", "--password", PASSWORD]
+        )
+
+
+def test_gen_key_prints_a_fernet_key(capsys: pytest.CaptureFixture[str]) -> None:
+    args = build_parser().parse_args(["security", "gen-key"])
+    assert asyncio.run(args.func(args)) == OK
+    Fernet(capsys.readouterr().out.strip())
+
+
+async def test_cli_manages_users_clients_sessions_and_audit(
+    env: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    name = f"op-{uuid.uuid4().hex[:8]}"
+    weak, good = tmp_path / "weak", tmp_path / "good"
+    weak.write_text("password\n")
+    good.write_text(PASSWORD + "\n")
+    assert (
+        await cli(
+            "create-user", "--username", name, "--role", "operator", "--password-file", str(weak)
+        )
+        == REJECTED
+    )
+    assert "password needs" in capsys.readouterr().err
+    assert (
+        await cli(
+            "create-user", "--username", name, "--role", "operator", "--password-file", str(good)
+        )
+        == OK
+    )
+    assert (
+        await cli(
+            "create-user", "--username", name, "--role", "operator", "--password-file", str(good)
+        )
+        == REJECTED
+    )
+    assert await cli("set-role", name, "viewer") == OK
+    assert await cli("set-status", name, "locked") == OK
+    assert await cli("unlock", name) == OK
+    assert await cli("set-role", "nobody-" + name, "viewer") == REJECTED
+    capsys.readouterr()
+    assert await cli("create-client", "--client-id", f"engine-{name}") == OK
+    out = json.loads(capsys.readouterr().out)
+    assert out["role"] == "trading_engine" and len(out["client_secret"]) >= 40
+    assert await cli("sessions", "--username", name) == OK
+    assert await cli("revoke", "--user", name) == OK
+    assert await cli("rotate-signing-key") == OK
+    capsys.readouterr()
+    assert await cli("audit", "--type", "security.user.role_set") == OK
+    assert any(r["action"] == "security.user.role_set" for r in json.loads(capsys.readouterr().out))
+    assert await cli("verify-audit") == OK
+    assert json.loads(capsys.readouterr().out)["status"] == "intact"
+
+
+async def test_cli_without_keys_says_how_to_make_one(
+    env: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("ALLUSE_ENCRYPTION_KEYS")
+    assert await cli("verify-audit") == USAGE
+    assert "alluse security gen-key" in capsys.readouterr().err
