@@ -30,6 +30,7 @@ class Rejected(Exception):
     def __init__(self, code: str, reason: str, subject: str | None = None) -> None:
         super().__init__(f"{code}: {reason}")
         self.code, self.reason, self.subject = code, reason, subject
+        self.extra: list[Emit] = []  # e.g. an audit record of the refusal, published with it
 
 
 @dataclass
@@ -117,7 +118,7 @@ class Pipeline:
             try:
                 emits = await self.handler(conn, ev)
             except Rejected as r:
-                emits = [self.rejection(ev, r.code, r.reason, r.subject)]
+                emits = [self.rejection(ev, r.code, r.reason, r.subject), *r.extra]
                 out.rejected += 1
             known[ev.key] = (ev.fingerprint(), emits)
             inbox.append((ev.source, ev.id, ev.type, ev.fingerprint(), _dumps(emits)))

@@ -21,6 +21,7 @@ from starlette.routing import BaseRoute, Route
 from shared.infra.consumer import StreamConsumer
 from shared.infra.db import create_pool
 from shared.infra.outbox import Relay
+from shared.infra.revocations import Revocations
 from shared.infra.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,8 @@ class Runtime:
     consumers: list[StreamConsumer] = field(default_factory=list)
     # Extra facts for /readyz's body (e.g. when each upstream was last heard); never gate it.
     details: list[Callable[[], dict[str, Any]]] = field(default_factory=list)
+    # Services that verify tokens follow revocations; replayed before the first message is read.
+    revocations: Revocations | None = None
 
     async def ready(self) -> dict[str, str]:
         status = {}
@@ -100,8 +103,9 @@ async def running(
     for consumer in rt.consumers:
         await consumer.ensure_group()
         consumer.register(rt.broker)
+    followers = [await rt.revocations.start()] if rt.revocations else []
     await rt.broker.start()
-    tasks = [asyncio.create_task(rt.relay.run(), name="relay")]
+    tasks = [*followers, asyncio.create_task(rt.relay.run(), name="relay")]
     tasks += [
         asyncio.create_task(c.reclaim_forever(), name=f"reclaim {c.stream}") for c in rt.consumers
     ]
