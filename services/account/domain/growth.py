@@ -1,0 +1,145 @@
+"""Sections 4-5: fork eligibility, the fork plan, its guards, and the merge decision. Pure.
+
+A fork moves a Gen-Acc's whole surplus (balance - baseline) into a new child portfolio's
+Gen-Acc and Com-Acc; a merge folds a child portfolio's whole balance into an ancestor's
+Com-Acc. Both are described here as balance changes; the store writes them in one
+transaction, so each happens entirely or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from .decisions import decide_status_change
+from .enums import AccountStatus, AccountType, TransactionType
+from .errors import DomainError
+from .ledger import BalanceChange, change
+from .model import Account
+from .money import ZERO, to_cents
+from .settings import GrowthSettings
+
+
+class NotForkEligible(DomainError):
+    code = "not_fork_eligible"
+
+
+class ForkCoolingPeriod(DomainError):
+    code = "fork_cooling_period"
+
+
+class ForkDailyLimit(DomainError):
+    code = "fork_daily_limit"
+
+
+class NotAChildPortfolio(DomainError):
+    code = "not_a_child_portfolio"
+
+
+class MergeBlocked(DomainError):
+    code = "merge_blocked"
+
+
+def surplus(account: Account) -> Decimal:
+    return account.balance - account.baseline
+
+
+def is_fork_eligible(account: Account) -> bool:
+    """Gen-Acc only, active, and `balance - baseline >= fork_threshold`."""
+    return (
+        account.type is AccountType.GENERATION
+        and account.status is AccountStatus.ACTIVE
+        and surplus(account) >= account.config.fork_threshold
+    )
+
+
+def check_fork_guards(
+    *,
+    now: datetime,
+    last_fork_of_account: datetime | None,
+    tree_fork_times: Sequence[datetime],
+    settings: GrowthSettings,
+) -> None:
+    """One fork per account per cooling period; at most `daily_fork_limit` per tree a day.
+
+    A fork recorded at or after `now` (a clock behind another replica's) counts as recent:
+    a caller can only ever be blocked more, never less, by an earlier clock.
+    """
+    cooling = timedelta(hours=settings.cooling_period_hours)
+    if last_fork_of_account is not None and last_fork_of_account > now - cooling:
+        raise ForkCoolingPeriod(
+            f"last fork at {last_fork_of_account.isoformat()}; "
+            f"one fork per {settings.cooling_period_hours} h"
+        )
+    day_ago = now - timedelta(hours=24)
+    if sum(1 for t in tree_fork_times if t > day_ago) >= settings.daily_fork_limit:
+        raise ForkDailyLimit(f"{settings.daily_fork_limit} forks in this tree in the last 24 h")
+
+
+@dataclass(frozen=True, slots=True)
+class ForkPlan:
+    surplus: Decimal
+    debit: BalanceChange  # the parent Gen-Acc back to its baseline
+    child_generation: Decimal
+    child_compounding: Decimal
+
+
+def plan_fork(parent: Account, settings: GrowthSettings) -> ForkPlan:
+    """The whole surplus out; `fork_split_pct` of it to the child Gen-Acc, the rest to its Com-Acc."""
+    if not is_fork_eligible(parent):
+        raise NotForkEligible(
+            f"account {parent.id} ({parent.type.value}, {parent.status.value}) has a surplus of "
+            f"{surplus(parent)}, fork threshold {parent.config.fork_threshold}"
+        )
+    amount = surplus(parent)
+    to_gen = to_cents(amount * settings.fork_split_pct / 100)
+    return ForkPlan(
+        surplus=amount,
+        debit=change(parent, TransactionType.FORK_TRANSFER, -amount),
+        child_generation=to_gen,
+        child_compounding=amount - to_gen,
+    )
+
+
+def funding(account: Account, tx_type: TransactionType, amount: Decimal) -> BalanceChange:
+    """Capital moved into an account by a fork or merge: contributed, and not surplus to fork."""
+    effect = change(account, tx_type, amount)
+    return replace(effect, baseline_after=account.baseline + amount)
+
+
+@dataclass(frozen=True, slots=True)
+class MergePlan:
+    total: Decimal
+    debits: tuple[BalanceChange, ...]  # each child account emptied
+    statuses: tuple[AccountStatus, ...]  # each child account's final status (merged)
+
+
+def merge_due(accounts: Sequence[Account]) -> bool:
+    """A child portfolio merges once its total balance reaches the merge threshold."""
+    live = [a for a in accounts if a.status is not AccountStatus.MERGED]
+    if not live:
+        return False
+    threshold = min(a.config.merge_threshold for a in live)
+    return sum((a.balance for a in live), start=ZERO) >= threshold
+
+
+def plan_merge(accounts: Sequence[Account]) -> MergePlan:
+    """Empty every child account into the target; each moves active -> merging -> merged."""
+    statuses = []
+    for a in accounts:
+        try:
+            merging = decide_status_change(a, AccountStatus.MERGING, by_system=True)
+            statuses.append(
+                decide_status_change(
+                    replace(a, status=merging), AccountStatus.MERGED, by_system=True
+                )
+            )
+        except DomainError as exc:
+            raise MergeBlocked(exc.message) from None
+    debits = tuple(
+        change(a, TransactionType.MERGE_TRANSFER, -a.balance) for a in accounts if a.balance
+    )
+    total = sum((a.balance for a in accounts), start=ZERO)
+    return MergePlan(total=total, debits=debits, statuses=tuple(statuses))

@@ -1,0 +1,53 @@
+"""Section 5: the merge decision (pure)."""
+
+import uuid
+from decimal import Decimal
+
+import pytest
+
+from services.account.domain import (
+    Account,
+    AccountConfig,
+    AccountStatus,
+    AccountType,
+    TransactionType,
+)
+from services.account.domain.growth import MergeBlocked, merge_due, plan_merge
+
+D = Decimal
+P = uuid.uuid4()
+
+
+def acc(type_: AccountType, balance: str, status: AccountStatus = AccountStatus.ACTIVE) -> Account:
+    return Account(id=uuid.uuid4(), portfolio_id=P, type=type_, status=status, balance=D(balance),
+                   contributed_capital=D(balance), baseline=D(balance), config=AccountConfig.for_type(type_))  # fmt: skip
+
+
+def test_rule_5_child_portfolio_merges_when_its_total_reaches_500k() -> None:
+    assert not merge_due(
+        [acc(AccountType.GENERATION, "250000.00"), acc(AccountType.COMPOUNDING, "249999.99")]
+    )
+    assert merge_due(
+        [acc(AccountType.GENERATION, "250000.00"), acc(AccountType.COMPOUNDING, "250000.00")]
+    )
+
+
+def test_rule_5_merge_empties_every_child_account_and_marks_it_merged() -> None:
+    gen, com = acc(AccountType.GENERATION, "300000.10"), acc(AccountType.COMPOUNDING, "200000.00")
+    plan = plan_merge([gen, com])
+    assert plan.total == D("500000.10")
+    assert [(d.type, d.amount, d.balance_after) for d in plan.debits] == [
+        (TransactionType.MERGE_TRANSFER, D("-300000.10"), D("0.00")),
+        (TransactionType.MERGE_TRANSFER, D("-200000.00"), D("0.00")),
+    ]
+    assert plan.statuses == (AccountStatus.MERGED, AccountStatus.MERGED)
+
+
+def test_rule_5_a_suspended_child_account_blocks_the_merge() -> None:
+    with pytest.raises(MergeBlocked) as exc:
+        plan_merge([acc(AccountType.GENERATION, "1.00", AccountStatus.SUSPENDED)])
+    assert exc.value.code == "merge_blocked"
+
+
+def test_rule_5_merged_accounts_do_not_count_again() -> None:
+    assert not merge_due([acc(AccountType.GENERATION, "600000.00", AccountStatus.MERGED)])
