@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 import pytest
+from redis.asyncio import Redis
 
 from services.account.app import build
 from services.cli.__main__ import build_parser, main
@@ -52,8 +53,13 @@ class Cli:
 
 @pytest.fixture
 def env(
-    settings: Settings, signer: Signer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    settings: Settings,
+    signer: Signer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    redis: Redis,
 ) -> Path:
+    """The operator's environment; `redis` is here to delete this test's streams afterwards."""
     for name in CLI_ENV:
         monkeypatch.delenv(name, raising=False)
     token_file = tmp_path / "token"
@@ -69,7 +75,9 @@ def env(
 async def cli(
     env: Path, settings: Settings, capsys: pytest.CaptureFixture[str]
 ) -> AsyncIterator[Cli]:
-    rt = await build(settings)
+    # A slow reclaimer: these tests leave nothing pending, and shared.infra.runtime.running()
+    # can hang at teardown when its cancel lands inside a reclaim pass (seen 1 run in ~5).
+    rt = await build(settings.model_copy(update={"reclaim_idle_ms": 120_000}))
     async with running(rt):
         yield Cli(capsys)
 
