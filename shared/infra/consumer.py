@@ -40,6 +40,7 @@ class StreamConsumer:
         self.redis, self.settings, self.stream, self.group = redis, settings, stream, group
         self.process, self.after = process, after
         self.dlq = f"{stream}.dlq"
+        self.stopped = False
 
     async def ensure_group(self) -> None:
         """Create the group at the stream's beginning, so nothing written before start is missed."""
@@ -130,7 +131,7 @@ class StreamConsumer:
 
     async def reclaim_forever(self) -> None:
         interval = self.settings.reclaim_idle_ms / 2000
-        while True:
+        while not self.stopped:
             await asyncio.sleep(interval)
             try:
                 await self.reclaim_once()

@@ -23,6 +23,7 @@ class Relay:
         )
         self.wake = asyncio.Event()
         self.published = 0
+        self.stopped = False
 
     async def publish_once(self) -> int:
         async with transaction(self.pool) as conn:
@@ -45,7 +46,7 @@ class Relay:
         return len(rows)
 
     async def run(self, idle_seconds: float = 0.05) -> None:
-        while True:
+        while not self.stopped:
             try:
                 moved = await self.publish_once()
             except Exception as exc:  # the relay outlives any outage; it retries
@@ -54,5 +55,7 @@ class Relay:
                 await asyncio.sleep(1)
             if moved < self.batch:
                 self.wake.clear()
+                # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.wake.wait(), idle_seconds)
+                    async with asyncio.timeout(idle_seconds):
+                        await self.wake.wait()

@@ -126,9 +126,14 @@ async def running(
             await asyncio.wait([tasks[-1]], timeout=5)
         with contextlib.suppress(Exception):  # what the last batch committed goes out now
             await rt.relay.publish_once()
+        rt.relay.stopped = True
+        for consumer in rt.consumers:
+            consumer.stopped = True
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        _, stuck = await asyncio.wait(tasks, timeout=5)
+        for task in stuck:  # never hang a shutdown on a loop that missed its cancellation
+            log.warning("task %s did not stop in time", task.get_name())
         await rt.pool.close()
         await rt.redis.aclose()
 
