@@ -28,7 +28,7 @@ def emit(
 def table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> None:
     cells = [[str(r.get(c, "")) for c in columns] for r in rows]
     widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
-    print("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)))
+    print("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
     for row in cells:
         print(
             "  ".join(
@@ -39,7 +39,7 @@ def table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> None:
 
 
 def _numeric(value: str) -> bool:
-    return value.replace(".", "", 1).replace("-", "", 1).isdigit()
+    return value.replace(",", "").replace(".", "", 1).replace("-", "", 1).isdigit()
 
 
 def fail(message: str, code: int = REJECTED) -> int:
