@@ -1,9 +1,11 @@
 """Composition root of the account service: settings -> clients -> consumers -> run."""
 
+import asyncio
 from pathlib import Path
 
 from services.account.events import SOURCE
-from services.account.router import EFFECTS, command_handler, query_answerer
+from services.account.reinvestment import Clock, ReinvestmentScheduler
+from services.account.router import COMMANDS, EFFECTS, command_handler, query_answerer
 from shared.contracts.streams import (
     ACCOUNT_COMMANDS,
     ACCOUNT_EFFECTS,
@@ -52,7 +54,22 @@ async def build(settings: Settings) -> Runtime:
     return rt
 
 
+def reinvestment_scheduler(rt: Runtime, *, clock: Clock | None = None) -> ReinvestmentScheduler:
+    """Quarterly reinvestment, sent through the exactly-once pipeline like any command."""
+    s = rt.settings.streams
+    table = {"alluse.account.reinvest": COMMANDS["alluse.account.reinvest"]}
+    pipeline = Pipeline(
+        rt.pool, command_handler(None, s, table), source=SOURCE, reject_stream=s.key(ACCOUNT_EVENTS)
+    )
+    return ReinvestmentScheduler(pipeline, rt.pool, clock=clock, after=rt.relay.wake.set)
+
+
 async def main() -> None:
     settings = Settings()
     logs.setup(settings.log_level, "account")
-    await serve_until_stopped(await build(settings))
+    rt = await build(settings)
+    scheduler = asyncio.create_task(reinvestment_scheduler(rt).run(), name="reinvestment")
+    try:
+        await serve_until_stopped(rt)
+    finally:
+        scheduler.cancel()

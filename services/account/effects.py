@@ -9,7 +9,7 @@ from uuid import UUID
 
 import asyncpg
 
-from services.account import store
+from services.account import growth, store
 from services.account.domain import (
     Account,
     TransactionType,
@@ -84,6 +84,7 @@ async def _book(
     )
     after = apply_change(account, effect)
     out.balance_changed(after, tx)
+    await growth.after_balance_change(conn, after, out)
     return after
 
 

@@ -7,7 +7,7 @@ from uuid import UUID, uuid4
 
 import asyncpg
 
-from services.account import store
+from services.account import growth, store
 from services.account.domain import (
     Account,
     AccountConfig,
@@ -126,6 +126,7 @@ async def deposit(conn: asyncpg.Connection, p: c.MoveMoney, out: Out) -> None:
         reference=p.reference,
     )
     out.balance_changed(apply_change(account, effect), tx)
+    await growth.after_balance_change(conn, apply_change(account, effect), out)
 
 
 async def withdraw(conn: asyncpg.Connection, p: c.MoveMoney, out: Out) -> None:
@@ -139,6 +140,7 @@ async def withdraw(conn: asyncpg.Connection, p: c.MoveMoney, out: Out) -> None:
         reference=p.reference,
     )
     out.balance_changed(apply_change(account, effect), tx)
+    await growth.after_balance_change(conn, apply_change(account, effect), out)
 
 
 async def set_status(conn: asyncpg.Connection, p: c.SetStatus, out: Out) -> None:

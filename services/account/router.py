@@ -1,12 +1,13 @@
 """Which handler and payload model serve each message type; translation of domain errors."""
 
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 from pydantic import BaseModel, ValidationError
 
-from services.account import effects, handlers, queries
+from services.account import analytics, effects, growth, handlers, queries, reinvestment, store
 from services.account.domain import DomainError
 from services.account.events import Out
 from shared.contracts import account as c
@@ -26,6 +27,10 @@ COMMANDS: dict[str, tuple[type[BaseModel], Command]] = {
     "alluse.account.withdraw": (c.MoveMoney, handlers.withdraw),
     "alluse.account.set_status": (c.SetStatus, handlers.set_status),
     "alluse.account.close": (c.CloseAccount, handlers.close),
+    "alluse.account.fork": (c.ForkAccount, growth.fork),
+    "alluse.account.merge": (c.MergePortfolio, growth.merge),
+    "alluse.account.reinvest": (c.Reinvest, reinvestment.reinvest),
+    "alluse.config.update": (c.UpdateConfig, reinvestment.update_config),
 }
 # Internal: effects of upstream events, forwarded by the integration service (no user token;
 # the internal stream is the platform's own).
@@ -41,6 +46,8 @@ QUERIES: dict[str, tuple[type[BaseModel], Query]] = {
     "alluse.query.history": (c.History, queries.history),
     "alluse.query.summary": (c.Empty, queries.summary),
     "alluse.query.integrity": (c.Empty, queries.integrity),
+    "alluse.query.metrics": (c.AccountRef, analytics.metrics),
+    "alluse.query.tree": (c.PortfolioRef, analytics.tree),
 }
 
 
@@ -73,6 +80,8 @@ def command_handler(
         model, handler = table[ev.type]
         payload = parse(model, ev)
         out = Out(ev, streams)
+        # Rows are dated in business time: the message's own time, never later than now.
+        await store.set_effective_time(conn, at=min(ev.time, datetime.now(UTC)))
         try:
             await handler(conn, payload, out)
         except DomainError as exc:

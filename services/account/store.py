@@ -3,6 +3,7 @@ transaction and keyword-only arguments; they return domain objects or plain rows
 
 import json
 from collections.abc import Mapping
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -15,8 +16,18 @@ from services.account.domain import (
     AccountStatus,
     AccountType,
     BalanceChange,
+    TransactionType,
     apply_overrides,
     config_to_dict,
+)
+from services.account.domain.growth import ForkPlan
+from services.account.domain.reinvest import Allocation as ReinvestAllocation
+from services.account.domain.reinvest import Period
+from services.account.domain.settings import (
+    DEFAULT_SETTINGS,
+    GrowthSettings,
+    apply_settings,
+    settings_to_dict,
 )
 
 Row = dict[str, Any]
@@ -272,3 +283,233 @@ async def save_valuation(
         " drawdown_breached = $5, valued_at = $6 WHERE id = $1",
         account_id, positions_value, peak, drawdown_pct, breached, as_of,
     )  # fmt: skip
+
+
+# Growth (sections 4-7): forks, merges, reinvestment, settings, analytics
+
+
+async def set_effective_time(conn: asyncpg.Connection, *, at: datetime) -> None:
+    """Business time of the rows this transaction writes next (see effective_now() in SQL)."""
+    await conn.execute("SELECT set_config('alluse.effective_at', $1, true)", at.isoformat())
+
+
+async def effective_now(conn: asyncpg.Connection) -> datetime:
+    value: datetime = await conn.fetchval("SELECT effective_now()")
+    return value
+
+
+async def growth_settings(conn: asyncpg.Connection) -> GrowthSettings:
+    raw = await conn.fetchval("SELECT settings FROM growth_settings")
+    return DEFAULT_SETTINGS if raw is None else apply_settings(DEFAULT_SETTINGS, json.loads(raw))
+
+
+async def save_growth_settings(
+    conn: asyncpg.Connection, *, settings: GrowthSettings, command_id: str
+) -> None:
+    await conn.execute(
+        "INSERT INTO growth_settings (settings, command_id) VALUES ($1::jsonb, $2)"
+        " ON CONFLICT (id) DO UPDATE SET settings = $1::jsonb, command_id = $2, updated_at = now()",
+        json.dumps(settings_to_dict(settings)), command_id,
+    )  # fmt: skip
+
+
+async def flag_fork_eligible(conn: asyncpg.Connection, *, account_id: UUID, eligible: bool) -> bool:
+    """Set the crossing flag; True when it changed (a crossing in either direction)."""
+    changed = await conn.fetchval(
+        "UPDATE accounts SET fork_eligible = $2 WHERE id = $1 AND fork_eligible <> $2 RETURNING true",
+        account_id, eligible,
+    )  # fmt: skip
+    return bool(changed)
+
+
+async def get_portfolio(
+    conn: asyncpg.Connection, *, portfolio_id: UUID, lock: bool = False
+) -> Row | None:
+    row = await conn.fetchrow(
+        "SELECT id, parent_id, root_id, generation, name, template, strategy, risk, created_at"
+        " FROM portfolios WHERE id = $1" + (" FOR UPDATE" if lock else ""),
+        portfolio_id,
+    )
+    return None if row is None else dict(row)
+
+
+async def fork_times(
+    conn: asyncpg.Connection, *, account_id: UUID, root_id: UUID
+) -> tuple[datetime | None, list[datetime]]:
+    """The account's last fork, and the tree's forks of the last two days (for the guards)."""
+    last = await conn.fetchval("SELECT max(at) FROM forks WHERE parent_account_id = $1", account_id)
+    rows = await conn.fetch(
+        "SELECT at FROM forks WHERE root_id = $1 AND at > effective_now() - interval '2 days'",
+        root_id,
+    )
+    return last, [r["at"] for r in rows]
+
+
+async def insert_fork(
+    conn: asyncpg.Connection, *, child: UUID, parent_account: Account, root_id: UUID,
+    plan: ForkPlan, automatic: bool, command_id: str,
+) -> datetime:  # fmt: skip
+    at: datetime = await conn.fetchval(
+        "INSERT INTO forks (child_portfolio_id, parent_account_id, parent_portfolio_id, root_id,"
+        " surplus, to_generation, to_compounding, baseline, automatic, command_id)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING at",
+        child, parent_account.id, parent_account.portfolio_id, root_id, plan.surplus,
+        plan.child_generation, plan.child_compounding, parent_account.baseline, automatic, command_id,
+    )  # fmt: skip
+    return at
+
+
+async def lock_portfolio_accounts(
+    conn: asyncpg.Connection, *, portfolio_id: UUID
+) -> list[tuple[Account, Row]]:
+    rows = await conn.fetch(
+        f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE portfolio_id = $1 ORDER BY id FOR UPDATE",
+        portfolio_id,
+    )
+    return [(to_account(r), dict(r)) for r in rows]
+
+
+async def merge_target(conn: asyncpg.Connection, *, portfolio_id: UUID) -> UUID | None:
+    """The Com-Acc of the nearest ancestor that still has a live one (a merged parent is skipped)."""
+    found: UUID | None = await conn.fetchval(
+        "WITH RECURSIVE up AS (SELECT parent_id, 1 AS depth FROM portfolios WHERE id = $1"
+        " UNION ALL SELECT p.parent_id, up.depth + 1 FROM portfolios p JOIN up ON p.id = up.parent_id)"
+        " SELECT a.id FROM up JOIN accounts a ON a.portfolio_id = up.parent_id"
+        " WHERE a.type = 'compounding' AND a.status NOT IN ('merged', 'closed')"
+        " ORDER BY up.depth LIMIT 1",
+        portfolio_id,
+    )  # fmt: skip
+    return found
+
+
+async def insert_merge(
+    conn: asyncpg.Connection,
+    *,
+    child: UUID,
+    target: Account,
+    total: Decimal,
+    automatic: bool,
+    command_id: str,
+) -> datetime:
+    at: datetime = await conn.fetchval(
+        "INSERT INTO merges (child_portfolio_id, target_portfolio_id, target_account_id, total,"
+        " automatic, command_id) VALUES ($1, $2, $3, $4, $5, $6) RETURNING at",
+        child, target.portfolio_id, target.id, total, automatic, command_id,
+    )  # fmt: skip
+    return at
+
+
+async def reinvesting_accounts(conn: asyncpg.Connection) -> list[UUID]:
+    rows = await conn.fetch(
+        "SELECT id FROM accounts WHERE type IN ('revenue', 'compounding')"
+        " AND status NOT IN ('closed', 'merged') ORDER BY id"
+    )
+    return [r["id"] for r in rows]
+
+
+async def trading_rows(
+    conn: asyncpg.Connection, *, account_id: UUID, start: datetime, end: datetime
+) -> list[tuple[TransactionType, Decimal]]:
+    rows = await conn.fetch(
+        "SELECT type, amount FROM transactions WHERE account_id = $1"
+        " AND type IN ('trade_premium', 'trade_assignment', 'fee')"
+        " AND effective_at >= $2 AND effective_at < $3",
+        account_id, start, end,
+    )  # fmt: skip
+    return [(TransactionType(r["type"]), r["amount"]) for r in rows]
+
+
+async def insert_reinvestment(
+    conn: asyncpg.Connection, *, account_id: UUID, period: Period, allocation: ReinvestAllocation,
+    contracts_pct: Decimal, command_id: str,
+) -> bool:  # fmt: skip
+    """False when this account's quarter was reinvested already (by this or another replica)."""
+    inserted = await conn.fetchval(
+        "INSERT INTO reinvestments (account_id, quarter, period_start, period_end, net_income,"
+        " contracts_pct, contracts_amount, leaps_amount, command_id)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        " ON CONFLICT (account_id, quarter) DO NOTHING RETURNING true",
+        account_id, period.quarter, period.start, period.end, allocation.net_income, contracts_pct,
+        allocation.contracts, allocation.leaps, command_id,
+    )  # fmt: skip
+    return bool(inserted)
+
+
+async def reinvestment_done(conn: asyncpg.Connection, *, account_id: UUID, quarter: str) -> bool:
+    return bool(await conn.fetchval(
+        "SELECT true FROM reinvestments WHERE account_id = $1 AND quarter = $2", account_id, quarter
+    ))  # fmt: skip
+
+
+async def reinvestments(conn: asyncpg.Connection, *, account_id: UUID) -> list[Row]:
+    rows = await conn.fetch(
+        "SELECT quarter, net_income, contracts_amount, leaps_amount, at FROM reinvestments"
+        " WHERE account_id = $1 ORDER BY period_end",
+        account_id,
+    )
+    return [dict(r) for r in rows]
+
+
+async def balance_series(conn: asyncpg.Connection, *, account_ids: list[UUID]) -> list[Row]:
+    """Every ledger row of the accounts in business-time order: (account, at, balance after)."""
+    rows = await conn.fetch(
+        "SELECT account_id, effective_at AS at, balance_after, type, amount, week_type"
+        " FROM transactions WHERE account_id = ANY($1::uuid[]) ORDER BY effective_at, id",
+        account_ids,
+    )
+    return [dict(r) for r in rows]
+
+
+async def trade_counts(conn: asyncpg.Connection, *, account_id: UUID) -> Row:
+    row = await conn.fetchrow(
+        "SELECT count(*) FILTER (WHERE type IN ('trade_premium', 'trade_assignment')) AS total,"
+        " count(*) FILTER (WHERE type IN ('trade_premium', 'trade_assignment') AND amount > 0) AS successful,"
+        " coalesce(sum(amount) FILTER (WHERE type = 'trade_premium' AND amount > 0), 0) AS premium,"
+        " count(*) FILTER (WHERE type = 'trade_assignment' AND description LIKE '% assignment %') AS assignments,"
+        " count(*) FILTER (WHERE type = 'trade_premium' AND amount < 0) AS adjustments,"
+        " (SELECT violations FROM accounts WHERE id = $1) AS violations"
+        " FROM transactions WHERE account_id = $1",
+        account_id,
+    )  # fmt: skip
+    assert row is not None
+    return dict(row)
+
+
+async def tree(conn: asyncpg.Connection, *, portfolio_id: UUID) -> list[Row]:
+    """The portfolio and every descendant, with fork and merge facts, parents first."""
+    rows = await conn.fetch(
+        "WITH RECURSIVE down AS (SELECT id FROM portfolios WHERE id = $1"
+        " UNION ALL SELECT p.id FROM portfolios p JOIN down ON p.parent_id = down.id)"
+        " SELECT p.id, p.parent_id, p.generation, p.name, p.created_at, f.at AS forked_at,"
+        " f.surplus, m.at AS merged_at, m.total AS merged_total, m.target_account_id"
+        " FROM down JOIN portfolios p USING (id) LEFT JOIN forks f ON f.child_portfolio_id = p.id"
+        " LEFT JOIN merges m ON m.child_portfolio_id = p.id ORDER BY p.generation, f.at NULLS FIRST",
+        portfolio_id,
+    )  # fmt: skip
+    return [dict(r) for r in rows]
+
+
+async def tree_accounts(conn: asyncpg.Connection, *, portfolio_ids: list[UUID]) -> list[Row]:
+    rows = await conn.fetch(
+        f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE portfolio_id = ANY($1::uuid[]) ORDER BY id",
+        portfolio_ids,
+    )
+    return [dict(r) for r in rows]
+
+
+async def lock_live_accounts(conn: asyncpg.Connection, *, account_type: str | None) -> list[Row]:
+    """Every account not closed or merged (of one type, if given), locked for a config change."""
+    rows = await conn.fetch(
+        f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE status NOT IN ('closed', 'merged')"
+        " AND ($1::text IS NULL OR type = $1) ORDER BY id FOR UPDATE",
+        account_type,
+    )
+    return [dict(r) for r in rows]
+
+
+# Batched writes of one unit of work (services/account/unit.py)
+
+LOCKED_COLUMNS = (
+    "a.id, a.portfolio_id, a.type, a.status, a.name, a.balance, a.contributed, a.baseline,"
+    " a.config, a.created_at, a.updated_at, a.fork_eligible, p.parent_id"
+)

@@ -74,3 +74,34 @@ class History(AccountRef):
 
 class Empty(Payload):
     pass
+
+
+# Growth (sections 4-7)
+
+Quarter = Field(default=None, pattern=r"^\d{4}-Q[1-4]$")
+
+
+class ForkAccount(AccountRef):
+    reason: str = Text
+
+
+class PortfolioRef(Payload):
+    portfolio_id: UUID
+
+
+class MergePortfolio(PortfolioRef):
+    reason: str = Text
+
+
+class Reinvest(Payload):
+    account_id: UUID | None = None  # none: every Rev-Acc and Com-Acc
+    quarter: str | None = Quarter  # none: the latest period that has fallen due
+
+
+class UpdateConfig(Payload):
+    """Growth policy and account settings, validated as a whole and applied all or nothing."""
+
+    growth: dict[str, Any] = Field(default_factory=dict)
+    # AccountConfig fields, applied to every live account (of `account_type`, if given)
+    accounts: dict[str, Any] = Field(default_factory=dict)
+    account_type: AccountTypeName | None = None  # limit `accounts` to one type

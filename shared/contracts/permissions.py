@@ -58,6 +58,7 @@ REQUIRED: dict[str, Permission] = {
     "alluse.query.summary": P.READ_ACCOUNT,
     "alluse.query.integrity": P.VIEW_TRANSACTIONS,  # it recomputes balances from the ledger
     "alluse.query.metrics": P.READ_ACCOUNT,
+    "alluse.query.tree": P.READ_ACCOUNT,
 }
 
 

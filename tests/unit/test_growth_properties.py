@@ -6,7 +6,7 @@ withdrawal ever eats into the cash buffer.
 """
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from uuid import UUID
 
@@ -107,9 +107,7 @@ class Book:
             self.write(d)
         self.write(funding(target, TransactionType.MERGE_TRANSFER, plan.total))
         for a, s in zip(live, plan.statuses, strict=True):
-            self.accounts[a.id] = self.accounts[a.id].__class__(
-                **{**_fields(self.accounts[a.id]), "status": s}
-            )
+            self.accounts[a.id] = replace(self.accounts[a.id], status=s)
         self.merges += 1
 
     def after(self, a: Account) -> None:
@@ -118,10 +116,6 @@ class Book:
             self.merge(a.portfolio_id)
         elif is_fork_eligible(self.accounts[a.id]):
             self.fork(self.accounts[a.id])
-
-
-def _fields(a: Account) -> dict[str, object]:
-    return {f: getattr(a, f) for f in a.__slots__}  # type: ignore[attr-defined]
 
 
 ops = st.lists(

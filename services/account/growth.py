@@ -1,0 +1,263 @@
+"""Forks and merges (sections 4-5): automatic after balance changes, and on operator command.
+
+Each fork and each merge is a handful of writes in the caller's transaction, so it happens
+entirely or not at all. An automatic fork runs in a savepoint: if it fails, the balance
+change that triggered it still books, and the next change of the account tries again.
+"""
+
+import json
+import logging
+from dataclasses import replace
+from decimal import Decimal
+from typing import Any
+from uuid import UUID, uuid4
+
+import asyncpg
+
+from services.account import store
+from services.account.domain import (
+    Account,
+    AccountConfig,
+    AccountStatus,
+    AccountType,
+    TransactionType,
+    apply_change,
+)
+from services.account.domain.growth import (
+    ForkCoolingPeriod,
+    ForkDailyLimit,
+    MergeBlocked,
+    NotAChildPortfolio,
+    check_fork_guards,
+    funding,
+    is_fork_eligible,
+    merge_due,
+    plan_fork,
+    plan_merge,
+    surplus,
+)
+from services.account.domain.settings import GrowthSettings
+from services.account.events import Out, snapshot
+from shared.contracts import account as c
+from shared.infra.messaging import Rejected
+
+log = logging.getLogger(__name__)
+Portfolio = dict[str, Any]
+
+
+async def after_balance_change(conn: asyncpg.Connection, account: Account, out: Out) -> None:
+    """Watch every balance change: merge a child portfolio that is due, fork an eligible Gen-Acc.
+
+    Runs after the change was written, so it never rejects; a blocked fork waits for later.
+    """
+    portfolio = await store.get_portfolio(conn, portfolio_id=account.portfolio_id)
+    assert portfolio is not None
+    if portfolio["parent_id"] is not None and await _merge(conn, portfolio, out, automatic=True):
+        return
+    if account.type is not AccountType.GENERATION:
+        return
+    eligible = is_fork_eligible(account)
+    if await store.flag_fork_eligible(conn, account_id=account.id, eligible=eligible) and eligible:
+        out.emit("alluse.account.fork_eligible", {
+            "account_id": str(account.id), "portfolio_id": str(account.portfolio_id),
+            "balance": str(account.balance), "baseline": str(account.baseline),
+            "surplus": str(surplus(account)), "fork_threshold": str(account.config.fork_threshold),
+        }, subject=str(account.id))  # fmt: skip
+    settings = await store.growth_settings(conn) if eligible else None
+    if settings is None or not settings.auto_fork:
+        return
+    mark = len(out.events)
+    try:
+        async with conn.transaction():  # a savepoint: the fork is all or nothing on its own
+            await _fork(conn, account, portfolio, settings, out, automatic=True)
+    except (ForkCoolingPeriod, ForkDailyLimit) as blocked:
+        del out.events[mark:]
+        log.info("automatic fork of %s waits: %s", account.id, blocked.message)
+    except Exception:
+        del out.events[mark:]
+        log.exception("automatic fork of %s failed; retried at its next balance change", account.id)
+
+
+async def locked(conn: asyncpg.Connection, account_id: UUID) -> Account:
+    found = await store.lock_account(conn, account_id=account_id)
+    if found is None:
+        raise Rejected("unknown_account", f"no account {account_id}", subject=str(account_id))
+    return found[0]
+
+
+async def fork(conn: asyncpg.Connection, p: c.ForkAccount, out: Out) -> None:
+    account = await locked(conn, p.account_id)
+    portfolio = await store.get_portfolio(conn, portfolio_id=account.portfolio_id)
+    assert portfolio is not None
+    await _fork(conn, account, portfolio, await store.growth_settings(conn), out, automatic=False)
+
+
+async def merge(conn: asyncpg.Connection, p: c.MergePortfolio, out: Out) -> None:
+    portfolio = await store.get_portfolio(conn, portfolio_id=p.portfolio_id, lock=True)
+    if portfolio is None:
+        raise Rejected("unknown_portfolio", f"no portfolio {p.portfolio_id}")
+    if portfolio["parent_id"] is None:
+        raise NotAChildPortfolio(f"portfolio {p.portfolio_id} is a root: it has nowhere to merge")
+    await _merge(conn, portfolio, out, automatic=False)
+
+
+async def _fork(
+    conn: asyncpg.Connection,
+    parent: Account,
+    portfolio: Portfolio,
+    settings: GrowthSettings,
+    out: Out,
+    *,
+    automatic: bool,
+) -> None:
+    plan = plan_fork(parent, settings)
+    await store.get_portfolio(
+        conn, portfolio_id=portfolio["root_id"], lock=True
+    )  # one tree's forks in turn
+    last, recent = await store.fork_times(conn, account_id=parent.id, root_id=portfolio["root_id"])
+    check_fork_guards(
+        now=await store.effective_now(conn),
+        last_fork_of_account=last,
+        tree_fork_times=recent,
+        settings=settings,
+    )
+    # Every check passed: from here on, only writes.
+    child = uuid4()
+    await store.insert_portfolio(
+        conn, portfolio_id=child, name=f"{portfolio['name']} / fork {str(child)[:8]}", template=portfolio["template"],
+        strategy=portfolio["strategy"], risk=_json(portfolio["risk"]), parent_id=portfolio["id"],
+    )  # fmt: skip
+    tx = await store.write_change(
+        conn,
+        effect=plan.debit,
+        description=f"fork: surplus to portfolio {child}",
+        command_id=out.cause.id,
+        reference=str(child),
+    )
+    out.balance_changed(apply_change(parent, plan.debit), tx)
+    com_config = await _sibling_config(
+        conn, portfolio["id"], AccountType.COMPOUNDING, parent.config
+    )
+    created = {}
+    for account_type, amount, config in (
+        (AccountType.GENERATION, plan.child_generation, parent.config),
+        (AccountType.COMPOUNDING, plan.child_compounding, com_config),
+    ):
+        empty = Account(id=uuid4(), portfolio_id=child, type=account_type, status=AccountStatus.ACTIVE,
+                        balance=Decimal("0.00"), contributed_capital=Decimal("0.00"), baseline=Decimal("0.00"), config=config)  # fmt: skip
+        row = await store.insert_account(
+            conn,
+            account=empty,
+            name=f"fork {str(child)[:8]} {account_type.value}",
+            command_id=out.cause.id,
+        )
+        credit = funding(empty, TransactionType.FORK_TRANSFER, amount)
+        tx = await store.write_change(
+            conn,
+            effect=credit,
+            description=f"fork from account {parent.id}",
+            command_id=out.cause.id,
+            reference=str(parent.id),
+        )
+        funded = apply_change(empty, credit)
+        out.emit(
+            "alluse.account.created", {"account": snapshot(funded, row)}, subject=str(funded.id)
+        )
+        out.balance_changed(funded, tx)
+        created[account_type.value] = str(funded.id)
+    await store.flag_fork_eligible(conn, account_id=parent.id, eligible=False)
+    at = await store.insert_fork(
+        conn,
+        child=child,
+        parent_account=parent,
+        root_id=portfolio["root_id"],
+        plan=plan,
+        automatic=automatic,
+        command_id=out.cause.id,
+    )
+    out.emit("alluse.account.forked", {
+        "account_id": str(parent.id), "portfolio_id": str(parent.portfolio_id), "child_portfolio_id": str(child),
+        "child_accounts": created, "surplus": str(plan.surplus), "to_generation": str(plan.child_generation),
+        "to_compounding": str(plan.child_compounding), "parent_balance": str(parent.baseline),
+        "automatic": automatic, "at": at.isoformat(),
+    }, subject=str(parent.id))  # fmt: skip
+
+
+async def _merge(
+    conn: asyncpg.Connection, portfolio: Portfolio, out: Out, *, automatic: bool
+) -> bool:
+    """Fold the child portfolio into its nearest live ancestor's Com-Acc; False if not due."""
+    accounts = [
+        a for a, _ in await store.lock_portfolio_accounts(conn, portfolio_id=portfolio["id"])
+    ]
+    live = [a for a in accounts if a.status is not AccountStatus.MERGED]
+    if automatic and not merge_due(live):
+        return False
+    target_id = await store.merge_target(conn, portfolio_id=portfolio["id"])
+    try:
+        if not live:
+            raise MergeBlocked(f"portfolio {portfolio['id']} is merged already")
+        if target_id is None:
+            raise MergeBlocked(f"no ancestor of {portfolio['id']} has a live Com-Acc")
+        plan = plan_merge(live)
+    except MergeBlocked as exc:
+        if automatic:
+            log.warning("automatic merge of %s blocked: %s", portfolio["id"], exc.message)
+            return False
+        raise
+    target = await locked(conn, target_id)
+    # Every check passed: from here on, only writes.
+    for account, debit in zip([a for a in live if a.balance], plan.debits, strict=True):
+        tx = await store.write_change(
+            conn,
+            effect=debit,
+            description=f"merge into account {target.id}",
+            command_id=out.cause.id,
+            reference=str(target.id),
+        )
+        out.balance_changed(apply_change(account, debit), tx)
+    if plan.total:
+        credit = funding(target, TransactionType.MERGE_TRANSFER, plan.total)
+        tx = await store.write_change(
+            conn,
+            effect=credit,
+            description=f"merge of portfolio {portfolio['id']}",
+            command_id=out.cause.id,
+            reference=str(portfolio["id"]),
+        )
+        out.balance_changed(apply_change(target, credit), tx)
+    for account, status in zip(live, plan.statuses, strict=True):
+        await store.set_status(conn, account_id=account.id, status=status)
+        out.emit("alluse.account.status_changed", {"account_id": str(account.id), "from_status": account.status.value,
+                 "to_status": status.value, "reason": "merged into the parent portfolio"}, subject=str(account.id))  # fmt: skip
+    at = await store.insert_merge(
+        conn,
+        child=portfolio["id"],
+        target=target,
+        total=plan.total,
+        automatic=automatic,
+        command_id=out.cause.id,
+    )
+    out.emit("alluse.account.merged", {
+        "portfolio_id": str(portfolio["id"]), "target_portfolio_id": str(target.portfolio_id),
+        "target_account_id": str(target.id), "total": str(plan.total), "accounts": [str(a.id) for a in live],
+        "automatic": automatic, "at": at.isoformat(),
+    }, subject=str(portfolio["id"]))  # fmt: skip
+    return True
+
+
+async def _sibling_config(
+    conn: asyncpg.Connection, portfolio_id: UUID, account_type: AccountType, fallback: AccountConfig
+) -> AccountConfig:
+    """The parent portfolio's account of that type passes its configuration on to the child's."""
+    for row in await store.tree_accounts(conn, portfolio_ids=[portfolio_id]):
+        if row["type"] == account_type.value:
+            return store.to_account(row).config
+    base = AccountConfig.for_type(account_type)
+    return replace(
+        base, fork_threshold=fallback.fork_threshold, merge_threshold=fallback.merge_threshold
+    )
+
+
+def _json(value: Any) -> dict[str, Any]:
+    return dict(json.loads(value)) if isinstance(value, str) else dict(value or {})

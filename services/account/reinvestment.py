@@ -1,0 +1,156 @@
+"""Quarterly reinvestment (section 6) by command and by scheduler; run-time configuration.
+
+The scheduler sends itself the reinvest command through the same exactly-once pipeline
+(deterministic id `reinvest:<quarter>`), and UNIQUE (account_id, quarter) makes a second run,
+on this replica or another, allocate nothing.
+"""
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+
+from services.account import store
+from services.account.domain import ValidationFailed, apply_overrides
+from services.account.domain.errors import INVALID_CONFIGURATION, Problem
+from services.account.domain.reinvest import (
+    REINVESTING_TYPES,
+    allocate,
+    latest_period,
+    net_income,
+    quarter_period,
+)
+from services.account.domain.settings import apply_settings, settings_to_dict
+from services.account.events import SOURCE, Out
+from services.account.handlers import locked
+from shared.contracts import account as c
+from shared.contracts.envelope import new_event
+from shared.infra.db import connection
+from shared.infra.messaging import Pipeline, Rejected
+
+log = logging.getLogger(__name__)
+Clock = Callable[[], datetime]
+SCHEDULER_SOURCE = f"{SOURCE}/scheduler"
+
+
+async def reinvest(conn: asyncpg.Connection, p: c.Reinvest, out: Out) -> None:
+    settings = await store.growth_settings(conn)
+    now = await store.effective_now(conn)
+    months = settings.reinvestment_months
+    period = quarter_period(months, p.quarter, now) if p.quarter else latest_period(months, now)
+    if p.account_id is not None:
+        account, _ = await locked(conn, p.account_id)
+        if account.type not in REINVESTING_TYPES:
+            raise Rejected(
+                "not_a_reinvesting_account",
+                f"{account.type.value} accounts reinvest weekly, not quarterly",
+            )
+        if await store.reinvestment_done(conn, account_id=account.id, quarter=period.quarter):
+            raise Rejected(
+                "already_reinvested", f"account {account.id} reinvested {period.quarter} already"
+            )
+        ids = [account.id]
+    else:
+        ids = await store.reinvesting_accounts(conn)
+    done = 0
+    for account_id in ids:
+        row = await store.get_account(conn, account_id=account_id)
+        assert row is not None
+        account = store.to_account(row)
+        rows = await store.trading_rows(
+            conn, account_id=account_id, start=period.start, end=period.end
+        )
+        alloc = allocate(net_income(rows), account.config.contracts_pct)
+        pct = account.config.contracts_pct
+        if await store.insert_reinvestment(
+            conn,
+            account_id=account_id,
+            period=period,
+            allocation=alloc,
+            contracts_pct=pct,
+            command_id=out.cause.id,
+        ):
+            done += 1
+            out.emit("alluse.account.reinvested", {
+                "account_id": str(account_id), "quarter": period.quarter, "net_income": str(alloc.net_income),
+                "contracts_amount": str(alloc.contracts), "leaps_amount": str(alloc.leaps),
+                "period_start": period.start.isoformat(), "period_end": period.end.isoformat(),
+            }, subject=str(account_id))  # fmt: skip
+    out.emit("alluse.account.reinvestment_completed", {
+        "quarter": period.quarter, "reinvested": done, "already_reinvested": len(ids) - done,
+    })  # fmt: skip
+
+
+async def update_config(conn: asyncpg.Connection, p: c.UpdateConfig, out: Out) -> None:
+    """Validate everything first (growth policy, then each live account's new config), then write."""
+    problems: list[Problem] = []
+    growth = await store.growth_settings(conn)
+    try:
+        growth = apply_settings(growth, p.growth)
+    except ValidationFailed as exc:
+        problems += [Problem(f"growth.{q.field}", q.message) for q in exc.problems]
+    updated = []
+    if p.accounts:
+        for row in await store.lock_live_accounts(conn, account_type=p.account_type):
+            account = store.to_account(row)
+            try:
+                updated.append((row, apply_overrides(account.config, p.accounts)))
+            except ValidationFailed as exc:
+                problems += [
+                    Problem(
+                        f"accounts.{q.field}", f"{q.message} ({account.type.value} {account.id})"
+                    )
+                    for q in exc.problems
+                ]
+    if problems:
+        unique = list(dict.fromkeys(problems))
+        raise ValidationFailed(unique, code=INVALID_CONFIGURATION)
+    await store.save_growth_settings(conn, settings=growth, command_id=out.cause.id)
+    for row, config in updated:
+        await store.update_account(conn, account_id=row["id"], name=row["name"], config=config)
+    out.emit("alluse.config.updated", {
+        "growth": settings_to_dict(growth), "changes": {"growth": p.growth, "accounts": p.accounts},
+        "account_type": p.account_type, "accounts_updated": len(updated),
+    })  # fmt: skip
+
+
+class ReinvestmentScheduler:
+    """Sends the reinvest command once per due period; `clock` is injectable for tests."""
+
+    def __init__(self, pipeline: Pipeline, pool: asyncpg.Pool, *, clock: Clock | None = None,
+                 interval: float = 300.0, after: Callable[[], Any] | None = None) -> None:  # fmt: skip
+        self.pipeline, self.pool, self.interval, self.after = pipeline, pool, interval, after
+        self.clock: Clock = clock or (lambda: datetime.now(UTC))
+        self.last: str | None = None
+
+    async def tick(self) -> str | None:
+        """Issue the latest due period's reinvestment if this process has not; its quarter, or None."""
+        now = self.clock()
+        async with connection(self.pool) as conn:
+            settings = await store.growth_settings(conn)
+        period = latest_period(settings.reinvestment_months, now)
+        if period.quarter == self.last:
+            return None
+        fields = new_event("alluse.account.reinvest", SCHEDULER_SOURCE, {"quarter": period.quarter},
+                           event_id=f"reinvest:{period.quarter}")  # fmt: skip
+        fields["time"] = now.isoformat()
+        outcome = await self.pipeline.process(
+            [(b"0-0", {k.encode(): v.encode() for k, v in fields.items()})]
+        )
+        if not outcome.ack:
+            return None  # failed; the next tick tries again
+        self.last = period.quarter
+        if self.after is not None:
+            self.after()
+        return period.quarter
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.tick()
+            except Exception:
+                log.exception("reinvestment scheduler tick failed")
+            await asyncio.sleep(self.interval)
