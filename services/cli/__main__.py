@@ -6,7 +6,12 @@ import importlib
 import sys
 
 # Each module has `register(subparsers)`; its subcommands set `func`, an async (args) -> int.
-AREAS = ("services.cli.account", "services.cli.security", "services.cli.integration")
+AREAS = (
+    "services.cli.account",
+    "services.cli.security",
+    "services.cli.integration",
+    "services.cli.growth",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
