@@ -11,6 +11,7 @@ from shared.contracts.streams import (
     ACCOUNT_EFFECTS,
     ACCOUNT_EVENTS,
     ACCOUNT_QUERIES,
+    REVOCATIONS,
 )
 from shared.infra import logs
 from shared.infra.auth import Verifier
@@ -18,6 +19,7 @@ from shared.infra.consumer import StreamConsumer
 from shared.infra.db import migrate
 from shared.infra.messaging import Pipeline
 from shared.infra.replies import Replier
+from shared.infra.revocations import Revocations
 from shared.infra.runtime import Runtime, open_runtime, serve_until_stopped
 from shared.infra.settings import Settings
 
@@ -29,10 +31,14 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 async def build(settings: Settings) -> Runtime:
     await migrate(settings.database_url, SCHEMA, MIGRATIONS)
     rt = await open_runtime(settings, schema=SCHEMA)
-    verifier = Verifier(
-        settings.jwks_url, issuer=settings.jwt_issuer, audience=settings.jwt_audience
-    )
     s = settings.streams
+    rt.revocations = Revocations(rt.redis, s.key(REVOCATIONS))
+    verifier = Verifier(
+        settings.jwks_url,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        is_revoked=rt.revocations.is_revoked,
+    )
     pipeline = Pipeline(
         rt.pool, command_handler(verifier, s), source=SOURCE, reject_stream=s.key(ACCOUNT_EVENTS)
     )

@@ -9,10 +9,11 @@ from pydantic import BaseModel, ValidationError
 
 from services.account import analytics, effects, growth, handlers, queries, reinvestment, store
 from services.account.domain import DomainError
-from services.account.events import Out
+from services.account.events import SOURCE, Out
 from shared.contracts import account as c
 from shared.contracts.envelope import CloudEvent
 from shared.contracts.streams import Streams
+from shared.infra.audit import audit_event
 from shared.infra.auth import Verifier
 from shared.infra.messaging import Emit, Rejected
 
@@ -75,8 +76,15 @@ def command_handler(
     async def handle(conn: asyncpg.Connection, ev: CloudEvent) -> list[Emit]:
         if ev.type not in table:
             raise Rejected("unknown_type", f"'{ev.type}' is not a message this service takes")
+        actor = ev.source  # effects come from the integration service, on behalf of upstream
         if verifier is not None:
-            await verifier.authorize(ev.authorization, ev.type)
+            try:
+                actor = (await verifier.authorize(ev.authorization, ev.type)).subject
+            except Rejected as denied:  # every denial leaves an audit record
+                denied.extra = [
+                    _audit(streams, ev, "command.denied", "anonymous", {"code": denied.code})
+                ]
+                raise
         model, handler = table[ev.type]
         payload = parse(model, ev)
         out = Out(ev, streams)
@@ -86,9 +94,27 @@ def command_handler(
             await handler(conn, payload, out)
         except DomainError as exc:
             raise Rejected(exc.code, exc.message, subject=ev.subject) from None
+        if out.events:
+            done = sorted({fields["type"] for _, fields in out.events})
+            out.events.append(_audit(streams, ev, ev.type, actor, {"outcome": done}))
         return out.events
 
     return handle
+
+
+def _audit(
+    streams: Streams, ev: CloudEvent, action: str, actor: str, details: dict[str, Any]
+) -> Emit:
+    details = {"message_type": ev.type, "message_id": ev.id, "source": ev.source, **details}
+    return audit_event(
+        streams,
+        source=SOURCE,
+        action=action,
+        actor=actor,
+        subject=ev.subject,
+        details=details,
+        cause=ev,
+    )
 
 
 def query_answerer(

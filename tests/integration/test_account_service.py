@@ -6,16 +6,23 @@ from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
+import jwt
 import pytest
 from redis.asyncio import Redis
 
 from services.account import store
 from services.account.app import build
-from shared.contracts.streams import ACCOUNT_COMMANDS, ACCOUNT_EVENTS, ACCOUNT_QUERIES
+from shared.contracts.streams import (
+    ACCOUNT_COMMANDS,
+    ACCOUNT_EVENTS,
+    ACCOUNT_QUERIES,
+    AUDIT,
+    REVOCATIONS,
+)
 from shared.infra.db import connection
 from shared.infra.runtime import Runtime, running
 from shared.infra.settings import Settings
-from tests.support.streams import ce, outcomes, reply
+from tests.support.streams import ce, decoded, outcomes, reply
 from tests.support.tokens import Signer
 
 
@@ -220,3 +227,45 @@ async def test_fifty_concurrent_withdrawals_never_overdraw(
     assert Decimal(account["data"]["balance"]) >= Decimal(account["data"]["cash_buffer"])
     integrity = await client.query("alluse.query.integrity", {}, role="auditor")
     assert integrity["data"]["ok"] is True, integrity
+
+
+async def test_revoked_token_is_refused_within_a_second(
+    client: Client, redis: Redis, settings: Settings, signer: Signer
+) -> None:
+    claims = signer.claims("admin")
+    token = jwt.encode(claims, signer.key, algorithm="EdDSA", headers={"kid": signer.kid})
+    fields = ce("alluse.account.create", {"type": "revenue"}, authorization=f"Bearer {token}")
+    await redis.xadd(settings.streams.key(ACCOUNT_COMMANDS), fields)
+    (created,) = await outcomes(redis, settings.streams.key(ACCOUNT_EVENTS), fields["id"])
+    assert created["type"] == "alluse.account.created"
+    # The security service publishes the revocation; the account service follows the stream.
+    await redis.xadd(
+        settings.streams.key(REVOCATIONS),
+        {"kind": "jti", "value": claims["jti"], "until": str(claims["exp"])},
+    )
+    await asyncio.sleep(1)
+    again = ce("alluse.account.create", {"type": "revenue"}, authorization=f"Bearer {token}")
+    await redis.xadd(settings.streams.key(ACCOUNT_COMMANDS), again)
+    got = rejection(await outcomes(redis, settings.streams.key(ACCOUNT_EVENTS), again["id"]))
+    assert got["code"] == "unauthorized" and "revoked" in got["reason"]
+
+
+async def test_commands_and_denials_leave_audit_records(
+    client: Client, redis: Redis, settings: Settings
+) -> None:
+    gen = (await client.initialize())["generation"]
+    await client.command("alluse.account.deposit", {"account_id": gen["id"], "amount": "5.00"})
+    await client.command(
+        "alluse.account.deposit", {"account_id": gen["id"], "amount": "5.00"}, role="viewer"
+    )
+    records: list[dict[str, Any]] = []
+    for _ in range(250):  # the relay publishes right after each commit
+        records = [decoded(f)["data"] for _, f in await redis.xrange(settings.streams.key(AUDIT))]
+        if len(records) >= 3:
+            break
+        await asyncio.sleep(0.02)
+    actions = [r["action"] for r in records]
+    assert actions == ["alluse.system.initialize", "alluse.account.deposit", "command.denied"]
+    assert records[1]["actor"] == "user-admin"
+    assert records[2]["details"]["code"] == "forbidden"
+    assert all("authorization" not in str(r) and "Bearer" not in str(r) for r in records)
