@@ -73,28 +73,61 @@ class AccountClosed(Payload):
 
 class ForkEligible(Payload):
     account_id: str
+    portfolio_id: str
+    balance: Amount
+    baseline: Amount = Field(
+        description="the capital the Gen-Acc was funded with, or its post-fork balance"
+    )
     surplus: Amount
-    threshold: Amount
+    fork_threshold: Amount
 
 
 class AccountForked(Payload):
-    account_id: str = Field(description="the account whose surplus seeded the fork")
+    account_id: str = Field(description="the Gen-Acc whose surplus seeded the fork")
+    portfolio_id: str
     child_portfolio_id: str
-    amount: Amount
-    accounts: list[AccountSnapshot] = Field(default_factory=list)
+    child_accounts: dict[str, str] = Field(
+        description="account type -> id of the child's new accounts"
+    )
+    surplus: Amount
+    to_generation: Amount
+    to_compounding: Amount
+    parent_balance: Amount = Field(description="the parent Gen-Acc after the fork: its baseline")
+    automatic: bool
+    at: str = Field(description="business time, RFC 3339")
 
 
 class AccountMerged(Payload):
     portfolio_id: str = Field(description="the child portfolio folded back")
-    into_portfolio_id: str
-    amount: Amount
+    target_portfolio_id: str
+    target_account_id: str = Field(description="the parent portfolio's Com-Acc")
+    total: Amount
+    accounts: list[str] = Field(description="the child accounts, now merged")
+    automatic: bool
+    at: str = Field(description="business time, RFC 3339")
 
 
 class AccountReinvested(Payload):
     account_id: str
-    amount: Amount
-    contracts_amount: Amount | None = None
-    leaps_amount: Amount | None = None
+    quarter: str = Field(description="e.g. 2026-Q4")
+    net_income: Amount
+    contracts_amount: Amount
+    leaps_amount: Amount
+    period_start: str
+    period_end: str
+
+
+class ReinvestmentCompleted(Payload):
+    quarter: str
+    reinvested: int
+    already_reinvested: int
+
+
+class ConfigUpdated(Payload):
+    growth: dict[str, Any]
+    changes: dict[str, Any]
+    account_type: str | None = None
+    accounts_updated: int
 
 
 class ProtocolViolation(Payload):
@@ -142,6 +175,8 @@ LIFECYCLE_TYPES: dict[str, type[Payload]] = {
     "alluse.account.forked": AccountForked,
     "alluse.account.merged": AccountMerged,
     "alluse.account.reinvested": AccountReinvested,
+    "alluse.account.reinvestment_completed": ReinvestmentCompleted,
+    "alluse.config.updated": ConfigUpdated,
     "alluse.account.protocol_violation": ProtocolViolation,
     "alluse.account.drawdown_breached": DrawdownBreached,
     "alluse.week.changed": WeekChanged,

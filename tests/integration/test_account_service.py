@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 
 from services.account import store
 from services.account.app import build
+from shared.contracts.lifecycle import LIFECYCLE_TYPES
 from shared.contracts.streams import (
     ACCOUNT_COMMANDS,
     ACCOUNT_EVENTS,
@@ -37,7 +38,10 @@ class Client:
     ) -> list[dict[str, Any]]:
         fields = ce(type_, data, authorization=self.signer.bearer(role), **attrs)
         await self.redis.xadd(self.s.key(ACCOUNT_COMMANDS), fields)
-        return await outcomes(self.redis, self.s.key(ACCOUNT_EVENTS), fields["id"], want=want)
+        events = await outcomes(self.redis, self.s.key(ACCOUNT_EVENTS), fields["id"], want=want)
+        for event in events:  # what the service emits honours the published lifecycle schemas
+            LIFECYCLE_TYPES[event["type"]].model_validate(event["data"])
+        return events
 
     async def query(
         self, type_: str, data: dict[str, Any], *, role: str = "viewer"

@@ -21,6 +21,8 @@ LIFECYCLE = {  # CONTRACT.md, "Lifecycle types"
     "alluse.account.reinvested", "alluse.account.protocol_violation",
     "alluse.account.drawdown_breached", "alluse.week.changed", "alluse.command.rejected",
 }  # fmt: skip
+# Added beside the contract's list (additive): a reinvestment run's summary, a config change.
+ADDED = {"alluse.account.reinvestment_completed", "alluse.config.updated"}
 KEY = re.compile(r"^[a-zA-Z0-9.\-_]+$")  # AsyncAPI 3.0 component and map keys
 
 
@@ -83,14 +85,14 @@ def test_every_reference_resolves(doc: dict[str, Any]) -> None:
 
 def test_every_public_stream_and_lifecycle_type_is_described(doc: dict[str, Any]) -> None:
     assert {c["address"] for c in doc["channels"].values()} == PUBLIC_STREAMS
-    assert set(doc["channels"]["accountLifecycle"]["messages"]) == LIFECYCLE
-    assert set(lifecycle.LIFECYCLE_TYPES) == LIFECYCLE
+    assert set(doc["channels"]["accountLifecycle"]["messages"]) == LIFECYCLE | ADDED
+    assert set(lifecycle.LIFECYCLE_TYPES) == LIFECYCLE | ADDED
     assert doc["operations"]["sendAccountLifecycle"]["action"] == "send"
     assert doc["operations"]["receiveWs4MarketEvents"]["action"] == "receive"
 
 
 def test_lifecycle_schemas_are_versioned_and_name_their_uri() -> None:
-    for event_type in LIFECYCLE:
+    for event_type in LIFECYCLE | ADDED:
         schema = json.loads((docs.SCHEMAS / f"{event_type}.json").read_text())
         assert schema["$id"] == lifecycle.dataschema(event_type)
         assert schema["$id"].endswith(f"/{event_type}/{lifecycle.VERSION}.json")
