@@ -61,11 +61,9 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str
         yield urls
 
 
-@pytest.fixture(scope="session")
-async def database_url(servers: tuple[str, str]) -> AsyncIterator[str]:
-    """A database of this run's own, dropped at the end."""
-    admin_url = servers[1]
-    name = f"alluse_test_{RUN}"
+@contextlib.asynccontextmanager
+async def fresh_database(admin_url: str, name: str) -> AsyncIterator[str]:
+    """A new database on the server of `admin_url`, dropped on exit."""
     admin = await asyncpg.connect(admin_url)
     await admin.execute(f'CREATE DATABASE "{name}"')
     await admin.close()
@@ -74,6 +72,20 @@ async def database_url(servers: tuple[str, str]) -> AsyncIterator[str]:
     admin = await asyncpg.connect(admin_url)
     await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     await admin.close()
+
+
+@pytest.fixture(scope="session")
+async def database_url(servers: tuple[str, str]) -> AsyncIterator[str]:
+    """A database of this run's own, dropped at the end."""
+    async with fresh_database(servers[1], f"alluse_test_{RUN}") as url:
+        yield url
+
+
+@pytest.fixture
+async def own_database(servers: tuple[str, str]) -> AsyncIterator[str]:
+    """A database for one test alone (whole-platform tests whose keys must not meet others')."""
+    async with fresh_database(servers[1], f"alluse_test_{RUN}_{uuid.uuid4().hex[:6]}") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@ from pathlib import Path
 from services.account.events import SOURCE
 from services.account.reinvestment import Clock, ReinvestmentScheduler
 from services.account.router import COMMANDS, EFFECTS, command_handler, query_answerer
+from services.account.unit import Batch
 from shared.contracts.streams import (
     ACCOUNT_COMMANDS,
     ACCOUNT_EFFECTS,
@@ -17,7 +18,7 @@ from shared.infra import logs
 from shared.infra.auth import Verifier
 from shared.infra.consumer import StreamConsumer
 from shared.infra.db import migrate
-from shared.infra.messaging import Pipeline
+from shared.infra.messaging import Handler, Pipeline
 from shared.infra.replies import Replier
 from shared.infra.revocations import Revocations
 from shared.infra.runtime import Runtime, open_runtime, serve_until_stopped
@@ -39,15 +40,8 @@ async def build(settings: Settings) -> Runtime:
         audience=settings.jwt_audience,
         is_revoked=rt.revocations.is_revoked,
     )
-    pipeline = Pipeline(
-        rt.pool, command_handler(verifier, s), source=SOURCE, reject_stream=s.key(ACCOUNT_EVENTS)
-    )
-    effects = Pipeline(
-        rt.pool,
-        command_handler(None, s, EFFECTS),
-        source=SOURCE,
-        reject_stream=s.key(ACCOUNT_EVENTS),
-    )
+    pipeline = _pipeline(rt, command_handler(verifier, s, COMMANDS))
+    effects = _pipeline(rt, command_handler(None, s, EFFECTS))
     replier = Replier(rt.pool, rt.redis, query_answerer(verifier), SOURCE, s)
     rt.consumers = [
         StreamConsumer(redis=rt.redis, settings=settings, stream=s.key(ACCOUNT_COMMANDS), group=GROUP,
@@ -64,10 +58,14 @@ def reinvestment_scheduler(rt: Runtime, *, clock: Clock | None = None) -> Reinve
     """Quarterly reinvestment, sent through the exactly-once pipeline like any command."""
     s = rt.settings.streams
     table = {"alluse.account.reinvest": COMMANDS["alluse.account.reinvest"]}
-    pipeline = Pipeline(
-        rt.pool, command_handler(None, s, table), source=SOURCE, reject_stream=s.key(ACCOUNT_EVENTS)
-    )
+    pipeline = _pipeline(rt, command_handler(None, s, table))
     return ReinvestmentScheduler(pipeline, rt.pool, clock=clock, after=rt.relay.wake.set)
+
+
+def _pipeline(rt: Runtime, handler: Handler) -> Pipeline:
+    """Exactly-once processing of the service's messages, one unit of work per batch."""
+    events = rt.settings.streams.key(ACCOUNT_EVENTS)
+    return Pipeline(rt.pool, handler, source=SOURCE, reject_stream=events, unit=Batch.open)
 
 
 async def main() -> None:

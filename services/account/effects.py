@@ -9,12 +9,11 @@ from uuid import UUID
 
 import asyncpg
 
-from services.account import growth, store
+from services.account import store
 from services.account.domain import (
     Account,
     TransactionType,
     adherence_score,
-    apply_change,
     change,
     ensure_active,
 )
@@ -25,7 +24,8 @@ from services.account.domain.trading import (
     watch_drawdown,
 )
 from services.account.events import Out
-from services.account.handlers import locked
+from services.account.handlers import book, locked
+from services.account.unit import Batch
 from shared.contracts import upstream as u
 from shared.infra.messaging import Rejected
 
@@ -47,7 +47,7 @@ class ValidationEffect(u.ProtocolValidated):
 
 
 async def _book(
-    conn: asyncpg.Connection,
+    batch: Batch,
     out: Out,
     *,
     kind: str,
@@ -60,11 +60,11 @@ async def _book(
     fingerprint: str,
 ) -> Account | None:
     """Apply a broker movement once per reference; None when it was applied already."""
-    account, _ = await locked(conn, _uuid(account_id))
+    account, _ = await batch.locked(_uuid(account_id))
     ensure_active(account)
     effect = change(account, tx_type, amount)
     claim = await store.claim_ref(
-        conn, kind=kind, ref_id=ref, account_id=account.id, fingerprint=fingerprint
+        batch.conn, kind=kind, ref_id=ref, account_id=account.id, fingerprint=fingerprint
     )
     if claim == "conflict":
         raise Rejected(
@@ -74,21 +74,12 @@ async def _book(
         )
     if claim == "duplicate":
         return None
-    tx = await store.write_change(
-        conn,
-        effect=effect,
-        description=description,
-        command_id=out.cause.id,
-        reference=ref,
-        week_type=week_type,
+    return await book(
+        batch, effect, out, description=description, reference=ref, week_type=week_type
     )
-    after = apply_change(account, effect)
-    out.balance_changed(after, tx)
-    await growth.after_balance_change(conn, after, out)
-    return after
 
 
-async def trade_filled(conn: asyncpg.Connection, p: TradeEffect, out: Out) -> None:
+async def trade_filled(batch: Batch, p: TradeEffect, out: Out) -> None:
     amount = fill_amount(
         side=p.side,
         quantity=p.quantity,
@@ -105,7 +96,7 @@ async def trade_filled(conn: asyncpg.Connection, p: TradeEffect, out: Out) -> No
         "  ", " "
     )
     account = await _book(
-        conn, out, kind="fill", ref=p.fill_id, account_id=p.account_id, amount=amount, tx_type=tx_type,
+        batch, out, kind="fill", ref=p.fill_id, account_id=p.account_id, amount=amount, tx_type=tx_type,
         description=f"{what}, commission {p.commission}", week_type=p.week_type, fingerprint=_fp(p),
     )  # fmt: skip
     if account is None or p.instrument_type != "option":
@@ -114,15 +105,17 @@ async def trade_filled(conn: asyncpg.Connection, p: TradeEffect, out: Out) -> No
         account.config, side=p.side, filled_at=p.filled_at, delta=p.delta, week_type=p.week_type
     )
     if breaches:
-        await _violations(conn, out, account.id, p.fill_id, breaches, p.week_type, "platform")
+        await _violations(
+            await batch.sql(), out, account.id, p.fill_id, breaches, p.week_type, "platform"
+        )
 
 
-async def option_assigned(conn: asyncpg.Connection, p: AssignmentEffect, out: Out) -> None:
+async def option_assigned(batch: Batch, p: AssignmentEffect, out: Out) -> None:
     amount = assignment_amount(
         option_type=p.option_type, strike=p.strike, contracts=p.contracts, multiplier=p.multiplier
     )
     await _book(
-        conn, out, kind="assignment", ref=p.assignment_id, account_id=p.account_id, amount=amount,
+        batch, out, kind="assignment", ref=p.assignment_id, account_id=p.account_id, amount=amount,
         tx_type=TransactionType.TRADE_ASSIGNMENT, week_type=p.week_type, fingerprint=_fp(p),
         description=f"{p.option_type} assignment {p.contracts} x {p.symbol} @ {p.strike}",
     )  # fmt: skip

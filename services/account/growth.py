@@ -45,6 +45,14 @@ log = logging.getLogger(__name__)
 Portfolio = dict[str, Any]
 
 
+def needs_watch(account: Account, row: dict[str, Any]) -> bool:
+    """Whether a balance change may merge or fork: False lets the hot path skip all SQL."""
+    if row.get("parent_id") is not None:
+        return True  # a child portfolio may have reached the merge threshold
+    generation = account.type is AccountType.GENERATION
+    return generation and (is_fork_eligible(account) or bool(row.get("fork_eligible")))
+
+
 async def after_balance_change(conn: asyncpg.Connection, account: Account, out: Out) -> None:
     """Watch every balance change: merge a child portfolio that is due, fork an eligible Gen-Acc.
 

@@ -14,7 +14,7 @@ from services.account.domain import (
     AccountStatus,
     AccountType,
     Allocation,
-    apply_change,
+    BalanceChange,
     apply_overrides,
     decide_close,
     decide_deposit,
@@ -24,6 +24,7 @@ from services.account.domain import (
     plan_initialization,
 )
 from services.account.events import Out, snapshot
+from services.account.unit import Batch
 from shared.contracts import account as c
 from shared.infra.messaging import Rejected
 
@@ -35,7 +36,7 @@ async def locked(conn: asyncpg.Connection, account_id: UUID) -> tuple[Account, d
     return found
 
 
-async def initialize(conn: asyncpg.Connection, p: c.InitializeSystem, out: Out) -> None:
+async def initialize(batch: Batch, p: c.InitializeSystem, out: Out) -> None:
     shares = p.allocation or {}
     custom = (
         Allocation(**{t.value: shares.get(t.value, Decimal(0)) for t in AccountType})
@@ -48,19 +49,14 @@ async def initialize(conn: asyncpg.Connection, p: c.InitializeSystem, out: Out) 
     )  # fmt: skip
     portfolio_id = uuid4()
     risk = {k: str(v) for k, v in asdict(plan.risk_profile).items()}
-    await store.insert_portfolio(
-        conn, portfolio_id=portfolio_id, name=p.name or "ALL-USE portfolio",
+    batch.new_portfolio(
+        portfolio_id=portfolio_id, name=p.name or "ALL-USE portfolio",
         template=plan.template, strategy=plan.strategy, risk=risk,
     )  # fmt: skip
     created = []
     for planned in plan.accounts:
         account = _new_account(portfolio_id, planned.type, planned.initial_balance, planned.config)
-        row = await store.insert_account(
-            conn,
-            account=account,
-            name=f"{p.name or 'ALL-USE'} {planned.type.value}",
-            command_id=out.cause.id,
-        )
+        row = batch.new_account(account, name=f"{p.name or 'ALL-USE'} {planned.type.value}")
         created.append(snapshot(account, row))
     out.emit("alluse.system.initialized", {
         "portfolio_id": str(portfolio_id), "total_capital": str(plan.total_capital),
@@ -72,16 +68,16 @@ async def initialize(conn: asyncpg.Connection, p: c.InitializeSystem, out: Out) 
         out.emit("alluse.account.created", {"account": snap}, subject=snap["id"])
 
 
-async def create(conn: asyncpg.Connection, p: c.CreateAccount, out: Out) -> None:
+async def create(batch: Batch, p: c.CreateAccount, out: Out) -> None:
     if p.initial_balance < 0:
         raise Rejected("invalid_amount", "initial_balance must not be negative")
     account_type = AccountType(p.type)
     config = apply_overrides(AccountConfig.for_type(account_type), p.config)
     portfolio_id = p.portfolio_id or uuid4()
     if p.portfolio_id is None:
-        await store.insert_portfolio(conn, portfolio_id=portfolio_id, name=p.name or "portfolio")
+        batch.new_portfolio(portfolio_id=portfolio_id, name=p.name or "portfolio")
     else:
-        held = await store.portfolio_types(conn, portfolio_id=portfolio_id)
+        held = await store.portfolio_types(await batch.sql(), portfolio_id=portfolio_id)
         if held is None:
             raise Rejected("unknown_portfolio", f"no portfolio {portfolio_id}")
         if p.type in held:
@@ -89,9 +85,7 @@ async def create(conn: asyncpg.Connection, p: c.CreateAccount, out: Out) -> None
                 "account_type_exists", f"portfolio {portfolio_id} already has a {p.type} account"
             )
     account = _new_account(portfolio_id, account_type, p.initial_balance, config)
-    row = await store.insert_account(
-        conn, account=account, name=p.name or p.type, command_id=out.cause.id
-    )
+    row = batch.new_account(account, name=p.name or p.type)
     out.emit("alluse.account.created", {"account": snapshot(account, row)}, subject=str(account.id))
 
 
@@ -115,32 +109,31 @@ async def update(conn: asyncpg.Connection, p: c.UpdateAccount, out: Out) -> None
     )
 
 
-async def deposit(conn: asyncpg.Connection, p: c.MoveMoney, out: Out) -> None:
-    account, _ = await locked(conn, p.account_id)
+async def deposit(batch: Batch, p: c.MoveMoney, out: Out) -> None:
+    account, _ = await batch.locked(p.account_id)
     effect = decide_deposit(account, p.amount)
-    tx = await store.write_change(
-        conn,
-        effect=effect,
-        description=p.description or "deposit",
-        command_id=out.cause.id,
-        reference=p.reference,
-    )
-    out.balance_changed(apply_change(account, effect), tx)
-    await growth.after_balance_change(conn, apply_change(account, effect), out)
+    await book(batch, effect, out, description=p.description or "deposit", reference=p.reference)
 
 
-async def withdraw(conn: asyncpg.Connection, p: c.MoveMoney, out: Out) -> None:
-    account, _ = await locked(conn, p.account_id)
+async def withdraw(batch: Batch, p: c.MoveMoney, out: Out) -> None:
+    account, _ = await batch.locked(p.account_id)
     effect = decide_withdrawal(account, p.amount)
-    tx = await store.write_change(
-        conn,
-        effect=effect,
-        description=p.description or "withdrawal",
-        command_id=out.cause.id,
-        reference=p.reference,
+    await book(batch, effect, out, description=p.description or "withdrawal", reference=p.reference)
+
+
+async def book(
+    batch: Batch, effect: BalanceChange, out: Out, *, description: str,
+    reference: str | None = None, week_type: str | None = None,
+) -> Account:  # fmt: skip
+    """Write one balance change, announce it, and watch for a fork or merge it may cause."""
+    after, tx = batch.change(
+        effect, description=description, reference=reference, week_type=week_type
     )
-    out.balance_changed(apply_change(account, effect), tx)
-    await growth.after_balance_change(conn, apply_change(account, effect), out)
+    out.balance_changed(after, tx)
+    if growth.needs_watch(after, batch.accounts[after.id][1]):
+        await growth.after_balance_change(await batch.sql(), after, out)
+        batch.forget()  # a fork or merge wrote by SQL of its own
+    return after
 
 
 async def set_status(conn: asyncpg.Connection, p: c.SetStatus, out: Out) -> None:

@@ -1,15 +1,15 @@
 """Which handler and payload model serve each message type; translation of domain errors."""
 
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 from pydantic import BaseModel, ValidationError
 
-from services.account import analytics, effects, growth, handlers, queries, reinvestment, store
+from services.account import analytics, effects, growth, handlers, queries, reinvestment
 from services.account.domain import DomainError
 from services.account.events import SOURCE, Out
+from services.account.unit import Batch
 from shared.contracts import account as c
 from shared.contracts.envelope import CloudEvent
 from shared.contracts.streams import Streams
@@ -17,7 +17,7 @@ from shared.infra.audit import audit_event
 from shared.infra.auth import Verifier
 from shared.infra.messaging import Emit, Rejected
 
-Command = Callable[[asyncpg.Connection, Any, Out], Awaitable[None]]
+Command = Callable[[Any, Any, Out], Awaitable[None]]  # (Batch or connection, payload, out)
 Query = Callable[[asyncpg.Connection, Any], Awaitable[Any]]
 
 COMMANDS: dict[str, tuple[type[BaseModel], Command]] = {
@@ -33,6 +33,11 @@ COMMANDS: dict[str, tuple[type[BaseModel], Command]] = {
     "alluse.account.reinvest": (c.Reinvest, reinvestment.reinvest),
     "alluse.config.update": (c.UpdateConfig, reinvestment.update_config),
 }
+# The hot paths: they book through the batch's unit of work instead of their own SQL.
+BATCHED: frozenset[Command] = frozenset({
+    handlers.initialize, handlers.create, handlers.deposit, handlers.withdraw,
+    effects.trade_filled, effects.option_assigned,
+})  # fmt: skip
 # Internal: effects of upstream events, forwarded by the integration service (no user token;
 # the internal stream is the platform's own).
 EFFECTS: dict[str, tuple[type[BaseModel], Command]] = {
@@ -70,10 +75,10 @@ def command_handler(
     verifier: Verifier | None,
     streams: Streams,
     table: dict[str, tuple[type[BaseModel], Command]] = COMMANDS,
-) -> Callable[[asyncpg.Connection, CloudEvent], Awaitable[list[Emit]]]:
+) -> Callable[[Batch, CloudEvent], Awaitable[list[Emit]]]:
     """Commands need a token (verifier); internal effects come without one (verifier None)."""
 
-    async def handle(conn: asyncpg.Connection, ev: CloudEvent) -> list[Emit]:
+    async def handle(batch: Batch, ev: CloudEvent) -> list[Emit]:
         if ev.type not in table:
             raise Rejected("unknown_type", f"'{ev.type}' is not a message this service takes")
         actor = ev.source  # effects come from the integration service, on behalf of upstream
@@ -88,10 +93,13 @@ def command_handler(
         model, handler = table[ev.type]
         payload = parse(model, ev)
         out = Out(ev, streams)
-        # Rows are dated in business time: the message's own time, never later than now.
-        await store.set_effective_time(conn, at=min(ev.time, datetime.now(UTC)))
+        batch.begin(ev)  # rows are dated in business time: the message's own, at most now
         try:
-            await handler(conn, payload, out)
+            if handler in BATCHED:
+                await handler(batch, payload, out)
+            else:  # SQL of its own: the batch's buffered writes land first
+                await handler(await batch.sql(), payload, out)
+                batch.forget()
         except DomainError as exc:
             raise Rejected(exc.code, exc.message, subject=ev.subject) from None
         if out.events:

@@ -513,3 +513,81 @@ LOCKED_COLUMNS = (
     "a.id, a.portfolio_id, a.type, a.status, a.name, a.balance, a.contributed, a.baseline,"
     " a.config, a.created_at, a.updated_at, a.fork_eligible, p.parent_id"
 )
+
+
+async def lock_accounts(
+    conn: asyncpg.Connection, *, account_ids: list[UUID]
+) -> list[tuple[Account, Row]]:
+    """Lock many accounts in one round trip, in id order so that concurrent batches cannot deadlock."""
+    if not account_ids:
+        return []
+    rows = await conn.fetch(
+        f"SELECT {LOCKED_COLUMNS} FROM accounts a JOIN portfolios p ON p.id = a.portfolio_id"
+        " WHERE a.id = ANY($1::uuid[]) ORDER BY a.id FOR UPDATE OF a",
+        account_ids,
+    )
+    return [(to_account(r), dict(r)) for r in rows]
+
+
+async def reserve_ledger_ids(conn: asyncpg.Connection, *, count: int) -> list[int]:
+    """Ledger ids for a batch, ascending; unused ones leave harmless gaps."""
+    rows = await conn.fetch(
+        "SELECT nextval('transactions_id_seq') AS id FROM generate_series(1, $1)", count
+    )
+    return [int(r["id"]) for r in rows]
+
+
+def portfolio_values(
+    *, at: datetime, portfolio_id: UUID, name: str, template: str | None = None,
+    strategy: str | None = None, risk: dict[str, Any] | None = None,
+) -> tuple[Any, ...]:  # fmt: skip
+    return (portfolio_id, name, template, strategy, json.dumps(risk or {}), at)
+
+
+async def insert_portfolios(conn: asyncpg.Connection, *, rows: list[tuple[Any, ...]]) -> None:
+    """New top-level portfolios (forked ones are written by growth.py)."""
+    await conn.executemany(
+        "INSERT INTO portfolios (id, root_id, generation, name, template, strategy, risk, created_at)"
+        " VALUES ($1, $1, 0, $2, $3, $4, $5::jsonb, $6)",
+        rows,
+    )
+
+
+def account_values(
+    account: Account, *, name: str, at: datetime, parent_id: UUID | None
+) -> tuple[tuple[Any, ...], Row]:
+    config = json.dumps(config_to_dict(account.config))
+    values = (
+        account.id, account.portfolio_id, account.type.value, account.status.value, name,
+        account.balance, account.contributed_capital, account.baseline, config, at,
+    )  # fmt: skip
+    row = dict(zip(
+        ("id", "portfolio_id", "type", "status", "name", "balance", "contributed", "baseline", "config", "created_at"),
+        values, strict=True,
+    ))  # fmt: skip
+    return values, {**row, "updated_at": at, "fork_eligible": False, "parent_id": parent_id}
+
+
+async def insert_accounts(conn: asyncpg.Connection, *, rows: list[tuple[Any, ...]]) -> None:
+    await conn.executemany(
+        "INSERT INTO accounts (id, portfolio_id, type, status, name, balance, contributed, baseline,"
+        " config, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $10)",
+        rows,
+    )
+
+
+async def insert_ledger(conn: asyncpg.Connection, *, rows: list[tuple[Any, ...]]) -> None:
+    await conn.executemany(
+        "INSERT INTO transactions (id, account_id, type, amount, balance_after, description,"
+        " reference, week_type, command_id, effective_at)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        rows,
+    )
+
+
+async def save_balances(conn: asyncpg.Connection, *, accounts: list[Account]) -> None:
+    await conn.executemany(
+        "UPDATE accounts SET balance = $2, contributed = $3, baseline = $4, updated_at = now()"
+        " WHERE id = $1",
+        [(a.id, a.balance, a.contributed_capital, a.baseline) for a in accounts],
+    )

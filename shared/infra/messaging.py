@@ -8,7 +8,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 
@@ -18,7 +18,17 @@ from shared.infra.db import transaction
 log = logging.getLogger(__name__)
 
 Emit = tuple[str, dict[str, str]]  # (stream key, CloudEvent fields)
-Handler = Callable[[asyncpg.Connection, CloudEvent], Awaitable[list[Emit]]]
+# A handler gets the batch's connection, or the service's unit of work when it has one.
+Handler = Callable[[Any, CloudEvent], Awaitable[list[Emit]]]
+
+
+class Unit(Protocol):
+    """A service's per-batch unit of work: its buffered writes land on flush()."""
+
+    async def flush(self) -> None: ...
+
+
+UnitFactory = Callable[[asyncpg.Connection, list[CloudEvent]], Awaitable[Unit]]
 Entry = tuple[bytes, dict[bytes, bytes]]  # (stream entry id, fields)
 
 REJECTED = "alluse.command.rejected"
@@ -49,6 +59,7 @@ class Pipeline:
     handler: Handler
     source: str  # CloudEvents source of what this service emits
     reject_stream: str  # where rejections go
+    unit: UnitFactory | None = None  # opened once per batch and handed to the handler
 
     def rejection(self, ev: CloudEvent, code: str, reason: str, subject: str | None) -> Emit:
         data = {"code": code, "reason": reason, "command_type": ev.type, "command_id": ev.id}
@@ -105,6 +116,8 @@ class Pipeline:
         }
         inbox: list[tuple[str, str, str, str, str]] = []
         outbox: list[Emit] = []
+        fresh = [ev for _, ev in items if ev.key not in known]
+        unit = await self.unit(conn, fresh) if self.unit is not None and fresh else None
         for _, ev in items:
             prior = known.get(ev.key)
             if prior is not None:
@@ -116,13 +129,15 @@ class Pipeline:
                     out.rejected += 1
                 continue
             try:
-                emits = await self.handler(conn, ev)
+                emits = await self.handler(unit or conn, ev)
             except Rejected as r:
                 emits = [self.rejection(ev, r.code, r.reason, r.subject), *r.extra]
                 out.rejected += 1
             known[ev.key] = (ev.fingerprint(), emits)
             inbox.append((ev.source, ev.id, ev.type, ev.fingerprint(), _dumps(emits)))
             outbox.extend(emits)
+        if unit is not None:
+            await unit.flush()
         if inbox:
             await conn.executemany(
                 "INSERT INTO inbox (source, id, type, fingerprint, outcome)"
