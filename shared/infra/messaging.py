@@ -115,17 +115,18 @@ class Pipeline:
             for r in rows
         }
         inbox: list[tuple[str, str, str, str, str]] = []
-        outbox: list[Emit] = []
+        outbox: list[tuple[str, str]] = []  # (stream key, fields as JSON): encoded once
         fresh = [ev for _, ev in items if ev.key not in known]
         unit = await self.unit(conn, fresh) if self.unit is not None and fresh else None
         for _, ev in items:
             prior = known.get(ev.key)
             if prior is not None:
-                if prior[0] == ev.fingerprint():
-                    outbox.extend(prior[1])  # the same outcome again, with the same event ids
+                if prior[0] == ev.fingerprint():  # the same outcome again, with the same event ids
+                    outbox.extend((stream, json.dumps(fields)) for stream, fields in prior[1])
                 else:
                     reason = f"({ev.source}, {ev.id}) was already applied with another payload"
-                    outbox.append(self.rejection(ev, "idempotency_conflict", reason, None))
+                    stream, fields = self.rejection(ev, "idempotency_conflict", reason, None)
+                    outbox.append((stream, json.dumps(fields)))
                     out.rejected += 1
                 continue
             try:
@@ -133,9 +134,11 @@ class Pipeline:
             except Rejected as r:
                 emits = [self.rejection(ev, r.code, r.reason, r.subject), *r.extra]
                 out.rejected += 1
-            known[ev.key] = (ev.fingerprint(), emits)
-            inbox.append((ev.source, ev.id, ev.type, ev.fingerprint(), _dumps(emits)))
-            outbox.extend(emits)
+            fingerprint = ev.fingerprint()
+            known[ev.key] = (fingerprint, emits)
+            encoded = [(stream, json.dumps(fields)) for stream, fields in emits]
+            inbox.append((ev.source, ev.id, ev.type, fingerprint, _outcome(encoded)))
+            outbox.extend(encoded)
         if unit is not None:
             await unit.flush()
         if inbox:
@@ -147,13 +150,14 @@ class Pipeline:
         if outbox:
             await conn.executemany(
                 "INSERT INTO outbox (stream, fields) VALUES ($1, $2::jsonb)",
-                [(stream, json.dumps(fields)) for stream, fields in outbox],
+                outbox,
             )
         out.emitted += len(outbox)
 
 
-def _dumps(emits: list[Emit]) -> str:
-    return json.dumps([list(e) for e in emits])
+def _outcome(encoded: list[tuple[str, str]]) -> str:
+    """The inbox's copy of the outcome, [[stream, fields], ...], from already-encoded fields."""
+    return "[" + ",".join(f"[{json.dumps(stream)},{fields}]" for stream, fields in encoded) + "]"
 
 
 def dead_letter_fields(
