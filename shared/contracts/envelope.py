@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
+import orjson
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 MAX_ENTRY_BYTES = 256 * 1024
@@ -74,15 +75,14 @@ def decode(fields: dict[bytes, bytes]) -> CloudEvent:
 
 
 def _json_default(value: object) -> str:
-    if isinstance(value, Decimal | uuid.UUID):
-        return str(value)
-    if isinstance(value, datetime):
-        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)  # money stays an exact decimal string
     raise TypeError(f"cannot encode {type(value).__name__}")
 
 
 def dumps(data: Any) -> str:
-    return json.dumps(data, default=_json_default, separators=(",", ":"), sort_keys=True)
+    """Compact JSON with sorted keys; UUIDs and datetimes (RFC 3339) natively, Decimal as a string."""
+    return orjson.dumps(data, default=_json_default, option=orjson.OPT_SORT_KEYS).decode()
 
 
 def new_event(

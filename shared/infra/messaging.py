@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 import asyncpg
 
-from shared.contracts.envelope import CloudEvent, EnvelopeError, decode, new_event
+from shared.contracts.envelope import CloudEvent, EnvelopeError, decode, dumps, new_event
 from shared.infra.db import transaction
 
 log = logging.getLogger(__name__)
@@ -122,11 +122,11 @@ class Pipeline:
             prior = known.get(ev.key)
             if prior is not None:
                 if prior[0] == ev.fingerprint():  # the same outcome again, with the same event ids
-                    outbox.extend((stream, json.dumps(fields)) for stream, fields in prior[1])
+                    outbox.extend((stream, dumps(fields)) for stream, fields in prior[1])
                 else:
                     reason = f"({ev.source}, {ev.id}) was already applied with another payload"
                     stream, fields = self.rejection(ev, "idempotency_conflict", reason, None)
-                    outbox.append((stream, json.dumps(fields)))
+                    outbox.append((stream, dumps(fields)))
                     out.rejected += 1
                 continue
             try:
@@ -136,7 +136,7 @@ class Pipeline:
                 out.rejected += 1
             fingerprint = ev.fingerprint()
             known[ev.key] = (fingerprint, emits)
-            encoded = [(stream, json.dumps(fields)) for stream, fields in emits]
+            encoded = [(stream, dumps(fields)) for stream, fields in emits]
             inbox.append((ev.source, ev.id, ev.type, fingerprint, _outcome(encoded)))
             outbox.extend(encoded)
         if unit is not None:

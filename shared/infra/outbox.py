@@ -3,10 +3,10 @@
 import asyncio
 import contextlib
 import hashlib
-import json
 import logging
 
 import asyncpg
+import orjson
 from redis.asyncio import Redis
 
 from shared.infra.db import transaction
@@ -36,7 +36,7 @@ class Relay:
                 return 0
             pipe = self.redis.pipeline(transaction=False)
             for row in rows:
-                pipe.xadd(row["stream"], json.loads(row["fields"]))
+                pipe.xadd(row["stream"], orjson.loads(row["fields"]))
             await pipe.execute()
             # A crash between XADD and this delete publishes again: consumers dedupe by event id.
             await conn.execute(
