@@ -56,6 +56,12 @@ async def metrics(conn: asyncpg.Connection, p: c.AccountRef) -> dict[str, Any]:
     }
 
 
+# A reply must fit one stream entry (256 KiB): a decade-old tree has hundreds of portfolios and
+# hundreds of weeks, so the reply lists the first portfolios and a thinned growth series.
+MAX_NODES = 200
+MAX_POINTS = 130
+
+
 async def tree(conn: asyncpg.Connection, p: c.PortfolioRef) -> dict[str, Any]:
     portfolios = await store.tree(conn, portfolio_id=p.portfolio_id)
     if not portfolios:
@@ -75,11 +81,20 @@ async def tree(conn: asyncpg.Connection, p: c.PortfolioRef) -> dict[str, Any]:
             "accounts": [{"id": str(a["id"]), "type": a["type"], "status": a["status"], "balance": str(a["balance"])} for a in mine],
         })  # fmt: skip
     return {
-        "portfolio_id": str(p.portfolio_id), "portfolios": nodes,
+        "portfolio_id": str(p.portfolio_id), "portfolios": nodes[:MAX_NODES],
+        "portfolios_total": len(nodes), "portfolios_shown": min(len(nodes), MAX_NODES),
         "total_value": str(sum((a["balance"] for a in accounts), start=ZERO)),
         "forks": sum(1 for q in portfolios if q["forked_at"]), "merges": sum(1 for q in portfolios if q["merged_at"]),
-        "growth": weekly_generations(rows, owner), "attribution": attribution(rows),
+        "growth": thin(weekly_generations(rows, owner), MAX_POINTS), "attribution": attribution(rows),
     }  # fmt: skip
+
+
+def thin(points: list[dict[str, Any]], most: int) -> list[dict[str, Any]]:
+    """At most `most` points, evenly spread, always keeping the last (the tree's value now)."""
+    if len(points) <= most:
+        return points
+    step = len(points) / (most - 1)
+    return [points[int(i * step)] for i in range(most - 1)] + [points[-1]]
 
 
 def weekly_generations(rows: list[dict[str, Any]], owner: dict[UUID, int]) -> list[dict[str, Any]]:

@@ -127,6 +127,12 @@ def text_tree(data: dict[str, Any]) -> str:
     roots = kids.get(None, [])
     for i, r in enumerate(roots):
         walk(r, "", i == len(roots) - 1)
+    shown, total = (
+        data.get("portfolios_shown", len(nodes)),
+        data.get("portfolios_total", len(nodes)),
+    )
+    if shown < total:
+        lines.append(f"(showing the first {shown} of {total} portfolios)")
     return "\n".join(lines)
 
 
