@@ -1,5 +1,6 @@
 """The account service's domain events, collected per command for the outbox."""
 
+import functools
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,6 +12,10 @@ from shared.infra.messaging import Emit
 
 SOURCE = "alluse/account-service"
 _NS = uuid.UUID("6f1c5b8e-2d1e-4c7a-9b57-0a4f3c2e9d10")
+
+
+# Read-only and shared: accounts have few distinct configurations.
+_config = functools.lru_cache(maxsize=1024)(config_to_dict)
 
 
 def snapshot(account: Account, row: dict[str, Any]) -> dict[str, Any]:
@@ -26,7 +31,7 @@ def snapshot(account: Account, row: dict[str, Any]) -> dict[str, Any]:
         "available": str(account.available),
         "contributed_capital": str(account.contributed_capital),
         "baseline": str(account.baseline),
-        "config": config_to_dict(account.config),
+        "config": _config(account.config),
     }
 
 

@@ -1,6 +1,7 @@
 """Every SQL statement of the account service. Functions take the connection of the caller's
 transaction and keyword-only arguments; they return domain objects or plain rows."""
 
+import functools
 import json
 from collections.abc import Mapping
 from datetime import datetime
@@ -47,8 +48,19 @@ def to_account(row: Mapping[str, Any] | asyncpg.Record) -> Account:
         balance=row["balance"],
         contributed_capital=row["contributed"],
         baseline=row["baseline"],
-        config=apply_overrides(AccountConfig.for_type(account_type), json.loads(row["config"])),
+        config=stored_config(account_type, row["config"]),
     )
+
+
+@functools.lru_cache(maxsize=1024)
+def stored_config(account_type: AccountType, stored: str) -> AccountConfig:
+    """Accounts share a few configurations: each stored one is parsed and validated once."""
+    return apply_overrides(AccountConfig.for_type(account_type), json.loads(stored))
+
+
+@functools.lru_cache(maxsize=1024)
+def config_json(config: AccountConfig) -> str:
+    return json.dumps(config_to_dict(config))
 
 
 async def lock_account(conn: asyncpg.Connection, *, account_id: UUID) -> tuple[Account, Row] | None:
@@ -556,7 +568,7 @@ async def insert_portfolios(conn: asyncpg.Connection, *, rows: list[tuple[Any, .
 def account_values(
     account: Account, *, name: str, at: datetime, parent_id: UUID | None
 ) -> tuple[tuple[Any, ...], Row]:
-    config = json.dumps(config_to_dict(account.config))
+    config = config_json(account.config)
     values = (
         account.id, account.portfolio_id, account.type.value, account.status.value, name,
         account.balance, account.contributed_capital, account.baseline, config, at,
