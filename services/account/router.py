@@ -11,7 +11,7 @@ from services.account.domain import DomainError
 from services.account.events import SOURCE, Out
 from services.account.unit import Batch
 from shared.contracts import account as c
-from shared.contracts.envelope import CloudEvent
+from shared.contracts.envelope import CloudEvent, explain
 from shared.contracts.streams import Streams
 from shared.infra.audit import audit_event
 from shared.infra.auth import Verifier
@@ -65,10 +65,7 @@ def parse(model: type[BaseModel], ev: CloudEvent) -> Any:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or 'data'}: {e['msg']}" for e in exc.errors()
-        )
-        raise Rejected("invalid_payload", problems, subject=ev.subject) from None
+        raise Rejected("invalid_payload", explain(exc), subject=ev.subject) from None
 
 
 def command_handler(

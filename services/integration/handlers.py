@@ -8,7 +8,7 @@ from pydantic import ValidationError
 
 from services.integration import store
 from services.integration.health import Upstreams
-from shared.contracts.envelope import CloudEvent, dumps, new_event
+from shared.contracts.envelope import CloudEvent, dumps, explain, new_event
 from shared.contracts.lifecycle import LIFECYCLE_TYPES, WeekChanged, dataschema
 from shared.contracts.streams import (
     ACCOUNT_EFFECTS,
@@ -45,10 +45,7 @@ def parse(ev: CloudEvent, allowed: tuple[str, ...]) -> Upstream:
     try:
         model = UPSTREAM_TYPES[ev.type].model_validate(ev.data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or 'data'}: {e['msg']}" for e in exc.errors()
-        )
-        raise Rejected("invalid_payload", problems, subject=ev.subject) from None
+        raise Rejected("invalid_payload", explain(exc), subject=ev.subject) from None
     account = getattr(model, "account_id", None)
     if ev.subject and account and ev.subject != account:
         raise Rejected("invalid_payload", "subject and data.account_id name different accounts")

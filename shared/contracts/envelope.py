@@ -50,6 +50,11 @@ class CloudEvent(BaseModel):
         return hashlib.sha256(canon.encode()).hexdigest()
 
 
+def explain(exc: ValidationError) -> str:
+    """Every problem of a payload at once, each with the field it is about."""
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'data'}: {e['msg']}" for e in exc.errors())
+
+
 def decode(fields: dict[bytes, bytes]) -> CloudEvent:
     size = sum(len(k) + len(v) for k, v in fields.items())
     if size > MAX_ENTRY_BYTES:
@@ -70,8 +75,7 @@ def decode(fields: dict[bytes, bytes]) -> CloudEvent:
     try:
         return CloudEvent.model_validate({**attrs, "data": data})
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise EnvelopeError(f"not a CloudEvents 1.0 entry: {problems}") from exc
+        raise EnvelopeError(f"not a CloudEvents 1.0 entry: {explain(exc)}") from exc
 
 
 def _json_default(value: object) -> str:

@@ -1,30 +1,16 @@
 """Sections 8-9 in the account service: effects of WS4/WS2 events as the integration service forwards them."""
 
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from redis.asyncio import Redis
 
-from services.account.app import build
 from shared.contracts.streams import ACCOUNT_EFFECTS, ACCOUNT_EVENTS
-from shared.infra.runtime import running
-from shared.infra.settings import Settings
-from tests.integration.test_account_service import Client, assert_ledger_balanced, rejection
+from tests.support.account import Client, rejection
 from tests.support.streams import ce, outcomes
-from tests.support.tokens import Signer
 
 THURSDAY = "2026-11-26T15:00:00Z"
 MONDAY = "2026-11-23T15:00:00Z"
-
-
-@pytest.fixture
-async def client(settings: Settings, redis: Redis, signer: Signer) -> AsyncIterator[Client]:
-    rt = await build(settings)
-    async with running(rt):
-        yield Client(redis, settings, signer)
-        await assert_ledger_balanced(rt)
 
 
 async def effect(

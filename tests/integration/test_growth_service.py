@@ -20,7 +20,7 @@ from shared.contracts.streams import ACCOUNT_COMMANDS, ACCOUNT_EFFECTS, ACCOUNT_
 from shared.infra.db import connection
 from shared.infra.runtime import Runtime, running
 from shared.infra.settings import Settings
-from tests.integration.test_account_service import Client, assert_ledger_balanced, rejection
+from tests.support.account import Client, assert_ledger_balanced, rejection
 from tests.support.streams import ce, outcomes
 from tests.support.tokens import Signer
 

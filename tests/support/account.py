@@ -1,0 +1,64 @@
+"""The account service's test client: what an operator's tool does, over plain redis-py."""
+
+import uuid
+from typing import Any
+
+from redis.asyncio import Redis
+
+from services.account import store
+from shared.contracts.lifecycle import LIFECYCLE_TYPES
+from shared.contracts.streams import ACCOUNT_COMMANDS, ACCOUNT_EVENTS, ACCOUNT_QUERIES
+from shared.infra.db import connection
+from shared.infra.runtime import Runtime
+from shared.infra.settings import Settings
+from tests.support.streams import ce, outcomes, reply
+from tests.support.tokens import Signer
+
+
+class Client:
+    """What an operator's tool does: XADD commands and queries, read outcomes."""
+
+    def __init__(self, redis: Redis, settings: Settings, signer: Signer) -> None:
+        self.redis, self.s, self.signer = redis, settings.streams, signer
+
+    async def command(
+        self, type_: str, data: dict[str, Any], *, role: str = "admin", want: int = 1, **attrs: str
+    ) -> list[dict[str, Any]]:
+        fields = ce(type_, data, authorization=self.signer.bearer(role), **attrs)
+        await self.redis.xadd(self.s.key(ACCOUNT_COMMANDS), fields)
+        events = await outcomes(self.redis, self.s.key(ACCOUNT_EVENTS), fields["id"], want=want)
+        for event in events:  # what the service emits honours the published lifecycle schemas
+            LIFECYCLE_TYPES[event["type"]].model_validate(event["data"])
+        return events
+
+    async def query(
+        self, type_: str, data: dict[str, Any], *, role: str = "viewer"
+    ) -> dict[str, Any]:
+        box = f"replies.{uuid.uuid4().hex}"
+        await self.redis.xadd(
+            self.s.key(ACCOUNT_QUERIES),
+            ce(type_, data, authorization=self.signer.bearer(role), replyto=box),
+        )
+        return await reply(self.redis, box)
+
+    async def initialize(
+        self, capital: str = "250000.00", **extra: Any
+    ) -> dict[str, dict[str, Any]]:
+        events = await self.command(
+            "alluse.system.initialize", {"total_capital": capital, **extra}, want=4
+        )
+        assert events[0]["type"] == "alluse.system.initialized", events
+        return {a["type"]: a for a in events[0]["data"]["accounts"]}
+
+
+async def assert_ledger_balanced(rt: Runtime) -> None:
+    """After every test: each account's balance equals the sum of its transactions."""
+    async with connection(rt.pool) as conn:
+        checked, bad = await store.ledger_mismatches(conn)
+    assert checked > 0 and bad == [], bad
+
+
+def rejection(events: list[dict[str, Any]]) -> dict[str, Any]:
+    (event,) = events
+    assert event["type"] == "alluse.command.rejected", event
+    return dict(event["data"])
