@@ -398,3 +398,49 @@ async def test_config_update_is_validated_and_applied_all_or_nothing(svc: Svc) -
     assert ok["data"]["growth"]["daily_fork_limit"] == 3 and ok["data"]["accounts_updated"] >= 1
     account = await svc.client.query("alluse.query.account", {"account_id": gen})
     assert account["data"]["config"]["fork_threshold"] == "60000.00"
+
+
+async def test_interrupted_merge_leaves_nothing_and_is_dead_lettered_then_redriven(
+    svc: Svc,
+) -> None:
+    await auto_fork_off(svc)
+    accounts = await svc.client.initialize()
+    gen, com = accounts["generation"]["id"], accounts["compounding"]["id"]
+    for week in range(5):
+        await svc.gen_week(gen, week, want=2 if week == 4 else 1)
+    forked = await svc.client.command(
+        "alluse.account.fork", {"account_id": gen}, role="operator", want=6
+    )
+    child = forked[-1]["data"]["child_portfolio_id"]
+    before = await svc.sql("SELECT id, status, balance FROM accounts ORDER BY id")
+    async with connection(svc.rt.pool) as conn:  # the merge fails after its debits and credit
+        await conn.execute(
+            "CREATE OR REPLACE FUNCTION fail_merge() RETURNS trigger LANGUAGE plpgsql AS"
+            " $$ BEGIN RAISE EXCEPTION 'injected failure mid-merge'; END $$;"
+            " CREATE TRIGGER fail_merge BEFORE INSERT ON merges FOR EACH ROW EXECUTE FUNCTION fail_merge()"
+        )
+    try:
+        cmd = ce(
+            "alluse.account.merge",
+            {"portfolio_id": child},
+            authorization=svc.client.signer.bearer("operator"),
+        )
+        await xadd(svc, svc.client.s.key(ACCOUNT_COMMANDS), cmd)
+        dlq = svc.client.s.dlq(ACCOUNT_COMMANDS)
+        for _ in range(300):
+            if await svc.client.redis.xlen(dlq):
+                break
+            await asyncio.sleep(0.05)
+        (dead,) = cast(list[tuple[bytes, dict[bytes, bytes]]], await svc.client.redis.xrange(dlq))
+        assert dead[1][b"id"].decode() == cmd["id"]
+        assert await svc.sql("SELECT id, status, balance FROM accounts ORDER BY id") == before
+        assert await svc.sql("SELECT 1 FROM transactions WHERE command_id = $1", cmd["id"]) == []
+    finally:
+        async with connection(svc.rt.pool) as conn:
+            await conn.execute("DROP TRIGGER IF EXISTS fail_merge ON merges")
+    events = await svc.client.command(
+        "alluse.account.merge", {"portfolio_id": child}, role="operator", want=4
+    )
+    merged = events[-1]
+    assert merged["type"] == "alluse.account.merged" and merged["data"]["target_account_id"] == com
+    assert merged["data"]["total"] == "61695.95"  # the whole surplus comes home, to the cent
