@@ -43,9 +43,10 @@ async def initialize(batch: Batch, p: c.InitializeSystem, out: Out) -> None:
         if shares
         else None
     )
+    settings = await store.growth_settings(await batch.sql())  # the run-time catalog
     plan = plan_initialization(
         p.total_capital, p.template, p.strategy, custom,
-        cash_buffer_pct=p.cash_buffer_pct, risk_profile=p.risk_profile,
+        cash_buffer_pct=p.cash_buffer_pct, risk_profile=p.risk_profile, catalog=settings.catalog,
     )  # fmt: skip
     portfolio_id = uuid4()
     risk = {k: str(v) for k, v in asdict(plan.risk_profile).items()}

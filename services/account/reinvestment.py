@@ -23,7 +23,7 @@ from services.account.domain.reinvest import (
     net_income,
     quarter_period,
 )
-from services.account.domain.settings import apply_settings, settings_to_dict
+from services.account.domain.settings import CATALOGS, apply_settings, settings_to_dict
 from services.account.events import SOURCE, Out
 from services.account.handlers import locked
 from shared.contracts import account as c
@@ -85,13 +85,24 @@ async def reinvest(conn: asyncpg.Connection, p: c.Reinvest, out: Out) -> None:
 
 
 async def update_config(conn: asyncpg.Connection, p: c.UpdateConfig, out: Out) -> None:
-    """Validate everything first (growth policy, then each live account's new config), then write."""
-    problems: list[Problem] = []
+    """Validate everything first (growth policy and catalogs, then each live account's new
+    config), then write."""
+    problems = [
+        Problem(f"growth.{name}", f"give {name} at the top level of the command")
+        for name in CATALOGS
+        if name in p.growth
+    ]
+    catalogs = {name: raw for name, raw in (("templates", p.templates), ("strategies", p.strategies)) if raw}  # fmt: skip
     growth = await store.growth_settings(conn)
     try:
-        growth = apply_settings(growth, p.growth)
+        growth = apply_settings(growth, {**p.growth, **catalogs})
     except ValidationFailed as exc:
-        problems += [Problem(f"growth.{q.field}", q.message) for q in exc.problems]
+        problems += [
+            Problem(
+                q.field if q.field.split(".")[0] in catalogs else f"growth.{q.field}", q.message
+            )
+            for q in exc.problems
+        ]
     updated = []
     if p.accounts:
         for row in await store.lock_live_accounts(conn, account_type=p.account_type):
@@ -111,8 +122,11 @@ async def update_config(conn: asyncpg.Connection, p: c.UpdateConfig, out: Out) -
     await store.save_growth_settings(conn, settings=growth, command_id=out.cause.id)
     for row, config in updated:
         await store.update_account(conn, account_id=row["id"], name=row["name"], config=config)
+    effective = settings_to_dict(growth)
     out.emit("alluse.config.updated", {
-        "growth": settings_to_dict(growth), "changes": {"growth": p.growth, "accounts": p.accounts},
+        "growth": {k: v for k, v in effective.items() if k not in CATALOGS},
+        "templates": effective["templates"], "strategies": effective["strategies"],
+        "changes": {"growth": p.growth, "accounts": p.accounts, **catalogs},
         "account_type": p.account_type, "accounts_updated": len(updated),
     })  # fmt: skip
 

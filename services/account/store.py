@@ -312,7 +312,13 @@ async def effective_now(conn: asyncpg.Connection) -> datetime:
 
 async def growth_settings(conn: asyncpg.Connection) -> GrowthSettings:
     raw = await conn.fetchval("SELECT settings FROM growth_settings")
-    return DEFAULT_SETTINGS if raw is None else apply_settings(DEFAULT_SETTINGS, json.loads(raw))
+    return DEFAULT_SETTINGS if raw is None else _parse_growth_settings(raw)
+
+
+@functools.lru_cache(maxsize=8)
+def _parse_growth_settings(raw: str) -> GrowthSettings:
+    """Stored settings (with their template and strategy catalogs) parsed once per text."""
+    return apply_settings(DEFAULT_SETTINGS, json.loads(raw))
 
 
 async def save_growth_settings(

@@ -105,3 +105,15 @@ class UpdateConfig(Payload):
     # AccountConfig fields, applied to every live account (of `account_type`, if given)
     accounts: dict[str, Any] = Field(default_factory=dict)
     account_type: AccountTypeName | None = None  # limit `accounts` to one type
+    # Section 3 catalog entries by name (1-40 of a-z 0-9 _), each added or replaced whole;
+    # null removes a custom entry (built-ins can be replaced, not removed)
+    templates: dict[str, Any] = Field(
+        default_factory=dict,
+        description="name -> {allocation: {generation, revenue, compounding}, cash_buffer_pct,"
+        " risk_profile, risk_level?, expected_return_pct?} or null",
+    )
+    strategies: dict[str, Any] = Field(
+        default_factory=dict,
+        description="name -> {allocation: {generation, revenue, compounding}, cash_buffer_pct}"
+        " or null",
+    )

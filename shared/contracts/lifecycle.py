@@ -125,6 +125,8 @@ class ReinvestmentCompleted(Payload):
 
 class ConfigUpdated(Payload):
     growth: dict[str, Any]
+    templates: dict[str, Any] = Field(description="the template catalog after the change")
+    strategies: dict[str, Any] = Field(description="the strategy catalog after the change")
     changes: dict[str, Any]
     account_type: str | None = None
     accounts_updated: int

@@ -444,3 +444,45 @@ async def test_interrupted_merge_leaves_nothing_and_is_dead_lettered_then_redriv
     merged = events[-1]
     assert merged["type"] == "alluse.account.merged" and merged["data"]["target_account_id"] == com
     assert merged["data"]["total"] == "61695.95"  # the whole surplus comes home, to the cent
+
+
+BALANCED = {
+    "allocation": {"generation": "35", "revenue": "35", "compounding": "30"},
+    "cash_buffer_pct": "6", "risk_level": "medium", "expected_return_pct": "15", "risk_profile": "moderate",
+}  # fmt: skip
+
+
+async def test_template_added_at_run_time_initializes_a_system_and_a_bad_one_changes_nothing(
+    svc: Svc,
+) -> None:
+    off = {**BALANCED, "allocation": {"generation": "35", "revenue": "34", "compounding": "30"}}
+    bad = rejection(await svc.client.command("alluse.config.update", {
+        "templates": {"lopsided": off}, "growth": {"daily_fork_limit": 3},
+    }))  # fmt: skip
+    assert bad["code"] == "invalid_configuration"
+    assert "templates.lopsided.allocation" in bad["reason"]
+    assert await svc.sql("SELECT * FROM growth_settings") == []  # nothing applied, not even growth
+    unknown = rejection(
+        await svc.client.command(
+            "alluse.system.initialize", {"total_capital": "250000.00", "template": "lopsided"}
+        )
+    )
+    assert unknown["code"] == "invalid_configuration"
+
+    (ok,) = await svc.client.command("alluse.config.update", {"templates": {"balanced": BALANCED}})
+    assert ok["type"] == "alluse.config.updated" and ok["data"]["templates"]["balanced"] == BALANCED
+    assert set(ok["data"]["templates"]) == {"conservative", "moderate", "aggressive", "balanced"}
+    assert ok["data"]["changes"]["templates"] == {"balanced": BALANCED}
+    accounts = await svc.client.initialize("250000.00", template="balanced")
+    got = {
+        t: (a["balance"], a["cash_buffer"], a["config"]["allocation_pct"])
+        for t, a in accounts.items()
+    }
+    assert got == {
+        "generation": ("87500.00", "5250.00", "35"),
+        "revenue": ("87500.00", "5250.00", "35"),
+        "compounding": ("75000.00", "4500.00", "30"),
+    }
+    root = (await svc.sql("SELECT portfolio_id FROM accounts WHERE id = $1",
+                          uuid.UUID(accounts["generation"]["id"])))[0]["portfolio_id"]  # fmt: skip
+    assert await svc.total(str(root)) == D("250000.00")

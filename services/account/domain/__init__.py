@@ -75,12 +75,14 @@ from .returns import (
 )
 from .rules import TYPE_RULES, TypeRules
 from .templates import (
+    BUILT_IN,
     CUSTOM,
     RISK_PROFILES,
     STRATEGIES,
     TEMPLATE_NAMES,
     TEMPLATES,
     Allocation,
+    Catalog,
     RiskLevel,
     RiskProfile,
     Strategy,
@@ -89,6 +91,7 @@ from .templates import (
 
 __all__ = [
     "ALLOWED_TRANSITIONS",
+    "BUILT_IN",
     "CENT",
     "CUSTOM",
     "DEFAULT_FORK_THRESHOLD",
@@ -116,6 +119,7 @@ __all__ = [
     "Allocation",
     "BalanceChange",
     "BalanceNotZero",
+    "Catalog",
     "DomainError",
     "InsufficientFunds",
     "IntegrityReport",

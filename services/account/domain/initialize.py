@@ -11,12 +11,11 @@ from .errors import INVALID_CONFIGURATION, DomainError, Problem, ValidationFaile
 from .model import AccountConfig, cash_buffer_for
 from .money import check_amount, to_cents
 from .templates import (
+    BUILT_IN,
     CUSTOM,
     RISK_PROFILES,
-    STRATEGIES,
-    TEMPLATE_NAMES,
-    TEMPLATES,
     Allocation,
+    Catalog,
     RiskLevel,
     RiskProfile,
     Template,
@@ -81,12 +80,14 @@ def plan_initialization(
     cash_buffer_pct: Decimal | None = None,
     risk_profile: str | None = None,
     limits: ValidationLimits = DEFAULT_LIMITS,
+    catalog: Catalog = BUILT_IN,
 ) -> SystemPlan:
     """Resolve template/strategy/custom into a plan, or raise ValidationFailed with all problems.
 
     Nothing given means the moderate template; a custom allocation alone means "custom".
     `cash_buffer_pct` overrides the chosen buffer; `risk_profile` names the profile of a
     strategy or custom plan (default moderate), a template always carries its own.
+    `catalog` holds the templates and strategies to choose from (the run-time settings).
     """
     problems: list[Problem] = []
     try:
@@ -99,11 +100,13 @@ def plan_initialization(
         problems.append(Problem("strategy", "give a template or a strategy, not both"))
     if custom_allocation is not None and template != CUSTOM:
         problems.append(Problem("allocation", "a custom allocation needs template 'custom'"))
-    if risk_profile is not None and (template in TEMPLATES or risk_profile not in RISK_PROFILES):
+    if risk_profile is not None and (
+        template in catalog.templates or risk_profile not in RISK_PROFILES
+    ):
         problems.append(
             Problem("risk_profile", f"one of {list(RISK_PROFILES)}, not with a template")
         )
-    chosen = _resolve(template, strategy, custom_allocation, risk_profile, problems)
+    chosen = _resolve(catalog, template, strategy, custom_allocation, risk_profile, problems)
     buffer = chosen.cash_buffer_pct if cash_buffer_pct is None else cash_buffer_pct
     check_range(buffer, limits.cash_buffer, "cash_buffer_pct", problems)
     problems += check_allocation(chosen.allocation, limits=limits)
@@ -129,6 +132,7 @@ def plan_initialization(
 
 
 def _resolve(
+    catalog: Catalog,
     template: str | None,
     strategy: str | None,
     custom: Allocation | None,
@@ -136,22 +140,26 @@ def _resolve(
     problems: list[Problem],
 ) -> Template:
     """The template, or a template-shaped description of a strategy or custom plan."""
-    if template is not None and template in TEMPLATES:
-        return TEMPLATES[template]
+    if template is not None and template in catalog.templates:
+        return catalog.templates[template]
     profile = RISK_PROFILES.get(risk_profile or "", RISK_PROFILES[DEFAULT_RISK_PROFILE])
     level = _LEVEL[profile.name]
-    fallback = STRATEGIES["standard"].allocation  # only used when problems are already reported
+    fallback = BUILT_IN.strategies[
+        "standard"
+    ].allocation  # only used when problems are already reported
     if template == CUSTOM:
         if custom is None:
             problems.append(Problem("allocation", "required with template 'custom'"))
         return Template(CUSTOM, custom or fallback, DEFAULT_CUSTOM_BUFFER_PCT, level, None, profile)
     if template is not None:
-        problems.append(Problem("template", f"unknown template, one of {list(TEMPLATE_NAMES)}"))
-    elif strategy is not None and strategy in STRATEGIES:
-        s = STRATEGIES[strategy]
+        problems.append(
+            Problem("template", f"unknown template, one of {[*catalog.templates, CUSTOM]}")
+        )
+    elif strategy is not None and strategy in catalog.strategies:
+        s = catalog.strategies[strategy]
         return Template(s.name, s.allocation, s.cash_buffer_pct, level, None, profile)
     else:
-        problems.append(Problem("strategy", f"unknown strategy, one of {list(STRATEGIES)}"))
+        problems.append(Problem("strategy", f"unknown strategy, one of {list(catalog.strategies)}"))
     return Template("invalid", fallback, DEFAULT_CUSTOM_BUFFER_PCT, level, None, profile)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
 from types import MappingProxyType
@@ -126,3 +126,14 @@ STRATEGIES: Mapping[str, Strategy] = MappingProxyType(
         "compound_focused": Strategy("compound_focused", allocation(30, 20, 50), Decimal(5)),
     }
 )
+
+
+@dataclass(frozen=True, slots=True)
+class Catalog:
+    """The templates and strategies a system can be initialized with (run-time settings)."""
+
+    templates: Mapping[str, Template] = field(default_factory=lambda: TEMPLATES)
+    strategies: Mapping[str, Strategy] = field(default_factory=lambda: STRATEGIES)
+
+
+BUILT_IN = Catalog()
