@@ -227,10 +227,6 @@ async def ledger_mismatches(conn: asyncpg.Connection) -> tuple[int, list[Row]]:
     return len(rows), bad
 
 
-def money(value: Decimal) -> str:
-    return f"{value:.2f}"
-
-
 # Trading effects
 
 
