@@ -163,9 +163,14 @@ def _outcome(encoded: list[tuple[str, str]]) -> str:
 def dead_letter_fields(
     fields: dict[bytes, bytes], *, reason: str, stream: str, entry_id: bytes, deliveries: int
 ) -> dict[Any, Any]:
-    """The original fields, untouched so an operator can re-drive them, plus why it failed."""
+    """The original fields, so an operator can re-drive them, plus why it failed.
+
+    A bearer token is not copied: the dead-letter stream is kept long and read by operators;
+    re-driving a command takes a fresh token.
+    """
+    kept = {k: (b"[redacted]" if k == b"authorization" else v) for k, v in fields.items()}
     return {
-        **fields,
+        **kept,
         b"dlq_reason": reason.encode()[:2000],
         b"dlq_stream": stream.encode(),
         b"dlq_entry_id": entry_id,

@@ -135,6 +135,18 @@ async def test_unparseable_entry_goes_to_dlq_with_reason(toy, redis, settings) -
     assert (await redis.xpending(consumer.stream, consumer.group))["pending"] == 0
 
 
+async def test_dead_letter_copy_never_holds_a_bearer_token(toy, redis, settings) -> None:
+    consumer, _relay, _pool = toy
+    await redis.xadd(
+        consumer.stream,
+        {**command("1.00"), "data": "[1]", "authorization": "Bearer secret.jwt.value"},
+    )
+    await drain(redis, consumer)
+    ((_, dead),) = await redis.xrange(consumer.dlq)
+    assert dead[b"authorization"] == b"[redacted]"
+    assert b"must be a JSON object" in dead[b"dlq_reason"]
+
+
 async def test_crash_after_commit_before_publish_loses_nothing(toy, redis, settings) -> None:
     consumer, relay, pool = toy
     await redis.xadd(consumer.stream, command("5.00", cid="c-5"))
