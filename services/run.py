@@ -12,6 +12,8 @@ import contextlib
 import json
 import os
 import secrets
+import signal
+import socket
 import subprocess
 import sys
 import time
@@ -64,6 +66,8 @@ def services(env: dict[str, str]) -> Iterator[None]:
     logs = VAR / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     try:
+        for port in SERVICES.values():
+            ensure_free(port)
         for name, port in SERVICES.items():
             log = (logs / f"{name}.log").open("ab")
             procs[name] = subprocess.Popen(
@@ -86,6 +90,15 @@ def services(env: dict[str, str]) -> Iterator[None]:
             except subprocess.TimeoutExpired:
                 proc.kill()
             say(f"{name} service stopped")
+
+
+def ensure_free(port: int) -> None:
+    """Refuse to start next to another copy of the platform: its /readyz would answer for ours."""
+    with socket.socket() as s:
+        if s.connect_ex(("127.0.0.1", port)) == 0:
+            raise SystemExit(
+                f"port {port} is in use: is the platform already running (another `make run`)?"
+            )
 
 
 def wait_ready(name: str, port: int, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
@@ -187,6 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-demo", action="store_true", help="only run the services")
     args = parser.parse_args(argv)
     VAR.mkdir(exist_ok=True)
+    # SIGTERM (docker stop, kill) stops everything as Ctrl-C does, never orphaning the services.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         with servers() as (redis_url, database_url):
             env = {
