@@ -5,6 +5,7 @@ business time moves a week per fill) until it forks, forks again and a fork merg
 """
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -101,7 +102,6 @@ async def svc(settings: Settings, redis: Redis, signer: Signer) -> AsyncIterator
         yield Svc(Client(redis, settings, signer), rt)
         async with connection(rt.pool) as conn:
             await conn.execute("DELETE FROM growth_settings")  # the next test starts from defaults
-            await conn.execute("DROP TRIGGER IF EXISTS fail_fork ON forks")
         await assert_ledger_balanced(rt)
 
 
@@ -249,22 +249,26 @@ async def test_rule_4_operator_fork_is_blocked_by_the_cooling_period(svc: Svc) -
     assert bad["code"] == "not_a_child_portfolio"
 
 
-async def test_interrupted_fork_leaves_nothing_and_is_dead_lettered_then_redriven(svc: Svc) -> None:
-    await auto_fork_off(svc)
-    gen = (await svc.client.initialize())["generation"]["id"]
-    for week in range(5):
-        await svc.gen_week(gen, week, want=2 if week == 4 else 1)
-    async with connection(svc.rt.pool) as conn:  # the fork fails after its debit and credits
+@contextlib.asynccontextmanager
+async def failing_inserts(svc: Svc, table: str) -> AsyncIterator[None]:
+    """Every insert into `table` fails, as a crash would after the transaction's other writes."""
+    async with connection(svc.rt.pool) as conn:
         await conn.execute(
-            "CREATE OR REPLACE FUNCTION fail_fork() RETURNS trigger LANGUAGE plpgsql AS"
-            " $$ BEGIN RAISE EXCEPTION 'injected failure mid-fork'; END $$;"
-            " CREATE TRIGGER fail_fork BEFORE INSERT ON forks FOR EACH ROW EXECUTE FUNCTION fail_fork()"
+            f"CREATE OR REPLACE FUNCTION fail_{table}() RETURNS trigger LANGUAGE plpgsql AS"
+            f" $$ BEGIN RAISE EXCEPTION 'injected failure in {table}'; END $$;"
+            f" CREATE TRIGGER fail_{table} BEFORE INSERT ON {table}"
+            f" FOR EACH ROW EXECUTE FUNCTION fail_{table}()"
         )
-    cmd = ce(
-        "alluse.account.fork",
-        {"account_id": gen},
-        authorization=svc.client.signer.bearer("operator"),
-    )
+    try:
+        yield
+    finally:
+        async with connection(svc.rt.pool) as conn:
+            await conn.execute(f"DROP TRIGGER IF EXISTS fail_{table} ON {table}")
+
+
+async def dead_lettered(svc: Svc, type_: str, data: dict[str, Any]) -> dict[str, str]:
+    """Send an operator command and wait until it lands on the dead-letter stream."""
+    cmd = ce(type_, data, authorization=svc.client.signer.bearer("operator"))
     await xadd(svc, svc.client.s.key(ACCOUNT_COMMANDS), cmd)
     dlq = svc.client.s.dlq(ACCOUNT_COMMANDS)
     for _ in range(300):
@@ -273,23 +277,36 @@ async def test_interrupted_fork_leaves_nothing_and_is_dead_lettered_then_redrive
         await asyncio.sleep(0.05)
     (dead,) = cast(list[tuple[bytes, dict[bytes, bytes]]], await svc.client.redis.xrange(dlq))
     assert dead[1][b"id"].decode() == cmd["id"]
-    assert (
-        await outcomes(
-            svc.client.redis, svc.client.s.key(ACCOUNT_EVENTS), cmd["id"], want=0, timeout=0.2
+    return cmd
+
+
+async def test_interrupted_fork_leaves_nothing_and_is_dead_lettered_then_redriven(svc: Svc) -> None:
+    await auto_fork_off(svc)
+    gen = (await svc.client.initialize())["generation"]["id"]
+    for week in range(5):
+        await svc.gen_week(gen, week, want=2 if week == 4 else 1)
+    async with failing_inserts(svc, "forks"):  # the fork fails after its debit and credits
+        cmd = await dead_lettered(svc, "alluse.account.fork", {"account_id": gen})
+        assert (
+            await outcomes(
+                svc.client.redis, svc.client.s.key(ACCOUNT_EVENTS), cmd["id"], want=0, timeout=0.2
+            )
+            == []
         )
-        == []
-    )
-    gen_row = await svc.sql("SELECT balance, baseline FROM accounts WHERE id = $1", uuid.UUID(gen))
-    assert gen_row == [{"balance": D("161695.95"), "baseline": D("100000.00")}]  # nothing half-done
-    moved = await svc.sql(
-        "SELECT 1 FROM transactions WHERE type = 'fork_transfer' AND command_id = $1", cmd["id"]
-    )
-    assert (
-        moved == []
-        and await svc.sql("SELECT 1 FROM forks WHERE parent_account_id = $1", uuid.UUID(gen)) == []
-    )
-    async with connection(svc.rt.pool) as conn:
-        await conn.execute("DROP TRIGGER fail_fork ON forks")
+        gen_row = await svc.sql(
+            "SELECT balance, baseline FROM accounts WHERE id = $1", uuid.UUID(gen)
+        )
+        assert gen_row == [
+            {"balance": D("161695.95"), "baseline": D("100000.00")}
+        ]  # nothing half-done
+        moved = await svc.sql(
+            "SELECT 1 FROM transactions WHERE type = 'fork_transfer' AND command_id = $1", cmd["id"]
+        )
+        assert (
+            moved == []
+            and await svc.sql("SELECT 1 FROM forks WHERE parent_account_id = $1", uuid.UUID(gen))
+            == []
+        )
     events = await svc.client.command(
         "alluse.account.fork", {"account_id": gen}, role="operator", want=6
     )
@@ -305,23 +322,16 @@ async def test_failed_automatic_fork_still_books_the_fill_and_retries_at_the_nex
     gen = (await svc.client.initialize())["generation"]["id"]
     for week in range(4):
         await svc.gen_week(gen, week)
-    async with connection(svc.rt.pool) as conn:
-        await conn.execute(
-            "CREATE OR REPLACE FUNCTION fail_fork() RETURNS trigger LANGUAGE plpgsql AS"
-            " $$ BEGIN RAISE EXCEPTION 'injected failure mid-fork'; END $$;"
-            " CREATE TRIGGER fail_fork BEFORE INSERT ON forks FOR EACH ROW EXECUTE FUNCTION fail_fork()"
-        )
-    events = await svc.gen_week(gen, 4, want=2)
-    await asyncio.sleep(0.3)
-    assert [e["type"] for e in events] == [
-        "alluse.account.balance_changed",
-        "alluse.account.fork_eligible",
-    ]
-    assert (await svc.sql("SELECT balance FROM accounts WHERE id = $1", uuid.UUID(gen)))[0][
-        "balance"
-    ] == D("161695.95")
-    async with connection(svc.rt.pool) as conn:
-        await conn.execute("DROP TRIGGER fail_fork ON forks")
+    async with failing_inserts(svc, "forks"):
+        events = await svc.gen_week(gen, 4, want=2)
+        await asyncio.sleep(0.3)
+        assert [e["type"] for e in events] == [
+            "alluse.account.balance_changed",
+            "alluse.account.fork_eligible",
+        ]
+        assert (await svc.sql("SELECT balance FROM accounts WHERE id = $1", uuid.UUID(gen)))[0][
+            "balance"
+        ] == D("161695.95")
     events = await svc.gen_week(gen, 5, want=7)
     assert (
         events[-1]["type"] == "alluse.account.forked"
@@ -413,31 +423,10 @@ async def test_interrupted_merge_leaves_nothing_and_is_dead_lettered_then_redriv
     )
     child = forked[-1]["data"]["child_portfolio_id"]
     before = await svc.sql("SELECT id, status, balance FROM accounts ORDER BY id")
-    async with connection(svc.rt.pool) as conn:  # the merge fails after its debits and credit
-        await conn.execute(
-            "CREATE OR REPLACE FUNCTION fail_merge() RETURNS trigger LANGUAGE plpgsql AS"
-            " $$ BEGIN RAISE EXCEPTION 'injected failure mid-merge'; END $$;"
-            " CREATE TRIGGER fail_merge BEFORE INSERT ON merges FOR EACH ROW EXECUTE FUNCTION fail_merge()"
-        )
-    try:
-        cmd = ce(
-            "alluse.account.merge",
-            {"portfolio_id": child},
-            authorization=svc.client.signer.bearer("operator"),
-        )
-        await xadd(svc, svc.client.s.key(ACCOUNT_COMMANDS), cmd)
-        dlq = svc.client.s.dlq(ACCOUNT_COMMANDS)
-        for _ in range(300):
-            if await svc.client.redis.xlen(dlq):
-                break
-            await asyncio.sleep(0.05)
-        (dead,) = cast(list[tuple[bytes, dict[bytes, bytes]]], await svc.client.redis.xrange(dlq))
-        assert dead[1][b"id"].decode() == cmd["id"]
+    async with failing_inserts(svc, "merges"):  # the merge fails after its debits and credit
+        cmd = await dead_lettered(svc, "alluse.account.merge", {"portfolio_id": child})
         assert await svc.sql("SELECT id, status, balance FROM accounts ORDER BY id") == before
         assert await svc.sql("SELECT 1 FROM transactions WHERE command_id = $1", cmd["id"]) == []
-    finally:
-        async with connection(svc.rt.pool) as conn:
-            await conn.execute("DROP TRIGGER IF EXISTS fail_merge ON merges")
     events = await svc.client.command(
         "alluse.account.merge", {"portfolio_id": child}, role="operator", want=4
     )
