@@ -47,6 +47,8 @@ class Relay:
 
     async def run(self, idle_seconds: float = 0.05) -> None:
         while not self.stopped:
+            # Cleared before reading, so a commit that lands while we publish wakes us at once.
+            self.wake.clear()
             try:
                 moved = await self.publish_once()
             except Exception as exc:  # the relay outlives any outage; it retries
@@ -54,7 +56,6 @@ class Relay:
                 moved = 0
                 await asyncio.sleep(1)
             if moved < self.batch:
-                self.wake.clear()
                 # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation.
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(idle_seconds):
