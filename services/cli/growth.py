@@ -34,24 +34,22 @@ TARGET_SHARE = {
 }
 
 
+async def _outcome(
+    c: StreamClient, a: argparse.Namespace, command: str, data: dict[str, Any], final: str
+) -> int:
+    """Send one command, wait for its final event, and show that event's data."""
+    events = await c.command(command, data, done=until(final), event_id=a.id)
+    return _show(a, next(e.data for e in events if e.type == final))
+
+
 async def fork(c: StreamClient, a: argparse.Namespace) -> int:
-    events = await c.command(
-        "alluse.account.fork",
-        {"account_id": a.account_id},
-        done=until("alluse.account.forked"),
-        event_id=a.id,
-    )
-    return _show(a, next(e.data for e in events if e.type == "alluse.account.forked"))
+    account = {"account_id": a.account_id}
+    return await _outcome(c, a, "alluse.account.fork", account, "alluse.account.forked")
 
 
 async def merge(c: StreamClient, a: argparse.Namespace) -> int:
-    events = await c.command(
-        "alluse.account.merge",
-        {"portfolio_id": a.portfolio_id},
-        done=until("alluse.account.merged"),
-        event_id=a.id,
-    )
-    return _show(a, next(e.data for e in events if e.type == "alluse.account.merged"))
+    portfolio = {"portfolio_id": a.portfolio_id}
+    return await _outcome(c, a, "alluse.account.merge", portfolio, "alluse.account.merged")
 
 
 async def reinvest(c: StreamClient, a: argparse.Namespace) -> int:
