@@ -16,8 +16,10 @@ from redis.asyncio import Redis
 
 from services.account.app import build
 from services.cli.__main__ import build_parser, main
+from shared.contracts.streams import ACCOUNT_EFFECTS, ACCOUNT_EVENTS
 from shared.infra.runtime import running
 from shared.infra.settings import Settings
+from tests.support.streams import ce, outcomes
 from tests.support.tokens import Signer
 
 SUBCOMMANDS = ("init", "create", "show", "list", "update", "deposit", "withdraw", "status", "close",
@@ -75,8 +77,7 @@ def env(
 async def cli(
     env: Path, settings: Settings, capsys: pytest.CaptureFixture[str]
 ) -> AsyncIterator[Cli]:
-    # A slow reclaimer: these tests leave nothing pending, and shared.infra.runtime.running()
-    # can hang at teardown when its cancel lands inside a reclaim pass (seen 1 run in ~5).
+    # A slow reclaimer: these tests leave nothing pending for it to do.
     rt = await build(settings.model_copy(update={"reclaim_idle_ms": 120_000}))
     async with running(rt):
         yield Cli(capsys)
@@ -254,3 +255,28 @@ async def test_client_credentials_fetch_a_token_when_none_is_given(
     assert [unquote_plus(p) for p in pair.split(":")] == ["ops-cli", "s3cret:with/odd chars"]
     assert body == "grant_type=client_credentials"
     assert "s3cret" not in got.out + got.err
+
+
+async def test_fork_refused_then_merge_of_an_automatic_fork_through_the_cli(
+    cli: Cli, settings: Settings, redis: Redis
+) -> None:
+    accounts = await cli.init()
+    gen = accounts["generation"]
+    # One large premium: the Gen-Acc passes its baseline by more than $50,000 and forks itself.
+    fill = {
+        "fill_id": "big-1", "order_id": "o-1", "account_id": gen, "symbol": "NVDA",
+        "instrument_type": "option", "option_type": "put", "strike": "120.00", "delta": "-0.45",
+        "side": "sell_to_open", "quantity": 100, "price": "6.00", "multiplier": 100,
+        "commission": "0.00", "filled_at": "2026-11-26T15:00:00Z", "week_type": "P-EW",
+    }  # fmt: skip
+    effect = ce("alluse.effect.trade_filled", fill, source="ws4/gateway-1", subject=gen)
+    await redis.xadd(settings.streams.key(ACCOUNT_EFFECTS), effect)
+    events = await outcomes(redis, settings.streams.key(ACCOUNT_EVENTS), effect["id"], want=3)
+    forked = next(e for e in events if e["type"] == "alluse.account.forked")
+    child = forked["data"]["child_portfolio_id"]
+
+    refused = await cli("fork", gen)  # back at its baseline: nothing left to fork
+    assert refused.code == 1 and "not_fork_eligible" in refused.err, refused
+    merged = await cli("--json", "merge", child)
+    assert merged.code == 0, merged
+    assert merged.json()["total"] == "60000.00"  # the whole surplus comes home, to the cent
