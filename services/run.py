@@ -11,14 +11,16 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import secrets
+import shlex
 import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from cryptography.fernet import Fernet
@@ -27,22 +29,57 @@ from shared.infra import embedded
 
 VAR = Path("var")
 SERVICES = {"security": 8081, "account": 8082, "integration": 8083}
+REDIS_PORT = 6380  # the embedded Redis's, when free: a second terminal finds it where it was
+ENV_FILE = VAR / "alluse.env"
+SECRET_FILE = VAR / "demo-client.secret"
 
 
 def say(message: str) -> None:
     print(f"\033[1m==> {message}\033[0m", flush=True)
 
 
+KEYS_FILE = VAR / "encryption.keys"
+
+
 def encryption_keys() -> str:
     """ALLUSE_ENCRYPTION_KEYS, or this machine's local key file, made once and kept 0600."""
     if keys := os.environ.get("ALLUSE_ENCRYPTION_KEYS"):
         return keys
-    path = VAR / "encryption.keys"
-    if not path.exists():
-        path.write_text(Fernet.generate_key().decode())
-        path.chmod(0o600)
-        say(f"made a local encryption key in {path} (set ALLUSE_ENCRYPTION_KEYS to use your own)")
-    return path.read_text().strip()
+    if not KEYS_FILE.exists():
+        KEYS_FILE.write_text(Fernet.generate_key().decode())
+        KEYS_FILE.chmod(0o600)
+        say(
+            f"made a local encryption key in {KEYS_FILE} (set ALLUSE_ENCRYPTION_KEYS to use your own)"
+        )
+    return KEYS_FILE.read_text().strip()
+
+
+def write_env(env: Mapping[str, str], path: Path = ENV_FILE) -> None:
+    """What a second terminal needs to use `alluse` here, as a file to `source` (mode 0600).
+
+    Secrets stay in their own files: the client secret and the local encryption key are read
+    from var/ when sourced; keys passed in ALLUSE_ENCRYPTION_KEYS are never written down.
+    """
+    lines = [
+        "# Written by `make run` for a second terminal: source var/alluse.env",
+        f'export PATH={shlex.quote(str(Path(sys.executable).parent.absolute()))}:"$PATH"',
+    ]
+    names = ("REDIS_URL", "DATABASE_URL", "ALLUSE_STREAM_PREFIX", "ALLUSE_TOKEN_URL",
+             "ALLUSE_CLIENT_ID", "ALLUSE_CLIENT_SECRET_FILE")  # fmt: skip
+    lines += [f"export {name}={shlex.quote(env[name])}" for name in names if env.get(name)]
+    if "ALLUSE_ENCRYPTION_KEYS" not in os.environ:  # admin commands need the local key
+        lines.append(
+            f'export ALLUSE_ENCRYPTION_KEYS="$(cat {shlex.quote(str(KEYS_FILE.absolute()))})"'
+        )
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+def second_terminal_hint() -> None:
+    say(f"in a second terminal: source {ENV_FILE}")
+    print("    alluse summary\n    alluse tail --stream lifecycle", flush=True)
 
 
 @contextlib.contextmanager
@@ -52,7 +89,7 @@ def servers() -> Iterator[tuple[str, str]]:
         database_url = os.environ.get("DATABASE_URL")
         if not redis_url:
             say("no REDIS_URL: starting an embedded Redis (data in var/redis)")
-            redis_url = stack.enter_context(embedded.embedded_redis(VAR / "redis"))
+            redis_url = stack.enter_context(embedded.embedded_redis(VAR / "redis", REDIS_PORT))
         if not database_url:
             say("no DATABASE_URL: starting an embedded PostgreSQL (data in var/postgres)")
             VAR.chmod(0o755)  # the embedded server runs as its own user
@@ -120,9 +157,10 @@ def wait_ready(name: str, port: int, proc: subprocess.Popen[bytes], timeout: flo
     )
 
 
-def alluse(env: dict[str, str], *args: str, check: bool = True) -> str:
+def alluse(env: dict[str, str], *args: str, check: bool = True, echo: bool = True) -> str:
     """Run one `alluse` CLI command as an operator would, echoing it and its output."""
-    print(f"$ alluse {' '.join(args)}", flush=True)
+    if echo:
+        print(f"$ alluse {' '.join(args)}", flush=True)
     done = subprocess.run(
         [sys.executable, "-m", "services.cli", *args],
         env=env,
@@ -130,40 +168,40 @@ def alluse(env: dict[str, str], *args: str, check: bool = True) -> str:
         text=True,
         check=False,
     )
-    print(done.stdout, end="")
-    print(done.stderr, end="", file=sys.stderr)
+    if echo:
+        print(done.stdout, end="")
+    if echo or done.returncode != 0:
+        print(done.stderr, end="", file=sys.stderr)
     if check and done.returncode != 0:
         raise SystemExit(f"`alluse {args[0]}` failed with exit code {done.returncode}")
     return done.stdout
 
 
-def demo(env: dict[str, str], weeks: int, rate: float) -> None:
+def demo_client(env: dict[str, str]) -> None:
+    """A machine client for the demo and the second terminal; its secret only ever in var/."""
     client_id = f"demo-operator-{secrets.token_hex(3)}"
     say(
-        f"creating a machine client '{client_id}' with role operator (its secret stays in var/, mode 0600)"
+        f"creating a machine client '{client_id}' with role operator (secret in {SECRET_FILE}, mode 0600)"
     )
-    created = json.loads(
-        alluse(
-            env,
-            "--json",
-            "security",
-            "create-client",
-            "--client-id",
-            client_id,
-            "--role",
-            "operator",
-        )
-    )
-    secret_file = VAR / "demo-client.secret"
-    secret_file.write_text(created["client_secret"])
-    secret_file.chmod(0o600)
-    env.update(ALLUSE_CLIENT_ID=client_id, ALLUSE_CLIENT_SECRET_FILE=str(secret_file))
+    args = ("security", "create-client", "--client-id", client_id, "--role", "operator")
+    print(f"$ alluse {' '.join(args)}", flush=True)
+    created = json.loads(alluse(env, "--json", *args, echo=False))
+    SECRET_FILE.unlink(missing_ok=True)
+    fd = os.open(SECRET_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(created["client_secret"])
+    env.update(ALLUSE_CLIENT_ID=client_id, ALLUSE_CLIENT_SECRET_FILE=str(SECRET_FILE.absolute()))
+    write_env(env)
 
+
+def demo(env: dict[str, str], weeks: int, rate: float) -> None:
     say("initializing a $250,000 system with the moderate template")
-    accounts = json.loads(
-        alluse(env, "--json", "init", "--capital", "250000.00", "--template", "moderate")
-    )
-    by_type = {a["type"]: a["id"] for a in accounts["accounts"]}
+    shown = alluse(env, "init", "--capital", "250000.00", "--template", "moderate")
+    portfolio = re.search(r"portfolio ([0-9a-f-]{36})", shown)
+    if portfolio is None:
+        raise SystemExit("`alluse init` named no portfolio")
+    listed = alluse(env, "--json", "list", "--portfolio", portfolio[1], echo=False)
+    by_type = {a["type"]: a["id"] for a in json.loads(listed)["accounts"]}
     alluse(env, "init", "--capital", "100000.00", "--template", "aggressive", "--name", "second")
     say("depositing $10,000.00 into the Generation account")
     alluse(env, "deposit", by_type["generation"], "10000.00", "--description", "demo top-up")
@@ -182,6 +220,7 @@ def demo(env: dict[str, str], weeks: int, rate: float) -> None:
         alluse(env, "summary")
         alluse(env, "integrity")
         say("demo done; the services keep running. Ctrl-C stops everything.")
+        second_terminal_hint()
         tail.wait()
     finally:
         tail.terminate()
@@ -211,13 +250,17 @@ def main(argv: list[str] | None = None) -> int:
                 "ALLUSE_TOKEN_URL": f"http://127.0.0.1:{SERVICES['security']}/oauth/token",
             }  # fmt: skip
             with services(env):
+                demo_client(env)
                 if args.no_demo:
                     say("services running; Ctrl-C stops everything")
+                    second_terminal_hint()
                     while True:
                         time.sleep(3600)
                 demo(env, args.weeks, args.rate)
     except KeyboardInterrupt:
         say("stopping")
+    finally:
+        ENV_FILE.unlink(missing_ok=True)  # it would point a second terminal at stopped servers
     return 0
 
 

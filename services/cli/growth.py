@@ -22,6 +22,7 @@ from services.cli.client import CliError, StreamClient, until
 from services.cli.output import OK, TIMEOUT, emit
 from shared.contracts.envelope import new_event
 from shared.contracts.streams import ACCOUNT_COMMANDS, ACCOUNT_EFFECTS, ACCOUNT_EVENTS
+from shared.infra.progress import Progress
 
 WEEK_RETURN_PCT = {  # midpoints of section 8's expected weekly returns
     "P-EW": "2.0", "P-AWL": "2.0", "P-RO": "1.25", "P-AOL": "2.0", "P-DD": "-0.25",
@@ -209,6 +210,7 @@ async def simulate_decade(c: StreamClient, a: argparse.Namespace) -> int:
     print(
         f"portfolio tree {root}: {a.capital} {a.template}, simulating {a.years} years from {start.date()}"
     )
+    bar = Progress("simulate-decade", 52 * a.years, unit="weeks")
     for week in range(52 * a.years):
         week_type = rng.choices(list(WEEK_RETURN_PCT), weights=[6, 3, 2, 1, 1, 3, 1, 3, 2, 1, 1])[0]
         thursday = start + timedelta(weeks=week)
@@ -240,9 +242,11 @@ async def simulate_decade(c: StreamClient, a: argparse.Namespace) -> int:
                 forks, merges = _apply(e, accounts, born, forks, merges)
         if week % 52 == 51 or a.verbose:
             value = sum((x["balance"] for x in accounts.values()), start=Decimal(0))
-            print(f"year {week // 52 + 1:>2}: value {value:>18,.2f}  forks {forks:>4}  merges {merges:>4}  "
-                  f"accounts {sum(1 for x in accounts.values() if x.get('status', 'active') == 'active'):>4}  "
-                  f"fills {fills:>7}  {time.monotonic() - began:6.1f}s", flush=True)  # fmt: skip
+            bar.note(f"year {week // 52 + 1:>2}: value {value:>18,.2f}  forks {forks:>4}  merges {merges:>4}  "
+                     f"accounts {sum(1 for x in accounts.values() if x.get('status', 'active') == 'active'):>4}  "
+                     f"fills {fills:>7}  {time.monotonic() - began:6.1f}s")  # fmt: skip
+        bar.advance()
+    bar.close()
     value = sum((x["balance"] for x in accounts.values()), start=Decimal(0))
     summary = {"portfolio_id": root, "years": a.years, "forks": forks, "merges": merges, "fills": fills,
                "initial_capital": a.capital, "final_value": f"{value:.2f}", "elapsed_seconds": round(time.monotonic() - began, 1)}  # fmt: skip

