@@ -42,7 +42,7 @@ async def build(settings: Settings) -> Runtime:
     )
     pipeline = _pipeline(rt, command_handler(verifier, s, COMMANDS))
     effects = _pipeline(rt, command_handler(None, s, EFFECTS))
-    replier = Replier(rt.pool, rt.redis, query_answerer(verifier), SOURCE, s)
+    replier = Replier(rt.pool, rt.redis, query_answerer(verifier), SOURCE, s, settings.limits)
     rt.consumers = [
         StreamConsumer(redis=rt.redis, settings=settings, stream=s.key(ACCOUNT_COMMANDS), group=GROUP,
                        process=pipeline.process, after=rt.relay.wake.set),
@@ -65,7 +65,14 @@ def reinvestment_scheduler(rt: Runtime, *, clock: Clock | None = None) -> Reinve
 def _pipeline(rt: Runtime, handler: Handler) -> Pipeline:
     """Exactly-once processing of the service's messages, one unit of work per batch."""
     events = rt.settings.streams.key(ACCOUNT_EVENTS)
-    return Pipeline(rt.pool, handler, source=SOURCE, reject_stream=events, unit=Batch.open)
+    return Pipeline(
+        rt.pool,
+        handler,
+        source=SOURCE,
+        reject_stream=events,
+        unit=Batch.open,
+        limits=rt.settings.limits,
+    )
 
 
 async def main() -> None:

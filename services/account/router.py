@@ -66,6 +66,9 @@ def parse(model: type[BaseModel], ev: CloudEvent) -> Any:
         return model.model_validate(data)
     except ValidationError as exc:
         raise Rejected("invalid_payload", explain(exc), subject=ev.subject) from None
+    except Exception as exc:  # a validator's own error (e.g. decimal.Overflow) is this entry's
+        reason = f"unreadable payload ({type(exc).__name__})"
+        raise Rejected("invalid_payload", reason, subject=ev.subject) from None
 
 
 def command_handler(

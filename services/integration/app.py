@@ -33,7 +33,11 @@ async def build(settings: Settings, *, schema: str = SCHEMA) -> Runtime:
     ]
     for stream, handler in routes:
         pipeline = Pipeline(
-            rt.pool, handler, source=handlers.SOURCE, reject_stream=streams.key(ACCOUNT_LIFECYCLE)
+            rt.pool,
+            handler,
+            source=handlers.SOURCE,
+            reject_stream=streams.key(ACCOUNT_LIFECYCLE),
+            limits=settings.limits,
         )
         rt.consumers.append(
             StreamConsumer(

@@ -46,6 +46,9 @@ def parse(ev: CloudEvent, allowed: tuple[str, ...]) -> Upstream:
         model = UPSTREAM_TYPES[ev.type].model_validate(ev.data)
     except ValidationError as exc:
         raise Rejected("invalid_payload", explain(exc), subject=ev.subject) from None
+    except Exception as exc:  # a validator's own error (e.g. decimal.Overflow) is this entry's
+        reason = f"unreadable payload ({type(exc).__name__})"
+        raise Rejected("invalid_payload", reason, subject=ev.subject) from None
     account = getattr(model, "account_id", None)
     if ev.subject and account and ev.subject != account:
         raise Rejected("invalid_payload", "subject and data.account_id name different accounts")

@@ -57,6 +57,7 @@ async def build(settings: SecuritySettings) -> Service:
         audit.on_audit_event,
         source=audit.SOURCE,
         reject_stream=settings.streams.dlq(AUDIT),
+        limits=settings.limits,
     )
     rt.consumers.append(
         StreamConsumer(

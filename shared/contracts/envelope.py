@@ -3,6 +3,7 @@
 import hashlib
 import json
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
@@ -10,7 +11,6 @@ from typing import Any, Literal
 import orjson
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
-MAX_ENTRY_BYTES = 256 * 1024
 ATTRIBUTES = (
     "specversion", "id", "source", "type", "time", "datacontenttype", "subject",
     "dataschema", "authorization", "replyto", "correlationid", "causationid",
@@ -19,6 +19,18 @@ ATTRIBUTES = (
 
 class EnvelopeError(ValueError):
     """An entry that is not a CloudEvent we can read: it goes to the dead-letter stream."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one inbound entry may be (settings ALLUSE_MAX_*; README "Limits")."""
+
+    entry_bytes: int = 256 * 1024  # all field names and values together
+    json_depth: int = 32  # nesting of arrays and objects in `data`
+    string_length: int = 65_536  # any string or key in `data`, in characters
+
+
+LIMITS = Limits()
 
 
 class CloudEvent(BaseModel):
@@ -55,10 +67,21 @@ def explain(exc: ValidationError) -> str:
     return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'data'}: {e['msg']}" for e in exc.errors())
 
 
-def decode(fields: dict[bytes, bytes]) -> CloudEvent:
+def decode(fields: dict[bytes, bytes], limits: Limits = LIMITS) -> CloudEvent:
+    """The entry as a CloudEvent, or EnvelopeError saying why not: never any other exception,
+    so one unreadable entry is that entry's dead letter and not its batch's failure."""
+    try:
+        return _decode(fields, limits)
+    except EnvelopeError:
+        raise
+    except Exception as exc:  # e.g. RecursionError, MemoryError, or a bug: still one entry's
+        raise EnvelopeError(f"unreadable entry ({type(exc).__name__})") from exc
+
+
+def _decode(fields: dict[bytes, bytes], limits: Limits) -> CloudEvent:
     size = sum(len(k) + len(v) for k, v in fields.items())
-    if size > MAX_ENTRY_BYTES:
-        raise EnvelopeError(f"entry of {size} bytes exceeds the {MAX_ENTRY_BYTES}-byte limit")
+    if size > limits.entry_bytes:
+        raise EnvelopeError(f"entry of {size} bytes exceeds the {limits.entry_bytes}-byte limit")
     try:
         attrs = {k.decode(): v.decode() for k, v in fields.items()}
     except UnicodeDecodeError as exc:
@@ -70,12 +93,39 @@ def decode(fields: dict[bytes, bytes]) -> CloudEvent:
         data = json.loads(raw, parse_float=Decimal)
     except json.JSONDecodeError as exc:
         raise EnvelopeError(f"field 'data' is not JSON: {exc.msg}") from exc
+    except RecursionError as exc:
+        raise EnvelopeError(_too_deep(limits)) from exc
     if not isinstance(data, dict):
         raise EnvelopeError("field 'data' must be a JSON object")
+    _within(data, limits)
     try:
         return CloudEvent.model_validate({**attrs, "data": data})
     except ValidationError as exc:
         raise EnvelopeError(f"not a CloudEvents 1.0 entry: {explain(exc)}") from exc
+
+
+def _too_deep(limits: Limits) -> str:
+    return f"field 'data' is nested deeper than {limits.json_depth} levels"
+
+
+def _within(data: dict[str, Any], limits: Limits) -> None:
+    """Depth and string length of decoded JSON, walked without recursion."""
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            items: Any = [*value.keys(), *value.values()]
+        elif isinstance(value, list):
+            items = value
+        else:
+            if isinstance(value, str) and len(value) > limits.string_length:
+                raise EnvelopeError(
+                    f"field 'data' holds a string longer than {limits.string_length} characters"
+                )
+            continue
+        if depth > limits.json_depth:
+            raise EnvelopeError(_too_deep(limits))
+        stack.extend((item, depth + 1) for item in items)
 
 
 def _json_default(value: object) -> str:

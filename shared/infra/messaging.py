@@ -12,7 +12,15 @@ from typing import Any, Protocol
 
 import asyncpg
 
-from shared.contracts.envelope import CloudEvent, EnvelopeError, decode, dumps, new_event
+from shared.contracts.envelope import (
+    LIMITS,
+    CloudEvent,
+    EnvelopeError,
+    Limits,
+    decode,
+    dumps,
+    new_event,
+)
 from shared.infra.db import transaction
 
 log = logging.getLogger(__name__)
@@ -60,6 +68,7 @@ class Pipeline:
     source: str  # CloudEvents source of what this service emits
     reject_stream: str  # where rejections go
     unit: UnitFactory | None = None  # opened once per batch and handed to the handler
+    limits: Limits = LIMITS  # what one inbound entry may be (settings.limits)
 
     def rejection(self, ev: CloudEvent, code: str, reason: str, subject: str | None) -> Emit:
         data = {"code": code, "reason": reason, "command_type": ev.type, "command_id": ev.id}
@@ -78,7 +87,7 @@ class Pipeline:
         good: list[tuple[bytes, CloudEvent]] = []
         for entry_id, fields in entries:
             try:
-                good.append((entry_id, decode(fields)))
+                good.append((entry_id, decode(fields, self.limits)))
             except EnvelopeError as exc:
                 out.dead.append((entry_id, fields, str(exc)))
         if not good:

@@ -3,10 +3,13 @@
 import os
 import socket
 import uuid
+from datetime import timedelta
+from typing import Literal
 
 from pydantic import AliasChoices, Field, PositiveInt
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.contracts.envelope import Limits
 from shared.contracts.streams import Streams
 
 
@@ -34,7 +37,28 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=0, ge=0, le=65535)
     log_level: str = "INFO"
+    # What one inbound entry may be; beyond it, the entry is dead-lettered with the reason.
+    max_entry_bytes: PositiveInt = 256 * 1024
+    max_json_depth: PositiveInt = 32
+    max_string_length: PositiveInt = 65_536
+    # Retention (README "Retention"): durations as seconds or ISO 8601 (P7D, PT1H).
+    # An inbox row older than the window is deleted: the same (source, id) re-sent after it
+    # is applied again, as with any idempotency-key store.
+    dedup_window: timedelta = timedelta(days=7)
+    lifecycle_retention: timedelta = timedelta(days=7)  # alluse.account.lifecycle
+    audit_retention: timedelta = timedelta(days=1)  # alluse.audit (the chain keeps every record)
+    dlq_retention: timedelta = timedelta(days=14)  # every <stream>.dlq
+    upstream_retention: timedelta = timedelta(days=1)  # ws2.protocol.events, ws4.market.events
+    retention_interval: timedelta = timedelta(seconds=60)  # how often trimming and pruning run
+    # Whether the relay waits for Redis to make each published event durable before it deletes
+    # the outbox row: "auto" = when the server has AOF on; "required"; "off".
+    redis_durability: Literal["auto", "required", "off"] = "auto"
+    redis_durability_timeout_ms: PositiveInt = 2_000
 
     @property
     def streams(self) -> Streams:
         return Streams(self.stream_prefix)
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(self.max_entry_bytes, self.max_json_depth, self.max_string_length)
