@@ -14,10 +14,9 @@ from uuid import UUID
 import asyncpg
 
 from services.account import store
-from services.account.domain import TradeStats, account_metrics
+from services.account.domain import TradeStats, UnknownAccount, UnknownPortfolio, account_metrics
 from services.account.domain.reinvest import TRADING_INCOME
 from shared.contracts import account as c
-from shared.infra.messaging import Rejected
 
 ZERO = Decimal("0.00")
 
@@ -35,7 +34,7 @@ def performance_series(rows: list[dict[str, Any]]) -> list[tuple[datetime, Decim
 async def metrics(conn: asyncpg.Connection, p: c.AccountRef) -> dict[str, Any]:
     row = await store.get_account(conn, account_id=p.account_id)
     if row is None:
-        raise Rejected("unknown_account", f"no account {p.account_id}")
+        raise UnknownAccount(f"no account {p.account_id}")
     rows = await store.balance_series(conn, account_ids=[p.account_id])
     counts = await store.trade_counts(conn, account_id=p.account_id)
     stats = TradeStats(
@@ -65,7 +64,7 @@ MAX_POINTS = 130
 async def tree(conn: asyncpg.Connection, p: c.PortfolioRef) -> dict[str, Any]:
     portfolios = await store.tree(conn, portfolio_id=p.portfolio_id)
     if not portfolios:
-        raise Rejected("unknown_portfolio", f"no portfolio {p.portfolio_id}")
+        raise UnknownPortfolio(f"no portfolio {p.portfolio_id}")
     accounts = await store.tree_accounts(conn, portfolio_ids=[q["id"] for q in portfolios])
     rows = await store.balance_series(conn, account_ids=[a["id"] for a in accounts])
     generation = {q["id"]: q["generation"] for q in portfolios}

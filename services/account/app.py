@@ -3,10 +3,13 @@
 import asyncio
 from pathlib import Path
 
+import asyncpg
+
 from services.account.events import SOURCE
 from services.account.reinvestment import Clock, ReinvestmentScheduler
 from services.account.router import COMMANDS, EFFECTS, command_handler, query_answerer
-from services.account.unit import Batch
+from services.account.uow import AccountUnit
+from shared.contracts.envelope import CloudEvent
 from shared.contracts.streams import (
     ACCOUNT_COMMANDS,
     ACCOUNT_EFFECTS,
@@ -64,13 +67,17 @@ def reinvestment_scheduler(rt: Runtime, *, clock: Clock | None = None) -> Reinve
 
 def _pipeline(rt: Runtime, handler: Handler) -> Pipeline:
     """Exactly-once processing of the service's messages, one unit of work per batch."""
-    events = rt.settings.streams.key(ACCOUNT_EVENTS)
+    streams = rt.settings.streams
+
+    async def unit(conn: asyncpg.Connection, batch: list[CloudEvent]) -> AccountUnit:
+        return await AccountUnit.start(conn, batch, streams)
+
     return Pipeline(
         rt.pool,
         handler,
         source=SOURCE,
-        reject_stream=events,
-        unit=Batch.open,
+        reject_stream=streams.key(ACCOUNT_EVENTS),
+        unit=unit,
         limits=rt.settings.limits,
     )
 

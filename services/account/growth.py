@@ -1,8 +1,8 @@
 """Forks and merges (sections 4-5): automatic after balance changes, and on operator command.
 
-Each fork and each merge is a handful of writes in the caller's transaction, so it happens
-entirely or not at all. An automatic fork runs in a savepoint: if it fails, the balance
-change that triggered it still books, and the next change of the account tries again.
+Each fork and each merge is a handful of writes in the command's savepoint, so it happens
+entirely or not at all. An automatic fork runs in a nested one (`uow.attempt()`): if it fails,
+the balance change that triggered it still books, and the next change tries again.
 """
 
 import json
@@ -11,8 +11,6 @@ from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 from uuid import UUID, uuid4
-
-import asyncpg
 
 from services.account import store
 from services.account.domain import (
@@ -23,6 +21,7 @@ from services.account.domain import (
     TransactionType,
     apply_change,
 )
+from services.account.domain.errors import UnknownPortfolio
 from services.account.domain.growth import (
     ForkCoolingPeriod,
     ForkDailyLimit,
@@ -32,41 +31,40 @@ from services.account.domain.growth import (
     funding,
     is_fork_eligible,
     merge_due,
+    needs_watch,
     plan_fork,
     plan_merge,
     surplus,
 )
 from services.account.domain.settings import GrowthSettings
-from services.account.events import Out, snapshot
+from services.account.events import snapshot
+from services.account.uow import AccountUnit
 from shared.contracts import account as c
-from shared.infra.messaging import Rejected
+from shared.infra.unit import Sql
 
 log = logging.getLogger(__name__)
 Portfolio = dict[str, Any]
 
 
-def needs_watch(account: Account, row: dict[str, Any]) -> bool:
-    """Whether a balance change may merge or fork: False lets the hot path skip all SQL."""
-    if row.get("parent_id") is not None:
-        return True  # a child portfolio may have reached the merge threshold
-    generation = account.type is AccountType.GENERATION
-    return generation and (is_fork_eligible(account) or bool(row.get("fork_eligible")))
-
-
-async def after_balance_change(conn: asyncpg.Connection, account: Account, out: Out) -> None:
+async def after_balance_change(uow: AccountUnit, account: Account) -> None:
     """Watch every balance change: merge a child portfolio that is due, fork an eligible Gen-Acc.
 
-    Runs after the change was written, so it never rejects; a blocked fork waits for later.
+    Runs after the change was booked, so it never rejects; a blocked fork waits for later.
     """
+    _, row = await uow.account(account.id)
+    child, flagged = row.get("parent_id") is not None, bool(row.get("fork_eligible"))
+    if not needs_watch(account, in_child_portfolio=child, flagged_eligible=flagged):
+        return
+    conn = uow.db
     portfolio = await store.get_portfolio(conn, portfolio_id=account.portfolio_id)
     assert portfolio is not None
-    if portfolio["parent_id"] is not None and await _merge(conn, portfolio, out, automatic=True):
+    if portfolio["parent_id"] is not None and await _merge(uow, portfolio, automatic=True):
         return
     if account.type is not AccountType.GENERATION:
         return
     eligible = is_fork_eligible(account)
     if await store.flag_fork_eligible(conn, account_id=account.id, eligible=eligible) and eligible:
-        out.emit("alluse.account.fork_eligible", {
+        uow.emit("alluse.account.fork_eligible", {
             "account_id": str(account.id), "portfolio_id": str(account.portfolio_id),
             "balance": str(account.balance), "baseline": str(account.baseline),
             "surplus": str(surplus(account)), "fork_threshold": str(account.config.fork_threshold),
@@ -74,51 +72,36 @@ async def after_balance_change(conn: asyncpg.Connection, account: Account, out: 
     settings = await store.growth_settings(conn) if eligible else None
     if settings is None or not settings.auto_fork:
         return
-    mark = len(out.events)
     try:
-        async with conn.transaction():  # a savepoint: the fork is all or nothing on its own
-            await _fork(conn, account, portfolio, settings, out, automatic=True)
+        async with uow.attempt():  # the fork is all or nothing on its own
+            await _fork(uow, account, portfolio, settings, automatic=True)
     except (ForkCoolingPeriod, ForkDailyLimit) as blocked:
-        del out.events[mark:]
         log.info("automatic fork of %s waits: %s", account.id, blocked.message)
     except Exception:
-        del out.events[mark:]
         log.exception("automatic fork of %s failed; retried at its next balance change", account.id)
 
 
-async def locked(conn: asyncpg.Connection, account_id: UUID) -> Account:
-    found = await store.lock_account(conn, account_id=account_id)
-    if found is None:
-        raise Rejected("unknown_account", f"no account {account_id}", subject=str(account_id))
-    return found[0]
-
-
-async def fork(conn: asyncpg.Connection, p: c.ForkAccount, out: Out) -> None:
-    account = await locked(conn, p.account_id)
-    portfolio = await store.get_portfolio(conn, portfolio_id=account.portfolio_id)
+async def fork(uow: AccountUnit, p: c.ForkAccount) -> None:
+    account, _ = await uow.account(p.account_id)
+    portfolio = await store.get_portfolio(uow.db, portfolio_id=account.portfolio_id)
     assert portfolio is not None
-    await _fork(conn, account, portfolio, await store.growth_settings(conn), out, automatic=False)
+    settings = await store.growth_settings(uow.db)
+    await _fork(uow, account, portfolio, settings, automatic=False)
 
 
-async def merge(conn: asyncpg.Connection, p: c.MergePortfolio, out: Out) -> None:
-    portfolio = await store.get_portfolio(conn, portfolio_id=p.portfolio_id, lock=True)
+async def merge(uow: AccountUnit, p: c.MergePortfolio) -> None:
+    portfolio = await store.get_portfolio(uow.db, portfolio_id=p.portfolio_id, lock=True)
     if portfolio is None:
-        raise Rejected("unknown_portfolio", f"no portfolio {p.portfolio_id}")
+        raise UnknownPortfolio(f"no portfolio {p.portfolio_id}")
     if portfolio["parent_id"] is None:
         raise NotAChildPortfolio(f"portfolio {p.portfolio_id} is a root: it has nowhere to merge")
-    await _merge(conn, portfolio, out, automatic=False)
+    await _merge(uow, portfolio, automatic=False)
 
 
-async def _fork(
-    conn: asyncpg.Connection,
-    parent: Account,
-    portfolio: Portfolio,
-    settings: GrowthSettings,
-    out: Out,
-    *,
-    automatic: bool,
-) -> None:
+async def _fork(uow: AccountUnit, parent: Account, portfolio: Portfolio, settings: GrowthSettings,
+                *, automatic: bool) -> None:  # fmt: skip
     plan = plan_fork(parent, settings)
+    conn, command_id = uow.db, uow.command_id
     await store.get_portfolio(
         conn, portfolio_id=portfolio["root_id"], lock=True
     )  # one tree's forks in turn
@@ -139,10 +122,10 @@ async def _fork(
         conn,
         effect=plan.debit,
         description=f"fork: surplus to portfolio {child}",
-        command_id=out.cause.id,
+        command_id=command_id,
         reference=str(child),
     )
-    out.balance_changed(apply_change(parent, plan.debit), tx)
+    uow.balance_changed(apply_change(parent, plan.debit), tx)
     com_config = await _sibling_config(
         conn, portfolio["id"], AccountType.COMPOUNDING, parent.config
     )
@@ -157,21 +140,21 @@ async def _fork(
             conn,
             account=empty,
             name=f"fork {str(child)[:8]} {account_type.value}",
-            command_id=out.cause.id,
+            command_id=command_id,
         )
         credit = funding(empty, TransactionType.FORK_TRANSFER, amount)
         tx = await store.write_change(
             conn,
             effect=credit,
             description=f"fork from account {parent.id}",
-            command_id=out.cause.id,
+            command_id=command_id,
             reference=str(parent.id),
         )
         funded = apply_change(empty, credit)
-        out.emit(
+        uow.emit(
             "alluse.account.created", {"account": snapshot(funded, row)}, subject=str(funded.id)
         )
-        out.balance_changed(funded, tx)
+        uow.balance_changed(funded, tx)
         created[account_type.value] = str(funded.id)
     await store.flag_fork_eligible(conn, account_id=parent.id, eligible=False)
     at = await store.insert_fork(
@@ -181,9 +164,9 @@ async def _fork(
         root_id=portfolio["root_id"],
         plan=plan,
         automatic=automatic,
-        command_id=out.cause.id,
+        command_id=command_id,
     )
-    out.emit("alluse.account.forked", {
+    uow.emit("alluse.account.forked", {
         "account_id": str(parent.id), "portfolio_id": str(parent.portfolio_id), "child_portfolio_id": str(child),
         "child_accounts": created, "surplus": str(plan.surplus), "to_generation": str(plan.child_generation),
         "to_compounding": str(plan.child_compounding), "parent_balance": str(parent.baseline),
@@ -191,10 +174,9 @@ async def _fork(
     }, subject=str(parent.id))  # fmt: skip
 
 
-async def _merge(
-    conn: asyncpg.Connection, portfolio: Portfolio, out: Out, *, automatic: bool
-) -> bool:
+async def _merge(uow: AccountUnit, portfolio: Portfolio, *, automatic: bool) -> bool:
     """Fold the child portfolio into its nearest live ancestor's Com-Acc; False if not due."""
+    conn, command_id = uow.db, uow.command_id
     accounts = [
         a for a, _ in await store.lock_portfolio_accounts(conn, portfolio_id=portfolio["id"])
     ]
@@ -213,30 +195,30 @@ async def _merge(
             log.warning("automatic merge of %s blocked: %s", portfolio["id"], exc.message)
             return False
         raise
-    target = await locked(conn, target_id)
+    target, _ = await uow.account(target_id)
     # Every check passed: from here on, only writes.
     for account, debit in zip([a for a in live if a.balance], plan.debits, strict=True):
         tx = await store.write_change(
             conn,
             effect=debit,
             description=f"merge into account {target.id}",
-            command_id=out.cause.id,
+            command_id=command_id,
             reference=str(target.id),
         )
-        out.balance_changed(apply_change(account, debit), tx)
+        uow.balance_changed(apply_change(account, debit), tx)
     if plan.total:
         credit = funding(target, TransactionType.MERGE_TRANSFER, plan.total)
         tx = await store.write_change(
             conn,
             effect=credit,
             description=f"merge of portfolio {portfolio['id']}",
-            command_id=out.cause.id,
+            command_id=command_id,
             reference=str(portfolio["id"]),
         )
-        out.balance_changed(apply_change(target, credit), tx)
+        uow.balance_changed(apply_change(target, credit), tx)
     for account, status in zip(live, plan.statuses, strict=True):
         await store.set_status(conn, account_id=account.id, status=status)
-        out.emit("alluse.account.status_changed", {"account_id": str(account.id), "from_status": account.status.value,
+        uow.emit("alluse.account.status_changed", {"account_id": str(account.id), "from_status": account.status.value,
                  "to_status": status.value, "reason": "merged into the parent portfolio"}, subject=str(account.id))  # fmt: skip
     at = await store.insert_merge(
         conn,
@@ -244,9 +226,9 @@ async def _merge(
         target=target,
         total=plan.total,
         automatic=automatic,
-        command_id=out.cause.id,
+        command_id=command_id,
     )
-    out.emit("alluse.account.merged", {
+    uow.emit("alluse.account.merged", {
         "portfolio_id": str(portfolio["id"]), "target_portfolio_id": str(target.portfolio_id),
         "target_account_id": str(target.id), "total": str(plan.total), "accounts": [str(a.id) for a in live],
         "automatic": automatic, "at": at.isoformat(),
@@ -255,7 +237,7 @@ async def _merge(
 
 
 async def _sibling_config(
-    conn: asyncpg.Connection, portfolio_id: UUID, account_type: AccountType, fallback: AccountConfig
+    conn: Sql, portfolio_id: UUID, account_type: AccountType, fallback: AccountConfig
 ) -> AccountConfig:
     """The parent portfolio's account of that type passes its configuration on to the child's."""
     for row in await store.tree_accounts(conn, portfolio_ids=[portfolio_id]):

@@ -5,15 +5,15 @@ from typing import Any
 import asyncpg
 
 from services.account import store
+from services.account.domain import UnknownAccount
 from services.account.events import snapshot
 from shared.contracts import account as c
-from shared.infra.messaging import Rejected
 
 
 async def account(conn: asyncpg.Connection, p: c.AccountRef) -> dict[str, Any]:
     row = await store.get_account(conn, account_id=p.account_id)
     if row is None:
-        raise Rejected("unknown_account", f"no account {p.account_id}")
+        raise UnknownAccount(f"no account {p.account_id}")
     return snapshot(store.to_account(row), row) | {"created_at": row["created_at"].isoformat()}
 
 
@@ -32,7 +32,7 @@ async def accounts(conn: asyncpg.Connection, p: c.ListAccounts) -> dict[str, Any
 
 async def history(conn: asyncpg.Connection, p: c.History) -> dict[str, Any]:
     if await store.get_account(conn, account_id=p.account_id) is None:
-        raise Rejected("unknown_account", f"no account {p.account_id}")
+        raise UnknownAccount(f"no account {p.account_id}")
     rows = await store.history(
         conn, account_id=p.account_id, tx_type=p.type, before=p.before, limit=p.limit
     )

@@ -15,43 +15,37 @@ import asyncpg
 
 from services.account import store
 from services.account.domain import ValidationFailed, apply_overrides
-from services.account.domain.errors import INVALID_CONFIGURATION, Problem
+from services.account.domain.errors import Problem
 from services.account.domain.reinvest import (
-    REINVESTING_TYPES,
     allocate,
+    check_reinvestable,
     latest_period,
     net_income,
     quarter_period,
 )
 from services.account.domain.settings import CATALOGS, apply_settings, settings_to_dict
-from services.account.events import SOURCE, Out
-from services.account.handlers import locked
+from services.account.events import SOURCE
+from services.account.uow import AccountUnit
 from shared.contracts import account as c
 from shared.contracts.envelope import new_event
 from shared.infra.db import connection
-from shared.infra.messaging import Pipeline, Rejected
+from shared.infra.messaging import Pipeline
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 SCHEDULER_SOURCE = f"{SOURCE}/scheduler"
 
 
-async def reinvest(conn: asyncpg.Connection, p: c.Reinvest, out: Out) -> None:
+async def reinvest(uow: AccountUnit, p: c.Reinvest) -> None:
+    conn = uow.db
     settings = await store.growth_settings(conn)
     now = await store.effective_now(conn)
     months = settings.reinvestment_months
     period = quarter_period(months, p.quarter, now) if p.quarter else latest_period(months, now)
     if p.account_id is not None:
-        account, _ = await locked(conn, p.account_id)
-        if account.type not in REINVESTING_TYPES:
-            raise Rejected(
-                "not_a_reinvesting_account",
-                f"{account.type.value} accounts reinvest weekly, not quarterly",
-            )
-        if await store.reinvestment_done(conn, account_id=account.id, quarter=period.quarter):
-            raise Rejected(
-                "already_reinvested", f"account {account.id} reinvested {period.quarter} already"
-            )
+        account, _ = await uow.account(p.account_id)
+        already = await store.reinvestment_done(conn, account_id=account.id, quarter=period.quarter)
+        check_reinvestable(account, quarter=period.quarter, done=already)
         ids = [account.id]
     else:
         ids = await store.reinvesting_accounts(conn)
@@ -71,22 +65,23 @@ async def reinvest(conn: asyncpg.Connection, p: c.Reinvest, out: Out) -> None:
             period=period,
             allocation=alloc,
             contracts_pct=pct,
-            command_id=out.cause.id,
+            command_id=uow.command_id,
         ):
             done += 1
-            out.emit("alluse.account.reinvested", {
+            uow.emit("alluse.account.reinvested", {
                 "account_id": str(account_id), "quarter": period.quarter, "net_income": str(alloc.net_income),
                 "contracts_amount": str(alloc.contracts), "leaps_amount": str(alloc.leaps),
                 "period_start": period.start.isoformat(), "period_end": period.end.isoformat(),
             }, subject=str(account_id))  # fmt: skip
-    out.emit("alluse.account.reinvestment_completed", {
+    uow.emit("alluse.account.reinvestment_completed", {
         "quarter": period.quarter, "reinvested": done, "already_reinvested": len(ids) - done,
     })  # fmt: skip
 
 
-async def update_config(conn: asyncpg.Connection, p: c.UpdateConfig, out: Out) -> None:
+async def update_config(uow: AccountUnit, p: c.UpdateConfig) -> None:
     """Validate everything first (growth policy and catalogs, then each live account's new
     config), then write."""
+    conn = uow.db
     problems = [
         Problem(f"growth.{name}", f"give {name} at the top level of the command")
         for name in CATALOGS
@@ -118,12 +113,12 @@ async def update_config(conn: asyncpg.Connection, p: c.UpdateConfig, out: Out) -
                 ]
     if problems:
         unique = list(dict.fromkeys(problems))
-        raise ValidationFailed(unique, code=INVALID_CONFIGURATION)
-    await store.save_growth_settings(conn, settings=growth, command_id=out.cause.id)
+        raise ValidationFailed(unique)
+    await store.save_growth_settings(conn, settings=growth, command_id=uow.command_id)
     for row, config in updated:
         await store.update_account(conn, account_id=row["id"], name=row["name"], config=config)
     effective = settings_to_dict(growth)
-    out.emit("alluse.config.updated", {
+    uow.emit("alluse.config.updated", {
         "growth": {k: v for k, v in effective.items() if k not in CATALOGS},
         "templates": effective["templates"], "strategies": effective["strategies"],
         "changes": {"growth": p.growth, "accounts": p.accounts, **catalogs},

@@ -7,9 +7,8 @@ import asyncpg
 from pydantic import BaseModel, ValidationError
 
 from services.account import analytics, effects, growth, handlers, queries, reinvestment
-from services.account.domain import DomainError
-from services.account.events import SOURCE, Out
-from services.account.unit import Batch
+from services.account.events import SOURCE
+from services.account.uow import AccountUnit
 from shared.contracts import account as c
 from shared.contracts.envelope import CloudEvent, explain
 from shared.contracts.streams import Streams
@@ -17,7 +16,7 @@ from shared.infra.audit import audit_event
 from shared.infra.auth import Verifier
 from shared.infra.messaging import Emit, Rejected
 
-Command = Callable[[Any, Any, Out], Awaitable[None]]  # (Batch or connection, payload, out)
+Command = Callable[[AccountUnit, Any], Awaitable[None]]  # (unit of work, payload)
 Query = Callable[[asyncpg.Connection, Any], Awaitable[Any]]
 
 COMMANDS: dict[str, tuple[type[BaseModel], Command]] = {
@@ -33,11 +32,6 @@ COMMANDS: dict[str, tuple[type[BaseModel], Command]] = {
     "alluse.account.reinvest": (c.Reinvest, reinvestment.reinvest),
     "alluse.config.update": (c.UpdateConfig, reinvestment.update_config),
 }
-# The hot paths: they book through the batch's unit of work instead of their own SQL.
-BATCHED: frozenset[Command] = frozenset({
-    handlers.initialize, handlers.create, handlers.deposit, handlers.withdraw,
-    effects.trade_filled, effects.option_assigned,
-})  # fmt: skip
 # Internal: effects of upstream events, forwarded by the integration service (no user token;
 # the internal stream is the platform's own).
 EFFECTS: dict[str, tuple[type[BaseModel], Command]] = {
@@ -75,10 +69,10 @@ def command_handler(
     verifier: Verifier | None,
     streams: Streams,
     table: dict[str, tuple[type[BaseModel], Command]] = COMMANDS,
-) -> Callable[[Batch, CloudEvent], Awaitable[list[Emit]]]:
+) -> Callable[[AccountUnit, CloudEvent], Awaitable[list[Emit]]]:
     """Commands need a token (verifier); internal effects come without one (verifier None)."""
 
-    async def handle(batch: Batch, ev: CloudEvent) -> list[Emit]:
+    async def handle(uow: AccountUnit, ev: CloudEvent) -> list[Emit]:
         if ev.type not in table:
             raise Rejected("unknown_type", f"'{ev.type}' is not a message this service takes")
         actor = ev.source  # effects come from the integration service, on behalf of upstream
@@ -92,20 +86,11 @@ def command_handler(
                 raise
         model, handler = table[ev.type]
         payload = parse(model, ev)
-        out = Out(ev, streams)
-        batch.begin(ev)  # rows are dated in business time: the message's own, at most now
-        try:
-            if handler in BATCHED:
-                await handler(batch, payload, out)
-            else:  # SQL of its own: the batch's buffered writes land first
-                await handler(await batch.sql(), payload, out)
-                batch.forget()
-        except DomainError as exc:
-            raise Rejected(exc.code, exc.message, subject=ev.subject) from None
-        if out.events:
-            done = sorted({fields["type"] for _, fields in out.events})
-            out.events.append(_audit(streams, ev, ev.type, actor, {"outcome": done}))
-        return out.events
+        await handler(uow, payload)
+        if uow.events:
+            done = sorted({fields["type"] for _, fields in uow.events})
+            uow.events.append(_audit(streams, ev, ev.type, actor, {"outcome": done}))
+        return uow.events
 
     return handle
 

@@ -30,6 +30,7 @@ from services.account.domain.settings import (
     apply_settings,
     settings_to_dict,
 )
+from shared.infra.unit import Sql
 
 Row = dict[str, Any]
 ACCOUNT_COLUMNS = (
@@ -63,17 +64,8 @@ def config_json(config: AccountConfig) -> str:
     return json.dumps(config_to_dict(config))
 
 
-async def lock_account(conn: asyncpg.Connection, *, account_id: UUID) -> tuple[Account, Row] | None:
-    """The account, locked until the transaction ends: commands on one account serialize."""
-    row = await conn.fetchrow(
-        f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1 FOR UPDATE",
-        account_id,
-    )
-    return None if row is None else (to_account(row), dict(row))
-
-
 async def insert_portfolio(
-    conn: asyncpg.Connection,
+    conn: Sql,
     *,
     portfolio_id: UUID,
     name: str,
@@ -90,7 +82,7 @@ async def insert_portfolio(
     )  # fmt: skip
 
 
-async def portfolio_types(conn: asyncpg.Connection, *, portfolio_id: UUID) -> set[str] | None:
+async def portfolio_types(conn: Sql, *, portfolio_id: UUID) -> set[str] | None:
     """The account types a portfolio already holds, or None if there is no such portfolio."""
     rows = await conn.fetch(
         "SELECT a.type FROM portfolios p LEFT JOIN accounts a ON a.portfolio_id = p.id"
@@ -100,9 +92,7 @@ async def portfolio_types(conn: asyncpg.Connection, *, portfolio_id: UUID) -> se
     return None if not rows else {r["type"] for r in rows if r["type"]}
 
 
-async def insert_account(
-    conn: asyncpg.Connection, *, account: Account, name: str, command_id: str
-) -> Row:
+async def insert_account(conn: Sql, *, account: Account, name: str, command_id: str) -> Row:
     """A new account; its initial funding is a deposit row, so balance = sum of the ledger."""
     row = await conn.fetchrow(
         "WITH acc AS (INSERT INTO accounts"
@@ -120,7 +110,7 @@ async def insert_account(
 
 
 async def write_change(
-    conn: asyncpg.Connection,
+    conn: Sql,
     *,
     effect: BalanceChange,
     description: str,
@@ -144,16 +134,14 @@ async def write_change(
     return dict(row)
 
 
-async def update_account(
-    conn: asyncpg.Connection, *, account_id: UUID, name: str, config: AccountConfig
-) -> None:
+async def update_account(conn: Sql, *, account_id: UUID, name: str, config: AccountConfig) -> None:
     await conn.execute(
         "UPDATE accounts SET name = $2, config = $3::jsonb, updated_at = now() WHERE id = $1",
         account_id, name, json.dumps(config_to_dict(config)),
     )  # fmt: skip
 
 
-async def set_status(conn: asyncpg.Connection, *, account_id: UUID, status: AccountStatus) -> None:
+async def set_status(conn: Sql, *, account_id: UUID, status: AccountStatus) -> None:
     await conn.execute(
         "UPDATE accounts SET status = $2, updated_at = now() WHERE id = $1",
         account_id,
@@ -164,13 +152,13 @@ async def set_status(conn: asyncpg.Connection, *, account_id: UUID, status: Acco
 # Queries (read-only; no lock)
 
 
-async def get_account(conn: asyncpg.Connection, *, account_id: UUID) -> Row | None:
+async def get_account(conn: Sql, *, account_id: UUID) -> Row | None:
     row = await conn.fetchrow(f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1", account_id)
     return None if row is None else dict(row)
 
 
 async def list_accounts(
-    conn: asyncpg.Connection,
+    conn: Sql,
     *,
     portfolio_id: UUID | None,
     account_type: str | None,
@@ -188,7 +176,7 @@ async def list_accounts(
 
 
 async def history(
-    conn: asyncpg.Connection,
+    conn: Sql,
     *,
     account_id: UUID,
     tx_type: str | None,
@@ -204,7 +192,7 @@ async def history(
     return [dict(r) for r in rows]
 
 
-async def summary(conn: asyncpg.Connection) -> list[Row]:
+async def summary(conn: Sql) -> list[Row]:
     rows = await conn.fetch(
         "SELECT type, status, count(*) AS accounts, coalesce(sum(balance), 0) AS balance"
         " FROM accounts GROUP BY type, status ORDER BY type, status"
@@ -212,11 +200,11 @@ async def summary(conn: asyncpg.Connection) -> list[Row]:
     return [dict(r) for r in rows]
 
 
-async def portfolio_count(conn: asyncpg.Connection) -> int:
+async def portfolio_count(conn: Sql) -> int:
     return int(await conn.fetchval("SELECT count(*) FROM portfolios"))
 
 
-async def ledger_mismatches(conn: asyncpg.Connection) -> tuple[int, list[Row]]:
+async def ledger_mismatches(conn: Sql) -> tuple[int, list[Row]]:
     """How many accounts were checked, and those whose balance is not the sum of their ledger."""
     rows = await conn.fetch(
         "SELECT a.id, a.balance, coalesce(t.total, 0) AS ledger FROM accounts a"
@@ -231,7 +219,7 @@ async def ledger_mismatches(conn: asyncpg.Connection) -> tuple[int, list[Row]]:
 
 
 async def claim_ref(
-    conn: asyncpg.Connection, *, kind: str, ref_id: str, account_id: UUID, fingerprint: str
+    conn: Sql, *, kind: str, ref_id: str, account_id: UUID, fingerprint: str
 ) -> str:
     """'new' the first time a fill or assignment id is seen, 'duplicate' or 'conflict' after."""
     inserted = await conn.fetchval(
@@ -248,7 +236,7 @@ async def claim_ref(
 
 
 async def record_violations(
-    conn: asyncpg.Connection,
+    conn: Sql,
     *,
     account_id: UUID,
     trade_ref: str | None,
@@ -268,7 +256,7 @@ async def record_violations(
     ))  # fmt: skip
 
 
-async def drawdown_state(conn: asyncpg.Connection, *, account_id: UUID) -> asyncpg.Record:
+async def drawdown_state(conn: Sql, *, account_id: UUID) -> asyncpg.Record:
     row = await conn.fetchrow(
         "SELECT peak_value, drawdown_breached FROM accounts WHERE id = $1", account_id
     )
@@ -277,7 +265,7 @@ async def drawdown_state(conn: asyncpg.Connection, *, account_id: UUID) -> async
 
 
 async def save_valuation(
-    conn: asyncpg.Connection,
+    conn: Sql,
     *,
     account_id: UUID,
     positions_value: Decimal,
@@ -296,17 +284,17 @@ async def save_valuation(
 # Growth (sections 4-7): forks, merges, reinvestment, settings, analytics
 
 
-async def set_effective_time(conn: asyncpg.Connection, *, at: datetime) -> None:
+async def set_effective_time(conn: Sql, *, at: datetime) -> None:
     """Business time of the rows this transaction writes next (see effective_now() in SQL)."""
     await conn.execute("SELECT set_config('alluse.effective_at', $1, true)", at.isoformat())
 
 
-async def effective_now(conn: asyncpg.Connection) -> datetime:
+async def effective_now(conn: Sql) -> datetime:
     value: datetime = await conn.fetchval("SELECT effective_now()")
     return value
 
 
-async def growth_settings(conn: asyncpg.Connection) -> GrowthSettings:
+async def growth_settings(conn: Sql) -> GrowthSettings:
     raw = await conn.fetchval("SELECT settings FROM growth_settings")
     return DEFAULT_SETTINGS if raw is None else _parse_growth_settings(raw)
 
@@ -317,9 +305,7 @@ def _parse_growth_settings(raw: str) -> GrowthSettings:
     return apply_settings(DEFAULT_SETTINGS, json.loads(raw))
 
 
-async def save_growth_settings(
-    conn: asyncpg.Connection, *, settings: GrowthSettings, command_id: str
-) -> None:
+async def save_growth_settings(conn: Sql, *, settings: GrowthSettings, command_id: str) -> None:
     await conn.execute(
         "INSERT INTO growth_settings (settings, command_id) VALUES ($1::jsonb, $2)"
         " ON CONFLICT (id) DO UPDATE SET settings = $1::jsonb, command_id = $2, updated_at = now()",
@@ -327,7 +313,7 @@ async def save_growth_settings(
     )  # fmt: skip
 
 
-async def flag_fork_eligible(conn: asyncpg.Connection, *, account_id: UUID, eligible: bool) -> bool:
+async def flag_fork_eligible(conn: Sql, *, account_id: UUID, eligible: bool) -> bool:
     """Set the crossing flag; True when it changed (a crossing in either direction)."""
     changed = await conn.fetchval(
         "UPDATE accounts SET fork_eligible = $2 WHERE id = $1 AND fork_eligible <> $2 RETURNING true",
@@ -336,9 +322,7 @@ async def flag_fork_eligible(conn: asyncpg.Connection, *, account_id: UUID, elig
     return bool(changed)
 
 
-async def get_portfolio(
-    conn: asyncpg.Connection, *, portfolio_id: UUID, lock: bool = False
-) -> Row | None:
+async def get_portfolio(conn: Sql, *, portfolio_id: UUID, lock: bool = False) -> Row | None:
     row = await conn.fetchrow(
         "SELECT id, parent_id, root_id, generation, name, template, strategy, risk, created_at"
         " FROM portfolios WHERE id = $1" + (" FOR UPDATE" if lock else ""),
@@ -348,7 +332,7 @@ async def get_portfolio(
 
 
 async def fork_times(
-    conn: asyncpg.Connection, *, account_id: UUID, root_id: UUID
+    conn: Sql, *, account_id: UUID, root_id: UUID
 ) -> tuple[datetime | None, list[datetime]]:
     """The account's last fork, and the tree's forks of the last two days (for the guards)."""
     last = await conn.fetchval("SELECT max(at) FROM forks WHERE parent_account_id = $1", account_id)
@@ -360,7 +344,7 @@ async def fork_times(
 
 
 async def insert_fork(
-    conn: asyncpg.Connection, *, child: UUID, parent_account: Account, root_id: UUID,
+    conn: Sql, *, child: UUID, parent_account: Account, root_id: UUID,
     plan: ForkPlan, automatic: bool, command_id: str,
 ) -> datetime:  # fmt: skip
     at: datetime = await conn.fetchval(
@@ -373,9 +357,7 @@ async def insert_fork(
     return at
 
 
-async def lock_portfolio_accounts(
-    conn: asyncpg.Connection, *, portfolio_id: UUID
-) -> list[tuple[Account, Row]]:
+async def lock_portfolio_accounts(conn: Sql, *, portfolio_id: UUID) -> list[tuple[Account, Row]]:
     rows = await conn.fetch(
         f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE portfolio_id = $1 ORDER BY id FOR UPDATE",
         portfolio_id,
@@ -383,7 +365,7 @@ async def lock_portfolio_accounts(
     return [(to_account(r), dict(r)) for r in rows]
 
 
-async def merge_target(conn: asyncpg.Connection, *, portfolio_id: UUID) -> UUID | None:
+async def merge_target(conn: Sql, *, portfolio_id: UUID) -> UUID | None:
     """The Com-Acc of the nearest ancestor that still has a live one (a merged parent is skipped)."""
     found: UUID | None = await conn.fetchval(
         "WITH RECURSIVE up AS (SELECT parent_id, 1 AS depth FROM portfolios WHERE id = $1"
@@ -397,7 +379,7 @@ async def merge_target(conn: asyncpg.Connection, *, portfolio_id: UUID) -> UUID 
 
 
 async def insert_merge(
-    conn: asyncpg.Connection,
+    conn: Sql,
     *,
     child: UUID,
     target: Account,
@@ -413,7 +395,7 @@ async def insert_merge(
     return at
 
 
-async def reinvesting_accounts(conn: asyncpg.Connection) -> list[UUID]:
+async def reinvesting_accounts(conn: Sql) -> list[UUID]:
     rows = await conn.fetch(
         "SELECT id FROM accounts WHERE type IN ('revenue', 'compounding')"
         " AND status NOT IN ('closed', 'merged') ORDER BY id"
@@ -422,7 +404,7 @@ async def reinvesting_accounts(conn: asyncpg.Connection) -> list[UUID]:
 
 
 async def trading_rows(
-    conn: asyncpg.Connection, *, account_id: UUID, start: datetime, end: datetime
+    conn: Sql, *, account_id: UUID, start: datetime, end: datetime
 ) -> list[tuple[TransactionType, Decimal]]:
     rows = await conn.fetch(
         "SELECT type, amount FROM transactions WHERE account_id = $1"
@@ -434,7 +416,7 @@ async def trading_rows(
 
 
 async def insert_reinvestment(
-    conn: asyncpg.Connection, *, account_id: UUID, period: Period, allocation: ReinvestAllocation,
+    conn: Sql, *, account_id: UUID, period: Period, allocation: ReinvestAllocation,
     contracts_pct: Decimal, command_id: str,
 ) -> bool:  # fmt: skip
     """False when this account's quarter was reinvested already (by this or another replica)."""
@@ -449,13 +431,13 @@ async def insert_reinvestment(
     return bool(inserted)
 
 
-async def reinvestment_done(conn: asyncpg.Connection, *, account_id: UUID, quarter: str) -> bool:
+async def reinvestment_done(conn: Sql, *, account_id: UUID, quarter: str) -> bool:
     return bool(await conn.fetchval(
         "SELECT true FROM reinvestments WHERE account_id = $1 AND quarter = $2", account_id, quarter
     ))  # fmt: skip
 
 
-async def reinvestments(conn: asyncpg.Connection, *, account_id: UUID) -> list[Row]:
+async def reinvestments(conn: Sql, *, account_id: UUID) -> list[Row]:
     rows = await conn.fetch(
         "SELECT quarter, net_income, contracts_amount, leaps_amount, at FROM reinvestments"
         " WHERE account_id = $1 ORDER BY period_end",
@@ -464,7 +446,7 @@ async def reinvestments(conn: asyncpg.Connection, *, account_id: UUID) -> list[R
     return [dict(r) for r in rows]
 
 
-async def balance_series(conn: asyncpg.Connection, *, account_ids: list[UUID]) -> list[Row]:
+async def balance_series(conn: Sql, *, account_ids: list[UUID]) -> list[Row]:
     """Every ledger row of the accounts in business-time order: (account, at, balance after)."""
     rows = await conn.fetch(
         "SELECT account_id, effective_at AS at, balance_after, type, amount, week_type"
@@ -474,7 +456,7 @@ async def balance_series(conn: asyncpg.Connection, *, account_ids: list[UUID]) -
     return [dict(r) for r in rows]
 
 
-async def trade_counts(conn: asyncpg.Connection, *, account_id: UUID) -> Row:
+async def trade_counts(conn: Sql, *, account_id: UUID) -> Row:
     row = await conn.fetchrow(
         "SELECT count(*) FILTER (WHERE type IN ('trade_premium', 'trade_assignment')) AS total,"
         " count(*) FILTER (WHERE type IN ('trade_premium', 'trade_assignment') AND amount > 0) AS successful,"
@@ -489,7 +471,7 @@ async def trade_counts(conn: asyncpg.Connection, *, account_id: UUID) -> Row:
     return dict(row)
 
 
-async def tree(conn: asyncpg.Connection, *, portfolio_id: UUID) -> list[Row]:
+async def tree(conn: Sql, *, portfolio_id: UUID) -> list[Row]:
     """The portfolio and every descendant, with fork and merge facts, parents first."""
     rows = await conn.fetch(
         "WITH RECURSIVE down AS (SELECT id FROM portfolios WHERE id = $1"
@@ -503,7 +485,7 @@ async def tree(conn: asyncpg.Connection, *, portfolio_id: UUID) -> list[Row]:
     return [dict(r) for r in rows]
 
 
-async def tree_accounts(conn: asyncpg.Connection, *, portfolio_ids: list[UUID]) -> list[Row]:
+async def tree_accounts(conn: Sql, *, portfolio_ids: list[UUID]) -> list[Row]:
     rows = await conn.fetch(
         f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE portfolio_id = ANY($1::uuid[]) ORDER BY id",
         portfolio_ids,
@@ -511,7 +493,7 @@ async def tree_accounts(conn: asyncpg.Connection, *, portfolio_ids: list[UUID]) 
     return [dict(r) for r in rows]
 
 
-async def lock_live_accounts(conn: asyncpg.Connection, *, account_type: str | None) -> list[Row]:
+async def lock_live_accounts(conn: Sql, *, account_type: str | None) -> list[Row]:
     """Every account not closed or merged (of one type, if given), locked for a config change."""
     rows = await conn.fetch(
         f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE status NOT IN ('closed', 'merged')"
@@ -529,9 +511,7 @@ LOCKED_COLUMNS = (
 )
 
 
-async def lock_accounts(
-    conn: asyncpg.Connection, *, account_ids: list[UUID]
-) -> list[tuple[Account, Row]]:
+async def lock_accounts(conn: Sql, *, account_ids: list[UUID]) -> list[tuple[Account, Row]]:
     """Lock many accounts in one round trip, in id order so that concurrent batches cannot deadlock."""
     if not account_ids:
         return []
@@ -543,7 +523,7 @@ async def lock_accounts(
     return [(to_account(r), dict(r)) for r in rows]
 
 
-async def reserve_ledger_ids(conn: asyncpg.Connection, *, count: int) -> list[int]:
+async def reserve_ledger_ids(conn: Sql, *, count: int) -> list[int]:
     """Ledger ids for a batch, ascending; unused ones leave harmless gaps."""
     rows = await conn.fetch(
         "SELECT nextval('transactions_id_seq') AS id FROM generate_series(1, $1)", count
@@ -558,7 +538,7 @@ def portfolio_values(
     return (portfolio_id, name, template, strategy, json.dumps(risk or {}), at)
 
 
-async def insert_portfolios(conn: asyncpg.Connection, *, rows: list[tuple[Any, ...]]) -> None:
+async def insert_portfolios(conn: Sql, *, rows: list[tuple[Any, ...]]) -> None:
     """New top-level portfolios (forked ones are written by growth.py)."""
     await conn.executemany(
         "INSERT INTO portfolios (id, root_id, generation, name, template, strategy, risk, created_at)"
@@ -582,7 +562,7 @@ def account_values(
     return values, {**row, "updated_at": at, "fork_eligible": False, "parent_id": parent_id}
 
 
-async def insert_accounts(conn: asyncpg.Connection, *, rows: list[tuple[Any, ...]]) -> None:
+async def insert_accounts(conn: Sql, *, rows: list[tuple[Any, ...]]) -> None:
     await conn.executemany(
         "INSERT INTO accounts (id, portfolio_id, type, status, name, balance, contributed, baseline,"
         " config, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $10)",
@@ -590,7 +570,7 @@ async def insert_accounts(conn: asyncpg.Connection, *, rows: list[tuple[Any, ...
     )
 
 
-async def insert_ledger(conn: asyncpg.Connection, *, rows: list[tuple[Any, ...]]) -> None:
+async def insert_ledger(conn: Sql, *, rows: list[tuple[Any, ...]]) -> None:
     await conn.executemany(
         "INSERT INTO transactions (id, account_id, type, amount, balance_after, description,"
         " reference, week_type, command_id, effective_at)"
@@ -599,7 +579,7 @@ async def insert_ledger(conn: asyncpg.Connection, *, rows: list[tuple[Any, ...]]
     )
 
 
-async def save_balances(conn: asyncpg.Connection, *, accounts: list[Account]) -> None:
+async def save_balances(conn: Sql, *, accounts: list[Account]) -> None:
     await conn.executemany(
         "UPDATE accounts SET balance = $2, contributed = $3, baseline = $4, updated_at = now()"
         " WHERE id = $1",

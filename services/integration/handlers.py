@@ -3,7 +3,6 @@ events -> the public lifecycle stream. Each runs inside the Pipeline's transacti
 
 from datetime import date
 
-import asyncpg
 from pydantic import ValidationError
 
 from services.integration import store
@@ -28,6 +27,7 @@ from shared.contracts.upstream import (
     WeekClassified,
 )
 from shared.infra.messaging import Emit, Handler, Rejected
+from shared.infra.unit import Sql, SqlUnit
 
 SOURCE = "alluse/integration"
 WEEK_CHANGED = "alluse.week.changed"
@@ -64,9 +64,7 @@ def business_day(ev: CloudEvent, model: Upstream) -> date:
     return ev.time.date()
 
 
-async def effect(
-    conn: asyncpg.Connection, ev: CloudEvent, model: Upstream, streams: Streams
-) -> Emit:
+async def effect(conn: Sql, ev: CloudEvent, model: Upstream, streams: Streams) -> Emit:
     """The same entry, re-typed for the account service: same source and id, so its inbox
     dedupes on the contract's idempotency key; causation and correlation carried as they are."""
     data = model.model_dump(mode="json")
@@ -86,7 +84,7 @@ async def effect(
 
 
 async def week_classified(
-    conn: asyncpg.Connection, ev: CloudEvent, week: WeekClassified, streams: Streams
+    conn: Sql, ev: CloudEvent, week: WeekClassified, streams: Streams
 ) -> list[Emit]:
     current = await store.latest_week(conn)
     await store.record_week(
@@ -118,9 +116,9 @@ async def week_classified(
 def upstream(streams: Streams, stream: str, seen: Upstreams) -> Handler:
     allowed = STREAM_TYPES[stream]
 
-    async def handle(conn: asyncpg.Connection, ev: CloudEvent) -> list[Emit]:
+    async def handle(unit: SqlUnit, ev: CloudEvent) -> list[Emit]:
         seen.heard(ev.source)
-        model = parse(ev, allowed)
+        model, conn = parse(ev, allowed), unit.db
         if isinstance(model, WeekClassified):
             return await week_classified(conn, ev, model, streams)
         if isinstance(model, MarketQuote):
@@ -139,7 +137,7 @@ def republish(streams: Streams) -> Handler:
     subject, causation and correlation; plus the versioned `dataschema` of its type."""
     lifecycle = streams.key(ACCOUNT_LIFECYCLE)
 
-    async def handle(conn: asyncpg.Connection, ev: CloudEvent) -> list[Emit]:
+    async def handle(_: SqlUnit, ev: CloudEvent) -> list[Emit]:
         fields = {
             "specversion": "1.0",
             "id": ev.id,

@@ -5,8 +5,10 @@ from decimal import Decimal
 
 import asyncpg
 
+from shared.infra.unit import Sql
 
-async def week_type_on(conn: asyncpg.Connection, *, day: date) -> str | None:
+
+async def week_type_on(conn: Sql, *, day: date) -> str | None:
     """The week type in force on `day`: that of the latest classified week starting by then."""
     value: str | None = await conn.fetchval(
         "SELECT week_type FROM week_types WHERE week_start <= $1 ORDER BY week_start DESC LIMIT 1",
@@ -15,7 +17,7 @@ async def week_type_on(conn: asyncpg.Connection, *, day: date) -> str | None:
     return value
 
 
-async def latest_week(conn: asyncpg.Connection) -> asyncpg.Record | None:
+async def latest_week(conn: Sql) -> asyncpg.Record | None:
     row: asyncpg.Record | None = await conn.fetchrow(
         "SELECT week_start, week_type FROM week_types ORDER BY week_start DESC LIMIT 1"
     )
@@ -23,7 +25,7 @@ async def latest_week(conn: asyncpg.Connection) -> asyncpg.Record | None:
 
 
 async def record_week(
-    conn: asyncpg.Connection,
+    conn: Sql,
     *,
     week_start: date,
     week_type: str,
@@ -46,7 +48,7 @@ async def record_week(
 
 
 async def record_quote(
-    conn: asyncpg.Connection,
+    conn: Sql,
     *,
     symbol: str,
     bid: Decimal,
@@ -70,7 +72,7 @@ async def record_quote(
     )
 
 
-async def quote(conn: asyncpg.Connection, *, symbol: str) -> asyncpg.Record | None:
+async def quote(conn: Sql, *, symbol: str) -> asyncpg.Record | None:
     row: asyncpg.Record | None = await conn.fetchrow(
         "SELECT symbol, bid, ask, last, as_of FROM quotes WHERE symbol = $1", symbol
     )

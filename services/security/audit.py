@@ -11,6 +11,7 @@ from services.security.domain import Broken, ChainCheck, canonical, link_hash
 from shared.contracts.envelope import CloudEvent
 from shared.infra.audit import AUDIT_RECORDED, scrub
 from shared.infra.messaging import Emit, Rejected
+from shared.infra.unit import SqlUnit
 
 SOURCE = "alluse/security"
 TEXT_MAX = 500
@@ -47,7 +48,7 @@ async def append(
     return int(record["seq"])
 
 
-async def on_audit_event(conn: store.Conn, ev: CloudEvent) -> list[Emit]:
+async def on_audit_event(unit: SqlUnit, ev: CloudEvent) -> list[Emit]:
     """Pipeline handler for AUDIT: the inbox makes each event one record, exactly once."""
     if ev.type != AUDIT_RECORDED:
         raise Rejected("unknown_type", f"expected {AUDIT_RECORDED}, got {ev.type[:100]}")
@@ -59,7 +60,7 @@ async def on_audit_event(conn: store.Conn, ev: CloudEvent) -> list[Emit]:
         raise Rejected("invalid_audit_record", "'details' must be an object")
     subject = data.get("subject")
     await append(
-        conn,
+        await unit.enter(),
         action=data["action"],
         actor=data["actor"],
         subject=str(subject) if subject is not None else None,

@@ -2,11 +2,14 @@
 
 A message's path: decode -> inbox check -> handler (load, pure decision, write) -> outbox,
 all in one transaction per batch; the caller acknowledges afterwards and the relay publishes.
+Each message is handled inside its unit of work's command scope (shared/infra/unit.py): a
+rejected one leaves no write behind, and the rest of its batch commits.
 """
 
 import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -21,17 +24,21 @@ from shared.contracts.envelope import (
     dumps,
     new_event,
 )
+from shared.contracts.errors import DomainError
 from shared.infra.db import transaction
+from shared.infra.unit import SqlUnit
 
 log = logging.getLogger(__name__)
 
 Emit = tuple[str, dict[str, str]]  # (stream key, CloudEvent fields)
-# A handler gets the batch's connection, or the service's unit of work when it has one.
+# A handler gets its service's unit of work (the only door to state) and the message.
 Handler = Callable[[Any, CloudEvent], Awaitable[list[Emit]]]
 
 
 class Unit(Protocol):
-    """A service's per-batch unit of work: its buffered writes land on flush()."""
+    """A service's per-batch unit of work: one scope per command; buffered writes land on flush()."""
+
+    def command(self, ev: CloudEvent) -> AbstractAsyncContextManager[None]: ...
 
     async def flush(self) -> None: ...
 
@@ -42,12 +49,12 @@ Entry = tuple[bytes, dict[bytes, bytes]]  # (stream entry id, fields)
 REJECTED = "alluse.command.rejected"
 
 
-class Rejected(Exception):
-    """A caller-fixable problem: answered with one rejection event, never retried."""
+class Rejected(DomainError):
+    """A caller-fixable problem found outside a domain (token, type, payload), code given."""
 
     def __init__(self, code: str, reason: str, subject: str | None = None) -> None:
-        super().__init__(f"{code}: {reason}")
-        self.code, self.reason, self.subject = code, reason, subject
+        super().__init__(reason, subject=subject)
+        self.code = code
         self.extra: list[Emit] = []  # e.g. an audit record of the refusal, published with it
 
 
@@ -67,7 +74,7 @@ class Pipeline:
     handler: Handler
     source: str  # CloudEvents source of what this service emits
     reject_stream: str  # where rejections go
-    unit: UnitFactory | None = None  # opened once per batch and handed to the handler
+    unit: UnitFactory = SqlUnit.open  # opened once per batch and handed to the handler
     limits: Limits = LIMITS  # what one inbound entry may be (settings.limits)
 
     def rejection(self, ev: CloudEvent, code: str, reason: str, subject: str | None) -> Emit:
@@ -126,7 +133,7 @@ class Pipeline:
         inbox: list[tuple[str, str, str, str, str]] = []
         outbox: list[tuple[str, str]] = []  # (stream key, fields as JSON): encoded once
         fresh = [ev for _, ev in items if ev.key not in known]
-        unit = await self.unit(conn, fresh) if self.unit is not None and fresh else None
+        unit = await self.unit(conn, fresh) if fresh else None
         for _, ev in items:
             prior = known.get(ev.key)
             if prior is not None:
@@ -138,10 +145,13 @@ class Pipeline:
                     outbox.append((stream, dumps(fields)))
                     out.rejected += 1
                 continue
+            assert unit is not None  # every message not in the inbox is fresh
             try:
-                emits = await self.handler(unit or conn, ev)
-            except Rejected as r:
-                emits = [self.rejection(ev, r.code, r.reason, r.subject), *r.extra]
+                async with unit.command(ev):  # a rejection rolls back this message's writes only
+                    emits = await self.handler(unit, ev)
+            except DomainError as r:
+                extra = r.extra if isinstance(r, Rejected) else []
+                emits = [self.rejection(ev, r.code, r.message, r.subject or ev.subject), *extra]
                 out.rejected += 1
             fingerprint = ev.fingerprint()
             known[ev.key] = (fingerprint, emits)

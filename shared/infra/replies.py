@@ -9,9 +9,10 @@ import asyncpg
 from redis.asyncio import Redis
 
 from shared.contracts.envelope import LIMITS, CloudEvent, EnvelopeError, Limits, decode, new_event
+from shared.contracts.errors import DomainError
 from shared.contracts.streams import Streams
 from shared.infra.db import connection
-from shared.infra.messaging import Entry, Outcome, Rejected
+from shared.infra.messaging import Entry, Outcome
 
 Answer = Callable[[asyncpg.Connection, CloudEvent], Awaitable[dict[str, Any]]]
 RESULT, FAILED = "alluse.query.result", "alluse.query.failed"
@@ -71,8 +72,13 @@ class Replier:
     async def reply(self, conn: asyncpg.Connection, ev: CloudEvent, out: Outcome) -> dict[str, str]:
         try:
             data = await self.answer(conn, ev)
-        except Rejected as r:
-            failure = {"code": r.code, "reason": r.reason, "query_type": ev.type, "query_id": ev.id}
+        except DomainError as r:
+            failure = {
+                "code": r.code,
+                "reason": r.message,
+                "query_type": ev.type,
+                "query_id": ev.id,
+            }
             out.rejected += 1
             return new_event(FAILED, self.source, failure, subject=ev.subject, cause=ev)
         return new_event(RESULT, self.source, data, subject=ev.subject, cause=ev)

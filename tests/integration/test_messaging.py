@@ -17,21 +17,22 @@ from shared.infra.db import create_pool, migrate
 from shared.infra.messaging import Emit, Pipeline, Rejected
 from shared.infra.outbox import Relay
 from shared.infra.settings import Settings
+from shared.infra.unit import SqlUnit
 
 EVENTS = "toy.events"
 
 
-async def add(conn: asyncpg.Connection, ev: CloudEvent) -> list[Emit]:
+async def add(unit: SqlUnit, ev: CloudEvent) -> list[Emit]:
     if ev.data.get("boom"):
         raise RuntimeError("a bug in the handler")
     n = Decimal(ev.data["n"])
-    if n < 0:
-        raise Rejected("negative", "n must not be negative")
-    value = await conn.fetchval(
+    value = await unit.db.fetchval(
         "INSERT INTO counter VALUES ('c', $1) ON CONFLICT (name)"
         " DO UPDATE SET value = counter.value + $1 RETURNING value",
         n,
     )
+    if value < 0:  # refused after it wrote: the unit of work undoes the write
+        raise Rejected("negative", "the counter must not go below zero")
     return [(EVENTS, new_event("toy.added", "toy", {"value": str(value)}, cause=ev))]
 
 
@@ -55,8 +56,8 @@ async def toy(
 
 
 def _prefixed(handler, events):  # type: ignore[no-untyped-def]
-    async def wrapped(conn, ev):  # type: ignore[no-untyped-def]
-        return [(events, f) for _, f in await handler(conn, ev)]
+    async def wrapped(unit, ev):  # type: ignore[no-untyped-def]
+        return [(events, f) for _, f in await handler(unit, ev)]
 
     return wrapped
 
@@ -115,9 +116,24 @@ async def test_rejection_changes_nothing_and_names_its_cause(toy, redis, setting
     assert await pool.fetchval("SELECT count(*) FROM counter") == 0
     (event,) = await published(redis, settings)
     assert json.loads(event["data"]) == {
-        "code": "negative", "reason": "n must not be negative",
+        "code": "negative", "reason": "the counter must not go below zero",
         "command_type": "toy.add", "command_id": "c-3",
     }  # fmt: skip
+
+
+async def test_command_rejected_after_it_wrote_leaves_nothing_and_its_batch_commits(
+    toy, redis, settings
+) -> None:
+    consumer, relay, pool = toy
+    for n, cid in (("5.00", "b-1"), ("-100.00", "b-2"), ("2.00", "b-3")):
+        await redis.xadd(consumer.stream, command(n, cid=cid))
+    await drain(redis, consumer)  # one read, one batch, one transaction
+    await relay.publish_once()
+    assert await pool.fetchval("SELECT value FROM counter") == Decimal("7.00")
+    events = await published(redis, settings)
+    assert [e["type"] for e in events] == ["toy.added", "alluse.command.rejected", "toy.added"]
+    assert [json.loads(e["data"]).get("value") for e in events] == ["5.00", None, "7.00"]
+    assert (await redis.xpending(consumer.stream, consumer.group))["pending"] == 0
 
 
 async def test_unparseable_entry_goes_to_dlq_with_reason(toy, redis, settings) -> None:

@@ -1,21 +1,22 @@
 """Sections 1 and 2 of ALLUSE-RULES.md: account types, statuses, money and the ledger."""
 
+import re
 from decimal import Decimal as D
+from pathlib import Path
 from uuid import uuid4
 
 import pytest
 
 from services.account.domain import (
-    REJECTION_CODES,
     TYPE_RULES,
     Account,
     AccountClosed,
     AccountConfig,
+    AccountError,
     AccountNotActive,
     AccountStatus,
     AccountType,
     BalanceNotZero,
-    DomainError,
     InsufficientFunds,
     InvalidAmount,
     InvalidTransition,
@@ -27,6 +28,7 @@ from services.account.domain import (
     decide_deposit,
     decide_status_change,
     decide_withdrawal,
+    rejection_codes,
 )
 
 GEN, REV, COM = AccountType.GENERATION, AccountType.REVENUE, AccountType.COMPOUNDING
@@ -177,16 +179,11 @@ def test_rule_1_closing_refuses_a_non_zero_balance():
     assert decide_status_change(account(REV, balance="0", status=S.SUSPENDED), S.CLOSED) is S.CLOSED
 
 
-def test_rule_1_rejection_codes_are_listed_and_snake_case():
-    assert set(REJECTION_CODES) == {
-        "invalid_configuration",
-        "invalid_payload",
-        "invalid_amount",
-        "insufficient_funds",
-        "withdrawal_forbidden",
-        "account_not_active",
-        "account_closed",
-        "invalid_status_transition",
-        "balance_not_zero",
-    }
-    assert all(issubclass(e, DomainError) for e in (InsufficientFunds, InvalidAmount))
+def test_rule_1_every_rejection_code_is_snake_case_and_documented_for_users():
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    codes = rejection_codes()
+    assert {"insufficient_funds", "fork_cooling_period", "already_reinvested"} <= set(codes)
+    for code in codes:
+        assert re.fullmatch(r"[a-z]+(_[a-z]+)*", code), code
+        assert f"`{code}`" in readme, f"README does not list rejection code {code}"
+    assert all(issubclass(e, AccountError) for e in (InsufficientFunds, InvalidAmount))

@@ -16,10 +16,10 @@ from hypothesis import strategies as st
 from services.account.domain import (
     Account,
     AccountConfig,
+    AccountError,
     AccountStatus,
     AccountType,
     BalanceChange,
-    DomainError,
     TransactionType,
     apply_change,
     change,
@@ -159,7 +159,7 @@ def test_growth_invariants_hold_over_random_sequences(
                 book.merge(a.portfolio_id)
             else:
                 continue
-        except DomainError:
+        except AccountError:
             continue  # refused as the service would refuse it: nothing was written
         book.after(book.accounts[a.id])
         total = sum((x.balance for x in book.accounts.values()), start=D(0))

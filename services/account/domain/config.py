@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from .enums import TRADING_DAYS
-from .errors import INVALID_CONFIGURATION, Problem, ValidationFailed
+from .errors import Problem, ValidationFailed
 from .model import AccountConfig
 from .templates import Allocation
 
@@ -101,5 +101,5 @@ def validate_config(
     """Return `config` unchanged, or raise ValidationFailed listing every problem."""
     problems = check_config(config, limits=limits)
     if problems:
-        raise ValidationFailed(problems, code=INVALID_CONFIGURATION)
+        raise ValidationFailed(problems)
     return config

@@ -6,13 +6,16 @@ from collections.abc import Mapping
 from decimal import Decimal
 from types import MappingProxyType
 
-from .enums import AccountStatus, TransactionType
+from .enums import AccountStatus, AccountType, TransactionType
 from .errors import (
     AccountClosed,
     AccountNotActive,
+    AccountTypeExists,
     BalanceNotZero,
     InsufficientFunds,
+    InvalidAmount,
     InvalidTransition,
+    UnknownPortfolio,
     WithdrawalForbidden,
 )
 from .ledger import BalanceChange, change
@@ -46,6 +49,27 @@ def ensure_active(account: Account) -> None:
         raise AccountClosed(f"account {account.id} is {account.status.value}")
     if account.status is not S.ACTIVE:
         raise AccountNotActive(f"account {account.id} is {account.status.value}, not active")
+
+
+def ensure_open(account: Account) -> None:
+    """A closed or merged account keeps its settings: final is final."""
+    if account.status in FINAL:
+        raise AccountClosed(f"account {account.id} is {account.status.value}")
+
+
+def check_new_account(
+    account_type: AccountType, initial_balance: Decimal, *, portfolio: str, held: set[str] | None
+) -> None:
+    """A new account starts at zero or more, in an existing portfolio without one of its type.
+
+    `held` is the portfolio's account types, None when there is no such portfolio.
+    """
+    if initial_balance < 0:
+        raise InvalidAmount("initial_balance must not be negative")
+    if held is None:
+        raise UnknownPortfolio(f"no portfolio {portfolio}")
+    if account_type.value in held:
+        raise AccountTypeExists(f"portfolio {portfolio} already has a {account_type.value} account")
 
 
 def decide_deposit(account: Account, amount: Decimal) -> BalanceChange:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from shared.contracts.errors import DomainError, codes
+
 
 class Problem(NamedTuple):
     """One validation failure, tied to the field that caused it."""
@@ -16,66 +18,80 @@ class Problem(NamedTuple):
     message: str
 
 
-class DomainError(Exception):
-    """Base of every rule violation; `code` is stable, `message` is for humans."""
-
-    code: str = "domain_error"
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+class AccountError(DomainError):
+    """Base of the account service's rule violations; each subclass carries its code."""
 
 
-class ValidationFailed(DomainError):
-    """Every problem found in one payload or configuration, reported at once."""
+class ValidationFailed(AccountError):
+    """Every problem found in one configuration, reported at once."""
 
     code = "invalid_configuration"
 
-    def __init__(self, problems: list[Problem], *, code: str = "invalid_configuration") -> None:
+    def __init__(self, problems: list[Problem]) -> None:
         self.problems = tuple(problems)
-        self.code = code
         super().__init__("; ".join(f"{p.field}: {p.message}" for p in self.problems))
 
 
-class InvalidAmount(DomainError):
+class InvalidPayload(ValidationFailed):
+    """Every problem found in one payload (e.g. a series to analyse), reported at once."""
+
+    code = "invalid_payload"
+
+
+class InvalidAmount(AccountError):
     code = "invalid_amount"
 
 
-class InsufficientFunds(DomainError):
+class InsufficientFunds(AccountError):
     code = "insufficient_funds"
 
 
-class WithdrawalForbidden(DomainError):
+class WithdrawalForbidden(AccountError):
     code = "withdrawal_forbidden"
 
 
-class AccountNotActive(DomainError):
+class AccountNotActive(AccountError):
     code = "account_not_active"
 
 
-class AccountClosed(DomainError):
+class AccountClosed(AccountError):
     code = "account_closed"
 
 
-class InvalidTransition(DomainError):
+class InvalidTransition(AccountError):
     code = "invalid_status_transition"
 
 
-class BalanceNotZero(DomainError):
+class BalanceNotZero(AccountError):
     code = "balance_not_zero"
 
 
-INVALID_CONFIGURATION = "invalid_configuration"
-INVALID_PAYLOAD = "invalid_payload"
+class UnknownAccount(AccountError):
+    code = "unknown_account"
 
-REJECTION_CODES: tuple[str, ...] = (
-    INVALID_CONFIGURATION,
-    INVALID_PAYLOAD,
-    InvalidAmount.code,
-    InsufficientFunds.code,
-    WithdrawalForbidden.code,
-    AccountNotActive.code,
-    AccountClosed.code,
-    InvalidTransition.code,
-    BalanceNotZero.code,
-)
+
+class UnknownPortfolio(AccountError):
+    code = "unknown_portfolio"
+
+
+class AccountTypeExists(AccountError):
+    code = "account_type_exists"
+
+
+class FillConflict(AccountError):
+    code = "fill_conflict"
+
+
+class NotAReinvestingAccount(AccountError):
+    code = "not_a_reinvesting_account"
+
+
+class AlreadyReinvested(AccountError):
+    code = "already_reinvested"
+
+
+def rejection_codes() -> tuple[str, ...]:
+    """Every code an account rule can refuse with, read from the hierarchy (growth's included)."""
+    from . import growth, positions, reinvest, reversal  # noqa: F401  (their errors join on import)
+
+    return codes(AccountError)

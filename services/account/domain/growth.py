@@ -15,30 +15,30 @@ from decimal import Decimal
 
 from .decisions import decide_status_change
 from .enums import AccountStatus, AccountType, TransactionType
-from .errors import DomainError
+from .errors import AccountError
 from .ledger import BalanceChange, change
 from .model import Account
 from .money import ZERO, to_cents
 from .settings import GrowthSettings
 
 
-class NotForkEligible(DomainError):
+class NotForkEligible(AccountError):
     code = "not_fork_eligible"
 
 
-class ForkCoolingPeriod(DomainError):
+class ForkCoolingPeriod(AccountError):
     code = "fork_cooling_period"
 
 
-class ForkDailyLimit(DomainError):
+class ForkDailyLimit(AccountError):
     code = "fork_daily_limit"
 
 
-class NotAChildPortfolio(DomainError):
+class NotAChildPortfolio(AccountError):
     code = "not_a_child_portfolio"
 
 
-class MergeBlocked(DomainError):
+class MergeBlocked(AccountError):
     code = "merge_blocked"
 
 
@@ -53,6 +53,18 @@ def is_fork_eligible(account: Account) -> bool:
         and account.status is AccountStatus.ACTIVE
         and surplus(account) >= account.config.fork_threshold
     )
+
+
+def needs_watch(account: Account, *, in_child_portfolio: bool, flagged_eligible: bool) -> bool:
+    """Whether a balance change may merge or fork: False lets the hot path skip all SQL.
+
+    A child portfolio may have reached its merge threshold; a Gen-Acc may have crossed its
+    fork threshold (either way: the flag records the crossing).
+    """
+    if in_child_portfolio:
+        return True
+    generation = account.type is AccountType.GENERATION
+    return generation and (is_fork_eligible(account) or flagged_eligible)
 
 
 def check_fork_guards(
@@ -136,7 +148,7 @@ def plan_merge(accounts: Sequence[Account]) -> MergePlan:
                     replace(a, status=merging), AccountStatus.MERGED, by_system=True
                 )
             )
-        except DomainError as exc:
+        except AccountError as exc:
             raise MergeBlocked(exc.message) from None
     debits = tuple(
         change(a, TransactionType.MERGE_TRANSFER, -a.balance) for a in accounts if a.balance

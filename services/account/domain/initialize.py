@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from .config import DEFAULT_LIMITS, ValidationLimits, check_allocation, check_range
 from .enums import AccountType
-from .errors import INVALID_CONFIGURATION, DomainError, Problem, ValidationFailed
+from .errors import AccountError, Problem, ValidationFailed
 from .model import AccountConfig, cash_buffer_for
 from .money import check_amount, to_cents
 from .templates import (
@@ -92,7 +92,7 @@ def plan_initialization(
     problems: list[Problem] = []
     try:
         total_capital = check_amount(total_capital, field="total_capital")
-    except DomainError as exc:
+    except AccountError as exc:
         problems.append(Problem("total_capital", exc.message))
     if template is None and strategy is None:
         template = CUSTOM if custom_allocation is not None else DEFAULT_TEMPLATE
@@ -111,7 +111,7 @@ def plan_initialization(
     check_range(buffer, limits.cash_buffer, "cash_buffer_pct", problems)
     problems += check_allocation(chosen.allocation, limits=limits)
     if problems:
-        raise ValidationFailed(problems, code=INVALID_CONFIGURATION)
+        raise ValidationFailed(problems)
 
     alloc = chosen.allocation
     balances = split_capital(total_capital, alloc)

@@ -9,7 +9,7 @@ from typing import Any
 
 from .config import DEFAULT_LIMITS, ValidationLimits, check_config
 from .enums import Reinvestment, Weekday
-from .errors import INVALID_CONFIGURATION, Problem, ValidationFailed
+from .errors import Problem, ValidationFailed
 from .model import AccountConfig
 
 _FIELDS = {f.name for f in fields(AccountConfig)}
@@ -53,7 +53,7 @@ def apply_overrides(
     candidate = replace(base, **parsed)
     problems += check_config(candidate, limits=limits)
     if problems:
-        raise ValidationFailed(problems, code=INVALID_CONFIGURATION)
+        raise ValidationFailed(problems)
     return candidate
 
 

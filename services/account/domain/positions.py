@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import ROUND_HALF_EVEN, Decimal
 
-from .errors import DomainError
+from .errors import AccountError
 from .money import ZERO, to_cents
 
 CLOSING = {"buy_to_close": 1, "sell_to_close": -1}  # side -> direction of the quantity change
@@ -21,7 +21,7 @@ OPENING = {"sell_to_open": -1, "buy_to_open": 1}
 STOCK = {"buy": 1, "sell": -1}
 
 
-class PositionNotOpen(DomainError):
+class PositionNotOpen(AccountError):
     """Closing, expiring or assigning more than is open: never a silent negative position."""
 
     code = "position_not_open"

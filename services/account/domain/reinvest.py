@@ -15,7 +15,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from .enums import AccountType, TransactionType
-from .errors import DomainError
+from .errors import AccountError, AlreadyReinvested, NotAReinvestingAccount
+from .model import Account
 from .money import ZERO, to_cents
 
 REINVESTING_TYPES = frozenset({AccountType.REVENUE, AccountType.COMPOUNDING})
@@ -26,12 +27,22 @@ TRADING_INCOME = frozenset(
 _LABEL = re.compile(r"^(\d{4})-Q([1-4])$")
 
 
-class UnknownQuarter(DomainError):
+class UnknownQuarter(AccountError):
     code = "unknown_quarter"
 
 
-class QuarterNotDue(DomainError):
+class QuarterNotDue(AccountError):
     code = "quarter_not_due"
+
+
+def check_reinvestable(account: Account, *, quarter: str, done: bool) -> None:
+    """Revenue and Com-Acc reinvest quarterly, once per quarter; Gen-Acc weekly (not here)."""
+    if account.type not in REINVESTING_TYPES:
+        raise NotAReinvestingAccount(
+            f"{account.type.value} accounts reinvest weekly, not quarterly"
+        )
+    if done:
+        raise AlreadyReinvested(f"account {account.id} reinvested {quarter} already")
 
 
 @dataclass(frozen=True, slots=True)

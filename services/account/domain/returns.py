@@ -10,7 +10,7 @@ from collections.abc import Callable, Hashable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from .errors import INVALID_PAYLOAD, Problem, ValidationFailed
+from .errors import InvalidPayload, Problem
 from .money import ZERO
 
 PCT = Decimal("0.0001")
@@ -25,9 +25,7 @@ def percent_of(part: Decimal, whole: Decimal) -> Decimal:
 def ordered(series: Sequence[Point]) -> list[Point]:
     naive = [ts for ts, _ in series if ts.tzinfo is None]
     if naive:
-        raise ValidationFailed(
-            [Problem("series", "timestamps must be timezone-aware")], code=INVALID_PAYLOAD
-        )
+        raise InvalidPayload([Problem("series", "timestamps must be timezone-aware")])
     return sorted(((ts.astimezone(UTC), b) for ts, b in series), key=lambda p: p[0])
 
 

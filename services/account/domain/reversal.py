@@ -9,7 +9,7 @@ from decimal import Decimal
 
 from .decisions import ensure_active
 from .enums import TransactionType
-from .errors import DomainError, InsufficientFunds
+from .errors import AccountError, InsufficientFunds
 from .ledger import BalanceChange, change
 from .model import Account
 from .money import ZERO
@@ -18,19 +18,19 @@ from .positions import Holding, Move, PositionNotOpen
 TRANSFERS = frozenset({TransactionType.FORK_TRANSFER, TransactionType.MERGE_TRANSFER})
 
 
-class UnknownTransaction(DomainError):
+class UnknownTransaction(AccountError):
     code = "unknown_transaction"
 
 
-class AlreadyReversed(DomainError):
+class AlreadyReversed(AccountError):
     code = "already_reversed"
 
 
-class ReversalNotReversible(DomainError):
+class ReversalNotReversible(AccountError):
     code = "reversal_not_reversible"
 
 
-class TransferNotReversible(DomainError):
+class TransferNotReversible(AccountError):
     code = "transfer_not_reversible"
 
 

@@ -18,7 +18,7 @@ from types import MappingProxyType
 from typing import Any
 
 from .config import DEFAULT_LIMITS, check_allocation, check_range
-from .errors import INVALID_CONFIGURATION, Problem, ValidationFailed
+from .errors import Problem, ValidationFailed
 from .templates import (
     BUILT_IN,
     CUSTOM,
@@ -111,7 +111,7 @@ def apply_settings(base: GrowthSettings, raw: Mapping[str, object]) -> GrowthSet
     candidate = replace(base, **parsed)
     problems += check_settings(candidate)
     if problems:
-        raise ValidationFailed(problems, code=INVALID_CONFIGURATION)
+        raise ValidationFailed(problems)
     return candidate
 
 

@@ -7,6 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+from .errors import FillConflict
 from .model import AccountConfig
 from .money import ZERO, to_cents
 
@@ -14,6 +15,14 @@ EXCHANGE_TZ = ZoneInfo("America/New_York")  # entry days are trading days at the
 NO_ENTRY_WEEKS = frozenset({"W-IDL", "P-DD"})
 CREDIT_SIDES = frozenset({"sell_to_open", "sell_to_close", "sell"})
 OPENING_SIDES = frozenset({"sell_to_open", "buy_to_open"})
+
+
+def first_application(claim: str, *, kind: str, ref: str) -> bool:
+    """A broker movement applies once per reference: True the first time, False when the same
+    figures come again (nothing to do); other figures under a used reference are refused."""
+    if claim == "conflict":
+        raise FillConflict(f"{kind} {ref} was already applied with other figures")
+    return claim == "new"
 
 
 def fill_amount(

@@ -1,0 +1,217 @@
+"""The account service's unit of work: the only door handlers have to state.
+
+One unit serves one batch, in one transaction. The accounts the batch names are locked in one
+query (in id order, so replicas cannot deadlock). New portfolios, accounts, ledger rows and
+balances are buffered per command and sent with one pipelined statement each when the batch
+ends: a refused command's buffer is dropped, and the accounts it changed are as before.
+A command that needs SQL of its own (`db`) first sends what the batch buffered so far, then
+runs in a SAVEPOINT, which a rejection rolls back.
+"""
+
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from services.account import events, store
+from services.account.domain import Account, BalanceChange, UnknownAccount, apply_change
+from shared.contracts.envelope import CloudEvent, new_event
+from shared.contracts.streams import ACCOUNT_EVENTS, Streams
+from shared.infra.messaging import Emit
+from shared.infra.unit import SqlUnit
+
+Row = dict[str, Any]
+_NS = uuid.UUID("6f1c5b8e-2d1e-4c7a-9b57-0a4f3c2e9d10")
+
+
+@dataclass
+class Writes:
+    """Rows waiting to be sent: new portfolios, accounts and ledger rows, balances to save."""
+
+    portfolios: list[tuple[Any, ...]] = field(default_factory=list)
+    accounts: list[tuple[Any, ...]] = field(default_factory=list)
+    ledger: list[tuple[Any, ...]] = field(default_factory=list)
+    balances: dict[UUID, Account] = field(default_factory=dict)
+
+    def add(self, other: "Writes") -> None:
+        self.portfolios += other.portfolios
+        self.accounts += other.accounts
+        self.ledger += other.ledger
+        self.balances.update(other.balances)
+
+    async def send(self, conn: asyncpg.Connection) -> None:
+        if self.portfolios:
+            await store.insert_portfolios(conn, rows=self.portfolios)
+        if self.accounts:
+            await store.insert_accounts(conn, rows=self.accounts)
+        if self.ledger:
+            await store.insert_ledger(conn, rows=self.ledger)
+        if self.balances:
+            await store.save_balances(conn, accounts=list(self.balances.values()))
+        self.portfolios, self.accounts, self.ledger, self.balances = [], [], [], {}
+
+
+class AccountUnit(SqlUnit):
+    def __init__(self, conn: asyncpg.Connection, streams: Streams) -> None:
+        super().__init__(conn)
+        self.streams = streams
+        self.cached: dict[UUID, tuple[Account, Row]] = {}  # locked by this transaction
+        self.done = Writes()  # of the batch's commands that went through
+        self.mine = Writes()  # of the command in hand
+        self.undo: dict[UUID, tuple[Account, Row] | None] = {}  # cache entries it changed
+        self.ids: list[int] = []  # reserved ledger ids, popped from the end
+        self.events: list[Emit] = []  # of the command in hand
+        self.cause: CloudEvent | None = None
+        self.at = datetime.now(UTC)
+        self.dated: datetime | None = None  # business time last set on the connection
+        self.went_direct = False  # the command in hand ran SQL of its own
+
+    @classmethod
+    async def start(
+        cls, conn: asyncpg.Connection, batch: list[CloudEvent], streams: Streams
+    ) -> "AccountUnit":
+        unit = cls(conn, streams)
+        named = {_uuid(ev.data.get("account_id") or ev.subject) for ev in batch}
+        for account, row in await store.lock_accounts(conn, account_ids=[i for i in named if i]):
+            unit.cached[account.id] = (account, row)
+        # Enough ledger ids for the busiest command (an initialization books three rows).
+        unit.ids = list(reversed(await store.reserve_ledger_ids(conn, count=3 * len(batch) + 8)))
+        return unit
+
+    @contextlib.asynccontextmanager
+    async def command(self, ev: CloudEvent) -> AsyncIterator[None]:
+        # Rows are dated in business time: the message's own, at most now.
+        self.cause, self.at, self.events = ev, min(ev.time, datetime.now(UTC)), []
+        self.mine, self.undo = Writes(), {}
+        try:
+            async with super().command(ev):
+                yield
+                if self.savepoint is not None:
+                    await self.mine.send(self.conn)  # still inside the savepoint
+        except BaseException:
+            self.events = []
+            for account_id, before in self.undo.items():
+                if before is None:
+                    self.cached.pop(account_id, None)
+                else:
+                    self.cached[account_id] = before
+            raise
+        finally:
+            if self.went_direct:
+                self.cached.clear()  # its SQL may have changed accounts: read them afresh
+            self.went_direct = False
+        self.done.add(self.mine)
+
+    @property
+    def command_id(self) -> str:
+        return self.cause.id if self.cause is not None else ""
+
+    async def enter(self) -> asyncpg.Connection:
+        """The connection in the command's savepoint, after everything buffered so far."""
+        conn = await super().enter()
+        await self.mine.send(conn)
+        return conn
+
+    async def before_savepoint(self) -> None:
+        """The batch's buffered writes land first (outside the savepoint: they are kept)."""
+        self.went_direct = True
+        await self.done.send(self.conn)
+        if self.dated != self.at:
+            await store.set_effective_time(self.conn, at=self.at)
+            self.dated = self.at
+
+    async def flush(self) -> None:
+        await self.done.send(self.conn)
+
+    @contextlib.asynccontextmanager
+    async def attempt(self) -> AsyncIterator[None]:
+        """A step that may fail without failing the command (a nested savepoint)."""
+        conn = await self.enter()
+        mark = len(self.events)
+        try:
+            async with conn.transaction():
+                yield
+        except BaseException:
+            del self.events[mark:]
+            raise
+
+    # Accounts
+
+    async def account(self, account_id: UUID) -> tuple[Account, Row]:
+        """The account and its row, locked until the batch commits; unknown ones are refused."""
+        if account_id not in self.cached:
+            found = await store.lock_accounts(self.conn, account_ids=[account_id])
+            if not found:
+                raise UnknownAccount(f"no account {account_id}", subject=str(account_id))
+            self.cached[account_id] = found[0]
+        return self.cached[account_id]
+
+    def add_portfolio(self, **columns: Any) -> None:
+        self.mine.portfolios.append(store.portfolio_values(at=self.at, **columns))
+
+    def add_account(self, account: Account, *, name: str, parent_id: UUID | None = None) -> Row:
+        values, row = store.account_values(account, name=name, at=self.at, parent_id=parent_id)
+        self.mine.accounts.append(values)
+        self._keep(account.id, (account, row))
+        if account.balance > 0:
+            self._ledger_row(account.id, "deposit", account.balance, account.balance,
+                             "initial funding", None, None)  # fmt: skip
+        return row
+
+    # Ledger
+
+    def book(self, effect: BalanceChange, *, description: str, reference: str | None = None,
+             week_type: str | None = None) -> tuple[Account, Row]:  # fmt: skip
+        """Buffer one balance change; returns the account after it and its ledger row."""
+        account, row = self.cached[effect.account_id]
+        tx = self._ledger_row(account.id, effect.type.value, effect.amount, effect.balance_after,
+                              description, reference, week_type)  # fmt: skip
+        after = apply_change(account, effect)
+        self._keep(account.id, (after, row))
+        self.mine.balances[account.id] = after
+        return after, tx
+
+    # Events
+
+    def emit(self, type_: str, data: dict[str, Any], *, subject: str | None = None) -> None:
+        """An event of the command in hand; its id derives from the command's, so it is stable."""
+        assert self.cause is not None
+        cause = self.cause
+        event_id = uuid.uuid5(_NS, f"{cause.source}|{cause.id}|{len(self.events)}")
+        fields = new_event(type_, events.SOURCE, data, subject=subject, cause=cause,
+                           event_id=str(event_id))  # fmt: skip
+        self.events.append((self.streams.key(ACCOUNT_EVENTS), fields))
+
+    def balance_changed(self, account: Account, tx: Row) -> None:
+        self.emit("alluse.account.balance_changed", events.balance_changed(account, tx),
+                  subject=str(account.id))  # fmt: skip
+
+    def _keep(self, account_id: UUID, entry: tuple[Account, Row]) -> None:
+        self.undo.setdefault(account_id, self.cached.get(account_id))
+        self.cached[account_id] = entry
+
+    def _ledger_row(self, account_id: UUID, tx_type: str, amount: Any, balance_after: Any,
+                    description: str, reference: str | None, week_type: str | None) -> Row:  # fmt: skip
+        if not self.ids:  # cannot happen within the reservation; the batch would retry alone
+            raise RuntimeError("the batch ran out of reserved ledger ids")
+        command_id = self.command_id
+        tx = {
+            "id": self.ids.pop(), "type": tx_type, "amount": amount, "balance_after": balance_after,
+            "description": description, "reference": reference, "week_type": week_type,
+            "created_at": self.at,
+        }  # fmt: skip
+        self.mine.ledger.append((tx["id"], account_id, tx_type, amount, balance_after, description,
+                                 reference, week_type, command_id, self.at))  # fmt: skip
+        return tx
+
+
+def _uuid(value: Any) -> UUID | None:
+    try:
+        return UUID(str(value))
+    except ValueError:
+        return None
