@@ -1,4 +1,7 @@
-"""python -m services.security: run the security service with settings from the environment."""
+"""python -m services.security: run the security service with settings from the environment.
+
+`python -m services.security admin ...` is its administration instead (`alluse security`).
+"""
 
 import asyncio
 import contextlib
@@ -23,6 +26,10 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["admin"]:
+        from services.security.console_parser import main as admin
+
+        sys.exit(admin(sys.argv[2:]))
     try:
         asyncio.run(main())
     except KeyConfigError as exc:

@@ -67,6 +67,35 @@ class Admin:
             )
         return secret
 
+    async def set_client_status(self, *, client_id: str, status: str) -> None:
+        """Disable a machine client (its live tokens are refused within a second) or enable it."""
+        if status not in ("active", "disabled"):
+            raise InvalidRequest(f"unknown client status '{status[:50]}'")
+        s = self.settings
+        async with self.pool.acquire() as conn, conn.transaction():
+            if not await store.set_client_status(conn, client_id=client_id, status=status):
+                raise NotFound(f"no client '{client_id[:50]}'")
+            if status == "disabled":
+                await revocation.revoke_subject(conn, s, client_id, s.access_token_ttl)
+            action = (
+                "security.client.disabled" if status == "disabled" else "security.client.enabled"
+            )
+            await audit.append(conn, action=action, actor=self.actor, subject=client_id)
+
+    async def rotate_client_secret(self, *, client_id: str) -> str:
+        """A new secret, shown once; the old one stops working and its live tokens are revoked."""
+        secret, s = tokens.new_opaque(), self.settings
+        async with self.pool.acquire() as conn, conn.transaction():
+            if not await store.set_client_secret(
+                conn, client_id=client_id, secret_hash=tokens.digest(secret)
+            ):
+                raise NotFound(f"no client '{client_id[:50]}'")
+            await revocation.revoke_subject(conn, s, client_id, s.access_token_ttl)
+            await audit.append(
+                conn, action="security.client.secret_rotated", actor=self.actor, subject=client_id
+            )
+        return secret
+
     async def set_role(self, *, username: str, role: str) -> None:
         domain.check_role(role)
         async with self.pool.acquire() as conn, conn.transaction():

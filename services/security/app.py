@@ -46,9 +46,14 @@ class Service:
     routes: list[BaseRoute]
 
 
+async def prepare_database(settings: SecuritySettings) -> None:
+    """The schema's migrations, before the service or its administration touch it."""
+    await migrate(settings.database_url, SCHEMA, MIGRATIONS)
+
+
 async def build(settings: SecuritySettings) -> Service:
     fernet = fernet_from(settings)  # first: no half-started service without keys
-    await migrate(settings.database_url, SCHEMA, MIGRATIONS)
+    await prepare_database(settings)
     rt = await open_runtime(settings, schema=SCHEMA)
     await Admin(rt.pool, settings, fernet, actor="security").ensure_signing_key()
     authority = Authority(rt.pool, settings, fernet, passwords_from(settings))

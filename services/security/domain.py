@@ -96,6 +96,11 @@ def is_locked(status: str, locked_until: datetime | None, now: datetime) -> bool
     return status == "locked" and (locked_until is None or locked_until > now)
 
 
+def may_refresh(status: str, locked_until: datetime | None) -> bool:
+    """A lock from failed logins throttles passwords only; an admin's lock (no end) refuses."""
+    return status == "active" or (status == "locked" and locked_until is not None)
+
+
 def after_failure(
     failed: int, *, now: datetime, max_failures: int, lock_for: timedelta
 ) -> tuple[int, datetime | None]:

@@ -16,12 +16,13 @@ import jwt
 from cryptography.fernet import MultiFernet
 
 from services.security import audit, domain, keys, revocation, store, tokens
-from services.security.domain import InvalidClient, InvalidGrant, SecurityError
+from services.security.domain import InvalidClient, InvalidGrant
 from services.security.passwords import Passwords
 from services.security.settings import SecuritySettings
 
+# One answer for an unknown name, a wrong password and a locked user: nobody learns from it
+# which names exist or which are locked.
 BAD_LOGIN = "invalid username or password"
-LOCKED = "user is locked after too many failed logins; try later or ask an administrator"
 
 
 class Authority:
@@ -44,7 +45,7 @@ class Authority:
         user_id: uuid.UUID | None = None,
         family: uuid.UUID | None = None,
     ) -> dict[str, Any]:
-        s, now = self.settings, int(time.time())
+        s, now = self.settings, time.time()
         row = await store.active_key(conn)
         if row is None:
             raise RuntimeError(
@@ -74,7 +75,7 @@ class Authority:
                 user_id=user_id,
                 access_jti=claims["jti"],
                 access_expires=datetime.fromtimestamp(claims["exp"], UTC),
-                expires_at=datetime.fromtimestamp(now + s.refresh_token_ttl, UTC),
+                expires_at=datetime.fromtimestamp(int(now) + s.refresh_token_ttl, UTC),
             )
             body["refresh_token"] = refresh
         await audit.append(
@@ -88,18 +89,17 @@ class Authority:
     async def password(self, username: str, password: str) -> dict[str, Any]:
         domain.check_text("username", username, domain.USERNAME_MAX)
         domain.check_text("password", password, domain.PASSWORD_MAX)
-        error: SecurityError = InvalidGrant(BAD_LOGIN)
         async with self.pool.acquire() as conn, conn.transaction():
             u = await store.user(conn, username=username, lock=True)
             now = datetime.now(UTC)
             if u is None or u["status"] in ("disabled", "deleted"):
                 await asyncio.to_thread(self.passwords.decoy, password)
                 reason = "unknown user" if u is None else f"user {u['status']}"
-                error = InvalidGrant(BAD_LOGIN)
             elif domain.is_locked(u["status"], u["locked_until"], now):
-                reason, error = "user locked", InvalidGrant(LOCKED)
+                await asyncio.to_thread(self.passwords.decoy, password)
+                reason = "user locked"
             elif not await asyncio.to_thread(self.passwords.verify, u["password_hash"], password):
-                reason, error = "wrong password", InvalidGrant(BAD_LOGIN)
+                reason = "wrong password"
                 await self._failed(conn, u, now)
             else:
                 rehash = None
@@ -127,7 +127,7 @@ class Authority:
                 actor=actor,
                 details={"username": username[: domain.USERNAME_MAX], "reason": reason},
             )
-        raise error
+        raise InvalidGrant(BAD_LOGIN)
 
     async def _failed(self, conn: store.Conn, u: asyncpg.Record, now: datetime) -> None:
         s = self.settings
@@ -144,8 +144,9 @@ class Authority:
         await store.update_login(
             conn, user_id=u["id"], failed=failed, status=status, locked_until=until
         )
+        # The lock throttles new logins only: anyone can fail five times with a name, so it
+        # must not log the real user out (their live tokens and refresh tokens stay good).
         if until is not None:
-            await revocation.revoke_user(conn, s, u["id"], s.access_token_ttl)
             await audit.append(
                 conn,
                 action="security.user.locked",
@@ -202,7 +203,7 @@ class Authority:
                     str(u["id"]),
                     "refresh token revoked or expired",
                 )
-            elif u["status"] != "active" or domain.is_locked(u["status"], u["locked_until"], now):
+            elif not domain.may_refresh(u["status"], u["locked_until"]):
                 action, actor, reason = (
                     "security.refresh.refused",
                     str(u["id"]),

@@ -31,10 +31,15 @@ async def revoke_user(
 ) -> None:
     """Every refresh family of the user, and every access token issued to it until now."""
     await store.revoke_families(conn, user_id=user_id)
+    await revoke_subject(conn, settings, str(user_id), access_ttl)
+
+
+async def revoke_subject(conn: store.Conn, settings: Settings, sub: str, access_ttl: int) -> None:
+    """Every access token issued to `sub` (a user id or a client id) until now."""
     now = time.time()
     fields = {
         "kind": "user",
-        "value": str(user_id),
+        "value": sub,
         "at": f"{now:.3f}",
         "until": f"{now + access_ttl + 60:.3f}",
     }

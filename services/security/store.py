@@ -106,6 +106,22 @@ async def insert_client(conn: Conn, *, client_id: str, secret_hash: str, role: s
     return bool(done)
 
 
+async def set_client_status(conn: Conn, *, client_id: str, status: str) -> bool:
+    done = await conn.fetchval(
+        "UPDATE clients SET status = $2 WHERE client_id = $1 RETURNING true", client_id, status
+    )
+    return bool(done)
+
+
+async def set_client_secret(conn: Conn, *, client_id: str, secret_hash: str) -> bool:
+    done = await conn.fetchval(
+        "UPDATE clients SET secret_hash = $2 WHERE client_id = $1 RETURNING true",
+        client_id,
+        secret_hash,
+    )
+    return bool(done)
+
+
 async def client(conn: Conn, *, client_id: str) -> Row | None:
     return await conn.fetchrow(
         "SELECT client_id, secret_hash, role, status FROM clients WHERE client_id = $1", client_id

@@ -12,16 +12,18 @@ from services.security.keys import ALG
 
 
 def access_claims(
-    *, issuer: str, audience: str, sub: str, role: str, now: int, ttl: int
+    *, issuer: str, audience: str, sub: str, role: str, now: float, ttl: int
 ) -> dict[str, Any]:
+    """`iat` keeps milliseconds: a revocation refuses tokens issued at or before its instant,
+    so a token issued a moment after it (a rotated client's first) must not share its second."""
     return {
         "iss": issuer,
         "aud": audience,
         "sub": sub,
         "role": role,
-        "iat": now,
-        "nbf": now,
-        "exp": now + ttl,
+        "iat": round(now, 3),
+        "nbf": int(now),
+        "exp": int(now) + ttl,
         "jti": uuid.uuid4().hex,
     }
 

@@ -12,10 +12,10 @@ import pytest
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from redis.asyncio import Redis
 
-from services.cli.__main__ import build_parser
-from services.cli.output import OK, REJECTED, USAGE
-from services.security import app, audit, crypto, store
+from services.security import app, audit, console, crypto, store
 from services.security.admin import Admin
+from services.security.console import OK, REJECTED, USAGE
+from services.security.console_parser import build_parser
 from services.security.domain import InvalidRequest
 from services.security.passwords import Passwords
 from services.security.settings import SecuritySettings
@@ -189,20 +189,20 @@ def env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
 
 
 async def cli(*argv: str) -> int:
-    args = build_parser().parse_args(["--json", "security", *argv])
-    return int(await args.func(args))
+    """`alluse security ARGV`, as the security service's admin entry point runs it."""
+    args = build_parser().parse_args(argv)
+    return await console.run(args.command, args)
 
 
 def test_password_is_never_an_argument() -> None:
     with pytest.raises(SystemExit):
-        build_parser().parse_args(
-            ["security", "create-admin", "--username", "x", "--password", PASSWORD]
-        )
+        build_parser().parse_args(["create-admin", "--username", "x", "--password", PASSWORD])
 
 
 def test_gen_key_prints_a_fernet_key(capsys: pytest.CaptureFixture[str]) -> None:
-    args = build_parser().parse_args(["security", "gen-key"])
-    assert asyncio.run(args.func(args)) == OK
+    from services.security.console_parser import main
+
+    assert main(["gen-key"]) == OK
     Fernet(capsys.readouterr().out.strip())
 
 
@@ -240,6 +240,12 @@ async def test_cli_manages_users_clients_sessions_and_audit(
     assert await cli("create-client", "--client-id", f"engine-{name}") == OK
     out = json.loads(capsys.readouterr().out)
     assert out["role"] == "trading_engine" and len(out["client_secret"]) >= 40
+    assert await cli("rotate-client-secret", f"engine-{name}") == OK
+    assert json.loads(capsys.readouterr().out)["client_secret"] != out["client_secret"]
+    assert await cli("disable-client", f"engine-{name}") == OK
+    assert await cli("enable-client", f"engine-{name}") == OK
+    assert await cli("disable-client", f"nobody-{name}") == REJECTED
+    assert "no client" in capsys.readouterr().err
     assert await cli("sessions", "--username", name) == OK
     assert await cli("revoke", "--user", name) == OK
     assert await cli("rotate-signing-key") == OK

@@ -1,0 +1,166 @@
+"""`python -m services.security admin ...`: the security service's own administration.
+
+`alluse security ...` runs this as a process, so the operator CLI needs none of the service's
+modules. Results go to stdout as one JSON document (the CLI renders it as a table or passes
+the JSON on), refusals to stderr; the exit codes are those of `alluse`.
+"""
+
+import argparse
+import contextlib
+import getpass
+import json
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from pydantic import ValidationError
+from redis.asyncio import Redis
+
+from services.security import app, audit, crypto, store
+from services.security.admin import Admin
+from services.security.domain import SecurityError
+from services.security.settings import SecuritySettings
+from shared.infra.db import create_pool
+from shared.infra.outbox import Relay
+
+OK, REJECTED, USAGE, UNAVAILABLE = 0, 1, 2, 3  # as `alluse` documents them
+Command = Callable[[Admin, argparse.Namespace], Awaitable[Any]]
+ROLES = ["admin", "operator", "trading_engine", "viewer", "auditor"]
+
+
+class Refused(Exception):
+    """A result that is also a refusal: printed, then exit code 1."""
+
+    def __init__(self, result: Any) -> None:
+        self.result = result
+
+
+@contextlib.asynccontextmanager
+async def _admin() -> AsyncIterator[Admin]:
+    settings = SecuritySettings()
+    fernet = app.fernet_from(settings)
+    await app.prepare_database(settings)
+    pool = await create_pool(settings.database_url, app.SCHEMA, max_size=2)
+    redis = Redis.from_url(settings.redis_url)
+    try:
+        yield Admin(pool, settings, fernet, actor=f"cli:{getpass.getuser()}")
+        # Publish revocations now rather than when the service's relay next looks.
+        with contextlib.suppress(Exception):
+            await Relay(pool, redis, name=app.SCHEMA).publish_once()
+    finally:
+        await redis.aclose()
+        await pool.close()
+
+
+def _error(message: str, code: int) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return code
+
+
+async def run(command: Command, args: argparse.Namespace) -> int:
+    try:
+        async with _admin() as admin:
+            result = await command(admin, args)
+    except Refused as refused:
+        print(json.dumps(refused.result, default=str))
+        return REJECTED
+    except ValidationError as exc:
+        msg = exc.errors()[0]["msg"]
+        return _error(f"configuration: {msg} (set DATABASE_URL, REDIS_URL)", USAGE)
+    except crypto.KeyConfigError as exc:
+        return _error(str(exc), USAGE)
+    except SecurityError as exc:
+        return _error(exc.description, REJECTED)
+    except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
+        return _error(f"cannot read {exc.filename}: {exc.strerror}", USAGE)
+    except (OSError, asyncpg.PostgresConnectionError) as exc:
+        return _error(f"database unreachable: {exc}", UNAVAILABLE)
+    if result is not None:
+        print(json.dumps(result, default=str))
+    return OK
+
+
+def _password(args: argparse.Namespace) -> str:
+    """From --password-file (or '-' for stdin) or a prompt; never from argv."""
+    if source := args.password_file:
+        text = sys.stdin.read() if source == "-" else Path(source).read_text()
+        return text.removesuffix("\n").removesuffix("\r")
+    first = getpass.getpass("password: ")
+    if getpass.getpass("again: ") != first:
+        raise SecurityError("the two passwords differ")
+    return first
+
+
+async def create_user(admin: Admin, args: argparse.Namespace) -> Any:
+    role = getattr(args, "role", "admin")
+    uid = await admin.create_user(
+        app.passwords_from(admin.settings),
+        username=args.username,
+        password=_password(args),
+        role=role,
+        email=args.email,
+    )
+    return {"user_id": str(uid), "username": args.username, "role": role}
+
+
+def secret_shown(client_id: str, secret: str, **more: str) -> dict[str, str]:
+    print("store the secret now: it is not kept and cannot be shown again", file=sys.stderr)
+    return {"client_id": client_id, **more, "client_secret": secret}
+
+
+async def create_client(admin: Admin, args: argparse.Namespace) -> Any:
+    secret = await admin.create_client(client_id=args.client_id, role=args.role)
+    return secret_shown(args.client_id, secret, role=args.role)
+
+
+async def client_status(admin: Admin, args: argparse.Namespace) -> Any:
+    await admin.set_client_status(client_id=args.client_id, status=args.status)
+    return {"client_id": args.client_id, "status": args.status}
+
+
+async def rotate_client(admin: Admin, args: argparse.Namespace) -> Any:
+    return secret_shown(args.client_id, await admin.rotate_client_secret(client_id=args.client_id))
+
+
+async def set_role(admin: Admin, args: argparse.Namespace) -> Any:
+    await admin.set_role(username=args.username, role=args.role)
+
+
+async def set_status(admin: Admin, args: argparse.Namespace) -> Any:
+    await admin.set_status(username=args.username, status=args.status)
+
+
+async def rotate_signing(admin: Admin, _: argparse.Namespace) -> Any:
+    return {"kid": await admin.rotate_signing_key()}
+
+
+async def rotate_encryption(admin: Admin, _: argparse.Namespace) -> Any:
+    return {"re_encrypted": await admin.rotate_encryption()}
+
+
+async def verify_audit(admin: Admin, _: argparse.Namespace) -> Any:
+    checked, broken = await audit.verify(admin.pool)
+    if broken is not None:
+        raise Refused(
+            {"status": "broken", "first_broken_seq": broken.seq, "problem": broken.problem}
+        )
+    return {"status": "intact", "records": checked}
+
+
+async def audit_query(admin: Admin, args: argparse.Namespace) -> Any:
+    async with admin.pool.acquire() as conn:
+        rows = await store.query_audit(conn, actor=args.user, subject=args.account,
+                                       action=args.type, since=args.since, until=args.until,
+                                       limit=args.limit)  # fmt: skip
+    columns = ("seq", "occurred_at", "action", "actor", "subject", "details")
+    return [{c: r[c] for c in columns} for r in rows]
+
+
+async def sessions(admin: Admin, args: argparse.Namespace) -> Any:
+    return await admin.sessions(username=args.username)
+
+
+async def revoke(admin: Admin, args: argparse.Namespace) -> Any:
+    await admin.revoke(username=args.user, family=args.family, jti=args.jti)

@@ -1,0 +1,86 @@
+"""The arguments of `python -m services.security admin` (met by operators as `alluse security`)."""
+
+import argparse
+import asyncio
+import uuid
+from datetime import datetime
+
+from services.security import console, crypto
+from services.security.console import ROLES, Command
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="alluse security",
+        description="Administer the security service: users, machine clients, keys and the"
+        " audit trail (DATABASE_URL, REDIS_URL, ALLUSE_ENCRYPTION_KEYS).",
+    )
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    def add(name: str, command: Command, help_: str) -> argparse.ArgumentParser:
+        # No abbreviations: `--password X` must not pass for `--password-file X`.
+        p = sub.add_parser(name, help=help_, description=help_, allow_abbrev=False)
+        p.set_defaults(command=command)
+        return p
+
+    def user_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--username", required=True)
+        p.add_argument("--email", help="stored encrypted")
+        p.add_argument("--password-file", help="read the password from this file ('-': stdin)")
+
+    user_args(add("create-admin", console.create_user, "create an admin (password from a prompt or a file)"))  # fmt: skip
+    p = add("create-user", console.create_user, "create a user (password from a prompt or a file)")
+    user_args(p)
+    p.add_argument("--role", required=True, choices=ROLES)
+    p = add("create-client", console.create_client, "create a machine client; prints its secret once")  # fmt: skip
+    p.add_argument("--client-id", required=True)
+    p.add_argument("--role", default="trading_engine", choices=ROLES)
+    for name, status, help_ in (
+        ("disable-client", "disabled", "refuse a client's logins; its live tokens are revoked"),
+        ("enable-client", "active", "let a disabled client log in again"),
+    ):
+        p = add(name, console.client_status, help_)
+        p.add_argument("client_id")
+        p.set_defaults(status=status)
+    p = add("rotate-client-secret", console.rotate_client,
+            "give a client a new secret (printed once); the old one and its tokens stop working")  # fmt: skip
+    p.add_argument("client_id")
+    p = add("set-role", console.set_role, "change a user's role (its live tokens are revoked)")
+    p.add_argument("username")
+    p.add_argument("role", choices=ROLES)
+    p = add("unlock", console.set_status, "unlock a user locked by failed logins")
+    p.add_argument("username")
+    p.set_defaults(status="active")
+    p = add("set-status", console.set_status, "lock, disable, delete or re-activate a user")
+    p.add_argument("username")
+    p.add_argument("status", choices=["active", "locked", "disabled", "deleted"])
+    add("rotate-signing-key", console.rotate_signing,
+        "sign with a new key; old keys stay in the JWKS until their tokens expire")  # fmt: skip
+    add("rotate-encryption-key", console.rotate_encryption,
+        "re-encrypt every encrypted value under the first ALLUSE_ENCRYPTION_KEYS key")  # fmt: skip
+    add("verify-audit", console.verify_audit, "check the audit chain; names the first broken link")
+    p = add("audit", console.audit_query, "query audit records")
+    p.add_argument("--user", help="actor (a user id, client id, or cli:<name>)")
+    p.add_argument("--account", help="subject (an account id, user id, ...)")
+    p.add_argument("--type", help="action, e.g. security.login.failed")
+    p.add_argument("--since", type=datetime.fromisoformat, help="ISO time, inclusive")
+    p.add_argument("--until", type=datetime.fromisoformat, help="ISO time, exclusive")
+    p.add_argument("--limit", type=int, default=100)
+    p = add("sessions", console.sessions, "list live refresh-token families")
+    p.add_argument("--username")
+    p = add("revoke", console.revoke, "revoke a user's tokens, a refresh family, or one access token")  # fmt: skip
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--user", help="username")
+    who.add_argument("--family", type=uuid.UUID)
+    who.add_argument("--jti")
+    key_help = "print a new key for ALLUSE_ENCRYPTION_KEYS (or ALLUSE_AUDIT_KEYS)"
+    sub.add_parser("gen-key", help=key_help, description=key_help).set_defaults(command=None)
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command is None:  # gen-key needs no database
+        print(crypto.gen_key())
+        return console.OK
+    return asyncio.run(console.run(args.command, args))
