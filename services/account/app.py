@@ -46,13 +46,14 @@ async def build(settings: Settings) -> Runtime:
     pipeline = _pipeline(rt, command_handler(verifier, s, COMMANDS))
     effects = _pipeline(rt, command_handler(None, s, EFFECTS))
     replier = Replier(rt.pool, rt.redis, query_answerer(verifier), SOURCE, s, settings.limits)
+    # The platform's own input streams: each entry is deleted once its outcome is committed.
     rt.consumers = [
         StreamConsumer(redis=rt.redis, settings=settings, stream=s.key(ACCOUNT_COMMANDS), group=GROUP,
-                       process=pipeline.process, after=rt.relay.wake.set),
+                       process=pipeline.process, after=rt.relay.wake.set, delete_applied=True),
         StreamConsumer(redis=rt.redis, settings=settings, stream=s.key(ACCOUNT_EFFECTS), group=GROUP,
-                       process=effects.process, after=rt.relay.wake.set),
+                       process=effects.process, after=rt.relay.wake.set, delete_applied=True),
         StreamConsumer(redis=rt.redis, settings=settings, stream=s.key(ACCOUNT_QUERIES), group=GROUP,
-                       process=replier.process),
+                       process=replier.process, delete_applied=True),
     ]  # fmt: skip
     return rt
 

@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from datetime import timedelta
 from pathlib import Path
 
 from services.integration import handlers
@@ -13,6 +14,7 @@ from shared.infra import logs
 from shared.infra.consumer import StreamConsumer
 from shared.infra.db import migrate
 from shared.infra.messaging import Handler, Pipeline
+from shared.infra.retention import Retained
 from shared.infra.runtime import Runtime, open_runtime, running
 from shared.infra.settings import Settings
 
@@ -26,12 +28,14 @@ async def build(settings: Settings, *, schema: str = SCHEMA) -> Runtime:
     await migrate(settings.database_url, schema, MIGRATIONS)
     rt = await open_runtime(settings, schema=schema)
     streams, seen = settings.streams, Upstreams()
-    routes: list[tuple[str, Handler]] = [
-        (WS2_EVENTS, handlers.upstream(streams, WS2_EVENTS, seen)),
-        (WS4_EVENTS, handlers.upstream(streams, WS4_EVENTS, seen)),
-        (ACCOUNT_EVENTS, handlers.republish(streams)),
+    # Upstream streams belong to their producers: trimmed by age. The account service's events
+    # are the platform's own: deleted once republished.
+    routes: list[tuple[str, Handler, timedelta | None]] = [
+        (WS2_EVENTS, handlers.upstream(streams, WS2_EVENTS, seen), settings.upstream_retention),
+        (WS4_EVENTS, handlers.upstream(streams, WS4_EVENTS, seen), settings.upstream_retention),
+        (ACCOUNT_EVENTS, handlers.republish(streams), None),
     ]
-    for stream, handler in routes:
+    for stream, handler, retention in routes:
         pipeline = Pipeline(
             rt.pool,
             handler,
@@ -47,8 +51,11 @@ async def build(settings: Settings, *, schema: str = SCHEMA) -> Runtime:
                 group=GROUP,
                 process=pipeline.process,
                 after=rt.relay.wake.set,  # publish what was just committed without waiting
+                delete_applied=retention is None,
+                retention=retention,
             )
         )
+    rt.retained.append(Retained(streams.key(ACCOUNT_LIFECYCLE), settings.lifecycle_retention))
     rt.details.append(seen.report)
     return rt
 

@@ -71,6 +71,7 @@ async def build(settings: SecuritySettings) -> Service:
             stream=settings.streams.key(AUDIT),
             group="security-audit",
             process=pipeline.process,
+            retention=settings.audit_retention,  # the chain keeps every record; others may read
         )
     )
     return Service(rt, authority, http.routes(authority, rt.pool))

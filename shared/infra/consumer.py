@@ -4,6 +4,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
 from typing import Annotated, Any, cast
 
 from faststream import Context
@@ -15,6 +16,7 @@ from redis.exceptions import ResponseError
 
 from shared.infra import metrics
 from shared.infra.messaging import Entry, Outcome, dead_letter_fields
+from shared.infra.retention import Retained
 from shared.infra.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -36,9 +38,14 @@ class StreamConsumer:
         group: str,
         process: Process,
         after: Callable[[], None] = lambda: None,
+        delete_applied: bool = False,
+        retention: timedelta | None = None,
     ) -> None:
+        """`delete_applied`: an entry of a stream the platform owns (it may hold a token) is
+        deleted with its acknowledgement. `retention`: a stream others own is trimmed by age."""
         self.redis, self.settings, self.stream, self.group = redis, settings, stream, group
         self.process, self.after = process, after
+        self.delete_applied, self.retention = delete_applied, retention
         self.dlq = f"{stream}.dlq"
         self.stopped = False
 
@@ -72,7 +79,7 @@ class StreamConsumer:
         for entry_id, fields, reason in outcome.dead:
             await self.dead_letter(entry_id, fields, reason, deliveries)
         if outcome.ack:
-            await self.redis.xack(self.stream, self.group, *outcome.ack)
+            await self.settle(outcome.ack)
         metrics.CONSUMED.labels(self.stream).inc(len(outcome.ack))
         metrics.REJECTED.labels(self.stream).inc(outcome.rejected)
         metrics.LATENCY.labels(self.stream).observe(time.perf_counter() - started)
@@ -87,9 +94,29 @@ class StreamConsumer:
         )
         pipe = self.redis.pipeline(transaction=True)
         pipe.xadd(self.dlq, dl)
-        pipe.xack(self.stream, self.group, entry_id)
+        self._settle(pipe, [entry_id])
         await pipe.execute()
         metrics.DEAD.labels(self.stream).inc()
+
+    async def settle(self, entry_ids: Sequence[bytes]) -> None:
+        """Acknowledge entries whose outcome is committed (and delete them) in one step."""
+        pipe = self.redis.pipeline(transaction=True)
+        self._settle(pipe, entry_ids)
+        await pipe.execute()
+
+    def _settle(self, pipe: Any, entry_ids: Sequence[bytes]) -> None:
+        # In one MULTI, so a crash never leaves an entry acknowledged but kept (with its token).
+        # XACK and XDEL name one key, so the step stays valid in a Redis Cluster.
+        pipe.xack(self.stream, self.group, *entry_ids)
+        if self.delete_applied:
+            pipe.xdel(self.stream, *entry_ids)
+
+    def retained(self) -> list[Retained]:
+        """What the janitor trims for this consumer: its DLQ, and its stream when kept by age."""
+        kept = [Retained(self.dlq, self.settings.dlq_retention)]
+        if self.retention is not None:
+            kept.append(Retained(self.stream, self.retention, frozenset({self.group})))
+        return kept
 
     async def reclaim_once(self) -> int:
         """Take over entries a dead consumer left pending; give up on those tried too often."""

@@ -21,6 +21,7 @@ from starlette.routing import BaseRoute, Route
 from shared.infra.consumer import StreamConsumer
 from shared.infra.db import create_pool
 from shared.infra.outbox import Relay
+from shared.infra.retention import Janitor, Retained
 from shared.infra.revocations import Revocations
 from shared.infra.settings import Settings
 
@@ -41,6 +42,13 @@ class Runtime:
     details: list[Callable[[], dict[str, Any]]] = field(default_factory=list)
     # Services that verify tokens follow revocations; replayed before the first message is read.
     revocations: Revocations | None = None
+    # Streams this service trims by age besides its consumers' own (e.g. the lifecycle stream).
+    retained: list[Retained] = field(default_factory=list)
+
+    def janitor(self) -> Janitor:
+        kept = [*self.retained, *(k for c in self.consumers for k in c.retained())]
+        s = self.settings
+        return Janitor(self.redis, self.pool, kept, s.dedup_window, s.retention_interval)
 
     async def ready(self) -> dict[str, str]:
         status = {}
@@ -106,6 +114,7 @@ async def running(
     followers = [await rt.revocations.start()] if rt.revocations else []
     await rt.broker.start()
     tasks = [*followers, asyncio.create_task(rt.relay.run(), name="relay")]
+    tasks.append(asyncio.create_task(rt.janitor().run(), name="retention"))
     tasks += [
         asyncio.create_task(c.reclaim_forever(), name=f"reclaim {c.stream}") for c in rt.consumers
     ]
