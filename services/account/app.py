@@ -7,7 +7,7 @@ import asyncpg
 
 from services.account.events import SOURCE
 from services.account.reinvestment import Clock, ReinvestmentScheduler
-from services.account.router import COMMANDS, EFFECTS, command_handler, query_answerer
+from services.account.router import COMMANDS, EFFECTS, query_answerer
 from services.account.uow import AccountUnit
 from shared.contracts.envelope import CloudEvent
 from shared.contracts.streams import (
@@ -21,7 +21,8 @@ from shared.infra import logs
 from shared.infra.auth import Verifier
 from shared.infra.consumer import StreamConsumer
 from shared.infra.db import migrate
-from shared.infra.messaging import Handler, Pipeline
+from shared.infra.dispatch import Dispatch, Route
+from shared.infra.messaging import Pipeline
 from shared.infra.replies import Replier
 from shared.infra.revocations import Revocations
 from shared.infra.runtime import Runtime, open_runtime, serve_until_stopped
@@ -43,8 +44,8 @@ async def build(settings: Settings) -> Runtime:
         audience=settings.jwt_audience,
         is_revoked=rt.revocations.is_revoked,
     )
-    pipeline = _pipeline(rt, command_handler(verifier, s, COMMANDS))
-    effects = _pipeline(rt, command_handler(None, s, EFFECTS))
+    pipeline = _pipeline(rt, COMMANDS, verifier)
+    effects = _pipeline(rt, EFFECTS, None)
     replier = Replier(rt.pool, rt.redis, query_answerer(verifier), SOURCE, s, settings.limits)
     # The platform's own input streams: each entry is deleted once its outcome is committed.
     rt.consumers = [
@@ -60,15 +61,18 @@ async def build(settings: Settings) -> Runtime:
 
 def reinvestment_scheduler(rt: Runtime, *, clock: Clock | None = None) -> ReinvestmentScheduler:
     """Quarterly reinvestment, sent through the exactly-once pipeline like any command."""
-    s = rt.settings.streams
     table = {"alluse.account.reinvest": COMMANDS["alluse.account.reinvest"]}
-    pipeline = _pipeline(rt, command_handler(None, s, table))
+    pipeline = _pipeline(rt, table, None)
     return ReinvestmentScheduler(pipeline, rt.pool, clock=clock, after=rt.relay.wake.set)
 
 
-def _pipeline(rt: Runtime, handler: Handler) -> Pipeline:
-    """Exactly-once processing of the service's messages, one unit of work per batch."""
+def _pipeline(rt: Runtime, table: dict[str, Route], verifier: Verifier | None) -> Pipeline:
+    """Exactly-once processing of the service's messages, one unit of work per batch.
+
+    Commands carry a token (verifier); effects and the scheduler's own commands do not.
+    """
     streams = rt.settings.streams
+    handler = Dispatch(table, streams, SOURCE, verifier, audited=True)
 
     async def unit(conn: asyncpg.Connection, batch: list[CloudEvent]) -> AccountUnit:
         return await AccountUnit.start(conn, batch, streams)

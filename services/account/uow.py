@@ -22,7 +22,6 @@ from services.account import events, store
 from services.account.domain import Account, BalanceChange, UnknownAccount, apply_change
 from shared.contracts.envelope import CloudEvent, new_event
 from shared.contracts.streams import ACCOUNT_EVENTS, Streams
-from shared.infra.messaging import Emit
 from shared.infra.unit import SqlUnit
 
 Row = dict[str, Any]
@@ -65,8 +64,6 @@ class AccountUnit(SqlUnit):
         self.mine = Writes()  # of the command in hand
         self.undo: dict[UUID, tuple[Account, Row] | None] = {}  # cache entries it changed
         self.ids: list[int] = []  # reserved ledger ids, popped from the end
-        self.events: list[Emit] = []  # of the command in hand
-        self.cause: CloudEvent | None = None
         self.at = datetime.now(UTC)
         self.dated: datetime | None = None  # business time last set on the connection
         self.went_direct = False  # the command in hand ran SQL of its own
@@ -86,7 +83,7 @@ class AccountUnit(SqlUnit):
     @contextlib.asynccontextmanager
     async def command(self, ev: CloudEvent) -> AsyncIterator[None]:
         # Rows are dated in business time: the message's own, at most now.
-        self.cause, self.at, self.events = ev, min(ev.time, datetime.now(UTC)), []
+        self.at = min(ev.time, datetime.now(UTC))
         self.mine, self.undo = Writes(), {}
         try:
             async with super().command(ev):
@@ -94,7 +91,6 @@ class AccountUnit(SqlUnit):
                 if self.savepoint is not None:
                     await self.mine.send(self.conn)  # still inside the savepoint
         except BaseException:
-            self.events = []
             for account_id, before in self.undo.items():
                 if before is None:
                     self.cached.pop(account_id, None)
@@ -185,7 +181,7 @@ class AccountUnit(SqlUnit):
         event_id = uuid.uuid5(_NS, f"{cause.source}|{cause.id}|{len(self.events)}")
         fields = new_event(type_, events.SOURCE, data, subject=subject, cause=cause,
                            event_id=str(event_id))  # fmt: skip
-        self.events.append((self.streams.key(ACCOUNT_EVENTS), fields))
+        self.publish(self.streams.key(ACCOUNT_EVENTS), fields)
 
     def balance_changed(self, account: Account, tx: Row) -> None:
         self.emit("alluse.account.balance_changed", events.balance_changed(account, tx),

@@ -12,11 +12,12 @@ from typing import Any, Protocol, cast
 from redis.asyncio import Redis
 
 from services.bench.report import Result
+from shared.contracts.messages import COMMAND_REJECTED
 
 Fields = dict[str, str]
 Entry = tuple[bytes, dict[bytes, bytes]]
 ReadReply = list[tuple[bytes, list[Entry]]] | None  # what XREAD / XREADGROUP answer
-REJECTED = b"alluse.command.rejected"
+REJECTED = COMMAND_REJECTED.encode()
 
 
 def command(type_: str, data: dict[str, Any], *, bearer: str, subject: str | None = None) -> Fields:

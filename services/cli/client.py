@@ -26,9 +26,8 @@ from redis.asyncio import Redis
 
 from services.cli.output import REJECTED, TIMEOUT, UNAVAILABLE, USAGE
 from shared.contracts.envelope import CloudEvent, EnvelopeError, decode, new_event
+from shared.contracts.messages import COMMAND_REJECTED, QUERY_FAILED
 from shared.contracts.streams import ACCOUNT_COMMANDS, ACCOUNT_EVENTS, ACCOUNT_QUERIES, Streams
-from shared.infra.messaging import REJECTED as REJECTED_TYPE
-from shared.infra.replies import FAILED
 
 DEFAULT_TOKEN_URL = "http://127.0.0.1:8081/oauth/token"  # noqa: S105 - a URL, not a secret
 SOURCE = f"alluse-cli/{socket.gethostname()}"
@@ -199,8 +198,8 @@ class StreamClient:
                         ev = _decoded(raw)
                         if ev is not None and ev.causationid == fields["id"]:
                             found.append(ev)
-                if any(e.type == REJECTED_TYPE for e in found):
-                    raise rejected(next(e.data for e in found if e.type == REJECTED_TYPE))
+                if any(e.type == COMMAND_REJECTED for e in found):
+                    raise rejected(next(e.data for e in found if e.type == COMMAND_REJECTED))
                 if found and done(found):
                     return found
 
@@ -224,7 +223,7 @@ class StreamClient:
         reply = _decoded(got[0][1][0][1])
         if reply is None:
             raise CliError(f"unreadable reply on {box}", UNAVAILABLE)
-        if reply.type == FAILED:
+        if reply.type == QUERY_FAILED:
             raise rejected(reply.data)
         return reply.data
 

@@ -21,6 +21,7 @@ from services.cli.account import _add, account_id, human, rows_table
 from services.cli.client import CliError, StreamClient, until
 from services.cli.output import OK, TIMEOUT, emit
 from shared.contracts.envelope import new_event
+from shared.contracts.messages import COMMAND_REJECTED
 from shared.contracts.streams import ACCOUNT_COMMANDS, ACCOUNT_EFFECTS, ACCOUNT_EVENTS
 from shared.infra.progress import Progress
 
@@ -205,7 +206,7 @@ async def simulate_decade(c: StreamClient, a: argparse.Namespace) -> int:
                     x["id"]: {"type": x["type"], "balance": Decimal(x["balance"])}
                     for x in e["data"]["accounts"]
                 }
-            elif e["type"] == "alluse.command.rejected" and e.get("causationid") == init["id"]:
+            elif e["type"] == COMMAND_REJECTED and e.get("causationid") == init["id"]:
                 raise CliError(f"initialize rejected: {e['data']}", 1, e["data"])
     print(
         f"portfolio tree {root}: {a.capital} {a.template}, simulating {a.years} years from {start.date()}"

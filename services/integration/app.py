@@ -9,10 +9,11 @@ from pathlib import Path
 
 from services.integration import handlers
 from services.integration.health import Upstreams
-from shared.contracts.streams import ACCOUNT_EVENTS, ACCOUNT_LIFECYCLE, WS2_EVENTS, WS4_EVENTS
+from shared.contracts.streams import ACCOUNT_EVENTS, ACCOUNT_LIFECYCLE
 from shared.infra import logs
 from shared.infra.consumer import StreamConsumer
 from shared.infra.db import migrate
+from shared.infra.dispatch import Dispatch
 from shared.infra.messaging import Handler, Pipeline
 from shared.infra.retention import Retained
 from shared.infra.runtime import Runtime, open_runtime, running
@@ -28,13 +29,19 @@ async def build(settings: Settings, *, schema: str = SCHEMA) -> Runtime:
     await migrate(settings.database_url, schema, MIGRATIONS)
     rt = await open_runtime(settings, schema=schema)
     streams, seen = settings.streams, Upstreams()
+    tables = handlers.FromUpstream(streams).routes()
     # Upstream streams belong to their producers: trimmed by age. The account service's events
     # are the platform's own: deleted once republished.
+    upstream = settings.upstream_retention
     routes: list[tuple[str, Handler, timedelta | None]] = [
-        (WS2_EVENTS, handlers.upstream(streams, WS2_EVENTS, seen), settings.upstream_retention),
-        (WS4_EVENTS, handlers.upstream(streams, WS4_EVENTS, seen), settings.upstream_retention),
-        (ACCOUNT_EVENTS, handlers.republish(streams), None),
+        (
+            stream,
+            Dispatch(table, streams, handlers.SOURCE, subject_is_account=False, heard=seen.heard),
+            upstream,
+        )
+        for stream, table in tables.items()
     ]
+    routes.append((ACCOUNT_EVENTS, handlers.republish(streams), None))
     for stream, handler, retention in routes:
         pipeline = Pipeline(
             rt.pool,

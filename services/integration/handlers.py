@@ -1,14 +1,13 @@
 """Thin handlers: upstream entry -> validated model -> store / effect / week.changed; account
-events -> the public lifecycle stream. Each runs inside the Pipeline's transaction."""
+events -> the public lifecycle stream. Each runs in the pipeline's transaction, in its own
+savepoint; the stages before them (type, payload model) are the shared dispatcher's."""
 
 from datetime import date
 
-from pydantic import ValidationError
-
 from services.integration import store
-from services.integration.health import Upstreams
-from shared.contracts.envelope import CloudEvent, dumps, explain, new_event
+from shared.contracts.envelope import CloudEvent, dumps, new_event
 from shared.contracts.lifecycle import LIFECYCLE_TYPES, WeekChanged, dataschema
+from shared.contracts.messages import WEEK_CHANGED
 from shared.contracts.streams import (
     ACCOUNT_EFFECTS,
     ACCOUNT_LIFECYCLE,
@@ -18,41 +17,79 @@ from shared.contracts.streams import (
 )
 from shared.contracts.upstream import (
     EFFECT_TYPES,
-    UPSTREAM_TYPES,
     AccountValuation,
     MarketQuote,
+    OptionAssigned,
     ProtocolValidated,
     TradeFilled,
     Upstream,
     WeekClassified,
 )
-from shared.infra.messaging import Emit, Handler, Rejected
-from shared.infra.unit import Sql, SqlUnit
+from shared.infra.dispatch import Route
+from shared.infra.messaging import Emit, Handler
+from shared.infra.unit import SqlUnit
 
 SOURCE = "alluse/integration"
-WEEK_CHANGED = "alluse.week.changed"
-STREAM_TYPES = {
-    WS2_EVENTS: ("ws2.week.classified", "ws2.protocol.validated"),
-    WS4_EVENTS: (
-        "ws4.trade.filled", "ws4.option.assigned", "ws4.account.valuation", "ws4.market.quote",
-    ),
-}  # fmt: skip
 
 
-def parse(ev: CloudEvent, allowed: tuple[str, ...]) -> Upstream:
-    if ev.type not in allowed:
-        raise Rejected("unknown_type", f"'{ev.type}' is not one of {', '.join(allowed)}")
-    try:
-        model = UPSTREAM_TYPES[ev.type].model_validate(ev.data)
-    except ValidationError as exc:
-        raise Rejected("invalid_payload", explain(exc), subject=ev.subject) from None
-    except Exception as exc:  # a validator's own error (e.g. decimal.Overflow) is this entry's
-        reason = f"unreadable payload ({type(exc).__name__})"
-        raise Rejected("invalid_payload", reason, subject=ev.subject) from None
-    account = getattr(model, "account_id", None)
-    if ev.subject and account and ev.subject != account:
-        raise Rejected("invalid_payload", "subject and data.account_id name different accounts")
-    return model
+class FromUpstream:
+    """Handlers of the upstream streams, shape `(unit, payload)`; the message is `unit.cause`."""
+
+    def __init__(self, streams: Streams) -> None:
+        self.streams = streams
+
+    def routes(self) -> dict[str, dict[str, Route]]:
+        """The dispatch table of each upstream stream: which types it carries, and their handler."""
+        return {
+            WS2_EVENTS: {
+                "ws2.week.classified": Route(WeekClassified, self.week_classified),
+                "ws2.protocol.validated": Route(ProtocolValidated, self.forward),
+            },
+            WS4_EVENTS: {
+                "ws4.trade.filled": Route(TradeFilled, self.forward),
+                "ws4.option.assigned": Route(OptionAssigned, self.forward),
+                "ws4.account.valuation": Route(AccountValuation, self.forward),
+                "ws4.market.quote": Route(MarketQuote, self.quote),
+            },
+        }
+
+    async def forward(self, unit: SqlUnit, model: Upstream) -> None:
+        """The same entry, re-typed for the account service: same source and id, so its inbox
+        dedupes on the contract's idempotency key; causation and correlation carried as they are."""
+        ev = _cause(unit)
+        data = model.model_dump(mode="json")
+        if not (isinstance(model, ProtocolValidated) and model.week_type):
+            data["week_type"] = await store.week_type_on(unit.db, day=business_day(ev, model))
+        carried = {k: v for k in ("causationid", "correlationid") if (v := getattr(ev, k))}
+        fields = new_event(
+            EFFECT_TYPES[ev.type], ev.source, data, subject=getattr(model, "account_id", None),
+            event_id=ev.id, time=ev.time.isoformat(), **carried,
+        )  # fmt: skip
+        unit.publish(self.streams.key(ACCOUNT_EFFECTS), fields)
+
+    async def week_classified(self, unit: SqlUnit, week: WeekClassified) -> None:
+        ev = _cause(unit)
+        current = await store.latest_week(unit.db)
+        await store.record_week(
+            unit.db, week_start=week.week_start, week_type=week.week_type,
+            confidence=week.confidence, source=ev.source, event_id=ev.id,
+        )  # fmt: skip
+        if current is not None and week.week_start < current["week_start"]:
+            return  # a late classification of a past week: recorded, not announced
+        data = WeekChanged(
+            week_start=week.week_start.isoformat(),
+            week_type=week.week_type,
+            confidence=week.confidence,
+            previous_week_type=current["week_type"] if current else None,
+        )
+        fields = new_event(WEEK_CHANGED, SOURCE, data.model_dump(mode="json"), cause=ev,
+                           dataschema=dataschema(WEEK_CHANGED))  # fmt: skip
+        unit.publish(self.streams.key(ACCOUNT_LIFECYCLE), fields)
+
+    async def quote(self, unit: SqlUnit, q: MarketQuote) -> None:
+        rest = q.model_dump(exclude={"symbol", "as_of"})
+        source = _cause(unit).source
+        await store.record_quote(unit.db, symbol=q.symbol, as_of=q.as_of, source=source, **rest)
 
 
 def business_day(ev: CloudEvent, model: Upstream) -> date:
@@ -64,72 +101,9 @@ def business_day(ev: CloudEvent, model: Upstream) -> date:
     return ev.time.date()
 
 
-async def effect(conn: Sql, ev: CloudEvent, model: Upstream, streams: Streams) -> Emit:
-    """The same entry, re-typed for the account service: same source and id, so its inbox
-    dedupes on the contract's idempotency key; causation and correlation carried as they are."""
-    data = model.model_dump(mode="json")
-    if not (isinstance(model, ProtocolValidated) and model.week_type):
-        data["week_type"] = await store.week_type_on(conn, day=business_day(ev, model))
-    carried = {k: v for k in ("causationid", "correlationid") if (v := getattr(ev, k))}
-    fields = new_event(
-        EFFECT_TYPES[ev.type],
-        ev.source,
-        data,
-        subject=getattr(model, "account_id", None),
-        event_id=ev.id,
-        time=ev.time.isoformat(),
-        **carried,
-    )
-    return (streams.key(ACCOUNT_EFFECTS), fields)
-
-
-async def week_classified(
-    conn: Sql, ev: CloudEvent, week: WeekClassified, streams: Streams
-) -> list[Emit]:
-    current = await store.latest_week(conn)
-    await store.record_week(
-        conn,
-        week_start=week.week_start,
-        week_type=week.week_type,
-        confidence=week.confidence,
-        source=ev.source,
-        event_id=ev.id,
-    )
-    if current is not None and week.week_start < current["week_start"]:
-        return []  # a late classification of a past week: recorded, not announced
-    data = WeekChanged(
-        week_start=week.week_start.isoformat(),
-        week_type=week.week_type,
-        confidence=week.confidence,
-        previous_week_type=current["week_type"] if current else None,
-    )
-    fields = new_event(
-        WEEK_CHANGED,
-        SOURCE,
-        data.model_dump(mode="json"),
-        cause=ev,
-        dataschema=dataschema(WEEK_CHANGED),
-    )
-    return [(streams.key(ACCOUNT_LIFECYCLE), fields)]
-
-
-def upstream(streams: Streams, stream: str, seen: Upstreams) -> Handler:
-    allowed = STREAM_TYPES[stream]
-
-    async def handle(unit: SqlUnit, ev: CloudEvent) -> list[Emit]:
-        seen.heard(ev.source)
-        model, conn = parse(ev, allowed), unit.db
-        if isinstance(model, WeekClassified):
-            return await week_classified(conn, ev, model, streams)
-        if isinstance(model, MarketQuote):
-            quote = model.model_dump(exclude={"symbol", "as_of"})
-            await store.record_quote(
-                conn, symbol=model.symbol, as_of=model.as_of, source=ev.source, **quote
-            )
-            return []
-        return [await effect(conn, ev, model, streams)]
-
-    return handle
+def _cause(unit: SqlUnit) -> CloudEvent:
+    assert unit.cause is not None  # set for every message the pipeline hands over
+    return unit.cause
 
 
 def republish(streams: Streams) -> Handler:

@@ -9,7 +9,8 @@ import asyncpg
 from services.security import store
 from services.security.domain import Broken, ChainCheck, canonical, link_hash
 from shared.contracts.envelope import CloudEvent
-from shared.infra.audit import AUDIT_RECORDED, scrub
+from shared.contracts.messages import AUDIT_RECORDED
+from shared.infra.audit import scrub
 from shared.infra.messaging import Emit, Rejected
 from shared.infra.unit import SqlUnit
 

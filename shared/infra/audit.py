@@ -10,9 +10,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from shared.contracts.envelope import CloudEvent, new_event
+from shared.contracts.messages import AUDIT_RECORDED
 from shared.contracts.streams import AUDIT, Streams
 
-AUDIT_RECORDED = "alluse.audit.recorded"
 # Keys whose values must never reach the trail: they are redacted wherever they appear.
 SECRET = re.compile(r"pass(word)?|secret|token|authorization|credential|private|api_?key", re.I)
 REDACTED = "[redacted]"

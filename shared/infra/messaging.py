@@ -25,6 +25,7 @@ from shared.contracts.envelope import (
     new_event,
 )
 from shared.contracts.errors import DomainError
+from shared.contracts.messages import COMMAND_REJECTED
 from shared.infra.db import transaction
 from shared.infra.unit import SqlUnit
 
@@ -45,8 +46,6 @@ class Unit(Protocol):
 
 UnitFactory = Callable[[asyncpg.Connection, list[CloudEvent]], Awaitable[Unit]]
 Entry = tuple[bytes, dict[bytes, bytes]]  # (stream entry id, fields)
-
-REJECTED = "alluse.command.rejected"
 
 
 class Rejected(DomainError):
@@ -80,7 +79,7 @@ class Pipeline:
     def rejection(self, ev: CloudEvent, code: str, reason: str, subject: str | None) -> Emit:
         data = {"code": code, "reason": reason, "command_type": ev.type, "command_id": ev.id}
         fields = new_event(
-            REJECTED,
+            COMMAND_REJECTED,
             self.source,
             data,
             subject=subject or ev.subject,

@@ -10,12 +10,12 @@ from redis.asyncio import Redis
 
 from shared.contracts.envelope import LIMITS, CloudEvent, EnvelopeError, Limits, decode, new_event
 from shared.contracts.errors import DomainError
+from shared.contracts.messages import QUERY_FAILED, QUERY_RESULT
 from shared.contracts.streams import Streams
 from shared.infra.db import connection
 from shared.infra.messaging import Entry, Outcome
 
 Answer = Callable[[asyncpg.Connection, CloudEvent], Awaitable[dict[str, Any]]]
-RESULT, FAILED = "alluse.query.result", "alluse.query.failed"
 REPLY_TTL_SECONDS = 3600
 log = logging.getLogger(__name__)
 
@@ -80,5 +80,5 @@ class Replier:
                 "query_id": ev.id,
             }
             out.rejected += 1
-            return new_event(FAILED, self.source, failure, subject=ev.subject, cause=ev)
-        return new_event(RESULT, self.source, data, subject=ev.subject, cause=ev)
+            return new_event(QUERY_FAILED, self.source, failure, subject=ev.subject, cause=ev)
+        return new_event(QUERY_RESULT, self.source, data, subject=ev.subject, cause=ev)

@@ -16,6 +16,8 @@ from asyncpg.transaction import Transaction
 
 from shared.contracts.envelope import CloudEvent
 
+Emit = tuple[str, dict[str, str]]  # (stream key, CloudEvent fields), as in messaging.py
+
 
 class Sql(Protocol):
     """What store functions need of a connection; a pooled Connection and a `Door` have it."""
@@ -34,6 +36,8 @@ class SqlUnit:
         self.conn = conn
         self.db: Sql = Door(self)
         self.savepoint: Transaction | None = None
+        self.cause: CloudEvent | None = None  # the message in hand
+        self.events: list[Emit] = []  # what it causes, for the outbox
 
     @classmethod
     async def open(cls, conn: asyncpg.Connection, events: list[CloudEvent]) -> "SqlUnit":
@@ -50,11 +54,17 @@ class SqlUnit:
     async def before_savepoint(self) -> None:
         """What must land outside the command's savepoint first (a subclass's buffered writes)."""
 
+    def publish(self, stream: str, fields: dict[str, str]) -> None:
+        """An event the message in hand causes, written to the outbox with its effects."""
+        self.events.append((stream, fields))
+
     @contextlib.asynccontextmanager
     async def command(self, ev: CloudEvent) -> AsyncIterator[None]:
+        self.cause, self.events = ev, []
         try:
             yield
         except BaseException:
+            self.events = []
             if self.savepoint is not None:
                 await self.savepoint.rollback()
             raise

@@ -1,6 +1,7 @@
 """Bad upstream input, one test each: DLQ for what is not a CloudEvent, a rejection with a code
 and a reason naming the fields for a valid envelope with a bad payload."""
 
+import asyncio
 import json
 import uuid
 from decimal import Decimal
@@ -8,11 +9,32 @@ from typing import Any
 
 import pytest
 
-from services.integration.handlers import STREAM_TYPES, parse
+from services.integration.handlers import FromUpstream
 from shared.contracts.envelope import CloudEvent, EnvelopeError, decode, new_event
-from shared.contracts.streams import WS2_EVENTS, WS4_EVENTS
+from shared.contracts.streams import WS2_EVENTS, WS4_EVENTS, Streams
 from shared.contracts.upstream import WEEK_TYPES, TradeFilled, WeekClassified
-from shared.infra.messaging import Rejected
+from shared.infra.dispatch import Dispatch, Route
+from shared.infra.messaging import Emit, Rejected
+
+TABLES = FromUpstream(Streams("")).routes()
+
+
+class Unit:
+    def __init__(self) -> None:
+        self.events: list[Emit] = []
+
+
+def parse(ev: CloudEvent, stream: str) -> Any:
+    """What the integration service's dispatch stages make of an entry on `stream`."""
+    got: list[Any] = []
+
+    async def keep(_: Unit, model: Any) -> None:
+        got.append(model)
+
+    table = {t: Route(r.model, keep) for t, r in TABLES[stream].items()}
+    dispatch = Dispatch(table, Streams(""), "tests", subject_is_account=False)
+    asyncio.run(dispatch(Unit(), ev))
+    return got[0]
 
 
 def fill(**overrides: Any) -> dict[str, Any]:
@@ -37,12 +59,12 @@ def event(type_: str, data: dict[str, Any], **attrs: str) -> CloudEvent:
 
 def rejection(type_: str, data: dict[str, Any], stream: str = WS4_EVENTS) -> Rejected:
     with pytest.raises(Rejected) as caught:
-        parse(event(type_, data), STREAM_TYPES[stream])
+        parse(event(type_, data), stream)
     return caught.value
 
 
 def test_a_valid_fill_parses_with_exact_decimals_and_the_option_multiplier() -> None:
-    model = parse(event("ws4.trade.filled", fill()), STREAM_TYPES[WS4_EVENTS])
+    model = parse(event("ws4.trade.filled", fill()), WS4_EVENTS)
     assert isinstance(model, TradeFilled)
     assert model.price == Decimal("3.25") and model.multiplier == 100
     assert model.model_dump(mode="json")["price"] == "3.25"
@@ -90,7 +112,7 @@ def test_unknown_week_type_is_rejected() -> None:
 @pytest.mark.parametrize("code", WEEK_TYPES)
 def test_each_of_the_eleven_week_types_is_accepted(code: str) -> None:
     data = {"week_start": "2026-11-23", "week_type": code, "confidence": Decimal("0.8")}
-    assert parse(event("ws2.week.classified", data), STREAM_TYPES[WS2_EVENTS]) == (
+    assert parse(event("ws2.week.classified", data), WS2_EVENTS) == (
         WeekClassified(week_start="2026-11-23", week_type=code, confidence="0.8")  # type: ignore[arg-type]
     )
 
@@ -109,13 +131,13 @@ def test_a_price_with_twelve_decimals_is_rejected() -> None:
 def test_a_price_as_a_json_number_is_rejected() -> None:
     fields = {**entry("ws4.trade.filled", fill()), b"data": json.dumps(fill(price=3.25)).encode()}
     with pytest.raises(Rejected) as caught:
-        parse(decode(fields), STREAM_TYPES[WS4_EVENTS])
+        parse(decode(fields), WS4_EVENTS)
     assert "price: Value error, must be a decimal string" in caught.value.reason
 
 
 def test_a_subject_naming_another_account_is_rejected() -> None:
     with pytest.raises(Rejected, match="different accounts"):
-        parse(event("ws4.trade.filled", fill(), subject="acc-2"), STREAM_TYPES[WS4_EVENTS])
+        parse(event("ws4.trade.filled", fill(), subject="acc-2"), WS4_EVENTS)
 
 
 def test_an_option_fill_without_strike_and_a_stock_fill_with_option_fields_are_rejected() -> None:
@@ -126,7 +148,7 @@ def test_an_option_fill_without_strike_and_a_stock_fill_with_option_fields_are_r
 
 def test_stock_fills_default_to_a_multiplier_of_one() -> None:
     stock = fill(instrument_type="stock", side="buy", option_type=None, strike=None, delta=None)
-    model = parse(event("ws4.trade.filled", stock), STREAM_TYPES[WS4_EVENTS])
+    model = parse(event("ws4.trade.filled", stock), WS4_EVENTS)
     assert isinstance(model, TradeFilled) and model.multiplier == 1
 
 
