@@ -11,6 +11,7 @@ AREAS = (
     "services.cli.security",
     "services.cli.integration",
     "services.cli.growth",
+    "services.cli.dlq",
 )
 
 

@@ -14,6 +14,9 @@ ACCOUNT_EVENTS = "alluse.internal.account.events"
 ACCOUNT_EFFECTS = "alluse.internal.account.effects"
 REVOCATIONS = "alluse.internal.security.revocations"
 DLQ_SUFFIX = ".dlq"
+# The streams a service consumes, each with its `<stream>.dlq` for the entries it gave up on.
+CONSUMED = (ACCOUNT_COMMANDS, ACCOUNT_QUERIES, ACCOUNT_EFFECTS, ACCOUNT_EVENTS, WS2_EVENTS,
+            WS4_EVENTS, AUDIT)  # fmt: skip
 
 
 @dataclass(frozen=True)

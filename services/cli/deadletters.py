@@ -1,0 +1,102 @@
+"""Dead letters as the operator sees them: where they came from, why, and their original entry."""
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+
+from services.cli.client import CliError
+from services.cli.integration import STREAMS
+from services.cli.output import USAGE
+from shared.contracts.streams import CONSUMED, DLQ_SUFFIX, Streams
+
+DLQ_FIELDS = (b"dlq_reason", b"dlq_stream", b"dlq_entry_id", b"dlq_deliveries")
+SIGNATURE = b"signature"  # a service's proof of authorship over the entry's own fields
+ALIASES = {**STREAMS, "queries": "alluse.account.queries"}
+
+
+def short(stream_key: str, streams: Streams) -> str:
+    """`commands` for the commands stream, as `alluse tail --stream` names it."""
+    name = stream_key.removeprefix(streams.prefix)
+    return next((alias for alias, full in ALIASES.items() if full == name), name)
+
+
+@dataclass(frozen=True)
+class Dead:
+    dlq: str  # the dead-letter stream's key
+    entry_id: str  # the dead letter's id there
+    fields: dict[bytes, bytes]
+
+    @property
+    def stream(self) -> str:
+        """Where it came from, and where a re-drive puts it: the DLQ's own name says so."""
+        return self.dlq.removesuffix(DLQ_SUFFIX)
+
+    @property
+    def reason(self) -> str:
+        return self.attr("dlq_reason")
+
+    def attr(self, name: str) -> str:
+        return self.fields.get(name.encode(), b"").decode(errors="replace")
+
+    def original(self) -> dict[bytes, bytes]:
+        return {k: v for k, v in self.fields.items() if k not in DLQ_FIELDS}
+
+    def redriven(self, token: str) -> dict[bytes, bytes]:
+        """The original entry, proven anew by the operator's token unless a service signed it."""
+        fields = self.original()
+        if SIGNATURE in fields:
+            fields.pop(b"authorization", None)
+        else:
+            fields[b"authorization"] = f"Bearer {token}".encode()
+        return fields
+
+    def row(self, streams: Streams) -> dict[str, str]:
+        return {
+            "dlq_id": self.entry_id, "stream": short(self.stream, streams),
+            "type": self.attr("type") or "?", "source": self.attr("source") or "?",
+            "id": self.attr("id") or "?", "deliveries": self.attr("dlq_deliveries"),
+            "reason": self.reason,
+        }  # fmt: skip
+
+    def detail(self, streams: Streams) -> dict[str, Any]:
+        out: dict[str, Any] = {"dlq": self.dlq, **self.row(streams)}
+        for key, value in self.original().items():
+            text = value.decode(errors="replace")
+            if key == b"data":
+                try:
+                    out["data"] = json.loads(text)
+                    continue
+                except ValueError:
+                    pass
+            out[key.decode(errors="replace")] = text
+        return out
+
+
+def dlq_keys(streams: Streams, only: str | None) -> list[str]:
+    if only is None:
+        return [streams.dlq(name) for name in CONSUMED]
+    name = ALIASES.get(only, only).removesuffix(DLQ_SUFFIX)
+    if name not in CONSUMED:
+        raise CliError(f"'{only}' has no dead-letter stream; one of: {', '.join(ALIASES)}", USAGE)
+    return [streams.dlq(name)]
+
+
+async def dead_letters(
+    redis: Redis, streams: Streams, only: str | None = None, reason: str | None = None
+) -> list[Dead]:
+    """Every dead letter (of one stream, whose reason contains `reason`), oldest first."""
+    found: list[Dead] = []
+    for key in dlq_keys(streams, only):
+        last = "-"
+        while True:
+            page: Any = await redis.xrange(key, min=last, count=1000)
+            for entry_id, fields in page:
+                found.append(Dead(key, entry_id.decode(), fields))
+            if len(page) < 1000:
+                break
+            last = "(" + page[-1][0].decode()
+    if reason:
+        found = [d for d in found if reason.lower() in d.reason.lower()]
+    return found

@@ -1,0 +1,211 @@
+"""`alluse dlq list|show|redrive|drop`: the dead-letter streams, read and acted on by an operator.
+
+A dead letter keeps its entry's original fields (a bearer token redacted) and why it failed
+(`dlq_reason`, `dlq_stream`, `dlq_entry_id`, `dlq_deliveries`). Re-driving puts the original
+back on the stream it came from under the operator's own token (a service's signature, which
+still proves the original writer, stays as it is) and removes the dead letter; the inbox makes
+a re-drive of an entry already applied change nothing. Each re-drive and drop is first written
+to the security service's audit chain (DATABASE_URL); without it nothing is done.
+"""
+
+import argparse
+import asyncio
+import contextlib
+import getpass
+import os
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import asyncpg
+import jwt
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from services.cli.client import CliError, redacted, redis_url, resolve_token
+from services.cli.deadletters import Dead, dead_letters, short
+from services.cli.output import OK, REJECTED, UNAVAILABLE, USAGE, emit, fail, table
+from services.security import audit
+from shared.contracts.envelope import EnvelopeError, decode
+from shared.contracts.streams import Streams
+from shared.infra.progress import Progress
+
+SOURCE = "alluse-cli/dlq"
+Action = Callable[[Redis, Streams, argparse.Namespace], Awaitable[int]]
+
+
+async def list_(redis: Redis, streams: Streams, a: argparse.Namespace) -> int:
+    found = await dead_letters(redis, streams, a.stream, a.reason)
+    groups = Counter((short(d.stream, streams), d.reason[:90]) for d in found)
+    group_rows = [{"stream": s, "reason": r, "entries": n} for (s, r), n in groups.most_common()]
+    rows = [d.row(streams) for d in found[: a.limit]]
+    if a.json:
+        emit(a, {"groups": group_rows, "entries": rows})
+        return OK
+    table(group_rows, ("stream", "reason", "entries"))
+    if rows:
+        print()
+        table(rows, ("dlq_id", "stream", "type", "source", "id", "deliveries", "reason"))
+    if len(found) > a.limit:
+        print(f"({len(found) - a.limit} more: --limit N shows more)")
+    return OK
+
+
+async def show(redis: Redis, streams: Streams, a: argparse.Namespace) -> int:
+    (dead,) = await _chosen(redis, streams, a)
+    emit(a, dead.detail(streams))
+    return OK
+
+
+async def redrive(redis: Redis, streams: Streams, a: argparse.Namespace) -> int:
+    chosen = await _chosen(redis, streams, a)
+    token = await asyncio.to_thread(resolve_token, a.token_file)
+    actor = _actor(token)
+    done: list[dict[str, str]] = []
+    skipped = 0
+    async with _audit_chain() as chain:
+        with Progress("redrive", len(chosen)) as bar:
+            for dead in chosen:
+                try:
+                    decode(dead.original())
+                except EnvelopeError as exc:
+                    if not a.all:
+                        raise CliError(
+                            f"{dead.entry_id} cannot be re-driven ({exc}); drop it", REJECTED
+                        ) from None
+                    skipped += 1
+                    continue
+                async with chain.transaction():
+                    await _audit(chain, "dlq.redriven", actor, dead, streams)
+                    pipe = redis.pipeline(transaction=True)
+                    pipe.xadd(dead.stream, dead.redriven(token))  # type: ignore[arg-type]
+                    pipe.xdel(dead.dlq, dead.entry_id)
+                    new_id, _ = await pipe.execute()
+                done.append({**dead.row(streams), "new_entry": new_id.decode()})
+                bar.advance()
+    if a.json:
+        emit(a, {"redriven": done, "skipped_not_cloudevents": skipped})
+    else:
+        table(done, ("dlq_id", "stream", "type", "id", "new_entry"))
+        if skipped:
+            print(
+                f"{skipped} entries are not CloudEvents and stay in place: `alluse dlq drop` them"
+            )
+    return OK
+
+
+async def drop(redis: Redis, streams: Streams, a: argparse.Namespace) -> int:
+    chosen = await _chosen(redis, streams, a)
+    actor = _actor(await asyncio.to_thread(resolve_token, a.token_file))
+    async with _audit_chain() as chain:
+        for dead in chosen:
+            async with chain.transaction():
+                await _audit(chain, "dlq.dropped", actor, dead, streams)
+                await redis.xdel(dead.dlq, dead.entry_id)
+    emit(a, [d.row(streams) for d in chosen], ("dlq_id", "stream", "type", "id", "reason"))
+    return OK
+
+
+async def _chosen(redis: Redis, streams: Streams, a: argparse.Namespace) -> list[Dead]:
+    if getattr(a, "all", False):
+        return await dead_letters(redis, streams, a.stream, a.reason)
+    if not a.dlq_id:
+        raise CliError("name a dead letter's ID (see `alluse dlq list`) or pass --all", USAGE)
+    found = [d for d in await dead_letters(redis, streams, a.stream) if d.entry_id == a.dlq_id]
+    if not found:
+        raise CliError(f"no dead letter {a.dlq_id} (already re-driven or dropped?)", REJECTED)
+    if len(found) > 1:
+        names = ", ".join(short(d.stream, streams) for d in found)
+        raise CliError(
+            f"{a.dlq_id} is in several dead-letter streams ({names}): add --stream", USAGE
+        )
+    return found
+
+
+def _actor(token: str) -> str:
+    """Who acts, for the audit trail: the token's subject (the issuer made it for us)."""
+    claims = jwt.decode(token, options={"verify_signature": False})
+    return f"{claims.get('sub', '?')} (cli:{getpass.getuser()})"
+
+
+@contextlib.asynccontextmanager
+async def _audit_chain() -> AsyncIterator[asyncpg.Connection]:
+    """A connection to the security schema, where the audit chain lives."""
+    dsn = os.environ.get("DATABASE_URL") or os.environ.get("ALLUSE_DATABASE_URL")
+    if not dsn:
+        raise CliError("DATABASE_URL is not set: re-drives and drops are audited", USAGE)
+    try:
+        conn = await asyncpg.connect(dsn, server_settings={"search_path": "security"})
+    except (OSError, asyncpg.PostgresError) as exc:
+        raise CliError(f"database unreachable: {exc}", UNAVAILABLE) from None
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+async def _audit(
+    conn: asyncpg.Connection, action: str, actor: str, dead: Dead, streams: Streams
+) -> None:
+    await audit.append(
+        conn, action=action, actor=actor, subject=dead.attr("subject") or None,
+        details={**dead.row(streams), "dlq": dead.dlq}, source=SOURCE,
+    )  # fmt: skip
+
+
+def _run(action: Action) -> Callable[[argparse.Namespace], Awaitable[int]]:
+    async def go(a: argparse.Namespace) -> int:
+        url = ""
+        try:
+            url = redis_url()
+            redis = Redis.from_url(url, socket_connect_timeout=5)
+            try:
+                return await action(redis, Streams(os.environ.get("ALLUSE_STREAM_PREFIX", "")), a)
+            finally:
+                await redis.aclose()
+        except CliError as exc:
+            return fail(exc.message, exc.code)
+        except (RedisError, OSError) as exc:
+            return fail(f"Redis at {redacted(url)} is unreachable: {exc}", UNAVAILABLE)
+
+    return go
+
+
+def register(sub: Any) -> None:
+    dlq = sub.add_parser("dlq", help="list, show, re-drive or drop dead letters",
+                         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    actions = dlq.add_subparsers(dest="action", metavar="ACTION", required=True)
+    examples = {
+        "list": "  alluse dlq list\n  alluse dlq list --stream commands --reason deliveries",
+        "show": "  alluse dlq show 1764322931000-0",
+        "redrive": "  alluse dlq redrive 1764322931000-0\n  alluse dlq redrive --all --stream ws4",
+        "drop": "  alluse dlq drop 1764322931000-0\n  alluse dlq drop --all --reason 'not JSON'",
+    }
+    helps = {
+        "list": "dead letters grouped by stream and reason, then one per line",
+        "show": "every field of one dead letter",
+        "redrive": "put dead letters back on their stream under your token (audited)",
+        "drop": "delete dead letters for good (audited)",
+    }
+    for name, func in (("list", list_), ("show", show), ("redrive", redrive), ("drop", drop)):
+        p = actions.add_parser(name, help=helps[name], description=helps[name],
+                               formatter_class=argparse.RawDescriptionHelpFormatter,
+                               epilog=f"examples:\n{examples[name]}")  # fmt: skip
+        p.set_defaults(func=_run(func))
+        p.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON")
+        p.add_argument("--stream", help="commands | ws2 | ws4 | effects | events | audit | queries"
+                       " | a stream name (default: every dead-letter stream)")  # fmt: skip
+        if name in ("list", "redrive", "drop"):
+            p.add_argument("--reason", help="only dead letters whose reason contains this text")
+        if name == "list":
+            p.add_argument("--limit", type=int, default=50, help="entries shown (default 50)")
+        else:
+            p.add_argument("dlq_id", nargs="?" if name != "show" else None, metavar="ID",
+                           help="the dead letter's entry id, from `alluse dlq list`")  # fmt: skip
+        if name in ("redrive", "drop"):
+            p.add_argument(
+                "--all", action="store_true", help="every dead letter matching --stream/--reason"
+            )
+            p.add_argument(
+                "--token-file", metavar="PATH", help="your JWT (default: as for every command)"
+            )

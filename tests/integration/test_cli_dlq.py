@@ -1,0 +1,166 @@
+"""`alluse dlq`: dead letters listed by reason, shown, re-driven once the cause is fixed, dropped.
+
+The account service runs in-process with the production setting of 5 deliveries before an
+entry is given up on; re-drives and drops land in the security service's audit chain.
+"""
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from services.account.app import build
+from services.cli.__main__ import main
+from services.security import app as security_app
+from services.security import audit
+from shared.contracts.streams import ACCOUNT_COMMANDS, ACCOUNT_EVENTS
+from shared.infra.db import connection, create_pool, migrate
+from shared.infra.runtime import Runtime, running
+from shared.infra.settings import Settings
+from tests.support.account import Client
+from tests.support.streams import ce, outcomes
+from tests.support.tokens import Signer
+
+
+@dataclass
+class Ops:
+    rt: Runtime
+    client: Client
+    capsys: pytest.CaptureFixture[str]
+
+    async def __call__(self, *argv: str) -> tuple[int, str, str]:
+        self.capsys.readouterr()
+        code = await asyncio.to_thread(main, list(argv))
+        out, err = self.capsys.readouterr()
+        return code, out, err
+
+    async def sql(self, query: str, *args: Any) -> list[dict[str, Any]]:
+        async with connection(self.rt.pool) as conn:
+            return [dict(r) for r in await conn.fetch(query, *args)]
+
+    async def execute(self, statements: str) -> None:
+        async with connection(self.rt.pool) as conn:
+            await conn.execute(statements)
+
+
+@pytest.fixture
+async def ops(
+    settings: Settings,
+    redis: Redis,
+    signer: Signer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> AsyncIterator[Ops]:
+    await migrate(settings.database_url, security_app.SCHEMA, security_app.MIGRATIONS)
+    token_file = tmp_path / "token"
+    token_file.write_text(signer.token("admin"))
+    for name in ("ALLUSE_TOKEN", "ALLUSE_CLIENT_ID", "ALLUSE_CLIENT_SECRET_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("REDIS_URL", settings.redis_url)
+    monkeypatch.setenv("DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("ALLUSE_STREAM_PREFIX", settings.stream_prefix)
+    monkeypatch.setenv("ALLUSE_TOKEN_FILE", str(token_file))
+    rt = await build(settings.model_copy(update={"max_deliveries": 5, "reclaim_idle_ms": 200}))
+    async with running(rt):
+        yield Ops(rt, Client(redis, settings, signer), capsys)
+
+
+async def dlq_length(redis: Redis, key: str, want: int) -> int:
+    for _ in range(400):
+        if (n := await redis.xlen(key)) >= want:
+            return int(n)
+        await asyncio.sleep(0.05)
+    return int(await redis.xlen(key))
+
+
+async def test_garbage_and_a_command_failed_5_times_are_redriven_once_the_cause_is_fixed(
+    ops: Ops, redis: Redis, settings: Settings
+) -> None:
+    gen = (await ops.client.initialize())["generation"]["id"]
+    commands, dlq = settings.streams.key(ACCOUNT_COMMANDS), settings.streams.dlq(ACCOUNT_COMMANDS)
+    await redis.xadd(commands, {"hello": "world"})  # garbage: not a CloudEvent
+    await ops.execute(
+        "CREATE FUNCTION fail_tx() RETURNS trigger LANGUAGE plpgsql AS"
+        " $$ BEGIN RAISE EXCEPTION 'disk full (injected)'; END $$;"
+        " CREATE TRIGGER fail_tx BEFORE INSERT ON transactions"
+        " FOR EACH ROW EXECUTE FUNCTION fail_tx()"
+    )
+    deposit = ce("alluse.account.deposit", {"account_id": gen, "amount": "10000.00"},
+                 subject=gen, authorization=ops.client.signer.bearer("operator"))  # fmt: skip
+    await redis.xadd(commands, deposit)
+    assert await dlq_length(redis, dlq, 2) == 2
+
+    code, out, _ = await ops("dlq", "list", "--json")
+    listed = json.loads(out)
+    assert code == 0 and sorted(g["entries"] for g in listed["groups"]) == [1, 1]
+    failed = next(e for e in listed["entries"] if e["id"] == deposit["id"])
+    assert failed["deliveries"] == "5" and "failed 5 deliveries" in failed["reason"]
+    garbage = next(e for e in listed["entries"] if e["id"] == "?")
+    assert "missing field 'data'" in garbage["reason"]
+    code, out, _ = await ops("dlq", "list", "--reason", "deliveries")
+    assert code == 0 and "failed 5 deliveries" in out and "missing field" not in out
+    assert out.splitlines()[0].split() == ["STREAM", "REASON", "ENTRIES"]
+    code, out, _ = await ops("--json", "dlq", "show", failed["dlq_id"])
+    shown = json.loads(out)
+    assert shown["data"]["amount"] == "10000.00" and shown["authorization"] == "[redacted]"
+
+    await ops.execute("DROP TRIGGER fail_tx ON transactions")  # the cause, fixed
+    # The same dead letter twice (as a crash between dead-lettering and acknowledging leaves it):
+    # re-driving both must still deposit once.
+    copy = next(f for i, f in await redis.xrange(dlq) if i.decode() == failed["dlq_id"])
+    await redis.xadd(dlq, copy)
+    code, out, err = await ops("dlq", "redrive", "--all", "--stream", "commands")
+    assert code == 0, err
+    assert out.count(deposit["id"]) == 2 and "1 entries are not CloudEvents" in out
+
+    events = await outcomes(redis, settings.streams.key(ACCOUNT_EVENTS), deposit["id"], want=2)
+    assert [e["type"] for e in events] == ["alluse.account.balance_changed"] * 2
+    assert events[0]["id"] == events[1]["id"]  # the second is the first's outcome, replayed
+    rows = await ops.sql("SELECT amount FROM transactions WHERE command_id = $1", deposit["id"])
+    assert rows == [{"amount": Decimal("10000.00")}]
+    (acc,) = await ops.sql("SELECT balance FROM accounts WHERE id = $1", uuid.UUID(gen))
+    assert acc["balance"] == Decimal("110000.00")
+
+    code, out, _ = await ops("dlq", "drop", garbage["dlq_id"])
+    assert code == 0 and garbage["dlq_id"] in out
+    code, _, err = await ops("dlq", "redrive", garbage["dlq_id"])
+    assert code == 1 and "no dead letter" in err
+    code, out, _ = await ops("--json", "dlq", "list")
+    assert json.loads(out) == {"groups": [], "entries": []}
+
+    pool = await create_pool(settings.database_url, security_app.SCHEMA, max_size=1)
+    try:
+        async with connection(pool) as conn:
+            trail = await conn.fetch(
+                "SELECT action, actor, subject FROM audit_records"
+                " WHERE action LIKE 'dlq.%' ORDER BY seq"
+            )
+        checked, broken = await audit.verify(pool)
+    finally:
+        await pool.close()
+    assert [(r["action"], r["subject"]) for r in trail] == [
+        ("dlq.redriven", gen), ("dlq.redriven", gen), ("dlq.dropped", None)
+    ]  # fmt: skip
+    assert all(r["actor"].startswith("user-admin ") for r in trail)
+    assert broken is None and checked >= 3
+
+
+async def test_redrive_and_drop_refuse_to_act_unaudited(
+    ops: Ops, redis: Redis, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dlq = settings.streams.dlq(ACCOUNT_COMMANDS)
+    await redis.xadd(settings.streams.key(ACCOUNT_COMMANDS), {"hello": "world"})
+    assert await dlq_length(redis, dlq, 1) == 1
+    monkeypatch.delenv("DATABASE_URL")
+    for action in ("redrive", "drop"):
+        code, _, err = await ops("dlq", action, "--all")
+        assert code == 2 and "DATABASE_URL is not set" in err
+    assert await redis.xlen(dlq) == 1
