@@ -5,19 +5,19 @@ A dead letter keeps its entry's original fields (a bearer token redacted) and wh
 back on the stream it came from under the operator's own token (a service's signature, which
 still proves the original writer, stays as it is) and removes the dead letter; the inbox makes
 a re-drive of an entry already applied change nothing. Each re-drive and drop is first written
-to the security service's audit chain (DATABASE_URL); without it nothing is done.
+to the security service's audit chain (by its administration, as `alluse security` runs it:
+DATABASE_URL, REDIS_URL, ALLUSE_ENCRYPTION_KEYS); if that fails, nothing is done.
 """
 
 import argparse
 import asyncio
-import contextlib
-import getpass
+import json
 import os
+from asyncio.subprocess import PIPE
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-import asyncpg
 import jwt
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -25,12 +25,13 @@ from redis.exceptions import RedisError
 from services.cli.client import CliError, redacted, redis_url, resolve_token
 from services.cli.deadletters import Dead, dead_letters, short
 from services.cli.output import OK, REJECTED, UNAVAILABLE, USAGE, emit, fail, table
-from services.security import audit
+from services.cli.security import ADMIN
 from shared.contracts.envelope import EnvelopeError, decode
 from shared.contracts.streams import Streams
 from shared.infra.progress import Progress
 
 SOURCE = "alluse-cli/dlq"
+CHUNK = 200  # dead letters audited per call of the security administration
 Action = Callable[[Redis, Streams, argparse.Namespace], Awaitable[int]]
 
 
@@ -58,29 +59,28 @@ async def show(redis: Redis, streams: Streams, a: argparse.Namespace) -> int:
 
 
 async def redrive(redis: Redis, streams: Streams, a: argparse.Namespace) -> int:
-    chosen = await _chosen(redis, streams, a)
+    chosen, skipped = [], 0
+    for dead in await _chosen(redis, streams, a):
+        try:
+            decode(dead.original())
+            chosen.append(dead)
+        except EnvelopeError as exc:
+            if not a.all:
+                raise CliError(
+                    f"{dead.entry_id} cannot be re-driven ({exc}); drop it", REJECTED
+                ) from None
+            skipped += 1
     token = await asyncio.to_thread(resolve_token, a.token_file)
-    actor = _actor(token)
-    done: list[dict[str, str]] = []
-    skipped = 0
-    async with _audit_chain() as chain:
-        with Progress("redrive", len(chosen)) as bar:
-            for dead in chosen:
-                try:
-                    decode(dead.original())
-                except EnvelopeError as exc:
-                    if not a.all:
-                        raise CliError(
-                            f"{dead.entry_id} cannot be re-driven ({exc}); drop it", REJECTED
-                        ) from None
-                    skipped += 1
-                    continue
-                async with chain.transaction():
-                    await _audit(chain, "dlq.redriven", actor, dead, streams)
-                    pipe = redis.pipeline(transaction=True)
-                    pipe.xadd(dead.stream, dead.redriven(token))  # type: ignore[arg-type]
-                    pipe.xdel(dead.dlq, dead.entry_id)
-                    new_id, _ = await pipe.execute()
+    actor, done = _actor(token), []
+    with Progress("redrive", len(chosen)) as bar:
+        for at in range(0, len(chosen), CHUNK):
+            chunk = chosen[at : at + CHUNK]
+            await _audited("dlq.redriven", actor, chunk, streams)
+            for dead in chunk:
+                pipe = redis.pipeline(transaction=True)
+                pipe.xadd(dead.stream, dead.redriven(token))  # type: ignore[arg-type]
+                pipe.xdel(dead.dlq, dead.entry_id)
+                new_id, _ = await pipe.execute()
                 done.append({**dead.row(streams), "new_entry": new_id.decode()})
                 bar.advance()
     if a.json:
@@ -97,11 +97,13 @@ async def redrive(redis: Redis, streams: Streams, a: argparse.Namespace) -> int:
 async def drop(redis: Redis, streams: Streams, a: argparse.Namespace) -> int:
     chosen = await _chosen(redis, streams, a)
     actor = _actor(await asyncio.to_thread(resolve_token, a.token_file))
-    async with _audit_chain() as chain:
-        for dead in chosen:
-            async with chain.transaction():
-                await _audit(chain, "dlq.dropped", actor, dead, streams)
-                await redis.xdel(dead.dlq, dead.entry_id)
+    for at in range(0, len(chosen), CHUNK):
+        chunk = chosen[at : at + CHUNK]
+        await _audited("dlq.dropped", actor, chunk, streams)
+        pipe = redis.pipeline(transaction=False)
+        for dead in chunk:
+            pipe.xdel(dead.dlq, dead.entry_id)
+        await pipe.execute()
     emit(a, [d.row(streams) for d in chosen], ("dlq_id", "stream", "type", "id", "reason"))
     return OK
 
@@ -125,32 +127,23 @@ async def _chosen(redis: Redis, streams: Streams, a: argparse.Namespace) -> list
 def _actor(token: str) -> str:
     """Who acts, for the audit trail: the token's subject (the issuer made it for us)."""
     claims = jwt.decode(token, options={"verify_signature": False})
-    return f"{claims.get('sub', '?')} (cli:{getpass.getuser()})"
+    return str(claims.get("sub", "?"))
 
 
-@contextlib.asynccontextmanager
-async def _audit_chain() -> AsyncIterator[asyncpg.Connection]:
-    """A connection to the security schema, where the audit chain lives."""
-    dsn = os.environ.get("DATABASE_URL") or os.environ.get("ALLUSE_DATABASE_URL")
-    if not dsn:
-        raise CliError("DATABASE_URL is not set: re-drives and drops are audited", USAGE)
+async def _audited(action: str, actor: str, chunk: list[Dead], streams: Streams) -> None:
+    """The security service appends the records to its chain first; if it cannot, nothing is done."""
+    records = [{"action": action, "actor": actor, "subject": d.attr("subject") or None,
+                "details": {**d.row(streams), "dlq": d.dlq}, "source": SOURCE} for d in chunk]  # fmt: skip
     try:
-        conn = await asyncpg.connect(dsn, server_settings={"search_path": "security"})
-    except (OSError, asyncpg.PostgresError) as exc:
-        raise CliError(f"database unreachable: {exc}", UNAVAILABLE) from None
-    try:
-        yield conn
-    finally:
-        await conn.close()
-
-
-async def _audit(
-    conn: asyncpg.Connection, action: str, actor: str, dead: Dead, streams: Streams
-) -> None:
-    await audit.append(
-        conn, action=action, actor=actor, subject=dead.attr("subject") or None,
-        details={**dead.row(streams), "dlq": dead.dlq}, source=SOURCE,
-    )  # fmt: skip
+        proc = await asyncio.create_subprocess_exec(
+            *ADMIN, "record-audit", stdin=PIPE, stdout=PIPE, stderr=PIPE
+        )
+    except OSError as exc:
+        raise CliError(f"cannot run the security administration: {exc}", UNAVAILABLE) from None
+    _, err = await proc.communicate(json.dumps(records).encode())
+    if proc.returncode:
+        why = err.decode(errors="replace").strip().removeprefix("error: ")
+        raise CliError(f"not audited, so not done: {why}", proc.returncode)
 
 
 def _run(action: Action) -> Callable[[argparse.Namespace], Awaitable[int]]:

@@ -28,6 +28,7 @@ from shared.infra.outbox import Relay
 OK, REJECTED, USAGE, UNAVAILABLE = 0, 1, 2, 3  # as `alluse` documents them
 Command = Callable[[Admin, argparse.Namespace], Awaitable[Any]]
 ROLES = ["admin", "operator", "trading_engine", "viewer", "auditor"]
+TOOL_ACTIONS = ("dlq.",)  # what record-audit may write: never a security.* record
 
 
 class Refused(Exception):
@@ -156,6 +157,28 @@ async def audit_query(admin: Admin, args: argparse.Namespace) -> Any:
                                        limit=args.limit)  # fmt: skip
     columns = ("seq", "occurred_at", "action", "actor", "subject", "details")
     return [{c: r[c] for c in columns} for r in rows]
+
+
+async def record_audit(admin: Admin, _: argparse.Namespace) -> Any:
+    """Records of what an operator's tool did outside this service (DLQ re-drives and drops),
+    a JSON list on stdin, appended in one transaction before the tool acts on them."""
+    try:
+        records = json.loads(sys.stdin.read())
+    except ValueError:
+        records = None
+    if not isinstance(records, list) or not all(
+        isinstance(r, dict) and str(r.get("action", "")).startswith(TOOL_ACTIONS) for r in records
+    ):
+        raise SecurityError(
+            f"stdin must be a JSON list of records, actions starting {TOOL_ACTIONS}"
+        )
+    async with admin.pool.acquire() as conn, conn.transaction():
+        for r in records:
+            subject = None if r.get("subject") is None else str(r["subject"])
+            await audit.append(conn, action=r["action"], actor=f"{r.get('actor')} ({admin.actor})",
+                               subject=subject, details=r.get("details") or {},
+                               source=str(r.get("source") or admin.actor))  # fmt: skip
+    return {"recorded": len(records)}
 
 
 async def sessions(admin: Admin, args: argparse.Namespace) -> Any:

@@ -66,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--since", type=datetime.fromisoformat, help="ISO time, inclusive")
     p.add_argument("--until", type=datetime.fromisoformat, help="ISO time, exclusive")
     p.add_argument("--limit", type=int, default=100)
+    add("record-audit", console.record_audit,
+        "append an operator tool's records (a JSON list on stdin, e.g. DLQ re-drives) to the chain")  # fmt: skip
     p = add("sessions", console.sessions, "list live refresh-token families")
     p.add_argument("--username")
     p = add("revoke", console.revoke, "revoke a user's tokens, a refresh family, or one access token")  # fmt: skip

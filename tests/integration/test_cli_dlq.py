@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.fernet import Fernet
 from redis.asyncio import Redis
 
 from services.account.app import build
@@ -66,6 +67,7 @@ async def ops(
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("REDIS_URL", settings.redis_url)
     monkeypatch.setenv("DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("ALLUSE_ENCRYPTION_KEYS", Fernet.generate_key().decode())
     monkeypatch.setenv("ALLUSE_STREAM_PREFIX", settings.stream_prefix)
     monkeypatch.setenv("ALLUSE_TOKEN_FILE", str(token_file))
     rt = await build(settings.model_copy(update={"max_deliveries": 5, "reclaim_idle_ms": 200}))
@@ -149,7 +151,7 @@ async def test_garbage_and_a_command_failed_5_times_are_redriven_once_the_cause_
     assert [(r["action"], r["subject"]) for r in trail] == [
         ("dlq.redriven", gen), ("dlq.redriven", gen), ("dlq.dropped", None)
     ]  # fmt: skip
-    assert all(r["actor"].startswith("user-admin ") for r in trail)
+    assert all(r["actor"].startswith("user-admin (cli:") for r in trail)
     assert broken is None and checked >= 3
 
 
@@ -157,10 +159,11 @@ async def test_redrive_and_drop_refuse_to_act_unaudited(
     ops: Ops, redis: Redis, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     dlq = settings.streams.dlq(ACCOUNT_COMMANDS)
-    await redis.xadd(settings.streams.key(ACCOUNT_COMMANDS), {"hello": "world"})
-    assert await dlq_length(redis, dlq, 1) == 1
+    lost = ce("alluse.account.deposit", {"account_id": str(uuid.uuid4()), "amount": "1.00"})
+    await redis.xadd(dlq, {**lost, "dlq_reason": "failed 5 deliveries"})
     monkeypatch.delenv("DATABASE_URL")
     for action in ("redrive", "drop"):
         code, _, err = await ops("dlq", action, "--all")
-        assert code == 2 and "DATABASE_URL is not set" in err
+        assert code == 2 and "not audited, so not done" in err and "DATABASE_URL" in err
     assert await redis.xlen(dlq) == 1
+    assert await redis.xlen(settings.streams.key(ACCOUNT_COMMANDS)) == 0
