@@ -19,7 +19,15 @@ from uuid import UUID
 import asyncpg
 
 from services.account import events, store
-from services.account.domain import Account, BalanceChange, UnknownAccount, apply_change
+from services.account.domain import (
+    Account,
+    AccountConfig,
+    AccountStatus,
+    BalanceChange,
+    UnknownAccount,
+    apply_change,
+)
+from services.account.domain.settings import GrowthSettings
 from shared.contracts.envelope import CloudEvent, new_event
 from shared.contracts.streams import ACCOUNT_EVENTS, Streams
 from shared.infra.unit import SqlUnit
@@ -158,6 +166,20 @@ class AccountUnit(SqlUnit):
             self._ledger_row(account.id, "deposit", account.balance, account.balance,
                              "initial funding", None, None)  # fmt: skip
         return row
+
+    async def portfolio_types(self, portfolio_id: UUID) -> set[str] | None:
+        """The account types a portfolio holds (locked), None if there is no such portfolio."""
+        return await store.portfolio_types(self.db, portfolio_id=portfolio_id)
+
+    async def save_account(self, account_id: UUID, *, name: str, config: AccountConfig) -> None:
+        await store.update_account(self.db, account_id=account_id, name=name, config=config)
+
+    async def set_status(self, account_id: UUID, status: AccountStatus) -> None:
+        await store.set_status(self.db, account_id=account_id, status=status)
+
+    async def settings(self) -> GrowthSettings:
+        """The run-time growth settings and catalogs (alluse.config.update)."""
+        return await store.growth_settings(self.db)
 
     # Ledger
 
