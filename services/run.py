@@ -38,27 +38,27 @@ def say(message: str) -> None:
     print(f"\033[1m==> {message}\033[0m", flush=True)
 
 
-KEYS_FILE = VAR / "encryption.keys"
+# Keys that live outside the database: made once per machine when the environment has none.
+KEY_FILES = {"ALLUSE_ENCRYPTION_KEYS": VAR / "encryption.keys", "ALLUSE_AUDIT_KEYS": VAR / "audit.keys"}  # fmt: skip
 
 
-def encryption_keys() -> str:
-    """ALLUSE_ENCRYPTION_KEYS, or this machine's local key file, made once and kept 0600."""
-    if keys := os.environ.get("ALLUSE_ENCRYPTION_KEYS"):
+def local_key(name: str) -> str:
+    """$name, or this machine's local key file for it, made once and kept 0600."""
+    if keys := os.environ.get(name):
         return keys
-    if not KEYS_FILE.exists():
-        KEYS_FILE.write_text(Fernet.generate_key().decode())
-        KEYS_FILE.chmod(0o600)
-        say(
-            f"made a local encryption key in {KEYS_FILE} (set ALLUSE_ENCRYPTION_KEYS to use your own)"
-        )
-    return KEYS_FILE.read_text().strip()
+    path = KEY_FILES[name]
+    if not path.exists():
+        path.write_text(Fernet.generate_key().decode())
+        path.chmod(0o600)
+        say(f"made a local key in {path} (set {name} to use your own)")
+    return path.read_text().strip()
 
 
 def write_env(env: Mapping[str, str], path: Path = ENV_FILE) -> None:
     """What a second terminal needs to use `alluse` here, as a file to `source` (mode 0600).
 
-    Secrets stay in their own files: the client secret and the local encryption key are read
-    from var/ when sourced; keys passed in ALLUSE_ENCRYPTION_KEYS are never written down.
+    Secrets stay in their own files: the client secret and the local keys are read from var/
+    when sourced; keys passed in the environment are never written down.
     """
     lines = [
         "# Written by `make run` for a second terminal: source var/alluse.env",
@@ -67,10 +67,9 @@ def write_env(env: Mapping[str, str], path: Path = ENV_FILE) -> None:
     names = ("REDIS_URL", "DATABASE_URL", "ALLUSE_STREAM_PREFIX", "ALLUSE_TOKEN_URL",
              "ALLUSE_CLIENT_ID", "ALLUSE_CLIENT_SECRET_FILE")  # fmt: skip
     lines += [f"export {name}={shlex.quote(env[name])}" for name in names if env.get(name)]
-    if "ALLUSE_ENCRYPTION_KEYS" not in os.environ:  # admin commands need the local key
-        lines.append(
-            f'export ALLUSE_ENCRYPTION_KEYS="$(cat {shlex.quote(str(KEYS_FILE.absolute()))})"'
-        )
+    for name, key_file in KEY_FILES.items():  # admin commands need the local keys
+        if name not in os.environ:
+            lines.append(f'export {name}="$(cat {shlex.quote(str(key_file.absolute()))})"')
     path.unlink(missing_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:
@@ -245,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         with servers() as (redis_url, database_url):
             env = {
                 **os.environ, "REDIS_URL": redis_url, "DATABASE_URL": database_url,
-                "ALLUSE_ENCRYPTION_KEYS": encryption_keys(),
+                **{name: local_key(name) for name in KEY_FILES},
                 "ALLUSE_JWKS_URL": f"http://127.0.0.1:{SERVICES['security']}/.well-known/jwks.json",
                 "ALLUSE_TOKEN_URL": f"http://127.0.0.1:{SERVICES['security']}/oauth/token",
             }  # fmt: skip

@@ -10,12 +10,12 @@ from pathlib import Path
 from cryptography.fernet import MultiFernet
 from starlette.routing import BaseRoute
 
-from services.security import audit, crypto, http
+from services.security import audit, crypto, heads, http
 from services.security.admin import Admin
 from services.security.grants import Authority
 from services.security.passwords import Passwords
 from services.security.settings import SecuritySettings
-from shared.contracts.streams import AUDIT, REVOCATIONS
+from shared.contracts.streams import AUDIT, AUDIT_HEADS, REVOCATIONS
 from shared.infra.consumer import StreamConsumer
 from shared.infra.db import migrate
 from shared.infra.messaging import Pipeline
@@ -35,8 +35,14 @@ def passwords_from(settings: SecuritySettings) -> Passwords:
 
 
 def fernet_from(settings: SecuritySettings) -> MultiFernet:
-    """Refuses to go on without configured keys (raises KeyConfigError saying how to make one)."""
-    return crypto.load_fernet(settings.encryption_keys.get_secret_value())
+    """Refuses to go on without configured keys (raises KeyConfigError saying how to make one).
+
+    The audit chain's keys are checked and taken into use here too: both live outside the
+    database, and neither the service nor its administration may start without them.
+    """
+    fernet = crypto.load_fernet(settings.encryption_keys.get_secret_value())
+    audit.use_keys(crypto.load_audit_keys(settings.audit_keys.get_secret_value()))
+    return fernet
 
 
 @dataclass
@@ -55,6 +61,7 @@ async def build(settings: SecuritySettings) -> Service:
     fernet = fernet_from(settings)  # first: no half-started service without keys
     await prepare_database(settings)
     rt = await open_runtime(settings, schema=SCHEMA)
+    await audit.seal(rt.pool)
     await Admin(rt.pool, settings, fernet, actor="security").ensure_signing_key()
     authority = Authority(rt.pool, settings, fernet, passwords_from(settings))
     pipeline = Pipeline(
@@ -94,4 +101,7 @@ async def serve(settings: SecuritySettings) -> None:
     svc = await build(settings)
     async with running(svc.rt, svc.routes):
         log.info("security service up", extra={"port": settings.http_port})
-        await trim_revocations(svc)
+        stream, every = settings.streams.key(AUDIT_HEADS), settings.audit_head_every
+        await asyncio.gather(
+            trim_revocations(svc), heads.publish_forever(svc.rt.pool, svc.rt.redis, stream, every)
+        )

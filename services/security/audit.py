@@ -1,4 +1,8 @@
-"""The audit chain: append (serialised on the head row), consume AUDIT, verify, query."""
+"""The audit chain: append (serialised on the head row), consume AUDIT, verify, query.
+
+The HMAC keys are the process's (`use_keys`, called by the service and its administration
+at start), so every writer of the chain keys it the same way without carrying them around.
+"""
 
 import uuid
 from datetime import UTC, datetime
@@ -7,7 +11,8 @@ from typing import Any
 import asyncpg
 
 from services.security import store
-from services.security.domain import Broken, ChainCheck, canonical, link_hash
+from services.security.chain import Broken, ChainCheck, Head, canonical, link_hash
+from services.security.crypto import AUDIT_HOW, AuditKeys, KeyConfigError
 from shared.contracts.envelope import CloudEvent
 from shared.contracts.messages import AUDIT_RECORDED
 from shared.infra.audit import scrub
@@ -16,6 +21,18 @@ from shared.infra.unit import SqlUnit
 
 SOURCE = "alluse/security"
 TEXT_MAX = 500
+_keys: AuditKeys | None = None
+
+
+def use_keys(keys: AuditKeys) -> None:
+    global _keys
+    _keys = keys
+
+
+def keys() -> AuditKeys:
+    if _keys is None:
+        raise KeyConfigError(f"ALLUSE_AUDIT_KEYS is not set: {AUDIT_HOW}")
+    return _keys
 
 
 async def append(
@@ -31,6 +48,7 @@ async def append(
     cause: str | None = None,
 ) -> int:
     """Add one record to the chain inside the caller's transaction; returns its seq."""
+    ring = keys()
     head = await store.audit_head(conn, lock=True)
     record = {
         "seq": head["seq"] + 1,
@@ -42,11 +60,18 @@ async def append(
         "subject": None if subject is None else subject[:TEXT_MAX],
         "details": canonical(scrub(details or {})),
         "cause": cause,
+        "key_id": ring.primary,
     }
-    await store.append_audit(
-        conn, record=record, prev_hash=head["hash"], hash_=link_hash(head["hash"], record)
-    )
+    link = link_hash(head["hash"], record, ring.keys[ring.primary])
+    await store.append_audit(conn, record=record, prev_hash=head["hash"], hash_=link)
     return int(record["seq"])
+
+
+async def seal(pool: asyncpg.Pool) -> None:
+    """Key a chain that ends in unkeyed records (written before keys), so they are pinned."""
+    async with pool.acquire() as conn, conn.transaction():
+        if await store.last_audit_unkeyed(conn):
+            await append(conn, action="security.audit.keyed", actor="security")
 
 
 async def on_audit_event(unit: SqlUnit, ev: CloudEvent) -> list[Emit]:
@@ -75,7 +100,8 @@ async def on_audit_event(unit: SqlUnit, ev: CloudEvent) -> list[Emit]:
 
 
 def record_of(row: asyncpg.Record) -> dict[str, Any]:
-    return {
+    key = {} if row["key_id"] is None else {"key_id": row["key_id"]}
+    return key | {
         "seq": row["seq"],
         "event_id": row["event_id"],
         "time": row["occurred_at"].astimezone(UTC).isoformat(),
@@ -88,9 +114,11 @@ def record_of(row: asyncpg.Record) -> dict[str, Any]:
     }
 
 
-async def verify(pool: asyncpg.Pool, *, batch: int = 5000) -> tuple[int, Broken | None]:
-    """(records checked, the first broken link or None)."""
-    check, after = ChainCheck(), 0
+async def verify(
+    pool: asyncpg.Pool, heads: list[Head] | None = None, *, batch: int = 5000
+) -> tuple[int, Broken | None]:
+    """(records checked, the first broken link or None), also against published heads."""
+    check, after = ChainCheck(keys().keys, heads or []), 0
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
         head = await store.audit_head(conn, lock=False)
         while rows := await store.audit_rows(conn, after=after, limit=batch):

@@ -18,10 +18,11 @@ import asyncpg
 from pydantic import ValidationError
 from redis.asyncio import Redis
 
-from services.security import app, audit, crypto, store
+from services.security import app, audit, crypto, heads, store
 from services.security.admin import Admin
 from services.security.domain import SecurityError
 from services.security.settings import SecuritySettings
+from shared.contracts.streams import AUDIT_HEADS
 from shared.infra.db import create_pool
 from shared.infra.outbox import Relay
 
@@ -44,6 +45,7 @@ async def _admin() -> AsyncIterator[Admin]:
     fernet = app.fernet_from(settings)
     await app.prepare_database(settings)
     pool = await create_pool(settings.database_url, app.SCHEMA, max_size=2)
+    await audit.seal(pool)
     redis = Redis.from_url(settings.redis_url)
     try:
         yield Admin(pool, settings, fernet, actor=f"cli:{getpass.getuser()}")
@@ -141,8 +143,14 @@ async def rotate_encryption(admin: Admin, _: argparse.Namespace) -> Any:
     return {"re_encrypted": await admin.rotate_encryption()}
 
 
-async def verify_audit(admin: Admin, _: argparse.Namespace) -> Any:
-    checked, broken = await audit.verify(admin.pool)
+async def verify_audit(admin: Admin, args: argparse.Namespace) -> Any:
+    """Against the heads still on the heads stream and any given with --head (from the log)."""
+    redis = Redis.from_url(admin.settings.redis_url)
+    try:
+        published = await heads.published(redis, admin.settings.streams.key(AUDIT_HEADS))
+    finally:
+        await redis.aclose()
+    checked, broken = await audit.verify(admin.pool, [*published, *args.head])
     if broken is not None:
         raise Refused(
             {"status": "broken", "first_broken_seq": broken.seq, "problem": broken.problem}

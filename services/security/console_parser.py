@@ -6,7 +6,15 @@ import uuid
 from datetime import datetime
 
 from services.security import console, crypto
+from services.security.chain import Head
 from services.security.console import ROLES, Command
+
+
+def head(text: str) -> Head:
+    seq, _, hash_ = text.partition(":")
+    if not seq.isdigit() or len(hash_) != 64:
+        raise argparse.ArgumentTypeError("expected SEQ:HASH (a number and 64 hex digits)")
+    return Head(int(seq), hash_.lower())
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,7 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
         "sign with a new key; old keys stay in the JWKS until their tokens expire")  # fmt: skip
     add("rotate-encryption-key", console.rotate_encryption,
         "re-encrypt every encrypted value under the first ALLUSE_ENCRYPTION_KEYS key")  # fmt: skip
-    add("verify-audit", console.verify_audit, "check the audit chain; names the first broken link")
+    p = add("verify-audit", console.verify_audit,
+            "check the audit chain (its keys and every published head); names the first broken link")  # fmt: skip
+    p.add_argument("--head", type=head, action="append", default=[], metavar="SEQ:HASH",
+                   help="also check against this head (e.g. from the security service's log)")  # fmt: skip
     p = add("audit", console.audit_query, "query audit records")
     p.add_argument("--user", help="actor (a user id, client id, or cli:<name>)")
     p.add_argument("--account", help="subject (an account id, user id, ...)")

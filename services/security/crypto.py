@@ -1,6 +1,9 @@
 """Encryption at rest: a MultiFernet from configured keys (primary first), never generated here."""
 
+import base64
 import binascii
+import hashlib
+from dataclasses import dataclass
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
@@ -53,3 +56,35 @@ def rotate(fernet: MultiFernet, token: str) -> str:
         raise KeyConfigError(
             f"a stored value is encrypted under no configured key; {HOW}"
         ) from None
+
+
+AUDIT_HOW = (
+    "generate a key with `alluse security gen-key` and set"
+    " ALLUSE_AUDIT_KEYS=<new key>[,<older keys>] (newest first; keep older keys while records"
+    " keyed with them are kept)"
+)
+
+
+@dataclass(frozen=True)
+class AuditKeys:
+    """The audit chain's HMAC keys by id; new records are keyed with `primary`."""
+
+    primary: str
+    keys: dict[str, bytes]
+
+
+def load_audit_keys(text: str) -> AuditKeys:
+    parts = [k.strip() for k in text.split(",") if k.strip()]
+    if not parts:
+        raise KeyConfigError(f"ALLUSE_AUDIT_KEYS is not set: {AUDIT_HOW}")
+    keys: dict[str, bytes] = {}
+    for part in parts:
+        try:
+            raw = base64.urlsafe_b64decode(part.encode())
+        except (ValueError, binascii.Error):
+            raw = b""
+        if len(raw) < 32:
+            raise KeyConfigError(f"ALLUSE_AUDIT_KEYS holds a key that is not 32 bytes; {AUDIT_HOW}")
+        # The id names the key in each record; a digest of 32 random bytes reveals nothing.
+        keys.setdefault(hashlib.sha256(raw).hexdigest()[:16], raw)
+    return AuditKeys(primary=next(iter(keys)), keys=keys)

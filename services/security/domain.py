@@ -1,12 +1,7 @@
-"""Pure rules of the security service: policies, lockout, the audit hash chain. No I/O."""
+"""Pure rules of the security service: password and text policies, roles, lockout. No I/O."""
 
-import hashlib
-import json
 import unicodedata
-from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from shared.contracts.permissions import Role
 
@@ -14,7 +9,6 @@ USERNAME_MAX = 150
 PASSWORD_MAX = 1024  # argon2 of a megabyte is a denial of service, not a password
 EMAIL_MAX = 320
 TOKEN_MAX = 4096
-GENESIS = "0" * 64
 SPECIALS = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~ "
 
 
@@ -107,47 +101,3 @@ def after_failure(
     """The new failure count, and the lock's end when this failure reaches the limit."""
     failed += 1
     return failed, (now + lock_for if failed >= max_failures else None)
-
-
-def canonical(record: Mapping[str, Any]) -> str:
-    return json.dumps(
-        record, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
-    )
-
-
-def link_hash(prev_hash: str, record: Mapping[str, Any]) -> str:
-    """SHA-256 over the previous hash and the canonical JSON of the record."""
-    return hashlib.sha256((prev_hash + canonical(record)).encode()).hexdigest()
-
-
-@dataclass(frozen=True)
-class Broken:
-    seq: int
-    problem: str
-
-
-class ChainCheck:
-    """Feed rows in seq order; the first broken link is kept, later ones are not interesting."""
-
-    def __init__(self) -> None:
-        self.seq, self.hash = 0, GENESIS
-        self.broken: Broken | None = None
-
-    def feed(self, record: Mapping[str, Any], prev_hash: str, stored_hash: str) -> Broken | None:
-        seq = int(record["seq"])
-        if self.broken is None:
-            if seq != self.seq + 1:
-                self.broken = Broken(
-                    self.seq + 1, f"record {self.seq + 1} is missing (next is {seq})"
-                )
-            elif prev_hash != self.hash:
-                self.broken = Broken(seq, "prev_hash does not match the previous record's hash")
-            elif link_hash(prev_hash, record) != stored_hash:
-                self.broken = Broken(seq, "content does not match its hash (modified)")
-        self.seq, self.hash = seq, stored_hash
-        return self.broken
-
-    def finish(self, head_seq: int, head_hash: str) -> Broken | None:
-        if self.broken is None and (head_seq, head_hash) != (self.seq, self.hash):
-            self.broken = Broken(self.seq + 1, f"chain ends at {self.seq} but head says {head_seq}")
-        return self.broken

@@ -9,6 +9,9 @@ class SecuritySettings(Settings):
     http_port: int = Field(default=8081, ge=0, le=65535)
     # Comma-separated Fernet keys, primary first (ALLUSE_ENCRYPTION_KEYS); never generated here.
     encryption_keys: SecretStr = SecretStr("")
+    # Comma-separated audit chain HMAC keys, newest first (ALLUSE_AUDIT_KEYS); never generated.
+    audit_keys: SecretStr = SecretStr("")
+    audit_head_every: PositiveInt = 60  # seconds between publications of the chain's head
     access_token_ttl: PositiveInt = 900
     refresh_token_ttl: PositiveInt = 14 * 86400
     max_failed_logins: PositiveInt = 5

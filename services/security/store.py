@@ -242,7 +242,7 @@ async def outbox(conn: Conn, *, stream: str, fields: dict[str, str]) -> None:
     )
 
 
-AUDIT_COLUMNS = "seq, event_id, occurred_at, source, action, actor, subject, details, cause"
+AUDIT_COLUMNS = "seq, event_id, occurred_at, source, action, actor, subject, details, cause, key_id"
 
 
 async def audit_head(conn: Conn, *, lock: bool) -> Row:
@@ -256,7 +256,7 @@ async def audit_head(conn: Conn, *, lock: bool) -> Row:
 async def append_audit(conn: Conn, *, record: dict[str, Any], prev_hash: str, hash_: str) -> None:
     await conn.execute(
         f"INSERT INTO audit_records ({AUDIT_COLUMNS}, prev_hash, hash)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         record["seq"],
         record["event_id"],
         datetime.fromisoformat(record["time"]),
@@ -266,10 +266,17 @@ async def append_audit(conn: Conn, *, record: dict[str, Any], prev_hash: str, ha
         record["subject"],
         record["details"],
         record["cause"],
+        record["key_id"],
         prev_hash,
         hash_,
     )
     await conn.execute("UPDATE audit_head SET seq = $1, hash = $2", record["seq"], hash_)
+
+
+async def last_audit_unkeyed(conn: Conn) -> bool:
+    return bool(
+        await conn.fetchval("SELECT key_id IS NULL FROM audit_records ORDER BY seq DESC LIMIT 1")
+    )
 
 
 async def audit_rows(conn: Conn, *, after: int, limit: int) -> list[Row]:

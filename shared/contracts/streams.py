@@ -8,6 +8,9 @@ ACCOUNT_COMMANDS = "alluse.account.commands"
 ACCOUNT_QUERIES = "alluse.account.queries"
 ACCOUNT_LIFECYCLE = "alluse.account.lifecycle"
 AUDIT = "alluse.audit"
+# The audit chain's head (seq, hash) as the security service publishes it now and then: a
+# chain rewritten later no longer matches it.
+AUDIT_HEADS = "alluse.audit.heads"
 # Internal: the account service's domain events, turned into the lifecycle stream by the
 # integration service; and the integration service's trade effects for the account service.
 ACCOUNT_EVENTS = "alluse.internal.account.events"

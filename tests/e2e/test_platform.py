@@ -50,6 +50,8 @@ def platform(settings: Settings, own_database: str, tmp_path: Path) -> Iterator[
         "DATABASE_URL": own_database,
         "ALLUSE_STREAM_PREFIX": settings.stream_prefix,
         "ALLUSE_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+        "ALLUSE_AUDIT_KEYS": Fernet.generate_key().decode(),
+        "ALLUSE_AUDIT_HEAD_EVERY": "1",
         "ALLUSE_JWKS_URL": f"http://127.0.0.1:{ports['security']}/.well-known/jwks.json",
         "ALLUSE_TOKEN_URL": f"http://127.0.0.1:{ports['security']}/oauth/token",
         "ALLUSE_BLOCK_MS": "20",
@@ -196,4 +198,13 @@ def test_upstream_events_flow_to_the_public_lifecycle_stream(
     for event in events:  # every public event honours its published schema
         assert event["dataschema"].endswith("/1.json")
         lifecycle.LIFECYCLE_TYPES[event["type"]].model_validate(event["data"])
+    # The security service publishes its audit chain's head; the chain verifies against it.
+    deadline = time.monotonic() + 20
+    while not (heads := redis.xrange(s.key("alluse.audit.heads"))):
+        assert time.monotonic() < deadline, "no audit chain head was published"
+        time.sleep(0.1)
+    assert int(heads[-1][1][b"seq"]) >= 1
+    cli = [sys.executable, "-m", "services.cli", "--json", "security", "verify-audit"]
+    done = subprocess.run(cli, env=platform["env"], capture_output=True, text=True, check=False)
+    assert done.returncode == 0 and json.loads(done.stdout)["status"] == "intact", done.stderr
     redis.close()

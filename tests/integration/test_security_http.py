@@ -33,6 +33,7 @@ from shared.infra.settings import Settings
 
 # One key per test process (the shared schema's values must stay readable); never in the repo.
 KEY = os.environ.setdefault("ALLUSE_TEST_ENCRYPTION_KEY", Fernet.generate_key().decode())
+AUDIT_KEY = os.environ.setdefault("ALLUSE_TEST_AUDIT_KEY", Fernet.generate_key().decode())
 PASSWORD = "Correct-Horse-9!"
 FORM = {"content-type": "application/x-www-form-urlencoded"}
 
@@ -47,7 +48,7 @@ def security_settings(settings: Settings, **overrides: Any) -> SecuritySettings:
     port = free_port()
     base = settings.model_dump(exclude={"http_port", "jwks_url"})
     return SecuritySettings(
-        **{**base, "encryption_keys": KEY, "http_port": port,
+        **{**base, "encryption_keys": KEY, "audit_keys": AUDIT_KEY, "http_port": port,
            "jwks_url": f"http://127.0.0.1:{port}/.well-known/jwks.json", **overrides}
     )  # fmt: skip
 
@@ -448,7 +449,8 @@ async def test_user_created_by_the_cli_gets_a_token_over_http(
 
     s = svc.settings
     for var, value in {"DATABASE_URL": s.database_url, "REDIS_URL": s.redis_url,
-                       "ALLUSE_STREAM_PREFIX": s.stream_prefix, "ALLUSE_ENCRYPTION_KEYS": KEY}.items():  # fmt: skip
+                       "ALLUSE_STREAM_PREFIX": s.stream_prefix, "ALLUSE_ENCRYPTION_KEYS": KEY,
+                       "ALLUSE_AUDIT_KEYS": AUDIT_KEY}.items():  # fmt: skip
         monkeypatch.setenv(var, value)
     pw = tmp_path / "pw"
     pw.write_text(PASSWORD + "\n")

@@ -27,6 +27,7 @@ from shared.infra.messaging import Pipeline
 from shared.infra.settings import Settings
 
 KEY = os.environ.setdefault("ALLUSE_TEST_ENCRYPTION_KEY", Fernet.generate_key().decode())
+AUDIT_KEY = os.environ.setdefault("ALLUSE_TEST_AUDIT_KEY", Fernet.generate_key().decode())
 PASSWORD = "Correct-Horse-9!"
 FAST = Passwords(memory_kib=8192, time_cost=1, parallelism=1)  # tests of storage, not of cost
 
@@ -37,7 +38,10 @@ async def private(settings: Settings) -> AsyncIterator[tuple[asyncpg.Pool, Secur
     schema = f"security_{uuid.uuid4().hex[:8]}"
     await migrate(settings.database_url, schema, app.MIGRATIONS)
     pool = await create_pool(settings.database_url, schema)
-    sec = SecuritySettings(**{**settings.model_dump(), "encryption_keys": KEY})
+    sec = SecuritySettings(
+        **{**settings.model_dump(), "encryption_keys": KEY, "audit_keys": AUDIT_KEY}
+    )
+    app.fernet_from(sec)  # takes the audit keys into use
     yield pool, sec, schema
     await pool.close()
 
@@ -180,10 +184,17 @@ async def test_missing_encryption_keys_stop_the_service_before_it_starts(
         await app.build(sec)
 
 
+async def test_missing_audit_keys_stop_the_service_before_it_starts(settings: Settings) -> None:
+    sec = SecuritySettings(**{**settings.model_dump(), "encryption_keys": KEY, "audit_keys": ""})
+    with pytest.raises(crypto.KeyConfigError, match="ALLUSE_AUDIT_KEYS is not set"):
+        await app.build(sec)
+
+
 @pytest.fixture
 def env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
     for var, value in {"DATABASE_URL": settings.database_url, "REDIS_URL": settings.redis_url,
-                       "ALLUSE_STREAM_PREFIX": settings.stream_prefix, "ALLUSE_ENCRYPTION_KEYS": KEY}.items():  # fmt: skip
+                       "ALLUSE_STREAM_PREFIX": settings.stream_prefix, "ALLUSE_ENCRYPTION_KEYS": KEY,
+                       "ALLUSE_AUDIT_KEYS": AUDIT_KEY}.items():  # fmt: skip
         monkeypatch.setenv(var, value)
     return settings
 

@@ -16,9 +16,11 @@ from shared.infra.progress import Progress, render
 def test_the_env_file_sourced_in_bash_gives_alluse_its_servers_token_issuer_and_client(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delenv("ALLUSE_ENCRYPTION_KEYS", raising=False)
-    monkeypatch.setattr(run, "KEYS_FILE", tmp_path / "encryption.keys")
-    (tmp_path / "encryption.keys").write_text("k3y-from-file")
+    files = {name: tmp_path / f"{name}.key" for name in run.KEY_FILES}
+    for name, key_file in files.items():
+        monkeypatch.delenv(name, raising=False)
+        key_file.write_text(f"{name}-from-file")
+    monkeypatch.setattr(run, "KEY_FILES", files)
     env = {
         "REDIS_URL": "redis://127.0.0.1:6380/0",
         "DATABASE_URL": "postgresql://postgres:@/postgres?host=/x y/var/postgres",
@@ -32,24 +34,25 @@ def test_the_env_file_sourced_in_bash_gives_alluse_its_servers_token_issuer_and_
 
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert "must-not-be-written" not in path.read_text()
-    names = [*list(env)[:5], "ALLUSE_ENCRYPTION_KEYS"]
+    names = [*list(env)[:5], *files]
     script = (
         f"source {path} && " + " && ".join(f'echo "${n}"' for n in names) + " && command -v python"
     )
     out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True)
     *values, python = out.stdout.splitlines()
-    assert values == [*list(env.values())[:5], "k3y-from-file"]
+    assert values == [*list(env.values())[:5], *(f"{name}-from-file" for name in files)]
     assert Path(python).parent == Path(run.sys.executable).parent.absolute()
 
 
 def test_keys_given_in_the_environment_are_never_written_down(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("ALLUSE_ENCRYPTION_KEYS", "operator-owned-key")
+    for name in run.KEY_FILES:
+        monkeypatch.setenv(name, f"operator-owned-{name}")
     path = tmp_path / "alluse.env"
     run.write_env({"REDIS_URL": "redis://r/0"}, path)
-    assert "operator-owned-key" not in path.read_text()
-    assert "ALLUSE_ENCRYPTION_KEYS" not in path.read_text()
+    for name in run.KEY_FILES:
+        assert name not in path.read_text()
 
 
 def test_the_embedded_redis_takes_its_fixed_port_when_free_and_another_when_not() -> None:

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from services.security import crypto, domain
-from services.security.domain import ChainCheck, InvalidRequest, link_hash
+from services.security.domain import InvalidRequest
 from services.security.passwords import Passwords
 from shared.contracts.streams import Streams
 from shared.infra.audit import REDACTED, audit_event, scrub
@@ -69,51 +69,6 @@ def test_sql_metacharacters_are_plain_text() -> None:
 def test_unknown_role_is_refused() -> None:
     with pytest.raises(InvalidRequest, match="unknown role"):
         domain.check_role("root")
-
-
-def _chain(n: int) -> list[tuple[dict[str, object], str, str]]:
-    rows, prev = [], domain.GENESIS
-    for seq in range(1, n + 1):
-        record = {"seq": seq, "action": "a", "details": "{}"}
-        h = link_hash(prev, record)
-        rows.append((record, prev, h))
-        prev = h
-    return rows
-
-
-def _check(
-    rows: list[tuple[dict[str, object], str, str]], head: tuple[int, str]
-) -> domain.Broken | None:
-    check = ChainCheck()
-    for record, prev, h in rows:
-        check.feed(record, prev, h)
-    return check.finish(*head)
-
-
-def test_intact_chain_verifies() -> None:
-    rows = _chain(5)
-    assert _check(rows, (5, rows[-1][2])) is None
-
-
-def test_modified_record_is_the_first_broken_link() -> None:
-    rows = _chain(5)
-    rows[2][0]["action"] = "b"
-    broken = _check(rows, (5, rows[-1][2]))
-    assert broken is not None and broken.seq == 3 and "modified" in broken.problem
-
-
-def test_deleted_record_is_named() -> None:
-    rows = _chain(5)
-    del rows[1]
-    broken = _check(rows, (5, rows[-1][2]))
-    assert broken is not None and broken.seq == 2 and "missing" in broken.problem
-
-
-def test_deleted_last_record_is_caught_by_the_head() -> None:
-    rows = _chain(5)
-    head = (5, rows[-1][2])
-    broken = _check(rows[:-1], head)
-    assert broken is not None and broken.seq == 5
 
 
 def test_audit_details_never_carry_secrets() -> None:

@@ -1,0 +1,103 @@
+"""A superuser rewrites the audit table and re-chains it; `verify-audit` names the rewrite."""
+
+import json
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+from redis.asyncio import Redis
+
+from services.security import audit, console, heads, store
+from services.security.chain import link_hash
+from services.security.console import OK, REJECTED
+from services.security.console_parser import build_parser
+from shared.contracts.streams import AUDIT_HEADS
+from shared.infra.db import create_pool
+from shared.infra.settings import Settings
+from tests.integration.test_security_store import AUDIT_KEY, KEY
+
+
+@pytest.fixture
+async def pool(
+    settings: Settings, own_database: str, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[asyncpg.Pool]:
+    """A database of the test's own (its chain is rewritten), six records made by the CLI."""
+    for var, value in {"DATABASE_URL": own_database, "REDIS_URL": settings.redis_url,
+                       "ALLUSE_STREAM_PREFIX": settings.stream_prefix,
+                       "ALLUSE_ENCRYPTION_KEYS": KEY, "ALLUSE_AUDIT_KEYS": AUDIT_KEY}.items():  # fmt: skip
+        monkeypatch.setenv(var, value)
+    for i in range(6):
+        assert await cli("create-client", "--client-id", f"engine-{i}") == OK
+    pool = await create_pool(own_database, "security")
+    yield pool
+    await pool.close()
+
+
+async def cli(*argv: str) -> int:
+    args = build_parser().parse_args(argv)
+    return await console.run(args.command, args)
+
+
+async def rewrite(pool: asyncpg.Pool, seq: int, key: bytes | None, keyed: bool = True) -> None:
+    """As a superuser can: trigger off, change record `seq`, re-chain every later record and
+    audit_head with `key` (None: plain SHA-256 without a key id), trigger on."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("ALTER TABLE audit_records DISABLE TRIGGER audit_records_no_change")
+        await conn.execute("UPDATE audit_records SET actor = 'someone else' WHERE seq = $1", seq)
+        rows = await store.audit_rows(conn, after=0, limit=1000)
+        prev = rows[seq - 2]["hash"] if seq > 1 else "0" * 64
+        for row in rows[seq - 1 :]:
+            record = {k: v for k, v in audit.record_of(row).items() if k != "key_id"}
+            if keyed:
+                record["key_id"] = row["key_id"]
+            h = link_hash(prev, record, key)
+            await conn.execute(
+                "UPDATE audit_records SET prev_hash = $2, hash = $3, key_id = $4 WHERE seq = $1",
+                row["seq"], prev, h, record.get("key_id"),
+            )  # fmt: skip
+            prev = h
+        await conn.execute("UPDATE audit_head SET hash = $1", prev)
+        await conn.execute("ALTER TABLE audit_records ENABLE TRIGGER audit_records_no_change")
+
+
+async def verify(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict[str, object]]:
+    capsys.readouterr()
+    code = await cli("verify-audit", *argv)
+    return code, json.loads(capsys.readouterr().out)
+
+
+@pytest.mark.parametrize(
+    ("key", "keyed", "problem"),
+    [(b"g" * 32, True, "modified"), (None, False, "no key id")],
+    ids=["guessed-key", "unkeyed-sha256"],
+)
+async def test_a_rechained_table_fails_and_the_rewritten_record_is_named(
+    pool: asyncpg.Pool, capsys: pytest.CaptureFixture[str], key: bytes | None, keyed: bool,
+    problem: str,
+) -> None:  # fmt: skip
+    assert (await verify(capsys))[1] == {"status": "intact", "records": 6}
+    await rewrite(pool, 3, key, keyed)
+    code, out = await verify(capsys)
+    assert code == REJECTED and out["status"] == "broken" and out["first_broken_seq"] == 3
+    assert problem in str(out["problem"])
+
+
+async def test_a_table_rechained_with_the_key_fails_against_a_head_published_before(
+    pool: asyncpg.Pool, settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    redis = Redis.from_url(settings.redis_url)
+    stream = settings.streams.key(AUDIT_HEADS)
+    assert await heads.publish(pool, redis, stream, last=0) == 6
+    async with pool.acquire() as conn:
+        logged = f"6:{(await store.audit_head(conn, lock=False))['hash']}"
+    await rewrite(pool, 2, audit.keys().keys[audit.keys().primary])
+    code, out = await verify(capsys)
+    assert code == REJECTED and out["first_broken_seq"] == 1
+    assert "records 1 to 6 were rewritten" in str(out["problem"])
+    # The same from a head copied out of the log, once the stream has been emptied.
+    await redis.delete(stream)
+    code, out = await verify(capsys)
+    assert (code, out["status"]) == (OK, "intact")  # the key alone cannot tell
+    code, out = await verify(capsys, "--head", logged)
+    assert code == REJECTED and "records 1 to 6 were rewritten" in str(out["problem"])
+    await redis.aclose()
