@@ -6,6 +6,7 @@ entry is given up on; re-drives and drops land in the security service's audit c
 
 import asyncio
 import json
+import os
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from redis.asyncio import Redis
 from services.account.app import build
 from services.cli.__main__ import main
 from services.security import app as security_app
-from services.security import audit
+from services.security import audit, crypto
 from shared.contracts.streams import ACCOUNT_COMMANDS, ACCOUNT_EVENTS
 from shared.infra.db import connection, create_pool, migrate
 from shared.infra.runtime import Runtime, running
@@ -68,6 +69,9 @@ async def ops(
     monkeypatch.setenv("REDIS_URL", settings.redis_url)
     monkeypatch.setenv("DATABASE_URL", settings.database_url)
     monkeypatch.setenv("ALLUSE_ENCRYPTION_KEYS", Fernet.generate_key().decode())
+    # The run's one audit key: records in the shared chain must verify for every test.
+    audit_key = os.environ.setdefault("ALLUSE_TEST_AUDIT_KEY", Fernet.generate_key().decode())
+    monkeypatch.setenv("ALLUSE_AUDIT_KEYS", audit_key)
     monkeypatch.setenv("ALLUSE_STREAM_PREFIX", settings.stream_prefix)
     monkeypatch.setenv("ALLUSE_TOKEN_FILE", str(token_file))
     rt = await build(settings.model_copy(update={"max_deliveries": 5, "reclaim_idle_ms": 200}))
@@ -145,6 +149,7 @@ async def test_garbage_and_a_command_failed_5_times_are_redriven_once_the_cause_
                 "SELECT action, actor, subject FROM audit_records"
                 " WHERE action LIKE 'dlq.%' ORDER BY seq"
             )
+        audit.use_keys(crypto.load_audit_keys(os.environ["ALLUSE_AUDIT_KEYS"]))
         checked, broken = await audit.verify(pool)
     finally:
         await pool.close()
