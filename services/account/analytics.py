@@ -13,7 +13,7 @@ from uuid import UUID
 
 import asyncpg
 
-from services.account import store
+from services.account import position_store, store
 from services.account.domain import TradeStats, UnknownAccount, UnknownPortfolio, account_metrics
 from services.account.domain.reinvest import TRADING_INCOME
 from shared.contracts import account as c
@@ -21,13 +21,24 @@ from shared.contracts import account as c
 ZERO = Decimal("0.00")
 
 
-def performance_series(rows: list[dict[str, Any]]) -> list[tuple[datetime, Decimal]]:
-    """(time, balance less the net flows since the first row) for one account's ledger rows."""
-    flows, out = ZERO, []
-    for i, r in enumerate(rows):
+def performance_series(
+    rows: list[dict[str, Any]], values: list[dict[str, Any]] | None = None
+) -> list[tuple[datetime, Decimal]]:
+    """(time, value less the net flows since the first row) for one account: value is cash
+    (the ledger rows) plus its positions at their marks (the value points, section 11)."""
+    points = sorted(
+        [(r["at"], 0, r) for r in rows] + [(v["at"], 1, v) for v in values or []],
+        key=lambda p: (p[0], p[1]),
+    )
+    flows, held, out = ZERO, ZERO, []
+    for i, (at, is_value, r) in enumerate(points):
+        if is_value:
+            held = r["positions_value"]
+            out.append((at, r["cash"] + held - flows))
+            continue
         if i and r["type"] not in TRADING_INCOME:
             flows += r["amount"]
-        out.append((r["at"], r["balance_after"] - flows))
+        out.append((at, r["balance_after"] + held - flows))
     return out
 
 
@@ -36,12 +47,15 @@ async def metrics(conn: asyncpg.Connection, p: c.AccountRef) -> dict[str, Any]:
     if row is None:
         raise UnknownAccount(f"no account {p.account_id}")
     rows = await store.balance_series(conn, account_ids=[p.account_id])
+    values = await position_store.value_series(conn, account_id=p.account_id)
     counts = await store.trade_counts(conn, account_id=p.account_id)
     stats = TradeStats(
         successful_trades=counts["successful"], total_trades=counts["total"], premium_collected=counts["premium"],
         assignments=counts["assignments"], adjustments=counts["adjustments"],
     )  # fmt: skip
-    m = account_metrics(performance_series(rows), trades=stats, violations=counts["violations"])
+    m = account_metrics(
+        performance_series(rows, values), trades=stats, violations=counts["violations"]
+    )
     data = {k: _plain(v) for k, v in asdict(m).items()}
     data["reinvestments"] = [
         _plain(r) for r in await store.reinvestments(conn, account_id=p.account_id)

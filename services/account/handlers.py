@@ -25,7 +25,7 @@ from services.account.domain import (
     plan_initialization,
 )
 from services.account.events import snapshot
-from services.account.uow import AccountUnit
+from services.account.uow import AccountUnit, Row
 from shared.contracts import account as c
 
 
@@ -100,12 +100,13 @@ async def withdraw(uow: AccountUnit, p: c.MoveMoney) -> None:
 
 
 async def book(uow: AccountUnit, effect: BalanceChange, *, description: str,
-               reference: str | None = None, week_type: str | None = None) -> Account:  # fmt: skip
-    """Write one balance change, announce it, and watch for a fork or merge it may cause."""
+               reference: str | None = None, week_type: str | None = None) -> tuple[Account, Row]:  # fmt: skip
+    """Write one balance change, announce it, and watch for a fork or merge it may cause;
+    returns the account after it and its ledger row."""
     after, tx = uow.book(effect, description=description, reference=reference, week_type=week_type)
     uow.balance_changed(after, tx)
     await growth.after_balance_change(uow, after)
-    return after
+    return after, tx
 
 
 async def set_status(uow: AccountUnit, p: c.SetStatus) -> None:

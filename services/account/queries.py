@@ -4,7 +4,7 @@ from typing import Any
 
 import asyncpg
 
-from services.account import store
+from services.account import position_queries, position_store, store
 from services.account.domain import UnknownAccount
 from services.account.events import snapshot
 from shared.contracts import account as c
@@ -14,7 +14,10 @@ async def account(conn: asyncpg.Connection, p: c.AccountRef) -> dict[str, Any]:
     row = await store.get_account(conn, account_id=p.account_id)
     if row is None:
         raise UnknownAccount(f"no account {p.account_id}")
-    return snapshot(store.to_account(row), row) | {"created_at": row["created_at"].isoformat()}
+    held = await position_queries.holdings(conn, p.account_id, row["balance"])
+    return (
+        snapshot(store.to_account(row), row) | {"created_at": row["created_at"].isoformat()} | held
+    )
 
 
 async def accounts(conn: asyncpg.Connection, p: c.ListAccounts) -> dict[str, Any]:
@@ -34,11 +37,13 @@ async def history(conn: asyncpg.Connection, p: c.History) -> dict[str, Any]:
     if await store.get_account(conn, account_id=p.account_id) is None:
         raise UnknownAccount(f"no account {p.account_id}")
     rows = await store.history(
-        conn, account_id=p.account_id, tx_type=p.type, before=p.before, limit=p.limit
-    )
+        conn, account_id=p.account_id, tx_type=p.type, before=p.before, limit=p.limit,
+        until=p.until,
+    )  # fmt: skip
+    dates = ("created_at", "effective_at")
     items = [
-        {**{k: str(v) if v is not None else None for k, v in r.items() if k != "created_at"},
-         "created_at": r["created_at"].isoformat()}
+        {**{k: str(v) if v is not None else None for k, v in r.items() if k not in dates},
+         **{k: r[k].isoformat() for k in dates}}
         for r in rows
     ]  # fmt: skip
     return {
@@ -62,11 +67,14 @@ async def summary(conn: asyncpg.Connection, _: c.Empty) -> dict[str, Any]:
 
 async def integrity(conn: asyncpg.Connection, _: c.Empty) -> dict[str, Any]:
     checked, bad = await store.ledger_mismatches(conn)
+    positions, moved = await position_store.position_mismatches(conn)
     return {
-        "ok": not bad,
+        "ok": not bad and not moved,
         "accounts_checked": checked,
         "mismatches": [
             {"account_id": str(b["id"]), "balance": str(b["balance"]), "ledger": str(b["ledger"])}
             for b in bad
         ],
+        "positions_checked": positions,
+        "position_mismatches": [{k: str(v) for k, v in m.items()} for m in moved],
     }

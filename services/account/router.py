@@ -9,7 +9,18 @@ from typing import Any
 
 import asyncpg
 
-from services.account import analytics, effects, growth, handlers, queries, reinvestment
+from services.account import (
+    analytics,
+    corrections,
+    effects,
+    growth,
+    handlers,
+    position_queries,
+    queries,
+    reinvestment,
+    trades,
+    valuation,
+)
 from shared.contracts import account as c
 from shared.contracts.envelope import CloudEvent
 from shared.infra.auth import Verifier
@@ -28,13 +39,16 @@ COMMANDS: dict[str, Route] = {
     "alluse.account.merge": Route(c.MergePortfolio, growth.merge),
     "alluse.account.reinvest": Route(c.Reinvest, reinvestment.reinvest),
     "alluse.config.update": Route(c.UpdateConfig, reinvestment.update_config),
+    "alluse.account.reverse": Route(c.ReverseTransaction, corrections.reverse),
 }
 # Internal: effects of upstream events, forwarded by the integration service (no user token;
 # the internal stream is the platform's own).
 EFFECTS: dict[str, Route] = {
-    "alluse.effect.trade_filled": Route(effects.TradeEffect, effects.trade_filled),
-    "alluse.effect.option_assigned": Route(effects.AssignmentEffect, effects.option_assigned),
-    "alluse.effect.account_valuation": Route(effects.ValuationEffect, effects.account_valuation),
+    "alluse.effect.trade_filled": Route(effects.TradeEffect, trades.trade_filled),
+    "alluse.effect.option_assigned": Route(effects.AssignmentEffect, trades.option_assigned),
+    "alluse.effect.option_expired": Route(effects.ExpirationEffect, trades.option_expired),
+    "alluse.effect.market_quote": Route(effects.QuoteEffect, valuation.market_quote),
+    "alluse.effect.account_valuation": Route(effects.ValuationEffect, valuation.account_valuation),
     "alluse.effect.protocol_validated": Route(effects.ValidationEffect, effects.protocol_validated),
 }
 Query = Callable[[asyncpg.Connection, Any], Awaitable[dict[str, Any]]]
@@ -46,6 +60,8 @@ QUERIES: dict[str, tuple[Any, Query]] = {
     "alluse.query.integrity": (c.Empty, queries.integrity),
     "alluse.query.metrics": (c.AccountRef, analytics.metrics),
     "alluse.query.tree": (c.PortfolioRef, analytics.tree),
+    "alluse.query.positions": (c.AccountRef, position_queries.positions),
+    "alluse.query.as_of": (c.AsOf, position_queries.as_of),
 }
 
 

@@ -182,12 +182,14 @@ async def history(
     tx_type: str | None,
     before: int | None,
     limit: int,
+    until: datetime | None = None,
 ) -> list[Row]:
     rows = await conn.fetch(
         "SELECT id, type, amount, balance_after, description, reference, week_type, command_id,"
-        " created_at FROM transactions WHERE account_id = $1 AND ($2::text IS NULL OR type = $2)"
-        " AND ($3::bigint IS NULL OR id < $3) ORDER BY id DESC LIMIT $4",
-        account_id, tx_type, before, limit,
+        " created_at, effective_at, reverses FROM transactions WHERE account_id = $1"
+        " AND ($2::text IS NULL OR type = $2) AND ($3::bigint IS NULL OR id < $3)"
+        " AND ($5::timestamptz IS NULL OR effective_at <= $5) ORDER BY id DESC LIMIT $4",
+        account_id, tx_type, before, limit, until,
     )  # fmt: skip
     return [dict(r) for r in rows]
 
@@ -254,31 +256,6 @@ async def record_violations(
         "UPDATE accounts SET violations = violations + $2 WHERE id = $1 RETURNING violations",
         account_id, len(details),
     ))  # fmt: skip
-
-
-async def drawdown_state(conn: Sql, *, account_id: UUID) -> asyncpg.Record:
-    row = await conn.fetchrow(
-        "SELECT peak_value, drawdown_breached FROM accounts WHERE id = $1", account_id
-    )
-    assert row is not None
-    return row
-
-
-async def save_valuation(
-    conn: Sql,
-    *,
-    account_id: UUID,
-    positions_value: Decimal,
-    peak: Decimal,
-    drawdown_pct: Decimal,
-    breached: bool,
-    as_of: Any,
-) -> None:
-    await conn.execute(
-        "UPDATE accounts SET positions_value = $2, peak_value = $3, drawdown_pct = $4,"
-        " drawdown_breached = $5, valued_at = $6 WHERE id = $1",
-        account_id, positions_value, peak, drawdown_pct, breached, as_of,
-    )  # fmt: skip
 
 
 # Growth (sections 4-7): forks, merges, reinvestment, settings, analytics

@@ -20,6 +20,7 @@ from shared.contracts.upstream import (
     AccountValuation,
     MarketQuote,
     OptionAssigned,
+    OptionExpired,
     ProtocolValidated,
     TradeFilled,
     Upstream,
@@ -48,6 +49,7 @@ class FromUpstream:
             WS4_EVENTS: {
                 "ws4.trade.filled": Route(TradeFilled, self.forward),
                 "ws4.option.assigned": Route(OptionAssigned, self.forward),
+                "ws4.option.expired": Route(OptionExpired, self.forward),
                 "ws4.account.valuation": Route(AccountValuation, self.forward),
                 "ws4.market.quote": Route(MarketQuote, self.quote),
             },
@@ -90,13 +92,14 @@ class FromUpstream:
         rest = q.model_dump(exclude={"symbol", "as_of"})
         source = _cause(unit).source
         await store.record_quote(unit.db, symbol=q.symbol, as_of=q.as_of, source=source, **rest)
+        await self.forward(unit, q)  # recorded here, and it marks positions there
 
 
 def business_day(ev: CloudEvent, model: Upstream) -> date:
     """The day whose week type tags the effect: when the fill or valuation happened."""
     if isinstance(model, TradeFilled):
         return model.filled_at.date()
-    if isinstance(model, AccountValuation):
+    if isinstance(model, AccountValuation | MarketQuote):
         return model.as_of.date()
     return ev.time.date()
 

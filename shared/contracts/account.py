@@ -4,7 +4,7 @@ from decimal import Decimal
 from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from shared.contracts.money import Money, PositiveMoney
 
@@ -70,6 +70,7 @@ class History(AccountRef):
     type: str | None = Field(default=None, max_length=40)
     limit: int = Field(default=50, ge=1, le=1000)
     before: int | None = Field(default=None, ge=1)  # keyset paging: transactions older than this id
+    until: AwareDatetime | None = None  # only transactions dated (business time) up to then
 
 
 class Empty(Payload):
@@ -117,3 +118,15 @@ class UpdateConfig(Payload):
         description="name -> {allocation: {generation, revenue, compounding}, cash_buffer_pct}"
         " or null",
     )
+
+
+# Positions, value and corrections (section 11)
+
+
+class AsOf(AccountRef):
+    at: AwareDatetime  # cash, positions and value as they were at this time
+
+
+class ReverseTransaction(Payload):
+    transaction_id: int = Field(ge=1)
+    reason: str = Field(min_length=1, max_length=500)

@@ -152,6 +152,44 @@ class DrawdownBreached(Payload):
     peak_value: Amount | None = None
 
 
+class PositionChanged(Payload):
+    account_id: str
+    contract: str = Field(description="the ticker for shares, the OCC option symbol for an option")
+    symbol: str
+    kind: str = Field(description="put | call | shares")
+    strike: str | None = None
+    expiration: str | None = Field(default=None, description="date, YYYY-MM-DD")
+    multiplier: int
+    change: int = Field(description="signed change of the quantity (short is negative)")
+    cost_change: Amount
+    quantity: int = Field(description="contracts or shares held after the change, signed")
+    cost: Amount = Field(description="signed cost basis of what is still open")
+    cause: str = Field(description="fill | assignment | expiration | reversal")
+    reference: str | None = Field(default=None, description="the fill, assignment or expiration id")
+    transaction_id: str | None = Field(
+        default=None, description="the ledger row booked with it; none for an expiration"
+    )
+
+
+class ValuationMismatch(Payload):
+    account_id: str
+    own_positions_value: Amount = Field(description="the platform's own marks")
+    broker_positions_value: Amount = Field(description="WS4's ws4.account.valuation figure")
+    difference: Amount = Field(description="broker less own")
+    tolerance: Amount
+    as_of: str
+
+
+class AccountReversed(Payload):
+    account_id: str
+    transaction_id: str = Field(description="the new, opposite ledger row")
+    reverses: str = Field(description="the ledger row it reverses")
+    type: str
+    amount: Amount
+    reason: str
+    balance: Amount
+
+
 class WeekChanged(Payload):
     week_start: str = Field(description="date, YYYY-MM-DD")
     week_type: WeekType
@@ -181,6 +219,9 @@ LIFECYCLE_TYPES: dict[str, type[Payload]] = {
     "alluse.config.updated": ConfigUpdated,
     "alluse.account.protocol_violation": ProtocolViolation,
     "alluse.account.drawdown_breached": DrawdownBreached,
+    "alluse.account.position_changed": PositionChanged,
+    "alluse.account.valuation_mismatch": ValuationMismatch,
+    "alluse.account.reversed": AccountReversed,
     "alluse.week.changed": WeekChanged,
     "alluse.command.rejected": CommandRejected,
 }

@@ -52,6 +52,7 @@ REQUIRED: dict[str, Permission] = {
     "alluse.account.merge": P.MANAGE_ACCOUNTS,
     "alluse.account.reinvest": P.MANAGE_ACCOUNTS,
     "alluse.config.update": P.SYSTEM_ADMIN,
+    "alluse.account.reverse": P.MANAGE_ACCOUNTS,  # corrections: operators and admins
     "alluse.query.account": P.READ_ACCOUNT,
     "alluse.query.accounts": P.READ_ACCOUNT,
     "alluse.query.history": P.VIEW_TRANSACTIONS,
@@ -59,6 +60,8 @@ REQUIRED: dict[str, Permission] = {
     "alluse.query.integrity": P.VIEW_TRANSACTIONS,  # it recomputes balances from the ledger
     "alluse.query.metrics": P.READ_ACCOUNT,
     "alluse.query.tree": P.READ_ACCOUNT,
+    "alluse.query.positions": P.READ_ACCOUNT,
+    "alluse.query.as_of": P.VIEW_TRANSACTIONS,  # rebuilt from the ledger
 }
 
 

@@ -161,6 +161,18 @@ class OptionAssigned(Upstream):
     multiplier: Count = 100
 
 
+class OptionExpired(Upstream):
+    """`ws4.option.expired`: `contracts` of an option position expired worthless (no cash)."""
+
+    expiration_id: Id
+    account_id: Id
+    symbol: Symbol
+    option_type: Literal["put", "call"]
+    strike: PositivePrice
+    expiration: date
+    contracts: Count
+
+
 class AccountValuation(Upstream):
     """`ws4.account.valuation`: the market value of the account's open positions (may be < 0)."""
 
@@ -184,6 +196,7 @@ UPSTREAM_TYPES: dict[str, type[Upstream]] = {
     "ws2.protocol.validated": ProtocolValidated,
     "ws4.trade.filled": TradeFilled,
     "ws4.option.assigned": OptionAssigned,
+    "ws4.option.expired": OptionExpired,
     "ws4.account.valuation": AccountValuation,
     "ws4.market.quote": MarketQuote,
 }
@@ -192,6 +205,8 @@ UPSTREAM_TYPES: dict[str, type[Upstream]] = {
 EFFECT_TYPES = {
     "ws4.trade.filled": "alluse.effect.trade_filled",
     "ws4.option.assigned": "alluse.effect.option_assigned",
+    "ws4.option.expired": "alluse.effect.option_expired",
+    "ws4.market.quote": "alluse.effect.market_quote",
     "ws4.account.valuation": "alluse.effect.account_valuation",
     "ws2.protocol.validated": "alluse.effect.protocol_validated",
 }

@@ -5,9 +5,7 @@ from typing import Any
 
 import pytest
 
-from shared.contracts.streams import ACCOUNT_EFFECTS, ACCOUNT_EVENTS
 from tests.support.account import Client, rejection
-from tests.support.streams import ce, outcomes
 
 THURSDAY = "2026-11-26T15:00:00Z"
 MONDAY = "2026-11-23T15:00:00Z"
@@ -16,21 +14,13 @@ MONDAY = "2026-11-23T15:00:00Z"
 async def effect(
     client: Client, type_: str, data: dict[str, Any], *, want: int = 1, id_: str | None = None
 ) -> list[dict[str, Any]]:
-    fields = ce(
-        f"alluse.effect.{type_}",
-        data,
-        source="ws4/gateway-1",
-        id_=id_,
-        subject=data.get("account_id", ""),
-    )
-    await client.redis.xadd(client.s.key(ACCOUNT_EFFECTS), fields)
-    return await outcomes(
-        client.redis,
-        client.s.key(ACCOUNT_EVENTS),
-        fields["id"],
-        want=want,
-        timeout=5 if want else 0.5,
-    )
+    return await client.effect(type_, data, want=want, id_=id_)
+
+
+def money(events: list[dict[str, Any]]) -> dict[str, Any]:
+    """The balance change among an effect's events (positions move with it)."""
+    (changed,) = [e for e in events if e["type"] == "alluse.account.balance_changed"]
+    return changed
 
 
 def fill(account_id: str, **over: Any) -> dict[str, Any]:
@@ -44,7 +34,7 @@ def fill(account_id: str, **over: Any) -> dict[str, Any]:
 
 async def test_rule_9_selling_to_open_credits_premium_less_commission(client: Client) -> None:
     gen = (await client.initialize())["generation"]
-    (event,) = await effect(client, "trade_filled", fill(gen["id"]))
+    event = money(await effect(client, "trade_filled", fill(gen["id"]), want=2))
     assert event["data"]["transaction"]["amount"] == "698.70"  # 2 x 3.50 x 100 - 1.30
     assert event["data"]["transaction"]["type"] == "trade_premium"
     assert event["data"]["transaction"]["week_type"] == "P-EW"  # trades are tagged with the week
@@ -54,23 +44,24 @@ async def test_rule_9_selling_to_open_credits_premium_less_commission(client: Cl
 
 async def test_rule_9_buying_to_close_debits_price_and_commission(client: Client) -> None:
     gen = (await client.initialize())["generation"]
-    (event,) = await effect(
-        client, "trade_filled", fill(gen["id"], side="buy_to_close", price="0.25", filled_at=MONDAY)
-    )
-    assert (
-        event["data"]["transaction"]["amount"] == "-51.30"
-    )  # closing trades are free of entry-day rules
+    await effect(client, "trade_filled", fill(gen["id"]), want=2)
+    close = fill(gen["id"], side="buy_to_close", price="0.25", filled_at=MONDAY)
+    event = money(await effect(client, "trade_filled", close, want=2))
+    assert event["data"]["transaction"]["amount"] == "-51.30"  # closing is free of entry days
 
 
 async def test_rule_9_put_assignment_debits_strike_times_contracts(client: Client) -> None:
     gen = (await client.initialize())["generation"]
+    for option in ("put", "call"):  # the short call is covered by the shares the put brought
+        sold = fill(gen["id"], symbol="AMD", option_type=option, strike="150.00", quantity=3)
+        await effect(client, "trade_filled", sold, want=2)
     data = {"assignment_id": "a-1", "account_id": gen["id"], "symbol": "AMD", "option_type": "put",
             "strike": "150.00", "contracts": 3, "multiplier": 100}  # fmt: skip
-    (event,) = await effect(client, "option_assigned", data)
+    event = money(await effect(client, "option_assigned", data, want=3))
     assert event["data"]["transaction"]["amount"] == "-45000.00"
-    (call,) = await effect(
-        client, "option_assigned", {**data, "assignment_id": "a-2", "option_type": "call"}
-    )
+    call = money(await effect(
+        client, "option_assigned", {**data, "assignment_id": "a-2", "option_type": "call"}, want=3
+    ))  # fmt: skip
     assert call["data"]["transaction"]["amount"] == "45000.00"
 
 
@@ -79,7 +70,7 @@ async def test_rule_9_same_fill_twice_applies_once_and_other_figures_conflict(
 ) -> None:
     gen = (await client.initialize())["generation"]
     f = fill(gen["id"])
-    await effect(client, "trade_filled", f)
+    await effect(client, "trade_filled", f, want=2)
     assert (
         await effect(client, "trade_filled", f, want=0) == []
     )  # re-sent under another envelope id
@@ -104,9 +95,9 @@ async def test_rule_8_protocol_breach_is_recorded_announced_and_money_still_move
     client: Client, over: dict[str, Any], breach: str
 ) -> None:
     gen = (await client.initialize())["generation"]
-    moved, violation = await effect(client, "trade_filled", fill(gen["id"], **over), want=2)
-    assert moved["data"]["balance"] == "100698.70"
-    assert violation["type"] == "alluse.account.protocol_violation"
+    events = await effect(client, "trade_filled", fill(gen["id"], **over), want=3)
+    assert money(events)["data"]["balance"] == "100698.70"
+    (violation,) = [e for e in events if e["type"] == "alluse.account.protocol_violation"]
     assert violation["data"]["violations"][0].startswith(breach)
     assert violation["data"]["adherence_score"] == "95.00"
 
@@ -121,23 +112,6 @@ async def test_ws2_non_compliant_validation_lowers_adherence(client: Client) -> 
     }
     (event,) = await effect(client, "protocol_validated", data)
     assert event["data"]["violation_count"] == 2 and event["data"]["adherence_score"] == "90.00"
-
-
-async def test_valuation_breaching_max_drawdown_is_announced_once(client: Client) -> None:
-    com = (await client.initialize())["compounding"]  # 75,000.00, max drawdown 7 %
-    data = {"account_id": com["id"], "positions_market_value": "0.00", "as_of": THURSDAY}
-    assert await effect(client, "account_valuation", data, want=0) == []
-    (breach,) = await effect(
-        client, "account_valuation", {**data, "positions_market_value": "-6000.00"}
-    )
-    assert breach["type"] == "alluse.account.drawdown_breached"
-    assert breach["data"]["drawdown_pct"] == "8.00"
-    assert (
-        await effect(
-            client, "account_valuation", {**data, "positions_market_value": "-7000.00"}, want=0
-        )
-        == []
-    )
 
 
 async def test_fill_for_closed_or_unknown_account_is_rejected(client: Client) -> None:

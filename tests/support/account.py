@@ -7,7 +7,12 @@ from redis.asyncio import Redis
 
 from services.account import store
 from shared.contracts.lifecycle import LIFECYCLE_TYPES
-from shared.contracts.streams import ACCOUNT_COMMANDS, ACCOUNT_EVENTS, ACCOUNT_QUERIES
+from shared.contracts.streams import (
+    ACCOUNT_COMMANDS,
+    ACCOUNT_EFFECTS,
+    ACCOUNT_EVENTS,
+    ACCOUNT_QUERIES,
+)
 from shared.infra.db import connection
 from shared.infra.runtime import Runtime
 from shared.infra.settings import Settings
@@ -40,6 +45,21 @@ class Client:
             ce(type_, data, authorization=self.signer.bearer(role), replyto=box),
         )
         return await reply(self.redis, box)
+
+    async def effect(
+        self, type_: str, data: dict[str, Any], *, want: int = 1, id_: str | None = None,
+        time: str | None = None,
+    ) -> list[dict[str, Any]]:  # fmt: skip
+        """An upstream event as the integration service forwards it (`alluse.effect.<type_>`)."""
+        extra = {"time": time} if time else {}
+        fields = ce(f"alluse.effect.{type_}", data, source="ws4/gateway-1", id_=id_,
+                    subject=data.get("account_id", ""), **extra)  # fmt: skip
+        await self.redis.xadd(self.s.key(ACCOUNT_EFFECTS), fields)
+        events = await outcomes(self.redis, self.s.key(ACCOUNT_EVENTS), fields["id"], want=want,
+                                timeout=5 if want else 0.5)  # fmt: skip
+        for event in events:
+            LIFECYCLE_TYPES[event["type"]].model_validate(event["data"])
+        return events
 
     async def initialize(
         self, capital: str = "250000.00", **extra: Any

@@ -21,8 +21,12 @@ LIFECYCLE = {  # CONTRACT.md, "Lifecycle types"
     "alluse.account.reinvested", "alluse.account.protocol_violation",
     "alluse.account.drawdown_breached", "alluse.week.changed", "alluse.command.rejected",
 }  # fmt: skip
-# Added beside the contract's list (additive): a reinvestment run's summary, a config change.
-ADDED = {"alluse.account.reinvestment_completed", "alluse.config.updated"}
+# Added beside the contract's list (additive): a reinvestment run's summary, a config change,
+# and section 11's position changes, valuation mismatches and reversals.
+ADDED = {
+    "alluse.account.reinvestment_completed", "alluse.config.updated",
+    "alluse.account.position_changed", "alluse.account.valuation_mismatch", "alluse.account.reversed",
+}  # fmt: skip
 KEY = re.compile(r"^[a-zA-Z0-9.\-_]+$")  # AsyncAPI 3.0 component and map keys
 
 

@@ -44,13 +44,15 @@ class Contract:
     @property
     def key(self) -> str:
         """The symbol quotes use: the ticker for shares, the OCC option symbol for an option
-        (root padded to 6, YYMMDD, P or C, strike x 1000 in 8 digits)."""
+        (root padded to 6, YYMMDD, P or C, strike x 1000 in 8 digits). A fill may leave out
+        the expiration (CONTRACT.md): such a series is dated 000000."""
         if not self.is_option:
             return self.symbol
-        assert self.strike is not None and self.expiration is not None
+        assert self.strike is not None
         strike = int((self.strike * 1000).to_integral_value(ROUND_HALF_EVEN))
         side = "P" if self.option_type == "put" else "C"
-        return f"{self.symbol:<6}{self.expiration:%y%m%d}{side}{strike:08d}"
+        day = "000000" if self.expiration is None else f"{self.expiration:%y%m%d}"
+        return f"{self.symbol:<6}{day}{side}{strike:08d}"
 
     def describe(self) -> str:
         if not self.is_option:

@@ -34,6 +34,12 @@ class TransferNotReversible(AccountError):
     code = "transfer_not_reversible"
 
 
+class NoHistory(AccountError):
+    """An as-of time before the account's first transaction: it held nothing yet."""
+
+    code = "no_history"
+
+
 @dataclass(frozen=True, slots=True)
 class Entry:
     """The ledger row to reverse, as the store found it."""

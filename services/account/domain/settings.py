@@ -40,6 +40,10 @@ class GrowthSettings:
     cooling_period_hours: int = 24
     daily_fork_limit: int = 5  # per portfolio tree
     reinvestment_months: tuple[int, ...] = (3, 6, 9, 12)
+    # Section 11: the broker's positions value may differ from our marks by this share of the
+    # account's value before it is announced; quotes for marks are kept this many days.
+    valuation_tolerance_pct: Decimal = Decimal("0.5")
+    quote_retention_days: int = 400
     templates: Mapping[str, Template] = field(default_factory=lambda: TEMPLATES)
     strategies: Mapping[str, Strategy] = field(default_factory=lambda: STRATEGIES)
 
@@ -71,6 +75,10 @@ def check_settings(s: GrowthSettings) -> list[Problem]:
         out.append(Problem("cooling_period_hours", "must be between 0 and 8760"))
     if not 1 <= s.daily_fork_limit <= 1000:
         out.append(Problem("daily_fork_limit", "must be between 1 and 1000"))
+    if not 0 <= s.valuation_tolerance_pct <= 100:
+        out.append(Problem("valuation_tolerance_pct", "must be between 0 and 100"))
+    if not 1 <= s.quote_retention_days <= 36500:
+        out.append(Problem("quote_retention_days", "must be between 1 and 36500"))
     months = s.reinvestment_months
     if not months or any(not 1 <= m <= 12 for m in months):
         out.append(Problem("reinvestment_months", "one or more months, each 1-12"))
@@ -100,7 +108,7 @@ def apply_settings(base: GrowthSettings, raw: Mapping[str, object]) -> GrowthSet
                 parsed[name] = tuple(sorted(value))
             else:
                 problems.append(Problem(name, "must be a list of month numbers"))
-        elif name == "fork_split_pct":
+        elif name in ("fork_split_pct", "valuation_tolerance_pct"):
             number = _decimal(value, name, problems)
             if number is not None:
                 parsed[name] = number
@@ -123,6 +131,8 @@ def settings_to_dict(s: GrowthSettings) -> dict[str, Any]:
         "cooling_period_hours": s.cooling_period_hours,
         "daily_fork_limit": s.daily_fork_limit,
         "reinvestment_months": list(s.reinvestment_months),
+        "valuation_tolerance_pct": str(s.valuation_tolerance_pct),
+        "quote_retention_days": s.quote_retention_days,
         "templates": {name: template_to_dict(t) for name, t in s.templates.items()},
         "strategies": {name: strategy_to_dict(st) for name, st in s.strategies.items()},
     }

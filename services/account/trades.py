@@ -1,0 +1,147 @@
+"""Fills, assignments and expirations from WS4 (sections 9 and 11): cash and positions move
+together, in the command's savepoint (a refusal leaves nothing behind). Protocol breaches,
+position sizing among them, are recorded and announced."""
+
+from typing import Any
+from uuid import UUID
+
+from services.account import position_store as ps
+from services.account import store
+from services.account.domain import Account, TransactionType, change, ensure_active
+from services.account.domain.marks import positions_value, sizing_breach
+from services.account.domain.positions import (
+    Contract,
+    Move,
+    PositionNotOpen,
+    assign,
+    expire,
+    fill_moves,
+    shares,
+)
+from services.account.domain.trading import (
+    assignment_amount,
+    fill_amount,
+    first_application,
+    protocol_breaches,
+)
+from services.account.effects import (
+    AssignmentEffect,
+    ExpirationEffect,
+    TradeEffect,
+    fingerprint,
+    uuid_of,
+    violations,
+)
+from services.account.handlers import book
+from services.account.uow import AccountUnit
+from services.account.valuation import marked, revalue
+
+
+async def _fresh(uow: AccountUnit, account: Account, kind: str, ref: str, fp: object) -> bool:
+    """Claim a fill, assignment or expiration id: False when it was applied already (same
+    figures); other figures under it are a conflict. A later refusal rolls the claim back."""
+    claim = await store.claim_ref(
+        uow.db, kind=kind, ref_id=ref, account_id=account.id, fingerprint=fingerprint(fp)
+    )
+    return first_application(claim, kind=kind, ref=ref)
+
+
+async def _open(uow: AccountUnit, account_id: str) -> Account:
+    account, _ = await uow.account(uuid_of(account_id))
+    ensure_active(account)
+    return account
+
+
+async def trade_filled(uow: AccountUnit, p: TradeEffect) -> None:
+    account = await _open(uow, p.account_id)
+    if not await _fresh(uow, account, "fill", p.fill_id, p):
+        return
+    if p.instrument_type == "option":
+        assert p.option_type is not None and p.strike is not None
+        contract = Contract(p.symbol, p.option_type, p.strike, p.expiration, p.multiplier)
+    else:
+        contract = shares(p.symbol)
+    held = await ps.holding(uow.db, account_id=account.id, contract=contract)
+    moved = fill_moves(held, side=p.side, quantity=p.quantity, price=p.price)
+    breaches = protocol_breaches(
+        account.config, side=p.side, filled_at=p.filled_at, delta=p.delta, week_type=p.week_type
+    )
+    if p.side == "sell_to_open" and p.option_type == "put":
+        value = account.balance + positions_value(await marked(uow.db, account_id=account.id))
+        sized = sizing_breach(value=value, sizing_pct=account.config.position_sizing_pct,
+                              strike=contract.strike or p.price, contracts=p.quantity,
+                              multiplier=p.multiplier)  # fmt: skip
+        breaches += [sized] if sized else []
+    amount = fill_amount(side=p.side, quantity=p.quantity, price=p.price,
+                         multiplier=p.multiplier, commission=p.commission)  # fmt: skip
+    what = f"{p.side} {p.quantity} {contract.describe()} @ {p.price}, commission {p.commission}"
+    kind = TransactionType.TRADE_PREMIUM if contract.is_option else TransactionType.TRADE_ASSIGNMENT
+    await _apply(uow, account, kind, amount, what, p.fill_id, p.week_type, "fill", [moved])
+    if breaches:
+        await violations(uow, account.id, p.fill_id, breaches, p.week_type, "platform")
+
+
+async def option_assigned(uow: AccountUnit, p: AssignmentEffect) -> None:
+    account = await _open(uow, p.account_id)
+    if not await _fresh(uow, account, "assignment", p.assignment_id, p):
+        return
+    option = await ps.short_option(
+        uow.db, account_id=account.id, symbol=p.symbol, option_type=p.option_type, strike=p.strike
+    )
+    if option is None:
+        raise PositionNotOpen(f"no short {p.symbol} {p.strike} {p.option_type} open to assign")
+    stock = await ps.holding(uow.db, account_id=account.id, contract=shares(p.symbol))
+    done = assign(option, stock, p.contracts)
+    amount = assignment_amount(option_type=p.option_type, strike=p.strike, contracts=p.contracts,
+                               multiplier=option.contract.multiplier)  # fmt: skip
+    what = f"{p.option_type} assignment {p.contracts} x {option.contract.describe()}"
+    await _apply(uow, account, TransactionType.TRADE_ASSIGNMENT, amount, what,
+                 p.assignment_id, p.week_type, "assignment", [done.option, done.stock])  # fmt: skip
+    if done.short_stock:
+        breach = f"short_stock: a {p.symbol} call assigned without the shares to deliver"
+        await violations(uow, account.id, p.assignment_id, [breach], p.week_type, "platform")
+
+
+async def option_expired(uow: AccountUnit, p: ExpirationEffect) -> None:
+    account = await _open(uow, p.account_id)
+    if not await _fresh(uow, account, "expiration", p.expiration_id, p):
+        return
+    key = Contract(p.symbol, p.option_type, p.strike, p.expiration, 100).key
+    held = await ps.holding_by_key(uow.db, account_id=account.id, key=key)
+    if held is None:
+        raise PositionNotOpen(f"no {p.symbol} {p.expiration} {p.strike} {p.option_type} open")
+    moved = expire(held, p.contracts)
+    await record(uow, account.id, [moved], None, "expiration", p.expiration_id)
+    await revalue(uow, account.id)
+
+
+async def _apply(
+    uow: AccountUnit, account: Account, kind: TransactionType, amount: Any, what: str,
+    ref: str, week_type: str | None, cause: str, moves: list[Move],
+) -> None:  # fmt: skip
+    """Book the cash, move the positions, record the value: together."""
+    _, tx = await book(uow, change(account, kind, amount), description=what, reference=ref,
+                       week_type=week_type)  # fmt: skip
+    await record(uow, account.id, moves, tx["id"], cause, ref)
+    await revalue(uow, account.id)
+
+
+async def record(
+    uow: AccountUnit, account_id: UUID, moves: list[Move], transaction_id: int | None,
+    cause: str, ref: str | None,
+) -> None:  # fmt: skip
+    await ps.write_moves(uow.db, account_id=account_id, moves=moves, transaction_id=transaction_id,
+                         cause=cause, reference=ref, command_id=uow.command_id)  # fmt: skip
+    for m in moves:
+        c, after = m.contract, m.after
+        uow.emit("alluse.account.position_changed", {
+            "account_id": str(account_id), "contract": c.key, "symbol": c.symbol,
+            "kind": c.option_type or "shares", "strike": _s(c.strike), "expiration": _s(c.expiration),
+            "multiplier": c.multiplier, "change": m.quantity, "cost_change": str(m.cost),
+            "quantity": after.quantity, "cost": str(after.cost), "cause": cause, "reference": ref,
+            "transaction_id": None if transaction_id is None else str(transaction_id),
+        }, subject=str(account_id))  # fmt: skip
+
+
+def _s(value: Any) -> str | None:
+    return None if value is None else str(value)

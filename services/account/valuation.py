@@ -1,0 +1,105 @@
+"""Section 11: an account's value from its own marks, watched for drawdown, and the broker's
+valuation compared with it."""
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from services.account import position_store as ps
+from services.account import store
+from services.account.domain.marks import Marked, compare_valuation, mark_all, positions_value
+from services.account.domain.trading import watch_drawdown
+from services.account.effects import QuoteEffect, ValuationEffect, uuid_of
+from services.account.uow import AccountUnit
+from shared.infra.unit import Sql
+
+
+async def marked(conn: Sql, *, account_id: UUID, at: datetime | None = None) -> list[Marked]:
+    """The account's positions (as of `at`, if given) at the latest quotes (as of `at`)."""
+    held = await (
+        ps.holdings(conn, account_id=account_id)
+        if at is None
+        else ps.holdings_at(conn, account_id=account_id, at=at)
+    )
+    if not held:
+        return []
+    quotes = await ps.quotes(conn, symbols=[h.contract.key for h in held], at=at)
+    return mark_all(held, quotes)
+
+
+async def revalue(
+    uow: AccountUnit, account_id: UUID, *, broker: Decimal | None = None
+) -> tuple[Decimal, Decimal]:
+    """Record the account's value now (cash + marked positions) and announce a drawdown
+    beyond its maximum once per crossing; returns (cash, positions value)."""
+    account, _ = await uow.account(account_id)
+    state = await ps.value_state(uow.db, account_id=account_id)
+    cash: Decimal = state["balance"]
+    positions = positions_value(await marked(uow.db, account_id=account_id))
+    dd = watch_drawdown(
+        balance=cash, positions_value=positions, peak=state["peak_value"] + state["flows"],
+        was_breached=state["drawdown_breached"], max_drawdown_pct=account.config.max_drawdown_pct,
+    )  # fmt: skip
+    await ps.save_value(
+        uow.db, account_id=account_id, cash=cash, positions_value=positions,
+        broker_value=broker, peak=dd.peak_value, drawdown_pct=dd.drawdown_pct, breached=dd.breached,
+        through=state["through"],
+    )  # fmt: skip
+    if dd.newly_breached:
+        uow.emit("alluse.account.drawdown_breached", {
+            "account_id": str(account_id), "drawdown_pct": str(dd.drawdown_pct),
+            "max_drawdown_pct": str(account.config.max_drawdown_pct), "total_value": str(dd.total_value),
+            "peak_value": str(dd.peak_value), "cash": str(cash), "positions_value": str(positions),
+            "as_of": uow.at.isoformat(),
+        }, subject=str(account_id))  # fmt: skip
+    return cash, positions
+
+
+async def market_quote(uow: AccountUnit, p: QuoteEffect) -> None:
+    """Recorded for marks; holders are revalued at their next change or valuation."""
+    settings = await store.growth_settings(uow.db)
+    await ps.save_quote(
+        uow.db, symbol=p.symbol, bid=p.bid, ask=p.ask, last=p.last, as_of=p.as_of,
+        retention_days=settings.quote_retention_days,
+    )  # fmt: skip
+
+
+async def account_valuation(uow: AccountUnit, p: ValuationEffect) -> None:
+    """The broker's figure, kept beside our own marks; a difference beyond the tolerance
+    setting is announced (the reconciliation a trader would otherwise do by hand)."""
+    account_id = uuid_of(p.account_id)
+    broker = p.positions_market_value
+    cash, own = await revalue(uow, account_id, broker=broker)
+    tolerance = (await store.growth_settings(uow.db)).valuation_tolerance_pct
+    found = compare_valuation(own=own, broker=broker, value=cash + own, tolerance_pct=tolerance)
+    if found is not None:
+        uow.emit("alluse.account.valuation_mismatch", {
+            "account_id": str(account_id), "own_positions_value": str(found.own),
+            "broker_positions_value": str(found.broker), "difference": str(found.difference),
+            "tolerance": str(found.tolerance), "tolerance_pct": str(tolerance), "cash": str(cash),
+            "as_of": p.as_of.isoformat(),
+        }, subject=str(account_id))  # fmt: skip
+
+
+def view(marks: list[Marked]) -> list[dict[str, Any]]:
+    """Positions as consumers see them; money as strings."""
+    return [
+        {
+            "contract": m.holding.contract.key,
+            "symbol": m.holding.contract.symbol,
+            "kind": m.holding.contract.option_type or "shares",
+            "strike": _s(m.holding.contract.strike),
+            "expiration": _s(m.holding.contract.expiration),
+            "quantity": m.holding.quantity,
+            "multiplier": m.holding.contract.multiplier,
+            "cost": str(m.holding.cost),
+            "mark": _s(m.price),
+            "market_value": str(m.value),
+        }
+        for m in marks
+    ]
+
+
+def _s(value: Any) -> str | None:
+    return None if value is None else str(value)
