@@ -2,6 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+PROMTOOL := $(VENV)/bin/promtool
 
 .PHONY: help install run test lint typecheck bench docs clean
 
@@ -16,10 +17,18 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## create .venv and install the project with its dev tools
 
+# promtool checks the alert rules in the tests. Taken from the Debian package `prometheus`
+# (downloaded, unpacked into .venv; nothing installed system-wide, no server started). Where
+# apt cannot download, the tests check the rules' structure themselves and say so.
+$(PROMTOOL): | $(STAMP)
+	-@command -v apt-get >/dev/null && tmp=$$(mktemp -d) && cd $$tmp && \
+	  apt-get download -qq prometheus >/dev/null 2>&1 && dpkg-deb -x prometheus_*.deb x && \
+	  cp x/usr/bin/promtool $(abspath $(PROMTOOL)); rm -rf $$tmp
+
 run: $(STAMP) ## start Redis/PostgreSQL (embedded unless REDIS_URL/DATABASE_URL are set), the three services and a live demo
 	$(PY) -m services.run
 
-test: $(STAMP) ## the whole suite (unit, contract, integration, e2e) on real Redis and PostgreSQL
+test: $(STAMP) $(PROMTOOL) ## the whole suite (unit, contract, integration, e2e) on real Redis and PostgreSQL
 	$(PY) -m pytest
 
 lint: $(STAMP) ## ruff and mypy --strict

@@ -7,10 +7,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import asyncpg
 from cryptography.fernet import MultiFernet
 from starlette.routing import BaseRoute
 
-from services.security import audit, crypto, heads, http
+from services.security import audit, crypto, heads, http, metrics
 from services.security.admin import Admin
 from services.security.grants import Authority
 from services.security.passwords import Passwords
@@ -97,11 +98,28 @@ async def trim_revocations(svc: Service, every: float = 60) -> None:
         await asyncio.sleep(every)
 
 
+async def check_audit_chain(pool: asyncpg.Pool, every: float) -> None:
+    """Re-verify the hash chain now and then, so an alert fires when it breaks."""
+    while True:
+        try:
+            checked, broken = await audit.verify(pool)
+            metrics.AUDIT_INTACT.set(1 if broken is None else 0)
+            metrics.AUDIT_CHECKED.set(checked)
+            metrics.AUDIT_CHECKED_AT.set_to_current_time()
+            if broken is not None:
+                log.error("audit chain broken at seq %s: %s", broken.seq, broken.problem)
+        except Exception:
+            log.exception("audit chain check failed; will try again")
+        await asyncio.sleep(every)
+
+
 async def serve(settings: SecuritySettings) -> None:
     svc = await build(settings)
     async with running(svc.rt, svc.routes):
         log.info("security service up", extra={"port": settings.http_port})
         stream, every = settings.streams.key(AUDIT_HEADS), settings.audit_head_every
         await asyncio.gather(
-            trim_revocations(svc), heads.publish_forever(svc.rt.pool, svc.rt.redis, stream, every)
+            trim_revocations(svc),
+            heads.publish_forever(svc.rt.pool, svc.rt.redis, stream, every),
+            check_audit_chain(svc.rt.pool, settings.audit_check_seconds),
         )

@@ -15,7 +15,7 @@ import asyncpg
 import jwt
 from cryptography.fernet import MultiFernet
 
-from services.security import audit, domain, keys, revocation, store, tokens
+from services.security import audit, domain, keys, metrics, revocation, store, tokens
 from services.security.domain import InvalidClient, InvalidGrant
 from services.security.passwords import Passwords
 from services.security.settings import SecuritySettings
@@ -119,6 +119,7 @@ class Authority:
                     actor=str(u["id"]),
                     details={"username": username, "rehashed": rehash is not None},
                 )
+                metrics.LOGINS.labels("password", "succeeded").inc()
                 return await self._issue(conn, sub=str(u["id"]), role=u["role"], user_id=u["id"])
             actor = str(u["id"]) if u is not None else "anonymous"
             await audit.append(
@@ -127,6 +128,7 @@ class Authority:
                 actor=actor,
                 details={"username": username[: domain.USERNAME_MAX], "reason": reason},
             )
+        metrics.LOGINS.labels("password", "failed").inc()
         raise InvalidGrant(BAD_LOGIN)
 
     async def _failed(self, conn: store.Conn, u: asyncpg.Record, now: datetime) -> None:
@@ -147,6 +149,7 @@ class Authority:
         # The lock throttles new logins only: anyone can fail five times with a name, so it
         # must not log the real user out (their live tokens and refresh tokens stay good).
         if until is not None:
+            metrics.LOCKOUTS.inc()
             await audit.append(
                 conn,
                 action="security.user.locked",
@@ -162,6 +165,7 @@ class Authority:
             c = await store.client(conn, client_id=client_id)
             ok = c is not None and hmac.compare_digest(c["secret_hash"], tokens.digest(secret))
             if c is not None and ok and c["status"] == "active":
+                metrics.LOGINS.labels("client_credentials", "succeeded").inc()
                 return await self._issue(conn, sub=client_id, role=c["role"])
             await audit.append(
                 conn,
@@ -169,6 +173,7 @@ class Authority:
                 actor=client_id[: domain.USERNAME_MAX],
                 details={"reason": "unknown client or wrong secret" if not ok else "disabled"},
             )
+        metrics.LOGINS.labels("client_credentials", "failed").inc()
         raise InvalidClient("client authentication failed")
 
     async def refresh(self, token: str) -> dict[str, Any]:

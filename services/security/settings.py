@@ -16,6 +16,7 @@ class SecuritySettings(Settings):
     refresh_token_ttl: PositiveInt = 14 * 86400
     max_failed_logins: PositiveInt = 5
     lockout_seconds: PositiveInt = 900
+    audit_check_seconds: PositiveInt = 300  # how often the service re-verifies its audit chain
     # OWASP Password Storage Cheat Sheet, argon2id: m=19 MiB, t=2, p=1.
     argon2_memory_kib: PositiveInt = 19456
     argon2_time_cost: PositiveInt = 2

@@ -155,6 +155,7 @@ class StreamConsumer:
                 metrics.PENDING.labels(self.stream).set(info["pending"])
                 if info.get("lag") is not None:  # None when Redis cannot tell (after XDEL)
                     metrics.LAG.labels(self.stream).set(info["lag"])
+        metrics.DLQ_DEPTH.labels(self.stream).set(await self.redis.xlen(self.dlq))
 
     async def reclaim_forever(self) -> None:
         interval = self.settings.reclaim_idle_ms / 2000

@@ -26,6 +26,7 @@ from shared.contracts.envelope import (
 )
 from shared.contracts.errors import DomainError
 from shared.contracts.messages import COMMAND_REJECTED
+from shared.infra import metrics
 from shared.infra.db import transaction
 from shared.infra.unit import SqlUnit
 
@@ -78,6 +79,8 @@ class Pipeline:
 
     def rejection(self, ev: CloudEvent, code: str, reason: str, subject: str | None) -> Emit:
         data = {"code": code, "reason": reason, "command_type": ev.type, "command_id": ev.id}
+        if code in ("unauthorized", "forbidden"):
+            metrics.TOKEN_REFUSALS.labels(code).inc()
         fields = new_event(
             COMMAND_REJECTED,
             self.source,

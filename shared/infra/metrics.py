@@ -15,3 +15,14 @@ LATENCY = Histogram(
 )
 PENDING = Gauge("alluse_stream_pending", "Entries delivered but not acknowledged", ["stream"])
 LAG = Gauge("alluse_stream_lag", "Entries not yet delivered to the consumer group", ["stream"])
+DLQ_DEPTH = Gauge(
+    "alluse_dlq_entries", "Entries waiting in the stream's dead-letter stream", ["stream"]
+)
+OUTBOX_BACKLOG = Gauge(
+    "alluse_outbox_backlog", "Committed events not yet relayed to Redis", ["service"]
+)
+RELAYED = Counter("alluse_outbox_relayed_total", "Events relayed from the outbox", ["service"])
+READY = Gauge("alluse_ready", "1 when the service reaches Redis and PostgreSQL", ["service"])
+TOKEN_REFUSALS = Counter(
+    "alluse_token_refusals_total", "Entries refused for their token or role", ["code"]
+)

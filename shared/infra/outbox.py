@@ -9,6 +9,7 @@ import asyncpg
 import orjson
 from redis.asyncio import Redis
 
+from shared.infra import metrics
 from shared.infra.db import transaction
 from shared.infra.durability import WAITAOF, Durability
 
@@ -25,7 +26,7 @@ class Relay:
         batch: int = 1000,
         durability: Durability | None = None,
     ) -> None:
-        self.pool, self.redis, self.batch = pool, redis, batch
+        self.pool, self.redis, self.batch, self.name = pool, redis, batch, name
         self.durability = durability or Durability()
         # One relay per schema publishes at a time, so replicas cannot reorder an account's events.
         self.lock_key = int.from_bytes(
@@ -57,7 +58,13 @@ class Relay:
                 "DELETE FROM outbox WHERE seq = ANY($1::bigint[])", [r["seq"] for r in rows]
             )
         self.published += len(rows)
+        metrics.RELAYED.labels(self.name).inc(len(rows))
         return len(rows)
+
+    async def observe(self) -> None:
+        """The outbox backlog gauge: committed events the relay has not published yet."""
+        backlog = await self.pool.fetchval("SELECT count(*) FROM outbox")
+        metrics.OUTBOX_BACKLOG.labels(self.name).set(backlog)
 
     async def run(self, idle_seconds: float = 0.05) -> None:
         while not self.stopped:

@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from shared.infra import metrics as gauges
 from shared.infra.consumer import StreamConsumer
 from shared.infra.db import create_pool
 from shared.infra.durability import Durability
@@ -84,6 +85,11 @@ def health_routes(rt: Runtime) -> list[BaseRoute]:
         return JSONResponse(body, 200 if ok else 503)
 
     async def metrics(_: Request) -> Response:
+        # Read at scrape time: what Prometheus sees is as fresh as its scrape.
+        ready = all(v == "ok" for v in (await rt.ready()).values())
+        gauges.READY.labels(rt.relay.name).set(1 if ready else 0)
+        with contextlib.suppress(Exception):  # an unreachable database shows as not ready
+            await rt.relay.observe()
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return [Route("/healthz", healthz), Route("/readyz", readyz), Route("/metrics", metrics)]
