@@ -1,5 +1,10 @@
 """`python -m services.integration`: run the integration service until SIGTERM or Ctrl-C."""
 
-from services.integration.app import main
+import sys
+
+from services.integration.app import MIGRATIONS, SCHEMA, main
+from shared.infra.db import migrate_and_exit
+
+migrate_and_exit(sys.argv, SCHEMA, MIGRATIONS)  # `python -m services.integration migrate`
 
 main()

@@ -8,10 +8,11 @@ import contextlib
 import signal
 import sys
 
-from services.security.app import serve
+from services.security.app import MIGRATIONS, SCHEMA, serve
 from services.security.crypto import KeyConfigError
 from services.security.settings import SecuritySettings
 from shared.infra import logs
+from shared.infra.db import migrate_and_exit
 
 
 async def main() -> None:
@@ -26,6 +27,7 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
+    migrate_and_exit(sys.argv, SCHEMA, MIGRATIONS)  # `python -m services.security migrate`
     if sys.argv[1:2] == ["admin"]:
         from services.security.console_parser import main as admin
 

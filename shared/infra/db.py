@@ -73,3 +73,22 @@ async def migrate(dsn: str, schema: str, service_dir: Path) -> list[str]:
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", _lock_key(schema))
         await conn.close()
+
+
+def migrate_and_exit(argv: Sequence[str], schema: str, service_dir: Path) -> None:
+    """`python -m services.<name> migrate`: apply the migrations, print them, exit (a deploy Job).
+
+    Services also migrate at start (under the same lock); a Job lets a rollout do it first.
+    """
+    if list(argv[1:2]) != ["migrate"]:
+        return
+    import asyncio
+    import os
+    import sys
+
+    dsn = os.environ.get("DATABASE_URL") or os.environ.get("ALLUSE_DATABASE_URL")
+    if not dsn:
+        sys.exit("DATABASE_URL is not set")
+    applied = asyncio.run(migrate(dsn, schema, service_dir))
+    print(f"{schema}: {len(applied)} migration(s) applied" + "".join(f"\n  {n}" for n in applied))
+    sys.exit(0)
