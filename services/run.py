@@ -26,12 +26,14 @@ from pathlib import Path
 from cryptography.fernet import Fernet
 
 from shared.infra import embedded
+from shared.infra.signing import identity_env, new_identities
 
 VAR = Path("var")
 SERVICES = {"security": 8081, "account": 8082, "integration": 8083}
 REDIS_PORT = 6380  # the embedded Redis's, when free: a second terminal finds it where it was
 ENV_FILE = VAR / "alluse.env"
 SECRET_FILE = VAR / "demo-client.secret"
+ENGINE_SECRET_FILE = VAR / "demo-engine.secret"  # the simulators' trading_engine client
 
 
 def say(message: str) -> None:
@@ -81,6 +83,17 @@ def second_terminal_hint() -> None:
     print("    alluse summary\n    alluse tail --stream lifecycle", flush=True)
 
 
+def identities() -> dict[str, dict[str, str]]:
+    """Each service's signing key (made once in var/service-keys.json, mode 0600) and, for the
+    security service, the public halves it publishes: per-service environment variables."""
+    path = VAR / "service-keys.json"
+    if not path.exists():
+        path.write_text(json.dumps(new_identities()))
+        path.chmod(0o600)
+        say(f"made a signing key per service in {path} (see README, 'Who signs what')")
+    return identity_env(json.loads(path.read_text()))
+
+
 @contextlib.contextmanager
 def servers() -> Iterator[tuple[str, str]]:
     with contextlib.ExitStack() as stack:
@@ -99,6 +112,7 @@ def servers() -> Iterator[tuple[str, str]]:
 @contextlib.contextmanager
 def services(env: dict[str, str]) -> Iterator[None]:
     procs: dict[str, subprocess.Popen[bytes]] = {}
+    own = identities()
     logs = VAR / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     try:
@@ -108,7 +122,7 @@ def services(env: dict[str, str]) -> Iterator[None]:
             log = (logs / f"{name}.log").open("ab")
             procs[name] = subprocess.Popen(
                 [sys.executable, "-m", f"services.{name}"],
-                env={**env, "ALLUSE_HTTP_PORT": str(port)},
+                env={**env, **own[name], "ALLUSE_HTTP_PORT": str(port)},
                 stdout=log,
                 stderr=log,
             )
@@ -191,6 +205,16 @@ def demo_client(env: dict[str, str]) -> None:
         f.write(created["client_secret"])
     env.update(ALLUSE_CLIENT_ID=client_id, ALLUSE_CLIENT_SECRET_FILE=str(SECRET_FILE.absolute()))
     write_env(env)
+    engine_id = f"demo-engine-{secrets.token_hex(3)}"
+    say(f"creating a machine client '{engine_id}' with role trading_engine for the simulators")
+    args = ("security", "create-client", "--client-id", engine_id, "--role", "trading_engine")
+    print(f"$ alluse {' '.join(args)}", flush=True)
+    engine = json.loads(alluse(env, "--json", *args, echo=False))
+    ENGINE_SECRET_FILE.unlink(missing_ok=True)
+    fd = os.open(ENGINE_SECRET_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(engine["client_secret"])
+    env.update(ALLUSE_ENGINE_CLIENT_ID=engine_id)
 
 
 def demo(env: dict[str, str], weeks: int, rate: float) -> None:
@@ -210,11 +234,14 @@ def demo(env: dict[str, str], weeks: int, rate: float) -> None:
     tail = subprocess.Popen(
         [sys.executable, "-m", "services.cli", "tail", "--stream", "lifecycle"], env=env
     )
+    engine_env = {**env, "ALLUSE_CLIENT_ID": env["ALLUSE_ENGINE_CLIENT_ID"],
+                  "ALLUSE_CLIENT_SECRET_FILE": str(ENGINE_SECRET_FILE.absolute())}  # fmt: skip
     try:
         accounts_arg = [f"{i}:{t}" for t, i in by_type.items()]
         alluse(
-            env, "simulate", "--weeks", str(weeks), "--rate", str(rate), "--accounts", *accounts_arg
-        )
+            engine_env,
+            "simulate", "--weeks", str(weeks), "--rate", str(rate), "--accounts", *accounts_arg,
+        )  # fmt: skip
         alluse(env, "show", by_type["generation"])
         alluse(env, "summary")
         alluse(env, "integrity")

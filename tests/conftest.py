@@ -101,10 +101,16 @@ def settings(servers: tuple[str, str], database_url: str, signer: Signer) -> Set
         database_url=database_url,
         stream_prefix=f"t{RUN}.{uuid.uuid4().hex[:8]}.",
         jwks_url=signer.jwks_url,
+        signing_key=signer.seed("account"),  # services other than the account: `as_service`
         reclaim_idle_ms=500,
         max_deliveries=3,
         block_ms=20,
     )
+
+
+def as_service(settings: Settings, signer: Signer, service: str) -> Settings:
+    """The same settings with `service`'s own signing key."""
+    return settings.model_copy(update={"signing_key": signer.seed(service)})
 
 
 @pytest.fixture

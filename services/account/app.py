@@ -17,12 +17,14 @@ from shared.contracts.streams import (
     ACCOUNT_QUERIES,
     REVOCATIONS,
 )
+from shared.contracts.trust import ACCOUNT, INTEGRATION
 from shared.infra import logs
 from shared.infra.auth import Verifier
 from shared.infra.consumer import StreamConsumer
 from shared.infra.db import migrate
 from shared.infra.dispatch import Dispatch, Route
-from shared.infra.messaging import Pipeline
+from shared.infra.guards import bearer, signed_by
+from shared.infra.messaging import Guard, Pipeline
 from shared.infra.replies import Replier
 from shared.infra.revocations import Revocations
 from shared.infra.runtime import Runtime, open_runtime, serve_until_stopped
@@ -35,18 +37,19 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 async def build(settings: Settings) -> Runtime:
     await migrate(settings.database_url, SCHEMA, MIGRATIONS)
-    rt = await open_runtime(settings, schema=SCHEMA)
+    rt = await open_runtime(settings, schema=SCHEMA, service=ACCOUNT)
     s = settings.streams
-    rt.revocations = Revocations(rt.redis, s.key(REVOCATIONS))
+    rt.revocations = Revocations(rt.redis, s.key(REVOCATIONS), keys=rt.keys)
     verifier = Verifier(
-        settings.jwks_url,
+        rt.keys,
         issuer=settings.jwt_issuer,
         audience=settings.jwt_audience,
         is_revoked=rt.revocations.is_revoked,
     )
-    pipeline = _pipeline(rt, COMMANDS, verifier)
-    effects = _pipeline(rt, EFFECTS, None)
-    replier = Replier(rt.pool, rt.redis, query_answerer(verifier), SOURCE, s, settings.limits)
+    pipeline = _pipeline(rt, COMMANDS, bearer(verifier))
+    effects = _pipeline(rt, EFFECTS, signed_by(rt.keys, INTEGRATION))
+    replier = Replier(rt.pool, rt.redis, query_answerer(), SOURCE, s, settings.limits,
+                      verifier, rt.signer.sign)  # fmt: skip
     # The platform's own input streams: each entry is deleted once its outcome is committed.
     rt.consumers = [
         StreamConsumer(redis=rt.redis, settings=settings, stream=s.key(ACCOUNT_COMMANDS), group=GROUP,
@@ -62,17 +65,18 @@ async def build(settings: Settings) -> Runtime:
 def reinvestment_scheduler(rt: Runtime, *, clock: Clock | None = None) -> ReinvestmentScheduler:
     """Quarterly reinvestment, sent through the exactly-once pipeline like any command."""
     table = {"alluse.account.reinvest": COMMANDS["alluse.account.reinvest"]}
-    pipeline = _pipeline(rt, table, None)
+    pipeline = _pipeline(rt, table, None)  # made here: nobody to prove
     return ReinvestmentScheduler(pipeline, rt.pool, clock=clock, after=rt.relay.wake.set)
 
 
-def _pipeline(rt: Runtime, table: dict[str, Route], verifier: Verifier | None) -> Pipeline:
+def _pipeline(rt: Runtime, table: dict[str, Route], guard: Guard | None) -> Pipeline:
     """Exactly-once processing of the service's messages, one unit of work per batch.
 
-    Commands carry a token (verifier); effects and the scheduler's own commands do not.
+    Commands carry a token, effects the integration service's signature (`guard`); the
+    scheduler's own commands are made here.
     """
     streams = rt.settings.streams
-    handler = Dispatch(table, streams, SOURCE, verifier, audited=True)
+    handler = Dispatch(table, streams, SOURCE, audited=True)
 
     async def unit(conn: asyncpg.Connection, batch: list[CloudEvent]) -> AccountUnit:
         return await AccountUnit.start(conn, batch, streams)
@@ -84,6 +88,8 @@ def _pipeline(rt: Runtime, table: dict[str, Route], verifier: Verifier | None) -
         reject_stream=streams.key(ACCOUNT_EVENTS),
         unit=unit,
         limits=rt.settings.limits,
+        guard=guard,
+        streams=streams,
     )
 
 

@@ -23,7 +23,6 @@ from services.account import (
 )
 from shared.contracts import account as c
 from shared.contracts.envelope import CloudEvent
-from shared.infra.auth import Verifier
 from shared.infra.dispatch import Route, payload
 from shared.infra.messaging import Rejected
 
@@ -65,13 +64,12 @@ QUERIES: dict[str, tuple[Any, Query]] = {
 }
 
 
-def query_answerer(
-    verifier: Verifier,
-) -> Callable[[asyncpg.Connection, CloudEvent], Awaitable[dict[str, Any]]]:
+def query_answerer() -> Callable[[asyncpg.Connection, CloudEvent], Awaitable[dict[str, Any]]]:
+    """Answers a query whose token the replier has verified and whose type it has permitted."""
+
     async def answer(conn: asyncpg.Connection, ev: CloudEvent) -> dict[str, Any]:
         if ev.type not in QUERIES:
             raise Rejected("unknown_type", f"'{ev.type}' is not a query this service answers")
-        await verifier.authorize(ev.authorization, ev.type)
         model, query = QUERIES[ev.type]
         return await query(conn, payload(model, ev, subject_is_account=True))
 

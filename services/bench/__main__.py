@@ -83,7 +83,7 @@ async def service_phases(
     svc = ServiceProcess(
         {"REDIS_URL": args.redis_url,
          "DATABASE_URL": dsn, "ALLUSE_STREAM_PREFIX": prefix, "ALLUSE_JWKS_URL": signer.url,
-         "ALLUSE_BATCH_SIZE": str(args.batch_size)},
+         "ALLUSE_BATCH_SIZE": str(args.batch_size), "ALLUSE_SIGNING_KEY": signer.account_seed},
         log_path,
     )  # fmt: skip
     bearer = signer.bearer()

@@ -1,4 +1,5 @@
-"""The bench's own signing key, its JWKS served over HTTP, standing in for the security service."""
+"""The bench's own token key and the account service's identity, as a JWKS served over HTTP,
+standing in for the security service."""
 
 import json
 import threading
@@ -10,6 +11,8 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from shared.infra.signing import EntrySigner, new_seed
+
 
 class Signer:
     """An Ed25519 key; `url` serves its JWKS until `close()`."""
@@ -20,7 +23,10 @@ class Signer:
         self.issuer, self.audience = issuer, audience
         jwk = json.loads(jwt.algorithms.OKPAlgorithm.to_jwk(self.key.public_key()))
         jwk.update(kid=self.kid, use="sig", alg="EdDSA")
-        body = json.dumps({"keys": [jwk]}).encode()
+        # The account service's own identity: it signs every entry it writes with this key.
+        self.account_seed = new_seed()
+        account = EntrySigner.from_seed("account", self.account_seed).jwk()
+        body = json.dumps({"keys": [jwk, account]}).encode()
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:

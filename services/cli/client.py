@@ -28,6 +28,7 @@ from services.cli.output import REJECTED, TIMEOUT, UNAVAILABLE, USAGE
 from shared.contracts.envelope import CloudEvent, EnvelopeError, decode, new_event
 from shared.contracts.messages import COMMAND_REJECTED, QUERY_FAILED
 from shared.contracts.streams import ACCOUNT_COMMANDS, ACCOUNT_EVENTS, ACCOUNT_QUERIES, Streams
+from shared.contracts.trust import reply_namespace
 
 DEFAULT_TOKEN_URL = "http://127.0.0.1:8081/oauth/token"  # noqa: S105 - a URL, not a secret
 SOURCE = f"alluse-cli/{socket.gethostname()}"
@@ -168,6 +169,17 @@ async def _spin(label: str, out: TextIO, after: float) -> None:
 # --- the stream client ----------------------------------------------------------------------
 
 
+def token_subject(token: str) -> str:
+    """The `sub` of our own token (not verified here: the services verify it), naming the only
+    reply streams the account service will answer on."""
+    try:
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        return str(claims["sub"])
+    except (IndexError, ValueError, KeyError, TypeError):
+        raise CliError("the token is not a JWT with a subject", USAGE) from None
+
+
 @dataclass
 class StreamClient:
     redis: Redis
@@ -207,7 +219,7 @@ class StreamClient:
         self, type_: str, data: dict[str, Any], *, subject: str | None = None
     ) -> dict[str, Any]:
         """XADD a query with a private reply stream; return the answer's data."""
-        box = self.streams.key(f"alluse-replies.{uuid.uuid4().hex}")
+        box = reply_namespace(self.streams.prefix, token_subject(self.token)) + uuid.uuid4().hex
         fields = new_event(type_, self.source, data, subject=subject, replyto=box,
                            authorization=f"Bearer {self.token}")  # fmt: skip
         await self.redis.xadd(self.streams.key(ACCOUNT_QUERIES), fields)  # type: ignore[arg-type]

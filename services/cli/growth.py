@@ -22,7 +22,7 @@ from services.cli.client import CliError, StreamClient, until
 from services.cli.output import OK, TIMEOUT, emit
 from shared.contracts.envelope import new_event
 from shared.contracts.messages import COMMAND_REJECTED
-from shared.contracts.streams import ACCOUNT_COMMANDS, ACCOUNT_EFFECTS, ACCOUNT_EVENTS
+from shared.contracts.streams import ACCOUNT_COMMANDS, ACCOUNT_EVENTS, WS2_EVENTS, WS4_EVENTS
 from shared.infra.progress import Progress
 
 WEEK_RETURN_PCT = {  # midpoints of section 8's expected weekly returns
@@ -223,12 +223,24 @@ async def simulate_decade(c: StreamClient, a: argparse.Namespace) -> int:
             fill = _fill(acc_id, acc, week_type, at, rng)
             if fill is not None:
                 batch.append(
-                    new_event("alluse.effect.trade_filled", "simulator/ws4", fill, subject=acc_id)
+                    new_event(
+                        "ws4.trade.filled",
+                        "simulator/ws4",
+                        fill,
+                        subject=acc_id,
+                        authorization=f"Bearer {c.token}",
+                    )
                 )
                 batch[-1]["time"] = at.isoformat()
+        # As WS2 and WS4 would: the week's type, then its fills, through the integration service.
+        classified = {"week_start": (thursday - timedelta(days=3)).date().isoformat(),
+                      "week_type": week_type, "confidence": "0.90"}  # fmt: skip
+        bearer = f"Bearer {c.token}"
         pipe = c.redis.pipeline(transaction=False)
+        ws2 = new_event("ws2.week.classified", "simulator/ws2", classified, authorization=bearer)
+        pipe.xadd(c.streams.key(WS2_EVENTS), ws2)  # type: ignore[arg-type]
         for fields in batch:
-            pipe.xadd(c.streams.key(ACCOUNT_EFFECTS), fields)  # type: ignore[arg-type]
+            pipe.xadd(c.streams.key(WS4_EVENTS), fields)  # type: ignore[arg-type]
         await pipe.execute()
         fills += len(batch)
         waiting, deadline = {f["id"] for f in batch}, time.monotonic() + c.timeout
@@ -273,7 +285,7 @@ def _fill(
         "fill_id": uuid4().hex, "order_id": uuid4().hex[:12], "account_id": acc_id, "symbol": "NVDA",
         "instrument_type": "option", "option_type": "put", "strike": "100.00", "expiration": (at + timedelta(days=8)).date().isoformat(),
         "delta": delta, "side": side, "quantity": 10, "price": str(price), "multiplier": 100, "commission": "6.50",
-        "filled_at": at.isoformat(), "week_type": week_type,
+        "filled_at": at.isoformat(),
     }  # fmt: skip
 
 

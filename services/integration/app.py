@@ -9,13 +9,17 @@ from pathlib import Path
 
 from services.integration import handlers
 from services.integration.health import Upstreams
-from shared.contracts.streams import ACCOUNT_EVENTS, ACCOUNT_LIFECYCLE
+from shared.contracts.streams import ACCOUNT_EVENTS, ACCOUNT_LIFECYCLE, REVOCATIONS
+from shared.contracts.trust import ACCOUNT, INTEGRATION
 from shared.infra import logs
+from shared.infra.auth import Verifier
 from shared.infra.consumer import StreamConsumer
 from shared.infra.db import migrate
 from shared.infra.dispatch import Dispatch
-from shared.infra.messaging import Handler, Pipeline
+from shared.infra.guards import bearer, signed_by
+from shared.infra.messaging import Guard, Handler, Pipeline
 from shared.infra.retention import Retained
+from shared.infra.revocations import Revocations
 from shared.infra.runtime import Runtime, open_runtime, running
 from shared.infra.settings import Settings
 
@@ -27,28 +31,39 @@ log = logging.getLogger(__name__)
 
 async def build(settings: Settings, *, schema: str = SCHEMA) -> Runtime:
     await migrate(settings.database_url, schema, MIGRATIONS)
-    rt = await open_runtime(settings, schema=schema)
+    rt = await open_runtime(settings, schema=schema, service=INTEGRATION)
     streams, seen = settings.streams, Upstreams()
+    rt.revocations = Revocations(rt.redis, streams.key(REVOCATIONS), keys=rt.keys)
+    verifier = Verifier(
+        rt.keys,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        is_revoked=rt.revocations.is_revoked,
+    )
+    engines = bearer(verifier)  # upstream entries: a trading_engine's (or an admin's) token
     tables = handlers.FromUpstream(streams).routes()
     # Upstream streams belong to their producers: trimmed by age. The account service's events
     # are the platform's own: deleted once republished.
     upstream = settings.upstream_retention
-    routes: list[tuple[str, Handler, timedelta | None]] = [
+    routes: list[tuple[str, Handler, Guard, timedelta | None]] = [
         (
             stream,
             Dispatch(table, streams, handlers.SOURCE, subject_is_account=False, heard=seen.heard),
+            engines,
             upstream,
         )
         for stream, table in tables.items()
     ]
-    routes.append((ACCOUNT_EVENTS, handlers.republish(streams), None))
-    for stream, handler, retention in routes:
+    routes.append((ACCOUNT_EVENTS, handlers.republish(streams), signed_by(rt.keys, ACCOUNT), None))
+    for stream, handler, guard, retention in routes:
         pipeline = Pipeline(
             rt.pool,
             handler,
             source=handlers.SOURCE,
             reject_stream=streams.key(ACCOUNT_LIFECYCLE),
             limits=settings.limits,
+            guard=guard,
+            streams=streams,
         )
         rt.consumers.append(
             StreamConsumer(

@@ -1,7 +1,10 @@
 """Simulators of the WS2 protocol engine and the WS4 market integration.
 
 Publishes the feed of services/integration/feed.py with plain redis-py XADD, one CloudEvents
-binary-mode entry per event, at `--rate` events per second (0: as fast as Redis takes them).
+binary-mode entry per event, at `--rate` events per second (0: as fast as Redis takes them),
+each with the `authorization` of a trading engine: the token comes as for every `alluse`
+command (--token-file, ALLUSE_TOKEN_FILE, ALLUSE_TOKEN, or ALLUSE_CLIENT_ID with
+ALLUSE_CLIENT_SECRET_FILE), and its role must be trading_engine (or admin).
 `--measure` then follows the lifecycle stream until every fill has caused an event there and
 prints fills per second from the first XADD to the last such event.
 """
@@ -17,6 +20,8 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from services.cli.client import CliError, resolve_token
+from services.cli.output import fail
 from services.integration.feed import PROFILES, Event, Feed, monday_of
 from shared.contracts.envelope import dumps
 from shared.contracts.streams import ACCOUNT_LIFECYCLE, Streams
@@ -43,11 +48,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         " causationid is a fill's)")  # fmt: skip
     parser.add_argument("--timeout", type=float, default=120.0, help="--measure gives up after")
     parser.add_argument("--quiet", action="store_true", help="no per-week progress lines")
+    parser.add_argument("--token-file", metavar="PATH",
+                        help="file holding the trading engine's JWT (default: $ALLUSE_TOKEN_FILE,"
+                        " $ALLUSE_TOKEN, or client credentials)")  # fmt: skip
 
 
-def fields(event: Event) -> dict[str, str]:
+def fields(event: Event, token: str) -> dict[str, str]:
     out = {"specversion": "1.0", "id": event.id, "source": event.source, "type": event.type,
-           "time": event.at.isoformat(), "datacontenttype": "application/json"}  # fmt: skip
+           "time": event.at.isoformat(), "datacontenttype": "application/json",
+           "authorization": f"Bearer {token}"}  # fmt: skip
     if event.subject:
         out["subject"] = event.subject
     out["data"] = dumps(event.data)
@@ -81,10 +90,12 @@ def parse_accounts(values: list[str]) -> list[tuple[str, str]]:
     return pairs
 
 
-async def publish(redis: Redis, streams: Streams, events: list[Event], rate: float) -> None:
+async def publish(
+    redis: Redis, streams: Streams, events: list[Event], rate: float, token: str
+) -> None:
     started, pipe = time.perf_counter(), redis.pipeline(transaction=False)
     for n, event in enumerate(events, 1):
-        pipe.xadd(streams.key(event.stream), fields(event))  # type: ignore[arg-type]
+        pipe.xadd(streams.key(event.stream), fields(event, token))  # type: ignore[arg-type]
         if rate > 0:
             await pipe.execute()
             await asyncio.sleep(max(0.0, started + n / rate - time.perf_counter()))
@@ -118,6 +129,10 @@ def week_line(week: int, weeks: int, events: list[Event], total: int, started: f
 
 async def run(args: Any, settings: Settings | None = None) -> int:
     settings = settings or Settings()
+    try:
+        token = await asyncio.to_thread(resolve_token, getattr(args, "token_file", None))
+    except CliError as exc:
+        return fail(str(exc), exc.code)
     streams, redis = settings.streams, Redis.from_url(settings.redis_url)
     try:
         accounts = parse_accounts(args.accounts) or await discover(redis, streams)
@@ -135,7 +150,7 @@ async def run(args: Any, settings: Settings | None = None) -> int:
         with Progress("simulate", args.weeks, unit="weeks") as bar:
             for week in range(args.weeks):
                 events = feed.week(monday + timedelta(weeks=week))
-                await publish(redis, streams, events, args.rate)
+                await publish(redis, streams, events, args.rate, token)
                 fills |= {e.id for e in events if e.type == "ws4.trade.filled"}
                 total += len(events)
                 if not args.quiet:

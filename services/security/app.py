@@ -6,21 +6,26 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 from cryptography.fernet import MultiFernet
 from starlette.routing import BaseRoute
 
-from services.security import audit, crypto, heads, http, metrics
+from services.security import audit, crypto, heads, http, metrics, store
 from services.security.admin import Admin
 from services.security.grants import Authority
 from services.security.passwords import Passwords
 from services.security.settings import SecuritySettings
 from shared.contracts.streams import AUDIT, AUDIT_HEADS, REVOCATIONS
+from shared.contracts.trust import SECURITY, SERVICES
 from shared.infra.consumer import StreamConsumer
 from shared.infra.db import migrate
+from shared.infra.guards import signed_by
+from shared.infra.keys import KeySet
 from shared.infra.messaging import Pipeline
 from shared.infra.runtime import Runtime, open_runtime, running
+from shared.infra.signing import IdentityError, service_jwk
 
 SCHEMA = "security"
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -46,6 +51,17 @@ def fernet_from(settings: SecuritySettings) -> MultiFernet:
     return fernet
 
 
+def service_jwks(settings: SecuritySettings, own: dict[str, Any]) -> list[dict[str, Any]]:
+    """The services' entry-signing keys, each bound to its service: its own, and the others'."""
+    keys = [own]
+    for item in filter(None, (i.strip() for i in settings.service_keys.split(","))):
+        name, sep, public = item.partition("=")
+        if not sep or name not in SERVICES or name == SECURITY:
+            raise IdentityError(f"ALLUSE_SERVICE_KEYS: '{item[:40]}' is not <service>=<key>")
+        keys.append(service_jwk(name, public.strip()))
+    return keys
+
+
 @dataclass
 class Service:
     rt: Runtime
@@ -61,16 +77,26 @@ async def prepare_database(settings: SecuritySettings) -> None:
 async def build(settings: SecuritySettings) -> Service:
     fernet = fernet_from(settings)  # first: no half-started service without keys
     await prepare_database(settings)
-    rt = await open_runtime(settings, schema=SCHEMA)
+    rt = await open_runtime(settings, schema=SCHEMA, service=SECURITY)
     await audit.seal(rt.pool)
     await Admin(rt.pool, settings, fernet, actor="security").ensure_signing_key()
     authority = Authority(rt.pool, settings, fernet, passwords_from(settings))
+    services = service_jwks(settings, rt.signer.jwk())
+
+    async def jwks() -> dict[str, Any]:
+        async with rt.pool.acquire() as conn:
+            return {"keys": [*await store.public_keys(conn), *services]}
+
+    # This service checks signatures against what it publishes, without asking itself by HTTP.
+    rt.keys = KeySet(jwks, refresh=settings.jwks_refresh_seconds, grace=settings.jwks_grace_seconds)
     pipeline = Pipeline(
         rt.pool,
         audit.on_audit_event,
         source=audit.SOURCE,
         reject_stream=settings.streams.dlq(AUDIT),
         limits=settings.limits,
+        guard=signed_by(rt.keys, None),  # an audit record only from the service it names
+        streams=settings.streams,
     )
     rt.consumers.append(
         StreamConsumer(
@@ -82,7 +108,7 @@ async def build(settings: SecuritySettings) -> Service:
             retention=settings.audit_retention,  # the chain keeps every record; others may read
         )
     )
-    return Service(rt, authority, http.routes(authority, rt.pool))
+    return Service(rt, authority, http.routes(authority, rt.pool, jwks))
 
 
 async def trim_revocations(svc: Service, every: float = 60) -> None:

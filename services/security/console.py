@@ -23,8 +23,10 @@ from services.security.admin import Admin
 from services.security.domain import SecurityError
 from services.security.settings import SecuritySettings
 from shared.contracts.streams import AUDIT_HEADS
+from shared.contracts.trust import SECURITY
 from shared.infra.db import create_pool
 from shared.infra.outbox import Relay
+from shared.infra.signing import EntrySigner
 
 OK, REJECTED, USAGE, UNAVAILABLE = 0, 1, 2, 3  # as `alluse` documents them
 Command = Callable[[Admin, argparse.Namespace], Awaitable[Any]]
@@ -49,9 +51,12 @@ async def _admin() -> AsyncIterator[Admin]:
     redis = Redis.from_url(settings.redis_url)
     try:
         yield Admin(pool, settings, fernet, actor=f"cli:{getpass.getuser()}")
-        # Publish revocations now rather than when the service's relay next looks.
-        with contextlib.suppress(Exception):
-            await Relay(pool, redis, name=app.SCHEMA).publish_once()
+        # Publish revocations now rather than when the service's relay next looks; only with
+        # the service's own key (ALLUSE_SIGNING_KEY): readers ignore what it did not sign.
+        if settings.signing_key.get_secret_value():
+            sign = EntrySigner.from_settings(settings, SECURITY).sign
+            with contextlib.suppress(Exception):
+                await Relay(pool, redis, name=app.SCHEMA, sign=sign).publish_once()
     finally:
         await redis.aclose()
         await pool.close()

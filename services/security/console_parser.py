@@ -8,6 +8,8 @@ from datetime import datetime
 from services.security import console, crypto
 from services.security.chain import Head
 from services.security.console import ROLES, Command
+from shared.contracts.trust import SECURITY
+from shared.infra.signing import identity_env, new_identities
 
 
 def head(text: str) -> Head:
@@ -88,12 +90,29 @@ def build_parser() -> argparse.ArgumentParser:
     who.add_argument("--jti")
     key_help = "print a new key for ALLUSE_ENCRYPTION_KEYS (or ALLUSE_AUDIT_KEYS)"
     sub.add_parser("gen-key", help=key_help, description=key_help).set_defaults(command=None)
+    keys_help = ("print a new signing key per service (ALLUSE_<SERVICE>_SIGNING_KEY, given to"
+                 " each service as ALLUSE_SIGNING_KEY) and ALLUSE_SERVICE_KEYS, the public"
+                 " halves the security service publishes")  # fmt: skip
+    sub.add_parser("gen-service-keys", help=keys_help, description=keys_help).set_defaults(
+        command=None, service_keys=True
+    )
     return parser
+
+
+def print_service_keys() -> None:
+    env = identity_env(new_identities())
+    print("# .env lines: each service gets only its own key, as ALLUSE_SIGNING_KEY")
+    for service, values in env.items():
+        print(f"ALLUSE_{service.upper()}_SIGNING_KEY={values['ALLUSE_SIGNING_KEY']}")
+    print(f"ALLUSE_SERVICE_KEYS={env[SECURITY]['ALLUSE_SERVICE_KEYS']}")
 
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    if args.command is None:  # gen-key needs no database
-        print(crypto.gen_key())
+    if args.command is None:  # gen-key and gen-service-keys need no database
+        if getattr(args, "service_keys", False):
+            print_service_keys()
+        else:
+            print(crypto.gen_key())
         return console.OK
     return asyncio.run(console.run(args.command, args))

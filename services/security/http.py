@@ -3,6 +3,7 @@
 import base64
 import binascii
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qsl, unquote_plus
 
@@ -11,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from services.security import audit, store
+from services.security import audit
 from services.security.domain import (
     InvalidClient,
     InvalidRequest,
@@ -22,6 +23,7 @@ from services.security.grants import Authority
 
 log = logging.getLogger(__name__)
 MAX_BODY = 16 * 1024
+JwksSource = Callable[[], Awaitable[dict[str, Any]]]
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
@@ -80,7 +82,7 @@ def required(params: dict[str, str], name: str) -> str:
     return value
 
 
-def routes(authority: Authority, pool: asyncpg.Pool) -> list[BaseRoute]:
+def routes(authority: Authority, pool: asyncpg.Pool, jwks: JwksSource) -> list[BaseRoute]:
     async def refused(err: SecurityError, grant: str) -> Response:
         # Refusals raised before a grant's own transaction are audited here.
         if isinstance(err, InvalidRequest | UnsupportedGrantType):
@@ -124,13 +126,11 @@ def routes(authority: Authority, pool: asyncpg.Pool) -> list[BaseRoute]:
             return await refused(err, "revoke")
         return Response(status_code=200, headers=NO_STORE)
 
-    async def jwks(_: Request) -> Response:
-        async with pool.acquire() as conn:
-            keys = await store.public_keys(conn)
-        return JSONResponse({"keys": keys}, headers={"Cache-Control": "public, max-age=60"})
+    async def published(_: Request) -> Response:
+        return JSONResponse(await jwks(), headers={"Cache-Control": "public, max-age=60"})
 
     return [
         Route("/oauth/token", token, methods=["POST"]),
         Route("/oauth/revoke", revoke, methods=["POST"]),
-        Route("/.well-known/jwks.json", jwks, methods=["GET"]),
+        Route("/.well-known/jwks.json", published, methods=["GET"]),
     ]

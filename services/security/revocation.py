@@ -7,6 +7,7 @@ from datetime import datetime
 
 from services.security import store
 from shared.contracts.streams import REVOCATIONS
+from shared.contracts.trust import REVOKED
 from shared.infra.settings import Settings
 
 
@@ -16,7 +17,7 @@ async def revoke_jtis(
     """Refuse these access tokens everywhere until they would have expired anyway."""
     await store.revoke_jtis(conn, jtis=jtis)
     for jti, until in jtis:
-        fields = {"kind": "jti", "value": jti, "until": f"{until.timestamp():.3f}"}
+        fields = {"type": REVOKED, "kind": "jti", "value": jti, "until": f"{until.timestamp():.3f}"}
         await store.outbox(conn, stream=settings.streams.key(REVOCATIONS), fields=fields)
 
 
@@ -38,6 +39,7 @@ async def revoke_subject(conn: store.Conn, settings: Settings, sub: str, access_
     """Every access token issued to `sub` (a user id or a client id) until now."""
     now = time.time()
     fields = {
+        "type": REVOKED,
         "kind": "user",
         "value": sub,
         "at": f"{now:.3f}",

@@ -12,6 +12,9 @@ class SecuritySettings(Settings):
     # Comma-separated audit chain HMAC keys, newest first (ALLUSE_AUDIT_KEYS); never generated.
     audit_keys: SecretStr = SecretStr("")
     audit_head_every: PositiveInt = 60  # seconds between publications of the chain's head
+    # The other services' public signing keys, published in the JWKS bound to their names:
+    # "account=<base64url>,integration=<base64url>" (`alluse security gen-service-keys`).
+    service_keys: str = ""
     access_token_ttl: PositiveInt = 900
     refresh_token_ttl: PositiveInt = 14 * 86400
     max_failed_logins: PositiveInt = 5

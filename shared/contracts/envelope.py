@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any, Literal
 
 import orjson
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 ATTRIBUTES = (
     "specversion", "id", "source", "type", "time", "datacontenttype", "subject",
@@ -50,11 +50,25 @@ class CloudEvent(BaseModel):
     correlationid: str | None = Field(default=None, max_length=200)
     causationid: str | None = Field(default=None, max_length=200)
     data: dict[str, Any]
+    # Who proved to have written the entry (a token's subject, or a service's name): set by
+    # the reader once verified, never read from the entry itself.
+    _actor: str | None = PrivateAttr(default=None)
 
     @property
     def key(self) -> tuple[str, str]:
         """The idempotency key: the same source and id are applied once."""
         return (self.source, self.id)
+
+    def key_digest(self) -> str:
+        """The idempotency key as one id-safe string: distinct sources never collide."""
+        return hashlib.sha256(f"{self.source}\x00{self.id}".encode()).hexdigest()[:32]
+
+    @property
+    def actor(self) -> str | None:
+        return self._actor
+
+    def verified_as(self, actor: str) -> None:
+        self._actor = actor
 
     def fingerprint(self) -> str:
         """What must match for a re-sent entry to count as the same command."""

@@ -1,27 +1,34 @@
 """Money on the wire: a JSON string holding a decimal with at most two places, never a float."""
 
-from decimal import Decimal, InvalidOperation
+import re
+from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, PlainSerializer
+from pydantic import BeforeValidator, PlainSerializer, ValidationError
 
 CENT = Decimal("0.01")
 LIMIT = Decimal("1e12")
+# The only spelling accepted on the wire: ASCII digits, an optional minus, an optional point.
+# Decimal() alone would also take other scripts' digits, "1_000", "+5", " 7 " and "1E+2".
+CANONICAL = re.compile(r"-?[0-9]+(\.[0-9]+)?", re.ASCII)
+
+
+class InvalidAmount(ValueError):
+    """An amount that is not a canonical decimal string: rejected as `invalid_amount`."""
 
 
 def parse_money(value: Any, *, places: int = 2) -> Decimal:
     if not isinstance(value, str):
-        raise ValueError('must be a decimal string such as "1250.00", not a JSON number')
-    try:
-        amount = Decimal(value.strip())
-    except InvalidOperation:
-        raise ValueError(f"'{value[:40]}' is not a decimal number") from None
-    if not amount.is_finite():
-        raise ValueError("must be a finite number")
+        raise InvalidAmount('must be a decimal string such as "1250.00", not a JSON number')
+    if not CANONICAL.fullmatch(value):
+        raise InvalidAmount(
+            f"'{value[:40]}' is not a decimal string of ASCII digits such as \"1250.00\""
+        )
+    amount = Decimal(value)
     exponent = amount.as_tuple().exponent
     assert isinstance(exponent, int)
     if -exponent > places:
-        raise ValueError(f"has more than {places} decimal places")
+        raise InvalidAmount(f"has more than {places} decimal places")
     if abs(amount) >= LIMIT:
         raise ValueError("is out of range")
     return amount
@@ -32,6 +39,11 @@ def _positive(value: Any) -> Decimal:
     if amount <= 0:
         raise ValueError("must be greater than zero")
     return amount
+
+
+def amount_invalid(exc: ValidationError) -> bool:
+    """Whether a payload failed on an amount's spelling (code `invalid_amount`)."""
+    return any(isinstance((e.get("ctx") or {}).get("error"), InvalidAmount) for e in exc.errors())
 
 
 _as_string = PlainSerializer(lambda d: str(d), return_type=str)

@@ -2,6 +2,8 @@
 
 from enum import StrEnum
 
+from shared.contracts.upstream import UPSTREAM_TYPES
+
 
 class Permission(StrEnum):
     READ_ACCOUNT = "read_account"
@@ -12,6 +14,7 @@ class Permission(StrEnum):
     MANAGE_ACCOUNTS = "manage_accounts"
     SYSTEM_ADMIN = "system_admin"
     AUDIT_ACCESS = "audit_access"
+    PUBLISH_UPSTREAM = "publish_upstream"  # ws2.* / ws4.* entries: trading engines' own feeds
 
 
 class Role(StrEnum):
@@ -35,7 +38,9 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.MANAGE_ACCOUNTS,
         }
     ),
-    Role.TRADING_ENGINE: frozenset({P.READ_ACCOUNT, P.UPDATE_BALANCE, P.VIEW_TRANSACTIONS}),
+    Role.TRADING_ENGINE: frozenset(
+        {P.READ_ACCOUNT, P.UPDATE_BALANCE, P.VIEW_TRANSACTIONS, P.PUBLISH_UPSTREAM}
+    ),
     Role.VIEWER: frozenset({P.READ_ACCOUNT, P.VIEW_TRANSACTIONS}),
     Role.AUDITOR: frozenset({P.READ_ACCOUNT, P.VIEW_TRANSACTIONS, P.AUDIT_ACCESS}),
 }
@@ -62,6 +67,7 @@ REQUIRED: dict[str, Permission] = {
     "alluse.query.tree": P.READ_ACCOUNT,
     "alluse.query.positions": P.READ_ACCOUNT,
     "alluse.query.as_of": P.VIEW_TRANSACTIONS,  # rebuilt from the ledger
+    **dict.fromkeys(UPSTREAM_TYPES, P.PUBLISH_UPSTREAM),
 }
 
 

@@ -44,13 +44,14 @@ def audit_event(
 ) -> tuple[str, dict[str, str]]:
     """(stream key, fields) of one audit record, to return from a handler for its outbox.
 
-    `action` names what happened (e.g. "account.created", "command.denied"), `actor` who did it
-    (the token's sub), `subject` what it happened to (an account id). A re-delivered command
-    replays the same outcome, so the record is stored once; pass `event_id` to fix it yourself.
+        `action` names what happened (e.g. "account.created", "command.denied"), `actor` who did it
+        (the token's sub), `subject` what it happened to (an account id). A re-delivered command
+        replays the same outcome, so the record is stored once: its id is a hash of the command's
+    (source, id), so two producers' commands never share one; pass `event_id` to fix it yourself.
     """
     data = {"action": action, "actor": actor, "subject": subject, "details": scrub(details or {})}
     fields = new_event(
         AUDIT_RECORDED, source, data, subject=subject, cause=cause,
-        event_id=event_id or (f"{cause.id}:audit:{action}" if cause is not None else None),
+        event_id=event_id or (f"{cause.key_digest()}:audit:{action}" if cause else None),
     )  # fmt: skip
     return streams.key(AUDIT), fields

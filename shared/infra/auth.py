@@ -1,6 +1,11 @@
-"""Verifies the bearer token of every command locally, against the security service's JWKS."""
+"""Verifies bearer tokens locally, against the access-token keys of the security service's JWKS.
 
-import asyncio
+Whatever is wrong with a token (malformed, wrong algorithm for its key, unknown or withdrawn
+kid, expired beyond the 30 s leeway, revoked) is that entry's `unauthorized`, never an
+exception that fails its batch; only KeysUnavailable (the JWKS cannot be fetched) escapes,
+so the entry waits for the keys instead of being refused.
+"""
+
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -9,10 +14,12 @@ from typing import Any
 import jwt
 
 from shared.contracts.permissions import REQUIRED, allows
+from shared.infra.keys import KeySet, KeysUnavailable, UnknownKey
 from shared.infra.messaging import Rejected
 
-ALGORITHMS = ["EdDSA", "ES256"]  # asymmetric only: never "none", never HMAC
 REQUIRED_CLAIMS = ["exp", "nbf", "iat", "iss", "aud", "sub", "jti", "role"]
+LEEWAY_SECONDS = 30  # clock skew between the security service and its readers
+CACHE_MAX = 4096
 
 
 @dataclass(frozen=True)
@@ -25,17 +32,15 @@ class Principal:
 class Verifier:
     def __init__(
         self,
-        jwks_url: str,
+        keys: KeySet,
         *,
         issuer: str,
         audience: str,
         is_revoked: Callable[[dict[str, Any]], bool] = lambda _: False,
     ) -> None:
-        # PyJWKClient caches the key set and refetches it when it meets an unknown kid.
-        self.jwks = jwt.PyJWKClient(jwks_url, cache_keys=True, lifespan=300, timeout=5)
-        self.issuer, self.audience, self.is_revoked = issuer, audience, is_revoked
-        self._keys: dict[str, Any] = {}
-        self._verified: dict[str, dict[str, Any]] = {}
+        self.keys, self.issuer, self.audience, self.is_revoked = keys, issuer, audience, is_revoked
+        # An engine sends many entries with one token: verified once, then looked up.
+        self._verified: dict[str, tuple[dict[str, Any], str]] = {}
 
     async def principal(self, authorization: str | None) -> Principal:
         scheme, _, token = (authorization or "").partition(" ")
@@ -43,10 +48,12 @@ class Verifier:
             raise Rejected("unauthorized", "missing 'authorization: Bearer <token>'")
         try:
             claims = await self._claims(token)
-        except jwt.PyJWKClientError as exc:
-            raise Rejected("unauthorized", f"token signing key not recognised: {exc}") from exc
-        except jwt.InvalidTokenError as exc:
-            raise Rejected("unauthorized", f"invalid token: {exc}") from exc
+        except KeysUnavailable:
+            raise
+        except UnknownKey as exc:
+            raise Rejected("unauthorized", f"token signing key not recognised: {exc}") from None
+        except Exception as exc:  # poison of any kind stays this entry's refusal
+            raise Rejected("unauthorized", f"invalid token: {str(exc)[:200]}") from None
         if self.is_revoked(claims):
             raise Rejected("unauthorized", "token has been revoked")
         return Principal(
@@ -54,35 +61,42 @@ class Verifier:
         )
 
     async def _claims(self, token: str) -> dict[str, Any]:
-        cached = self._verified.get(token)
         now = time.time()
-        if cached is not None and cached["nbf"] <= now < cached["exp"]:
-            return cached
+        cached = self._verified.get(token)
+        if cached is not None:
+            claims, kid = cached
+            live = claims["nbf"] - LEEWAY_SECONDS <= now < claims["exp"] + LEEWAY_SECONDS
+            if live and self.keys.known(kid):
+                return claims
         kid = str(jwt.get_unverified_header(token).get("kid", ""))
-        key = self._keys.get(kid)
-        if key is None:  # unknown here: fetch the key set again (off the event loop)
-            key = self._keys[kid] = (await asyncio.to_thread(self.jwks.get_signing_key, kid)).key
-        claims: dict[str, Any] = jwt.decode(
+        key = await self.keys.get(kid)
+        if key.service is not None:
+            raise jwt.InvalidTokenError("a service's entry-signing key never signs a token")
+        claims = jwt.decode(
             token,
-            key,
-            algorithms=ALGORITHMS,
+            key.key,
+            algorithms=[key.algorithm],  # only the algorithm the JWK names for this kid
             audience=self.audience,
             issuer=self.issuer,
+            leeway=LEEWAY_SECONDS,
             options={"require": REQUIRED_CLAIMS},
         )
-        if len(self._verified) >= 4096:
+        if len(self._verified) >= CACHE_MAX:
             self._verified.clear()
-        self._verified[token] = claims  # an engine sends many commands with one token
+        self._verified[token] = (claims, kid)
         return claims
 
     async def authorize(self, authorization: str | None, message_type: str) -> Principal:
         """The caller, if its token is valid and its role may send this message type."""
-        who = await self.principal(authorization)
-        needed = REQUIRED.get(message_type)
-        if needed is None:
-            raise Rejected("unknown_type", f"unknown message type '{message_type}'")
-        if not allows(who.role, needed):
-            raise Rejected(
-                "forbidden", f"role '{who.role}' lacks permission '{needed}' for {message_type}"
-            )
-        return who
+        return permit(await self.principal(authorization), message_type)
+
+
+def permit(who: Principal, message_type: str) -> Principal:
+    needed = REQUIRED.get(message_type)
+    if needed is None:
+        raise Rejected("unknown_type", f"unknown message type '{message_type[:100]}'")
+    if not allows(who.role, needed):
+        raise Rejected(
+            "forbidden", f"role '{who.role}' lacks permission '{needed}' for {message_type}"
+        )
+    return who

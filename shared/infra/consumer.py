@@ -80,6 +80,11 @@ class StreamConsumer:
             await self.dead_letter(entry_id, fields, reason, deliveries)
         if outcome.ack:
             await self.settle(outcome.ack)
+        if outcome.held:  # waiting for the keys is no failed delivery: never dead-lettered for it
+            await self.redis.xclaim(
+                self.stream, self.group, self.settings.consumer, 0, outcome.held,  # type: ignore[arg-type]
+                retrycount=0, justid=True,
+            )  # fmt: skip
         metrics.CONSUMED.labels(self.stream).inc(len(outcome.ack))
         metrics.REJECTED.labels(self.stream).inc(outcome.rejected)
         metrics.LATENCY.labels(self.stream).observe(time.perf_counter() - started)

@@ -1,5 +1,6 @@
 """One dispatch table per stream, and the stages every message passes on its way to a handler:
-type -> token and permission -> payload model -> handler -> audit of the outcome.
+type -> payload model -> handler -> audit of the outcome. Who wrote it (token and permission,
+or a service's signature) was proven before, by the pipeline's guard (shared/infra/guards.py).
 
 Each stage refuses with a DomainError; the pipeline (messaging.py) turns it into a rejection
 and rolls back the message's writes. Handlers have one shape: `(unit of work, payload)`.
@@ -12,9 +13,9 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ValidationError
 
 from shared.contracts.envelope import CloudEvent, explain
+from shared.contracts.money import amount_invalid
 from shared.contracts.streams import Streams
 from shared.infra.audit import audit_event
-from shared.infra.auth import Verifier
 from shared.infra.messaging import Emit, Rejected
 
 
@@ -50,7 +51,8 @@ def payload(model: type[BaseModel], ev: CloudEvent, *, subject_is_account: bool)
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise Rejected("invalid_payload", explain(exc), subject=ev.subject) from None
+        code = "invalid_amount" if amount_invalid(exc) else "invalid_payload"
+        raise Rejected(code, explain(exc), subject=ev.subject) from None
     except Exception as exc:  # a validator's own error (e.g. decimal.Overflow) is this entry's
         reason = f"unreadable payload ({type(exc).__name__})"
         raise Rejected("invalid_payload", reason, subject=ev.subject) from None
@@ -63,8 +65,7 @@ class Dispatch:
     table: Mapping[str, Route]
     streams: Streams
     source: str  # CloudEvents source of the audit records
-    verifier: Verifier | None = None  # commands carry a token; the platform's own streams do not
-    audited: bool = False  # an audit record of every outcome (and of every denial)
+    audited: bool = False  # an audit record of every outcome
     subject_is_account: bool = True
     heard: Callable[[str], None] = lambda _source: None  # e.g. when an upstream was last heard
 
@@ -74,7 +75,7 @@ class Dispatch:
         if route is None:
             known = ", ".join(sorted(self.table)[:12])
             raise Rejected("unknown_type", f"'{ev.type}' is not one of {known}")
-        actor = await self.authorize(ev)
+        actor = ev.actor or ev.source  # proven by the guard: a token's subject, or a service
         await route.handle(
             unit, payload(route.model, ev, subject_is_account=self.subject_is_account)
         )
@@ -82,19 +83,6 @@ class Dispatch:
             done = sorted({fields["type"] for _, fields in unit.events})
             unit.events.append(self.audit(ev, ev.type, actor, {"outcome": done}))
         return unit.events
-
-    async def authorize(self, ev: CloudEvent) -> str:
-        """Who sent it: the token's subject, or the source on the platform's own streams."""
-        if self.verifier is None:
-            return ev.source
-        try:
-            return (await self.verifier.authorize(ev.authorization, ev.type)).subject
-        except Rejected as denied:  # every denial leaves an audit record
-            if self.audited:
-                denied.extra = [
-                    self.audit(ev, "command.denied", "anonymous", {"code": denied.code})
-                ]
-            raise
 
     def audit(self, ev: CloudEvent, action: str, actor: str, details: dict[str, Any]) -> Emit:
         details = {"message_type": ev.type, "message_id": ev.id, "source": ev.source, **details}

@@ -1,13 +1,16 @@
 """The exactly-once pipeline: one transaction per batch holding inbox rows, effects and outbox.
 
-A message's path: decode -> inbox check -> handler (load, pure decision, write) -> outbox,
-all in one transaction per batch; the caller acknowledges afterwards and the relay publishes.
-Each message is handled inside its unit of work's command scope (shared/infra/unit.py): a
-rejected one leaves no write behind, and the rest of its batch commits.
+A message's path: decode -> guard (who wrote it, may it) -> inbox check -> handler (load,
+pure decision, write) -> outbox, all in one transaction per batch; the caller acknowledges
+afterwards and the relay publishes. A refusal by the guard is answered (a rejection and an
+audit record) without an inbox row, so it never claims the entry's (source, id). Each message
+is handled inside its unit of work's command scope (shared/infra/unit.py): a rejected one
+leaves no write behind, and the rest of its batch commits.
 """
 
 import json
 import logging
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
@@ -26,8 +29,11 @@ from shared.contracts.envelope import (
 )
 from shared.contracts.errors import DomainError
 from shared.contracts.messages import COMMAND_REJECTED
+from shared.contracts.streams import Streams
 from shared.infra import metrics
+from shared.infra.audit import audit_event
 from shared.infra.db import transaction
+from shared.infra.keys import KeysUnavailable
 from shared.infra.unit import SqlUnit
 
 log = logging.getLogger(__name__)
@@ -45,6 +51,9 @@ class Unit(Protocol):
     async def flush(self) -> None: ...
 
 
+# Proves who wrote an entry and that it may (ev.verified_as(...)); raises Rejected to refuse
+# it, KeysUnavailable to leave it waiting.
+Guard = Callable[[CloudEvent, dict[bytes, bytes]], Awaitable[None]]
 UnitFactory = Callable[[asyncpg.Connection, list[CloudEvent]], Awaitable[Unit]]
 Entry = tuple[bytes, dict[bytes, bytes]]  # (stream entry id, fields)
 
@@ -64,6 +73,7 @@ class Outcome:
 
     ack: list[bytes] = field(default_factory=list)
     dead: list[tuple[bytes, dict[bytes, bytes], str]] = field(default_factory=list)
+    held: list[bytes] = field(default_factory=list)  # waiting for the keys: retried, not counted
     emitted: int = 0
     rejected: int = 0
 
@@ -76,8 +86,17 @@ class Pipeline:
     reject_stream: str  # where rejections go
     unit: UnitFactory = SqlUnit.open  # opened once per batch and handed to the handler
     limits: Limits = LIMITS  # what one inbound entry may be (settings.limits)
+    guard: Guard | None = None  # None only where the service itself made the entries
+    streams: Streams | None = None  # where refusals leave their audit record
 
-    def rejection(self, ev: CloudEvent, code: str, reason: str, subject: str | None) -> Emit:
+    def rejection(
+        self,
+        ev: CloudEvent,
+        code: str,
+        reason: str,
+        subject: str | None,
+        event_id: str | None = None,
+    ) -> Emit:
         data = {"code": code, "reason": reason, "command_type": ev.type, "command_id": ev.id}
         if code in ("unauthorized", "forbidden"):
             metrics.TOKEN_REFUSALS.labels(code).inc()
@@ -87,20 +106,66 @@ class Pipeline:
             data,
             subject=subject or ev.subject,
             cause=ev,
-            event_id=f"{ev.id}:rejected",
+            event_id=event_id or f"{ev.key_digest()}:rejected",
         )
         return (self.reject_stream, fields)
 
-    async def process(self, entries: Sequence[Entry]) -> Outcome:
-        out = Outcome()
+    def refusal(self, ev: CloudEvent, r: Rejected) -> list[Emit]:
+        """An entry refused for who wrote it: ids of its own, so no key is claimed."""
+        emits = [self.rejection(ev, r.code, r.reason, r.subject, event_id=str(uuid.uuid4()))]
+        if self.streams is not None:
+            details = {"message_type": ev.type, "message_id": ev.id, "source": ev.source,
+                       "code": r.code, "reason": r.reason[:300]}  # fmt: skip
+            emits.append(
+                audit_event(
+                    self.streams,
+                    source=self.source,
+                    action="command.denied",
+                    actor="anonymous",
+                    subject=ev.subject,
+                    details=details,
+                    cause=ev,
+                    event_id=str(uuid.uuid4()),
+                )
+            )
+        return emits
+
+    async def admit(self, entries: Sequence[Entry], out: Outcome) -> list[tuple[bytes, CloudEvent]]:
+        """Decoded entries whose writer is proven and allowed; refusals answered at once."""
         good: list[tuple[bytes, CloudEvent]] = []
+        refused: list[Emit] = []
+        refused_ids: list[bytes] = []
         for entry_id, fields in entries:
             try:
-                good.append((entry_id, decode(fields, self.limits)))
+                ev = decode(fields, self.limits)
             except EnvelopeError as exc:
                 out.dead.append((entry_id, fields, str(exc)))
+                continue
+            if self.guard is not None:
+                try:
+                    await self.guard(ev, fields)
+                except KeysUnavailable:
+                    out.held.append(entry_id)
+                    continue
+                except Rejected as r:
+                    refused += self.refusal(ev, r)
+                    refused_ids.append(entry_id)
+                    continue
+            good.append((entry_id, ev))
+        if refused:
+            async with transaction(self.pool) as conn:
+                await _insert_outbox(conn, [(stream, dumps(fields)) for stream, fields in refused])
+            out.ack.extend(refused_ids)
+            out.rejected += len(refused_ids)
+            out.emitted += len(refused)
+        return good
+
+    async def process(self, entries: Sequence[Entry]) -> Outcome:
+        out = Outcome()
+        good = await self.admit(entries, out)
         if not good:
             return out
+        refusals = (out.emitted, out.rejected)
         try:
             async with transaction(self.pool) as conn:
                 await self._apply(conn, good, out)
@@ -109,7 +174,7 @@ class Pipeline:
             # One bad apple must not hold the batch hostage: retry each on its own. What still
             # fails stays pending, to be reclaimed and, after enough tries, dead-lettered.
             log.warning("batch of %d failed; retrying one by one", len(good), exc_info=True)
-            out.emitted = out.rejected = 0
+            out.emitted, out.rejected = refusals
             for item in good:
                 try:
                     async with transaction(self.pool) as conn:
@@ -168,12 +233,13 @@ class Pipeline:
                 " VALUES ($1, $2, $3, $4, $5::jsonb)",
                 inbox,
             )
-        if outbox:
-            await conn.executemany(
-                "INSERT INTO outbox (stream, fields) VALUES ($1, $2::jsonb)",
-                outbox,
-            )
+        await _insert_outbox(conn, outbox)
         out.emitted += len(outbox)
+
+
+async def _insert_outbox(conn: asyncpg.Connection, outbox: list[tuple[str, str]]) -> None:
+    if outbox:
+        await conn.executemany("INSERT INTO outbox (stream, fields) VALUES ($1, $2::jsonb)", outbox)
 
 
 def _outcome(encoded: list[tuple[str, str]]) -> str:

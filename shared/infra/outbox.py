@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+from collections.abc import Callable
 
 import asyncpg
 import orjson
@@ -23,10 +24,12 @@ class Relay:
         redis: Redis,
         *,
         name: str,
+        sign: Callable[[dict[str, str]], dict[str, str]],
         batch: int = 1000,
         durability: Durability | None = None,
     ) -> None:
         self.pool, self.redis, self.batch, self.name = pool, redis, batch, name
+        self.sign = sign  # every entry leaves signed by this service, so readers can tell
         self.durability = durability or Durability()
         # One relay per schema publishes at a time, so replicas cannot reorder an account's events.
         self.lock_key = int.from_bytes(
@@ -47,7 +50,7 @@ class Relay:
                 return 0  # nothing to do, or Redis cannot confirm durability: rows are kept
             pipe = self.redis.pipeline(transaction=False)  # one connection: WAITAOF covers it
             for row in rows:
-                pipe.xadd(row["stream"], orjson.loads(row["fields"]))
+                pipe.xadd(row["stream"], self.sign(orjson.loads(row["fields"])))  # type: ignore[arg-type]
             if self.durability.method == WAITAOF:
                 pipe.execute_command("WAITAOF", 1, 0, self.durability.timeout_ms)
             replies = await pipe.execute()

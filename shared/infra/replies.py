@@ -1,4 +1,11 @@
-"""Request/reply over streams: answer each query on the stream its `replyto` names."""
+"""Request/reply over streams: answer each query on the stream its `replyto` names.
+
+Nothing is answered before the query's token is verified, and only into the caller's own
+reply namespace (`<prefix>alluse.reply.<token subject>.`, shared/contracts/trust.py). A
+query whose token fails, or whose `replyto` lies elsewhere, is dead-lettered with the reason:
+there is no stream the service may answer it on. The service sets an expiry only on a reply
+stream it created itself, and never trims one.
+"""
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -8,12 +15,15 @@ from typing import Any
 import asyncpg
 from redis.asyncio import Redis
 
-from shared.contracts.envelope import LIMITS, CloudEvent, EnvelopeError, Limits, decode, new_event
+from shared.contracts.envelope import CloudEvent, EnvelopeError, Limits, decode, new_event
 from shared.contracts.errors import DomainError
 from shared.contracts.messages import QUERY_FAILED, QUERY_RESULT
 from shared.contracts.streams import Streams
+from shared.contracts.trust import reply_namespace, replyto_allowed
+from shared.infra.auth import Principal, Verifier, permit
 from shared.infra.db import connection
-from shared.infra.messaging import Entry, Outcome
+from shared.infra.keys import KeysUnavailable
+from shared.infra.messaging import Entry, Outcome, Rejected
 
 Answer = Callable[[asyncpg.Connection, CloudEvent], Awaitable[dict[str, Any]]]
 REPLY_TTL_SECONDS = 3600
@@ -27,13 +37,32 @@ class Replier:
     answer: Answer
     source: str
     streams: Streams
-    limits: Limits = LIMITS
+    limits: Limits
+    verifier: Verifier
+    sign: Callable[[dict[str, str]], dict[str, str]]
 
-    def usable(self, replyto: str | None) -> bool:
-        """A reply may not be written into one of the platform's own streams."""
-        return bool(replyto) and not str(replyto).startswith(
-            (self.streams.key("alluse."), self.streams.key("ws"))
-        )
+    async def admit(
+        self, entry_id: bytes, fields: dict[bytes, bytes], out: Outcome
+    ) -> tuple[CloudEvent, Principal] | None:
+        """The decoded query and its verified caller, or None (dead-lettered or held)."""
+        try:
+            ev = decode(fields, self.limits)
+            who = await self.verifier.principal(ev.authorization)
+        except EnvelopeError as exc:
+            out.dead.append((entry_id, fields, str(exc)))
+            return None
+        except Rejected as r:
+            out.dead.append((entry_id, fields, f"{r.code}: {r.reason}"))
+            out.rejected += 1
+            return None
+        except KeysUnavailable:
+            out.held.append(entry_id)
+            return None
+        if not replyto_allowed(self.streams.prefix, who.subject, ev.replyto):
+            space = reply_namespace(self.streams.prefix, who.subject)
+            out.dead.append((entry_id, fields, f"'replyto' must be a key under {space}"))
+            return None
+        return ev, who
 
     async def process(self, entries: Sequence[Entry]) -> Outcome:
         """Each entry on its own: answered, dead-lettered, or (on an unexpected error) left
@@ -42,43 +71,53 @@ class Replier:
         replies: list[tuple[bytes, dict[bytes, bytes], str, dict[str, str]]] = []
         async with connection(self.pool) as conn:
             for entry_id, fields in entries:
-                try:
-                    ev = decode(fields, self.limits)
-                except EnvelopeError as exc:
-                    out.dead.append((entry_id, fields, str(exc)))
+                admitted = await self.admit(entry_id, fields, out)
+                if admitted is None:
                     continue
-                if not self.usable(ev.replyto):
-                    out.dead.append((entry_id, fields, "query has no usable 'replyto' stream"))
-                    continue
+                ev, who = admitted
                 try:
-                    reply = await self.reply(conn, ev, out)
+                    reply = await self.reply(conn, ev, who, out)
                 except Exception:
                     log.exception("query %s failed; left pending", entry_id.decode())
                     continue
-                replies.append((entry_id, fields, str(ev.replyto), reply))
-        pipe = self.redis.pipeline(transaction=False)
-        for _, _, box, reply in replies:
-            pipe.xadd(box, reply, maxlen=1000, approximate=True)  # type: ignore[arg-type]
-            pipe.expire(box, REPLY_TTL_SECONDS)
-        results = await pipe.execute(raise_on_error=False)
-        for i, (entry_id, fields, box, _) in enumerate(replies):
-            failed = [r for r in results[2 * i : 2 * i + 2] if isinstance(r, Exception)]
-            if failed:  # e.g. `replyto` names a key that is not a stream
-                out.dead.append((entry_id, fields, f"reply to '{box}' failed: {failed[0]}"))
-            else:
-                out.ack.append(entry_id)
+                replies.append((entry_id, fields, str(ev.replyto), self.sign(reply)))
+        if replies:
+            await self.send(replies, out)
         return out
 
-    async def reply(self, conn: asyncpg.Connection, ev: CloudEvent, out: Outcome) -> dict[str, str]:
+    async def reply(
+        self, conn: asyncpg.Connection, ev: CloudEvent, who: Principal, out: Outcome
+    ) -> dict[str, str]:
         try:
+            permit(who, ev.type)
             data = await self.answer(conn, ev)
         except DomainError as r:
-            failure = {
-                "code": r.code,
-                "reason": r.message,
-                "query_type": ev.type,
-                "query_id": ev.id,
-            }
+            failure = {"code": r.code, "reason": r.message, "query_type": ev.type,
+                       "query_id": ev.id}  # fmt: skip
             out.rejected += 1
             return new_event(QUERY_FAILED, self.source, failure, subject=ev.subject, cause=ev)
         return new_event(QUERY_RESULT, self.source, data, subject=ev.subject, cause=ev)
+
+    async def send(
+        self, replies: list[tuple[bytes, dict[bytes, bytes], str, dict[str, str]]], out: Outcome
+    ) -> None:
+        boxes = list({box for _, _, box, _ in replies})
+        check = self.redis.pipeline(transaction=False)
+        for box in boxes:
+            check.exists(box)
+        existed = dict(zip(boxes, await check.execute(), strict=True))
+        pipe = self.redis.pipeline(transaction=False)
+        for _, _, box, reply in replies:
+            pipe.xadd(box, reply)  # type: ignore[arg-type]
+        results = await pipe.execute(raise_on_error=False)
+        made = [box for box in boxes if not existed[box]]  # created by our reply: ours to expire
+        if made:
+            expire = self.redis.pipeline(transaction=False)
+            for box in made:
+                expire.expire(box, REPLY_TTL_SECONDS)
+            await expire.execute(raise_on_error=False)
+        for (entry_id, fields, box, _), result in zip(replies, results, strict=True):
+            if isinstance(result, Exception):  # e.g. `replyto` names a key that is not a stream
+                out.dead.append((entry_id, fields, f"reply to '{box}' failed: {result}"))
+            else:
+                out.ack.append(entry_id)

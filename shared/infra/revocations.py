@@ -1,11 +1,13 @@
 """Follows the security service's revocation stream, so every Verifier refuses revoked tokens.
 
-    revocations = Revocations(redis, settings.streams.key(REVOCATIONS))
+    revocations = Revocations(redis, settings.streams.key(REVOCATIONS), keys=keys)
     task = await revocations.start()        # replays what is live, then follows in the background
     verifier = Verifier(..., is_revoked=revocations.is_revoked)
 
-Entries: {kind: "jti", value: <jti>, until: <epoch>} refuses one token; {kind: "user",
-value: <sub>, at: <epoch>, until: <epoch>} refuses the subject's tokens issued at or before `at`.
+Entries: {type: alluse.security.revoked, kind: "jti", value: <jti>, until: <epoch>} refuses one
+token; {..., kind: "user", value: <sub>, at: <epoch>, until: <epoch>} refuses the subject's
+tokens issued at or before `at`. Each is signed by the security service; any other is ignored
+(and logged), and one that cannot be checked yet (no JWKS) is waited for, in stream order.
 """
 
 import asyncio
@@ -15,6 +17,11 @@ from collections.abc import Callable
 from typing import Any
 
 from redis.asyncio import Redis
+
+from shared.contracts.trust import REVOKED, owner
+from shared.infra.keys import KeySet, KeysUnavailable
+from shared.infra.messaging import Rejected
+from shared.infra.signing import signer_of, text_fields
 
 log = logging.getLogger(__name__)
 
@@ -29,10 +36,12 @@ class Revocations:
         redis: Redis,
         stream_key: str,
         *,
+        keys: KeySet,
         block_ms: int = 500,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.redis, self.stream, self.block_ms, self.clock = redis, stream_key, block_ms, clock
+        self.keys = keys
         self.jtis: dict[str, float] = {}  # jti -> until
         self.users: dict[str, tuple[float, float]] = {}  # sub -> (issued at or before, until)
         self.last_id = "0"
@@ -59,10 +68,28 @@ class Revocations:
         n = 0
         for _, entries in reply.items() if isinstance(reply, dict) else reply:  # RESP3 or RESP2
             for entry_id, fields in entries:
-                self.apply(fields)
+                if await self.authentic(entry_id, fields):  # KeysUnavailable: this entry waits
+                    self.apply(fields)
                 self.last_id = _text(entry_id)
                 n += 1
         return n
+
+    async def authentic(self, entry_id: Any, raw: dict[Any, Any]) -> bool:
+        try:
+            fields = text_fields(raw)
+            signer = await signer_of(self.keys, fields)
+            if fields.get("type") != REVOKED or signer != owner(REVOKED, ""):
+                raise Rejected(
+                    "forbidden",
+                    f"revocations are taken only from the security service, not {signer}",
+                )
+        except Rejected as r:
+            log.warning("revocation entry %s refused: %s", _text(entry_id), r.reason)
+            return False
+        except UnicodeDecodeError:
+            log.warning("revocation entry %s refused: not UTF-8", _text(entry_id))
+            return False
+        return True
 
     def prune(self) -> None:
         now = self.clock()
@@ -91,7 +118,10 @@ class Revocations:
 
     async def start(self) -> "asyncio.Task[None]":
         """Replay the live revocations before returning, then follow in a background task."""
-        await self.catch_up()
+        try:
+            await self.catch_up()
+        except KeysUnavailable as exc:  # followed as soon as the JWKS answers
+            log.warning("revocations not replayed yet: %s", exc)
         return asyncio.create_task(self.follow(), name=f"revocations {self.stream}")
 
     def is_revoked(self, claims: dict[str, Any]) -> bool:

@@ -22,10 +22,12 @@ from shared.infra import metrics as gauges
 from shared.infra.consumer import StreamConsumer
 from shared.infra.db import create_pool
 from shared.infra.durability import Durability
+from shared.infra.keys import KeySet
 from shared.infra.outbox import Relay
 from shared.infra.retention import Janitor, Retained
 from shared.infra.revocations import Revocations
 from shared.infra.settings import Settings
+from shared.infra.signing import EntrySigner
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,8 @@ class Runtime:
     pool: asyncpg.Pool
     broker: RedisBroker
     relay: Relay
+    signer: EntrySigner  # this service's identity: it signs every entry the service writes
+    keys: KeySet  # the published keys: access tokens' and the services'
     consumers: list[StreamConsumer] = field(default_factory=list)
     # Extra facts for /readyz's body (e.g. when each upstream was last heard); never gate it.
     details: list[Callable[[], dict[str, Any]]] = field(default_factory=list)
@@ -159,7 +163,19 @@ async def running(
         await rt.redis.aclose()
 
 
-async def open_runtime(settings: Settings, *, schema: str) -> Runtime:
+def key_set(settings: Settings) -> KeySet:
+    return KeySet.from_url(
+        settings.jwks_url,
+        refresh=settings.jwks_refresh_seconds,
+        grace=settings.jwks_grace_seconds,
+    )
+
+
+async def open_runtime(
+    settings: Settings, *, schema: str, service: str | None = None, keys: KeySet | None = None
+) -> Runtime:
+    """`service` names the identity (default: the schema); `keys` default to the JWKS URL's."""
+    signer = EntrySigner.from_settings(settings, service or schema)  # first: no key, no start
     redis = Redis.from_url(settings.redis_url)
     pool = await create_pool(settings.database_url, schema)
     # FastStream's per-message logging is noise at our rates; our metrics and logs say more.
@@ -168,5 +184,5 @@ async def open_runtime(settings: Settings, *, schema: str) -> Runtime:
     )
     logging.getLogger("alluse.broker").setLevel(logging.WARNING)
     durability = Durability(settings.redis_durability, settings.redis_durability_timeout_ms)
-    relay = Relay(pool, redis, name=schema, durability=durability)
-    return Runtime(settings, redis, pool, broker, relay)
+    relay = Relay(pool, redis, name=schema, sign=signer.sign, durability=durability)
+    return Runtime(settings, redis, pool, broker, relay, signer, keys or key_set(settings))

@@ -6,7 +6,7 @@ import uuid
 from datetime import timedelta
 from typing import Literal
 
-from pydantic import AliasChoices, Field, PositiveInt
+from pydantic import AliasChoices, Field, NonNegativeFloat, PositiveFloat, PositiveInt, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.contracts.envelope import Limits
@@ -29,6 +29,11 @@ class Settings(BaseSettings):
     jwks_url: str = "http://127.0.0.1:8081/.well-known/jwks.json"
     jwt_issuer: str = "alluse-security"
     jwt_audience: str = "alluse"
+    # The JWKS is refetched this often; a key it no longer lists is dropped `grace` later.
+    jwks_refresh_seconds: PositiveFloat = 300
+    jwks_grace_seconds: NonNegativeFloat = 60
+    # This service's own Ed25519 key (base64url seed): it signs every entry the service writes.
+    signing_key: SecretStr = SecretStr("")
     consumer: str = Field(default_factory=_consumer_name)
     batch_size: PositiveInt = 500
     block_ms: PositiveInt = 50

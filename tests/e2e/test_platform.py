@@ -23,6 +23,7 @@ from redis import Redis
 from shared.contracts import lifecycle
 from shared.infra.embedded import free_port
 from shared.infra.settings import Settings
+from shared.infra.signing import identity_env, new_identities
 
 pytestmark = pytest.mark.slow
 PASSWORD = "E2e-" + uuid.uuid4().hex[:12] + "!"
@@ -57,12 +58,13 @@ def platform(settings: Settings, own_database: str, tmp_path: Path) -> Iterator[
         "ALLUSE_BLOCK_MS": "20",
     }
     procs = []
+    own = identity_env(new_identities())
     try:
         for name, port in ports.items():
             log = tmp_path / f"{name}.log"
             proc = subprocess.Popen(
                 [sys.executable, "-m", f"services.{name}"],
-                env={**env, "ALLUSE_HTTP_PORT": str(port)},
+                env={**env, **own[name], "ALLUSE_HTTP_PORT": str(port)},
                 stdout=log.open("wb"),
                 stderr=subprocess.STDOUT,
             )
@@ -159,6 +161,7 @@ def test_upstream_events_flow_to_the_public_lifecycle_stream(
         "ws2.week.classified",
         {"week_start": "2026-11-23", "week_type": "P-EW", "confidence": "0.9"},
         "ws2/engine",
+        authorization=bearer,  # an admin may publish upstream entries, as a trading engine may
     )
     redis.xadd(s.key("ws2.protocol.events"), week)
     life.until(lambda es: any(e["type"] == "alluse.week.changed" for e in es))
@@ -167,16 +170,17 @@ def test_upstream_events_flow_to_the_public_lifecycle_stream(
         "option_type": "put", "strike": "120.00", "delta": "-0.45", "side": "sell_to_open", "quantity": 3,
         "price": "2.15", "multiplier": 100, "commission": "1.95", "filled_at": "2026-11-26T15:00:00Z",
     }  # fmt: skip
-    first = ce("ws4.trade.filled", fill, "ws4/gateway-1", subject=gen)
+    first = ce("ws4.trade.filled", fill, "ws4/gateway-1", subject=gen, authorization=bearer)
     redis.xadd(s.key("ws4.market.events"), first)
     redis.xadd(s.key("ws4.market.events"), first)  # delivered twice by a retrying producer
     redis.xadd(
         s.key("ws4.market.events"),
-        ce("ws4.trade.filled", {**fill, "price": "9.99"}, "ws4/gateway-1"),
+        ce("ws4.trade.filled", {**fill, "price": "9.99"}, "ws4/gateway-1", authorization=bearer),
     )
     assignment = {"assignment_id": "as-1", "account_id": gen, "symbol": "NVDA", "option_type": "put",
                   "strike": "120.00", "contracts": 1, "multiplier": 100}  # fmt: skip
-    redis.xadd(s.key("ws4.market.events"), ce("ws4.option.assigned", assignment, "ws4/gateway-1"))
+    assigned = ce("ws4.option.assigned", assignment, "ws4/gateway-1", authorization=bearer)
+    redis.xadd(s.key("ws4.market.events"), assigned)
 
     def settled(es: list[dict[str, Any]]) -> bool:
         return sum(e["type"] == "alluse.account.balance_changed" for e in es) == 2 and any(

@@ -15,6 +15,7 @@ from shared.contracts.streams import (
     AUDIT,
     REVOCATIONS,
 )
+from shared.contracts.trust import REVOKED
 from shared.infra.settings import Settings
 from tests.support.account import Client, rejection
 from tests.support.streams import ce, decoded, outcomes
@@ -72,13 +73,18 @@ async def test_rule_1_com_acc_refuses_every_withdrawal(client: Client) -> None:
     assert data["code"] == "withdrawal_forbidden"
 
 
+NON_CANONICAL = ("\u0661\u0660\u0660", "\uff11\uff10\uff10", "1_000", "+5", " 7 ", "1E+2")
+
+
 @pytest.mark.parametrize(
     ("data", "code"),
     [
         ({"amount": "-5.00"}, "invalid_payload"),
-        ({"amount": 5.5}, "invalid_payload"),
-        ({"amount": "1.001"}, "invalid_payload"),
-        ({"amount": "ten"}, "invalid_payload"),
+        ({"amount": 5.5}, "invalid_amount"),
+        ({"amount": "1.001"}, "invalid_amount"),
+        ({"amount": "ten"}, "invalid_amount"),
+        # Decimal() takes each of these; the wire takes ASCII digits only, plainly written.
+        *(({"amount": a}, "invalid_amount") for a in NON_CANONICAL),
         ({}, "invalid_payload"),
         ({"amount": "5.00", "account_id": str(uuid.uuid4())}, "unknown_account"),
     ],
@@ -180,10 +186,8 @@ async def test_revoked_token_is_refused_within_a_second(
     (created,) = await outcomes(redis, settings.streams.key(ACCOUNT_EVENTS), fields["id"])
     assert created["type"] == "alluse.account.created"
     # The security service publishes the revocation; the account service follows the stream.
-    await redis.xadd(
-        settings.streams.key(REVOCATIONS),
-        {"kind": "jti", "value": claims["jti"], "until": str(claims["exp"])},
-    )
+    revoked = {"type": REVOKED, "kind": "jti", "value": claims["jti"], "until": str(claims["exp"])}
+    await redis.xadd(settings.streams.key(REVOCATIONS), signer.sign("security", revoked))
     await asyncio.sleep(1)
     again = ce("alluse.account.create", {"type": "revenue"}, authorization=f"Bearer {token}")
     await redis.xadd(settings.streams.key(ACCOUNT_COMMANDS), again)

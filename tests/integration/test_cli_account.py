@@ -258,7 +258,7 @@ async def test_client_credentials_fetch_a_token_when_none_is_given(
 
 
 async def test_fork_refused_then_merge_of_an_automatic_fork_through_the_cli(
-    cli: Cli, settings: Settings, redis: Redis
+    cli: Cli, settings: Settings, redis: Redis, signer: Signer
 ) -> None:
     accounts = await cli.init()
     gen = accounts["generation"]
@@ -270,7 +270,7 @@ async def test_fork_refused_then_merge_of_an_automatic_fork_through_the_cli(
         "commission": "0.00", "filled_at": "2026-11-26T15:00:00Z", "week_type": "P-EW",
     }  # fmt: skip
     effect = ce("alluse.effect.trade_filled", fill, source="ws4/gateway-1", subject=gen)
-    await redis.xadd(settings.streams.key(ACCOUNT_EFFECTS), effect)
+    await redis.xadd(settings.streams.key(ACCOUNT_EFFECTS), signer.sign("integration", effect))
     events = await outcomes(redis, settings.streams.key(ACCOUNT_EVENTS), effect["id"], want=3)
     forked = next(e for e in events if e["type"] == "alluse.account.forked")
     child = forked["data"]["child_portfolio_id"]

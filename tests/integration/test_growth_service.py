@@ -45,7 +45,8 @@ class Svc:
             subject=data["account_id"],
             time=at.isoformat(),
         )
-        await xadd(self, self.client.s.key(ACCOUNT_EFFECTS), fields)
+        signed = self.client.signer.sign("integration", fields)  # as the integration service does
+        await xadd(self, self.client.s.key(ACCOUNT_EFFECTS), signed)
         got = await outcomes(
             self.client.redis,
             self.client.s.key(ACCOUNT_EVENTS),

@@ -26,10 +26,12 @@ from services.security.admin import Admin
 from services.security.settings import SecuritySettings
 from shared.contracts.streams import REVOCATIONS
 from shared.infra.auth import Verifier
+from shared.infra.keys import KeySet
 from shared.infra.messaging import Rejected
 from shared.infra.revocations import Revocations
 from shared.infra.runtime import running
 from shared.infra.settings import Settings
+from tests.support.tokens import Signer
 
 # One key per test process (the shared schema's values must stay readable); never in the repo.
 KEY = os.environ.setdefault("ALLUSE_TEST_ENCRYPTION_KEY", Fernet.generate_key().decode())
@@ -60,9 +62,16 @@ class Svc:
     admin: Admin
     redis: Redis
 
+    def keys(self) -> KeySet:
+        """What another service sees: the JWKS over HTTP."""
+        return KeySet.from_url(self.settings.jwks_url)
+
+    def revocations(self) -> Revocations:
+        return Revocations(self.redis, self.settings.streams.key(REVOCATIONS), keys=self.keys())
+
     def verifier(self, revocations: Revocations | None = None) -> Verifier:
         s = self.settings
-        return Verifier(s.jwks_url, issuer=s.jwt_issuer, audience=s.jwt_audience,
+        return Verifier(self.keys(), issuer=s.jwt_issuer, audience=s.jwt_audience,
                         is_revoked=revocations.is_revoked if revocations else lambda _: False)  # fmt: skip
 
     async def user(self, role: str = "operator", **kw: Any) -> tuple[str, uuid.UUID]:
@@ -83,8 +92,8 @@ class Svc:
 
 
 @pytest.fixture
-async def svc(settings: Settings, redis: Redis) -> AsyncIterator[Svc]:
-    sec = security_settings(settings)
+async def svc(settings: Settings, redis: Redis, signer: Signer) -> AsyncIterator[Svc]:
+    sec = security_settings(settings, signing_key=signer.seed("security"))
     service = await app.build(sec)
     async with running(service.rt, service.routes) as server:
         assert server is not None
@@ -208,7 +217,7 @@ async def test_forged_or_invalid_token_is_refused_audited_and_changes_nothing(
 
 
 async def test_revoked_jti_is_refused_by_every_verifier_within_a_second(svc: Svc) -> None:
-    revocations = Revocations(svc.redis, svc.settings.streams.key(REVOCATIONS))
+    revocations = svc.revocations()
     task = await revocations.start()
     try:
         name, _ = await svc.user()
@@ -231,7 +240,7 @@ async def test_revoked_jti_is_refused_by_every_verifier_within_a_second(svc: Svc
 
 
 async def test_lockout_answers_like_a_wrong_password_and_keeps_the_users_tokens(svc: Svc) -> None:
-    revocations = Revocations(svc.redis, svc.settings.streams.key(REVOCATIONS))
+    revocations = svc.revocations()
     task = await revocations.start()
     try:
         name, _uid = await svc.user()
@@ -288,15 +297,12 @@ async def test_lock_expires_after_the_configured_time(svc: Svc) -> None:
 
 
 async def test_token_of_a_deleted_user_is_refused(svc: Svc) -> None:
-    revocations = Revocations(svc.redis, svc.settings.streams.key(REVOCATIONS))
+    revocations = svc.revocations()
     task = await revocations.start()
     try:
         name, _ = await svc.user()
         good = (await svc.login(name)).json()
         await svc.admin.set_status(username=name, status="deleted")
-        from shared.infra.outbox import Relay  # the running relay would too; do not wait for it
-
-        await Relay(svc.admin.pool, svc.redis, name="security").publish_once()
 
         async def refused() -> bool:
             return revocations.is_revoked(

@@ -13,6 +13,7 @@ from shared.contracts.streams import (
     ACCOUNT_EVENTS,
     ACCOUNT_QUERIES,
 )
+from shared.contracts.trust import reply_namespace
 from shared.infra.db import connection
 from shared.infra.runtime import Runtime
 from shared.infra.settings import Settings
@@ -39,7 +40,7 @@ class Client:
     async def query(
         self, type_: str, data: dict[str, Any], *, role: str = "viewer"
     ) -> dict[str, Any]:
-        box = f"replies.{uuid.uuid4().hex}"
+        box = reply_namespace(self.s.prefix, f"user-{role}") + uuid.uuid4().hex
         await self.redis.xadd(
             self.s.key(ACCOUNT_QUERIES),
             ce(type_, data, authorization=self.signer.bearer(role), replyto=box),
@@ -54,7 +55,8 @@ class Client:
         extra = {"time": time} if time else {}
         fields = ce(f"alluse.effect.{type_}", data, source="ws4/gateway-1", id_=id_,
                     subject=data.get("account_id", ""), **extra)  # fmt: skip
-        await self.redis.xadd(self.s.key(ACCOUNT_EFFECTS), fields)
+        # Signed as the integration service signs what it forwards.
+        await self.redis.xadd(self.s.key(ACCOUNT_EFFECTS), self.signer.sign("integration", fields))
         events = await outcomes(self.redis, self.s.key(ACCOUNT_EVENTS), fields["id"], want=want,
                                 timeout=5 if want else 0.5)  # fmt: skip
         for event in events:

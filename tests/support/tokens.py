@@ -1,4 +1,9 @@
-"""A test signing key and JWKS file, standing in for the security service in service tests."""
+"""A test signing key and JWKS, standing in for the security service in service tests.
+
+It publishes one access-token key and one entry-signing key per service (each bound to its
+service), as the security service does; `seed(name)` is that service's ALLUSE_SIGNING_KEY.
+`withdraw(kid)`, `publish(...)` and `down` change what it serves, for key-rotation tests.
+"""
 
 import json
 import threading
@@ -10,13 +15,22 @@ from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from pydantic import SecretStr
+
+from shared.contracts.trust import SERVICES
+from shared.infra.signing import EntrySigner, new_seed
 
 
-def _serve(body: bytes) -> ThreadingHTTPServer:
-    """The JWKS over real HTTP, as the security service serves it (PyJWKClient takes only http)."""
+def _serve(signer: "Signer") -> ThreadingHTTPServer:
+    """The JWKS over real HTTP, as the security service serves it."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
+            if signer.down:
+                self.send_response(503)
+                self.end_headers()
+                return
+            body = json.dumps({"keys": signer.jwks}).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.end_headers()
@@ -39,10 +53,20 @@ class Signer:
         self.issuer, self.audience = issuer, audience
         jwk = json.loads(jwt.algorithms.OKPAlgorithm.to_jwk(self.key.public_key()))
         jwk.update(kid=self.kid, use="sig", alg="EdDSA")
-        body = json.dumps({"keys": [jwk]}).encode()
-        jwks_path.write_bytes(body)
-        self.server = _serve(body)
+        self.seeds = {name: new_seed() for name in SERVICES}
+        self.services = {name: EntrySigner.from_seed(name, s) for name, s in self.seeds.items()}
+        self.jwks: list[dict[str, Any]] = [jwk, *(e.jwk() for e in self.services.values())]
+        self.down = False
+        jwks_path.write_text(json.dumps({"keys": self.jwks}))
+        self.server = _serve(self)
         self.jwks_url = f"http://127.0.0.1:{self.server.server_port}/.well-known/jwks.json"
+
+    def seed(self, service: str) -> SecretStr:
+        return SecretStr(self.seeds[service])
+
+    def sign(self, service: str, fields: dict[str, str]) -> dict[str, str]:
+        """An entry as `service` writes it: signed with its key."""
+        return self.services[service].sign(fields)
 
     def claims(self, role: str, **overrides: Any) -> dict[str, Any]:
         now = int(time.time())

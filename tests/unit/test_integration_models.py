@@ -124,7 +124,7 @@ def test_negative_quantity_is_rejected() -> None:
 
 def test_a_price_with_twelve_decimals_is_rejected() -> None:
     r = rejection("ws4.trade.filled", fill(price="3.250000000001"))
-    assert r.code == "invalid_payload"
+    assert r.code == "invalid_amount"
     assert "price: Value error, has more than 4 decimal places" in r.reason
 
 

@@ -107,7 +107,7 @@ def test_password_hash_is_argon2id_phc_with_owasp_parameters() -> None:
 
 def test_revocations_refuse_revoked_jti_until_it_expires() -> None:
     now = [1000.0]
-    r = Revocations(None, "s", clock=lambda: now[0])  # type: ignore[arg-type]
+    r = Revocations(None, "s", keys=None, clock=lambda: now[0])  # type: ignore[arg-type]
     r.apply({b"kind": b"jti", b"value": b"j1", b"until": b"1100"})
     assert r.is_revoked({"jti": "j1", "sub": "u", "iat": 900})
     assert not r.is_revoked({"jti": "j2", "sub": "u", "iat": 900})
@@ -116,7 +116,7 @@ def test_revocations_refuse_revoked_jti_until_it_expires() -> None:
 
 
 def test_revoked_user_refuses_tokens_issued_before_not_after() -> None:
-    r = Revocations(None, "s", clock=lambda: 1000.0)  # type: ignore[arg-type]
+    r = Revocations(None, "s", keys=None, clock=lambda: 1000.0)  # type: ignore[arg-type]
     r.apply({"kind": "user", "value": "u1", "at": "990", "until": "2000"})
     assert r.is_revoked({"jti": "a", "sub": "u1", "iat": 980})
     assert not r.is_revoked({"jti": "b", "sub": "u1", "iat": 995})

@@ -1,0 +1,136 @@
+"""A service's identity: the Ed25519 key it signs every entry it writes with, and the check.
+
+Each service process holds its own private key (ALLUSE_SIGNING_KEY, base64url of the 32-byte
+seed; `alluse security gen-service-keys` makes a set). The security service publishes the
+public halves (ALLUSE_SERVICE_KEYS=account=<x>,integration=<x>, plus its own) in its JWKS,
+each bound to its service by the JWK member `service`.
+
+    signer = EntrySigner.from_settings(settings, "account")
+    fields = signer.sign(fields)                  # adds `signature: <kid>.<base64url>`
+    service = await signer_of(keys, fields)       # who signed it, or Rejected
+"""
+
+import base64
+import binascii
+import hashlib
+from collections.abc import Mapping
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from shared.contracts.trust import SECURITY, SERVICES, SIGNATURE, signed_bytes
+from shared.infra.keys import KeySet, UnknownKey
+from shared.infra.messaging import Rejected
+from shared.infra.settings import Settings
+
+HOW = "make a set with `alluse security gen-service-keys` (see README, 'Who signs what')"
+
+
+class IdentityError(RuntimeError):
+    """A service without a usable key of its own refuses to start."""
+
+
+def b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def raw_public(key: Ed25519PublicKey) -> bytes:
+    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def new_seed() -> str:
+    key = Ed25519PrivateKey.generate()
+    raw = key.private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+    )
+    return b64(raw)
+
+
+def public_of(seed: str) -> str:
+    return b64(raw_public(Ed25519PrivateKey.from_private_bytes(unb64(seed)).public_key()))
+
+
+def new_identities() -> dict[str, str]:
+    """A private seed for each service, as `make run` and `gen-service-keys` make them."""
+    return {service: new_seed() for service in SERVICES}
+
+
+def identity_env(seeds: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    """Each service's environment: its own ALLUSE_SIGNING_KEY; the security service's also the
+    others' public halves (ALLUSE_SERVICE_KEYS), which it publishes."""
+    public = ",".join(f"{n}={public_of(s)}" for n, s in seeds.items() if n != SECURITY)
+    env = {n: {"ALLUSE_SIGNING_KEY": s} for n, s in seeds.items()}
+    env[SECURITY]["ALLUSE_SERVICE_KEYS"] = public
+    return env
+
+
+def service_jwk(service: str, public: str) -> dict[str, Any]:
+    """The JWK the security service publishes for one service's entry-signing key."""
+    kid = f"{service}-{hashlib.sha256(unb64(public)).hexdigest()[:12]}"
+    return {"kty": "OKP", "crv": "Ed25519", "x": public, "kid": kid, "alg": "EdDSA",
+            "use": "sig", "service": service}  # fmt: skip
+
+
+class EntrySigner:
+    def __init__(self, service: str, key: Ed25519PrivateKey) -> None:
+        self.service, self.key = service, key
+        self.public = b64(raw_public(key.public_key()))
+        self.kid = service_jwk(service, self.public)["kid"]
+
+    @classmethod
+    def from_seed(cls, service: str, seed: str) -> "EntrySigner":
+        try:
+            return cls(service, Ed25519PrivateKey.from_private_bytes(unb64(seed.strip())))
+        except (ValueError, binascii.Error):
+            raise IdentityError(
+                f"the {service} service's signing key is not valid; {HOW}"
+            ) from None
+
+    @classmethod
+    def from_settings(cls, settings: Settings, service: str) -> "EntrySigner":
+        seed = settings.signing_key.get_secret_value()
+        if not seed:
+            raise IdentityError(f"ALLUSE_SIGNING_KEY is not set for the {service} service; {HOW}")
+        return cls.from_seed(service, seed)
+
+    def jwk(self) -> dict[str, Any]:
+        return service_jwk(self.service, self.public)
+
+    def sign(self, fields: Mapping[str, str]) -> dict[str, str]:
+        signature = b64(self.key.sign(signed_bytes(fields)))
+        return {**fields, SIGNATURE: f"{self.kid}.{signature}"}
+
+
+async def signer_of(keys: KeySet, fields: Mapping[str, str]) -> str:
+    """The service whose published key signed exactly these fields; else Rejected.
+
+    KeysUnavailable (the JWKS cannot be fetched) passes through: the entry waits.
+    """
+    kid, _, signature = (fields.get(SIGNATURE) or "").rpartition(".")
+    if not kid or not signature:
+        raise Rejected("unauthorized", "entry carries no service signature")
+    try:
+        key = await keys.get(kid)
+    except UnknownKey as exc:
+        raise Rejected("unauthorized", f"signing key not recognised: {exc}") from None
+    if key.service is None or not isinstance(key.key, Ed25519PublicKey):
+        raise Rejected("unauthorized", f"key {kid[:40]!r} is not a service's signing key")
+    try:
+        key.key.verify(unb64(signature), signed_bytes(fields))
+    except (InvalidSignature, ValueError, binascii.Error):
+        raise Rejected("unauthorized", "signature does not match the entry") from None
+    return str(key.service)
+
+
+def text_fields(raw: Mapping[Any, Any]) -> dict[str, str]:
+    """Redis fields as text (entries that are not UTF-8 were dead-lettered by decode already)."""
+    return {
+        (k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
+        for k, v in raw.items()
+    }
