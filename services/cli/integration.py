@@ -1,12 +1,14 @@
 """`alluse simulate` (the WS2/WS4 simulators) and `alluse tail` (follow a stream live)."""
 
 import argparse
+import asyncio
 import contextlib
 import json
 from typing import Any
 
 from redis.asyncio import Redis
 
+from services.cli.client import CliError, resolve_token
 from services.cli.output import OK, UNAVAILABLE, fail
 from services.integration import simulate
 from shared.contracts import streams
@@ -24,7 +26,7 @@ def register(sub: Any) -> None:
                          description=simulate.__doc__,
                          formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     simulate.add_arguments(sim)
-    sim.set_defaults(func=simulate.run)
+    sim.set_defaults(func=run_simulate)
     tail = sub.add_parser("tail", help="follow a stream live (XREAD), one line per entry")
     tail.add_argument("--stream", default="lifecycle",
                       help=f"{' | '.join(STREAMS)} | any stream name; '.dlq' suffix allowed"
@@ -32,6 +34,15 @@ def register(sub: Any) -> None:
     tail.add_argument("--count", type=int, help="stop after N entries")
     tail.add_argument("--from-start", action="store_true", help="replay the stream from its start")
     tail.set_defaults(func=run_tail)
+
+
+async def run_simulate(args: Any) -> int:
+    """The simulators publish as a trading engine: with the token `alluse` resolves."""
+    try:
+        token = await asyncio.to_thread(resolve_token, args.token_file)
+    except CliError as exc:
+        return fail(str(exc), exc.code)
+    return await simulate.run(args, token)
 
 
 def stream_name(name: str) -> str:

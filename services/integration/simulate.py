@@ -2,9 +2,9 @@
 
 Publishes the feed of services/integration/feed.py with plain redis-py XADD, one CloudEvents
 binary-mode entry per event, at `--rate` events per second (0: as fast as Redis takes them),
-each with the `authorization` of a trading engine: the token comes as for every `alluse`
-command (--token-file, ALLUSE_TOKEN_FILE, ALLUSE_TOKEN, or ALLUSE_CLIENT_ID with
-ALLUSE_CLIENT_SECRET_FILE), and its role must be trading_engine (or admin).
+each with the `authorization` of a trading engine (role trading_engine, or admin): through
+`alluse simulate` the token comes as for every `alluse` command (--token-file,
+ALLUSE_TOKEN_FILE, ALLUSE_TOKEN, or ALLUSE_CLIENT_ID with ALLUSE_CLIENT_SECRET_FILE).
 `--measure` then follows the lifecycle stream until every fill has caused an event there and
 prints fills per second from the first XADD to the last such event.
 """
@@ -12,6 +12,7 @@ prints fills per second from the first XADD to the last such event.
 import argparse
 import asyncio
 import json
+import os
 import random
 import sys
 import time
@@ -20,8 +21,6 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from services.cli.client import CliError, resolve_token
-from services.cli.output import fail
 from services.integration.feed import PROFILES, Event, Feed, monday_of
 from shared.contracts.envelope import dumps
 from shared.contracts.streams import ACCOUNT_LIFECYCLE, Streams
@@ -127,12 +126,9 @@ def week_line(week: int, weeks: int, events: list[Event], total: int, started: f
             f"; {total} in all, {rate:.0f}/s")  # fmt: skip
 
 
-async def run(args: Any, settings: Settings | None = None) -> int:
+async def run(args: Any, token: str, settings: Settings | None = None) -> int:
+    """Publish the feed with `token` (a trading engine's) on every entry."""
     settings = settings or Settings()
-    try:
-        token = await asyncio.to_thread(resolve_token, getattr(args, "token_file", None))
-    except CliError as exc:
-        return fail(str(exc), exc.code)
     streams, redis = settings.streams, Redis.from_url(settings.redis_url)
     try:
         accounts = parse_accounts(args.accounts) or await discover(redis, streams)
@@ -173,7 +169,11 @@ def main(argv: list[str] | None = None) -> int:
                                      description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     add_arguments(parser)
-    return asyncio.run(run(parser.parse_args(argv)))
+    args = parser.parse_args(argv)
+    token = os.environ.get("ALLUSE_TOKEN")
+    if not token:
+        parser.error("set ALLUSE_TOKEN to a trading engine's token (or use `alluse simulate`)")
+    return asyncio.run(run(args, token))
 
 
 if __name__ == "__main__":

@@ -3,12 +3,16 @@ the real account service. Each valid command gets its outcome in the same pass; 
 is answered (a rejection naming it) or dead-lettered with a reason."""
 
 import json
+import time
 import uuid
 from typing import Any
 
+import jwt
+from cryptography.hazmat.primitives.asymmetric import ec
 from redis.asyncio import Redis
 
 from shared.contracts.streams import ACCOUNT_COMMANDS, ACCOUNT_QUERIES
+from shared.contracts.trust import reply_namespace
 from tests.support.account import Client
 from tests.support.streams import ce
 from tests.support.verdicts import Written, verdicts
@@ -16,6 +20,19 @@ from tests.support.verdicts import Written, verdicts
 
 def nested(depth: int) -> str:
     return '{"amount": "1.00", "x": ' + "[" * depth + "]" * depth + "}"
+
+
+def es256(client: Client) -> str:
+    key = ec.generate_private_key(ec.SECP256R1())
+    claims = client.signer.claims("admin")
+    return jwt.encode(claims, key, algorithm="ES256", headers={"kid": client.signer.kid})
+
+
+def by_service(client: Client) -> str:
+    """An admin token made with the account service's entry-signing key: never a token key."""
+    signer = client.signer.services["account"]
+    claims = client.signer.claims("admin")
+    return jwt.encode(claims, signer.key, algorithm="EdDSA", headers={"kid": signer.kid})
 
 
 def bad_deposits(client: Client, account_id: str) -> dict[str, dict[Any, Any]]:
@@ -46,6 +63,12 @@ def bad_deposits(client: Client, account_id: str) -> dict[str, dict[Any, Any]]:
         "an unknown type": deposit(type="alluse.account.teleport"),
         "no token": {k: v for k, v in deposit().items() if k != "authorization"},
         "a forged token": deposit(authorization="Bearer eyJhbGciOiJub25lIn0.e30."),
+        # The kid is real (EdDSA); the token is ES256: the key's own algorithm only.
+        "an ES256 token with a real kid": deposit(authorization=f"Bearer {es256(client)}"),
+        "a token signed by a service's key": deposit(authorization=f"Bearer {by_service(client)}"),
+        "a token expired beyond the leeway": deposit(
+            authorization=client.signer.bearer(exp=int(time.time()) - 31)
+        ),
         "a viewer's token": deposit(authorization=client.signer.bearer("viewer")),
         "amount a number": deposit(data=json.dumps({"amount": 5})),
         "amount overflowing": deposit(data=json.dumps({"amount": "1e999999999"})),
@@ -123,7 +146,10 @@ async def test_a_batch_of_every_kind_of_bad_entry_answers_every_valid_command(
     assert found["not UTF-8"] == "dead: entry is not UTF-8"
     assert found["no token"].startswith("rejected: unauthorized")
     assert found["a viewer's token"].startswith("rejected: forbidden")
-    assert found["amount overflowing"].startswith("rejected: invalid_payload")
+    assert found["amount overflowing"].startswith("rejected: invalid_amount")
+    for poisoned in ("an ES256 token with a real kid", "a token signed by a service's key",
+                     "a token expired beyond the leeway"):  # fmt: skip
+        assert found[poisoned].startswith("rejected: unauthorized"), found[poisoned]
     summary = await client.query("alluse.query.account", {"account_id": gen["id"]})
     assert summary["data"]["balance"] == f"{100000 + len(good)}.00"
 
@@ -133,7 +159,7 @@ async def test_bad_queries_beside_good_ones_each_get_their_own_verdict(
 ) -> None:
     gen = (await client.initialize())["generation"]
     stream = client.s.key(ACCOUNT_QUERIES)
-    box = f"replies.{uuid.uuid4().hex}"
+    box = reply_namespace(client.s.prefix, "user-viewer") + uuid.uuid4().hex
     await redis.set(box + ".taken", "a string, not a stream", ex=60)
 
     def query(**over: Any) -> dict[Any, Any]:
@@ -155,5 +181,5 @@ async def test_bad_queries_beside_good_ones_each_get_their_own_verdict(
     assert valid == ["alluse.query.result 100000.00"] * len(good), found
     assert found["200 KB of nesting"].startswith("dead: ")
     assert found["replyto not a stream"].startswith("dead: reply to")
-    assert found["no token"] == "alluse.query.failed unauthorized"
+    assert found["no token"].startswith("dead: unauthorized")  # no verified caller to answer
     assert found["account_id of wrong type"] == "alluse.query.failed invalid_payload"

@@ -6,17 +6,15 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from shared.contracts.streams import REVOCATIONS
 from shared.infra.auth import Verifier
 from shared.infra.messaging import Rejected
-from shared.infra.revocations import Revocations
 from tests.integration.test_security_http import Svc, svc, until  # noqa: F401 - the fixture
 
 
 @pytest.fixture
 async def verifier(svc: Svc) -> AsyncIterator[Verifier]:  # noqa: F811
     """A verifier following the revocation stream, as every service's is."""
-    revocations = Revocations(svc.redis, svc.settings.streams.key(REVOCATIONS))
+    revocations = svc.revocations()
     task = await revocations.start()
     yield svc.verifier(revocations)
     task.cancel()

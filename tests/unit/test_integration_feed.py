@@ -28,7 +28,7 @@ def test_the_same_seed_gives_the_same_feed_and_another_seed_another() -> None:
 
 def test_every_event_is_a_valid_cloudevent_of_the_contract() -> None:
     for event in year(3):
-        ev = decode({k.encode(): v.encode() for k, v in fields(event).items()})
+        ev = decode({k.encode(): v.encode() for k, v in fields(event, "a.b.c").items()})
         UPSTREAM_TYPES[ev.type].model_validate(ev.data)
 
 
