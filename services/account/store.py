@@ -480,7 +480,7 @@ async def lock_live_accounts(conn: Sql, *, account_type: str | None) -> list[Row
     return [dict(r) for r in rows]
 
 
-# Batched writes of one unit of work (services/account/unit.py)
+# Batched writes of one unit of work (services/account/uow.py)
 
 LOCKED_COLUMNS = (
     "a.id, a.portfolio_id, a.type, a.status, a.name, a.balance, a.contributed, a.baseline,"

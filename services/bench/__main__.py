@@ -125,10 +125,12 @@ async def bare_phase(
     args: argparse.Namespace, redis: Redis, reader: Redis, dsn: str, prefix: str, signer: Signer
 ) -> Result:
     progress("bare redis-py + asyncpg loop")
-    await bare.prepare(dsn)
+    configs = await bare.prepare(dsn)
     pool = await create_pool(dsn, bare.SCHEMA)
     commands, events = f"{prefix}bare.commands", f"{prefix}bare.events"
-    loop = bare.BareLoop(pool, redis, commands=commands, events=events, batch=args.batch_size)
+    loop = bare.BareLoop(
+        pool, redis, commands=commands, events=events, batch=args.batch_size, configs=configs
+    )
     task = asyncio.create_task(loop.run(), name="bare loop")
     bearer = signer.bearer()
     try:

@@ -16,30 +16,39 @@ import asyncpg
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-import services.account
-from services.account.domain import AccountConfig, AccountType, config_to_dict
 from services.bench.measure import Entry, ReadReply
 from shared.infra.db import migrate
 
 SCHEMA = "bare"
 GROUP = "bare"
-MIGRATIONS = Path(services.account.__file__).parent / "migrations"
+# The account service's schema, from its migration files: the bench is a client and imports
+# none of the service's modules.
+MIGRATIONS = Path(__file__).resolve().parents[1] / "account" / "migrations"
 
 
-async def prepare(dsn: str) -> None:
+async def prepare(dsn: str) -> dict[str, str]:
+    """The bare schema, and the configuration the service stored for each account type (the
+    service phase ran first, in the same database), so both write the same rows."""
     await migrate(dsn, SCHEMA, MIGRATIONS)
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT DISTINCT ON (type) type, config::text AS config FROM account.accounts"
+        )
+    finally:
+        await conn.close()
+    return {r["type"]: r["config"] for r in rows}
 
 
 class BareLoop:
     def __init__(
-        self, pool: asyncpg.Pool, redis: Redis, *, commands: str, events: str, batch: int
-    ) -> None:
+        self, pool: asyncpg.Pool, redis: Redis, *, commands: str, events: str, batch: int,
+        configs: dict[str, str],
+    ) -> None:  # fmt: skip
         self.pool, self.redis, self.batch = pool, redis, batch
         self.commands, self.events = commands, events
         self.stopping = False
-        self.configs = {
-            t.value: json.dumps(config_to_dict(AccountConfig.for_type(t))) for t in AccountType
-        }
+        self.configs = configs
 
     async def run(self) -> None:
         try:

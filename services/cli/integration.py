@@ -10,9 +10,9 @@ from redis.asyncio import Redis
 
 from services.cli.client import CliError, resolve_token
 from services.cli.output import OK, UNAVAILABLE, fail
-from services.integration import simulate
 from shared.contracts import streams
 from shared.infra.settings import Settings
+from shared.simulators import upstream as simulate
 
 STREAMS = {
     "lifecycle": streams.ACCOUNT_LIFECYCLE, "audit": streams.AUDIT,

@@ -70,10 +70,3 @@ async def record_quote(
         as_of,
         source,
     )
-
-
-async def quote(conn: Sql, *, symbol: str) -> asyncpg.Record | None:
-    row: asyncpg.Record | None = await conn.fetchrow(
-        "SELECT symbol, bid, ask, last, as_of FROM quotes WHERE symbol = $1", symbol
-    )
-    return row

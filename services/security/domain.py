@@ -9,7 +9,6 @@ USERNAME_MAX = 150
 PASSWORD_MAX = 1024  # argon2 of a megabyte is a denial of service, not a password
 EMAIL_MAX = 320
 TOKEN_MAX = 4096
-SPECIALS = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~ "
 
 
 class SecurityError(Exception):

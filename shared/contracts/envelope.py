@@ -11,11 +11,6 @@ from typing import Any, Literal
 import orjson
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
-ATTRIBUTES = (
-    "specversion", "id", "source", "type", "time", "datacontenttype", "subject",
-    "dataschema", "authorization", "replyto", "correlationid", "causationid",
-)  # fmt: skip
-
 
 class EnvelopeError(ValueError):
     """An entry that is not a CloudEvent we can read: it goes to the dead-letter stream."""

@@ -11,7 +11,6 @@ import asyncpg
 
 log = logging.getLogger(__name__)
 SHARED_MIGRATIONS = Path(__file__).parent / "migrations"
-Pool = asyncpg.Pool  # re-exported for type hints elsewhere
 
 
 async def create_pool(dsn: str, schema: str, *, max_size: int = 10) -> asyncpg.Pool:

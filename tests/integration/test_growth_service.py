@@ -6,6 +6,7 @@ business time moves a week per fill) until it forks, forks again and a fork merg
 
 import asyncio
 import contextlib
+import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -329,10 +330,13 @@ async def test_failed_automatic_fork_still_books_the_fill_and_retries_at_the_nex
         await svc.gen_week(gen, week)
     async with failing_inserts(svc, "forks"):
         events = await svc.gen_week(gen, 4, want=2)
-        await asyncio.sleep(0.3)
-        assert [e["type"] for e in events] == [
+        # The inbox row holds the command's whole outcome, committed with it: nothing else came.
+        (row,) = await svc.sql("SELECT outcome FROM inbox WHERE id = $1", events[0]["causationid"])
+        outcome = [fields["type"] for _, fields in json.loads(row["outcome"])]
+        assert outcome == [
             "alluse.account.balance_changed",
             "alluse.account.fork_eligible",
+            "alluse.audit.recorded",
         ]
         assert (await svc.sql("SELECT balance FROM accounts WHERE id = $1", uuid.UUID(gen)))[0][
             "balance"

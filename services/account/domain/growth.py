@@ -49,7 +49,7 @@ def surplus(account: Account) -> Decimal:
 def is_fork_eligible(account: Account) -> bool:
     """Gen-Acc only, active, and `balance - baseline >= fork_threshold`."""
     return (
-        account.type is AccountType.GENERATION
+        account.rules.can_fork
         and account.status is AccountStatus.ACTIVE
         and surplus(account) >= account.config.fork_threshold
     )

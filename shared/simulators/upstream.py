@@ -1,6 +1,6 @@
 """Simulators of the WS2 protocol engine and the WS4 market integration.
 
-Publishes the feed of services/integration/feed.py with plain redis-py XADD, one CloudEvents
+Publishes the feed of shared/simulators/feed.py with plain redis-py XADD, one CloudEvents
 binary-mode entry per event, at `--rate` events per second (0: as fast as Redis takes them),
 each with the `authorization` of a trading engine (role trading_engine, or admin): through
 `alluse simulate` the token comes as for every `alluse` command (--token-file,
@@ -21,11 +21,11 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from services.integration.feed import PROFILES, Event, Feed, monday_of
 from shared.contracts.envelope import dumps
 from shared.contracts.streams import ACCOUNT_LIFECYCLE, Streams
 from shared.infra.progress import Progress
 from shared.infra.settings import Settings
+from shared.simulators.feed import PROFILES, Event, Feed, monday_of
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -165,7 +165,7 @@ async def run(args: Any, token: str, settings: Settings | None = None) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m services.integration.simulate",
+    parser = argparse.ArgumentParser(prog="python -m shared.simulators.upstream",
                                      description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     add_arguments(parser)
