@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PROMTOOL := $(VENV)/bin/promtool
 
-.PHONY: help install run test lint typecheck bench docs clean
+.PHONY: help install run test lint typecheck bench docs acl clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -41,6 +41,10 @@ bench: $(STAMP) ## throughput and latency through the streams, beside a bare red
 
 docs: $(STAMP) ## regenerate the AsyncAPI 3.0 document, its HTML page (deploy/docs/) and the lifecycle JSON Schemas
 	$(PY) -m shared.contracts.docs
+
+acl: $(STAMP) ## write var/redis.acl, the Redis ACL file (passwords from ALLUSE_REDIS_PASSWORD_<USER>)
+	@mkdir -p var
+	$(PY) -m services.security admin redis-acl --out var/redis.acl
 
 clean: ## remove the virtualenv and embedded server data
 	rm -rf $(VENV) var

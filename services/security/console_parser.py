@@ -2,10 +2,13 @@
 
 import argparse
 import asyncio
+import os
+import sys
 import uuid
 from datetime import datetime
+from pathlib import Path
 
-from services.security import console, crypto
+from services.security import console, crypto, redis_acl
 from services.security.chain import Head
 from services.security.console import ROLES, Command
 from shared.contracts.trust import SECURITY
@@ -89,30 +92,53 @@ def build_parser() -> argparse.ArgumentParser:
     who.add_argument("--family", type=uuid.UUID)
     who.add_argument("--jti")
     key_help = "print a new key for ALLUSE_ENCRYPTION_KEYS (or ALLUSE_AUDIT_KEYS)"
-    sub.add_parser("gen-key", help=key_help, description=key_help).set_defaults(command=None)
+    p = sub.add_parser("gen-key", help=key_help, description=key_help)
+    p.set_defaults(command=None, local=gen_key)
     keys_help = ("print a new signing key per service (ALLUSE_<SERVICE>_SIGNING_KEY, given to"
                  " each service as ALLUSE_SIGNING_KEY) and ALLUSE_SERVICE_KEYS, the public"
                  " halves the security service publishes")  # fmt: skip
-    sub.add_parser("gen-service-keys", help=keys_help, description=keys_help).set_defaults(
-        command=None, service_keys=True
-    )
+    p = sub.add_parser("gen-service-keys", help=keys_help, description=keys_help)
+    p.set_defaults(command=None, local=print_service_keys)
+    acl_help = ("write the Redis ACL file: one user per service and kind of client, passwords"
+                " from ALLUSE_REDIS_PASSWORD_<USER> (stored as SHA-256), the default user off")  # fmt: skip
+    p = sub.add_parser("redis-acl", help=acl_help, description=acl_help)
+    p.add_argument("--out", type=Path, help="file to write (default: standard output)")
+    p.add_argument("--prefix", default=os.environ.get("ALLUSE_STREAM_PREFIX", ""),
+                   help="the deployment's stream prefix (default: $ALLUSE_STREAM_PREFIX)")  # fmt: skip
+    p.set_defaults(command=None, local=write_acl)
     return parser
 
 
-def print_service_keys() -> None:
+def print_service_keys(_: argparse.Namespace) -> int:
     env = identity_env(new_identities())
     print("# .env lines: each service gets only its own key, as ALLUSE_SIGNING_KEY")
     for service, values in env.items():
         print(f"ALLUSE_{service.upper()}_SIGNING_KEY={values['ALLUSE_SIGNING_KEY']}")
     print(f"ALLUSE_SERVICE_KEYS={env[SECURITY]['ALLUSE_SERVICE_KEYS']}")
+    return console.OK
+
+
+def gen_key(_: argparse.Namespace) -> int:
+    print(crypto.gen_key())
+    return console.OK
+
+
+def write_acl(args: argparse.Namespace) -> int:
+    try:
+        text = redis_acl.acl_file(os.environ, args.prefix)
+    except KeyError as missing:
+        print(f"error: set {missing.args[0]} (16+ characters, e.g. `openssl rand -hex 24`)",
+              file=sys.stderr)  # fmt: skip
+        return console.USAGE
+    if args.out is None:
+        print(text, end="")
+    else:
+        args.out.write_text(text)
+    return console.OK
 
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    if args.command is None:  # gen-key and gen-service-keys need no database
-        if getattr(args, "service_keys", False):
-            print_service_keys()
-        else:
-            print(crypto.gen_key())
-        return console.OK
+    if args.command is None:  # needs no database
+        return int(args.local(args))
     return asyncio.run(console.run(args.command, args))

@@ -33,3 +33,45 @@ class Streams:
 
     def dlq(self, name: str) -> str:
         return f"{self.key(name)}{DLQ_SUFFIX}"
+
+
+# Who may touch which stream on Redis: one ACL user per service and per kind of client,
+# generated into a Redis ACL file (`python -m services.security admin redis-acl`). A reply
+# stream is named under its caller's namespace: `<prefix>alluse.reply.<subject>.<id>`.
+REPLIES = "alluse.reply.*"
+
+
+@dataclass(frozen=True)
+class Access:
+    """What one ACL user may do, by stream name (before the prefix; '*' globs)."""
+
+    consume: tuple[str, ...] = ()  # as a consumer group; entries deleted once applied
+    write: tuple[str, ...] = ()  # XADD (and trim what it keeps)
+    read: tuple[str, ...] = ()  # XREAD / XRANGE
+    follow: tuple[str, ...] = ()  # read in consumer groups of its own, entries untouched
+    append: tuple[str, ...] = ()  # XADD and nothing else
+    reply: tuple[str, ...] = ()  # answer on callers' reply streams (XADD, EXPIRE)
+    drop: tuple[str, ...] = ()  # XDEL single entries (dead letters an operator dropped)
+    what: str = ""
+
+
+ACL_USERS = {
+    "account": Access(
+        consume=(ACCOUNT_COMMANDS, ACCOUNT_QUERIES, ACCOUNT_EFFECTS),
+        write=(ACCOUNT_EVENTS, AUDIT), read=(REVOCATIONS,), reply=(REPLIES,),
+        what="the account service"),
+    "integration": Access(
+        consume=(WS2_EVENTS, WS4_EVENTS, ACCOUNT_EVENTS),
+        write=(ACCOUNT_LIFECYCLE, ACCOUNT_EFFECTS, AUDIT), read=(REVOCATIONS,),
+        what="the integration service"),
+    "security": Access(
+        consume=(AUDIT,), write=(REVOCATIONS, AUDIT_HEADS), read=(REVOCATIONS, AUDIT_HEADS),
+        what="the security service and its administration"),
+    "engine": Access(append=(WS2_EVENTS, WS4_EVENTS), what="trading engines (WS2, WS4)"),
+    "operator": Access(
+        append=(ACCOUNT_COMMANDS, ACCOUNT_QUERIES),
+        read=(ACCOUNT_LIFECYCLE, ACCOUNT_EVENTS, AUDIT_HEADS, f"*{DLQ_SUFFIX}", REPLIES),
+        drop=(f"*{DLQ_SUFFIX}", REPLIES),
+        what="operators' tools (alluse): commands, queries and their replies, DLQs"),
+    "lifecycle": Access(follow=(ACCOUNT_LIFECYCLE,), what="consumers of the lifecycle stream"),
+}  # fmt: skip

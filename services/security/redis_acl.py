@@ -1,0 +1,81 @@
+"""A Redis ACL file from the stream registry: one user per service and per kind of client.
+
+Each user gets the connection commands it needs and, per group of streams, a selector
+`(~key ... +command ...)` that allows exactly that group's commands on exactly those keys, so
+a service that consumes a stream cannot also write into it. The default user is disabled.
+Passwords come from the environment (ALLUSE_REDIS_PASSWORD_<USER>) and are written only as
+SHA-256 digests. Needs Redis 7.2 or later (WAITAOF).
+"""
+
+import hashlib
+import re
+from collections.abc import Mapping
+
+from shared.contracts.streams import ACL_USERS, DLQ_SUFFIX, Access
+
+# What each kind of access may run; every set is read-side safe on the keys it is given.
+COMMANDS = {
+    "consume": "xreadgroup xack xdel xclaim xautoclaim xpending xinfo xgroup|create"
+    " xgroup|createconsumer xtrim xlen xrange exists",
+    "dead": "xadd xtrim xinfo xlen xrange exists",  # the consumer's own <stream>.dlq
+    "write": "xadd xtrim xinfo xlen exists",
+    "read": "xread xrange xrevrange xlen xinfo exists",
+    "follow": "xread xrange xrevrange xlen xinfo exists xreadgroup xack xpending xclaim"
+    " xautoclaim xgroup|create xgroup|createconsumer",
+    "append": "xadd",
+    "reply": "xadd expire exists",
+    "drop": "xdel del",
+}
+CLIENT = "ping hello select client|setname client|getname echo multi exec discard"
+# Services also check the server (readiness, AOF durability) and confirm fsyncs.
+SERVICE = "info config|get time waitaof"
+SERVICES = ("account", "integration", "security")
+
+
+def password_variable(user: str) -> str:
+    return f"ALLUSE_REDIS_PASSWORD_{user.upper()}"
+
+
+def _glob(prefix: str, name: str) -> str:
+    """The key pattern for `name` under the prefix; the prefix matches only itself."""
+    return re.sub(r"([*?\[\]\\])", r"\\\1", prefix) + name
+
+
+def _selectors(access: Access, prefix: str) -> list[str]:
+    groups = {
+        "consume": access.consume,
+        "dead": tuple(s + DLQ_SUFFIX for s in access.consume),
+        "write": access.write,
+        "read": access.read,
+        "follow": access.follow,
+        "append": access.append,
+        "reply": access.reply,
+        "drop": access.drop,
+    }
+    out = []
+    for kind, names in groups.items():
+        if names:
+            keys = " ".join(f"~{_glob(prefix, n)}" for n in names)
+            commands = " ".join(f"+{c}" for c in COMMANDS[kind].split())
+            out.append(f"({keys} {commands})")
+    return out
+
+
+def user_line(user: str, access: Access, password: str, prefix: str) -> str:
+    digest = hashlib.sha256(password.encode()).hexdigest()
+    root = CLIENT + (f" {SERVICE}" if user in SERVICES else "")
+    rules = ["on", f"#{digest}", "resetkeys", "resetchannels", "-@all"]
+    rules += [f"+{c}" for c in root.split()] + _selectors(access, prefix)
+    return f"user {user} " + " ".join(rules)
+
+
+def acl_file(passwords: Mapping[str, str], prefix: str = "") -> str:
+    """The ACL file's text; raises KeyError naming the first user without a password."""
+    # Redis ACL files have no comments: what each user is for is in the stream registry.
+    lines = ["user default off resetkeys resetchannels -@all"]
+    for user, access in ACL_USERS.items():
+        password = passwords.get(password_variable(user), "")
+        if len(password) < 16:
+            raise KeyError(password_variable(user))
+        lines.append(user_line(user, access, password, prefix))
+    return "\n".join(lines) + "\n"

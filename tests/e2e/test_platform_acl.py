@@ -1,0 +1,95 @@
+"""The platform on a Redis that runs the generated ACL file: each service as its own user.
+
+Trading engines write with the `engine` user, operators' tools with `operator`, a downstream
+consumer reads the lifecycle stream as `lifecycle`; the default user is off.
+"""
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from cryptography.fernet import Fernet
+
+from shared.infra.embedded import free_port
+from shared.infra.settings import Settings
+from tests.e2e.test_platform import Lifecycle, ce, token, wait_ready
+from tests.support.acl import acl_redis, passwords
+
+pytestmark = pytest.mark.slow
+PREFIX = "acl."
+
+
+@pytest.fixture
+def platform(own_database: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
+    ports = {name: free_port() for name in ("security", "account", "integration")}
+    with acl_redis(tmp_path / "redis", PREFIX, passwords()) as urls:
+        env = {
+            **os.environ, "DATABASE_URL": own_database, "ALLUSE_STREAM_PREFIX": PREFIX,
+            "ALLUSE_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+            "ALLUSE_AUDIT_KEYS": Fernet.generate_key().decode(),
+            "ALLUSE_JWKS_URL": f"http://127.0.0.1:{ports['security']}/.well-known/jwks.json",
+            "ALLUSE_TOKEN_URL": f"http://127.0.0.1:{ports['security']}/oauth/token",
+            "ALLUSE_BLOCK_MS": "20",
+        }  # fmt: skip
+        procs = []
+        try:
+            for name, port in ports.items():
+                log = tmp_path / f"{name}.log"
+                own = {"REDIS_URL": urls[name], "ALLUSE_HTTP_PORT": str(port)}
+                proc = subprocess.Popen([sys.executable, "-m", f"services.{name}"],
+                                        env={**env, **own}, stdout=log.open("wb"),
+                                        stderr=subprocess.STDOUT)  # fmt: skip
+                procs.append(proc)
+                wait_ready(port, proc, log)
+            # The security administration runs with the security service's own settings.
+            yield {"env": {**env, "REDIS_URL": urls["security"]}, "tmp": tmp_path, "urls": urls,
+                   "logs": [tmp_path / f"{n}.log" for n in ports]}  # fmt: skip
+        finally:
+            for proc in procs:
+                proc.terminate()
+            for proc in procs:
+                assert proc.wait(20) == 0, "a service did not stop cleanly on SIGTERM"
+
+
+def test_every_service_works_as_its_own_acl_user(
+    platform: dict[str, Any], settings: Settings
+) -> None:
+    urls = platform["urls"]
+    operator, engine = redis.Redis.from_url(urls["operator"]), redis.Redis.from_url(urls["engine"])
+    life = Lifecycle(redis.Redis.from_url(urls["lifecycle"]), f"{PREFIX}alluse.account.lifecycle")
+    bearer = "Bearer " + token(platform, f"ops-{uuid.uuid4().hex[:6]}")
+    init = ce("alluse.system.initialize", {"total_capital": "250000.00", "template": "moderate"},
+              "ops/tool", authorization=bearer)  # fmt: skip
+    operator.xadd(f"{PREFIX}alluse.account.commands", init)
+    events = life.until(lambda es: sum(e["type"] == "alluse.account.created" for e in es) == 3)
+    gen = next(e["data"]["account"]["id"] for e in events
+               if e["type"] == "alluse.account.created" and e["data"]["account"]["type"] == "generation")  # fmt: skip
+    fill = {
+        "fill_id": "f-1", "order_id": "o-1", "account_id": gen, "symbol": "NVDA", "instrument_type": "option",
+        "option_type": "put", "strike": "120.00", "delta": "-0.45", "side": "sell_to_open", "quantity": 3,
+        "price": "2.15", "multiplier": 100, "commission": "1.95", "filled_at": "2026-11-26T15:00:00Z",
+    }  # fmt: skip
+    fill_event = ce("ws4.trade.filled", fill, "ws4/gateway-1", subject=gen, authorization=bearer)
+    engine.xadd(f"{PREFIX}ws4.market.events", fill_event)
+    events = life.until(lambda es: any(e["type"] == "alluse.account.balance_changed" for e in es))
+    moved = next(e for e in events if e["type"] == "alluse.account.balance_changed")
+    assert moved["data"]["transaction"]["amount"] == "643.05"
+    with pytest.raises(redis.exceptions.NoPermissionError):  # an engine cannot forge an effect
+        engine.xadd(f"{PREFIX}alluse.internal.account.effects", fill_event)
+    # The operator's CLI as the operator user; the security administration as the security one.
+    as_operator = {**platform["env"], "REDIS_URL": urls["operator"], "ALLUSE_TOKEN": bearer[7:]}
+    for argv, env in ((["deposit", gen, "100.00"], as_operator),
+                      (["security", "verify-audit"], platform["env"])):  # fmt: skip
+        done = subprocess.run([sys.executable, "-m", "services.cli", "--json", *argv], env=env,
+                              capture_output=True, text=True, check=False)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+    for log in platform["logs"]:  # no service was refused anything it needed
+        assert "NOPERM" not in log.read_text(), log.read_text()[-3000:]
+    for client in (operator, engine, life.redis):
+        client.close()

