@@ -18,6 +18,7 @@ from cryptography.fernet import Fernet
 
 from shared.infra.embedded import free_port
 from shared.infra.settings import Settings
+from shared.infra.signing import identity_env, new_identities
 from tests.e2e.test_platform import Lifecycle, ce, token, wait_ready
 from tests.support.acl import acl_redis, passwords
 
@@ -37,18 +38,19 @@ def platform(own_database: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
             "ALLUSE_TOKEN_URL": f"http://127.0.0.1:{ports['security']}/oauth/token",
             "ALLUSE_BLOCK_MS": "20",
         }  # fmt: skip
-        procs = []
+        procs, identities = [], identity_env(new_identities())
         try:
             for name, port in ports.items():
                 log = tmp_path / f"{name}.log"
-                own = {"REDIS_URL": urls[name], "ALLUSE_HTTP_PORT": str(port)}
+                own = {**identities[name], "REDIS_URL": urls[name], "ALLUSE_HTTP_PORT": str(port)}
                 proc = subprocess.Popen([sys.executable, "-m", f"services.{name}"],
                                         env={**env, **own}, stdout=log.open("wb"),
                                         stderr=subprocess.STDOUT)  # fmt: skip
                 procs.append(proc)
                 wait_ready(port, proc, log)
             # The security administration runs with the security service's own settings.
-            yield {"env": {**env, "REDIS_URL": urls["security"]}, "tmp": tmp_path, "urls": urls,
+            admin = {**env, **identities["security"], "REDIS_URL": urls["security"]}
+            yield {"env": admin, "tmp": tmp_path, "urls": urls,
                    "logs": [tmp_path / f"{n}.log" for n in ports]}  # fmt: skip
         finally:
             for proc in procs:
