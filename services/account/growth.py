@@ -19,7 +19,6 @@ from services.account.domain import (
     AccountStatus,
     AccountType,
     TransactionType,
-    apply_change,
 )
 from services.account.domain.errors import UnknownPortfolio
 from services.account.domain.growth import (
@@ -112,23 +111,18 @@ async def _fork(uow: AccountUnit, parent: Account, portfolio: Portfolio, setting
         tree_fork_times=recent,
         settings=settings,
     )
-    # Every check passed: from here on, only writes.
-    child = uuid4()
-    await store.insert_portfolio(
-        conn, portfolio_id=child, name=f"{portfolio['name']} / fork {str(child)[:8]}", template=portfolio["template"],
-        strategy=portfolio["strategy"], risk=_json(portfolio["risk"]), parent_id=portfolio["id"],
-    )  # fmt: skip
-    tx = await store.write_change(
-        conn,
-        effect=plan.debit,
-        description=f"fork: surplus to portfolio {child}",
-        command_id=command_id,
-        reference=str(child),
-    )
-    uow.balance_changed(apply_change(parent, plan.debit), tx)
     com_config = await _sibling_config(
         conn, portfolio["id"], AccountType.COMPOUNDING, parent.config
     )
+    # Every check passed: from here on, only writes.
+    child = uuid4()
+    uow.add_portfolio(
+        portfolio_id=child, name=f"{portfolio['name']} / fork {str(child)[:8]}", template=portfolio["template"],
+        strategy=portfolio["strategy"], risk=_json(portfolio["risk"]), parent=portfolio,
+    )  # fmt: skip
+    after, tx = uow.book(plan.debit, description=f"fork: surplus to portfolio {child}",
+                         reference=str(child))  # fmt: skip
+    uow.balance_changed(after, tx)
     created = {}
     for account_type, amount, config in (
         (AccountType.GENERATION, plan.child_generation, parent.config),
@@ -136,21 +130,11 @@ async def _fork(uow: AccountUnit, parent: Account, portfolio: Portfolio, setting
     ):
         empty = Account(id=uuid4(), portfolio_id=child, type=account_type, status=AccountStatus.ACTIVE,
                         balance=Decimal("0.00"), contributed_capital=Decimal("0.00"), baseline=Decimal("0.00"), config=config)  # fmt: skip
-        row = await store.insert_account(
-            conn,
-            account=empty,
-            name=f"fork {str(child)[:8]} {account_type.value}",
-            command_id=command_id,
-        )
+        name = f"fork {str(child)[:8]} {account_type.value}"
+        row = uow.add_account(empty, name=name, parent_id=portfolio["id"])
         credit = funding(empty, TransactionType.FORK_TRANSFER, amount)
-        tx = await store.write_change(
-            conn,
-            effect=credit,
-            description=f"fork from account {parent.id}",
-            command_id=command_id,
-            reference=str(parent.id),
-        )
-        funded = apply_change(empty, credit)
+        funded, tx = uow.book(credit, description=f"fork from account {parent.id}",
+                              reference=str(parent.id))  # fmt: skip
         uow.emit(
             "alluse.account.created", {"account": snapshot(funded, row)}, subject=str(funded.id)
         )
@@ -196,26 +180,18 @@ async def _merge(uow: AccountUnit, portfolio: Portfolio, *, automatic: bool) -> 
             return False
         raise
     target, _ = await uow.account(target_id)
+    for account in live:
+        await uow.account(account.id)  # locked above; booked through the unit below
     # Every check passed: from here on, only writes.
-    for account, debit in zip([a for a in live if a.balance], plan.debits, strict=True):
-        tx = await store.write_change(
-            conn,
-            effect=debit,
-            description=f"merge into account {target.id}",
-            command_id=command_id,
-            reference=str(target.id),
-        )
-        uow.balance_changed(apply_change(account, debit), tx)
+    for debit in plan.debits:
+        after, tx = uow.book(debit, description=f"merge into account {target.id}",
+                             reference=str(target.id))  # fmt: skip
+        uow.balance_changed(after, tx)
     if plan.total:
         credit = funding(target, TransactionType.MERGE_TRANSFER, plan.total)
-        tx = await store.write_change(
-            conn,
-            effect=credit,
-            description=f"merge of portfolio {portfolio['id']}",
-            command_id=command_id,
-            reference=str(portfolio["id"]),
-        )
-        uow.balance_changed(apply_change(target, credit), tx)
+        after, tx = uow.book(credit, description=f"merge of portfolio {portfolio['id']}",
+                             reference=str(portfolio["id"]))  # fmt: skip
+        uow.balance_changed(after, tx)
     for account, status in zip(live, plan.statuses, strict=True):
         await store.set_status(conn, account_id=account.id, status=status)
         uow.emit("alluse.account.status_changed", {"account_id": str(account.id), "from_status": account.status.value,

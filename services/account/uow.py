@@ -34,6 +34,7 @@ from shared.infra.unit import SqlUnit
 
 Row = dict[str, Any]
 _NS = uuid.UUID("6f1c5b8e-2d1e-4c7a-9b57-0a4f3c2e9d10")
+SPARE_IDS = 16  # ledger ids a command with SQL of its own may book (a merge: one per account)
 
 
 @dataclass
@@ -119,6 +120,8 @@ class AccountUnit(SqlUnit):
         """The connection in the command's savepoint, after everything buffered so far."""
         conn = await super().enter()
         await self.mine.send(conn)
+        if len(self.ids) < SPARE_IDS:  # a fork or a merge books several rows
+            self.ids[:0] = reversed(await store.reserve_ledger_ids(conn, count=SPARE_IDS))
         return conn
 
     async def before_savepoint(self) -> None:
@@ -135,13 +138,16 @@ class AccountUnit(SqlUnit):
     @contextlib.asynccontextmanager
     async def attempt(self) -> AsyncIterator[None]:
         """A step that may fail without failing the command (a nested savepoint)."""
-        conn = await self.enter()
+        conn = await self.enter()  # what the command buffered so far is sent: kept either way
         mark = len(self.events)
         try:
             async with conn.transaction():
                 yield
+                await self.mine.send(conn)
         except BaseException:
             del self.events[mark:]
+            self.mine = Writes()  # the step's own rows, not yet sent
+            self.cached.clear()  # the database, rolled back, is the truth again
             raise
 
     # Accounts
@@ -155,8 +161,14 @@ class AccountUnit(SqlUnit):
             self.cached[account_id] = found[0]
         return self.cached[account_id]
 
-    def add_portfolio(self, **columns: Any) -> None:
-        self.mine.portfolios.append(store.portfolio_values(at=self.at, **columns))
+    def add_portfolio(self, *, parent: Row | None = None, **columns: Any) -> None:
+        """A new portfolio: a root, or a child of `parent` (a fork's) in the parent's tree."""
+        tree = (
+            (None, None, 0)
+            if parent is None
+            else (parent["id"], parent["root_id"], parent["generation"] + 1)
+        )
+        self.mine.portfolios.append(store.portfolio_values(at=self.at, tree=tree, **columns))
 
     def add_account(self, account: Account, *, name: str, parent_id: UUID | None = None) -> Row:
         values, row = store.account_values(account, name=name, at=self.at, parent_id=parent_id)

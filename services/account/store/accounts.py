@@ -1,0 +1,179 @@
+"""Accounts and portfolios: locked reads, the unit of work's batched inserts and updates."""
+
+import functools
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from services.account.domain import (
+    Account,
+    AccountConfig,
+    AccountStatus,
+    AccountType,
+    apply_overrides,
+    config_to_dict,
+)
+from shared.infra.unit import Sql
+
+Row = dict[str, Any]
+ACCOUNT_COLUMNS = (
+    "id, portfolio_id, type, status, name, balance, contributed, baseline, config,"
+    " created_at, updated_at"
+)
+
+
+def to_account(row: Mapping[str, Any] | asyncpg.Record) -> Account:
+    account_type = AccountType(row["type"])
+    return Account(
+        id=row["id"],
+        portfolio_id=row["portfolio_id"],
+        type=account_type,
+        status=AccountStatus(row["status"]),
+        balance=row["balance"],
+        contributed_capital=row["contributed"],
+        baseline=row["baseline"],
+        config=stored_config(account_type, row["config"]),
+    )
+
+
+@functools.lru_cache(maxsize=1024)
+def stored_config(account_type: AccountType, stored: str) -> AccountConfig:
+    """Accounts share a few configurations: each stored one is parsed and validated once."""
+    return apply_overrides(AccountConfig.for_type(account_type), json.loads(stored))
+
+
+@functools.lru_cache(maxsize=1024)
+def config_json(config: AccountConfig) -> str:
+    return json.dumps(config_to_dict(config))
+
+
+async def portfolio_types(conn: Sql, *, portfolio_id: UUID) -> set[str] | None:
+    """The account types a portfolio already holds, or None if there is no such portfolio."""
+    rows = await conn.fetch(
+        "SELECT a.type FROM portfolios p LEFT JOIN accounts a ON a.portfolio_id = p.id"
+        " WHERE p.id = $1 FOR UPDATE OF p",
+        portfolio_id,
+    )
+    return None if not rows else {r["type"] for r in rows if r["type"]}
+
+
+async def update_account(conn: Sql, *, account_id: UUID, name: str, config: AccountConfig) -> None:
+    await conn.execute(
+        "UPDATE accounts SET name = $2, config = $3::jsonb, updated_at = now() WHERE id = $1",
+        account_id, name, json.dumps(config_to_dict(config)),
+    )  # fmt: skip
+
+
+async def set_status(conn: Sql, *, account_id: UUID, status: AccountStatus) -> None:
+    await conn.execute(
+        "UPDATE accounts SET status = $2, updated_at = now() WHERE id = $1",
+        account_id,
+        status.value,
+    )
+
+
+async def flag_fork_eligible(conn: Sql, *, account_id: UUID, eligible: bool) -> bool:
+    """Set the crossing flag; True when it changed (a crossing in either direction)."""
+    changed = await conn.fetchval(
+        "UPDATE accounts SET fork_eligible = $2 WHERE id = $1 AND fork_eligible <> $2 RETURNING true",
+        account_id, eligible,
+    )  # fmt: skip
+    return bool(changed)
+
+
+async def get_portfolio(conn: Sql, *, portfolio_id: UUID, lock: bool = False) -> Row | None:
+    row = await conn.fetchrow(
+        "SELECT id, parent_id, root_id, generation, name, template, strategy, risk, created_at"
+        " FROM portfolios WHERE id = $1" + (" FOR UPDATE" if lock else ""),
+        portfolio_id,
+    )
+    return None if row is None else dict(row)
+
+
+async def lock_portfolio_accounts(conn: Sql, *, portfolio_id: UUID) -> list[tuple[Account, Row]]:
+    rows = await conn.fetch(
+        f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE portfolio_id = $1 ORDER BY id FOR UPDATE",
+        portfolio_id,
+    )
+    return [(to_account(r), dict(r)) for r in rows]
+
+
+async def lock_live_accounts(conn: Sql, *, account_type: str | None) -> list[Row]:
+    """Every account not closed or merged (of one type, if given), locked for a config change."""
+    rows = await conn.fetch(
+        f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE status NOT IN ('closed', 'merged')"
+        " AND ($1::text IS NULL OR type = $1) ORDER BY id FOR UPDATE",
+        account_type,
+    )
+    return [dict(r) for r in rows]
+
+
+LOCKED_COLUMNS = (
+    "a.id, a.portfolio_id, a.type, a.status, a.name, a.balance, a.contributed, a.baseline,"
+    " a.config, a.created_at, a.updated_at, a.fork_eligible, p.parent_id"
+)
+
+
+async def lock_accounts(conn: Sql, *, account_ids: list[UUID]) -> list[tuple[Account, Row]]:
+    """Lock many accounts in one round trip, in id order so that concurrent batches cannot deadlock."""
+    if not account_ids:
+        return []
+    rows = await conn.fetch(
+        f"SELECT {LOCKED_COLUMNS} FROM accounts a JOIN portfolios p ON p.id = a.portfolio_id"
+        " WHERE a.id = ANY($1::uuid[]) ORDER BY a.id FOR UPDATE OF a",
+        account_ids,
+    )
+    return [(to_account(r), dict(r)) for r in rows]
+
+
+def portfolio_values(
+    *, at: datetime, tree: tuple[UUID | None, UUID | None, int], portfolio_id: UUID, name: str,
+    template: str | None = None, strategy: str | None = None, risk: dict[str, Any] | None = None,
+) -> tuple[Any, ...]:  # fmt: skip
+    """`tree`: (parent, root, generation); a root portfolio is its own root, generation 0."""
+    parent, root, generation = tree
+    return (portfolio_id, parent, root or portfolio_id, generation, name, template, strategy,
+            json.dumps(risk or {}), at)  # fmt: skip
+
+
+async def insert_portfolios(conn: Sql, *, rows: list[tuple[Any, ...]]) -> None:
+    await conn.executemany(
+        "INSERT INTO portfolios (id, parent_id, root_id, generation, name, template, strategy,"
+        " risk, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9)",
+        rows,
+    )
+
+
+def account_values(
+    account: Account, *, name: str, at: datetime, parent_id: UUID | None
+) -> tuple[tuple[Any, ...], Row]:
+    config = config_json(account.config)
+    values = (
+        account.id, account.portfolio_id, account.type.value, account.status.value, name,
+        account.balance, account.contributed_capital, account.baseline, config, at,
+    )  # fmt: skip
+    row = dict(zip(
+        ("id", "portfolio_id", "type", "status", "name", "balance", "contributed", "baseline", "config", "created_at"),
+        values, strict=True,
+    ))  # fmt: skip
+    return values, {**row, "updated_at": at, "fork_eligible": False, "parent_id": parent_id}
+
+
+async def insert_accounts(conn: Sql, *, rows: list[tuple[Any, ...]]) -> None:
+    await conn.executemany(
+        "INSERT INTO accounts (id, portfolio_id, type, status, name, balance, contributed, baseline,"
+        " config, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $10)",
+        rows,
+    )
+
+
+async def save_balances(conn: Sql, *, accounts: list[Account]) -> None:
+    await conn.executemany(
+        "UPDATE accounts SET balance = $2, contributed = $3, baseline = $4, updated_at = now()"
+        " WHERE id = $1",
+        [(a.id, a.balance, a.contributed_capital, a.baseline) for a in accounts],
+    )
