@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import asyncpg
+from opentelemetry.trace import SpanKind
 
 from shared.contracts.envelope import (
     LIMITS,
@@ -30,7 +31,7 @@ from shared.contracts.envelope import (
 from shared.contracts.errors import DomainError
 from shared.contracts.messages import COMMAND_REJECTED
 from shared.contracts.streams import Streams
-from shared.infra import metrics
+from shared.infra import metrics, tracing
 from shared.infra.audit import audit_event
 from shared.infra.db import transaction
 from shared.infra.keys import KeysUnavailable
@@ -148,7 +149,11 @@ class Pipeline:
                     out.held.append(entry_id)
                     continue
                 except Rejected as r:
-                    refused += self.refusal(ev, r)
+                    with tracing.span(f"refuse {ev.type}", parent=ev, service=self.source):
+                        answer = self.refusal(ev, r)
+                        for _, emitted in answer:
+                            tracing.stamp(emitted)
+                    refused += answer
                     refused_ids.append(entry_id)
                     continue
             good.append((entry_id, ev))
@@ -167,8 +172,10 @@ class Pipeline:
             return out
         refusals = (out.emitted, out.rejected)
         try:
-            async with transaction(self.pool) as conn:
-                await self._apply(conn, good, out)
+            # A batch's transaction serves entries of many traces: linked to each, child of none.
+            with tracing.span("db transaction", links=[ev for _, ev in good]):
+                async with transaction(self.pool) as conn:
+                    await self._apply(conn, good, out)
             out.ack.extend(i for i, _ in good)
         except Exception:
             # One bad apple must not hold the batch hostage: retry each on its own. What still
@@ -213,13 +220,10 @@ class Pipeline:
                     out.rejected += 1
                 continue
             assert unit is not None  # every message not in the inbox is fresh
-            try:
-                async with unit.command(ev):  # a rejection rolls back this message's writes only
-                    emits = await self.handler(unit, ev)
-            except DomainError as r:
-                extra = r.extra if isinstance(r, Rejected) else []
-                emits = [self.rejection(ev, r.code, r.message, r.subject or ev.subject), *extra]
-                out.rejected += 1
+            with tracing.span(
+                f"consume {ev.type}", parent=ev, kind=SpanKind.CONSUMER, service=self.source
+            ):
+                emits = await self._handle(unit, ev, out)
             fingerprint = ev.fingerprint()
             known[ev.key] = (fingerprint, emits)
             encoded = [(stream, dumps(fields)) for stream, fields in emits]
@@ -235,6 +239,20 @@ class Pipeline:
             )
         await _insert_outbox(conn, outbox)
         out.emitted += len(outbox)
+
+    async def _handle(self, unit: Unit, ev: CloudEvent, out: Outcome) -> list[Emit]:
+        """One message in its command scope; a refusal is its rejection. Emits carry the trace."""
+        try:
+            with tracing.span(f"handle {ev.type}"):
+                async with unit.command(ev):  # a rejection rolls back this message's writes only
+                    emits = await self.handler(unit, ev)
+        except DomainError as r:
+            extra = r.extra if isinstance(r, Rejected) else []
+            emits = [self.rejection(ev, r.code, r.message, r.subject or ev.subject), *extra]
+            out.rejected += 1
+        for _, fields in emits:
+            tracing.stamp(fields)
+        return emits
 
 
 async def _insert_outbox(conn: asyncpg.Connection, outbox: list[tuple[str, str]]) -> None:

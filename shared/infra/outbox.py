@@ -10,7 +10,7 @@ import asyncpg
 import orjson
 from redis.asyncio import Redis
 
-from shared.infra import metrics
+from shared.infra import metrics, tracing
 from shared.infra.db import transaction
 from shared.infra.durability import WAITAOF, Durability
 
@@ -53,7 +53,8 @@ class Relay:
                 pipe.xadd(row["stream"], self.sign(orjson.loads(row["fields"])))  # type: ignore[arg-type]
             if self.durability.method == WAITAOF:
                 pipe.execute_command("WAITAOF", 1, 0, self.durability.timeout_ms)
-            replies = await pipe.execute()
+            with tracing.each("relay", (row["fields"] for row in rows)):
+                replies = await pipe.execute()
             if self.durability.method == WAITAOF:
                 self.durability.confirm(replies[-1])  # raises: rows kept, published again
             # A crash between XADD and this delete publishes again: consumers dedupe by event id.

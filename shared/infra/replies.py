@@ -20,6 +20,7 @@ from shared.contracts.errors import DomainError
 from shared.contracts.messages import QUERY_FAILED, QUERY_RESULT
 from shared.contracts.streams import Streams
 from shared.contracts.trust import reply_namespace, replyto_allowed
+from shared.infra import tracing
 from shared.infra.auth import Principal, Verifier, permit
 from shared.infra.db import connection
 from shared.infra.keys import KeysUnavailable
@@ -76,7 +77,9 @@ class Replier:
                     continue
                 ev, who = admitted
                 try:
-                    reply = await self.reply(conn, ev, who, out)
+                    with tracing.span(f"consume {ev.type}", parent=ev, service=self.source):
+                        reply = await self.reply(conn, ev, who, out)
+                        tracing.stamp(reply)
                 except Exception:
                     log.exception("query %s failed; left pending", entry_id.decode())
                     continue

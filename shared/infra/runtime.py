@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from shared.infra import metrics as gauges
+from shared.infra import tracing
 from shared.infra.consumer import StreamConsumer
 from shared.infra.db import create_pool
 from shared.infra.durability import Durability
@@ -175,6 +176,7 @@ async def open_runtime(
     settings: Settings, *, schema: str, service: str | None = None, keys: KeySet | None = None
 ) -> Runtime:
     """`service` names the identity (default: the schema); `keys` default to the JWKS URL's."""
+    tracing.setup(service or schema)  # OTLP export when OTEL_EXPORTER_OTLP_ENDPOINT is set
     signer = EntrySigner.from_settings(settings, service or schema)  # first: no key, no start
     redis = Redis.from_url(settings.redis_url)
     pool = await create_pool(settings.database_url, schema)
