@@ -8,7 +8,7 @@ import contextlib
 import signal
 import sys
 
-from services.security.app import MIGRATIONS, SCHEMA, serve
+from services.security.app import APPEND_ONLY, MIGRATIONS, SCHEMA, serve
 from services.security.crypto import KeyConfigError
 from services.security.settings import SecuritySettings
 from shared.infra import logs
@@ -27,7 +27,7 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    migrate_and_exit(sys.argv, SCHEMA, MIGRATIONS)  # `python -m services.security migrate`
+    migrate_and_exit(sys.argv, SCHEMA, MIGRATIONS, APPEND_ONLY)  # `... security migrate`
     if sys.argv[1:2] == ["admin"]:
         from services.security.console_parser import main as admin
 

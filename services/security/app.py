@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 from cryptography.fernet import MultiFernet
@@ -29,6 +30,7 @@ from shared.infra.signing import IdentityError, service_jwk
 
 SCHEMA = "security"
 MIGRATIONS = Path(__file__).parent / "migrations"
+APPEND_ONLY = ("audit_records",)  # the runtime role may only SELECT and INSERT these
 log = logging.getLogger(__name__)
 
 
@@ -70,8 +72,14 @@ class Service:
 
 
 async def prepare_database(settings: SecuritySettings) -> None:
-    """The schema's migrations, before the service or its administration touch it."""
-    await migrate(settings.database_url, SCHEMA, MIGRATIONS)
+    """The schema's migrations, before the service or its administration touch it: as the
+    schema owner when ALLUSE_MIGRATION_DATABASE_URL is set, granting DATABASE_URL's role only
+    what it needs (on the audit chain: SELECT and INSERT)."""
+    owner = settings.migration_database_url or settings.database_url
+    runtime = urlsplit(settings.database_url).username
+    if urlsplit(owner).username == runtime:
+        runtime = None  # one role for both: it owns the schema
+    await migrate(owner, SCHEMA, MIGRATIONS, runtime_role=runtime, append_only=APPEND_ONLY)
 
 
 async def build(settings: SecuritySettings) -> Service:

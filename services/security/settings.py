@@ -11,6 +11,9 @@ class SecuritySettings(Settings):
     encryption_keys: SecretStr = SecretStr("")
     # Comma-separated audit chain HMAC keys, newest first (ALLUSE_AUDIT_KEYS); never generated.
     audit_keys: SecretStr = SecretStr("")
+    # The schema owner's URL for migrations (ALLUSE_MIGRATION_DATABASE_URL); DATABASE_URL's role
+    # is then the runtime role, granted rows but never UPDATE or DELETE on the audit chain.
+    migration_database_url: str = Field(default="", repr=False)
     audit_head_every: PositiveInt = 60  # seconds between publications of the chain's head
     # The other services' public signing keys, published in the JWKS bound to their names:
     # "account=<base64url>,integration=<base64url>" (`alluse security gen-service-keys`).

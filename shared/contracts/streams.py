@@ -65,7 +65,7 @@ ACL_USERS = {
         write=(ACCOUNT_LIFECYCLE, ACCOUNT_EFFECTS, AUDIT), read=(REVOCATIONS,),
         what="the integration service"),
     "security": Access(
-        consume=(AUDIT,), write=(REVOCATIONS, AUDIT_HEADS), read=(REVOCATIONS, AUDIT_HEADS),
+        consume=(AUDIT,), write=(REVOCATIONS, AUDIT_HEADS, AUDIT), read=(REVOCATIONS, AUDIT_HEADS),
         what="the security service and its administration"),
     "engine": Access(append=(WS2_EVENTS, WS4_EVENTS), what="trading engines (WS2, WS4)"),
     "operator": Access(

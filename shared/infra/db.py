@@ -45,18 +45,33 @@ def _lock_key(schema: str) -> int:
     )
 
 
-async def migrate(dsn: str, schema: str, service_dir: Path) -> list[str]:
-    """Apply the shared and the service's numbered .sql files once, under an advisory lock."""
+async def migrate(
+    dsn: str,
+    schema: str,
+    service_dir: Path,
+    *,
+    runtime_role: str | None = None,
+    append_only: Sequence[str] = (),
+) -> list[str]:
+    """Apply the shared and the service's numbered .sql files once, under an advisory lock.
+
+    Run as the schema's owner (never a superuser); with `runtime_role`, then grant that role
+    what a running service needs (see `grant_runtime`). A role with nothing left to apply runs
+    no DDL, so a runtime role may call this too.
+    """
     dirs: Sequence[Path] = (SHARED_MIGRATIONS, service_dir)
     conn = await asyncpg.connect(dsn)
     try:
         await conn.execute("SELECT pg_advisory_lock($1)", _lock_key(schema))
-        await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
-        await conn.execute(f'SET search_path TO "{schema}"')
-        await conn.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations"
-            " (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
-        )
+        # Checked first: CREATE ... IF NOT EXISTS still needs the privilege to create.
+        if not await conn.fetchval("SELECT 1 FROM pg_namespace WHERE nspname = $1", schema):
+            await conn.execute(f"CREATE SCHEMA {_ident(schema)}")
+        await conn.execute(f"SET search_path TO {_ident(schema)}")
+        if await conn.fetchval("SELECT to_regclass('schema_migrations')") is None:
+            await conn.execute(
+                "CREATE TABLE schema_migrations"
+                " (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+            )
         done = {r["name"] for r in await conn.fetch("SELECT name FROM schema_migrations")}
         applied = []
         for path in (p for d in dirs for p in sorted(d.glob("*.sql"))):
@@ -68,13 +83,35 @@ async def migrate(dsn: str, schema: str, service_dir: Path) -> list[str]:
                 await conn.execute("INSERT INTO schema_migrations (name) VALUES ($1)", name)
             applied.append(name)
             log.info("migration applied", extra={"schema": schema, "migration": name})
+        if runtime_role:
+            await grant_runtime(conn, schema, runtime_role, append_only)
         return applied
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", _lock_key(schema))
         await conn.close()
 
 
-def migrate_and_exit(argv: Sequence[str], schema: str, service_dir: Path) -> None:
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+async def grant_runtime(
+    conn: asyncpg.Connection, schema: str, role: str, append_only: Sequence[str]
+) -> None:
+    """`role` may read and write the schema's rows but not change its shape; the tables in
+    `append_only` it may only read and insert into. Idempotent: run after every migration."""
+    r, s = _ident(role), _ident(schema)
+    await conn.execute(f"GRANT USAGE ON SCHEMA {s} TO {r}")
+    await conn.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {s} TO {r}")
+    await conn.execute(f"GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA {s} TO {r}")
+    await conn.execute(f"REVOKE INSERT, UPDATE, DELETE ON {s}.schema_migrations FROM {r}")
+    for table in append_only:
+        await conn.execute(f"REVOKE UPDATE, DELETE, TRUNCATE ON {s}.{_ident(table)} FROM {r}")
+
+
+def migrate_and_exit(
+    argv: Sequence[str], schema: str, service_dir: Path, append_only: Sequence[str] = ()
+) -> None:
     """`python -m services.<name> migrate`: apply the migrations, print them, exit (a deploy Job).
 
     Services also migrate at start (under the same lock); a Job lets a rollout do it first.
@@ -88,6 +125,10 @@ def migrate_and_exit(argv: Sequence[str], schema: str, service_dir: Path) -> Non
     dsn = os.environ.get("DATABASE_URL") or os.environ.get("ALLUSE_DATABASE_URL")
     if not dsn:
         sys.exit("DATABASE_URL is not set")
-    applied = asyncio.run(migrate(dsn, schema, service_dir))
+    # As the schema's owner; ALLUSE_DATABASE_RUNTIME_ROLE names the role the service runs as.
+    runtime = os.environ.get("ALLUSE_DATABASE_RUNTIME_ROLE") or None
+    applied = asyncio.run(
+        migrate(dsn, schema, service_dir, runtime_role=runtime, append_only=append_only)
+    )
     print(f"{schema}: {len(applied)} migration(s) applied" + "".join(f"\n  {n}" for n in applied))
     sys.exit(0)

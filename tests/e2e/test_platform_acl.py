@@ -7,6 +7,7 @@ consumer reads the lifecycle stream as `lifecycle`; the default user is off.
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -84,9 +85,18 @@ def test_every_service_works_as_its_own_acl_user(
     assert moved["data"]["transaction"]["amount"] == "643.05"
     with pytest.raises(redis.exceptions.NoPermissionError):  # an engine cannot forge an effect
         engine.xadd(f"{PREFIX}alluse.internal.account.effects", fill_event)
+    # A forged audit record (no signature) is refused, and the refusal itself audited.
+    forged = ce("alluse.audit.recorded", {"action": "x", "actor": "y"}, "alluse/account-service")
+    account = redis.Redis.from_url(urls["account"])
+    account.xadd(f"{PREFIX}alluse.audit", forged)
+    account.close()
+    deadline = time.monotonic() + 20
+    while not operator.xrange(f"{PREFIX}alluse.audit.dlq"):
+        assert time.monotonic() < deadline, "the forged audit record was not refused"
+        time.sleep(0.1)
     # The operator's CLI as the operator user; the security administration as the security one.
     as_operator = {**platform["env"], "REDIS_URL": urls["operator"], "ALLUSE_TOKEN": bearer[7:]}
-    for argv, env in ((["deposit", gen, "100.00"], as_operator),
+    for argv, env in ((["deposit", gen, "100.00"], as_operator), (["list"], as_operator),
                       (["security", "verify-audit"], platform["env"])):  # fmt: skip
         done = subprocess.run([sys.executable, "-m", "services.cli", "--json", *argv], env=env,
                               capture_output=True, text=True, check=False)  # fmt: skip

@@ -32,7 +32,8 @@ ALLOWED = {
                 xadd(f"{P}alluse.reply.u1.q1"), ("WAITAOF", "0", "0", "10"), ("INFO", "server")],
     "integration": [*group(WS4, "integ"), *group(EVENTS, "integ-ev"), xadd(LIFE), xadd(EFFECTS),
                     xadd(AUDIT), xadd(f"{WS4}.dlq"), ("XTRIM", WS4, "MINID", "0")],
-    "security": [*group(AUDIT, "sec"), xadd(REVOKE), xadd(HEADS), ("XTRIM", REVOKE, "MINID", "0")],
+    "security": [*group(AUDIT, "sec"), xadd(REVOKE), xadd(HEADS), ("XTRIM", REVOKE, "MINID", "0"),
+                 xadd(AUDIT)],  # its own refusals of forged records are audited too
     "operator": [xadd(CMD), xadd(QRY), ("XREAD", "STREAMS", LIFE, "0"), ("XRANGE", f"{CMD}.dlq", "-", "+"),
                  ("XDEL", f"{CMD}.dlq", "1-1"), ("XRANGE", f"{P}alluse.reply.u1.q1", "-", "+"),
                  ("DEL", f"{P}alluse.reply.u1.q1"), ("XRANGE", HEADS, "-", "+")],
@@ -47,7 +48,7 @@ REFUSED = {
                 xadd("not-ours"), ("CONFIG", "SET", "appendonly", "no"), ("XREAD", "STREAMS", WS4, "0")],
     "integration": [xadd(WS4), xadd(EVENTS), xadd(REVOKE), xadd(CMD), ("DEL", LIFE), ("FLUSHDB",),
                     ("XREAD", "STREAMS", CMD, "0")],
-    "security": [xadd(EFFECTS), xadd(EVENTS), xadd(LIFE), xadd(AUDIT), ("XREAD", "STREAMS", CMD, "0")],
+    "security": [xadd(EFFECTS), xadd(EVENTS), xadd(LIFE), xadd(WS2), ("XREAD", "STREAMS", CMD, "0")],
     "operator": [xadd(WS4), xadd(EFFECTS), xadd(EVENTS), xadd(REVOKE), xadd(AUDIT), xadd(LIFE),
                  ("XRANGE", CMD, "-", "+"), ("XREAD", "STREAMS", REVOKE, "0"), ("DEL", LIFE),
                  ("XDEL", CMD, "1-1"), ("FLUSHALL",), ("KEYS", "*")],

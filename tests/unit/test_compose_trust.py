@@ -29,3 +29,18 @@ def test_every_service_connects_to_redis_as_its_own_user_with_a_password_from_th
         url = s[name]["environment"]["REDIS_URL"]
         assert url.startswith(f"redis://{name}:${{ALLUSE_REDIS_PASSWORD_{name.upper()}:?")
         assert name in ACL_USERS
+
+
+def test_every_service_connects_to_postgres_as_its_own_role_never_the_superuser() -> None:
+    s = services()
+    users = {name: s[name]["environment"]["DATABASE_URL"].split("//")[1].split(":")[0]
+             for name in ("account", "integration", "security", "security-migrate")}  # fmt: skip
+    assert users == {"account": "account", "integration": "integration", "security": "security",
+                     "security-migrate": "security_owner"}  # fmt: skip
+    assert s["postgres"]["environment"]["POSTGRES_USER"] not in users.values()
+    assert s["security-migrate"]["environment"]["ALLUSE_DATABASE_RUNTIME_ROLE"] == "security"
+    assert s["security"]["depends_on"]["security-migrate"]["condition"] == (
+        "service_completed_successfully"
+    )
+    init = "./deploy/postgres/init-roles.sh:/docker-entrypoint-initdb.d/10-roles.sh:ro"
+    assert init in s["postgres"]["volumes"]
