@@ -42,8 +42,8 @@ async def build(settings: Settings, *, schema: str = SCHEMA) -> Runtime:
     )
     engines = bearer(verifier)  # upstream entries: a trading_engine's (or an admin's) token
     tables = handlers.FromUpstream(streams).routes()
-    # Upstream streams belong to their producers: trimmed by age. The account service's events
-    # are the platform's own: deleted once republished.
+    # Upstream streams belong to their producers, and the account service's events are read
+    # by operators' tools for outcomes too: all trimmed by age, never deleted on republishing.
     upstream = settings.upstream_retention
     routes: list[tuple[str, Handler, Guard, timedelta | None]] = [
         (
@@ -54,7 +54,10 @@ async def build(settings: Settings, *, schema: str = SCHEMA) -> Runtime:
         )
         for stream, table in tables.items()
     ]
-    routes.append((ACCOUNT_EVENTS, handlers.republish(streams), signed_by(rt.keys, ACCOUNT), None))
+    events = settings.account_events_retention
+    routes.append(
+        (ACCOUNT_EVENTS, handlers.republish(streams), signed_by(rt.keys, ACCOUNT), events)
+    )
     for stream, handler, guard, retention in routes:
         pipeline = Pipeline(
             rt.pool,

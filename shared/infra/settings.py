@@ -51,6 +51,7 @@ class Settings(BaseSettings):
     # is applied again, as with any idempotency-key store.
     dedup_window: timedelta = timedelta(days=7)
     lifecycle_retention: timedelta = timedelta(days=7)  # alluse.account.lifecycle
+    account_events_retention: timedelta = timedelta(days=1)  # alluse.internal.account.events
     audit_retention: timedelta = timedelta(days=1)  # alluse.audit (the chain keeps every record)
     dlq_retention: timedelta = timedelta(days=14)  # every <stream>.dlq
     upstream_retention: timedelta = timedelta(days=1)  # ws2.protocol.events, ws4.market.events

@@ -26,13 +26,14 @@ class Client:
 
     def __init__(self, redis: Redis, settings: Settings, signer: Signer) -> None:
         self.redis, self.s, self.signer = redis, settings.streams, signer
+        self.events = self.s.key(ACCOUNT_EVENTS)  # where outcomes are read
 
     async def command(
         self, type_: str, data: dict[str, Any], *, role: str = "admin", want: int = 1, **attrs: str
     ) -> list[dict[str, Any]]:
         fields = ce(type_, data, authorization=self.signer.bearer(role), **attrs)
         await self.redis.xadd(self.s.key(ACCOUNT_COMMANDS), fields)
-        events = await outcomes(self.redis, self.s.key(ACCOUNT_EVENTS), fields["id"], want=want)
+        events = await outcomes(self.redis, self.events, fields["id"], want=want)
         for event in events:  # what the service emits honours the published lifecycle schemas
             LIFECYCLE_TYPES[event["type"]].model_validate(event["data"])
         return events
@@ -57,7 +58,7 @@ class Client:
                     subject=data.get("account_id", ""), **extra)  # fmt: skip
         # Signed as the integration service signs what it forwards.
         await self.redis.xadd(self.s.key(ACCOUNT_EFFECTS), self.signer.sign("integration", fields))
-        events = await outcomes(self.redis, self.s.key(ACCOUNT_EVENTS), fields["id"], want=want,
+        events = await outcomes(self.redis, self.events, fields["id"], want=want,
                                 timeout=5 if want else 0.5)  # fmt: skip
         for event in events:
             LIFECYCLE_TYPES[event["type"]].model_validate(event["data"])
