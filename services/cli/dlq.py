@@ -76,12 +76,21 @@ async def redrive(redis: Redis, streams: Streams, a: argparse.Namespace) -> int:
         for at in range(0, len(chosen), CHUNK):
             chunk = chosen[at : at + CHUNK]
             await _audited("dlq.redriven", actor, chunk, streams)
-            for dead in chunk:
-                pipe = redis.pipeline(transaction=True)
-                pipe.xadd(dead.stream, dead.redriven(token))  # type: ignore[arg-type]
-                pipe.xdel(dead.dlq, dead.entry_id)
-                new_id, _ = await pipe.execute()
-                done.append({**dead.row(streams), "new_entry": new_id.decode()})
+            for n, dead in enumerate(chunk):
+                try:
+                    # Put back first, remove second: a crash between re-drives it twice, which
+                    # the inbox makes harmless; never a dead letter removed but not re-driven.
+                    new_id = await redis.xadd(dead.stream, dead.redriven(token))  # type: ignore[arg-type]
+                    await redis.xdel(dead.dlq, dead.entry_id)
+                except RedisError as exc:  # e.g. an ACL user that may not write that stream
+                    # The trail holds the intent; it must also say what did not happen.
+                    await _audited("dlq.redrive_failed", actor, chunk[n:], streams, str(exc))
+                    raise CliError(
+                        f"Redis refused re-driving {dead.entry_id} onto {dead.stream}: {exc};"
+                        " it stays in the DLQ", UNAVAILABLE,
+                    ) from None  # fmt: skip
+                new = new_id.decode() if isinstance(new_id, bytes) else str(new_id)
+                done.append({**dead.row(streams), "new_entry": new})
                 bar.advance()
     if a.json:
         emit(a, {"redriven": done, "skipped_not_cloudevents": skipped})
@@ -130,10 +139,13 @@ def _actor(token: str) -> str:
     return str(claims.get("sub", "?"))
 
 
-async def _audited(action: str, actor: str, chunk: list[Dead], streams: Streams) -> None:
+async def _audited(
+    action: str, actor: str, chunk: list[Dead], streams: Streams, error: str | None = None
+) -> None:
     """The security service appends the records to its chain first; if it cannot, nothing is done."""
     records = [{"action": action, "actor": actor, "subject": d.attr("subject") or None,
-                "details": {**d.row(streams), "dlq": d.dlq}, "source": SOURCE} for d in chunk]  # fmt: skip
+                "details": {**d.row(streams), "dlq": d.dlq, **({"error": error} if error else {})},
+                "source": SOURCE} for d in chunk]  # fmt: skip
     try:
         proc = await asyncio.create_subprocess_exec(
             *ADMIN, "record-audit", stdin=PIPE, stdout=PIPE, stderr=PIPE

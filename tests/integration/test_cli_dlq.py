@@ -22,7 +22,7 @@ from services.account.app import build
 from services.cli.__main__ import main
 from services.security import app as security_app
 from services.security import audit, crypto
-from shared.contracts.streams import ACCOUNT_COMMANDS, ACCOUNT_EVENTS
+from shared.contracts.streams import ACCOUNT_COMMANDS, ACCOUNT_EVENTS, WS2_EVENTS
 from shared.infra.db import connection, create_pool, migrate
 from shared.infra.runtime import Runtime, running
 from shared.infra.settings import Settings
@@ -77,6 +77,23 @@ async def ops(
     rt = await build(settings.model_copy(update={"max_deliveries": 5, "reclaim_idle_ms": 200}))
     async with running(rt):
         yield Ops(rt, Client(redis, settings, signer), capsys)
+
+
+async def audit_trail(settings: Settings) -> tuple[list[Any], int, Any]:
+    """This test's DLQ records (its stream prefix is in their details), and the chain's check."""
+    pool = await create_pool(settings.database_url, security_app.SCHEMA, max_size=1)
+    try:
+        async with connection(pool) as conn:
+            trail = await conn.fetch(
+                "SELECT action, actor, subject, details FROM audit_records"
+                " WHERE action LIKE 'dlq.%' AND strpos(details::text, $1) > 0 ORDER BY seq",
+                settings.stream_prefix,
+            )
+        audit.use_keys(crypto.load_audit_keys(os.environ["ALLUSE_AUDIT_KEYS"]))
+        checked, broken = await audit.verify(pool)
+    finally:
+        await pool.close()
+    return trail, checked, broken
 
 
 async def dlq_length(redis: Redis, key: str, want: int) -> int:
@@ -142,17 +159,7 @@ async def test_garbage_and_a_command_failed_5_times_are_redriven_once_the_cause_
     code, out, _ = await ops("--json", "dlq", "list")
     assert json.loads(out) == {"groups": [], "entries": []}
 
-    pool = await create_pool(settings.database_url, security_app.SCHEMA, max_size=1)
-    try:
-        async with connection(pool) as conn:
-            trail = await conn.fetch(
-                "SELECT action, actor, subject FROM audit_records"
-                " WHERE action LIKE 'dlq.%' ORDER BY seq"
-            )
-        audit.use_keys(crypto.load_audit_keys(os.environ["ALLUSE_AUDIT_KEYS"]))
-        checked, broken = await audit.verify(pool)
-    finally:
-        await pool.close()
+    trail, checked, broken = await audit_trail(settings)
     assert [(r["action"], r["subject"]) for r in trail] == [
         ("dlq.redriven", gen), ("dlq.redriven", gen), ("dlq.dropped", None)
     ]  # fmt: skip
@@ -172,3 +179,18 @@ async def test_redrive_and_drop_refuse_to_act_unaudited(
         assert code == 2 and "not audited, so not done" in err and "DATABASE_URL" in err
     assert await redis.xlen(dlq) == 1
     assert await redis.xlen(settings.streams.key(ACCOUNT_COMMANDS)) == 0
+
+
+async def test_a_redrive_redis_refuses_keeps_the_dead_letter_and_says_so_in_the_trail(
+    ops: Ops, redis: Redis, settings: Settings
+) -> None:
+    dlq = settings.streams.dlq(WS2_EVENTS)
+    await redis.set(settings.streams.key(WS2_EVENTS), "not a stream")  # XADD there fails
+    week = ce("ws2.week.classified", {"week_start": "2026-11-23", "week_type": "P-EW"})
+    await redis.xadd(dlq, {**week, "dlq_reason": "failed 5 deliveries"})
+    code, _, err = await ops("dlq", "redrive", "--all", "--stream", "ws2")
+    assert code == 3 and "it stays in the DLQ" in err and "WRONGTYPE" in err
+    assert await redis.xlen(dlq) == 1
+    trail, _, broken = await audit_trail(settings)
+    assert [r["action"] for r in trail] == ["dlq.redriven", "dlq.redrive_failed"]
+    assert "WRONGTYPE" in str(trail[1]["details"]) and broken is None

@@ -15,7 +15,7 @@ K8S = Path(__file__).resolve().parents[2] / "deploy" / "k8s"
 VERSION = "1.30.0"
 SERVICES = {"security": 8081, "account": 8082, "integration": 8083}
 SECRETS = {f"alluse-{kind}-{s}" for kind in ("redis", "database") for s in SERVICES}
-SECRETS.add("alluse-security-keys")
+SECRETS |= {"alluse-security-keys", "alluse-signing-keys"}
 
 
 def render(target: str) -> list[dict[str, Any]]:
