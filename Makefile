@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PROMTOOL := $(VENV)/bin/promtool
 
-.PHONY: help install run test lint typecheck bench docs acl clean
+.PHONY: help install run test lint typecheck bench soak chaos docs acl clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -38,6 +38,12 @@ lint: $(STAMP) ## ruff and mypy --strict
 
 bench: $(STAMP) ## throughput and latency through the streams, beside a bare redis-py + asyncpg loop
 	$(PY) -m services.bench
+
+soak: $(STAMP) ## steady mixed load on scratch servers, sampled every 10 s: table, chart var/soak/soak.png, pass if memory and streams plateau (SOAK_MINUTES, SOAK_RATE)
+	$(PY) -m services.bench.soak
+
+chaos: $(STAMP) ## mixed commands while services, Redis and PostgreSQL are killed; checks nothing lost or doubled (CHAOS_COMMANDS, CHAOS_SEED)
+	$(PY) -m services.bench.chaos
 
 docs: $(STAMP) ## regenerate the AsyncAPI 3.0 document, its HTML page (deploy/docs/) and the lifecycle JSON Schemas
 	$(PY) -m shared.contracts.docs

@@ -15,45 +15,19 @@ import re
 import secrets
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from cryptography.fernet import Fernet
-
+from services.launch import KEY_FILES, SERVICES, VAR, create_client, platform_env, say, services
 from shared.infra import embedded
-from shared.infra.signing import identity_env, new_identities
 
-VAR = Path("var")
-SERVICES = {"security": 8081, "account": 8082, "integration": 8083}
 REDIS_PORT = 6380  # the embedded Redis's, when free: a second terminal finds it where it was
 ENV_FILE = VAR / "alluse.env"
 SECRET_FILE = VAR / "demo-client.secret"
 ENGINE_SECRET_FILE = VAR / "demo-engine.secret"  # the simulators' trading_engine client
-
-
-def say(message: str) -> None:
-    print(f"\033[1m==> {message}\033[0m", flush=True)
-
-
-# Keys that live outside the database: made once per machine when the environment has none.
-KEY_FILES = {"ALLUSE_ENCRYPTION_KEYS": VAR / "encryption.keys", "ALLUSE_AUDIT_KEYS": VAR / "audit.keys"}  # fmt: skip
-
-
-def local_key(name: str) -> str:
-    """$name, or this machine's local key file for it, made once and kept 0600."""
-    if keys := os.environ.get(name):
-        return keys
-    path = KEY_FILES[name]
-    if not path.exists():
-        path.write_text(Fernet.generate_key().decode())
-        path.chmod(0o600)
-        say(f"made a local key in {path} (set {name} to use your own)")
-    return path.read_text().strip()
 
 
 def write_env(env: Mapping[str, str], path: Path = ENV_FILE) -> None:
@@ -83,17 +57,6 @@ def second_terminal_hint() -> None:
     print("    alluse summary\n    alluse tail --stream lifecycle", flush=True)
 
 
-def identities() -> dict[str, dict[str, str]]:
-    """Each service's signing key (made once in var/service-keys.json, mode 0600) and, for the
-    security service, the public halves it publishes: per-service environment variables."""
-    path = VAR / "service-keys.json"
-    if not path.exists():
-        path.write_text(json.dumps(new_identities()))
-        path.chmod(0o600)
-        say(f"made a signing key per service in {path} (see README, 'Who signs what')")
-    return identity_env(json.loads(path.read_text()))
-
-
 @contextlib.contextmanager
 def servers() -> Iterator[tuple[str, str]]:
     with contextlib.ExitStack() as stack:
@@ -107,67 +70,6 @@ def servers() -> Iterator[tuple[str, str]]:
             VAR.chmod(0o755)  # the embedded server runs as its own user
             database_url = stack.enter_context(embedded.embedded_postgres(VAR / "postgres"))
         yield redis_url, database_url
-
-
-@contextlib.contextmanager
-def services(env: dict[str, str]) -> Iterator[None]:
-    procs: dict[str, subprocess.Popen[bytes]] = {}
-    own = identities()
-    logs = VAR / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    try:
-        for port in SERVICES.values():
-            ensure_free(port)
-        for name, port in SERVICES.items():
-            log = (logs / f"{name}.log").open("ab")
-            procs[name] = subprocess.Popen(
-                [sys.executable, "-m", f"services.{name}"],
-                env={**env, **own[name], "ALLUSE_HTTP_PORT": str(port)},
-                stdout=log,
-                stderr=log,
-            )
-            wait_ready(name, port, procs[name])
-            say(
-                f"{name} service up (pid {procs[name].pid}, http://127.0.0.1:{port}/readyz, log {log.name})"
-            )
-        yield
-    finally:
-        for proc in procs.values():
-            proc.terminate()
-        for name, proc in procs.items():
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-            say(f"{name} service stopped")
-
-
-def ensure_free(port: int) -> None:
-    """Refuse to start next to another copy of the platform: its /readyz would answer for ours."""
-    with socket.socket() as s:
-        if s.connect_ex(("127.0.0.1", port)) == 0:
-            raise SystemExit(
-                f"port {port} is in use: is the platform already running (another `make run`)?"
-            )
-
-
-def wait_ready(name: str, port: int, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(
-                f"the {name} service exited (code {proc.returncode}); see var/logs/{name}.log"
-            )
-        with (
-            contextlib.suppress(OSError),
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r,
-        ):
-            if r.status == 200:
-                return
-        time.sleep(0.2)
-    raise SystemExit(
-        f"the {name} service did not become ready in {timeout:.0f}s; see var/logs/{name}.log"
-    )
 
 
 def alluse(env: dict[str, str], *args: str, check: bool = True, echo: bool = True) -> str:
@@ -196,24 +98,15 @@ def demo_client(env: dict[str, str]) -> None:
     say(
         f"creating a machine client '{client_id}' with role operator (secret in {SECRET_FILE}, mode 0600)"
     )
-    args = ("security", "create-client", "--client-id", client_id, "--role", "operator")
-    print(f"$ alluse {' '.join(args)}", flush=True)
-    created = json.loads(alluse(env, "--json", *args, echo=False))
-    SECRET_FILE.unlink(missing_ok=True)
-    fd = os.open(SECRET_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(created["client_secret"])
-    env.update(ALLUSE_CLIENT_ID=client_id, ALLUSE_CLIENT_SECRET_FILE=str(SECRET_FILE.absolute()))
+    print(f"$ alluse security create-client --client-id {client_id} --role operator", flush=True)
+    env.update(create_client(env, client_id, "operator", SECRET_FILE))
     write_env(env)
     engine_id = f"demo-engine-{secrets.token_hex(3)}"
     say(f"creating a machine client '{engine_id}' with role trading_engine for the simulators")
-    args = ("security", "create-client", "--client-id", engine_id, "--role", "trading_engine")
-    print(f"$ alluse {' '.join(args)}", flush=True)
-    engine = json.loads(alluse(env, "--json", *args, echo=False))
-    ENGINE_SECRET_FILE.unlink(missing_ok=True)
-    fd = os.open(ENGINE_SECRET_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(engine["client_secret"])
+    print(
+        f"$ alluse security create-client --client-id {engine_id} --role trading_engine", flush=True
+    )
+    create_client(env, engine_id, "trading_engine", ENGINE_SECRET_FILE)
     env.update(ALLUSE_ENGINE_CLIENT_ID=engine_id)
 
 
@@ -269,12 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         with servers() as (redis_url, database_url):
-            env = {
-                **os.environ, "REDIS_URL": redis_url, "DATABASE_URL": database_url,
-                **{name: local_key(name) for name in KEY_FILES},
-                "ALLUSE_JWKS_URL": f"http://127.0.0.1:{SERVICES['security']}/.well-known/jwks.json",
-                "ALLUSE_TOKEN_URL": f"http://127.0.0.1:{SERVICES['security']}/oauth/token",
-            }  # fmt: skip
+            env = platform_env(redis_url, database_url, security_port=SERVICES["security"])
             with services(env):
                 demo_client(env)
                 if args.no_demo:

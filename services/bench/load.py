@@ -1,0 +1,220 @@
+"""The offered load of soak and chaos: deposits and withdrawals on the commands stream, WS4
+fills through the integration service, and queries, each carrying the token a real client
+carries; outcomes are read back from the public lifecycle stream as a downstream consumer
+reads them. A command without an outcome is re-sent with the same id, as a client retries."""
+
+import asyncio
+import contextlib
+import random
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import orjson
+import redis.exceptions
+from redis.asyncio import Redis
+
+from services.bench.tokens import Tokens
+from services.integration import simulate
+from services.integration.feed import Event
+from shared.contracts.envelope import new_event
+from shared.contracts.streams import (
+    ACCOUNT_COMMANDS,
+    ACCOUNT_LIFECYCLE,
+    ACCOUNT_QUERIES,
+    WS4_EVENTS,
+    Streams,
+)
+
+SOURCE = "alluse-load/1"
+REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
+CENT = Decimal("0.01")
+
+
+@dataclass
+class Command:
+    """One command sent; `amount` is what the ledger must show for it if it is applied."""
+
+    kind: str
+    account: str
+    amount: Decimal
+    stream: str
+    fields: dict[str, str]
+    sent_at: float = 0.0
+    attempts: int = 0
+    outcome: str | None = None  # "applied" or the rejection code
+    outcomes: set[str] = field(default_factory=set)
+
+    @property
+    def id(self) -> str:
+        return self.fields["id"]
+
+
+async def retrying(call: Callable[[], Awaitable[Any]]) -> Any:
+    """Until Redis answers: a restart of Redis is a pause for a client, not an error."""
+    while True:
+        try:
+            return await call()
+        except REDIS_DOWN:
+            await asyncio.sleep(0.2)
+
+
+class Load:
+    def __init__(self, redis: Redis, streams: Streams, operator: Tokens, engine: Tokens,
+                 accounts: list[str], rng: random.Random, mix: dict[str, float]) -> None:  # fmt: skip
+        self.redis, self.streams, self.rng, self.mix = redis, streams, rng, mix
+        self.operator, self.engine, self.accounts = operator, engine, accounts
+        self.commands: dict[str, Command] = {}
+        self.lifecycle_tx: set[str] = set()  # ledger row ids announced on the lifecycle stream
+        self.lifecycle_entries = 0
+        self.resent = 0
+        self.queries_sent = self.queries_answered = 0
+        self.replies = streams.key(f"alluse-replies.load-{uuid.uuid4().hex[:8]}")
+        self.cursors = {streams.key(ACCOUNT_LIFECYCLE): "0-0", self.replies: "0-0"}
+
+    # --- what is sent -----------------------------------------------------------------------
+
+    def draw(self) -> Command | None:
+        """The next command of the mix (None for a query, which is sent at once)."""
+        kind = self.rng.choices(list(self.mix), weights=list(self.mix.values()))[0]
+        account = self.rng.choice(self.accounts)
+        if kind == "query":
+            return None
+        if kind == "fill":
+            return self.fill(account)
+        amount = Decimal(self.rng.randrange(100, 20_000)) * CENT
+        if kind == "withdrawal" and self.rng.random() < 0.05:
+            amount *= 50  # now and then more than is free: refused as insufficient_funds
+        type_ = "alluse.account.deposit" if kind == "deposit" else "alluse.account.withdraw"
+        fields = new_event(type_, SOURCE, {"account_id": account, "amount": str(amount)},
+                           subject=account, event_id=str(uuid.uuid4()))  # fmt: skip
+        signed = amount if kind == "deposit" else -amount
+        return Command(kind, account, signed, self.streams.key(ACCOUNT_COMMANDS), fields)
+
+    def fill(self, account: str) -> Command:
+        """A put sold to open: credits quantity x price x 100 less commission."""
+        fill_id = f"fill-{uuid.uuid4().hex}"
+        quantity, price = self.rng.randint(1, 3), Decimal(self.rng.randrange(50, 300)) * CENT
+        commission = Decimal("0.65") * quantity
+        now = datetime.now(UTC)
+        data = {"fill_id": fill_id, "order_id": f"ord-{fill_id[5:17]}", "account_id": account,
+                "symbol": "SPY", "instrument_type": "option", "option_type": "put",
+                "strike": "400.00", "expiration": (now + timedelta(days=7)).date().isoformat(),
+                "delta": "-0.35", "side": "sell_to_open", "quantity": quantity,
+                "price": str(price), "multiplier": 100, "commission": str(commission),
+                "filled_at": now.isoformat()}  # fmt: skip
+        event = Event(WS4_EVENTS, "ws4/load", "ws4.trade.filled", now, data, fill_id, account)
+        amount = (quantity * price * 100 - commission).quantize(CENT)
+        return Command(
+            "fill", account, amount, self.streams.key(WS4_EVENTS), simulate.fields(event)
+        )
+
+    def create(self, account_type: str, balance: Decimal) -> Command:
+        data = {
+            "type": account_type,
+            "name": f"load {account_type}",
+            "initial_balance": str(balance),
+        }
+        fields = new_event("alluse.account.create", SOURCE, data, event_id=str(uuid.uuid4()))
+        return Command("create", "", balance, self.streams.key(ACCOUNT_COMMANDS), fields)
+
+    async def open_accounts(
+        self, count: int, types: list[str], balance: Decimal, timeout: float
+    ) -> None:
+        """`count` accounts of `types` in turn, each with `balance`; the load then spreads
+        over them."""
+        creates = [self.create(types[i % len(types)], balance) for i in range(count)]
+        for cmd in creates:
+            await self.send(cmd)
+        deadline = time.monotonic() + timeout
+        while any(c.outcome is None for c in creates):
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"{sum(c.outcome is None for c in creates)} accounts not created"
+                )
+            await asyncio.sleep(0.1)
+        if bad := {c.outcome for c in creates} - {"applied"}:
+            raise RuntimeError(f"account creation refused: {bad}")
+        self.accounts = [c.account for c in creates]
+
+    async def send(self, cmd: Command) -> None:
+        tokens = self.engine if cmd.kind == "fill" else self.operator
+        cmd.fields["authorization"] = f"Bearer {await tokens.token()}"
+        cmd.attempts += 1
+        cmd.sent_at = time.monotonic()
+        self.commands[cmd.id] = cmd
+        await retrying(lambda: self.redis.xadd(cmd.stream, cmd.fields))  # type: ignore[arg-type]
+
+    async def query(self) -> None:
+        account = self.rng.choice(self.accounts)
+        fields = new_event("alluse.query.account", SOURCE, {"account_id": account},
+                           subject=account, replyto=self.replies,
+                           authorization=f"Bearer {await self.operator.token()}")  # fmt: skip
+        self.queries_sent += 1
+        key = self.streams.key(ACCOUNT_QUERIES)
+        await retrying(lambda: self.redis.xadd(key, fields))  # type: ignore[arg-type]
+
+    async def offer(self, count: int, rate: float, tick: Callable[[int], Awaitable[None]]) -> None:
+        """`count` draws at `rate` per second (a steady offered load, not a closed loop);
+        `tick(i)` runs before the i-th, for faults and progress."""
+        started = time.monotonic()
+        for i in range(count):
+            await tick(i)
+            await asyncio.sleep(max(0.0, started + i / rate - time.monotonic()))
+            cmd = self.draw()
+            await (self.query() if cmd is None else self.send(cmd))
+
+    async def resend_stale(self, after: float) -> None:
+        """Every command still without an outcome `after` seconds on: again, same id."""
+        now = time.monotonic()
+        for cmd in [c for c in self.commands.values() if c.outcome is None]:
+            if now - cmd.sent_at > after:
+                self.resent += 1
+                await self.send(cmd)
+
+    def waiting(self) -> int:
+        return sum(c.outcome is None for c in self.commands.values())
+
+    # --- what comes back --------------------------------------------------------------------
+
+    async def follow(self) -> None:
+        """Read the lifecycle stream and the reply stream for as long as the run lasts."""
+        while True:
+            try:
+                got: Any = await self.redis.xread(self.cursors, count=1000, block=500)  # type: ignore[arg-type]
+            except REDIS_DOWN:
+                await asyncio.sleep(0.2)
+                continue
+            for key, entries in got or []:
+                stream = key.decode()
+                for entry_id, raw in entries:
+                    self.cursors[stream] = entry_id.decode()
+                    if stream == self.replies:
+                        self.queries_answered += 1
+                    else:
+                        self.lifecycle_entries += 1
+                        self.seen(raw)
+
+    def seen(self, raw: dict[bytes, bytes]) -> None:
+        type_ = raw.get(b"type", b"").decode()
+        cmd = self.commands.get(raw.get(b"causationid", b"").decode())
+        data: dict[str, Any] = {}
+        with contextlib.suppress(ValueError):
+            data = orjson.loads(raw.get(b"data", b"{}"))
+        if type_ == "alluse.account.created" and cmd is not None and cmd.kind == "create":
+            cmd.account = str(data.get("account", {}).get("id"))
+            outcome = "applied"
+        elif type_ == "alluse.account.balance_changed":
+            self.lifecycle_tx.add(str(data.get("transaction", {}).get("id")))
+            outcome = "applied"
+        elif type_ == "alluse.command.rejected":
+            outcome = str(data.get("code"))
+        else:
+            return
+        if cmd is not None:
+            cmd.outcome = cmd.outcome or outcome
+            cmd.outcomes.add(outcome)

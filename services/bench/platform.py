@@ -1,0 +1,111 @@
+"""The whole platform on scratch servers, started as `make run` starts it (services/launch.py),
+with the faults chaos needs: kill -9 of a service, of Redis, a fast PostgreSQL shutdown."""
+
+import contextlib
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+
+from services import launch
+from services.bench.scratch import ScratchPostgres, ScratchRedis, fresh
+from shared.infra.embedded import free_port
+
+READY_TIMEOUT_S = 120.0
+
+
+def say(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+class Platform:
+    def __init__(self, directory: Path, settings: dict[str, str] | None = None) -> None:
+        self.dir = fresh(directory)
+        self.settings = settings or {}
+        self.redis = ScratchRedis(self.dir / "redis")
+        self.postgres = ScratchPostgres(self.dir / "postgres")
+        self.services: dict[str, launch.Service] = {}
+        self.env: dict[str, str] = {}
+        self._stack = contextlib.ExitStack()
+
+    def __enter__(self) -> "Platform":
+        try:
+            self.redis.start()
+            self._stack.callback(self.redis.stop)
+            self.postgres.start()
+            self._stack.callback(self.postgres.stop)
+            ports = {name: free_port() for name in launch.SERVICES}
+            env = launch.platform_env(self.redis.url, self.postgres.url,
+                                      security_port=ports["security"],
+                                      keys=self.dir)  # fmt: skip
+            self.env = {**env, **self.settings}
+            say(f"scratch Redis {self.redis.url} (AOF on), PostgreSQL in {self.postgres.data_dir}")
+            self.services = self._stack.enter_context(
+                launch.services(self.env, ports, var=self.dir)
+            )
+        except BaseException:
+            self._stack.close()
+            raise
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        for service in self.services.values():
+            service.stop()
+        self._stack.close()
+
+    def client(self, role: str) -> dict[str, str]:
+        """A machine client of `role`, made as `make run` makes its operator."""
+        secret = self.dir / f"load-{role}.secret"
+        return {**self.env, **launch.create_client(self.env, f"load-{role}", role, secret)}
+
+    def add_replica(self, name: str, module: str) -> float:
+        """Another process of a service (its own consumer name and port); seconds to ready."""
+        env = {**self.env, **launch.identities(self.dir)[module]}
+        replica = launch.Service(name, free_port(), env, self.dir / "logs", module=module)
+        self.services[name] = replica
+        replica.start()
+        return replica.wait_ready(READY_TIMEOUT_S)
+
+    # --- faults: each returns {service: seconds from the fault until it was ready again} ---
+
+    def kill_service(self, name: str) -> dict[str, float]:
+        service = self.services[name]
+        started = time.monotonic()
+        service.kill()
+        service.start()
+        service.wait_ready(READY_TIMEOUT_S)
+        return {name: time.monotonic() - started}
+
+    def kill_redis(self) -> dict[str, float]:
+        started = time.monotonic()
+        self.redis.kill()
+        self.redis.start()
+        return self.wait_all_ready(started)
+
+    def restart_postgres(self) -> dict[str, float]:
+        started = time.monotonic()
+        self.postgres.restart()
+        return self.wait_all_ready(started)
+
+    def wait_all_ready(self, since: float) -> dict[str, float]:
+        """Each service's first 200 on /readyz after `since`. A service that exited is started
+        again first (as a supervisor would) and its name is marked with '(restarted)'."""
+        ready: dict[str, float] = {}
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while len(ready) < len(self.services) and time.monotonic() < deadline:
+            for name, service in self.services.items():
+                if name in ready or f"{name} (restarted)" in ready:
+                    continue
+                if service.exited():
+                    say(
+                        f"{name} exited after the fault (code {service.proc and service.proc.returncode}); starting it again"
+                    )
+                    service.start()
+                    service.wait_ready(READY_TIMEOUT_S)
+                    ready[f"{name} (restarted)"] = time.monotonic() - since
+                elif service.ready():
+                    ready[name] = time.monotonic() - since
+            time.sleep(0.05)
+        return ready

@@ -1,0 +1,122 @@
+"""`make soak`: the whole platform under a steady offered load for a bounded time, sampled.
+
+On servers of its own (a scratch Redis with AOF on and a scratch PostgreSQL under var/soak/)
+it starts the three services as `make run` does, with retention set short for the run, opens
+the accounts and offers mixed load (deposits, withdrawals, WS4 fills through the integration
+service, account queries) at a steady rate. Every interval it samples Redis used_memory, every
+stream's length, consumer-group lag and pending, inbox/outbox/ledger rows and each service's
+RSS. It prints a table, draws var/soak/soak.png, and passes when Redis memory, every stream's
+length and the inbox rows are flat over the last half of the run (the ledger is the books: it
+grows by design).
+"""
+
+import argparse
+import asyncio
+import os
+import random
+import sys
+import time
+from decimal import Decimal
+from pathlib import Path
+
+from redis.asyncio import Redis
+
+from services.bench import samples
+from services.bench.load import Load
+from services.bench.platform import Platform, say
+from services.bench.soak_report import chart, print_table, verdict
+from services.bench.tokens import Tokens
+from shared.contracts.streams import Streams
+
+MIX = {"deposit": 0.35, "withdrawal": 0.25, "fill": 0.25, "query": 0.15}
+# Retention for the run, short so that a plateau shows within minutes (the defaults are days).
+RETENTION: dict[str, str] = {}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    env = os.environ.get
+    p = argparse.ArgumentParser(prog="make soak", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p.add_argument("--minutes", type=float, default=float(env("SOAK_MINUTES", "10")),
+                   help="length of the run (SOAK_MINUTES, default 10)")  # fmt: skip
+    p.add_argument("--rate", type=float, default=float(env("SOAK_RATE", "300")),
+                   help="commands and queries offered per second (SOAK_RATE, default 300)")  # fmt: skip
+    p.add_argument("--interval", type=float, default=float(env("SOAK_INTERVAL", "10")),
+                   help="seconds between samples (SOAK_INTERVAL, default 10)")  # fmt: skip
+    p.add_argument("--accounts", type=int, default=int(env("SOAK_ACCOUNTS", "200")),
+                   help="accounts the load spreads over (SOAK_ACCOUNTS, default 200)")  # fmt: skip
+    p.add_argument("--seed", type=int, default=int(env("SOAK_SEED", "1")), help="SOAK_SEED")
+    p.add_argument("--dir", type=Path, default=Path("var/soak"),
+                   help="scratch servers' data, logs and the chart (emptied first)")  # fmt: skip
+    args = p.parse_args(argv)
+    if args.minutes <= 0 or args.rate <= 0 or args.interval <= 0 or args.accounts < 1:
+        p.error("--minutes, --rate, --interval and --accounts must be positive")
+    return args
+
+
+async def sampler(platform: Platform, redis: Redis, load: Load, out: list[samples.Sample],
+                  interval: float, started: float) -> None:  # fmt: skip
+    while True:
+        s = await samples.take(redis, platform.postgres.url, platform.services,
+                               time.monotonic() - started)  # fmt: skip
+        out.append(s)
+        say(f"t={s.at:5.0f}s mem {s.used_memory / samples.MB:7.1f} MB, "
+            f"{sum(s.streams.values())} stream entries, inbox {s.rows['inbox']}, "
+            f"lag {s.lag}, pending {s.pending}, {load.waiting()} awaiting an outcome")  # fmt: skip
+        await asyncio.sleep(max(0.0, started + len(out) * interval - time.monotonic()))
+
+
+async def stop(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+async def run(args: argparse.Namespace) -> int:
+    with Platform(args.dir, RETENTION) as platform:
+        redis = Redis.from_url(platform.redis.url)
+        rng = random.Random(args.seed)  # noqa: S311 - seeded: a run replays
+        load = Load(redis, Streams(platform.env.get("ALLUSE_STREAM_PREFIX", "")),
+                    Tokens(platform.client("operator")), Tokens(platform.client("trading_engine")),
+                    [], rng, MIX)  # fmt: skip
+        follower = asyncio.create_task(load.follow())
+        taken: list[samples.Sample] = []
+        try:
+            say(f"opening {args.accounts} accounts")
+            await load.open_accounts(args.accounts, ["revenue"], Decimal("50000.00"), 120)
+            count = round(args.rate * args.minutes * 60)
+            say(
+                f"offering {count} commands and queries at {args.rate:g}/s for {args.minutes:g} min"
+            )
+            started = time.monotonic()
+            watcher = asyncio.create_task(
+                sampler(platform, redis, load, taken, args.interval, started)
+            )
+            try:
+                await load.offer(count, args.rate, lambda i: asyncio.sleep(0))
+                achieved = count / (time.monotonic() - started)
+                await asyncio.sleep(max(0.0, started + args.minutes * 60 - time.monotonic()))
+            finally:
+                await stop(watcher)
+        finally:
+            await stop(follower)
+            await redis.aclose()
+    print_table(taken)
+    path = chart(taken, args.dir / "soak.png")
+    answered = sum(c.outcome is not None for c in load.commands.values()) - args.accounts
+    print(f"\noffered {args.rate:g}/s, achieved {achieved:.0f}/s; {answered} of "
+          f"{len(load.commands) - args.accounts} commands and {load.queries_answered} of "
+          f"{load.queries_sent} queries answered in the run; chart: {path}")  # fmt: skip
+    ok, line = verdict(taken, RETENTION)
+    print(line)
+    return 0 if ok else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        return asyncio.run(run(parse_args(argv)))
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
