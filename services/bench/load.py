@@ -19,6 +19,7 @@ import redis.exceptions
 from redis.asyncio import Redis
 
 from services.bench.tokens import Tokens
+from services.cli.client import token_subject
 from services.integration import simulate
 from services.integration.feed import Event
 from shared.contracts.envelope import new_event
@@ -29,6 +30,7 @@ from shared.contracts.streams import (
     WS4_EVENTS,
     Streams,
 )
+from shared.contracts.trust import reply_namespace
 
 SOURCE = "alluse-load/1"
 REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
@@ -73,8 +75,8 @@ class Load:
         self.lifecycle_entries = 0
         self.resent = 0
         self.queries_sent = self.queries_answered = 0
-        self.replies = streams.key(f"alluse-replies.load-{uuid.uuid4().hex[:8]}")
-        self.cursors = {streams.key(ACCOUNT_LIFECYCLE): "0-0", self.replies: "0-0"}
+        self.replies = ""  # in the operator's reply namespace, known with its first token
+        self.cursors = {streams.key(ACCOUNT_LIFECYCLE): "0-0"}
 
     # --- what is sent -----------------------------------------------------------------------
 
@@ -109,9 +111,8 @@ class Load:
                 "filled_at": now.isoformat()}  # fmt: skip
         event = Event(WS4_EVENTS, "ws4/load", "ws4.trade.filled", now, data, fill_id, account)
         amount = (quantity * price * 100 - commission).quantize(CENT)
-        return Command(
-            "fill", account, amount, self.streams.key(WS4_EVENTS), simulate.fields(event)
-        )
+        fields = simulate.fields(event, "")  # its token is put on at each send
+        return Command("fill", account, amount, self.streams.key(WS4_EVENTS), fields)
 
     def create(self, account_type: str, balance: Decimal) -> Command:
         data = {
@@ -150,10 +151,14 @@ class Load:
         await retrying(lambda: self.redis.xadd(cmd.stream, cmd.fields))  # type: ignore[arg-type]
 
     async def query(self) -> None:
-        account = self.rng.choice(self.accounts)
+        account, token = self.rng.choice(self.accounts), await self.operator.token()
+        if not self.replies:
+            space = reply_namespace(self.streams.prefix, token_subject(token))
+            self.replies = f"{space}load-{uuid.uuid4().hex[:8]}"
+            self.cursors[self.replies] = "0-0"
         fields = new_event("alluse.query.account", SOURCE, {"account_id": account},
                            subject=account, replyto=self.replies,
-                           authorization=f"Bearer {await self.operator.token()}")  # fmt: skip
+                           authorization=f"Bearer {token}")  # fmt: skip
         self.queries_sent += 1
         key = self.streams.key(ACCOUNT_QUERIES)
         await retrying(lambda: self.redis.xadd(key, fields))  # type: ignore[arg-type]
