@@ -21,8 +21,8 @@ import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from services.launch import KEY_FILES, SERVICES, VAR, create_client, platform_env, say, services
 from shared.infra import embedded
+from shared.infra.launch import KEY_FILES, SERVICES, VAR, create_client, platform_env, say, services
 
 REDIS_PORT = 6380  # the embedded Redis's, when free: a second terminal finds it where it was
 ENV_FILE = VAR / "alluse.env"

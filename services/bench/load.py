@@ -19,9 +19,6 @@ import redis.exceptions
 from redis.asyncio import Redis
 
 from services.bench.tokens import Tokens
-from services.cli.client import token_subject
-from services.integration import simulate
-from services.integration.feed import Event
 from shared.contracts.envelope import new_event
 from shared.contracts.streams import (
     ACCOUNT_COMMANDS,
@@ -31,6 +28,9 @@ from shared.contracts.streams import (
     Streams,
 )
 from shared.contracts.trust import reply_namespace
+from shared.infra.credentials import token_subject
+from shared.simulators import upstream
+from shared.simulators.feed import Event
 
 SOURCE = "alluse-load/1"
 REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
@@ -111,7 +111,7 @@ class Load:
                 "filled_at": now.isoformat()}  # fmt: skip
         event = Event(WS4_EVENTS, "ws4/load", "ws4.trade.filled", now, data, fill_id, account)
         amount = (quantity * price * 100 - commission).quantize(CENT)
-        fields = simulate.fields(event, "")  # its token is put on at each send
+        fields = upstream.fields(event, "")  # its token is put on at each send
         return Command("fill", account, amount, self.streams.key(WS4_EVENTS), fields)
 
     def create(self, account_type: str, balance: Decimal) -> Command:

@@ -7,8 +7,8 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from services import launch
 from services.bench.scratch import ScratchPostgres, ScratchRedis, fresh
+from shared.infra import launch
 from shared.infra.embedded import free_port
 
 READY_TIMEOUT_S = 120.0

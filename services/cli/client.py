@@ -5,17 +5,12 @@ stream by `causationid`; queries carry a private `replyto` stream the service an
 """
 
 import asyncio
-import base64
 import contextlib
 import itertools
-import json
 import os
 import socket
 import sys
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
@@ -29,6 +24,7 @@ from shared.contracts.envelope import CloudEvent, EnvelopeError, decode, new_eve
 from shared.contracts.messages import COMMAND_REJECTED, QUERY_FAILED
 from shared.contracts.streams import ACCOUNT_COMMANDS, ACCOUNT_EVENTS, ACCOUNT_QUERIES, Streams
 from shared.contracts.trust import reply_namespace
+from shared.infra import credentials
 
 DEFAULT_TOKEN_URL = "http://127.0.0.1:8081/oauth/token"  # noqa: S105 - a URL, not a secret
 SOURCE = f"alluse-cli/{socket.gethostname()}"
@@ -54,12 +50,7 @@ def redis_url(env: Mapping[str, str] = os.environ) -> str:
     return url
 
 
-def redacted(url: str) -> str:
-    """The URL without its password, for error messages."""
-    parts = urllib.parse.urlsplit(url)
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+redacted = credentials.redacted
 
 
 # --- the token: never from argv (it would show in `ps`), never printed ---------------------
@@ -102,34 +93,21 @@ def _jwt(value: str, origin: str) -> str:
     return token
 
 
+CODES = {"usage": USAGE, "refused": REJECTED, "unavailable": UNAVAILABLE}
+
+
 def client_credentials(url: str, client_id: str, secret: str, timeout: float = 10) -> str:
-    """RFC 6749 section 4.4, client authenticated with HTTP Basic (section 2.3.1)."""
-    if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
-        raise CliError(f"ALLUSE_TOKEN_URL must be http(s): {redacted(url)}", USAGE)
-    pair = f"{urllib.parse.quote_plus(client_id)}:{urllib.parse.quote_plus(secret)}"
-    request = urllib.request.Request(  # noqa: S310 - scheme checked above
-        url,
-        data=b"grant_type=client_credentials",
-        headers={
-            "Authorization": "Basic " + base64.b64encode(pair.encode()).decode(),
-            "Content-Type": "application/x-www-form-urlencoded",
-            "Accept": "application/json",
-        },
-    )
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
-            body = json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        with contextlib.suppress(ValueError, OSError):
-            err = json.loads(exc.read())
-            detail = f"{err.get('error')}: {err.get('error_description', '')}"
-            raise CliError(f"token request refused: {detail}", REJECTED) from None
-        raise CliError(f"token request refused: HTTP {exc.code}", REJECTED) from None
-    except (OSError, ValueError) as exc:
-        raise CliError(f"token issuer {redacted(url)} unreachable: {exc}", UNAVAILABLE) from None
-    if not isinstance(body, dict) or not isinstance(body.get("access_token"), str):
-        raise CliError(f"token issuer {redacted(url)} sent no access_token", UNAVAILABLE)
-    return str(body["access_token"])
+        return credentials.client_credentials(url, client_id, secret, timeout)
+    except credentials.TokenError as exc:
+        raise CliError(exc.message, CODES[exc.problem]) from None
+
+
+def token_subject(token: str) -> str:
+    try:
+        return credentials.token_subject(token)
+    except credentials.TokenError as exc:
+        raise CliError(exc.message, CODES[exc.problem]) from None
 
 
 # --- waiting, visibly -----------------------------------------------------------------------
@@ -167,17 +145,6 @@ async def _spin(label: str, out: TextIO, after: float) -> None:
 
 
 # --- the stream client ----------------------------------------------------------------------
-
-
-def token_subject(token: str) -> str:
-    """The `sub` of our own token (not verified here: the services verify it), naming the only
-    reply streams the account service will answer on."""
-    try:
-        payload = token.split(".")[1]
-        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-        return str(claims["sub"])
-    except (IndexError, ValueError, KeyError, TypeError):
-        raise CliError("the token is not a JWT with a subject", USAGE) from None
 
 
 @dataclass
