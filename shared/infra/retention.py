@@ -39,13 +39,14 @@ def _older(a: str, b: str) -> str:
 
 async def floor(redis: Redis, stream: str, groups: frozenset[str]) -> str | None:
     """The oldest entry one of `groups` still needs: its oldest pending entry, or (nothing
-    pending) its last delivered one. None when no such group reads the stream."""
+    pending) the one after its last delivered. None when no such group reads the stream."""
     oldest = None
     for info in await redis.xinfo_groups(stream):
         name = _text(info["name"])
         if name not in groups:
             continue
-        needed = _text(info["last-delivered-id"])
+        ms, seq = _text(info["last-delivered-id"]).split("-")
+        needed = f"{ms}-{int(seq) + 1}"
         if info["pending"]:
             summary = await redis.xpending(stream, name)
             needed = _older(needed, _text(summary["min"]))

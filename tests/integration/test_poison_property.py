@@ -4,26 +4,19 @@ naming it) or dead-lettered with a reason. Account, integration and security ser
 in-process on real Redis and PostgreSQL; hypothesis writes the entries."""
 
 import asyncio
-import contextlib
 import json
 import os
 import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from cryptography.fernet import Fernet
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from redis.asyncio import Redis
 
-from services.account.app import build as build_account
-from services.integration.app import build as build_integration
-from services.security import app as security
-from services.security.settings import SecuritySettings
 from shared.contracts.streams import (
     ACCOUNT_COMMANDS,
     ACCOUNT_EFFECTS,
@@ -34,15 +27,12 @@ from shared.contracts.streams import (
     WS2_EVENTS,
     WS4_EVENTS,
 )
-from shared.infra.runtime import Runtime, running
 from shared.infra.settings import Settings
-from tests.conftest import as_service
-from tests.support.account import Client
+from tests.support.platform import Platform
+from tests.support.platform import platform as running_platform
 from tests.support.streams import ce
 from tests.support.tokens import Signer
 
-KEY = os.environ.setdefault("ALLUSE_TEST_ENCRYPTION_KEY", Fernet.generate_key().decode())
-AUDIT_KEY = os.environ.setdefault("ALLUSE_TEST_AUDIT_KEY", Fernet.generate_key().decode())
 INBOUND = [ACCOUNT_COMMANDS, ACCOUNT_EFFECTS, ACCOUNT_QUERIES, ACCOUNT_EVENTS, WS2_EVENTS,
            WS4_EVENTS, AUDIT]  # fmt: skip
 TYPES = [
@@ -55,32 +45,10 @@ ATTRS = [b"specversion", b"id", b"source", b"type", b"time", b"subject", b"autho
          b"datacontenttype", b"data"]  # fmt: skip
 
 
-@dataclass
-class Platform:
-    client: Client
-    redis: Redis
-    prefix: str
-    account: str
-    runtimes: list[Runtime]
-
-
 @pytest.fixture
 async def platform(settings: Settings, redis: Redis, signer: Signer) -> AsyncIterator[Platform]:
-    own = as_service(settings, signer, "security").model_dump()  # no HTTP: port 0
-    sec = SecuritySettings(**own, encryption_keys=KEY, audit_keys=AUDIT_KEY)
-    integration = as_service(settings, signer, "integration")
-    runtimes = [
-        await build_account(settings),
-        await build_integration(integration, schema=f"integration_{uuid.uuid4().hex[:8]}"),
-        (await security.build(sec)).rt,
-    ]
-    async with contextlib.AsyncExitStack() as stack:
-        for rt in runtimes:
-            await stack.enter_async_context(running(rt))
-        client = Client(redis, settings, signer)
-        client.events = settings.streams.key(ACCOUNT_LIFECYCLE)  # as republished
-        gen = (await client.initialize())["generation"]
-        yield Platform(client, redis, settings.stream_prefix, gen["id"], runtimes)
+    async with running_platform(settings, redis, signer) as p:
+        yield p
 
 
 # -- what a careless or hostile producer writes ------------------------------------------------

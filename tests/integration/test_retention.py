@@ -53,10 +53,10 @@ async def test_trim_by_age_keeps_what_a_platform_group_has_not_acknowledged(
     assert await trim(redis, kept) == 3
     assert [i for i, _ in await redis.xrange(stream)] == ids[3:]
     await redis.xack(stream, "platform", *ids[3:6])
-    assert await trim(redis, kept) == 2  # up to the last one delivered; undelivered stay
-    assert [i for i, _ in await redis.xrange(stream)] == ids[5:]
+    assert await trim(redis, kept) == 3  # every acknowledged one; the undelivered stay
+    assert [i for i, _ in await redis.xrange(stream)] == ids[6:]
     fresh = await redis.xadd(stream, {"n": "now"})
-    assert await trim(redis, Retained(stream, timedelta(days=1))) == 5  # no group: age alone
+    assert await trim(redis, Retained(stream, timedelta(days=1))) == 4  # no group: age alone
     assert [i for i, _ in await redis.xrange(stream)] == [fresh]
 
 
