@@ -15,7 +15,7 @@ K8S = Path(__file__).resolve().parents[2] / "deploy" / "k8s"
 VERSION = "1.30.0"
 SERVICES = {"security": 8081, "account": 8082, "integration": 8083}
 SECRETS = {f"alluse-{kind}-{s}" for kind in ("redis", "database") for s in SERVICES}
-SECRETS |= {"alluse-security-keys", "alluse-signing-keys"}
+SECRETS |= {"alluse-security-keys", "alluse-signing-keys", "alluse-database-security-owner"}
 
 
 def render(target: str) -> list[dict[str, Any]]:
@@ -88,6 +88,13 @@ def test_each_service_has_a_service_a_budget_and_a_migration_job(manifests: Any)
     for service in SERVICES:
         (c,) = jobs[f"alluse-migrate-{service}"]["spec"]["template"]["spec"]["containers"]
         assert c["command"] == ["python", "-m", f"services.{service}", "migrate"]
+    # The security schema is migrated by its owner, never by the role the service runs as.
+    (c,) = jobs["alluse-migrate-security"]["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e for e in c["env"]}
+    assert (
+        env["DATABASE_URL"]["valueFrom"]["secretKeyRef"]["name"] == "alluse-database-security-owner"
+    )
+    assert env["ALLUSE_DATABASE_RUNTIME_ROLE"]["value"] == "security"
 
 
 def test_network_policies_deny_by_default_and_open_only_the_trust_models_paths(
