@@ -68,7 +68,9 @@ class Verifier:
             live = claims["nbf"] - LEEWAY_SECONDS <= now < claims["exp"] + LEEWAY_SECONDS
             if live and self.keys.known(kid):
                 return claims
-        kid = str(jwt.get_unverified_header(token).get("kid", ""))
+        kid = str(jwt.get_unverified_header(token).get("kid") or "")
+        if not kid:
+            raise jwt.InvalidTokenError("the token names no signing key (kid)")
         key = await self.keys.get(kid)
         if key.service is not None:
             raise jwt.InvalidTokenError("a service's entry-signing key never signs a token")

@@ -3,9 +3,10 @@
     keys = KeySet.from_url(settings.jwks_url, refresh=300, grace=60)
     key = await keys.get(kid)   # KeysUnavailable: cannot tell now (wait); UnknownKey: refuse
 
-A kid not in the cache refetches the set (at most once a second); the set is also refetched
-every `refresh` seconds, and a key absent from a successful fetch is dropped `grace` seconds
-later. A failed fetch keeps the keys already known: an outage refuses nothing it could check.
+A kid not in the cache refetches the set (at most once a second: until then the entry waits);
+the set is also refetched every `refresh` seconds, and a key absent from a successful fetch is
+dropped `grace` seconds later. A failed fetch keeps the keys already known: an outage refuses
+nothing it could check, and what it cannot check waits (KeysUnavailable) instead of failing.
 """
 
 import asyncio
@@ -114,12 +115,13 @@ class KeySet:
     async def get(self, kid: str) -> PublicKey:
         now = self.clock()
         stale = self.fetched_at is None or now - self.fetched_at >= self.refresh
-        if stale or (kid not in self.keys and now - self.tried_at >= RETRY_SECONDS):
-            await self.update()
+        fetched = False
+        if (stale or kid not in self.keys) and now - self.tried_at >= RETRY_SECONDS:
+            fetched = await self.update()  # at most once a second, whatever the entries say
         self._expire(self.clock())
         key = self.keys.get(kid)
         if key is not None:
             return key
-        if self.fetched_at is None or self.tried_at > self.fetched_at:  # the last fetch failed
-            raise KeysUnavailable(f"cannot fetch the JWKS to look up kid {kid[:40]!r}")
+        if not fetched:  # not looked up in a fresh set (outage, or fetched a moment ago): wait
+            raise KeysUnavailable(f"kid {kid[:40]!r} not in the keys at hand; will look again")
         raise UnknownKey(f"kid {kid[:40]!r} is not published")

@@ -24,13 +24,16 @@ from redis.asyncio import Redis
 from services.security import app, keys, store
 from services.security.admin import Admin
 from services.security.settings import SecuritySettings
-from shared.contracts.streams import REVOCATIONS
+from shared.contracts.envelope import CloudEvent, decode
+from shared.contracts.streams import AUDIT, REVOCATIONS
+from shared.infra.audit import audit_event
 from shared.infra.auth import Verifier
 from shared.infra.keys import KeySet
 from shared.infra.messaging import Rejected
 from shared.infra.revocations import Revocations
 from shared.infra.runtime import running
 from shared.infra.settings import Settings
+from tests.support.streams import ce
 from tests.support.tokens import Signer
 
 # One key per test process (the shared schema's values must stay readable); never in the repo.
@@ -93,7 +96,9 @@ class Svc:
 
 @pytest.fixture
 async def svc(settings: Settings, redis: Redis, signer: Signer) -> AsyncIterator[Svc]:
-    sec = security_settings(settings, signing_key=signer.seed("security"))
+    sec = security_settings(
+        settings, signing_key=signer.seed("security"), service_keys=signer.service_keys()
+    )
     service = await app.build(sec)
     async with running(service.rt, service.routes) as server:
         assert server is not None
@@ -468,3 +473,45 @@ async def test_user_created_by_the_cli_gets_a_token_over_http(
     r = await svc.login(name)
     assert r.status_code == 200
     assert (await svc.verifier().principal(f"Bearer {r.json()['access_token']}")).role == "admin"
+
+
+async def test_audit_records_are_stored_only_from_the_service_they_name(
+    svc: Svc, signer: Signer
+) -> None:
+    s = svc.settings.streams
+    stream = s.key(AUDIT)
+
+    def record(actor: str, cause: CloudEvent, source: str = "alluse/account-service") -> Any:
+        return audit_event(s, source=source, action=cause.type, actor=actor, subject="acct-7",
+                           cause=cause)[1]  # fmt: skip
+
+    command = decode({k.encode(): v.encode() for k, v in ce("alluse.account.deposit", {},
+                      source="ops/tool").items()})  # fmt: skip
+    # Two honest producers with the same id under different sources: two records, no clash.
+    twin = decode({k.encode(): v.encode() for k, v in ce("alluse.account.deposit", {},
+                   source="ops/other", id_=command.id).items()})  # fmt: skip
+    real, real_twin = record("user-7", command), record("user-8", twin)
+    forged = {**record("forger", command), "id": "forged-1", "time": "2001-01-01T00:00:00Z"}
+    preempted = {**real, "data": real["data"].replace("user-7", "attacker")}  # the real id, first
+    posing = signer.sign("integration", {**record("poser", command), "id": "posing-1"})
+    for fields in (forged, preempted, posing, signer.sign("account", real),
+                   signer.sign("account", real_twin)):  # fmt: skip
+        await svc.redis.xadd(stream, fields)  # type: ignore[arg-type]
+
+    async def stored() -> bool:
+        async with svc.admin.pool.acquire() as conn:
+            return bool(await conn.fetchval(
+                "SELECT count(*) FROM audit_records WHERE actor = 'user-8'"))  # fmt: skip
+
+    await until(stored, timeout=10)
+    async with svc.admin.pool.acquire() as conn:
+        rows = await conn.fetch(
+            "SELECT event_id, actor, source FROM audit_records WHERE subject = 'acct-7'"
+        )
+    assert sorted(r["actor"] for r in rows) == ["user-7", "user-8"]
+    assert len({r["event_id"] for r in rows}) == 2
+
+    async def refusals_recorded() -> bool:  # each refusal leaves a record of its own
+        return await svc.audits("command.denied") >= 3
+
+    await until(refusals_recorded, timeout=10)

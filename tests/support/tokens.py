@@ -26,6 +26,7 @@ def _serve(signer: "Signer") -> ThreadingHTTPServer:
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
+            signer.requests += 1
             if signer.down:
                 self.send_response(503)
                 self.end_headers()
@@ -48,18 +49,34 @@ class Signer:
     def __init__(
         self, jwks_path: Path, *, issuer: str = "alluse-security", audience: str = "alluse"
     ) -> None:
-        self.key = Ed25519PrivateKey.generate()
-        self.kid = f"test-{uuid.uuid4().hex[:8]}"
         self.issuer, self.audience = issuer, audience
-        jwk = json.loads(jwt.algorithms.OKPAlgorithm.to_jwk(self.key.public_key()))
-        jwk.update(kid=self.kid, use="sig", alg="EdDSA")
         self.seeds = {name: new_seed() for name in SERVICES}
         self.services = {name: EntrySigner.from_seed(name, s) for name, s in self.seeds.items()}
+        self.key, self.kid, jwk = self._token_key()
         self.jwks: list[dict[str, Any]] = [jwk, *(e.jwk() for e in self.services.values())]
-        self.down = False
+        self.down = False  # True: the JWKS answers 503, as during an outage
+        self.requests = 0  # JWKS requests answered or refused
         jwks_path.write_text(json.dumps({"keys": self.jwks}))
         self.server = _serve(self)
         self.jwks_url = f"http://127.0.0.1:{self.server.server_port}/.well-known/jwks.json"
+
+    @staticmethod
+    def _token_key() -> tuple[Ed25519PrivateKey, str, dict[str, Any]]:
+        key, kid = Ed25519PrivateKey.generate(), f"test-{uuid.uuid4().hex[:8]}"
+        jwk = json.loads(jwt.algorithms.OKPAlgorithm.to_jwk(key.public_key()))
+        jwk.update(kid=kid, use="sig", alg="EdDSA")
+        return key, kid, jwk
+
+    def rotate(self) -> tuple[Ed25519PrivateKey, str]:
+        """A new access-token key replaces the current one in the JWKS; returns the old one."""
+        old = (self.key, self.kid)
+        self.key, self.kid, jwk = self._token_key()
+        self.jwks = [jwk, *(k for k in self.jwks if k["kid"] != old[1])]
+        return old
+
+    def service_keys(self) -> str:
+        """ALLUSE_SERVICE_KEYS for a security service that publishes the other services' keys."""
+        return ",".join(f"{n}={e.public}" for n, e in self.services.items() if n != "security")
 
     def seed(self, service: str) -> SecretStr:
         return SecretStr(self.seeds[service])
