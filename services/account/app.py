@@ -1,6 +1,5 @@
 """Composition root of the account service: settings -> clients -> consumers -> run."""
 
-import asyncio
 from pathlib import Path
 
 import asyncpg
@@ -97,8 +96,4 @@ async def main() -> None:
     settings = Settings()
     logs.setup(settings.log_level, "account")
     rt = await build(settings)
-    scheduler = asyncio.create_task(reinvestment_scheduler(rt).run(), name="reinvestment")
-    try:
-        await serve_until_stopped(rt)
-    finally:
-        scheduler.cancel()
+    await serve_until_stopped(rt, loops=[reinvestment_scheduler(rt).run])

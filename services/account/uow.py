@@ -6,6 +6,9 @@ balances are buffered per command and sent with one pipelined statement each whe
 ends: a refused command's buffer is dropped, and the accounts it changed are as before.
 A command that needs SQL of its own (`db`) first sends what the batch buffered so far, then
 runs in a SAVEPOINT, which a rejection rolls back.
+
+Longer than our other modules, on purpose: it is the one door to state, and what it promises
+(per-command buffers, undo of the cached accounts, savepoints) only holds if read together.
 """
 
 import contextlib

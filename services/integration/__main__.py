@@ -1,5 +1,7 @@
 """`python -m services.integration`: run the integration service until SIGTERM or Ctrl-C."""
 
+import asyncio
+import contextlib
 import sys
 
 from services.integration.app import MIGRATIONS, SCHEMA, main
@@ -7,4 +9,5 @@ from shared.infra.db import migrate_and_exit
 
 migrate_and_exit(sys.argv, SCHEMA, MIGRATIONS)  # `python -m services.integration migrate`
 
-main()
+with contextlib.suppress(KeyboardInterrupt):
+    asyncio.run(main())

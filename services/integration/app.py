@@ -1,9 +1,6 @@
 """Composition root of the integration service: pipelines, consumers and health from settings."""
 
-import asyncio
-import contextlib
 import logging
-import signal
 from datetime import timedelta
 from pathlib import Path
 
@@ -20,7 +17,7 @@ from shared.infra.guards import bearer, signed_by
 from shared.infra.messaging import Guard, Handler, Pipeline
 from shared.infra.retention import Retained
 from shared.infra.revocations import Revocations
-from shared.infra.runtime import Runtime, open_runtime, running
+from shared.infra.runtime import Runtime, open_runtime, serve_until_stopped
 from shared.infra.settings import Settings
 
 SCHEMA = "integration"
@@ -85,23 +82,7 @@ async def build(settings: Settings, *, schema: str = SCHEMA) -> Runtime:
     return rt
 
 
-async def serve(settings: Settings, stop: asyncio.Event) -> None:
-    rt = await build(settings)
-    async with running(rt):
-        log.info("integration service running", extra={"prefix": settings.stream_prefix})
-        await stop.wait()
-
-
-async def _main() -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
-    await serve(Settings(), stop)
-
-
-def main() -> None:
+async def main() -> None:
     settings = Settings()
     logs.setup(settings.log_level, "integration")
-    asyncio.run(_main())
+    await serve_until_stopped(await build(settings))

@@ -20,12 +20,13 @@ from services.security.passwords import Passwords
 from services.security.settings import SecuritySettings
 from shared.contracts.streams import AUDIT, AUDIT_HEADS, REVOCATIONS
 from shared.contracts.trust import SECURITY, SERVICES
+from shared.infra import logs
 from shared.infra.consumer import StreamConsumer
 from shared.infra.db import migrate
 from shared.infra.guards import signed_by
 from shared.infra.keys import KeySet
 from shared.infra.messaging import Pipeline
-from shared.infra.runtime import Runtime, open_runtime, running
+from shared.infra.runtime import Runtime, open_runtime, serve_until_stopped
 from shared.infra.signing import IdentityError, service_jwk
 
 SCHEMA = "security"
@@ -147,13 +148,19 @@ async def check_audit_chain(pool: asyncpg.Pool, every: float) -> None:
         await asyncio.sleep(every)
 
 
-async def serve(settings: SecuritySettings) -> None:
+async def main() -> None:
+    settings = SecuritySettings()
+    logs.setup(settings.log_level, "security")
     svc = await build(settings)
-    async with running(svc.rt, svc.routes):
-        log.info("security service up", extra={"port": settings.http_port})
-        stream, every = settings.streams.key(AUDIT_HEADS), settings.audit_head_every
-        await asyncio.gather(
-            trim_revocations(svc),
-            heads.publish_forever(svc.rt.pool, svc.rt.redis, stream, every),
-            check_audit_chain(svc.rt.pool, settings.audit_check_seconds),
-        )
+    stream, every = settings.streams.key(AUDIT_HEADS), settings.audit_head_every
+
+    async def publish_heads() -> None:
+        await heads.publish_forever(svc.rt.pool, svc.rt.redis, stream, every)
+
+    async def check_chain() -> None:
+        await check_audit_chain(svc.rt.pool, settings.audit_check_seconds)
+
+    async def trim() -> None:
+        await trim_revocations(svc)
+
+    await serve_until_stopped(svc.rt, svc.routes, loops=[trim, publish_heads, check_chain])

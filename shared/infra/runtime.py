@@ -4,7 +4,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -108,15 +108,24 @@ class _QuietServer(uvicorn.Server):
         yield
 
 
-async def serve_until_stopped(rt: Runtime, routes: Sequence[BaseRoute] = ()) -> None:
-    """Run until SIGINT or SIGTERM, then stop reading, finish the batch in hand, and close."""
+async def serve_until_stopped(
+    rt: Runtime,
+    routes: Sequence[BaseRoute] = (),
+    loops: Sequence[Callable[[], Coroutine[Any, Any, None]]] = (),
+) -> None:
+    """Every service's way to run: until SIGINT or SIGTERM, with its own periodic `loops`
+    (schedulers, trimming); then stop reading, finish the batch in hand, and close."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with running(rt, routes):
         log.info("started", extra={"consumer": rt.settings.consumer, "port": rt.settings.http_port})
+        tasks = [asyncio.create_task(run(), name=run.__name__) for run in loops]
         await stop.wait()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
     log.info("stopped")
 
 

@@ -1,6 +1,7 @@
 """The tree reply stays within one stream entry, and the CLI draws what it gets."""
 
-from services.account.analytics import MAX_POINTS, thin
+from services.account.analytics import MAX_POINTS
+from services.account.domain.analytics import thin
 from services.cli.growth import svg, text_tree
 
 
