@@ -208,6 +208,7 @@ def test_upstream_events_flow_to_the_public_lifecycle_stream(
         assert time.monotonic() < deadline, "no audit chain head was published"
         time.sleep(0.1)
     assert int(heads[-1][1][b"seq"]) >= 1
+    assert '"msg": "audit chain head"' in (platform["tmp"] / "security.log").read_text()
     cli = [sys.executable, "-m", "services.cli", "--json", "security", "verify-audit"]
     done = subprocess.run(cli, env=platform["env"], capture_output=True, text=True, check=False)
     assert done.returncode == 0 and json.loads(done.stdout)["status"] == "intact", done.stderr

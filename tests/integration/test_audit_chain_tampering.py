@@ -7,7 +7,7 @@ import asyncpg
 import pytest
 from redis.asyncio import Redis
 
-from services.security import audit, console, heads, store
+from services.security import audit, console, crypto, heads, store
 from services.security.chain import link_hash
 from services.security.console import OK, REJECTED
 from services.security.console_parser import build_parser
@@ -101,3 +101,20 @@ async def test_a_table_rechained_with_the_key_fails_against_a_head_published_bef
     code, out = await verify(capsys, "--head", logged)
     assert code == REJECTED and "records 1 to 6 were rewritten" in str(out["problem"])
     await redis.aclose()
+
+
+async def test_a_new_audit_key_keys_new_records_and_the_old_one_still_verifies_its_own(
+    pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    new = crypto.gen_key()
+    monkeypatch.setenv("ALLUSE_AUDIT_KEYS", f"{new},{AUDIT_KEY}")  # rotated: the new key first
+    assert await cli("create-client", "--client-id", "engine-after-rotation") == OK
+    async with pool.acquire() as conn:
+        ids = [r["key_id"] for r in await store.audit_rows(conn, after=0, limit=100)]
+    old_id, new_id = crypto.load_audit_keys(AUDIT_KEY).primary, crypto.load_audit_keys(new).primary
+    assert ids == [old_id] * 6 + [new_id]
+    assert (await verify(capsys))[1] == {"status": "intact", "records": 7}
+    monkeypatch.setenv("ALLUSE_AUDIT_KEYS", new)  # the old key dropped too early
+    code, out = await verify(capsys)
+    assert code == REJECTED and out["first_broken_seq"] == 1
+    assert "not one of ALLUSE_AUDIT_KEYS" in str(out["problem"])
