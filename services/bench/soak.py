@@ -29,8 +29,18 @@ from services.bench.tokens import Tokens
 from shared.contracts.streams import Streams
 
 MIX = {"deposit": 0.35, "withdrawal": 0.25, "fill": 0.25, "query": 0.15}
-# Retention for the run, short so that a plateau shows within minutes (the defaults are days).
-RETENTION: dict[str, str] = {}
+RETENTION_NAMES = ("ALLUSE_LIFECYCLE_RETENTION", "ALLUSE_ACCOUNT_EVENTS_RETENTION",
+                   "ALLUSE_AUDIT_RETENTION", "ALLUSE_UPSTREAM_RETENTION", "ALLUSE_DLQ_RETENTION",
+                   "ALLUSE_DEDUP_WINDOW")  # fmt: skip
+
+
+def retention(minutes: float) -> dict[str, str]:
+    """Retention short for the run (the defaults are days), so that a plateau shows within
+    minutes: an eighth of the run, between 15 and 60 s; trimming every 10 s (or a quarter of
+    that)."""
+    keep = max(15, min(60, round(minutes * 60 / 8)))
+    return {**{name: str(keep) for name in RETENTION_NAMES},
+            "ALLUSE_RETENTION_INTERVAL": str(max(2, min(10, keep // 4)))}  # fmt: skip
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -72,7 +82,8 @@ async def stop(task: asyncio.Task[None]) -> None:
 
 
 async def run(args: argparse.Namespace) -> int:
-    with Platform(args.dir, RETENTION) as platform:
+    settings = retention(args.minutes)
+    with Platform(args.dir, settings) as platform:
         redis = Redis.from_url(platform.redis.url)
         rng = random.Random(args.seed)  # noqa: S311 - seeded: a run replays
         load = Load(redis, Streams(platform.env.get("ALLUSE_STREAM_PREFIX", "")),
@@ -106,7 +117,7 @@ async def run(args: argparse.Namespace) -> int:
     print(f"\noffered {args.rate:g}/s, achieved {achieved:.0f}/s; {answered} of "
           f"{len(load.commands) - args.accounts} commands and {load.queries_answered} of "
           f"{load.queries_sent} queries answered in the run; chart: {path}")  # fmt: skip
-    ok, line = verdict(taken, RETENTION)
+    ok, line = verdict(taken, settings)
     print(line)
     return 0 if ok else 1
 

@@ -39,7 +39,7 @@ def verdict(taken: list[Sample], retention: dict[str, str]) -> tuple[bool, str]:
     for name in sorted({n for s in taken for n in s.streams}):
         if not plateaued([s.streams.get(name, 0) for s in taken], STREAM_SLACK):
             grew.append(name)
-    settings = ", ".join(f"{k}={v}" for k, v in retention.items()) or "none set"
+    settings = ", ".join(f"{k.removeprefix('ALLUSE_')}={v}" for k, v in retention.items())
     if len(taken) < 4:
         return (
             False,

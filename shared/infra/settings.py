@@ -4,13 +4,35 @@ import os
 import socket
 import uuid
 from datetime import timedelta
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field, NonNegativeFloat, PositiveFloat, PositiveInt, SecretStr
+from pydantic import (
+    AliasChoices,
+    BeforeValidator,
+    Field,
+    NonNegativeFloat,
+    PositiveFloat,
+    PositiveInt,
+    SecretStr,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.contracts.envelope import Limits
 from shared.contracts.streams import Streams
+
+
+def _seconds(value: Any) -> Any:
+    """An environment value of plain seconds ("60", "0.5") as a number: pydantic reads a
+    string duration only in ISO 8601 (PT60S)."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(_seconds)]
 
 
 def _consumer_name() -> str:
@@ -49,13 +71,13 @@ class Settings(BaseSettings):
     # Retention (README "Retention"): durations as seconds or ISO 8601 (P7D, PT1H).
     # An inbox row older than the window is deleted: the same (source, id) re-sent after it
     # is applied again, as with any idempotency-key store.
-    dedup_window: timedelta = timedelta(days=7)
-    lifecycle_retention: timedelta = timedelta(days=7)  # alluse.account.lifecycle
-    account_events_retention: timedelta = timedelta(days=1)  # alluse.internal.account.events
-    audit_retention: timedelta = timedelta(days=1)  # alluse.audit (the chain keeps every record)
-    dlq_retention: timedelta = timedelta(days=14)  # every <stream>.dlq
-    upstream_retention: timedelta = timedelta(days=1)  # ws2.protocol.events, ws4.market.events
-    retention_interval: timedelta = timedelta(seconds=60)  # how often trimming and pruning run
+    dedup_window: Duration = timedelta(days=7)
+    lifecycle_retention: Duration = timedelta(days=7)  # alluse.account.lifecycle
+    account_events_retention: Duration = timedelta(days=1)  # alluse.internal.account.events
+    audit_retention: Duration = timedelta(days=1)  # alluse.audit (the chain keeps every record)
+    dlq_retention: Duration = timedelta(days=14)  # every <stream>.dlq
+    upstream_retention: Duration = timedelta(days=1)  # ws2.protocol.events, ws4.market.events
+    retention_interval: Duration = timedelta(seconds=60)  # how often trimming and pruning run
     # Whether the relay waits for Redis to make each published event durable before it deletes
     # the outbox row: "auto" = when the server has AOF on; "required"; "off".
     redis_durability: Literal["auto", "required", "off"] = "auto"
