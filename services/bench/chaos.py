@@ -31,7 +31,7 @@ from shared.contracts.streams import Streams
 
 MIX = {"deposit": 0.4, "withdrawal": 0.3, "fill": 0.3}
 RESEND_AFTER_S = 60.0  # beyond the reclaim idle time (30 s): the platform recovers alone first
-SETTLE_TIMEOUT_S = 300.0
+SETTLE_TIMEOUT_S = 600.0
 # Entries a killed consumer left pending are claimed by the living after 5 s instead of 30:
 # recovery within the run, and more redeliveries racing live consumers (the inbox's job).
 SETTINGS = {"ALLUSE_RECLAIM_IDLE_MS": "5000"}

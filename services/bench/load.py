@@ -196,13 +196,16 @@ class Load:
                 continue
             for key, entries in got or []:
                 stream = key.decode()
-                for entry_id, raw in entries:
-                    self.cursors[stream] = entry_id.decode()
-                    if stream == self.replies:
-                        self.queries_answered += 1
-                    else:
-                        self.lifecycle_entries += 1
-                        self.seen(raw)
+                self.cursors[stream] = entries[-1][0].decode()
+                if stream == self.replies:
+                    self.queries_answered += len(entries)
+                    # The reply stream is ours to keep bounded: a reply read is deleted.
+                    ids = [i for i, _ in entries]
+                    await retrying(lambda: self.redis.xdel(self.replies, *ids))  # noqa: B023
+                    continue
+                self.lifecycle_entries += len(entries)
+                for _, raw in entries:
+                    self.seen(raw)
 
     def seen(self, raw: dict[bytes, bytes]) -> None:
         type_ = raw.get(b"type", b"").decode()

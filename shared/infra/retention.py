@@ -49,7 +49,8 @@ async def floor(redis: Redis, stream: str, groups: frozenset[str]) -> str | None
         needed = f"{ms}-{int(seq) + 1}"
         if info["pending"]:
             summary = await redis.xpending(stream, name)
-            needed = _older(needed, _text(summary["min"]))
+            if summary["min"] is not None:  # else acknowledged in the meantime
+                needed = _older(needed, _text(summary["min"]))
         oldest = needed if oldest is None else _older(oldest, needed)
     return oldest
 
