@@ -24,6 +24,7 @@ from pathlib import Path
 from shared.infra import embedded
 from shared.infra.launch import KEY_FILES, SERVICES, VAR, create_client, platform_env, say, services
 
+DEMO_WEEKS = "P-EW,P-AOL,C-PNO,C-WAP+"  # week types of the demo's simulated weeks, in turn
 REDIS_PORT = 6380  # the embedded Redis's, when free: a second terminal finds it where it was
 ENV_FILE = VAR / "alluse.env"
 SECRET_FILE = VAR / "demo-client.secret"
@@ -131,10 +132,13 @@ def demo(env: dict[str, str], weeks: int, rate: float) -> None:
                   "ALLUSE_CLIENT_SECRET_FILE": str(ENGINE_SECRET_FILE.absolute())}  # fmt: skip
     try:
         accounts_arg = [f"{i}:{t}" for t, i in by_type.items()]
-        alluse(
-            engine_env,
-            "simulate", "--weeks", str(weeks), "--rate", str(rate), "--accounts", *accounts_arg,
-        )  # fmt: skip
+        # A calm week, then a fall that assigns the puts (their shares are held, not lost),
+        # then covered calls on the shares.
+        alluse(engine_env, "simulate", "--weeks", str(weeks), "--rate", str(rate),
+               "--week-types", DEMO_WEEKS, "--accounts", *accounts_arg)  # fmt: skip
+        say("each account's positions at their marks: cash + positions = value, no cash below zero")
+        for account in by_type.values():
+            alluse(env, "positions", account)
         alluse(env, "show", by_type["generation"])
         alluse(env, "summary")
         alluse(env, "integrity")

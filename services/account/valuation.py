@@ -89,12 +89,12 @@ def view(marks: list[Marked]) -> list[dict[str, Any]]:
             "contract": m.holding.contract.key,
             "symbol": m.holding.contract.symbol,
             "kind": m.holding.contract.option_type or "shares",
-            "strike": _s(m.holding.contract.strike),
+            "strike": _price(m.holding.contract.strike),
             "expiration": _s(m.holding.contract.expiration),
             "quantity": m.holding.quantity,
             "multiplier": m.holding.contract.multiplier,
             "cost": str(m.holding.cost),
-            "mark": _s(m.price),
+            "mark": _price(m.price),
             "market_value": str(m.value),
         }
         for m in marks
@@ -103,3 +103,11 @@ def view(marks: list[Marked]) -> list[dict[str, Any]]:
 
 def _s(value: Any) -> str | None:
     return None if value is None else str(value)
+
+
+def _price(value: Decimal | None) -> str | None:
+    """A price as people write it: cents, or as many places as it really has (up to 4)."""
+    if value is None:
+        return None
+    cents = value.quantize(Decimal("0.01"))
+    return str(cents if cents == value else value.quantize(Decimal("0.0001")).normalize())

@@ -11,6 +11,8 @@ AREAS = (
     "services.cli.security",
     "services.cli.integration",
     "services.cli.growth",
+    "services.cli.decade",
+    "services.cli.positions",
     "services.cli.dlq",
 )
 

@@ -11,6 +11,7 @@ import os
 import sys
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -84,6 +85,19 @@ def setting(text: str) -> tuple[str, str | list[str]]:
         raise argparse.ArgumentTypeError(f"'{text}' is not KEY=VALUE")
     # Lists (entry_days=monday,wednesday) split on commas; numbers travel as strings, like money.
     return key.strip(), [v.strip() for v in value.split(",")] if "," in value else value.strip()
+
+
+def moment(text: str) -> str:
+    """An RFC 3339 time with its zone, e.g. 2026-06-30T21:00:00Z."""
+    try:
+        at = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        at = None
+    if at is None or at.tzinfo is None:
+        raise argparse.ArgumentTypeError(
+            f"'{text}' is not a time with its zone, e.g. 2026-06-30T21:00:00Z"
+        )
+    return at.isoformat()
 
 
 def positive_float(text: str) -> float:
@@ -172,10 +186,34 @@ async def create(c: StreamClient, a: argparse.Namespace) -> int:
     return show(a, ev.data["account"])
 
 
+POSITION_COLUMNS = (
+    "contract", "kind", "quantity", "strike", "expiration", "cost", "mark", "market_value",
+)  # fmt: skip
+VALUE = ("cash", "positions", "positions_value", "value")
+
+
+def value_lines(data: Mapping[str, Any]) -> None:
+    """An account's positions as a table, then cash + positions = value (section 11)."""
+    if data.get("positions"):
+        rows_table(data["positions"], POSITION_COLUMNS)
+    else:
+        print("no open positions")
+    print(f"cash {_money(data['cash'])}  +  positions {_money(data['positions_value'])}"
+          f"  =  value {_money(data['value'])}")  # fmt: skip
+
+
 async def show_account(c: StreamClient, a: argparse.Namespace) -> int:
-    return show(
-        a, await c.query("alluse.query.account", {"account_id": a.account_id}, subject=a.account_id)
-    )
+    if a.as_of:  # rebuilt from the ledger and the position history
+        query, data = "alluse.query.as_of", {"account_id": a.account_id, "at": a.as_of}
+    else:
+        query, data = "alluse.query.account", {"account_id": a.account_id}
+    result = await c.query(query, data, subject=a.account_id)
+    if a.json:
+        return show(a, result)
+    show(a, {k: v for k, v in result.items() if k not in VALUE})
+    print()
+    value_lines(result)
+    return OK
 
 
 async def list_accounts(c: StreamClient, a: argparse.Namespace) -> int:
@@ -245,7 +283,8 @@ async def close(c: StreamClient, a: argparse.Namespace) -> int:
 
 
 async def history(c: StreamClient, a: argparse.Namespace) -> int:
-    data = {"account_id": a.account_id, "type": a.type, "limit": a.limit, "before": a.before}
+    data = {"account_id": a.account_id, "type": a.type, "limit": a.limit, "before": a.before,
+            "until": a.until}  # fmt: skip
     result = await c.query(
         "alluse.query.history",
         {k: v for k, v in data.items() if v is not None},
@@ -275,13 +314,20 @@ async def integrity(c: StreamClient, a: argparse.Namespace) -> int:
     if a.json:
         show(a, result)
     elif result["ok"]:
-        print(f"ok: {result['accounts_checked']} accounts checked, every balance equals its ledger")
+        print(f"ok: {result['accounts_checked']} accounts checked, every balance equals its ledger;"
+              f" {result.get('positions_checked', 0)} open positions, each the sum of its history")  # fmt: skip
     else:
         rows_table(result["mismatches"], ("account_id", "balance", "ledger"))
+        moved = result.get("position_mismatches") or []
+        rows_table(
+            moved,
+            ("account_id", "contract", "quantity", "history_quantity", "cost", "history_cost"),
+        )
     if result["ok"]:
         return OK
     return fail(
-        f"integrity check failed: {len(result['mismatches'])} account(s) disagree with their ledger"
+        f"integrity check failed: {len(result['mismatches'])} account(s) disagree with their ledger,"
+        f" {len(result.get('position_mismatches') or [])} position(s) with their history"
     )
 
 
@@ -392,9 +438,12 @@ def register(subparsers: Any) -> None:
         help="config override",
     )
 
-    p = _add(subparsers, "show", show_account, "show one account", "  alluse show ACCOUNT_ID\n"
-             "  alluse show ACCOUNT_ID --json | jq -r .balance", command=False)  # fmt: skip
+    p = _add(subparsers, "show", show_account, "show one account, its positions and value",
+             "  alluse show ACCOUNT_ID\n  alluse show ACCOUNT_ID --as-of 2026-06-30T21:00:00Z\n"
+             "  alluse show ACCOUNT_ID --json | jq -r .value", command=False)  # fmt: skip
     _account(p)
+    p.add_argument("--as-of", type=moment, metavar="TIME",
+                   help="as it was then (RFC 3339), from the ledger and position history")  # fmt: skip
 
     p = _add(subparsers, "list", list_accounts, "list accounts, a page at a time",
              "  alluse list --type com --status active\n  alluse list --limit 50 --after LAST_ID_OF_PREVIOUS_PAGE",
@@ -446,8 +495,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--type", help="only this transaction type, e.g. deposit, withdrawal")
     p.add_argument("--limit", type=int, default=50, help="page size, 1-1000 (default 50)")
     p.add_argument("--before", type=int, metavar="TX_ID", help="transactions older than this id")
+    p.add_argument("--until", type=moment, metavar="TIME",
+                   help="only transactions dated up to then (RFC 3339)")  # fmt: skip
 
     _add(subparsers, "summary", summary, "totals by account type and status",
          "  alluse summary\n  alluse summary --json", command=False)  # fmt: skip
-    _add(subparsers, "integrity", integrity, "check every balance against its ledger (exit 1 if not)",
+    _add(subparsers, "integrity", integrity, "check every balance against its ledger and every position"
+         " against its history (exit 1 if not)",
          "  alluse integrity || page-the-on-call", command=False)  # fmt: skip

@@ -5,8 +5,10 @@ binary-mode entry per event, at `--rate` events per second (0: as fast as Redis 
 each with the `authorization` of a trading engine (role trading_engine, or admin): through
 `alluse simulate` the token comes as for every `alluse` command (--token-file,
 ALLUSE_TOKEN_FILE, ALLUSE_TOKEN, or ALLUSE_CLIENT_ID with ALLUSE_CLIENT_SECRET_FILE).
-`--measure` then follows the lifecycle stream until every fill has caused an event there and
-prints fills per second from the first XADD to the last such event.
+After each week it reads the week's outcomes on the public lifecycle stream and sizes the next
+week's puts on the cash the accounts really hold. `--measure` instead publishes every week at
+once, then follows the lifecycle stream until every fill has caused an event there and prints
+fills per second from the first XADD to the last such event.
 """
 
 import argparse
@@ -17,6 +19,7 @@ import random
 import sys
 import time
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from redis.asyncio import Redis
@@ -26,6 +29,8 @@ from shared.contracts.streams import ACCOUNT_LIFECYCLE, Streams
 from shared.infra.progress import Progress
 from shared.infra.settings import Settings
 from shared.simulators.feed import PROFILES, Event, Feed, monday_of
+
+CLOSING = ("ws4.trade.filled", "ws4.option.assigned", "ws4.option.expired")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -45,11 +50,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--measure-stream", default=ACCOUNT_LIFECYCLE,
                         help="stream watched by --measure (an event counts if its id or"
                         " causationid is a fill's)")  # fmt: skip
-    parser.add_argument("--timeout", type=float, default=120.0, help="--measure gives up after")
+    parser.add_argument("--timeout", type=float, default=120.0,
+                        help="--measure, or waiting for a week's outcomes, gives up after")  # fmt: skip
     parser.add_argument("--quiet", action="store_true", help="no per-week progress lines")
     parser.add_argument("--token-file", metavar="PATH",
                         help="file holding the trading engine's JWT (default: $ALLUSE_TOKEN_FILE,"
                         " $ALLUSE_TOKEN, or client credentials)")  # fmt: skip
+    parser.add_argument("--week-types", type=lambda v: v.split(","), metavar="CODE,CODE,...",
+                        help="the week types to cycle through instead of drawing them, e.g."
+                        " P-EW,P-AWL,C-PNO,C-WAP (a put assignment in the second week)")  # fmt: skip
 
 
 def fields(event: Event, token: str) -> dict[str, str]:
@@ -60,6 +69,41 @@ def fields(event: Event, token: str) -> dict[str, str]:
         out["subject"] = event.subject
     out["data"] = dumps(event.data)
     return out
+
+
+class Ledger:
+    """Each account's cash as the platform announced it on the public lifecycle stream, so the
+    feed sizes its next puts on what the account really holds (forks move money out)."""
+
+    def __init__(self, redis: Redis, key: str) -> None:
+        self.redis, self.key, self.cursor = redis, key, "0"
+        self.cash: dict[str, Decimal] = {}
+        self.baselines: dict[str, Decimal] = {}
+
+    async def follow(self, causes: set[str], timeout: float) -> bool:
+        """Read on until an event caused by each of `causes` has been seen (False: timed out)."""
+        waiting, deadline = set(causes), time.monotonic() + timeout
+        while True:
+            reply: Any = await self.redis.xread({self.key: self.cursor}, count=1000, block=200)
+            for _, entries in reply or []:
+                for entry_id, raw in entries:
+                    self.cursor = entry_id.decode()
+                    waiting.discard(raw.get(b"causationid", b"").decode())
+                    self._note(raw.get(b"type", b"").decode(), json.loads(raw.get(b"data", b"{}")))
+            if not waiting and not reply:
+                return True
+            if time.monotonic() > deadline:
+                return False
+
+    def _note(self, kind: str, data: dict[str, Any]) -> None:
+        snaps = data.get("accounts", []) if kind == "alluse.system.initialized" else []
+        snaps += [data["account"]] if kind == "alluse.account.created" else []
+        self.cash |= {s["id"]: Decimal(s["balance"]) for s in snaps if "balance" in s}
+        self.baselines |= {s["id"]: Decimal(s["baseline"]) for s in snaps if "baseline" in s}
+        if kind == "alluse.account.balance_changed":
+            self.cash[data["account_id"]] = Decimal(data["balance"])
+        if kind == "alluse.account.forked":
+            self.baselines[data["account_id"]] = Decimal(data["parent_balance"])
 
 
 async def discover(redis: Redis, streams: Streams) -> list[tuple[str, str]]:
@@ -136,7 +180,11 @@ async def run(args: Any, token: str, settings: Settings | None = None) -> int:
             print("no accounts: pass --accounts or create some first", file=sys.stderr)
             return 2
         seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**32)
-        feed = Feed(accounts, seed=seed, violation_rate=args.violations)
+        ledger = Ledger(redis, streams.key(ACCOUNT_LIFECYCLE))
+        await ledger.follow(set(), args.timeout)
+        feed = Feed(accounts, seed=seed, violation_rate=args.violations, cash=ledger.cash,
+                    week_types=args.week_types)  # fmt: skip
+        feed.sync(ledger.cash, ledger.baselines)
         monday = args.start or monday_of(datetime.now(UTC).date())
         watch = streams.key(args.measure_stream)
         info: Any = await redis.xinfo_stream(watch) if await redis.exists(watch) else None
@@ -147,6 +195,14 @@ async def run(args: Any, token: str, settings: Settings | None = None) -> int:
             for week in range(args.weeks):
                 events = feed.week(monday + timedelta(weeks=week))
                 await publish(redis, streams, events, args.rate, token)
+                if not args.measure:  # the week's outcomes, then the cash they left
+                    closing = {e.id for e in events if e.type in CLOSING}
+                    if not await ledger.follow(closing, args.timeout):
+                        print(
+                            f"week {week + 1}: no outcome within {args.timeout:g}s", file=sys.stderr
+                        )
+                        return 4
+                    feed.sync(ledger.cash, ledger.baselines)
                 fills |= {e.id for e in events if e.type == "ws4.trade.filled"}
                 total += len(events)
                 if not args.quiet:

@@ -4,6 +4,7 @@ import asyncio
 import base64
 import json
 import threading
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,7 +24,7 @@ from tests.support.streams import ce, outcomes
 from tests.support.tokens import Signer
 
 SUBCOMMANDS = ("init", "create", "show", "list", "update", "deposit", "withdraw", "status", "close",
-               "history", "summary", "integrity")  # fmt: skip
+               "history", "summary", "integrity", "positions", "reverse", "simulate-decade")  # fmt: skip
 CLI_ENV = ("ALLUSE_TOKEN", "ALLUSE_TOKEN_FILE", "ALLUSE_CLIENT_ID", "ALLUSE_CLIENT_SECRET_FILE")
 
 
@@ -280,3 +281,38 @@ async def test_fork_refused_then_merge_of_an_automatic_fork_through_the_cli(
     merged = await cli("--json", "merge", child)
     assert merged.code == 0, merged
     assert merged.json()["total"] == "60000.00"  # the whole surplus comes home, to the cent
+
+
+async def test_positions_value_as_of_and_a_reversal_through_the_cli(
+    cli: Cli, settings: Settings, redis: Redis, signer: Signer
+) -> None:
+    gen = (await cli.init())["generation"]
+    deposited = (await cli("--json", "deposit", gen, "1000.00")).json()
+    before_fill = (await cli("--json", "history", gen, "--limit", "1")).json()["transactions"][0]
+    fill = {
+        "fill_id": f"cli-{uuid.uuid4().hex}", "order_id": "o-1", "account_id": gen, "symbol": "AMD",
+        "instrument_type": "option", "option_type": "put", "strike": "150.00",
+        "expiration": "2026-12-04", "delta": "-0.45", "side": "sell_to_open", "quantity": 3,
+        "price": "2.00", "multiplier": 100, "commission": "1.95", "filled_at": "2026-11-26T15:00:00Z",
+    }  # fmt: skip
+    effect = ce("alluse.effect.trade_filled", fill, source="ws4/gateway-1", subject=gen)
+    await redis.xadd(settings.streams.key(ACCOUNT_EFFECTS), signer.sign("integration", effect))
+    await outcomes(redis, settings.streams.key(ACCOUNT_EVENTS), effect["id"], want=2)
+
+    held = await cli("positions", gen)
+    assert held.code == 0, held
+    assert "AMD   261204P00150000" in held.out and "-600.00" in held.out  # short 3, at cost
+    assert "value 100,998.05" in held.out  # 101,598.05 cash less the 600.00 the puts are worth
+    shown = await cli("show", gen)
+    assert "AMD   261204P00150000" in shown.out and "value 100,998.05" in shown.out
+    then = await cli("show", gen, "--as-of", before_fill["effective_at"])
+    assert "no open positions" in then.out and "value 101,000.00" in then.out, then
+    older = (await cli("--json", "history", gen, "--until", before_fill["effective_at"])).json()
+    assert older["transactions"][0]["id"] == before_fill["id"]
+
+    tx = deposited["transaction"]["id"]
+    got = await cli("reverse", tx, "--reason", "booked twice")
+    assert got.code == 0 and f"transaction {tx} reversed by" in got.out, got
+    again = await cli("reverse", tx, "--reason", "booked twice")
+    assert again.code == 1 and "already_reversed" in again.err
+    assert "open positions, each the sum of its history" in (await cli("integrity")).out

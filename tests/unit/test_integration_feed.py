@@ -4,9 +4,10 @@ from collections import Counter
 from datetime import date, timedelta
 from decimal import Decimal
 
+from services.run import DEMO_WEEKS
 from shared.contracts.envelope import decode
 from shared.contracts.upstream import UPSTREAM_TYPES, WEEK_TYPES
-from shared.simulators.feed import PROFILES, WEEK_FREQUENCIES, Feed
+from shared.simulators.feed import PROFILES, SIZING, WEEK_FREQUENCIES, Feed
 from shared.simulators.upstream import fields
 
 ACCOUNTS = [("g", "generation"), ("r", "revenue"), ("c", "compounding")]
@@ -57,3 +58,31 @@ def test_violations_assignments_and_valuations_occur() -> None:
     assert types["ws4.option.assigned"] > 0 and types["ws4.account.valuation"] == 52 * 3
     verdicts = [e.data for e in events if e.type == "ws2.protocol.validated"]
     assert any(not v["compliant"] for v in verdicts) and any(v["compliant"] for v in verdicts)
+
+
+def test_puts_are_sized_within_position_sizing_and_cash_never_goes_negative() -> None:
+    cash = {"g": Decimal("100000.00"), "r": Decimal("75000.00"), "c": Decimal("75000.00")}
+    feed = Feed(ACCOUNTS, seed=8, violation_rate=0.0, cash=dict(cash))
+    kinds = dict(ACCOUNTS)
+    for w in range(104):
+        before = {a: b.cash for a, b in feed.books.items()}
+        for e in feed.week(MONDAY + timedelta(weeks=w)):
+            d = e.data
+            if (
+                e.type == "ws4.trade.filled"
+                and d["side"] == "sell_to_open"
+                and d["option_type"] == "put"
+            ):
+                at_risk = Decimal(d["strike"]) * d["quantity"] * 100
+                assert at_risk <= before[d["account_id"]] * SIZING[kinds[d["account_id"]]] / 100
+        assert min(b.cash for b in feed.books.values()) >= 0
+
+
+def test_the_demo_weeks_assign_the_generation_puts_in_the_second_week() -> None:
+    for seed in range(30):  # whatever the seed, `make run` shows an assignment
+        feed = Feed(ACCOUNTS, seed=seed, week_types=DEMO_WEEKS.split(","))
+        feed.week(MONDAY)
+        second = feed.week(MONDAY + timedelta(weeks=1))
+        assigned = [e.data for e in second if e.type == "ws4.option.assigned"]
+        assert any(a["account_id"] == "g" and a["option_type"] == "put" for a in assigned), seed
+        assert feed.books["g"].shares  # held, with covered calls to come
