@@ -46,6 +46,7 @@ class StreamConsumer:
         self.redis, self.settings, self.stream, self.group = redis, settings, stream, group
         self.process, self.after = process, after
         self.delete_applied, self.retention = delete_applied, retention
+        self.errors: dict[bytes, str] = {}  # entry id -> its last error here, for its dead letter
         self.dlq = f"{stream}.dlq"
         self.stopped = False
 
@@ -76,6 +77,9 @@ class StreamConsumer:
     async def handle(self, entries: Sequence[Entry], deliveries: int = 1) -> None:
         started = time.perf_counter()
         outcome = await self.process(entries)
+        if len(self.errors) > 10_000:  # only a hint for the dead letter: never grows unbounded
+            self.errors.clear()
+        self.errors.update(outcome.failed)
         for entry_id, fields, reason in outcome.dead:
             await self.dead_letter(entry_id, fields, reason, deliveries)
         if outcome.ack:
@@ -144,7 +148,8 @@ class StreamConsumer:
             if fields is None:  # deleted from the stream meanwhile: nothing left to apply
                 await self.redis.xack(self.stream, self.group, entry_id)
             elif tries[entry_id] >= self.settings.max_deliveries:
-                reason = f"failed {tries[entry_id]} deliveries; see the service log"
+                last = self.errors.pop(entry_id, "see the service log")
+                reason = f"failed {tries[entry_id]} deliveries; last error: {last}"
                 await self.dead_letter(entry_id, fields, reason, tries[entry_id])
             else:
                 retry.append((entry_id, fields))

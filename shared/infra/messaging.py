@@ -75,6 +75,7 @@ class Outcome:
     ack: list[bytes] = field(default_factory=list)
     dead: list[tuple[bytes, dict[bytes, bytes], str]] = field(default_factory=list)
     held: list[bytes] = field(default_factory=list)  # waiting for the keys: retried, not counted
+    failed: dict[bytes, str] = field(default_factory=dict)  # left pending: the error, for the DLQ
     emitted: int = 0
     rejected: int = 0
 
@@ -187,8 +188,9 @@ class Pipeline:
                     async with transaction(self.pool) as conn:
                         await self._apply(conn, [item], out)
                     out.ack.append(item[0])
-                except Exception:
+                except Exception as exc:
                     log.exception("entry %s failed; left pending", item[0].decode())
+                    out.failed[item[0]] = f"{type(exc).__name__}: {exc}"[:500]
         return out
 
     async def _apply(
