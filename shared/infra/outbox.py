@@ -15,6 +15,7 @@ from shared.infra.db import transaction
 from shared.infra.durability import WAITAOF, Durability
 
 log = logging.getLogger(__name__)
+DURABLE_BATCHES = 10
 
 
 class Relay:
@@ -43,11 +44,18 @@ class Relay:
         async with transaction(self.pool) as conn:
             if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", self.lock_key):
                 return 0
-            rows = await conn.fetch(
-                "SELECT seq, stream, fields FROM outbox ORDER BY seq LIMIT $1", self.batch
+            if not await self.durability.ready(self.redis):
+                return 0  # Redis cannot confirm durability: rows are kept
+            # Waiting for an fsync (up to a second with everysec) costs the same for any batch:
+            # take more per round then, or the relay falls behind what the service commits.
+            limit = (
+                self.batch * DURABLE_BATCHES if self.durability.method == WAITAOF else self.batch
             )
-            if not rows or not await self.durability.ready(self.redis):
-                return 0  # nothing to do, or Redis cannot confirm durability: rows are kept
+            rows = await conn.fetch(
+                "SELECT seq, stream, fields FROM outbox ORDER BY seq LIMIT $1", limit
+            )
+            if not rows:
+                return 0
             pipe = self.redis.pipeline(transaction=False)  # one connection: WAITAOF covers it
             for row in rows:
                 pipe.xadd(row["stream"], self.sign(orjson.loads(row["fields"])))  # type: ignore[arg-type]
