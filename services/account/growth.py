@@ -3,6 +3,7 @@
 Each fork and each merge is a handful of writes in the command's savepoint, so it happens
 entirely or not at all. An automatic fork runs in a nested one (`uow.attempt()`): if it fails,
 the balance change that triggered it still books, and the next change tries again.
+Over 200 lines: the automatic watch, the two commands and their shared steps read as one story.
 """
 
 import json

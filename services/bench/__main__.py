@@ -3,6 +3,7 @@
 import argparse
 import asyncio
 import sys
+import time
 import uuid
 from collections.abc import Sequence
 
@@ -12,9 +13,9 @@ from services.bench import bare, measure
 from services.bench.report import Result, print_report, progress
 from services.bench.servers import DATA_DIR, fresh_database, servers
 from services.bench.service import ServiceProcess
-from services.bench.signing import Signer
 from shared.contracts.streams import ACCOUNT_COMMANDS, ACCOUNT_EVENTS, Streams
 from shared.infra.db import create_pool
+from shared.simulators.jwks import Signer
 
 WARMUP = 50
 
@@ -82,11 +83,11 @@ async def service_phases(
     log_path = DATA_DIR.resolve() / f"account-{prefix.strip('.')}.log"
     svc = ServiceProcess(
         {"REDIS_URL": args.redis_url,
-         "DATABASE_URL": dsn, "ALLUSE_STREAM_PREFIX": prefix, "ALLUSE_JWKS_URL": signer.url,
-         "ALLUSE_BATCH_SIZE": str(args.batch_size), "ALLUSE_SIGNING_KEY": signer.account_seed},
+         "DATABASE_URL": dsn, "ALLUSE_STREAM_PREFIX": prefix, "ALLUSE_JWKS_URL": signer.jwks_url,
+         "ALLUSE_BATCH_SIZE": str(args.batch_size), "ALLUSE_SIGNING_KEY": signer.seeds["account"]},
         log_path,
     )  # fmt: skip
-    bearer = signer.bearer()
+    bearer = signer.bearer("operator", exp=int(time.time()) + 3600)
     progress(f"starting the account service (log: {log_path})")
     svc.start()
     try:
@@ -132,7 +133,7 @@ async def bare_phase(
         pool, redis, commands=commands, events=events, batch=args.batch_size, configs=configs
     )
     task = asyncio.create_task(loop.run(), name="bare loop")
-    bearer = signer.bearer()
+    bearer = signer.bearer("operator", exp=int(time.time()) + 3600)
     try:
         async with measure.collecting(reader, events) as col:
             await measure.burst(redis, commands, creates(WARMUP, bearer, "warmup"), col)
