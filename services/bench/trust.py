@@ -1,8 +1,10 @@
 """python -m services.bench.trust [--count N]: what proving each entry costs, per entry.
 
-Signing an entry (each service, for every entry it writes), checking a service's signature
-(each reader of an internal stream), verifying a bearer token the first time, and finding it
-again in the per-token cache (every later entry with the same token). In-process, no I/O.
+Signing an entry (each service, for every entry it writes: alone, and as its relay does, 64
+entries under one signature), checking a service's signature (each reader of an internal
+stream: an entry alone, and entries of one signed group), verifying a bearer token the first
+time, and finding it again in the per-token cache (every later entry with the same token).
+In-process, no I/O.
 """
 
 import argparse
@@ -57,15 +59,24 @@ async def measure(n: int) -> dict[str, float]:
         return "Bearer " + jwt.encode(claims, token_key, algorithm="EdDSA", headers={"kid": kid})
 
     entries = [entry() for _ in range(n)]
-    signed = [signer.sign(e) for e in entries]
+    alone = [signer.sign(e) for e in entries]
+    grouped = signer.sign_many(entries)
     tokens = [token() for _ in range(n)]
     await keys.get(kid)  # the JWKS fetched once, as a running service has it
 
     async def sign(i: int) -> None:
         signer.sign(entries[i])
 
+    async def sign_group(i: int) -> None:
+        if i % 64 == 0:
+            signer.sign_many(entries[i : i + 64])
+
     async def check(i: int) -> None:
-        await signer_of(keys, signed[i])
+        keys.verified.clear()  # as if each entry came from a group of its own
+        await signer_of(keys, alone[i])
+
+    async def check_group(i: int) -> None:
+        await signer_of(keys, grouped[i])
 
     async def first(i: int) -> None:
         await verifier.principal(tokens[i])
@@ -74,8 +85,10 @@ async def measure(n: int) -> dict[str, float]:
         await verifier.principal(tokens[i])
 
     return {
-        "sign an entry (service)": await per_entry(n, sign),
-        "check an entry's signature (reader)": await per_entry(n, check),
+        "sign an entry alone (service)": await per_entry(n, sign),
+        "sign an entry in a group of 64 (relay)": await per_entry(n, sign_group),
+        "check an entry signed alone (reader)": await per_entry(n, check),
+        "check an entry of a signed group (reader)": await per_entry(n, check_group),
         "verify a bearer token, first time": await per_entry(n, first),
         "the same token again (cached)": await per_entry(n, again),
     }
@@ -89,7 +102,7 @@ def main() -> None:
     if args.count < 1:
         p.error("--count must be positive")
     for what, micros in asyncio.run(measure(args.count)).items():
-        print(f"{what:<40} {micros:8.1f} µs per entry")
+        print(f"{what:<44} {micros:8.1f} µs per entry")
 
 
 if __name__ == "__main__":

@@ -54,7 +54,7 @@ async def _admin() -> AsyncIterator[Admin]:
         # Publish revocations now rather than when the service's relay next looks; only with
         # the service's own key (ALLUSE_SIGNING_KEY): readers ignore what it did not sign.
         if settings.signing_key.get_secret_value():
-            sign = EntrySigner.from_settings(settings, SECURITY).sign
+            sign = EntrySigner.from_settings(settings, SECURITY).sign_many
             with contextlib.suppress(Exception):
                 await Relay(pool, redis, name=app.SCHEMA, sign=sign).publish_once()
     finally:

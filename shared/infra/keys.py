@@ -23,6 +23,7 @@ import jwt
 log = logging.getLogger(__name__)
 Fetch = Callable[[], Awaitable[dict[str, Any]]]
 RETRY_SECONDS = 1.0
+VERIFIED_MAX = 4096
 
 
 class KeysUnavailable(Exception):
@@ -80,6 +81,14 @@ class KeySet:
         self.missing: dict[str, float] = {}  # kid -> when a fetch first lacked it
         self.fetched_at: float | None = None
         self.tried_at = -RETRY_SECONDS
+        # Signed groups already checked, (kid, signature, signed root): the rest of a group's
+        # entries cost a hash path, not an Ed25519 verification. Bounded like the token cache.
+        self.verified: set[tuple[str, str, bytes]] = set()
+
+    def remember(self, checked: tuple[str, str, bytes]) -> None:
+        if len(self.verified) >= VERIFIED_MAX:
+            self.verified.clear()
+        self.verified.add(checked)
 
     @classmethod
     def from_url(cls, url: str, **kw: Any) -> "KeySet":

@@ -2,12 +2,13 @@
 
 Nothing is answered before the query's token is verified, and only into the caller's own
 reply namespace (`<prefix>alluse.reply.<token subject>.`, shared/contracts/trust.py). A
-query whose token fails, or whose `replyto` lies elsewhere, is dead-lettered with the reason:
-there is no stream the service may answer it on. The service sets an expiry only on a reply
+query whose token fails, or whose `replyto` lies elsewhere, is dead-lettered with the reason
+and leaves an audit record (`query.denied`): there is no stream the service may answer it on. The service sets an expiry only on a reply
 stream it created itself, and never trims one.
 """
 
 import logging
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,10 +22,11 @@ from shared.contracts.messages import QUERY_FAILED, QUERY_RESULT
 from shared.contracts.streams import Streams
 from shared.contracts.trust import reply_namespace, replyto_allowed
 from shared.infra import tracing
+from shared.infra.audit import audit_event
 from shared.infra.auth import Principal, Verifier, permit
 from shared.infra.db import connection
 from shared.infra.keys import KeysUnavailable
-from shared.infra.messaging import Entry, Outcome, Rejected
+from shared.infra.messaging import Emit, Entry, Outcome, Rejected
 
 Answer = Callable[[asyncpg.Connection, CloudEvent], Awaitable[dict[str, Any]]]
 REPLY_TTL_SECONDS = 3600
@@ -43,36 +45,52 @@ class Replier:
     sign: Callable[[dict[str, str]], dict[str, str]]
 
     async def admit(
-        self, entry_id: bytes, fields: dict[bytes, bytes], out: Outcome
+        self, entry_id: bytes, fields: dict[bytes, bytes], out: Outcome, denied: list[Emit]
     ) -> tuple[CloudEvent, Principal] | None:
-        """The decoded query and its verified caller, or None (dead-lettered or held)."""
+        """The decoded query and its verified caller, or None (dead-lettered or held); each
+        refusal also leaves an audit record in `denied`."""
         try:
             ev = decode(fields, self.limits)
-            who = await self.verifier.principal(ev.authorization)
         except EnvelopeError as exc:
             out.dead.append((entry_id, fields, str(exc)))
             return None
+        try:
+            who = await self.verifier.principal(ev.authorization)
         except Rejected as r:
-            out.dead.append((entry_id, fields, f"{r.code}: {r.reason}"))
-            out.rejected += 1
+            self.refuse(entry_id, fields, ev, f"{r.code}: {r.reason}", "anonymous", out, denied)
             return None
         except KeysUnavailable:
             out.held.append(entry_id)
             return None
         if not replyto_allowed(self.streams.prefix, who.subject, ev.replyto):
             space = reply_namespace(self.streams.prefix, who.subject)
-            out.dead.append((entry_id, fields, f"'replyto' must be a key under {space}"))
+            reason = f"'replyto' must be a key under {space}"
+            self.refuse(entry_id, fields, ev, reason, who.subject, out, denied)
             return None
         return ev, who
+
+    def refuse(
+        self, entry_id: bytes, fields: dict[bytes, bytes], ev: CloudEvent, reason: str,
+        actor: str, out: Outcome, denied: list[Emit],
+    ) -> None:  # fmt: skip
+        """Answered nowhere (no stream the caller may be answered on): dead-lettered, audited."""
+        out.dead.append((entry_id, fields, reason))
+        out.rejected += 1
+        details = {"message_type": ev.type, "message_id": ev.id, "source": ev.source,
+                   "reason": reason[:300]}  # fmt: skip
+        denied.append(audit_event(self.streams, source=self.source, action="query.denied",
+                                  actor=actor, subject=ev.subject, details=details,
+                                  event_id=str(uuid.uuid4())))  # fmt: skip
 
     async def process(self, entries: Sequence[Entry]) -> Outcome:
         """Each entry on its own: answered, dead-lettered, or (on an unexpected error) left
         pending for a later try; never the batch's failure."""
         out = Outcome()
         replies: list[tuple[bytes, dict[bytes, bytes], str, dict[str, str]]] = []
+        denied: list[Emit] = []
         async with connection(self.pool) as conn:
             for entry_id, fields in entries:
-                admitted = await self.admit(entry_id, fields, out)
+                admitted = await self.admit(entry_id, fields, out, denied)
                 if admitted is None:
                     continue
                 ev, who = admitted
@@ -86,6 +104,11 @@ class Replier:
                 replies.append((entry_id, fields, str(ev.replyto), self.sign(reply)))
         if replies:
             await self.send(replies, out)
+        if denied:  # signed like everything the service writes
+            pipe = self.redis.pipeline(transaction=False)
+            for stream, record in denied:
+                pipe.xadd(stream, self.sign(record))  # type: ignore[arg-type]
+            await pipe.execute(raise_on_error=False)
         return out
 
     async def reply(

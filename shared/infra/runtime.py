@@ -195,5 +195,5 @@ async def open_runtime(
     )
     logging.getLogger("alluse.broker").setLevel(logging.WARNING)
     durability = Durability(settings.redis_durability, settings.redis_durability_timeout_ms)
-    relay = Relay(pool, redis, name=schema, sign=signer.sign, durability=durability)
+    relay = Relay(pool, redis, name=schema, sign=signer.sign_many, durability=durability)
     return Runtime(settings, redis, pool, broker, relay, signer, keys or key_set(settings))

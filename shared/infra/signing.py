@@ -6,21 +6,32 @@ public halves (ALLUSE_SERVICE_KEYS=account=<x>,integration=<x>, plus its own) in
 each bound to its service by the JWK member `service`.
 
     signer = EntrySigner.from_settings(settings, "account")
-    fields = signer.sign(fields)                  # adds `signature: <kid>.<base64url>`
+    fields = signer.sign(fields)                  # adds `signature: <kid>.<sig>.<index>.<path>`
+    many = signer.sign_many(entries)              # one Ed25519 signature per 64 entries
     service = await signer_of(keys, fields)       # who signed it, or Rejected
 """
 
 import base64
 import binascii
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from shared.contracts.trust import SECURITY, SERVICES, SIGNATURE, signed_bytes
+from shared.contracts.trust import (
+    GROUP,
+    MAX_DEPTH,
+    SECURITY,
+    SERVICES,
+    SIGNATURE,
+    leaf,
+    root_of,
+    signed_root,
+    tree,
+)
 from shared.infra.keys import KeySet, UnknownKey
 from shared.infra.messaging import Rejected
 from shared.infra.settings import Settings
@@ -103,8 +114,20 @@ class EntrySigner:
         return service_jwk(self.service, self.public)
 
     def sign(self, fields: Mapping[str, str]) -> dict[str, str]:
-        signature = b64(self.key.sign(signed_bytes(fields)))
-        return {**fields, SIGNATURE: f"{self.kid}.{signature}"}
+        return self.sign_many([fields])[0]
+
+    def sign_many(self, entries: Sequence[Mapping[str, str]]) -> list[dict[str, str]]:
+        """Each entry with its `signature`: one Ed25519 signature per GROUP entries, over the
+        root of their Merkle tree, and each entry's own path to it (trust.py)."""
+        signed: list[dict[str, str]] = []
+        for start in range(0, len(entries), GROUP):
+            group = entries[start : start + GROUP]
+            depth, root, paths = tree([leaf(fields) for fields in group])
+            signature = b64(self.key.sign(signed_root(depth, root)))
+            for index, (fields, path) in enumerate(zip(group, paths, strict=True)):
+                proof = f"{self.kid}.{signature}.{index}.{b64(b''.join(path))}"
+                signed.append({**fields, SIGNATURE: proof})
+        return signed
 
 
 async def signer_of(keys: KeySet, fields: Mapping[str, str]) -> str:
@@ -112,9 +135,10 @@ async def signer_of(keys: KeySet, fields: Mapping[str, str]) -> str:
 
     KeysUnavailable (the JWKS cannot be fetched) passes through: the entry waits.
     """
-    kid, _, signature = (fields.get(SIGNATURE) or "").rpartition(".")
-    if not kid or not signature:
+    parts = (fields.get(SIGNATURE) or "").split(".")
+    if len(parts) != 4 or not parts[0] or not parts[1] or not parts[2].isdigit():
         raise Rejected("unauthorized", "entry carries no service signature")
+    kid, signature, index, path = parts
     try:
         key = await keys.get(kid)
     except UnknownKey as exc:
@@ -122,7 +146,14 @@ async def signer_of(keys: KeySet, fields: Mapping[str, str]) -> str:
     if key.service is None or not isinstance(key.key, Ed25519PublicKey):
         raise Rejected("unauthorized", f"key {kid[:40]!r} is not a service's signing key")
     try:
-        key.key.verify(unb64(signature), signed_bytes(fields))
+        raw = unb64(path)
+        siblings = [raw[i : i + 32] for i in range(0, len(raw), 32)]
+        if len(raw) % 32 or len(siblings) > MAX_DEPTH or int(index) >> len(siblings):
+            raise ValueError("malformed path")
+        message = signed_root(len(siblings), root_of(leaf(fields), int(index), siblings))
+        if (kid, signature, message) not in keys.verified:  # one check per signed group
+            key.key.verify(unb64(signature), message)
+            keys.remember((kid, signature, message))
     except (InvalidSignature, ValueError, binascii.Error):
         raise Rejected("unauthorized", "signature does not match the entry") from None
     return str(key.service)

@@ -45,7 +45,7 @@ async def toy(
     pool = await create_pool(settings.database_url, schema)
     events = settings.streams.key(EVENTS)
     pipeline = Pipeline(pool, _prefixed(add, events), source="toy", reject_stream=events)
-    relay = Relay(pool, redis, name=schema, sign=dict)  # signing is tested with the services
+    relay = Relay(pool, redis, name=schema, sign=list)  # signing is tested with the services
     consumer = StreamConsumer(
         redis=redis, settings=settings, stream=settings.streams.key("toy.commands"),
         group="toy", process=pipeline.process,
@@ -168,7 +168,7 @@ async def test_crash_after_commit_before_publish_loses_nothing(toy, redis, setti
     await redis.xadd(consumer.stream, command("5.00", cid="c-5"))
     await drain(redis, consumer)  # committed; the "process" dies before the relay runs
     assert await published(redis, settings) == []
-    fresh = Relay(pool, redis, name="another-process", sign=dict)
+    fresh = Relay(pool, redis, name="another-process", sign=list)
     fresh.lock_key = relay.lock_key
     assert await fresh.publish_once() == 1
     assert [e["type"] for e in await published(redis, settings)] == ["toy.added"]

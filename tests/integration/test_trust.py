@@ -23,6 +23,7 @@ from shared.contracts.streams import (
     ACCOUNT_EVENTS,
     ACCOUNT_LIFECYCLE,
     ACCOUNT_QUERIES,
+    AUDIT,
     REVOCATIONS,
     WS4_EVENTS,
 )
@@ -227,6 +228,8 @@ async def test_replies_go_only_into_the_callers_namespace_and_other_keys_stay_un
         "unauthorized"
     ], reasons  # fmt: skip
     assert {k: await redis.xlen(k) for k in lengths} == lengths
+    records = [decoded(f)["data"] for _, f in await redis.xrange(s.key(AUDIT))]
+    assert sum(r["action"] == "query.denied" for r in records) == 4  # each refusal, audited
     assert await redis.ttl(victim) == -1 and await redis.ttl(platform) == -1
     assert not await redis.exists(no_token)
 
