@@ -1,7 +1,7 @@
 """What an operator's tool needs to talk to the services: connection, token, stream client.
 
-Commands are XADDed as CloudEvents and their outcome is read back from the account events
-stream by `causationid`; queries carry a private `replyto` stream the service answers on.
+The stream client itself lives in shared/infra/client.py (the web console uses it too); here
+its refusals become exit codes and its waits a spinner.
 """
 
 import asyncio
@@ -11,24 +11,21 @@ import os
 import socket
 import sys
 import time
-import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from redis.asyncio import Redis
-
 from services.cli.output import REJECTED, TIMEOUT, UNAVAILABLE, USAGE
-from shared.contracts.envelope import CloudEvent, EnvelopeError, decode, new_event
-from shared.contracts.messages import COMMAND_REJECTED, QUERY_FAILED
-from shared.contracts.streams import ACCOUNT_COMMANDS, ACCOUNT_EVENTS, ACCOUNT_QUERIES, Streams
-from shared.contracts.trust import reply_namespace
+from shared.contracts.envelope import CloudEvent
+from shared.infra import client as shared
 from shared.infra import credentials
+from shared.infra.client import Done, until
+
+__all__ = ["CliError", "Done", "StreamClient", "redacted", "until"]
 
 DEFAULT_TOKEN_URL = "http://127.0.0.1:8081/oauth/token"  # noqa: S105 - a URL, not a secret
 SOURCE = f"alluse-cli/{socket.gethostname()}"
-Done = Callable[[list[CloudEvent]], bool]
 
 
 class CliError(Exception):
@@ -144,86 +141,35 @@ async def _spin(label: str, out: TextIO, after: float) -> None:
         out.flush()
 
 
-# --- the stream client ----------------------------------------------------------------------
+# --- the stream client: the shared one, its refusals turned into exit codes ---------------
 
 
 @dataclass
-class StreamClient:
-    redis: Redis
-    streams: Streams
-    token: str
-    timeout: float = 10.0
+class StreamClient(shared.StreamClient):
     source: str = SOURCE
+    waiting: shared.Waiting = field(default=progress)
 
     async def command(
         self, type_: str, data: dict[str, Any], *, done: Done, subject: str | None = None,
         event_id: str | None = None,
     ) -> list[CloudEvent]:  # fmt: skip
-        """XADD a command, return the events it caused once `done` says they are all here."""
-        events = self.streams.key(ACCOUNT_EVENTS)
-        # Where the stream ends now, before the XADD, so the outcome cannot slip past us.
-        last = await self.redis.xrevrange(events, count=1)
-        cursor: Any = last[0][0] if last else "0-0"
-        fields = new_event(type_, self.source, data, subject=subject, event_id=event_id or str(uuid.uuid4()),
-                           authorization=f"Bearer {self.token}")  # fmt: skip
-        await self.redis.xadd(self.streams.key(ACCOUNT_COMMANDS), fields)  # type: ignore[arg-type]
-        found: list[CloudEvent] = []
-        deadline = time.monotonic() + self.timeout
-        async with progress(f"waiting for the outcome of {type_}"):
-            while True:
-                for _, entries in await self._read({events: cursor}, deadline):
-                    for entry_id, raw in entries:
-                        cursor = entry_id
-                        ev = _decoded(raw)
-                        if ev is not None and ev.causationid == fields["id"]:
-                            found.append(ev)
-                if any(e.type == COMMAND_REJECTED for e in found):
-                    raise rejected(next(e.data for e in found if e.type == COMMAND_REJECTED))
-                if found and done(found):
-                    return found
+        with _translated():
+            return await super().command(type_, data, done=done, subject=subject, event_id=event_id)
 
     async def query(
         self, type_: str, data: dict[str, Any], *, subject: str | None = None
     ) -> dict[str, Any]:
-        """XADD a query with a private reply stream; return the answer's data."""
-        box = reply_namespace(self.streams.prefix, token_subject(self.token)) + uuid.uuid4().hex
-        fields = new_event(type_, self.source, data, subject=subject, replyto=box,
-                           authorization=f"Bearer {self.token}")  # fmt: skip
-        await self.redis.xadd(self.streams.key(ACCOUNT_QUERIES), fields)  # type: ignore[arg-type]
-        deadline = time.monotonic() + self.timeout
-        try:
-            async with progress(f"waiting for the answer to {type_}"):
-                while True:
-                    got = await self._read({box: "0-0"}, deadline)
-                    if got:
-                        break
-        finally:
-            await self.redis.delete(box)
-        reply = _decoded(got[0][1][0][1])
-        if reply is None:
-            raise CliError(f"unreadable reply on {box}", UNAVAILABLE)
-        if reply.type == QUERY_FAILED:
-            raise rejected(reply.data)
-        return reply.data
-
-    async def _read(self, streams: dict[Any, Any], deadline: float) -> list[Any]:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise CliError(
-                f"no outcome within {self.timeout:g}s (is the account service running?)", TIMEOUT
-            )
-        block = max(1, int(min(left, 0.5) * 1000))  # short slices: BLOCK 0 would wait forever
-        got: Any = await self.redis.xread(streams, count=200, block=block)
-        return list(got or [])
+        with _translated():
+            return await super().query(type_, data, subject=subject)
 
 
-def _decoded(fields: dict[bytes, bytes]) -> CloudEvent | None:
+@contextlib.contextmanager
+def _translated() -> Iterator[None]:
     try:
-        return decode(fields)
-    except EnvelopeError:
-        return None  # not ours to judge: someone else's malformed entry
-
-
-def until(*types: str) -> Done:
-    """Done once an event of each of `types` has arrived."""
-    return lambda events: set(types) <= {e.type for e in events}
+        yield
+    except shared.Refused as exc:
+        raise rejected(exc.data) from None
+    except shared.NoAnswer as exc:
+        raise CliError(str(exc), TIMEOUT) from None
+    except credentials.TokenError as exc:
+        raise CliError(exc.message, CODES[exc.problem]) from None

@@ -2,12 +2,14 @@
 service), and the subject of our own token: for the CLI and for the load of soak and chaos."""
 
 import base64
-import contextlib
 import json
-import urllib.error
 import urllib.parse
-import urllib.request
 from typing import Literal
+
+from shared.infra import oauth
+from shared.infra.oauth import redacted
+
+__all__ = ["TokenError", "client_credentials", "redacted", "token_subject"]
 
 Problem = Literal["usage", "refused", "unavailable"]
 
@@ -21,43 +23,17 @@ class TokenError(Exception):
         self.message, self.problem = message, problem
 
 
-def redacted(url: str) -> str:
-    """The URL without its password, for error messages."""
-    parts = urllib.parse.urlsplit(url)
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-
-
 def client_credentials(url: str, client_id: str, secret: str, timeout: float = 10) -> str:
     """RFC 6749 section 4.4, client authenticated with HTTP Basic (section 2.3.1)."""
     if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
         raise TokenError(f"ALLUSE_TOKEN_URL must be http(s): {redacted(url)}", "usage")
-    pair = f"{urllib.parse.quote_plus(client_id)}:{urllib.parse.quote_plus(secret)}"
-    request = urllib.request.Request(  # noqa: S310 - scheme checked above
-        url,
-        data=b"grant_type=client_credentials",
-        headers={
-            "Authorization": "Basic " + base64.b64encode(pair.encode()).decode(),
-            "Content-Type": "application/x-www-form-urlencoded",
-            "Accept": "application/json",
-        },
-    )
+    form = {"grant_type": "client_credentials"}
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
-            body = json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        with contextlib.suppress(ValueError, OSError):
-            err = json.loads(exc.read())
-            detail = f"{err.get('error')}: {err.get('error_description', '')}"
-            raise TokenError(f"token request refused: {detail}", "refused") from None
-        raise TokenError(f"token request refused: HTTP {exc.code}", "refused") from None
-    except (OSError, ValueError) as exc:
-        raise TokenError(
-            f"token issuer {redacted(url)} unreachable: {exc}", "unavailable"
-        ) from None
-    if not isinstance(body, dict) or not isinstance(body.get("access_token"), str):
-        raise TokenError(f"token issuer {redacted(url)} sent no access_token", "unavailable")
+        body = oauth.token(url, form, basic=(client_id, secret), timeout=timeout)
+    except oauth.OAuthRefused as exc:
+        raise TokenError(f"token request refused: {exc}", "refused") from None
+    except oauth.IssuerUnreachable as exc:
+        raise TokenError(str(exc), "unavailable") from None
     return str(body["access_token"])
 
 
