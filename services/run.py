@@ -1,7 +1,7 @@
 """`make run`: the whole platform on one machine, with a live demonstration.
 
 Uses REDIS_URL / DATABASE_URL when set; otherwise starts an embedded Redis and PostgreSQL
-(data under ./var/). Starts the security, account and integration services as separate
+(data under ./var/). Starts the security, account and integration services and the web console as
 processes, then shows them at work: a system initialized, a deposit, a refused Com-Acc
 withdrawal, and simulated WS2/WS4 weeks whose lifecycle events print as they happen.
 Ctrl-C stops everything.
@@ -25,6 +25,8 @@ from shared.infra import embedded
 from shared.infra.launch import KEY_FILES, SERVICES, VAR, create_client, platform_env, say, services
 
 DEMO_WEEKS = "P-EW,P-AOL,C-PNO,C-WAP+"  # week types of the demo's simulated weeks, in turn
+# The web console runs beside the three services: a client of theirs, with no identity.
+PORTS = {**SERVICES, "console": 8084}
 REDIS_PORT = 6380  # the embedded Redis's, when free: a second terminal finds it where it was
 ENV_FILE = VAR / "alluse.env"
 SECRET_FILE = VAR / "demo-client.secret"
@@ -149,6 +151,17 @@ def demo(env: dict[str, str], weeks: int, rate: float) -> None:
         tail.terminate()
 
 
+def console_user(env: dict[str, str]) -> None:
+    """An operator for the web console, its generated password kept in var/ (mode 0600)."""
+    name, password = f"demo-{secrets.token_hex(3)}", secrets.token_urlsafe(12) + "-Aa1!"
+    path = VAR / "console-operator.password"
+    path.write_text(password)
+    path.chmod(0o600)
+    alluse(env, "security", "create-user", "--username", name, "--role", "operator",
+           "--password-file", str(path))  # fmt: skip
+    say(f"web console: http://127.0.0.1:{PORTS['console']} (user '{name}', password in {path})")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="make run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -167,8 +180,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with servers() as (redis_url, database_url):
             env = platform_env(redis_url, database_url, security_port=SERVICES["security"])
-            with services(env):
+            env |= {
+                "ALLUSE_SECURITY_URL": f"http://127.0.0.1:{SERVICES['security']}",
+                "ALLUSE_CONSOLE_SERVICES": ",".join(f"{n}=http://127.0.0.1:{p}" for n, p in SERVICES.items()),
+            }  # fmt: skip
+            with services(env, PORTS):
                 demo_client(env)
+                console_user(env)
                 if args.no_demo:
                     say("services running; Ctrl-C stops everything")
                     second_terminal_hint()

@@ -133,15 +133,17 @@ class Service:
 def services(
     env: dict[str, str], ports: dict[str, int] = SERVICES, var: Path = VAR
 ) -> Iterator[dict[str, Service]]:
-    """The three services, each with its own identity, started in order (security first: the
-    others fetch its JWKS); logs in `var`/logs."""
+    """The services, each with its own identity (the console, a client, has none), started in
+    order (security first: the others fetch its JWKS); logs in `var`/logs."""
     running: dict[str, Service] = {}
     own = identities(var)
     try:
         for port in ports.values():
             ensure_free(port)
         for name, port in ports.items():
-            running[name] = service = Service(name, port, {**env, **own[name]}, var / "logs")
+            running[name] = service = Service(
+                name, port, {**env, **own.get(name, {})}, var / "logs"
+            )
             service.start()
             service.wait_ready()
             say(

@@ -1,0 +1,1 @@
+"""The web console: pages for operators and portfolio owners over the platform's public interfaces."""

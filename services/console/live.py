@@ -1,0 +1,105 @@
+"""The live feed: lifecycle events as Server-Sent Events, filtered by account and type.
+
+Each open feed reads the public lifecycle stream from where it stands (or from the browser's
+Last-Event-ID after a reconnect), so nothing between two reads is missed. Open feeds are
+capped; a feed ends when its session does.
+"""
+
+import json
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import BaseRoute, Route
+
+from services.console import views, web
+from shared.contracts.envelope import EnvelopeError, decode
+from shared.contracts.lifecycle import LIFECYCLE_TYPES
+from shared.contracts.streams import ACCOUNT_LIFECYCLE
+
+ENTRY_ID = re.compile(r"^[0-9]{1,20}-[0-9]{1,20}$", re.ASCII)
+BACKLOG, SHOWN = 500, 30  # recent entries searched, and shown, when a feed opens
+TYPES = tuple(LIFECYCLE_TYPES)
+
+
+def filters(request: Request) -> tuple[str, str]:
+    q = request.query_params
+    account = q.get("account", "").strip().lower()[:36]
+    kind = q.get("type", "")
+    return (account if re.fullmatch(r"[0-9a-f-]*", account) else ""), (
+        kind if kind in TYPES else ""
+    )
+
+
+def wanted(row: dict[str, Any], account: str, kind: str) -> bool:
+    return (not account or account in row["account"]) and (not kind or row["type"] == kind)
+
+
+def row_of(entry_id: bytes, raw: dict[bytes, bytes]) -> dict[str, Any] | None:
+    try:
+        ev = decode(raw)
+    except EnvelopeError:
+        return None  # not a lifecycle event we can read: nothing to show
+    fields = {"type": ev.type, "time": ev.time.isoformat(), "subject": ev.subject, "data": ev.data}
+    return views.event_row(entry_id.decode(), fields)
+
+
+async def recent(
+    c: web.Console, *, account: str = "", kind: str = "", scan: int = BACKLOG, most: int = SHOWN
+) -> tuple[Any, list[dict[str, Any]]]:
+    """The stream's last id and up to `most` matching rows of its last `scan` entries, oldest first."""
+    entries: Any = await c.redis.xrevrange(c.settings.streams.key(ACCOUNT_LIFECYCLE), count=scan)
+    rows = [r for e, raw in entries if (r := row_of(e, raw)) and wanted(r, account, kind)]
+    return (entries[0][0] if entries else "0-0"), list(reversed(rows[:most]))
+
+
+def sse(row: dict[str, Any]) -> str:
+    return f"id: {row['id']}\nevent: lifecycle\ndata: {json.dumps(row, default=str)}\n\n"
+
+
+async def page(request: Request) -> Response:
+    web.session(request)
+    account, kind = filters(request)
+    return web.render(request, "live.html", account=account, kind=kind, types=TYPES)
+
+
+async def events(request: Request) -> Response:
+    c = web.console(request)
+    me = web.session(request)
+    if c.live_feeds.locked():
+        return Response("too many live feeds open; try again later\n", 503)
+    account, kind = filters(request)
+    resume = request.headers.get("last-event-id", "")
+    key = c.settings.streams.key(ACCOUNT_LIFECYCLE)
+
+    async def stream() -> AsyncIterator[str]:
+        async with c.live_feeds:
+            cursor: Any = resume if ENTRY_ID.match(resume) else None
+            if cursor is None:
+                recent: Any = await c.redis.xrevrange(key, count=BACKLOG)
+                cursor = recent[0][0] if recent else "0-0"
+                rows = [
+                    r for e, raw in recent if (r := row_of(e, raw)) and wanted(r, account, kind)
+                ]
+                for row in reversed(rows[:SHOWN]):
+                    yield sse(row)
+            yield "event: ready\ndata: {}\n\n"
+            while c.sessions.get(me.id) is not None:
+                got: Any = await c.redis.xread({key: cursor}, count=200, block=10_000)
+                if not got:
+                    yield ": still here\n\n"  # keeps proxies from closing an idle feed
+                for _, entries in got or []:
+                    for entry_id, raw in entries:
+                        cursor = entry_id
+                        if (row := row_of(entry_id, raw)) and wanted(row, account, kind):
+                            yield sse(row)
+            yield "event: signedout\ndata: {}\n\n"
+
+    headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+    return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)
+
+
+def routes() -> list[BaseRoute]:
+    return [Route("/live", page), Route("/live/events", events)]

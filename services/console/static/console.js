@@ -1,0 +1,73 @@
+// The console's only script: the live feed, live figures on an account page, chart read-outs.
+// Everything is built with textContent: nothing from the platform is parsed as HTML.
+"use strict";
+
+function cell(tr, text, cls) {
+  const td = document.createElement("td");
+  if (cls) td.className = cls;
+  td.textContent = text;
+  tr.appendChild(td);
+  return td;
+}
+
+function follow(url, onRow, onState) {
+  const source = new EventSource(url);
+  source.addEventListener("ready", () => onState("live"));
+  source.addEventListener("lifecycle", (e) => onRow(JSON.parse(e.data)));
+  source.addEventListener("signedout", () => {
+    source.close();
+    window.location.assign("/signin?expired=1&next=" + encodeURIComponent(window.location.pathname));
+  });
+  source.onerror = () => onState("reconnecting…");
+  return source;
+}
+
+function feed(tbody) {
+  const state = document.querySelector("[data-live-state]");
+  const setState = (s) => { if (state) { state.textContent = s; state.dataset.state = s; } };
+  follow(tbody.dataset.feed, (row) => {
+    const placeholder = tbody.querySelector(".placeholder");
+    if (placeholder) placeholder.remove();
+    const tr = document.createElement("tr");
+    tr.dataset.event = row.type;
+    tr.dataset.account = row.account;
+    tr.className = "fresh k-" + row.kind.replace(/[^a-z_]/g, "-").replace(/\./g, "-");
+    cell(tr, row.time, "nowrap");
+    cell(tr, row.kind);
+    const acc = cell(tr, "", "mono");
+    if (row.account) {
+      const a = document.createElement("a");
+      a.href = "/accounts/" + encodeURIComponent(row.account);
+      a.textContent = row.account.slice(0, 8);
+      acc.appendChild(a);
+    }
+    cell(tr, row.summary);
+    tbody.insertBefore(tr, tbody.firstChild);
+    while (tbody.rows.length > 200) tbody.deleteRow(-1);
+  }, setState);
+}
+
+function liveFigures(section) {
+  const id = section.dataset.liveAccount;
+  const url = "/live/events?type=alluse.account.balance_changed&account=" + encodeURIComponent(id);
+  follow(url, (row) => {
+    if (row.account !== id || !row.figures) return;
+    for (const [key, value] of Object.entries(row.figures)) {
+      const el = section.querySelector("[data-" + key + "]");
+      if (el && el.textContent !== value) { el.textContent = value; el.classList.add("changed"); }
+    }
+  }, () => {});
+}
+
+function chart(svg) {
+  const readout = document.querySelector("[data-chart-readout]");
+  svg.querySelectorAll("circle.dot").forEach((dot) => {
+    dot.addEventListener("mouseenter", () => { readout.textContent = dot.dataset.at + ": " + dot.dataset.total; });
+  });
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  document.querySelectorAll("tbody[data-feed]").forEach(feed);
+  document.querySelectorAll("[data-live-account]").forEach(liveFigures);
+  document.querySelectorAll("svg[data-chart]").forEach(chart);
+});

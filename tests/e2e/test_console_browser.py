@@ -1,0 +1,261 @@
+"""The web console in a real headless Chromium (Debian's `chromium`), driven by Playwright.
+
+Everything runs as in production: four service processes, real Redis and PostgreSQL, users
+signed in over the security service's OAuth endpoint. Screenshots of the main pages go to
+$ALLUSE_CONSOLE_SCREENSHOTS (the README's pictures) or to the test's temporary folder.
+"""
+
+import asyncio
+import os
+import re
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import BrowserContext, Page, expect, sync_playwright
+
+from tests.conftest import RUN, fresh_database
+from tests.e2e.console_platform import Platform, initialize, platform
+
+pytestmark = pytest.mark.slow
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
+ADMIN, OPERATOR, VIEWER = "ada-admin", "otto-operator", "vera-viewer"
+
+
+@pytest.fixture(scope="module")
+def console(
+    servers: tuple[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Platform]:
+    tmp = tmp_path_factory.mktemp("console")
+    name = f"alluse_test_{RUN}_console"
+    db = asyncio.run(fresh_database(servers[1], name).__aenter__())
+    try:
+        with platform(servers[0], db, f"t{RUN}.console.", tmp) as p:
+            for user, role in ((ADMIN, "admin"), (OPERATOR, "operator"), (VIEWER, "viewer")):
+                p.user(user, role)
+            initialize(p, ADMIN)
+            yield p
+    finally:
+        asyncio.run(_drop(servers[1], name))
+
+
+async def _drop(admin_url: str, name: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(admin_url)
+    await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await conn.close()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    target = os.environ.get("ALLUSE_CONSOLE_SCREENSHOTS")
+    return Path(target) if target else tmp_path_factory.mktemp("shots")
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[BrowserContext]:
+    assert Path(CHROMIUM).exists(), "install Debian's chromium: apt-get install -y chromium"
+    with sync_playwright() as pw, tempfile.TemporaryDirectory() as profile:
+        context = pw.chromium.launch_persistent_context(
+            profile, executable_path=CHROMIUM, headless=True, args=FLAGS,
+            viewport={"width": 1200, "height": 860},
+        )  # fmt: skip
+        context.set_default_timeout(15_000)
+        yield context
+        context.close()
+
+
+@pytest.fixture
+def browser(chromium: BrowserContext) -> Iterator[BrowserContext]:
+    """The module's browser, signed out: no cookie and no page left by the test before."""
+    chromium.clear_cookies()
+    yield chromium
+    for page in chromium.pages:
+        page.close()
+
+
+def sign_in(page: Page, p: Platform, user: str, path: str = "/portfolios") -> None:
+    page.goto(p.console + path)
+    expect(page).to_have_url(re.compile(r"/signin\?next="))
+    page.fill("input[name=username]", user)
+    page.fill("input[name=password]", p.passwords[user])
+    page.click("button[type=submit]")
+    expect(page).to_have_url(re.compile(re.escape(path) + "$"))
+
+
+def test_an_operator_follows_a_deposit_and_a_refused_withdrawal(
+    console: Platform, browser: BrowserContext, shots: Path
+) -> None:
+    p, page = console, browser.new_page()
+    sign_in(page, p, OPERATOR)
+    row = page.locator(f"tr[data-portfolio='{p.portfolio}']")
+    expect(row).to_contain_text("250,000.00")
+    page.screenshot(path=shots / "portfolios.png")
+
+    row.locator("a").first.click()
+    expect(page).to_have_url(re.compile(f"/portfolios/{p.portfolio}$"))
+    cards = page.locator("a.card.account")
+    expect(cards).to_have_count(3)
+    for kind, balance in (
+        ("generation", "100,000.00"),
+        ("revenue", "75,000.00"),
+        ("compounding", "75,000.00"),
+    ):
+        expect(page.locator(f"a.card.account[data-type={kind}] [data-balance]")).to_have_text(
+            balance
+        )
+    expect(page.locator(f"[data-tree] [data-node='{p.portfolio}']")).to_contain_text("250,000.00")
+    page.screenshot(path=shots / "portfolio.png", full_page=True)
+
+    feed = browser.new_page()
+    feed.goto(f"{p.console}/live?account={p.accounts['generation']}")
+    expect(feed.locator("[data-live-state]")).to_have_text("live")
+
+    page.locator("a.card.account[data-type=generation]").click()
+    deposit = page.locator("form[data-command=deposit]")
+    command_id = deposit.locator("input[name=command_id]").input_value()
+    expect(deposit.locator(".cid")).to_contain_text(command_id)
+    deposit.locator("input[name=amount]").fill("1000.00")
+    deposit.locator("input[name=description]").fill("monthly top-up")
+    deposit.locator("button").click()
+    outcome = page.locator(".outcome[data-outcome=done]")
+    expect(outcome).to_contain_text("balance 101,000.00")
+    expect(outcome).to_contain_text(command_id)
+    expect(page.locator("[data-balance]")).to_have_text("101,000.00")
+    expect(page.locator("table.history tbody tr").first).to_contain_text("monthly top-up")
+    page.screenshot(path=shots / "account.png", full_page=True)
+
+    event = feed.locator("tr[data-event='alluse.account.balance_changed']").first
+    expect(event).to_contain_text("deposit 1,000.00, balance 101,000.00")
+    feed.screenshot(path=shots / "live.png")
+
+    page.goto(f"{p.console}/accounts/{p.accounts['compounding']}")
+    withdraw = page.locator("form[data-command=withdraw]")
+    withdraw.locator("input[name=amount]").fill("10.00")
+    withdraw.locator("button").click()
+    refused = page.locator(".outcome[data-outcome=refused]")
+    expect(refused.locator(".code")).to_have_text("withdrawal_forbidden")
+    expect(refused.locator(".reason")).not_to_be_empty()
+    expect(page.locator("[data-balance]")).to_have_text("75,000.00")
+    page.locator("#commands").screenshot(path=shots / "refused.png")
+    expect(feed.locator("tr[data-event='alluse.command.rejected']")).to_have_count(
+        0
+    )  # filtered out
+
+
+def test_every_form_field_is_checked_by_the_server(
+    console: Platform, browser: BrowserContext
+) -> None:
+    p, page = console, browser.new_page()
+    sign_in(page, p, OPERATOR, f"/accounts/{p.accounts['revenue']}")
+    before = page.locator("[data-balance]").inner_text()
+    csrf = page.locator("form[data-command=deposit] input[name=csrf]").input_value()
+    url = f"{p.console}/accounts/{p.accounts['revenue']}/deposit"
+    for bad in (
+        "1e3",
+        "10.001",
+        "\u0661\u0660\u0660",
+        " ",
+        "-5.00",
+        "0.00",
+        "1,000.00",
+        "1000000000000.00",
+    ):
+        form = {"csrf": csrf, "command_id": str(uuid.uuid4()), "amount": bad, "back": "/portfolios"}
+        page.request.post(url, form=form)
+        page.goto(f"{p.console}/accounts/{p.accounts['revenue']}")  # the outcome shows once
+        # the flash went to the page named by `back`; the account page shows nothing sent
+        expect(page.locator("[data-balance]")).to_have_text(before)
+    page.request.post(url, form={"csrf": csrf, "command_id": "not-an-id", "amount": "5.00",
+                                 "back": f"/accounts/{p.accounts['revenue']}"})  # fmt: skip
+    page.goto(f"{p.console}/accounts/{p.accounts['revenue']}")
+    expect(page.locator("[data-balance]")).to_have_text(before)
+    form = page.locator("form[data-command=deposit]")
+    form.locator("input[name=amount]").evaluate(
+        "e => { e.removeAttribute('pattern'); e.value = '12.345'; }"
+    )
+    form.locator("button").click()
+    expect(page.locator(".outcome[data-outcome=problems]")).to_be_visible()
+    expect(form.locator(".problem")).to_contain_text("at most two decimals")
+    expect(page.locator("[data-balance]")).to_have_text(before)
+
+
+def test_a_viewer_sees_no_command_buttons_and_cannot_post_one(
+    console: Platform, browser: BrowserContext, shots: Path
+) -> None:
+    p, page = console, browser.new_page()
+    sign_in(page, p, VIEWER, f"/accounts/{p.accounts['generation']}")
+    expect(page.locator("[data-balance]")).not_to_be_empty()
+    expect(page.locator("form.cmd")).to_have_count(0)
+    expect(
+        page.locator("button", has_text=re.compile("Deposit|Withdraw|Fork|Merge|Reinvest"))
+    ).to_have_count(0)
+    expect(page.locator("nav a", has_text="Operations")).to_have_count(0)
+    before = page.locator("[data-balance]").inner_text()
+    csrf = page.locator("form.who input[name=csrf]").input_value()  # the viewer's own, valid token
+    answer = page.request.post(
+        f"{p.console}/accounts/{p.accounts['generation']}/deposit",
+        form={"csrf": csrf, "command_id": str(uuid.uuid4()), "amount": "5.00"},
+    )
+    assert answer.status == 403
+    assert "may not send alluse.account.deposit" in answer.text()
+    page.reload()
+    expect(page.locator("[data-balance]")).to_have_text(before)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(f"{p.console}/portfolios/{p.portfolio}")
+    page.screenshot(path=shots / "phone.png")
+
+
+def test_a_forged_form_post_is_refused(console: Platform, browser: BrowserContext) -> None:
+    p, page = console, browser.new_page()
+    sign_in(page, p, OPERATOR, f"/accounts/{p.accounts['generation']}")
+    before = page.locator("[data-balance]").inner_text()
+    url = f"{p.console}/accounts/{p.accounts['generation']}/withdraw"
+    for forged in ({}, {"csrf": "guessed"}, {"csrf": ""}):
+        form = {**forged, "command_id": str(uuid.uuid4()), "amount": "5.00"}
+        answer = page.request.post(url, form=form)
+        assert answer.status == 403, answer.text()
+        assert "CSRF" in answer.text()
+    page.reload()
+    expect(page.locator("[data-balance]")).to_have_text(before)
+    # a sign-in form posted without the console's own form and cookie is refused too
+    answer = page.request.post(f"{p.console}/signin", form={"username": OPERATOR, "password": "x"})
+    assert answer.status == 403
+
+
+def test_an_expired_session_goes_back_to_sign_in(
+    console: Platform, browser: BrowserContext
+) -> None:
+    p, page = console, browser.new_page()
+    sign_in(page, p, OPERATOR, f"/accounts/{p.accounts['generation']}")
+    cookie = next(c for c in browser.cookies() if c["name"] == "alluse_console")
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    assert p.passwords[OPERATOR] not in page.content()
+    p.cli("security", "revoke", "--user", OPERATOR)  # every token of the user, as on a lockout
+    for _ in range(100):  # until the revocation has reached the account service
+        page.goto(f"{p.console}/accounts/{p.accounts['generation']}")
+        if "/signin" in page.url:
+            break
+    expect(page).to_have_url(re.compile(r"/signin\?next=.*expired=1"))
+    expect(page.locator("[data-expired]")).to_be_visible()
+
+
+def test_operations_shows_each_service(
+    console: Platform, browser: BrowserContext, shots: Path
+) -> None:
+    p, page = console, browser.new_page()
+    sign_in(page, p, ADMIN, "/operations")
+    for name in ("security", "account", "integration"):
+        expect(page.locator(f"[data-service={name}] [data-ready]")).to_have_text("ready")
+    expect(page.locator("[data-service=account] table")).to_contain_text("alluse.account.commands")
+    page.screenshot(path=shots / "operations.png", full_page=True)
+    page.locator("form.who button").click()  # sign out: the session and its tokens end
+    expect(page).to_have_url(re.compile("/signin$"))
+    page.goto(f"{p.console}/operations")
+    expect(page).to_have_url(re.compile(r"/signin\?next="))
