@@ -82,6 +82,7 @@ def platform(redis_url: str, database_url: str, prefix: str, tmp: Path) -> Itera
     env = {
         **os.environ, "REDIS_URL": redis_url, "DATABASE_URL": database_url,
         "ALLUSE_STREAM_PREFIX": prefix, "ALLUSE_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+        "ALLUSE_AUDIT_KEYS": Fernet.generate_key().decode(),
         "ALLUSE_JWKS_URL": f"{security}/.well-known/jwks.json", "ALLUSE_SECURITY_URL": security,
         "ALLUSE_TOKEN_URL": f"{security}/oauth/token", "ALLUSE_BLOCK_MS": "20",
         "ALLUSE_CONSOLE_SERVICES": ",".join(f"{n}=http://127.0.0.1:{ports[n]}" for n in SERVICES[:3]),
