@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import urllib.parse
 import urllib.request
 import uuid
@@ -21,6 +20,7 @@ from typing import Any
 from cryptography.fernet import Fernet
 
 from shared.infra.embedded import free_port
+from tests.e2e.test_platform import wait_ready
 
 SERVICES = ("security", "account", "integration", "console")
 
@@ -60,19 +60,6 @@ class Platform:
         ).encode()
         with urllib.request.urlopen(self.env["ALLUSE_TOKEN_URL"], data=body, timeout=10) as r:
             return str(json.loads(r.read())["access_token"])
-
-
-def wait_ready(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, log.read_text()[-3000:]
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.1)
-    raise AssertionError(f"not ready: {log.read_text()[-3000:]}")
 
 
 @contextmanager
