@@ -5,7 +5,7 @@ import contextlib
 import logging
 import signal
 import socket
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +24,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from services.console import commands, live, operations, pages, signin, views, web
 from services.console.sessions import Sessions
 from services.console.settings import ConsoleSettings
+from shared.contracts.streams import REVOCATIONS
 from shared.infra.auth import Verifier
 from shared.infra.client import Refused
+from shared.infra.keys import KeySet
 from shared.infra.logs import setup
+from shared.infra.revocations import Revocations
 
 HERE = Path(__file__).parent
 HEADERS = [  # no script, style, frame or form target from anywhere but this console
@@ -60,17 +63,22 @@ def templates() -> Jinja2Templates:
 
 
 def build(settings: ConsoleSettings) -> Starlette:
+    keys = KeySet.from_url(settings.jwks_url)
+    redis = Redis.from_url(settings.redis_url)
+    # Followed like every service does, so a revoked user's session ends at its next page.
+    revocations = Revocations(redis, settings.streams.key(REVOCATIONS), keys=keys)
     verifier = Verifier(
-        settings.jwks_url, issuer=settings.jwt_issuer, audience=settings.jwt_audience
-    )
+        keys, issuer=settings.jwt_issuer, audience=settings.jwt_audience,
+        is_revoked=revocations.is_revoked,
+    )  # fmt: skip
     console = web.Console(
-        settings=settings, redis=Redis.from_url(settings.redis_url),
+        settings=settings, redis=redis,
         sessions=Sessions(idle=settings.console_session_idle_seconds,
                           max_age=settings.console_session_max_seconds,
                           capacity=settings.console_max_sessions),
         issuer=signin.Issuer(settings.security_url.rstrip("/"), verifier),
         templates=templates(), source=f"alluse-console/{socket.gethostname()}",
-        live_feeds=asyncio.Semaphore(settings.console_max_live_feeds),
+        live_feeds=asyncio.Semaphore(settings.console_max_live_feeds), keys=keys,
     )  # fmt: skip
 
     async def readyz(_: Request) -> Response:
@@ -92,7 +100,17 @@ def build(settings: ConsoleSettings) -> Starlette:
         *signin.routes(), *pages.routes(), *commands.routes(), *live.routes(),
         *operations.routes(),
     ]  # fmt: skip
-    app = Starlette(routes=routes, exception_handlers=_handlers())
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        follower = await revocations.start()
+        yield
+        follower.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await follower
+        await redis.aclose()
+
+    app = Starlette(routes=routes, exception_handlers=_handlers(), lifespan=lifespan)
     app.add_middleware(SecurityHeaders)
     app.state.console = console
     return app

@@ -37,11 +37,13 @@ def wanted(row: dict[str, Any], account: str, kind: str) -> bool:
     return (not account or account in row["account"]) and (not kind or row["type"] == kind)
 
 
-def row_of(entry_id: bytes, raw: dict[bytes, bytes]) -> dict[str, Any] | None:
+async def row_of(c: web.Console, entry_id: bytes, raw: dict[bytes, bytes]) -> dict[str, Any] | None:
     try:
         ev = decode(raw)
     except EnvelopeError:
         return None  # not a lifecycle event we can read: nothing to show
+    if not await c.from_integration(raw):
+        return None  # not written by the integration service: not believed, not shown
     fields = {"type": ev.type, "time": ev.time.isoformat(), "subject": ev.subject, "data": ev.data}
     return views.event_row(entry_id.decode(), fields)
 
@@ -51,7 +53,7 @@ async def recent(
 ) -> tuple[Any, list[dict[str, Any]]]:
     """The stream's last id and up to `most` matching rows of its last `scan` entries, oldest first."""
     entries: Any = await c.redis.xrevrange(c.settings.streams.key(ACCOUNT_LIFECYCLE), count=scan)
-    rows = [r for e, raw in entries if (r := row_of(e, raw)) and wanted(r, account, kind)]
+    rows = [r for e, raw in entries if (r := await row_of(c, e, raw)) and wanted(r, account, kind)]
     return (entries[0][0] if entries else "0-0"), list(reversed(rows[:most]))
 
 
@@ -78,22 +80,18 @@ async def events(request: Request) -> Response:
         async with c.live_feeds:
             cursor: Any = resume if ENTRY_ID.match(resume) else None
             if cursor is None:
-                recent: Any = await c.redis.xrevrange(key, count=BACKLOG)
-                cursor = recent[0][0] if recent else "0-0"
-                rows = [
-                    r for e, raw in recent if (r := row_of(e, raw)) and wanted(r, account, kind)
-                ]
-                for row in reversed(rows[:SHOWN]):
-                    yield sse(row)
+                cursor, rows = await recent(c, account=account, kind=kind)
+                for old in rows:
+                    yield sse(old)
             yield "event: ready\ndata: {}\n\n"
-            while c.sessions.get(me.id) is not None:
+            while c.sessions.get(me.id) is not None and await c.issuer.fresh(c, me):
                 got: Any = await c.redis.xread({key: cursor}, count=200, block=10_000)
                 if not got:
                     yield ": still here\n\n"  # keeps proxies from closing an idle feed
                 for _, entries in got or []:
                     for entry_id, raw in entries:
                         cursor = entry_id
-                        if (row := row_of(entry_id, raw)) and wanted(row, account, kind):
+                        if (row := await row_of(c, entry_id, raw)) and wanted(row, account, kind):
                             yield sse(row)
             yield "event: signedout\ndata: {}\n\n"
 

@@ -18,6 +18,7 @@ from services.console.forms import Problems, text
 from services.console.sessions import Session
 from shared.infra import oauth
 from shared.infra.auth import Verifier
+from shared.infra.keys import KeysUnavailable
 from shared.infra.messaging import Rejected
 
 SIGNIN_CSRF = "alluse_console_signin"
@@ -39,16 +40,23 @@ class Issuer:
         )  # fmt: skip
 
     async def fresh(self, c: "web.Console", session: Session, *, force: bool = False) -> bool:
-        """Renew the access token when it is about to expire (or `force`); False if it cannot be."""
+        """A live access token for the session, renewed when it is about to expire, has been
+        revoked, or `force`; False if none can be had (the user must sign in again)."""
         if not force and session.access_expires - c.sessions.clock() > REFRESH_MARGIN:
-            return True
+            try:
+                await self.verifier.principal(f"Bearer {session.access_token}")
+                return True
+            except KeysUnavailable:
+                return True  # cannot tell now; the platform checks the token itself
+            except Rejected:
+                pass  # revoked (a lockout, a role change, a sign-out elsewhere): renew or end
         if not session.refresh_token:
             return False
         form = {"grant_type": "refresh_token", "refresh_token": session.refresh_token}
         try:
             body = await asyncio.to_thread(oauth.token, f"{self.base_url}/oauth/token", form)
             who = await self.verifier.principal(f"Bearer {body['access_token']}")
-        except (oauth.OAuthRefused, oauth.IssuerUnreachable, Rejected):
+        except (oauth.OAuthRefused, oauth.IssuerUnreachable, Rejected, KeysUnavailable):
             return False
         session.access_token, session.role = body["access_token"], who.role
         session.refresh_token = body.get("refresh_token", session.refresh_token)
@@ -97,7 +105,7 @@ async def signin(request: Request) -> Response:
     except oauth.OAuthRefused as exc:
         problems.add("password", exc.description or "sign-in refused")
         return _form(request, values, problems, status=401)
-    except (oauth.IssuerUnreachable, Rejected) as exc:
+    except (oauth.IssuerUnreachable, Rejected, KeysUnavailable) as exc:
         problems.add("username", f"the security service did not answer usably: {exc}")
         return _form(request, values, problems, status=503)
     response = RedirectResponse(web.local_path(values["next"]), status_code=303)

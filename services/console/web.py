@@ -20,7 +20,11 @@ from services.console.sessions import Session, Sessions
 from services.console.settings import ConsoleSettings
 from shared.contracts.permissions import REQUIRED, Permission, allows
 from shared.contracts.streams import ACCOUNT_LIFECYCLE
+from shared.contracts.trust import INTEGRATION
 from shared.infra.client import NoAnswer, Refused, StreamClient
+from shared.infra.keys import KeySet, KeysUnavailable
+from shared.infra.messaging import Rejected
+from shared.infra.signing import signer_of, text_fields
 
 if TYPE_CHECKING:
     from services.console.signin import Issuer
@@ -38,6 +42,14 @@ class Console:
     templates: Jinja2Templates
     source: str
     live_feeds: asyncio.Semaphore
+    keys: KeySet
+
+    async def from_integration(self, raw: dict[bytes, bytes]) -> bool:
+        """Only the integration service writes the lifecycle stream: its signature or nothing."""
+        try:
+            return await signer_of(self.keys, text_fields(raw)) == INTEGRATION
+        except (Rejected, KeysUnavailable):
+            return False
 
 
 class SignInNeeded(Exception):
@@ -135,7 +147,7 @@ async def client(request: Request, me: Session) -> StreamClient:
         raise SignInNeeded(expired=True)
     return StreamClient(
         c.redis, c.settings.streams, me.access_token, c.settings.console_timeout_seconds,
-        source=c.source, outcomes=ACCOUNT_LIFECYCLE,
+        source=c.source, outcomes=ACCOUNT_LIFECYCLE, verify=c.from_integration,
     )  # fmt: skip
 
 

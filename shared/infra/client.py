@@ -8,7 +8,7 @@ Used by the `alluse` CLI and the web console alike.
 import contextlib
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +23,7 @@ from shared.infra.credentials import token_subject
 
 Done = Callable[[list[CloudEvent]], bool]
 Waiting = Callable[[str], AbstractAsyncContextManager[None]]
+Verify = Callable[[dict[bytes, bytes]], Awaitable[bool]]
 
 
 class Refused(Exception):
@@ -57,6 +58,8 @@ class StreamClient:
     # Where outcomes are read: the public lifecycle stream, or the account service's own.
     outcomes: str = ACCOUNT_EVENTS
     waiting: Waiting = field(default=_quiet)
+    # Whether an outcome entry is believed (e.g. its signature is its writer's); None: all are.
+    verify: Verify | None = None
 
     async def command(
         self, type_: str, data: dict[str, Any], *, done: Done, subject: str | None = None,
@@ -78,7 +81,9 @@ class StreamClient:
                     for entry_id, raw in entries:
                         cursor = entry_id
                         ev = _decoded(raw)
-                        if ev is not None and ev.causationid == fields["id"]:
+                        if ev is None or ev.causationid != fields["id"]:
+                            continue
+                        if self.verify is None or await self.verify(raw):
                             found.append(ev)
                 if any(e.type == COMMAND_REJECTED for e in found):
                     raise Refused(next(e.data for e in found if e.type == COMMAND_REJECTED))

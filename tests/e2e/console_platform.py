@@ -20,6 +20,7 @@ from typing import Any
 from cryptography.fernet import Fernet
 
 from shared.infra.embedded import free_port
+from shared.infra.signing import identity_env, new_identities
 from tests.e2e.test_platform import wait_ready
 
 SERVICES = ("security", "account", "integration", "console")
@@ -75,11 +76,12 @@ def platform(redis_url: str, database_url: str, prefix: str, tmp: Path) -> Itera
         "ALLUSE_CONSOLE_SERVICES": ",".join(f"{n}=http://127.0.0.1:{ports[n]}" for n in SERVICES[:3]),
     }  # fmt: skip
     procs: list[subprocess.Popen[bytes]] = []
+    own = identity_env(new_identities())  # the console signs nothing: it is a client
     try:
         for name in SERVICES:
             log = tmp / f"{name}.log"
             proc = subprocess.Popen([sys.executable, "-m", f"services.{name}"],
-                                    env={**env, "ALLUSE_HTTP_PORT": str(ports[name])},
+                                    env={**env, **own.get(name, {}), "ALLUSE_HTTP_PORT": str(ports[name])},
                                     stdout=log.open("wb"), stderr=subprocess.STDOUT)  # fmt: skip
             procs.append(proc)
             wait_ready(ports[name], proc, log)
