@@ -16,7 +16,7 @@ from shared.contracts.permissions import Permission
 LABELS = {  # what each per-stream series is called on the page
     "alluse_stream_lag": "lag", "alluse_stream_pending": "pending",
     "alluse_messages_dead_lettered_total": "dead-lettered", "alluse_messages_consumed_total": "consumed",
-    "alluse_messages_rejected_total": "rejected",
+    "alluse_messages_rejected_total": "rejected", "alluse_dlq_entries": "in DLQ",
 }  # fmt: skip
 
 
@@ -30,7 +30,9 @@ def _get(url: str) -> tuple[int, str]:
         return 0, f"unreachable: {type(exc).__name__}"
 
 
-def per_stream(metrics_text: str) -> tuple[list[str], dict[str, dict[str, float]]]:
+def per_stream(
+    metrics_text: str, prefix: str = ""
+) -> tuple[list[str], dict[str, dict[str, float]]]:
     """Every alluse_* sample with a `stream` label, as columns and a row per stream."""
     rows: dict[str, dict[str, float]] = {}
     columns: list[str] = []
@@ -40,7 +42,7 @@ def per_stream(metrics_text: str) -> tuple[list[str], dict[str, dict[str, float]
         return [], {}
     for family in families:
         for sample in family.samples:
-            stream = sample.labels.get("stream")
+            stream = sample.labels.get("stream", "").removeprefix(prefix)
             if (
                 not stream
                 or not sample.name.startswith("alluse_")
@@ -54,7 +56,7 @@ def per_stream(metrics_text: str) -> tuple[list[str], dict[str, dict[str, float]
     return columns, dict(sorted(rows.items()))
 
 
-async def probe(name: str, base: str) -> dict[str, Any]:
+async def probe(name: str, base: str, prefix: str) -> dict[str, Any]:
     (status, body), (m_status, metrics) = await asyncio.gather(
         asyncio.to_thread(_get, f"{base}/readyz"), asyncio.to_thread(_get, f"{base}/metrics")
     )
@@ -63,7 +65,7 @@ async def probe(name: str, base: str) -> dict[str, Any]:
     except ValueError:
         ready = {"status": body[:200]}
     details = {k: v for k, v in ready.items() if k != "status"} if isinstance(ready, dict) else {}
-    columns, streams = per_stream(metrics) if m_status == 200 else ([], {})
+    columns, streams = per_stream(metrics, prefix) if m_status == 200 else ([], {})
     return {"name": name, "url": base, "ready": status == 200, "http": status,
             "state": ready.get("status") if isinstance(ready, dict) else "?", "details": details,
             "columns": columns, "streams": streams}  # fmt: skip
@@ -73,9 +75,11 @@ async def page(request: Request) -> Response:
     me = web.session(request)
     if not (web.can(me, Permission.MANAGE_ACCOUNTS) or web.can(me, Permission.AUDIT_ACCESS)):
         raise web.Forbidden(f"Your role '{me.role}' does not see the operations page.")
-    services = web.console(request).settings.services
-    found = await asyncio.gather(*(probe(n, u) for n, u in services.items()))
-    return web.render(request, "operations.html", services=found)
+    settings = web.console(request).settings
+    found = await asyncio.gather(
+        *(probe(n, u, settings.stream_prefix) for n, u in settings.services.items())
+    )
+    return web.render(request, "operations.html", services=found, prefix=settings.stream_prefix)
 
 
 def routes() -> list[BaseRoute]:

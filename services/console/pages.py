@@ -1,5 +1,6 @@
 """The read pages: portfolios, one portfolio (accounts, tree, growth), one account."""
 
+import asyncio
 from typing import Any
 
 from starlette.requests import Request
@@ -9,6 +10,7 @@ from starlette.routing import BaseRoute, Route
 from services.console import live, views, web
 from services.console.forms import STATUSES, Problems, ident, new_command_id, page_size
 from services.console.sessions import Session
+from shared.infra.client import Refused
 
 PAGE = 200  # accounts per query: a reply must fit one stream entry
 MAX_PAGES = 10
@@ -34,6 +36,23 @@ async def accounts(
     return found, False
 
 
+async def with_positions(
+    request: Request, me: Session, found: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Each account with its positions and value (section 11) where the platform reports them."""
+
+    async def one(a: dict[str, Any]) -> dict[str, Any]:
+        ref = {"account_id": a["id"]}
+        try:
+            held = await web.ask(request, me, "alluse.query.positions", ref, subject=a["id"])
+        except Refused:  # a platform without positions: cash is the whole value
+            return a
+        return a | {"positions": held.get("positions") or [], "value": held.get("value", a["balance"]),
+                    "positions_value": held.get("positions_value", "0.00")}  # fmt: skip
+
+    return list(await asyncio.gather(*(one(a) for a in found)))
+
+
 async def home(_: Request) -> Response:
     return RedirectResponse("/portfolios", status_code=303)
 
@@ -56,6 +75,7 @@ async def portfolio(request: Request) -> Response:
     me = web.session(request)
     pid = _id(request, "portfolio_id")
     found, _ = await accounts(request, me, portfolio_id=pid)
+    found = await with_positions(request, me, found)
     if not found:
         return web.render(request, "error.html", status_code=404, title="No such portfolio",
                           message=f"There is no portfolio {pid}.")  # fmt: skip
@@ -78,6 +98,7 @@ async def account(request: Request) -> Response:
     if before.isascii() and before.isdigit() and int(before) > 0:
         history_q["before"] = int(before)
     found = await web.ask(request, me, "alluse.query.account", {"account_id": aid}, subject=aid)
+    (found,) = await with_positions(request, me, [found])
     history = await web.ask(request, me, "alluse.query.history", history_q, subject=aid)
     metrics = await web.ask(request, me, "alluse.query.metrics", {"account_id": aid}, subject=aid)
     kind = "alluse.account.protocol_violation"

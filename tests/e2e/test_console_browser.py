@@ -246,6 +246,33 @@ def test_an_expired_session_goes_back_to_sign_in(
     expect(page.locator("[data-expired]")).to_be_visible()
 
 
+def test_an_admin_suspends_an_account_and_reads_why_a_fork_is_refused(
+    console: Platform, browser: BrowserContext
+) -> None:
+    p, page = console, browser.new_page()
+    rev = f"/accounts/{p.accounts['revenue']}"
+    sign_in(page, p, ADMIN, rev)
+    form = page.locator("form[data-command=status]")
+    form.locator("select[name=status]").select_option("suspended")
+    form.locator("input[name=reason]").fill("drawdown review")
+    form.locator("button").click()
+    expect(page.locator(".outcome[data-outcome=done]")).to_contain_text(
+        "status active -> suspended"
+    )
+    expect(page.locator("[data-status]")).to_contain_text("suspended")
+    form = page.locator("form[data-command=status]")
+    form.locator("select[name=status]").select_option("active")
+    form.locator("button").click()
+    expect(page.locator("[data-status]")).to_contain_text("active")
+
+    page.goto(f"{p.console}/accounts/{p.accounts['generation']}")
+    page.locator("form[data-command=fork] button").click()
+    refused = page.locator(".outcome[data-outcome=refused]")
+    expect(refused.locator(".code")).to_have_text("not_fork_eligible")
+    expect(refused.locator(".reason")).not_to_be_empty()
+    expect(page.locator("form[data-command=merge]")).to_have_count(0)  # a root has no parent
+
+
 def test_operations_shows_each_service(
     console: Platform, browser: BrowserContext, shots: Path
 ) -> None:

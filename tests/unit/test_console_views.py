@@ -3,6 +3,7 @@
 from decimal import Decimal
 
 from services.console import views
+from services.console.operations import per_stream
 
 
 def acc(
@@ -74,3 +75,18 @@ def test_live_rows_say_what_happened_in_a_line() -> None:
         "code": "withdrawal_forbidden", "reason": "a Com-Acc never pays out"}})  # fmt: skip
     assert refused["summary"] == "rejected withdrawal_forbidden: a Com-Acc never pays out"
     assert views.usd("not a number") == "not a number"
+
+
+def test_operations_reads_each_streams_figures_from_prometheus_text() -> None:
+    text = (
+        "# TYPE alluse_stream_lag gauge\n"
+        'alluse_stream_lag{stream="p.alluse.account.commands"} 3.0\n'
+        "# TYPE alluse_dlq_entries gauge\n"
+        'alluse_dlq_entries{stream="p.alluse.account.commands"} 2.0\n'
+        "# TYPE alluse_ready gauge\n"
+        'alluse_ready{service="account"} 1.0\n'
+    )
+    columns, rows = per_stream(text, "p.")
+    assert columns == ["lag", "in DLQ"]
+    assert rows == {"alluse.account.commands": {"lag": 3.0, "in DLQ": 2.0}}
+    assert per_stream("not {{ prometheus", "") == ([], {})
