@@ -22,6 +22,7 @@ from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.console import commands, live, operations, pages, signin, views, web
+from services.console.forms import new_command_id
 from services.console.sessions import Sessions
 from services.console.settings import ConsoleSettings
 from shared.contracts.streams import REVOCATIONS
@@ -59,6 +60,7 @@ def templates() -> Jinja2Templates:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True)
     env.filters["usd"] = views.usd
     env.globals["short"] = views.SHORT
+    env.globals["new_id"] = new_command_id  # each form its own id, shown on it
     return Jinja2Templates(env=env)
 
 

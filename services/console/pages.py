@@ -8,7 +8,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from services.console import live, views, web
-from services.console.forms import STATUSES, Problems, ident, new_command_id, page_size
+from services.console.forms import STATUSES, Problems, ident, page_size
 from services.console.sessions import Session
 from shared.infra.client import Refused
 
@@ -82,8 +82,7 @@ async def portfolio(request: Request) -> Response:
     tree = await web.ask(request, me, "alluse.query.tree", {"portfolio_id": pid})
     node: dict[str, Any] = next((n for n in tree["portfolios"] if n["portfolio_id"] == pid), {})
     return web.render(request, "portfolio.html", p=views.summary(pid, found), tree=tree,
-                      roots=views.tree(tree), node=node, chart=views.chart(tree["growth"]),
-                      command_id=new_command_id())  # fmt: skip
+                      roots=views.tree(tree), node=node, chart=views.chart(tree["growth"]))  # fmt: skip
 
 
 async def account(request: Request) -> Response:
@@ -106,7 +105,7 @@ async def account(request: Request) -> Response:
     return web.render(request, "account.html", a=found, value=views.value_of(found),
                       history=history, metrics=metrics, tx_type=tx_type, tx_types=TX_TYPES,
                       limit=history_q["limit"], first_page=not history_q.get("before"),
-                      command_id=new_command_id(), statuses=STATUSES,
+                      statuses=STATUSES,
                       violations=violations[::-1])  # fmt: skip
 
 

@@ -121,6 +121,8 @@ def test_an_operator_follows_a_deposit_and_a_refused_withdrawal(
     deposit = page.locator("form[data-command=deposit]")
     command_id = deposit.locator("input[name=command_id]").input_value()
     expect(deposit.locator(".cid")).to_contain_text(command_id)
+    other = page.locator("form[data-command=withdraw] input[name=command_id]").input_value()
+    assert other != command_id  # each form its own id
     deposit.locator("input[name=amount]").fill("1000.00")
     deposit.locator("input[name=description]").fill("monthly top-up")
     deposit.locator("button").click()
