@@ -85,6 +85,7 @@ def chart(points: list[dict[str, Any]], *, width: int = 720, height: int = 260) 
     """A stacked area per generation of the tree's value over time, in SVG coordinates."""
     if not points:
         return {"areas": [], "width": width, "height": height, "ticks": [], "dots": []}
+    points = points * 2 if len(points) == 1 else points  # one week: a flat band, not a dot
     gens = sorted({int(g) for p in points for g in p["generations"]})
     top = max(dec(p["total"]) for p in points) or Decimal(1)
     left, right, pad = 64, 12, 18

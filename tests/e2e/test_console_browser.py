@@ -15,7 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import BrowserContext, Page, expect, sync_playwright
+from PIL import Image
+from playwright.sync_api import BrowserContext, Locator, Page, expect, sync_playwright
 
 from tests.conftest import RUN, fresh_database
 from tests.e2e.console_platform import Platform, initialize, platform
@@ -80,6 +81,15 @@ def browser(chromium: BrowserContext) -> Iterator[BrowserContext]:
         page.close()
 
 
+def shoot(target: Page | Locator, path: Path, *, full_page: bool = False) -> None:
+    """A screenshot, kept small for the README: 128 colours are plenty for these pages."""
+    if isinstance(target, Page):
+        target.screenshot(path=path, full_page=full_page)
+    else:
+        target.screenshot(path=path)
+    Image.open(path).convert("RGB").quantize(colors=128).save(path, optimize=True)
+
+
 def sign_in(page: Page, p: Platform, user: str, path: str = "/portfolios") -> None:
     page.goto(p.console + path)
     expect(page).to_have_url(re.compile(r"/signin\?next="))
@@ -96,7 +106,7 @@ def test_an_operator_follows_a_deposit_and_a_refused_withdrawal(
     sign_in(page, p, OPERATOR)
     row = page.locator(f"tr[data-portfolio='{p.portfolio}']")
     expect(row).to_contain_text("250,000.00")
-    page.screenshot(path=shots / "portfolios.png")
+    shoot(page, shots / "portfolios.png")
 
     row.locator("a").first.click()
     expect(page).to_have_url(re.compile(f"/portfolios/{p.portfolio}$"))
@@ -111,7 +121,7 @@ def test_an_operator_follows_a_deposit_and_a_refused_withdrawal(
             balance
         )
     expect(page.locator(f"[data-tree] [data-node='{p.portfolio}']")).to_contain_text("250,000.00")
-    page.screenshot(path=shots / "portfolio.png", full_page=True)
+    shoot(page, shots / "portfolio.png", full_page=True)
 
     feed = browser.new_page()
     feed.goto(f"{p.console}/live?account={p.accounts['generation']}")
@@ -131,11 +141,11 @@ def test_an_operator_follows_a_deposit_and_a_refused_withdrawal(
     expect(outcome).to_contain_text(command_id)
     expect(page.locator("[data-balance]")).to_have_text("101,000.00")
     expect(page.locator("table.history tbody tr").first).to_contain_text("monthly top-up")
-    page.screenshot(path=shots / "account.png", full_page=True)
+    shoot(page, shots / "account.png", full_page=True)
 
     event = feed.locator("tr[data-event='alluse.account.balance_changed']").first
     expect(event).to_contain_text("deposit 1,000.00, balance 101,000.00")
-    feed.screenshot(path=shots / "live.png")
+    shoot(feed, shots / "live.png")
 
     page.goto(f"{p.console}/accounts/{p.accounts['compounding']}")
     withdraw = page.locator("form[data-command=withdraw]")
@@ -145,7 +155,7 @@ def test_an_operator_follows_a_deposit_and_a_refused_withdrawal(
     expect(refused.locator(".code")).to_have_text("withdrawal_forbidden")
     expect(refused.locator(".reason")).not_to_be_empty()
     expect(page.locator("[data-balance]")).to_have_text("75,000.00")
-    page.locator("#commands").screenshot(path=shots / "refused.png")
+    shoot(page.locator("#commands"), shots / "refused.png")
     expect(feed.locator("tr[data-event='alluse.command.rejected']")).to_have_count(
         0
     )  # filtered out
@@ -211,7 +221,7 @@ def test_a_viewer_sees_no_command_buttons_and_cannot_post_one(
     expect(page.locator("[data-balance]")).to_have_text(before)
     page.set_viewport_size({"width": 390, "height": 844})
     page.goto(f"{p.console}/portfolios/{p.portfolio}")
-    page.screenshot(path=shots / "phone.png")
+    shoot(page, shots / "phone.png")
 
 
 def test_a_forged_form_post_is_refused(console: Platform, browser: BrowserContext) -> None:
@@ -283,7 +293,7 @@ def test_operations_shows_each_service(
     for name in ("security", "account", "integration"):
         expect(page.locator(f"[data-service={name}] [data-ready]")).to_have_text("ready")
     expect(page.locator("[data-service=account] table")).to_contain_text("alluse.account.commands")
-    page.screenshot(path=shots / "operations.png", full_page=True)
+    shoot(page, shots / "operations.png", full_page=True)
     page.locator("form.who button").click()  # sign out: the session and its tokens end
     expect(page).to_have_url(re.compile("/signin$"))
     page.goto(f"{p.console}/operations")

@@ -90,3 +90,10 @@ def test_operations_reads_each_streams_figures_from_prometheus_text() -> None:
     assert columns == ["lag", "in DLQ"]
     assert rows == {"alluse.account.commands": {"lag": 3.0, "in DLQ": 2.0}}
     assert per_stream("not {{ prometheus", "") == ([], {})
+
+
+def test_a_growth_chart_of_one_week_is_a_band_across_the_box() -> None:
+    chart = views.chart([{"at": "2026-11-30T00:00:00+00:00", "total": "250000.00",
+                          "generations": {"0": "250000.00"}}], width=400, height=200)  # fmt: skip
+    xs = {float(xy.split(",")[0]) for xy in chart["areas"][0]["points"].split()}
+    assert min(xs) < 100 and max(xs) > 300
