@@ -101,10 +101,10 @@ class StreamConsumer:
         dl = dead_letter_fields(
             fields, reason=reason, stream=self.stream, entry_id=entry_id, deliveries=deliveries
         )
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.xadd(self.dlq, dl)
-        self._settle(pipe, [entry_id])
-        await pipe.execute()
+        # Two steps, each on one key (a Redis Cluster refuses a MULTI across slots): the copy
+        # first, so a crash in between dead-letters the entry twice, never loses it.
+        await self.redis.xadd(self.dlq, dl)
+        await self.settle([entry_id])
         metrics.DEAD.labels(self.stream).inc()
 
     async def settle(self, entry_ids: Sequence[bytes]) -> None:
