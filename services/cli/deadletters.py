@@ -1,17 +1,22 @@
 """Dead letters as the operator sees them: where they came from, why, and their original entry."""
 
+import asyncio
 import json
+from asyncio.subprocess import PIPE
 from dataclasses import dataclass
 from typing import Any
 
+import jwt
 from redis.asyncio import Redis
 
 from services.cli.client import CliError
 from services.cli.integration import STREAMS
-from services.cli.output import USAGE
+from services.cli.output import UNAVAILABLE, USAGE
+from services.cli.security import ADMIN
 from shared.contracts.streams import CONSUMED, DLQ_SUFFIX, Streams
 
 DLQ_FIELDS = (b"dlq_reason", b"dlq_stream", b"dlq_entry_id", b"dlq_deliveries")
+SOURCE = "alluse-cli/dlq"  # the audit records' source
 SIGNATURE = b"signature"  # a service's proof of authorship over the entry's own fields
 ALIASES = {**STREAMS, "queries": "alluse.account.queries"}
 
@@ -100,3 +105,28 @@ async def dead_letters(
     if reason:
         found = [d for d in found if reason.lower() in d.reason.lower()]
     return found
+
+
+def actor_of(token: str) -> str:
+    """Who acts, for the audit trail: the token's subject (the issuer made it for us)."""
+    claims = jwt.decode(token, options={"verify_signature": False})
+    return str(claims.get("sub", "?"))
+
+
+async def audited(
+    action: str, actor: str, chunk: list[Dead], streams: Streams, error: str | None = None
+) -> None:
+    """The security service appends the records to its chain first; if it cannot, nothing is done."""
+    records = [{"action": action, "actor": actor, "subject": d.attr("subject") or None,
+                "details": {**d.row(streams), "dlq": d.dlq, **({"error": error} if error else {})},
+                "source": SOURCE} for d in chunk]  # fmt: skip
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *ADMIN, "record-audit", stdin=PIPE, stdout=PIPE, stderr=PIPE
+        )
+    except OSError as exc:
+        raise CliError(f"cannot run the security administration: {exc}", UNAVAILABLE) from None
+    _, err = await proc.communicate(json.dumps(records).encode())
+    if proc.returncode:
+        why = err.decode(errors="replace").strip().removeprefix("error: ")
+        raise CliError(f"not audited, so not done: {why}", proc.returncode)

@@ -6,31 +6,26 @@ back on the stream it came from under the operator's own token (a service's sign
 still proves the original writer, stays as it is) and removes the dead letter; the inbox makes
 a re-drive of an entry already applied change nothing. Each re-drive and drop is first written
 to the security service's audit chain (by its administration, as `alluse security` runs it:
-DATABASE_URL, REDIS_URL, ALLUSE_ENCRYPTION_KEYS); if that fails, nothing is done.
+DATABASE_URL and the keys); if that fails, nothing is done.
 """
 
 import argparse
 import asyncio
-import json
 import os
-from asyncio.subprocess import PIPE
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import jwt
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from services.cli.client import CliError, redacted, redis_url, resolve_token
-from services.cli.deadletters import Dead, dead_letters, short
+from services.cli.deadletters import Dead, actor_of, audited, dead_letters, short
 from services.cli.output import OK, REJECTED, UNAVAILABLE, USAGE, emit, fail, table
-from services.cli.security import ADMIN
 from shared.contracts.envelope import EnvelopeError, decode
 from shared.contracts.streams import Streams
 from shared.infra.progress import Progress
 
-SOURCE = "alluse-cli/dlq"
 CHUNK = 200  # dead letters audited per call of the security administration
 Action = Callable[[Redis, Streams, argparse.Namespace], Awaitable[int]]
 
@@ -71,11 +66,11 @@ async def redrive(redis: Redis, streams: Streams, a: argparse.Namespace) -> int:
                 ) from None
             skipped += 1
     token = await asyncio.to_thread(resolve_token, a.token_file)
-    actor, done = _actor(token), []
+    actor, done = actor_of(token), []
     with Progress("redrive", len(chosen)) as bar:
         for at in range(0, len(chosen), CHUNK):
             chunk = chosen[at : at + CHUNK]
-            await _audited("dlq.redriven", actor, chunk, streams)
+            await audited("dlq.redriven", actor, chunk, streams)
             for n, dead in enumerate(chunk):
                 try:
                     # Put back first, remove second: a crash between re-drives it twice, which
@@ -84,7 +79,7 @@ async def redrive(redis: Redis, streams: Streams, a: argparse.Namespace) -> int:
                     await redis.xdel(dead.dlq, dead.entry_id)
                 except RedisError as exc:  # e.g. an ACL user that may not write that stream
                     # The trail holds the intent; it must also say what did not happen.
-                    await _audited("dlq.redrive_failed", actor, chunk[n:], streams, str(exc))
+                    await audited("dlq.redrive_failed", actor, chunk[n:], streams, str(exc))
                     raise CliError(
                         f"Redis refused re-driving {dead.entry_id} onto {dead.stream}: {exc};"
                         " it stays in the DLQ", UNAVAILABLE,
@@ -105,10 +100,10 @@ async def redrive(redis: Redis, streams: Streams, a: argparse.Namespace) -> int:
 
 async def drop(redis: Redis, streams: Streams, a: argparse.Namespace) -> int:
     chosen = await _chosen(redis, streams, a)
-    actor = _actor(await asyncio.to_thread(resolve_token, a.token_file))
+    actor = actor_of(await asyncio.to_thread(resolve_token, a.token_file))
     for at in range(0, len(chosen), CHUNK):
         chunk = chosen[at : at + CHUNK]
-        await _audited("dlq.dropped", actor, chunk, streams)
+        await audited("dlq.dropped", actor, chunk, streams)
         pipe = redis.pipeline(transaction=False)
         for dead in chunk:
             pipe.xdel(dead.dlq, dead.entry_id)
@@ -131,31 +126,6 @@ async def _chosen(redis: Redis, streams: Streams, a: argparse.Namespace) -> list
             f"{a.dlq_id} is in several dead-letter streams ({names}): add --stream", USAGE
         )
     return found
-
-
-def _actor(token: str) -> str:
-    """Who acts, for the audit trail: the token's subject (the issuer made it for us)."""
-    claims = jwt.decode(token, options={"verify_signature": False})
-    return str(claims.get("sub", "?"))
-
-
-async def _audited(
-    action: str, actor: str, chunk: list[Dead], streams: Streams, error: str | None = None
-) -> None:
-    """The security service appends the records to its chain first; if it cannot, nothing is done."""
-    records = [{"action": action, "actor": actor, "subject": d.attr("subject") or None,
-                "details": {**d.row(streams), "dlq": d.dlq, **({"error": error} if error else {})},
-                "source": SOURCE} for d in chunk]  # fmt: skip
-    try:
-        proc = await asyncio.create_subprocess_exec(
-            *ADMIN, "record-audit", stdin=PIPE, stdout=PIPE, stderr=PIPE
-        )
-    except OSError as exc:
-        raise CliError(f"cannot run the security administration: {exc}", UNAVAILABLE) from None
-    _, err = await proc.communicate(json.dumps(records).encode())
-    if proc.returncode:
-        why = err.decode(errors="replace").strip().removeprefix("error: ")
-        raise CliError(f"not audited, so not done: {why}", proc.returncode)
 
 
 def _run(action: Action) -> Callable[[argparse.Namespace], Awaitable[int]]:
