@@ -1,4 +1,5 @@
-"""Dead letters as the operator sees them: where they came from, why, and their original entry."""
+"""Dead letters as the operator sees them (where from, why, the original entry), and the audit
+records of what the operator does with them."""
 
 import asyncio
 import json
@@ -13,11 +14,12 @@ from services.cli.client import CliError
 from services.cli.integration import STREAMS
 from services.cli.output import UNAVAILABLE, USAGE
 from services.cli.security import ADMIN
+from shared.contracts import trust
 from shared.contracts.streams import CONSUMED, DLQ_SUFFIX, Streams
 
 DLQ_FIELDS = (b"dlq_reason", b"dlq_stream", b"dlq_entry_id", b"dlq_deliveries")
 SOURCE = "alluse-cli/dlq"  # the audit records' source
-SIGNATURE = b"signature"  # a service's proof of authorship over the entry's own fields
+SIGNATURE = trust.SIGNATURE.encode()  # a service's proof of authorship over the entry
 ALIASES = {**STREAMS, "queries": "alluse.account.queries"}
 
 
