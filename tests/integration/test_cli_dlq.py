@@ -22,10 +22,11 @@ from services.account.app import build
 from services.cli.__main__ import main
 from services.security import app as security_app
 from services.security import audit, crypto
-from shared.contracts.streams import ACCOUNT_COMMANDS, ACCOUNT_EVENTS, WS2_EVENTS
+from shared.contracts.streams import ACCOUNT_COMMANDS, ACCOUNT_EFFECTS, ACCOUNT_EVENTS, WS2_EVENTS
 from shared.infra.db import connection, create_pool, migrate
 from shared.infra.runtime import Runtime, running
 from shared.infra.settings import Settings
+from tests.integration.test_integration_service import fill
 from tests.support.account import Client
 from tests.support.streams import ce, outcomes
 from tests.support.tokens import Signer
@@ -194,3 +195,28 @@ async def test_a_redrive_redis_refuses_keeps_the_dead_letter_and_says_so_in_the_
     trail, _, broken = await audit_trail(settings)
     assert [r["action"] for r in trail] == ["dlq.redriven", "dlq.redrive_failed"]
     assert "WRONGTYPE" in str(trail[1]["details"]) and broken is None
+
+
+async def test_a_signed_effect_is_redriven_with_its_signature_and_applied_once(
+    ops: Ops, redis: Redis, settings: Settings
+) -> None:
+    gen = (await ops.client.initialize())["generation"]["id"]
+    await ops.execute(
+        "CREATE FUNCTION fail_fill() RETURNS trigger LANGUAGE plpgsql AS"
+        " $$ BEGIN RAISE EXCEPTION 'disk full (injected)'; END $$;"
+        " CREATE TRIGGER fail_fill BEFORE INSERT ON transactions"
+        " FOR EACH ROW EXECUTE FUNCTION fail_fill()"
+    )
+    effect = ce("alluse.effect.trade_filled", fill(gen), source="ws4/gateway-1", subject=gen)
+    signed = ops.client.signer.sign("integration", effect)  # as the integration service writes
+    await redis.xadd(settings.streams.key(ACCOUNT_EFFECTS), signed)  # type: ignore[arg-type]
+    assert await dlq_length(redis, settings.streams.dlq(ACCOUNT_EFFECTS), 1) == 1
+    await ops.execute("DROP TRIGGER fail_fill ON transactions")
+
+    # Only the integration service may write effects: an operator's token would be refused,
+    # so the effect is applied only because it goes back with its own signature.
+    code, out, err = await ops("dlq", "redrive", "--all", "--stream", "effects")
+    assert code == 0 and effect["id"] in out, err
+    events = await outcomes(redis, settings.streams.key(ACCOUNT_EVENTS), effect["id"], want=2)
+    assert [e["type"] for e in events].count("alluse.account.balance_changed") == 1
+    assert await redis.xlen(settings.streams.dlq(ACCOUNT_EFFECTS)) == 0
