@@ -77,8 +77,9 @@ async def sampler(platform: Platform, redis: Redis, load: Load, out: list[sample
 
 
 async def stop(task: asyncio.Task[None]) -> None:
+    """Cancel and wait a little: a task caught in a Redis call must not hold the report back."""
     task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
+    await asyncio.wait([task], timeout=5)
 
 
 async def run(args: argparse.Namespace) -> int:
@@ -110,7 +111,7 @@ async def run(args: argparse.Namespace) -> int:
                 await stop(watcher)
         finally:
             await stop(follower)
-            await redis.aclose()
+            await asyncio.wait([asyncio.ensure_future(redis.aclose())], timeout=5)
     print_table(taken)
     path = chart(taken, args.dir / "soak.png")
     answered = sum(c.outcome is not None for c in load.commands.values()) - args.accounts
