@@ -52,6 +52,17 @@ def option_fill(account: str, at: str, **over: Any) -> dict[str, Any]:
     }  # fmt: skip
 
 
+THURSDAY = "2026-11-19T15:00:00Z"
+
+
+async def sold_put(client: Client) -> tuple[str, str, list[dict[str, Any]]]:
+    """A Gen-Acc that sold 4 puts of a ticker of its own: (account, OCC key, the fill's events)."""
+    symbol, put = fresh_symbol()
+    gen = await generation(client)
+    fill = option_fill(gen, THURSDAY, symbol=symbol)
+    return gen, put, await client.effect("trade_filled", fill, want=2, time=THURSDAY)
+
+
 def by_type(events: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
     return [e["data"] for e in events if e["type"] == f"alluse.account.{kind}"]
 
@@ -211,12 +222,9 @@ async def test_rule_11_position_sizing_breach_is_recorded_and_announced(
 async def test_rule_11_broker_valuation_is_compared_with_own_marks(
     svc: tuple[Client, Runtime],
 ) -> None:
-    symbol, _ = fresh_symbol()
     client, _ = svc
-    gen = await generation(client)
-    at = "2026-11-19T15:00:00Z"
-    await client.effect("trade_filled", option_fill(gen, at, symbol=symbol), want=2, time=at)
-    valuation = {"account_id": gen, "positions_market_value": "-900.00", "as_of": at}
+    gen, _, _ = await sold_put(client)
+    valuation = {"account_id": gen, "positions_market_value": "-900.00", "as_of": THURSDAY}
     assert await client.effect("account_valuation", valuation, want=0) == []  # 60 within 499.99
     (found,) = await client.effect(
         "account_valuation", {**valuation, "positions_market_value": "-2000.00"}
@@ -229,13 +237,10 @@ async def test_rule_11_broker_valuation_is_compared_with_own_marks(
 
 
 async def test_rule_11_drawdown_runs_on_value_from_marks(svc: tuple[Client, Runtime]) -> None:
-    symbol, put = fresh_symbol()
     client, _ = svc
-    gen = await generation(client)
-    at = "2026-11-19T15:00:00Z"
-    await client.effect("trade_filled", option_fill(gen, at, symbol=symbol), want=2, time=at)
-    await quote(client, put, "39.90", "40.10", "40.00", "2026-11-20T20:00:00Z")  # AAPL crashed
-    valuation = {"account_id": gen, "positions_market_value": "-16000.00", "as_of": at}
+    gen, put, _ = await sold_put(client)
+    await quote(client, put, "39.90", "40.10", "40.00", "2026-11-20T20:00:00Z")  # a crash
+    valuation = {"account_id": gen, "positions_market_value": "-16000.00", "as_of": THURSDAY}
     (breach,) = await client.effect("account_valuation", valuation)
     assert breach["type"] == "alluse.account.drawdown_breached"
     assert (breach["data"]["total_value"], breach["data"]["drawdown_pct"]) == ("84837.40", "15.16")
@@ -275,13 +280,8 @@ async def test_rule_11_reversal_books_the_opposite_entry_once(
 async def test_rule_11_reversing_a_fill_undoes_its_position_and_a_fork_transfer_is_refused(
     svc: tuple[Client, Runtime],
 ) -> None:
-    symbol, _ = fresh_symbol()
     client, _ = svc
-    gen = await generation(client)
-    at = "2026-11-19T15:00:00Z"
-    events = await client.effect(
-        "trade_filled", option_fill(gen, at, symbol=symbol), want=2, time=at
-    )
+    gen, _, events = await sold_put(client)
     tx = int(by_type(events, "balance_changed")[0]["transaction"]["id"])
     reverse = {"transaction_id": tx, "reason": "fill booked twice at the broker"}
     events = await client.command("alluse.account.reverse", reverse, role="operator", want=3)
@@ -290,8 +290,8 @@ async def test_rule_11_reversing_a_fill_undoes_its_position_and_a_fork_transfer_
     assert (view["positions"], view["cash"]) == ([], "100000.00")
 
     # A big premium takes the Gen-Acc past its fork threshold: the fork's transfer stays.
-    big = option_fill(gen, at, symbol="NVDA", strike="1", quantity=100, price="5.01")
-    events = await client.effect("trade_filled", big, want=2, time=at)
+    big = option_fill(gen, THURSDAY, symbol="NVDA", strike="1", quantity=100, price="5.01")
+    events = await client.effect("trade_filled", big, want=2, time=THURSDAY)
     history = await client.query(
         "alluse.query.history", {"account_id": gen, "type": "fork_transfer"}
     )
@@ -307,11 +307,8 @@ async def test_rule_11_reversing_a_fill_undoes_its_position_and_a_fork_transfer_
 async def test_integrity_checks_positions_against_their_history(
     svc: tuple[Client, Runtime],
 ) -> None:
-    symbol, put = fresh_symbol()
     client, rt = svc
-    gen = await generation(client)
-    at = "2026-11-19T15:00:00Z"
-    await client.effect("trade_filled", option_fill(gen, at, symbol=symbol), want=2, time=at)
+    gen, put, _ = await sold_put(client)
     report = (await client.query("alluse.query.integrity", {}))["data"]
     assert report["ok"] and report["positions_checked"] >= 1
     async with connection(rt.pool) as conn:
