@@ -24,7 +24,7 @@ from pathlib import Path
 from shared.infra import embedded
 from shared.infra.launch import KEY_FILES, SERVICES, VAR, create_client, platform_env, say, services
 
-DEMO_WEEKS = "P-EW,P-AOL,C-PNO,C-WAP+"  # week types of the demo's simulated weeks, in turn
+DEMO_WEEKS = "P-EW,P-AOL,C-PNO,C-PNO"  # the demo's weeks: puts assigned in the second, shares kept
 # The web console runs beside the three services: a client of theirs, with no identity.
 PORTS = {**SERVICES, "console": 8084}
 REDIS_PORT = 6380  # the embedded Redis's, when free: a second terminal finds it where it was
