@@ -24,6 +24,7 @@ from shared.infra.db import migrate
 from shared.infra.dispatch import Dispatch, Route
 from shared.infra.guards import bearer, signed_by
 from shared.infra.messaging import Guard, Pipeline
+from shared.infra.partitions import Partitioned
 from shared.infra.replies import Replier
 from shared.infra.revocations import Revocations
 from shared.infra.runtime import Runtime, open_runtime, serve_until_stopped
@@ -50,11 +51,24 @@ async def build(settings: Settings) -> Runtime:
     replier = Replier(rt.pool, rt.redis, query_answerer(), SOURCE, s, settings.limits,
                       verifier, rt.signer.sign)  # fmt: skip
     # The platform's own input streams: each entry is deleted once its outcome is committed.
+    # Commands and effects are applied in order per account, however many replicas run.
+    rt.ordered = [
+        Partitioned(
+            redis=rt.redis,
+            settings=settings,
+            stream=s.key(ACCOUNT_COMMANDS),
+            process=pipeline.process,
+            after=rt.relay.wake.set,
+        ),
+        Partitioned(
+            redis=rt.redis,
+            settings=settings,
+            stream=s.key(ACCOUNT_EFFECTS),
+            process=effects.process,
+            after=rt.relay.wake.set,
+        ),
+    ]
     rt.consumers = [
-        StreamConsumer(redis=rt.redis, settings=settings, stream=s.key(ACCOUNT_COMMANDS), group=GROUP,
-                       process=pipeline.process, after=rt.relay.wake.set, delete_applied=True),
-        StreamConsumer(redis=rt.redis, settings=settings, stream=s.key(ACCOUNT_EFFECTS), group=GROUP,
-                       process=effects.process, after=rt.relay.wake.set, delete_applied=True),
         StreamConsumer(redis=rt.redis, settings=settings, stream=s.key(ACCOUNT_QUERIES), group=GROUP,
                        process=replier.process, delete_applied=True),
     ]  # fmt: skip

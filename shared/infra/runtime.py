@@ -25,6 +25,7 @@ from shared.infra.db import create_pool
 from shared.infra.durability import Durability
 from shared.infra.keys import KeySet
 from shared.infra.outbox import Relay
+from shared.infra.partitions import Partitioned
 from shared.infra.retention import Janitor, Retained
 from shared.infra.revocations import Revocations
 from shared.infra.settings import Settings
@@ -45,6 +46,7 @@ class Runtime:
     signer: EntrySigner  # this service's identity: it signs every entry the service writes
     keys: KeySet  # the published keys: access tokens' and the services'
     consumers: list[StreamConsumer] = field(default_factory=list)
+    ordered: list[Partitioned] = field(default_factory=list)  # per-account order kept
     # Extra facts for /readyz's body (e.g. when each upstream was last heard); never gate it.
     details: list[Callable[[], dict[str, Any]]] = field(default_factory=list)
     # Services that verify tokens follow revocations; replayed before the first message is read.
@@ -54,6 +56,7 @@ class Runtime:
 
     def janitor(self) -> Janitor:
         kept = [*self.retained, *(k for c in self.consumers for k in c.retained())]
+        kept += [k for o in self.ordered for k in o.retained()]
         s = self.settings
         return Janitor(self.redis, self.pool, kept, s.dedup_window, s.retention_interval)
 
@@ -141,6 +144,8 @@ async def running(
     await rt.broker.start()
     tasks = [*followers, asyncio.create_task(rt.relay.run(), name="relay")]
     tasks.append(asyncio.create_task(rt.janitor().run(), name="retention"))
+    ordered = [asyncio.create_task(o.run(), name=f"ordered {o.stream}") for o in rt.ordered]
+    tasks += ordered
     tasks += [
         asyncio.create_task(c.reclaim_forever(), name=f"reclaim {c.stream}") for c in rt.consumers
     ]
@@ -156,6 +161,10 @@ async def running(
         yield server
     finally:
         await rt.broker.stop()  # stop reading first; the batch in hand completes
+        for o in rt.ordered:
+            o.stopped = True
+        if ordered:  # their batch in hand completes too, and their leases go back
+            await asyncio.wait(ordered, timeout=10)
         if server is not None:
             server.should_exit = True  # let uvicorn finish its lifespan rather than cancel it
             await asyncio.wait([tasks[-1]], timeout=5)

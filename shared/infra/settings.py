@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     block_ms: PositiveInt = 50
     reclaim_idle_ms: PositiveInt = 30_000
     max_deliveries: PositiveInt = 5
+    # Ordered consumption (README "Scaling out"): partitions per logical stream, and how long a
+    # replica's lease on one outlives its last renewal (the takeover time after a crash).
+    partitions: PositiveInt = 16
+    partition_lease_ms: PositiveInt = 10_000
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=0, ge=0, le=65535)
     log_level: str = "INFO"

@@ -1,0 +1,200 @@
+"""Ordered consumption by N replicas: one stream split into P partitions by account.
+
+Producers write to the one public stream. The replica holding the router lease moves its
+entries, oldest first, to partition `crc32(account) % P`, keeping each entry's id, so every
+partition is in the public stream's order. Each replica holds leases on a fair share of the
+partitions and applies only those, one batch at a time, oldest first: one account's messages
+are applied by one replica at a time, in the order they were written (README "Scaling out").
+"""
+
+import asyncio
+import json
+import logging
+import math
+import time
+import zlib
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from redis.asyncio import Redis
+
+from shared.infra import metrics
+from shared.infra.consumer import Process
+from shared.infra.leases import Leases
+from shared.infra.messaging import Entry, dead_letter_fields
+from shared.infra.retention import Retained
+from shared.infra.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# The move of a batch, in one atomic step fenced by the router lease: a router whose lease has
+# passed to another moves nothing. XADD with the entry's own id keeps the order, and a second
+# move of the same entry is refused by Redis ("equal or smaller") rather than doubled.
+_MOVE = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+local i, moved = 2, 0
+while i <= #ARGV do
+  local p, id, n = tonumber(ARGV[i]), ARGV[i + 1], tonumber(ARGV[i + 2])
+  local fields = {}
+  for j = 1, n do fields[j] = ARGV[i + 2 + j] end
+  local added = redis.pcall('XADD', KEYS[3 + p], id, unpack(fields))
+  if type(added) == 'table' and added.err and not string.find(added.err, 'equal or smaller') then
+    return added
+  end
+  redis.call('XDEL', KEYS[2], id)
+  i, moved = i + 3 + n, moved + 1
+end
+return moved
+"""
+
+
+def account_of(fields: dict[bytes, bytes]) -> bytes:
+    """What orders an entry: its subject, else its data's account_id, else nothing."""
+    if subject := fields.get(b"subject"):
+        return subject
+    try:
+        data = json.loads(fields.get(b"data", b""))
+        return str(data.get("account_id", "")).encode() if isinstance(data, dict) else b""
+    except Exception:  # e.g. too deep to decode: partition 0, where the pipeline dead-letters it
+        return b""
+
+
+class Partitioned:
+    """Routes and consumes one logical stream; `run()` until `stopped`."""
+
+    def __init__(
+        self, *, redis: Redis, settings: Settings, stream: str, process: Process,
+        after: Callable[[], None] = lambda: None,
+    ) -> None:  # fmt: skip
+        self.redis, self.settings, self.stream = redis, settings, stream
+        self.process, self.after = process, after
+        self.parts = [f"{stream}.p{i}" for i in range(settings.partitions)]
+        self.lease_keys = [f"{stream}.lease.p{i}" for i in range(settings.partitions)]
+        self.router_key = f"{stream}.lease.router"
+        self.members = f"{stream}.members"
+        self.dlq = f"{stream}.dlq"
+        self.leases = Leases(redis, settings.consumer, settings.partition_lease_ms)
+        self.held: set[int] = set()
+        self.routing = False
+        self.tries: dict[bytes, int] = {}
+        self.retry_at: dict[int, float] = {}  # a partition whose head failed waits till then
+        self.stopped = False
+
+    def retained(self) -> list[Retained]:
+        return [Retained(self.dlq, self.settings.dlq_retention)]
+
+    def partition(self, fields: dict[bytes, bytes]) -> int:
+        return zlib.crc32(account_of(fields)) % len(self.parts)
+
+    async def renew(self) -> None:
+        """Hold the router lease if free, and a fair share of the partitions; free the rest."""
+        seconds, micros = await self.redis.time()
+        alive = await self.leases.live_members(self.members, seconds * 1000 + micros // 1000)
+        share = math.ceil(len(self.parts) / max(1, alive))
+        self.routing = await self.leases.hold(self.router_key)
+        start = zlib.crc32(self.settings.consumer.encode()) % len(self.parts)
+        for p in sorted(
+            range(len(self.parts)),
+            key=lambda i: (i not in self.held, (i - start) % len(self.parts)),
+        ):
+            if len(self.held) >= share and p not in self.held:
+                continue
+            if await self.leases.hold(self.lease_keys[p]):
+                self.held.add(p)
+            else:
+                self.held.discard(p)
+        for p in sorted(self.held)[share:]:  # more than a fair share: give the extra back
+            self.held.discard(p)
+            await self.leases.release(self.lease_keys[p])
+
+    async def route_once(self) -> bool:
+        rows: list[Entry] = await self.redis.xrange(self.stream, count=self.settings.batch_size)  # type: ignore[assignment]
+        if not rows:
+            return False
+        args: list[Any] = [self.settings.consumer]
+        for entry_id, fields in rows:
+            args += [self.partition(fields), entry_id, len(fields) * 2]
+            args += [x for kv in fields.items() for x in kv]
+        keys = [self.router_key, self.stream, *self.parts]
+        moved = await self.redis.eval(_MOVE, len(keys), *keys, *args)
+        return int(moved) > 0
+
+    async def consume_once(self) -> bool:
+        now = time.monotonic()
+        ready = [p for p in sorted(self.held) if self.retry_at.get(p, 0) <= now]
+        if not ready:
+            return False
+        count = max(1, self.settings.batch_size // len(ready))
+        pipe = self.redis.pipeline(transaction=False)
+        for p in ready:
+            pipe.xrange(self.parts[p], count=count)
+        where: dict[bytes, int] = {}
+        entries: list[Entry] = []
+        for p, rows in zip(ready, await pipe.execute(), strict=True):
+            for entry_id, fields in rows:
+                where[entry_id] = p
+                entries.append((entry_id, fields))
+        if not entries:
+            return False
+        await self.handle(entries, where)
+        return True
+
+    async def handle(self, entries: Sequence[Entry], where: dict[bytes, int]) -> None:
+        started = time.perf_counter()
+        outcome = await self.process(entries)
+        fields = dict(entries)
+        dead = list(outcome.dead)
+        for entry_id, error in outcome.failed.items():  # left at its partition's head; retried
+            self.tries[entry_id] = tries = self.tries.get(entry_id, 0) + 1
+            self.retry_at[where[entry_id]] = time.monotonic() + self.settings.reclaim_idle_ms / 1000
+            if tries >= self.settings.max_deliveries:
+                dead.append(
+                    (entry_id, fields[entry_id], f"failed {tries} deliveries; last error: {error}")
+                )
+        pipe = self.redis.pipeline(transaction=True)
+        for entry_id in outcome.ack:
+            pipe.xdel(self.parts[where[entry_id]], entry_id)
+        for entry_id, kept, reason in dead:
+            log.warning("dead-lettered %s from %s: %s", entry_id.decode(), self.stream, reason)
+            dl = dead_letter_fields(kept, reason=reason, stream=self.stream, entry_id=entry_id,
+                                    deliveries=self.tries.pop(entry_id, 1))  # fmt: skip
+            pipe.xadd(self.dlq, dl)
+            pipe.xdel(self.parts[where[entry_id]], entry_id)
+            metrics.DEAD.labels(self.stream).inc()
+        await pipe.execute()
+        for entry_id in outcome.ack:
+            self.tries.pop(entry_id, None)
+        metrics.CONSUMED.labels(self.stream).inc(len(outcome.ack))
+        metrics.REJECTED.labels(self.stream).inc(outcome.rejected)
+        metrics.LATENCY.labels(self.stream).observe(time.perf_counter() - started)
+        self.after()
+
+    async def run(self) -> None:
+        every = self.settings.partition_lease_ms / 3000
+        next_renew = 0.0
+        try:
+            while not self.stopped:
+                worked = False
+                try:
+                    if time.monotonic() >= next_renew:
+                        await self.renew()
+                        next_renew = time.monotonic() + every
+                    if self.routing:
+                        worked = await self.route_once()
+                    worked = await self.consume_once() or worked
+                except Exception:
+                    log.exception("ordered consumption of %s failed; will try again", self.stream)
+                if not worked:
+                    await asyncio.sleep(self.settings.block_ms / 1000)
+        finally:
+            await self.leave()
+
+    async def leave(self) -> None:
+        """Give every lease back at once, so the other replicas take over without waiting."""
+        try:
+            for key in [self.router_key, *(self.lease_keys[p] for p in self.held)]:
+                await self.leases.release(key)
+            await self.leases.leave(self.members)
+        except Exception:
+            log.warning("leases of %s left to expire", self.stream)
+        self.held.clear()
