@@ -103,7 +103,10 @@ async def test_deposit_then_withdraw_never_overtakes_across_replicas(
             found = [decoded(f) for _, f in await redis.xrange(events)]
             return [e["data"] for e in found if e["type"] == "alluse.command.rejected"]
 
-        await until(applied, equals=ACCOUNTS * PAIRS * 2, timeout=240)
+        async def settled() -> int:  # every command applied or refused
+            return await applied() + len(await rejected())
+
+        await until(settled, equals=ACCOUNTS * PAIRS * 2, timeout=240)
         assert await rejected() == []  # not one insufficient_funds
         rows = await conn.fetch(
             "SELECT account_id::text AS account, command_id FROM transactions"
