@@ -25,6 +25,10 @@ COMMANDS = {
     "append": "xadd",
     "reply": "xadd expire exists",
     "drop": "xdel del",
+    # The Lua steps of ordered consumption name the public stream, its partitions and leases;
+    # what they run inside is checked again, command by command ("parts" below, consume).
+    "ordered": "eval",
+    "parts": "xadd xdel xrange xlen exists get set pexpire del zadd zrem zremrangebyscore zcard",
 }
 CLIENT = "ping hello select client|setname client|getname echo multi exec discard"
 # Services also check the server (readiness, AOF durability) and confirm fsyncs.
@@ -51,6 +55,10 @@ def _selectors(access: Access, prefix: str) -> list[str]:
         "append": access.append,
         "reply": access.reply,
         "drop": access.drop,
+        "ordered": tuple(k for n in access.partitioned for k in (n, f"{n}.p*", f"{n}.lease.*")),
+        "parts": tuple(
+            k for n in access.partitioned for k in (f"{n}.p*", f"{n}.lease.*", f"{n}.members")
+        ),
     }
     out = []
     for kind, names in groups.items():

@@ -52,6 +52,8 @@ class Access:
     append: tuple[str, ...] = ()  # XADD and nothing else
     reply: tuple[str, ...] = ()  # answer on callers' reply streams (XADD, EXPIRE)
     drop: tuple[str, ...] = ()  # XDEL single entries (dead letters an operator dropped)
+    # Consumed in order per account (README "Scaling out"): its partitions, leases, members.
+    partitioned: tuple[str, ...] = ()
     what: str = ""
 
 
@@ -59,7 +61,7 @@ ACL_USERS = {
     "account": Access(
         consume=(ACCOUNT_COMMANDS, ACCOUNT_QUERIES, ACCOUNT_EFFECTS),
         write=(ACCOUNT_EVENTS, AUDIT), read=(REVOCATIONS,), reply=(REPLIES,),
-        what="the account service"),
+        partitioned=(ACCOUNT_COMMANDS, ACCOUNT_EFFECTS), what="the account service"),
     "integration": Access(
         consume=(WS2_EVENTS, WS4_EVENTS, ACCOUNT_EVENTS),
         write=(ACCOUNT_LIFECYCLE, ACCOUNT_EFFECTS, AUDIT), read=(REVOCATIONS,),
