@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from redis.asyncio import Redis
 
-from services.bench import bare, measure
+from services.bench import bare, figures, measure, scale
 from services.bench.report import Result, print_report, progress
 from services.bench.servers import DATA_DIR, fresh_database, servers
 from services.bench.service import ServiceProcess
@@ -49,7 +49,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=500,
         help="entries per read and transaction (ALLUSE_BATCH_SIZE; default 500)",
     )
+    p.add_argument(
+        "--platform-count",
+        type=int,
+        default=3000,
+        help="commands per whole-platform phase (fills, deposits, 1-3 replicas; default 3000); "
+        "0 skips those phases",
+    )
     args = p.parse_args(argv)
+    if args.platform_count < 0:
+        p.error("--platform-count must be 0 or more")
     if args.count < 1 or args.rate <= 0 or args.duration <= 0 or args.batch_size < 1:
         p.error("--count, --rate, --duration and --batch-size must be positive")
     return args
@@ -162,6 +171,16 @@ async def run(args: argparse.Namespace) -> None:
                         servers=description, batch_size=args.batch_size, creates=created,
                         deposits=deposited, paced=steady, bare=baseline,
                     )  # fmt: skip
+                    rates = {}
+                    if args.platform_count:
+                        rates = await scale.phases(args.platform_count, DATA_DIR / "platform")
+                    found = figures.ratios(created, baseline, rates)
+                    figures.print_platform(rates, found, steady)
+                    paths = figures.write(
+                        DATA_DIR, servers=description, rates=rates, found=found,
+                        results=[created, deposited, steady, baseline],
+                    )  # fmt: skip
+                    print(f"\n  figures: {paths[0]}, chart: {paths[1]}")
                 finally:
                     keys = [k async for k in redis.scan_iter(match=f"{prefix}*")]
                     if keys:

@@ -1,0 +1,94 @@
+"""The figures of one `make bench` run, with the ratios its targets are stated in: printed,
+written as JSON (var/bench/bench.json) and drawn as a PNG (var/bench/bench.png)."""
+
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from services.bench.report import Result
+from services.bench.scale import Rate
+
+TARGETS = {  # what each ratio or figure should reach on the project's 2-core machine
+    "service / bare loop (creations)": 0.8,
+    "fills through three services / deposits": 0.7,
+    "2 replicas / 1 replica (deposits)": 1.5,
+}
+
+
+def ratios(creates: Result, bare: Result | None, rates: dict[str, Rate]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    if bare is not None and bare.per_second > 0:
+        out["service / bare loop (creations)"] = creates.per_second / bare.per_second
+    one = rates.get("deposits")
+    if one is not None and one.per_second > 0:
+        if "fills" in rates:
+            out["fills through three services / deposits"] = (
+                rates["fills"].per_second / one.per_second
+            )
+        for n in (2, 3):
+            if f"replicas-{n}" in rates:
+                out[f"{n} replicas / 1 replica (deposits)"] = (
+                    rates[f"replicas-{n}"].per_second / one.per_second
+                )
+    return out
+
+
+def print_platform(rates: dict[str, Rate], found: dict[str, float], paced: Result) -> None:
+    out = sys.stdout
+    if rates:
+        print(
+            "\nWhole platform on scratch servers, XADD to outcome on the lifecycle stream", file=out
+        )
+        for rate in rates.values():
+            print(rate.line(), file=out)
+    print("", file=out)
+    for name, value in found.items():
+        target = TARGETS.get(name)
+        mark = (
+            ""
+            if target is None
+            else f"   target >= {target}: {'met' if value >= target else 'NOT met'}"
+        )
+        print(f"  {name:<44}{value:>6.2f}{mark}", file=out)
+    met = paced.p99 < 50.0
+    print(f"  {'p99 at ' + format(paced.offered_per_s or 0, ',.0f') + '/s offered (ms)':<44}"
+          f"{paced.p99:>6.1f}   target < 50: {'met' if met else 'NOT met'}", file=out)  # fmt: skip
+
+
+def write(directory: Path, *, servers: str, results: list[Result], rates: dict[str, Rate],
+          found: dict[str, float]) -> tuple[Path, Path]:  # fmt: skip
+    directory.mkdir(parents=True, exist_ok=True)
+    doc: dict[str, Any] = {
+        "at": datetime.now(UTC).isoformat(), "servers": servers,
+        "phases": [{"name": r.name, "count": r.count, "per_second": round(r.per_second, 1),
+                    "p50_ms": round(r.p50, 1), "p99_ms": round(r.p99, 1),
+                    "offered_per_s": r.offered_per_s} for r in results],
+        "platform": [{"name": r.name, "count": r.count, "per_second": round(r.per_second, 1)}
+                     for r in rates.values()],
+        "ratios": {k: round(v, 3) for k, v in found.items()}, "targets": TARGETS,
+    }  # fmt: skip
+    data = directory / "bench.json"
+    data.write_text(json.dumps(doc, indent=2) + "\n")
+    return data, chart(directory / "bench.png", results, rates)
+
+
+def chart(path: Path, results: list[Result], rates: dict[str, Rate]) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [r.name for r in results] + [r.name for r in rates.values()]
+    values = [r.per_second for r in results] + [r.per_second for r in rates.values()]
+    fig, ax = plt.subplots(figsize=(10, 0.5 * len(names) + 1.5))
+    ax.barh(names[::-1], values[::-1], color="#3b6ea5")
+    for y, v in enumerate(values[::-1]):
+        ax.text(v, y, f" {v:,.0f}/s", va="center", fontsize=8)
+    ax.set_xlabel("commands per second (XADD to outcome)")
+    ax.set_title("make bench")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
