@@ -40,8 +40,8 @@ COMMANDS: dict[str, Route] = {
     "alluse.config.update": Route(c.UpdateConfig, reinvestment.update_config),
     "alluse.account.reverse": Route(c.ReverseTransaction, corrections.reverse),
 }
-# Internal: effects of upstream events, forwarded by the integration service (no user token;
-# the internal stream is the platform's own).
+# Internal: effects of upstream events, forwarded by the integration service and believed only
+# with its signature (shared/infra/guards.py, signed_by).
 EFFECTS: dict[str, Route] = {
     "alluse.effect.trade_filled": Route(effects.TradeEffect, trades.trade_filled),
     "alluse.effect.option_assigned": Route(effects.AssignmentEffect, trades.option_assigned),

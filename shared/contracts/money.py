@@ -30,7 +30,7 @@ def parse_money(value: Any, *, places: int = 2) -> Decimal:
     if -exponent > places:
         raise InvalidAmount(f"has more than {places} decimal places")
     if abs(amount) >= LIMIT:
-        raise ValueError("is out of range")
+        raise InvalidAmount("is out of range")
     return amount
 
 

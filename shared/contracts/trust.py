@@ -68,8 +68,13 @@ def signed_bytes(fields: Mapping[str, str]) -> bytes:
 
 
 def reply_namespace(prefix: str, subject: str) -> str:
-    """The keys a caller may name as `replyto`: its own, under its token's subject."""
-    return f"{prefix}alluse.reply.{subject}."
+    """The keys a caller may name as `replyto`: its own, under its token's subject.
+
+    The subject is escaped ('%' as '%25', '.' as '%2E') so that no caller's namespace lies
+    inside another's: client `eng` may not write under `eng.x`'s replies.
+    """
+    safe = subject.replace("%", "%25").replace(".", "%2E")
+    return f"{prefix}alluse.reply.{safe}."
 
 
 def replyto_allowed(prefix: str, subject: str, replyto: str | None) -> bool:

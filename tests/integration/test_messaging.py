@@ -1,6 +1,5 @@
 """The delivery guarantees of the shared pipeline, on a toy service over real Redis and PostgreSQL."""
 
-import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -18,6 +17,7 @@ from shared.infra.messaging import Emit, Pipeline, Rejected
 from shared.infra.outbox import Relay
 from shared.infra.settings import Settings
 from shared.infra.unit import SqlUnit
+from tests.support.waiting import until
 
 EVENTS = "toy.events"
 
@@ -180,8 +180,8 @@ async def test_dead_consumers_entries_are_reclaimed_and_applied(toy, redis, sett
     await redis.xadd(consumer.stream, command("7.00", cid="c-6"))
     # A consumer reads the entry and dies before acknowledging it (crash before ack).
     await redis.xreadgroup(consumer.group, "dead-consumer", {consumer.stream: ">"}, count=10)
-    await asyncio.sleep(settings.reclaim_idle_ms / 1000 + 0.1)
-    assert await consumer.reclaim_once() == 1
+    # Reclaimed as soon as it has been idle long enough: ask until the reclaimer takes it.
+    assert await until(consumer.reclaim_once, equals=1) == 1
     assert await pool.fetchval("SELECT value FROM counter") == Decimal("7.00")
     assert (await redis.xpending(consumer.stream, consumer.group))["pending"] == 0
 
@@ -194,11 +194,14 @@ async def test_entry_failing_every_delivery_is_dead_lettered_and_others_proceed(
     await redis.xadd(consumer.stream, command("3.00"))
     await drain(redis, consumer)
     assert await pool.fetchval("SELECT value FROM counter") == Decimal("3.00")
-    for _ in range(settings.max_deliveries):
-        await asyncio.sleep(settings.reclaim_idle_ms / 1000 + 0.05)
+
+    # Each reclaim that finds it idle delivers it once more; the last one dead-letters it.
+    async def dead_lettered() -> int:
         await consumer.reclaim_once()
+        return int(await redis.xlen(consumer.dlq))
+
+    assert await until(dead_lettered, equals=1) == 1
     dead = await redis.xrange(consumer.dlq)
-    assert len(dead) == 1
     reason = dead[0][1][b"dlq_reason"]
     assert reason == b"failed 3 deliveries; last error: RuntimeError: a bug in the handler"
     assert (await redis.xpending(consumer.stream, consumer.group))["pending"] == 0

@@ -23,6 +23,7 @@ from services.account.domain import (
     recompute_balance,
     recompute_contributed,
 )
+from shared.contracts import money
 
 GEN, REV, COM = AccountType.GENERATION, AccountType.REVENUE, AccountType.COMPOUNDING
 T = TransactionType
@@ -167,3 +168,8 @@ def test_rule_2_property_deposits_keep_balance_equal_to_ledger(amounts):
         written.append(effect.amount)
     assert check_integrity(acc.balance, written).ok
     assert acc.contributed_capital == sum(amounts)
+
+
+def test_a_canonical_amount_out_of_range_is_an_invalid_amount() -> None:
+    with pytest.raises(money.InvalidAmount, match="out of range"):
+        money.parse_money("1000000000000.00")
