@@ -30,6 +30,7 @@ from tests.integration.test_security_http import security_settings
 from tests.support.account import Client
 from tests.support.streams import ce
 from tests.support.tokens import Signer
+from tests.support.waiting import until
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 UPSTREAM = f"00-{TRACE}-00f067aa0ba902b7-01"  # a trading engine's own span, sampled
@@ -118,6 +119,12 @@ async def test_one_ws4_fill_is_one_trace_across_the_three_services(
     assert first.parent is not None and first.parent.span_id == 0x00F067AA0BA902B7
     batches = [s for s in spans.get_finished_spans() if s.name == "db transaction"]
     assert any(link.context.trace_id == int(TRACE, 16) for s in batches for link in s.links)
+
+    # The republishing span ends before the relay writes the lifecycle entry: wait for it.
+    async def published_count() -> int:
+        return len(await lifecycle_traceparents(redis, settings, gen))
+
+    await until(published_count, equals=1, timeout=15)
     (published,) = await lifecycle_traceparents(redis, settings, gen)
     assert published.split("-")[1] == TRACE  # downstream consumers can join the trace too
 
