@@ -206,24 +206,26 @@ async def mark_reversal(conn: Sql, *, transaction_id: int, reverses: int, reason
 
 
 async def cash_at(conn: Sql, *, account_id: UUID, at: datetime) -> Decimal | None:
-    """The balance after the account's last ledger row at or before `at` (None: none yet)."""
+    """The sum of the account's ledger amounts dated at or before `at` (None: none yet).
+    Not the `balance_after` of the last such row: that is computed in arrival order, and an
+    entry arriving late with an earlier date would make every past answer wrong."""
     value: Decimal | None = await conn.fetchval(
-        "SELECT balance_after FROM transactions WHERE account_id = $1 AND effective_at <= $2"
-        " ORDER BY effective_at DESC, id DESC LIMIT 1",
+        "SELECT sum(amount) FROM transactions WHERE account_id = $1 AND effective_at <= $2",
         account_id, at,
     )  # fmt: skip
     return value
 
 
 async def holdings_at(conn: Sql, *, account_id: UUID, at: datetime) -> list[Holding]:
+    """Each position as the sum of its moves dated at or before `at` (not `quantity_after`,
+    which follows arrival order, as `cash_at` explains)."""
     rows = await conn.fetch(
-        f"SELECT * FROM (SELECT DISTINCT ON (contract) {CONTRACT}, quantity_after, cost_after"
-        " FROM position_moves WHERE account_id = $1 AND effective_at <= $2"
-        " ORDER BY contract, effective_at DESC, id DESC) last WHERE quantity_after <> 0"
-        " ORDER BY option_type NULLS FIRST, symbol, expiration, strike",
+        f"SELECT {CONTRACT}, sum(quantity) AS quantity, sum(cost) AS cost FROM position_moves"
+        f" WHERE account_id = $1 AND effective_at <= $2 GROUP BY {CONTRACT}"
+        " HAVING sum(quantity) <> 0 ORDER BY option_type NULLS FIRST, symbol, expiration, strike",
         account_id, at,
     )  # fmt: skip
-    return [_holding(r, "quantity_after", "cost_after") for r in rows]
+    return [_holding(r) for r in rows]
 
 
 async def position_mismatches(conn: Sql) -> tuple[int, list[Row]]:

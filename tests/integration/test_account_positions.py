@@ -319,3 +319,32 @@ async def test_integrity_checks_positions_against_their_history(
     assert (bad["quantity"], bad["history_quantity"]) == ("-5", "-4")
     async with connection(rt.pool) as conn:  # put back, for the ledger check after the test
         await conn.execute("UPDATE positions SET quantity = -4 WHERE contract = $1", put)
+
+
+async def test_rule_11_as_of_follows_business_time_when_entries_arrive_out_of_order(
+    svc: tuple[Client, Runtime],
+) -> None:
+    client, _ = svc
+    symbol, put = fresh_symbol()
+    gen = await generation(client)
+
+    async def as_of(at: str) -> dict[str, Any]:
+        query = {"account_id": gen, "at": at}
+        return (await client.query("alluse.query.as_of", query, role="operator"))["data"]
+
+    opening = (await as_of("2026-11-03T08:00:00Z"))["cash"]
+    assert opening == "100000.00"
+    for amount, at in (("100.00", "2026-11-03T10:00:00Z"), ("50.00", "2026-11-03T09:00:00Z")):
+        deposit = {"account_id": gen, "amount": amount}
+        await client.command("alluse.account.deposit", deposit, time=at)
+    # The 50 arrived second but is dated 09:00: at 09:30 the account held 100,050.
+    assert (await as_of("2026-11-03T09:30:00Z"))["cash"] == "100050.00"
+    assert (await as_of("2026-11-03T10:30:00Z"))["cash"] == "100150.00"
+
+    # Positions likewise: 4 puts sold at 15:00, then 2 more arriving later dated 14:00.
+    for quantity, at in ((4, "2026-11-19T15:00:00Z"), (2, "2026-11-19T14:00:00Z")):
+        fill = option_fill(gen, at, symbol=symbol, quantity=quantity, price="1.00")
+        await client.effect("trade_filled", fill, want=2, time=at)
+    assert held(await as_of("2026-11-19T14:30:00Z")) == {put: (-2, "-200.00", "-200.00")}
+    assert held(await as_of("2026-11-19T15:30:00Z")) == {put: (-6, "-600.00", "-600.00")}
+    assert (await client.query("alluse.query.integrity", {}))["data"]["ok"]
