@@ -13,7 +13,6 @@ from redis.asyncio import Redis
 
 from services.bench.report import progress
 
-GROUP = "account-service"  # services.account.app.GROUP, not imported: the bench is a client
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -46,15 +45,13 @@ class ServiceProcess:
             raise RuntimeError(f"account service exited with {self.proc.returncode}:\n{tail}")
 
     async def wait_ready(self, redis: Redis, stream: str, timeout: float = 60.0) -> None:
-        """Its group exists on the commands stream: its subscriber starts right after, and reads
-        from the group's start, so what is written from now on is served (warm-up confirms)."""
+        """It has joined the replicas of the commands stream (shared/infra/partitions.py): its
+        router moves what is written from now on, oldest first (warm-up confirms)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self.check_alive()
-            if await redis.exists(stream):
-                names = [info["name"] for info in await redis.xinfo_groups(stream)]
-                if GROUP.encode() in names or GROUP in names:
-                    return
+            if await redis.zcard(f"{stream}.members") > 0:
+                return
             await asyncio.sleep(0.1)
         raise TimeoutError(f"account service not ready after {timeout:.0f}s; see {self.log_path}")
 
