@@ -24,13 +24,19 @@ def _holding(r: asyncpg.Record | Row, quantity: str = "quantity", cost: str = "c
     return Holding(c, r[quantity], r[cost])
 
 
-async def holdings(conn: Sql, *, account_id: UUID) -> list[Holding]:
+async def marked_holdings(conn: Sql, *, account_id: UUID) -> tuple[list[Holding], dict[str, Quote]]:
+    """The account's positions with the latest quote of each, in one round trip."""
     rows = await conn.fetch(
-        f"SELECT {CONTRACT}, quantity, cost FROM positions WHERE account_id = $1"
+        f"SELECT {CONTRACT}, quantity, cost, q.bid, q.ask, q.last FROM positions p"
+        " LEFT JOIN LATERAL (SELECT bid, ask, last FROM quotes WHERE quotes.symbol = p.contract"
+        " ORDER BY day DESC LIMIT 1) q ON true WHERE account_id = $1"
         " ORDER BY option_type NULLS FIRST, symbol, expiration, strike",
         account_id,
-    )
-    return [_holding(r) for r in rows]
+    )  # fmt: skip
+    quotes = {
+        r["contract"]: Quote(r["bid"], r["ask"], r["last"]) for r in rows if r["bid"] is not None
+    }
+    return [_holding(r) for r in rows], quotes
 
 
 async def holding(conn: Sql, *, account_id: UUID, contract: Contract) -> Holding:
@@ -66,26 +72,24 @@ async def write_moves(
     """Each move into the history and its position's new state (a closed position's row goes)."""
     for m in moves:
         c, after = m.contract, m.after
+        # One statement per move: the history row rides along as a CTE ($10, $11: its after).
         await conn.execute(
-            f"INSERT INTO position_moves (account_id, {CONTRACT}, quantity, cost, quantity_after,"
-            " cost_after, transaction_id, cause, reference, command_id) VALUES ($1, $2, $3, $4,"
-            " $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+            f"WITH moved AS (INSERT INTO position_moves (account_id, {CONTRACT}, quantity, cost,"
+            " quantity_after, cost_after, transaction_id, cause, reference, command_id) VALUES"
+            " ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)) "
+            + (_CLOSE if after.quantity == 0 else _KEEP),
             account_id, c.key, c.symbol, c.option_type, c.strike, c.expiration, c.multiplier,
             m.quantity, m.cost, after.quantity, after.cost, transaction_id, cause, reference,
             command_id,
         )  # fmt: skip
-        if after.quantity == 0:
-            await conn.execute(
-                "DELETE FROM positions WHERE account_id = $1 AND contract = $2", account_id, c.key
-            )
-            continue
-        await conn.execute(
-            f"INSERT INTO positions (account_id, {CONTRACT}, quantity, cost)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (account_id, contract)"
-            " DO UPDATE SET quantity = $8, cost = $9, updated_at = effective_now()",
-            account_id, c.key, c.symbol, c.option_type, c.strike, c.expiration, c.multiplier,
-            after.quantity, after.cost,
-        )  # fmt: skip
+
+
+_CLOSE = "DELETE FROM positions WHERE account_id = $1 AND contract = $2"
+_KEEP = (
+    f"INSERT INTO positions (account_id, {CONTRACT}, quantity, cost)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $10, $11) ON CONFLICT (account_id, contract)"
+    " DO UPDATE SET quantity = $10, cost = $11, updated_at = effective_now()"
+)
 
 
 async def quotes(conn: Sql, *, symbols: list[str], at: datetime | None = None) -> dict[str, Quote]:
@@ -138,14 +142,11 @@ async def save_value(
     broker_value: Decimal | None, peak: Decimal, drawdown_pct: Decimal, breached: bool, through: int,
 ) -> None:  # fmt: skip
     await conn.execute(
-        "INSERT INTO account_values (account_id, cash, positions_value, broker_value)"
-        " VALUES ($1, $2, $3, $4)",
-        account_id, cash, positions_value, broker_value,
-    )  # fmt: skip
-    await conn.execute(
-        "UPDATE accounts SET positions_value = $2, peak_value = $3, drawdown_pct = $4,"
-        " drawdown_breached = $5, valued_through = $6, valued_at = effective_now() WHERE id = $1",
-        account_id, positions_value, peak, drawdown_pct, breached, through,
+        "WITH point AS (INSERT INTO account_values (account_id, cash, positions_value,"
+        " broker_value) VALUES ($1, $7, $2, $8)) UPDATE accounts SET positions_value = $2,"
+        " peak_value = $3, drawdown_pct = $4, drawdown_breached = $5, valued_through = $6,"
+        " valued_at = effective_now() WHERE id = $1",
+        account_id, positions_value, peak, drawdown_pct, breached, through, cash, broker_value,
     )  # fmt: skip
 
 

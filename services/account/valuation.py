@@ -17,11 +17,9 @@ from shared.infra.unit import Sql
 
 async def marked(conn: Sql, *, account_id: UUID, at: datetime | None = None) -> list[Marked]:
     """The account's positions (as of `at`, if given) at the latest quotes (as of `at`)."""
-    held = await (
-        ps.holdings(conn, account_id=account_id)
-        if at is None
-        else ps.holdings_at(conn, account_id=account_id, at=at)
-    )
+    if at is None:
+        return mark_all(*await ps.marked_holdings(conn, account_id=account_id))
+    held = await ps.holdings_at(conn, account_id=account_id, at=at)
     if not held:
         return []
     quotes = await ps.quotes(conn, symbols=[h.contract.key for h in held], at=at)
