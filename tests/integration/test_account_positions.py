@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
+from services.account import store
 from services.account.app import build
 from shared.infra.db import connection
 from shared.infra.runtime import Runtime, running
@@ -324,7 +325,7 @@ async def test_integrity_checks_positions_against_their_history(
 async def test_rule_11_as_of_follows_business_time_when_entries_arrive_out_of_order(
     svc: tuple[Client, Runtime],
 ) -> None:
-    client, _ = svc
+    client, rt = svc
     symbol, put = fresh_symbol()
     gen = await generation(client)
 
@@ -340,6 +341,10 @@ async def test_rule_11_as_of_follows_business_time_when_entries_arrive_out_of_or
     # The 50 arrived second but is dated 09:00: at 09:30 the account held 100,050.
     assert (await as_of("2026-11-03T09:30:00Z"))["cash"] == "100050.00"
     assert (await as_of("2026-11-03T10:30:00Z"))["cash"] == "100150.00"
+    # The series the metrics and the growth chart are drawn from follows business time too.
+    async with connection(rt.pool) as conn:
+        series = await store.balance_series(conn, account_ids=[uuid.UUID(gen)])
+    assert [str(r["balance_after"]) for r in series] == ["100000.00", "100050.00", "100150.00"]
 
     # Positions likewise: 4 puts sold at 15:00, then 2 more arriving later dated 14:00.
     for quantity, at in ((4, "2026-11-19T15:00:00Z"), (2, "2026-11-19T14:00:00Z")):

@@ -82,9 +82,14 @@ async def reinvestments(conn: Sql, *, account_id: UUID) -> list[Row]:
 
 
 async def balance_series(conn: Sql, *, account_ids: list[UUID]) -> list[Row]:
-    """Every ledger row of the accounts in business-time order: (account, at, balance after)."""
+    """Every ledger row of the accounts in business-time order: (account, at, balance after).
+
+    The balance is the running sum in business time, not the row's own `balance_after` (which is
+    in arrival order): an entry that arrives late with an earlier time must not bend the series.
+    """
     rows = await conn.fetch(
-        "SELECT account_id, effective_at AS at, balance_after, type, amount, week_type"
+        "SELECT account_id, effective_at AS at, type, amount, week_type,"
+        " sum(amount) OVER (PARTITION BY account_id ORDER BY effective_at, id) AS balance_after"
         " FROM transactions WHERE account_id = ANY($1::uuid[]) ORDER BY effective_at, id",
         account_ids,
     )
