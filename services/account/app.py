@@ -53,21 +53,10 @@ async def build(settings: Settings) -> Runtime:
     # The platform's own input streams: each entry is deleted once its outcome is committed.
     # Commands and effects are applied in order per account, however many replicas run.
     rt.ordered = [
-        Partitioned(
-            redis=rt.redis,
-            settings=settings,
-            stream=s.key(ACCOUNT_COMMANDS),
-            process=pipeline.process,
-            after=rt.relay.wake.set,
-        ),
-        Partitioned(
-            redis=rt.redis,
-            settings=settings,
-            stream=s.key(ACCOUNT_EFFECTS),
-            process=effects.process,
-            after=rt.relay.wake.set,
-        ),
-    ]
+        Partitioned(redis=rt.redis, settings=settings, stream=s.key(name),
+                    process=p.process, after=rt.relay.wake.set)
+        for name, p in ((ACCOUNT_COMMANDS, pipeline), (ACCOUNT_EFFECTS, effects))
+    ]  # fmt: skip
     rt.consumers = [
         StreamConsumer(redis=rt.redis, settings=settings, stream=s.key(ACCOUNT_QUERIES), group=GROUP,
                        process=replier.process, delete_applied=True),
