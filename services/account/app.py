@@ -47,7 +47,7 @@ async def build(settings: Settings) -> Runtime:
         is_revoked=rt.revocations.is_revoked,
     )
     pipeline = _pipeline(rt, COMMANDS, bearer(verifier))
-    effects = _pipeline(rt, EFFECTS, signed_by(rt.keys, INTEGRATION))
+    effects = _pipeline(rt, EFFECTS, signed_by(rt.keys, INTEGRATION, settings.dedup_window))
     replier = Replier(rt.pool, rt.redis, query_answerer(), SOURCE, s, settings.limits,
                       verifier, rt.signer.sign)  # fmt: skip
     # The platform's own input streams: each entry is deleted once its outcome is committed.

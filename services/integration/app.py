@@ -52,9 +52,8 @@ async def build(settings: Settings, *, schema: str = SCHEMA) -> Runtime:
         for stream, table in tables.items()
     ]
     events = settings.account_events_retention
-    routes.append(
-        (ACCOUNT_EVENTS, handlers.republish(streams), signed_by(rt.keys, ACCOUNT), events)
-    )
+    own = signed_by(rt.keys, ACCOUNT, settings.dedup_window)
+    routes.append((ACCOUNT_EVENTS, handlers.republish(streams), own, events))
     for stream, handler, guard, retention in routes:
         pipeline = Pipeline(
             rt.pool,

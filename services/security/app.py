@@ -104,7 +104,8 @@ async def build(settings: SecuritySettings) -> Service:
         source=audit.SOURCE,
         reject_stream=settings.streams.dlq(AUDIT),
         limits=settings.limits,
-        guard=signed_by(rt.keys, None),  # an audit record only from the service it names
+        # An audit record only from the service it names.
+        guard=signed_by(rt.keys, None, settings.dedup_window),
         streams=settings.streams,
     )
     rt.consumers.append(

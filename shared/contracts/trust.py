@@ -30,6 +30,7 @@ from shared.contracts.upstream import EFFECT_TYPES
 ACCOUNT, INTEGRATION, SECURITY = "account", "integration", "security"
 SERVICES = (ACCOUNT, INTEGRATION, SECURITY)
 SIGNATURE = "signature"
+SIGNED_AT = "signed_at"  # when the service signed it, Unix milliseconds: bounds replays
 SIGNED_CONTEXT = b"alluse-entry-v1\n"  # an entry's bytes are never anything else's
 ROOT_CONTEXT = b"alluse-entries-v1\n"  # what is signed: this, the tree's depth, its root
 GROUP = 64  # entries under one signature: proofs of at most 6 hashes

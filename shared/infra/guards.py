@@ -1,8 +1,12 @@
 """The first step of every pipeline: who wrote this entry, and may it write this type?
 
-Pipeline(..., guard=bearer(verifier))             # clients: a token whose role allows it
-Pipeline(..., guard=signed_by(keys, "account"))    # internal: the owning service's signature
+Pipeline(..., guard=bearer(verifier))                     # clients: a token whose role allows it
+Pipeline(..., guard=signed_by(keys, "account", window))    # internal: the owner's fresh signature
 """
+
+import time
+from collections.abc import Mapping
+from datetime import timedelta
 
 from shared.contracts import trust
 from shared.contracts.envelope import CloudEvent
@@ -10,6 +14,8 @@ from shared.infra.auth import Verifier
 from shared.infra.keys import KeySet
 from shared.infra.messaging import Guard, Rejected
 from shared.infra.signing import signer_of, text_fields
+
+SKEW = timedelta(minutes=5)  # how far ahead of this reader's clock a signer's clock may run
 
 
 def bearer(verifier: Verifier) -> Guard:
@@ -19,12 +25,14 @@ def bearer(verifier: Verifier) -> Guard:
     return guard
 
 
-def signed_by(keys: KeySet, service: str | None) -> Guard:
+def signed_by(keys: KeySet, service: str | None, window: timedelta) -> Guard:
     """Entries of types owned by `service` (None: by whichever service the type names), each
-    signed by its owner."""
+    signed by its owner within `window`: the deduplication window, so a copy replayed after
+    the inbox has forgotten its (source, id) is refused rather than applied again."""
 
     async def guard(ev: CloudEvent, fields: dict[bytes, bytes]) -> None:
-        signer = await signer_of(keys, text_fields(fields))
+        text = text_fields(fields)
+        signer = await signer_of(keys, text)
         owner = trust.owner(ev.type, ev.source)
         if owner is None or (service is not None and owner != service):
             raise Rejected("forbidden", f"'{ev.type[:100]}' is not taken on this stream")
@@ -32,6 +40,23 @@ def signed_by(keys: KeySet, service: str | None) -> Guard:
             raise Rejected(
                 "forbidden", f"'{ev.type}' is accepted only from the {owner} service, not {signer}"
             )
+        fresh(text, window)
         ev.verified_as(signer)
 
     return guard
+
+
+def fresh(fields: Mapping[str, str], window: timedelta) -> None:
+    """Refuse an entry signed longer ago than `window`, or in the future beyond SKEW."""
+    stamp = fields.get(trust.SIGNED_AT, "")
+    if not stamp.isascii() or not stamp.isdigit() or len(stamp) > 15:
+        raise Rejected("unauthorized", "entry carries no signing time (signed_at)")
+    age = timedelta(milliseconds=time.time() * 1000 - int(stamp))
+    if age > window:
+        raise Rejected(
+            "unauthorized",
+            f"signed {age.total_seconds():.0f} s ago, beyond the deduplication window "
+            f"({window.total_seconds():.0f} s): a replay cannot be told from a new entry",
+        )
+    if age < -SKEW:
+        raise Rejected("unauthorized", "signed in the future (signer's clock ahead by > 5 min)")

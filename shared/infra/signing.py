@@ -6,7 +6,7 @@ public halves (ALLUSE_SERVICE_KEYS=account=<x>,integration=<x>, plus its own) in
 each bound to its service by the JWK member `service`.
 
     signer = EntrySigner.from_settings(settings, "account")
-    fields = signer.sign(fields)                  # adds `signature: <kid>.<sig>.<index>.<path>`
+    fields = signer.sign(fields)                  # adds `signed_at` and `signature: <kid>.<sig>.<index>.<path>`
     many = signer.sign_many(entries)              # one Ed25519 signature per 64 entries
     service = await signer_of(keys, fields)       # who signed it, or Rejected
 """
@@ -14,6 +14,7 @@ each bound to its service by the JWK member `service`.
 import base64
 import binascii
 import hashlib
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -27,6 +28,7 @@ from shared.contracts.trust import (
     SECURITY,
     SERVICES,
     SIGNATURE,
+    SIGNED_AT,
     leaf,
     root_of,
     signed_root,
@@ -118,10 +120,13 @@ class EntrySigner:
 
     def sign_many(self, entries: Sequence[Mapping[str, str]]) -> list[dict[str, str]]:
         """Each entry with its `signature`: one Ed25519 signature per GROUP entries, over the
-        root of their Merkle tree, and each entry's own path to it (trust.py)."""
+        root of their Merkle tree, and each entry's own path to it (trust.py). Each also gets
+        `signed_at`, under the signature, which lets readers refuse a replay (guards.py)."""
         signed: list[dict[str, str]] = []
-        for start in range(0, len(entries), GROUP):
-            group = entries[start : start + GROUP]
+        at = str(int(time.time() * 1000))
+        stamped = [{**fields, SIGNED_AT: at} for fields in entries]
+        for start in range(0, len(stamped), GROUP):
+            group = stamped[start : start + GROUP]
             depth, root, paths = tree([leaf(fields) for fields in group])
             signature = b64(self.key.sign(signed_root(depth, root)))
             for index, (fields, path) in enumerate(zip(group, paths, strict=True)):

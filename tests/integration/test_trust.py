@@ -9,6 +9,7 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 import jwt
 import pytest
@@ -115,6 +116,28 @@ async def test_a_forged_effect_credits_nothing_and_claims_no_key(
     events = await client.effect("trade_filled", data, id_=effect["id"], want=4)
     (credited,) = [e for e in events if e["type"] == "alluse.account.balance_changed"]
     assert credited["data"]["transaction"]["amount"] == "698.70"  # 2 x 3.50 x 100 - 1.30
+
+
+async def test_an_effect_signed_before_the_deduplication_window_is_refused_as_a_replay(
+    client: Client, signer: Signer, settings: Settings
+) -> None:
+    """After the inbox forgets a (source, id), only the signing time tells a copy of an old
+    entry from a new one: a signature older than the window is not believed."""
+    gen = (await client.initialize())["generation"]
+    before = await balance(client, gen["id"])
+    data = fill(gen["id"])
+    effect = ce("alluse.effect.trade_filled", data, source="ws4/gateway-1", subject=gen["id"])
+    then = time.time() - settings.dedup_window.total_seconds() - 60
+    with patch("shared.infra.signing.time.time", return_value=then):
+        replayed = signer.sign("integration", effect)
+    await client.redis.xadd(client.s.key(ACCOUNT_EFFECTS), replayed)
+    (refused,) = await outcomes(client.redis, client.s.key(ACCOUNT_EVENTS), effect["id"])
+    assert rejection([refused])["code"] == "unauthorized"
+    assert "deduplication window" in rejection([refused])["reason"]
+    assert await balance(client, gen["id"]) == before
+    # Signed now, the same (source, id) is applied: the refusal claimed nothing.
+    events = await client.effect("trade_filled", data, id_=effect["id"], want=2)
+    assert [e for e in events if e["type"] == "alluse.account.balance_changed"]
 
 
 async def test_a_forged_account_event_is_not_republished(
