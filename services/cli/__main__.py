@@ -3,6 +3,7 @@
 import argparse
 import asyncio
 import importlib
+import os
 import sys
 
 # Each module has `register(subparsers)`; its subcommands set `func`, an async (args) -> int.
@@ -42,6 +43,10 @@ def main(argv: list[str] | None = None) -> int:
         code: int = asyncio.run(args.func(args))
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # `alluse history X | head` closed our stdout: stop quietly, as other Unix tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     return code
 
 

@@ -352,6 +352,8 @@ def run(action: Action) -> Callable[[argparse.Namespace], Awaitable[int]]:
             if exc.data and args.json:
                 print(json.dumps(exc.data, indent=2, default=str))
             return fail(exc.message, exc.code)
+        except BrokenPipeError:
+            raise  # the reader of our output went away (`| head`): not Redis's fault
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             return fail(f"Redis at {redacted(url)} is unreachable: {exc}", UNAVAILABLE)
 

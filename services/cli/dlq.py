@@ -140,6 +140,8 @@ def _run(action: Action) -> Callable[[argparse.Namespace], Awaitable[int]]:
                 await redis.aclose()
         except CliError as exc:
             return fail(exc.message, exc.code)
+        except BrokenPipeError:
+            raise  # the reader of our output went away (`| head`): not Redis's fault
         except (RedisError, OSError) as exc:
             return fail(f"Redis at {redacted(url)} is unreachable: {exc}", UNAVAILABLE)
 

@@ -78,6 +78,8 @@ async def run_tail(args: Any) -> int:
                     shown += 1
                     if args.count is not None and shown >= args.count:
                         return OK
+    except BrokenPipeError:
+        raise  # the reader of our output went away (`| head`): not Redis's fault
     except OSError as exc:
         return fail(f"Redis unreachable: {exc}", UNAVAILABLE)
     finally:

@@ -3,6 +3,8 @@
 import asyncio
 import base64
 import json
+import os
+import sys
 import threading
 import uuid
 from collections.abc import AsyncIterator
@@ -316,3 +318,19 @@ async def test_positions_value_as_of_and_a_reversal_through_the_cli(
     again = await cli("reverse", tx, "--reason", "booked twice")
     assert again.code == 1 and "already_reversed" in again.err
     assert "open positions, each the sum of its history" in (await cli("integrity")).out
+
+
+async def test_a_reader_that_stops_early_is_not_reported_as_redis_unreachable(
+    cli: Cli, env: Path
+) -> None:
+    """`alluse summary | head -0`: the pipe closes before the CLI writes; it stops quietly."""
+    read, write = os.pipe()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "services.cli", "summary",
+        stdout=write, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    os.close(write)
+    os.close(read)  # nobody reads what it prints
+    _, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+    assert proc.returncode == 141, err.decode()
+    assert b"unreachable" not in err and b"Traceback" not in err, err.decode()
