@@ -1,8 +1,9 @@
 """`python -m services.integration`: run the integration service until SIGTERM or Ctrl-C."""
 
-import asyncio
 import contextlib
 import sys
+
+import uvloop
 
 from services.integration.app import MIGRATIONS, SCHEMA, main
 from shared.infra.db import migrate_and_exit
@@ -10,4 +11,4 @@ from shared.infra.db import migrate_and_exit
 migrate_and_exit(sys.argv, SCHEMA, MIGRATIONS)  # `python -m services.integration migrate`
 
 with contextlib.suppress(KeyboardInterrupt):
-    asyncio.run(main())
+    uvloop.run(main())  # libuv's loop: less CPU per socket event than asyncio's
