@@ -30,6 +30,7 @@ from shared.infra.retention import Janitor, Retained
 from shared.infra.revocations import Revocations
 from shared.infra.settings import Settings
 from shared.infra.signing import EntrySigner
+from shared.infra.wire import use_hiredis_packing
 
 log = logging.getLogger(__name__)
 
@@ -196,6 +197,7 @@ async def open_runtime(
     """`service` names the identity (default: the schema); `keys` default to the JWKS URL's."""
     tracing.setup(service or schema)  # OTLP export when OTEL_EXPORTER_OTLP_ENDPOINT is set
     signer = EntrySigner.from_settings(settings, service or schema)  # first: no key, no start
+    use_hiredis_packing()
     redis = Redis.from_url(settings.redis_url)
     pool = await create_pool(settings.database_url, schema)
     # FastStream's per-message logging is noise at our rates; our metrics and logs say more.
