@@ -28,21 +28,24 @@ from shared.infra.settings import Settings
 log = logging.getLogger(__name__)
 
 # The move of a batch, in one atomic step fenced by the router lease: a router whose lease has
-# passed to another moves nothing. XADD with the entry's own id keeps the order, and a second
-# move of the same entry is refused by Redis ("equal or smaller") rather than doubled.
+# passed to another moves nothing. Only (partition, id) pairs are sent: Redis copies each
+# entry's fields itself, so no field crosses the wire twice. XADD with the entry's own id keeps
+# the order, and a second move of the same entry is refused by Redis ("equal or smaller")
+# rather than doubled; an entry gone meanwhile (moved already) is skipped.
 _MOVE = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
-local i, moved = 2, 0
-while i <= #ARGV do
-  local p, id, n = tonumber(ARGV[i]), ARGV[i + 1], tonumber(ARGV[i + 2])
-  local fields = {}
-  for j = 1, n do fields[j] = ARGV[i + 2 + j] end
-  local added = redis.pcall('XADD', KEYS[3 + p], id, unpack(fields))
-  if type(added) == 'table' and added.err and not string.find(added.err, 'equal or smaller') then
-    return added
+local moved = 0
+for i = 2, #ARGV, 2 do
+  local p, id = tonumber(ARGV[i]), ARGV[i + 1]
+  local found = redis.call('XRANGE', KEYS[2], id, id)
+  if #found == 1 then
+    local added = redis.pcall('XADD', KEYS[3 + p], id, unpack(found[1][2]))
+    if type(added) == 'table' and added.err and not string.find(added.err, 'equal or smaller') then
+      return added
+    end
+    redis.call('XDEL', KEYS[2], id)
+    moved = moved + 1
   end
-  redis.call('XDEL', KEYS[2], id)
-  i, moved = i + 3 + n, moved + 1
 end
 return moved
 """
@@ -113,8 +116,7 @@ class Partitioned:
             return False
         args: list[Any] = [self.settings.consumer]
         for entry_id, fields in rows:
-            args += [self.partition(fields), entry_id, len(fields) * 2]
-            args += [x for kv in fields.items() for x in kv]
+            args += [self.partition(fields), entry_id]
         keys = [self.router_key, self.stream, *self.parts]
         moved = await self.redis.eval(_MOVE, len(keys), *keys, *args)
         return int(moved) > 0
