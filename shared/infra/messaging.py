@@ -33,6 +33,7 @@ from shared.contracts.messages import COMMAND_REJECTED
 from shared.contracts.streams import Streams
 from shared.infra import metrics, tracing
 from shared.infra.audit import audit_event
+from shared.infra.bulk import insert_rows
 from shared.infra.db import transaction
 from shared.infra.keys import KeysUnavailable
 from shared.infra.unit import SqlUnit
@@ -233,12 +234,7 @@ class Pipeline:
             outbox.extend(encoded)
         if unit is not None:
             await unit.flush()
-        if inbox:
-            await conn.executemany(
-                "INSERT INTO inbox (source, id, type, fingerprint, outcome)"
-                " VALUES ($1, $2, $3, $4, $5::jsonb)",
-                inbox,
-            )
+        await insert_rows(conn, "inbox", INBOX_ROW, inbox)
         await _insert_outbox(conn, outbox)
         out.emitted += len(outbox)
 
@@ -257,9 +253,13 @@ class Pipeline:
         return emits
 
 
+INBOX_ROW = [("source", "text"), ("id", "text"), ("type", "text"), ("fingerprint", "text"),
+             ("outcome", "jsonb")]  # fmt: skip
+
+
 async def _insert_outbox(conn: asyncpg.Connection, outbox: list[tuple[str, str]]) -> None:
-    if outbox:
-        await conn.executemany("INSERT INTO outbox (stream, fields) VALUES ($1, $2::jsonb)", outbox)
+    """In the order given: the relay publishes by seq."""
+    await insert_rows(conn, "outbox", [("stream", "text"), ("fields", "jsonb")], outbox)
 
 
 def _outcome(encoded: list[tuple[str, str]]) -> str:

@@ -17,6 +17,7 @@ from services.account.domain import (
     apply_overrides,
     config_to_dict,
 )
+from shared.infra.bulk import insert_rows
 from shared.infra.unit import Sql
 
 Row = dict[str, Any]
@@ -140,12 +141,13 @@ def portfolio_values(
             json.dumps(risk or {}), at)  # fmt: skip
 
 
+PORTFOLIO_ROW = [("id", "uuid"), ("parent_id", "uuid"), ("root_id", "uuid"),
+                 ("generation", "integer"), ("name", "text"), ("template", "text"),
+                 ("strategy", "text"), ("risk", "jsonb"), ("created_at", "timestamptz")]  # fmt: skip
+
+
 async def insert_portfolios(conn: Sql, *, rows: list[tuple[Any, ...]]) -> None:
-    await conn.executemany(
-        "INSERT INTO portfolios (id, parent_id, root_id, generation, name, template, strategy,"
-        " risk, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9)",
-        rows,
-    )
+    await insert_rows(conn, "portfolios", PORTFOLIO_ROW, rows)
 
 
 def account_values(
@@ -163,17 +165,24 @@ def account_values(
     return values, {**row, "updated_at": at, "fork_eligible": False, "parent_id": parent_id}
 
 
+ACCOUNT_ROW = [("id", "uuid"), ("portfolio_id", "uuid"), ("type", "text"), ("status", "text"),
+               ("name", "text"), ("balance", "numeric"), ("contributed", "numeric"),
+               ("baseline", "numeric"), ("config", "jsonb"), ("created_at", "timestamptz"),
+               ("updated_at", "timestamptz")]  # fmt: skip
+
+
 async def insert_accounts(conn: Sql, *, rows: list[tuple[Any, ...]]) -> None:
-    await conn.executemany(
-        "INSERT INTO accounts (id, portfolio_id, type, status, name, balance, contributed, baseline,"
-        " config, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $10)",
-        rows,
-    )
+    """`rows` as account_values makes them; created and updated at the same time."""
+    await insert_rows(conn, "accounts", ACCOUNT_ROW, [(*r, r[-1]) for r in rows])
 
 
 async def save_balances(conn: Sql, *, accounts: list[Account]) -> None:
-    await conn.executemany(
-        "UPDATE accounts SET balance = $2, contributed = $3, baseline = $4, updated_at = now()"
-        " WHERE id = $1",
-        [(a.id, a.balance, a.contributed_capital, a.baseline) for a in accounts],
-    )
+    """One UPDATE for every account of the batch, their new figures sent as arrays."""
+    await conn.execute(
+        "UPDATE accounts a SET balance = n.balance, contributed = n.contributed,"
+        " baseline = n.baseline, updated_at = now()"
+        " FROM unnest($1::uuid[], $2::numeric[], $3::numeric[], $4::numeric[])"
+        " AS n (id, balance, contributed, baseline) WHERE a.id = n.id",
+        [a.id for a in accounts], [a.balance for a in accounts],
+        [a.contributed_capital for a in accounts], [a.baseline for a in accounts],
+    )  # fmt: skip

@@ -4,6 +4,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from shared.infra.bulk import insert_rows
 from shared.infra.unit import Sql
 
 
@@ -63,10 +64,10 @@ async def reserve_ledger_ids(conn: Sql, *, count: int) -> list[int]:
     return [int(r["id"]) for r in rows]
 
 
+LEDGER_ROW = [("id", "bigint"), ("account_id", "uuid"), ("type", "text"), ("amount", "numeric"),
+              ("balance_after", "numeric"), ("description", "text"), ("reference", "text"),
+              ("week_type", "text"), ("command_id", "text"), ("effective_at", "timestamptz")]  # fmt: skip
+
+
 async def insert_ledger(conn: Sql, *, rows: list[tuple[Any, ...]]) -> None:
-    await conn.executemany(
-        "INSERT INTO transactions (id, account_id, type, amount, balance_after, description,"
-        " reference, week_type, command_id, effective_at)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        rows,
-    )
+    await insert_rows(conn, "transactions", LEDGER_ROW, rows)
