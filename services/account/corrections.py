@@ -2,9 +2,10 @@
 names the original, carries the reason, undoes the position moves booked with it, and is
 announced and audited like every command."""
 
+from services.account import growth
 from services.account import position_store as ps
 from services.account.domain.reversal import UnknownTransaction, decide_reversal, undo_moves
-from services.account.trades import record
+from services.account.holdings import record
 from services.account.uow import AccountUnit
 from services.account.valuation import revalue
 from shared.contracts import account as c
@@ -30,4 +31,5 @@ async def reverse(uow: AccountUnit, p: c.ReverseTransaction) -> None:
         "reverses": str(original.id), "type": original.type.value, "amount": str(effect.amount),
         "reason": p.reason, "balance": str(after.balance), "positions_undone": len(undo),
     }, subject=str(account.id))  # fmt: skip
+    await growth.after_balance_change(uow, after)  # like any cash change: a fork may be due
     await revalue(uow, account.id)

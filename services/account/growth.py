@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID, uuid4
 
+from services.account import position_store as ps
 from services.account import store
 from services.account.domain import (
     Account,
@@ -23,6 +24,7 @@ from services.account.domain import (
 )
 from services.account.domain.errors import UnknownPortfolio
 from services.account.domain.growth import (
+    ForkCollateralLocked,
     ForkCoolingPeriod,
     ForkDailyLimit,
     MergeBlocked,
@@ -36,8 +38,10 @@ from services.account.domain.growth import (
     plan_merge,
     surplus,
 )
+from services.account.domain.positions import collateral
 from services.account.domain.settings import GrowthSettings
 from services.account.events import snapshot
+from services.account.holdings import hand_over, plan_handovers
 from services.account.uow import AccountUnit
 from shared.contracts import account as c
 from shared.infra.unit import Sql
@@ -75,7 +79,7 @@ async def after_balance_change(uow: AccountUnit, account: Account) -> None:
     try:
         async with uow.attempt():  # the fork is all or nothing on its own
             await _fork(uow, account, portfolio, settings, automatic=True)
-    except (ForkCoolingPeriod, ForkDailyLimit) as blocked:
+    except (ForkCoolingPeriod, ForkDailyLimit, ForkCollateralLocked) as blocked:
         log.info("automatic fork of %s waits: %s", account.id, blocked.message)
     except Exception:
         log.exception("automatic fork of %s failed; retried at its next balance change", account.id)
@@ -100,8 +104,10 @@ async def merge(uow: AccountUnit, p: c.MergePortfolio) -> None:
 
 async def _fork(uow: AccountUnit, parent: Account, portfolio: Portfolio, settings: GrowthSettings,
                 *, automatic: bool) -> None:  # fmt: skip
-    plan = plan_fork(parent, settings)
     conn, command_id = uow.db, uow.command_id
+    plan = plan_fork(
+        parent, settings, collateral=collateral(await ps.holdings(conn, account_id=parent.id))
+    )
     await store.get_portfolio(
         conn, portfolio_id=portfolio["root_id"], lock=True
     )  # one tree's forks in turn
@@ -175,6 +181,7 @@ async def _merge(uow: AccountUnit, portfolio: Portfolio, *, automatic: bool) -> 
         if target_id is None:
             raise MergeBlocked(f"no ancestor of {portfolio['id']} has a live Com-Acc")
         plan = plan_merge(live)
+        handovers = await plan_handovers(uow, [a.id for a in live], target_id)
     except MergeBlocked as exc:
         if automatic:
             log.warning("automatic merge of %s blocked: %s", portfolio["id"], exc.message)
@@ -184,15 +191,20 @@ async def _merge(uow: AccountUnit, portfolio: Portfolio, *, automatic: bool) -> 
     for account in live:
         await uow.account(account.id)  # locked above; booked through the unit below
     # Every check passed: from here on, only writes.
+    txs = {}
     for debit in plan.debits:
         after, tx = uow.book(debit, description=f"merge into account {target.id}",
                              reference=str(target.id))  # fmt: skip
         uow.balance_changed(after, tx)
+        txs[after.id] = tx["id"]
     if plan.total:
         credit = funding(target, TransactionType.MERGE_TRANSFER, plan.total)
         after, tx = uow.book(credit, description=f"merge of portfolio {portfolio['id']}",
                              reference=str(portfolio["id"]))  # fmt: skip
         uow.balance_changed(after, tx)
+        txs[after.id] = tx["id"]
+    # The positions go with the cash: shares with their cost basis, open options.
+    await hand_over(uow, handovers, target_id=target.id, transactions=txs, ref=str(portfolio["id"]))
     for account, status in zip(live, plan.statuses, strict=True):
         await store.set_status(conn, account_id=account.id, status=status)
         uow.emit("alluse.account.status_changed", {"account_id": str(account.id), "from_status": account.status.value,

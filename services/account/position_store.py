@@ -11,6 +11,7 @@ import asyncpg
 
 from services.account.domain import TransactionType
 from services.account.domain.marks import Quote
+from services.account.domain.money import ZERO
 from services.account.domain.positions import Contract, Holding, Move
 from services.account.domain.reversal import Entry
 from shared.infra.unit import Sql
@@ -37,6 +38,16 @@ async def marked_holdings(conn: Sql, *, account_id: UUID) -> tuple[list[Holding]
         r["contract"]: Quote(r["bid"], r["ask"], r["last"]) for r in rows if r["bid"] is not None
     }
     return [_holding(r) for r in rows], quotes
+
+
+async def holdings(conn: Sql, *, account_id: UUID) -> list[Holding]:
+    """Everything the account holds now (no quotes: what a fork or a merge moves or keeps)."""
+    rows = await conn.fetch(
+        f"SELECT {CONTRACT}, quantity, cost FROM positions WHERE account_id = $1"
+        " ORDER BY option_type NULLS FIRST, symbol, expiration, strike",
+        account_id,
+    )
+    return [_holding(r) for r in rows]
 
 
 async def holding(conn: Sql, *, account_id: UUID, contract: Contract) -> Holding:
@@ -140,19 +151,20 @@ async def value_state(conn: Sql, *, account_id: UUID) -> asyncpg.Record:
 async def save_value(
     conn: Sql, *, account_id: UUID, cash: Decimal, positions_value: Decimal,
     broker_value: Decimal | None, peak: Decimal, drawdown_pct: Decimal, breached: bool, through: int,
+    flow: Decimal = ZERO,
 ) -> None:  # fmt: skip
     await conn.execute(
         "WITH point AS (INSERT INTO account_values (account_id, cash, positions_value,"
-        " broker_value) VALUES ($1, $7, $2, $8)) UPDATE accounts SET positions_value = $2,"
+        " broker_value, flow) VALUES ($1, $7, $2, $8, $9)) UPDATE accounts SET positions_value = $2,"
         " peak_value = $3, drawdown_pct = $4, drawdown_breached = $5, valued_through = $6,"
         " valued_at = effective_now() WHERE id = $1",
-        account_id, positions_value, peak, drawdown_pct, breached, through, cash, broker_value,
+        account_id, positions_value, peak, drawdown_pct, breached, through, cash, broker_value, flow,
     )  # fmt: skip
 
 
 async def value_series(conn: Sql, *, account_id: UUID) -> list[Row]:
     rows = await conn.fetch(
-        "SELECT effective_at AS at, cash, positions_value FROM account_values"
+        "SELECT effective_at AS at, cash, positions_value, flow FROM account_values"
         " WHERE account_id = $1 ORDER BY effective_at, id",
         account_id,
     )

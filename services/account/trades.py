@@ -3,10 +3,9 @@ together, in the command's savepoint (a refusal leaves nothing behind). Protocol
 position sizing among them, are recorded and announced."""
 
 from typing import Any
-from uuid import UUID
 
+from services.account import growth, store
 from services.account import position_store as ps
-from services.account import store
 from services.account.domain import Account, TransactionType, change, ensure_active
 from services.account.domain.marks import positions_value, sizing_breach
 from services.account.domain.positions import (
@@ -32,7 +31,7 @@ from services.account.effects import (
     uuid_of,
     violations,
 )
-from services.account.handlers import book
+from services.account.holdings import record
 from services.account.uow import AccountUnit
 from services.account.valuation import marked, revalue
 
@@ -112,6 +111,7 @@ async def option_expired(uow: AccountUnit, p: ExpirationEffect) -> None:
         raise PositionNotOpen(f"no {p.symbol} {p.expiration} {p.strike} {p.option_type} open")
     moved = expire(held, p.contracts)
     await record(uow, account.id, [moved], None, "expiration", p.expiration_id)
+    await growth.after_balance_change(uow, account)  # the collateral it freed: a fork may go
     await revalue(uow, account.id)
 
 
@@ -119,29 +119,12 @@ async def _apply(
     uow: AccountUnit, account: Account, kind: TransactionType, amount: Any, what: str,
     ref: str, week_type: str | None, cause: str, moves: list[Move],
 ) -> None:  # fmt: skip
-    """Book the cash, move the positions, record the value: together."""
-    _, tx = await book(uow, change(account, kind, amount), description=what, reference=ref,
-                       week_type=week_type)  # fmt: skip
+    """Book the cash, move the positions, watch for a fork or merge, record the value:
+    together. The positions move before the watch, so a fork sees the collateral of a put
+    sold in this very fill."""
+    after, tx = uow.book(change(account, kind, amount), description=what, reference=ref,
+                         week_type=week_type)  # fmt: skip
+    uow.balance_changed(after, tx)
     await record(uow, account.id, moves, tx["id"], cause, ref)
+    await growth.after_balance_change(uow, after)
     await revalue(uow, account.id)
-
-
-async def record(
-    uow: AccountUnit, account_id: UUID, moves: list[Move], transaction_id: int | None,
-    cause: str, ref: str | None,
-) -> None:  # fmt: skip
-    await ps.write_moves(uow.db, account_id=account_id, moves=moves, transaction_id=transaction_id,
-                         cause=cause, reference=ref, command_id=uow.command_id)  # fmt: skip
-    for m in moves:
-        c, after = m.contract, m.after
-        uow.emit("alluse.account.position_changed", {
-            "account_id": str(account_id), "contract": c.key, "symbol": c.symbol,
-            "kind": c.option_type or "shares", "strike": _s(c.strike), "expiration": _s(c.expiration),
-            "multiplier": c.multiplier, "change": m.quantity, "cost_change": str(m.cost),
-            "quantity": after.quantity, "cost": str(after.cost), "cause": cause, "reference": ref,
-            "transaction_id": None if transaction_id is None else str(transaction_id),
-        }, subject=str(account_id))  # fmt: skip
-
-
-def _s(value: Any) -> str | None:
-    return None if value is None else str(value)

@@ -9,6 +9,7 @@ from uuid import UUID
 from services.account import position_store as ps
 from services.account import store
 from services.account.domain.marks import Marked, compare_valuation, mark_all, positions_value
+from services.account.domain.money import ZERO
 from services.account.domain.trading import watch_drawdown
 from services.account.effects import QuoteEffect, ValuationEffect, uuid_of
 from services.account.uow import AccountUnit
@@ -27,22 +28,23 @@ async def marked(conn: Sql, *, account_id: UUID, at: datetime | None = None) -> 
 
 
 async def revalue(
-    uow: AccountUnit, account_id: UUID, *, broker: Decimal | None = None
+    uow: AccountUnit, account_id: UUID, *, broker: Decimal | None = None, carried: Decimal = ZERO
 ) -> tuple[Decimal, Decimal]:
     """Record the account's value now (cash + marked positions) and announce a drawdown
-    beyond its maximum once per crossing; returns (cash, positions value)."""
+    beyond its maximum once per crossing; returns (cash, positions value). `carried`: the
+    value of positions a merge brought in, a flow like the cash that came with them."""
     account, _ = await uow.account(account_id)
     state = await ps.value_state(uow.db, account_id=account_id)
     cash: Decimal = state["balance"]
     positions = positions_value(await marked(uow.db, account_id=account_id))
     dd = watch_drawdown(
-        balance=cash, positions_value=positions, peak=state["peak_value"] + state["flows"],
+        balance=cash, positions_value=positions, peak=state["peak_value"] + state["flows"] + carried,
         was_breached=state["drawdown_breached"], max_drawdown_pct=account.config.max_drawdown_pct,
     )  # fmt: skip
     await ps.save_value(
         uow.db, account_id=account_id, cash=cash, positions_value=positions,
         broker_value=broker, peak=dd.peak_value, drawdown_pct=dd.drawdown_pct, breached=dd.breached,
-        through=state["through"],
+        through=state["through"], flow=carried,
     )  # fmt: skip
     if dd.newly_breached:
         uow.emit("alluse.account.drawdown_breached", {
@@ -52,6 +54,17 @@ async def revalue(
             "as_of": uow.at.isoformat(),
         }, subject=str(account_id))  # fmt: skip
     return cash, positions
+
+
+async def wound_up(uow: AccountUnit, account_id: UUID, *, carried: Decimal) -> None:
+    """A merged account holds nothing and watches no drawdown; its last value point records
+    the positions' value that left it, as a flow."""
+    state = await ps.value_state(uow.db, account_id=account_id)
+    await ps.save_value(
+        uow.db, account_id=account_id, cash=state["balance"], positions_value=ZERO,
+        broker_value=None, peak=ZERO, drawdown_pct=ZERO, breached=False,
+        through=state["through"], flow=-carried,
+    )  # fmt: skip
 
 
 async def market_quote(uow: AccountUnit, p: QuoteEffect) -> None:

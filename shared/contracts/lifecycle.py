@@ -164,7 +164,7 @@ class PositionChanged(Payload):
     cost_change: Amount
     quantity: int = Field(description="contracts or shares held after the change, signed")
     cost: Amount = Field(description="signed cost basis of what is still open")
-    cause: str = Field(description="fill | assignment | expiration | reversal")
+    cause: str = Field(description="fill | assignment | expiration | reversal | merge")
     reference: str | None = Field(default=None, description="the fill, assignment or expiration id")
     transaction_id: str | None = Field(
         default=None, description="the ledger row booked with it; none for an expiration"

@@ -268,7 +268,7 @@ async def test_fork_refused_then_merge_of_an_automatic_fork_through_the_cli(
     # One large premium: the Gen-Acc passes its baseline by more than $50,000 and forks itself.
     fill = {
         "fill_id": "big-1", "order_id": "o-1", "account_id": gen, "symbol": "NVDA",
-        "instrument_type": "option", "option_type": "put", "strike": "120.00", "delta": "-0.45",
+        "instrument_type": "option", "option_type": "put", "strike": "1.00", "delta": "-0.45",
         "side": "sell_to_open", "quantity": 100, "price": "6.00", "multiplier": 100,
         "commission": "0.00", "filled_at": "2026-11-26T15:00:00Z", "week_type": "P-EW",
     }  # fmt: skip

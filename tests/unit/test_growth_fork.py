@@ -14,6 +14,7 @@ from services.account.domain import (
     TransactionType,
 )
 from services.account.domain.growth import (
+    ForkCollateralLocked,
     ForkCoolingPeriod,
     ForkDailyLimit,
     NotForkEligible,
@@ -22,6 +23,7 @@ from services.account.domain.growth import (
     is_fork_eligible,
     plan_fork,
 )
+from services.account.domain.positions import Contract, Holding, collateral
 from services.account.domain.settings import DEFAULT_SETTINGS, GrowthSettings
 
 D = Decimal
@@ -46,7 +48,7 @@ def test_rule_4_only_an_active_gen_acc_forks() -> None:
 
 
 def test_rule_4_fork_moves_the_whole_surplus_split_50_50_and_parent_returns_to_baseline() -> None:
-    plan = plan_fork(account("153333.33"), DEFAULT_SETTINGS)
+    plan = plan_fork(account("153333.33"), DEFAULT_SETTINGS, collateral=D(0))
     assert plan.surplus == D("53333.33")
     assert plan.debit.type is TransactionType.FORK_TRANSFER and plan.debit.amount == D("-53333.33")
     assert plan.debit.balance_after == D("100000.00") == plan.debit.baseline_after
@@ -58,14 +60,38 @@ def test_rule_4_fork_moves_the_whole_surplus_split_50_50_and_parent_returns_to_b
 
 
 def test_rule_4_split_is_a_setting() -> None:
-    plan = plan_fork(account("160000.00"), GrowthSettings(fork_split_pct=D(60)))
+    plan = plan_fork(account("160000.00"), GrowthSettings(fork_split_pct=D(60)), collateral=D(0))
     assert (plan.child_generation, plan.child_compounding) == (D("36000.00"), D("24000.00"))
 
 
 def test_rule_4_not_eligible_is_refused_with_a_code() -> None:
     with pytest.raises(NotForkEligible) as exc:
-        plan_fork(account("120000.00"), DEFAULT_SETTINGS)
+        plan_fork(account("120000.00"), DEFAULT_SETTINGS, collateral=D(0))
     assert exc.value.code == "not_fork_eligible"
+
+
+def short_put(strike: str, contracts: int, symbol: str = "AAPL") -> Holding:
+    return Holding(Contract(symbol, "put", D(strike), None, 100), -contracts, D("-100.00"))
+
+
+def test_rule_11_collateral_is_strike_x_100_x_contracts_of_short_puts_only() -> None:
+    held = [
+        short_put("183", 5),
+        short_put("40.5", 2, "AMD"),
+        Holding(Contract("AAPL", "call", D("190"), None, 100), -3, D("-300.00")),  # covered call
+        Holding(Contract("AAPL", "put", D("150"), None, 100), 1, D("50.00")),  # a long put
+        Holding(Contract("AAPL"), 500, D("91500.00")),  # shares
+    ]
+    assert collateral(held) == D("91500") + D("8100")
+
+
+def test_rule_4_fork_takes_only_cash_free_of_collateral_else_it_waits() -> None:
+    parent = account("160000.00")  # surplus 60,000; the fork would leave 100,000
+    assert plan_fork(parent, DEFAULT_SETTINGS, collateral=D("100000")).surplus == D("60000.00")
+    with pytest.raises(ForkCollateralLocked) as exc:  # 6 x 183 puts secure 109,800
+        plan_fork(parent, DEFAULT_SETTINGS, collateral=collateral([short_put("183", 6)]))
+    assert exc.value.code == "fork_collateral_locked"
+    assert "109800" in exc.value.message
 
 
 def test_rule_4_child_funding_is_contributed_capital_and_its_baseline() -> None:

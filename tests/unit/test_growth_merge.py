@@ -12,7 +12,8 @@ from services.account.domain import (
     AccountType,
     TransactionType,
 )
-from services.account.domain.growth import MergeBlocked, merge_due, plan_merge
+from services.account.domain.growth import MergeBlocked, carry, merge_due, plan_merge
+from services.account.domain.positions import Contract, Holding
 
 D = Decimal
 P = uuid.uuid4()
@@ -51,3 +52,26 @@ def test_rule_5_a_suspended_child_account_blocks_the_merge() -> None:
 
 def test_rule_5_merged_accounts_do_not_count_again() -> None:
     assert not merge_due([acc(AccountType.GENERATION, "600000.00", AccountStatus.MERGED)])
+
+
+PUT = Contract("AAPL", "put", D("180"), None, 100)
+
+
+def test_rule_5_merge_carries_positions_whole_into_the_target() -> None:
+    shares = Holding(Contract("AAPL"), 100, D("18300.00"))
+    target = {"AAPL": Holding(Contract("AAPL"), 200, D("35000.00"))}
+    done = carry([shares, Holding(PUT, -2, D("-300.00"))], target)
+    assert [(m.quantity, m.cost, m.after.quantity, m.after.cost) for m in done.out] == [
+        (-100, D("-18300.00"), 0, D(0)), (2, D("300.00"), 0, D(0)),
+    ]  # fmt: skip
+    assert [(m.quantity, m.cost, m.after.quantity, m.after.cost) for m in done.into] == [
+        (100, D("18300.00"), 300, D("53300.00")), (-2, D("-300.00"), -2, D("-300.00")),
+    ]  # fmt: skip
+    assert done.target[PUT.key] == Holding(PUT, -2, D("-300.00"))
+    assert target["AAPL"].quantity == 200  # the caller's map is left as it was
+
+
+def test_rule_5_merge_into_the_other_side_of_a_contract_is_blocked() -> None:
+    with pytest.raises(MergeBlocked) as exc:
+        carry([Holding(PUT, 1, D("50.00"))], {PUT.key: Holding(PUT, -2, D("-300.00"))})
+    assert exc.value.code == "merge_blocked"

@@ -84,7 +84,7 @@ class Book:
         )
 
     def fork(self, gen: Account) -> None:
-        plan = plan_fork(gen, DEFAULT_SETTINGS)
+        plan = plan_fork(gen, DEFAULT_SETTINGS, collateral=D(0))
         child = uuid.uuid4()
         self.parent[child] = gen.portfolio_id
         self.write(plan.debit)

@@ -16,7 +16,8 @@ def performance_series(
     rows: list[dict[str, Any]], values: list[dict[str, Any]] | None = None
 ) -> list[tuple[datetime, Decimal]]:
     """(time, value less the net flows since the first row) for one account: value is cash
-    (the ledger rows) plus its positions at their marks (the value points, section 11)."""
+    (the ledger rows) plus its positions at their marks (the value points, section 11); a
+    value point's `flow` is the value of positions a merge moved in or out."""
     points = sorted(
         [(r["at"], 0, r) for r in rows] + [(v["at"], 1, v) for v in values or []],
         key=lambda p: (p[0], p[1]),
@@ -25,6 +26,7 @@ def performance_series(
     for i, (at, is_value, r) in enumerate(points):
         if is_value:
             held = r["positions_value"]
+            flows += r.get("flow") or ZERO
             out.append((at, r["cash"] + held - flows))
             continue
         if i and r["type"] not in TRADING_INCOME:

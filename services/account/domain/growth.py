@@ -8,7 +8,7 @@ transaction, so each happens entirely or not at all.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -19,6 +19,7 @@ from .errors import AccountError
 from .ledger import BalanceChange, change
 from .model import Account
 from .money import ZERO, to_cents
+from .positions import Holding, Move
 from .settings import GrowthSettings
 
 
@@ -32,6 +33,12 @@ class ForkCoolingPeriod(AccountError):
 
 class ForkDailyLimit(AccountError):
     code = "fork_daily_limit"
+
+
+class ForkCollateralLocked(AccountError):
+    """The surplus is cash that open short puts hold as collateral: the fork waits for them."""
+
+    code = "fork_collateral_locked"
 
 
 class NotAChildPortfolio(AccountError):
@@ -98,14 +105,24 @@ class ForkPlan:
     child_compounding: Decimal
 
 
-def plan_fork(parent: Account, settings: GrowthSettings) -> ForkPlan:
-    """The whole surplus out; `fork_split_pct` of it to the child Gen-Acc, the rest to its Com-Acc."""
+def plan_fork(parent: Account, settings: GrowthSettings, *, collateral: Decimal) -> ForkPlan:
+    """The whole surplus out; `fork_split_pct` of it to the child Gen-Acc, the rest to its Com-Acc.
+
+    Only cash free of collateral may leave: when the open short puts secure more than the
+    baseline the parent returns to (`collateral`, see positions.collateral), the whole fork
+    waits (a part of the surplus is never forked: the parent always returns to its baseline).
+    """
     if not is_fork_eligible(parent):
         raise NotForkEligible(
             f"account {parent.id} ({parent.type.value}, {parent.status.value}) has a surplus of "
             f"{surplus(parent)}, fork threshold {parent.config.fork_threshold}"
         )
     amount = surplus(parent)
+    if collateral > parent.balance - amount:
+        raise ForkCollateralLocked(
+            f"account {parent.id}: short puts secure {collateral} of its {parent.balance} cash;"
+            f" forking the surplus of {amount} would leave {parent.balance - amount}"
+        )
     to_gen = to_cents(amount * settings.fork_split_pct / 100)
     return ForkPlan(
         surplus=amount,
@@ -155,3 +172,35 @@ def plan_merge(accounts: Sequence[Account]) -> MergePlan:
     )
     total = sum((a.balance for a in accounts), start=ZERO)
     return MergePlan(total=total, debits=debits, statuses=tuple(statuses))
+
+
+@dataclass(frozen=True, slots=True)
+class Carried:
+    """A merged account's positions leaving it, and arriving in the target."""
+
+    out: tuple[Move, ...]
+    into: tuple[Move, ...]
+    target: dict[str, Holding]  # the target's holdings after them, by contract key
+
+
+def carry(held: Sequence[Holding], target: Mapping[str, Holding]) -> Carried:
+    """A merge carries every position as it is (quantity and cost basis) into the target,
+    whose own position in the same contract grows by it. The target holding the opposite
+    side of a contract would net what neither closed: refused (merge_blocked)."""
+    after = dict(target)
+    out, into = [], []
+    for h in held:
+        if not h.quantity:
+            continue
+        key = h.contract.key
+        there = after.get(key, Holding(h.contract))
+        if there.quantity and (there.quantity > 0) != (h.quantity > 0):
+            raise MergeBlocked(
+                f"{h.contract.describe()}: the target holds {there.quantity}, the merged"
+                f" account {h.quantity}; close one side first"
+            )
+        out.append(Move(h.contract, -h.quantity, -h.cost, Holding(h.contract)))
+        grown = Holding(there.contract, there.quantity + h.quantity, there.cost + h.cost)
+        into.append(Move(h.contract, h.quantity, h.cost, grown))
+        after[key] = grown
+    return Carried(tuple(out), tuple(into), after)

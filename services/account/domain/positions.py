@@ -9,6 +9,7 @@ always the sum of its history and a correction is the opposite move.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -155,6 +156,19 @@ def assign(option: Holding, stock: Holding, contracts: int) -> Assignment:
     rest = move(out.after if out else stock, held - count, c.strike, closing=False)
     total = Move(stock.contract, -count, (out.cost if out else ZERO) + rest.cost, rest.after)
     return Assignment(closed, total, short_stock=True)
+
+
+def collateral(held: Iterable[Holding]) -> Decimal:
+    """The cash short puts secure: strike x multiplier x contracts short, summed (a fork
+    leaves it in the account)."""
+    return sum(
+        (
+            h.contract.strike * h.contract.multiplier * -h.quantity
+            for h in held
+            if h.contract.option_type == "put" and h.contract.strike is not None and h.quantity < 0
+        ),
+        start=ZERO,
+    )
 
 
 def _side(quantity: int) -> str:
