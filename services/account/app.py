@@ -1,14 +1,12 @@
 """Composition root of the account service: settings -> clients -> consumers -> run."""
 
+from functools import partial
 from pathlib import Path
-
-import asyncpg
 
 from services.account.events import SOURCE
 from services.account.reinvestment import Clock, ReinvestmentScheduler
 from services.account.router import COMMANDS, EFFECTS, query_answerer
 from services.account.uow import AccountUnit
-from shared.contracts.envelope import CloudEvent
 from shared.contracts.streams import (
     ACCOUNT_COMMANDS,
     ACCOUNT_EFFECTS,
@@ -21,10 +19,10 @@ from shared.infra import logs
 from shared.infra.auth import Verifier
 from shared.infra.consumer import StreamConsumer
 from shared.infra.db import migrate
-from shared.infra.dispatch import Dispatch, Route
 from shared.infra.guards import bearer, signed_by
-from shared.infra.messaging import Guard, Pipeline
+from shared.infra.messaging import Guard
 from shared.infra.partitions import Partitioned
+from shared.infra.pipeline import Dispatch, Pipeline, Route
 from shared.infra.replies import Replier
 from shared.infra.revocations import Revocations
 from shared.infra.runtime import Runtime, open_runtime, serve_until_stopped
@@ -78,17 +76,12 @@ def _pipeline(rt: Runtime, table: dict[str, Route], guard: Guard | None) -> Pipe
     scheduler's own commands are made here.
     """
     streams = rt.settings.streams
-    handler = Dispatch(table, streams, SOURCE, audited=True)
-
-    async def unit(conn: asyncpg.Connection, batch: list[CloudEvent]) -> AccountUnit:
-        return await AccountUnit.start(conn, batch, streams)
-
     return Pipeline(
         rt.pool,
-        handler,
+        Dispatch(table, streams, SOURCE, audited=True),
         source=SOURCE,
         reject_stream=streams.key(ACCOUNT_EVENTS),
-        unit=unit,
+        unit=partial(AccountUnit.start, streams=streams),
         limits=rt.settings.limits,
         guard=guard,
         streams=streams,

@@ -51,9 +51,11 @@ Portfolio = dict[str, Any]
 
 
 async def after_balance_change(uow: AccountUnit, account: Account) -> None:
-    """Watch every balance change: merge a child portfolio that is due, fork an eligible Gen-Acc.
+    """Watch a balance change: merge a child portfolio that is due, fork an eligible Gen-Acc.
 
     Runs after the change was booked, so it never rejects; a blocked fork waits for later.
+    Nothing to do unless the domain says the change may cause one (`needs_watch`); handlers.book
+    asks first, so a plain deposit does not come here at all.
     """
     _, row = await uow.account(account.id)
     child, flagged = row.get("parent_id") is not None, bool(row.get("fork_eligible"))

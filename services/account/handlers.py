@@ -24,6 +24,7 @@ from services.account.domain import (
     ensure_open,
     plan_initialization,
 )
+from services.account.domain.growth import needs_watch
 from services.account.events import snapshot
 from services.account.uow import AccountUnit, Row
 from shared.contracts import account as c
@@ -105,7 +106,10 @@ async def book(uow: AccountUnit, effect: BalanceChange, *, description: str,
     returns the account after it and its ledger row."""
     after, tx = uow.book(effect, description=description, reference=reference, week_type=week_type)
     uow.balance_changed(after, tx)
-    await growth.after_balance_change(uow, after)
+    _, row = await uow.account(after.id)
+    child, flagged = row.get("parent_id") is not None, bool(row.get("fork_eligible"))
+    if needs_watch(after, in_child_portfolio=child, flagged_eligible=flagged):
+        await growth.after_balance_change(uow, after)
     return after, tx
 
 

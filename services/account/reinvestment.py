@@ -29,7 +29,7 @@ from services.account.uow import AccountUnit
 from shared.contracts import account as c
 from shared.contracts.envelope import new_event
 from shared.infra.db import connection
-from shared.infra.messaging import Pipeline
+from shared.infra.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]

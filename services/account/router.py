@@ -1,7 +1,7 @@
 """The account service's dispatch tables: message type -> (payload model, handler), in one place.
 
 The stages every message passes (type, token and permission, payload, audit) are the shared
-pipeline's (shared/infra/dispatch.py); handlers have one shape, `(uow, payload)`.
+pipeline's (shared/infra/pipeline.py); handlers have one shape, `(uow, payload)`.
 """
 
 from collections.abc import Awaitable, Callable
@@ -23,8 +23,8 @@ from services.account import (
 )
 from shared.contracts import account as c
 from shared.contracts.envelope import CloudEvent
-from shared.infra.dispatch import Route, payload
 from shared.infra.messaging import Rejected
+from shared.infra.pipeline import Route, payload
 
 COMMANDS: dict[str, Route] = {
     "alluse.system.initialize": Route(c.InitializeSystem, handlers.initialize),

@@ -12,9 +12,9 @@ from shared.infra import logs
 from shared.infra.auth import Verifier
 from shared.infra.consumer import StreamConsumer
 from shared.infra.db import migrate
-from shared.infra.dispatch import Dispatch
 from shared.infra.guards import bearer, signed_by
-from shared.infra.messaging import Guard, Handler, Pipeline
+from shared.infra.messaging import Guard, Handler
+from shared.infra.pipeline import Dispatch, Pipeline
 from shared.infra.retention import Retained
 from shared.infra.revocations import Revocations
 from shared.infra.runtime import Runtime, open_runtime, serve_until_stopped

@@ -26,8 +26,8 @@ from shared.contracts.upstream import (
     Upstream,
     WeekClassified,
 )
-from shared.infra.dispatch import Route
 from shared.infra.messaging import Emit, Handler
+from shared.infra.pipeline import Route
 from shared.infra.unit import SqlUnit
 
 SOURCE = "alluse/integration"

@@ -25,7 +25,7 @@ from shared.infra.consumer import StreamConsumer
 from shared.infra.db import migrate
 from shared.infra.guards import signed_by
 from shared.infra.keys import KeySet
-from shared.infra.messaging import Pipeline
+from shared.infra.pipeline import Pipeline
 from shared.infra.runtime import Runtime, open_runtime, serve_until_stopped
 from shared.infra.signing import IdentityError, service_jwk
 

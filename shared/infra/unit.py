@@ -15,8 +15,7 @@ import asyncpg
 from asyncpg.transaction import Transaction
 
 from shared.contracts.envelope import CloudEvent
-
-Emit = tuple[str, dict[str, str]]  # (stream key, CloudEvent fields), as in messaging.py
+from shared.infra.messaging import Emit
 
 
 class Sql(Protocol):

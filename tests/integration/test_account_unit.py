@@ -23,7 +23,8 @@ from services.account.uow import AccountUnit
 from shared.contracts.envelope import CloudEvent, decode
 from shared.contracts.streams import Streams
 from shared.infra.db import create_pool, migrate
-from shared.infra.messaging import Emit, Pipeline
+from shared.infra.messaging import Emit
+from shared.infra.pipeline import Pipeline
 from shared.infra.settings import Settings
 from tests.support.streams import ce
 

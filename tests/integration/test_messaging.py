@@ -13,8 +13,9 @@ from redis.asyncio import Redis
 from shared.contracts.envelope import CloudEvent, new_event
 from shared.infra.consumer import StreamConsumer
 from shared.infra.db import create_pool, migrate
-from shared.infra.messaging import Emit, Pipeline, Rejected
+from shared.infra.messaging import Emit, Rejected
 from shared.infra.outbox import Relay
+from shared.infra.pipeline import Pipeline
 from shared.infra.settings import Settings
 from shared.infra.unit import SqlUnit
 from tests.support.waiting import until

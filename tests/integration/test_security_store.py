@@ -23,7 +23,7 @@ from shared.contracts.streams import AUDIT
 from shared.infra.audit import audit_event
 from shared.infra.consumer import StreamConsumer
 from shared.infra.db import create_pool, migrate
-from shared.infra.messaging import Pipeline
+from shared.infra.pipeline import Pipeline
 from shared.infra.settings import Settings
 
 KEY = os.environ.setdefault("ALLUSE_TEST_ENCRYPTION_KEY", Fernet.generate_key().decode())

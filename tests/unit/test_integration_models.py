@@ -13,8 +13,8 @@ from services.integration.handlers import FromUpstream
 from shared.contracts.envelope import CloudEvent, EnvelopeError, decode, new_event
 from shared.contracts.streams import WS2_EVENTS, WS4_EVENTS, Streams
 from shared.contracts.upstream import WEEK_TYPES, TradeFilled, WeekClassified
-from shared.infra.dispatch import Dispatch, Route
 from shared.infra.messaging import Emit, Rejected
+from shared.infra.pipeline import Dispatch, Route
 
 TABLES = FromUpstream(Streams("")).routes()
 

@@ -1,0 +1,55 @@
+"""The inbox and outbox rows of a batch, written in the batch's own transaction.
+
+The inbox keeps each applied message's (source, id), its payload's fingerprint and its outcome,
+so a redelivery is answered with the same events (same ids) and a reused id with another
+payload is refused. The outbox holds what the relay publishes once the transaction commits.
+"""
+
+import json
+
+import asyncpg
+
+from shared.contracts.envelope import CloudEvent
+from shared.infra.bulk import insert_rows
+from shared.infra.messaging import Emit
+
+Known = dict[tuple[str, str], tuple[str, list[Emit]]]  # (source, id) -> (fingerprint, outcome)
+
+
+async def known(conn: asyncpg.Connection, events: list[CloudEvent]) -> Known:
+    """The messages of `events` applied before, with their fingerprint and outcome."""
+    rows = await conn.fetch(
+        "SELECT source, id, fingerprint, outcome FROM inbox"
+        " WHERE (source, id) IN (SELECT * FROM unnest($1::text[], $2::text[]))",
+        [ev.source for ev in events],
+        [ev.id for ev in events],
+    )
+    return {
+        (r["source"], r["id"]): (r["fingerprint"], [tuple(e) for e in json.loads(r["outcome"])])
+        for r in rows
+    }
+
+
+INBOX_ROW = [
+    ("source", "text"),
+    ("id", "text"),
+    ("type", "text"),
+    ("fingerprint", "text"),
+    ("outcome", "jsonb"),
+]
+OUTBOX_ROW = [("stream", "text"), ("fields", "jsonb")]
+
+
+async def record(conn: asyncpg.Connection, rows: list[tuple[str, str, str, str, str]]) -> None:
+    """Inbox rows: (source, id, type, fingerprint, outcome as JSON), in one statement."""
+    await insert_rows(conn, "inbox", INBOX_ROW, rows)
+
+
+async def insert_outbox(conn: asyncpg.Connection, outbox: list[tuple[str, str]]) -> None:
+    """Outbox rows: (stream key, fields as JSON), in the order given: the relay publishes by seq."""
+    await insert_rows(conn, "outbox", OUTBOX_ROW, outbox)
+
+
+def outcome(encoded: list[tuple[str, str]]) -> str:
+    """The inbox's copy of the outcome, [[stream, fields], ...], from already-encoded fields."""
+    return "[" + ",".join(f"[{json.dumps(stream)},{fields}]" for stream, fields in encoded) + "]"

@@ -1,0 +1,305 @@
+"""The exactly-once pipeline: every stage a message passes, from a batch of stream entries to
+the inbox and outbox rows of one transaction, the same for every service.
+
+A message's path: decode -> guard (who wrote it, may it) -> inbox check -> the service's unit of
+work, one command scope per message -> dispatch table (type -> payload model -> handler) ->
+audit of the outcome -> inbox and outbox rows, all in one transaction per batch; the caller
+acknowledges afterwards and the relay publishes. A refusal by the guard is answered (a
+rejection and an audit record) without an inbox row, so it never claims the entry's
+(source, id). Each stage refuses with a DomainError, which becomes one
+`alluse.command.rejected`; the unit of work rolls back that message's writes only, and the rest
+of its batch commits (shared/infra/unit.py).
+
+Over 200 lines on purpose: this is the one path every message takes, and its stages are read in
+order here rather than across files (README, Architecture).
+"""
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import asyncpg
+from opentelemetry.trace import SpanKind
+from pydantic import BaseModel, ValidationError
+
+from shared.contracts.envelope import (
+    LIMITS,
+    CloudEvent,
+    EnvelopeError,
+    Limits,
+    decode,
+    dumps,
+    explain,
+    new_event,
+)
+from shared.contracts.errors import DomainError
+from shared.contracts.messages import COMMAND_REJECTED
+from shared.contracts.money import amount_invalid
+from shared.contracts.streams import Streams
+from shared.infra import inbox, metrics, tracing
+from shared.infra.audit import audit_event
+from shared.infra.db import transaction
+from shared.infra.keys import KeysUnavailable
+from shared.infra.messaging import Emit, Entry, Guard, Handler, Outcome, Rejected
+from shared.infra.unit import SqlUnit
+
+log = logging.getLogger(__name__)
+
+
+class Unit(Protocol):
+    """A service's per-batch unit of work: one scope per command; buffered writes land on flush()."""
+
+    events: list[Emit]  # what the message in hand causes
+
+    def command(self, ev: CloudEvent) -> AbstractAsyncContextManager[None]: ...
+
+    async def flush(self) -> None: ...
+
+
+UnitFactory = Callable[[asyncpg.Connection, list[CloudEvent]], Awaitable[Unit]]
+Handle = Callable[[Any, Any], Awaitable[None]]  # (unit of work, payload)
+
+
+@dataclass(frozen=True)
+class Route:
+    model: type[BaseModel]
+    handle: Handle
+
+
+@dataclass
+class Pipeline:
+    pool: asyncpg.Pool
+    handler: Handler  # usually a Dispatch (below): its table's route for each message
+    source: str  # CloudEvents source of what this service emits
+    reject_stream: str  # where rejections go
+    unit: UnitFactory = SqlUnit.open  # opened once per batch and handed to the handler
+    limits: Limits = LIMITS  # what one inbound entry may be (settings.limits)
+    guard: Guard | None = None  # None only where the service itself made the entries
+    streams: Streams | None = None  # where refusals leave their audit record
+
+    async def process(self, entries: Sequence[Entry]) -> Outcome:
+        out = Outcome()
+        good = await self.admit(entries, out)
+        if not good:
+            return out
+        refusals = (out.emitted, out.rejected)
+        try:
+            # A batch's transaction serves entries of many traces: linked to each, child of none.
+            with tracing.span("db transaction", links=[ev for _, ev in good]):
+                async with transaction(self.pool) as conn:
+                    await self._apply(conn, good, out)
+            out.ack.extend(i for i, _ in good)
+        except Exception:
+            # One bad apple must not hold the batch hostage: retry each on its own. What still
+            # fails stays pending, to be reclaimed and, after enough tries, dead-lettered.
+            log.warning("batch of %d failed; retrying one by one", len(good), exc_info=True)
+            out.emitted, out.rejected = refusals
+            for item in good:
+                try:
+                    async with transaction(self.pool) as conn:
+                        await self._apply(conn, [item], out)
+                    out.ack.append(item[0])
+                except Exception as exc:
+                    log.exception("entry %s failed; left pending", item[0].decode())
+                    out.failed[item[0]] = f"{type(exc).__name__}: {exc}"[:500]
+        return out
+
+    async def admit(self, entries: Sequence[Entry], out: Outcome) -> list[tuple[bytes, CloudEvent]]:
+        """Decoded entries whose writer is proven and allowed; refusals answered at once."""
+        good: list[tuple[bytes, CloudEvent]] = []
+        refused: list[Emit] = []
+        refused_ids: list[bytes] = []
+        for entry_id, fields in entries:
+            try:
+                ev = decode(fields, self.limits)
+            except EnvelopeError as exc:
+                out.dead.append((entry_id, fields, str(exc)))
+                continue
+            if self.guard is not None:
+                try:
+                    await self.guard(ev, fields)
+                except KeysUnavailable:
+                    out.held.append(entry_id)
+                    continue
+                except Rejected as r:
+                    with tracing.span(f"refuse {ev.type}", parent=ev, service=self.source):
+                        answer = self.refusal(ev, r)
+                        for _, emitted in answer:
+                            tracing.stamp(emitted)
+                    refused += answer
+                    refused_ids.append(entry_id)
+                    continue
+            good.append((entry_id, ev))
+        if refused:
+            async with transaction(self.pool) as conn:
+                await inbox.insert_outbox(conn, [(s, dumps(fields)) for s, fields in refused])
+            out.ack.extend(refused_ids)
+            out.rejected += len(refused_ids)
+            out.emitted += len(refused)
+        return good
+
+    async def _apply(
+        self, conn: asyncpg.Connection, items: Sequence[tuple[bytes, CloudEvent]], out: Outcome
+    ) -> None:
+        known = await inbox.known(conn, [ev for _, ev in items])
+        rows: list[tuple[str, str, str, str, str]] = []
+        outbox: list[tuple[str, str]] = []  # (stream key, fields as JSON): encoded once
+        fresh = [ev for _, ev in items if ev.key not in known]
+        unit = await self.unit(conn, fresh) if fresh else None
+        for _, ev in items:
+            prior = known.get(ev.key)
+            if prior is not None:
+                if prior[0] == ev.fingerprint():  # the same outcome again, with the same event ids
+                    outbox.extend((stream, dumps(fields)) for stream, fields in prior[1])
+                else:
+                    reason = f"({ev.source}, {ev.id}) was already applied with another payload"
+                    stream, fields = self.rejection(ev, "idempotency_conflict", reason, None)
+                    outbox.append((stream, dumps(fields)))
+                    out.rejected += 1
+                continue
+            assert unit is not None  # every message not in the inbox is fresh
+            with tracing.span(
+                f"consume {ev.type}", parent=ev, kind=SpanKind.CONSUMER, service=self.source
+            ):
+                emits = await self._handle(unit, ev, out)
+            fingerprint = ev.fingerprint()
+            known[ev.key] = (fingerprint, emits)
+            encoded = [(stream, dumps(fields)) for stream, fields in emits]
+            rows.append((ev.source, ev.id, ev.type, fingerprint, inbox.outcome(encoded)))
+            outbox.extend(encoded)
+        if unit is not None:
+            await unit.flush()
+        await inbox.record(conn, rows)
+        await inbox.insert_outbox(conn, outbox)
+        out.emitted += len(outbox)
+
+    async def _handle(self, unit: Unit, ev: CloudEvent, out: Outcome) -> list[Emit]:
+        """One message in its command scope; a refusal is its rejection. Emits carry the trace."""
+        try:
+            with tracing.span(f"handle {ev.type}"):
+                async with unit.command(ev):  # a rejection rolls back this message's writes only
+                    emits = await self.handler(unit, ev)
+        except DomainError as r:
+            extra = r.extra if isinstance(r, Rejected) else []
+            emits = [self.rejection(ev, r.code, r.message, r.subject or ev.subject), *extra]
+            out.rejected += 1
+        for _, fields in emits:
+            tracing.stamp(fields)
+        return emits
+
+    def rejection(
+        self,
+        ev: CloudEvent,
+        code: str,
+        reason: str,
+        subject: str | None,
+        event_id: str | None = None,
+    ) -> Emit:
+        data = {"code": code, "reason": reason, "command_type": ev.type, "command_id": ev.id}
+        if code in ("unauthorized", "forbidden"):
+            metrics.TOKEN_REFUSALS.labels(code).inc()
+        fields = new_event(
+            COMMAND_REJECTED,
+            self.source,
+            data,
+            subject=subject or ev.subject,
+            cause=ev,
+            event_id=event_id or f"{ev.key_digest()}:rejected",
+        )
+        return (self.reject_stream, fields)
+
+    def refusal(self, ev: CloudEvent, r: Rejected) -> list[Emit]:
+        """An entry refused for who wrote it: ids of its own, so no key is claimed."""
+        emits = [self.rejection(ev, r.code, r.reason, r.subject, event_id=str(uuid.uuid4()))]
+        if self.streams is not None:
+            details = {
+                "message_type": ev.type,
+                "message_id": ev.id,
+                "source": ev.source,
+                "code": r.code,
+                "reason": r.reason[:300],
+            }
+            emits.append(
+                audit_event(
+                    self.streams,
+                    source=self.source,
+                    action="command.denied",
+                    actor="anonymous",
+                    subject=ev.subject,
+                    details=details,
+                    cause=ev,
+                    event_id=str(uuid.uuid4()),
+                )
+            )
+        return emits
+
+
+@dataclass
+class Dispatch:
+    """The handler a Pipeline runs for a table: type -> payload model -> the route's handler ->
+    audit of the outcome. Who wrote the message was proven before, by the pipeline's guard."""
+
+    table: Mapping[str, Route]
+    streams: Streams
+    source: str  # CloudEvents source of the audit records
+    audited: bool = False  # an audit record of every outcome
+    subject_is_account: bool = True
+    heard: Callable[[str], None] = lambda _source: None  # e.g. when an upstream was last heard
+
+    async def __call__(self, unit: Unit, ev: CloudEvent) -> list[Emit]:
+        self.heard(ev.source)
+        route = self.table.get(ev.type)
+        if route is None:
+            known = ", ".join(sorted(self.table)[:12])
+            raise Rejected("unknown_type", f"'{ev.type}' is not one of {known}")
+        actor = ev.actor or ev.source  # proven by the guard: a token's subject, or a service
+        await route.handle(
+            unit, payload(route.model, ev, subject_is_account=self.subject_is_account)
+        )
+        if self.audited and unit.events:
+            done = sorted({fields["type"] for _, fields in unit.events})
+            details = {
+                "message_type": ev.type,
+                "message_id": ev.id,
+                "source": ev.source,
+                "outcome": done,
+            }
+            unit.events.append(
+                audit_event(
+                    self.streams,
+                    source=self.source,
+                    action=ev.type,
+                    actor=actor,
+                    subject=ev.subject,
+                    details=details,
+                    cause=ev,
+                )
+            )
+        return unit.events
+
+
+def payload(model: type[BaseModel], ev: CloudEvent, *, subject_is_account: bool) -> Any:
+    """The message's data as `model`; a subject naming another account than the data is refused.
+
+    `subject_is_account`: a missing data.account_id is taken from the subject (commands).
+    """
+    data = dict(ev.data)
+    if ev.subject and "account_id" in model.model_fields:
+        named = (
+            data.setdefault("account_id", ev.subject)
+            if subject_is_account
+            else data.get("account_id")
+        )
+        if named is not None and named != ev.subject:
+            raise Rejected("invalid_payload", "subject and data.account_id name different accounts")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        code = "invalid_amount" if amount_invalid(exc) else "invalid_payload"
+        raise Rejected(code, explain(exc), subject=ev.subject) from None
+    except Exception as exc:  # a validator's own error (e.g. decimal.Overflow) is this entry's
+        reason = f"unreadable payload ({type(exc).__name__})"
+        raise Rejected("invalid_payload", reason, subject=ev.subject) from None
