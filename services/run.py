@@ -44,7 +44,7 @@ def write_env(env: Mapping[str, str], path: Path = ENV_FILE) -> None:
         f'export PATH={shlex.quote(str(Path(sys.executable).parent.absolute()))}:"$PATH"',
     ]
     names = ("REDIS_URL", "DATABASE_URL", "ALLUSE_STREAM_PREFIX", "ALLUSE_TOKEN_URL",
-             "ALLUSE_CLIENT_ID", "ALLUSE_CLIENT_SECRET_FILE")  # fmt: skip
+             "ALLUSE_JWKS_URL", "ALLUSE_CLIENT_ID", "ALLUSE_CLIENT_SECRET_FILE")  # fmt: skip
     lines += [f"export {name}={shlex.quote(env[name])}" for name in names if env.get(name)]
     for name, key_file in KEY_FILES.items():  # admin commands need the local keys
         if name not in os.environ:

@@ -19,7 +19,15 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from services.cli.client import CliError, StreamClient, redacted, redis_url, resolve_token, until
+from services.cli.client import (
+    CliError,
+    StreamClient,
+    platform_keys,
+    redacted,
+    redis_url,
+    resolve_token,
+    until,
+)
 from services.cli.output import OK, UNAVAILABLE, USAGE, emit, fail, table
 from shared.contracts.money import parse_money
 from shared.contracts.streams import Streams
@@ -345,7 +353,8 @@ def run(action: Action) -> Callable[[argparse.Namespace], Awaitable[int]]:
             redis = Redis.from_url(url, socket_connect_timeout=5)
             try:
                 streams = Streams(os.environ.get("ALLUSE_STREAM_PREFIX", ""))
-                return await action(StreamClient(redis, streams, token, args.timeout), args)
+                client = StreamClient(redis, streams, token, args.timeout, keys=platform_keys())
+                return await action(client, args)
             finally:
                 await redis.aclose()
         except CliError as exc:

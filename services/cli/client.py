@@ -21,10 +21,12 @@ from shared.contracts.envelope import CloudEvent
 from shared.infra import client as shared
 from shared.infra import credentials
 from shared.infra.client import Done, until
+from shared.infra.keys import KeySet
 
 __all__ = ["CliError", "Done", "StreamClient", "redacted", "until"]
 
 DEFAULT_TOKEN_URL = "http://127.0.0.1:8081/oauth/token"  # noqa: S105 - a URL, not a secret
+DEFAULT_JWKS_URL = "http://127.0.0.1:8081/.well-known/jwks.json"
 SOURCE = f"alluse-cli/{socket.gethostname()}"
 
 
@@ -48,6 +50,11 @@ def redis_url(env: Mapping[str, str] = os.environ) -> str:
 
 
 redacted = credentials.redacted
+
+
+def platform_keys(env: Mapping[str, str] = os.environ) -> KeySet:
+    """The keys the platform publishes: an answer is believed only with its writer's signature."""
+    return KeySet.from_url(env.get("ALLUSE_JWKS_URL") or DEFAULT_JWKS_URL)
 
 
 # --- the token: never from argv (it would show in `ps`), never printed ---------------------

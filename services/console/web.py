@@ -147,7 +147,7 @@ async def client(request: Request, me: Session) -> StreamClient:
         raise SignInNeeded(expired=True)
     return StreamClient(
         c.redis, c.settings.streams, me.access_token, c.settings.console_timeout_seconds,
-        source=c.source, outcomes=ACCOUNT_LIFECYCLE, verify=c.from_integration,
+        source=c.source, outcomes=ACCOUNT_LIFECYCLE, keys=c.keys,
     )  # fmt: skip
 
 

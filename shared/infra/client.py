@@ -2,13 +2,15 @@
 
 Commands are XADDed as CloudEvents and their outcome is read back by `causationid` from an
 outcome stream; queries carry a private `replyto` stream the account service answers on.
-Used by the `alluse` CLI and the web console alike.
+Used by the `alluse` CLI and the web console alike. Given the platform's keys, it believes an
+outcome or an answer only when its writer's signature is on it: the account service's on
+account events and answers, the integration service's on the lifecycle stream.
 """
 
 import contextlib
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,13 +19,22 @@ from redis.asyncio import Redis
 
 from shared.contracts.envelope import CloudEvent, EnvelopeError, decode, new_event
 from shared.contracts.messages import COMMAND_REJECTED, QUERY_FAILED
-from shared.contracts.streams import ACCOUNT_COMMANDS, ACCOUNT_EVENTS, ACCOUNT_QUERIES, Streams
-from shared.contracts.trust import reply_namespace
+from shared.contracts.streams import (
+    ACCOUNT_COMMANDS,
+    ACCOUNT_EVENTS,
+    ACCOUNT_LIFECYCLE,
+    ACCOUNT_QUERIES,
+    Streams,
+)
+from shared.contracts.trust import ACCOUNT, INTEGRATION, reply_namespace
 from shared.infra.credentials import token_subject
+from shared.infra.keys import KeySet, KeysUnavailable
+from shared.infra.messaging import Rejected
+from shared.infra.signing import signer_of, text_fields
 
 Done = Callable[[list[CloudEvent]], bool]
 Waiting = Callable[[str], AbstractAsyncContextManager[None]]
-Verify = Callable[[dict[bytes, bytes]], Awaitable[bool]]
+WRITER = {ACCOUNT_EVENTS: ACCOUNT, ACCOUNT_LIFECYCLE: INTEGRATION}  # who signs outcomes there
 
 
 class Refused(Exception):
@@ -58,8 +69,9 @@ class StreamClient:
     # Where outcomes are read: the public lifecycle stream, or the account service's own.
     outcomes: str = ACCOUNT_EVENTS
     waiting: Waiting = field(default=_quiet)
-    # Whether an outcome entry is believed (e.g. its signature is its writer's); None: all are.
-    verify: Verify | None = None
+    # The platform's published keys: outcomes and answers without their writer's signature
+    # are ignored. None believes every entry (only for tools on a trusted, private Redis).
+    keys: KeySet | None = None
 
     async def command(
         self, type_: str, data: dict[str, Any], *, done: Done, subject: str | None = None,
@@ -83,7 +95,7 @@ class StreamClient:
                         ev = _decoded(raw)
                         if ev is None or ev.causationid != fields["id"]:
                             continue
-                        if self.verify is None or await self.verify(raw):
+                        if await self._signed(raw, WRITER[self.outcomes]):
                             found.append(ev)
                 if any(e.type == COMMAND_REJECTED for e in found):
                     raise Refused(next(e.data for e in found if e.type == COMMAND_REJECTED))
@@ -98,21 +110,33 @@ class StreamClient:
         fields = new_event(type_, self.source, data, subject=subject, replyto=box,
                            authorization=f"Bearer {self.token}")  # fmt: skip
         await self.redis.xadd(self.streams.key(ACCOUNT_QUERIES), fields)  # type: ignore[arg-type]
-        deadline = time.monotonic() + self.timeout
+        deadline, cursor = time.monotonic() + self.timeout, "0-0"
+        reply: CloudEvent | None = None
         try:
             async with self.waiting(f"waiting for the answer to {type_}"):
-                while True:
-                    got = await self._read({box: "0-0"}, deadline)
-                    if got:
-                        break
+                while reply is None:
+                    for _, entries in await self._read({box: cursor}, deadline):
+                        for entry_id, raw in entries:  # anything not the service's is skipped
+                            cursor = entry_id
+                            if reply is None and await self._signed(raw, ACCOUNT):
+                                reply = _decoded(raw)
+                                if reply is None:
+                                    raise NoAnswer(f"unreadable reply on {box}")
         finally:
             await self.redis.delete(box)
-        reply = _decoded(got[0][1][0][1])
-        if reply is None:
-            raise NoAnswer(f"unreadable reply on {box}")
         if reply.type == QUERY_FAILED:
             raise Refused(reply.data)
         return reply.data
+
+    async def _signed(self, raw: dict[bytes, bytes], writer: str) -> bool:
+        if self.keys is None:
+            return True
+        try:
+            return await signer_of(self.keys, text_fields(raw)) == writer
+        except (Rejected, ValueError):  # unsigned, forged, or not even text
+            return False
+        except KeysUnavailable as exc:
+            raise NoAnswer(f"cannot check who wrote the answer: {exc}") from None
 
     async def _read(self, streams: dict[Any, Any], deadline: float) -> list[Any]:
         left = deadline - time.monotonic()

@@ -19,7 +19,8 @@ from redis.asyncio import Redis
 
 from services.account.app import build
 from services.cli.__main__ import build_parser, main
-from shared.contracts.streams import ACCOUNT_EFFECTS, ACCOUNT_EVENTS
+from services.cli.output import TIMEOUT
+from shared.contracts.streams import ACCOUNT_EFFECTS, ACCOUNT_EVENTS, ACCOUNT_QUERIES
 from shared.infra.runtime import running
 from shared.infra.settings import Settings
 from tests.support.streams import ce, outcomes
@@ -73,6 +74,7 @@ def env(
     monkeypatch.setenv("REDIS_URL", settings.redis_url)
     monkeypatch.setenv("ALLUSE_STREAM_PREFIX", settings.stream_prefix)
     monkeypatch.setenv("ALLUSE_TOKEN_FILE", str(token_file))
+    monkeypatch.setenv("ALLUSE_JWKS_URL", signer.jwks_url)
     return token_file
 
 
@@ -334,3 +336,30 @@ async def test_a_reader_that_stops_early_is_not_reported_as_redis_unreachable(
     _, err = await asyncio.wait_for(proc.communicate(), timeout=60)
     assert proc.returncode == 141, err.decode()
     assert b"unreachable" not in err and b"Traceback" not in err, err.decode()
+
+
+async def test_an_answer_without_the_account_services_signature_is_not_believed(
+    env: Path, redis: Redis, settings: Settings, signer: Signer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Someone who can write to the caller's reply stream answers, with a made-up balance,
+    unsigned and signed by the wrong service: the CLI believes neither and, with no account
+    service running to answer, says nothing came back."""
+    queries = settings.streams.key(ACCOUNT_QUERIES)
+    account = str(uuid.uuid4())
+
+    async def answer() -> None:
+        while True:
+            for _, entries in await redis.xread({queries: "0-0"}, block=200) or []:
+                for _, raw in entries:
+                    box = raw[b"replyto"].decode()
+                    data = {"id": account, "balance": "999999.99"}
+                    forged = ce("alluse.query.result", data, source="alluse/account-service")
+                    await redis.xadd(box, forged)  # type: ignore[arg-type]
+                    await redis.xadd(box, signer.sign("integration", forged))
+                    return
+
+    forger = asyncio.create_task(answer())
+    shown = await Cli(capsys)("show", account, "--json", "--timeout", "2")
+    await forger
+    assert shown.code == TIMEOUT, shown
+    assert "999999.99" not in shown.out
