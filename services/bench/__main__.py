@@ -15,6 +15,7 @@ from services.bench.servers import DATA_DIR, fresh_database, servers
 from services.bench.service import ServiceProcess
 from shared.contracts.streams import ACCOUNT_COMMANDS, ACCOUNT_EVENTS, Streams
 from shared.infra.db import create_pool
+from shared.infra.redisclient import connect
 from shared.simulators.jwks import Signer
 
 WARMUP = 50
@@ -100,7 +101,7 @@ async def service_phases(
     progress(f"starting the account service (log: {log_path})")
     svc.start()
     try:
-        await svc.wait_ready(redis, commands)
+        await svc.wait_ready(redis, s.beside(commands, ".members"))
         progress(f"service ready (pid {svc.pid}); warming up")
         async with measure.collecting(reader, events) as col:
             try:
@@ -161,7 +162,7 @@ async def run(args: argparse.Namespace) -> None:
             progress(f"servers: {description}")
             async with fresh_database(admin_url) as dsn:
                 prefix = f"bench.{uuid.uuid4().hex[:8]}."
-                redis, reader = Redis.from_url(redis_url), Redis.from_url(redis_url)
+                redis, reader = connect(redis_url), connect(redis_url)
                 try:
                     created, deposited, steady = await service_phases(
                         args, redis, reader, dsn, prefix, signer

@@ -21,13 +21,12 @@ from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
-from redis.asyncio import Redis
-
 from services.bench.checks import Check, run_checks
 from services.bench.load import Load
 from services.bench.platform import Platform, say
 from services.bench.tokens import Tokens
 from shared.contracts.streams import Streams
+from shared.infra.redisclient import connect
 
 MIX = {"deposit": 0.4, "withdrawal": 0.3, "fill": 0.3}
 RESEND_AFTER_S = 60.0  # beyond the reclaim idle time (30 s): the platform recovers alone first
@@ -84,7 +83,7 @@ def action(platform: Platform, fault: str) -> Callable[[], dict[str, float]]:
 async def drive(args: argparse.Namespace, platform: Platform) -> tuple[Load, list[str]]:
     rng = random.Random(args.seed)  # noqa: S311 - seeded on purpose: the same seed replays a run
     plan = schedule(rng, args.commands, args.kills)
-    redis = Redis.from_url(platform.redis.url)
+    redis = connect(platform.redis.url)
     load = Load(redis, Streams(platform.env.get("ALLUSE_STREAM_PREFIX", "")),
                 Tokens(platform.client("operator")), Tokens(platform.client("trading_engine")),
                 [], rng, MIX)  # fmt: skip

@@ -12,14 +12,13 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
-from redis.asyncio import Redis
-
 from services.bench.load import SOURCE, Command, Load
 from services.bench.platform import Platform
 from services.bench.report import progress
 from services.bench.tokens import Tokens
 from shared.contracts.envelope import new_event
 from shared.contracts.streams import ACCOUNT_COMMANDS, Streams
+from shared.infra.redisclient import connect
 
 ACCOUNTS = 100
 PIPELINE = 500  # entries per round trip while a burst is written
@@ -83,7 +82,7 @@ async def phases(count: int, directory: Path) -> dict[str, Rate]:
     rates: dict[str, Rate] = {}
     progress("platform phases: starting scratch servers and the three services")
     with Platform(directory) as platform:
-        redis = Redis.from_url(platform.redis.url)
+        redis = connect(platform.redis.url)
         load = Load(redis, Streams(platform.env.get("ALLUSE_STREAM_PREFIX", "")),
                     Tokens(platform.client("operator")), Tokens(platform.client("trading_engine")),
                     [], random.Random(7), {})  # noqa: S311  # fmt: skip

@@ -44,13 +44,14 @@ class ServiceProcess:
             tail = self.log_path.read_text(errors="replace")[-3000:]
             raise RuntimeError(f"account service exited with {self.proc.returncode}:\n{tail}")
 
-    async def wait_ready(self, redis: Redis, stream: str, timeout: float = 60.0) -> None:
-        """It has joined the replicas of the commands stream (shared/infra/partitions.py): its
-        router moves what is written from now on, oldest first (warm-up confirms)."""
+    async def wait_ready(self, redis: Redis, members: str, timeout: float = 60.0) -> None:
+        """It has joined the replicas of the commands stream (`members`, its key of
+        shared/infra/partitions.py): its router moves what is written from now on, oldest first
+        (warm-up confirms)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self.check_alive()
-            if await redis.zcard(f"{stream}.members") > 0:
+            if await redis.zcard(members) > 0:
                 return
             await asyncio.sleep(0.1)
         raise TimeoutError(f"account service not ready after {timeout:.0f}s; see {self.log_path}")

@@ -27,6 +27,7 @@ from services.bench.platform import Platform, say
 from services.bench.soak_report import chart, print_table, verdict
 from services.bench.tokens import Tokens
 from shared.contracts.streams import Streams
+from shared.infra.redisclient import connect
 
 MIX = {"deposit": 0.35, "withdrawal": 0.25, "fill": 0.25, "query": 0.15}
 RETENTION_NAMES = ("ALLUSE_LIFECYCLE_RETENTION", "ALLUSE_ACCOUNT_EVENTS_RETENTION",
@@ -85,7 +86,7 @@ async def stop(task: asyncio.Task[None]) -> None:
 async def run(args: argparse.Namespace) -> int:
     settings = retention(args.minutes)
     with Platform(args.dir, settings) as platform:
-        redis = Redis.from_url(platform.redis.url)
+        redis = connect(platform.redis.url)
         rng = random.Random(args.seed)  # noqa: S311 - seeded: a run replays
         load = Load(redis, Streams(platform.env.get("ALLUSE_STREAM_PREFIX", "")),
                     Tokens(platform.client("operator")), Tokens(platform.client("trading_engine")),

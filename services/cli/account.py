@@ -15,7 +15,6 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -31,6 +30,7 @@ from services.cli.client import (
 from services.cli.output import OK, UNAVAILABLE, USAGE, emit, fail, table
 from shared.contracts.money import parse_money
 from shared.contracts.streams import Streams
+from shared.infra.redisclient import connect
 
 Action = Callable[[StreamClient, argparse.Namespace], Awaitable[int]]
 TYPES = {"gen": "generation", "rev": "revenue", "com": "compounding"}
@@ -350,7 +350,7 @@ def run(action: Action) -> Callable[[argparse.Namespace], Awaitable[int]]:
         try:
             url = redis_url()
             token = await asyncio.to_thread(resolve_token, args.token_file)
-            redis = Redis.from_url(url, socket_connect_timeout=5)
+            redis = connect(url, socket_connect_timeout=5)
             try:
                 streams = Streams(os.environ.get("ALLUSE_STREAM_PREFIX", ""))
                 client = StreamClient(redis, streams, token, args.timeout, keys=platform_keys())

@@ -25,6 +25,7 @@ from services.cli.output import OK, REJECTED, UNAVAILABLE, USAGE, emit, fail, ta
 from shared.contracts.envelope import EnvelopeError, decode
 from shared.contracts.streams import Streams
 from shared.infra.progress import Progress
+from shared.infra.redisclient import connect
 
 CHUNK = 200  # dead letters audited per call of the security administration
 Action = Callable[[Redis, Streams, argparse.Namespace], Awaitable[int]]
@@ -133,7 +134,7 @@ def _run(action: Action) -> Callable[[argparse.Namespace], Awaitable[int]]:
         url = ""
         try:
             url = redis_url()
-            redis = Redis.from_url(url, socket_connect_timeout=5)
+            redis = connect(url, socket_connect_timeout=5)
             try:
                 return await action(redis, Streams(os.environ.get("ALLUSE_STREAM_PREFIX", "")), a)
             finally:

@@ -6,11 +6,10 @@ import contextlib
 import json
 from typing import Any
 
-from redis.asyncio import Redis
-
 from services.cli.client import CliError, resolve_token
 from services.cli.output import OK, UNAVAILABLE, fail
 from shared.contracts import streams
+from shared.infra.redisclient import connect
 from shared.infra.settings import Settings
 from shared.simulators import upstream as simulate
 
@@ -64,7 +63,7 @@ def line(entry_id: str, attrs: dict[str, str]) -> str:
 async def run_tail(args: Any) -> int:
     settings = Settings()
     key = settings.streams.key(stream_name(args.stream))
-    redis = Redis.from_url(settings.redis_url)
+    redis = connect(settings.redis_url)
     last, shown = ("0" if args.from_start else "$"), 0
     try:
         while args.count is None or shown < args.count:

@@ -12,7 +12,6 @@ from typing import Any
 import jinja2
 import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -30,6 +29,7 @@ from shared.infra.auth import Verifier
 from shared.infra.client import Refused
 from shared.infra.keys import KeySet
 from shared.infra.logs import setup
+from shared.infra.redisclient import connect
 from shared.infra.revocations import Revocations
 
 HERE = Path(__file__).parent
@@ -66,7 +66,7 @@ def templates() -> Jinja2Templates:
 
 def build(settings: ConsoleSettings) -> Starlette:
     keys = KeySet.from_url(settings.jwks_url)
-    redis = Redis.from_url(settings.redis_url)
+    redis = connect(settings.redis_url)
     # Followed like every service does, so a revoked user's session ends at its next page.
     revocations = Revocations(redis, settings.streams.key(REVOCATIONS), keys=keys)
     verifier = Verifier(

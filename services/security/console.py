@@ -16,7 +16,6 @@ from typing import Any
 
 import asyncpg
 from pydantic import ValidationError
-from redis.asyncio import Redis
 
 from services.security import app, audit, crypto, heads, store
 from services.security.admin import Admin
@@ -26,6 +25,7 @@ from shared.contracts.streams import AUDIT_HEADS
 from shared.contracts.trust import SECURITY
 from shared.infra.db import create_pool
 from shared.infra.outbox import Relay
+from shared.infra.redisclient import connect
 from shared.infra.signing import EntrySigner
 
 OK, REJECTED, USAGE, UNAVAILABLE = 0, 1, 2, 3  # as `alluse` documents them
@@ -48,7 +48,7 @@ async def _admin() -> AsyncIterator[Admin]:
     await app.prepare_database(settings)
     pool = await create_pool(settings.database_url, app.SCHEMA, max_size=2)
     await audit.seal(pool)
-    redis = Redis.from_url(settings.redis_url)
+    redis = connect(settings.redis_url)
     try:
         yield Admin(pool, settings, fernet, actor=f"cli:{getpass.getuser()}")
         # Publish revocations now rather than when the service's relay next looks; only with
@@ -150,7 +150,7 @@ async def rotate_encryption(admin: Admin, _: argparse.Namespace) -> Any:
 
 async def verify_audit(admin: Admin, args: argparse.Namespace) -> Any:
     """Against the heads still on the heads stream and any given with --head (from the log)."""
-    redis = Redis.from_url(admin.settings.redis_url)
+    redis = connect(admin.settings.redis_url)
     try:
         published = await heads.published(redis, admin.settings.streams.key(AUDIT_HEADS))
     finally:

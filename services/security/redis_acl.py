@@ -11,7 +11,7 @@ import hashlib
 import re
 from collections.abc import Mapping
 
-from shared.contracts.streams import ACL_USERS, DLQ_SUFFIX, Access
+from shared.contracts.streams import ACL_USERS, DLQ_SUFFIX, Access, Streams
 
 # What each kind of access may run; every set is read-side safe on the keys it is given.
 COMMANDS = {
@@ -45,7 +45,14 @@ def _glob(prefix: str, name: str) -> str:
     return re.sub(r"([*?\[\]\\])", r"\\\1", prefix) + name
 
 
+def _partitioned(names: tuple[str, ...], prefix: str, *suffixes: str) -> tuple[str, ...]:
+    """Patterns of the keys of ordered consumption (Streams.beside), the prefix escaped."""
+    s = Streams(_glob(prefix, ""))
+    return tuple(s.beside(s.key(n), suffix) for n in names for suffix in suffixes)
+
+
 def _selectors(access: Access, prefix: str) -> list[str]:
+    ordered = _partitioned(access.partitioned, prefix, ".p*", ".lease.*")
     groups = {
         "consume": access.consume,
         "dead": tuple(s + DLQ_SUFFIX for s in access.consume),
@@ -55,15 +62,14 @@ def _selectors(access: Access, prefix: str) -> list[str]:
         "append": access.append,
         "reply": access.reply,
         "drop": access.drop,
-        "ordered": tuple(k for n in access.partitioned for k in (n, f"{n}.p*", f"{n}.lease.*")),
-        "parts": tuple(
-            k for n in access.partitioned for k in (f"{n}.p*", f"{n}.lease.*", f"{n}.members")
-        ),
+        "ordered": tuple(_glob(prefix, n) for n in access.partitioned) + ordered,
+        "parts": ordered + _partitioned(access.partitioned, prefix, ".members"),
     }
     out = []
     for kind, names in groups.items():
         if names:
-            keys = " ".join(f"~{_glob(prefix, n)}" for n in names)
+            escaped = kind in ("ordered", "parts")  # these patterns carry the prefix already
+            keys = " ".join(f"~{n if escaped else _glob(prefix, n)}" for n in names)
             commands = " ".join(f"+{c}" for c in COMMANDS[kind].split())
             out.append(f"({keys} {commands})")
     return out

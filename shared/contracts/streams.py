@@ -28,11 +28,22 @@ class Streams:
 
     prefix: str = ""
 
+    def __post_init__(self) -> None:
+        if "{" in self.prefix or "}" in self.prefix:  # it would change what Redis Cluster hashes
+            raise ValueError(f"a stream prefix may not hold '{{' or '}}': {self.prefix!r}")
+
     def key(self, name: str) -> str:
         return f"{self.prefix}{name}"
 
     def dlq(self, name: str) -> str:
         return f"{self.key(name)}{DLQ_SUFFIX}"
+
+    def beside(self, key: str, suffix: str) -> str:
+        """A key of this deployment in the same Redis Cluster slot as the stream `key`:
+        `<prefix>{<key>}<suffix>`. A key without a hash tag is hashed whole, so the tag `{<key>}`
+        hashes like `key` itself: its public name stays as it is, and the keys a Lua step names
+        together with it (its partitions, their leases) live on its node."""
+        return f"{self.prefix}{{{key}}}{suffix}"
 
 
 # Who may touch which stream on Redis: one ACL user per service and per kind of client,

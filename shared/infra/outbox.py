@@ -60,12 +60,10 @@ class Relay:
             signed = self.sign([orjson.loads(row["fields"]) for row in rows])
             for row, fields in zip(rows, signed, strict=True):
                 pipe.xadd(row["stream"], fields)  # type: ignore[arg-type]
-            if self.durability.method == WAITAOF:
-                pipe.execute_command("WAITAOF", 1, 0, self.durability.timeout_ms)
+            waits = self.durability.wait(self.redis, pipe, {row["stream"] for row in rows})
             with tracing.each("relay", (row["fields"] for row in rows)):
                 replies = await pipe.execute()
-            if self.durability.method == WAITAOF:
-                self.durability.confirm(replies[-1])  # raises: rows kept, published again
+            waits.confirm(replies)  # raises: rows kept, published again
             # A crash between XADD and this delete publishes again: consumers dedupe by event id.
             await conn.execute(
                 "DELETE FROM outbox WHERE seq = ANY($1::bigint[])", [r["seq"] for r in rows]

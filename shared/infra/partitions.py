@@ -5,6 +5,7 @@ entries, oldest first, to partition `crc32(account) % P`, keeping each entry's i
 partition is in the public stream's order. Each replica holds leases on a fair share of the
 partitions and applies only those, one batch at a time, oldest first: one account's messages
 are applied by one replica at a time, in the order they were written (README "Scaling out").
+On a Redis Cluster, every key here but the DLQ shares the public stream's slot (hash tag).
 """
 
 import asyncio
@@ -71,11 +72,12 @@ class Partitioned:
     ) -> None:  # fmt: skip
         self.redis, self.settings, self.stream = redis, settings, stream
         self.process, self.after = process, after
-        self.parts = [f"{stream}.p{i}" for i in range(settings.partitions)]
-        self.lease_keys = [f"{stream}.lease.p{i}" for i in range(settings.partitions)]
-        self.router_key = f"{stream}.lease.router"
-        self.members = f"{stream}.members"
-        self.dlq = f"{stream}.dlq"
+        s, count = settings.streams, settings.partitions  # keys in the public stream's slot
+        self.parts = [s.beside(stream, f".p{i}") for i in range(count)]
+        self.lease_keys = [s.beside(stream, f".lease.p{i}") for i in range(count)]
+        self.router_key = s.beside(stream, ".lease.router")
+        self.members = s.beside(stream, ".members")
+        self.dlq = f"{stream}.dlq"  # public: a slot of its own
         self.leases = Leases(redis, settings.consumer, settings.partition_lease_ms)
         self.held: set[int] = set()
         self.routing = False
@@ -153,16 +155,18 @@ class Partitioned:
                 dead.append(
                     (entry_id, fields[entry_id], f"failed {tries} deliveries; last error: {error}")
                 )
-        pipe = self.redis.pipeline(transaction=True)
-        for entry_id in outcome.ack:
+        if dead:  # copied first, deleted below: a crash between dead-letters twice, never loses
+            letters = self.redis.pipeline(transaction=False)
+            for entry_id, kept, reason in dead:
+                log.warning("dead-lettered %s from %s: %s", entry_id.decode(), self.stream, reason)
+                letters.xadd(self.dlq, dead_letter_fields(
+                    kept, reason=reason, stream=self.stream, entry_id=entry_id,
+                    deliveries=self.tries.pop(entry_id, 1)))  # fmt: skip
+                metrics.DEAD.labels(self.stream).inc()
+            await letters.execute()
+        pipe = self.redis.pipeline(transaction=True)  # the partitions share one slot
+        for entry_id in [*outcome.ack, *(d[0] for d in dead)]:
             pipe.xdel(self.parts[where[entry_id]], entry_id)
-        for entry_id, kept, reason in dead:
-            log.warning("dead-lettered %s from %s: %s", entry_id.decode(), self.stream, reason)
-            dl = dead_letter_fields(kept, reason=reason, stream=self.stream, entry_id=entry_id,
-                                    deliveries=self.tries.pop(entry_id, 1))  # fmt: skip
-            pipe.xadd(self.dlq, dl)
-            pipe.xdel(self.parts[where[entry_id]], entry_id)
-            metrics.DEAD.labels(self.stream).inc()
         await pipe.execute()
         for entry_id in outcome.ack:
             self.tries.pop(entry_id, None)

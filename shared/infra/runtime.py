@@ -26,6 +26,8 @@ from shared.infra.durability import Durability
 from shared.infra.keys import KeySet
 from shared.infra.outbox import Relay
 from shared.infra.partitions import Partitioned
+from shared.infra.redisclient import broker as redis_broker
+from shared.infra.redisclient import connect
 from shared.infra.retention import Janitor, Retained
 from shared.infra.revocations import Revocations
 from shared.infra.settings import Settings
@@ -198,10 +200,10 @@ async def open_runtime(
     tracing.setup(service or schema)  # OTLP export when OTEL_EXPORTER_OTLP_ENDPOINT is set
     signer = EntrySigner.from_settings(settings, service or schema)  # first: no key, no start
     use_hiredis_packing()
-    redis = Redis.from_url(settings.redis_url)
+    redis = connect(settings.redis_url)
     pool = await create_pool(settings.database_url, schema)
     # FastStream's per-message logging is noise at our rates; our metrics and logs say more.
-    broker = RedisBroker(
+    broker = redis_broker(
         settings.redis_url, logger=logging.getLogger("alluse.broker"), log_level=logging.DEBUG
     )
     logging.getLogger("alluse.broker").setLevel(logging.WARNING)

@@ -28,6 +28,7 @@ from redis.exceptions import ResponseError
 from shared.contracts.envelope import dumps
 from shared.contracts.streams import ACCOUNT_LIFECYCLE, Streams
 from shared.infra.progress import Progress
+from shared.infra.redisclient import connect
 from shared.infra.settings import Settings
 from shared.simulators.feed import PROFILES, Event, Feed, monday_of
 
@@ -182,7 +183,7 @@ def week_line(week: int, weeks: int, events: list[Event], total: int, started: f
 async def run(args: Any, token: str, settings: Settings | None = None) -> int:
     """Publish the feed with `token` (a trading engine's) on every entry."""
     settings = settings or Settings()
-    streams, redis = settings.streams, Redis.from_url(settings.redis_url)
+    streams, redis = settings.streams, connect(settings.redis_url)
     try:
         accounts = parse_accounts(args.accounts) or await discover(redis, streams)
         if not accounts:

@@ -39,7 +39,9 @@ async def test_commands_and_queries_are_deleted_once_their_outcome_is_committed(
     commands = client.s.key(ACCOUNT_COMMANDS)  # moved to its partitions, deleted once applied
 
     async def left() -> int:
-        parts = [k async for k in redis.scan_iter(match=f"{commands}.p*", _type="stream")]
+        parts = [
+            k async for k in redis.scan_iter(match=client.s.beside(commands, ".p*"), _type="stream")
+        ]
         return sum([await redis.xlen(k) for k in [commands, *parts]])
 
     await until(left, equals=0)
