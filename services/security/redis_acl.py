@@ -16,7 +16,7 @@ from shared.contracts.streams import ACL_USERS, DLQ_SUFFIX, Access, Streams
 # What each kind of access may run; every set is read-side safe on the keys it is given.
 COMMANDS = {
     "consume": "xreadgroup xack xdel xclaim xautoclaim xpending xinfo xgroup|create"
-    " xgroup|createconsumer xtrim xlen xrange exists",
+    " xgroup|createconsumer xtrim xlen xrange exists eval",  # eval: XACK+XDEL in one step
     "dead": "xadd xtrim xinfo xlen xrange exists",  # the consumer's own <stream>.dlq
     "write": "xadd xtrim xinfo xlen exists",
     "read": "xread xrange xrevrange xlen xinfo exists",
@@ -25,8 +25,8 @@ COMMANDS = {
     "append": "xadd",
     "reply": "xadd expire exists",
     "drop": "xdel del",
-    # The Lua steps of ordered consumption name the public stream, its partitions and leases;
-    # what they run inside is checked again, command by command ("parts" below, consume).
+    # The Lua steps of ordered consumption name the public stream, its partitions, leases and
+    # members; what they run inside is checked again, command by command ("parts", consume).
     "ordered": "eval",
     "parts": "xadd xdel xrange xlen exists get set pexpire del zadd zrem zremrangebyscore zcard",
 }
@@ -53,6 +53,7 @@ def _partitioned(names: tuple[str, ...], prefix: str, *suffixes: str) -> tuple[s
 
 def _selectors(access: Access, prefix: str) -> list[str]:
     ordered = _partitioned(access.partitioned, prefix, ".p*", ".lease.*")
+    members = _partitioned(access.partitioned, prefix, ".members")
     groups = {
         "consume": access.consume,
         "dead": tuple(s + DLQ_SUFFIX for s in access.consume),
@@ -62,8 +63,8 @@ def _selectors(access: Access, prefix: str) -> list[str]:
         "append": access.append,
         "reply": access.reply,
         "drop": access.drop,
-        "ordered": tuple(_glob(prefix, n) for n in access.partitioned) + ordered,
-        "parts": ordered + _partitioned(access.partitioned, prefix, ".members"),
+        "ordered": tuple(_glob(prefix, n) for n in access.partitioned) + ordered + members,
+        "parts": ordered + members,
     }
     out = []
     for kind, names in groups.items():

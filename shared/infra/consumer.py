@@ -20,6 +20,10 @@ from shared.infra.retention import Retained
 from shared.infra.settings import Settings
 
 log = logging.getLogger(__name__)
+_SETTLE = """
+redis.call('XACK', KEYS[1], ARGV[1], unpack(ARGV, 3))
+if ARGV[2] == '1' then redis.call('XDEL', KEYS[1], unpack(ARGV, 3)) end
+"""
 Process = Callable[[Sequence[Entry]], Awaitable[Outcome]]
 
 
@@ -109,16 +113,11 @@ class StreamConsumer:
 
     async def settle(self, entry_ids: Sequence[bytes]) -> None:
         """Acknowledge entries whose outcome is committed (and delete them) in one step."""
-        pipe = self.redis.pipeline(transaction=True)
-        self._settle(pipe, entry_ids)
-        await pipe.execute()
-
-    def _settle(self, pipe: Any, entry_ids: Sequence[bytes]) -> None:
-        # In one MULTI, so a crash never leaves an entry acknowledged but kept (with its token).
-        # XACK and XDEL name one key, so the step stays valid in a Redis Cluster.
-        pipe.xack(self.stream, self.group, *entry_ids)
-        if self.delete_applied:
-            pipe.xdel(self.stream, *entry_ids)
+        # One script, so a crash never leaves an entry acknowledged but kept (with its token);
+        # it names one key, so it is one step on a Redis Cluster too.
+        await self.redis.eval(
+            _SETTLE, 1, self.stream, self.group, int(self.delete_applied), *entry_ids
+        )
 
     def retained(self) -> list[Retained]:
         """What the janitor trims for this consumer: its DLQ, and its stream when kept by age."""

@@ -19,6 +19,13 @@ _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
+# Announce a member until ARGV[2], forget those past ARGV[3], count the rest: one step.
+_ANNOUNCE = """
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return redis.call('ZCARD', KEYS[1])
+"""
 
 
 @dataclass
@@ -36,12 +43,8 @@ class Leases:
 
     async def live_members(self, key: str, now_ms: int) -> int:
         """Announce this owner on the member set `key` and count the owners alive in it."""
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.zadd(key, {self.owner: now_ms + self.ttl_ms})
-        pipe.zremrangebyscore(key, "-inf", now_ms)
-        pipe.zcard(key)
-        pipe.pexpire(key, self.ttl_ms * 2)  # bounded: gone when every member is
-        return int((await pipe.execute())[2])
+        until, expiry = now_ms + self.ttl_ms, self.ttl_ms * 2  # bounded: gone when all are
+        return int(await self.redis.eval(_ANNOUNCE, 1, key, self.owner, until, now_ms, expiry))
 
     async def leave(self, key: str) -> None:
         await self.redis.zrem(key, self.owner)

@@ -24,6 +24,7 @@ class LocalCluster:
     def __init__(self, root: Path, binary: str, masters: int = 3) -> None:
         self.binary = binary
         self.ports = [free_port() for _ in range(masters)]
+        self.buses = [free_port() for _ in range(masters)]  # cluster bus (default port + 10000)
         self.dirs = [root / f"node-{port}" for port in self.ports]
         self.procs: list[subprocess.Popen[bytes] | None] = [None] * masters
         seeds = ",".join(f"127.0.0.1:{port}" for port in self.ports)
@@ -39,6 +40,7 @@ class LocalCluster:
             self.binary, "--port", str(self.ports[i]), "--bind", "127.0.0.1",
             "--dir", str(self.dirs[i]), "--logfile", "redis.log", "--save", "",
             "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+            "--cluster-port", str(self.buses[i]),
             "--cluster-node-timeout", "2000", "--cluster-require-full-coverage", "no",
             # Redis 7.0 has no WAITAOF: the relay confirms durability by an fsync per write.
             "--appendonly", "yes", "--appendfsync", "always",
@@ -52,8 +54,8 @@ class LocalCluster:
         for i in range(len(self.ports)):
             last = SLOTS - 1 if i == len(self.ports) - 1 else (i + 1) * share - 1
             self.node(i).execute_command("CLUSTER ADDSLOTSRANGE", i * share, last)
-        for port in self.ports[1:]:
-            self.node(0).execute_command("CLUSTER MEET", "127.0.0.1", port)
+        for port, bus in zip(self.ports[1:], self.buses[1:], strict=True):
+            self.node(0).execute_command("CLUSTER MEET", "127.0.0.1", port, bus)
         self.wait_ok()
 
     def wait_ok(self) -> None:
