@@ -86,5 +86,8 @@ ACL_USERS = {
         read=(ACCOUNT_LIFECYCLE, ACCOUNT_EVENTS, AUDIT_HEADS, f"*{DLQ_SUFFIX}", REPLIES),
         drop=(f"*{DLQ_SUFFIX}", REPLIES),
         what="operators' tools (alluse): commands, queries and their replies, DLQs"),
+    "console": Access(
+        append=(ACCOUNT_COMMANDS, ACCOUNT_QUERIES), read=(ACCOUNT_LIFECYCLE, REVOCATIONS, REPLIES),
+        drop=(REPLIES,), what="the web console: its users' commands, queries and the live feed"),
     "lifecycle": Access(follow=(ACCOUNT_LIFECYCLE,), what="consumers of the lifecycle stream"),
 }  # fmt: skip

@@ -4,6 +4,7 @@ Trading engines write with the `engine` user, operators' tools with `operator`, 
 consumer reads the lifecycle stream as `lifecycle`; the default user is off.
 """
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -16,8 +17,12 @@ from typing import Any
 import pytest
 import redis
 from cryptography.fernet import Fernet
+from redis import asyncio as aioredis
 
+from shared.contracts.streams import Streams
+from shared.infra.client import StreamClient
 from shared.infra.embedded import free_port
+from shared.infra.keys import KeySet
 from shared.infra.settings import Settings
 from shared.infra.signing import identity_env, new_identities
 from tests.e2e.test_platform import Lifecycle, ce, token, wait_ready
@@ -29,7 +34,7 @@ PREFIX = "acl."
 
 @pytest.fixture
 def platform(own_database: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
-    ports = {name: free_port() for name in ("security", "account", "integration")}
+    ports = {name: free_port() for name in ("security", "account", "integration", "console")}
     with acl_redis(tmp_path / "redis", PREFIX, passwords()) as urls:
         env = {
             **os.environ, "DATABASE_URL": own_database, "ALLUSE_STREAM_PREFIX": PREFIX,
@@ -37,13 +42,14 @@ def platform(own_database: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
             "ALLUSE_AUDIT_KEYS": Fernet.generate_key().decode(),
             "ALLUSE_JWKS_URL": f"http://127.0.0.1:{ports['security']}/.well-known/jwks.json",
             "ALLUSE_TOKEN_URL": f"http://127.0.0.1:{ports['security']}/oauth/token",
-            "ALLUSE_BLOCK_MS": "20",
+            "ALLUSE_BLOCK_MS": "20", "ALLUSE_SECURITY_URL": f"http://127.0.0.1:{ports['security']}",
         }  # fmt: skip
         procs, identities = [], identity_env(new_identities())
         try:
             for name, port in ports.items():
                 log = tmp_path / f"{name}.log"
-                own = {**identities[name], "REDIS_URL": urls[name], "ALLUSE_HTTP_PORT": str(port)}
+                own = {**identities.get(name, {}), "REDIS_URL": urls[name],
+                       "ALLUSE_HTTP_PORT": str(port)}  # fmt: skip
                 proc = subprocess.Popen([sys.executable, "-m", f"services.{name}"],
                                         env={**env, **own}, stdout=log.open("wb"),
                                         stderr=subprocess.STDOUT)  # fmt: skip
@@ -101,7 +107,22 @@ def test_every_service_works_as_its_own_acl_user(
         done = subprocess.run([sys.executable, "-m", "services.cli", "--json", *argv], env=env,
                               capture_output=True, text=True, check=False)  # fmt: skip
         assert done.returncode == 0, done.stderr
+    # The console's own Redis work (a query, its reply, the lifecycle feed) as the console user.
+    asyncio.run(console_reads(urls["console"], bearer[7:], gen, platform["env"]["ALLUSE_JWKS_URL"]))
     for log in platform["logs"]:  # no service was refused anything it needed
         assert "NOPERM" not in log.read_text(), log.read_text()[-3000:]
     for client in (operator, engine, life.redis):
         client.close()
+
+
+async def console_reads(url: str, token: str, account_id: str, jwks: str) -> None:
+    as_console = aioredis.Redis.from_url(url)
+    try:
+        client = StreamClient(as_console, Streams(PREFIX), token, keys=KeySet.from_url(jwks))
+        shown = await client.query("alluse.query.account", {"account_id": account_id})
+        assert shown["id"] == account_id
+        assert await as_console.xrevrange(f"{PREFIX}alluse.account.lifecycle", count=1)
+        with pytest.raises(redis.exceptions.NoPermissionError):  # no dead letters for it
+            await as_console.xrange(f"{PREFIX}alluse.account.commands.dlq")
+    finally:
+        await as_console.aclose()

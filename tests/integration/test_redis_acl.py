@@ -37,6 +37,8 @@ ALLOWED = {
     "operator": [xadd(CMD), xadd(QRY), ("XREAD", "STREAMS", LIFE, "0"), ("XRANGE", f"{CMD}.dlq", "-", "+"),
                  ("XDEL", f"{CMD}.dlq", "1-1"), ("XRANGE", f"{P}alluse.reply.u1.q1", "-", "+"),
                  ("DEL", f"{P}alluse.reply.u1.q1"), ("XRANGE", HEADS, "-", "+")],
+    "console": [xadd(CMD), xadd(QRY), ("XREAD", "STREAMS", LIFE, "0"), ("XREVRANGE", LIFE, "+", "-"),
+                ("XREAD", "STREAMS", REVOKE, "0"), ("XRANGE", f"{P}alluse.reply.u1.q1", "-", "+"), ("DEL", f"{P}alluse.reply.u1.q1"), ("PING",)],
     "lifecycle": [("XREAD", "STREAMS", LIFE, "0"), *group(LIFE, "downstream"),
                   ("XACK", LIFE, "downstream", "1-1")],
 }  # fmt: skip
@@ -52,6 +54,9 @@ REFUSED = {
     "operator": [xadd(WS4), xadd(EFFECTS), xadd(EVENTS), xadd(REVOKE), xadd(AUDIT), xadd(LIFE),
                  ("XRANGE", CMD, "-", "+"), ("XREAD", "STREAMS", REVOKE, "0"), ("DEL", LIFE),
                  ("XDEL", CMD, "1-1"), ("FLUSHALL",), ("KEYS", "*")],
+    "console": [xadd(WS4), xadd(EFFECTS), xadd(EVENTS), xadd(LIFE), ("XRANGE", f"{CMD}.dlq", "-", "+"),
+                ("XDEL", f"{CMD}.dlq", "1-1"), ("XRANGE", CMD, "-", "+"), ("XRANGE", HEADS, "-", "+"),
+                ("XREAD", "STREAMS", EVENTS, "0"), ("DEL", LIFE), ("FLUSHALL",), ("KEYS", "*")],
     "lifecycle": [xadd(LIFE), ("XDEL", LIFE, "1-1"), ("XTRIM", LIFE, "MAXLEN", "0"), ("DEL", LIFE),
                   ("XRANGE", CMD, "-", "+"), ("XREAD", "STREAMS", EVENTS, "0"), xadd(WS4)],
 }  # fmt: skip

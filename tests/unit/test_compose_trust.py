@@ -25,7 +25,7 @@ def test_redis_runs_the_generated_acl_file_once_it_is_written() -> None:
 
 def test_every_service_connects_to_redis_as_its_own_user_with_a_password_from_the_env() -> None:
     s = services()
-    for name in ("account", "integration", "security"):
+    for name in ("account", "integration", "security", "console"):
         url = s[name]["environment"]["REDIS_URL"]
         assert url.startswith(f"redis://{name}:${{ALLUSE_REDIS_PASSWORD_{name.upper()}:?")
         assert name in ACL_USERS
