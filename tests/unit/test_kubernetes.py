@@ -16,6 +16,8 @@ VERSION = "1.30.0"
 SERVICES = {"security": 8081, "account": 8082, "integration": 8083}
 SECRETS = {f"alluse-{kind}-{s}" for kind in ("redis", "database") for s in SERVICES}
 SECRETS |= {"alluse-security-keys", "alluse-signing-keys", "alluse-database-security-owner"}
+SECRETS |= {"alluse-redis-console"}  # the console has no database and signs nothing
+DEPLOYED = {f"alluse-{s}" for s in (*SERVICES, "console")}
 
 
 def render(target: str) -> list[dict[str, Any]]:
@@ -51,7 +53,7 @@ def test_every_manifest_is_valid_against_the_kubernetes_schemas(manifests: Any) 
 
 def test_deployments_probe_health_and_readiness_and_run_locked_down(manifests: Any) -> None:
     deployments = of(manifests, "Deployment")
-    assert set(deployments) == {f"alluse-{s}" for s in SERVICES}
+    assert set(deployments) == DEPLOYED
     for name, d in deployments.items():
         pod = d["spec"]["template"]["spec"]
         (c,) = pod["containers"]
@@ -82,8 +84,10 @@ def test_secrets_are_referenced_by_name_and_never_committed(manifests: Any) -> N
 
 
 def test_each_service_has_a_service_a_budget_and_a_migration_job(manifests: Any) -> None:
-    assert set(of(manifests, "Service")) == {f"alluse-{s}" for s in SERVICES}
+    assert set(of(manifests, "Service")) == DEPLOYED
+    # The console runs one pod (its sessions are in memory): a budget would block node drains.
     assert set(of(manifests, "PodDisruptionBudget")) == {f"alluse-{s}" for s in SERVICES}
+    assert of(manifests, "Deployment")["alluse-console"]["spec"]["replicas"] == 1
     jobs = of(manifests, "Job")
     for service in SERVICES:
         (c,) = jobs[f"alluse-migrate-{service}"]["spec"]["template"]["spec"]["containers"]
@@ -110,8 +114,20 @@ def test_network_policies_deny_by_default_and_open_only_the_trust_models_paths(
     security_in = policies["alluse-security-ingress"]["spec"]["ingress"]
     assert [p["port"] for rule in security_in for p in rule["ports"]] == [8081]
     # Only the security service takes connections from outside the platform and monitoring.
+    # Only the security service and the console (through the ingress controller's pods) take
+    # connections from outside the platform and monitoring.
     opened = {p["metadata"]["name"] for p in policies.values() if p["spec"].get("ingress")}
-    assert opened == {"alluse-security-ingress", "alluse-metrics-ingress"}
+    assert opened == {"alluse-security-ingress", "alluse-metrics-ingress", "alluse-console-ingress",
+                      "alluse-console-reads"}  # fmt: skip
+    (console_in,) = policies["alluse-console-ingress"]["spec"]["ingress"]
+    assert [p["port"] for p in console_in["ports"]] == [8084]
+    assert console_in["from"][0]["podSelector"]["matchLabels"] == {
+        "alluse.io/console-client": "true"
+    }
+    (reads,) = policies["alluse-console-reads"]["spec"]["ingress"]
+    assert reads["from"] == [
+        {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "alluse-console"}}}
+    ]
 
 
 def test_the_consumers_scale_on_consumer_lag_from_the_prometheus_adapter(manifests: Any) -> None:
@@ -130,4 +146,5 @@ def test_production_runs_three_replicas_in_its_own_restricted_namespace() -> Non
     (ns,) = of(docs, "Namespace").values()
     assert ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
     assert all(d["metadata"].get("namespace") == "alluse" for d in docs if d["kind"] != "Namespace")
-    assert {d["spec"]["replicas"] for d in of(docs, "Deployment").values()} == {3}
+    replicas = {n: d["spec"]["replicas"] for n, d in of(docs, "Deployment").items()}
+    assert replicas == {**dict.fromkeys(DEPLOYED, 3), "alluse-console": 1}
