@@ -9,7 +9,6 @@ quotes and valuations: services/account/valuation.py).
 from typing import Any
 from uuid import UUID
 
-from services.account import store
 from services.account.domain import UnknownAccount, adherence_score
 from services.account.uow import AccountUnit
 from shared.contracts import upstream as u
@@ -48,14 +47,8 @@ async def protocol_validated(uow: AccountUnit, p: ValidationEffect) -> None:
 
 async def violations(uow: AccountUnit, account_id: UUID, ref: str, details: list[str],
                       week_type: str | None, source: str) -> None:  # fmt: skip
-    count = await store.record_violations(
-        uow.db,
-        account_id=account_id,
-        trade_ref=ref,
-        details=details,
-        week_type=week_type,
-        source=source,
-    )
+    count = await uow.violations(account_id, ref=ref, details=details, week_type=week_type,
+                                 source=source)  # fmt: skip
     uow.emit("alluse.account.protocol_violation", {
         "account_id": str(account_id), "trade_ref": ref, "violations": details, "week_type": week_type,
         "source": source, "violation_count": count, "adherence_score": str(adherence_score(count)),

@@ -7,21 +7,19 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from services.account import position_store as ps
 from services.account.domain.growth import Carried, carry
 from services.account.domain.marks import positions_value
 from services.account.domain.money import ZERO
 from services.account.domain.positions import Move
 from services.account.uow import AccountUnit
-from services.account.valuation import marked, revalue, wound_up
+from services.account.valuation import revalue, wound_up
 
 
 async def record(
     uow: AccountUnit, account_id: UUID, moves: list[Move], transaction_id: int | None,
     cause: str, ref: str | None,
 ) -> None:  # fmt: skip
-    await ps.write_moves(uow.db, account_id=account_id, moves=moves, transaction_id=transaction_id,
-                         cause=cause, reference=ref, command_id=uow.command_id)  # fmt: skip
+    await uow.move(account_id, moves, transaction_id=transaction_id, cause=cause, reference=ref)
     for m in moves:
         c, after = m.contract, m.after
         uow.emit("alluse.account.position_changed", {
@@ -51,10 +49,11 @@ async def plan_handovers(
 ) -> list[Handover]:
     """Each merged account's positions as they will arrive in the target (refused before any
     write when the target holds the other side of a contract: merge_blocked)."""
-    target = {h.contract.key: h for h in await ps.holdings(uow.db, account_id=target_id)}
+    await uow.account(target_id)  # locked before its positions are read
+    target = dict((await uow.valued(target_id)).holdings)
     out = []
     for account_id in account_ids:
-        marks = await marked(uow.db, account_id=account_id)
+        marks = await uow.marks(account_id)
         carried = carry([m.holding for m in marks], target)
         target = carried.target
         out.append(Handover(account_id, carried, positions_value(marks)))

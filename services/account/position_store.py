@@ -1,7 +1,6 @@
 """Every SQL statement of section 11: positions and their history, quotes, account values,
 reversals and the as-of reads. Functions take the caller's connection, keyword-only."""
 
-from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -11,9 +10,9 @@ import asyncpg
 
 from services.account.domain import TransactionType
 from services.account.domain.marks import Quote
-from services.account.domain.money import ZERO
 from services.account.domain.positions import Contract, Holding, Move
 from services.account.domain.reversal import Entry
+from shared.infra.bulk import insert_rows
 from shared.infra.unit import Sql
 
 Row = dict[str, Any]
@@ -50,57 +49,80 @@ async def holdings(conn: Sql, *, account_id: UUID) -> list[Holding]:
     return [_holding(r) for r in rows]
 
 
-async def holding(conn: Sql, *, account_id: UUID, contract: Contract) -> Holding:
-    found = await holding_by_key(conn, account_id=account_id, key=contract.key)
-    return Holding(contract) if found is None else found
-
-
-async def holding_by_key(conn: Sql, *, account_id: UUID, key: str) -> Holding | None:
-    row = await conn.fetchrow(
-        f"SELECT {CONTRACT}, quantity, cost FROM positions WHERE account_id = $1 AND contract = $2",
-        account_id, key,
+async def valued(conn: Sql, *, account_ids: list[UUID]) -> list[asyncpg.Record]:
+    """What valuing the accounts needs, in one round trip: a row per position (one without a
+    position for an account that holds none) with its latest quote, beside the account's
+    drawdown peak and state, its violation count, and the money moved in or out since the peak
+    was last brought up to date (with the last ledger id that covers)."""
+    return await conn.fetch(
+        "SELECT a.id AS account_id, a.peak_value, a.drawdown_breached, a.violations,"
+        " coalesce(f.flows, 0) AS flows, coalesce(f.through, a.valued_through) AS through,"
+        f" {', '.join('p.' + c for c in CONTRACT.split(', '))}, p.quantity, p.cost,"
+        " q.bid, q.ask, q.last FROM accounts a LEFT JOIN LATERAL (SELECT sum(amount) FILTER"
+        " (WHERE type IN ('deposit', 'withdrawal', 'fork_transfer', 'merge_transfer')) AS flows,"
+        " max(id) AS through FROM transactions t WHERE t.account_id = a.id"
+        " AND t.id > a.valued_through) f ON true"
+        " LEFT JOIN positions p ON p.account_id = a.id LEFT JOIN LATERAL (SELECT bid, ask, last"
+        " FROM quotes WHERE quotes.symbol = p.contract ORDER BY day DESC LIMIT 1) q ON true"
+        " WHERE a.id = ANY($1::uuid[])",
+        account_ids,
     )  # fmt: skip
-    return None if row is None else _holding(row)
 
 
-async def short_option(
-    conn: Sql, *, account_id: UUID, symbol: str, option_type: str, strike: Decimal
-) -> Holding | None:
-    """The short position an assignment names (its expiration is not on the wire): the
-    nearest expiration first, as the broker assigns the series that is due."""
-    row = await conn.fetchrow(
-        f"SELECT {CONTRACT}, quantity, cost FROM positions WHERE account_id = $1 AND symbol = $2"
-        " AND option_type = $3 AND strike = $4 AND quantity < 0 ORDER BY expiration NULLS LAST LIMIT 1",
-        account_id, symbol, option_type, strike,
-    )  # fmt: skip
-    return None if row is None else _holding(row)
+def holding_of(row: asyncpg.Record) -> Holding:
+    return _holding(row)
 
 
-async def write_moves(
-    conn: Sql, *, account_id: UUID, moves: Iterable[Move], transaction_id: int | None,
-    cause: str, reference: str | None, command_id: str,
-) -> None:  # fmt: skip
-    """Each move into the history and its position's new state (a closed position's row goes)."""
-    for m in moves:
-        c, after = m.contract, m.after
-        # One statement per move: the history row rides along as a CTE ($10, $11: its after).
+# The unit of work's batched writes of section 11: each is one pipelined statement per batch.
+
+
+MOVE_ROW = [("account_id", "uuid"), ("contract", "text"), ("symbol", "text"),
+            ("option_type", "text"), ("strike", "numeric"), ("expiration", "date"),
+            ("multiplier", "integer"), ("quantity", "integer"), ("cost", "numeric"),
+            ("quantity_after", "integer"), ("cost_after", "numeric"),
+            ("transaction_id", "bigint"), ("cause", "text"), ("reference", "text"),
+            ("command_id", "text"), ("effective_at", "timestamptz")]  # fmt: skip
+POSITION_ROW = [*MOVE_ROW[:9], ("updated_at", "timestamptz")]
+VALUE_ROW = [("account_id", "uuid"), ("cash", "numeric"), ("positions_value", "numeric"),
+             ("broker_value", "numeric"), ("flow", "numeric"), ("effective_at", "timestamptz")]  # fmt: skip
+
+
+async def insert_moves(conn: Sql, *, rows: list[tuple[Any, ...]]) -> None:
+    """History rows, as `move_row` makes them."""
+    await insert_rows(conn, "position_moves", MOVE_ROW, rows)
+
+
+async def save_positions(
+    conn: Sql, *, held: dict[tuple[UUID, str], tuple[Holding, datetime]]
+) -> None:
+    """Each position's state after the batch; a closed one's row goes."""
+    kept = [(a, *_columns(h.contract), h.quantity, h.cost, at)
+            for (a, _), (h, at) in held.items() if h.quantity]  # fmt: skip
+    closed = [(a, key) for (a, key), (h, _) in held.items() if not h.quantity]
+    if kept:
+        arrays = ", ".join(f"${i}::{kind}[]" for i, (_, kind) in enumerate(POSITION_ROW, 1))
         await conn.execute(
-            f"WITH moved AS (INSERT INTO position_moves (account_id, {CONTRACT}, quantity, cost,"
-            " quantity_after, cost_after, transaction_id, cause, reference, command_id) VALUES"
-            " ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)) "
-            + (_CLOSE if after.quantity == 0 else _KEEP),
-            account_id, c.key, c.symbol, c.option_type, c.strike, c.expiration, c.multiplier,
-            m.quantity, m.cost, after.quantity, after.cost, transaction_id, cause, reference,
-            command_id,
+            f"INSERT INTO positions ({', '.join(n for n, _ in POSITION_ROW)})"
+            f" SELECT * FROM unnest({arrays}) ON CONFLICT (account_id, contract) DO UPDATE SET"
+            " quantity = EXCLUDED.quantity, cost = EXCLUDED.cost, updated_at = EXCLUDED.updated_at",
+            *(list(column) for column in zip(*kept, strict=True)),
+        )  # fmt: skip
+    if closed:
+        await conn.execute(
+            "DELETE FROM positions p USING unnest($1::uuid[], $2::text[]) AS c (account_id,"
+            " contract) WHERE p.account_id = c.account_id AND p.contract = c.contract",
+            [a for a, _ in closed], [key for _, key in closed],
         )  # fmt: skip
 
 
-_CLOSE = "DELETE FROM positions WHERE account_id = $1 AND contract = $2"
-_KEEP = (
-    f"INSERT INTO positions (account_id, {CONTRACT}, quantity, cost)"
-    " VALUES ($1, $2, $3, $4, $5, $6, $7, $10, $11) ON CONFLICT (account_id, contract)"
-    " DO UPDATE SET quantity = $10, cost = $11, updated_at = effective_now()"
-)
+def move_row(account_id: UUID, m: Move, transaction_id: int | None, cause: str,
+             reference: str | None, command_id: str, at: datetime) -> tuple[Any, ...]:  # fmt: skip
+    return (account_id, *_columns(m.contract), m.quantity, m.cost, m.after.quantity,
+            m.after.cost, transaction_id, cause, reference, command_id, at)  # fmt: skip
+
+
+def _columns(c: Contract) -> tuple[Any, ...]:
+    return (c.key, c.symbol, c.option_type, c.strike, c.expiration, c.multiplier)
 
 
 async def quotes(conn: Sql, *, symbols: list[str], at: datetime | None = None) -> dict[str, Quote]:
@@ -132,33 +154,21 @@ async def save_quote(
     )  # fmt: skip
 
 
-async def value_state(conn: Sql, *, account_id: UUID) -> asyncpg.Record:
-    """Cash as written (a fork or merge in the same command may have moved it), the drawdown's
-    peak and state, and the money moved in or out since the peak was last brought up to date
-    (with the last ledger id that covers)."""
-    row = await conn.fetchrow(
-        "SELECT a.balance, a.peak_value, a.drawdown_breached, coalesce(f.flows, 0) AS flows,"
-        " coalesce(f.through, a.valued_through) AS through FROM accounts a LEFT JOIN LATERAL"
-        " (SELECT sum(amount) FILTER (WHERE type IN ('deposit', 'withdrawal', 'fork_transfer',"
-        " 'merge_transfer')) AS flows, max(id) AS through FROM transactions t"
-        " WHERE t.account_id = a.id AND t.id > a.valued_through) f ON true WHERE a.id = $1",
-        account_id,
-    )
-    assert row is not None
-    return row
+async def insert_values(conn: Sql, *, rows: list[tuple[Any, ...]]) -> None:
+    """Value points: (account, cash, positions value, broker value, flow, effective_at)."""
+    await insert_rows(conn, "account_values", VALUE_ROW, rows)
 
 
-async def save_value(
-    conn: Sql, *, account_id: UUID, cash: Decimal, positions_value: Decimal,
-    broker_value: Decimal | None, peak: Decimal, drawdown_pct: Decimal, breached: bool, through: int,
-    flow: Decimal = ZERO,
-) -> None:  # fmt: skip
+async def save_valuations(conn: Sql, *, rows: list[tuple[Any, ...]]) -> None:
+    """Each account's value state after the batch, in one UPDATE: (account, positions value,
+    peak, drawdown %, breached, valued through, valued at)."""
     await conn.execute(
-        "WITH point AS (INSERT INTO account_values (account_id, cash, positions_value,"
-        " broker_value, flow) VALUES ($1, $7, $2, $8, $9)) UPDATE accounts SET positions_value = $2,"
-        " peak_value = $3, drawdown_pct = $4, drawdown_breached = $5, valued_through = $6,"
-        " valued_at = effective_now() WHERE id = $1",
-        account_id, positions_value, peak, drawdown_pct, breached, through, cash, broker_value, flow,
+        "UPDATE accounts a SET positions_value = v.positions_value, peak_value = v.peak,"
+        " drawdown_pct = v.pct, drawdown_breached = v.breached, valued_through = v.through,"
+        " valued_at = v.at FROM unnest($1::uuid[], $2::numeric[], $3::numeric[], $4::numeric[],"
+        " $5::boolean[], $6::bigint[], $7::timestamptz[]) AS v (id, positions_value, peak, pct,"
+        " breached, through, at) WHERE a.id = v.id",
+        *(list(column) for column in zip(*rows, strict=True)),
     )  # fmt: skip
 
 

@@ -4,18 +4,19 @@ position sizing among them, are recorded and announced."""
 
 from typing import Any
 
-from services.account import growth, store
-from services.account import position_store as ps
+from services.account import growth
 from services.account.domain import Account, TransactionType, change, ensure_active
 from services.account.domain.marks import positions_value, sizing_breach
 from services.account.domain.positions import (
     Contract,
+    Holding,
     Move,
     PositionNotOpen,
     assign,
     expire,
     fill_moves,
     shares,
+    short_option,
 )
 from services.account.domain.trading import (
     assignment_amount,
@@ -33,15 +34,13 @@ from services.account.effects import (
 )
 from services.account.holdings import record
 from services.account.uow import AccountUnit
-from services.account.valuation import marked, revalue
+from services.account.valuation import revalue
 
 
 async def _fresh(uow: AccountUnit, account: Account, kind: str, ref: str, fp: object) -> bool:
     """Claim a fill, assignment or expiration id: False when it was applied already (same
     figures); other figures under it are a conflict. A later refusal rolls the claim back."""
-    claim = await store.claim_ref(
-        uow.db, kind=kind, ref_id=ref, account_id=account.id, fingerprint=fingerprint(fp)
-    )
+    claim = await uow.claim((kind, ref), fingerprint=fingerprint(fp), account_id=account.id)
     return first_application(claim, kind=kind, ref=ref)
 
 
@@ -60,13 +59,13 @@ async def trade_filled(uow: AccountUnit, p: TradeEffect) -> None:
         contract = Contract(p.symbol, p.option_type, p.strike, p.expiration, p.multiplier)
     else:
         contract = shares(p.symbol)
-    held = await ps.holding(uow.db, account_id=account.id, contract=contract)
+    held = (await uow.valued(account.id)).holdings.get(contract.key, Holding(contract))
     moved = fill_moves(held, side=p.side, quantity=p.quantity, price=p.price)
     breaches = protocol_breaches(
         account.config, side=p.side, filled_at=p.filled_at, delta=p.delta, week_type=p.week_type
     )
     if p.side == "sell_to_open" and p.option_type == "put":
-        value = account.balance + positions_value(await marked(uow.db, account_id=account.id))
+        value = account.balance + positions_value(await uow.marks(account.id))
         sized = sizing_breach(value=value, sizing_pct=account.config.position_sizing_pct,
                               strike=contract.strike or p.price, contracts=p.quantity,
                               multiplier=p.multiplier)  # fmt: skip
@@ -84,12 +83,12 @@ async def option_assigned(uow: AccountUnit, p: AssignmentEffect) -> None:
     account = await _open(uow, p.account_id)
     if not await _fresh(uow, account, "assignment", p.assignment_id, p):
         return
-    option = await ps.short_option(
-        uow.db, account_id=account.id, symbol=p.symbol, option_type=p.option_type, strike=p.strike
-    )
+    held = (await uow.valued(account.id)).holdings
+    option = short_option(held.values(), symbol=p.symbol, option_type=p.option_type,
+                          strike=p.strike)  # fmt: skip
     if option is None:
         raise PositionNotOpen(f"no short {p.symbol} {p.strike} {p.option_type} open to assign")
-    stock = await ps.holding(uow.db, account_id=account.id, contract=shares(p.symbol))
+    stock = held.get(shares(p.symbol).key, Holding(shares(p.symbol)))
     done = assign(option, stock, p.contracts)
     amount = assignment_amount(option_type=p.option_type, strike=p.strike, contracts=p.contracts,
                                multiplier=option.contract.multiplier)  # fmt: skip
@@ -106,7 +105,7 @@ async def option_expired(uow: AccountUnit, p: ExpirationEffect) -> None:
     if not await _fresh(uow, account, "expiration", p.expiration_id, p):
         return
     key = Contract(p.symbol, p.option_type, p.strike, p.expiration, 100).key
-    held = await ps.holding_by_key(uow.db, account_id=account.id, key=key)
+    held = (await uow.valued(account.id)).holdings.get(key)
     if held is None:
         raise PositionNotOpen(f"no {p.symbol} {p.expiration} {p.strike} {p.option_type} open")
     moved = expire(held, p.contracts)

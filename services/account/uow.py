@@ -2,26 +2,30 @@
 
 One unit serves one batch, in one transaction. The accounts the batch names are locked in one
 query (in id order, so replicas cannot deadlock). New portfolios, accounts, ledger rows and
-balances are buffered per command and sent with one pipelined statement each when the batch
-ends: a refused command's buffer is dropped, and the accounts it changed are as before.
+balances, and section 11's rows (broker references claimed, position moves, value points,
+violations) are buffered per command and sent with one pipelined statement each when the
+batch ends (writes.py): a refused command's buffer is dropped, and the accounts and positions
+it changed are as before. Positions, quotes and value states are read once per batch and kept
+current in memory (batch_positions.py), so a fill costs no round trip of its own.
 A command that needs SQL of its own (`db`) first sends what the batch buffered so far, then
-runs in a SAVEPOINT, which a rejection rolls back.
+runs in a SAVEPOINT, which a rejection rolls back; what it may have changed is read afresh.
 
 Longer than our other modules, on purpose: it is the one door to state, and what it promises
-(per-command buffers, undo of the cached accounts, savepoints) only holds if read together.
+(per-command buffers, undo of the cached state, savepoints) only holds if read together.
 """
 
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
 import asyncpg
 
 from services.account import events, store
+from services.account.batch_positions import BatchPositions, Ref, Valued
 from services.account.domain import (
     Account,
     AccountConfig,
@@ -30,7 +34,11 @@ from services.account.domain import (
     UnknownAccount,
     apply_change,
 )
+from services.account.domain.marks import Marked
+from services.account.domain.money import ZERO
+from services.account.domain.positions import Move
 from services.account.domain.settings import GrowthSettings
+from services.account.writes import Writes
 from shared.contracts.envelope import CloudEvent, new_event
 from shared.contracts.streams import ACCOUNT_EVENTS, Streams
 from shared.infra.unit import SqlUnit
@@ -40,35 +48,10 @@ _NS = uuid.UUID("6f1c5b8e-2d1e-4c7a-9b57-0a4f3c2e9d10")
 SPARE_IDS = 16  # ledger ids a command with SQL of its own may book (a merge: one per account)
 
 
-@dataclass
-class Writes:
-    """Rows waiting to be sent: new portfolios, accounts and ledger rows, balances to save."""
-
-    portfolios: list[tuple[Any, ...]] = field(default_factory=list)
-    accounts: list[tuple[Any, ...]] = field(default_factory=list)
-    ledger: list[tuple[Any, ...]] = field(default_factory=list)
-    balances: dict[UUID, Account] = field(default_factory=dict)
-
-    def add(self, other: "Writes") -> None:
-        self.portfolios += other.portfolios
-        self.accounts += other.accounts
-        self.ledger += other.ledger
-        self.balances.update(other.balances)
-
-    async def send(self, conn: asyncpg.Connection) -> None:
-        if self.portfolios:
-            await store.insert_portfolios(conn, rows=self.portfolios)
-        if self.accounts:
-            await store.insert_accounts(conn, rows=self.accounts)
-        if self.ledger:
-            await store.insert_ledger(conn, rows=self.ledger)
-        if self.balances:
-            await store.save_balances(conn, accounts=list(self.balances.values()))
-        self.portfolios, self.accounts, self.ledger, self.balances = [], [], [], {}
-
-
 class AccountUnit(SqlUnit):
-    def __init__(self, conn: asyncpg.Connection, streams: Streams) -> None:
+    def __init__(
+        self, conn: asyncpg.Connection, streams: Streams, batch: list[CloudEvent] | None = None
+    ) -> None:
         super().__init__(conn)
         self.streams = streams
         self.cached: dict[UUID, tuple[Account, Row]] = {}  # locked by this transaction
@@ -79,12 +62,14 @@ class AccountUnit(SqlUnit):
         self.at = datetime.now(UTC)
         self.dated: datetime | None = None  # business time last set on the connection
         self.went_direct = False  # the command in hand ran SQL of its own
+        self.stale = False  # ... since section 11's state was last read
+        self.positions = BatchPositions(batch or [])
 
     @classmethod
     async def start(
         cls, conn: asyncpg.Connection, batch: list[CloudEvent], streams: Streams
     ) -> "AccountUnit":
-        unit = cls(conn, streams)
+        unit = cls(conn, streams, batch)
         named = {_uuid(ev.data.get("account_id") or ev.subject) for ev in batch}
         for account, row in await store.lock_accounts(conn, account_ids=[i for i in named if i]):
             unit.cached[account.id] = (account, row)
@@ -97,6 +82,7 @@ class AccountUnit(SqlUnit):
         # Rows are dated in business time: the message's own, at most now.
         self.at = min(ev.time, datetime.now(UTC))
         self.mine, self.undo = Writes(), {}
+        self.positions.begin()
         try:
             async with super().command(ev):
                 yield
@@ -108,11 +94,13 @@ class AccountUnit(SqlUnit):
                     self.cached.pop(account_id, None)
                 else:
                     self.cached[account_id] = before
+            self.positions.rollback()
             raise
         finally:
-            if self.went_direct:
-                self.cached.clear()  # its SQL may have changed accounts: read them afresh
-            self.went_direct = False
+            if self.went_direct:  # its SQL may have changed accounts: read them afresh
+                self.cached.clear()
+                self.positions.forget()
+            self.went_direct = self.stale = False
         self.done.add(self.mine)
 
     @property
@@ -122,6 +110,7 @@ class AccountUnit(SqlUnit):
     async def enter(self) -> asyncpg.Connection:
         """The connection in the command's savepoint, after everything buffered so far."""
         conn = await super().enter()
+        self.stale = True
         await self.mine.send(conn)
         if len(self.ids) < SPARE_IDS:  # a fork or a merge books several rows
             self.ids[:0] = reversed(await store.reserve_ledger_ids(conn, count=SPARE_IDS))
@@ -151,6 +140,7 @@ class AccountUnit(SqlUnit):
             del self.events[mark:]
             self.mine = Writes()  # the step's own rows, not yet sent
             self.cached.clear()  # the database, rolled back, is the truth again
+            self.positions.forget()
             raise
 
     # Accounts
@@ -209,6 +199,52 @@ class AccountUnit(SqlUnit):
         self.mine.balances[account.id] = after
         return after, tx
 
+    # Positions and value (section 11): the batch's view, see batch_positions.py
+
+    async def valued(self, account_id: UUID) -> Valued:
+        """The account's positions and value state (it must be locked: `account()` first)."""
+        if self.stale:  # SQL of the command's own ran since they were read
+            self.positions.forget()
+        if account_id not in self.positions.accounts:
+            # After SQL of its own, the command's buffer is sent first (in its savepoint).
+            conn = self.conn if self.savepoint is None else await self.enter()
+            await self.positions.load(conn, account_id, [*self.done.ledger, *self.mine.ledger])
+        self.stale = False
+        return self.positions.accounts[account_id]
+
+    async def marks(self, account_id: UUID) -> list[Marked]:
+        """The account's open positions at their latest quotes."""
+        await self.valued(account_id)
+        return await self.positions.marks(self.conn, account_id)
+
+    async def claim(self, ref: Ref, *, fingerprint: str, account_id: UUID) -> str:
+        """A broker reference (fill, assignment, expiration) applied at most once: 'new' the
+        first time, then 'duplicate' (same figures) or 'conflict'."""
+        return await self.positions.claim(self.conn, ref, fingerprint, account_id, self.mine)
+
+    async def move(self, account_id: UUID, moves: list[Move], *, transaction_id: int | None,
+                   cause: str, reference: str | None) -> None:  # fmt: skip
+        """Positions moved, each with its history row."""
+        await self.valued(account_id)
+        row = (transaction_id, cause, reference, self.command_id, self.at)
+        self.positions.move(account_id, moves, self.mine, row=row)
+
+    def save_value(self, account_id: UUID, *, cash: Decimal, positions: Decimal, peak: Decimal,
+                   drawdown_pct: Decimal, breached: bool, broker: Decimal | None = None,
+                   flow: Decimal = ZERO) -> None:  # fmt: skip
+        """A value point (`flow`: positions' value carried in or out), and the drawdown's
+        state after it; `valued()` read the state before."""
+        point = (account_id, cash, positions, broker, flow, self.at)
+        state = (account_id, positions, peak, drawdown_pct, breached)
+        self.positions.value(point, state, self.mine)
+
+    async def violations(self, account_id: UUID, *, ref: str | None, details: list[str],
+                         week_type: str | None, source: str) -> int:  # fmt: skip
+        """Recorded; returns the account's violation count after them."""
+        await self.valued(account_id)
+        rows = [(account_id, ref, d, week_type, source) for d in details]
+        return self.positions.violations(account_id, self.mine, rows)
+
     # Events
 
     def emit(self, type_: str, data: dict[str, Any], *, subject: str | None = None) -> None:
@@ -233,6 +269,8 @@ class AccountUnit(SqlUnit):
         if not self.ids:  # cannot happen within the reservation; the batch would retry alone
             raise RuntimeError("the batch ran out of reserved ledger ids")
         command_id = self.command_id
+        if account_id in self.positions.accounts:
+            self.positions.touch(account_id).booked(self.ids[-1], tx_type, amount)
         tx = {
             "id": self.ids.pop(), "type": tx_type, "amount": amount, "balance_after": balance_after,
             "description": description, "reference": reference, "week_type": week_type,

@@ -34,18 +34,15 @@ async def revalue(
     beyond its maximum once per crossing; returns (cash, positions value). `carried`: the
     value of positions a merge brought in, a flow like the cash that came with them."""
     account, _ = await uow.account(account_id)
-    state = await ps.value_state(uow.db, account_id=account_id)
-    cash: Decimal = state["balance"]
-    positions = positions_value(await marked(uow.db, account_id=account_id))
+    cash = account.balance  # as booked: a fork or merge in the same command moved it too
+    state = await uow.valued(account_id)
+    positions = positions_value(await uow.marks(account_id))
     dd = watch_drawdown(
-        balance=cash, positions_value=positions, peak=state["peak_value"] + state["flows"] + carried,
-        was_breached=state["drawdown_breached"], max_drawdown_pct=account.config.max_drawdown_pct,
+        balance=cash, positions_value=positions, peak=state.peak + state.flows + carried,
+        was_breached=state.breached, max_drawdown_pct=account.config.max_drawdown_pct,
     )  # fmt: skip
-    await ps.save_value(
-        uow.db, account_id=account_id, cash=cash, positions_value=positions,
-        broker_value=broker, peak=dd.peak_value, drawdown_pct=dd.drawdown_pct, breached=dd.breached,
-        through=state["through"], flow=carried,
-    )  # fmt: skip
+    uow.save_value(account_id, cash=cash, positions=positions, broker=broker, peak=dd.peak_value,
+                   drawdown_pct=dd.drawdown_pct, breached=dd.breached, flow=carried)  # fmt: skip
     if dd.newly_breached:
         uow.emit("alluse.account.drawdown_breached", {
             "account_id": str(account_id), "drawdown_pct": str(dd.drawdown_pct),
@@ -59,12 +56,10 @@ async def revalue(
 async def wound_up(uow: AccountUnit, account_id: UUID, *, carried: Decimal) -> None:
     """A merged account holds nothing and watches no drawdown; its last value point records
     the positions' value that left it, as a flow."""
-    state = await ps.value_state(uow.db, account_id=account_id)
-    await ps.save_value(
-        uow.db, account_id=account_id, cash=state["balance"], positions_value=ZERO,
-        broker_value=None, peak=ZERO, drawdown_pct=ZERO, breached=False,
-        through=state["through"], flow=-carried,
-    )  # fmt: skip
+    account, _ = await uow.account(account_id)
+    await uow.valued(account_id)
+    uow.save_value(account_id, cash=account.balance, positions=ZERO, peak=ZERO,
+                   drawdown_pct=ZERO, breached=False, flow=-carried)  # fmt: skip
 
 
 async def market_quote(uow: AccountUnit, p: QuoteEffect) -> None:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from services.integration import handlers
 from services.integration.health import Upstreams
+from services.integration.unit import UpstreamUnit
 from shared.contracts.streams import ACCOUNT_EVENTS, ACCOUNT_LIFECYCLE, REVOCATIONS
 from shared.contracts.trust import ACCOUNT, INTEGRATION
 from shared.infra import logs
@@ -63,6 +64,7 @@ async def build(settings: Settings, *, schema: str = SCHEMA) -> Runtime:
             limits=settings.limits,
             guard=guard,
             streams=streams,
+            unit=UpstreamUnit.open,
         )
         rt.consumers.append(
             StreamConsumer(

@@ -5,6 +5,7 @@ savepoint; the stages before them (type, payload model) are the shared dispatche
 from datetime import date
 
 from services.integration import store
+from services.integration.unit import UpstreamUnit
 from shared.contracts.envelope import CloudEvent, dumps, new_event
 from shared.contracts.lifecycle import LIFECYCLE_TYPES, WeekChanged, dataschema
 from shared.contracts.messages import WEEK_CHANGED
@@ -55,13 +56,13 @@ class FromUpstream:
             },
         }
 
-    async def forward(self, unit: SqlUnit, model: Upstream) -> None:
+    async def forward(self, unit: UpstreamUnit, model: Upstream) -> None:
         """The same entry, re-typed for the account service: same source and id, so its inbox
         dedupes on the contract's idempotency key; causation and correlation carried as they are."""
         ev = _cause(unit)
         data = model.model_dump(mode="json")
         if not (isinstance(model, ProtocolValidated) and model.week_type):
-            data["week_type"] = await store.week_type_on(unit.db, day=business_day(ev, model))
+            data["week_type"] = await unit.week_type_on(business_day(ev, model))
         carried = {k: v for k in ("causationid", "correlationid") if (v := getattr(ev, k))}
         fields = new_event(
             EFFECT_TYPES[ev.type], ev.source, data, subject=getattr(model, "account_id", None),
@@ -69,11 +70,11 @@ class FromUpstream:
         )  # fmt: skip
         unit.publish(self.streams.key(ACCOUNT_EFFECTS), fields)
 
-    async def week_classified(self, unit: SqlUnit, week: WeekClassified) -> None:
+    async def week_classified(self, unit: UpstreamUnit, week: WeekClassified) -> None:
         ev = _cause(unit)
         current = await store.latest_week(unit.db)
-        await store.record_week(
-            unit.db, week_start=week.week_start, week_type=week.week_type,
+        await unit.record_week(
+            week_start=week.week_start, week_type=week.week_type,
             confidence=week.confidence, source=ev.source, event_id=ev.id,
         )  # fmt: skip
         if current is not None and week.week_start < current["week_start"]:
@@ -88,7 +89,7 @@ class FromUpstream:
                            dataschema=dataschema(WEEK_CHANGED))  # fmt: skip
         unit.publish(self.streams.key(ACCOUNT_LIFECYCLE), fields)
 
-    async def quote(self, unit: SqlUnit, q: MarketQuote) -> None:
+    async def quote(self, unit: UpstreamUnit, q: MarketQuote) -> None:
         rest = q.model_dump(exclude={"symbol", "as_of"})
         source = _cause(unit).source
         await store.record_quote(unit.db, symbol=q.symbol, as_of=q.as_of, source=source, **rest)

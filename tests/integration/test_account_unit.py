@@ -11,13 +11,14 @@ from uuid import UUID
 import asyncpg
 import pytest
 
-from services.account import app, store
+from services.account import app, store, trades
 from services.account.domain import (
     AccountConfig,
     AccountType,
     InsufficientFunds,
     decide_deposit,
 )
+from services.account.effects import TradeEffect
 from services.account.handlers import _new_account
 from services.account.uow import AccountUnit
 from shared.contracts.envelope import CloudEvent, decode
@@ -106,3 +107,85 @@ async def test_command_refused_after_it_wrote_leaves_nothing_and_its_batch_commi
     assert [f["type"] for f in outbox] == [
         "alluse.account.balance_changed", "alluse.command.rejected", "alluse.account.balance_changed",
     ]  # fmt: skip
+
+
+async def filling(uow: AccountUnit, ev: CloudEvent) -> list[Emit]:
+    """A fill, then possibly a refusal after everything it booked."""
+    data = dict(ev.data)
+    refuse = data.pop("refuse", False)
+    await trades.trade_filled(uow, TradeEffect.model_validate(data))
+    if refuse:
+        raise InsufficientFunds("refused after it wrote")
+    return uow.events
+
+
+def fill(
+    account: UUID, fill_id: str, side: str, quantity: int, **more: object
+) -> tuple[bytes, dict[bytes, bytes]]:
+    return entry(
+        **more,
+        fill_id=fill_id, order_id="o-1", account_id=str(account), symbol="XYZ",
+        instrument_type="option", option_type="put", strike="50", expiration="2026-12-18",
+        delta="-0.30", side=side, quantity=quantity, price="1.25", multiplier=100,
+        commission="1.30", filled_at="2026-12-03T15:00:00Z",
+    )  # fmt: skip
+
+
+async def test_fills_of_one_batch_book_once_and_a_refused_one_leaves_nothing(
+    pool: asyncpg.Pool, settings: Settings
+) -> None:
+    streams = settings.streams
+    account_id = await account_with(pool, streams, "100000.00")
+
+    async def unit(conn: asyncpg.Connection, batch: list[CloudEvent]) -> AccountUnit:
+        return await AccountUnit.start(conn, batch, streams)
+
+    pipeline = Pipeline(pool, filling, source="tests", reject_stream="r", unit=unit)
+    outcome = await pipeline.process([
+        fill(account_id, "f-1", "sell_to_open", 3),
+        fill(account_id, "f-2", "buy_to_open", 1),  # a short is open: refused after its claim
+        fill(account_id, "f-4", "sell_to_open", 5, refuse=True),  # refused after it booked
+        fill(account_id, "f-1", "sell_to_open", 3),  # the same fill again: applied once
+        fill(account_id, "f-3", "buy_to_close", 1),
+        fill(account_id, "f-2", "sell_to_open", 1),  # the refused id is free again
+    ])  # fmt: skip
+    assert len(outcome.ack) == 6 and outcome.rejected == 2
+    again = await pipeline.process([fill(account_id, "f-3", "buy_to_close", 1)])
+    assert again.rejected == 0
+
+    refs = await pool.fetch("SELECT ref_id FROM trade_refs WHERE account_id = $1", account_id)
+    assert sorted(r["ref_id"] for r in refs) == ["f-1", "f-2", "f-3"]
+    held = await pool.fetchrow(
+        "SELECT quantity, cost FROM positions WHERE account_id = $1", account_id
+    )
+    assert (held["quantity"], held["cost"]) == (-3, Decimal("-375.00"))
+    moves = await pool.fetch(
+        "SELECT quantity, quantity_after FROM position_moves WHERE account_id = $1 ORDER BY id",
+        account_id,
+    )
+    assert [(m["quantity"], m["quantity_after"]) for m in moves] == [(-3, -3), (1, -2), (-1, -3)]
+    ledger = await pool.fetch(
+        "SELECT amount FROM transactions WHERE account_id = $1 ORDER BY id", account_id
+    )
+    # 3 x 125 - 1.30 credited, 125 + 1.30 debited, 125 - 1.30 credited
+    assert [r["amount"] for r in ledger] == [
+        Decimal("100000.00"), Decimal("373.70"), Decimal("-126.30"), Decimal("123.70"),
+    ]  # fmt: skip
+    account = await pool.fetchrow(
+        "SELECT balance, positions_value, violations FROM accounts WHERE id = $1", account_id
+    )
+    assert account["balance"] == sum(r["amount"] for r in ledger)
+    assert account["positions_value"] == Decimal("-375.00")  # no quote yet: valued at cost
+    points = await pool.fetch(
+        "SELECT cash, positions_value FROM account_values WHERE account_id = $1 ORDER BY id",
+        account_id,
+    )
+    assert [(p["cash"], p["positions_value"]) for p in points] == [
+        (Decimal("100373.70"), Decimal("-375.00")),
+        (Decimal("100247.40"), Decimal("-250.00")),
+        (Decimal("100371.10"), Decimal("-375.00")),
+    ]
+    recorded = await pool.fetchval(
+        "SELECT count(*) FROM violations WHERE account_id = $1", account_id
+    )
+    assert account["violations"] == recorded

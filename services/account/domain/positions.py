@@ -135,6 +135,19 @@ class Assignment:
     short_stock: bool  # a call assigned without the shares to deliver: a protocol violation
 
 
+def short_option(
+    held: Iterable[Holding], *, symbol: str, option_type: str, strike: Decimal
+) -> Holding | None:
+    """The short position an assignment names (its expiration is not on the wire): the
+    nearest expiration first, as the broker assigns the series that is due."""
+    found = [
+        h for h in held
+        if h.quantity < 0 and h.contract.symbol == symbol
+        and h.contract.option_type == option_type and h.contract.strike == strike
+    ]  # fmt: skip
+    return min(found, key=lambda h: h.contract.expiration or date.max, default=None)
+
+
 def assign(option: Holding, stock: Holding, contracts: int) -> Assignment:
     """A short option assigned: a put buys contracts x multiplier shares at the strike (cost
     basis = strike), a call delivers them (from shares held, or short stock if there are none)."""

@@ -8,42 +8,39 @@ from shared.infra.bulk import insert_rows
 from shared.infra.unit import Sql
 
 
-async def claim_ref(
-    conn: Sql, *, kind: str, ref_id: str, account_id: UUID, fingerprint: str
-) -> str:
-    """'new' the first time a fill or assignment id is seen, 'duplicate' or 'conflict' after."""
-    inserted = await conn.fetchval(
-        "INSERT INTO trade_refs (kind, ref_id, account_id, fingerprint) VALUES ($1, $2, $3, $4)"
-        " ON CONFLICT (kind, ref_id) DO NOTHING RETURNING true",
-        kind, ref_id, account_id, fingerprint,
+async def claimed_refs(conn: Sql, *, refs: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """The fingerprint each (kind, ref) that is already applied was applied with."""
+    rows = await conn.fetch(
+        "SELECT kind, ref_id, fingerprint FROM trade_refs"
+        " WHERE (kind, ref_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))",
+        [k for k, _ in refs], [r for _, r in refs],
     )  # fmt: skip
-    if inserted:
-        return "new"
-    prior = await conn.fetchval(
-        "SELECT fingerprint FROM trade_refs WHERE kind = $1 AND ref_id = $2", kind, ref_id
-    )
-    return "duplicate" if prior == fingerprint else "conflict"
+    return {(r["kind"], r["ref_id"]): r["fingerprint"] for r in rows}
 
 
-async def record_violations(
-    conn: Sql,
-    *,
-    account_id: UUID,
-    trade_ref: str | None,
-    details: list[str],
-    week_type: str | None,
-    source: str,
-) -> int:
-    """Store the violations; returns the account's violation count after them."""
-    await conn.executemany(
-        "INSERT INTO violations (account_id, trade_ref, detail, week_type, source)"
-        " VALUES ($1, $2, $3, $4, $5)",
-        [(account_id, trade_ref, d, week_type, source) for d in details],
-    )
-    return int(await conn.fetchval(
-        "UPDATE accounts SET violations = violations + $2 WHERE id = $1 RETURNING violations",
-        account_id, len(details),
-    ))  # fmt: skip
+REF_ROW = [("kind", "text"), ("ref_id", "text"), ("account_id", "uuid"), ("fingerprint", "text")]
+VIOLATION_ROW = [("account_id", "uuid"), ("trade_ref", "text"), ("detail", "text"),
+                 ("week_type", "text"), ("source", "text")]  # fmt: skip
+
+
+async def insert_refs(conn: Sql, *, rows: list[tuple[Any, ...]]) -> None:
+    """(kind, ref, account, fingerprint), each claimed once: no ON CONFLICT, so a reference a
+    concurrent transaction applied meanwhile fails the batch, whose entries are then retried
+    one by one and find it applied."""
+    await insert_rows(conn, "trade_refs", REF_ROW, rows)
+
+
+async def insert_violations(conn: Sql, *, rows: list[tuple[Any, ...]]) -> None:
+    """(account, trade ref, detail, week type, source)."""
+    await insert_rows(conn, "violations", VIOLATION_ROW, rows)
+
+
+async def save_violation_counts(conn: Sql, *, counts: dict[UUID, int]) -> None:
+    await conn.execute(
+        "UPDATE accounts a SET violations = c.n FROM unnest($1::uuid[], $2::integer[])"
+        " AS c (id, n) WHERE a.id = c.id",
+        list(counts), list(counts.values()),
+    )  # fmt: skip
 
 
 async def set_effective_time(conn: Sql, *, at: datetime) -> None:
