@@ -57,7 +57,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="commands per whole-platform phase (fills, deposits, 1-3 replicas; default 3000); "
         "0 skips those phases",
     )
+    p.add_argument(
+        "--platform-only",
+        action="store_true",
+        help="run only the whole-platform phases (fills / deposits, replicas) and their ratios",
+    )
     args = p.parse_args(argv)
+    if args.platform_only and not args.platform_count:
+        p.error("--platform-only needs a --platform-count above 0")
     if args.platform_count < 0:
         p.error("--platform-count must be 0 or more")
     if args.count < 1 or args.rate <= 0 or args.duration <= 0 or args.batch_size < 1:
@@ -155,6 +162,10 @@ async def bare_phase(
 
 
 async def run(args: argparse.Namespace) -> None:
+    if args.platform_only:
+        rates = await scale.phases(args.platform_count, DATA_DIR / "platform")
+        figures.print_platform(rates, figures.ratios(None, None, rates), None)
+        return
     signer = Signer()
     try:
         with servers() as (redis_url, admin_url, description):

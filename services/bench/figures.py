@@ -17,9 +17,9 @@ TARGETS = {  # what each ratio or figure should reach on the project's 2-core ma
 }
 
 
-def ratios(creates: Result, bare: Result | None, rates: dict[str, Rate]) -> dict[str, float]:
+def ratios(creates: Result | None, bare: Result | None, rates: dict[str, Rate]) -> dict[str, float]:
     out: dict[str, float] = {}
-    if bare is not None and bare.per_second > 0:
+    if creates is not None and bare is not None and bare.per_second > 0:
         out["service / bare loop (creations)"] = creates.per_second / bare.per_second
     one = rates.get("deposits")
     if one is not None and one.per_second > 0:
@@ -35,7 +35,7 @@ def ratios(creates: Result, bare: Result | None, rates: dict[str, Rate]) -> dict
     return out
 
 
-def print_platform(rates: dict[str, Rate], found: dict[str, float], paced: Result) -> None:
+def print_platform(rates: dict[str, Rate], found: dict[str, float], paced: Result | None) -> None:
     out = sys.stdout
     if rates:
         print(
@@ -52,6 +52,8 @@ def print_platform(rates: dict[str, Rate], found: dict[str, float], paced: Resul
             else f"   target >= {target}: {'met' if value >= target else 'NOT met'}"
         )
         print(f"  {name:<44}{value:>6.2f}{mark}", file=out)
+    if paced is None:  # --platform-only
+        return
     met = paced.p99 < 50.0
     print(f"  {'p99 at ' + format(paced.offered_per_s or 0, ',.0f') + '/s offered (ms)':<44}"
           f"{paced.p99:>6.1f}   target < 50: {'met' if met else 'NOT met'}", file=out)  # fmt: skip
