@@ -32,7 +32,7 @@ from shared.infra.redisclient import connect
 MIX = {"deposit": 0.35, "withdrawal": 0.25, "fill": 0.25, "query": 0.15}
 RETENTION_NAMES = ("ALLUSE_LIFECYCLE_RETENTION", "ALLUSE_ACCOUNT_EVENTS_RETENTION",
                    "ALLUSE_AUDIT_RETENTION", "ALLUSE_UPSTREAM_RETENTION", "ALLUSE_DLQ_RETENTION",
-                   "ALLUSE_DEDUP_WINDOW")  # fmt: skip
+                   "ALLUSE_AUDIT_HEADS_RETENTION", "ALLUSE_DEDUP_WINDOW")  # fmt: skip
 
 
 def retention(minutes: float) -> dict[str, str]:

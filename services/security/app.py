@@ -26,6 +26,8 @@ from shared.infra.db import migrate
 from shared.infra.guards import signed_by
 from shared.infra.keys import KeySet
 from shared.infra.pipeline import Pipeline
+from shared.infra.retention import Retained
+from shared.infra.revocations import Revocations
 from shared.infra.runtime import Runtime, open_runtime, serve_until_stopped
 from shared.infra.signing import IdentityError, service_jwk
 
@@ -98,6 +100,13 @@ async def build(settings: SecuritySettings) -> Service:
 
     # This service checks signatures against what it publishes, without asking itself by HTTP.
     rt.keys = KeySet(jwks, refresh=settings.jwks_refresh_seconds, grace=settings.jwks_grace_seconds)
+    # The revocation stream is this service's: an entry on it that is not its own revocation
+    # is dead-lettered here with the reason (the other services only refuse it).
+    s = settings.streams
+    rt.revocations = Revocations(rt.redis, s.key(REVOCATIONS), keys=rt.keys,
+                                 dead_letters=s.dlq(REVOCATIONS))  # fmt: skip
+    rt.retained.append(Retained(s.dlq(REVOCATIONS), settings.dlq_retention))
+    rt.retained.append(Retained(s.key(AUDIT_HEADS), settings.audit_heads_retention))
     pipeline = Pipeline(
         rt.pool,
         audit.on_audit_event,

@@ -17,7 +17,6 @@ from services.security import store
 from services.security.chain import Head
 
 log = logging.getLogger(__name__)
-KEEP = 50_000  # entries on the heads stream: about a month at one a minute
 
 
 async def publish(pool: asyncpg.Pool, redis: Redis, stream: str, last: int) -> int:
@@ -29,7 +28,8 @@ async def publish(pool: asyncpg.Pool, redis: Redis, stream: str, last: int) -> i
         return last
     now = datetime.now(UTC).isoformat()
     fields = {"seq": str(seq), "hash": hash_, "time": now}
-    await redis.xadd(stream, fields, maxlen=KEEP, approximate=True)  # type: ignore[arg-type]
+    # Trimmed by age (ALLUSE_AUDIT_HEADS_RETENTION) with the service's other streams.
+    await redis.xadd(stream, fields)  # type: ignore[arg-type]
     log.info("audit chain head", extra={"seq": seq, "hash": hash_})
     return seq
 

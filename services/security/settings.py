@@ -1,8 +1,10 @@
 """The security service's settings: the shared ones plus keys, lifetimes, lockout and argon2."""
 
+from datetime import timedelta
+
 from pydantic import Field, PositiveInt, SecretStr
 
-from shared.infra.settings import Settings
+from shared.infra.settings import Duration, Settings
 
 
 class SecuritySettings(Settings):
@@ -15,6 +17,8 @@ class SecuritySettings(Settings):
     # is then the runtime role, granted rows but never UPDATE or DELETE on the audit chain.
     migration_database_url: str = Field(default="", repr=False)
     audit_head_every: PositiveInt = 60  # seconds between publications of the chain's head
+    # How long a published head stays on alluse.audit.heads (it pins the chain up to it).
+    audit_heads_retention: Duration = timedelta(days=30)
     # The other services' public signing keys, published in the JWKS bound to their names:
     # "account=<base64url>,integration=<base64url>" (`alluse security gen-service-keys`).
     service_keys: str = ""

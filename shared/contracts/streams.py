@@ -18,8 +18,9 @@ ACCOUNT_EFFECTS = "alluse.internal.account.effects"
 REVOCATIONS = "alluse.internal.security.revocations"
 DLQ_SUFFIX = ".dlq"
 # The streams a service consumes, each with its `<stream>.dlq` for the entries it gave up on.
+# The revocation stream's is the security service's: what it refuses there (not its own).
 CONSUMED = (ACCOUNT_COMMANDS, ACCOUNT_QUERIES, ACCOUNT_EFFECTS, ACCOUNT_EVENTS, WS2_EVENTS,
-            WS4_EVENTS, AUDIT)  # fmt: skip
+            WS4_EVENTS, AUDIT, REVOCATIONS)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,8 @@ ACL_USERS = {
         write=(ACCOUNT_LIFECYCLE, ACCOUNT_EFFECTS, AUDIT), read=(REVOCATIONS,),
         what="the integration service"),
     "security": Access(
-        consume=(AUDIT,), write=(REVOCATIONS, AUDIT_HEADS, AUDIT), read=(REVOCATIONS, AUDIT_HEADS),
+        consume=(AUDIT,), write=(REVOCATIONS, REVOCATIONS + DLQ_SUFFIX, AUDIT_HEADS, AUDIT),
+        read=(REVOCATIONS, AUDIT_HEADS), drop=(REVOCATIONS,),
         what="the security service and its administration"),
     "engine": Access(append=(WS2_EVENTS, WS4_EVENTS), what="trading engines (WS2, WS4)"),
     "operator": Access(

@@ -6,8 +6,11 @@
 
 Entries: {type: alluse.security.revoked, kind: "jti", value: <jti>, until: <epoch>} refuses one
 token; {..., kind: "user", value: <sub>, at: <epoch>, until: <epoch>} refuses the subject's
-tokens issued at or before `at`. Each is signed by the security service; any other is ignored
-(and logged), and one that cannot be checked yet (no JWKS) is waited for, in stream order.
+tokens issued at or before `at`. Each is signed by the security service; any other entry is
+refused: never applied, and (in the security service, which owns the stream: `dead_letters`)
+copied to `<stream>.dlq` with the reason and deleted from the stream, as every consumer does
+with bad input; other readers log it. One that cannot be checked yet (no JWKS) is waited for,
+in stream order.
 """
 
 import asyncio
@@ -19,8 +22,9 @@ from typing import Any
 from redis.asyncio import Redis
 
 from shared.contracts.trust import REVOKED, owner
+from shared.infra import metrics
 from shared.infra.keys import KeySet, KeysUnavailable
-from shared.infra.messaging import Rejected
+from shared.infra.messaging import Rejected, dead_letter_fields
 from shared.infra.signing import signer_of, text_fields
 
 log = logging.getLogger(__name__)
@@ -28,6 +32,10 @@ log = logging.getLogger(__name__)
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+def _bytes(value: bytes | str) -> bytes:
+    return value if isinstance(value, bytes) else value.encode()
 
 
 class Revocations:
@@ -39,15 +47,17 @@ class Revocations:
         keys: KeySet,
         block_ms: int = 500,
         clock: Callable[[], float] = time.time,
+        dead_letters: str | None = None,
     ) -> None:
         self.redis, self.stream, self.block_ms, self.clock = redis, stream_key, block_ms, clock
-        self.keys = keys
+        self.keys, self.dead_letters = keys, dead_letters
         self.jtis: dict[str, float] = {}  # jti -> until
         self.users: dict[str, tuple[float, float]] = {}  # sub -> (issued at or before, until)
         self.last_id = "0"
         self.caught_up = asyncio.Event()
 
-    def apply(self, raw: dict[Any, Any]) -> None:
+    def apply(self, raw: dict[Any, Any]) -> str | None:
+        """In force from now on; returns why not when the entry is malformed."""
         try:
             fields = {_text(k): _text(v) for k, v in raw.items()}
             kind, value, until = fields["kind"], fields["value"], float(fields["until"])
@@ -58,9 +68,10 @@ class Revocations:
                 old_at, old_until = self.users.get(value, (0.0, 0.0))
                 self.users[value] = (max(at, old_at), max(until, old_until))
             else:
-                log.warning("revocation of unknown kind %r ignored", kind)
-        except (KeyError, ValueError, UnicodeDecodeError):
-            log.warning("malformed revocation entry ignored: %r", raw)
+                return f"revocation of unknown kind {kind!r}"
+        except (KeyError, ValueError, UnicodeDecodeError) as exc:
+            return f"malformed revocation entry: {type(exc).__name__} {exc}"
+        return None
 
     async def poll(self, block_ms: int | None) -> int:
         """Read what is new (waiting up to block_ms when given); returns the entries applied."""
@@ -68,28 +79,40 @@ class Revocations:
         n = 0
         for _, entries in reply.items() if isinstance(reply, dict) else reply:  # RESP3 or RESP2
             for entry_id, fields in entries:
-                if await self.authentic(entry_id, fields):  # KeysUnavailable: this entry waits
-                    self.apply(fields)
+                # KeysUnavailable: this entry (and those after it) wait
+                problem = await self.refusal(fields) or self.apply(fields)
+                if problem is not None:
+                    await self.refuse(entry_id, fields, problem)
                 self.last_id = _text(entry_id)
                 n += 1
         return n
 
-    async def authentic(self, entry_id: Any, raw: dict[Any, Any]) -> bool:
+    async def refusal(self, raw: dict[Any, Any]) -> str | None:
+        """Why the entry is not the security service's revocation; None when it is."""
         try:
             fields = text_fields(raw)
             signer = await signer_of(self.keys, fields)
             if fields.get("type") != REVOKED or signer != owner(REVOKED, ""):
-                raise Rejected(
-                    "forbidden",
-                    f"revocations are taken only from the security service, not {signer}",
+                return (
+                    f"forbidden: revocations are taken only from the security service, not {signer}"
                 )
         except Rejected as r:
-            log.warning("revocation entry %s refused: %s", _text(entry_id), r.reason)
-            return False
+            return f"{r.code}: {r.reason}"
         except UnicodeDecodeError:
-            log.warning("revocation entry %s refused: not UTF-8", _text(entry_id))
-            return False
-        return True
+            return "not UTF-8"
+        return None
+
+    async def refuse(self, entry_id: Any, raw: dict[Any, Any], reason: str) -> None:
+        """Never applied; the stream's owner dead-letters it (the copy first, then the delete:
+        a crash in between dead-letters it twice, never loses it)."""
+        log.warning("revocation entry %s refused: %s", _text(entry_id), reason)
+        if self.dead_letters is None:
+            return
+        copy = dead_letter_fields(raw, reason=reason, stream=self.stream,
+                                  entry_id=_bytes(entry_id), deliveries=1)  # fmt: skip
+        await self.redis.xadd(self.dead_letters, copy)
+        await self.redis.xdel(self.stream, entry_id)
+        metrics.DEAD.labels(self.stream).inc()
 
     def prune(self) -> None:
         now = self.clock()

@@ -33,7 +33,8 @@ ALLOWED = {
     "integration": [*group(WS4, "integ"), *group(EVENTS, "integ-ev"), xadd(LIFE), xadd(EFFECTS),
                     xadd(AUDIT), xadd(f"{WS4}.dlq"), ("XTRIM", WS4, "MINID", "0")],
     "security": [*group(AUDIT, "sec"), xadd(REVOKE), xadd(HEADS), ("XTRIM", REVOKE, "MINID", "0"),
-                 xadd(AUDIT)],  # its own refusals of forged records are audited too
+                 xadd(AUDIT),  # its own refusals of forged records are audited too
+                 xadd(f"{REVOKE}.dlq"), ("XDEL", REVOKE, "1-1"), ("XTRIM", HEADS, "MINID", "0")],
     "operator": [xadd(CMD), xadd(QRY), ("XREAD", "STREAMS", LIFE, "0"), ("XRANGE", f"{CMD}.dlq", "-", "+"),
                  ("XDEL", f"{CMD}.dlq", "1-1"), ("XRANGE", f"{P}alluse.reply.u1.q1", "-", "+"),
                  ("DEL", f"{P}alluse.reply.u1.q1"), ("XRANGE", HEADS, "-", "+")],

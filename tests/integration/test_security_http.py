@@ -25,7 +25,8 @@ from services.security import app, keys, store
 from services.security.admin import Admin
 from services.security.settings import SecuritySettings
 from shared.contracts.envelope import CloudEvent, decode
-from shared.contracts.streams import AUDIT, REVOCATIONS
+from shared.contracts.streams import AUDIT, AUDIT_HEADS, REVOCATIONS
+from shared.contracts.trust import REVOKED
 from shared.infra.audit import audit_event
 from shared.infra.auth import Verifier
 from shared.infra.keys import KeySet
@@ -515,3 +516,60 @@ async def test_audit_records_are_stored_only_from_the_service_they_name(
         return await svc.audits("command.denied") >= 3
 
     await until(refusals_recorded)
+
+
+async def test_an_entry_on_the_revocation_stream_that_is_not_its_own_is_dead_lettered(
+    svc: Svc, signer: Signer
+) -> None:
+    s = svc.settings.streams
+    stream, dlq = s.key(REVOCATIONS), s.dlq(REVOCATIONS)
+    until_ = str(time.time() + 3600)
+    everyone = {"type": REVOKED, "kind": "user", "value": "u-1", "at": until_, "until": until_}
+    junk = [
+        everyone,  # unsigned
+        signer.sign("account", everyone),  # signed, by a service that does not revoke
+        signer.sign(
+            "security", {"type": REVOKED, "kind": "nonsense", "value": "x", "until": until_}
+        ),
+    ]
+    genuine = signer.sign("security", {"type": REVOKED, "kind": "jti", "value": "j-1",
+                                       "until": until_})  # fmt: skip
+    for fields in (*junk, genuine):
+        await svc.redis.xadd(stream, fields)  # type: ignore[arg-type]
+
+    async def all_dead() -> bool:
+        return int(await svc.redis.xlen(dlq)) == len(junk)
+
+    await until(all_dead)
+    copies = [
+        {k.decode(): v.decode() for k, v in f.items()} for _, f in await svc.redis.xrange(dlq)
+    ]
+    reasons = [c["dlq_reason"] for c in copies]
+    assert reasons[0].startswith("unauthorized") and reasons[1].startswith("forbidden")
+    assert "unknown kind 'nonsense'" in reasons[2]
+    assert all(c["dlq_stream"] == stream for c in copies)
+    left = [
+        {k.decode(): v.decode() for k, v in f.items()} for _, f in await svc.redis.xrange(stream)
+    ]
+    assert [e.get("value") for e in left] == ["j-1"]  # the refused ones are gone from the stream
+
+
+async def test_published_audit_heads_are_kept_for_their_retention(
+    settings: Settings, redis: Redis, signer: Signer
+) -> None:
+    sec = security_settings(
+        settings, signing_key=signer.seed("security"), service_keys=signer.service_keys(),
+        audit_heads_retention="3600",
+    )  # fmt: skip
+    service = await app.build(sec)
+    try:
+        stream = sec.streams.key(AUDIT_HEADS)
+        now_ms = int(time.time() * 1000)
+        for age_s, seq in ((7200, "1"), (600, "2")):  # two hours and ten minutes ago
+            fields = {"seq": seq, "hash": f"h{seq}", "time": "t"}
+            await redis.xadd(stream, fields, id=f"{now_ms - age_s * 1000}-0")  # type: ignore[arg-type]
+        await service.rt.janitor().once()
+        assert [f[b"seq"] for _, f in await redis.xrange(stream)] == [b"2"]
+    finally:
+        await service.rt.pool.close()
+        await service.rt.redis.aclose()
