@@ -30,7 +30,10 @@ COMMANDS = {
     "ordered": "eval",
     "parts": "xadd xdel xrange xlen exists get set pexpire del zadd zrem zremrangebyscore zcard",
 }
-CLIENT = "ping hello select client|setname client|getname echo multi exec discard"
+# A Redis Cluster client also reads the slot map and the command table (keys of each command).
+CLIENT = (
+    "ping hello select client|setname client|getname echo multi exec discard cluster|slots command"
+)
 # Services also check the server (readiness, AOF durability) and confirm fsyncs.
 SERVICE = "info config|get time waitaof"
 SERVICES = ("account", "integration", "security")

@@ -5,8 +5,9 @@ import contextlib
 import shutil
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import redis
 from redis.cluster import RedisCluster
@@ -21,8 +22,15 @@ def redis_server() -> str | None:
 
 
 class LocalCluster:
-    def __init__(self, root: Path, binary: str, masters: int = 3) -> None:
-        self.binary = binary
+    """`args` are added to each server's (and win over the defaults); `admin` is the
+    (user, password) the cluster is set up with when an ACL file turns the default user off."""
+
+    def __init__(
+        self, root: Path, binary: str, masters: int = 3, *, args: Sequence[str] = (),
+        admin: tuple[str, str] | None = None,
+    ) -> None:  # fmt: skip
+        self.binary, self.args = binary, list(args)
+        self.auth = {"username": admin[0], "password": admin[1]} if admin else {}
         self.ports = [free_port() for _ in range(masters)]
         self.buses = [free_port() for _ in range(masters)]  # cluster bus (default port + 10000)
         self.dirs = [root / f"node-{port}" for port in self.ports]
@@ -31,7 +39,7 @@ class LocalCluster:
         self.url = f"redis+cluster://{seeds}/0"
 
     def node(self, i: int) -> redis.Redis:
-        return redis.Redis(port=self.ports[i], socket_timeout=5)
+        return redis.Redis(port=self.ports[i], socket_timeout=5, **self.auth)
 
     def start_node(self, i: int) -> None:
         """Start (or restart) node `i`: it reloads its AOF and rejoins with its nodes.conf."""
@@ -43,7 +51,7 @@ class LocalCluster:
             "--cluster-port", str(self.buses[i]),
             "--cluster-node-timeout", "2000", "--cluster-require-full-coverage", "no",
             # Redis 7.0 has no WAITAOF: the relay confirms durability by an fsync per write.
-            "--appendonly", "yes", "--appendfsync", "always",
+            "--appendonly", "yes", "--appendfsync", "always", *self.args,
         ])  # fmt: skip
         self._until(lambda: self.node(i).ping(), f"node {i} did not answer")
 
@@ -70,7 +78,7 @@ class LocalCluster:
 
     def owner(self, key: str) -> int:
         """Which node holds `key`'s slot."""
-        client = RedisCluster(host="127.0.0.1", port=self.ports[0])
+        client = RedisCluster(host="127.0.0.1", port=self.ports[0], **self.auth)
         try:
             return self.ports.index(client.get_node_from_key(key).port)
         finally:
@@ -100,8 +108,8 @@ class LocalCluster:
 
 
 @contextlib.contextmanager
-def local_cluster(root: Path, binary: str) -> Iterator[LocalCluster]:
-    cluster = LocalCluster(root, binary)
+def local_cluster(root: Path, binary: str, **options: Any) -> Iterator[LocalCluster]:
+    cluster = LocalCluster(root, binary, **options)
     try:
         cluster.start()
         yield cluster
