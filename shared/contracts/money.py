@@ -35,10 +35,12 @@ def parse_money(value: Any, *, places: int = 2) -> Decimal:
 
 
 def _positive(value: Any) -> Decimal:
+    """An amount that moves money (rule 2): positive, in cents ("100" is 100.00). The one place
+    it is checked: the domain takes it as given."""
     amount = parse_money(value)
     if amount <= 0:
         raise ValueError("must be greater than zero")
-    return amount
+    return amount.quantize(CENT)
 
 
 def amount_invalid(exc: ValidationError) -> bool:

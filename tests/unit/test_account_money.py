@@ -6,6 +6,7 @@ from uuid import uuid4
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from services.account.domain import (
     Account,
@@ -13,7 +14,6 @@ from services.account.domain import (
     AccountStatus,
     AccountType,
     InsufficientFunds,
-    InvalidAmount,
     TransactionType,
     apply_change,
     change,
@@ -24,6 +24,7 @@ from services.account.domain import (
     recompute_contributed,
 )
 from shared.contracts import money
+from shared.contracts.account import MoveMoney
 
 GEN, REV, COM = AccountType.GENERATION, AccountType.REVENUE, AccountType.COMPOUNDING
 T = TransactionType
@@ -46,18 +47,29 @@ def account(
 
 
 @pytest.mark.parametrize(
-    "bad", [D("0"), D("-5.00"), D("10.001"), D("NaN"), D("Infinity"), 10.5, 10, "10.00"]
+    ("bad", "code"),
+    [
+        ("0", "invalid_payload"),
+        ("-5.00", "invalid_payload"),
+        ("10.001", "invalid_amount"),
+        ("NaN", "invalid_amount"),
+        ("Infinity", "invalid_amount"),
+        (10.5, "invalid_amount"),
+        (10, "invalid_amount"),
+        ("1e3", "invalid_amount"),
+    ],
 )
-def test_rule_2_amounts_are_positive_decimals_with_cents(bad):
-    with pytest.raises(InvalidAmount) as err:
-        decide_deposit(account(), bad)
-    assert err.value.code == "invalid_amount"
+def test_rule_2_amounts_are_positive_decimal_strings_with_cents(bad, code):
+    """Checked once, where a command's amount comes in (its payload model): the domain takes it."""
+    with pytest.raises(ValidationError) as err:
+        MoveMoney(account_id=uuid4(), amount=bad)
+    assert ("invalid_amount" if money.amount_invalid(err.value) else "invalid_payload") == code
 
 
 def test_rule_2_amounts_are_normalised_to_cents():
-    effect = decide_deposit(account(), D("1250"))
-    assert effect.amount == D("1250.00") and str(effect.amount) == "1250.00"
-    assert decide_deposit(account(), D("12.500")).amount == D("12.50")  # 2 significant places
+    assert str(MoveMoney(account_id=uuid4(), amount="1250").amount) == "1250.00"
+    effect = decide_deposit(account(), MoveMoney(account_id=uuid4(), amount="12.5").amount)
+    assert str(effect.amount) == "12.50"
 
 
 def test_rule_2_cash_buffer_is_percent_of_contributed_capital():

@@ -20,7 +20,6 @@ from .errors import (
 )
 from .ledger import BalanceChange, change
 from .model import Account
-from .money import check_amount
 
 S = AccountStatus
 
@@ -73,14 +72,14 @@ def check_new_account(
 
 
 def decide_deposit(account: Account, amount: Decimal) -> BalanceChange:
-    amount = check_amount(amount)
+    """`amount` is positive, in cents: the command's payload model (PositiveMoney) made it so."""
     ensure_active(account)
     return change(account, TransactionType.DEPOSIT, amount)
 
 
 def decide_withdrawal(account: Account, amount: Decimal) -> BalanceChange:
-    """At most `available`: the cash buffer is protected. A Com-Acc refuses every withdrawal."""
-    amount = check_amount(amount)
+    """At most `available`: the cash buffer is protected. A Com-Acc refuses every withdrawal.
+    `amount` is positive, in cents (PositiveMoney)."""
     ensure_active(account)
     if not account.rules.withdrawals_allowed:
         raise WithdrawalForbidden(f"{account.type.value} accounts never allow withdrawals")
