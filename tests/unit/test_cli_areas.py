@@ -1,0 +1,29 @@
+"""The `alluse` parser: an area that is not installed leaves its commands unknown; an area that
+is there but fails to import (a missing module inside it) stops the command with that error."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from services.cli import __main__ as cli
+
+
+def test_a_missing_area_only_leaves_its_commands_unknown(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cli, "AREAS", ("services.cli.no_such_area", "services.cli.dlq"))
+    sub = cli.build_parser()._subparsers._group_actions[0]  # type: ignore[union-attr]
+    assert "dlq" in sub.choices
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["fork", "x"])
+
+
+def test_a_broken_import_inside_an_area_surfaces(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "broken_area.py").write_text("import no_such_module_anywhere\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(cli, "AREAS", ("broken_area",))
+    with pytest.raises(ModuleNotFoundError) as caught:
+        cli.build_parser()
+    assert caught.value.name == "no_such_module_anywhere"
+    sys.modules.pop("broken_area", None)
