@@ -11,7 +11,7 @@ from typing import Any
 
 import asyncpg
 
-from services.account import position_store, store
+from services.account import position_store
 from services.account.domain import TradeStats, UnknownAccount, UnknownPortfolio, account_metrics
 from services.account.domain.analytics import (
     attribution,
@@ -19,18 +19,19 @@ from services.account.domain.analytics import (
     thin,
     weekly_generations,
 )
+from services.account.store import reads
 from shared.contracts import account as c
 
 ZERO = Decimal("0.00")
 
 
 async def metrics(conn: asyncpg.Connection, p: c.AccountRef) -> dict[str, Any]:
-    row = await store.get_account(conn, account_id=p.account_id)
+    row = await reads.get_account(conn, account_id=p.account_id)
     if row is None:
         raise UnknownAccount(f"no account {p.account_id}")
-    rows = await store.balance_series(conn, account_ids=[p.account_id])
+    rows = await reads.balance_series(conn, account_ids=[p.account_id])
     values = await position_store.value_series(conn, account_id=p.account_id)
-    counts = await store.trade_counts(conn, account_id=p.account_id)
+    counts = await reads.trade_counts(conn, account_id=p.account_id)
     stats = TradeStats(
         successful_trades=counts["successful"], total_trades=counts["total"], premium_collected=counts["premium"],
         assignments=counts["assignments"], adjustments=counts["adjustments"],
@@ -40,7 +41,7 @@ async def metrics(conn: asyncpg.Connection, p: c.AccountRef) -> dict[str, Any]:
     )
     data = {k: _plain(v) for k, v in asdict(m).items()}
     data["reinvestments"] = [
-        _plain(r) for r in await store.reinvestments(conn, account_id=p.account_id)
+        _plain(r) for r in await reads.reinvestments(conn, account_id=p.account_id)
     ]
     return {
         "account_id": str(p.account_id),
@@ -58,11 +59,11 @@ MAX_POINTS = 130
 
 
 async def tree(conn: asyncpg.Connection, p: c.PortfolioRef) -> dict[str, Any]:
-    portfolios = await store.tree(conn, portfolio_id=p.portfolio_id)
+    portfolios = await reads.tree(conn, portfolio_id=p.portfolio_id)
     if not portfolios:
         raise UnknownPortfolio(f"no portfolio {p.portfolio_id}")
-    accounts = await store.tree_accounts(conn, portfolio_ids=[q["id"] for q in portfolios])
-    rows = await store.balance_series(conn, account_ids=[a["id"] for a in accounts])
+    accounts = await reads.tree_accounts(conn, portfolio_ids=[q["id"] for q in portfolios])
+    rows = await reads.balance_series(conn, account_ids=[a["id"] for a in accounts])
     generation = {q["id"]: q["generation"] for q in portfolios}
     owner = {a["id"]: generation[a["portfolio_id"]] for a in accounts}
     nodes = []

@@ -13,9 +13,9 @@ from typing import Any
 from uuid import UUID
 
 from services.account import position_store as ps
-from services.account import store
 from services.account.domain.marks import Marked, Quote, mark_all
 from services.account.domain.positions import Holding, Move
+from services.account.store import ledger
 from services.account.writes import Writes
 from shared.contracts.envelope import CloudEvent
 from shared.infra.unit import Sql
@@ -121,7 +121,7 @@ class BatchPositions:
         """'new' the first time a reference is seen, 'duplicate' or 'conflict' after."""
         if ref not in self.refs:
             asked = list(dict.fromkeys([ref, *(r for r in self.wanted if r not in self.refs)]))
-            found = await store.claimed_refs(conn, refs=asked)
+            found = await ledger.claimed_refs(conn, refs=asked)
             self.refs.update({r: found.get(r) for r in asked})
         prior = self.refs[ref]
         if prior is None:

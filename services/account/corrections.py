@@ -3,7 +3,6 @@ names the original, carries the reason, undoes the position moves booked with it
 announced and audited like every command."""
 
 from services.account import growth
-from services.account import position_store as ps
 from services.account.domain.reversal import UnknownTransaction, decide_reversal, undo_moves
 from services.account.holdings import record
 from services.account.uow import AccountUnit
@@ -12,18 +11,20 @@ from shared.contracts import account as c
 
 
 async def reverse(uow: AccountUnit, p: c.ReverseTransaction) -> None:
-    found = await ps.entry(uow.db, transaction_id=p.transaction_id)
+    found = await uow.position_store.entry(transaction_id=p.transaction_id)
     if found is None:
         raise UnknownTransaction(f"no transaction {p.transaction_id}")
     account, _ = await uow.account(found[0])
     # Read again under the account's lock: two reversals of one entry serialize here.
-    _, original = await ps.entry(uow.db, transaction_id=p.transaction_id) or found
+    _, original = await uow.position_store.entry(transaction_id=p.transaction_id) or found
     effect = decide_reversal(account, original)
-    undo = undo_moves(await ps.moves_of(uow.db, transaction_id=original.id))
+    undo = undo_moves(await uow.position_store.moves_of(transaction_id=original.id))
     what = f"reversal of transaction {original.id}: {p.reason}"
     after, tx = uow.book(effect, description=what, reference=str(original.id))
     uow.balance_changed(after, tx)
-    await ps.mark_reversal(uow.db, transaction_id=tx["id"], reverses=original.id, reason=p.reason)
+    await uow.position_store.mark_reversal(
+        transaction_id=tx["id"], reverses=original.id, reason=p.reason
+    )
     if undo:
         await record(uow, account.id, undo, tx["id"], "reversal", str(original.id))
     uow.emit("alluse.account.reversed", {

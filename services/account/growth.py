@@ -13,8 +13,6 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID, uuid4
 
-from services.account import position_store as ps
-from services.account import store
 from services.account.domain import (
     Account,
     AccountConfig,
@@ -42,9 +40,9 @@ from services.account.domain.positions import collateral
 from services.account.domain.settings import GrowthSettings
 from services.account.events import snapshot
 from services.account.holdings import hand_over, plan_handovers
+from services.account.store.accounts import to_account
 from services.account.uow import AccountUnit
 from shared.contracts import account as c
-from shared.infra.unit import Sql
 
 log = logging.getLogger(__name__)
 Portfolio = dict[str, Any]
@@ -61,21 +59,20 @@ async def after_balance_change(uow: AccountUnit, account: Account) -> None:
     child, flagged = row.get("parent_id") is not None, bool(row.get("fork_eligible"))
     if not needs_watch(account, in_child_portfolio=child, flagged_eligible=flagged):
         return
-    conn = uow.db
-    portfolio = await store.get_portfolio(conn, portfolio_id=account.portfolio_id)
+    portfolio = await uow.accounts.get_portfolio(portfolio_id=account.portfolio_id)
     assert portfolio is not None
     if portfolio["parent_id"] is not None and await _merge(uow, portfolio, automatic=True):
         return
     if account.type is not AccountType.GENERATION:
         return
     eligible = is_fork_eligible(account)
-    if await store.flag_fork_eligible(conn, account_id=account.id, eligible=eligible) and eligible:
+    if await uow.accounts.flag_fork_eligible(account_id=account.id, eligible=eligible) and eligible:
         uow.emit("alluse.account.fork_eligible", {
             "account_id": str(account.id), "portfolio_id": str(account.portfolio_id),
             "balance": str(account.balance), "baseline": str(account.baseline),
             "surplus": str(surplus(account)), "fork_threshold": str(account.config.fork_threshold),
         }, subject=str(account.id))  # fmt: skip
-    settings = await store.growth_settings(conn) if eligible else None
+    settings = await uow.growth.growth_settings() if eligible else None
     if settings is None or not settings.auto_fork:
         return
     try:
@@ -89,14 +86,14 @@ async def after_balance_change(uow: AccountUnit, account: Account) -> None:
 
 async def fork(uow: AccountUnit, p: c.ForkAccount) -> None:
     account, _ = await uow.account(p.account_id)
-    portfolio = await store.get_portfolio(uow.db, portfolio_id=account.portfolio_id)
+    portfolio = await uow.accounts.get_portfolio(portfolio_id=account.portfolio_id)
     assert portfolio is not None
-    settings = await store.growth_settings(uow.db)
+    settings = await uow.growth.growth_settings()
     await _fork(uow, account, portfolio, settings, automatic=False)
 
 
 async def merge(uow: AccountUnit, p: c.MergePortfolio) -> None:
-    portfolio = await store.get_portfolio(uow.db, portfolio_id=p.portfolio_id, lock=True)
+    portfolio = await uow.accounts.get_portfolio(portfolio_id=p.portfolio_id, lock=True)
     if portfolio is None:
         raise UnknownPortfolio(f"no portfolio {p.portfolio_id}")
     if portfolio["parent_id"] is None:
@@ -106,23 +103,23 @@ async def merge(uow: AccountUnit, p: c.MergePortfolio) -> None:
 
 async def _fork(uow: AccountUnit, parent: Account, portfolio: Portfolio, settings: GrowthSettings,
                 *, automatic: bool) -> None:  # fmt: skip
-    conn, command_id = uow.db, uow.command_id
+    command_id = uow.command_id
     plan = plan_fork(
-        parent, settings, collateral=collateral(await ps.holdings(conn, account_id=parent.id))
+        parent,
+        settings,
+        collateral=collateral(await uow.position_store.holdings(account_id=parent.id)),
     )
-    await store.get_portfolio(
-        conn, portfolio_id=portfolio["root_id"], lock=True
+    await uow.accounts.get_portfolio(
+        portfolio_id=portfolio["root_id"], lock=True
     )  # one tree's forks in turn
-    last, recent = await store.fork_times(conn, account_id=parent.id, root_id=portfolio["root_id"])
+    last, recent = await uow.growth.fork_times(account_id=parent.id, root_id=portfolio["root_id"])
     check_fork_guards(
-        now=await store.effective_now(conn),
+        now=await uow.ledger.effective_now(),
         last_fork_of_account=last,
         tree_fork_times=recent,
         settings=settings,
     )
-    com_config = await _sibling_config(
-        conn, portfolio["id"], AccountType.COMPOUNDING, parent.config
-    )
+    com_config = await _sibling_config(uow, portfolio["id"], AccountType.COMPOUNDING, parent.config)
     # Every check passed: from here on, only writes.
     child = uuid4()
     uow.add_portfolio(
@@ -149,9 +146,8 @@ async def _fork(uow: AccountUnit, parent: Account, portfolio: Portfolio, setting
         )
         uow.balance_changed(funded, tx)
         created[account_type.value] = str(funded.id)
-    await store.flag_fork_eligible(conn, account_id=parent.id, eligible=False)
-    at = await store.insert_fork(
-        conn,
+    await uow.accounts.flag_fork_eligible(account_id=parent.id, eligible=False)
+    at = await uow.growth.insert_fork(
         child=child,
         parent_account=parent,
         root_id=portfolio["root_id"],
@@ -169,14 +165,14 @@ async def _fork(uow: AccountUnit, parent: Account, portfolio: Portfolio, setting
 
 async def _merge(uow: AccountUnit, portfolio: Portfolio, *, automatic: bool) -> bool:
     """Fold the child portfolio into its nearest live ancestor's Com-Acc; False if not due."""
-    conn, command_id = uow.db, uow.command_id
+    command_id = uow.command_id
     accounts = [
-        a for a, _ in await store.lock_portfolio_accounts(conn, portfolio_id=portfolio["id"])
+        a for a, _ in await uow.accounts.lock_portfolio_accounts(portfolio_id=portfolio["id"])
     ]
     live = [a for a in accounts if a.status is not AccountStatus.MERGED]
     if automatic and not merge_due(live):
         return False
-    target_id = await store.merge_target(conn, portfolio_id=portfolio["id"])
+    target_id = await uow.growth.merge_target(portfolio_id=portfolio["id"])
     try:
         if not live:
             raise MergeBlocked(f"portfolio {portfolio['id']} is merged already")
@@ -208,11 +204,10 @@ async def _merge(uow: AccountUnit, portfolio: Portfolio, *, automatic: bool) -> 
     # The positions go with the cash: shares with their cost basis, open options.
     await hand_over(uow, handovers, target_id=target.id, transactions=txs, ref=str(portfolio["id"]))
     for account, status in zip(live, plan.statuses, strict=True):
-        await store.set_status(conn, account_id=account.id, status=status)
+        await uow.accounts.set_status(account_id=account.id, status=status)
         uow.emit("alluse.account.status_changed", {"account_id": str(account.id), "from_status": account.status.value,
                  "to_status": status.value, "reason": "merged into the parent portfolio"}, subject=str(account.id))  # fmt: skip
-    at = await store.insert_merge(
-        conn,
+    at = await uow.growth.insert_merge(
         child=portfolio["id"],
         target=target,
         total=plan.total,
@@ -228,12 +223,12 @@ async def _merge(uow: AccountUnit, portfolio: Portfolio, *, automatic: bool) -> 
 
 
 async def _sibling_config(
-    conn: Sql, portfolio_id: UUID, account_type: AccountType, fallback: AccountConfig
+    uow: AccountUnit, portfolio_id: UUID, account_type: AccountType, fallback: AccountConfig
 ) -> AccountConfig:
     """The parent portfolio's account of that type passes its configuration on to the child's."""
-    for row in await store.tree_accounts(conn, portfolio_ids=[portfolio_id]):
+    for row in await uow.accounts.tree_accounts(portfolio_ids=[portfolio_id]):
         if row["type"] == account_type.value:
-            return store.to_account(row).config
+            return to_account(row).config
     base = AccountConfig.for_type(account_type)
     return replace(
         base, fork_threshold=fallback.fork_threshold, merge_threshold=fallback.merge_threshold

@@ -37,7 +37,7 @@ async def initialize(uow: AccountUnit, p: c.InitializeSystem) -> None:
         if shares
         else None
     )
-    settings = await uow.settings()  # the run-time catalog
+    settings = await uow.growth.growth_settings()  # the run-time catalog
     plan = plan_initialization(
         p.total_capital, p.template, p.strategy, custom,
         cash_buffer_pct=p.cash_buffer_pct, risk_profile=p.risk_profile, catalog=settings.catalog,
@@ -66,7 +66,11 @@ async def initialize(uow: AccountUnit, p: c.InitializeSystem) -> None:
 async def create(uow: AccountUnit, p: c.CreateAccount) -> None:
     account_type = AccountType(p.type)
     portfolio_id = p.portfolio_id or uuid4()
-    held = set() if p.portfolio_id is None else await uow.portfolio_types(portfolio_id)
+    held = (
+        set()
+        if p.portfolio_id is None
+        else await uow.accounts.portfolio_types(portfolio_id=portfolio_id)
+    )
     check_new_account(account_type, p.initial_balance, portfolio=str(portfolio_id), held=held)
     config = apply_overrides(AccountConfig.for_type(account_type), p.config)
     if p.portfolio_id is None:
@@ -81,7 +85,7 @@ async def update(uow: AccountUnit, p: c.UpdateAccount) -> None:
     ensure_open(account)
     config = apply_overrides(account.config, p.config)
     name = p.name if p.name is not None else row["name"]
-    await uow.save_account(account.id, name=name, config=config)
+    await uow.accounts.update_account(account_id=account.id, name=name, config=config)
     changes = {"name": p.name, "config": p.config} if p.name is not None else {"config": p.config}
     data = {"account_id": str(account.id), "changes": changes,
             "account": snapshot(replace(account, config=config), {**row, "name": name})}  # fmt: skip
@@ -124,7 +128,7 @@ async def close(uow: AccountUnit, p: c.CloseAccount) -> None:
 
 
 async def _move(uow: AccountUnit, account: Account, to: AccountStatus, reason: str) -> None:
-    await uow.set_status(account.id, to)
+    await uow.accounts.set_status(account_id=account.id, status=to)
     subject = str(account.id)
     uow.emit("alluse.account.status_changed", {
         "account_id": subject, "from_status": account.status.value, "to_status": to.value,

@@ -9,10 +9,11 @@ from uuid import UUID
 import asyncpg
 
 from services.account import position_store as ps
-from services.account import store
 from services.account.domain import UnknownAccount
 from services.account.domain.marks import positions_value
 from services.account.domain.reversal import NoHistory
+from services.account.repositories import PositionStore
+from services.account.store import reads
 from services.account.valuation import marked, view
 from shared.contracts import account as c
 
@@ -20,8 +21,8 @@ from shared.contracts import account as c
 async def holdings(
     conn: asyncpg.Connection, account_id: UUID, cash: Decimal, at: datetime | None = None
 ) -> dict[str, Any]:
-    """Positions at their marks, and the value they make with `cash`."""
-    marks = await marked(conn, account_id=account_id, at=at)
+    """PositionStore at their marks, and the value they make with `cash`."""
+    marks = await marked(PositionStore(conn), account_id=account_id, at=at)
     value = positions_value(marks)
     return {
         "cash": str(cash),
@@ -32,14 +33,14 @@ async def holdings(
 
 
 async def positions(conn: asyncpg.Connection, p: c.AccountRef) -> dict[str, Any]:
-    row = await store.get_account(conn, account_id=p.account_id)
+    row = await reads.get_account(conn, account_id=p.account_id)
     if row is None:
         raise UnknownAccount(f"no account {p.account_id}")
     return {"account_id": str(p.account_id), **await holdings(conn, p.account_id, row["balance"])}
 
 
 async def as_of(conn: asyncpg.Connection, p: c.AsOf) -> dict[str, Any]:
-    row = await store.get_account(conn, account_id=p.account_id)
+    row = await reads.get_account(conn, account_id=p.account_id)
     if row is None:
         raise UnknownAccount(f"no account {p.account_id}")
     cash = await ps.cash_at(conn, account_id=p.account_id, at=p.at)

@@ -4,24 +4,24 @@ from typing import Any
 
 import asyncpg
 
-from services.account import position_queries, position_store, store
+from services.account import position_queries, position_store
 from services.account.domain import UnknownAccount
 from services.account.events import snapshot
+from services.account.store import reads
+from services.account.store.accounts import to_account
 from shared.contracts import account as c
 
 
 async def account(conn: asyncpg.Connection, p: c.AccountRef) -> dict[str, Any]:
-    row = await store.get_account(conn, account_id=p.account_id)
+    row = await reads.get_account(conn, account_id=p.account_id)
     if row is None:
         raise UnknownAccount(f"no account {p.account_id}")
     held = await position_queries.holdings(conn, p.account_id, row["balance"])
-    return (
-        snapshot(store.to_account(row), row) | {"created_at": row["created_at"].isoformat()} | held
-    )
+    return snapshot(to_account(row), row) | {"created_at": row["created_at"].isoformat()} | held
 
 
 async def accounts(conn: asyncpg.Connection, p: c.ListAccounts) -> dict[str, Any]:
-    rows = await store.list_accounts(
+    rows = await reads.list_accounts(
         conn,
         portfolio_id=p.portfolio_id,
         account_type=p.type,
@@ -29,14 +29,14 @@ async def accounts(conn: asyncpg.Connection, p: c.ListAccounts) -> dict[str, Any
         after=p.after,
         limit=p.limit,
     )
-    items = [snapshot(store.to_account(r), r) for r in rows]
+    items = [snapshot(to_account(r), r) for r in rows]
     return {"accounts": items, "next": items[-1]["id"] if len(items) == p.limit else None}
 
 
 async def history(conn: asyncpg.Connection, p: c.History) -> dict[str, Any]:
-    if await store.get_account(conn, account_id=p.account_id) is None:
+    if await reads.get_account(conn, account_id=p.account_id) is None:
         raise UnknownAccount(f"no account {p.account_id}")
-    rows = await store.history(
+    rows = await reads.history(
         conn, account_id=p.account_id, tx_type=p.type, before=p.before, limit=p.limit,
         until=p.until,
     )  # fmt: skip
@@ -54,10 +54,10 @@ async def history(conn: asyncpg.Connection, p: c.History) -> dict[str, Any]:
 
 
 async def summary(conn: asyncpg.Connection, _: c.Empty) -> dict[str, Any]:
-    groups = await store.summary(conn)
+    groups = await reads.summary(conn)
     active = [g for g in groups if g["status"] == "active"]
     return {
-        "portfolios": await store.portfolio_count(conn),
+        "portfolios": await reads.portfolio_count(conn),
         "accounts": sum(g["accounts"] for g in groups),
         "total_balance": str(sum((g["balance"] for g in groups), start=0)),
         "active_balance": str(sum((g["balance"] for g in active), start=0)),
@@ -66,7 +66,7 @@ async def summary(conn: asyncpg.Connection, _: c.Empty) -> dict[str, Any]:
 
 
 async def integrity(conn: asyncpg.Connection, _: c.Empty) -> dict[str, Any]:
-    checked, bad = await store.ledger_mismatches(conn)
+    checked, bad = await reads.ledger_mismatches(conn)
     positions, moved = await position_store.position_mismatches(conn)
     return {
         "ok": not bad and not moved,

@@ -13,7 +13,6 @@ from typing import Any
 
 import asyncpg
 
-from services.account import store
 from services.account.domain import ValidationFailed, apply_overrides
 from services.account.domain.errors import Problem
 from services.account.domain.reinvest import (
@@ -25,6 +24,8 @@ from services.account.domain.reinvest import (
 )
 from services.account.domain.settings import CATALOGS, apply_settings, settings_to_dict
 from services.account.events import SOURCE
+from services.account.store.accounts import to_account
+from services.account.store.growth import growth_settings
 from services.account.uow import AccountUnit
 from shared.contracts import account as c
 from shared.contracts.envelope import new_event
@@ -37,30 +38,28 @@ SCHEDULER_SOURCE = f"{SOURCE}/scheduler"
 
 
 async def reinvest(uow: AccountUnit, p: c.Reinvest) -> None:
-    conn = uow.db
-    settings = await store.growth_settings(conn)
-    now = await store.effective_now(conn)
+    settings = await uow.growth.growth_settings()
+    now = await uow.ledger.effective_now()
     months = settings.reinvestment_months
     period = quarter_period(months, p.quarter, now) if p.quarter else latest_period(months, now)
     if p.account_id is not None:
         account, _ = await uow.account(p.account_id)
-        already = await store.reinvestment_done(conn, account_id=account.id, quarter=period.quarter)
+        already = await uow.growth.reinvestment_done(account_id=account.id, quarter=period.quarter)
         check_reinvestable(account, quarter=period.quarter, done=already)
         ids = [account.id]
     else:
-        ids = await store.reinvesting_accounts(conn)
+        ids = await uow.growth.reinvesting_accounts()
     done = 0
     for account_id in ids:
-        row = await store.get_account(conn, account_id=account_id)
+        row = await uow.accounts.get_account(account_id=account_id)
         assert row is not None
-        account = store.to_account(row)
-        rows = await store.trading_rows(
-            conn, account_id=account_id, start=period.start, end=period.end
+        account = to_account(row)
+        rows = await uow.growth.trading_rows(
+            account_id=account_id, start=period.start, end=period.end
         )
         alloc = allocate(net_income(rows), account.config.contracts_pct)
         pct = account.config.contracts_pct
-        if await store.insert_reinvestment(
-            conn,
+        if await uow.growth.insert_reinvestment(
             account_id=account_id,
             period=period,
             allocation=alloc,
@@ -81,14 +80,13 @@ async def reinvest(uow: AccountUnit, p: c.Reinvest) -> None:
 async def update_config(uow: AccountUnit, p: c.UpdateConfig) -> None:
     """Validate everything first (growth policy and catalogs, then each live account's new
     config), then write."""
-    conn = uow.db
     problems = [
         Problem(f"growth.{name}", f"give {name} at the top level of the command")
         for name in CATALOGS
         if name in p.growth
     ]
     catalogs = {name: raw for name, raw in (("templates", p.templates), ("strategies", p.strategies)) if raw}  # fmt: skip
-    growth = await store.growth_settings(conn)
+    growth = await uow.growth.growth_settings()
     try:
         growth = apply_settings(growth, {**p.growth, **catalogs})
     except ValidationFailed as exc:
@@ -100,8 +98,8 @@ async def update_config(uow: AccountUnit, p: c.UpdateConfig) -> None:
         ]
     updated = []
     if p.accounts:
-        for row in await store.lock_live_accounts(conn, account_type=p.account_type):
-            account = store.to_account(row)
+        for row in await uow.accounts.lock_live_accounts(account_type=p.account_type):
+            account = to_account(row)
             try:
                 updated.append((row, apply_overrides(account.config, p.accounts)))
             except ValidationFailed as exc:
@@ -114,9 +112,9 @@ async def update_config(uow: AccountUnit, p: c.UpdateConfig) -> None:
     if problems:
         unique = list(dict.fromkeys(problems))
         raise ValidationFailed(unique)
-    await store.save_growth_settings(conn, settings=growth, command_id=uow.command_id)
+    await uow.growth.save_growth_settings(settings=growth, command_id=uow.command_id)
     for row, config in updated:
-        await store.update_account(conn, account_id=row["id"], name=row["name"], config=config)
+        await uow.accounts.update_account(account_id=row["id"], name=row["name"], config=config)
     effective = settings_to_dict(growth)
     uow.emit("alluse.config.updated", {
         "growth": {k: v for k, v in effective.items() if k not in CATALOGS},
@@ -139,7 +137,7 @@ class ReinvestmentScheduler:
         """Issue the latest due period's reinvestment if this process has not; its quarter, or None."""
         now = self.clock()
         async with connection(self.pool) as conn:
-            settings = await store.growth_settings(conn)
+            settings = await growth_settings(conn)
         period = latest_period(settings.reinvestment_months, now)
         if period.quarter == self.last:
             return None

@@ -24,12 +24,10 @@ from uuid import UUID
 
 import asyncpg
 
-from services.account import events, store
+from services.account import events, repositories
 from services.account.batch_positions import BatchPositions, Ref, Valued
 from services.account.domain import (
     Account,
-    AccountConfig,
-    AccountStatus,
     BalanceChange,
     UnknownAccount,
     apply_change,
@@ -37,7 +35,7 @@ from services.account.domain import (
 from services.account.domain.marks import Marked
 from services.account.domain.money import ZERO
 from services.account.domain.positions import Move
-from services.account.domain.settings import GrowthSettings
+from services.account.store import accounts, ledger
 from services.account.writes import Writes
 from shared.contracts.envelope import CloudEvent, new_event
 from shared.contracts.streams import ACCOUNT_EVENTS, Streams
@@ -64,6 +62,11 @@ class AccountUnit(SqlUnit):
         self.went_direct = False  # the command in hand ran SQL of its own
         self.stale = False  # ... since section 11's state was last read
         self.positions = BatchPositions(batch or [])
+        # Statements of their own, in the command's savepoint (repositories.py).
+        self.accounts = repositories.Accounts(self.db)
+        self.ledger = repositories.Ledger(self.db)
+        self.growth = repositories.Growth(self.db)
+        self.position_store = repositories.PositionStore(self.db)
 
     @classmethod
     async def start(
@@ -71,10 +74,10 @@ class AccountUnit(SqlUnit):
     ) -> "AccountUnit":
         unit = cls(conn, streams, batch)
         named = {_uuid(ev.data.get("account_id") or ev.subject) for ev in batch}
-        for account, row in await store.lock_accounts(conn, account_ids=[i for i in named if i]):
+        for account, row in await accounts.lock_accounts(conn, account_ids=[i for i in named if i]):
             unit.cached[account.id] = (account, row)
         # Enough ledger ids for the busiest command (an initialization books three rows).
-        unit.ids = list(reversed(await store.reserve_ledger_ids(conn, count=3 * len(batch) + 8)))
+        unit.ids = list(reversed(await ledger.reserve_ledger_ids(conn, count=3 * len(batch) + 8)))
         return unit
 
     @contextlib.asynccontextmanager
@@ -113,7 +116,7 @@ class AccountUnit(SqlUnit):
         self.stale = True
         await self.mine.send(conn)
         if len(self.ids) < SPARE_IDS:  # a fork or a merge books several rows
-            self.ids[:0] = reversed(await store.reserve_ledger_ids(conn, count=SPARE_IDS))
+            self.ids[:0] = reversed(await ledger.reserve_ledger_ids(conn, count=SPARE_IDS))
         return conn
 
     async def before_savepoint(self) -> None:
@@ -121,7 +124,7 @@ class AccountUnit(SqlUnit):
         self.went_direct = True
         await self.done.send(self.conn)
         if self.dated != self.at:
-            await store.set_effective_time(self.conn, at=self.at)
+            await ledger.set_effective_time(self.conn, at=self.at)
             self.dated = self.at
 
     async def flush(self) -> None:
@@ -148,7 +151,7 @@ class AccountUnit(SqlUnit):
     async def account(self, account_id: UUID) -> tuple[Account, Row]:
         """The account and its row, locked until the batch commits; unknown ones are refused."""
         if account_id not in self.cached:
-            found = await store.lock_accounts(self.conn, account_ids=[account_id])
+            found = await accounts.lock_accounts(self.conn, account_ids=[account_id])
             if not found:
                 raise UnknownAccount(f"no account {account_id}", subject=str(account_id))
             self.cached[account_id] = found[0]
@@ -161,30 +164,16 @@ class AccountUnit(SqlUnit):
             if parent is None
             else (parent["id"], parent["root_id"], parent["generation"] + 1)
         )
-        self.mine.portfolios.append(store.portfolio_values(at=self.at, tree=tree, **columns))
+        self.mine.portfolios.append(accounts.portfolio_values(at=self.at, tree=tree, **columns))
 
     def add_account(self, account: Account, *, name: str, parent_id: UUID | None = None) -> Row:
-        values, row = store.account_values(account, name=name, at=self.at, parent_id=parent_id)
+        values, row = accounts.account_values(account, name=name, at=self.at, parent_id=parent_id)
         self.mine.accounts.append(values)
         self._keep(account.id, (account, row))
         if account.balance > 0:
             self._ledger_row(account.id, "deposit", account.balance, account.balance,
                              "initial funding", None, None)  # fmt: skip
         return row
-
-    async def portfolio_types(self, portfolio_id: UUID) -> set[str] | None:
-        """The account types a portfolio holds (locked), None if there is no such portfolio."""
-        return await store.portfolio_types(self.db, portfolio_id=portfolio_id)
-
-    async def save_account(self, account_id: UUID, *, name: str, config: AccountConfig) -> None:
-        await store.update_account(self.db, account_id=account_id, name=name, config=config)
-
-    async def set_status(self, account_id: UUID, status: AccountStatus) -> None:
-        await store.set_status(self.db, account_id=account_id, status=status)
-
-    async def settings(self) -> GrowthSettings:
-        """The run-time growth settings and catalogs (alluse.config.update)."""
-        return await store.growth_settings(self.db)
 
     # Ledger
 

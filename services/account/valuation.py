@@ -6,24 +6,24 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from services.account import position_store as ps
-from services.account import store
 from services.account.domain.marks import Marked, compare_valuation, mark_all, positions_value
 from services.account.domain.money import ZERO
 from services.account.domain.trading import watch_drawdown
 from services.account.effects import QuoteEffect, ValuationEffect, uuid_of
+from services.account.repositories import PositionStore
 from services.account.uow import AccountUnit
-from shared.infra.unit import Sql
 
 
-async def marked(conn: Sql, *, account_id: UUID, at: datetime | None = None) -> list[Marked]:
+async def marked(
+    positions: PositionStore, *, account_id: UUID, at: datetime | None = None
+) -> list[Marked]:
     """The account's positions (as of `at`, if given) at the latest quotes (as of `at`)."""
     if at is None:
-        return mark_all(*await ps.marked_holdings(conn, account_id=account_id))
-    held = await ps.holdings_at(conn, account_id=account_id, at=at)
+        return mark_all(*await positions.marked_holdings(account_id=account_id))
+    held = await positions.holdings_at(account_id=account_id, at=at)
     if not held:
         return []
-    quotes = await ps.quotes(conn, symbols=[h.contract.key for h in held], at=at)
+    quotes = await positions.quotes(symbols=[h.contract.key for h in held], at=at)
     return mark_all(held, quotes)
 
 
@@ -64,9 +64,8 @@ async def wound_up(uow: AccountUnit, account_id: UUID, *, carried: Decimal) -> N
 
 async def market_quote(uow: AccountUnit, p: QuoteEffect) -> None:
     """Recorded for marks; holders are revalued at their next change or valuation."""
-    settings = await store.growth_settings(uow.db)
-    await ps.save_quote(
-        uow.db, symbol=p.symbol, bid=p.bid, ask=p.ask, last=p.last, as_of=p.as_of,
+    settings = await uow.growth.growth_settings()
+    await uow.position_store.save_quote(symbol=p.symbol, bid=p.bid, ask=p.ask, last=p.last, as_of=p.as_of,
         retention_days=settings.quote_retention_days,
     )  # fmt: skip
 
@@ -77,7 +76,7 @@ async def account_valuation(uow: AccountUnit, p: ValuationEffect) -> None:
     account_id = uuid_of(p.account_id)
     broker = p.positions_market_value
     cash, own = await revalue(uow, account_id, broker=broker)
-    tolerance = (await store.growth_settings(uow.db)).valuation_tolerance_pct
+    tolerance = (await uow.growth.growth_settings()).valuation_tolerance_pct
     found = compare_valuation(own=own, broker=broker, value=cash + own, tolerance_pct=tolerance)
     if found is not None:
         uow.emit("alluse.account.valuation_mismatch", {
@@ -89,7 +88,7 @@ async def account_valuation(uow: AccountUnit, p: ValuationEffect) -> None:
 
 
 def view(marks: list[Marked]) -> list[dict[str, Any]]:
-    """Positions as consumers see them; money as strings."""
+    """PositionStore as consumers see them; money as strings."""
     return [
         {
             "contract": m.holding.contract.key,

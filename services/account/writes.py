@@ -9,9 +9,9 @@ from uuid import UUID
 import asyncpg
 
 from services.account import position_store as ps
-from services.account import store
 from services.account.domain import Account
 from services.account.domain.positions import Holding
+from services.account.store import accounts, ledger
 
 Rows = list[tuple[Any, ...]]
 
@@ -55,15 +55,15 @@ class Writes:
     async def send(self, conn: asyncpg.Connection) -> None:
         """In the order the foreign keys need: accounts, then the ledger, then what names it."""
         if self.portfolios:
-            await store.insert_portfolios(conn, rows=self.portfolios)
+            await accounts.insert_portfolios(conn, rows=self.portfolios)
         if self.accounts:
-            await store.insert_accounts(conn, rows=self.accounts)
+            await accounts.insert_accounts(conn, rows=self.accounts)
         if self.ledger:
-            await store.insert_ledger(conn, rows=self.ledger)
+            await ledger.insert_ledger(conn, rows=self.ledger)
         if self.balances:
-            await store.save_balances(conn, accounts=list(self.balances.values()))
+            await accounts.save_balances(conn, accounts=list(self.balances.values()))
         if self.refs:
-            await store.insert_refs(conn, rows=self.refs)
+            await ledger.insert_refs(conn, rows=self.refs)
         if self.moves:
             await ps.insert_moves(conn, rows=self.moves)
         if self.positions:
@@ -73,8 +73,8 @@ class Writes:
         if self.valuations:
             await ps.save_valuations(conn, rows=list(self.valuations.values()))
         if self.violations:
-            await store.insert_violations(conn, rows=self.violations)
+            await ledger.insert_violations(conn, rows=self.violations)
         if self.violation_counts:
-            await store.save_violation_counts(conn, counts=self.violation_counts)
+            await ledger.save_violation_counts(conn, counts=self.violation_counts)
         for f in fields(self):  # emptied: what was sent is the database's now
             setattr(self, f.name, type(getattr(self, f.name))())

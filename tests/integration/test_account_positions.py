@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from services.account import store
 from services.account.app import build
+from services.account.store import reads
 from shared.infra.db import connection
 from shared.infra.runtime import Runtime, running
 from shared.infra.settings import Settings
@@ -343,7 +343,7 @@ async def test_rule_11_as_of_follows_business_time_when_entries_arrive_out_of_or
     assert (await as_of("2026-11-03T10:30:00Z"))["cash"] == "100150.00"
     # The series the metrics and the growth chart are drawn from follows business time too.
     async with connection(rt.pool) as conn:
-        series = await store.balance_series(conn, account_ids=[uuid.UUID(gen)])
+        series = await reads.balance_series(conn, account_ids=[uuid.UUID(gen)])
     assert [str(r["balance_after"]) for r in series] == ["100000.00", "100050.00", "100150.00"]
 
     # Positions likewise: 4 puts sold at 15:00, then 2 more arriving later dated 14:00.

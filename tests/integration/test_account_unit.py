@@ -11,7 +11,7 @@ from uuid import UUID
 import asyncpg
 import pytest
 
-from services.account import app, store, trades
+from services.account import app, trades
 from services.account.domain import (
     AccountConfig,
     AccountType,
@@ -20,6 +20,7 @@ from services.account.domain import (
 )
 from services.account.effects import TradeEffect
 from services.account.handlers import _new_account
+from services.account.store import accounts
 from services.account.uow import AccountUnit
 from shared.contracts.envelope import CloudEvent, decode
 from shared.contracts.streams import Streams
@@ -43,7 +44,7 @@ async def scripted(uow: AccountUnit, ev: CloudEvent) -> list[Emit]:
     """Deposit, then possibly refuse: `sql` first writes by SQL of its own (a status change)."""
     account, _ = await uow.account(UUID(ev.data["account_id"]))
     if ev.data.get("sql"):
-        await store.set_status(uow.db, account_id=account.id, status=account.status)
+        await accounts.set_status(uow.db, account_id=account.id, status=account.status)
         await uow.db.execute("UPDATE accounts SET name = 'renamed' WHERE id = $1", account.id)
     after, tx = uow.book(decide_deposit(account, Decimal(ev.data["amount"])), description="deposit")
     uow.balance_changed(after, tx)

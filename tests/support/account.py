@@ -5,7 +5,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from services.account import store
+from services.account.store import reads
 from shared.contracts.lifecycle import LIFECYCLE_TYPES
 from shared.contracts.streams import (
     ACCOUNT_COMMANDS,
@@ -77,7 +77,7 @@ class Client:
 async def assert_ledger_balanced(rt: Runtime) -> None:
     """After every test: each account's balance equals the sum of its transactions."""
     async with connection(rt.pool) as conn:
-        checked, bad = await store.ledger_mismatches(conn)
+        checked, bad = await reads.ledger_mismatches(conn)
     assert checked > 0 and bad == [], bad
 
 

@@ -1,85 +1,108 @@
 """An in-memory stand-in for the account service's unit of work, for handler tests without servers.
 
 It keeps the real unit's promises that handlers rely on: accounts by id (unknown ones refused),
-buffered rows, balances after each booking, and the events of the command in hand.
+buffered rows, balances after each booking, the events of the command in hand, and the unit's
+repositories (tests/support/fake_repositories.py) under the same names and signatures.
 """
 
 import contextlib
+import copy
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from services.account.domain import (
-    Account,
-    AccountConfig,
-    AccountStatus,
-    BalanceChange,
-    UnknownAccount,
-    apply_change,
-)
+from services.account.batch_positions import Ref, Valued
+from services.account.domain import Account, BalanceChange, UnknownAccount, apply_change
+from services.account.domain.marks import Marked, mark_all
+from services.account.domain.positions import Move
 from services.account.domain.settings import DEFAULT_SETTINGS, GrowthSettings
+from tests.support.fake_repositories import Accounts, Growth, Ledger, PositionStore
 
 Row = dict[str, Any]
 
 
 class FakeUnit:
-    def __init__(self, *accounts: Account) -> None:
-        self.accounts: dict[UUID, tuple[Account, Row]] = {
-            a.id: (a, {"name": a.type.value, "parent_id": None, "fork_eligible": False})
-            for a in accounts
-        }
-        self.portfolios: dict[UUID, set[str]] = {}
+    def __init__(self, *accounts: Account, now: datetime | None = None) -> None:
+        self.stored: dict[UUID, tuple[Account, Row]] = {}  # accounts as the database holds them
+        self.portfolios: dict[UUID, set[str]] = {}  # portfolio -> the account types it holds
+        self.portfolio_rows: dict[UUID, Row] = {}
         for a in accounts:
+            self.stored[a.id] = (
+                a,
+                {"name": a.type.value, "parent_id": None, "fork_eligible": False},
+            )
             self.portfolios.setdefault(a.portfolio_id, set()).add(a.type.value)
-        self.ledger: list[tuple[UUID, str, Any]] = []  # (account, type, amount)
+            self.portfolio_rows.setdefault(a.portfolio_id, portfolio_row(a.portfolio_id))
+        self.booked: list[tuple[UUID, str, Any]] = []  # (account, type, amount)
+        self.transactions: list[Row] = []  # every booked ledger row, with its account
         self.events: list[tuple[str, dict[str, Any]]] = []  # (type, data)
-        self.growth: GrowthSettings = DEFAULT_SETTINGS
+        self.settings: GrowthSettings = DEFAULT_SETTINGS
+        self.at = now or datetime.now(UTC)
         self.command_id = "cmd-1"
+        # What the repositories hold, kept here so that `attempt()` can roll it back too.
+        self.forks: list[Row] = []
+        self.merges: list[Row] = []
+        self.reinvested: dict[tuple[UUID, str], Row] = {}
+        self.refs: dict[tuple[str, str], str] = {}  # (kind, ref) -> fingerprint
+        self.violated: dict[UUID, list[str]] = {}
+        self.holdings: dict[tuple[UUID, str], Any] = {}  # (account, contract key) -> Holding
+        self.moves: list[tuple[int | None, Any, Any]] = []  # (transaction id, before, move)
+        self.quotes: dict[str, Any] = {}  # symbol -> Quote
+        self.values: dict[UUID, Row] = {}  # account -> its last value row
+        self.reversals: dict[int, int] = {}  # original transaction id -> its reversal's
+        self.saved_settings: list[str] = []  # command ids of config updates
+        self.accounts, self.ledger = Accounts(self), Ledger(self)
+        self.growth, self.position_store = Growth(self), PositionStore(self)
 
     def types(self) -> list[str]:
         return [t for t, _ in self.events]
 
-    async def account(self, account_id: UUID) -> tuple[Account, Row]:
-        if account_id not in self.accounts:
-            raise UnknownAccount(f"no account {account_id}", subject=str(account_id))
-        return self.accounts[account_id]
+    def balance(self, account_id: UUID) -> Any:
+        return self.stored[account_id][0].balance
 
-    def add_portfolio(self, *, portfolio_id: UUID, **_: Any) -> None:
+    async def account(self, account_id: UUID) -> tuple[Account, Row]:
+        if account_id not in self.stored:
+            raise UnknownAccount(f"no account {account_id}", subject=str(account_id))
+        return self.stored[account_id]
+
+    def add_portfolio(self, *, portfolio_id: UUID, parent: Row | None = None, **cols: Any) -> None:
         self.portfolios[portfolio_id] = set()
+        self.portfolio_rows[portfolio_id] = portfolio_row(portfolio_id, parent, **cols)
 
     def add_account(self, account: Account, *, name: str, parent_id: UUID | None = None) -> Row:
         row = {"name": name, "parent_id": parent_id, "fork_eligible": False}
-        self.accounts[account.id] = (account, row)
+        self.stored[account.id] = (account, row)
         self.portfolios.setdefault(account.portfolio_id, set()).add(account.type.value)
         if account.balance > 0:
-            self.ledger.append((account.id, "deposit", account.balance))
+            self.booked.append((account.id, "deposit", account.balance))
         return row
 
-    async def portfolio_types(self, portfolio_id: UUID) -> set[str] | None:
-        return self.portfolios.get(portfolio_id)
-
-    async def save_account(self, account_id: UUID, *, name: str, config: AccountConfig) -> None:
-        account, row = self.accounts[account_id]
-        self.accounts[account_id] = (replace(account, config=config), {**row, "name": name})
-
-    async def set_status(self, account_id: UUID, status: AccountStatus) -> None:
-        account, row = self.accounts[account_id]
-        self.accounts[account_id] = (replace(account, status=status), row)
-
-    async def settings(self) -> GrowthSettings:
-        return self.growth
-
-    def book(self, effect: BalanceChange, *, description: str, reference: str | None = None,
-             week_type: str | None = None) -> tuple[Account, Row]:  # fmt: skip
-        account, row = self.accounts[effect.account_id]
+    def book(
+        self,
+        effect: BalanceChange,
+        *,
+        description: str,
+        reference: str | None = None,
+        week_type: str | None = None,
+    ) -> tuple[Account, Row]:
+        account, row = self.stored[effect.account_id]
         after = apply_change(account, effect)
-        self.accounts[account.id] = (after, row)
-        self.ledger.append((account.id, effect.type.value, effect.amount))
-        tx = {"id": len(self.ledger), "type": effect.type.value, "amount": effect.amount,
-              "balance_after": effect.balance_after, "description": description,
-              "reference": reference, "week_type": week_type, "created_at": datetime.now(UTC)}  # fmt: skip
+        self.stored[account.id] = (after, row)
+        self.booked.append((account.id, effect.type.value, effect.amount))
+        tx = {
+            "id": len(self.transactions) + 1,
+            "type": effect.type.value,
+            "amount": effect.amount,
+            "balance_after": effect.balance_after,
+            "description": description,
+            "reference": reference,
+            "week_type": week_type,
+            "created_at": self.at,
+        }
+        self.transactions.append({**tx, "account_id": account.id})
         return after, tx
 
     def emit(self, type_: str, data: dict[str, Any], *, subject: str | None = None) -> None:
@@ -88,6 +111,103 @@ class FakeUnit:
     def balance_changed(self, account: Account, tx: Row) -> None:
         self.emit("alluse.account.balance_changed", {"balance": str(account.balance)})
 
+    # Section 11, as AccountUnit keeps it for the batch (valued, marks, claim, move, ...)
+
+    async def valued(self, account_id: UUID) -> Valued:
+        balance = self.stored[account_id][0].balance
+        last = self.values.get(account_id, {"peak": balance, "breached": False})
+        held = {k: h for (a, k), h in self.holdings.items() if a == account_id}
+        count = len(self.violated.get(account_id, []))
+        return Valued(
+            held, last["peak"], last["breached"], Decimal(0), len(self.transactions), count
+        )
+
+    async def marks(self, account_id: UUID) -> list[Marked]:
+        held = [h for (a, _), h in self.holdings.items() if a == account_id]
+        return mark_all(held, {k: q for k, q in self.quotes.items()})
+
+    async def claim(self, ref: Ref, *, fingerprint: str, account_id: UUID) -> str:
+        if ref not in self.refs:
+            self.refs[ref] = fingerprint
+            return "new"
+        return "duplicate" if self.refs[ref] == fingerprint else "conflict"
+
+    async def move(
+        self,
+        account_id: UUID,
+        moves: list[Move],
+        *,
+        transaction_id: int | None,
+        cause: str,
+        reference: str | None,
+    ) -> None:
+        for m in moves:
+            key = (account_id, m.contract.key)
+            self.moves.append((transaction_id, self.holdings.get(key), m))
+            if m.after.quantity == 0:
+                self.holdings.pop(key, None)
+            else:
+                self.holdings[key] = m.after
+
+    def save_value(
+        self,
+        account_id: UUID,
+        *,
+        cash: Decimal,
+        positions: Decimal,
+        peak: Decimal,
+        drawdown_pct: Decimal,
+        breached: bool,
+        broker: Decimal | None = None,
+        flow: Decimal = Decimal(0),
+    ) -> None:
+        self.values[account_id] = {
+            "cash": cash,
+            "positions": positions,
+            "broker": broker,
+            "peak": peak,
+            "breached": breached,
+        }
+
+    async def violations(
+        self,
+        account_id: UUID,
+        *,
+        ref: str | None,
+        details: list[str],
+        week_type: str | None,
+        source: str,
+    ) -> int:
+        self.violated.setdefault(account_id, []).extend(details)
+        return len(self.violated[account_id])
+
     @contextlib.asynccontextmanager
     async def attempt(self) -> AsyncIterator[None]:
-        yield
+        """As the real unit's nested savepoint: a failed step leaves nothing of its own."""
+        saved = {k: copy.copy(v) for k, v in vars(self).items() if k not in _REPOS}
+        saved["stored"] = {k: (a, dict(row)) for k, (a, row) in self.stored.items()}
+        try:
+            yield
+        except BaseException:
+            vars(self).update(saved)
+            raise
+
+    def set_account(self, account_id: UUID, **changes: Any) -> None:
+        account, row = self.stored[account_id]
+        self.stored[account_id] = (replace(account, **changes), row)
+
+
+_REPOS = ("accounts", "ledger", "growth", "position_store")
+
+
+def portfolio_row(portfolio_id: UUID, parent: Row | None = None, **cols: Any) -> Row:
+    return {
+        "id": portfolio_id,
+        "name": cols.get("name", "portfolio"),
+        "template": cols.get("template"),
+        "strategy": cols.get("strategy"),
+        "risk": cols.get("risk"),
+        "parent_id": None if parent is None else parent["id"],
+        "root_id": portfolio_id if parent is None else parent["root_id"],
+        "generation": 0 if parent is None else parent["generation"] + 1,
+    }

@@ -42,7 +42,7 @@ async def test_initialize_creates_three_funded_accounts_in_one_portfolio() -> No
     uow = FakeUnit()
     await handlers.initialize(uow, c.InitializeSystem(total_capital="100000.00"))
     assert uow.types() == ["alluse.system.initialized"] + ["alluse.account.created"] * 3
-    assert sum(amount for _, _, amount in uow.ledger) == D("100000.00")
+    assert sum(amount for _, _, amount in uow.booked) == D("100000.00")
     assert len(uow.portfolios) == 1
 
 
@@ -71,7 +71,7 @@ async def test_create_adds_a_funded_account_beside_the_others() -> None:
     await handlers.create(uow, p)
     assert uow.types() == ["alluse.account.created"]
     assert uow.portfolios[held.portfolio_id] == {"revenue", "compounding"}
-    assert [amount for _, _, amount in uow.ledger] == [D("5.00")]
+    assert [amount for _, _, amount in uow.booked] == [D("5.00")]
 
 
 async def test_update_refuses_a_closed_account_and_an_invalid_config() -> None:
@@ -91,7 +91,7 @@ async def test_update_renames() -> None:
     live = account()
     uow = FakeUnit(live)
     await handlers.update(uow, c.UpdateAccount(account_id=live.id, name="renamed"))
-    assert uow.accounts[live.id][1]["name"] == "renamed"
+    assert uow.stored[live.id][1]["name"] == "renamed"
     assert uow.types() == ["alluse.account.updated"]
 
 
@@ -99,7 +99,7 @@ async def test_deposit_books_and_announces_the_new_balance() -> None:
     live = account(balance="100.00")
     uow = FakeUnit(live)
     await handlers.deposit(uow, c.MoveMoney(account_id=live.id, amount="25.50"))
-    assert uow.accounts[live.id][0].balance == D("125.50")
+    assert uow.stored[live.id][0].balance == D("125.50")
     assert uow.events == [("alluse.account.balance_changed", {"balance": "125.50"})]
 
 
@@ -124,7 +124,7 @@ async def test_withdrawal_of_the_available_amount_books() -> None:
     rev = account(REV, balance="100.00")
     uow = FakeUnit(rev)
     await handlers.withdraw(uow, c.MoveMoney(account_id=rev.id, amount="95.00"))
-    assert uow.accounts[rev.id][0].balance == D("5.00")
+    assert uow.stored[rev.id][0].balance == D("5.00")
 
 
 async def test_status_change_refuses_a_move_out_of_a_final_status() -> None:
@@ -137,7 +137,7 @@ async def test_status_change_announces_from_and_to() -> None:
     live = account()
     uow = FakeUnit(live)
     await handlers.set_status(uow, c.SetStatus(account_id=live.id, status="suspended"))
-    assert uow.accounts[live.id][0].status is S.SUSPENDED
+    assert uow.stored[live.id][0].status is S.SUSPENDED
     assert (
         uow.events[0][1]["from_status"] == "active" and uow.events[0][1]["to_status"] == "suspended"
     )
