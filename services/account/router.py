@@ -65,12 +65,20 @@ QUERIES: dict[str, tuple[Any, Query]] = {
 
 
 def query_answerer() -> Callable[[asyncpg.Connection, CloudEvent], Awaitable[dict[str, Any]]]:
-    """Answers a query whose token the replier has verified and whose type it has permitted."""
+    """Answers a query whose token the replier has verified and whose type it has permitted.
+
+    Queries read on a pooled connection, outside any unit of work: a unit exists to make a
+    batch's writes exactly-once and to lock the accounts it changes, while a query writes
+    nothing and must not wait for a batch. Each query reads in one read-only snapshot, so its
+    statements (an account and its holdings, a tree and its balances) see one moment.
+    """
 
     async def answer(conn: asyncpg.Connection, ev: CloudEvent) -> dict[str, Any]:
         if ev.type not in QUERIES:
             raise Rejected("unknown_type", f"'{ev.type}' is not a query this service answers")
         model, query = QUERIES[ev.type]
-        return await query(conn, payload(model, ev, subject_is_account=True))
+        p = payload(model, ev, subject_is_account=True)
+        async with conn.transaction(isolation="repeatable_read", readonly=True):
+            return await query(conn, p)
 
     return answer
