@@ -54,7 +54,10 @@ async def build(settings: Settings, *, schema: str = SCHEMA) -> Runtime:
     ]
     events = settings.account_events_retention
     own = signed_by(rt.keys, ACCOUNT, settings.dedup_window)
-    routes.append((ACCOUNT_EVENTS, handlers.republish(streams), own, events))
+    republish = Dispatch(
+        handlers.republished(streams), streams, handlers.SOURCE, subject_is_account=False
+    )
+    routes.append((ACCOUNT_EVENTS, republish, own, events))
     for stream, handler, guard, retention in routes:
         pipeline = Pipeline(
             rt.pool,

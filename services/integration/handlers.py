@@ -1,8 +1,11 @@
 """Thin handlers: upstream entry -> validated model -> store / effect / week.changed; account
 events -> the public lifecycle stream. Each runs in the pipeline's transaction, in its own
-savepoint; the stages before them (type, payload model) are the shared dispatcher's."""
+savepoint; the stages before them (type, payload model) are the shared pipeline's, from the
+dispatch tables here (`FromUpstream.routes()`, `republished()`)."""
 
 from datetime import date
+
+from pydantic import BaseModel, ConfigDict
 
 from services.integration import store
 from services.integration.unit import UpstreamUnit
@@ -27,7 +30,6 @@ from shared.contracts.upstream import (
     Upstream,
     WeekClassified,
 )
-from shared.infra.messaging import Emit, Handler
 from shared.infra.pipeline import Route
 from shared.infra.unit import SqlUnit
 
@@ -110,12 +112,20 @@ def _cause(unit: SqlUnit) -> CloudEvent:
     return unit.cause
 
 
-def republish(streams: Streams) -> Handler:
-    """An account-service event, as it is, on the public stream: same id, source, type,
-    subject, causation and correlation; plus the versioned `dataschema` of its type."""
+class AsItIs(BaseModel):
+    """An account event's data, republished as it is: read, not interpreted."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+def republished(streams: Streams) -> dict[str, Route]:
+    """The dispatch table of the account service's events: every type of the lifecycle contract
+    goes, as it is, to the public stream: same id, source, type, subject, causation and
+    correlation, plus the versioned `dataschema` of its type. Another type is refused."""
     lifecycle = streams.key(ACCOUNT_LIFECYCLE)
 
-    async def handle(_: SqlUnit, ev: CloudEvent) -> list[Emit]:
+    async def republish(unit: SqlUnit, _: AsItIs) -> None:
+        ev = _cause(unit)
         fields = {
             "specversion": "1.0",
             "id": ev.id,
@@ -124,15 +134,14 @@ def republish(streams: Streams) -> Handler:
             "time": ev.time.isoformat(),
             "datacontenttype": "application/json",
         }
-        schema = dataschema(ev.type) if ev.type in LIFECYCLE_TYPES else ev.dataschema
         optional = {
             "subject": ev.subject,
             "causationid": ev.causationid,
             "correlationid": ev.correlationid,
-            "dataschema": schema,
+            "dataschema": dataschema(ev.type),
         }
         fields |= {k: v for k, v in optional.items() if v}
         fields["data"] = dumps(ev.data)
-        return [(lifecycle, fields)]
+        unit.publish(lifecycle, fields)
 
-    return handle
+    return {event_type: Route(AsItIs, republish) for event_type in LIFECYCLE_TYPES}
