@@ -9,6 +9,7 @@ import sys
 # Each module has `register(subparsers)`; its subcommands set `func`, an async (args) -> int.
 AREAS = (
     "services.cli.account",
+    "services.cli.reports",
     "services.cli.security",
     "services.cli.integration",
     "services.cli.growth",

@@ -18,9 +18,9 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from services.cli.account import _add
 from services.cli.client import CliError, StreamClient
 from services.cli.output import OK, TIMEOUT, emit
+from services.cli.wiring import add
 from shared.contracts.envelope import new_event
 from shared.contracts.messages import COMMAND_REJECTED
 from shared.contracts.streams import ACCOUNT_COMMANDS, ACCOUNT_EVENTS
@@ -173,7 +173,7 @@ async def _read(c: StreamClient, key: str, cursor: Any) -> tuple[Any, list[dict[
 
 
 def register(sub: Any) -> None:
-    p = _add(sub, "simulate-decade", simulate_decade, "ten simulated years of one portfolio tree trading the ALL-USE cycle, through the real service",
+    p = add(sub, "simulate-decade", simulate_decade, "ten simulated years of one portfolio tree trading the ALL-USE cycle, through the real service",
              "  alluse simulate-decade --capital 250000.00 --template moderate --seed 7", command=False)  # fmt: skip
     p.add_argument("--capital", default="250000.00")
     p.add_argument("--template", default="moderate")

@@ -1,8 +1,10 @@
 """How the CLI prints: aligned tables for people, JSON for scripts, errors on stderr."""
 
+import argparse
 import json
 import sys
 from collections.abc import Mapping, Sequence
+from decimal import Decimal
 from typing import Any
 
 # Exit codes that mean something to a script.
@@ -45,3 +47,67 @@ def _numeric(value: str) -> bool:
 def fail(message: str, code: int = REJECTED) -> int:
     print(f"error: {message}", file=sys.stderr)
     return code
+
+
+# How account results look to a person: money with separators, the usual fields first.
+
+MONEY = {
+    "amount", "balance", "balance_after", "cash_buffer", "available", "contributed_capital",
+    "baseline", "total_balance", "active_balance", "total_capital", "cash_buffer_total",
+    "available_total", "ledger",
+}  # fmt: skip
+ACCOUNT_COLUMNS = ("type", "id", "name", "status", "balance", "cash_buffer", "available")
+FIRST = ("id", "name", "type", "status", "portfolio_id", "balance", "cash_buffer", "available")
+
+
+def human(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Money with thousands separators, the usual fields first, config one setting a line."""
+    ordered = {k: values[k] for k in FIRST if k in values} | dict(values)
+    out = {k: money(v) if k in MONEY and v is not None else v for k, v in ordered.items()}
+    config = out.pop("config", None)
+    if isinstance(config, dict):
+        out |= {f"config.{k}": ",".join(v) if isinstance(v, list) else v for k, v in config.items()}
+    elif config is not None:
+        out["config"] = config
+    return out
+
+
+def money(value: Any) -> str:
+    try:
+        return f"{Decimal(str(value)):,.2f}"
+    except ArithmeticError:  # not ours to fix: show what the service sent
+        return str(value)
+
+
+def rows_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> None:
+    cells = [
+        {c: "" if r.get(c) is None else str(r.get(c)) for c in columns} for r in map(human, rows)
+    ]
+    for c in set(columns) & MONEY:  # right-align money, which the table sees as text
+        width = max([len(c)] + [len(r[c]) for r in cells])
+        for r in cells:
+            r[c] = r[c].rjust(width)
+    table(cells, columns)
+
+
+def show(
+    args: argparse.Namespace, raw: Mapping[str, Any], view: Mapping[str, Any] | None = None
+) -> int:
+    emit(args, raw if args.json else human(view if view is not None else raw))
+    return OK
+
+
+POSITION_COLUMNS = (
+    "contract", "kind", "quantity", "strike", "expiration", "cost", "mark", "market_value",
+)  # fmt: skip
+VALUE = ("cash", "positions", "positions_value", "value")
+
+
+def value_lines(data: Mapping[str, Any]) -> None:
+    """An account's positions as a table, then cash + positions = value (section 11)."""
+    if data.get("positions"):
+        rows_table(data["positions"], POSITION_COLUMNS)
+    else:
+        print("no open positions")
+    print(f"cash {money(data['cash'])}  +  positions {money(data['positions_value'])}"
+          f"  =  value {money(data['value'])}")  # fmt: skip

@@ -4,9 +4,10 @@ corrections that book the opposite entry instead of editing history."""
 import argparse
 from typing import Any
 
-from services.cli.account import _add, _money, account_id, rows_table, value_lines
+from services.cli.arguments import account_id
 from services.cli.client import StreamClient, until
-from services.cli.output import OK, emit
+from services.cli.output import OK, emit, money, rows_table, value_lines
+from services.cli.wiring import add
 
 
 async def positions(c: StreamClient, a: argparse.Namespace) -> int:
@@ -29,7 +30,7 @@ async def reverse(c: StreamClient, a: argparse.Namespace) -> int:
         emit(a, done)
         return OK
     print(f"transaction {done['reverses']} reversed by {done['transaction_id']} "
-          f"({done['type']} {_money(done['amount'])}); balance {_money(done['balance'])}")  # fmt: skip
+          f"({done['type']} {money(done['amount'])}); balance {money(done['balance'])}")  # fmt: skip
     moved = [e.data for e in events if e.type == "alluse.account.position_changed"]
     if moved:
         rows_table(moved, ("contract", "kind", "change", "quantity", "cost"))
@@ -47,11 +48,11 @@ def _positive(text: str) -> int:
 
 
 def register(sub: Any) -> None:
-    p = _add(sub, "positions", positions, "an account's positions at their marks, and its value",
+    p = add(sub, "positions", positions, "an account's positions at their marks, and its value",
              "  alluse positions ACCOUNT_ID\n  alluse --json positions ACCOUNT_ID | jq -r .value",
              command=False)  # fmt: skip
     p.add_argument("account_id", type=account_id, metavar="ACCOUNT_ID")
-    p = _add(sub, "reverse", reverse, "correct a booking: the opposite entry, naming it, once",
+    p = add(sub, "reverse", reverse, "correct a booking: the opposite entry, naming it, once",
              "  alluse reverse 4711 --reason 'deposit booked to the wrong account'", command=True)  # fmt: skip
     p.add_argument("transaction_id", type=_positive, metavar="TX_ID", help="from alluse history")
     p.add_argument("--reason", required=True, help="why; kept with the entry and in the audit")

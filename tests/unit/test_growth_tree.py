@@ -2,7 +2,7 @@
 
 from services.account.analytics import MAX_POINTS
 from services.account.domain.analytics import thin
-from services.cli.growth import svg, text_tree
+from services.cli.charts import svg, text_tree
 
 
 def point(i: int) -> dict[str, object]:

@@ -1,0 +1,85 @@
+"""How a CLI subcommand is wired: its parser (connection options, examples, exit codes) and
+the runner that connects to Redis, acts, and turns what went wrong into an exit code."""
+
+import argparse
+import asyncio
+import json
+import os
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from services.cli.arguments import positive_float
+from services.cli.client import (
+    CliError,
+    StreamClient,
+    platform_keys,
+    redacted,
+    redis_url,
+    resolve_token,
+)
+from services.cli.output import UNAVAILABLE, fail
+from shared.contracts.streams import Streams
+from shared.infra.redisclient import connect
+
+Action = Callable[[StreamClient, argparse.Namespace], Awaitable[int]]
+
+
+def run(action: Action) -> Callable[[argparse.Namespace], Awaitable[int]]:
+    """Connect, act, and turn what went wrong into an exit code and a line on stderr."""
+
+    async def go(args: argparse.Namespace) -> int:
+        url = ""
+        try:
+            url = redis_url()
+            token = await asyncio.to_thread(resolve_token, args.token_file)
+            redis = connect(url, socket_connect_timeout=5)
+            try:
+                streams = Streams(os.environ.get("ALLUSE_STREAM_PREFIX", ""))
+                client = StreamClient(redis, streams, token, args.timeout, keys=platform_keys())
+                return await action(client, args)
+            finally:
+                await redis.aclose()
+        except CliError as exc:
+            if exc.data and args.json:
+                print(json.dumps(exc.data, indent=2, default=str))
+            return fail(exc.message, exc.code)
+        except BrokenPipeError:
+            raise  # the reader of our output went away (`| head`): not Redis's fault
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            return fail(f"Redis at {redacted(url)} is unreachable: {exc}", UNAVAILABLE)
+
+    return go
+
+
+def common(*, command: bool) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    g = p.add_argument_group("connection")
+    g.add_argument("--token-file", metavar="PATH", help="file holding the JWT (default: $ALLUSE_TOKEN_FILE, "
+                   "$ALLUSE_TOKEN, or client credentials from $ALLUSE_CLIENT_ID/$ALLUSE_CLIENT_SECRET_FILE)")  # fmt: skip
+    g.add_argument("--timeout", type=positive_float, default=10.0, metavar="SECONDS",
+                   help="how long to wait for the outcome (default 10; exit 4 when it passes)")  # fmt: skip
+    g.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="print JSON for scripts"
+    )
+    if command:
+        g.add_argument("--id", metavar="ID", help="CloudEvent id; re-send with the same --id to retry "
+                       "idempotently (default: a fresh UUID)")  # fmt: skip
+    return p
+
+
+EXIT_CODES = "exit codes: 0 ok, 1 rejected, 2 usage, 3 Redis unreachable, 4 timeout"
+
+
+def add(
+    sub: Any, name: str, action: Action, help_: str, examples: str, *, command: bool
+) -> argparse.ArgumentParser:
+    p: argparse.ArgumentParser = sub.add_parser(
+        name, help=help_, description=help_, parents=[common(command=command)],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=f"examples:\n{examples}\n\n{EXIT_CODES}",
+    )  # fmt: skip
+    p.set_defaults(func=run(action))
+    return p
