@@ -8,7 +8,7 @@ from typing import Any
 import asyncpg
 from cryptography.fernet import MultiFernet
 
-from services.security import audit, crypto, domain, keys, revocation, store, tokens
+from services.security import audit, crypto, domain, keys, revocation, session_store, store, tokens
 from services.security.domain import InvalidRequest, NotFound
 from services.security.passwords import Passwords
 from services.security.settings import SecuritySettings
@@ -163,7 +163,7 @@ class Admin:
 
     async def sessions(self, *, username: str | None) -> list[dict[str, Any]]:
         async with self.pool.acquire() as conn:
-            return [dict(r) for r in await store.sessions(conn, username=username)]
+            return [dict(r) for r in await session_store.sessions(conn, username=username)]
 
     async def ensure_signing_key(self) -> None:
         async with self.pool.acquire() as conn, conn.transaction():

@@ -10,7 +10,7 @@ from typing import Any
 
 import asyncpg
 
-from services.security import store
+from services.security import audit_store, store
 from services.security.chain import Broken, ChainCheck, Head, canonical, link_hash
 from services.security.crypto import AUDIT_HOW, AuditKeys, KeyConfigError
 from shared.contracts.envelope import CloudEvent
@@ -49,7 +49,7 @@ async def append(
 ) -> int:
     """Add one record to the chain inside the caller's transaction; returns its seq."""
     ring = keys()
-    head = await store.audit_head(conn, lock=True)
+    head = await audit_store.audit_head(conn, lock=True)
     record = {
         "seq": head["seq"] + 1,
         "event_id": event_id or str(uuid.uuid4()),
@@ -63,14 +63,14 @@ async def append(
         "key_id": ring.primary,
     }
     link = link_hash(head["hash"], record, ring.keys[ring.primary])
-    await store.append_audit(conn, record=record, prev_hash=head["hash"], hash_=link)
+    await audit_store.append_audit(conn, record=record, prev_hash=head["hash"], hash_=link)
     return int(record["seq"])
 
 
 async def seal(pool: asyncpg.Pool) -> None:
     """Key a chain that ends in unkeyed records (written before keys), so they are pinned."""
     async with pool.acquire() as conn, conn.transaction():
-        if await store.last_audit_unkeyed(conn):
+        if await audit_store.last_audit_unkeyed(conn):
             await append(conn, action="security.audit.keyed", actor="security")
 
 
@@ -120,8 +120,8 @@ async def verify(
     """(records checked, the first broken link or None), also against published heads."""
     check, after = ChainCheck(keys().keys, heads or []), 0
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
-        head = await store.audit_head(conn, lock=False)
-        while rows := await store.audit_rows(conn, after=after, limit=batch):
+        head = await audit_store.audit_head(conn, lock=False)
+        while rows := await audit_store.audit_rows(conn, after=after, limit=batch):
             for row in rows:
                 check.feed(record_of(row), row["prev_hash"], row["hash"])
             after = rows[-1]["seq"]

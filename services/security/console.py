@@ -17,7 +17,7 @@ from typing import Any
 import asyncpg
 from pydantic import ValidationError
 
-from services.security import app, audit, crypto, heads, store
+from services.security import app, audit, audit_store, crypto, heads
 from services.security.admin import Admin
 from services.security.domain import SecurityError
 from services.security.settings import SecuritySettings
@@ -165,7 +165,7 @@ async def verify_audit(admin: Admin, args: argparse.Namespace) -> Any:
 
 async def audit_query(admin: Admin, args: argparse.Namespace) -> Any:
     async with admin.pool.acquire() as conn:
-        rows = await store.query_audit(conn, actor=args.user, subject=args.account,
+        rows = await audit_store.query_audit(conn, actor=args.user, subject=args.account,
                                        action=args.type, since=args.since, until=args.until,
                                        limit=args.limit)  # fmt: skip
     columns = ("seq", "occurred_at", "action", "actor", "subject", "details")

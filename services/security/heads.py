@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 from redis.asyncio import Redis
 
-from services.security import store
+from services.security import audit_store
 from services.security.chain import Head
 
 log = logging.getLogger(__name__)
@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 async def publish(pool: asyncpg.Pool, redis: Redis, stream: str, last: int) -> int:
     """Publish the head if the chain grew past `last`; returns the seq now published."""
     async with pool.acquire() as conn:
-        head = await store.audit_head(conn, lock=False)
+        head = await audit_store.audit_head(conn, lock=False)
     seq, hash_ = int(head["seq"]), str(head["hash"])
     if seq <= last:
         return last

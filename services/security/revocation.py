@@ -5,7 +5,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from services.security import store
+from services.security import session_store, store
 from shared.contracts.streams import REVOCATIONS
 from shared.contracts.trust import REVOKED
 from shared.infra.settings import Settings
@@ -15,14 +15,14 @@ async def revoke_jtis(
     conn: store.Conn, settings: Settings, jtis: Sequence[tuple[str, datetime]]
 ) -> None:
     """Refuse these access tokens everywhere until they would have expired anyway."""
-    await store.revoke_jtis(conn, jtis=jtis)
+    await session_store.revoke_jtis(conn, jtis=jtis)
     for jti, until in jtis:
         fields = {"type": REVOKED, "kind": "jti", "value": jti, "until": f"{until.timestamp():.3f}"}
         await store.outbox(conn, stream=settings.streams.key(REVOCATIONS), fields=fields)
 
 
 async def revoke_family(conn: store.Conn, settings: Settings, family: uuid.UUID) -> int:
-    alive = await store.revoke_families(conn, family=family)
+    alive = await session_store.revoke_families(conn, family=family)
     await revoke_jtis(conn, settings, [(r["access_jti"], r["access_expires"]) for r in alive])
     return len(alive)
 
@@ -31,7 +31,7 @@ async def revoke_user(
     conn: store.Conn, settings: Settings, user_id: uuid.UUID, access_ttl: int
 ) -> None:
     """Every refresh family of the user, and every access token issued to it until now."""
-    await store.revoke_families(conn, user_id=user_id)
+    await session_store.revoke_families(conn, user_id=user_id)
     await revoke_subject(conn, settings, str(user_id), access_ttl)
 
 

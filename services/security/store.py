@@ -2,7 +2,6 @@
 
 import json
 import uuid
-from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -165,148 +164,8 @@ async def update_private_key(conn: Conn, *, kid: str, private_enc: str) -> None:
     await conn.execute("UPDATE signing_keys SET private_enc = $2 WHERE kid = $1", kid, private_enc)
 
 
-async def insert_refresh(
-    conn: Conn,
-    *,
-    token_hash: str,
-    family: uuid.UUID,
-    user_id: uuid.UUID,
-    access_jti: str,
-    access_expires: datetime,
-    expires_at: datetime,
-) -> None:
-    await conn.execute(
-        "INSERT INTO refresh_tokens (token_hash, family, user_id, access_jti, access_expires,"
-        " expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
-        token_hash,
-        family,
-        user_id,
-        access_jti,
-        access_expires,
-        expires_at,
-    )
-
-
-async def refresh(conn: Conn, *, token_hash: str) -> Row | None:
-    return await conn.fetchrow(
-        "SELECT token_hash, family, user_id, expires_at, spent_at, revoked_at"
-        " FROM refresh_tokens WHERE token_hash = $1 FOR UPDATE",
-        token_hash,
-    )
-
-
-async def spend(conn: Conn, *, token_hash: str) -> None:
-    await conn.execute(
-        "UPDATE refresh_tokens SET spent_at = now() WHERE token_hash = $1", token_hash
-    )
-
-
-async def revoke_families(
-    conn: Conn, *, family: uuid.UUID | None = None, user_id: uuid.UUID | None = None
-) -> list[Row]:
-    """Revoke one family or all of a user's; the access tokens still alive beside them."""
-    await conn.execute(
-        "UPDATE refresh_tokens SET revoked_at = now() WHERE revoked_at IS NULL"
-        " AND (family = $1 OR user_id = $2)",
-        family,
-        user_id,
-    )
-    return await conn.fetch(
-        "SELECT access_jti, access_expires FROM refresh_tokens"
-        " WHERE (family = $1 OR user_id = $2) AND access_expires > now()",
-        family,
-        user_id,
-    )
-
-
-async def sessions(conn: Conn, *, username: str | None) -> list[Row]:
-    return await conn.fetch(
-        "SELECT r.family, u.username, min(r.issued_at) AS started, max(r.issued_at) AS last_used,"
-        " max(r.expires_at) AS expires FROM refresh_tokens r JOIN users u ON u.id = r.user_id"
-        " WHERE r.revoked_at IS NULL AND r.spent_at IS NULL AND r.expires_at > now()"
-        " AND ($1::text IS NULL OR u.username = $1) GROUP BY r.family, u.username ORDER BY started",
-        username,
-    )
-
-
-async def revoke_jtis(conn: Conn, *, jtis: Sequence[tuple[str, datetime]]) -> None:
-    await conn.executemany(
-        "INSERT INTO revoked_jtis (jti, until) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING", jtis
-    )
-
-
 async def outbox(conn: Conn, *, stream: str, fields: dict[str, str]) -> None:
     """Published by the relay after commit: the revocation exists only if the change does."""
     await conn.execute(
         "INSERT INTO outbox (stream, fields) VALUES ($1, $2::jsonb)", stream, json.dumps(fields)
-    )
-
-
-AUDIT_COLUMNS = "seq, event_id, occurred_at, source, action, actor, subject, details, cause, key_id"
-
-
-async def audit_head(conn: Conn, *, lock: bool) -> Row:
-    """The chain's last (seq, hash); FOR UPDATE serialises appenders until they commit."""
-    sql = "SELECT seq, hash FROM audit_head" + (" FOR UPDATE" if lock else "")
-    row = await conn.fetchrow(sql)
-    assert row is not None, "migration 001 inserts the head row"
-    return row
-
-
-async def append_audit(conn: Conn, *, record: dict[str, Any], prev_hash: str, hash_: str) -> None:
-    await conn.execute(
-        f"INSERT INTO audit_records ({AUDIT_COLUMNS}, prev_hash, hash)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-        record["seq"],
-        record["event_id"],
-        datetime.fromisoformat(record["time"]),
-        record["source"],
-        record["action"],
-        record["actor"],
-        record["subject"],
-        record["details"],
-        record["cause"],
-        record["key_id"],
-        prev_hash,
-        hash_,
-    )
-    await conn.execute("UPDATE audit_head SET seq = $1, hash = $2", record["seq"], hash_)
-
-
-async def last_audit_unkeyed(conn: Conn) -> bool:
-    return bool(
-        await conn.fetchval("SELECT key_id IS NULL FROM audit_records ORDER BY seq DESC LIMIT 1")
-    )
-
-
-async def audit_rows(conn: Conn, *, after: int, limit: int) -> list[Row]:
-    return await conn.fetch(
-        f"SELECT {AUDIT_COLUMNS}, prev_hash, hash FROM audit_records WHERE seq > $1"
-        " ORDER BY seq LIMIT $2",
-        after,
-        limit,
-    )
-
-
-async def query_audit(
-    conn: Conn,
-    *,
-    actor: str | None,
-    subject: str | None,
-    action: str | None,
-    since: datetime | None,
-    until: datetime | None,
-    limit: int,
-) -> list[Row]:
-    return await conn.fetch(
-        f"SELECT {AUDIT_COLUMNS} FROM audit_records WHERE ($1::text IS NULL OR actor = $1)"
-        " AND ($2::text IS NULL OR subject = $2) AND ($3::text IS NULL OR action = $3)"
-        " AND ($4::timestamptz IS NULL OR occurred_at >= $4)"
-        " AND ($5::timestamptz IS NULL OR occurred_at < $5) ORDER BY seq DESC LIMIT $6",
-        actor,
-        subject,
-        action,
-        since,
-        until,
-        limit,
     )

@@ -7,7 +7,7 @@ import asyncpg
 import pytest
 from redis.asyncio import Redis
 
-from services.security import audit, console, crypto, heads, store
+from services.security import audit, audit_store, console, crypto, heads
 from services.security.chain import link_hash
 from services.security.console import OK, REJECTED
 from services.security.console_parser import build_parser
@@ -44,7 +44,7 @@ async def rewrite(pool: asyncpg.Pool, seq: int, key: bytes | None, keyed: bool =
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute("ALTER TABLE audit_records DISABLE TRIGGER audit_records_no_change")
         await conn.execute("UPDATE audit_records SET actor = 'someone else' WHERE seq = $1", seq)
-        rows = await store.audit_rows(conn, after=0, limit=1000)
+        rows = await audit_store.audit_rows(conn, after=0, limit=1000)
         prev = rows[seq - 2]["hash"] if seq > 1 else "0" * 64
         for row in rows[seq - 1 :]:
             record = {k: v for k, v in audit.record_of(row).items() if k != "key_id"}
@@ -89,7 +89,7 @@ async def test_a_table_rechained_with_the_key_fails_against_a_head_published_bef
     stream = settings.streams.key(AUDIT_HEADS)
     assert await heads.publish(pool, redis, stream, last=0) == 6
     async with pool.acquire() as conn:
-        logged = f"6:{(await store.audit_head(conn, lock=False))['hash']}"
+        logged = f"6:{(await audit_store.audit_head(conn, lock=False))['hash']}"
     await rewrite(pool, 2, audit.keys().keys[audit.keys().primary])
     code, out = await verify(capsys)
     assert code == REJECTED and out["first_broken_seq"] == 1
@@ -110,7 +110,7 @@ async def test_a_new_audit_key_keys_new_records_and_the_old_one_still_verifies_i
     monkeypatch.setenv("ALLUSE_AUDIT_KEYS", f"{new},{AUDIT_KEY}")  # rotated: the new key first
     assert await cli("create-client", "--client-id", "engine-after-rotation") == OK
     async with pool.acquire() as conn:
-        ids = [r["key_id"] for r in await store.audit_rows(conn, after=0, limit=100)]
+        ids = [r["key_id"] for r in await audit_store.audit_rows(conn, after=0, limit=100)]
     old_id, new_id = crypto.load_audit_keys(AUDIT_KEY).primary, crypto.load_audit_keys(new).primary
     assert ids == [old_id] * 6 + [new_id]
     assert (await verify(capsys))[1] == {"status": "intact", "records": 7}

@@ -12,7 +12,7 @@ import pytest
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from redis.asyncio import Redis
 
-from services.security import app, audit, console, crypto, store
+from services.security import app, audit, audit_store, console, crypto, store
 from services.security.admin import Admin
 from services.security.console import OK, REJECTED, USAGE
 from services.security.console_parser import build_parser
@@ -124,7 +124,7 @@ async def test_audit_events_from_other_services_are_stored_once(
     for _, entries in reply:
         await consumer.handle(entries)
     async with pool.acquire() as conn:
-        rows = await store.query_audit(
+        rows = await audit_store.query_audit(
             conn, actor=None, subject="acct-9", action=None, since=None, until=None, limit=10
         )
     assert len(rows) == 1 and rows[0]["source"] == "alluse/account"
@@ -171,7 +171,7 @@ async def test_hostile_text_in_admin_fields_is_refused_or_stored_verbatim(privat
         await admin.revoke(jti=huge)
     async with pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM users") == 0
-        rows = await store.query_audit(conn, actor="'; DELETE FROM users; --", subject=huge, action=None,
+        rows = await audit_store.query_audit(conn, actor="'; DELETE FROM users; --", subject=huge, action=None,
                                        since=None, until=None, limit=5)  # fmt: skip
     assert rows == []
 

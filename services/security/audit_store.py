@@ -1,0 +1,75 @@
+"""The security service's SQL for its audit chain: the head, appending a record, reading it back."""
+
+from datetime import datetime
+from typing import Any
+
+from services.security.store import Conn, Row
+
+AUDIT_COLUMNS = "seq, event_id, occurred_at, source, action, actor, subject, details, cause, key_id"
+
+
+async def audit_head(conn: Conn, *, lock: bool) -> Row:
+    """The chain's last (seq, hash); FOR UPDATE serialises appenders until they commit."""
+    sql = "SELECT seq, hash FROM audit_head" + (" FOR UPDATE" if lock else "")
+    row = await conn.fetchrow(sql)
+    assert row is not None, "migration 001 inserts the head row"
+    return row
+
+
+async def append_audit(conn: Conn, *, record: dict[str, Any], prev_hash: str, hash_: str) -> None:
+    await conn.execute(
+        f"INSERT INTO audit_records ({AUDIT_COLUMNS}, prev_hash, hash)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        record["seq"],
+        record["event_id"],
+        datetime.fromisoformat(record["time"]),
+        record["source"],
+        record["action"],
+        record["actor"],
+        record["subject"],
+        record["details"],
+        record["cause"],
+        record["key_id"],
+        prev_hash,
+        hash_,
+    )
+    await conn.execute("UPDATE audit_head SET seq = $1, hash = $2", record["seq"], hash_)
+
+
+async def last_audit_unkeyed(conn: Conn) -> bool:
+    return bool(
+        await conn.fetchval("SELECT key_id IS NULL FROM audit_records ORDER BY seq DESC LIMIT 1")
+    )
+
+
+async def audit_rows(conn: Conn, *, after: int, limit: int) -> list[Row]:
+    return await conn.fetch(
+        f"SELECT {AUDIT_COLUMNS}, prev_hash, hash FROM audit_records WHERE seq > $1"
+        " ORDER BY seq LIMIT $2",
+        after,
+        limit,
+    )
+
+
+async def query_audit(
+    conn: Conn,
+    *,
+    actor: str | None,
+    subject: str | None,
+    action: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    limit: int,
+) -> list[Row]:
+    return await conn.fetch(
+        f"SELECT {AUDIT_COLUMNS} FROM audit_records WHERE ($1::text IS NULL OR actor = $1)"
+        " AND ($2::text IS NULL OR subject = $2) AND ($3::text IS NULL OR action = $3)"
+        " AND ($4::timestamptz IS NULL OR occurred_at >= $4)"
+        " AND ($5::timestamptz IS NULL OR occurred_at < $5) ORDER BY seq DESC LIMIT $6",
+        actor,
+        subject,
+        action,
+        since,
+        until,
+        limit,
+    )
