@@ -1,7 +1,11 @@
 """The offered load of soak and chaos: deposits and withdrawals on the commands stream, WS4
 fills through the integration service, and queries, each carrying the token a real client
 carries; outcomes are read back from the public lifecycle stream as a downstream consumer
-reads them. A command without an outcome is re-sent with the same id, as a client retries."""
+reads them. A command without an outcome is re-sent with the same id, as a client retries.
+
+Over 200 lines on purpose: one class, the offered load; drawing, sending, re-sending and
+following the outcomes share its table of commands still waiting.
+"""
 
 import asyncio
 import contextlib

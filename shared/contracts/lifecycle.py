@@ -2,6 +2,9 @@
 
 Models allow extra fields: adding a field is a compatible change within a version; removing
 or retyping one needs a new version (a new `dataschema` URI). Amounts are decimal strings.
+
+Over 200 lines on purpose: one model per event type of the public stream, kept together as the
+version-1 contract its JSON schemas are generated from.
 """
 
 from typing import Any

@@ -13,6 +13,9 @@ the option is bought back on Friday. Quotes of every symbol open and close the w
 are quoted at the close, and each account's valuation follows before expirations and
 assignments are announced. About `violation_rate` of entries break one rule (wrong day or
 delta); W-IDL / P-DD weeks have no entries but such violations.
+
+Over 200 lines on purpose: one class, the simulated market week after week; its steps share the
+books and one random stream, whose draw order fixes every simulated run (and the README's).
 """
 
 import uuid
