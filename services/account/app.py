@@ -46,19 +46,31 @@ async def build(settings: Settings) -> Runtime:
     )
     pipeline = _pipeline(rt, COMMANDS, bearer(verifier))
     effects = _pipeline(rt, EFFECTS, signed_by(rt.keys, INTEGRATION, settings.dedup_window))
-    replier = Replier(rt.pool, rt.redis, query_answerer(), SOURCE, s, settings.limits,
-                      verifier, rt.signer.sign)  # fmt: skip
+    replier = Replier(
+        rt.pool, rt.redis, query_answerer(), SOURCE, s, settings.limits, verifier, rt.signer.sign
+    )
     # The platform's own input streams: each entry is deleted once its outcome is committed.
     # Commands and effects are applied in order per account, however many replicas run.
     rt.ordered = [
-        Partitioned(redis=rt.redis, settings=settings, stream=s.key(name),
-                    process=p.process, after=rt.relay.wake.set)
+        Partitioned(
+            redis=rt.redis,
+            settings=settings,
+            stream=s.key(name),
+            process=p.process,
+            after=rt.relay.wake.set,
+        )
         for name, p in ((ACCOUNT_COMMANDS, pipeline), (ACCOUNT_EFFECTS, effects))
-    ]  # fmt: skip
+    ]
     rt.consumers = [
-        StreamConsumer(redis=rt.redis, settings=settings, stream=s.key(ACCOUNT_QUERIES), group=GROUP,
-                       process=replier.process, delete_applied=True),
-    ]  # fmt: skip
+        StreamConsumer(
+            redis=rt.redis,
+            settings=settings,
+            stream=s.key(ACCOUNT_QUERIES),
+            group=GROUP,
+            process=replier.process,
+            delete_applied=True,
+        ),
+    ]
     return rt
 
 

@@ -39,26 +39,41 @@ async def initialize(uow: AccountUnit, p: c.InitializeSystem) -> None:
     )
     settings = await uow.growth.growth_settings()  # the run-time catalog
     plan = plan_initialization(
-        p.total_capital, p.template, p.strategy, custom,
-        cash_buffer_pct=p.cash_buffer_pct, risk_profile=p.risk_profile, catalog=settings.catalog,
-    )  # fmt: skip
+        p.total_capital,
+        p.template,
+        p.strategy,
+        custom,
+        cash_buffer_pct=p.cash_buffer_pct,
+        risk_profile=p.risk_profile,
+        catalog=settings.catalog,
+    )
     portfolio_id = uuid4()
     risk = {k: str(v) for k, v in asdict(plan.risk_profile).items()}
     uow.add_portfolio(
-        portfolio_id=portfolio_id, name=p.name or "ALL-USE portfolio",
-        template=plan.template, strategy=plan.strategy, risk=risk,
-    )  # fmt: skip
+        portfolio_id=portfolio_id,
+        name=p.name or "ALL-USE portfolio",
+        template=plan.template,
+        strategy=plan.strategy,
+        risk=risk,
+    )
     created = []
     for planned in plan.accounts:
         account = _new_account(portfolio_id, planned.type, planned.initial_balance, planned.config)
         row = uow.add_account(account, name=f"{p.name or 'ALL-USE'} {planned.type.value}")
         created.append(snapshot(account, row))
-    uow.emit("alluse.system.initialized", {
-        "portfolio_id": str(portfolio_id), "total_capital": str(plan.total_capital),
-        "template": plan.template, "strategy": plan.strategy, "risk_level": plan.risk_level.value,
-        "cash_buffer_total": str(plan.total_buffer), "available_total": str(plan.total_available),
-        "accounts": created,
-    })  # fmt: skip
+    uow.emit(
+        "alluse.system.initialized",
+        {
+            "portfolio_id": str(portfolio_id),
+            "total_capital": str(plan.total_capital),
+            "template": plan.template,
+            "strategy": plan.strategy,
+            "risk_level": plan.risk_level.value,
+            "cash_buffer_total": str(plan.total_buffer),
+            "available_total": str(plan.total_available),
+            "accounts": created,
+        },
+    )
     for snap in created:
         uow.emit("alluse.account.created", {"account": snap}, subject=snap["id"])
 
@@ -87,8 +102,11 @@ async def update(uow: AccountUnit, p: c.UpdateAccount) -> None:
     name = p.name if p.name is not None else row["name"]
     await uow.accounts.update_account(account_id=account.id, name=name, config=config)
     changes = {"name": p.name, "config": p.config} if p.name is not None else {"config": p.config}
-    data = {"account_id": str(account.id), "changes": changes,
-            "account": snapshot(replace(account, config=config), {**row, "name": name})}  # fmt: skip
+    data = {
+        "account_id": str(account.id),
+        "changes": changes,
+        "account": snapshot(replace(account, config=config), {**row, "name": name}),
+    }
     uow.emit("alluse.account.updated", data, subject=str(account.id))
 
 
@@ -104,8 +122,14 @@ async def withdraw(uow: AccountUnit, p: c.MoveMoney) -> None:
     await book(uow, effect, description=p.description or "withdrawal", reference=p.reference)
 
 
-async def book(uow: AccountUnit, effect: BalanceChange, *, description: str,
-               reference: str | None = None, week_type: str | None = None) -> tuple[Account, Row]:  # fmt: skip
+async def book(
+    uow: AccountUnit,
+    effect: BalanceChange,
+    *,
+    description: str,
+    reference: str | None = None,
+    week_type: str | None = None,
+) -> tuple[Account, Row]:
     """Write one balance change, announce it, and watch for a fork or merge it may cause;
     returns the account after it and its ledger row."""
     after, tx = uow.book(effect, description=description, reference=reference, week_type=week_type)
@@ -130,10 +154,16 @@ async def close(uow: AccountUnit, p: c.CloseAccount) -> None:
 async def _move(uow: AccountUnit, account: Account, to: AccountStatus, reason: str) -> None:
     await uow.accounts.set_status(account_id=account.id, status=to)
     subject = str(account.id)
-    uow.emit("alluse.account.status_changed", {
-        "account_id": subject, "from_status": account.status.value, "to_status": to.value,
-        "reason": reason,
-    }, subject=subject)  # fmt: skip
+    uow.emit(
+        "alluse.account.status_changed",
+        {
+            "account_id": subject,
+            "from_status": account.status.value,
+            "to_status": to.value,
+            "reason": reason,
+        },
+        subject=subject,
+    )
     if to is AccountStatus.CLOSED:
         uow.emit(
             "alluse.account.closed", {"account_id": subject, "reason": reason}, subject=subject
@@ -144,6 +174,12 @@ def _new_account(
     portfolio_id: UUID, account_type: AccountType, balance: Decimal, config: AccountConfig
 ) -> Account:
     return Account(
-        id=uuid4(), portfolio_id=portfolio_id, type=account_type, status=AccountStatus.ACTIVE,
-        balance=balance, contributed_capital=balance, baseline=balance, config=config,
-    )  # fmt: skip
+        id=uuid4(),
+        portfolio_id=portfolio_id,
+        type=account_type,
+        status=AccountStatus.ACTIVE,
+        balance=balance,
+        contributed_capital=balance,
+        baseline=balance,
+        config=config,
+    )

@@ -47,6 +47,9 @@ async def as_of(conn: asyncpg.Connection, p: c.AsOf) -> dict[str, Any]:
     if cash is None:
         raise NoHistory(f"account {p.account_id} had no transaction by {p.at}")
     return {
-        "account_id": str(p.account_id), "type": row["type"], "name": row["name"],
-        "as_of": p.at.isoformat(), **await holdings(conn, p.account_id, cash, p.at),
-    }  # fmt: skip
+        "account_id": str(p.account_id),
+        "type": row["type"],
+        "name": row["name"],
+        "as_of": p.at.isoformat(),
+        **await holdings(conn, p.account_id, cash, p.at),
+    }

@@ -37,15 +37,21 @@ async def history(conn: asyncpg.Connection, p: c.History) -> dict[str, Any]:
     if await reads.get_account(conn, account_id=p.account_id) is None:
         raise UnknownAccount(f"no account {p.account_id}")
     rows = await reads.history(
-        conn, account_id=p.account_id, tx_type=p.type, before=p.before, limit=p.limit,
+        conn,
+        account_id=p.account_id,
+        tx_type=p.type,
+        before=p.before,
+        limit=p.limit,
         until=p.until,
-    )  # fmt: skip
+    )
     dates = ("created_at", "effective_at")
     items = [
-        {**{k: str(v) if v is not None else None for k, v in r.items() if k not in dates},
-         **{k: r[k].isoformat() for k in dates}}
+        {
+            **{k: str(v) if v is not None else None for k, v in r.items() if k not in dates},
+            **{k: r[k].isoformat() for k in dates},
+        }
         for r in rows
-    ]  # fmt: skip
+    ]
     return {
         "account_id": str(p.account_id),
         "transactions": items,

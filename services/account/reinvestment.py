@@ -67,14 +67,27 @@ async def reinvest(uow: AccountUnit, p: c.Reinvest) -> None:
             command_id=uow.command_id,
         ):
             done += 1
-            uow.emit("alluse.account.reinvested", {
-                "account_id": str(account_id), "quarter": period.quarter, "net_income": str(alloc.net_income),
-                "contracts_amount": str(alloc.contracts), "leaps_amount": str(alloc.leaps),
-                "period_start": period.start.isoformat(), "period_end": period.end.isoformat(),
-            }, subject=str(account_id))  # fmt: skip
-    uow.emit("alluse.account.reinvestment_completed", {
-        "quarter": period.quarter, "reinvested": done, "already_reinvested": len(ids) - done,
-    })  # fmt: skip
+            uow.emit(
+                "alluse.account.reinvested",
+                {
+                    "account_id": str(account_id),
+                    "quarter": period.quarter,
+                    "net_income": str(alloc.net_income),
+                    "contracts_amount": str(alloc.contracts),
+                    "leaps_amount": str(alloc.leaps),
+                    "period_start": period.start.isoformat(),
+                    "period_end": period.end.isoformat(),
+                },
+                subject=str(account_id),
+            )
+    uow.emit(
+        "alluse.account.reinvestment_completed",
+        {
+            "quarter": period.quarter,
+            "reinvested": done,
+            "already_reinvested": len(ids) - done,
+        },
+    )
 
 
 async def update_config(uow: AccountUnit, p: c.UpdateConfig) -> None:
@@ -85,7 +98,9 @@ async def update_config(uow: AccountUnit, p: c.UpdateConfig) -> None:
         for name in CATALOGS
         if name in p.growth
     ]
-    catalogs = {name: raw for name, raw in (("templates", p.templates), ("strategies", p.strategies)) if raw}  # fmt: skip
+    catalogs = {
+        name: raw for name, raw in (("templates", p.templates), ("strategies", p.strategies)) if raw
+    }
     growth = await uow.growth.growth_settings()
     try:
         growth = apply_settings(growth, {**p.growth, **catalogs})
@@ -116,19 +131,31 @@ async def update_config(uow: AccountUnit, p: c.UpdateConfig) -> None:
     for row, config in updated:
         await uow.accounts.update_account(account_id=row["id"], name=row["name"], config=config)
     effective = settings_to_dict(growth)
-    uow.emit("alluse.config.updated", {
-        "growth": {k: v for k, v in effective.items() if k not in CATALOGS},
-        "templates": effective["templates"], "strategies": effective["strategies"],
-        "changes": {"growth": p.growth, "accounts": p.accounts, **catalogs},
-        "account_type": p.account_type, "accounts_updated": len(updated),
-    })  # fmt: skip
+    uow.emit(
+        "alluse.config.updated",
+        {
+            "growth": {k: v for k, v in effective.items() if k not in CATALOGS},
+            "templates": effective["templates"],
+            "strategies": effective["strategies"],
+            "changes": {"growth": p.growth, "accounts": p.accounts, **catalogs},
+            "account_type": p.account_type,
+            "accounts_updated": len(updated),
+        },
+    )
 
 
 class ReinvestmentScheduler:
     """Sends the reinvest command once per due period; `clock` is injectable for tests."""
 
-    def __init__(self, pipeline: Pipeline, pool: asyncpg.Pool, *, clock: Clock | None = None,
-                 interval: float = 300.0, after: Callable[[], Any] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        pool: asyncpg.Pool,
+        *,
+        clock: Clock | None = None,
+        interval: float = 300.0,
+        after: Callable[[], Any] | None = None,
+    ) -> None:
         self.pipeline, self.pool, self.interval, self.after = pipeline, pool, interval, after
         self.clock: Clock = clock or (lambda: datetime.now(UTC))
         self.last: str | None = None
@@ -141,8 +168,12 @@ class ReinvestmentScheduler:
         period = latest_period(settings.reinvestment_months, now)
         if period.quarter == self.last:
             return None
-        fields = new_event("alluse.account.reinvest", SCHEDULER_SOURCE, {"quarter": period.quarter},
-                           event_id=f"reinvest:{period.quarter}")  # fmt: skip
+        fields = new_event(
+            "alluse.account.reinvest",
+            SCHEDULER_SOURCE,
+            {"quarter": period.quarter},
+            event_id=f"reinvest:{period.quarter}",
+        )
         fields["time"] = now.isoformat()
         outcome = await self.pipeline.process(
             [(b"0-0", {k.encode(): v.encode() for k, v in fields.items()})]

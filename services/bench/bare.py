@@ -42,9 +42,15 @@ async def prepare(dsn: str) -> dict[str, str]:
 
 class BareLoop:
     def __init__(
-        self, pool: asyncpg.Pool, redis: Redis, *, commands: str, events: str, batch: int,
+        self,
+        pool: asyncpg.Pool,
+        redis: Redis,
+        *,
+        commands: str,
+        events: str,
+        batch: int,
         configs: dict[str, str],
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.pool, self.redis, self.batch = pool, redis, batch
         self.commands, self.events = commands, events
         self.stopping = False
@@ -81,16 +87,27 @@ class BareLoop:
             if balance > 0:
                 ledger.append((account_id, balance, command_id))
             account = {
-                "id": str(account_id), "portfolio_id": str(portfolio_id), "type": data["type"],
-                "status": "active", "name": name, "balance": str(balance),
-            }  # fmt: skip
-            outcomes.append({
-                "specversion": "1.0", "id": str(uuid.uuid4()), "source": "bench/bare",
-                "type": "alluse.account.created", "time": now,
-                "datacontenttype": "application/json", "subject": str(account_id),
-                "causationid": command_id, "correlationid": command_id,
-                "data": json.dumps({"account": account}),
-            })  # fmt: skip
+                "id": str(account_id),
+                "portfolio_id": str(portfolio_id),
+                "type": data["type"],
+                "status": "active",
+                "name": name,
+                "balance": str(balance),
+            }
+            outcomes.append(
+                {
+                    "specversion": "1.0",
+                    "id": str(uuid.uuid4()),
+                    "source": "bench/bare",
+                    "type": "alluse.account.created",
+                    "time": now,
+                    "datacontenttype": "application/json",
+                    "subject": str(account_id),
+                    "causationid": command_id,
+                    "correlationid": command_id,
+                    "data": json.dumps({"account": account}),
+                }
+            )
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.executemany(
                 "INSERT INTO portfolios (id, root_id, name) VALUES ($1, $1, $2)", portfolios

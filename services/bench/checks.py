@@ -97,9 +97,13 @@ def announced(commands: list[Command], rows: list[asyncpg.Record], seen: set[str
     creates = {c.id for c in commands if c.kind == "create"}  # announced as account.created
     effects = [r["tx"] for r in rows if r["command_id"] not in creates]
     missing = [tx for tx in effects if tx not in seen]
-    return Check("every committed effect is on the lifecycle stream", not missing,
-                 f"{len(effects)} ledger rows, all announced" if not missing
-                 else f"{len(missing)} of {len(effects)} never announced: " + _examples(missing))  # fmt: skip
+    return Check(
+        "every committed effect is on the lifecycle stream",
+        not missing,
+        f"{len(effects)} ledger rows, all announced"
+        if not missing
+        else f"{len(missing)} of {len(effects)} never announced: " + _examples(missing),
+    )
 
 
 def conserved(commands: list[Command], balances: dict[str, Decimal]) -> Check:

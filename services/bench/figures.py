@@ -55,22 +55,43 @@ def print_platform(rates: dict[str, Rate], found: dict[str, float], paced: Resul
     if paced is None:  # --platform-only
         return
     met = paced.p99 < 50.0
-    print(f"  {'p99 at ' + format(paced.offered_per_s or 0, ',.0f') + '/s offered (ms)':<44}"
-          f"{paced.p99:>6.1f}   target < 50: {'met' if met else 'NOT met'}", file=out)  # fmt: skip
+    print(
+        f"  {'p99 at ' + format(paced.offered_per_s or 0, ',.0f') + '/s offered (ms)':<44}"
+        f"{paced.p99:>6.1f}   target < 50: {'met' if met else 'NOT met'}",
+        file=out,
+    )
 
 
-def write(directory: Path, *, servers: str, results: list[Result], rates: dict[str, Rate],
-          found: dict[str, float]) -> tuple[Path, Path]:  # fmt: skip
+def write(
+    directory: Path,
+    *,
+    servers: str,
+    results: list[Result],
+    rates: dict[str, Rate],
+    found: dict[str, float],
+) -> tuple[Path, Path]:
     directory.mkdir(parents=True, exist_ok=True)
     doc: dict[str, Any] = {
-        "at": datetime.now(UTC).isoformat(), "servers": servers,
-        "phases": [{"name": r.name, "count": r.count, "per_second": round(r.per_second, 1),
-                    "p50_ms": round(r.p50, 1), "p99_ms": round(r.p99, 1),
-                    "offered_per_s": r.offered_per_s} for r in results],
-        "platform": [{"name": r.name, "count": r.count, "per_second": round(r.per_second, 1)}
-                     for r in rates.values()],
-        "ratios": {k: round(v, 3) for k, v in found.items()}, "targets": TARGETS,
-    }  # fmt: skip
+        "at": datetime.now(UTC).isoformat(),
+        "servers": servers,
+        "phases": [
+            {
+                "name": r.name,
+                "count": r.count,
+                "per_second": round(r.per_second, 1),
+                "p50_ms": round(r.p50, 1),
+                "p99_ms": round(r.p99, 1),
+                "offered_per_s": r.offered_per_s,
+            }
+            for r in results
+        ],
+        "platform": [
+            {"name": r.name, "count": r.count, "per_second": round(r.per_second, 1)}
+            for r in rates.values()
+        ],
+        "ratios": {k: round(v, 3) for k, v in found.items()},
+        "targets": TARGETS,
+    }
     data = directory / "bench.json"
     data.write_text(json.dumps(doc, indent=2) + "\n")
     return data, chart(directory / "bench.png", results, rates)

@@ -23,10 +23,14 @@ REJECTED = COMMAND_REJECTED.encode()
 def command(type_: str, data: dict[str, Any], *, bearer: str, subject: str | None = None) -> Fields:
     """A command as any producer writes it: CloudEvents 1.0, binary mode, one field each."""
     fields = {
-        "specversion": "1.0", "id": uuid.uuid4().hex, "source": "bench/producer", "type": type_,
-        "time": datetime.now(UTC).isoformat(), "datacontenttype": "application/json",
+        "specversion": "1.0",
+        "id": uuid.uuid4().hex,
+        "source": "bench/producer",
+        "type": type_,
+        "time": datetime.now(UTC).isoformat(),
+        "datacontenttype": "application/json",
         "authorization": bearer,
-    }  # fmt: skip
+    }
     if subject:
         fields["subject"] = subject
     fields["data"] = json.dumps(data)

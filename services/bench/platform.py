@@ -35,9 +35,9 @@ class Platform:
             self.postgres.start()
             self._stack.callback(self.postgres.stop)
             ports = {name: free_port() for name in launch.SERVICES}
-            env = launch.platform_env(self.redis.url, self.postgres.url,
-                                      security_port=ports["security"],
-                                      keys=self.dir)  # fmt: skip
+            env = launch.platform_env(
+                self.redis.url, self.postgres.url, security_port=ports["security"], keys=self.dir
+            )
             self.env = {**env, **self.settings}
             say(f"scratch Redis {self.redis.url} (AOF on), PostgreSQL in {self.postgres.data_dir}")
             self.services = self._stack.enter_context(

@@ -46,8 +46,9 @@ async def take(redis: Redis, dsn: str, services: dict[str, Service], at: float) 
         for group in await redis.xinfo_groups(name):
             pending += int(group["pending"])
             lag += await _lag(redis, name, group)
-    return Sample(at, int(info["used_memory"]), streams, lag, pending, await _rows(dsn),
-                  _rss(services))  # fmt: skip
+    return Sample(
+        at, int(info["used_memory"]), streams, lag, pending, await _rows(dsn), _rss(services)
+    )
 
 
 async def _rows(dsn: str) -> dict[str, int]:

@@ -41,8 +41,13 @@ class Rate:
 
 def deposit(load: Load, account: str) -> Command:
     amount = Decimal("10.00")
-    fields = new_event("alluse.account.deposit", SOURCE, {"account_id": account,
-                       "amount": str(amount)}, subject=account, event_id=str(uuid.uuid4()))  # fmt: skip
+    fields = new_event(
+        "alluse.account.deposit",
+        SOURCE,
+        {"account_id": account, "amount": str(amount)},
+        subject=account,
+        event_id=str(uuid.uuid4()),
+    )
     return Command("deposit", account, amount, load.streams.key(ACCOUNT_COMMANDS), fields)
 
 
@@ -83,9 +88,15 @@ async def phases(count: int, directory: Path) -> dict[str, Rate]:
     progress("platform phases: starting scratch servers and the three services")
     with Platform(directory) as platform:
         redis = connect(platform.redis.url)
-        load = Load(redis, Streams(platform.env.get("ALLUSE_STREAM_PREFIX", "")),
-                    Tokens(platform.client("operator")), Tokens(platform.client("trading_engine")),
-                    [], random.Random(7), {})  # noqa: S311  # fmt: skip
+        load = Load(
+            redis,
+            Streams(platform.env.get("ALLUSE_STREAM_PREFIX", "")),
+            Tokens(platform.client("operator")),
+            Tokens(platform.client("trading_engine")),
+            [],
+            random.Random(7),  # noqa: S311
+            {},
+        )
         follower = asyncio.create_task(load.follow())
         try:
             await load.open_accounts(ACCOUNTS, ["revenue"], Decimal("50000.00"), TIMEOUT_S)
@@ -93,21 +104,24 @@ async def phases(count: int, directory: Path) -> dict[str, Rate]:
             await burst(load, "warm-up", [deposit(load, a) for a in accounts])
             progress(f"{count} deposits straight to the account service")
             rates["deposits"] = await burst(
-                load, "deposits, straight to account (1 replica)",
+                load,
+                "deposits, straight to account (1 replica)",
                 [deposit(load, accounts[i % ACCOUNTS]) for i in range(count)],
-            )  # fmt: skip
+            )
             progress(f"{count} WS4 fills through integration -> account -> integration")
             rates["fills"] = await burst(
-                load, "WS4 fills through three services",
+                load,
+                "WS4 fills through three services",
                 [load.fill(accounts[i % ACCOUNTS]) for i in range(count)],
-            )  # fmt: skip
+            )
             for replicas in (2, 3):
                 seconds = platform.add_replica(f"account-{replicas}", "account")
                 progress(f"account replica {replicas} ready in {seconds:.1f}s; {count} deposits")
                 rates[f"replicas-{replicas}"] = await burst(
-                    load, f"deposits, {replicas} account replicas",
+                    load,
+                    f"deposits, {replicas} account replicas",
                     [deposit(load, accounts[i % ACCOUNTS]) for i in range(count)],
-                )  # fmt: skip
+                )
         finally:
             await stop(follower)
             await redis.aclose()

@@ -65,8 +65,11 @@ class ScratchPostgres:
         assert self.server is not None
         subprocess.run(
             [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(self.data_dir), *args],
-            user=self.server.system_user, check=True, capture_output=True, timeout=60,
-        )  # fmt: skip
+            user=self.server.system_user,
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
 
     def restart(self) -> float:
         """Fast shutdown, then start again; seconds until it accepts connections."""

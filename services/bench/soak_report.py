@@ -14,9 +14,11 @@ def print_table(taken: list[Sample]) -> None:
     head = f"{'t (s)':>6} {'redis MB':>9} {'entries':>8} {'inbox':>8} {'outbox':>7} {'ledger':>8} {'lag':>6} {'pending':>7}"
     print("\n" + head + "".join(f" {n[:11] + ' MB':>14}" for n in names))
     for s in taken:
-        print(f"{s.at:6.0f} {s.used_memory / MB:9.1f} {sum(s.streams.values()):8d} "
-              f"{s.rows['inbox']:8d} {s.rows['outbox']:7d} {s.rows['ledger']:8d} {s.lag:6d} "
-              f"{s.pending:7d}" + "".join(f" {s.rss.get(n, 0) / MB:14.1f}" for n in names))  # fmt: skip
+        print(
+            f"{s.at:6.0f} {s.used_memory / MB:9.1f} {sum(s.streams.values()):8d} "
+            f"{s.rows['inbox']:8d} {s.rows['outbox']:7d} {s.rows['ledger']:8d} {s.lag:6d} "
+            f"{s.pending:7d}" + "".join(f" {s.rss.get(n, 0) / MB:14.1f}" for n in names)
+        )
     if not taken:
         return
     half = taken[len(taken) // 2]
@@ -50,8 +52,10 @@ def verdict(taken: list[Sample], retention: dict[str, str]) -> tuple[bool, str]:
             False,
             f"soak FAIL: still growing over the last half: {', '.join(grew)} (retention: {settings})",
         )
-    return True, (f"soak PASS: Redis memory, every stream's length and the inbox flat over the "
-                  f"last half (retention: {settings})")  # fmt: skip
+    return True, (
+        f"soak PASS: Redis memory, every stream's length and the inbox flat over the "
+        f"last half (retention: {settings})"
+    )
 
 
 def chart(taken: list[Sample], path: Path) -> Path:

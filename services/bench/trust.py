@@ -26,11 +26,21 @@ from shared.infra.signing import EntrySigner, new_seed, signer_of
 def entry() -> dict[str, str]:
     """A typical account event: a balance change with its transaction."""
     account = str(uuid.uuid4())
-    data = {"account_id": account, "balance": "110074.35", "available": "104574.35",
-            "cash_buffer": "5500.00", "transaction": {"id": "100", "amount": "74.35",
-            "type": "trade_premium", "description": "sell_to_open 1 AMD put 153 @ 0.75"}}  # fmt: skip
-    return new_event("alluse.account.balance_changed", "alluse/account-service", data,
-                     subject=account)  # fmt: skip
+    data = {
+        "account_id": account,
+        "balance": "110074.35",
+        "available": "104574.35",
+        "cash_buffer": "5500.00",
+        "transaction": {
+            "id": "100",
+            "amount": "74.35",
+            "type": "trade_premium",
+            "description": "sell_to_open 1 AMD put 153 @ 0.75",
+        },
+    }
+    return new_event(
+        "alluse.account.balance_changed", "alluse/account-service", data, subject=account
+    )
 
 
 async def per_entry(n: int, step: Callable[[int], Awaitable[Any]]) -> float:
@@ -54,8 +64,16 @@ async def measure(n: int) -> dict[str, float]:
     now = int(time.time())
 
     def token() -> str:
-        claims = {"iss": "alluse-security", "aud": "alluse", "sub": "bench", "role": "operator",
-                  "iat": now, "nbf": now, "exp": now + 900, "jti": uuid.uuid4().hex}  # fmt: skip
+        claims = {
+            "iss": "alluse-security",
+            "aud": "alluse",
+            "sub": "bench",
+            "role": "operator",
+            "iat": now,
+            "nbf": now,
+            "exp": now + 900,
+            "jti": uuid.uuid4().hex,
+        }
         return "Bearer " + jwt.encode(claims, token_key, algorithm="EdDSA", headers={"kid": kid})
 
     entries = [entry() for _ in range(n)]
@@ -95,8 +113,11 @@ async def measure(n: int) -> dict[str, float]:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(prog="python -m services.bench.trust", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p = argparse.ArgumentParser(
+        prog="python -m services.bench.trust",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--count", type=int, default=2000, help="entries per measurement (2000)")
     args = p.parse_args()
     if args.count < 1:

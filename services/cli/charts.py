@@ -12,8 +12,10 @@ def text_tree(data: dict[str, Any]) -> str:
         kids.setdefault(n["parent_id"] if n["parent_id"] in nodes else None, []).append(
             n["portfolio_id"]
         )
-    lines = [f"tree {data['portfolio_id']}: {data['forks']} forks, {data['merges']} merges, "
-             f"value {Decimal(data['total_value']):,.2f}"]  # fmt: skip
+    lines = [
+        f"tree {data['portfolio_id']}: {data['forks']} forks, {data['merges']} merges, "
+        f"value {Decimal(data['total_value']):,.2f}"
+    ]
 
     def walk(pid: str, prefix: str, last: bool) -> None:
         n = nodes[pid]
@@ -71,16 +73,23 @@ def svg(points: list[dict[str, Any]], width: int = 900, height: int = 420) -> st
         ]
         upper = " ".join(xy(i, v) for i, v in enumerate(above))
         lower = " ".join(xy(i, v) for i, v in reversed(list(enumerate(below))))
-        shapes.append(f'<polygon points="{upper} {lower}" fill="{colours[g % len(colours)]}" fill-opacity="0.8">'
-                      f"<title>generation {g}</title></polygon>")  # fmt: skip
+        shapes.append(
+            f'<polygon points="{upper} {lower}" fill="{colours[g % len(colours)]}" fill-opacity="0.8">'
+            f"<title>generation {g}</title></polygon>"
+        )
         below = above
     first, last = points[0]["at"][:10], points[-1]["at"][:10]
-    return "\n".join([
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="12">',
-        f'<text x="{pad}" y="20">Portfolio tree value by generation, {first} to {last}; top {top:,.0f} USD</text>',
-        *shapes,
-        f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" stroke="black"/>',
-        f'<text x="{pad}" y="{height - pad + 18}">{first}</text><text x="{width - pad - 70}" y="{height - pad + 18}">{last}</text>',
-        *(f'<text x="{width - pad + 5}" y="{pad + 16 * i}" fill="{colours[g % len(colours)]}">gen {g}</text>' for i, g in enumerate(gens)),
-        "</svg>",
-    ])  # fmt: skip
+    return "\n".join(
+        [
+            f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="12">',
+            f'<text x="{pad}" y="20">Portfolio tree value by generation, {first} to {last}; top {top:,.0f} USD</text>',
+            *shapes,
+            f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" stroke="black"/>',
+            f'<text x="{pad}" y="{height - pad + 18}">{first}</text><text x="{width - pad - 70}" y="{height - pad + 18}">{last}</text>',
+            *(
+                f'<text x="{width - pad + 5}" y="{pad + 16 * i}" fill="{colours[g % len(colours)]}">gen {g}</text>'
+                for i, g in enumerate(gens)
+            ),
+            "</svg>",
+        ]
+    )

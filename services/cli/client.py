@@ -157,9 +157,14 @@ class StreamClient(shared.StreamClient):
     waiting: shared.Waiting = field(default=progress)
 
     async def command(
-        self, type_: str, data: dict[str, Any], *, done: Done, subject: str | None = None,
+        self,
+        type_: str,
+        data: dict[str, Any],
+        *,
+        done: Done,
+        subject: str | None = None,
         event_id: str | None = None,
-    ) -> list[CloudEvent]:  # fmt: skip
+    ) -> list[CloudEvent]:
         with _translated():
             return await super().command(type_, data, done=done, subject=subject, event_id=event_id)
 

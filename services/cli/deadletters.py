@@ -61,11 +61,14 @@ class Dead:
 
     def row(self, streams: Streams) -> dict[str, str]:
         return {
-            "dlq_id": self.entry_id, "stream": short(self.stream, streams),
-            "type": self.attr("type") or "?", "source": self.attr("source") or "?",
-            "id": self.attr("id") or "?", "deliveries": self.attr("dlq_deliveries"),
+            "dlq_id": self.entry_id,
+            "stream": short(self.stream, streams),
+            "type": self.attr("type") or "?",
+            "source": self.attr("source") or "?",
+            "id": self.attr("id") or "?",
+            "deliveries": self.attr("dlq_deliveries"),
             "reason": self.reason,
-        }  # fmt: skip
+        }
 
     def detail(self, streams: Streams) -> dict[str, Any]:
         out: dict[str, Any] = {"dlq": self.dlq, **self.row(streams)}
@@ -119,9 +122,16 @@ async def audited(
     action: str, actor: str, chunk: list[Dead], streams: Streams, error: str | None = None
 ) -> None:
     """The security service appends the records to its chain first; if it cannot, nothing is done."""
-    records = [{"action": action, "actor": actor, "subject": d.attr("subject") or None,
-                "details": {**d.row(streams), "dlq": d.dlq, **({"error": error} if error else {})},
-                "source": SOURCE} for d in chunk]  # fmt: skip
+    records = [
+        {
+            "action": action,
+            "actor": actor,
+            "subject": d.attr("subject") or None,
+            "details": {**d.row(streams), "dlq": d.dlq, **({"error": error} if error else {})},
+            "source": SOURCE,
+        }
+        for d in chunk
+    ]
     try:
         proc = await asyncio.create_subprocess_exec(
             *ADMIN, "record-audit", stdin=PIPE, stdout=PIPE, stderr=PIPE

@@ -102,8 +102,14 @@ def register(sub: Any) -> None:
         command=True,
     )
     p.add_argument("portfolio_id", type=account_id, metavar="PORTFOLIO_ID")
-    p = add(sub, "reinvest", reinvest, "allocate Rev/Com quarterly net income 75/25 contracts/LEAPS",
-             "  alluse reinvest\n  alluse reinvest --account ACCOUNT_ID --quarter 2026-Q1", command=True)  # fmt: skip
+    p = add(
+        sub,
+        "reinvest",
+        reinvest,
+        "allocate Rev/Com quarterly net income 75/25 contracts/LEAPS",
+        "  alluse reinvest\n  alluse reinvest --account ACCOUNT_ID --quarter 2026-Q1",
+        command=True,
+    )
     p.add_argument(
         "--account", type=account_id, help="one account (default: every Rev-Acc and Com-Acc)"
     )
@@ -117,8 +123,14 @@ def register(sub: Any) -> None:
         command=False,
     )
     p.add_argument("account_id", type=account_id, metavar="ACCOUNT_ID")
-    p = add(sub, "tree", tree, "a portfolio tree, its growth and attribution by week type",
-             "  alluse tree PORTFOLIO_ID\n  alluse tree PORTFOLIO_ID --svg growth.svg", command=False)  # fmt: skip
+    p = add(
+        sub,
+        "tree",
+        tree,
+        "a portfolio tree, its growth and attribution by week type",
+        "  alluse tree PORTFOLIO_ID\n  alluse tree PORTFOLIO_ID --svg growth.svg",
+        command=False,
+    )
     p.add_argument("portfolio_id", type=account_id, metavar="PORTFOLIO_ID")
     p.add_argument(
         "--svg", metavar="FILE", help="also write an SVG chart of each generation's value"

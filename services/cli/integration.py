@@ -14,22 +14,31 @@ from shared.infra.settings import Settings
 from shared.simulators import upstream as simulate
 
 STREAMS = {
-    "lifecycle": streams.ACCOUNT_LIFECYCLE, "audit": streams.AUDIT,
-    "commands": streams.ACCOUNT_COMMANDS, "ws2": streams.WS2_EVENTS, "ws4": streams.WS4_EVENTS,
-    "effects": streams.ACCOUNT_EFFECTS, "events": streams.ACCOUNT_EVENTS,
-}  # fmt: skip
+    "lifecycle": streams.ACCOUNT_LIFECYCLE,
+    "audit": streams.AUDIT,
+    "commands": streams.ACCOUNT_COMMANDS,
+    "ws2": streams.WS2_EVENTS,
+    "ws4": streams.WS4_EVENTS,
+    "effects": streams.ACCOUNT_EFFECTS,
+    "events": streams.ACCOUNT_EVENTS,
+}
 
 
 def register(sub: Any) -> None:
-    sim = sub.add_parser("simulate", help="publish a simulated WS2 + WS4 feed, week by week",
-                         description=simulate.__doc__,
-                         formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    sim = sub.add_parser(
+        "simulate",
+        help="publish a simulated WS2 + WS4 feed, week by week",
+        description=simulate.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     simulate.add_arguments(sim)
     sim.set_defaults(func=run_simulate)
     tail = sub.add_parser("tail", help="follow a stream live (XREAD), one line per entry")
-    tail.add_argument("--stream", default="lifecycle",
-                      help=f"{' | '.join(STREAMS)} | any stream name; '.dlq' suffix allowed"
-                      " (default lifecycle)")  # fmt: skip
+    tail.add_argument(
+        "--stream",
+        default="lifecycle",
+        help=f"{' | '.join(STREAMS)} | any stream name; '.dlq' suffix allowed (default lifecycle)",
+    )
     tail.add_argument("--count", type=int, help="stop after N entries")
     tail.add_argument("--from-start", action="store_true", help="replay the stream from its start")
     tail.set_defaults(func=run_tail)
@@ -56,8 +65,10 @@ def line(entry_id: str, attrs: dict[str, str]) -> str:
     who = f" subject={attrs['subject']}" if "subject" in attrs else ""
     cause = f" cause={attrs['causationid']}" if "causationid" in attrs else ""
     reason = f" dlq_reason={attrs['dlq_reason']!r}" if "dlq_reason" in attrs else ""
-    return (f"{entry_id} {attrs.get('time', '-')} {attrs.get('type', '?')} "
-            f"[{attrs.get('source', '?')}] id={attrs.get('id', '?')}{who}{cause}{reason} {data}")  # fmt: skip
+    return (
+        f"{entry_id} {attrs.get('time', '-')} {attrs.get('type', '?')} "
+        f"[{attrs.get('source', '?')}] id={attrs.get('id', '?')}{who}{cause}{reason} {data}"
+    )
 
 
 async def run_tail(args: Any) -> int:
@@ -72,8 +83,10 @@ async def run_tail(args: Any) -> int:
                 for raw_id, raw in entries:
                     last = raw_id.decode()
                     attrs = {k.decode(): v.decode(errors="replace") for k, v in raw.items()}
-                    print(json.dumps({"entry": last, **attrs}) if args.json else line(last, attrs),
-                          flush=True)  # fmt: skip
+                    print(
+                        json.dumps({"entry": last, **attrs}) if args.json else line(last, attrs),
+                        flush=True,
+                    )
                     shown += 1
                     if args.count is not None and shown >= args.count:
                         return OK

@@ -52,10 +52,20 @@ def fail(message: str, code: int = REJECTED) -> int:
 # How account results look to a person: money with separators, the usual fields first.
 
 MONEY = {
-    "amount", "balance", "balance_after", "cash_buffer", "available", "contributed_capital",
-    "baseline", "total_balance", "active_balance", "total_capital", "cash_buffer_total",
-    "available_total", "ledger",
-}  # fmt: skip
+    "amount",
+    "balance",
+    "balance_after",
+    "cash_buffer",
+    "available",
+    "contributed_capital",
+    "baseline",
+    "total_balance",
+    "active_balance",
+    "total_capital",
+    "cash_buffer_total",
+    "available_total",
+    "ledger",
+}
 ACCOUNT_COLUMNS = ("type", "id", "name", "status", "balance", "cash_buffer", "available")
 FIRST = ("id", "name", "type", "status", "portfolio_id", "balance", "cash_buffer", "available")
 
@@ -98,8 +108,15 @@ def show(
 
 
 POSITION_COLUMNS = (
-    "contract", "kind", "quantity", "strike", "expiration", "cost", "mark", "market_value",
-)  # fmt: skip
+    "contract",
+    "kind",
+    "quantity",
+    "strike",
+    "expiration",
+    "cost",
+    "mark",
+    "market_value",
+)
 VALUE = ("cash", "positions", "positions_value", "value")
 
 
@@ -109,5 +126,7 @@ def value_lines(data: Mapping[str, Any]) -> None:
         rows_table(data["positions"], POSITION_COLUMNS)
     else:
         print("no open positions")
-    print(f"cash {money(data['cash'])}  +  positions {money(data['positions_value'])}"
-          f"  =  value {money(data['value'])}")  # fmt: skip
+    print(
+        f"cash {money(data['cash'])}  +  positions {money(data['positions_value'])}"
+        f"  =  value {money(data['value'])}"
+    )

@@ -23,14 +23,17 @@ async def positions(c: StreamClient, a: argparse.Namespace) -> int:
 
 async def reverse(c: StreamClient, a: argparse.Namespace) -> int:
     data = {"transaction_id": a.transaction_id, "reason": a.reason}
-    events = await c.command("alluse.account.reverse", data, done=until("alluse.account.reversed"),
-                             event_id=a.id)  # fmt: skip
+    events = await c.command(
+        "alluse.account.reverse", data, done=until("alluse.account.reversed"), event_id=a.id
+    )
     done = next(e.data for e in events if e.type == "alluse.account.reversed")
     if a.json:
         emit(a, done)
         return OK
-    print(f"transaction {done['reverses']} reversed by {done['transaction_id']} "
-          f"({done['type']} {money(done['amount'])}); balance {money(done['balance'])}")  # fmt: skip
+    print(
+        f"transaction {done['reverses']} reversed by {done['transaction_id']} "
+        f"({done['type']} {money(done['amount'])}); balance {money(done['balance'])}"
+    )
     moved = [e.data for e in events if e.type == "alluse.account.position_changed"]
     if moved:
         rows_table(moved, ("contract", "kind", "change", "quantity", "cost"))
@@ -48,11 +51,22 @@ def _positive(text: str) -> int:
 
 
 def register(sub: Any) -> None:
-    p = add(sub, "positions", positions, "an account's positions at their marks, and its value",
-             "  alluse positions ACCOUNT_ID\n  alluse --json positions ACCOUNT_ID | jq -r .value",
-             command=False)  # fmt: skip
+    p = add(
+        sub,
+        "positions",
+        positions,
+        "an account's positions at their marks, and its value",
+        "  alluse positions ACCOUNT_ID\n  alluse --json positions ACCOUNT_ID | jq -r .value",
+        command=False,
+    )
     p.add_argument("account_id", type=account_id, metavar="ACCOUNT_ID")
-    p = add(sub, "reverse", reverse, "correct a booking: the opposite entry, naming it, once",
-             "  alluse reverse 4711 --reason 'deposit booked to the wrong account'", command=True)  # fmt: skip
+    p = add(
+        sub,
+        "reverse",
+        reverse,
+        "correct a booking: the opposite entry, naming it, once",
+        "  alluse reverse 4711 --reason 'deposit booked to the wrong account'",
+        command=True,
+    )
     p.add_argument("transaction_id", type=_positive, metavar="TX_ID", help="from alluse history")
     p.add_argument("--reason", required=True, help="why; kept with the entry and in the audit")

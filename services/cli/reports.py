@@ -50,8 +50,13 @@ async def list_accounts(c: StreamClient, a: argparse.Namespace) -> int:
 
 
 async def history(c: StreamClient, a: argparse.Namespace) -> int:
-    data = {"account_id": a.account_id, "type": a.type, "limit": a.limit, "before": a.before,
-            "until": a.until}  # fmt: skip
+    data = {
+        "account_id": a.account_id,
+        "type": a.type,
+        "limit": a.limit,
+        "before": a.before,
+        "until": a.until,
+    }
     result = await c.query(
         "alluse.query.history",
         {k: v for k, v in data.items() if v is not None},
@@ -81,8 +86,10 @@ async def integrity(c: StreamClient, a: argparse.Namespace) -> int:
     if a.json:
         show(a, result)
     elif result["ok"]:
-        print(f"ok: {result['accounts_checked']} accounts checked, every balance equals its ledger;"
-              f" {result.get('positions_checked', 0)} open positions, each the sum of its history")  # fmt: skip
+        print(
+            f"ok: {result['accounts_checked']} accounts checked, every balance equals its ledger;"
+            f" {result.get('positions_checked', 0)} open positions, each the sum of its history"
+        )
     else:
         rows_table(result["mismatches"], ("account_id", "balance", "ledger"))
         moved = result.get("position_mismatches") or []
@@ -99,34 +106,68 @@ async def integrity(c: StreamClient, a: argparse.Namespace) -> int:
 
 
 def register(subparsers: Any) -> None:
-    p = add(subparsers, "show", show_account, "show one account, its positions and value",
-             "  alluse show ACCOUNT_ID\n  alluse show ACCOUNT_ID --as-of 2026-06-30T21:00:00Z\n"
-             "  alluse show ACCOUNT_ID --json | jq -r .value", command=False)  # fmt: skip
+    p = add(
+        subparsers,
+        "show",
+        show_account,
+        "show one account, its positions and value",
+        "  alluse show ACCOUNT_ID\n  alluse show ACCOUNT_ID --as-of 2026-06-30T21:00:00Z\n"
+        "  alluse show ACCOUNT_ID --json | jq -r .value",
+        command=False,
+    )
     account_arg(p)
-    p.add_argument("--as-of", type=moment, metavar="TIME",
-                   help="as it was then (RFC 3339), from the ledger and position history")  # fmt: skip
+    p.add_argument(
+        "--as-of",
+        type=moment,
+        metavar="TIME",
+        help="as it was then (RFC 3339), from the ledger and position history",
+    )
 
-    p = add(subparsers, "list", list_accounts, "list accounts, a page at a time",
-             "  alluse list --type com --status active\n  alluse list --limit 50 --after LAST_ID_OF_PREVIOUS_PAGE",
-             command=False)  # fmt: skip
+    p = add(
+        subparsers,
+        "list",
+        list_accounts,
+        "list accounts, a page at a time",
+        "  alluse list --type com --status active\n  alluse list --limit 50 --after LAST_ID_OF_PREVIOUS_PAGE",
+        command=False,
+    )
     p.add_argument("--portfolio", type=account_id, metavar="PORTFOLIO_ID")
     p.add_argument("--type", type=account_type, help="gen | rev | com")
     p.add_argument("--status", help="active | inactive | suspended | closed | merged")
     p.add_argument("--after", type=account_id, metavar="ACCOUNT_ID", help="page after this id")
     p.add_argument("--limit", type=int, default=100, help="page size, 1-1000 (default 100)")
 
-    p = add(subparsers, "history", history, "an account's transactions, newest first",
-             "  alluse history ACCOUNT_ID --type deposit --limit 20\n"
-             "  alluse history ACCOUNT_ID --before 1234   # the next page", command=False)  # fmt: skip
+    p = add(
+        subparsers,
+        "history",
+        history,
+        "an account's transactions, newest first",
+        "  alluse history ACCOUNT_ID --type deposit --limit 20\n"
+        "  alluse history ACCOUNT_ID --before 1234   # the next page",
+        command=False,
+    )
     account_arg(p)
     p.add_argument("--type", help="only this transaction type, e.g. deposit, withdrawal")
     p.add_argument("--limit", type=int, default=50, help="page size, 1-1000 (default 50)")
     p.add_argument("--before", type=int, metavar="TX_ID", help="transactions older than this id")
-    p.add_argument("--until", type=moment, metavar="TIME",
-                   help="only transactions dated up to then (RFC 3339)")  # fmt: skip
+    p.add_argument(
+        "--until", type=moment, metavar="TIME", help="only transactions dated up to then (RFC 3339)"
+    )
 
-    add(subparsers, "summary", summary, "totals by account type and status",
-         "  alluse summary\n  alluse summary --json", command=False)  # fmt: skip
-    add(subparsers, "integrity", integrity, "check every balance against its ledger and every position"
-         " against its history (exit 1 if not)",
-         "  alluse integrity || page-the-on-call", command=False)  # fmt: skip
+    add(
+        subparsers,
+        "summary",
+        summary,
+        "totals by account type and status",
+        "  alluse summary\n  alluse summary --json",
+        command=False,
+    )
+    add(
+        subparsers,
+        "integrity",
+        integrity,
+        "check every balance against its ledger and every position"
+        " against its history (exit 1 if not)",
+        "  alluse integrity || page-the-on-call",
+        command=False,
+    )

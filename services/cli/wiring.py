@@ -57,16 +57,29 @@ def run(action: Action) -> Callable[[argparse.Namespace], Awaitable[int]]:
 def common(*, command: bool) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(add_help=False)
     g = p.add_argument_group("connection")
-    g.add_argument("--token-file", metavar="PATH", help="file holding the JWT (default: $ALLUSE_TOKEN_FILE, "
-                   "$ALLUSE_TOKEN, or client credentials from $ALLUSE_CLIENT_ID/$ALLUSE_CLIENT_SECRET_FILE)")  # fmt: skip
-    g.add_argument("--timeout", type=positive_float, default=10.0, metavar="SECONDS",
-                   help="how long to wait for the outcome (default 10; exit 4 when it passes)")  # fmt: skip
+    g.add_argument(
+        "--token-file",
+        metavar="PATH",
+        help="file holding the JWT (default: $ALLUSE_TOKEN_FILE, "
+        "$ALLUSE_TOKEN, or client credentials from $ALLUSE_CLIENT_ID/$ALLUSE_CLIENT_SECRET_FILE)",
+    )
+    g.add_argument(
+        "--timeout",
+        type=positive_float,
+        default=10.0,
+        metavar="SECONDS",
+        help="how long to wait for the outcome (default 10; exit 4 when it passes)",
+    )
     g.add_argument(
         "--json", action="store_true", default=argparse.SUPPRESS, help="print JSON for scripts"
     )
     if command:
-        g.add_argument("--id", metavar="ID", help="CloudEvent id; re-send with the same --id to retry "
-                       "idempotently (default: a fresh UUID)")  # fmt: skip
+        g.add_argument(
+            "--id",
+            metavar="ID",
+            help="CloudEvent id; re-send with the same --id to retry "
+            "idempotently (default: a fresh UUID)",
+        )
     return p
 
 
@@ -77,9 +90,12 @@ def add(
     sub: Any, name: str, action: Action, help_: str, examples: str, *, command: bool
 ) -> argparse.ArgumentParser:
     p: argparse.ArgumentParser = sub.add_parser(
-        name, help=help_, description=help_, parents=[common(command=command)],
+        name,
+        help=help_,
+        description=help_,
+        parents=[common(command=command)],
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=f"examples:\n{examples}\n\n{EXIT_CODES}",
-    )  # fmt: skip
+    )
     p.set_defaults(func=run(action))
     return p

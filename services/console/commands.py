@@ -28,8 +28,11 @@ def _move(
     p: Problems, form: dict[str, str], path: dict[str, str]
 ) -> tuple[dict[str, Any], str | None]:
     aid = ident(p, path, "account_id")
-    data = {"account_id": aid, "amount": money(p, form, "amount"),
-            "description": text(p, form, "description", most=500)}  # fmt: skip
+    data = {
+        "account_id": aid,
+        "amount": money(p, form, "amount"),
+        "description": text(p, form, "description", most=500),
+    }
     if reference := text(p, form, "reference", most=200):
         data["reference"] = reference
     return data, aid
@@ -39,8 +42,11 @@ def _status(
     p: Problems, form: dict[str, str], path: dict[str, str]
 ) -> tuple[dict[str, Any], str | None]:
     aid = ident(p, path, "account_id")
-    data = {"account_id": aid, "status": choice(p, form, "status", STATUSES),
-            "reason": text(p, form, "reason", most=500)}  # fmt: skip
+    data = {
+        "account_id": aid,
+        "status": choice(p, form, "status", STATUSES),
+        "reason": text(p, form, "reason", most=500),
+    }
     return data, aid
 
 
@@ -59,8 +65,10 @@ def _merge(
 def _reinvest(
     p: Problems, form: dict[str, str], _: dict[str, str]
 ) -> tuple[dict[str, Any], str | None]:
-    pairs = (("account_id", ident(p, form, "account_id", required=False)),
-             ("quarter", quarter(p, form, "quarter")))  # fmt: skip
+    pairs = (
+        ("account_id", ident(p, form, "account_id", required=False)),
+        ("quarter", quarter(p, form, "quarter")),
+    )
     return {k: v for k, v in pairs if v}, None
 
 
@@ -72,15 +80,33 @@ def _balance(ev: CloudEvent) -> str:
 FORMS: dict[str, tuple[str, str, Build, Show]] = {
     "deposit": ("alluse.account.deposit", "alluse.account.balance_changed", _move, _balance),
     "withdraw": ("alluse.account.withdraw", "alluse.account.balance_changed", _move, _balance),
-    "status": ("alluse.account.set_status", "alluse.account.status_changed", _status,
-               lambda ev: f"status {ev.data['from_status']} -> {ev.data['to_status']}"),
-    "fork": ("alluse.account.fork", "alluse.account.forked", _fork,
-             lambda ev: f"surplus {views.usd(ev.data['surplus'])} forked into portfolio {ev.data['child_portfolio_id']}"),
-    "merge": ("alluse.account.merge", "alluse.account.merged", _merge,
-              lambda ev: f"{views.usd(ev.data['total'])} merged into {ev.data['target_account_id']}"),
-    "reinvest": ("alluse.account.reinvest", "alluse.account.reinvestment_completed", _reinvest,
-                 lambda ev: f"quarter {ev.data['quarter']}: {ev.data['reinvested']} accounts reinvested"),
-}  # fmt: skip
+    "status": (
+        "alluse.account.set_status",
+        "alluse.account.status_changed",
+        _status,
+        lambda ev: f"status {ev.data['from_status']} -> {ev.data['to_status']}",
+    ),
+    "fork": (
+        "alluse.account.fork",
+        "alluse.account.forked",
+        _fork,
+        lambda ev: (
+            f"surplus {views.usd(ev.data['surplus'])} forked into portfolio {ev.data['child_portfolio_id']}"
+        ),
+    ),
+    "merge": (
+        "alluse.account.merge",
+        "alluse.account.merged",
+        _merge,
+        lambda ev: f"{views.usd(ev.data['total'])} merged into {ev.data['target_account_id']}",
+    ),
+    "reinvest": (
+        "alluse.account.reinvest",
+        "alluse.account.reinvestment_completed",
+        _reinvest,
+        lambda ev: f"quarter {ev.data['quarter']}: {ev.data['reinvested']} accounts reinvested",
+    ),
+}
 
 
 def handler(name: str) -> Callable[[Request], Awaitable[Response]]:
@@ -96,8 +122,11 @@ def handler(name: str) -> Callable[[Request], Awaitable[Response]]:
         data, subject = build(problems, form, dict(request.path_params))
         flash: dict[str, Any] = {"form": name, "id": command_id, "type": type_}
         if problems:
-            flash |= {"kind": "problems", "problems": dict(problems),
-                      "values": {k: v for k, v in form.items() if k != "csrf"}}  # fmt: skip
+            flash |= {
+                "kind": "problems",
+                "problems": dict(problems),
+                "values": {k: v for k, v in form.items() if k != "csrf"},
+            }
         else:
             flash |= await _send(request, me, type_, final, data, subject, command_id, show)
         me.flash = flash
@@ -106,8 +135,16 @@ def handler(name: str) -> Callable[[Request], Awaitable[Response]]:
     return post
 
 
-async def _send(request: Request, me: Session, type_: str, final: str, data: dict[str, Any],
-                subject: str | None, command_id: str, show: Show) -> dict[str, Any]:  # fmt: skip
+async def _send(
+    request: Request,
+    me: Session,
+    type_: str,
+    final: str,
+    data: dict[str, Any],
+    subject: str | None,
+    command_id: str,
+    show: Show,
+) -> dict[str, Any]:
     c = await web.client(request, me)
     try:
         events = await c.command(
@@ -116,8 +153,11 @@ async def _send(request: Request, me: Session, type_: str, final: str, data: dic
     except Refused as exc:
         return {"kind": "refused", "code": exc.code, "reason": exc.reason}
     except NoAnswer:
-        return {"kind": "unavailable", "reason": "no outcome yet; send the same form again "
-                "(it keeps its id, so the platform applies it once) or watch the live feed"}  # fmt: skip
+        return {
+            "kind": "unavailable",
+            "reason": "no outcome yet; send the same form again "
+            "(it keeps its id, so the platform applies it once) or watch the live feed",
+        }
     return {"kind": "done", "summary": show(next(e for e in events if e.type == final))}
 
 

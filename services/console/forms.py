@@ -25,9 +25,14 @@ class Problems(dict[str, str]):
 
 
 def text(
-    problems: Problems, form: dict[str, str], name: str, *, required: bool = False,
-    most: int = 500, strip: bool = True,
-) -> str:  # fmt: skip
+    problems: Problems,
+    form: dict[str, str],
+    name: str,
+    *,
+    required: bool = False,
+    most: int = 500,
+    strip: bool = True,
+) -> str:
     value = form.get(name, "")
     value = value.strip() if strip else value
     if required and not value:

@@ -14,10 +14,13 @@ from services.console import web
 from shared.contracts.permissions import Permission
 
 LABELS = {  # what each per-stream series is called on the page
-    "alluse_stream_lag": "lag", "alluse_stream_pending": "pending",
-    "alluse_messages_dead_lettered_total": "dead-lettered", "alluse_messages_consumed_total": "consumed",
-    "alluse_messages_rejected_total": "rejected", "alluse_dlq_entries": "in DLQ",
-}  # fmt: skip
+    "alluse_stream_lag": "lag",
+    "alluse_stream_pending": "pending",
+    "alluse_messages_dead_lettered_total": "dead-lettered",
+    "alluse_messages_consumed_total": "consumed",
+    "alluse_messages_rejected_total": "rejected",
+    "alluse_dlq_entries": "in DLQ",
+}
 
 
 def _get(url: str) -> tuple[int, str]:
@@ -66,9 +69,16 @@ async def probe(name: str, base: str, prefix: str) -> dict[str, Any]:
         ready = {"status": body[:200]}
     details = {k: v for k, v in ready.items() if k != "status"} if isinstance(ready, dict) else {}
     columns, streams = per_stream(metrics, prefix) if m_status == 200 else ([], {})
-    return {"name": name, "url": base, "ready": status == 200, "http": status,
-            "state": ready.get("status") if isinstance(ready, dict) else "?", "details": details,
-            "columns": columns, "streams": streams}  # fmt: skip
+    return {
+        "name": name,
+        "url": base,
+        "ready": status == 200,
+        "http": status,
+        "state": ready.get("status") if isinstance(ready, dict) else "?",
+        "details": details,
+        "columns": columns,
+        "streams": streams,
+    }
 
 
 async def page(request: Request) -> Response:

@@ -15,9 +15,16 @@ from shared.infra.client import Refused
 PAGE = 200  # accounts per query: a reply must fit one stream entry
 MAX_PAGES = 10
 TX_TYPES = (
-    "deposit", "withdrawal", "trade_premium", "trade_assignment", "fee", "reinvestment",
-    "fork_transfer", "merge_transfer", "cash_buffer_adjustment",
-)  # fmt: skip
+    "deposit",
+    "withdrawal",
+    "trade_premium",
+    "trade_assignment",
+    "fee",
+    "reinvestment",
+    "fork_transfer",
+    "merge_transfer",
+    "cash_buffer_adjustment",
+)
 
 
 async def accounts(
@@ -47,8 +54,11 @@ async def with_positions(
             held = await web.ask(request, me, "alluse.query.positions", ref, subject=a["id"])
         except Refused:  # a platform without positions: cash is the whole value
             return a
-        return a | {"positions": held.get("positions") or [], "value": held.get("value", a["balance"]),
-                    "positions_value": held.get("positions_value", "0.00")}  # fmt: skip
+        return a | {
+            "positions": held.get("positions") or [],
+            "value": held.get("value", a["balance"]),
+            "positions_value": held.get("positions_value", "0.00"),
+        }
 
     return list(await asyncio.gather(*(one(a) for a in found)))
 
@@ -66,9 +76,17 @@ async def portfolio_list(request: Request) -> Response:
     found, complete = await accounts(request, me)
     everything = views.portfolios(found)
     shown = [p for p in everything if views.matches(p, text, status)]
-    return web.render(request, "portfolios.html", totals=totals, portfolios=shown,
-                      total_count=len(everything), complete=complete, q=text, status=status,
-                      statuses=(*STATUSES, "merged"))  # fmt: skip
+    return web.render(
+        request,
+        "portfolios.html",
+        totals=totals,
+        portfolios=shown,
+        total_count=len(everything),
+        complete=complete,
+        q=text,
+        status=status,
+        statuses=(*STATUSES, "merged"),
+    )
 
 
 async def portfolio(request: Request) -> Response:
@@ -77,12 +95,24 @@ async def portfolio(request: Request) -> Response:
     found, _ = await accounts(request, me, portfolio_id=pid)
     found = await with_positions(request, me, found)
     if not found:
-        return web.render(request, "error.html", status_code=404, title="No such portfolio",
-                          message=f"There is no portfolio {pid}.")  # fmt: skip
+        return web.render(
+            request,
+            "error.html",
+            status_code=404,
+            title="No such portfolio",
+            message=f"There is no portfolio {pid}.",
+        )
     tree = await web.ask(request, me, "alluse.query.tree", {"portfolio_id": pid})
     node: dict[str, Any] = next((n for n in tree["portfolios"] if n["portfolio_id"] == pid), {})
-    return web.render(request, "portfolio.html", p=views.summary(pid, found), tree=tree,
-                      roots=views.tree(tree), node=node, chart=views.chart(tree["growth"]))  # fmt: skip
+    return web.render(
+        request,
+        "portfolio.html",
+        p=views.summary(pid, found),
+        tree=tree,
+        roots=views.tree(tree),
+        node=node,
+        chart=views.chart(tree["growth"]),
+    )
 
 
 async def account(request: Request) -> Response:
@@ -102,11 +132,20 @@ async def account(request: Request) -> Response:
     metrics = await web.ask(request, me, "alluse.query.metrics", {"account_id": aid}, subject=aid)
     kind = "alluse.account.protocol_violation"
     _, violations = await live.recent(web.console(request), account=aid, kind=kind, scan=5000)
-    return web.render(request, "account.html", a=found, value=views.value_of(found),
-                      history=history, metrics=metrics, tx_type=tx_type, tx_types=TX_TYPES,
-                      limit=history_q["limit"], first_page=not history_q.get("before"),
-                      statuses=STATUSES,
-                      violations=violations[::-1])  # fmt: skip
+    return web.render(
+        request,
+        "account.html",
+        a=found,
+        value=views.value_of(found),
+        history=history,
+        metrics=metrics,
+        tx_type=tx_type,
+        tx_types=TX_TYPES,
+        limit=history_q["limit"],
+        first_page=not history_q.get("before"),
+        statuses=STATUSES,
+        violations=violations[::-1],
+    )
 
 
 def _id(request: Request, name: str) -> str:

@@ -39,18 +39,30 @@ class Sessions:
         self._live: dict[str, Session] = {}
 
     def create(
-        self, *, name: str, subject: str, role: str, access_token: str, refresh_token: str | None,
+        self,
+        *,
+        name: str,
+        subject: str,
+        role: str,
+        access_token: str,
+        refresh_token: str | None,
         expires_in: float,
-    ) -> Session:  # fmt: skip
+    ) -> Session:
         self._sweep()
         while len(self._live) >= self.capacity:
             del self._live[min(self._live.values(), key=lambda s: s.last_seen).id]
         now = self.clock()
         session = Session(
-            id=secrets.token_urlsafe(32), name=name, subject=subject, role=role,
-            access_token=access_token, refresh_token=refresh_token,
-            access_expires=now + expires_in, created=now, last_seen=now,
-        )  # fmt: skip
+            id=secrets.token_urlsafe(32),
+            name=name,
+            subject=subject,
+            role=role,
+            access_token=access_token,
+            refresh_token=refresh_token,
+            access_expires=now + expires_in,
+            created=now,
+            last_seen=now,
+        )
         self._live[session.id] = session
         return session
 

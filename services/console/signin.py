@@ -35,9 +35,13 @@ class Issuer:
         body = await asyncio.to_thread(oauth.token, f"{self.base_url}/oauth/token", form)
         who = await self.verifier.principal(f"Bearer {body['access_token']}")
         return c.sessions.create(
-            name=username, subject=who.subject, role=who.role, access_token=body["access_token"],
-            refresh_token=body.get("refresh_token"), expires_in=float(body.get("expires_in", 60)),
-        )  # fmt: skip
+            name=username,
+            subject=who.subject,
+            role=who.role,
+            access_token=body["access_token"],
+            refresh_token=body.get("refresh_token"),
+            expires_in=float(body.get("expires_in", 60)),
+        )
 
     async def fresh(self, c: "web.Console", session: Session, *, force: bool = False) -> bool:
         """A live access token for the session, renewed when it is about to expire, has been
@@ -76,15 +80,28 @@ async def signin_page(request: Request) -> Response:
     return _form(request, {}, Problems(), expired=request.query_params.get("expired") == "1")
 
 
-def _form(request: Request, values: dict[str, str], problems: Problems, *, status: int = 200,
-          expired: bool = False) -> Response:  # fmt: skip
+def _form(
+    request: Request,
+    values: dict[str, str],
+    problems: Problems,
+    *,
+    status: int = 200,
+    expired: bool = False,
+) -> Response:
     token = secrets.token_urlsafe(32)  # double-submit: the form and a cookie must agree
     values = {
         **values,
         "next": web.local_path(values.get("next") or request.query_params.get("next")),
     }
-    response = web.render(request, "signin.html", status_code=status, values=values,
-                          problems=problems, signin_csrf=token, expired=expired)  # fmt: skip
+    response = web.render(
+        request,
+        "signin.html",
+        status_code=status,
+        values=values,
+        problems=problems,
+        signin_csrf=token,
+        expired=expired,
+    )
     web.set_cookie(request, response, SIGNIN_CSRF, token, max_age=3600)
     return response
 

@@ -105,14 +105,29 @@ def chart(points: list[dict[str, Any]], *, width: int = 720, height: int = 260) 
         ]
         upper = [f"{x(i)},{y(v)}" for i, v in enumerate(above)]
         lower = [f"{x(i)},{y(v)}" for i, v in reversed(list(enumerate(below)))]
-        areas.append({"generation": g, "colour": PALETTE[g % len(PALETTE)],
-                      "points": " ".join(upper + lower)})  # fmt: skip
+        areas.append(
+            {
+                "generation": g,
+                "colour": PALETTE[g % len(PALETTE)],
+                "points": " ".join(upper + lower),
+            }
+        )
         below = above
     ticks = [{"y": y(top * k / 4), "label": f"{top * k / 4:,.0f}"} for k in range(5)]
-    dots = [{"x": x(i), "y": y(dec(p["total"])), "at": p["at"][:10], "total": usd(p["total"])}
-            for i, p in enumerate(points)]  # fmt: skip
-    return {"areas": areas, "width": width, "height": height, "ticks": ticks, "dots": dots,
-            "first": points[0]["at"][:10], "last": points[-1]["at"][:10], "left": left}  # fmt: skip
+    dots = [
+        {"x": x(i), "y": y(dec(p["total"])), "at": p["at"][:10], "total": usd(p["total"])}
+        for i, p in enumerate(points)
+    ]
+    return {
+        "areas": areas,
+        "width": width,
+        "height": height,
+        "ticks": ticks,
+        "dots": dots,
+        "first": points[0]["at"][:10],
+        "last": points[-1]["at"][:10],
+        "left": left,
+    }
 
 
 def event_row(entry_id: str, fields: dict[str, Any]) -> dict[str, Any]:
@@ -121,10 +136,15 @@ def event_row(entry_id: str, fields: dict[str, Any]) -> dict[str, Any]:
     kind = str(fields.get("type", "")).removeprefix("alluse.")
     account = fields.get("subject") or data.get("account_id") or ""
     figures = {k: usd(data[k]) for k in ("balance", "available", "cash_buffer") if k in data}
-    return {"id": entry_id, "type": fields.get("type", ""), "kind": kind,
-            "time": str(fields.get("time", ""))[:19].replace("T", " "), "account": account,
-            "summary": describe(str(fields.get("type", "")), data),
-            "figures": {k.replace("cash_", ""): v for k, v in figures.items()}}  # fmt: skip
+    return {
+        "id": entry_id,
+        "type": fields.get("type", ""),
+        "kind": kind,
+        "time": str(fields.get("time", ""))[:19].replace("T", " "),
+        "account": account,
+        "summary": describe(str(fields.get("type", "")), data),
+        "figures": {k.replace("cash_", ""): v for k, v in figures.items()},
+    }
 
 
 def describe(type_: str, d: dict[str, Any]) -> str:

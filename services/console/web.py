@@ -104,10 +104,12 @@ def render(request: Request, name: str, *, status_code: int = 200, **context: An
     me = c.sessions.get(request.cookies.get(COOKIE))
     context.setdefault("flash", me.pop_flash() if me else None)
     context |= {
-        "me": me, "csrf": me.csrf if me else "", "quote": quote,
+        "me": me,
+        "csrf": me.csrf if me else "",
+        "quote": quote,
         "can_move": can(me, Permission.UPDATE_BALANCE),
         "can_manage": can(me, Permission.MANAGE_ACCOUNTS),
-    }  # fmt: skip
+    }
     return c.templates.TemplateResponse(request, name, context, status_code=status_code)
 
 
@@ -146,9 +148,14 @@ async def client(request: Request, me: Session) -> StreamClient:
         c.sessions.drop(me.id)
         raise SignInNeeded(expired=True)
     return StreamClient(
-        c.redis, c.settings.streams, me.access_token, c.settings.console_timeout_seconds,
-        source=c.source, outcomes=ACCOUNT_LIFECYCLE, keys=c.keys,
-    )  # fmt: skip
+        c.redis,
+        c.settings.streams,
+        me.access_token,
+        c.settings.console_timeout_seconds,
+        source=c.source,
+        outcomes=ACCOUNT_LIFECYCLE,
+        keys=c.keys,
+    )
 
 
 async def ask(

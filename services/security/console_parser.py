@@ -41,11 +41,19 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--email", help="stored encrypted")
         p.add_argument("--password-file", help="read the password from this file ('-': stdin)")
 
-    user_args(add("create-admin", console.create_user, "create an admin (password from a prompt or a file)"))  # fmt: skip
+    user_args(
+        add(
+            "create-admin",
+            console.create_user,
+            "create an admin (password from a prompt or a file)",
+        )
+    )
     p = add("create-user", console.create_user, "create a user (password from a prompt or a file)")
     user_args(p)
     p.add_argument("--role", required=True, choices=ROLES)
-    p = add("create-client", console.create_client, "create a machine client; prints its secret once")  # fmt: skip
+    p = add(
+        "create-client", console.create_client, "create a machine client; prints its secret once"
+    )
     p.add_argument("--client-id", required=True)
     p.add_argument("--role", default="trading_engine", choices=ROLES)
     for name, status, help_ in (
@@ -55,8 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
         p = add(name, console.client_status, help_)
         p.add_argument("client_id")
         p.set_defaults(status=status)
-    p = add("rotate-client-secret", console.rotate_client,
-            "give a client a new secret (printed once); the old one and its tokens stop working")  # fmt: skip
+    p = add(
+        "rotate-client-secret",
+        console.rotate_client,
+        "give a client a new secret (printed once); the old one and its tokens stop working",
+    )
     p.add_argument("client_id")
     p = add("set-role", console.set_role, "change a user's role (its live tokens are revoked)")
     p.add_argument("username")
@@ -67,14 +78,29 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("set-status", console.set_status, "lock, disable, delete or re-activate a user")
     p.add_argument("username")
     p.add_argument("status", choices=["active", "locked", "disabled", "deleted"])
-    add("rotate-signing-key", console.rotate_signing,
-        "sign with a new key; old keys stay in the JWKS until their tokens expire")  # fmt: skip
-    add("rotate-encryption-key", console.rotate_encryption,
-        "re-encrypt every encrypted value under the first ALLUSE_ENCRYPTION_KEYS key")  # fmt: skip
-    p = add("verify-audit", console.verify_audit,
-            "check the audit chain (its keys and every published head); names the first broken link")  # fmt: skip
-    p.add_argument("--head", type=head, action="append", default=[], metavar="SEQ:HASH",
-                   help="also check against this head (e.g. from the security service's log)")  # fmt: skip
+    add(
+        "rotate-signing-key",
+        console.rotate_signing,
+        "sign with a new key; old keys stay in the JWKS until their tokens expire",
+    )
+    add(
+        "rotate-encryption-key",
+        console.rotate_encryption,
+        "re-encrypt every encrypted value under the first ALLUSE_ENCRYPTION_KEYS key",
+    )
+    p = add(
+        "verify-audit",
+        console.verify_audit,
+        "check the audit chain (its keys and every published head); names the first broken link",
+    )
+    p.add_argument(
+        "--head",
+        type=head,
+        action="append",
+        default=[],
+        metavar="SEQ:HASH",
+        help="also check against this head (e.g. from the security service's log)",
+    )
     p = add("audit", console.audit_query, "query audit records")
     p.add_argument("--user", help="actor (a user id, client id, or cli:<name>)")
     p.add_argument("--account", help="subject (an account id, user id, ...)")
@@ -82,11 +108,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--since", type=datetime.fromisoformat, help="ISO time, inclusive")
     p.add_argument("--until", type=datetime.fromisoformat, help="ISO time, exclusive")
     p.add_argument("--limit", type=int, default=100)
-    add("record-audit", console.record_audit,
-        "append an operator tool's records (a JSON list on stdin, e.g. DLQ re-drives) to the chain")  # fmt: skip
+    add(
+        "record-audit",
+        console.record_audit,
+        "append an operator tool's records (a JSON list on stdin, e.g. DLQ re-drives) to the chain",
+    )
     p = add("sessions", console.sessions, "list live refresh-token families")
     p.add_argument("--username")
-    p = add("revoke", console.revoke, "revoke a user's tokens, a refresh family, or one access token")  # fmt: skip
+    p = add(
+        "revoke", console.revoke, "revoke a user's tokens, a refresh family, or one access token"
+    )
     who = p.add_mutually_exclusive_group(required=True)
     who.add_argument("--user", help="username")
     who.add_argument("--family", type=uuid.UUID)
@@ -94,17 +125,24 @@ def build_parser() -> argparse.ArgumentParser:
     key_help = "print a new key for ALLUSE_ENCRYPTION_KEYS (or ALLUSE_AUDIT_KEYS)"
     p = sub.add_parser("gen-key", help=key_help, description=key_help)
     p.set_defaults(command=None, local=gen_key)
-    keys_help = ("print a new signing key per service (ALLUSE_<SERVICE>_SIGNING_KEY, given to"
-                 " each service as ALLUSE_SIGNING_KEY) and ALLUSE_SERVICE_KEYS, the public"
-                 " halves the security service publishes")  # fmt: skip
+    keys_help = (
+        "print a new signing key per service (ALLUSE_<SERVICE>_SIGNING_KEY, given to"
+        " each service as ALLUSE_SIGNING_KEY) and ALLUSE_SERVICE_KEYS, the public"
+        " halves the security service publishes"
+    )
     p = sub.add_parser("gen-service-keys", help=keys_help, description=keys_help)
     p.set_defaults(command=None, local=print_service_keys)
-    acl_help = ("write the Redis ACL file: one user per service and kind of client, passwords"
-                " from ALLUSE_REDIS_PASSWORD_<USER> (stored as SHA-256), the default user off")  # fmt: skip
+    acl_help = (
+        "write the Redis ACL file: one user per service and kind of client, passwords"
+        " from ALLUSE_REDIS_PASSWORD_<USER> (stored as SHA-256), the default user off"
+    )
     p = sub.add_parser("redis-acl", help=acl_help, description=acl_help)
     p.add_argument("--out", type=Path, help="file to write (default: standard output)")
-    p.add_argument("--prefix", default=os.environ.get("ALLUSE_STREAM_PREFIX", ""),
-                   help="the deployment's stream prefix (default: $ALLUSE_STREAM_PREFIX)")  # fmt: skip
+    p.add_argument(
+        "--prefix",
+        default=os.environ.get("ALLUSE_STREAM_PREFIX", ""),
+        help="the deployment's stream prefix (default: $ALLUSE_STREAM_PREFIX)",
+    )
     p.set_defaults(command=None, local=write_acl)
     return parser
 
@@ -127,8 +165,10 @@ def write_acl(args: argparse.Namespace) -> int:
     try:
         text = redis_acl.acl_file(os.environ, args.prefix)
     except KeyError as missing:
-        print(f"error: set {missing.args[0]} (16+ characters, e.g. `openssl rand -hex 24`)",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"error: set {missing.args[0]} (16+ characters, e.g. `openssl rand -hex 24`)",
+            file=sys.stderr,
+        )
         return console.USAGE
     if args.out is None:
         print(text, end="")

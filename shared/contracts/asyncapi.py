@@ -15,17 +15,24 @@ from shared.contracts.envelope import CloudEvent
 
 REF = "#/components/schemas/{model}"
 COMMANDS = {
-    "alluse.system.initialize": "InitializeSystem", "alluse.account.create": "CreateAccount",
-    "alluse.account.update": "UpdateAccount", "alluse.account.deposit": "MoveMoney",
-    "alluse.account.withdraw": "MoveMoney", "alluse.account.set_status": "SetStatus",
-    "alluse.account.close": "CloseAccount", "alluse.account.fork": "ForkAccount",
-    "alluse.account.merge": "MergeAccount", "alluse.account.reinvest": "Reinvest",
-}  # fmt: skip
+    "alluse.system.initialize": "InitializeSystem",
+    "alluse.account.create": "CreateAccount",
+    "alluse.account.update": "UpdateAccount",
+    "alluse.account.deposit": "MoveMoney",
+    "alluse.account.withdraw": "MoveMoney",
+    "alluse.account.set_status": "SetStatus",
+    "alluse.account.close": "CloseAccount",
+    "alluse.account.fork": "ForkAccount",
+    "alluse.account.merge": "MergeAccount",
+    "alluse.account.reinvest": "Reinvest",
+}
 QUERIES = {
-    "alluse.query.account": "AccountRef", "alluse.query.accounts": "ListAccounts",
-    "alluse.query.history": "History", "alluse.query.summary": "Empty",
+    "alluse.query.account": "AccountRef",
+    "alluse.query.accounts": "ListAccounts",
+    "alluse.query.history": "History",
+    "alluse.query.summary": "Empty",
     "alluse.query.integrity": "Empty",
-}  # fmt: skip
+}
 
 
 def _account_contract() -> ModuleType | None:
@@ -58,22 +65,28 @@ CHANNELS = {  # stream -> (channel id, operation actions, description)
     streams.WS2_EVENTS: ("ws2ProtocolEvents", ("receive",), "Written by the WS2 protocol engine."),
     streams.WS4_EVENTS: ("ws4MarketEvents", ("receive",), "Written by the WS4 market integration."),
     streams.ACCOUNT_COMMANDS: (
-        "accountCommands", ("receive",),
+        "accountCommands",
+        ("receive",),
         "Operators' tools and trading engines; each entry needs `authorization: Bearer <JWT>`."
         " Every command gets exactly one outcome on the lifecycle stream.",
     ),
     streams.ACCOUNT_QUERIES: (
-        "accountQueries", ("receive",), "Anyone with a token; the reply is XADDed on `replyto`.",
+        "accountQueries",
+        ("receive",),
+        "Anyone with a token; the reply is XADDed on `replyto`.",
     ),
     streams.ACCOUNT_LIFECYCLE: (
-        "accountLifecycle", ("send",),
+        "accountLifecycle",
+        ("send",),
         "Written by the integration service. Stable `id` per event (deduplicate on source + id),"
         " commit order per account, `dataschema` names the versioned JSON Schema of `data`.",
     ),
     streams.AUDIT: (
-        "audit", ("send", "receive"), "Every service writes; the security service reads.",
+        "audit",
+        ("send", "receive"),
+        "Every service writes; the security service reads.",
     ),
-}  # fmt: skip
+}
 
 
 def _headers(type_: str, stream: str) -> dict[str, Any]:

@@ -46,14 +46,16 @@ class CloudEvent(BaseModel):
     causationid: str | None = Field(default=None, max_length=200)
     # CloudEvents distributed-tracing extension (W3C Trace Context), carried hop to hop.
     traceparent: str | None = Field(
-        default=None, max_length=55,
+        default=None,
+        max_length=55,
         description="W3C Trace Context traceparent (CloudEvents distributed-tracing extension):"
         " the span that wrote the entry; the reader's spans join its trace. Optional.",
-    )  # fmt: skip
+    )
     tracestate: str | None = Field(
-        default=None, max_length=512,
+        default=None,
+        max_length=512,
         description="W3C Trace Context tracestate, vendor data carried with traceparent.",
-    )  # fmt: skip
+    )
     data: dict[str, Any]
     # Who proved to have written the entry (a token's subject, or a service's name): set by
     # the reader once verified, never read from the entry itself.

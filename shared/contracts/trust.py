@@ -37,8 +37,11 @@ GROUP = 64  # entries under one signature: proofs of at most 6 hashes
 MAX_DEPTH = 6
 REVOKED = "alluse.security.revoked"
 # Each service's CloudEvents `source`: an audit record is taken only from the one it names.
-SOURCES = {"alluse/account-service": ACCOUNT, "alluse/integration": INTEGRATION,
-           "alluse/security": SECURITY}  # fmt: skip
+SOURCES = {
+    "alluse/account-service": ACCOUNT,
+    "alluse/integration": INTEGRATION,
+    "alluse/security": SECURITY,
+}
 
 # The one table of internal types: which service alone may write each.
 OWNERS: dict[str, str] = {

@@ -95,9 +95,15 @@ class Signer:
     def claims(self, role: str, **overrides: Any) -> dict[str, Any]:
         now = int(time.time())
         claims = {
-            "iss": self.issuer, "aud": self.audience, "sub": f"user-{role}", "role": role,
-            "iat": now, "nbf": now, "exp": now + 900, "jti": uuid.uuid4().hex,
-        }  # fmt: skip
+            "iss": self.issuer,
+            "aud": self.audience,
+            "sub": f"user-{role}",
+            "role": role,
+            "iat": now,
+            "nbf": now,
+            "exp": now + 900,
+            "jti": uuid.uuid4().hex,
+        }
         claims.update(overrides)
         return claims
 

@@ -41,8 +41,13 @@ class Platform:
 
     def cli(self, *args: str, token: str | None = None, check: bool = True) -> str:
         env = {**self.env, **({"ALLUSE_TOKEN": token} if token else {})}
-        done = subprocess.run([sys.executable, "-m", "services.cli", *args], env=env,
-                              capture_output=True, text=True, check=False)  # fmt: skip
+        done = subprocess.run(
+            [sys.executable, "-m", "services.cli", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         assert not check or done.returncode == 0, done.stderr
         return done.stdout
 
@@ -50,8 +55,16 @@ class Platform:
         password = f"Pw-{uuid.uuid4().hex[:10]}!"
         pw = self.tmp / f"{name}.pw"
         pw.write_text(password)
-        self.cli("security", "create-user", "--username", name, "--role", role,
-                 "--password-file", str(pw))  # fmt: skip
+        self.cli(
+            "security",
+            "create-user",
+            "--username",
+            name,
+            "--role",
+            role,
+            "--password-file",
+            str(pw),
+        )
         self.passwords[name] = password
         return password
 
@@ -68,21 +81,31 @@ def platform(redis_url: str, database_url: str, prefix: str, tmp: Path) -> Itera
     ports = {name: free_port() for name in SERVICES}
     security = f"http://127.0.0.1:{ports['security']}"
     env = {
-        **os.environ, "REDIS_URL": redis_url, "DATABASE_URL": database_url,
-        "ALLUSE_STREAM_PREFIX": prefix, "ALLUSE_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+        **os.environ,
+        "REDIS_URL": redis_url,
+        "DATABASE_URL": database_url,
+        "ALLUSE_STREAM_PREFIX": prefix,
+        "ALLUSE_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
         "ALLUSE_AUDIT_KEYS": Fernet.generate_key().decode(),
-        "ALLUSE_JWKS_URL": f"{security}/.well-known/jwks.json", "ALLUSE_SECURITY_URL": security,
-        "ALLUSE_TOKEN_URL": f"{security}/oauth/token", "ALLUSE_BLOCK_MS": "20",
-        "ALLUSE_CONSOLE_SERVICES": ",".join(f"{n}=http://127.0.0.1:{ports[n]}" for n in SERVICES[:3]),
-    }  # fmt: skip
+        "ALLUSE_JWKS_URL": f"{security}/.well-known/jwks.json",
+        "ALLUSE_SECURITY_URL": security,
+        "ALLUSE_TOKEN_URL": f"{security}/oauth/token",
+        "ALLUSE_BLOCK_MS": "20",
+        "ALLUSE_CONSOLE_SERVICES": ",".join(
+            f"{n}=http://127.0.0.1:{ports[n]}" for n in SERVICES[:3]
+        ),
+    }
     procs: list[subprocess.Popen[bytes]] = []
     own = identity_env(new_identities())  # the console signs nothing: it is a client
     try:
         for name in SERVICES:
             log = tmp / f"{name}.log"
-            proc = subprocess.Popen([sys.executable, "-m", f"services.{name}"],
-                                    env={**env, **own.get(name, {}), "ALLUSE_HTTP_PORT": str(ports[name])},
-                                    stdout=log.open("wb"), stderr=subprocess.STDOUT)  # fmt: skip
+            proc = subprocess.Popen(
+                [sys.executable, "-m", f"services.{name}"],
+                env={**env, **own.get(name, {}), "ALLUSE_HTTP_PORT": str(ports[name])},
+                stdout=log.open("wb"),
+                stderr=subprocess.STDOUT,
+            )
             procs.append(proc)
             wait_ready(ports[name], proc, log)
         yield Platform(env, ports, tmp)

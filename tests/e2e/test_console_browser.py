@@ -23,8 +23,16 @@ from tests.e2e.console_platform import Platform, initialize, platform
 
 pytestmark = pytest.mark.slow
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 ADMIN, OPERATOR, VIEWER = "ada-admin", "otto-operator", "vera-viewer"
 
 
@@ -64,9 +72,12 @@ def chromium() -> Iterator[BrowserContext]:
     assert Path(CHROMIUM).exists(), "install Debian's chromium: apt-get install -y chromium"
     with sync_playwright() as pw, tempfile.TemporaryDirectory() as profile:
         context = pw.chromium.launch_persistent_context(
-            profile, executable_path=CHROMIUM, headless=True, args=FLAGS,
+            profile,
+            executable_path=CHROMIUM,
+            headless=True,
+            args=FLAGS,
             viewport={"width": 1200, "height": 860},
-        )  # fmt: skip
+        )
         context.set_default_timeout(15_000)
         yield context
         context.close()
@@ -184,8 +195,15 @@ def test_every_form_field_is_checked_by_the_server(
         page.goto(f"{p.console}/accounts/{p.accounts['revenue']}")  # the outcome shows once
         # the flash went to the page named by `back`; the account page shows nothing sent
         expect(page.locator("[data-balance]")).to_have_text(before)
-    page.request.post(url, form={"csrf": csrf, "command_id": "not-an-id", "amount": "5.00",
-                                 "back": f"/accounts/{p.accounts['revenue']}"})  # fmt: skip
+    page.request.post(
+        url,
+        form={
+            "csrf": csrf,
+            "command_id": "not-an-id",
+            "amount": "5.00",
+            "back": f"/accounts/{p.accounts['revenue']}",
+        },
+    )
     page.goto(f"{p.console}/accounts/{p.accounts['revenue']}")
     expect(page.locator("[data-balance]")).to_have_text(before)
     form = page.locator("form[data-command=deposit]")

@@ -81,23 +81,44 @@ def test_the_services_export_one_fills_trace_over_otlp(
 ) -> None:
     redis = Redis.from_url(settings.redis_url)
     s, bearer = settings.streams, "Bearer " + token(platform, f"otel-{uuid.uuid4().hex[:6]}")
-    init = ce("alluse.system.initialize", {"total_capital": "250000.00"}, "ops/tool",
-              authorization=bearer)  # fmt: skip
+    init = ce(
+        "alluse.system.initialize", {"total_capital": "250000.00"}, "ops/tool", authorization=bearer
+    )
     redis.xadd(s.key("alluse.account.commands"), init)
     life = Lifecycle(redis, s.key("alluse.account.lifecycle"))
     events = life.until(lambda es: any(e["type"] == "alluse.account.created" for e in es))
-    gen = next(e["data"]["account"]["id"] for e in events if e["type"] == "alluse.account.created"
-               and e["data"]["account"]["type"] == "generation")  # fmt: skip
+    gen = next(
+        e["data"]["account"]["id"]
+        for e in events
+        if e["type"] == "alluse.account.created" and e["data"]["account"]["type"] == "generation"
+    )
     trace = uuid.uuid4().hex
     fill = {
-        "fill_id": "f-otel", "order_id": "o-1", "account_id": gen, "symbol": "NVDA",
-        "instrument_type": "option", "option_type": "put", "strike": "120.00", "delta": "-0.45",
-        "side": "sell_to_open", "quantity": 1, "price": "2.15", "commission": "1.95",
+        "fill_id": "f-otel",
+        "order_id": "o-1",
+        "account_id": gen,
+        "symbol": "NVDA",
+        "instrument_type": "option",
+        "option_type": "put",
+        "strike": "120.00",
+        "delta": "-0.45",
+        "side": "sell_to_open",
+        "quantity": 1,
+        "price": "2.15",
+        "commission": "1.95",
         "filled_at": "2026-11-26T15:00:00Z",
-    }  # fmt: skip
-    redis.xadd(s.key("ws4.market.events"),
-               ce("ws4.trade.filled", fill, "ws4/gateway-1", subject=gen, authorization=bearer,
-                  traceparent=f"00-{trace}-00f067aa0ba902b7-01"))  # fmt: skip
+    }
+    redis.xadd(
+        s.key("ws4.market.events"),
+        ce(
+            "ws4.trade.filled",
+            fill,
+            "ws4/gateway-1",
+            subject=gen,
+            authorization=bearer,
+            traceparent=f"00-{trace}-00f067aa0ba902b7-01",
+        ),
+    )
     wanted = {"alluse-integration", "alluse-account", "alluse-security"}
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:

@@ -83,8 +83,12 @@ async def test_deposit_then_withdraw_never_overtakes_across_replicas(
             pipe = redis.pipeline(transaction=False)
         for account in accounts:
             for type_, amount in (("deposit", "100.00"), ("withdraw", "90.00")):
-                fields = ce(f"alluse.account.{type_}", {"amount": amount},
-                            subject=account, authorization=token)  # fmt: skip
+                fields = ce(
+                    f"alluse.account.{type_}",
+                    {"amount": amount},
+                    subject=account,
+                    authorization=token,
+                )
                 pipe.xadd(commands, fields)
                 order[account].append(fields["id"])
     await pipe.execute()

@@ -103,8 +103,15 @@ def token(platform: dict[str, Any], username: str) -> str:
 
 
 def ce(type_: str, data: dict[str, Any], source: str, **attrs: str) -> dict[str, str]:
-    return {"specversion": "1.0", "id": uuid.uuid4().hex, "source": source, "type": type_,
-            "time": "2026-11-26T15:00:00Z", **attrs, "data": json.dumps(data)}  # fmt: skip
+    return {
+        "specversion": "1.0",
+        "id": uuid.uuid4().hex,
+        "source": source,
+        "type": type_,
+        "time": "2026-11-26T15:00:00Z",
+        **attrs,
+        "data": json.dumps(data),
+    }
 
 
 class Lifecycle:
@@ -166,10 +173,21 @@ def test_upstream_events_flow_to_the_public_lifecycle_stream(
     redis.xadd(s.key("ws2.protocol.events"), week)
     life.until(lambda es: any(e["type"] == "alluse.week.changed" for e in es))
     fill = {
-        "fill_id": "f-1", "order_id": "o-1", "account_id": gen, "symbol": "NVDA", "instrument_type": "option",
-        "option_type": "put", "strike": "120.00", "delta": "-0.45", "side": "sell_to_open", "quantity": 3,
-        "price": "2.15", "multiplier": 100, "commission": "1.95", "filled_at": "2026-11-26T15:00:00Z",
-    }  # fmt: skip
+        "fill_id": "f-1",
+        "order_id": "o-1",
+        "account_id": gen,
+        "symbol": "NVDA",
+        "instrument_type": "option",
+        "option_type": "put",
+        "strike": "120.00",
+        "delta": "-0.45",
+        "side": "sell_to_open",
+        "quantity": 3,
+        "price": "2.15",
+        "multiplier": 100,
+        "commission": "1.95",
+        "filled_at": "2026-11-26T15:00:00Z",
+    }
     first = ce("ws4.trade.filled", fill, "ws4/gateway-1", subject=gen, authorization=bearer)
     redis.xadd(s.key("ws4.market.events"), first)
     redis.xadd(s.key("ws4.market.events"), first)  # delivered twice by a retrying producer
@@ -177,8 +195,15 @@ def test_upstream_events_flow_to_the_public_lifecycle_stream(
         s.key("ws4.market.events"),
         ce("ws4.trade.filled", {**fill, "price": "9.99"}, "ws4/gateway-1", authorization=bearer),
     )
-    assignment = {"assignment_id": "as-1", "account_id": gen, "symbol": "NVDA", "option_type": "put",
-                  "strike": "120.00", "contracts": 1, "multiplier": 100}  # fmt: skip
+    assignment = {
+        "assignment_id": "as-1",
+        "account_id": gen,
+        "symbol": "NVDA",
+        "option_type": "put",
+        "strike": "120.00",
+        "contracts": 1,
+        "multiplier": 100,
+    }
     assigned = ce("ws4.option.assigned", assignment, "ws4/gateway-1", authorization=bearer)
     redis.xadd(s.key("ws4.market.events"), assigned)
 

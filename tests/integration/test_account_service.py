@@ -26,11 +26,15 @@ from tests.support.tokens import Signer
 async def test_rule_3_initialize_moderate_250k_through_the_stream(client: Client) -> None:
     accounts = await client.initialize("250000.00", template="moderate")
     assert {t: a["balance"] for t, a in accounts.items()} == {
-        "generation": "100000.00", "revenue": "75000.00", "compounding": "75000.00"
-    }  # fmt: skip
+        "generation": "100000.00",
+        "revenue": "75000.00",
+        "compounding": "75000.00",
+    }
     assert {t: a["cash_buffer"] for t, a in accounts.items()} == {
-        "generation": "5000.00", "revenue": "3750.00", "compounding": "3750.00"
-    }  # fmt: skip
+        "generation": "5000.00",
+        "revenue": "3750.00",
+        "compounding": "3750.00",
+    }
     summary = await client.query("alluse.query.summary", {})
     assert summary["type"] == "alluse.query.result"
 

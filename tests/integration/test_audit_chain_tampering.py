@@ -22,9 +22,13 @@ async def pool(
     settings: Settings, own_database: str, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[asyncpg.Pool]:
     """A database of the test's own (its chain is rewritten), six records made by the CLI."""
-    for var, value in {"DATABASE_URL": own_database, "REDIS_URL": settings.redis_url,
-                       "ALLUSE_STREAM_PREFIX": settings.stream_prefix,
-                       "ALLUSE_ENCRYPTION_KEYS": KEY, "ALLUSE_AUDIT_KEYS": AUDIT_KEY}.items():  # fmt: skip
+    for var, value in {
+        "DATABASE_URL": own_database,
+        "REDIS_URL": settings.redis_url,
+        "ALLUSE_STREAM_PREFIX": settings.stream_prefix,
+        "ALLUSE_ENCRYPTION_KEYS": KEY,
+        "ALLUSE_AUDIT_KEYS": AUDIT_KEY,
+    }.items():
         monkeypatch.setenv(var, value)
     for i in range(6):
         assert await cli("create-client", "--client-id", f"engine-{i}") == OK
@@ -53,8 +57,11 @@ async def rewrite(pool: asyncpg.Pool, seq: int, key: bytes | None, keyed: bool =
             h = link_hash(prev, record, key)
             await conn.execute(
                 "UPDATE audit_records SET prev_hash = $2, hash = $3, key_id = $4 WHERE seq = $1",
-                row["seq"], prev, h, record.get("key_id"),
-            )  # fmt: skip
+                row["seq"],
+                prev,
+                h,
+                record.get("key_id"),
+            )
             prev = h
         await conn.execute("UPDATE audit_head SET hash = $1", prev)
         await conn.execute("ALTER TABLE audit_records ENABLE TRIGGER audit_records_no_change")
@@ -72,9 +79,12 @@ async def verify(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, d
     ids=["guessed-key", "unkeyed-sha256"],
 )
 async def test_a_rechained_table_fails_and_the_rewritten_record_is_named(
-    pool: asyncpg.Pool, capsys: pytest.CaptureFixture[str], key: bytes | None, keyed: bool,
+    pool: asyncpg.Pool,
+    capsys: pytest.CaptureFixture[str],
+    key: bytes | None,
+    keyed: bool,
     problem: str,
-) -> None:  # fmt: skip
+) -> None:
     assert (await verify(capsys))[1] == {"status": "intact", "records": 6}
     await rewrite(pool, 3, key, keyed)
     code, out = await verify(capsys)

@@ -105,10 +105,14 @@ async def test_200kb_nested_json_is_one_dead_letter_and_its_batch_is_applied(
     gen = (await client.initialize())["generation"]
     stream = client.s.key(ACCOUNT_COMMANDS)
     deposits = [
-        ce("alluse.account.deposit", {"amount": "10.00"}, authorization=client.signer.bearer(),
-           subject=gen["id"])
+        ce(
+            "alluse.account.deposit",
+            {"amount": "10.00"},
+            authorization=client.signer.bearer(),
+            subject=gen["id"],
+        )
         for _ in range(5)
-    ]  # fmt: skip
+    ]
     bad = {"200 KB of nesting": bad_deposits(client, gen["id"])["200 KB of nesting"]}
     entries = await write_mixed(redis, stream, bad, deposits)
     found = await verdicts(redis, client.s, stream, entries)
@@ -129,10 +133,14 @@ async def test_a_batch_of_every_kind_of_bad_entry_answers_every_valid_command(
     stream = client.s.key(ACCOUNT_COMMANDS)
     bad = bad_deposits(client, gen["id"])
     good = [
-        ce("alluse.account.deposit", {"amount": "1.00"}, authorization=client.signer.bearer(),
-           subject=gen["id"])
+        ce(
+            "alluse.account.deposit",
+            {"amount": "1.00"},
+            authorization=client.signer.bearer(),
+            subject=gen["id"],
+        )
         for _ in range(len(bad))
-    ]  # fmt: skip
+    ]
     found = await verdicts(redis, client.s, stream, await write_mixed(redis, stream, bad, good))
     valid = {n: v for n, v in found.items() if n.startswith("valid")}
     assert len(valid) == len(good)
@@ -147,8 +155,11 @@ async def test_a_batch_of_every_kind_of_bad_entry_answers_every_valid_command(
     assert found["no token"].startswith("rejected: unauthorized")
     assert found["a viewer's token"].startswith("rejected: forbidden")
     assert found["amount overflowing"].startswith("rejected: invalid_amount")
-    for poisoned in ("an ES256 token with a real kid", "a token signed by a service's key",
-                     "a token expired beyond the leeway"):  # fmt: skip
+    for poisoned in (
+        "an ES256 token with a real kid",
+        "a token signed by a service's key",
+        "a token expired beyond the leeway",
+    ):
         assert found[poisoned].startswith("rejected: unauthorized"), found[poisoned]
     summary = await client.query("alluse.query.account", {"account_id": gen["id"]})
     assert summary["data"]["balance"] == f"{100000 + len(good)}.00"
@@ -163,8 +174,12 @@ async def test_bad_queries_beside_good_ones_each_get_their_own_verdict(
     await redis.set(box + ".taken", "a string, not a stream", ex=60)
 
     def query(**over: Any) -> dict[Any, Any]:
-        fields = ce("alluse.query.account", {"account_id": gen["id"]},
-                    authorization=client.signer.bearer("viewer"), replyto=box)  # fmt: skip
+        fields = ce(
+            "alluse.query.account",
+            {"account_id": gen["id"]},
+            authorization=client.signer.bearer("viewer"),
+            replyto=box,
+        )
         return {**fields, **over}
 
     bad = {

@@ -26,8 +26,23 @@ from shared.infra.settings import Settings
 from tests.support.streams import ce, outcomes
 from tests.support.tokens import Signer
 
-SUBCOMMANDS = ("init", "create", "show", "list", "update", "deposit", "withdraw", "status", "close",
-               "history", "summary", "integrity", "positions", "reverse", "simulate-decade")  # fmt: skip
+SUBCOMMANDS = (
+    "init",
+    "create",
+    "show",
+    "list",
+    "update",
+    "deposit",
+    "withdraw",
+    "status",
+    "close",
+    "history",
+    "summary",
+    "integrity",
+    "positions",
+    "reverse",
+    "simulate-decade",
+)
 CLI_ENV = ("ALLUSE_TOKEN", "ALLUSE_TOKEN_FILE", "ALLUSE_CLIENT_ID", "ALLUSE_CLIENT_SECRET_FILE")
 
 
@@ -269,11 +284,22 @@ async def test_fork_refused_then_merge_of_an_automatic_fork_through_the_cli(
     gen = accounts["generation"]
     # One large premium: the Gen-Acc passes its baseline by more than $50,000 and forks itself.
     fill = {
-        "fill_id": "big-1", "order_id": "o-1", "account_id": gen, "symbol": "NVDA",
-        "instrument_type": "option", "option_type": "put", "strike": "1.00", "delta": "-0.45",
-        "side": "sell_to_open", "quantity": 100, "price": "6.00", "multiplier": 100,
-        "commission": "0.00", "filled_at": "2026-11-26T15:00:00Z", "week_type": "P-EW",
-    }  # fmt: skip
+        "fill_id": "big-1",
+        "order_id": "o-1",
+        "account_id": gen,
+        "symbol": "NVDA",
+        "instrument_type": "option",
+        "option_type": "put",
+        "strike": "1.00",
+        "delta": "-0.45",
+        "side": "sell_to_open",
+        "quantity": 100,
+        "price": "6.00",
+        "multiplier": 100,
+        "commission": "0.00",
+        "filled_at": "2026-11-26T15:00:00Z",
+        "week_type": "P-EW",
+    }
     effect = ce("alluse.effect.trade_filled", fill, source="ws4/gateway-1", subject=gen)
     await redis.xadd(settings.streams.key(ACCOUNT_EFFECTS), signer.sign("integration", effect))
     events = await outcomes(redis, settings.streams.key(ACCOUNT_EVENTS), effect["id"], want=3)
@@ -294,11 +320,22 @@ async def test_positions_value_as_of_and_a_reversal_through_the_cli(
     deposited = (await cli("--json", "deposit", gen, "1000.00")).json()
     before_fill = (await cli("--json", "history", gen, "--limit", "1")).json()["transactions"][0]
     fill = {
-        "fill_id": f"cli-{uuid.uuid4().hex}", "order_id": "o-1", "account_id": gen, "symbol": "AMD",
-        "instrument_type": "option", "option_type": "put", "strike": "150.00",
-        "expiration": "2026-12-04", "delta": "-0.45", "side": "sell_to_open", "quantity": 3,
-        "price": "2.00", "multiplier": 100, "commission": "1.95", "filled_at": "2026-11-26T15:00:00Z",
-    }  # fmt: skip
+        "fill_id": f"cli-{uuid.uuid4().hex}",
+        "order_id": "o-1",
+        "account_id": gen,
+        "symbol": "AMD",
+        "instrument_type": "option",
+        "option_type": "put",
+        "strike": "150.00",
+        "expiration": "2026-12-04",
+        "delta": "-0.45",
+        "side": "sell_to_open",
+        "quantity": 3,
+        "price": "2.00",
+        "multiplier": 100,
+        "commission": "1.95",
+        "filled_at": "2026-11-26T15:00:00Z",
+    }
     effect = ce("alluse.effect.trade_filled", fill, source="ws4/gateway-1", subject=gen)
     await redis.xadd(settings.streams.key(ACCOUNT_EFFECTS), signer.sign("integration", effect))
     await outcomes(redis, settings.streams.key(ACCOUNT_EVENTS), effect["id"], want=2)
@@ -328,9 +365,13 @@ async def test_a_reader_that_stops_early_is_not_reported_as_redis_unreachable(
     """`alluse summary | head -0`: the pipe closes before the CLI writes; it stops quietly."""
     read, write = os.pipe()
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "services.cli", "summary",
-        stdout=write, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+        sys.executable,
+        "-m",
+        "services.cli",
+        "summary",
+        stdout=write,
+        stderr=asyncio.subprocess.PIPE,
+    )
     os.close(write)
     os.close(read)  # nobody reads what it prints
     _, err = await asyncio.wait_for(proc.communicate(), timeout=60)

@@ -117,8 +117,12 @@ async def test_garbage_and_a_command_failed_5_times_are_redriven_once_the_cause_
         " CREATE TRIGGER fail_tx BEFORE INSERT ON transactions"
         " FOR EACH ROW EXECUTE FUNCTION fail_tx()"
     )
-    deposit = ce("alluse.account.deposit", {"account_id": gen, "amount": "10000.00"},
-                 subject=gen, authorization=ops.client.signer.bearer("operator"))  # fmt: skip
+    deposit = ce(
+        "alluse.account.deposit",
+        {"account_id": gen, "amount": "10000.00"},
+        subject=gen,
+        authorization=ops.client.signer.bearer("operator"),
+    )
     await redis.xadd(commands, deposit)
     assert await dlq_length(redis, dlq, 2) == 2
 
@@ -162,8 +166,10 @@ async def test_garbage_and_a_command_failed_5_times_are_redriven_once_the_cause_
 
     trail, checked, broken = await audit_trail(settings)
     assert [(r["action"], r["subject"]) for r in trail] == [
-        ("dlq.redriven", gen), ("dlq.redriven", gen), ("dlq.dropped", None)
-    ]  # fmt: skip
+        ("dlq.redriven", gen),
+        ("dlq.redriven", gen),
+        ("dlq.dropped", None),
+    ]
     assert all(r["actor"].startswith("user-admin (cli:") for r in trail)
     assert broken is None and checked >= 3
 

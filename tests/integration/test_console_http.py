@@ -13,8 +13,14 @@ from tests.support.tokens import Signer
 
 @pytest.fixture
 async def console(settings: Settings, signer: Signer) -> AsyncIterator[httpx.AsyncClient]:
-    app = build(ConsoleSettings(redis_url=settings.redis_url, stream_prefix=settings.stream_prefix,
-                                jwks_url=signer.jwks_url, security_url="http://127.0.0.1:9"))  # fmt: skip
+    app = build(
+        ConsoleSettings(
+            redis_url=settings.redis_url,
+            stream_prefix=settings.stream_prefix,
+            jwks_url=signer.jwks_url,
+            security_url="http://127.0.0.1:9",
+        )
+    )
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="https://console.test") as client:
         yield client
@@ -41,8 +47,12 @@ async def test_every_page_forbids_framing_inline_scripts_and_caching(
 
 
 async def test_pages_need_a_session_and_a_stale_one_says_so(console: httpx.AsyncClient) -> None:
-    for path in ("/portfolios", "/accounts/3f2c9a1e-2d1e-4c7a-9b57-0a4f3c2e9d10", "/live/events",
-                 "/operations"):  # fmt: skip
+    for path in (
+        "/portfolios",
+        "/accounts/3f2c9a1e-2d1e-4c7a-9b57-0a4f3c2e9d10",
+        "/live/events",
+        "/operations",
+    ):
         answer = await console.get(path)
         assert answer.status_code == 303 and answer.headers["location"].startswith("/signin?next=")
     console.cookies.set("alluse_console", "made-up-or-expired", domain="console.test")
@@ -57,8 +67,9 @@ async def test_posts_without_the_forms_own_token_are_refused(console: httpx.Asyn
     assert (
         await console.post("/signin", data={"username": "ada", "password": "x"})
     ).status_code == 403
-    deposit = await console.post("/accounts/3f2c9a1e-2d1e-4c7a-9b57-0a4f3c2e9d10/deposit",
-                           data={"amount": "5.00"})  # fmt: skip
+    deposit = await console.post(
+        "/accounts/3f2c9a1e-2d1e-4c7a-9b57-0a4f3c2e9d10/deposit", data={"amount": "5.00"}
+    )
     assert deposit.status_code == 303 and deposit.headers["location"].startswith("/signin")
 
 

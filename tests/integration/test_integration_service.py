@@ -23,7 +23,7 @@ from shared.contracts.streams import (
     ACCOUNT_LIFECYCLE,
     WS2_EVENTS,
     WS4_EVENTS,
-)  # fmt: skip
+)
 from shared.infra.runtime import Runtime, health_routes, running
 from shared.infra.settings import Settings
 from tests.conftest import as_service
@@ -59,11 +59,22 @@ async def read(redis: Redis, settings: Settings, stream: str) -> list[dict[str, 
 
 def fill(account: str, **overrides: Any) -> dict[str, Any]:
     return {
-        "fill_id": f"fill-{uuid.uuid4().hex}", "order_id": "ord-1", "account_id": account,
-        "symbol": "TSLA", "instrument_type": "option", "option_type": "put", "strike": "250.00",
-        "expiration": "2026-12-04", "delta": "-0.45", "side": "sell_to_open", "quantity": 5,
-        "price": "3.25", "commission": "3.25", "filled_at": "2026-11-26T14:02:11Z", **overrides,
-    }  # fmt: skip
+        "fill_id": f"fill-{uuid.uuid4().hex}",
+        "order_id": "ord-1",
+        "account_id": account,
+        "symbol": "TSLA",
+        "instrument_type": "option",
+        "option_type": "put",
+        "strike": "250.00",
+        "expiration": "2026-12-04",
+        "delta": "-0.45",
+        "side": "sell_to_open",
+        "quantity": 5,
+        "price": "3.25",
+        "commission": "3.25",
+        "filled_at": "2026-11-26T14:02:11Z",
+        **overrides,
+    }
 
 
 CREDENTIALS: dict[str, Signer] = {}
@@ -96,9 +107,13 @@ async def test_a_fill_becomes_an_effect_with_the_same_source_and_id(svc, redis, 
     await xadd(redis, settings, WS2_EVENTS, new_event("ws2.week.classified", "ws2/engine", week))
     thursday = f"{monday + timedelta(days=3)}T14:02:11Z"
     entry = new_event(
-        "ws4.trade.filled", "ws4/gateway-1", fill(account, filled_at=thursday),
-        subject=account, correlationid="corr-1", causationid="order-9",
-    )  # fmt: skip
+        "ws4.trade.filled",
+        "ws4/gateway-1",
+        fill(account, filled_at=thursday),
+        subject=account,
+        correlationid="corr-1",
+        causationid="order-9",
+    )
     await xadd(redis, settings, WS4_EVENTS, entry)
     await drain(svc)
     (effect,) = await read(redis, settings, ACCOUNT_EFFECTS)
@@ -125,16 +140,40 @@ async def test_the_same_entry_twice_forwards_the_same_effect(svc, redis, setting
 async def test_each_effect_type_is_forwarded(svc, redis, settings) -> None:
     account = str(uuid.uuid4())
     upstream = [
-        (WS4_EVENTS, "ws4.option.assigned", {
-            "assignment_id": "as-1", "account_id": account, "symbol": "TSLA",
-            "option_type": "put", "strike": "250.00", "contracts": 2, "multiplier": 100}),
-        (WS4_EVENTS, "ws4.account.valuation", {
-            "account_id": account, "positions_market_value": "-1234.50",
-            "as_of": "2026-11-27T21:00:00Z"}),
-        (WS2_EVENTS, "ws2.protocol.validated", {
-            "account_id": account, "trade_ref": "fill-1", "compliant": False,
-            "violations": ["entry outside Thursday"], "week_type": "C-RO"}),
-    ]  # fmt: skip
+        (
+            WS4_EVENTS,
+            "ws4.option.assigned",
+            {
+                "assignment_id": "as-1",
+                "account_id": account,
+                "symbol": "TSLA",
+                "option_type": "put",
+                "strike": "250.00",
+                "contracts": 2,
+                "multiplier": 100,
+            },
+        ),
+        (
+            WS4_EVENTS,
+            "ws4.account.valuation",
+            {
+                "account_id": account,
+                "positions_market_value": "-1234.50",
+                "as_of": "2026-11-27T21:00:00Z",
+            },
+        ),
+        (
+            WS2_EVENTS,
+            "ws2.protocol.validated",
+            {
+                "account_id": account,
+                "trade_ref": "fill-1",
+                "compliant": False,
+                "violations": ["entry outside Thursday"],
+                "week_type": "C-RO",
+            },
+        ),
+    ]
     for stream, type_, data in upstream:
         await xadd(redis, settings, stream, new_event(type_, "up/1", data, subject=account))
     await drain(svc)
@@ -142,9 +181,10 @@ async def test_each_effect_type_is_forwarded(svc, redis, settings) -> None:
         e["type"]: json.loads(e["data"]) for e in await read(redis, settings, ACCOUNT_EFFECTS)
     }
     assert set(effects) == {
-        "alluse.effect.option_assigned", "alluse.effect.account_valuation",
+        "alluse.effect.option_assigned",
+        "alluse.effect.account_valuation",
         "alluse.effect.protocol_validated",
-    }  # fmt: skip
+    }
     assert effects["alluse.effect.protocol_validated"]["week_type"] == "C-RO"  # WS2's own stands
     assert effects["alluse.effect.account_valuation"]["positions_market_value"] == "-1234.50"
 
@@ -161,11 +201,19 @@ async def test_week_classified_announces_week_changed(svc, redis, settings) -> N
     announced = await read(redis, settings, ACCOUNT_LIFECYCLE)
     # The late re-classification of the earlier week is recorded, not announced.
     assert [json.loads(e["data"]) for e in announced] == [
-        {"week_start": monday.isoformat(), "week_type": "P-EW", "confidence": "0.9",
-         "previous_week_type": None},
-        {"week_start": (monday + timedelta(weeks=1)).isoformat(), "week_type": "W-IDL",
-         "confidence": "0.9", "previous_week_type": "P-EW"},
-    ]  # fmt: skip
+        {
+            "week_start": monday.isoformat(),
+            "week_type": "P-EW",
+            "confidence": "0.9",
+            "previous_week_type": None,
+        },
+        {
+            "week_start": (monday + timedelta(weeks=1)).isoformat(),
+            "week_type": "W-IDL",
+            "confidence": "0.9",
+            "previous_week_type": "P-EW",
+        },
+    ]
     first = announced[0]
     assert first["type"] == "alluse.week.changed" and first["source"] == "alluse/integration"
     assert first["causationid"] == entries[0]["id"]
@@ -178,13 +226,22 @@ async def test_account_events_are_republished_in_order_with_their_ids(svc, redis
     for i in range(20):
         account = accounts[i % 2]
         data = {
-            "account_id": account, "balance": f"{i}.00", "available": "0.00", "cash_buffer": "0.00",
+            "account_id": account,
+            "balance": f"{i}.00",
+            "available": "0.00",
+            "cash_buffer": "0.00",
             "transaction": {"id": str(i), "type": "trade_premium", "amount": "1.00"},
-        }  # fmt: skip
-        sent.append(new_event(
-            "alluse.account.balance_changed", "alluse/account-service", data, subject=account,
-            causationid=f"fill-{i}", correlationid="corr",
-        ))  # fmt: skip
+        }
+        sent.append(
+            new_event(
+                "alluse.account.balance_changed",
+                "alluse/account-service",
+                data,
+                subject=account,
+                causationid=f"fill-{i}",
+                correlationid="corr",
+            )
+        )
         await xadd(redis, settings, ACCOUNT_EVENTS, sent[-1])
     await xadd(redis, settings, ACCOUNT_EVENTS, sent[3])  # redelivered by the account service
     await drain(svc)
@@ -210,9 +267,12 @@ async def test_bad_payloads_are_rejected_on_the_lifecycle_stream(svc, redis, set
     await drain(svc)
     rejected = await read(redis, settings, ACCOUNT_LIFECYCLE)
     # A type no token may send is refused before the batch's payloads are read: order differs.
-    assert sorted((e["causationid"], json.loads(e["data"])["code"]) for e in rejected) == sorted([
-        (bad["id"], "invalid_payload"), (unknown["id"], "unknown_type"),
-    ])  # fmt: skip
+    assert sorted((e["causationid"], json.loads(e["data"])["code"]) for e in rejected) == sorted(
+        [
+            (bad["id"], "invalid_payload"),
+            (unknown["id"], "unknown_type"),
+        ]
+    )
     (invalid,) = [e for e in rejected if e["causationid"] == bad["id"]]
     assert "quantity" in json.loads(invalid["data"])["reason"]
     assert invalid["subject"] == account

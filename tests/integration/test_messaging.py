@@ -48,9 +48,12 @@ async def toy(
     pipeline = Pipeline(pool, _prefixed(add, events), source="toy", reject_stream=events)
     relay = Relay(pool, redis, name=schema, sign=list)  # signing is tested with the services
     consumer = StreamConsumer(
-        redis=redis, settings=settings, stream=settings.streams.key("toy.commands"),
-        group="toy", process=pipeline.process,
-    )  # fmt: skip
+        redis=redis,
+        settings=settings,
+        stream=settings.streams.key("toy.commands"),
+        group="toy",
+        process=pipeline.process,
+    )
     await consumer.ensure_group()
     yield consumer, relay, pool
     await pool.close()
@@ -91,8 +94,11 @@ async def test_same_entry_twice_applies_once_and_answers_twice(toy, redis, setti
     assert [e["type"] for e in events] == ["toy.added", "toy.added"]
     assert events[0]["id"] == events[1]["id"]  # the same outcome, with the same event id
     assert await redis.xpending(consumer.stream, consumer.group) == {
-        "pending": 0, "min": None, "max": None, "consumers": []
-    }  # fmt: skip
+        "pending": 0,
+        "min": None,
+        "max": None,
+        "consumers": [],
+    }
 
 
 async def test_same_id_other_payload_is_an_idempotency_conflict(toy, redis, settings) -> None:
@@ -117,9 +123,11 @@ async def test_rejection_changes_nothing_and_names_its_cause(toy, redis, setting
     assert await pool.fetchval("SELECT count(*) FROM counter") == 0
     (event,) = await published(redis, settings)
     assert json.loads(event["data"]) == {
-        "code": "negative", "reason": "the counter must not go below zero",
-        "command_type": "toy.add", "command_id": "c-3",
-    }  # fmt: skip
+        "code": "negative",
+        "reason": "the counter must not go below zero",
+        "command_type": "toy.add",
+        "command_id": "c-3",
+    }
 
 
 async def test_command_rejected_after_it_wrote_leaves_nothing_and_its_batch_commits(

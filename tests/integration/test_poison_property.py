@@ -33,16 +33,39 @@ from tests.support.platform import platform as running_platform
 from tests.support.streams import ce
 from tests.support.tokens import Signer
 
-INBOUND = [ACCOUNT_COMMANDS, ACCOUNT_EFFECTS, ACCOUNT_QUERIES, ACCOUNT_EVENTS, WS2_EVENTS,
-           WS4_EVENTS, AUDIT]  # fmt: skip
+INBOUND = [
+    ACCOUNT_COMMANDS,
+    ACCOUNT_EFFECTS,
+    ACCOUNT_QUERIES,
+    ACCOUNT_EVENTS,
+    WS2_EVENTS,
+    WS4_EVENTS,
+    AUDIT,
+]
 TYPES = [
-    "alluse.account.deposit", "alluse.account.create", "alluse.system.initialize",
-    "alluse.effect.trade_filled", "alluse.effect.account_valuation", "alluse.query.account",
-    "alluse.account.balance_changed", "ws2.week.classified", "ws4.trade.filled",
-    "ws4.market.quote", "alluse.audit.recorded",
-]  # fmt: skip
-ATTRS = [b"specversion", b"id", b"source", b"type", b"time", b"subject", b"authorization",
-         b"datacontenttype", b"data"]  # fmt: skip
+    "alluse.account.deposit",
+    "alluse.account.create",
+    "alluse.system.initialize",
+    "alluse.effect.trade_filled",
+    "alluse.effect.account_valuation",
+    "alluse.query.account",
+    "alluse.account.balance_changed",
+    "ws2.week.classified",
+    "ws4.trade.filled",
+    "ws4.market.quote",
+    "alluse.audit.recorded",
+]
+ATTRS = [
+    b"specversion",
+    b"id",
+    b"source",
+    b"type",
+    b"time",
+    b"subject",
+    b"authorization",
+    b"datacontenttype",
+    b"data",
+]
 
 
 @pytest.fixture
@@ -82,11 +105,14 @@ def bad_entries(draw: st.DrawFn, box: str) -> dict[bytes, bytes]:
         keys = st.sampled_from(ATTRS) | st.binary(min_size=1, max_size=12)
         return draw(st.dictionaries(keys, st.binary(max_size=80), min_size=1, max_size=8))
     fields: dict[bytes, bytes] = {  # a near-valid CloudEvent with something wrong in it
-        b"specversion": b"1.0", b"id": uuid.uuid4().hex.encode(), b"source": b"tests/fuzz",
+        b"specversion": b"1.0",
+        b"id": uuid.uuid4().hex.encode(),
+        b"source": b"tests/fuzz",
         b"type": draw(st.sampled_from(TYPES)).encode(),
-        b"time": datetime.now(UTC).isoformat().encode(), b"replyto": box.encode(),
+        b"time": datetime.now(UTC).isoformat().encode(),
+        b"replyto": box.encode(),
         b"data": draw(data_values),
-    }  # fmt: skip
+    }
     if draw(st.booleans()):
         fields[draw(st.sampled_from(ATTRS))] = draw(st.binary(max_size=40))
     return fields

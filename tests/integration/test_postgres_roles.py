@@ -39,10 +39,15 @@ async def roles(servers: tuple[str, str]) -> AsyncIterator[dict[str, str]]:
     names = {r: prefix + r for r in ROLES}
     async with fresh_database(admin_url, f"alluse_roles_{uuid.uuid4().hex[:8]}") as url:
         parts = urlsplit(url)
-        env = {**os.environ, "POSTGRES_USER": parts.username or "postgres",
-               "POSTGRES_DB": parts.path.lstrip("/"), "ALLUSE_DB_ROLE_PREFIX": prefix,
-               "PGHOST": parts.hostname or parse_qs(parts.query).get("host", [""])[0],
-               "PGPORT": str(parts.port or 5432), "PGPASSWORD": parts.password or ""}  # fmt: skip
+        env = {
+            **os.environ,
+            "POSTGRES_USER": parts.username or "postgres",
+            "POSTGRES_DB": parts.path.lstrip("/"),
+            "ALLUSE_DB_ROLE_PREFIX": prefix,
+            "PGHOST": parts.hostname or parse_qs(parts.query).get("host", [""])[0],
+            "PGPORT": str(parts.port or 5432),
+            "PGPASSWORD": parts.password or "",
+        }
         env |= {f"ALLUSE_DB_PASSWORD_{r.upper()}": secrets.token_hex(8) for r in ROLES}
         try:
             done = await asyncio.to_thread(
@@ -75,13 +80,22 @@ async def test_services_migrate_as_schema_owners_and_stay_in_their_own_schema(
 ) -> None:
     for role in ROLES:
         conn = await asyncpg.connect(roles[role])
-        assert await conn.fetchval("SELECT rolsuper FROM pg_roles WHERE rolname = current_user") is False  # fmt: skip
+        assert (
+            await conn.fetchval("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+            is False
+        )
         await conn.close()
     assert await migrate(roles["account"], "account", ACCOUNT_MIGRATIONS)
     assert await migrate(roles["integration"], "integration", INTEGRATION_MIGRATIONS)
-    sec = SecuritySettings(**{**settings.model_dump(), "database_url": roles["security"],
-                              "migration_database_url": roles["security_owner"],
-                              "encryption_keys": KEY, "audit_keys": AUDIT_KEY})  # fmt: skip
+    sec = SecuritySettings(
+        **{
+            **settings.model_dump(),
+            "database_url": roles["security"],
+            "migration_database_url": roles["security_owner"],
+            "encryption_keys": KEY,
+            "audit_keys": AUDIT_KEY,
+        }
+    )
     await app.prepare_database(sec)  # as security_owner, granting the runtime role
     await app.prepare_database(sec.model_copy(update={"migration_database_url": ""}))  # as runtime
     for role, other in (
@@ -98,9 +112,15 @@ async def test_services_migrate_as_schema_owners_and_stay_in_their_own_schema(
 async def test_the_security_runtime_role_may_only_insert_and_select_audit_records(
     roles: dict[str, str], settings: Settings
 ) -> None:
-    sec = SecuritySettings(**{**settings.model_dump(), "database_url": roles["security"],
-                              "migration_database_url": roles["security_owner"],
-                              "encryption_keys": KEY, "audit_keys": AUDIT_KEY})  # fmt: skip
+    sec = SecuritySettings(
+        **{
+            **settings.model_dump(),
+            "database_url": roles["security"],
+            "migration_database_url": roles["security_owner"],
+            "encryption_keys": KEY,
+            "audit_keys": AUDIT_KEY,
+        }
+    )
     await app.prepare_database(sec)
     audit.use_keys(crypto.load_audit_keys(AUDIT_KEY))
     pool = await create_pool(roles["security"], "security")
@@ -112,11 +132,17 @@ async def test_the_security_runtime_role_may_only_insert_and_select_audit_record
     finally:
         await pool.close()
     runtime = roles["security"]
-    for sql in ("UPDATE audit_records SET actor = 'x'", "DELETE FROM audit_records",
-                "TRUNCATE audit_records"):  # fmt: skip
+    for sql in (
+        "UPDATE audit_records SET actor = 'x'",
+        "DELETE FROM audit_records",
+        "TRUNCATE audit_records",
+    ):
         assert "permission denied for table audit_records" in await refused(
             runtime, "security", sql
         )
-    for sql in ("ALTER TABLE audit_records DISABLE TRIGGER audit_records_no_change",
-                "DROP TABLE audit_records", "DELETE FROM schema_migrations"):  # fmt: skip
+    for sql in (
+        "ALTER TABLE audit_records DISABLE TRIGGER audit_records_no_change",
+        "DROP TABLE audit_records",
+        "DELETE FROM schema_migrations",
+    ):
         await refused(runtime, "security", sql)

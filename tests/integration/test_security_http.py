@@ -54,9 +54,15 @@ def security_settings(settings: Settings, **overrides: Any) -> SecuritySettings:
     port = free_port()
     base = settings.model_dump(exclude={"http_port", "jwks_url"})
     return SecuritySettings(
-        **{**base, "encryption_keys": KEY, "audit_keys": AUDIT_KEY, "http_port": port,
-           "jwks_url": f"http://127.0.0.1:{port}/.well-known/jwks.json", **overrides}
-    )  # fmt: skip
+        **{
+            **base,
+            "encryption_keys": KEY,
+            "audit_keys": AUDIT_KEY,
+            "http_port": port,
+            "jwks_url": f"http://127.0.0.1:{port}/.well-known/jwks.json",
+            **overrides,
+        }
+    )
 
 
 @dataclass
@@ -75,13 +81,22 @@ class Svc:
 
     def verifier(self, revocations: Revocations | None = None) -> Verifier:
         s = self.settings
-        return Verifier(self.keys(), issuer=s.jwt_issuer, audience=s.jwt_audience,
-                        is_revoked=revocations.is_revoked if revocations else lambda _: False)  # fmt: skip
+        return Verifier(
+            self.keys(),
+            issuer=s.jwt_issuer,
+            audience=s.jwt_audience,
+            is_revoked=revocations.is_revoked if revocations else lambda _: False,
+        )
 
     async def user(self, role: str = "operator", **kw: Any) -> tuple[str, uuid.UUID]:
         name = f"u-{uuid.uuid4().hex[:10]}"
-        uid = await self.admin.create_user(app.passwords_from(self.settings), username=name,
-                                           password=PASSWORD, role=role, email=kw.get("email"))  # fmt: skip
+        uid = await self.admin.create_user(
+            app.passwords_from(self.settings),
+            username=name,
+            password=PASSWORD,
+            role=role,
+            email=kw.get("email"),
+        )
         return name, uid
 
     async def login(self, username: str, password: str = PASSWORD) -> httpx.Response:
@@ -157,8 +172,16 @@ async def _attack(svc: Svc, kind: str) -> str:
     assert row is not None
     kid, key = row["kid"], keys.KeyCache(svc.admin.fernet).private(row["kid"], row["private_enc"])
     s, now = svc.settings, int(time.time())
-    claims = {"iss": s.jwt_issuer, "aud": s.jwt_audience, "sub": "attacker", "role": "admin",
-              "iat": now, "nbf": now, "exp": now + 600, "jti": uuid.uuid4().hex}  # fmt: skip
+    claims = {
+        "iss": s.jwt_issuer,
+        "aud": s.jwt_audience,
+        "sub": "attacker",
+        "role": "admin",
+        "iat": now,
+        "nbf": now,
+        "exp": now + 600,
+        "jti": uuid.uuid4().hex,
+    }
 
     def signed(**changes: Any) -> str:
         return jwt.encode({**claims, **changes}, key, algorithm="EdDSA", headers={"kid": kid})
@@ -197,8 +220,17 @@ async def _attack(svc: Svc, kind: str) -> str:
     return f"{head}.{_b64(json.dumps({**claims, 'role': 'admin'}).encode())}.{sig}"
 
 
-ATTACKS = ["alg none", "HS256 with the public key", "expired", "not yet valid", "wrong iss",
-           "wrong aud", "missing jti", "unknown kid", "tampered payload"]  # fmt: skip
+ATTACKS = [
+    "alg none",
+    "HS256 with the public key",
+    "expired",
+    "not yet valid",
+    "wrong iss",
+    "wrong aud",
+    "missing jti",
+    "unknown kid",
+    "tampered payload",
+]
 
 
 @pytest.mark.parametrize("kind", ATTACKS)
@@ -400,8 +432,15 @@ async def test_hostile_text_in_every_form_field_is_refused_cleanly(
     grant = {"username": "password", "password": "password", "refresh_token": "refresh_token"}.get(
         field, "client_credentials"
     )
-    data = {"grant_type": grant, "username": "nobody", "password": PASSWORD, "refresh_token": "r",
-            "client_id": "c", "client_secret": "s", field: value}  # fmt: skip
+    data = {
+        "grant_type": grant,
+        "username": "nobody",
+        "password": PASSWORD,
+        "refresh_token": "r",
+        "client_id": "c",
+        "client_secret": "s",
+        field: value,
+    }
     r = await svc.http.post("/oauth/token", data=data)
     assert r.status_code in (400, 401), r.text
     assert r.json()["error"] in (
@@ -419,8 +458,9 @@ async def test_hostile_text_in_every_form_field_is_refused_cleanly(
 
 async def test_sql_metacharacters_are_stored_verbatim_and_work(svc: Svc) -> None:
     name = f"{SQL}{uuid.uuid4().hex[:6]}"
-    await svc.admin.create_user(app.passwords_from(svc.settings), username=name, password=PASSWORD,
-                                role="viewer", email=SQL)  # fmt: skip
+    await svc.admin.create_user(
+        app.passwords_from(svc.settings), username=name, password=PASSWORD, role="viewer", email=SQL
+    )
     assert (await svc.login(name)).status_code == 200
     async with svc.admin.pool.acquire() as conn:
         row = await store.user(conn, username=name)
@@ -459,9 +499,13 @@ async def test_user_created_by_the_cli_gets_a_token_over_http(
     from services.cli.__main__ import build_parser
 
     s = svc.settings
-    for var, value in {"DATABASE_URL": s.database_url, "REDIS_URL": s.redis_url,
-                       "ALLUSE_STREAM_PREFIX": s.stream_prefix, "ALLUSE_ENCRYPTION_KEYS": KEY,
-                       "ALLUSE_AUDIT_KEYS": AUDIT_KEY}.items():  # fmt: skip
+    for var, value in {
+        "DATABASE_URL": s.database_url,
+        "REDIS_URL": s.redis_url,
+        "ALLUSE_STREAM_PREFIX": s.stream_prefix,
+        "ALLUSE_ENCRYPTION_KEYS": KEY,
+        "ALLUSE_AUDIT_KEYS": AUDIT_KEY,
+    }.items():
         monkeypatch.setenv(var, value)
     pw = tmp_path / "pw"
     pw.write_text(PASSWORD + "\n")
@@ -482,26 +526,41 @@ async def test_audit_records_are_stored_only_from_the_service_they_name(
     stream = s.key(AUDIT)
 
     def record(actor: str, cause: CloudEvent, source: str = "alluse/account-service") -> Any:
-        return audit_event(s, source=source, action=cause.type, actor=actor, subject="acct-7",
-                           cause=cause)[1]  # fmt: skip
+        return audit_event(
+            s, source=source, action=cause.type, actor=actor, subject="acct-7", cause=cause
+        )[1]
 
-    command = decode({k.encode(): v.encode() for k, v in ce("alluse.account.deposit", {},
-                      source="ops/tool").items()})  # fmt: skip
+    command = decode(
+        {
+            k.encode(): v.encode()
+            for k, v in ce("alluse.account.deposit", {}, source="ops/tool").items()
+        }
+    )
     # Two honest producers with the same id under different sources: two records, no clash.
-    twin = decode({k.encode(): v.encode() for k, v in ce("alluse.account.deposit", {},
-                   source="ops/other", id_=command.id).items()})  # fmt: skip
+    twin = decode(
+        {
+            k.encode(): v.encode()
+            for k, v in ce("alluse.account.deposit", {}, source="ops/other", id_=command.id).items()
+        }
+    )
     real, real_twin = record("user-7", command), record("user-8", twin)
     forged = {**record("forger", command), "id": "forged-1", "time": "2001-01-01T00:00:00Z"}
     preempted = {**real, "data": real["data"].replace("user-7", "attacker")}  # the real id, first
     posing = signer.sign("integration", {**record("poser", command), "id": "posing-1"})
-    for fields in (forged, preempted, posing, signer.sign("account", real),
-                   signer.sign("account", real_twin)):  # fmt: skip
+    for fields in (
+        forged,
+        preempted,
+        posing,
+        signer.sign("account", real),
+        signer.sign("account", real_twin),
+    ):
         await svc.redis.xadd(stream, fields)  # type: ignore[arg-type]
 
     async def stored() -> bool:
         async with svc.admin.pool.acquire() as conn:
-            return bool(await conn.fetchval(
-                "SELECT count(*) FROM audit_records WHERE actor = 'user-8'"))  # fmt: skip
+            return bool(
+                await conn.fetchval("SELECT count(*) FROM audit_records WHERE actor = 'user-8'")
+            )
 
     await until(stored)
     async with svc.admin.pool.acquire() as conn:

@@ -113,11 +113,22 @@ async def test_audit_events_from_other_services_are_stored_once(
     pipeline = Pipeline(
         pool, audit.on_audit_event, source=audit.SOURCE, reject_stream=settings.streams.dlq(AUDIT)
     )
-    consumer = StreamConsumer(redis=redis, settings=settings, stream=settings.streams.key(AUDIT),
-                              group="security-audit", process=pipeline.process)  # fmt: skip
+    consumer = StreamConsumer(
+        redis=redis,
+        settings=settings,
+        stream=settings.streams.key(AUDIT),
+        group="security-audit",
+        process=pipeline.process,
+    )
     await consumer.ensure_group()
-    stream, fields = audit_event(settings.streams, source="alluse/account", action="command.denied",
-                                 actor="user-1", subject="acct-9", details={"code": "forbidden", "password": "p"})  # fmt: skip
+    stream, fields = audit_event(
+        settings.streams,
+        source="alluse/account",
+        action="command.denied",
+        actor="user-1",
+        subject="acct-9",
+        details={"code": "forbidden", "password": "p"},
+    )
     await redis.xadd(stream, fields)
     await redis.xadd(stream, fields)  # re-delivered: still one record
     reply = await redis.xreadgroup(consumer.group, "c1", {consumer.stream: ">"}, count=10)
@@ -171,8 +182,15 @@ async def test_hostile_text_in_admin_fields_is_refused_or_stored_verbatim(privat
         await admin.revoke(jti=huge)
     async with pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM users") == 0
-        rows = await audit_store.query_audit(conn, actor="'; DELETE FROM users; --", subject=huge, action=None,
-                                       since=None, until=None, limit=5)  # fmt: skip
+        rows = await audit_store.query_audit(
+            conn,
+            actor="'; DELETE FROM users; --",
+            subject=huge,
+            action=None,
+            since=None,
+            until=None,
+            limit=5,
+        )
     assert rows == []
 
 
@@ -192,9 +210,13 @@ async def test_missing_audit_keys_stop_the_service_before_it_starts(settings: Se
 
 @pytest.fixture
 def env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    for var, value in {"DATABASE_URL": settings.database_url, "REDIS_URL": settings.redis_url,
-                       "ALLUSE_STREAM_PREFIX": settings.stream_prefix, "ALLUSE_ENCRYPTION_KEYS": KEY,
-                       "ALLUSE_AUDIT_KEYS": AUDIT_KEY}.items():  # fmt: skip
+    for var, value in {
+        "DATABASE_URL": settings.database_url,
+        "REDIS_URL": settings.redis_url,
+        "ALLUSE_STREAM_PREFIX": settings.stream_prefix,
+        "ALLUSE_ENCRYPTION_KEYS": KEY,
+        "ALLUSE_AUDIT_KEYS": AUDIT_KEY,
+    }.items():
         monkeypatch.setenv(var, value)
     return settings
 

@@ -56,10 +56,18 @@ async def test_a_year_of_the_cycle_never_overdraws_and_no_assignment_is_a_drawdo
     engine = client.signer.token("trading_engine")
     accounts = await client.initialize()  # $250,000 moderate, as `make run` shows it
     args = Namespace(
-        weeks=52, rate=0, accounts=[f"{a['id']}:{t}" for t, a in accounts.items()], seed=11,
-        start=date(2025, 1, 6), violations=0.05, measure=False, measure_stream=ACCOUNT_LIFECYCLE,
-        timeout=60.0, quiet=True, week_types=None,
-    )  # fmt: skip
+        weeks=52,
+        rate=0,
+        accounts=[f"{a['id']}:{t}" for t, a in accounts.items()],
+        seed=11,
+        start=date(2025, 1, 6),
+        violations=0.05,
+        measure=False,
+        measure_stream=ACCOUNT_LIFECYCLE,
+        timeout=60.0,
+        quiet=True,
+        week_types=None,
+    )
     assert await simulate.run(args, engine, settings) == 0
     events = await lifecycle(client.redis, settings)
     kinds = {e["type"].rsplit(".", 1)[1] for e in events}

@@ -31,9 +31,10 @@ async def run(settings: Settings, redis: Redis, signer: Signer) -> AsyncIterator
 def bearer_tokens(fields: dict[bytes, bytes]) -> list[bytes]:
     """Every field that carries a bearer token (a redacted copy carries none)."""
     return [
-        k for k, v in fields.items()
+        k
+        for k, v in fields.items()
         if JWT.search(v) or (k == b"authorization" and v != b"[redacted]") or b"Bearer " in v
-    ]  # fmt: skip
+    ]
 
 
 async def test_no_stream_the_platform_owns_keeps_a_bearer_token_after_a_run(
@@ -53,13 +54,29 @@ async def test_no_stream_the_platform_owns_keeps_a_bearer_token_after_a_run(
     dead = {**ce("alluse.account.deposit", {}, authorization=signer.bearer()), "data": "[1]"}
     await redis.xadd(s.key(ACCOUNT_COMMANDS), dead)  # type: ignore[arg-type]
     engine = signer.bearer("trading_engine")
-    week = ce("ws2.week.classified", {"week_start": "2026-11-23", "week_type": "P-EW",
-              "confidence": "0.80"}, source="ws2/engine", authorization=engine)  # fmt: skip
-    fill = ce("ws4.trade.filled", {
-        "fill_id": f"fill-{uuid.uuid4().hex}", "order_id": "o-1", "account_id": run.account,
-        "symbol": "TSLA", "instrument_type": "stock", "side": "buy", "quantity": 1,
-        "price": "10.00", "commission": "1.00", "filled_at": "2026-11-26T14:02:11Z",
-    }, source="ws4/gateway", authorization=engine)  # fmt: skip
+    week = ce(
+        "ws2.week.classified",
+        {"week_start": "2026-11-23", "week_type": "P-EW", "confidence": "0.80"},
+        source="ws2/engine",
+        authorization=engine,
+    )
+    fill = ce(
+        "ws4.trade.filled",
+        {
+            "fill_id": f"fill-{uuid.uuid4().hex}",
+            "order_id": "o-1",
+            "account_id": run.account,
+            "symbol": "TSLA",
+            "instrument_type": "stock",
+            "side": "buy",
+            "quantity": 1,
+            "price": "10.00",
+            "commission": "1.00",
+            "filled_at": "2026-11-26T14:02:11Z",
+        },
+        source="ws4/gateway",
+        authorization=engine,
+    )
     await redis.xadd(s.key(WS2_EVENTS), week)  # type: ignore[arg-type]
     await redis.xadd(s.key(WS4_EVENTS), fill)  # type: ignore[arg-type]
     lifecycle = s.key(ACCOUNT_LIFECYCLE)

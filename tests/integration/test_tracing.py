@@ -102,9 +102,15 @@ async def test_one_ws4_fill_is_one_trace_across_the_three_services(
     platform: Client, spans: InMemorySpanExporter, redis: Redis, settings: Settings
 ) -> None:
     gen = (await platform.initialize())["generation"]["id"]
-    entry = ce("ws4.trade.filled", fill(gen), source="ws4/gateway-1", subject=gen,
-               traceparent=UPSTREAM, tracestate="engine=fill7781",
-               authorization=platform.signer.bearer("trading_engine"))  # fmt: skip
+    entry = ce(
+        "ws4.trade.filled",
+        fill(gen),
+        source="ws4/gateway-1",
+        subject=gen,
+        traceparent=UPSTREAM,
+        tracestate="engine=fill7781",
+        authorization=platform.signer.bearer("trading_engine"),
+    )
     await redis.xadd(settings.streams.key(WS4_EVENTS), entry)  # type: ignore[arg-type]
 
     def complete(found: list[ReadableSpan]) -> bool:
@@ -133,8 +139,13 @@ async def test_an_entry_without_traceparent_starts_a_trace_that_reaches_the_life
     platform: Client, spans: InMemorySpanExporter, redis: Redis, settings: Settings
 ) -> None:
     gen = (await platform.initialize())["generation"]["id"]
-    entry = ce("ws4.trade.filled", fill(gen), source="ws4/gateway-1", subject=gen,
-               authorization=platform.signer.bearer("trading_engine"))  # fmt: skip
+    entry = ce(
+        "ws4.trade.filled",
+        fill(gen),
+        source="ws4/gateway-1",
+        subject=gen,
+        authorization=platform.signer.bearer("trading_engine"),
+    )
     await redis.xadd(settings.streams.key(WS4_EVENTS), entry)  # type: ignore[arg-type]
     deadline = time.monotonic() + 15
     while not (published := await lifecycle_traceparents(redis, settings, gen)):

@@ -39,11 +39,21 @@ from tests.support.tokens import Signer
 
 def fill(account_id: str, amount_price: str = "3.50") -> dict[str, Any]:
     return {
-        "fill_id": uuid.uuid4().hex, "order_id": "o-1", "account_id": account_id,
-        "symbol": "NVDA", "instrument_type": "option", "option_type": "put", "strike": "120.00",
-        "delta": "-0.45", "side": "sell_to_open", "quantity": 2, "price": amount_price,
-        "multiplier": 100, "commission": "1.30", "filled_at": "2026-11-26T15:00:00Z",
-    }  # fmt: skip
+        "fill_id": uuid.uuid4().hex,
+        "order_id": "o-1",
+        "account_id": account_id,
+        "symbol": "NVDA",
+        "instrument_type": "option",
+        "option_type": "put",
+        "strike": "120.00",
+        "delta": "-0.45",
+        "side": "sell_to_open",
+        "quantity": 2,
+        "price": amount_price,
+        "multiplier": 100,
+        "commission": "1.30",
+        "filled_at": "2026-11-26T15:00:00Z",
+    }
 
 
 async def balance(client: Client, account_id: str) -> str:
@@ -145,14 +155,19 @@ async def test_a_forged_account_event_is_not_republished(
 ) -> None:
     s, account = settings.streams, str(uuid.uuid4())
     data = {"account_id": account, "balance": "1000000.00"}
-    forged = new_event("alluse.account.balance_changed", "alluse/account-service", data,
-                       subject=account)  # fmt: skip
+    forged = new_event(
+        "alluse.account.balance_changed", "alluse/account-service", data, subject=account
+    )
     await redis.xadd(s.key(ACCOUNT_EVENTS), forged)  # type: ignore[arg-type]
     await redis.xadd(s.key(ACCOUNT_EVENTS), signer.sign("integration", forged))
     got = await outcomes(redis, s.key(ACCOUNT_LIFECYCLE), forged["id"], want=2)
     assert sorted(e["data"]["code"] for e in got) == ["forbidden", "unauthorized"]
-    honest = new_event("alluse.account.closed", "alluse/account-service",
-                       {"account_id": account, "reason": "test"}, subject=account)  # fmt: skip
+    honest = new_event(
+        "alluse.account.closed",
+        "alluse/account-service",
+        {"account_id": account, "reason": "test"},
+        subject=account,
+    )
     await redis.xadd(s.key(ACCOUNT_EVENTS), signer.sign("account", honest))
     await wait_for(redis, s.key(ACCOUNT_LIFECYCLE), lambda e: e["id"] == honest["id"])
     lifecycle = [decoded(f) for _, f in await redis.xrange(s.key(ACCOUNT_LIFECYCLE))]
@@ -171,8 +186,7 @@ async def test_a_forged_revocation_logs_nobody_out(
         f"Bearer {jwt.encode(marker, signer.key, algorithm='EdDSA', headers={'kid': signer.kid})}"
     )
     until = str(time.time() + 3600)
-    everyone = {"type": REVOKED, "kind": "user", "value": kept["sub"], "at": until,
-                "until": until}  # fmt: skip
+    everyone = {"type": REVOKED, "kind": "user", "value": kept["sub"], "at": until, "until": until}
     await redis.xadd(s.key(REVOCATIONS), everyone)  # type: ignore[arg-type]
     await redis.xadd(s.key(REVOCATIONS), signer.sign("account", everyone))
     # A genuine revocation after them: once it is in force, the forged ones were read.
@@ -227,15 +241,18 @@ async def test_replies_go_only_into_the_callers_namespace_and_other_keys_stay_un
     viewer = signer.bearer("viewer")
     query = {"account_id": str(uuid.uuid4())}
     for target in (victim, platform, reply_namespace(s.prefix, "user-admin") + "x"):
-        await redis.xadd(s.key(ACCOUNT_QUERIES), ce("alluse.query.account", query,
-                         authorization=viewer, replyto=target))  # type: ignore[arg-type]  # fmt: skip
+        await redis.xadd(
+            s.key(ACCOUNT_QUERIES),
+            ce("alluse.query.account", query, authorization=viewer, replyto=target),
+        )  # type: ignore[arg-type]
     no_token = reply_namespace(s.prefix, "user-viewer") + "anonymous"
     await redis.xadd(s.key(ACCOUNT_QUERIES), ce("alluse.query.account", query, replyto=no_token))  # type: ignore[arg-type]
     # The caller's own stream, made by the caller: answered, and its expiry left as it was.
     mine = reply_namespace(s.prefix, "user-viewer") + uuid.uuid4().hex
     await redis.xadd(mine, {"opened": "by the caller"})
-    await redis.xadd(s.key(ACCOUNT_QUERIES), ce("alluse.query.summary", {}, authorization=viewer,
-                     replyto=mine))  # type: ignore[arg-type]  # fmt: skip
+    await redis.xadd(
+        s.key(ACCOUNT_QUERIES), ce("alluse.query.summary", {}, authorization=viewer, replyto=mine)
+    )  # type: ignore[arg-type]
     deadline = time.monotonic() + 10
     while await redis.xlen(mine) < 2:
         assert time.monotonic() < deadline, "no answer on the caller's own stream"
@@ -247,9 +264,9 @@ async def test_replies_go_only_into_the_callers_namespace_and_other_keys_stay_un
         await asyncio.sleep(0.02)
     dead = [decoded(f) for _, f in await redis.xrange(dlq)]
     reasons = sorted(d["dlq_reason"].split(":")[0] for d in dead)
-    assert reasons == ["'replyto' must be a key under " + reply_namespace(s.prefix, "user-viewer")] * 3 + [
-        "unauthorized"
-    ], reasons  # fmt: skip
+    assert reasons == [
+        "'replyto' must be a key under " + reply_namespace(s.prefix, "user-viewer")
+    ] * 3 + ["unauthorized"], reasons
     assert {k: await redis.xlen(k) for k in lengths} == lengths
     records = [decoded(f)["data"] for _, f in await redis.xrange(s.key(AUDIT))]
     assert sum(r["action"] == "query.denied" for r in records) == 4  # each refusal, audited
@@ -283,8 +300,13 @@ async def own_keys(
     """The account service against a JWKS of this test's own, which it may rotate or take down;
     a withdrawn key is dropped at once (no grace)."""
     signer = Signer(tmp_path / "jwks.json")
-    own = settings.model_copy(update={"jwks_url": signer.jwks_url, "jwks_grace_seconds": 0,
-                                      "signing_key": signer.seed("account")})  # fmt: skip
+    own = settings.model_copy(
+        update={
+            "jwks_url": signer.jwks_url,
+            "jwks_grace_seconds": 0,
+            "signing_key": signer.seed("account"),
+        }
+    )
     rt = await build_account(own)
     async with running(rt):
         yield signer, Client(redis, own, signer)
@@ -321,9 +343,10 @@ async def test_commands_wait_out_a_jwks_outage_and_are_applied_once_it_is_back(
     while signer.requests < settings.max_deliveries + 2:
         assert time.monotonic() < deadline, "the service never asked for the keys"
         await asyncio.sleep(0.05)
-    assert await outcomes(
-        client.redis, client.s.key(ACCOUNT_EVENTS), cmd["id"], want=0, timeout=0.2
-    ) == []  # fmt: skip
+    assert (
+        await outcomes(client.redis, client.s.key(ACCOUNT_EVENTS), cmd["id"], want=0, timeout=0.2)
+        == []
+    )
     signer.down = False
     (created,) = await outcomes(client.redis, client.s.key(ACCOUNT_EVENTS), cmd["id"], timeout=15)
     assert created["type"] == "alluse.account.created"

@@ -49,17 +49,29 @@ class Client:
         return await reply(self.redis, box)
 
     async def effect(
-        self, type_: str, data: dict[str, Any], *, want: int = 1, id_: str | None = None,
+        self,
+        type_: str,
+        data: dict[str, Any],
+        *,
+        want: int = 1,
+        id_: str | None = None,
         time: str | None = None,
-    ) -> list[dict[str, Any]]:  # fmt: skip
+    ) -> list[dict[str, Any]]:
         """An upstream event as the integration service forwards it (`alluse.effect.<type_>`)."""
         extra = {"time": time} if time else {}
-        fields = ce(f"alluse.effect.{type_}", data, source="ws4/gateway-1", id_=id_,
-                    subject=data.get("account_id", ""), **extra)  # fmt: skip
+        fields = ce(
+            f"alluse.effect.{type_}",
+            data,
+            source="ws4/gateway-1",
+            id_=id_,
+            subject=data.get("account_id", ""),
+            **extra,
+        )
         # Signed as the integration service signs what it forwards.
         await self.redis.xadd(self.s.key(ACCOUNT_EFFECTS), self.signer.sign("integration", fields))
-        events = await outcomes(self.redis, self.events, fields["id"], want=want,
-                                timeout=5 if want else 0.5)  # fmt: skip
+        events = await outcomes(
+            self.redis, self.events, fields["id"], want=want, timeout=5 if want else 0.5
+        )
         for event in events:
             LIFECYCLE_TYPES[event["type"]].model_validate(event["data"])
         return events

@@ -28,9 +28,24 @@ def acl_redis(tmp: Path, prefix: str, env: dict[str, str]) -> Iterator[dict[str,
     acl.write_text(redis_acl.acl_file(env, prefix))
     port = free_port()
     proc = subprocess.Popen(
-        [str(get_binary_path()), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(tmp),
-         "--save", "", "--appendonly", "no", "--aclfile", str(acl), "--logfile", "redis.log"],
-    )  # fmt: skip
+        [
+            str(get_binary_path()),
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(tmp),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--aclfile",
+            str(acl),
+            "--logfile",
+            "redis.log",
+        ],
+    )
     urls = {
         u: f"redis://{u}:{env[redis_acl.password_variable(u)]}@127.0.0.1:{port}/0"
         for u in ACL_USERS

@@ -19,10 +19,15 @@ def ce(
     **attrs: str,
 ) -> dict[str, str]:
     return {
-        "specversion": "1.0", "id": id_ or uuid.uuid4().hex, "source": source, "type": type_,
-        "time": datetime.now(UTC).isoformat(), "datacontenttype": "application/json",
-        **attrs, "data": json.dumps(data),
-    }  # fmt: skip
+        "specversion": "1.0",
+        "id": id_ or uuid.uuid4().hex,
+        "source": source,
+        "type": type_,
+        "time": datetime.now(UTC).isoformat(),
+        "datacontenttype": "application/json",
+        **attrs,
+        "data": json.dumps(data),
+    }
 
 
 def decoded(fields: dict[bytes, bytes]) -> dict[str, Any]:

@@ -26,9 +26,15 @@ S = AccountStatus
 
 def account(type_: AccountType = REV, balance: str = "1000.00", status: S = S.ACTIVE) -> Account:
     return Account(
-        id=uuid4(), portfolio_id=uuid4(), type=type_, status=status, balance=D(balance),
-        contributed_capital=D(balance), baseline=D(balance), config=AccountConfig.for_type(type_),
-    )  # fmt: skip
+        id=uuid4(),
+        portfolio_id=uuid4(),
+        type=type_,
+        status=status,
+        balance=D(balance),
+        contributed_capital=D(balance),
+        baseline=D(balance),
+        config=AccountConfig.for_type(type_),
+    )
 
 
 async def refused(code: str, handler, uow: FakeUnit, payload) -> None:  # type: ignore[no-untyped-def]
@@ -58,10 +64,18 @@ async def test_create_refuses_a_negative_initial_balance() -> None:
 
 async def test_create_refuses_an_unknown_portfolio_and_a_second_account_of_a_type() -> None:
     held = account(REV)
-    await refused("unknown_portfolio", handlers.create, FakeUnit(held),
-                  c.CreateAccount(type="revenue", portfolio_id=uuid4()))  # fmt: skip
-    await refused("account_type_exists", handlers.create, FakeUnit(held),
-                  c.CreateAccount(type="revenue", portfolio_id=held.portfolio_id))  # fmt: skip
+    await refused(
+        "unknown_portfolio",
+        handlers.create,
+        FakeUnit(held),
+        c.CreateAccount(type="revenue", portfolio_id=uuid4()),
+    )
+    await refused(
+        "account_type_exists",
+        handlers.create,
+        FakeUnit(held),
+        c.CreateAccount(type="revenue", portfolio_id=held.portfolio_id),
+    )
 
 
 async def test_create_adds_a_funded_account_beside_the_others() -> None:
@@ -104,20 +118,36 @@ async def test_deposit_books_and_announces_the_new_balance() -> None:
 
 
 async def test_deposit_refuses_unknown_and_inactive_accounts() -> None:
-    await refused("unknown_account", handlers.deposit, FakeUnit(),
-                  c.MoveMoney(account_id=uuid4(), amount="1.00"))  # fmt: skip
+    await refused(
+        "unknown_account",
+        handlers.deposit,
+        FakeUnit(),
+        c.MoveMoney(account_id=uuid4(), amount="1.00"),
+    )
     idle = account(status=S.INACTIVE)
-    await refused("account_not_active", handlers.deposit, FakeUnit(idle),
-                  c.MoveMoney(account_id=idle.id, amount="1.00"))  # fmt: skip
+    await refused(
+        "account_not_active",
+        handlers.deposit,
+        FakeUnit(idle),
+        c.MoveMoney(account_id=idle.id, amount="1.00"),
+    )
 
 
 async def test_withdrawal_refuses_more_than_available_and_any_from_a_com_acc() -> None:
     rev = account(REV, balance="100.00")  # 5 % cash buffer: 95.00 available
-    await refused("insufficient_funds", handlers.withdraw, FakeUnit(rev),
-                  c.MoveMoney(account_id=rev.id, amount="95.01"))  # fmt: skip
+    await refused(
+        "insufficient_funds",
+        handlers.withdraw,
+        FakeUnit(rev),
+        c.MoveMoney(account_id=rev.id, amount="95.01"),
+    )
     com = account(COM)
-    await refused("withdrawal_forbidden", handlers.withdraw, FakeUnit(com),
-                  c.MoveMoney(account_id=com.id, amount="1.00"))  # fmt: skip
+    await refused(
+        "withdrawal_forbidden",
+        handlers.withdraw,
+        FakeUnit(com),
+        c.MoveMoney(account_id=com.id, amount="1.00"),
+    )
 
 
 async def test_withdrawal_of_the_available_amount_books() -> None:
@@ -129,8 +159,12 @@ async def test_withdrawal_of_the_available_amount_books() -> None:
 
 async def test_status_change_refuses_a_move_out_of_a_final_status() -> None:
     closed = account(status=S.CLOSED, balance="0.00")
-    await refused("account_closed", handlers.set_status, FakeUnit(closed),
-                  c.SetStatus(account_id=closed.id, status="active"))  # fmt: skip
+    await refused(
+        "account_closed",
+        handlers.set_status,
+        FakeUnit(closed),
+        c.SetStatus(account_id=closed.id, status="active"),
+    )
 
 
 async def test_status_change_announces_from_and_to() -> None:

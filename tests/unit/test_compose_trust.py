@@ -33,10 +33,16 @@ def test_every_service_connects_to_redis_as_its_own_user_with_a_password_from_th
 
 def test_every_service_connects_to_postgres_as_its_own_role_never_the_superuser() -> None:
     s = services()
-    users = {name: s[name]["environment"]["DATABASE_URL"].split("//")[1].split(":")[0]
-             for name in ("account", "integration", "security", "security-migrate")}  # fmt: skip
-    assert users == {"account": "account", "integration": "integration", "security": "security",
-                     "security-migrate": "security_owner"}  # fmt: skip
+    users = {
+        name: s[name]["environment"]["DATABASE_URL"].split("//")[1].split(":")[0]
+        for name in ("account", "integration", "security", "security-migrate")
+    }
+    assert users == {
+        "account": "account",
+        "integration": "integration",
+        "security": "security",
+        "security-migrate": "security_owner",
+    }
     assert s["postgres"]["environment"]["POSTGRES_USER"] not in users.values()
     assert s["security-migrate"]["environment"]["ALLUSE_DATABASE_RUNTIME_ROLE"] == "security"
     assert s["security"]["depends_on"]["security-migrate"]["condition"] == (

@@ -21,9 +21,11 @@ D = Decimal
 def balanced(**over: Any) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "allocation": {"generation": "35", "revenue": "35", "compounding": "30"},
-        "cash_buffer_pct": "6", "risk_level": "medium", "expected_return_pct": "15",
+        "cash_buffer_pct": "6",
+        "risk_level": "medium",
+        "expected_return_pct": "15",
         "risk_profile": "moderate",
-    }  # fmt: skip
+    }
     return {**entry, **over}
 
 
@@ -40,9 +42,11 @@ def test_catalog_defaults_are_exactly_the_section_3_constants() -> None:
     stored = settings_to_dict(DEFAULT_SETTINGS)
     assert stored["templates"]["aggressive"] == {
         "allocation": {"generation": "50", "revenue": "20", "compounding": "30"},
-        "cash_buffer_pct": "3", "risk_level": "high", "expected_return_pct": "25",
+        "cash_buffer_pct": "3",
+        "risk_level": "high",
+        "expected_return_pct": "25",
         "risk_profile": "aggressive",
-    }  # fmt: skip
+    }
     assert stored["strategies"]["income_focused"] == {
         "allocation": {"generation": "25", "revenue": "50", "compounding": "25"},
         "cash_buffer_pct": "5",
@@ -54,11 +58,15 @@ def test_a_custom_template_initializes_with_its_allocation_and_buffer() -> None:
     plan = plan_initialization(D("250000.00"), "balanced", catalog=s.catalog)
     gen, rev, com = (plan.account(t) for t in AccountType)
     assert (gen.initial_balance, rev.initial_balance, com.initial_balance) == (
-        D("87500.00"), D("87500.00"), D("75000.00"),
-    )  # fmt: skip
+        D("87500.00"),
+        D("87500.00"),
+        D("75000.00"),
+    )
     assert (gen.cash_buffer, rev.cash_buffer, com.cash_buffer) == (
-        D("5250.00"), D("5250.00"), D("4500.00"),
-    )  # fmt: skip
+        D("5250.00"),
+        D("5250.00"),
+        D("4500.00"),
+    )
     assert plan.total_available == D("235000.00") and plan.risk_profile.name == "moderate"
     assert plan.expected_annual_return_pct == 15 and plan.cash_buffer_pct == 6
     with pytest.raises(ValidationFailed):  # the built-in catalog does not know it
@@ -66,8 +74,10 @@ def test_a_custom_template_initializes_with_its_allocation_and_buffer() -> None:
 
 
 def test_a_custom_strategy_initializes_with_its_allocation_and_buffer() -> None:
-    strategy = {"allocation": {"generation": "20", "revenue": "20", "compounding": "60"},
-                "cash_buffer_pct": "10"}  # fmt: skip
+    strategy = {
+        "allocation": {"generation": "20", "revenue": "20", "compounding": "60"},
+        "cash_buffer_pct": "10",
+    }
     s = apply_settings(DEFAULT_SETTINGS, {"strategies": {"compound_heavy": strategy}})
     plan = plan_initialization(D("100000.00"), strategy="compound_heavy", catalog=s.catalog)
     assert [a.initial_balance for a in plan.accounts] == [D(20000), D(20000), D(60000)]
@@ -84,8 +94,10 @@ def test_catalog_shares_must_sum_to_100_within_0_01() -> None:
 
 
 def test_catalog_shares_are_0_to_100_and_buffer_0_to_20() -> None:
-    bad = balanced(allocation={"generation": "130", "revenue": "-30", "compounding": "0"},
-                   cash_buffer_pct="20.5")  # fmt: skip
+    bad = balanced(
+        allocation={"generation": "130", "revenue": "-30", "compounding": "0"},
+        cash_buffer_pct="20.5",
+    )
     assert set(problems({"templates": {"bad": bad}})) == {
         "templates.bad.allocation.generation",
         "templates.bad.allocation.revenue",
@@ -103,8 +115,16 @@ def test_catalog_risk_profile_is_one_of_the_three() -> None:
 def test_catalog_names_are_1_to_40_of_a_z_0_9_and_underscore() -> None:
     ok = "a" * 40
     assert ok in apply_settings(DEFAULT_SETTINGS, {"templates": {ok: balanced()}}).templates
-    found = problems({"templates": {"Balanced": balanced(), "a" * 41: balanced(), "": balanced(),
-                                    "custom": balanced()}})  # fmt: skip
+    found = problems(
+        {
+            "templates": {
+                "Balanced": balanced(),
+                "a" * 41: balanced(),
+                "": balanced(),
+                "custom": balanced(),
+            }
+        }
+    )
     assert set(found) == {
         "templates.Balanced",
         f"templates.{'a' * 41}",
@@ -114,19 +134,31 @@ def test_catalog_names_are_1_to_40_of_a_z_0_9_and_underscore() -> None:
 
 
 def test_catalog_update_reports_every_problem_at_once_with_its_field_path() -> None:
-    found = problems({
-        "fork_split_pct": "0",
-        "templates": {"t1": {"allocation": {"generation": "x"}, "colour": "red", "risk_level": "mid"}},
-        "strategies": {"s1": {"allocation": {"generation": "50", "revenue": "50", "compounding": "1"}},
-                       "s2": 5},
-    })  # fmt: skip
+    found = problems(
+        {
+            "fork_split_pct": "0",
+            "templates": {
+                "t1": {"allocation": {"generation": "x"}, "colour": "red", "risk_level": "mid"}
+            },
+            "strategies": {
+                "s1": {"allocation": {"generation": "50", "revenue": "50", "compounding": "1"}},
+                "s2": 5,
+            },
+        }
+    )
     assert set(found) == {
         "fork_split_pct",
-        "templates.t1.colour", "templates.t1.cash_buffer_pct", "templates.t1.risk_profile",
-        "templates.t1.risk_level", "templates.t1.allocation.generation",
-        "templates.t1.allocation.revenue", "templates.t1.allocation.compounding",
-        "strategies.s1.allocation", "strategies.s1.cash_buffer_pct", "strategies.s2",
-    }  # fmt: skip
+        "templates.t1.colour",
+        "templates.t1.cash_buffer_pct",
+        "templates.t1.risk_profile",
+        "templates.t1.risk_level",
+        "templates.t1.allocation.generation",
+        "templates.t1.allocation.revenue",
+        "templates.t1.allocation.compounding",
+        "strategies.s1.allocation",
+        "strategies.s1.cash_buffer_pct",
+        "strategies.s2",
+    }
 
 
 def test_built_ins_can_be_replaced_not_removed_and_custom_entries_can_be_removed() -> None:

@@ -15,9 +15,26 @@ def test_money_takes_what_the_wire_takes(amount: str) -> None:
 
 @pytest.mark.parametrize(
     "amount",
-    ["", "1e3", "10.001", "\u0661\u0660\u0660", "\uff11\uff10\uff10", "1,000.00", "+5", "-5.00", "0", "0.00", "NaN", "Infinity",
-     ".5", "5.", "1000000000000.00", "12 34", "0x10"],
-)  # fmt: skip
+    [
+        "",
+        "1e3",
+        "10.001",
+        "\u0661\u0660\u0660",
+        "\uff11\uff10\uff10",
+        "1,000.00",
+        "+5",
+        "-5.00",
+        "0",
+        "0.00",
+        "NaN",
+        "Infinity",
+        ".5",
+        "5.",
+        "1000000000000.00",
+        "12 34",
+        "0x10",
+    ],
+)
 def test_money_refuses_everything_else_with_a_reason(amount: str) -> None:
     p = Problems()
     money(p, {"amount": amount}, "amount")
@@ -65,9 +82,15 @@ def test_choices_quarters_and_page_sizes() -> None:
 
 @pytest.mark.parametrize(
     ("given", "expected"),
-    [("/accounts/x#commands", "/accounts/x"), ("/live?type=a", "/live?type=a"), (None, "/"),
-     ("https://evil.example/", "/"), ("//evil.example/x", "/"), ("/\\evil.example", "/"),
-     ("javascript:alert(1)", "/")],
-)  # fmt: skip
+    [
+        ("/accounts/x#commands", "/accounts/x"),
+        ("/live?type=a", "/live?type=a"),
+        (None, "/"),
+        ("https://evil.example/", "/"),
+        ("//evil.example/x", "/"),
+        ("/\\evil.example", "/"),
+        ("javascript:alert(1)", "/"),
+    ],
+)
 def test_redirects_stay_on_the_console(given: str | None, expected: str) -> None:
     assert local_path(given) == expected

@@ -12,8 +12,14 @@ class Clock:
 
 
 def new(store: Sessions, name: str = "ada") -> str:
-    session = store.create(name=name, subject=f"id-{name}", role="viewer", access_token="a.b.c",
-                           refresh_token="r", expires_in=900)  # fmt: skip
+    session = store.create(
+        name=name,
+        subject=f"id-{name}",
+        role="viewer",
+        access_token="a.b.c",
+        refresh_token="r",
+        expires_in=900,
+    )
     return session.id
 
 

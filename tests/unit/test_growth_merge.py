@@ -20,8 +20,16 @@ P = uuid.uuid4()
 
 
 def acc(type_: AccountType, balance: str, status: AccountStatus = AccountStatus.ACTIVE) -> Account:
-    return Account(id=uuid.uuid4(), portfolio_id=P, type=type_, status=status, balance=D(balance),
-                   contributed_capital=D(balance), baseline=D(balance), config=AccountConfig.for_type(type_))  # fmt: skip
+    return Account(
+        id=uuid.uuid4(),
+        portfolio_id=P,
+        type=type_,
+        status=status,
+        balance=D(balance),
+        contributed_capital=D(balance),
+        baseline=D(balance),
+        config=AccountConfig.for_type(type_),
+    )
 
 
 def test_rule_5_child_portfolio_merges_when_its_total_reaches_500k() -> None:

@@ -40,8 +40,14 @@ def test_rule_6_named_quarter_is_refused_before_it_is_due() -> None:
 
 
 def test_rule_6_net_income_is_premiums_and_gains_less_fees_and_losses() -> None:
-    rows = [(T.TRADE_PREMIUM, D("1000.00")), (T.TRADE_PREMIUM, D("-51.30")), (T.TRADE_ASSIGNMENT, D("-200.00")),
-            (T.FEE, D("-10.00")), (T.DEPOSIT, D("5000.00")), (T.FORK_TRANSFER, D("-1.00"))]  # fmt: skip
+    rows = [
+        (T.TRADE_PREMIUM, D("1000.00")),
+        (T.TRADE_PREMIUM, D("-51.30")),
+        (T.TRADE_ASSIGNMENT, D("-200.00")),
+        (T.FEE, D("-10.00")),
+        (T.DEPOSIT, D("5000.00")),
+        (T.FORK_TRANSFER, D("-1.00")),
+    ]
     assert net_income(rows) == D("738.70")
 
 

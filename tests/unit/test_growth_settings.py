@@ -19,8 +19,16 @@ def test_settings_apply_and_round_trip() -> None:
 
 def test_settings_report_every_problem_at_once() -> None:
     with pytest.raises(ValidationFailed) as exc:
-        apply_settings(DEFAULT_SETTINGS, {"fork_split_pct": "100", "daily_fork_limit": 0, "auto_fork": "yes",
-                                          "reinvestment_months": [1, 2], "colour": 1})  # fmt: skip
+        apply_settings(
+            DEFAULT_SETTINGS,
+            {
+                "fork_split_pct": "100",
+                "daily_fork_limit": 0,
+                "auto_fork": "yes",
+                "reinvestment_months": [1, 2],
+                "colour": 1,
+            },
+        )
     fields = {p.field for p in exc.value.problems}
     assert fields == {
         "fork_split_pct",

@@ -23,15 +23,33 @@ def test_rule_7_growth_series_is_thinned_but_keeps_its_ends() -> None:
 
 def test_text_tree_nests_children_and_says_when_it_shows_part() -> None:
     data = {
-        "portfolio_id": "root", "forks": 1, "merges": 0, "total_value": "300000.00",
-        "portfolios_shown": 2, "portfolios_total": 5,
+        "portfolio_id": "root",
+        "forks": 1,
+        "merges": 0,
+        "total_value": "300000.00",
+        "portfolios_shown": 2,
+        "portfolios_total": 5,
         "portfolios": [
-            {"portfolio_id": "root-0000", "parent_id": None, "generation": 0, "value": "250000.00",
-             "merged_at": None, "merged_total": None, "forked_at": None},
-            {"portfolio_id": "child-000", "parent_id": "root-0000", "generation": 1, "value": "50000.00",
-             "merged_at": None, "merged_total": None, "forked_at": "2026-03-05T00:00:00+00:00"},
+            {
+                "portfolio_id": "root-0000",
+                "parent_id": None,
+                "generation": 0,
+                "value": "250000.00",
+                "merged_at": None,
+                "merged_total": None,
+                "forked_at": None,
+            },
+            {
+                "portfolio_id": "child-000",
+                "parent_id": "root-0000",
+                "generation": 1,
+                "value": "50000.00",
+                "merged_at": None,
+                "merged_total": None,
+                "forked_at": "2026-03-05T00:00:00+00:00",
+            },
         ],
-    }  # fmt: skip
+    }
     lines = text_tree(data).splitlines()
     assert lines[0] == "tree root: 1 forks, 0 merges, value 300,000.00"
     assert lines[1].startswith("└─ gen 0 root-000 250,000.00")

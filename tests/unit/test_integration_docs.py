@@ -11,22 +11,38 @@ import pytest
 from shared.contracts import asyncapi, docs, lifecycle
 
 PUBLIC_STREAMS = {
-    "ws2.protocol.events", "ws4.market.events", "alluse.account.commands",
-    "alluse.account.queries", "alluse.account.lifecycle", "alluse.audit",
-}  # fmt: skip
+    "ws2.protocol.events",
+    "ws4.market.events",
+    "alluse.account.commands",
+    "alluse.account.queries",
+    "alluse.account.lifecycle",
+    "alluse.audit",
+}
 LIFECYCLE = {  # CONTRACT.md, "Lifecycle types"
-    "alluse.system.initialized", "alluse.account.created", "alluse.account.updated",
-    "alluse.account.status_changed", "alluse.account.balance_changed", "alluse.account.closed",
-    "alluse.account.fork_eligible", "alluse.account.forked", "alluse.account.merged",
-    "alluse.account.reinvested", "alluse.account.protocol_violation",
-    "alluse.account.drawdown_breached", "alluse.week.changed", "alluse.command.rejected",
-}  # fmt: skip
+    "alluse.system.initialized",
+    "alluse.account.created",
+    "alluse.account.updated",
+    "alluse.account.status_changed",
+    "alluse.account.balance_changed",
+    "alluse.account.closed",
+    "alluse.account.fork_eligible",
+    "alluse.account.forked",
+    "alluse.account.merged",
+    "alluse.account.reinvested",
+    "alluse.account.protocol_violation",
+    "alluse.account.drawdown_breached",
+    "alluse.week.changed",
+    "alluse.command.rejected",
+}
 # Added beside the contract's list (additive): a reinvestment run's summary, a config change,
 # and section 11's position changes, valuation mismatches and reversals.
 ADDED = {
-    "alluse.account.reinvestment_completed", "alluse.config.updated",
-    "alluse.account.position_changed", "alluse.account.valuation_mismatch", "alluse.account.reversed",
-}  # fmt: skip
+    "alluse.account.reinvestment_completed",
+    "alluse.config.updated",
+    "alluse.account.position_changed",
+    "alluse.account.valuation_mismatch",
+    "alluse.account.reversed",
+}
 KEY = re.compile(r"^[a-zA-Z0-9.\-_]+$")  # AsyncAPI 3.0 component and map keys
 
 

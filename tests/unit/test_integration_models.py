@@ -39,11 +39,21 @@ def parse(ev: CloudEvent, stream: str) -> Any:
 
 def fill(**overrides: Any) -> dict[str, Any]:
     data = {
-        "fill_id": f"fill-{uuid.uuid4().hex[:8]}", "order_id": "ord-1", "account_id": "acc-1",
-        "symbol": "TSLA", "instrument_type": "option", "option_type": "put", "strike": "250.00",
-        "expiration": "2026-12-04", "delta": "-0.45", "side": "sell_to_open", "quantity": 5,
-        "price": "3.25", "commission": "3.25", "filled_at": "2026-11-26T14:02:11Z",
-    }  # fmt: skip
+        "fill_id": f"fill-{uuid.uuid4().hex[:8]}",
+        "order_id": "ord-1",
+        "account_id": "acc-1",
+        "symbol": "TSLA",
+        "instrument_type": "option",
+        "option_type": "put",
+        "strike": "250.00",
+        "expiration": "2026-12-04",
+        "delta": "-0.45",
+        "side": "sell_to_open",
+        "quantity": 5,
+        "price": "3.25",
+        "commission": "3.25",
+        "filled_at": "2026-11-26T14:02:11Z",
+    }
     data.update(overrides)
     return {k: v for k, v in data.items() if v is not None}
 

@@ -23,8 +23,9 @@ DEPLOYED = {f"alluse-{s}" for s in (*SERVICES, "console")}
 def render(target: str) -> list[dict[str, Any]]:
     """`kubectl kustomize`; without kubectl, the base's resources as they are (no overlay)."""
     if shutil.which("kubectl"):
-        out = subprocess.run(["kubectl", "kustomize", str(K8S / target)], capture_output=True,
-                             text=True, check=True).stdout  # fmt: skip
+        out = subprocess.run(
+            ["kubectl", "kustomize", str(K8S / target)], capture_output=True, text=True, check=True
+        ).stdout
         return [d for d in yaml.safe_load_all(out) if d]
     if target != "base":
         pytest.fail("kubectl is needed to render an overlay (kustomize patches)")

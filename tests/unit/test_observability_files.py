@@ -11,13 +11,26 @@ import yaml
 from tests.support.observability import ALERTS, ROOT, dashboard, metric_names, queries, rules
 
 NEEDED = {  # what the issue asks the dashboard to show, by the series that answer it
-    "alluse_messages_consumed_total", "alluse_messages_rejected_total",
-    "alluse_messages_dead_lettered_total", "alluse_stream_lag", "alluse_stream_pending",
-    "alluse_handler_seconds_bucket", "alluse_outbox_backlog", "alluse_outbox_relayed_total",
-    "alluse_token_refusals_total", "alluse_logins_total", "alluse_lockouts_total", "alluse_ready",
-}  # fmt: skip
-ALERTS_NEEDED = {"AlluseDeadLettersGrowing", "AlluseConsumerLagHigh", "AlluseOutboxBacklog",
-                 "AlluseServiceNotReady", "AlluseAuditChainBroken"}  # fmt: skip
+    "alluse_messages_consumed_total",
+    "alluse_messages_rejected_total",
+    "alluse_messages_dead_lettered_total",
+    "alluse_stream_lag",
+    "alluse_stream_pending",
+    "alluse_handler_seconds_bucket",
+    "alluse_outbox_backlog",
+    "alluse_outbox_relayed_total",
+    "alluse_token_refusals_total",
+    "alluse_logins_total",
+    "alluse_lockouts_total",
+    "alluse_ready",
+}
+ALERTS_NEEDED = {
+    "AlluseDeadLettersGrowing",
+    "AlluseConsumerLagHigh",
+    "AlluseOutboxBacklog",
+    "AlluseServiceNotReady",
+    "AlluseAuditChainBroken",
+}
 
 
 def promtool() -> str | None:

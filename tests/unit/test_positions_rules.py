@@ -116,18 +116,25 @@ def test_rule_11_broker_valuation_beyond_tolerance_is_a_mismatch() -> None:
 
 def _account(balance: str) -> Account:
     return Account(
-        id=uuid4(), portfolio_id=uuid4(), type=AccountType.GENERATION,
-        status=AccountStatus.ACTIVE, balance=D(balance), contributed_capital=D("100000.00"),
-        baseline=D("100000.00"), config=AccountConfig.for_type(AccountType.GENERATION),
-    )  # fmt: skip
+        id=uuid4(),
+        portfolio_id=uuid4(),
+        type=AccountType.GENERATION,
+        status=AccountStatus.ACTIVE,
+        balance=D(balance),
+        contributed_capital=D("100000.00"),
+        baseline=D("100000.00"),
+        config=AccountConfig.for_type(AccountType.GENERATION),
+    )
 
 
 def test_rule_11_a_reversal_is_the_opposite_entry_once_and_never_of_a_transfer() -> None:
     premium = Entry(7, TransactionType.TRADE_PREMIUM, D("698.70"), None, None)
     effect = decide_reversal(_account("100698.70"), premium)
     assert (effect.type, effect.amount, effect.balance_after) == (
-        TransactionType.TRADE_PREMIUM, D("-698.70"), D("100000.00"),
-    )  # fmt: skip
+        TransactionType.TRADE_PREMIUM,
+        D("-698.70"),
+        D("100000.00"),
+    )
     with pytest.raises(AlreadyReversed):
         decide_reversal(_account("1.00"), Entry(7, TransactionType.FEE, D("-1"), None, 9))
     with pytest.raises(ReversalNotReversible):

@@ -79,11 +79,19 @@ def test_audit_details_never_carry_secrets() -> None:
         "list": [{"client_secret": "z"}],
     }
     assert scrub(details) == {
-        "username": "ann", "password": REDACTED, "nested": {"refresh_token": REDACTED},
+        "username": "ann",
+        "password": REDACTED,
+        "nested": {"refresh_token": REDACTED},
         "list": [{"client_secret": REDACTED}],
-    }  # fmt: skip
-    stream, fields = audit_event(Streams("p."), source="acct", action="account.created", actor="u1", subject="a1",
-                                 details={"token": "t"})  # fmt: skip
+    }
+    stream, fields = audit_event(
+        Streams("p."),
+        source="acct",
+        action="account.created",
+        actor="u1",
+        subject="a1",
+        details={"token": "t"},
+    )
     assert stream == "p.alluse.audit" and fields["type"] == "alluse.audit.recorded"
     assert '"token":"[redacted]"' in fields["data"]
 

@@ -9,9 +9,13 @@ from shared.infra.settings import Settings
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("60", timedelta(seconds=60)), ("0.5", timedelta(seconds=0.5)), ("PT1H", timedelta(hours=1)),
-     ("P7D", timedelta(days=7))],
-)  # fmt: skip
+    [
+        ("60", timedelta(seconds=60)),
+        ("0.5", timedelta(seconds=0.5)),
+        ("PT1H", timedelta(hours=1)),
+        ("P7D", timedelta(days=7)),
+    ],
+)
 def test_a_retention_in_plain_seconds_or_iso_8601_is_read(
     monkeypatch: pytest.MonkeyPatch, value: str, expected: timedelta
 ) -> None:

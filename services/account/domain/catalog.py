@@ -36,20 +36,29 @@ _RETURN_RANGE = (Decimal(0), Decimal(100))
 
 
 def _allocation_to_dict(a: Allocation) -> dict[str, str]:
-    return {"generation": str(a.generation), "revenue": str(a.revenue), "compounding": str(a.compounding)}  # fmt: skip
+    return {
+        "generation": str(a.generation),
+        "revenue": str(a.revenue),
+        "compounding": str(a.compounding),
+    }
 
 
 def template_to_dict(t: Template) -> dict[str, Any]:
     ret = t.expected_annual_return_pct
     return {
-        "allocation": _allocation_to_dict(t.allocation), "cash_buffer_pct": str(t.cash_buffer_pct),
-        "risk_level": t.risk_level.value, "expected_return_pct": None if ret is None else str(ret),
+        "allocation": _allocation_to_dict(t.allocation),
+        "cash_buffer_pct": str(t.cash_buffer_pct),
+        "risk_level": t.risk_level.value,
+        "expected_return_pct": None if ret is None else str(ret),
         "risk_profile": t.risk_profile.name,
-    }  # fmt: skip
+    }
 
 
 def strategy_to_dict(s: Strategy) -> dict[str, Any]:
-    return {"allocation": _allocation_to_dict(s.allocation), "cash_buffer_pct": str(s.cash_buffer_pct)}  # fmt: skip
+    return {
+        "allocation": _allocation_to_dict(s.allocation),
+        "cash_buffer_pct": str(s.cash_buffer_pct),
+    }
 
 
 def decimal_value(value: object, path: str, problems: list[Problem]) -> Decimal | None:

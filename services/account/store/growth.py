@@ -37,8 +37,9 @@ async def save_growth_settings(conn: Sql, *, settings: GrowthSettings, command_i
     await conn.execute(
         "INSERT INTO growth_settings (settings, command_id) VALUES ($1::jsonb, $2)"
         " ON CONFLICT (id) DO UPDATE SET settings = $1::jsonb, command_id = $2, updated_at = now()",
-        json.dumps(settings_to_dict(settings)), command_id,
-    )  # fmt: skip
+        json.dumps(settings_to_dict(settings)),
+        command_id,
+    )
 
 
 async def fork_times(
@@ -54,16 +55,30 @@ async def fork_times(
 
 
 async def insert_fork(
-    conn: Sql, *, child: UUID, parent_account: Account, root_id: UUID,
-    plan: ForkPlan, automatic: bool, command_id: str,
-) -> datetime:  # fmt: skip
+    conn: Sql,
+    *,
+    child: UUID,
+    parent_account: Account,
+    root_id: UUID,
+    plan: ForkPlan,
+    automatic: bool,
+    command_id: str,
+) -> datetime:
     at: datetime = await conn.fetchval(
         "INSERT INTO forks (child_portfolio_id, parent_account_id, parent_portfolio_id, root_id,"
         " surplus, to_generation, to_compounding, baseline, automatic, command_id)"
         " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING at",
-        child, parent_account.id, parent_account.portfolio_id, root_id, plan.surplus,
-        plan.child_generation, plan.child_compounding, parent_account.baseline, automatic, command_id,
-    )  # fmt: skip
+        child,
+        parent_account.id,
+        parent_account.portfolio_id,
+        root_id,
+        plan.surplus,
+        plan.child_generation,
+        plan.child_compounding,
+        parent_account.baseline,
+        automatic,
+        command_id,
+    )
     return at
 
 
@@ -76,7 +91,7 @@ async def merge_target(conn: Sql, *, portfolio_id: UUID) -> UUID | None:
         " WHERE a.type = 'compounding' AND a.status NOT IN ('merged', 'closed')"
         " ORDER BY up.depth LIMIT 1",
         portfolio_id,
-    )  # fmt: skip
+    )
     return found
 
 
@@ -92,8 +107,13 @@ async def insert_merge(
     at: datetime = await conn.fetchval(
         "INSERT INTO merges (child_portfolio_id, target_portfolio_id, target_account_id, total,"
         " automatic, command_id) VALUES ($1, $2, $3, $4, $5, $6) RETURNING at",
-        child, target.portfolio_id, target.id, total, automatic, command_id,
-    )  # fmt: skip
+        child,
+        target.portfolio_id,
+        target.id,
+        total,
+        automatic,
+        command_id,
+    )
     return at
 
 
@@ -112,28 +132,46 @@ async def trading_rows(
         "SELECT type, amount FROM transactions WHERE account_id = $1"
         " AND type IN ('trade_premium', 'trade_assignment', 'fee')"
         " AND effective_at >= $2 AND effective_at < $3",
-        account_id, start, end,
-    )  # fmt: skip
+        account_id,
+        start,
+        end,
+    )
     return [(TransactionType(r["type"]), r["amount"]) for r in rows]
 
 
 async def insert_reinvestment(
-    conn: Sql, *, account_id: UUID, period: Period, allocation: ReinvestAllocation,
-    contracts_pct: Decimal, command_id: str,
-) -> bool:  # fmt: skip
+    conn: Sql,
+    *,
+    account_id: UUID,
+    period: Period,
+    allocation: ReinvestAllocation,
+    contracts_pct: Decimal,
+    command_id: str,
+) -> bool:
     """False when this account's quarter was reinvested already (by this or another replica)."""
     inserted = await conn.fetchval(
         "INSERT INTO reinvestments (account_id, quarter, period_start, period_end, net_income,"
         " contracts_pct, contracts_amount, leaps_amount, command_id)"
         " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
         " ON CONFLICT (account_id, quarter) DO NOTHING RETURNING true",
-        account_id, period.quarter, period.start, period.end, allocation.net_income, contracts_pct,
-        allocation.contracts, allocation.leaps, command_id,
-    )  # fmt: skip
+        account_id,
+        period.quarter,
+        period.start,
+        period.end,
+        allocation.net_income,
+        contracts_pct,
+        allocation.contracts,
+        allocation.leaps,
+        command_id,
+    )
     return bool(inserted)
 
 
 async def reinvestment_done(conn: Sql, *, account_id: UUID, quarter: str) -> bool:
-    return bool(await conn.fetchval(
-        "SELECT true FROM reinvestments WHERE account_id = $1 AND quarter = $2", account_id, quarter
-    ))  # fmt: skip
+    return bool(
+        await conn.fetchval(
+            "SELECT true FROM reinvestments WHERE account_id = $1 AND quarter = $2",
+            account_id,
+            quarter,
+        )
+    )

@@ -25,8 +25,12 @@ async def list_accounts(
         f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE ($1::uuid IS NULL OR portfolio_id = $1)"
         " AND ($2::text IS NULL OR type = $2) AND ($3::text IS NULL OR status = $3)"
         " AND ($4::uuid IS NULL OR id > $4) ORDER BY id LIMIT $5",
-        portfolio_id, account_type, status, after, limit,
-    )  # fmt: skip
+        portfolio_id,
+        account_type,
+        status,
+        after,
+        limit,
+    )
     return [dict(r) for r in rows]
 
 
@@ -44,8 +48,12 @@ async def history(
         " created_at, effective_at, reverses FROM transactions WHERE account_id = $1"
         " AND ($2::text IS NULL OR type = $2) AND ($3::bigint IS NULL OR id < $3)"
         " AND ($5::timestamptz IS NULL OR effective_at <= $5) ORDER BY id DESC LIMIT $4",
-        account_id, tx_type, before, limit, until,
-    )  # fmt: skip
+        account_id,
+        tx_type,
+        before,
+        limit,
+        until,
+    )
     return [dict(r) for r in rows]
 
 
@@ -106,7 +114,7 @@ async def trade_counts(conn: Sql, *, account_id: UUID) -> Row:
         " (SELECT violations FROM accounts WHERE id = $1) AS violations"
         " FROM transactions WHERE account_id = $1",
         account_id,
-    )  # fmt: skip
+    )
     assert row is not None
     return dict(row)
 
@@ -121,7 +129,7 @@ async def tree(conn: Sql, *, portfolio_id: UUID) -> list[Row]:
         " FROM down JOIN portfolios p USING (id) LEFT JOIN forks f ON f.child_portfolio_id = p.id"
         " LEFT JOIN merges m ON m.child_portfolio_id = p.id ORDER BY p.generation, f.at NULLS FIRST",
         portfolio_id,
-    )  # fmt: skip
+    )
     return [dict(r) for r in rows]
 
 
