@@ -84,6 +84,22 @@ class LocalCluster:
         finally:
             client.close()
 
+    def move(self, key: str, to: int) -> None:
+        """Migrate `key`'s slot, with every key in it, to node `to` as a resharding does:
+        clients meet ASK while it moves and MOVED after."""
+        self.wait_ok()  # a node just restarted takes a moment to see the others
+        source, slot = self.owner(key), int(self.node(0).execute_command("CLUSTER KEYSLOT", key))
+        ids = [self.node(i).execute_command("CLUSTER MYID") for i in range(len(self.ports))]
+        self.node(to).execute_command("CLUSTER SETSLOT", slot, "IMPORTING", ids[source])
+        self.node(source).execute_command("CLUSTER SETSLOT", slot, "MIGRATING", ids[to])
+        login = ["AUTH2", self.auth["username"], self.auth["password"]] if self.auth else []
+        while keys := self.node(source).execute_command("CLUSTER GETKEYSINSLOT", slot, 100):
+            self.node(source).execute_command(
+                "MIGRATE", "127.0.0.1", self.ports[to], "", 0, 10_000, *login, "KEYS", *keys
+            )
+        for i in [to, source, *(i for i in range(len(self.ports)) if i not in (to, source))]:
+            self.node(i).execute_command("CLUSTER SETSLOT", slot, "NODE", ids[to])
+
     def kill(self, i: int) -> None:
         proc = self.procs[i]
         if proc is not None and proc.poll() is None:
