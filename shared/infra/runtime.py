@@ -145,7 +145,8 @@ async def running(
         consumer.register(rt.broker)
     followers = [await rt.revocations.start()] if rt.revocations else []
     await rt.broker.start()
-    tasks = [*followers, asyncio.create_task(rt.relay.run(), name="relay")]
+    relay = asyncio.create_task(rt.relay.run(), name="relay")
+    tasks = [*followers, relay]
     tasks.append(asyncio.create_task(rt.janitor().run(), name="retention"))
     ordered = [asyncio.create_task(o.run(), name=f"ordered {o.stream}") for o in rt.ordered]
     tasks += ordered
@@ -171,9 +172,11 @@ async def running(
         if server is not None:
             server.should_exit = True  # let uvicorn finish its lifespan rather than cancel it
             await asyncio.wait([tasks[-1]], timeout=5)
+        rt.relay.stopped = True  # its rounds in flight are confirmed and its lock given back
+        rt.relay.wake.set()
+        await asyncio.wait([relay], timeout=5)
         with contextlib.suppress(Exception):  # what the last batch committed goes out now
             await rt.relay.publish_once()
-        rt.relay.stopped = True
         for consumer in rt.consumers:
             consumer.stopped = True
         for task in tasks:

@@ -2,6 +2,7 @@
 only once Redis has made its event durable (WAITAOF), on a Valkey server of the test's own
 (never a CONFIG SET on a shared server)."""
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -42,8 +43,8 @@ async def required(settings: Settings, own_redis: str) -> AsyncIterator[Runtime]
     await rt.redis.aclose()
 
 
-async def commit_events(pool: asyncpg.Pool, n: int) -> list[str]:
-    ids = [f"ev-{i}" for i in range(n)]
+async def commit_events(pool: asyncpg.Pool, n: int, tag: str = "ev") -> list[str]:
+    ids = [f"{tag}-{i}" for i in range(n)]
     await pool.executemany(
         "INSERT INTO outbox (stream, fields) VALUES ($1, $2::jsonb)",
         [
@@ -97,5 +98,52 @@ async def test_with_aof_on_each_batch_is_confirmed_by_waitaof(
             assert rt.relay.durability.method == "waitaof"
             assert (await rt.redis.info("persistence"))["aof_enabled"] == 1
         finally:
+            await rt.pool.close()
+            await rt.redis.aclose()
+
+
+async def test_rows_committed_while_a_round_awaits_waitaof_go_out_in_the_next_round(
+    settings: Settings, tmp_path: Path
+) -> None:
+    with embedded_redis(tmp_path / "aof") as url:
+        rt = await relay_runtime(settings, url, "auto")
+        try:
+            assert await rt.relay.durability.ready(rt.redis)
+            first = await commit_events(rt.pool, 3)
+            async with rt.pool.acquire() as lead:
+                assert await rt.relay.send(lead) == 3  # published; its WAITAOF awaited aside
+                second = await commit_events(rt.pool, 2, tag="late")
+                # Only the new rows, whether the first round is confirmed yet or not.
+                assert await rt.relay.send(lead) == 2
+                await asyncio.wait(rt.relay.confirming)
+            published = [f[b"id"].decode() for _, f in await rt.redis.xrange(STREAM)]
+            assert published == first + second  # each once, in commit order
+            assert await rt.pool.fetchval("SELECT count(*) FROM outbox") == 0
+            assert rt.relay.published == 5
+        finally:
+            await rt.pool.close()
+            await rt.redis.aclose()
+
+
+async def test_the_running_relay_pipelines_its_rounds_and_settles_them_when_stopped(
+    settings: Settings, tmp_path: Path
+) -> None:
+    with embedded_redis(tmp_path / "aof") as url:
+        rt = await relay_runtime(settings, url, "auto")
+        task = asyncio.create_task(rt.relay.run())
+        try:
+            ids = []
+            for batch in range(3):
+                ids += await commit_events(rt.pool, 4, tag=f"b{batch}")
+                rt.relay.wake.set()
+            await until(lambda: rt.pool.fetchval("SELECT count(*) FROM outbox"), equals=0)
+            assert rt.relay.durability.method == "waitaof"
+            published = [f[b"id"].decode() for _, f in await rt.redis.xrange(STREAM)]
+            assert published == ids  # each once, in commit order
+        finally:
+            rt.relay.stopped = True
+            rt.relay.wake.set()
+            await task
+            assert not rt.relay.confirming and not rt.relay.in_flight
             await rt.pool.close()
             await rt.redis.aclose()
