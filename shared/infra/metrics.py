@@ -15,6 +15,17 @@ LATENCY = Histogram(
 )
 PENDING = Gauge("alluse_stream_pending", "Entries delivered but not acknowledged", ["stream"])
 LAG = Gauge("alluse_stream_lag", "Entries not yet delivered to the consumer group", ["stream"])
+# Ordered consumption (shared/infra/partitions.py): per partition stream of a logical stream.
+PARTITION_PENDING = Gauge(
+    "alluse_partition_pending",
+    "Entries moved to the partition and not yet applied",
+    ["stream", "partition"],
+)
+PARTITION_LAG = Gauge(
+    "alluse_partition_lag_seconds",
+    "Age of the oldest entry waiting in the partition (0 when it is empty)",
+    ["stream", "partition"],
+)
 DLQ_DEPTH = Gauge(
     "alluse_dlq_entries", "Entries waiting in the stream's dead-letter stream", ["stream"]
 )

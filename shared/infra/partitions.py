@@ -176,6 +176,29 @@ class Partitioned:
         metrics.LATENCY.labels(self.stream).observe(time.perf_counter() - started)
         self.after()
 
+    async def observe(self) -> None:
+        """The gauges: per partition, entries waiting and the age of the oldest; for the
+        public stream, entries not yet routed (lag) and routed but not applied (pending)."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.time()
+        pipe.xlen(self.stream)
+        pipe.xlen(self.dlq)
+        for part in self.parts:
+            pipe.xlen(part)
+            pipe.xrange(part, count=1)
+        (seconds, micros), unrouted, dead, *per_part = await pipe.execute()
+        now_ms = int(seconds) * 1000 + int(micros) // 1000
+        waiting = 0
+        for p, (length, head) in enumerate(zip(per_part[::2], per_part[1::2], strict=True)):
+            # An entry keeps its public stream id: its time is when the producer wrote it.
+            age = max(0, now_ms - int(head[0][0].split(b"-")[0])) / 1000 if head else 0.0
+            metrics.PARTITION_PENDING.labels(self.stream, str(p)).set(length)
+            metrics.PARTITION_LAG.labels(self.stream, str(p)).set(age)
+            waiting += length
+        metrics.LAG.labels(self.stream).set(unrouted)
+        metrics.PENDING.labels(self.stream).set(waiting)
+        metrics.DLQ_DEPTH.labels(self.stream).set(dead)
+
     async def run(self) -> None:
         every = self.settings.partition_lease_ms / 3000
         next_renew = 0.0
@@ -186,6 +209,7 @@ class Partitioned:
                     if time.monotonic() >= next_renew:
                         await self.renew()
                         next_renew = time.monotonic() + every
+                        await self.observe()
                     if self.routing:
                         worked = await self.route_once()
                     worked = await self.consume_once() or worked

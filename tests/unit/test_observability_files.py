@@ -23,6 +23,8 @@ NEEDED = {  # what the issue asks the dashboard to show, by the series that answ
     "alluse_logins_total",
     "alluse_lockouts_total",
     "alluse_ready",
+    "alluse_partition_pending",
+    "alluse_partition_lag_seconds",
 }
 ALERTS_NEEDED = {
     "AlluseDeadLettersGrowing",
@@ -30,6 +32,7 @@ ALERTS_NEEDED = {
     "AlluseOutboxBacklog",
     "AlluseServiceNotReady",
     "AlluseAuditChainBroken",
+    "AllusePartitionStalled",
 }
 
 

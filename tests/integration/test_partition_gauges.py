@@ -1,0 +1,48 @@
+"""Ordered consumption's gauges on real Redis: per partition, entries waiting and the age of the
+oldest; for the public stream, entries not yet routed and routed but not yet applied."""
+
+from prometheus_client import REGISTRY
+from redis.asyncio import Redis
+
+from shared.infra.messaging import Outcome
+from shared.infra.partitions import Partitioned
+from shared.infra.settings import Settings
+
+
+def gauge(name: str, **labels: str) -> float | None:
+    return REGISTRY.get_sample_value(name, labels)
+
+
+async def test_pending_and_lag_per_partition(redis: Redis, settings: Settings) -> None:
+    async def never(entries: object) -> Outcome:
+        raise AssertionError("nothing is consumed here")
+
+    own = settings.model_copy(update={"partitions": 4})
+    part = Partitioned(redis=redis, settings=own, stream=own.streams.key("gauged"), process=never)
+    seconds, _ = await redis.time()
+    old = (int(seconds) - 120) * 1000  # written two minutes ago
+    for i in range(3):
+        await redis.xadd(part.parts[1], {"n": str(i)}, id=f"{old + i}-0")
+    await redis.xadd(part.stream, {"subject": "acct-a"})
+    await redis.xadd(part.stream, {"subject": "acct-b"})
+    await redis.xadd(part.dlq, {"n": "dead"})
+
+    await part.observe()
+    s = part.stream
+    assert gauge("alluse_partition_pending", stream=s, partition="1") == 3
+    assert gauge("alluse_partition_pending", stream=s, partition="0") == 0
+    assert 120 <= (gauge("alluse_partition_lag_seconds", stream=s, partition="1") or 0) < 3600
+    assert gauge("alluse_partition_lag_seconds", stream=s, partition="0") == 0
+    assert gauge("alluse_stream_lag", stream=s) == 2  # written, not yet routed
+    assert gauge("alluse_stream_pending", stream=s) == 3  # routed, not yet applied
+    assert gauge("alluse_dlq_entries", stream=s) == 1
+
+    await part.renew()  # the router lease, and the partitions
+    assert part.routing
+    assert await part.route_once()
+    await part.observe()
+    assert gauge("alluse_stream_lag", stream=s) == 0
+    assert gauge("alluse_stream_pending", stream=s) == 5
+    by_part = [gauge("alluse_partition_pending", stream=s, partition=str(p)) for p in range(4)]
+    assert sum(n or 0 for n in by_part) == 5
+    await part.leave()
