@@ -27,7 +27,8 @@ COMMANDS = {
     "drop": "xdel del",
     # The Lua steps of ordered consumption name the public stream, its partitions, leases and
     # members; what they run inside is checked again, command by command ("parts", consume).
-    "ordered": "eval",
+    # The router waits for new entries on the public stream with a blocking XREAD.
+    "ordered": "eval xread",
     "parts": "xadd xdel xrange xlen exists get set pexpire del zadd zrem zremrangebyscore zcard",
 }
 # A Redis Cluster client also reads the slot map and the command table (keys of each command).

@@ -9,6 +9,7 @@ On a Redis Cluster, every key here but the DLQ shares the public stream's slot (
 """
 
 import asyncio
+import contextlib
 import json
 import logging
 import math
@@ -83,6 +84,7 @@ class Partitioned:
         self.routing = False
         self.tries: dict[bytes, int] = {}
         self.retry_at: dict[int, float] = {}  # a partition whose head failed waits till then
+        self.routed = asyncio.Event()  # this replica's router moved entries: look at once
         self.stopped = False
 
     def retained(self) -> list[Retained]:
@@ -112,8 +114,13 @@ class Partitioned:
             self.held.discard(p)
             await self.leases.release(self.lease_keys[p])
 
-    async def route_once(self) -> bool:
-        rows: list[Entry] = await self.redis.xrange(self.stream, count=self.settings.batch_size)  # type: ignore[assignment]
+    async def route_once(self, block_ms: int | None = None) -> bool:
+        """Move the oldest entries (waiting up to `block_ms` for one): everything left on the
+        public stream is unrouted, since a moved entry is deleted from it."""
+        got: Any = await self.redis.xread(
+            {self.stream: "0-0"}, count=self.settings.batch_size, block=block_ms
+        )
+        rows: list[Entry] = got[0][1] if got else []
         if not rows:
             return False
         args: list[Any] = [self.settings.consumer]
@@ -199,25 +206,43 @@ class Partitioned:
         metrics.PENDING.labels(self.stream).set(waiting)
         metrics.DLQ_DEPTH.labels(self.stream).set(dead)
 
+    async def route_forever(self) -> None:
+        """While this replica holds the router lease, move entries as they arrive (a blocking
+        read), beside its own batches: no replica waits for the router's batch to end."""
+        wait = self.settings.block_ms
+        while not self.stopped:
+            try:
+                if not self.routing:
+                    await asyncio.sleep(wait / 1000)
+                elif await self.route_once(block_ms=wait):
+                    self.routed.set()
+            except Exception:
+                log.exception("routing of %s failed; will try again", self.stream)
+                await asyncio.sleep(wait / 1000)
+
     async def run(self) -> None:
         every = self.settings.partition_lease_ms / 3000
         next_renew = 0.0
+        router = asyncio.create_task(self.route_forever(), name=f"route {self.stream}")
         try:
             while not self.stopped:
                 worked = False
+                self.routed.clear()
                 try:
                     if time.monotonic() >= next_renew:
                         await self.renew()
                         next_renew = time.monotonic() + every
                         await self.observe()
-                    if self.routing:
-                        worked = await self.route_once()
-                    worked = await self.consume_once() or worked
+                    worked = await self.consume_once()
                 except Exception:
                     log.exception("ordered consumption of %s failed; will try again", self.stream)
                 if not worked:
-                    await asyncio.sleep(self.settings.block_ms / 1000)
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(self.settings.block_ms / 1000):
+                            await self.routed.wait()
         finally:
+            await asyncio.wait([router], timeout=(self.settings.block_ms / 1000) + 5)
+            router.cancel()
             await self.leave()
 
     async def leave(self) -> None:
