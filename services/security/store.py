@@ -167,5 +167,5 @@ async def update_private_key(conn: Conn, *, kid: str, private_enc: str) -> None:
 async def outbox(conn: Conn, *, stream: str, fields: dict[str, str]) -> None:
     """Published by the relay after commit: the revocation exists only if the change does."""
     await conn.execute(
-        "INSERT INTO outbox (stream, fields) VALUES ($1, $2::jsonb)", stream, json.dumps(fields)
+        "INSERT INTO outbox (stream, fields) VALUES ($1, $2)", stream, json.dumps(fields)
     )

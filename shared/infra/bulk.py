@@ -3,7 +3,7 @@
 One statement and one round trip per batch, where `executemany` binds and executes the
 statement once per row; the rows land in the order given.
 
-    await insert_rows(conn, "outbox", [("stream", "text"), ("fields", "jsonb")], rows)
+    await insert_rows(conn, "ledger", [("id", "bigint"), ("memo", "text")], rows)
 """
 
 from collections.abc import Sequence

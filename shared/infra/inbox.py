@@ -35,9 +35,9 @@ INBOX_ROW = [
     ("id", "text"),
     ("type", "text"),
     ("fingerprint", "text"),
-    ("outcome", "jsonb"),
+    ("outcome", "text"),
 ]
-OUTBOX_ROW = [("stream", "text"), ("fields", "jsonb")]
+OUTBOX_ROW = [("stream", "text"), ("fields", "text")]  # stored as sent (migration 003)
 
 
 async def record(conn: asyncpg.Connection, rows: list[tuple[str, str, str, str, str]]) -> None:
