@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
+from redis.asyncio import Redis
+
 from services.bench.load import SOURCE, Command, Load
 from services.bench.platform import Platform
 from services.bench.report import progress
@@ -75,6 +77,20 @@ async def burst(load: Load, name: str, cmds: list[Command]) -> Rate:
     return Rate(name, len(cmds), time.monotonic() - started)
 
 
+async def spread(redis: Redis, streams: Streams, stream: str, replicas: int) -> float:
+    """Seconds until `replicas` processes hold the stream's partitions (README "Scaling out"),
+    so a burst measures replicas sharing the work, not the handover of partitions."""
+    started = time.monotonic()
+    while True:
+        keys = [k async for k in redis.scan_iter(match=streams.beside(stream, ".lease.p*"))]
+        holders = {v for v in await redis.mget(keys) if v} if keys else set()
+        if len(holders) >= replicas:
+            return time.monotonic() - started
+        if time.monotonic() - started > TIMEOUT_S:
+            raise TimeoutError(f"{len(holders)} of {replicas} replicas hold partitions of {stream}")
+        await asyncio.sleep(0.1)
+
+
 async def stop(task: asyncio.Task[None]) -> None:
     """Cancel until it ends: redis-py may turn a cancel that lands inside a blocking XREAD into a
     connection error, which the follower survives by design (Redis restarts are pauses)."""
@@ -116,7 +132,10 @@ async def phases(count: int, directory: Path) -> dict[str, Rate]:
             )
             for replicas in (2, 3):
                 seconds = platform.add_replica(f"account-{replicas}", "account")
-                progress(f"account replica {replicas} ready in {seconds:.1f}s; {count} deposits")
+                commands = load.streams.key(ACCOUNT_COMMANDS)
+                shared = await spread(redis, load.streams, commands, replicas)
+                progress(f"account replica {replicas} ready in {seconds:.1f}s, holding partitions"
+                         f" {shared:.1f}s later; {count} deposits")  # fmt: skip
                 rates[f"replicas-{replicas}"] = await burst(
                     load,
                     f"deposits, {replicas} account replicas",

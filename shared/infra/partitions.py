@@ -6,6 +6,9 @@ partition is in the public stream's order. Each replica holds leases on a fair s
 partitions and applies only those, one batch at a time, oldest first: one account's messages
 are applied by one replica at a time, in the order they were written (README "Scaling out").
 On a Redis Cluster, every key here but the DLQ shares the public stream's slot (hash tag).
+
+Longer than our other modules on purpose: routing, leases, consumption and the gauges of one
+logical stream share its state (the partitions held, the router lease) and hold only together.
 """
 
 import asyncio
@@ -28,6 +31,7 @@ from shared.infra.retention import Retained
 from shared.infra.settings import Settings
 
 log = logging.getLogger(__name__)
+SETTLE_MS = 100  # how often a replica short of its share looks for partitions given back
 
 # The move of a batch, in one atomic step fenced by the router lease: a router whose lease has
 # passed to another moves nothing. Only (partition, id) pairs are sent: Redis copies each
@@ -85,6 +89,11 @@ class Partitioned:
         self.tries: dict[bytes, int] = {}
         self.retry_at: dict[int, float] = {}  # a partition whose head failed waits till then
         self.routed = asyncio.Event()  # this replica's router moved entries: look at once
+        self.alive = 0  # replicas seen at the last renewal
+        # After the replicas change, a replica short of its share renews every SETTLE_MS for
+        # this long: about two renewals of the others, which give back their extra partitions.
+        self.settle_seconds = 2 * settings.partition_lease_ms / 3000
+        self.settling_until = 0.0
         self.stopped = False
 
     def retained(self) -> list[Retained]:
@@ -93,11 +102,16 @@ class Partitioned:
     def partition(self, fields: dict[bytes, bytes]) -> int:
         return zlib.crc32(account_of(fields)) % len(self.parts)
 
-    async def renew(self) -> None:
-        """Hold the router lease if free, and a fair share of the partitions; free the rest."""
+    async def renew(self) -> bool:
+        """Hold the router lease if free, and a fair share of the partitions; free the rest.
+
+        True while this replica holds less than its share shortly after the replicas changed:
+        the partitions another gives back are then taken at once, not a renewal later.
+        """
         seconds, micros = await self.redis.time()
         alive = await self.leases.live_members(self.members, seconds * 1000 + micros // 1000)
         share = math.ceil(len(self.parts) / max(1, alive))
+        before = set(self.held)
         self.routing = await self.leases.hold(self.router_key)
         start = zlib.crc32(self.settings.consumer.encode()) % len(self.parts)
         for p in sorted(
@@ -113,6 +127,10 @@ class Partitioned:
         for p in sorted(self.held)[share:]:  # more than a fair share: give the extra back
             self.held.discard(p)
             await self.leases.release(self.lease_keys[p])
+        now = time.monotonic()
+        if alive != self.alive or self.held != before:
+            self.alive, self.settling_until = alive, now + self.settle_seconds
+        return len(self.held) < share and now < self.settling_until
 
     async def route_once(self, block_ms: int | None = None) -> bool:
         """Move the oldest entries (waiting up to `block_ms` for one): everything left on the
@@ -230,8 +248,8 @@ class Partitioned:
                 self.routed.clear()
                 try:
                     if time.monotonic() >= next_renew:
-                        await self.renew()
-                        next_renew = time.monotonic() + every
+                        settling = await self.renew()
+                        next_renew = time.monotonic() + (SETTLE_MS / 1000 if settling else every)
                         await self.observe()
                     worked = await self.consume_once()
                 except Exception:

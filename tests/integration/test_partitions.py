@@ -1,5 +1,6 @@
-"""Ordered consumption's gauges on real Redis: per partition, entries waiting and the age of the
-oldest; for the public stream, entries not yet routed and routed but not yet applied."""
+"""Ordered consumption on real Redis: partitions shared out when a replica joins, and the
+gauges (per partition, entries waiting and the age of the oldest; for the public stream,
+entries not yet routed and routed but not yet applied)."""
 
 from prometheus_client import REGISTRY
 from redis.asyncio import Redis
@@ -13,10 +14,41 @@ def gauge(name: str, **labels: str) -> float | None:
     return REGISTRY.get_sample_value(name, labels)
 
 
-async def test_pending_and_lag_per_partition(redis: Redis, settings: Settings) -> None:
-    async def never(entries: object) -> Outcome:
-        raise AssertionError("nothing is consumed here")
+async def never(entries: object) -> Outcome:
+    raise AssertionError("nothing is consumed here")
 
+
+def replica(settings: Settings, name: str) -> Partitioned:
+    own = settings.model_copy(update={"partitions": 4, "consumer": name})
+    return Partitioned(
+        redis=own_redis(own), settings=own, stream=own.streams.key("s"), process=never
+    )
+
+
+def own_redis(settings: Settings) -> Redis:
+    return Redis.from_url(settings.redis_url)
+
+
+async def test_a_joining_replica_takes_its_share_as_soon_as_it_is_given_back(
+    settings: Settings, redis: Redis
+) -> None:
+    a, b = replica(settings, "a"), replica(settings, "b")
+    try:
+        assert await a.renew() is False  # alone: every partition, nothing to wait for
+        assert a.held == {0, 1, 2, 3}
+        assert await b.renew() is True  # short of its share: it looks again soon
+        assert b.held == set()
+        await a.renew()  # sees two replicas: gives two partitions back
+        assert len(a.held) == 2
+        assert await b.renew() is False  # takes them at its next look
+        assert b.held == {0, 1, 2, 3} - a.held
+    finally:
+        for r in (a, b):
+            await r.leave()
+            await r.redis.aclose()
+
+
+async def test_pending_and_lag_per_partition(redis: Redis, settings: Settings) -> None:
     own = settings.model_copy(update={"partitions": 4})
     part = Partitioned(redis=redis, settings=own, stream=own.streams.key("gauged"), process=never)
     seconds, _ = await redis.time()
