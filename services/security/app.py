@@ -112,6 +112,7 @@ async def build(settings: SecuritySettings) -> Service:
         audit.on_audit_event,
         source=audit.SOURCE,
         reject_stream=settings.streams.dlq(AUDIT),
+        unit=audit.AuditUnit.open,  # the batch's records chained and written together
         limits=settings.limits,
         # An audit record only from the service it names.
         guard=signed_by(rt.keys, None, settings.dedup_window),

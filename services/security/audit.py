@@ -4,7 +4,9 @@ The HMAC keys are the process's (`use_keys`, called by the service and its admin
 at start), so every writer of the chain keys it the same way without carrying them around.
 """
 
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,8 +37,7 @@ def keys() -> AuditKeys:
     return _keys
 
 
-async def append(
-    conn: store.Conn,
+def entry(
     *,
     action: str,
     actor: str,
@@ -46,12 +47,9 @@ async def append(
     event_id: str | None = None,
     time: datetime | None = None,
     cause: str | None = None,
-) -> int:
-    """Add one record to the chain inside the caller's transaction; returns its seq."""
-    ring = keys()
-    head = await audit_store.audit_head(conn, lock=True)
-    record = {
-        "seq": head["seq"] + 1,
+) -> dict[str, Any]:
+    """One record's fields, before the chain gives it a seq and a key."""
+    return {
         "event_id": event_id or str(uuid.uuid4()),
         "time": (time or datetime.now(UTC)).astimezone(UTC).isoformat(),
         "source": source[:TEXT_MAX],
@@ -60,11 +58,55 @@ async def append(
         "subject": None if subject is None else subject[:TEXT_MAX],
         "details": canonical(scrub(details or {})),
         "cause": cause,
-        "key_id": ring.primary,
     }
-    link = link_hash(head["hash"], record, ring.keys[ring.primary])
-    await audit_store.append_audit(conn, record=record, prev_hash=head["hash"], hash_=link)
-    return int(record["seq"])
+
+
+async def chain(conn: store.Conn, entries: list[dict[str, Any]]) -> int:
+    """Link `entries` after the chain's head, in order, inside the caller's transaction: the
+    head read (locked) once, one INSERT, the head moved once. Returns the last seq."""
+    ring = keys()
+    head = await audit_store.audit_head(conn, lock=True)
+    seq, prev = int(head["seq"]), str(head["hash"])
+    links = []
+    for fields in entries:
+        seq += 1
+        record = {"seq": seq, **fields, "key_id": ring.primary}
+        link = link_hash(prev, record, ring.keys[ring.primary])
+        links.append((record, prev, link))
+        prev = link
+    await audit_store.append_audits(conn, links=links)
+    return seq
+
+
+async def append(conn: store.Conn, **fields: Any) -> int:
+    """Add one record (`entry`'s arguments) to the chain in the caller's transaction; its seq."""
+    return await chain(conn, [entry(**fields)])
+
+
+class AuditUnit(SqlUnit):
+    """The audit consumer's unit of work: each message's record is checked and kept with it,
+    and the batch's records are chained at flush, in the order their messages were read."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        super().__init__(conn)
+        self.kept: list[dict[str, Any]] = []  # of the messages that went through
+        self.mine: list[dict[str, Any]] = []  # of the message in hand
+
+    @classmethod
+    async def open(cls, conn: asyncpg.Connection, events: list[CloudEvent]) -> "AuditUnit":
+        return cls(conn)
+
+    @contextlib.asynccontextmanager
+    async def command(self, ev: CloudEvent) -> AsyncIterator[None]:
+        self.mine = []
+        async with super().command(ev):
+            yield
+        self.kept += self.mine
+
+    async def flush(self) -> None:
+        if self.kept:
+            await chain(self.conn, self.kept)
+            self.kept = []
 
 
 async def seal(pool: asyncpg.Pool) -> None:
@@ -74,8 +116,9 @@ async def seal(pool: asyncpg.Pool) -> None:
             await append(conn, action="security.audit.keyed", actor="security")
 
 
-async def on_audit_event(unit: SqlUnit, ev: CloudEvent) -> list[Emit]:
-    """Pipeline handler for AUDIT: the inbox makes each event one record, exactly once."""
+async def on_audit_event(unit: AuditUnit, ev: CloudEvent) -> list[Emit]:
+    """Pipeline handler for AUDIT (with `unit=AuditUnit.open`): the inbox makes each event one
+    record, exactly once; the unit chains the batch's records together."""
     if ev.type != AUDIT_RECORDED:
         raise Rejected("unknown_type", f"expected {AUDIT_RECORDED}, got {ev.type[:100]}")
     data = ev.data
@@ -85,8 +128,7 @@ async def on_audit_event(unit: SqlUnit, ev: CloudEvent) -> list[Emit]:
     if not isinstance(details, dict):
         raise Rejected("invalid_audit_record", "'details' must be an object")
     subject = data.get("subject")
-    await append(
-        await unit.enter(),
+    unit.mine.append(entry(
         action=data["action"],
         actor=data["actor"],
         subject=str(subject) if subject is not None else None,
@@ -95,7 +137,7 @@ async def on_audit_event(unit: SqlUnit, ev: CloudEvent) -> list[Emit]:
         event_id=ev.id,
         time=ev.time,
         cause=ev.causationid,
-    )
+    ))  # fmt: skip
     return []
 
 

@@ -4,6 +4,7 @@ from datetime import datetime
 from typing import Any
 
 from services.security.store import Conn, Row
+from shared.infra.bulk import insert_rows
 
 AUDIT_COLUMNS = "seq, event_id, occurred_at, source, action, actor, subject, details, cause, key_id"
 
@@ -16,24 +17,44 @@ async def audit_head(conn: Conn, *, lock: bool) -> Row:
     return row
 
 
-async def append_audit(conn: Conn, *, record: dict[str, Any], prev_hash: str, hash_: str) -> None:
-    await conn.execute(
-        f"INSERT INTO audit_records ({AUDIT_COLUMNS}, prev_hash, hash)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-        record["seq"],
-        record["event_id"],
-        datetime.fromisoformat(record["time"]),
-        record["source"],
-        record["action"],
-        record["actor"],
-        record["subject"],
-        record["details"],
-        record["cause"],
-        record["key_id"],
-        prev_hash,
-        hash_,
-    )
-    await conn.execute("UPDATE audit_head SET seq = $1, hash = $2", record["seq"], hash_)
+AUDIT_ROW = [
+    ("seq", "bigint"),
+    ("event_id", "text"),
+    ("occurred_at", "timestamptz"),
+    ("source", "text"),
+    ("action", "text"),
+    ("actor", "text"),
+    ("subject", "text"),
+    ("details", "text"),
+    ("cause", "text"),
+    ("key_id", "text"),
+    ("prev_hash", "text"),
+    ("hash", "text"),
+]
+
+
+async def append_audits(conn: Conn, *, links: list[tuple[dict[str, Any], str, str]]) -> None:
+    """(record, prev_hash, hash) in chain order: one INSERT, then the head moved once."""
+    rows = [
+        (
+            r["seq"],
+            r["event_id"],
+            datetime.fromisoformat(r["time"]),
+            r["source"],
+            r["action"],
+            r["actor"],
+            r["subject"],
+            r["details"],
+            r["cause"],
+            r["key_id"],
+            prev,
+            hash_,
+        )
+        for r, prev, hash_ in links
+    ]  # fmt: skip: one row's columns read as the table's
+    await insert_rows(conn, "audit_records", AUDIT_ROW, rows)
+    last, _, hash_ = links[-1]
+    await conn.execute("UPDATE audit_head SET seq = $1, hash = $2", last["seq"], hash_)
 
 
 async def last_audit_unkeyed(conn: Conn) -> bool:

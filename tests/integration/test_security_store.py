@@ -111,7 +111,11 @@ async def test_audit_events_from_other_services_are_stored_once(
 ) -> None:  # type: ignore[no-untyped-def]
     pool, _, _ = private
     pipeline = Pipeline(
-        pool, audit.on_audit_event, source=audit.SOURCE, reject_stream=settings.streams.dlq(AUDIT)
+        pool,
+        audit.on_audit_event,
+        source=audit.SOURCE,
+        reject_stream=settings.streams.dlq(AUDIT),
+        unit=audit.AuditUnit.open,
     )
     consumer = StreamConsumer(
         redis=redis,
@@ -141,6 +145,30 @@ async def test_audit_events_from_other_services_are_stored_once(
     assert len(rows) == 1 and rows[0]["source"] == "alluse/account"
     assert json.loads(rows[0]["details"]) == {"code": "forbidden", "password": "[redacted]"}
     assert await audit.verify(pool) == (1, None)
+
+    # A batch of records: chained together, in the order they were written, each once.
+    actors = [f"user-{i}" for i in range(2, 7)]
+    for actor in actors:
+        stream, fields = audit_event(
+            settings.streams, source="alluse/account", action="account.created", actor=actor
+        )
+        await redis.xadd(stream, fields)
+    reply = await redis.xreadgroup(consumer.group, "c1", {consumer.stream: ">"}, count=10)
+    for _, entries in reply:
+        assert len(entries) == len(actors)
+        await consumer.handle(entries)
+    async with pool.acquire() as conn:
+        rows = await audit_store.query_audit(
+            conn,
+            actor=None,
+            subject=None,
+            action="account.created",
+            since=None,
+            until=None,
+            limit=10,
+        )
+    assert sorted((r["seq"], r["actor"]) for r in rows) == list(enumerate(actors, start=2))
+    assert await audit.verify(pool) == (6, None)
 
 
 async def test_encrypted_values_survive_a_restart_and_rotation_reencrypts(private) -> None:  # type: ignore[no-untyped-def]
