@@ -1,4 +1,8 @@
-"""python -m services.bench [--count N] [--rate R] [--duration S] [--batch-size B]"""
+"""python -m services.bench [--count N] [--rate R] [--duration S] [--batch-size B]
+
+A little over 200 lines: one entry point; its phases (creations, deposits, the paced run,
+the bare loop, the whole platform) share one set of servers, tokens and the report.
+"""
 
 import argparse
 import asyncio

@@ -1,4 +1,8 @@
-"""Operator actions behind `alluse security ...`; each audited in its own transaction."""
+"""Operator actions behind `alluse security ...`; each audited in its own transaction.
+
+A little over 200 lines: one class, every operator action, which share the audited
+transaction each runs in and the key and secret handling.
+"""
 
 import asyncio
 import uuid
