@@ -44,7 +44,7 @@ async def build(settings: Settings) -> Runtime:
         audience=settings.jwt_audience,
         is_revoked=rt.revocations.is_revoked,
     )
-    pipeline = _pipeline(rt, COMMANDS, bearer(verifier))
+    pipeline = _pipeline(rt, COMMANDS, bearer(verifier, backdate=settings.backdate_limit))
     effects = _pipeline(rt, EFFECTS, signed_by(rt.keys, INTEGRATION, settings.dedup_window))
     replier = Replier(
         rt.pool, rt.redis, query_answerer(), SOURCE, s, settings.limits, verifier, rt.signer.sign

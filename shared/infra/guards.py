@@ -6,7 +6,7 @@ Pipeline(..., guard=signed_by(keys, "account", window))    # internal: the owner
 
 import time
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from shared.contracts import trust
 from shared.contracts.envelope import CloudEvent
@@ -17,10 +17,28 @@ from shared.infra.signing import signer_of, text_fields
 
 SKEW = timedelta(minutes=5)  # how far ahead of this reader's clock a signer's clock may run
 
+# Who may date an entry further back than the backdating limit: an entry's `time` dates the
+# rows it writes (business time), and only those who backfill and correct books may write
+# into the past.
+BACKDATING_ROLES = frozenset({"admin", "operator"})
 
-def bearer(verifier: Verifier) -> Guard:
+
+def bearer(verifier: Verifier, *, backdate: timedelta | None = None) -> Guard:
+    """A client's token whose role may send the type; with `backdate`, an entry dated more than
+    that before now is refused as `stale_time` unless the role may backdate."""
+
     async def guard(ev: CloudEvent, fields: dict[bytes, bytes]) -> None:
-        ev.verified_as((await verifier.authorize(ev.authorization, ev.type)).subject)
+        who = await verifier.authorize(ev.authorization, ev.type)
+        ev.verified_as(who.subject)
+        if backdate is None or who.role in BACKDATING_ROLES:
+            return
+        if ev.time < datetime.now(UTC) - backdate:
+            raise Rejected(
+                "stale_time",
+                f"dated {ev.time.isoformat()}, more than {backdate} before now: role"
+                f" '{who.role}' may not write into the past (admins and operators may)",
+                subject=ev.subject,
+            )
 
     return guard
 

@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     max_entry_bytes: PositiveInt = 256 * 1024
     max_json_depth: PositiveInt = 32
     max_string_length: PositiveInt = 65_536
+    # How far before now a client's command may be dated (its `time` dates the rows it writes);
+    # admins and operators, who backfill and correct, are not bound (README "The wire contract").
+    backdate_limit: Duration = timedelta(minutes=15)
     # Retention (README "Retention"): durations as seconds or ISO 8601 (P7D, PT1H).
     # An inbox row older than the window is deleted: the same (source, id) re-sent after it
     # is applied again, as with any idempotency-key store.
