@@ -144,7 +144,7 @@ class BatchPositions:
                 held.pop(m.contract.key, None)
 
     def value(self, point: tuple[Any, ...], state: tuple[Any, ...], out: Writes) -> None:
-        """`point`: (account, cash, positions value, broker value, flow, effective_at);
+        """`point`: (account, cash, positions value, broker value, flow, by quote, effective_at);
         `state`: (account, positions value, peak, drawdown %, breached), valued through the
         account's last ledger row."""
         account_id, at = point[0], point[-1]

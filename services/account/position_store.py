@@ -89,7 +89,8 @@ MOVE_ROW = [("account_id", "uuid"), ("contract", "text"), ("symbol", "text"),
             ("command_id", "text"), ("effective_at", "timestamptz")]  # fmt: skip
 POSITION_ROW = [*MOVE_ROW[:9], ("updated_at", "timestamptz")]
 VALUE_ROW = [("account_id", "uuid"), ("cash", "numeric"), ("positions_value", "numeric"),
-             ("broker_value", "numeric"), ("flow", "numeric"), ("effective_at", "timestamptz")]  # fmt: skip
+             ("broker_value", "numeric"), ("flow", "numeric"), ("by_quote", "boolean"),
+             ("effective_at", "timestamptz")]  # fmt: skip
 
 
 async def insert_moves(conn: Sql, *, rows: list[tuple[Any, ...]]) -> None:
@@ -160,8 +161,31 @@ async def save_quote(
 
 
 async def insert_values(conn: Sql, *, rows: list[tuple[Any, ...]]) -> None:
-    """Value points: (account, cash, positions value, broker value, flow, effective_at)."""
+    """Value points: (account, cash, positions value, broker value, flow, by quote, effective_at)."""
     await insert_rows(conn, "account_values", VALUE_ROW, rows)
+
+
+async def holders(conn: Sql, *, contract: str, limit: int) -> list[UUID]:
+    """Up to `limit` active accounts holding `contract`, those valued longest ago first."""
+    rows = await conn.fetch(
+        "SELECT p.account_id FROM positions p JOIN accounts a ON a.id = p.account_id"
+        " WHERE p.contract = $1 AND a.status = 'active' ORDER BY a.valued_at NULLS FIRST, a.id"
+        " LIMIT $2",
+        contract, limit,
+    )  # fmt: skip
+    return [r["account_id"] for r in rows]
+
+
+async def drop_quote_points(conn: Sql, *, account_ids: list[UUID]) -> None:
+    """The accounts' value points a quote caused earlier on the business day (`effective_now`):
+    each keeps the day's last one only."""
+    await conn.execute(
+        "WITH day AS (SELECT date_trunc('day', effective_now() AT TIME ZONE 'UTC')"
+        " AT TIME ZONE 'UTC' AS start) DELETE FROM account_values v USING day"
+        " WHERE v.account_id = ANY($1::uuid[]) AND v.by_quote AND v.effective_at >= day.start"
+        " AND v.effective_at < day.start + interval '1 day'",
+        account_ids,
+    )  # fmt: skip
 
 
 async def save_valuations(conn: Sql, *, rows: list[tuple[Any, ...]]) -> None:

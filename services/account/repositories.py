@@ -77,6 +77,8 @@ class PositionStore(Repository):
     holdings = on_db(position_store.holdings)
     quotes = on_db(position_store.quotes)
     save_quote = on_db(position_store.save_quote)
+    holders = on_db(position_store.holders)
+    drop_quote_points = on_db(position_store.drop_quote_points)
     entry = on_db(position_store.entry)
     moves_of = on_db(position_store.moves_of)
     mark_reversal = on_db(position_store.mark_reversal)

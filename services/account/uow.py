@@ -220,10 +220,10 @@ class AccountUnit(SqlUnit):
 
     def save_value(self, account_id: UUID, *, cash: Decimal, positions: Decimal, peak: Decimal,
                    drawdown_pct: Decimal, breached: bool, broker: Decimal | None = None,
-                   flow: Decimal = ZERO) -> None:  # fmt: skip
-        """A value point (`flow`: positions' value carried in or out), and the drawdown's
-        state after it; `valued()` read the state before."""
-        point = (account_id, cash, positions, broker, flow, self.at)
+                   flow: Decimal = ZERO, by_quote: bool = False) -> None:  # fmt: skip
+        """A value point (`flow`: positions' value carried in or out; `by_quote`: caused by a
+        quote), and the drawdown's state after it; `valued()` read the state before."""
+        point = (account_id, cash, positions, broker, flow, by_quote, self.at)
         state = (account_id, positions, peak, drawdown_pct, breached)
         self.positions.value(point, state, self.mine)
 

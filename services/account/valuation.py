@@ -28,8 +28,9 @@ async def marked(
 
 
 async def revalue(
-    uow: AccountUnit, account_id: UUID, *, broker: Decimal | None = None, carried: Decimal = ZERO
-) -> tuple[Decimal, Decimal]:
+    uow: AccountUnit, account_id: UUID, *, broker: Decimal | None = None, carried: Decimal = ZERO,
+    by_quote: bool = False,
+) -> tuple[Decimal, Decimal]:  # fmt: skip
     """Record the account's value now (cash + marked positions) and announce a drawdown
     beyond its maximum once per crossing; returns (cash, positions value). `carried`: the
     value of positions a merge brought in, a flow like the cash that came with them."""
@@ -42,7 +43,8 @@ async def revalue(
         was_breached=state.breached, max_drawdown_pct=account.config.max_drawdown_pct,
     )  # fmt: skip
     uow.save_value(account_id, cash=cash, positions=positions, broker=broker, peak=dd.peak_value,
-                   drawdown_pct=dd.drawdown_pct, breached=dd.breached, flow=carried)  # fmt: skip
+                   drawdown_pct=dd.drawdown_pct, breached=dd.breached, flow=carried,
+                   by_quote=by_quote)  # fmt: skip
     if dd.newly_breached:
         uow.emit("alluse.account.drawdown_breached", {
             "account_id": str(account_id), "drawdown_pct": str(dd.drawdown_pct),
@@ -63,11 +65,20 @@ async def wound_up(uow: AccountUnit, account_id: UUID, *, carried: Decimal) -> N
 
 
 async def market_quote(uow: AccountUnit, p: QuoteEffect) -> None:
-    """Recorded for marks; holders are revalued at their next change or valuation."""
+    """Recorded for marks, and the accounts holding the instrument revalued at once (their
+    drawdown watched), at most `quote_revalue_limit` of them, those valued longest ago first;
+    the rest at their next event. Locked in id order, as a batch locks its accounts."""
     settings = await uow.growth.growth_settings()
     await uow.position_store.save_quote(symbol=p.symbol, bid=p.bid, ask=p.ask, last=p.last, as_of=p.as_of,
         retention_days=settings.quote_retention_days,
     )  # fmt: skip
+    if not settings.quote_revalue_limit:
+        return
+    limit = settings.quote_revalue_limit
+    held = sorted(await uow.position_store.holders(contract=p.symbol, limit=limit))
+    await uow.position_store.drop_quote_points(account_ids=held)  # the day keeps its last one
+    for account_id in held:
+        await revalue(uow, account_id, by_quote=True)
 
 
 async def account_valuation(uow: AccountUnit, p: ValuationEffect) -> None:

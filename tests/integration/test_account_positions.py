@@ -237,15 +237,32 @@ async def test_rule_11_broker_valuation_is_compared_with_own_marks(
     )
 
 
-async def test_rule_11_drawdown_runs_on_value_from_marks(svc: tuple[Client, Runtime]) -> None:
-    client, _ = svc
+async def test_rule_11_a_quote_revalues_its_holders_at_once_and_drawdown_runs_on_it(
+    svc: tuple[Client, Runtime],
+) -> None:
+    client, rt = svc
     gen, put, _ = await sold_put(client)
-    await quote(client, put, "39.90", "40.10", "40.00", "2026-11-20T20:00:00Z")  # a crash
-    valuation = {"account_id": gen, "positions_market_value": "-16000.00", "as_of": THURSDAY}
-    (breach,) = await client.effect("account_valuation", valuation)
-    assert breach["type"] == "alluse.account.drawdown_breached"
+    at = "2026-11-20T20:00:00Z"  # a crash: the 4 puts sold at 2.10 are quoted at 40.00
+    crash = {"symbol": put, "bid": "39.90", "ask": "40.10", "last": "40.00", "as_of": at}
+    (breach,) = await client.effect("market_quote", crash, time=at)
+    assert breach["type"] == "alluse.account.drawdown_breached" and breach["subject"] == gen
     assert (breach["data"]["total_value"], breach["data"]["drawdown_pct"]) == ("84837.40", "15.16")
-    assert await client.effect("account_valuation", valuation, want=0) == []  # once per crossing
+    later = {**crash, "ask": "40.30", "as_of": "2026-11-20T20:30:00Z"}
+    assert await client.effect("market_quote", later, want=0, time=later["as_of"]) == []  # once
+
+    async def marked_by_quotes() -> dict[str, Any]:
+        async with connection(rt.pool) as conn:
+            rows = await conn.fetch(
+                "SELECT positions_value FROM account_values WHERE account_id = $1 AND by_quote",
+                uuid.UUID(gen),
+            )
+        return {"points": [str(r["positions_value"]) for r in rows]}
+
+    # The day keeps its last quote-driven value point only: the books grow by one a day.
+    points = await until(marked_by_quotes, lambda v: v["points"] == ["-16040.00"])
+    assert points["points"] == ["-16040.00"]
+    valuation = {"account_id": gen, "positions_market_value": "-16040.00", "as_of": at}
+    assert await client.effect("account_valuation", valuation, want=0) == []  # the same marks
 
 
 async def test_rule_11_reversal_books_the_opposite_entry_once(

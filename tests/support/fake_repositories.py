@@ -202,6 +202,14 @@ class PositionStore(Repository):
     ) -> None:
         self.u.quotes[symbol] = Quote(bid, ask, last)
 
+    async def holders(self, *, contract: str, limit: int) -> list[UUID]:
+        return sorted({a for (a, k), h in self.u.holdings.items() if k == contract and h.quantity})[
+            :limit
+        ]
+
+    async def drop_quote_points(self, *, account_ids: list[UUID]) -> None:
+        pass  # the fake keeps each account's last value only
+
     async def entry(self, *, transaction_id: int) -> tuple[UUID, Entry] | None:
         for t in self.u.transactions:
             if t["id"] == transaction_id:

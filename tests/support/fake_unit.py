@@ -160,6 +160,7 @@ class FakeUnit:
         breached: bool,
         broker: Decimal | None = None,
         flow: Decimal = Decimal(0),
+        by_quote: bool = False,
     ) -> None:
         self.values[account_id] = {
             "cash": cash,

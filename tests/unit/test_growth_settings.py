@@ -38,3 +38,11 @@ def test_settings_report_every_problem_at_once() -> None:
         "colour",
     }
     assert exc.value.code == "invalid_configuration"
+
+
+def test_rule_11_how_many_holders_a_quote_revalues_is_a_bounded_setting() -> None:
+    assert DEFAULT_SETTINGS.quote_revalue_limit == 100
+    assert apply_settings(DEFAULT_SETTINGS, {"quote_revalue_limit": 0}).quote_revalue_limit == 0
+    with pytest.raises(ValidationFailed) as exc:
+        apply_settings(DEFAULT_SETTINGS, {"quote_revalue_limit": 10001})
+    assert [p.field for p in exc.value.problems] == ["quote_revalue_limit"]

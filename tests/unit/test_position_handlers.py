@@ -219,3 +219,15 @@ async def test_a_reversed_fill_takes_its_position_back() -> None:
     await corrections.reverse(uow, c.ReverseTransaction(transaction_id=fill, reason="broker bust"))
     assert positions(uow, rev) == {} and uow.balance(rev.id) == D("100000.00")
     assert uow.events[-1][1]["positions_undone"] == 1
+
+
+async def test_a_quote_revalues_the_accounts_holding_it_at_once() -> None:
+    rev = account()  # Rev-Acc: a drawdown beyond 10 % is announced
+    uow = FakeUnit(rev, now=NOW)
+    await trades.trade_filled(uow, put_sale(rev))
+    crash = effects.QuoteEffect(
+        symbol="SPY   260320P00500000", bid="119.00", ask="121.00", last="120.00", as_of=NOW
+    )
+    await valuation.market_quote(uow, crash)
+    assert "alluse.account.drawdown_breached" in uow.types()
+    assert uow.values[rev.id]["positions"] == D("-12000.00")

@@ -31,6 +31,9 @@ class GrowthSettings:
     # account's value before it is announced; quotes for marks are kept this many days.
     valuation_tolerance_pct: Decimal = Decimal("0.5")
     quote_retention_days: int = 400
+    # A quote revalues at most this many of the accounts holding its instrument (those valued
+    # longest ago first); the others at their next event. 0: quotes only record marks.
+    quote_revalue_limit: int = 100
     templates: Mapping[str, Template] = field(default_factory=lambda: TEMPLATES)
     strategies: Mapping[str, Strategy] = field(default_factory=lambda: STRATEGIES)
 
@@ -58,6 +61,8 @@ def check_settings(s: GrowthSettings) -> list[Problem]:
         out.append(Problem("valuation_tolerance_pct", "must be between 0 and 100"))
     if not 1 <= s.quote_retention_days <= 36500:
         out.append(Problem("quote_retention_days", "must be between 1 and 36500"))
+    if not 0 <= s.quote_revalue_limit <= 10000:
+        out.append(Problem("quote_revalue_limit", "must be between 0 and 10000"))
     months = s.reinvestment_months
     if not months or any(not 1 <= m <= 12 for m in months):
         out.append(Problem("reinvestment_months", "one or more months, each 1-12"))
@@ -112,6 +117,7 @@ def settings_to_dict(s: GrowthSettings) -> dict[str, Any]:
         "reinvestment_months": list(s.reinvestment_months),
         "valuation_tolerance_pct": str(s.valuation_tolerance_pct),
         "quote_retention_days": s.quote_retention_days,
+        "quote_revalue_limit": s.quote_revalue_limit,
         "templates": {name: template_to_dict(t) for name, t in s.templates.items()},
         "strategies": {name: strategy_to_dict(st) for name, st in s.strategies.items()},
     }
