@@ -73,7 +73,7 @@ async def trade_filled(uow: AccountUnit, p: TradeEffect) -> None:
     amount = fill_amount(side=p.side, quantity=p.quantity, price=p.price,
                          multiplier=p.multiplier, commission=p.commission)  # fmt: skip
     what = f"{p.side} {p.quantity} {contract.describe()} @ {p.price}, commission {p.commission}"
-    kind = TransactionType.TRADE_PREMIUM if contract.is_option else TransactionType.TRADE_ASSIGNMENT
+    kind = TransactionType.TRADE_PREMIUM if contract.is_option else TransactionType.TRADE_SHARES
     await _apply(uow, account, kind, amount, what, p.fill_id, p.week_type, "fill", [moved])
     if breaches:
         await violations(uow, account.id, p.fill_id, breaches, p.week_type, "platform")

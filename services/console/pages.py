@@ -19,6 +19,7 @@ TX_TYPES = (
     "withdrawal",
     "trade_premium",
     "trade_assignment",
+    "trade_shares",
     "fee",
     "reinvestment",
     "fork_transfer",

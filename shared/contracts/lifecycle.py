@@ -33,7 +33,11 @@ class AccountSnapshot(Payload):
 
 class TransactionRecord(Payload):
     id: str
-    type: str = Field(description="a transaction type of section 1, e.g. trade_premium")
+    type: str = Field(
+        description="deposit | withdrawal | trade_premium (options) | trade_assignment"
+        " | trade_shares (shares bought or sold by a fill) | fee | reinvestment | fork_transfer"
+        " | merge_transfer | cash_buffer_adjustment"
+    )
     amount: Amount = Field(description="signed: credits positive, debits negative")
     description: str | None = None
     week_type: WeekType | None = None

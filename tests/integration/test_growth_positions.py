@@ -111,7 +111,8 @@ async def test_rule_5_merge_carries_positions_with_the_cash(client: Client) -> N
                  expiration=None, delta=None, side="buy", quantity=100, price="40.00",
                  multiplier=1, commission="1.00")  # fmt: skip
     await client.effect("trade_filled", put, want=2, time=at)
-    await client.effect("trade_filled", stock, want=2, time=at)
+    bought = await client.effect("trade_filled", stock, want=2, time=at)
+    assert one(bought, "balance_changed")["transaction"]["type"] == "trade_shares"
     before = await positions(client, child_gen)
     put_key = f"{put['symbol']:<6}261218P00050000"
     assert held(before) == {stock["symbol"]: (100, "4000.00"), put_key: (-2, "-240.00")}

@@ -106,6 +106,7 @@ def test_rule_1_vocabularies_are_exactly_the_documented_ones():
         "withdrawal",
         "trade_premium",
         "trade_assignment",
+        "trade_shares",
         "fee",
         "reinvestment",
         "fork_transfer",

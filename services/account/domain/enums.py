@@ -26,6 +26,7 @@ class TransactionType(StrEnum):
     WITHDRAWAL = "withdrawal"
     TRADE_PREMIUM = "trade_premium"
     TRADE_ASSIGNMENT = "trade_assignment"
+    TRADE_SHARES = "trade_shares"  # shares bought or sold by a fill (not by an assignment)
     FEE = "fee"
     REINVESTMENT = "reinvestment"
     FORK_TRANSFER = "fork_transfer"

@@ -22,7 +22,12 @@ from .money import ZERO, to_cents
 REINVESTING_TYPES = frozenset({AccountType.REVENUE, AccountType.COMPOUNDING})
 # Premiums, realized gains and losses (assignments, closing trades) and fees.
 TRADING_INCOME = frozenset(
-    {TransactionType.TRADE_PREMIUM, TransactionType.TRADE_ASSIGNMENT, TransactionType.FEE}
+    {
+        TransactionType.TRADE_PREMIUM,
+        TransactionType.TRADE_ASSIGNMENT,
+        TransactionType.TRADE_SHARES,
+        TransactionType.FEE,
+    }
 )
 _LABEL = re.compile(r"^(\d{4})-Q([1-4])$")
 

@@ -130,7 +130,7 @@ async def trading_rows(
 ) -> list[tuple[TransactionType, Decimal]]:
     rows = await conn.fetch(
         "SELECT type, amount FROM transactions WHERE account_id = $1"
-        " AND type IN ('trade_premium', 'trade_assignment', 'fee')"
+        " AND type IN ('trade_premium', 'trade_assignment', 'trade_shares', 'fee')"
         " AND effective_at >= $2 AND effective_at < $3",
         account_id,
         start,

@@ -106,8 +106,8 @@ async def balance_series(conn: Sql, *, account_ids: list[UUID]) -> list[Row]:
 
 async def trade_counts(conn: Sql, *, account_id: UUID) -> Row:
     row = await conn.fetchrow(
-        "SELECT count(*) FILTER (WHERE type IN ('trade_premium', 'trade_assignment')) AS total,"
-        " count(*) FILTER (WHERE type IN ('trade_premium', 'trade_assignment') AND amount > 0) AS successful,"
+        "SELECT count(*) FILTER (WHERE type IN ('trade_premium', 'trade_assignment', 'trade_shares')) AS total,"
+        " count(*) FILTER (WHERE type IN ('trade_premium', 'trade_assignment', 'trade_shares') AND amount > 0) AS successful,"
         " coalesce(sum(amount) FILTER (WHERE type = 'trade_premium' AND amount > 0), 0) AS premium,"
         " count(*) FILTER (WHERE type = 'trade_assignment' AND description LIKE '% assignment %') AS assignments,"
         " count(*) FILTER (WHERE type = 'trade_premium' AND amount < 0) AS adjustments,"
