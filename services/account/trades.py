@@ -85,9 +85,10 @@ async def option_assigned(uow: AccountUnit, p: AssignmentEffect) -> None:
         return
     held = (await uow.valued(account.id)).holdings
     option = short_option(held.values(), symbol=p.symbol, option_type=p.option_type,
-                          strike=p.strike)  # fmt: skip
+                          strike=p.strike, expiration=p.expiration)  # fmt: skip
     if option is None:
-        raise PositionNotOpen(f"no short {p.symbol} {p.strike} {p.option_type} open to assign")
+        series = f" {p.expiration}" if p.expiration else ""
+        raise PositionNotOpen(f"no short {p.symbol}{series} {p.strike} {p.option_type} to assign")
     stock = held.get(shares(p.symbol).key, Holding(shares(p.symbol)))
     done = assign(option, stock, p.contracts)
     amount = assignment_amount(option_type=p.option_type, strike=p.strike, contracts=p.contracts,

@@ -159,6 +159,8 @@ class OptionAssigned(Upstream):
     strike: PositivePrice
     contracts: Count
     multiplier: Count = 100
+    # The series assigned, when the broker names it; without it, the nearest expiration short.
+    expiration: date | None = None
 
 
 class OptionExpired(Upstream):

@@ -272,5 +272,5 @@ class Feed:
         yield self._event("ws4.market.events", "ws4.option.assigned", at, {
             "assignment_id": f"asg-{self._id()}", "account_id": account, "symbol": o.symbol,
             "option_type": o.kind, "strike": str(o.strike), "contracts": o.contracts,
-            "multiplier": 100,
+            "multiplier": 100, "expiration": o.expiration.isoformat(),
         }, account)  # fmt: skip

@@ -370,3 +370,27 @@ async def test_rule_11_as_of_follows_business_time_when_entries_arrive_out_of_or
     assert held(await as_of("2026-11-19T14:30:00Z")) == {put: (-2, "-200.00", "-200.00")}
     assert held(await as_of("2026-11-19T15:30:00Z")) == {put: (-6, "-600.00", "-600.00")}
     assert (await client.query("alluse.query.integrity", {}))["data"]["ok"]
+
+
+async def test_rule_11_an_assignment_takes_the_series_it_names_else_the_nearest(
+    svc: tuple[Client, Runtime],
+) -> None:
+    client, _ = svc
+    symbol, near = fresh_symbol()
+    far = f"{symbol:<6}261127P00183000"
+    gen = await generation(client)
+    for expiration in ("2026-11-20", "2026-11-27"):
+        fill = option_fill(gen, THURSDAY, symbol=symbol, quantity=1, expiration=expiration)
+        await client.effect("trade_filled", fill, want=2, time=THURSDAY)
+    assignment = {"assignment_id": uuid.uuid4().hex, "account_id": gen, "symbol": symbol,
+                  "option_type": "put", "strike": "183", "contracts": 1, "multiplier": 100,
+                  "expiration": "2026-11-27"}  # fmt: skip
+    events = await client.effect("option_assigned", assignment, want=3, time=THURSDAY)
+    assert {p["contract"] for p in by_type(events, "position_changed")} == {far, symbol}
+    # Without the expiration (CONTRACT.md makes it optional): the nearest series short.
+    unnamed = {**assignment, "assignment_id": uuid.uuid4().hex}
+    del unnamed["expiration"]
+    events = await client.effect("option_assigned", unnamed, want=3, time=THURSDAY)
+    assert {p["contract"] for p in by_type(events, "position_changed")} == {near, symbol}
+    gone = {**assignment, "assignment_id": uuid.uuid4().hex}  # the far series is no longer short
+    assert rejection(await client.effect("option_assigned", gone))["code"] == "position_not_open"

@@ -24,6 +24,7 @@ from services.account.domain.positions import (
     expire,
     fill_moves,
     shares,
+    short_option,
 )
 from services.account.domain.reversal import (
     AlreadyReversed,
@@ -151,3 +152,16 @@ def test_rule_11_undoing_a_put_assignment_needs_the_shares_still_held() -> None:
     assert back.after == Holding(shares("AAPL"), 0, D("0.00"))
     with pytest.raises(PositionNotOpen):
         undo_moves([(Holding(shares("AAPL")), done.stock)])  # called away since
+
+
+def test_rule_11_an_assignment_takes_the_named_series_else_the_nearest_short() -> None:
+    def put(day: int, quantity: int) -> Holding:
+        return Holding(Contract("AAPL", "put", D("183"), date(2026, 11, day), 100), quantity)
+
+    held = [put(27, -2), put(20, -1), put(13, 1)]  # the 13th is long: never assigned
+    assert short_option(held, symbol="AAPL", option_type="put", strike=D("183")) == put(20, -1)
+    named = short_option(held, symbol="AAPL", option_type="put", strike=D("183"),
+                         expiration=date(2026, 11, 27))  # fmt: skip
+    assert named == put(27, -2)
+    assert short_option(held, symbol="AAPL", option_type="put", strike=D("183"),
+                        expiration=date(2026, 11, 13)) is None  # fmt: skip
