@@ -69,42 +69,29 @@ async def tree(conn: asyncpg.Connection, p: c.PortfolioRef) -> dict[str, Any]:
     rows = await reads.balance_series(conn, account_ids=[a["id"] for a in accounts])
     generation = {q["id"]: q["generation"] for q in portfolios}
     owner = {a["id"]: generation[a["portfolio_id"]] for a in accounts}
+    # Value as `alluse show` gives it: cash + positions at their latest marks (section 11).
+    held = await position_store.positions_values(conn, account_ids=[a["id"] for a in accounts])
+    value = {a["id"]: a["balance"] + held.get(a["id"], ZERO) for a in accounts}
     nodes = []
     for q in portfolios:
         mine = [a for a in accounts if a["portfolio_id"] == q["id"]]
-        nodes.append(
-            {
-                "portfolio_id": str(q["id"]),
-                "parent_id": _s(q["parent_id"]),
-                "generation": q["generation"],
-                "name": q["name"],
-                "forked_at": _s(q["forked_at"]),
-                "fork_surplus": _s(q["surplus"]),
-                "merged_at": _s(q["merged_at"]),
-                "merged_total": _s(q["merged_total"]),
-                "value": str(sum((a["balance"] for a in mine), start=ZERO)),
-                "accounts": [
-                    {
-                        "id": str(a["id"]),
-                        "type": a["type"],
-                        "status": a["status"],
-                        "balance": str(a["balance"]),
-                    }
-                    for a in mine
-                ],
-            }
-        )
+        nodes.append({
+            "portfolio_id": str(q["id"]), "parent_id": _s(q["parent_id"]), "generation": q["generation"],
+            "name": q["name"], "forked_at": _s(q["forked_at"]), "fork_surplus": _s(q["surplus"]),
+            "merged_at": _s(q["merged_at"]), "merged_total": _s(q["merged_total"]),
+            "value": str(sum((value[a["id"]] for a in mine), start=ZERO)),
+            "cash": str(sum((a["balance"] for a in mine), start=ZERO)),
+            "accounts": [{"id": str(a["id"]), "type": a["type"], "status": a["status"], "balance": str(a["balance"]),
+                          "value": str(value[a["id"]])} for a in mine],
+        })  # fmt: skip
     return {
-        "portfolio_id": str(p.portfolio_id),
-        "portfolios": nodes[:MAX_NODES],
-        "portfolios_total": len(nodes),
-        "portfolios_shown": min(len(nodes), MAX_NODES),
-        "total_value": str(sum((a["balance"] for a in accounts), start=ZERO)),
-        "forks": sum(1 for q in portfolios if q["forked_at"]),
-        "merges": sum(1 for q in portfolios if q["merged_at"]),
-        "growth": thin(weekly_generations(rows, owner), MAX_POINTS),
-        "attribution": attribution(rows),
-    }
+        "portfolio_id": str(p.portfolio_id), "portfolios": nodes[:MAX_NODES],
+        "portfolios_total": len(nodes), "portfolios_shown": min(len(nodes), MAX_NODES),
+        "total_value": str(sum(value.values(), start=ZERO)),
+        "total_cash": str(sum((a["balance"] for a in accounts), start=ZERO)),
+        "forks": sum(1 for q in portfolios if q["forked_at"]), "merges": sum(1 for q in portfolios if q["merged_at"]),
+        "growth": thin(weekly_generations(rows, owner), MAX_POINTS), "attribution": attribution(rows),
+    }  # fmt: skip
 
 
 def _s(value: Any) -> str | None:

@@ -14,7 +14,8 @@ from uuid import UUID
 import asyncpg
 
 from services.account.domain import TransactionType
-from services.account.domain.marks import Quote
+from services.account.domain.marks import Quote, mark
+from services.account.domain.money import ZERO
 from services.account.domain.positions import Contract, Holding, Move
 from services.account.domain.reversal import Entry
 from shared.infra.bulk import insert_rows
@@ -42,6 +43,22 @@ async def marked_holdings(conn: Sql, *, account_id: UUID) -> tuple[list[Holding]
         r["contract"]: Quote(r["bid"], r["ask"], r["last"]) for r in rows if r["bid"] is not None
     }
     return [_holding(r) for r in rows], quotes
+
+
+async def positions_values(conn: Sql, *, account_ids: list[UUID]) -> dict[UUID, Decimal]:
+    """Each account's positions at their latest quotes (at cost without one), in one query:
+    what `marked_holdings` + marks.mark give, summed per account."""
+    rows = await conn.fetch(
+        f"SELECT account_id, {CONTRACT}, quantity, cost, q.bid, q.ask, q.last FROM positions p"
+        " LEFT JOIN LATERAL (SELECT bid, ask, last FROM quotes WHERE quotes.symbol = p.contract"
+        " ORDER BY day DESC LIMIT 1) q ON true WHERE account_id = ANY($1::uuid[])",
+        account_ids,
+    )  # fmt: skip
+    out: dict[UUID, Decimal] = {}
+    for r in rows:
+        quote = None if r["bid"] is None else Quote(r["bid"], r["ask"], r["last"])
+        out[r["account_id"]] = out.get(r["account_id"], ZERO) + mark(_holding(r), quote).value
+    return out
 
 
 async def holdings(conn: Sql, *, account_id: UUID) -> list[Holding]:

@@ -12,9 +12,10 @@ def text_tree(data: dict[str, Any]) -> str:
         kids.setdefault(n["parent_id"] if n["parent_id"] in nodes else None, []).append(
             n["portfolio_id"]
         )
+    cash = f", cash {Decimal(data['total_cash']):,.2f}" if "total_cash" in data else ""
     lines = [
         f"tree {data['portfolio_id']}: {data['forks']} forks, {data['merges']} merges, "
-        f"value {Decimal(data['total_value']):,.2f}"
+        f"value {Decimal(data['total_value']):,.2f}{cash}"
     ]
 
     def walk(pid: str, prefix: str, last: bool) -> None:

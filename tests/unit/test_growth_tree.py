@@ -27,6 +27,7 @@ def test_text_tree_nests_children_and_says_when_it_shows_part() -> None:
         "forks": 1,
         "merges": 0,
         "total_value": "300000.00",
+        "total_cash": "301000.00",
         "portfolios_shown": 2,
         "portfolios_total": 5,
         "portfolios": [
@@ -51,7 +52,7 @@ def test_text_tree_nests_children_and_says_when_it_shows_part() -> None:
         ],
     }
     lines = text_tree(data).splitlines()
-    assert lines[0] == "tree root: 1 forks, 0 merges, value 300,000.00"
+    assert lines[0] == "tree root: 1 forks, 0 merges, value 300,000.00, cash 301,000.00"
     assert lines[1].startswith("└─ gen 0 root-000 250,000.00")
     assert lines[2].startswith("   └─ gen 1 child-00 50,000.00 forked 2026-03-05")
     assert lines[-1] == "(showing the first 2 of 5 portfolios)"
