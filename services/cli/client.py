@@ -107,6 +107,14 @@ def client_credentials(url: str, client_id: str, secret: str, timeout: float = 1
         raise CliError(exc.message, CODES[exc.problem]) from None
 
 
+def _seconds_left(token: str) -> float:
+    try:
+        expires = credentials.token_expires_at(token)
+    except credentials.TokenError as exc:
+        raise CliError(exc.message, CODES[exc.problem]) from None
+    return float("inf") if expires is None else expires - time.time()
+
+
 def token_subject(token: str) -> str:
     try:
         return credentials.token_subject(token)
@@ -151,10 +159,34 @@ async def _spin(label: str, out: TextIO, after: float) -> None:
 # --- the stream client: the shared one, its refusals turned into exit codes ---------------
 
 
+RENEW_MARGIN = 120.0  # seconds: a long run takes a fresh token when less than this is left
+
+
 @dataclass
 class StreamClient(shared.StreamClient):
     source: str = SOURCE
     waiting: shared.Waiting = field(default=progress)
+    token_file: str | None = None  # where the token came from (see resolve_token)
+    env: Mapping[str, str] = field(default_factory=lambda: os.environ)
+
+    async def fresh_token(self, margin: float = RENEW_MARGIN) -> str:
+        """The token, renewed from its source (the token file, read again; client credentials,
+        asked again) when less than `margin` seconds of it are left: a run longer than a token's
+        life (15 minutes) calls this before each step. A source that gives nothing fresher (a
+        fixed ALLUSE_TOKEN) stops the run with a clear message rather than with refusals."""
+        if _seconds_left(self.token) > margin:
+            return self.token
+        token = await asyncio.to_thread(resolve_token, self.token_file, self.env)
+        left = _seconds_left(token)
+        if left <= margin:
+            raise CliError(
+                f"the token expires in {max(left, 0):.0f} s and its source has no fresher one: use"
+                " client credentials (ALLUSE_CLIENT_ID, ALLUSE_CLIENT_SECRET_FILE) or a token"
+                " file that is kept fresh",
+                USAGE,
+            )
+        self.token = token
+        return token
 
     async def command(
         self,

@@ -113,10 +113,11 @@ async def simulate_decade(c: StreamClient, a: argparse.Namespace) -> int:
     )
     bar, sent = Progress("simulate-decade", 52 * a.years, unit="weeks"), 0
     for week in range(52 * a.years):
+        token = await c.fresh_token()  # a decade outlives a token: renewed before it expires
         batch = [ev for ev in feed.week(start + timedelta(weeks=week)) if ev.type in SENT]
         pipe = c.redis.pipeline(transaction=False)
         for ev in batch:
-            pipe.xadd(c.streams.key(ev.stream), _fields(ev, c.token))  # type: ignore[arg-type]
+            pipe.xadd(c.streams.key(ev.stream), _fields(ev, token))  # type: ignore[arg-type]
         await pipe.execute()
         sent += len(batch)
         waiting = {ev.id for ev in batch if ev.type in ANSWERED}

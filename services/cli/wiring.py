@@ -38,7 +38,8 @@ def run(action: Action) -> Callable[[argparse.Namespace], Awaitable[int]]:
             redis = connect(url, socket_connect_timeout=5)
             try:
                 streams = Streams(os.environ.get("ALLUSE_STREAM_PREFIX", ""))
-                client = StreamClient(redis, streams, token, args.timeout, keys=platform_keys())
+                client = StreamClient(redis, streams, token, args.timeout, keys=platform_keys(),
+                                      token_file=args.token_file)  # fmt: skip
                 return await action(client, args)
             finally:
                 await redis.aclose()

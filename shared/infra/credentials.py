@@ -9,7 +9,7 @@ from typing import Literal
 from shared.infra import oauth
 from shared.infra.oauth import redacted
 
-__all__ = ["TokenError", "client_credentials", "redacted", "token_subject"]
+__all__ = ["TokenError", "client_credentials", "redacted", "token_expires_at", "token_subject"]
 
 Problem = Literal["usage", "refused", "unavailable"]
 
@@ -41,8 +41,23 @@ def token_subject(token: str) -> str:
     """The `sub` of our own token (not verified here: the services verify it), naming the only
     reply streams the account service will answer on."""
     try:
-        payload = token.split(".")[1]
-        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-        return str(claims["sub"])
+        return str(_claims(token)["sub"])
     except (IndexError, ValueError, KeyError, TypeError):
         raise TokenError("the token is not a JWT with a subject", "usage") from None
+
+
+def token_expires_at(token: str) -> float | None:
+    """The `exp` of our own token (seconds since the epoch; not verified here), None without."""
+    try:
+        exp = _claims(token).get("exp")
+    except (IndexError, ValueError, TypeError, AttributeError):
+        raise TokenError("the token is not a JWT", "usage") from None
+    return float(exp) if isinstance(exp, int | float) else None
+
+
+def _claims(token: str) -> dict[str, object]:
+    payload = token.split(".")[1]
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    if not isinstance(claims, dict):
+        raise ValueError("claims are not an object")
+    return claims
