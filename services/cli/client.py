@@ -162,6 +162,27 @@ async def _spin(label: str, out: TextIO, after: float) -> None:
 RENEW_MARGIN = 120.0  # seconds: a long run takes a fresh token when less than this is left
 
 
+async def renewed(
+    token: str, token_file: str | None, env: Mapping[str, str] = os.environ,
+    margin: float = RENEW_MARGIN,
+) -> str:  # fmt: skip
+    """`token`, or a fresh one from its source (the token file, read again; client credentials,
+    asked again) when less than `margin` seconds of it are left. A source that gives nothing
+    fresher (a fixed ALLUSE_TOKEN) stops the run with a clear message rather than refusals."""
+    if _seconds_left(token) > margin:
+        return token
+    fresh = await asyncio.to_thread(resolve_token, token_file, env)
+    left = _seconds_left(fresh)
+    if left <= margin:
+        raise CliError(
+            f"the token expires in {max(left, 0):.0f} s and its source has no fresher one: use"
+            " client credentials (ALLUSE_CLIENT_ID, ALLUSE_CLIENT_SECRET_FILE) or a token file"
+            " that is kept fresh",
+            USAGE,
+        )
+    return fresh
+
+
 @dataclass
 class StreamClient(shared.StreamClient):
     source: str = SOURCE
@@ -170,23 +191,10 @@ class StreamClient(shared.StreamClient):
     env: Mapping[str, str] = field(default_factory=lambda: os.environ)
 
     async def fresh_token(self, margin: float = RENEW_MARGIN) -> str:
-        """The token, renewed from its source (the token file, read again; client credentials,
-        asked again) when less than `margin` seconds of it are left: a run longer than a token's
-        life (15 minutes) calls this before each step. A source that gives nothing fresher (a
-        fixed ALLUSE_TOKEN) stops the run with a clear message rather than with refusals."""
-        if _seconds_left(self.token) > margin:
-            return self.token
-        token = await asyncio.to_thread(resolve_token, self.token_file, self.env)
-        left = _seconds_left(token)
-        if left <= margin:
-            raise CliError(
-                f"the token expires in {max(left, 0):.0f} s and its source has no fresher one: use"
-                " client credentials (ALLUSE_CLIENT_ID, ALLUSE_CLIENT_SECRET_FILE) or a token"
-                " file that is kept fresh",
-                USAGE,
-            )
-        self.token = token
-        return token
+        """The token, renewed from its source before it expires (see `renewed`); queries and
+        commands use it from then on. A run longer than a token's life calls this each step."""
+        self.token = await renewed(self.token, self.token_file, self.env, margin)
+        return self.token
 
     async def command(
         self,

@@ -6,7 +6,7 @@ import contextlib
 import json
 from typing import Any
 
-from services.cli.client import CliError, resolve_token
+from services.cli.client import CliError, renewed, resolve_token
 from services.cli.output import OK, UNAVAILABLE, fail
 from shared.contracts import streams
 from shared.infra.redisclient import connect
@@ -48,9 +48,15 @@ async def run_simulate(args: Any) -> int:
     """The simulators publish as a trading engine: with the token `alluse` resolves."""
     try:
         token = await asyncio.to_thread(resolve_token, args.token_file)
+
+        async def fresh() -> str:  # a long run outlives a token: renewed before it expires
+            nonlocal token
+            token = await renewed(token, args.token_file)
+            return token
+
+        return await simulate.run(args, fresh)
     except CliError as exc:
         return fail(str(exc), exc.code)
-    return await simulate.run(args, token)
 
 
 def stream_name(name: str) -> str:

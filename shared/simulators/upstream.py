@@ -21,6 +21,7 @@ import os
 import random
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -183,8 +184,12 @@ def week_line(week: int, weeks: int, events: list[Event], total: int, started: f
             f"; {total} in all, {rate:.0f}/s")  # fmt: skip
 
 
-async def run(args: Any, token: str, settings: Settings | None = None) -> int:
-    """Publish the feed with `token` (a trading engine's) on every entry."""
+Token = str | Callable[[], Awaitable[str]]  # a token, or how to get a fresh one
+
+
+async def run(args: Any, token: Token, settings: Settings | None = None) -> int:
+    """Publish the feed with `token` (a trading engine's) on every entry; a callable is asked
+    for it before each week, so a run longer than a token's life can renew it."""
     settings = settings or Settings()
     streams, redis = settings.streams, connect(settings.redis_url)
     try:
@@ -207,7 +212,8 @@ async def run(args: Any, token: str, settings: Settings | None = None) -> int:
         with Progress("simulate", args.weeks, unit="weeks") as bar:
             for week in range(args.weeks):
                 events = feed.week(monday + timedelta(weeks=week))
-                await publish(redis, streams, events, args.rate, token)
+                current = token if isinstance(token, str) else await token()
+                await publish(redis, streams, events, args.rate, current)
                 if not args.measure:  # the week's outcomes, then the cash they left
                     closing = {e.id for e in events if e.type in CLOSING}
                     if not await ledger.follow(closing, args.timeout):
