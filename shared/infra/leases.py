@@ -19,11 +19,14 @@ _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
-# Announce a member until ARGV[2], forget those past ARGV[3], count the rest: one step.
+# Announce a member for ARGV[2] ms, forget those past, count the rest: one step, by the clock
+# of the node that holds the set (on a cluster, the one every replica asks).
 _ANNOUNCE = """
-redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[1], string.format('%d', now + tonumber(ARGV[2])), ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%d', now))
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) * 2)
 return redis.call('ZCARD', KEYS[1])
 """
 
@@ -41,10 +44,10 @@ class Leases:
     async def release(self, key: str) -> None:
         await self.redis.eval(_RELEASE, 1, key, self.owner)
 
-    async def live_members(self, key: str, now_ms: int) -> int:
-        """Announce this owner on the member set `key` and count the owners alive in it."""
-        until, expiry = now_ms + self.ttl_ms, self.ttl_ms * 2  # bounded: gone when all are
-        return int(await self.redis.eval(_ANNOUNCE, 1, key, self.owner, until, now_ms, expiry))
+    async def live_members(self, key: str) -> int:
+        """Announce this owner on the member set `key` and count the owners alive in it (the
+        set expires twice the lease time after its last announcement: bounded)."""
+        return int(await self.redis.eval(_ANNOUNCE, 1, key, self.owner, self.ttl_ms))
 
     async def leave(self, key: str) -> None:
         await self.redis.zrem(key, self.owner)

@@ -108,8 +108,7 @@ class Partitioned:
         True while this replica holds less than its share shortly after the replicas changed:
         the partitions another gives back are then taken at once, not a renewal later.
         """
-        seconds, micros = await self.redis.time()
-        alive = await self.leases.live_members(self.members, seconds * 1000 + micros // 1000)
+        alive = await self.leases.live_members(self.members)
         share = math.ceil(len(self.parts) / max(1, alive))
         before = set(self.held)
         self.routing = await self.leases.hold(self.router_key)
