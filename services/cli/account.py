@@ -16,10 +16,11 @@ from services.cli.arguments import (
     percent,
     setting,
 )
-from services.cli.client import CliError, StreamClient, until
+from services.cli.client import StreamClient, until
 from services.cli.output import (
     OK,
     USAGE,
+    CliError,
     money,
     rows_table,
     show,

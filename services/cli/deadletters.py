@@ -10,9 +10,8 @@ from typing import Any
 import jwt
 from redis.asyncio import Redis
 
-from services.cli.client import CliError
 from services.cli.integration import STREAMS
-from services.cli.output import UNAVAILABLE, USAGE
+from services.cli.output import UNAVAILABLE, USAGE, CliError
 from services.cli.security import ADMIN
 from shared.contracts import trust
 from shared.contracts.streams import CONSUMED, DLQ_SUFFIX, Streams

@@ -18,8 +18,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from services.cli.client import CliError, StreamClient
-from services.cli.output import OK, TIMEOUT, emit
+from services.cli.client import StreamClient
+from services.cli.output import OK, TIMEOUT, CliError, emit
 from services.cli.wiring import add
 from shared.contracts.envelope import new_event
 from shared.contracts.messages import COMMAND_REJECTED

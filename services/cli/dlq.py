@@ -19,9 +19,10 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from services.cli.client import CliError, redacted, redis_url, resolve_token
+from services.cli.client import redacted, redis_url
 from services.cli.deadletters import Dead, actor_of, audited, dead_letters, short
-from services.cli.output import OK, REJECTED, UNAVAILABLE, USAGE, emit, fail, table
+from services.cli.output import OK, REJECTED, UNAVAILABLE, USAGE, CliError, emit, fail, table
+from services.cli.tokens import resolve_token
 from shared.contracts.envelope import EnvelopeError, decode
 from shared.contracts.streams import Streams
 from shared.infra.progress import Progress

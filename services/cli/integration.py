@@ -6,8 +6,8 @@ import contextlib
 import json
 from typing import Any
 
-from services.cli.client import CliError, renewed, resolve_token
-from services.cli.output import OK, UNAVAILABLE, fail
+from services.cli.output import OK, UNAVAILABLE, CliError, fail
+from services.cli.tokens import renewed, resolve_token
 from shared.contracts import streams
 from shared.infra.redisclient import connect
 from shared.infra.settings import Settings

@@ -11,6 +11,18 @@ from typing import Any
 OK, REJECTED, UNAVAILABLE, USAGE, TIMEOUT = 0, 1, 3, 2, 4
 
 
+class CliError(Exception):
+    """Something the operator must fix or know about, with the exit code that says which."""
+
+    def __init__(self, message: str, code: int, data: Mapping[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message, self.code, self.data = message, code, dict(data or {})
+
+
+def rejected(data: Mapping[str, Any]) -> CliError:
+    return CliError(f"rejected: {data.get('code')}: {data.get('reason')}", REJECTED, data)
+
+
 def emit(
     args: Any, rows: Sequence[Mapping[str, Any]] | Mapping[str, Any], columns: Sequence[str] = ()
 ) -> None:

@@ -12,15 +12,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from services.cli.arguments import positive_float
-from services.cli.client import (
-    CliError,
-    StreamClient,
-    platform_keys,
-    redacted,
-    redis_url,
-    resolve_token,
-)
-from services.cli.output import UNAVAILABLE, fail
+from services.cli.client import StreamClient, platform_keys, redacted, redis_url
+from services.cli.output import UNAVAILABLE, CliError, fail
+from services.cli.tokens import resolve_token
 from shared.contracts.streams import Streams
 from shared.infra.redisclient import connect
 

@@ -9,8 +9,8 @@ from typing import Any, cast
 
 import pytest
 
-from services.cli.client import CliError, StreamClient
-from services.cli.output import USAGE
+from services.cli.client import StreamClient
+from services.cli.output import USAGE, CliError
 from shared.contracts.streams import Streams
 
 

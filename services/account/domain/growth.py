@@ -4,6 +4,9 @@ A fork moves a Gen-Acc's whole surplus (balance - baseline) into a new child por
 Gen-Acc and Com-Acc; a merge folds a child portfolio's whole balance into an ancestor's
 Com-Acc. Both are described here as balance changes; the store writes them in one
 transaction, so each happens entirely or not at all.
+
+A little over 200 lines on purpose: sections 4 and 5 of the rules, read together (a merge
+carries what a fork's guards protect).
 """
 
 from __future__ import annotations
