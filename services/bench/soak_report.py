@@ -1,5 +1,6 @@
 """Soak's table, chart (matplotlib, no display needed) and pass line."""
 
+import re
 from pathlib import Path
 
 from services.bench.samples import MB, Sample, plateaued
@@ -58,6 +59,21 @@ def verdict(taken: list[Sample], retention: dict[str, str]) -> tuple[bool, str]:
     )
 
 
+PARTITION = re.compile(r"\{(?P<stream>[^}]*)\}\.p\d+$")
+
+
+def chart_lines(taken: list[Sample]) -> dict[str, list[int]]:
+    """One line per logical stream: its partitions summed, so the legend stays readable."""
+    lines: dict[str, list[int]] = {}
+    for name in sorted({n for s in taken for n in s.streams}):
+        found = PARTITION.search(name)
+        label = f"{found['stream']} (partitions)" if found else name
+        series = [s.streams.get(name, 0) for s in taken]
+        old = lines.get(label, [0] * len(taken))
+        lines[label] = [a + b for a, b in zip(old, series, strict=True)]
+    return lines
+
+
 def chart(taken: list[Sample], path: Path) -> Path:
     import matplotlib
 
@@ -68,8 +84,8 @@ def chart(taken: list[Sample], path: Path) -> Path:
     fig, ax = plt.subplots(2, 2, figsize=(14, 9), sharex=True)
     ax[0][0].plot(t, [s.used_memory / MB for s in taken])
     ax[0][0].set_title("Redis used_memory (MB)")
-    for name in sorted({n for s in taken for n in s.streams}):
-        ax[0][1].plot(t, [s.streams.get(name, 0) for s in taken], label=name)
+    for label, series in chart_lines(taken).items():
+        ax[0][1].plot(t, series, label=label)
     ax[0][1].set_title("stream lengths (entries)")
     ax[0][1].legend(fontsize=6)
     for key in ("inbox", "outbox", "ledger"):
