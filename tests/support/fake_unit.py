@@ -7,15 +7,26 @@ repositories (tests/support/fake_repositories.py) under the same names and signa
 
 import contextlib
 import copy
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
+
+import pytest
 
 from services.account.batch_positions import Ref, Valued
-from services.account.domain import Account, BalanceChange, UnknownAccount, apply_change
+from services.account.domain import (
+    Account,
+    AccountConfig,
+    AccountError,
+    AccountStatus,
+    AccountType,
+    BalanceChange,
+    UnknownAccount,
+    apply_change,
+)
 from services.account.domain.marks import Marked, mark_all
 from services.account.domain.positions import Move
 from services.account.domain.settings import DEFAULT_SETTINGS, GrowthSettings
@@ -212,3 +223,30 @@ def portfolio_row(portfolio_id: UUID, parent: Row | None = None, **cols: Any) ->
         "root_id": portfolio_id if parent is None else parent["root_id"],
         "generation": 0 if parent is None else parent["generation"] + 1,
     }
+
+
+def an_account(
+    type_: AccountType = AccountType.REVENUE,
+    balance: str = "1000.00",
+    status: AccountStatus = AccountStatus.ACTIVE,
+) -> Account:
+    """An account as the store would load it: its balance all contributed, at its baseline."""
+    return Account(
+        id=uuid4(),
+        portfolio_id=uuid4(),
+        type=type_,
+        status=status,
+        balance=Decimal(balance),
+        contributed_capital=Decimal(balance),
+        baseline=Decimal(balance),
+        config=AccountConfig.for_type(type_),
+    )
+
+
+async def refused(
+    code: str, handler: Callable[[FakeUnit, Any], Awaitable[Any]], uow: FakeUnit, payload: Any
+) -> None:
+    """The handler refuses the payload with `code`."""
+    with pytest.raises(AccountError) as caught:
+        await handler(uow, payload)
+    assert caught.value.code == code, caught.value

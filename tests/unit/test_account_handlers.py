@@ -7,40 +7,24 @@ here in milliseconds; tests/integration checks the same commands on Redis and Po
 from decimal import Decimal as D
 from uuid import uuid4
 
-import pytest
-
 from services.account import handlers
 from services.account.domain import (
-    Account,
-    AccountConfig,
-    AccountError,
     AccountStatus,
     AccountType,
 )
 from shared.contracts import account as c
-from tests.support.fake_unit import FakeUnit
+from tests.support.fake_unit import FakeUnit, an_account
+from tests.support.fake_unit import refused as refused_with
 
 GEN, REV, COM = AccountType.GENERATION, AccountType.REVENUE, AccountType.COMPOUNDING
 S = AccountStatus
 
 
-def account(type_: AccountType = REV, balance: str = "1000.00", status: S = S.ACTIVE) -> Account:
-    return Account(
-        id=uuid4(),
-        portfolio_id=uuid4(),
-        type=type_,
-        status=status,
-        balance=D(balance),
-        contributed_capital=D(balance),
-        baseline=D(balance),
-        config=AccountConfig.for_type(type_),
-    )
+account = an_account
 
 
 async def refused(code: str, handler, uow: FakeUnit, payload) -> None:  # type: ignore[no-untyped-def]
-    with pytest.raises(AccountError) as caught:
-        await handler(uow, payload)
-    assert caught.value.code == code, caught.value
+    await refused_with(code, handler, uow, payload)
     assert uow.events == [], "a refused command announces nothing"
 
 

@@ -4,42 +4,20 @@ move together, a repeated broker id changes nothing, breaches are recorded and a
 
 from datetime import UTC, date, datetime
 from decimal import Decimal as D
+from functools import partial
 from typing import Any
-from uuid import uuid4
-
-import pytest
 
 from services.account import corrections, effects, handlers, trades, valuation
-from services.account.domain import Account, AccountConfig, AccountError, AccountStatus, AccountType
+from services.account.domain import Account, AccountStatus
 from services.account.domain.marks import Quote
 from shared.contracts import account as c
-from tests.support.fake_unit import FakeUnit
+from tests.support.fake_unit import FakeUnit, an_account, refused
 
 NOW = datetime(2026, 3, 5, 15, tzinfo=UTC)
 EXPIRY = date(2026, 3, 20)
 
 
-def account(
-    type_: AccountType = AccountType.REVENUE,
-    balance: str = "100000.00",
-    status: AccountStatus = AccountStatus.ACTIVE,
-) -> Account:
-    return Account(
-        id=uuid4(),
-        portfolio_id=uuid4(),
-        type=type_,
-        status=status,
-        balance=D(balance),
-        contributed_capital=D(balance),
-        baseline=D(balance),
-        config=AccountConfig.for_type(type_),
-    )
-
-
-async def refused(code: str, handler, uow: FakeUnit, payload) -> None:  # type: ignore[no-untyped-def]
-    with pytest.raises(AccountError) as caught:
-        await handler(uow, payload)
-    assert caught.value.code == code, caught.value
+account = partial(an_account, balance="100000.00")
 
 
 def put_sale(a: Account, **extra: Any) -> effects.TradeEffect:
