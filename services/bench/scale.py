@@ -78,7 +78,7 @@ async def burst(load: Load, name: str, cmds: list[Command]) -> Rate:
 
 
 async def spread(redis: Redis, streams: Streams, stream: str, replicas: int) -> float:
-    """Seconds until `replicas` processes hold the stream's partitions (README "Scaling out"),
+    """Seconds until `replicas` processes hold the stream's partitions (docs/architecture.md "Scaling out"),
     so a burst measures replicas sharing the work, not the handover of partitions."""
     started = time.monotonic()
     while True:

@@ -18,7 +18,7 @@ class EnvelopeError(ValueError):
 
 @dataclass(frozen=True)
 class Limits:
-    """What one inbound entry may be (settings ALLUSE_MAX_*; README "Limits")."""
+    """What one inbound entry may be (settings ALLUSE_MAX_*; docs/architecture.md "Limits")."""
 
     entry_bytes: int = 256 * 1024  # all field names and values together
     json_depth: int = 32  # nesting of arrays and objects in `data`

@@ -64,7 +64,7 @@ class Access:
     append: tuple[str, ...] = ()  # XADD and nothing else
     reply: tuple[str, ...] = ()  # answer on callers' reply streams (XADD, EXPIRE)
     drop: tuple[str, ...] = ()  # XDEL single entries (dead letters an operator dropped)
-    # Consumed in order per account (README "Scaling out"): its partitions, leases, members.
+    # Consumed in order per account (docs/architecture.md "Scaling out"): its partitions, leases, members.
     partitioned: tuple[str, ...] = ()
     what: str = ""
 

@@ -1,6 +1,6 @@
 """Whether Redis can confirm that what the relay published survives a Redis crash.
 
-The relay deletes an outbox row only once its event is durable (README "Durability"):
+The relay deletes an outbox row only once its event is durable (docs/architecture.md "Durability"):
 - Redis >= 7.2 (and Valkey) with AOF on: WAITAOF 1 0 after the XADDs, on the same connection,
   answers once the local AOF has fsynced them. On a Redis Cluster, one WAITAOF goes to each
   node the XADDs went to, behind them on that node's connection; a slot that moved meanwhile

@@ -60,7 +60,7 @@ def identities(directory: Path = VAR) -> dict[str, dict[str, str]]:
     if not path.exists():
         path.write_text(json.dumps(new_identities()))
         path.chmod(0o600)
-        say(f"made a signing key per service in {path} (see README, 'Who signs what')")
+        say(f"made a signing key per service in {path} (see docs/security.md, 'Who signs what')")
     return identity_env(json.loads(path.read_text()))
 
 

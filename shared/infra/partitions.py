@@ -4,7 +4,7 @@ Producers write to the one public stream. The replica holding the router lease m
 entries, oldest first, to partition `crc32(account) % P`, keeping each entry's id, so every
 partition is in the public stream's order. Each replica holds leases on a fair share of the
 partitions and applies only those, one batch at a time, oldest first: one account's messages
-are applied by one replica at a time, in the order they were written (README "Scaling out").
+are applied by one replica at a time, in the order they were written (docs/architecture.md "Scaling out").
 On a Redis Cluster, every key here but the DLQ shares the public stream's slot (hash tag).
 
 Longer than our other modules on purpose: routing, leases, consumption and the gauges of one

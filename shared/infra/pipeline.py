@@ -11,7 +11,7 @@ rejection and an audit record) without an inbox row, so it never claims the entr
 of its batch commits (shared/infra/unit.py).
 
 Over 200 lines on purpose: this is the one path every message takes, and its stages are read in
-order here rather than across files (README, Architecture).
+order here rather than across files (docs/architecture.md).
 """
 
 import logging

@@ -6,7 +6,7 @@
 
 A cluster client learns the slot map from the seeds, sends each command to the node that
 owns its key's slot and follows MOVED/ASK. The services never send a multi-key command across
-slots (README "Outgrowing one machine"), so the same code runs on both.
+slots (docs/architecture.md "Outgrowing one machine"), so the same code runs on both.
 """
 
 from typing import Any, cast

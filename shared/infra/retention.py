@@ -1,4 +1,4 @@
-"""Retention: nothing the platform writes grows without bound (README "Retention").
+"""Retention: nothing the platform writes grows without bound (docs/architecture.md "Retention").
 
 - Input streams the platform owns (commands, queries, internal effects and events): each entry
   is deleted with its acknowledgement once its outcome is committed (StreamConsumer).

@@ -61,7 +61,7 @@ class Settings(BaseSettings):
     block_ms: PositiveInt = 50
     reclaim_idle_ms: PositiveInt = 30_000
     max_deliveries: PositiveInt = 5
-    # Ordered consumption (README "Scaling out"): partitions per logical stream, and how long a
+    # Ordered consumption (docs/architecture.md "Scaling out"): partitions per logical stream, and how long a
     # replica's lease on one outlives its last renewal (the takeover time after a crash).
     partitions: PositiveInt = 16
     partition_lease_ms: PositiveInt = 10_000
@@ -73,9 +73,9 @@ class Settings(BaseSettings):
     max_json_depth: PositiveInt = 32
     max_string_length: PositiveInt = 65_536
     # How far before now a client's command may be dated (its `time` dates the rows it writes);
-    # admins and operators, who backfill and correct, are not bound (README "The wire contract").
+    # admins and operators, who backfill and correct, are not bound (docs/integration.md "The wire contract").
     backdate_limit: Duration = timedelta(minutes=15)
-    # Retention (README "Retention"): durations as seconds or ISO 8601 (P7D, PT1H).
+    # Retention (docs/architecture.md "Retention"): durations as seconds or ISO 8601 (P7D, PT1H).
     # An inbox row older than the window is deleted: the same (source, id) re-sent after it
     # is applied again, as with any idempotency-key store.
     dedup_window: Duration = timedelta(days=7)

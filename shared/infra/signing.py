@@ -38,7 +38,7 @@ from shared.infra.keys import KeySet, UnknownKey
 from shared.infra.messaging import Rejected
 from shared.infra.settings import Settings
 
-HOW = "make a set with `alluse security gen-service-keys` (see README, 'Who signs what')"
+HOW = "make a set with `alluse security gen-service-keys` (see docs/security.md, 'Who signs what')"
 
 
 class IdentityError(RuntimeError):

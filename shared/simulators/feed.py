@@ -15,7 +15,7 @@ assignments are announced. About `violation_rate` of entries break one rule (wro
 delta); W-IDL / P-DD weeks have no entries but such violations.
 
 Over 200 lines on purpose: one class, the simulated market week after week; its steps share the
-books and one random stream, whose draw order fixes every simulated run (and the README's).
+books and one random stream, whose draw order fixes every simulated run (and docs/domain.md's).
 """
 
 import uuid

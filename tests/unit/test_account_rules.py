@@ -181,10 +181,11 @@ def test_rule_1_closing_refuses_a_non_zero_balance():
 
 
 def test_rule_1_every_rejection_code_is_snake_case_and_documented_for_users():
-    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    docs = Path(__file__).parents[2] / "docs"
+    readme = "".join(f.read_text() for f in sorted(docs.rglob("*.md")))
     codes = rejection_codes()
     assert {"insufficient_funds", "fork_cooling_period", "already_reinvested"} <= set(codes)
     for code in codes:
         assert re.fullmatch(r"[a-z]+(_[a-z]+)*", code), code
-        assert f"`{code}`" in readme, f"README does not list rejection code {code}"
+        assert f"`{code}`" in readme, f"docs/ does not list rejection code {code}"
     assert all(issubclass(e, AccountError) for e in (InsufficientFunds, InvalidAmount))
