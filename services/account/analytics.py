@@ -1,4 +1,5 @@
-"""Read-side of section 7: account metrics from the ledger, portfolio trees and their growth.
+"""Read-side of docs/rules.md section 7: account metrics from the ledger, portfolio trees and their
+growth.
 
 Returns are measured on the flow-adjusted balance (transfers, deposits and withdrawals taken
 out), so a fork's debit or a deposit is never mistaken for a loss or a gain.

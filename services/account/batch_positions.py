@@ -1,5 +1,5 @@
-"""Section 11 as the batch sees it, for the accounts it has locked: their positions with the
-latest quote of each, the drawdown's state, violation counts, and the broker references the
+"""docs/rules.md section 11 as the batch sees it, for the accounts it has locked: their positions
+with the latest quote of each, the drawdown's state, violation counts, and the broker references the
 batch names. Read once per batch (one query for the accounts, one for the references), kept
 current by the commands in memory and written through the unit's buffers, so a fill costs no
 round trip of its own. A refused command's changes are undone with its buffer; SQL of a

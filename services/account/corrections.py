@@ -1,6 +1,6 @@
-"""`alluse.account.reverse` (section 11): a correction never edits history. The opposite entry
-names the original, carries the reason, undoes the position moves booked with it, and is
-announced and audited like every command."""
+"""`alluse.account.reverse` (docs/rules.md section 11): a correction never edits history. The
+opposite entry names the original, carries the reason, undoes the position moves booked with it, and
+is announced and audited like every command."""
 
 from services.account import growth
 from services.account.domain.reversal import UnknownTransaction, decide_reversal, undo_moves

@@ -1,5 +1,5 @@
-"""Effects of upstream trading events, forwarded by the integration service (sections 8-9):
-their payloads, WS2's verdicts, and the protocol violations every effect may record.
+"""Effects of upstream trading events, forwarded by the integration service (docs/rules.md sections
+8-9): their payloads, WS2's verdicts, and the protocol violations every effect may record.
 
 The money moves as it moved at the broker; protocol breaches are recorded and announced,
 never a reason to drop the money (fills, assignments, expirations: services/account/trades.py;

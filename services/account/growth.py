@@ -1,4 +1,5 @@
-"""Forks and merges (sections 4-5): automatic after balance changes, and on operator command.
+"""Forks and merges (docs/rules.md sections 4-5): automatic after balance changes, and on operator
+command.
 
 Each fork and each merge is a handful of writes in the command's savepoint, so it happens
 entirely or not at all. An automatic fork runs in a nested one (`uow.attempt()`): if it fails,

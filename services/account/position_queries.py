@@ -1,5 +1,5 @@
-"""Read-side of section 11: positions and value now, and as they were at a past time (from the
-ledger and the position history, never from a snapshot that could drift)."""
+"""Read-side of docs/rules.md section 11: positions and value now, and as they were at a past time
+(from the ledger and the position history, never from a snapshot that could drift)."""
 
 from datetime import datetime
 from decimal import Decimal

@@ -1,5 +1,5 @@
-"""Every SQL statement of section 11: positions and their history, quotes, account values,
-reversals and the as-of reads. Functions take the caller's connection, keyword-only.
+"""Every SQL statement of docs/rules.md section 11: positions and their history, quotes, account
+values, reversals and the as-of reads. Functions take the caller's connection, keyword-only.
 
 Over 200 lines on purpose: section 11's SQL in one place (the rule: SQL in one place per
 aggregate). A fill moves a position, its history, the account's value and reads quotes in one

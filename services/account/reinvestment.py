@@ -1,4 +1,5 @@
-"""Quarterly reinvestment (section 6) by command and by scheduler; run-time configuration.
+"""Quarterly reinvestment (docs/rules.md section 6) by command and by scheduler; run-time
+configuration.
 
 The scheduler sends itself the reinvest command through the same exactly-once pipeline
 (deterministic id `reinvest:<quarter>`), and UNIQUE (account_id, quarter) makes a second run,

@@ -69,8 +69,8 @@ class Growth(Repository):
 
 
 class PositionStore(Repository):
-    """Section 11's statements a handler runs itself (position_store.py): what a fork or a
-    merge moves, quotes, reversals and the as-of reads. Fills read and move positions through
+    """docs/rules.md section 11's statements a handler runs itself (position_store.py): what a fork
+    or a merge moves, quotes, reversals and the as-of reads. Fills read and move positions through
     the unit's own batch view (uow.valued, uow.move), not here."""
 
     marked_holdings = on_db(position_store.marked_holdings)

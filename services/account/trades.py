@@ -1,5 +1,5 @@
-"""Fills, assignments and expirations from WS4 (sections 9 and 11): cash and positions move
-together, in the command's savepoint (a refusal leaves nothing behind). Protocol breaches,
+"""Fills, assignments and expirations from WS4 (docs/rules.md sections 9 and 11): cash and positions
+move together, in the command's savepoint (a refusal leaves nothing behind). Protocol breaches,
 position sizing among them, are recorded and announced."""
 
 from typing import Any

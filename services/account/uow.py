@@ -2,8 +2,8 @@
 
 One unit serves one batch, in one transaction. The accounts the batch names are locked in one
 query (in id order, so replicas cannot deadlock). New portfolios, accounts, ledger rows and
-balances, and section 11's rows (broker references claimed, position moves, value points,
-violations) are buffered per command and sent with one pipelined statement each when the
+balances, and docs/rules.md section 11's rows (broker references claimed, position moves, value
+points, violations) are buffered per command and sent with one pipelined statement each when the
 batch ends (writes.py): a refused command's buffer is dropped, and the accounts and positions
 it changed are as before. Positions, quotes and value states are read once per batch and kept
 current in memory (batch_positions.py), so a fill costs no round trip of its own.

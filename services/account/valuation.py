@@ -1,5 +1,5 @@
-"""Section 11: an account's value from its own marks, watched for drawdown, and the broker's
-valuation compared with it."""
+"""docs/rules.md section 11: an account's value from its own marks, watched for drawdown, and the
+broker's valuation compared with it."""
 
 from datetime import datetime
 from decimal import Decimal

@@ -22,8 +22,8 @@ def _rows() -> Rows:
 
 @dataclass
 class Writes:
-    """New portfolios, accounts, ledger rows and balances; and of section 11: broker references
-    claimed, position moves and positions after them, value points and value states,
+    """New portfolios, accounts, ledger rows and balances; and of docs/rules.md section 11: broker
+    references claimed, position moves and positions after them, value points and value states,
     violations and each account's violation count after them."""
 
     portfolios: Rows = field(default_factory=_rows)

@@ -1,4 +1,4 @@
-"""`alluse fork|merge|reinvest|metrics|tree`: geometric growth (sections 4-7).
+"""`alluse fork|merge|reinvest|metrics|tree`: geometric growth (docs/rules.md sections 4-7).
 
 Like every CLI area, it talks to the account service through its streams only.
 """

@@ -133,7 +133,8 @@ VALUE = ("cash", "positions", "positions_value", "value")
 
 
 def value_lines(data: Mapping[str, Any]) -> None:
-    """An account's positions as a table, then cash + positions = value (section 11)."""
+    """An account's positions as a table, then cash + positions = value (docs/rules.md section
+    11)."""
     if data.get("positions"):
         rows_table(data["positions"], POSITION_COLUMNS)
     else:

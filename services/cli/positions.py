@@ -1,5 +1,5 @@
-"""`alluse positions|reverse`: what an account holds and what it is worth (section 11), and
-corrections that book the opposite entry instead of editing history."""
+"""`alluse positions|reverse`: what an account holds and what it is worth (docs/rules.md section
+11), and corrections that book the opposite entry instead of editing history."""
 
 import argparse
 from typing import Any

@@ -1,4 +1,4 @@
-"""Server-side checks of every form field, with the wire's own rules (CONTRACT.md, money.py).
+"""Server-side checks of every form field, with the wire's own rules (docs/contract.md, money.py).
 
 Pure: a form is a dict of strings in, clean values and a problem per field out. The browser's
 own checks are a convenience; these are the ones that count.

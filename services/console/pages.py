@@ -47,7 +47,8 @@ async def accounts(
 async def with_positions(
     request: Request, me: Session, found: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
-    """Each account with its positions and value (section 11) where the platform reports them."""
+    """Each account with its positions and value (docs/rules.md section 11) where the platform
+    reports them."""
 
     async def one(a: dict[str, Any]) -> dict[str, Any]:
         ref = {"account_id": a["id"]}

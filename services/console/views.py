@@ -29,7 +29,8 @@ def usd(value: Any) -> str:
 
 
 def value_of(account: dict[str, Any]) -> Decimal:
-    """Cash plus marked positions, when the platform reports them (section 11); else cash."""
+    """Cash plus marked positions, when the platform reports them (docs/rules.md section 11); else
+    cash."""
     if "value" in account:
         return dec(account["value"])
     marked = sum((dec(p.get("market_value", 0)) for p in account.get("positions") or []), ZERO)

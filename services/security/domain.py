@@ -45,7 +45,8 @@ class NotFound(SecurityError):
 
 
 def password_problems(password: str) -> list[str]:
-    """What the password lacks (ALLUSE-RULES 10: 8+ chars, upper, lower, digit, special)."""
+    """What the password lacks (docs/rules.md section 10: 8+ chars, upper, lower, digit,
+    special)."""
     problems = []
     if len(password) < 8:
         problems.append("at least 8 characters")

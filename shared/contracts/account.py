@@ -1,4 +1,4 @@
-"""Payloads of the account commands and queries (CONTRACT.md), validated at the boundary."""
+"""Payloads of the account commands and queries (docs/contract.md), validated at the boundary."""
 
 from decimal import Decimal
 from typing import Any, Literal
@@ -77,7 +77,7 @@ class Empty(Payload):
     pass
 
 
-# Growth (sections 4-7)
+# Growth (docs/rules.md sections 4-7)
 
 Quarter = Field(default=None, pattern=r"^\d{4}-Q[1-4]$")
 

@@ -1,4 +1,4 @@
-"""Roles, permissions (ALLUSE-RULES section 10) and the permission each message type needs."""
+"""Roles, permissions (docs/rules.md section 10) and the permission each message type needs."""
 
 from enum import StrEnum
 

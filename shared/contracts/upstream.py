@@ -1,11 +1,11 @@
-"""The inbound types of the WS2 protocol engine and the WS4 market integration (CONTRACT.md).
+"""The inbound types of the WS2 protocol engine and the WS4 market integration (docs/contract.md).
 
 Amounts are decimal strings with at most 2 places, prices and strikes decimal strings with at
 most 4; a float-like "1.234567890123" is refused rather than rounded. A fill's `delta` is the
 option's delta in [-1, 1] (puts negative, e.g. "-0.45"); the protocol's delta ranges of
-section 1 (Gen 40-50, Rev 30-40, Com 20-30) are compared with |delta| x 100.
+docs/rules.md section 1 (Gen 40-50, Rev 30-40, Com 20-30) are compared with |delta| x 100.
 
-A little over 200 lines on purpose: one model per inbound type of CONTRACT.md, kept together as
+A little over 200 lines on purpose: one model per inbound type of docs/contract.md, kept together as
 the contract lists them.
 """
 

@@ -3,8 +3,8 @@
 Week types, drawn per week (documented frequencies, summing to 100 %): P-EW 30, C-PNO 15,
 C-WAP 10, P-AWL 8, P-RO 8, C-RO 8, C-REC 5, W-IDL 5, P-AOL 4, C-WAP+ 4, P-DD 3; the market
 moves with them (MOVES: the week's close against the last, plus a little noise per symbol).
-Each account sells puts (section 1: Gen-Acc on Thursday at |delta| 0.40-0.50, Rev-Acc and
-Com-Acc on Monday-Wednesday at 0.30-0.40 and 0.20-0.30), as many contracts as its position
+Each account sells puts (docs/rules.md section 1: Gen-Acc on Thursday at |delta| 0.40-0.50, Rev-Acc
+and Com-Acc on Monday-Wednesday at 0.30-0.40 and 0.20-0.30), as many contracts as its position
 sizing share of its cash allows (a Gen-Acc's cash above its baseline is surplus that a fork
 may take away the same day, so it never secures a put); a put that closes in the money on Friday is assigned and the
 shares are held, and covered calls are sold on them (at or above their cost) until a call is

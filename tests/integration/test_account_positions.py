@@ -1,4 +1,5 @@
-"""Section 11 through the account service: positions, value from marks, sizing, as-of, reversals."""
+"""docs/rules.md section 11 through the account service: positions, value from marks, sizing, as-of,
+reversals."""
 
 import asyncio
 import uuid
@@ -387,7 +388,7 @@ async def test_rule_11_an_assignment_takes_the_series_it_names_else_the_nearest(
                   "expiration": "2026-11-27"}  # fmt: skip
     events = await client.effect("option_assigned", assignment, want=3, time=THURSDAY)
     assert {p["contract"] for p in by_type(events, "position_changed")} == {far, symbol}
-    # Without the expiration (CONTRACT.md makes it optional): the nearest series short.
+    # Without the expiration (docs/contract.md makes it optional): the nearest series short.
     unnamed = {**assignment, "assignment_id": uuid.uuid4().hex}
     del unnamed["expiration"]
     events = await client.effect("option_assigned", unnamed, want=3, time=THURSDAY)

@@ -1,4 +1,5 @@
-"""Sections 8-9 in the account service: effects of WS4/WS2 events as the integration service forwards them."""
+"""docs/rules.md sections 8-9 in the account service: effects of WS4/WS2 events as the integration
+service forwards them."""
 
 import uuid
 from typing import Any

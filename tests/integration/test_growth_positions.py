@@ -1,5 +1,6 @@
-"""Sections 4, 5 and 11 together, through the account service: a fork leaves the cash short
-puts secure, a merge carries positions with the cash, a reversal is watched like any change."""
+"""docs/rules.md sections 4, 5 and 11 together, through the account service: a fork leaves the cash
+short puts secure, a merge carries positions with the cash, a reversal is watched like any
+change."""
 
 import uuid
 from collections.abc import AsyncIterator

@@ -1,4 +1,4 @@
-"""Sections 4-6 in the running account service, on real Redis and PostgreSQL.
+"""docs/rules.md sections 4-6 in the running account service, on real Redis and PostgreSQL.
 
 A $250,000 moderate system is fed simulated weeks of fills (dated in 2025, so the service's
 business time moves a week per fill) until it forks, forks again and a fork merges back.

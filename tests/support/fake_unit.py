@@ -122,7 +122,8 @@ class FakeUnit:
     def balance_changed(self, account: Account, tx: Row) -> None:
         self.emit("alluse.account.balance_changed", {"balance": str(account.balance)})
 
-    # Section 11, as AccountUnit keeps it for the batch (valued, marks, claim, move, ...)
+    # docs/rules.md section 11, as AccountUnit keeps it for the batch (valued, marks, claim, move,
+    # ...)
 
     async def valued(self, account_id: UUID) -> Valued:
         balance = self.stored[account_id][0].balance

@@ -1,4 +1,4 @@
-"""Section 3 of ALLUSE-RULES.md: templates, risk profiles, strategies, validation, init."""
+"""Section 3 of docs/rules.md: templates, risk profiles, strategies, validation, init."""
 
 from decimal import Decimal as D
 

@@ -1,4 +1,4 @@
-"""Section 7 of ALLUSE-RULES.md: per-account performance metrics."""
+"""Section 7 of docs/rules.md: per-account performance metrics."""
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D

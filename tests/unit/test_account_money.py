@@ -1,4 +1,4 @@
-"""Section 2 of ALLUSE-RULES.md: exact money, the cash buffer, withdrawals, the ledger."""
+"""Section 2 of docs/rules.md: exact money, the cash buffer, withdrawals, the ledger."""
 
 from decimal import Decimal as D
 from uuid import uuid4

@@ -1,4 +1,4 @@
-"""Sections 1 and 2 of ALLUSE-RULES.md: account types, statuses, money and the ledger."""
+"""Sections 1 and 2 of docs/rules.md: account types, statuses, money and the ledger."""
 
 import re
 from decimal import Decimal as D

@@ -1,4 +1,5 @@
-"""Section 3 templates and allocation strategies as run-time settings: validated, all or nothing."""
+"""docs/rules.md section 3 templates and allocation strategies as run-time settings: validated, all
+or nothing."""
 
 from decimal import Decimal
 from typing import Any

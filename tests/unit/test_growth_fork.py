@@ -1,4 +1,4 @@
-"""Section 4: fork eligibility, the fork plan and its guards (pure)."""
+"""docs/rules.md section 4: fork eligibility, the fork plan and its guards (pure)."""
 
 import uuid
 from datetime import UTC, datetime, timedelta

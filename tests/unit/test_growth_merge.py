@@ -1,4 +1,4 @@
-"""Section 5: the merge decision (pure)."""
+"""docs/rules.md section 5: the merge decision (pure)."""
 
 import uuid
 from decimal import Decimal

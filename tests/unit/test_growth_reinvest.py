@@ -1,4 +1,4 @@
-"""Section 6: quarterly reinvestment periods and the 75/25 allocation (pure)."""
+"""docs/rules.md section 6: quarterly reinvestment periods and the 75/25 allocation (pure)."""
 
 from datetime import UTC, datetime
 from decimal import Decimal

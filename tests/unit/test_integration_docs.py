@@ -18,7 +18,7 @@ PUBLIC_STREAMS = {
     "alluse.account.lifecycle",
     "alluse.audit",
 }
-LIFECYCLE = {  # CONTRACT.md, "Lifecycle types"
+LIFECYCLE = {  # docs/contract.md, "Lifecycle types"
     "alluse.system.initialized",
     "alluse.account.created",
     "alluse.account.updated",
@@ -35,7 +35,7 @@ LIFECYCLE = {  # CONTRACT.md, "Lifecycle types"
     "alluse.command.rejected",
 }
 # Added beside the contract's list (additive): a reinvestment run's summary, a config change,
-# and section 11's position changes, valuation mismatches and reversals.
+# and docs/rules.md section 11's position changes, valuation mismatches and reversals.
 ADDED = {
     "alluse.account.reinvestment_completed",
     "alluse.config.updated",

@@ -1,4 +1,5 @@
-"""Section 11 as pure rules: positions, marks, position sizing, the broker compared, reversals."""
+"""docs/rules.md section 11 as pure rules: positions, marks, position sizing, the broker compared,
+reversals."""
 
 from datetime import date
 from decimal import Decimal as D

@@ -1,4 +1,4 @@
-"""Pure rules of the security service (ALLUSE-RULES section 10), no servers."""
+"""Pure rules of the security service (docs/rules.md section 10), no servers."""
 
 from datetime import UTC, datetime, timedelta
 

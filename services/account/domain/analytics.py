@@ -1,5 +1,5 @@
-"""Section 7, pure: an account's flow-adjusted performance series, a portfolio tree's weekly
-value by generation, and trading income by week type. Rows are plain ledger rows."""
+"""docs/rules.md section 7, pure: an account's flow-adjusted performance series, a portfolio tree's
+weekly value by generation, and trading income by week type. Rows are plain ledger rows."""
 
 from collections import defaultdict
 from datetime import datetime, timedelta

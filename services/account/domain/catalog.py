@@ -1,5 +1,6 @@
-"""The catalog of templates and allocation strategies (section 3) in the growth settings: each
-entry parsed and checked from its JSON, every problem reported at once, and written back.
+"""The catalog of templates and allocation strategies (docs/rules.md section 3) in the growth
+settings: each entry parsed and checked from its JSON, every problem reported at once, and written
+back.
 
 Catalog changes add or replace whole entries by name; a custom entry is removed by giving
 it as null, a built-in one can be replaced but never removed.

@@ -1,4 +1,5 @@
-"""Configuration validation (section 3): every failure reported at once, by field name."""
+"""Configuration validation (docs/rules.md section 3): every failure reported at once, by field
+name."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Pure decisions on one account (sections 1 and 2): check the rules, describe the effect."""
+"""Pure decisions on one account (docs/rules.md sections 1 and 2): check the rules, describe the
+effect."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The vocabularies of section 1: account types, statuses, transaction types, days."""
+"""The vocabularies of docs/rules.md section 1: account types, statuses, transaction types, days."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Sections 4-5: fork eligibility, the fork plan, its guards, and the merge decision. Pure.
+"""docs/rules.md sections 4-5: fork eligibility, the fork plan, its guards, and the merge decision.
+Pure.
 
 A fork moves a Gen-Acc's whole surplus (balance - baseline) into a new child portfolio's
 Gen-Acc and Com-Acc; a merge folds a child portfolio's whole balance into an ancestor's

@@ -1,4 +1,4 @@
-"""Planning a new system (section 3): one portfolio, three funded accounts."""
+"""Planning a new system (docs/rules.md section 3): one portfolio, three funded accounts."""
 
 from __future__ import annotations
 

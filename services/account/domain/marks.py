@@ -1,4 +1,5 @@
-"""Section 11: value from marks, the position-sizing check, the broker's valuation compared.
+"""docs/rules.md section 11: value from marks, the position-sizing check, the broker's valuation
+compared.
 
 Options are marked at the bid/ask mid of their own quote (the OCC symbol), shares at the last
 price of the ticker, anything without a quote at cost. Value = cash + marked positions; the

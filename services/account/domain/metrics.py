@@ -1,4 +1,5 @@
-"""Per-account performance metrics (section 7), Decimal in and Decimal out (no floats)."""
+"""Per-account performance metrics (docs/rules.md section 7), Decimal in and Decimal out (no
+floats)."""
 
 from __future__ import annotations
 

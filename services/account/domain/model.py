@@ -1,4 +1,4 @@
-"""Per-account configuration and account state, with the money rules of section 2."""
+"""Per-account configuration and account state, with the money rules of docs/rules.md section 2."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Section 11: what an account holds (options short and long, shares with their cost basis).
+"""docs/rules.md section 11: what an account holds (options short and long, shares with their cost
+basis).
 
 A position's `cost` is the signed money paid to open what is still open: a short put sold for
 3.50 x 2 contracts has cost -700.00 (premium received), 300 shares bought at 183 have cost
@@ -46,7 +47,7 @@ class Contract:
     def key(self) -> str:
         """The symbol quotes use: the ticker for shares, the OCC option symbol for an option
         (root padded to 6, YYMMDD, P or C, strike x 1000 in 8 digits). A fill may leave out
-        the expiration (CONTRACT.md): such a series is dated 000000."""
+        the expiration (docs/contract.md): such a series is dated 000000."""
         if not self.is_option:
             return self.symbol
         assert self.strike is not None
@@ -108,7 +109,7 @@ def move(held: Holding, quantity: int, price: Decimal, *, closing: bool) -> Move
 
 
 def fill_moves(held: Holding, *, side: str, quantity: int, price: Decimal) -> Move:
-    """The position change of a fill (sides of CONTRACT.md `ws4.trade.filled`)."""
+    """The position change of a fill (sides of docs/contract.md `ws4.trade.filled`)."""
     if side in CLOSING:
         return move(held, CLOSING[side] * quantity, price, closing=True)
     if side in OPENING:

@@ -1,4 +1,4 @@
-"""Section 6: quarterly reinvestment of Rev-Acc and Com-Acc net trading income. Pure.
+"""docs/rules.md section 6: quarterly reinvestment of Rev-Acc and Com-Acc net trading income. Pure.
 
 A reinvestment falls due at 00:00 UTC on the last day of each reinvestment month, and covers
 the trading income booked since the previous due point: periods are contiguous, so no day's

@@ -1,5 +1,6 @@
-"""Section 11: corrections never edit history. A transaction is reversed by a new, opposite
-entry that names it, with a reason, once; the position moves it caused are undone with it."""
+"""docs/rules.md section 11: corrections never edit history. A transaction is reversed by a new,
+opposite entry that names it, with a reason, once; the position moves it caused are undone with
+it."""
 
 from __future__ import annotations
 

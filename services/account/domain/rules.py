@@ -1,4 +1,5 @@
-"""Section 1: the per-type rules table, the defaults every account configuration starts from."""
+"""docs/rules.md section 1: the per-type rules table, the defaults every account configuration
+starts from."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The run-time growth settings (sections 4-6), validated as a whole, applied all or nothing.
+"""The run-time growth settings (docs/rules.md sections 4-6), validated as a whole, applied all or
+nothing.
 
 Per-account values (fork and merge thresholds, the contracts / LEAPS split) live in each
 account's AccountConfig; these are the system-wide policies around them, and the catalog of

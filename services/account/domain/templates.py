@@ -1,4 +1,4 @@
-"""Section 3 catalogues: templates, their risk profiles, and allocation strategies."""
+"""docs/rules.md section 3 catalogues: templates, their risk profiles, and allocation strategies."""
 
 from __future__ import annotations
 

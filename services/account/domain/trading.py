@@ -1,4 +1,5 @@
-"""Sections 8 and 9: the money of fills and assignments, protocol checks, drawdown watch."""
+"""docs/rules.md sections 8 and 9: the money of fills and assignments, protocol checks, drawdown
+watch."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
--- Growth (ALLUSE-RULES sections 4-7): forks, merges, quarterly reinvestment, run-time settings.
+-- Growth (docs/rules.md sections 4-7): forks, merges, quarterly reinvestment, run-time settings.
 
 -- When a row happened in the business's time: the causing message's time (clamped to now),
 -- which the command handler puts in the transaction-local setting alluse.effective_at; else now.

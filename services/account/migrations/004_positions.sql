@@ -1,4 +1,4 @@
--- Positions and value (ALLUSE-RULES section 11).
+-- Positions and value (docs/rules.md section 11).
 
 -- What each account holds now; always the sum of its position_moves (alluse integrity checks).
 CREATE TABLE positions (

@@ -1,4 +1,4 @@
-"""Growth (sections 4-7): settings, forks, merges and quarterly reinvestments."""
+"""Growth (docs/rules.md sections 4-7): settings, forks, merges and quarterly reinvestments."""
 
 import functools
 import json
