@@ -36,6 +36,7 @@ from shared.contracts.envelope import (
     new_event,
 )
 from shared.contracts.errors import DomainError
+from shared.contracts.lifecycle import dataschema
 from shared.contracts.messages import COMMAND_REJECTED
 from shared.contracts.money import amount_invalid
 from shared.contracts.streams import Streams
@@ -208,6 +209,9 @@ class Pipeline:
             subject=subject or ev.subject,
             cause=ev,
             event_id=event_id or f"{ev.key_digest()}:rejected",
+            # Every rejection names its schema, whichever service writes it: the integration
+            # service's own go straight to the lifecycle stream, not through its republisher.
+            dataschema=dataschema(COMMAND_REJECTED),
         )
         return (self.reject_stream, fields)
 

@@ -276,6 +276,8 @@ async def test_bad_payloads_are_rejected_on_the_lifecycle_stream(svc, redis, set
     (invalid,) = [e for e in rejected if e["causationid"] == bad["id"]]
     assert "quantity" in json.loads(invalid["data"])["reason"]
     assert invalid["subject"] == account
+    # Both kinds of refusal name their schema, as the account service's rejections do.
+    assert {e["dataschema"] for e in rejected} == {dataschema("alluse.command.rejected")}
     assert [e["id"] for e in await read(redis, settings, ACCOUNT_EFFECTS)] == [good["id"]]
 
 
