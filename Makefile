@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PROMTOOL := $(VENV)/bin/promtool
 
-.PHONY: help install run test lint typecheck bench soak chaos docs acl clean
+.PHONY: help install run test lint typecheck bench soak chaos docs vectors acl clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -45,8 +45,11 @@ soak: $(STAMP) ## steady mixed load on scratch servers, sampled every 10 s: tabl
 chaos: $(STAMP) ## mixed commands while services, Redis and PostgreSQL are killed; checks nothing lost or doubled (CHAOS_COMMANDS, CHAOS_SEED)
 	$(PY) -m services.bench.chaos
 
-docs: $(STAMP) ## regenerate the AsyncAPI 3.0 document, its HTML page (deploy/docs/) and the lifecycle JSON Schemas
+docs: $(STAMP) ## regenerate the AsyncAPI 3.0 document, its HTML page (deploy/docs/) and the JSON Schemas of every public type
 	$(PY) -m shared.contracts.docs
+
+vectors: $(STAMP) ## regenerate the signature test vectors (tests/vectors/signatures.json, docs/signatures.md); deterministic
+	$(PY) -m tests.vectors.generate
 
 acl: $(STAMP) ## write var/redis.acl, the Redis ACL file (passwords from ALLUSE_REDIS_PASSWORD_<USER>)
 	@mkdir -p var

@@ -118,12 +118,15 @@ class EntrySigner:
     def sign(self, fields: Mapping[str, str]) -> dict[str, str]:
         return self.sign_many([fields])[0]
 
-    def sign_many(self, entries: Sequence[Mapping[str, str]]) -> list[dict[str, str]]:
+    def sign_many(
+        self, entries: Sequence[Mapping[str, str]], *, at_ms: int | None = None
+    ) -> list[dict[str, str]]:
         """Each entry with its `signature`: one Ed25519 signature per GROUP entries, over the
         root of their Merkle tree, and each entry's own path to it (trust.py). Each also gets
-        `signed_at`, under the signature, which lets readers refuse a replay (guards.py)."""
+        `signed_at`, under the signature, which lets readers refuse a replay (guards.py).
+        `at_ms` fixes the signing time: the test vectors (tests/vectors/) are reproducible."""
         signed: list[dict[str, str]] = []
-        at = str(int(time.time() * 1000))
+        at = str(int(time.time() * 1000) if at_ms is None else at_ms)
         stamped = [{**fields, SIGNED_AT: at} for fields in entries]
         for start in range(0, len(stamped), GROUP):
             group = stamped[start : start + GROUP]
