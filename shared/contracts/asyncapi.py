@@ -10,10 +10,12 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from shared.contracts import lifecycle, streams, upstream
+from shared.contracts import answers, lifecycle, streams, trust, upstream
 from shared.contracts.envelope import CloudEvent
+from shared.contracts.messages import AUDIT_RECORDED
 
 REF = "#/components/schemas/{model}"
+VERSION = "1.1.0"  # the wire contract's version (docs/contract.md, "Versioning")
 COMMANDS = {
     "alluse.system.initialize": "InitializeSystem",
     "alluse.account.create": "CreateAccount",
@@ -23,8 +25,10 @@ COMMANDS = {
     "alluse.account.set_status": "SetStatus",
     "alluse.account.close": "CloseAccount",
     "alluse.account.fork": "ForkAccount",
-    "alluse.account.merge": "MergeAccount",
+    "alluse.account.merge": "MergePortfolio",
     "alluse.account.reinvest": "Reinvest",
+    "alluse.config.update": "UpdateConfig",
+    "alluse.account.reverse": "ReverseTransaction",
 }
 QUERIES = {
     "alluse.query.account": "AccountRef",
@@ -32,7 +36,14 @@ QUERIES = {
     "alluse.query.history": "History",
     "alluse.query.summary": "Empty",
     "alluse.query.integrity": "Empty",
+    "alluse.query.metrics": "AccountRef",
+    "alluse.query.tree": "PortfolioRef",
+    "alluse.query.positions": "AccountRef",
+    "alluse.query.as_of": "AsOf",
 }
+# Query answers and lane outcomes: logical names of channels that are many streams each.
+REPLIES = "alluse.reply.{replyto}"
+OUTCOMES = "alluse.outcomes.{lane}"
 
 
 def _account_contract() -> ModuleType | None:
@@ -57,51 +68,122 @@ def _catalogue() -> dict[str, dict[str, type[BaseModel] | None]]:
         streams.ACCOUNT_COMMANDS: {t: model(n) for t, n in COMMANDS.items()},
         streams.ACCOUNT_QUERIES: {t: model(n) for t, n in QUERIES.items()},
         streams.ACCOUNT_LIFECYCLE: dict(lifecycle.LIFECYCLE_TYPES),
-        streams.AUDIT: {"alluse.audit.recorded": None},
+        streams.AUDIT: {AUDIT_RECORDED: answers.AuditRecorded},
+        REPLIES: dict(answers.REPLY_TYPES),
+        OUTCOMES: dict(answers.OUTCOME_TYPES),
     }
 
 
+LANES = (
+    " Each client writes into its own lane `{<stream>}.lane.<L>` (braces included: a Redis"
+    " Cluster hash tag) and reads the outcome of each entry on `alluse.outcomes.<L>`."
+)
 CHANNELS = {  # stream -> (channel id, operation actions, description)
-    streams.WS2_EVENTS: ("ws2ProtocolEvents", ("receive",), "Written by the WS2 protocol engine."),
-    streams.WS4_EVENTS: ("ws4MarketEvents", ("receive",), "Written by the WS4 market integration."),
+    streams.WS2_EVENTS: (
+        "ws2ProtocolEvents",
+        ("receive",),
+        "Written by the WS2 protocol engine (role trading_engine), with a bearer token." + LANES,
+    ),
+    streams.WS4_EVENTS: (
+        "ws4MarketEvents",
+        ("receive",),
+        "Written by the WS4 market integration (role trading_engine), with a bearer token." + LANES,
+    ),
     streams.ACCOUNT_COMMANDS: (
         "accountCommands",
         ("receive",),
         "Operators' tools and trading engines; each entry needs `authorization: Bearer <JWT>`."
-        " Every command gets exactly one outcome on the lifecycle stream.",
+        " Every command gets exactly one outcome on the lifecycle stream." + LANES,
     ),
     streams.ACCOUNT_QUERIES: (
         "accountQueries",
         ("receive",),
-        "Anyone with a token; the reply is XADDed on `replyto`.",
+        "Anyone with a token; the reply is XADDed on `replyto`." + LANES,
     ),
     streams.ACCOUNT_LIFECYCLE: (
         "accountLifecycle",
         ("send",),
         "Written by the integration service. Stable `id` per event (deduplicate on source + id),"
-        " commit order per account, `dataschema` names the versioned JSON Schema of `data`.",
+        " commit order per account, `dataschema` names the versioned JSON Schema of `data`."
+        " Every entry is signed with the integration service's key, also those whose `source`"
+        " is `alluse/account-service` (its events, republished).",
     ),
     streams.AUDIT: (
         "audit",
         ("send", "receive"),
-        "Every service writes; the security service reads.",
+        "Every service writes; the security service reads. Each record is signed by the"
+        " service its `source` names.",
+    ),
+    REPLIES: (
+        "queryReplies",
+        ("send",),
+        "The answer to a query, XADDed on the `replyto` it named (under the caller's own"
+        " namespace), `causationid` = the query's id; the stream expires an hour after its"
+        " first answer.",
+    ),
+    OUTCOMES: (
+        "laneOutcomes",
+        ("send",),
+        "One outcome per entry written into lane `lane`, `causationid` = the entry's id, signed"
+        " by the service that decided it (new in contract 1.1).",
     ),
 }
+# Who signs the entries of each service-written channel (JWK member `service`; docs/signatures.md).
+SIGNERS = {
+    streams.ACCOUNT_LIFECYCLE: trust.INTEGRATION,
+    streams.AUDIT: "the service named by the record's `source`",
+    REPLIES: trust.ACCOUNT,
+    OUTCOMES: "account (commands, queries, fills, assignments, expirations)"
+    " or integration (quotes, verdicts, week classifications, valuations, its own refusals)",
+}
+PARAMETERS = {
+    REPLIES: {"replyto": {"description": "the rest of the `replyto` the query named"}},
+    OUTCOMES: {"lane": {"description": "the lane: `[a-z0-9][a-z0-9_-]{0,62}`"}},
+}
+CLIENT_WRITTEN = (streams.WS2_EVENTS, streams.WS4_EVENTS, streams.ACCOUNT_COMMANDS,
+                  streams.ACCOUNT_QUERIES)  # fmt: skip
 
 
 def _headers(type_: str, stream: str) -> dict[str, Any]:
     extra: dict[str, Any] = {"type": {"const": type_}}
     required = []
-    if stream == streams.ACCOUNT_COMMANDS:
+    parts = [{"$ref": REF.format(model="CloudEventAttributes")}]
+    if stream in CLIENT_WRITTEN:
         required.append("authorization")
     if stream == streams.ACCOUNT_QUERIES:
-        required += ["authorization", "replyto"]
+        required.append("replyto")
     if stream == streams.ACCOUNT_LIFECYCLE:
         extra["dataschema"] = {"const": lifecycle.dataschema(type_)}
+    if stream in SIGNERS:
+        parts.append({"$ref": REF.format(model="ServiceSignature")})
+        required += [trust.SIGNATURE, trust.SIGNED_AT]
     part: dict[str, Any] = {"type": "object", "properties": extra}
     if required:
         part["required"] = required
-    return {"allOf": [{"$ref": REF.format(model="CloudEventAttributes")}, part]}
+    return {"allOf": [*parts, part]}
+
+
+def _signature() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "title": "ServiceSignature",
+        "description": "Fields of every entry a service writes (docs/signatures.md): an Ed25519"
+        " signature over the entry's other fields, made with a key the security service"
+        " publishes in its JWKS with the member `service` naming the signer.",
+        "properties": {
+            trust.SIGNATURE: {
+                "type": "string",
+                "pattern": r"^[^.]+\.[A-Za-z0-9_-]+\.[0-9]+\.[A-Za-z0-9_-]*$",
+                "description": "<kid>.<base64url Ed25519 signature>.<index in the signed"
+                " group>.<base64url of the sibling hashes>; not itself signed",
+            },
+            trust.SIGNED_AT: {
+                "type": "string",
+                "pattern": "^[0-9]{1,15}$",
+                "description": "when the service signed, Unix milliseconds; signed",
+            },
+        },
+    }
 
 
 def _attributes() -> dict[str, Any]:
@@ -120,7 +202,11 @@ def build() -> dict[str, Any]:
     catalogue = _catalogue()
     models = sorted({m for types in catalogue.values() for m in types.values() if m}, key=str)
     refs, defs = models_json_schema([(m, "serialization") for m in models], ref_template=REF)
-    schemas = {"CloudEventAttributes": _attributes(), **defs["$defs"]}
+    schemas = {
+        "CloudEventAttributes": _attributes(),
+        "ServiceSignature": _signature(),
+        **defs["$defs"],
+    }
     schemas["AnyPayload"] = {
         "type": "object",
         "description": "Not yet modelled in shared.contracts.",
@@ -151,6 +237,10 @@ def build() -> dict[str, Any]:
             "description": description,
             "messages": {t: {"$ref": f"#/components/messages/{t}"} for t in types},
         }
+        if stream in PARAMETERS:
+            channels[cid]["parameters"] = PARAMETERS[stream]
+        if stream in SIGNERS:
+            channels[cid]["x-signed-by"] = SIGNERS[stream]
         for action in actions:
             operations[f"{action}{cid[0].upper()}{cid[1:]}"] = {
                 "action": action,
@@ -161,7 +251,7 @@ def build() -> dict[str, Any]:
         "asyncapi": "3.0.0",
         "info": {
             "title": "ALL-USE account platform: public streams",
-            "version": f"{lifecycle.VERSION}.0.0",
+            "version": VERSION,
             "description": "Redis Streams, CloudEvents 1.0 binary mode. A deployment may put a"
             f" prefix in front of every stream name; `<stream>{streams.DLQ_SUFFIX}` holds entries"
             " a service gave up on, with `dlq_reason`.",

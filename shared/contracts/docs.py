@@ -1,5 +1,6 @@
 """Write (or `--check`) the generated contract documents: the AsyncAPI 3.0 JSON, its
-self-contained HTML page, and one JSON Schema per lifecycle type. No network needed."""
+self-contained HTML page, and one JSON Schema of `data` per public type (lifecycle types under
+schemas/lifecycle/, the others under schemas/<kind>/). No network needed."""
 
 import argparse
 import html
@@ -8,11 +9,24 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from shared.contracts import asyncapi, lifecycle
+from pydantic import BaseModel
+
+from shared.contracts import asyncapi, lifecycle, streams
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "deploy" / "docs"
 SCHEMAS = Path(__file__).parent / "schemas" / "lifecycle"
+ALL_SCHEMAS = SCHEMAS.parent
+# The folder of each channel's schemas other than the lifecycle's (same URI scheme, its kind).
+KINDS = {
+    streams.WS2_EVENTS: "upstream",
+    streams.WS4_EVENTS: "upstream",
+    streams.ACCOUNT_COMMANDS: "commands",
+    streams.ACCOUNT_QUERIES: "queries",
+    streams.AUDIT: "audit",
+    asyncapi.REPLIES: "replies",
+    asyncapi.OUTCOMES: "outcomes",
+}
 STYLE = """body{font:15px/1.5 system-ui,sans-serif;max-width:70rem;margin:2rem auto;padding:0 1rem;
 color:#1d2330}h1{font-size:1.6rem}h2{border-bottom:2px solid #dde;padding-top:1rem}
 code,pre{font-family:ui-monospace,monospace;font-size:13px}pre{background:#f5f6fa;padding:.6rem;
@@ -68,9 +82,13 @@ def render(doc: dict[str, Any]) -> str:
             if o["channel"]["$ref"].endswith(f"/{cid}")
         ]
         badges = "".join(f'<span class="op {a}">{a}</span> ' for a in ops)
+        signer = channel.get("x-signed-by")
+        signed = (
+            f"<p>Signed by: <b>{html.escape(signer)}</b> (docs/signatures.md)</p>" if signer else ""
+        )
         parts.append(
             f'<h2 id="{cid}"><code>{html.escape(channel["address"])}</code> {badges}</h2>'
-            f"<p>{html.escape(channel.get('description', ''))}</p>"
+            f"<p>{html.escape(channel.get('description', ''))}</p>{signed}"
         )
         for ref in channel["messages"].values():
             msg = _resolve(doc, ref)
@@ -81,6 +99,9 @@ def render(doc: dict[str, Any]) -> str:
                 f"</summary><pre>{html.escape(schema)}</pre></details>"
             )
     attrs = _fields(doc, {"$ref": "#/components/schemas/CloudEventAttributes"})
+    attrs += "<h2>Fields of every entry a service writes</h2>" + _fields(
+        doc, {"$ref": "#/components/schemas/ServiceSignature"}
+    )
     return (
         f"<!doctype html><html lang=en><meta charset=utf-8><title>{html.escape(info['title'])}</title>"
         f"<style>{STYLE}</style><h1>{html.escape(info['title'])} <small>v{info['version']}, AsyncAPI"
@@ -98,7 +119,30 @@ def outputs() -> dict[Path, str]:
     for event_type in lifecycle.LIFECYCLE_TYPES:
         schema = lifecycle.json_schema(event_type)
         files[SCHEMAS / f"{event_type}.json"] = json.dumps(schema, indent=2) + "\n"
+    for stream, types in asyncapi._catalogue().items():
+        kind = KINDS.get(stream)
+        for message_type, model in types.items():
+            if kind is not None and model is not None:
+                schema = json_schema(kind, message_type, model)
+                files[ALL_SCHEMAS / kind / f"{message_type}.json"] = (
+                    json.dumps(schema, indent=2) + "\n"
+                )
     return files
+
+
+def schema_uri(kind: str, message_type: str) -> str:
+    return (
+        f"{lifecycle.SCHEMA_BASE.rsplit('/', 1)[0]}/{kind}/{message_type}/{lifecycle.VERSION}.json"
+    )
+
+
+def json_schema(kind: str, message_type: str, model: type[BaseModel]) -> dict[str, Any]:
+    """The JSON Schema of one type's `data`, as the lifecycle types have theirs."""
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": schema_uri(kind, message_type),
+        **model.model_json_schema(mode="serialization"),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,6 +17,8 @@ PUBLIC_STREAMS = {
     "alluse.account.queries",
     "alluse.account.lifecycle",
     "alluse.audit",
+    "alluse.reply.{replyto}",  # a query's answer, on the `replyto` it named
+    "alluse.outcomes.{lane}",  # one outcome per entry written into a lane
 }
 LIFECYCLE = {  # docs/contract.md, "Lifecycle types"
     "alluse.system.initialized",
