@@ -29,6 +29,11 @@ class AccountSnapshot(Payload):
     balance: Amount
     cash_buffer: Amount
     available: Amount
+    contributed_capital: Amount | None = Field(
+        default=None, description="funding plus deposits less withdrawals: the buffer's base"
+    )
+    baseline: Amount | None = Field(default=None, description="the fork baseline (Gen-Acc)")
+    config: dict[str, Any] | None = Field(default=None, description="the account's settings")
 
 
 class TransactionRecord(Payload):
@@ -41,11 +46,20 @@ class TransactionRecord(Payload):
     amount: Amount = Field(description="signed: credits positive, debits negative")
     description: str | None = None
     week_type: WeekType | None = None
+    balance_after: Amount | None = None
+    reference: str | None = None
+    created_at: str | None = Field(default=None, description="business time, RFC 3339")
 
 
 class SystemInitialized(Payload):
     portfolio_id: str
     accounts: list[AccountSnapshot]
+    total_capital: Amount | None = None
+    template: str | None = None
+    strategy: str | None = None
+    risk_level: str | None = Field(default=None, description="low | medium | high")
+    cash_buffer_total: Amount | None = None
+    available_total: Amount | None = None
 
 
 class AccountCreated(Payload):
@@ -55,6 +69,7 @@ class AccountCreated(Payload):
 class AccountUpdated(Payload):
     account_id: str
     changes: dict[str, Any] = Field(default_factory=dict, description="field -> new value")
+    account: AccountSnapshot | None = Field(default=None, description="the account after it")
 
 
 class AccountStatusChanged(Payload):
@@ -157,6 +172,9 @@ class DrawdownBreached(Payload):
     max_drawdown_pct: Ratio
     total_value: Amount | None = None
     peak_value: Amount | None = None
+    cash: Amount | None = None
+    positions_value: Amount | None = None
+    as_of: str | None = Field(default=None, description="business time, RFC 3339")
 
 
 class PositionChanged(Payload):
@@ -184,6 +202,8 @@ class ValuationMismatch(Payload):
     broker_positions_value: Amount = Field(description="WS4's ws4.account.valuation figure")
     difference: Amount = Field(description="broker less own")
     tolerance: Amount
+    tolerance_pct: Ratio | None = Field(default=None, description="the setting it came from")
+    cash: Amount | None = None
     as_of: str
 
 
@@ -195,6 +215,7 @@ class AccountReversed(Payload):
     amount: Amount
     reason: str
     balance: Amount
+    positions_undone: int | None = Field(default=None, description="position moves undone")
 
 
 class WeekChanged(Payload):
