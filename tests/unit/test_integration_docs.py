@@ -125,3 +125,22 @@ def test_html_page_is_self_contained(doc: dict[str, Any]) -> None:
     page = docs.render(doc)
     assert "<script" not in page and "<link" not in page and "src=" not in page
     assert all(t in page for t in LIFECYCLE)
+
+
+def test_service_written_channels_name_their_signer_and_carry_the_signature(
+    doc: dict[str, Any],
+) -> None:
+    signers = {c["address"]: c.get("x-signed-by") for c in doc["channels"].values()}
+    assert signers["alluse.account.lifecycle"] == "integration"  # whatever `source` says
+    assert signers["alluse.reply.{replyto}"] == "account"
+    assert signers["alluse.outcomes.{lane}"] and signers["alluse.audit"]
+    for channel in doc["channels"].values():
+        signed = "x-signed-by" in channel
+        for ref in channel["messages"].values():
+            parts = resolve(doc, ref["$ref"])["headers"]["allOf"]
+            required = {r for p in parts for r in p.get("required", [])}
+            has_signature = {"$ref": "#/components/schemas/ServiceSignature"} in parts
+            assert has_signature == signed == ({"signature", "signed_at"} <= required)
+            assert ("authorization" in required) == (not signed)
+    fields = doc["components"]["schemas"]["ServiceSignature"]["properties"]
+    assert set(fields) == {"signature", "signed_at"}
