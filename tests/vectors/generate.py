@@ -121,6 +121,8 @@ def tampered(first: dict[str, str]) -> list[dict[str, Any]]:
         {"why": "signed_at changed", "fields": {**first, trust.SIGNED_AT: str(SIGNED_AT + 1)}},
         {"why": "a field added", "fields": {**first, "lane": "eng-1"}},
         {"why": "another index", "fields": {**first, trust.SIGNATURE: f"{kid}.{sig}.1.{path}"}},
+        {"why": "a kid the JWKS does not list",
+         "fields": {**first, trust.SIGNATURE: f"account-000000000000.{sig}.{index}.{path}"}},
         {"why": "sibling hashes reordered",
          "fields": {**first, trust.SIGNATURE: f"{kid}.{sig}.{index}.{swapped}"}},
     ]  # fmt: skip
