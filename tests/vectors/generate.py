@@ -26,6 +26,7 @@ SEED = b64(hashlib.sha256(b"alluse signature test vectors v1").digest())
 SIGNED_AT = 1796117400000  # 2026-12-01T09:30:00Z in Unix milliseconds
 ACCOUNT_SOURCE = "alluse/account-service"
 ACCOUNT = "6f1c2a52-8d3e-4a0b-9c1e-2f4a5b6c7d8e"
+ODD = 'v=1\tq\n\r\b\f\u0001\u001f\u007f \u2028 é/😀 "x" \\'
 
 
 def _entry(n: int, type_: str, source: str, data: dict[str, Any], **extra: str) -> dict[str, str]:
@@ -86,7 +87,9 @@ def entries() -> list[list[dict[str, str]]]:
                 correlationid="cmd-17",
             ),
         ],
-        [_entry(4, "alluse.week.changed", "alluse/integration", week)],
+        # Raw control and non-ASCII characters in a field's own value (`data` is JSON, so
+        # its are escaped already): the canonical form must escape them as JSON.stringify does.
+        [_entry(4, "alluse.week.changed", "alluse/integration", week, tracestate=ODD)],
     ]
 
 
