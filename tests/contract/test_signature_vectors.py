@@ -5,6 +5,7 @@ the documentation. Either failing fails `make test`; a machine without Node fail
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -61,8 +62,11 @@ async def test_the_platforms_verifier_accepts_each_entry_and_refuses_each_tamper
             await signer_of(keyset(v["jwks"]), case["fields"])
 
 
+NODE = Path("/usr/bin/node")  # where Debian's nodejs puts it, should PATH not name it
+
+
 def node() -> str:
-    found = shutil.which("node") or ("/usr/bin/node" if Path("/usr/bin/node").exists() else None)
+    found = shutil.which("node") or (str(NODE) if NODE.exists() else None)
     if found is None:
         pytest.fail(
             "Node.js is needed to check the signature vectors independently"
@@ -92,3 +96,11 @@ def test_the_node_implementation_notices_a_wrong_vector(tmp_path: Path) -> None:
     done = run_node(bad)
     assert done.returncode == 1, done.stdout + done.stderr
     assert "group 1 entry 0" in done.stderr
+
+
+def test_without_node_the_check_fails_and_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A machine without Node must not pass by skipping the independent check.
+    monkeypatch.setattr(shutil, "which", lambda _name: None)
+    monkeypatch.setattr(sys.modules[__name__], "NODE", Path("/nonexistent/node"))
+    with pytest.raises(pytest.fail.Exception, match=r"Node\.js is needed"):
+        node()
