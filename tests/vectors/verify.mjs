@@ -113,12 +113,32 @@ function check(vectors) {
   return { failures, verified };
 }
 
+// `--entries <file>`: {jwks, signer, entries} read off a stream; each must verify as `signer`.
+function checkEntries({ jwks, signer, entries }) {
+  const failures = [];
+  entries.forEach((fields, i) => {
+    try {
+      const found = signerOf(fields, jwks);
+      if (found !== signer) failures.push(`entry ${i} (${fields.type}): signed by ${found}`);
+    } catch (err) {
+      failures.push(`entry ${i} (${fields.type}): ${err.message}`);
+    }
+  });
+  return { failures, verified: entries.length - failures.length };
+}
+
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const file = process.argv[2] ?? new URL("./signatures.json", import.meta.url);
-  const { failures, verified } = check(JSON.parse(readFileSync(file, "utf8")));
+  const wire = process.argv[2] === "--entries";
+  const file = (wire ? process.argv[3] : process.argv[2]) ?? new URL("./signatures.json", import.meta.url);
+  const input = JSON.parse(readFileSync(file, "utf8"));
+  const { failures, verified } = wire ? checkEntries(input) : check(input);
   if (failures.length || verified === 0) {
     console.error(`signature vectors FAILED:\n  ${failures.join("\n  ") || "no entry verified"}`);
     process.exit(1);
   }
-  console.log(`signature vectors: ${verified} entries verified, tampered copies refused`);
+  console.log(
+    wire
+      ? `${verified} entries verified, each signed by ${input.signer}`
+      : `signature vectors: ${verified} entries verified, tampered copies refused`,
+  );
 }
