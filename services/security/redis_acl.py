@@ -30,6 +30,7 @@ COMMANDS = {
     # The router waits for new entries on the public stream with a blocking XREAD.
     "ordered": "eval xread",
     "parts": "xadd xdel xrange xlen exists get set pexpire del zadd zrem zremrangebyscore zcard",
+    "inspect": "get pttl zrange zcard exists type",
 }
 # A Redis Cluster client also reads the slot map and the command table (keys of each command).
 CLIENT = (
@@ -38,6 +39,9 @@ CLIENT = (
 # Services also check the server (readiness, AOF durability) and confirm fsyncs.
 SERVICE = "info config|get time waitaof"
 SERVICES = ("account", "integration", "security")
+# Who inspects (Access.inspect) may also list the connections and read the server's state:
+# both read-only, and what the runbooks need to tell which replica or client is where.
+INSPECT = "client|list info"
 
 
 def password_variable(user: str) -> str:
@@ -58,6 +62,7 @@ def _partitioned(names: tuple[str, ...], prefix: str, *suffixes: str) -> tuple[s
 def _selectors(access: Access, prefix: str) -> list[str]:
     ordered = _partitioned(access.partitioned, prefix, ".p*", ".lease.*")
     members = _partitioned(access.partitioned, prefix, ".members")
+    inspected = _partitioned(access.inspect, prefix, ".lease.*", ".members")
     groups = {
         "consume": access.consume,
         "dead": tuple(s + DLQ_SUFFIX for s in access.consume),
@@ -69,11 +74,12 @@ def _selectors(access: Access, prefix: str) -> list[str]:
         "drop": access.drop,
         "ordered": tuple(_glob(prefix, n) for n in access.partitioned) + ordered + members,
         "parts": ordered + members,
+        "inspect": inspected,
     }
     out = []
     for kind, names in groups.items():
         if names:
-            escaped = kind in ("ordered", "parts")  # these patterns carry the prefix already
+            escaped = kind in ("ordered", "parts", "inspect")  # these patterns carry the prefix already
             keys = " ".join(f"~{n if escaped else _glob(prefix, n)}" for n in names)
             commands = " ".join(f"+{c}" for c in COMMANDS[kind].split())
             out.append(f"({keys} {commands})")
@@ -82,7 +88,9 @@ def _selectors(access: Access, prefix: str) -> list[str]:
 
 def user_line(user: str, access: Access, password: str, prefix: str) -> str:
     digest = hashlib.sha256(password.encode()).hexdigest()
-    root = CLIENT + (f" {SERVICE}" if user in SERVICES else "")
+    root = CLIENT + (f" {SERVICE}" if user in SERVICES else "") + (
+        f" {INSPECT}" if access.inspect else ""
+    )
     rules = ["on", f"#{digest}", "resetkeys", "resetchannels", "-@all"]
     rules += [f"+{c}" for c in root.split()] + _selectors(access, prefix)
     return f"user {user} " + " ".join(rules)

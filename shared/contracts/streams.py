@@ -66,6 +66,10 @@ class Access:
     drop: tuple[str, ...] = ()  # XDEL single entries (dead letters an operator dropped)
     # Consumed in order per account (docs/architecture.md "Scaling out"): its partitions, leases, members.
     partitioned: tuple[str, ...] = ()
+    # Read-only view of ordered consumption for the runbooks: which replica holds each
+    # partition's lease (GET, PTTL) and which replicas are alive (ZRANGE of its members), plus
+    # who is connected (CLIENT LIST) and the server's state (INFO). Nothing it may run writes.
+    inspect: tuple[str, ...] = ()
     what: str = ""
 
 
@@ -86,8 +90,8 @@ ACL_USERS = {
     "operator": Access(
         append=(ACCOUNT_COMMANDS, ACCOUNT_QUERIES),
         read=(ACCOUNT_LIFECYCLE, ACCOUNT_EVENTS, AUDIT_HEADS, f"*{DLQ_SUFFIX}", REPLIES),
-        drop=(f"*{DLQ_SUFFIX}", REPLIES),
-        what="operators' tools (alluse): commands, queries and their replies, DLQs"),
+        drop=(f"*{DLQ_SUFFIX}", REPLIES), inspect=(ACCOUNT_COMMANDS, ACCOUNT_EFFECTS),
+        what="operators' tools (alluse): commands, queries and their replies, DLQs, leases"),
     "console": Access(
         append=(ACCOUNT_COMMANDS, ACCOUNT_QUERIES), read=(ACCOUNT_LIFECYCLE, REVOCATIONS, REPLIES),
         drop=(REPLIES,), what="the web console: its users' commands, queries and the live feed"),

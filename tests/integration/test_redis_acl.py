@@ -13,6 +13,8 @@ CMD, QRY, LIFE = f"{P}alluse.account.commands", f"{P}alluse.account.queries", f"
 EVENTS, EFFECTS = f"{P}alluse.internal.account.events", f"{P}alluse.internal.account.effects"
 REVOKE, AUDIT, HEADS = f"{P}alluse.internal.security.revocations", f"{P}alluse.audit", f"{P}alluse.audit.heads"  # fmt: skip
 WS2, WS4 = f"{P}ws2.protocol.events", f"{P}ws4.market.events"
+# Ordered consumption's keys beside the public stream (Streams.beside): what a runbook reads.
+LEASE, MEMBERS = f"{P}{{{CMD}}}.lease.p0", f"{P}{{{EFFECTS}}}.members"
 ENTRY = {"id": "e-1"}
 
 
@@ -37,7 +39,10 @@ ALLOWED = {
                  xadd(f"{REVOKE}.dlq"), ("XDEL", REVOKE, "1-1"), ("XTRIM", HEADS, "MINID", "0")],
     "operator": [xadd(CMD), xadd(QRY), ("XREAD", "STREAMS", LIFE, "0"), ("XRANGE", f"{CMD}.dlq", "-", "+"),
                  ("XDEL", f"{CMD}.dlq", "1-1"), ("XRANGE", f"{P}alluse.reply.u1.q1", "-", "+"),
-                 ("DEL", f"{P}alluse.reply.u1.q1"), ("XRANGE", HEADS, "-", "+")],
+                 ("DEL", f"{P}alluse.reply.u1.q1"), ("XRANGE", HEADS, "-", "+"),
+                 # the runbooks: who holds a partition, which replicas live, who is connected
+                 ("GET", LEASE), ("PTTL", LEASE), ("ZRANGE", MEMBERS, "0", "-1", "WITHSCORES"),
+                 ("CLIENT", "LIST"), ("INFO", "memory")],
     "console": [xadd(CMD), xadd(QRY), ("XREAD", "STREAMS", LIFE, "0"), ("XREVRANGE", LIFE, "+", "-"),
                 ("XREAD", "STREAMS", REVOKE, "0"), ("XRANGE", f"{P}alluse.reply.u1.q1", "-", "+"), ("DEL", f"{P}alluse.reply.u1.q1"), ("PING",)],
     "lifecycle": [("XREAD", "STREAMS", LIFE, "0"), *group(LIFE, "downstream"),
@@ -54,10 +59,15 @@ REFUSED = {
     "security": [xadd(EFFECTS), xadd(EVENTS), xadd(LIFE), xadd(WS2), ("XREAD", "STREAMS", CMD, "0")],
     "operator": [xadd(WS4), xadd(EFFECTS), xadd(EVENTS), xadd(REVOKE), xadd(AUDIT), xadd(LIFE),
                  ("XRANGE", CMD, "-", "+"), ("XREAD", "STREAMS", REVOKE, "0"), ("DEL", LIFE),
-                 ("XDEL", CMD, "1-1"), ("FLUSHALL",), ("KEYS", "*")],
+                 ("XDEL", CMD, "1-1"), ("FLUSHALL",), ("KEYS", "*"),
+                 # inspecting never changes anything: no lease taken, no client killed
+                 ("SET", LEASE, "me"), ("DEL", LEASE), ("PEXPIRE", LEASE, "1"),
+                 ("ZADD", MEMBERS, "1", "me"), ("GET", f"{P}alluse.lanes"), ("CLIENT", "KILL", "ID", "1"),
+                 ("ACL", "LOAD"), ("ACL", "LIST"), ("CONFIG", "GET", "*"), ("MONITOR",)],
     "console": [xadd(WS4), xadd(EFFECTS), xadd(EVENTS), xadd(LIFE), ("XRANGE", f"{CMD}.dlq", "-", "+"),
                 ("XDEL", f"{CMD}.dlq", "1-1"), ("XRANGE", CMD, "-", "+"), ("XRANGE", HEADS, "-", "+"),
-                ("XREAD", "STREAMS", EVENTS, "0"), ("DEL", LIFE), ("FLUSHALL",), ("KEYS", "*")],
+                ("XREAD", "STREAMS", EVENTS, "0"), ("DEL", LIFE), ("FLUSHALL",), ("KEYS", "*"),
+                ("GET", LEASE), ("CLIENT", "LIST")],
     "lifecycle": [xadd(LIFE), ("XDEL", LIFE, "1-1"), ("XTRIM", LIFE, "MAXLEN", "0"), ("DEL", LIFE),
                   ("XRANGE", CMD, "-", "+"), ("XREAD", "STREAMS", EVENTS, "0"), xadd(WS4)],
 }  # fmt: skip
