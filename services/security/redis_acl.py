@@ -79,7 +79,11 @@ def _selectors(access: Access, prefix: str) -> list[str]:
     out = []
     for kind, names in groups.items():
         if names:
-            escaped = kind in ("ordered", "parts", "inspect")  # these patterns carry the prefix already
+            escaped = kind in (
+                "ordered",
+                "parts",
+                "inspect",
+            )  # these patterns carry the prefix already
             keys = " ".join(f"~{n if escaped else _glob(prefix, n)}" for n in names)
             commands = " ".join(f"+{c}" for c in COMMANDS[kind].split())
             out.append(f"({keys} {commands})")
@@ -88,8 +92,10 @@ def _selectors(access: Access, prefix: str) -> list[str]:
 
 def user_line(user: str, access: Access, password: str, prefix: str) -> str:
     digest = hashlib.sha256(password.encode()).hexdigest()
-    root = CLIENT + (f" {SERVICE}" if user in SERVICES else "") + (
-        f" {INSPECT}" if access.inspect else ""
+    root = (
+        CLIENT
+        + (f" {SERVICE}" if user in SERVICES else "")
+        + (f" {INSPECT}" if access.inspect else "")
     )
     rules = ["on", f"#{digest}", "resetkeys", "resetchannels", "-@all"]
     rules += [f"+{c}" for c in root.split()] + _selectors(access, prefix)

@@ -2,6 +2,7 @@
 service migrates as its schema's owner (no superuser) and runs with only what it needs."""
 
 import asyncio
+import json
 import os
 import secrets
 import subprocess
@@ -32,29 +33,43 @@ def as_role(url: str, role: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{role}:pw@{host}"))
 
 
+def run_script(env: dict[str, str]) -> None:
+    done = subprocess.run(["sh", str(SCRIPT)], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
 @pytest.fixture
 async def roles(servers: tuple[str, str]) -> AsyncIterator[dict[str, str]]:
-    """A database made as the compose init script makes it; each role's URL (names prefixed)."""
+    """A database made as the compose init script makes it; each role's URL (names prefixed),
+    the script's environment under "env", and under "closed" a database standing in for the
+    server's maintenance database `postgres` (closed to the roles: this server is shared, so
+    the real one stays as it is; `closed_by_default` checks the script names it)."""
     admin_url, prefix = servers[1], f"t{uuid.uuid4().hex[:8]}_"
     names = {r: prefix + r for r in ROLES}
-    async with fresh_database(admin_url, f"alluse_roles_{uuid.uuid4().hex[:8]}") as url:
+    maintenance = f"alluse_maint_{uuid.uuid4().hex[:8]}"
+    async with (
+        fresh_database(admin_url, maintenance) as closed,
+        fresh_database(admin_url, f"alluse_roles_{uuid.uuid4().hex[:8]}") as url,
+    ):
         parts = urlsplit(url)
         env = {
             **os.environ,
             "POSTGRES_USER": parts.username or "postgres",
             "POSTGRES_DB": parts.path.lstrip("/"),
             "ALLUSE_DB_ROLE_PREFIX": prefix,
+            "ALLUSE_DB_CLOSED_DATABASES": maintenance,
             "PGHOST": parts.hostname or parse_qs(parts.query).get("host", [""])[0],
             "PGPORT": str(parts.port or 5432),
             "PGPASSWORD": parts.password or "",
         }
         env |= {f"ALLUSE_DB_PASSWORD_{r.upper()}": secrets.token_hex(8) for r in ROLES}
         try:
-            done = await asyncio.to_thread(
-                subprocess.run, ["sh", str(SCRIPT)], env=env, capture_output=True, text=True
-            )
-            assert done.returncode == 0, done.stderr
-            yield {r: as_role(url, n) for r, n in names.items()} | {"superuser": url}
+            await asyncio.to_thread(run_script, env)
+            yield {r: as_role(url, n) for r, n in names.items()} | {
+                "superuser": url,
+                "closed": closed,
+                "env": json.dumps(env),
+            }
         finally:
             conn = await asyncpg.connect(url)
             await conn.execute("DROP SCHEMA IF EXISTS account, integration, security CASCADE")
@@ -63,6 +78,59 @@ async def roles(servers: tuple[str, str]) -> AsyncIterator[dict[str, str]]:
     for name in names.values():
         await conn.execute(f'DROP ROLE IF EXISTS "{name}"')
     await conn.close()
+
+
+async def test_service_roles_cannot_connect_to_the_maintenance_database(
+    roles: dict[str, str],
+) -> None:
+    for role in ROLES:
+        user = urlsplit(roles[role]).username or ""
+        elsewhere = as_role(roles["closed"], user)
+        with pytest.raises(asyncpg.InsufficientPrivilegeError, match="permission denied"):
+            await asyncpg.connect(elsewhere)
+        conn = await asyncpg.connect(roles[role])  # its own database still opens
+        await conn.close()
+    conn = await asyncpg.connect(roles["closed"])  # the superuser keeps it
+    await conn.close()
+
+
+def test_the_script_closes_the_servers_own_maintenance_databases_by_default() -> None:
+    assert 'closed="${ALLUSE_DB_CLOSED_DATABASES:-postgres template1}"' in SCRIPT.read_text()
+
+
+async def test_the_script_runs_again_without_harm_and_sets_the_new_passwords(
+    roles: dict[str, str],
+) -> None:
+    """The Kubernetes Job runs it on every install and upgrade: a second run keeps the schemas
+    and their owners, and gives each role the password it is given now."""
+    env = json.loads(roles["env"]) | {"ALLUSE_DB_PASSWORD_ACCOUNT": "rotated-" + "x" * 16}
+    prefix = env["ALLUSE_DB_ROLE_PREFIX"]
+    conn = await asyncpg.connect(roles["superuser"])
+    verifier = "SELECT rolpassword FROM pg_authid WHERE rolname = $1"
+    before = {r: await conn.fetchval(verifier, prefix + r) for r in ROLES}
+    await asyncio.to_thread(run_script, env)
+    try:
+        owners = dict(
+            await conn.fetch(
+                "SELECT nspname, pg_get_userbyid(nspowner) FROM pg_namespace"
+                " WHERE nspname IN ('account', 'integration', 'security')"
+            )
+        )
+        assert owners == {
+            "account": f"{prefix}account",
+            "integration": f"{prefix}integration",
+            "security": f"{prefix}security_owner",
+        }
+        after = {r: await conn.fetchval(verifier, prefix + r) for r in ROLES}
+        # A fresh salt each time: every verifier changes, and the account's is for its new one.
+        assert all(after[r] != before[r] for r in ROLES)
+        assert after["account"].startswith("SCRAM-SHA-256$")
+        supers = await conn.fetchval(
+            "SELECT count(*) FROM pg_roles WHERE rolname LIKE $1 AND rolsuper", f"{prefix}%"
+        )
+        assert supers == 0
+    finally:
+        await conn.close()
 
 
 async def refused(url: str, schema: str, sql: str) -> str:
