@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PROMTOOL := $(VENV)/bin/promtool
 
-.PHONY: help install run test lint typecheck bench soak chaos docs vectors acl clean
+.PHONY: help install run test lint typecheck bench soak chaos docs vectors acl k8s-production deploy-check clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -54,6 +54,19 @@ vectors: $(STAMP) ## regenerate the signature test vectors (tests/vectors/signat
 acl: $(STAMP) ## write var/redis.acl, the Redis ACL file (passwords from ALLUSE_REDIS_PASSWORD_<USER>)
 	@mkdir -p var
 	$(PY) -m services.security admin redis-acl --out var/redis.acl
+
+# The production overlay carries a placeholder digest (all zeros): rendering refuses to go on
+# without the digest of the image that was built and tested.
+k8s-production: ## render the production overlay for `kubectl apply -f -`, image pinned (ALLUSE_IMAGE=<registry>/alluse/platform@sha256:<digest>, required)
+	@echo '$(ALLUSE_IMAGE)' | grep -Eq '^[^@ ]+@sha256:[0-9a-f]{64}$$' && \
+	  ! echo '$(ALLUSE_IMAGE)' | grep -Eq '@sha256:0{64}$$' || { \
+	  echo 'set ALLUSE_IMAGE=<registry>/alluse/platform@sha256:<64 hex digits>: the digest of the image you tested' >&2; exit 2; }
+	@kubectl kustomize deploy/k8s/overlays/production | \
+	  sed 's#registry.example.com/alluse/platform@sha256:0\{64\}#$(ALLUSE_IMAGE)#'
+
+# Not part of `make test`: it builds images and runs the real docker-compose.yml under podman.
+deploy-check: $(STAMP) ## the compose deployment end to end under podman (docs/operators/deploy.md "Checking a deployment"; ~10 min)
+	deploy/check/compose-check.sh
 
 clean: ## remove the virtualenv and embedded server data
 	rm -rf $(VENV) var
