@@ -61,6 +61,8 @@ if [ ! -S "$SOCK" ] || ! curl -sf --unix-socket "$SOCK" http://d/_ping >/dev/nul
   for _ in $(seq 50); do curl -sf --unix-socket "$SOCK" http://d/_ping >/dev/null && break; sleep 0.2; done
 fi
 export DOCKER_HOST=unix://$SOCK
+# podman 4 serves Docker API 1.41: a newer CLI's `docker run` attach is refused (409) above it.
+export DOCKER_API_VERSION=${DOCKER_API_VERSION:-1.41}
 # The documented commands say `docker compose` / `docker build`: run them as written.
 docker() {
   if [ "${1:-}" = compose ] && ! command docker compose version >/dev/null 2>&1; then
