@@ -50,3 +50,38 @@ def test_every_service_connects_to_postgres_as_its_own_role_never_the_superuser(
     )
     init = "./deploy/postgres/init-roles.sh:/docker-entrypoint-initdb.d/10-roles.sh:ro"
     assert init in s["postgres"]["volumes"]
+
+
+def test_host_ports_are_set_from_the_environment_with_defaults() -> None:
+    """An override file's `ports:` is added to the base file's, never a replacement: the only
+    way to move or open a port is a variable (docs/operators/deploy.md)."""
+    s = services()
+    assert s["security"]["ports"] == [
+        "${ALLUSE_SECURITY_BIND:-127.0.0.1}:${ALLUSE_SECURITY_PORT:-8081}:8081"
+    ]
+    assert s["console"]["ports"] == [
+        "${ALLUSE_CONSOLE_BIND:-127.0.0.1}:${ALLUSE_CONSOLE_PORT:-8084}:8084"
+    ]
+    published = [
+        p
+        for svc in s.values()
+        if "observability" not in svc.get("profiles", [])
+        for p in svc.get("ports", [])
+    ]
+    assert all("${ALLUSE_" in p for p in published)
+
+
+def test_redis_and_postgres_come_back_after_a_crash_like_the_services() -> None:
+    s = services()
+    for name in ("redis", "postgres", "security", "account", "integration", "console"):
+        assert s[name]["restart"] == "unless-stopped", name
+    for one_shot in ("redis-acl", "security-migrate"):
+        assert s[one_shot]["restart"] == "no"
+
+
+def test_secrets_stay_out_of_git_and_out_of_the_build_context() -> None:
+    root = COMPOSE.parent
+    ignored = (root / ".gitignore").read_text().splitlines()
+    assert ".env" in ignored
+    context = {line.strip() for line in (root / ".dockerignore").read_text().splitlines()}
+    assert {".git", ".env", ".venv", "var"} <= context
