@@ -11,7 +11,12 @@
 # `depends_on` conditions). Where no registry is reachable, stand-ins for the base images are
 # built from Debian packages (deploy/check/standins/). DEPLOY_CHECK_KEEP=1 leaves the stack up.
 set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+ROOT=${DEPLOY_CHECK_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
+if [ -z "${DEPLOY_CHECK_ROOT:-}" ]; then  # bash reads a script as it runs: run a copy, so
+  copy=$(mktemp)                           # editing the tree meanwhile cannot change this run
+  cp "$0" "$copy"
+  DEPLOY_CHECK_ROOT=$ROOT exec bash "$copy" "$@"
+fi
 WORK=${DEPLOY_CHECK_DIR:-$ROOT/var/deploy-check}
 KEEP=${DEPLOY_CHECK_KEEP:-0}
 export COMPOSE_PROJECT_NAME=alluse-check
@@ -158,7 +163,7 @@ wait_healthy() {  # every long-running service healthy, the one-shots exited 0
   while true; do
     states=$(podman ps -a --filter "label=com.docker.compose.project=$COMPOSE_PROJECT_NAME" \
       --format '{{.Names}} {{.Status}}')
-    waiting=$(printf '%s\n' "$states" | grep -v -E 'healthy\)|Exited \(0\)' | grep -v '^$' || true)
+    waiting=$(printf '%s\n' "$states" | grep -v -E '\(healthy\)|Exited \(0\)' | grep -v '^$' || true)
     [ -z "$waiting" ] && printf '%s\n' "$states" | grep -q security && break
     printf '%s\n' "$states" | grep -q -E 'Exited \([1-9]' && {
       printf '%s\n' "$states"; fail "$1: a container exited with an error"; }
