@@ -85,3 +85,12 @@ def test_secrets_stay_out_of_git_and_out_of_the_build_context() -> None:
     assert ".env" in ignored
     context = {line.strip() for line in (root / ".dockerignore").read_text().splitlines()}
     assert {".git", ".env", ".venv", "var"} <= context
+
+
+def test_healthchecks_survive_podmans_docker_api() -> None:
+    """podman's Docker-compatible API splits each CMD healthcheck argument at its spaces (the
+    platform's checks never passed under podman with Docker Compose): no argument has one."""
+    for name, svc in services().items():
+        test = svc.get("healthcheck", {}).get("test", [])
+        if test and test[0] == "CMD":
+            assert not any(" " in arg for arg in test), name
