@@ -110,8 +110,16 @@ trap cleanup EXIT
 # --- base images: the registry's, or stand-ins built from Debian packages -------------------
 say "base images"
 standin() {  # $1 redis|postgres|python, $2 the reference docker-compose.yml / Dockerfile use
-  if podman image exists "docker.io/library/$2" || podman pull -q "docker.io/library/$2" >/dev/null 2>&1; then
-    echo "$2: from the registry"
+  if podman image exists "docker.io/library/$2"; then
+    id=$(podman image inspect -f '{{.Id}}' "docker.io/library/$2")
+    if [ "$id" = "$(podman image inspect -f '{{.Id}}' "localhost/alluse-standin/$1" 2>/dev/null)" ]; then
+      echo "$2: the stand-in built earlier ($1.Containerfile)"
+    else
+      echo "$2: present"
+    fi
+    return
+  elif podman pull -q "docker.io/library/$2" >/dev/null 2>&1; then
+    echo "$2: pulled from the registry"
     return
   fi
   ctx=$WORK/standins
@@ -139,14 +147,14 @@ standin python python:3.11-slim
 
 # --- a fresh clone, deployed as docs/operators/deploy.md says -------------------------------
 GUIDE=docs/operators/deploy.md
-block() {  # the ```sh block after `<!-- deploy-check: $1 -->` in the guide, as written
+block() {  # the ```sh block after `<!-- deploy-check: $1 -->` in $2, as written
   awk -v m="<!-- deploy-check: $1 -->" '$0 == m {f = 1; next} f && /^```sh/ {b = 1; next}
-    b && /^```/ {exit} b {print}' "$GUIDE"
+    b && /^```/ {exit} b {print}' "${2:-$GUIDE}"
 }
-run_block() {
+run_block() {  # $1 the block's mark, $2 the page (the guide unless given)
   say "docs step '$1'"
-  body=$(block "$1")
-  [ -n "$body" ] || fail "$GUIDE has no block marked '$1'"
+  body=$(block "$1" "${2:-$GUIDE}")
+  [ -n "$body" ] || fail "${2:-$GUIDE} has no block marked '$1'"
   printf '%s\n' "$body" | sed 's/^/  $ /'
   eval "$body" || fail "the documented step '$1' failed"
 }
@@ -258,13 +266,19 @@ probe deposits "$token" "$account" 200 crash >"$WORK/crash.out" 2>&1 &
 sender=$!
 for n in 1 2; do
   sleep 4
-  podman kill -s KILL "$redis" >/dev/null
-  echo "kill -9 #$n of $redis"
+  # A crash, not a stop: SIGKILL to the server's process from the host (`podman kill` would
+  # count as stopped by hand, which `unless-stopped` leaves down).
+  pid=$(podman inspect -f '{{.State.Pid}}' "$redis")
+  kill -9 "$pid"
+  echo "kill -9 #$n of redis-server (pid $pid in $redis)"
+  back() { [ "$(podman inspect -f '{{.State.Running}} {{.State.Pid}}' "$redis")" != "true $pid" ] &&
+    [ "$(podman inspect -f '{{.State.Running}}' "$redis")" = true ]; }
   for _ in $(seq 60); do  # back by its restart policy, nobody's hand
-    [ "$(podman inspect -f '{{.State.Running}}' "$redis")" = true ] && break
+    back && break
     sleep 1
   done
-  [ "$(podman inspect -f '{{.State.Running}}' "$redis")" = true ] || fail "Redis did not come back by itself"
+  back || fail "Redis did not come back by itself"
+  echo "redis-server back (pid $(podman inspect -f '{{.State.Pid}}' "$redis"))"
 done
 wait "$sender" || { cat "$WORK/crash.out"; fail "the deposits did not all go through"; }
 cat "$WORK/crash.out"
@@ -279,6 +293,39 @@ python3 -c "from decimal import Decimal as D; import sys; sys.exit(D('$b1') - D(
   fail "the balance moved from $b0 to $b1, not by 200.00"
 echo "balance $b0 -> $b1: every deposit applied once"
 docker compose exec -T security alluse security verify-audit || fail "verify-audit"
+
+# --- the runbooks' commands, as docs/operators/runbooks.md gives them for Compose ----------
+CLIENT_ID=$client CLIENT_SECRET=$secret
+run_block ops docs/operators/runbooks.md
+say "runbook commands under the ACL"
+for key in '{alluse.account.commands}.lease.p0' '{alluse.internal.account.effects}.lease.p0'; do
+  holder=$(rcli GET "$key")
+  [ -n "$holder" ] || fail "GET $key named no replica"
+  ttl=$(rcli PTTL "$key")
+  [ "$ttl" -gt 0 ] || fail "PTTL $key: $ttl"
+  echo "$key: $holder, $ttl ms left"
+done
+rcli ZRANGE '{alluse.account.commands}.members' 0 -1 WITHSCORES | grep -q . || fail "no members"
+rcli INFO memory | grep -q '^used_memory:' || fail "INFO memory"
+rcli INFO persistence | grep -q '^aof_enabled:1' || fail "INFO persistence: AOF off"
+docker compose exec -T account python -c "import urllib.request;
+print(urllib.request.urlopen('http://127.0.0.1:8082/readyz').read().decode())" | grep -q '"status":"ok"' ||
+  fail "the runbook's readiness command"
+rcli XADD alluse.account.commands '*' not a-cloudevent >/dev/null  # dead-lettered at once
+for _ in $(seq 30); do
+  dead=$(ops --json dlq list --stream commands 2>/dev/null | jq -r '.. | .dlq_id? // empty' | tail -1)
+  [ -n "$dead" ] && break
+  sleep 1
+done
+[ -n "$dead" ] || fail "the malformed entry was not dead-lettered"
+ops dlq list --stream commands
+ops dlq show "$dead" >/dev/null || fail "alluse dlq show"
+ops dlq redrive --all --stream commands || fail "alluse dlq redrive --all"
+ops dlq drop "$dead" >/dev/null || fail "alluse dlq drop"
+left=$(ops --json dlq list --stream commands 2>/dev/null | jq -r '.. | .dlq_id? // empty')
+! printf '%s\n' "$left" | grep -qx "$dead" || fail "the dropped dead letter is still there"
+docker compose exec -T security alluse security verify-audit >/dev/null || fail "verify-audit"
+echo "every runbook command ran as operator under the ACL"
 
 # --- a secret rotated as documented ----------------------------------------------------------
 say "rotate the console's Redis password as documented"
