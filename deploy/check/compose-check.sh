@@ -186,9 +186,7 @@ run_block build
 run_block env
 run_block up
 wait_healthy "first start"
-set -a
-. ./.env
-set +a
+. ./.env  # not exported: Compose takes an exported variable over .env's
 
 # --- who connects as whom ---------------------------------------------------------------------
 rcli() {  # redis-cli in the Redis container as the operator user (runbooks.md's form)
@@ -332,9 +330,7 @@ say "rotate the console's Redis password as documented"
 old=$ALLUSE_REDIS_PASSWORD_CONSOLE
 run_block rotate-redis
 wait_healthy "after the rotation"
-set -a
-. ./.env
-set +a
+. ./.env  # not exported: Compose takes an exported variable over .env's
 [ "$old" != "$ALLUSE_REDIS_PASSWORD_CONSOLE" ] || fail ".env still holds the old password"
 rcli CLIENT LIST | grep -q ' user=console ' || fail "the console is not connected after the rotation"
 refused=$(docker compose exec -T -e REDISCLI_AUTH="$old" redis redis-cli --user console PING 2>&1 || true)
@@ -347,9 +343,7 @@ say "rotate the account service's database password as documented"
 old_db=$ALLUSE_DB_PASSWORD_ACCOUNT
 run_block rotate-db
 wait_healthy "after the database rotation"
-set -a
-. ./.env
-set +a
+. ./.env  # not exported: Compose takes an exported variable over .env's
 [ "$old_db" != "$ALLUSE_DB_PASSWORD_ACCOUNT" ] || fail ".env still holds the old database password"
 docker compose exec -T -e PGPASSWORD="$ALLUSE_DB_PASSWORD_ACCOUNT" postgres \
   psql -h 127.0.0.1 -U account -d alluse -Atc 'SELECT 1' >/dev/null || fail "the new password fails"
