@@ -116,3 +116,19 @@ def test_the_acl_file_holds_no_password(tmp_path: Path) -> None:
     assert "user default off" in text
     with pytest.raises(KeyError, match="ALLUSE_REDIS_PASSWORD_ENGINE"):
         acl_file({k: v for k, v in env.items() if "ENGINE" not in k}, P)
+
+
+def test_no_user_may_load_or_change_the_acl_so_rotation_restarts_redis(
+    urls: dict[str, str],
+) -> None:
+    """docs/operators/deploy.md rotates a password by a new file and a Redis restart: no user
+    may run ACL LOAD/SETUSER (whoever could would hold every user's rights)."""
+    from services.security.redis_acl import acl_file
+
+    assert "+acl" not in acl_file(passwords(), P) and "+@admin" not in acl_file(passwords(), P)
+    for user in ALLOWED:
+        client = redis.Redis.from_url(urls[user])
+        for command in (("ACL", "LOAD"), ("ACL", "SETUSER", user, "+@all"), ("CONFIG", "REWRITE")):
+            with pytest.raises(redis.exceptions.NoPermissionError):
+                client.execute_command(*command)
+        client.close()
