@@ -77,11 +77,15 @@ async def build(settings: Settings) -> Runtime:
 def reinvestment_scheduler(rt: Runtime, *, clock: Clock | None = None) -> ReinvestmentScheduler:
     """Quarterly reinvestment, sent through the exactly-once pipeline like any command."""
     table = {"alluse.account.reinvest": COMMANDS["alluse.account.reinvest"]}
-    pipeline = _pipeline(rt, table, None)  # made here: nobody to prove
+    # Made here: nobody to prove. Its key (`reinvest:<quarter>`) lives under the writer
+    # platform:reinvestment-scheduler, which no entry on any stream can be bound to.
+    pipeline = _pipeline(rt, table, None, platform="reinvestment-scheduler")
     return ReinvestmentScheduler(pipeline, rt.pool, clock=clock, after=rt.relay.wake.set)
 
 
-def _pipeline(rt: Runtime, table: dict[str, Route], guard: Guard | None) -> Pipeline:
+def _pipeline(
+    rt: Runtime, table: dict[str, Route], guard: Guard | None, *, platform: str = "account"
+) -> Pipeline:
     """Exactly-once processing of the service's messages, one unit of work per batch.
 
     Commands carry a token, effects the integration service's signature (`guard`); the
@@ -97,6 +101,7 @@ def _pipeline(rt: Runtime, table: dict[str, Route], guard: Guard | None) -> Pipe
         limits=rt.settings.limits,
         guard=guard,
         streams=streams,
+        platform=platform,
     )
 
 

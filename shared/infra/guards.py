@@ -29,7 +29,7 @@ def bearer(verifier: Verifier, *, backdate: timedelta | None = None) -> Guard:
 
     async def guard(ev: CloudEvent, fields: dict[bytes, bytes]) -> None:
         who = await verifier.authorize(ev.authorization, ev.type)
-        ev.verified_as(who.subject)
+        ev.verified_as(who.subject, "client")
         if backdate is None or who.role in BACKDATING_ROLES:
             return
         if ev.time < datetime.now(UTC) - backdate:
@@ -59,7 +59,10 @@ def signed_by(keys: KeySet, service: str | None, window: timedelta) -> Guard:
                 "forbidden", f"'{ev.type}' is accepted only from the {owner} service, not {signer}"
             )
         fresh(text, window)
-        ev.verified_as(signer)
+        # A service may forward an entry for the writer it verified (an engine's fill, as an
+        # effect): covered by its signature, so the forwarded entry keeps that writer's keys.
+        vouched, sent = text.get(trust.WRITER) or None, text.get(trust.ORIGIN_TYPE) or None
+        ev.verified_as(signer, "service", vouched=vouched, sent_type=sent)
 
     return guard
 
