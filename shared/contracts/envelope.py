@@ -70,6 +70,7 @@ class CloudEvent(BaseModel):
     # writer meant ({"amount": "1.00", "amount": "9000.00"}), so the entry is refused as
     # `invalid_payload` once its writer is known (shared/infra/pipeline.py, payload()).
     _duplicates: tuple[str, ...] = PrivateAttr(default=())
+    _redriven_by: str | None = PrivateAttr(default=None)
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -108,6 +109,18 @@ class CloudEvent(BaseModel):
         self._actor = actor
         self._writer = f"{kind}:{actor}" + (f"/{vouched}" if vouched else "")
         self._sent_type = sent_type
+
+    @property
+    def redriven_by(self) -> str | None:
+        """The operator whose token re-drove this entry from a signed dead letter, if one did."""
+        return self._redriven_by
+
+    def redriven_as(self, writer: str, *, operator: str, sent_type: str | None = None) -> None:
+        """A re-driven dead letter: applied as the writer its service verified and signed into
+        the letter, on the authority of `operator`'s token. Same writer, same key: a re-drive
+        of an entry applied before changes nothing."""
+        self._actor = writer.partition(":")[2].split("/")[0]
+        self._writer, self._redriven_by, self._sent_type = writer, operator, sent_type
 
     def fingerprint(self) -> str:
         """What must match for a re-sent entry to count as the same command."""

@@ -167,6 +167,7 @@ class Pipeline:
                     refused_ids.append(entry_id)
                     continue
             good.append((entry_id, ev))
+            out.writers[entry_id] = ev.writer
         if refused:
             async with transaction(self.pool) as conn:
                 await inbox.insert_outbox(conn, [(s, dumps(fields)) for s, fields in refused])
@@ -308,6 +309,8 @@ class Dispatch:
                 "source": ev.source,
                 "outcome": done,
             }
+            if ev.redriven_by:  # applied as its original writer, on an operator's authority
+                details["redriven_by"] = ev.redriven_by
             unit.events.append(
                 audit_event(
                     self.streams,
