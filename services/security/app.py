@@ -166,7 +166,7 @@ async def main() -> None:
     stream, every = settings.streams.key(AUDIT_HEADS), settings.audit_head_every
 
     async def publish_heads() -> None:
-        await heads.publish_forever(svc.rt.pool, svc.rt.redis, stream, every)
+        await heads.publish_forever(svc.rt.pool, svc.rt.redis, stream, every, svc.rt.signer.sign)
 
     async def check_chain() -> None:
         await check_audit_chain(svc.rt.pool, settings.audit_check_seconds)
