@@ -174,4 +174,8 @@ async def main() -> None:
     async def trim() -> None:
         await trim_revocations(svc)
 
-    await serve_until_stopped(svc.rt, svc.routes, loops=[trim, publish_heads, check_chain])
+    async def failures() -> None:
+        await svc.authority.failures.flush_forever(settings.unauthenticated_audit_every)
+
+    loops = [trim, publish_heads, check_chain, failures]
+    await serve_until_stopped(svc.rt, svc.routes, loops=loops)
