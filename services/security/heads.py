@@ -40,8 +40,12 @@ class Forged:
     problem: str
 
 
-async def publish(pool: asyncpg.Pool, redis: Redis, stream: str, last: int, sign: Sign) -> int:
-    """Publish the head, signed, if the chain grew past `last`; returns the seq now published."""
+async def publish(
+    pool: asyncpg.Pool, redis: Redis, stream: str, last: int, sign: Sign,
+    pinned: list[Head] | None = None,
+) -> int:  # fmt: skip
+    """Publish the head, signed, if the chain grew past `last`; returns the seq now published.
+    `pinned`: the service's own memory of it, which deleting the stream cannot erase."""
     async with pool.acquire() as conn:
         head = await audit_store.audit_head(conn, lock=False)
     seq, hash_ = int(head["seq"]), str(head["hash"])
@@ -52,16 +56,18 @@ async def publish(pool: asyncpg.Pool, redis: Redis, stream: str, last: int, sign
     # Trimmed by age (ALLUSE_AUDIT_HEADS_RETENTION) with the service's other streams.
     await redis.xadd(stream, fields)  # type: ignore[arg-type]
     log.info("audit chain head", extra={"seq": seq, "hash": hash_})
+    if pinned is not None:
+        pinned[:] = [Head(seq, hash_, f"{now} (this process)")]  # the newest pins all before
     return seq
 
 
 async def publish_forever(
-    pool: asyncpg.Pool, redis: Redis, stream: str, every: float, sign: Sign
+    pool: asyncpg.Pool, redis: Redis, stream: str, every: float, sign: Sign, pinned: list[Head]
 ) -> None:
     last = 0
     while True:
         with contextlib.suppress(Exception):  # the next round publishes what this one missed
-            last = await publish(pool, redis, stream, last, sign)
+            last = await publish(pool, redis, stream, last, sign, pinned)
         await asyncio.sleep(every)
 
 

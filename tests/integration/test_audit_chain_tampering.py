@@ -160,13 +160,31 @@ async def test_rows_dropped_after_a_signed_head_are_reported_as_dropped(
     redis = Redis.from_url(settings.redis_url)
     stream = settings.streams.key(AUDIT_HEADS)
     assert await heads.publish(pool, redis, stream, 0, signer.services["security"].sign) == 6
-    async with pool.acquire() as conn, conn.transaction():  # as a superuser can
-        await conn.execute("ALTER TABLE audit_records DISABLE TRIGGER audit_records_no_change")
-        await conn.execute("DELETE FROM audit_records WHERE seq > 4")
-        kept = await conn.fetchval("SELECT hash FROM audit_records WHERE seq = 4")
-        await conn.execute("UPDATE audit_head SET seq = 4, hash = $1", kept)
-        await conn.execute("ALTER TABLE audit_records ENABLE TRIGGER audit_records_no_change")
+    await drop_tail(pool, after=4)
     code, out = await verify(capsys)
     assert code == REJECTED and out["status"] == "broken" and out["first_broken_seq"] == 5
     assert "records 5 to 6 were dropped" in str(out["problem"])
+    await redis.aclose()
+
+
+async def drop_tail(pool: asyncpg.Pool, *, after: int) -> None:
+    """As a superuser can: the records after `after` deleted, the head set back to it."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("ALTER TABLE audit_records DISABLE TRIGGER audit_records_no_change")
+        await conn.execute("DELETE FROM audit_records WHERE seq > $1", after)
+        kept = await conn.fetchval("SELECT hash FROM audit_records WHERE seq = $1", after)
+        await conn.execute("UPDATE audit_head SET seq = $1, hash = $2", after, kept)
+        await conn.execute("ALTER TABLE audit_records ENABLE TRIGGER audit_records_no_change")
+
+
+async def test_the_running_service_sees_a_dropped_tail_even_with_the_heads_stream_deleted(
+    pool: asyncpg.Pool, settings: Settings, signer: Signer
+) -> None:
+    redis = Redis.from_url(settings.redis_url)
+    stream, pinned = settings.streams.key(AUDIT_HEADS), []  # type: ignore[var-annotated]
+    await heads.publish(pool, redis, stream, 0, signer.services["security"].sign, pinned)
+    await redis.delete(stream)
+    await drop_tail(pool, after=3)
+    _, broken = await audit.verify(pool, pinned)  # what its periodic check runs
+    assert broken is not None and "records 4 to 6 were dropped" in broken.problem
     await redis.aclose()
