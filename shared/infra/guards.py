@@ -21,10 +21,8 @@ from shared.infra.signing import (
     text_fields,
 )
 
-SKEW = timedelta(minutes=5)
-REDRIVERS = frozenset(
-    {"admin", "operator"}
-)  # who may re-drive a dead letter  # how far ahead of this reader's clock a signer's clock may run
+SKEW = timedelta(minutes=5)  # how far ahead of this reader's clock a signer's clock may run
+REDRIVERS = frozenset({"admin", "operator"})  # who may re-drive a dead letter
 
 # Who may date an entry further back than the backdating limit: an entry's `time` dates the
 # rows it writes (business time), and only those who backfill and correct books may write
