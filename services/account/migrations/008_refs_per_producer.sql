@@ -4,4 +4,5 @@
 -- before this migration keep the producer '' and still block that id for every producer.
 ALTER TABLE trade_refs ADD COLUMN producer text NOT NULL DEFAULT '';
 ALTER TABLE trade_refs DROP CONSTRAINT trade_refs_pkey;
-ALTER TABLE trade_refs ADD PRIMARY KEY (producer, kind, ref_id);
+-- (kind, ref_id) first: every lookup names them.
+ALTER TABLE trade_refs ADD PRIMARY KEY (kind, ref_id, producer);

@@ -4,4 +4,5 @@
 -- matched for every writer until the deduplication window forgets them (shared/infra/inbox.py).
 ALTER TABLE inbox ADD COLUMN writer text NOT NULL DEFAULT '';
 ALTER TABLE inbox DROP CONSTRAINT inbox_pkey;
-ALTER TABLE inbox ADD PRIMARY KEY (writer, source, id);
+-- (source, id) first: every lookup names them, and few writers ever share one.
+ALTER TABLE inbox ADD PRIMARY KEY (source, id, writer);
