@@ -3,8 +3,10 @@ records of what the operator does with them."""
 
 import asyncio
 import json
+import time
 from asyncio.subprocess import PIPE
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import jwt
@@ -57,14 +59,20 @@ class Dead:
         it verified and signed into the letter, never as the operator (guards.redrivable)."""
         return {**self.fields, b"authorization": f"Bearer {token}".encode()}
 
-    async def refusal(self, keys: KeySet) -> str | None:
+    async def refusal(self, keys: KeySet, window: timedelta) -> str | None:
         """Why this letter must not be re-driven, or None: only a letter its service signed
-        (never one written by someone else) naming the writer it verified, and never an entry
-        refused for who wrote it."""
+        (never one written by someone else) naming the writer it verified, within the
+        deduplication window (the service refuses an older one: its inbox may have forgotten
+        the entry), and never an entry refused for who wrote it."""
         try:
             signer = await letter_signer(keys, self.fields)
         except Rejected as r:
             return r.reason
+        signed = self.attr("dlq_signed_at")
+        if not signed.isdigit() or time.time() * 1000 - int(signed) > window / timedelta(
+            milliseconds=1
+        ):
+            return f"written longer ago than the deduplication window ({window}): send it anew"
         if signer not in trust.SERVICES:
             return f"signed by '{signer}', not a service of the platform"
         if self.attr("dlq_refused") == "writer":

@@ -18,8 +18,10 @@ import os
 import sys
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
+from pydantic import TypeAdapter, ValidationError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -32,6 +34,7 @@ from shared.contracts.streams import Streams
 from shared.infra.keys import KeysUnavailable
 from shared.infra.progress import Progress
 from shared.infra.redisclient import connect
+from shared.infra.settings import Duration, Settings
 
 CHUNK = 200  # dead letters audited per call of the security administration
 Action = Callable[[Redis, Streams, argparse.Namespace], Awaitable[int]]
@@ -62,7 +65,7 @@ async def show(redis: Redis, streams: Streams, a: argparse.Namespace) -> int:
 
 async def redrive(redis: Redis, streams: Streams, a: argparse.Namespace) -> int:
     chosen, skipped, refused = [], 0, []
-    keys = platform_keys()
+    keys, window = platform_keys(), dedup_window()
     for dead in await _chosen(redis, streams, a):
         try:
             decode(dead.original())
@@ -74,7 +77,7 @@ async def redrive(redis: Redis, streams: Streams, a: argparse.Namespace) -> int:
             skipped += 1
             continue
         try:
-            why = await dead.refusal(keys)
+            why = await dead.refusal(keys, window)
         except KeysUnavailable:
             msg = "the platform's keys cannot be fetched (ALLUSE_JWKS_URL)"
             raise CliError(msg, UNAVAILABLE) from None
@@ -157,6 +160,17 @@ async def _chosen(redis: Redis, streams: Streams, a: argparse.Namespace) -> list
             f"{a.dlq_id} is in several dead-letter streams ({names}): add --stream", USAGE
         )
     return found
+
+
+def dedup_window() -> timedelta:
+    """The services' deduplication window (ALLUSE_DEDUP_WINDOW, read as they read it)."""
+    raw = os.environ.get("ALLUSE_DEDUP_WINDOW")
+    if raw is None:
+        return Settings.model_fields["dedup_window"].default  # type: ignore[no-any-return]
+    try:
+        return TypeAdapter(Duration).validate_python(raw)
+    except ValidationError as exc:
+        raise CliError(f"ALLUSE_DEDUP_WINDOW: {exc.errors()[0]['msg']}", USAGE) from None
 
 
 def _run(action: Action) -> Callable[[argparse.Namespace], Awaitable[int]]:

@@ -7,6 +7,7 @@ entry is given up on; re-drives and drops land in the security service's audit c
 import asyncio
 import json
 import os
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from shared.infra.db import connection, create_pool, migrate
 from shared.infra.messaging import dead_letter_fields
 from shared.infra.runtime import Runtime, running
 from shared.infra.settings import Settings
+from shared.infra.signing import b64, letter_bytes
 from tests.integration.test_integration_service import fill
 from tests.support.account import Client
 from tests.support.streams import ce, decoded, outcomes
@@ -315,3 +317,22 @@ async def test_a_signed_effect_is_redriven_with_its_signature_and_applied_once(
     events = await outcomes(redis, settings.streams.key(ACCOUNT_EVENTS), effect["id"], want=2)
     assert [e["type"] for e in events].count("alluse.account.balance_changed") == 1
     assert await redis.xlen(settings.streams.dlq(ACCOUNT_EFFECTS)) == 0
+
+
+async def test_a_letter_older_than_the_deduplication_window_is_not_redriven(
+    ops: Ops, redis: Redis, settings: Settings
+) -> None:
+    """The inbox may have forgotten its entry by then: applied again, it would book twice."""
+    commands, dlq = settings.streams.key(ACCOUNT_COMMANDS), settings.streams.dlq(ACCOUNT_COMMANDS)
+    deposit = ce("alluse.account.deposit", {"amount": "5.00"}, subject=str(uuid.uuid4()))
+    service = ops.client.signer.services["account"]
+    fields = dead_letter_fields(
+        {k.encode(): v.encode() for k, v in deposit.items()}, reason="failed 5 deliveries",
+        stream=commands, entry_id=b"1-1", deliveries=5, writer="client:user-operator",
+    )  # fmt: skip
+    fields[b"dlq_signed_at"] = str(int((time.time() - 8 * 86400) * 1000)).encode()  # 8 days
+    signature = b64(service.key.sign(letter_bytes(fields)))
+    await redis.xadd(dlq, {**fields, b"dlq_signature": f"{service.kid}.{signature}".encode()})
+    code, _, err = await ops("dlq", "redrive", "--all")
+    assert code == 1 and "deduplication window" in err, err
+    assert await redis.xlen(commands) == 0 and await redis.xlen(dlq) == 1
