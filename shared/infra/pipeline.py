@@ -304,7 +304,7 @@ class Dispatch:
         if self.audited and unit.events:
             done = sorted({fields["type"] for _, fields in unit.events})
             details = {
-                "message_type": ev.type,
+                "message_type": ev.sent_type,  # as its writer sent it (ws4.*, not the effect's)
                 "message_id": ev.id,
                 "source": ev.source,
                 "outcome": done,
