@@ -22,7 +22,7 @@ from shared.infra.unit import Sql
 
 FLOWS = frozenset({"deposit", "withdrawal", "fork_transfer", "merge_transfer"})
 REFS = {"fill_id": "fill", "assignment_id": "assignment", "expiration_id": "expiration"}
-Ref = tuple[str, str]  # (kind, reference)
+Ref = tuple[str, str, str]  # (producer: the effect's verified writer, kind, reference)
 
 
 @dataclass
@@ -52,7 +52,7 @@ class BatchPositions:
         self.named: set[UUID] = set()  # accounts of the batch's fills, assignments, expirations
         self.wanted: list[Ref] = []  # the references they carry
         for ev in batch:
-            found = [(kind, str(ev.data[k])) for k, kind in REFS.items() if k in ev.data]
+            found = [(ev.writer, kind, str(ev.data[k])) for k, kind in REFS.items() if k in ev.data]
             if found and (account := _uuid(ev.data.get("account_id"))):
                 self.named.add(account)
                 self.wanted += found

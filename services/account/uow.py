@@ -206,10 +206,13 @@ class AccountUnit(SqlUnit):
         await self.valued(account_id)
         return await self.positions.marks(self.conn, account_id)
 
-    async def claim(self, ref: Ref, *, fingerprint: str, account_id: UUID) -> str:
-        """A broker reference (fill, assignment, expiration) applied at most once: 'new' the
-        first time, then 'duplicate' (same figures) or 'conflict'."""
-        return await self.positions.claim(self.conn, ref, fingerprint, account_id, self.mine)
+    async def claim(self, ref: tuple[str, str], *, fingerprint: str, account_id: UUID) -> str:
+        """A broker reference (kind, id: a fill, assignment, expiration) applied at most once
+        per producing engine (the effect's verified writer): 'new' the first time, then
+        'duplicate' (same figures) or 'conflict'."""
+        assert self.cause is not None
+        claim: Ref = (self.cause.writer, *ref)
+        return await self.positions.claim(self.conn, claim, fingerprint, account_id, self.mine)
 
     async def move(self, account_id: UUID, moves: list[Move], *, transaction_id: int | None,
                    cause: str, reference: str | None) -> None:  # fmt: skip
@@ -240,7 +243,10 @@ class AccountUnit(SqlUnit):
         """An event of the command in hand; its id derives from the command's, so it is stable."""
         assert self.cause is not None
         cause = self.cause
-        event_id = uuid.uuid5(_NS, f"{cause.source}|{cause.id}|{len(self.events)}")
+        # From the whole idempotency key: two writers' entries with one (source, id) never
+        # cause events with the same id.
+        key = f"{cause.writer}|{cause.source}|{cause.id}|{len(self.events)}"
+        event_id = uuid.uuid5(_NS, key)
         fields = new_event(type_, events.SOURCE, data, subject=subject, cause=cause,
                            event_id=str(event_id))  # fmt: skip
         self.publish(self.streams.key(ACCOUNT_EVENTS), fields)

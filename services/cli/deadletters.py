@@ -3,8 +3,10 @@ records of what the operator does with them."""
 
 import asyncio
 import json
+import time
 from asyncio.subprocess import PIPE
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import jwt
@@ -15,10 +17,12 @@ from services.cli.output import UNAVAILABLE, USAGE, CliError
 from services.cli.security import ADMIN
 from shared.contracts import trust
 from shared.contracts.streams import CONSUMED, DLQ_SUFFIX, Streams
+from shared.infra.keys import KeySet
+from shared.infra.messaging import LETTER_FIELDS, Rejected
+from shared.infra.signing import letter_signer
 
-DLQ_FIELDS = (b"dlq_reason", b"dlq_stream", b"dlq_entry_id", b"dlq_deliveries")
+DLQ_FIELDS = LETTER_FIELDS  # what the service adds to the original entry, signature included
 SOURCE = "alluse-cli/dlq"  # the audit records' source
-SIGNATURE = trust.SIGNATURE.encode()  # a service's proof of authorship over the entry
 ALIASES = {**STREAMS, "queries": "alluse.account.queries"}
 
 
@@ -50,13 +54,32 @@ class Dead:
         return {k: v for k, v in self.fields.items() if k not in DLQ_FIELDS}
 
     def redriven(self, token: str) -> dict[bytes, bytes]:
-        """The original entry, proven anew by the operator's token unless a service signed it."""
-        fields = self.original()
-        if SIGNATURE in fields:
-            fields.pop(b"authorization", None)
-        else:
-            fields[b"authorization"] = f"Bearer {token}".encode()
-        return fields
+        """The signed letter as it is, with the operator's token, which authorizes the re-drive:
+        the service checks the letter's signature again and applies the entry as the writer
+        it verified and signed into the letter, never as the operator (guards.redrivable)."""
+        return {**self.fields, b"authorization": f"Bearer {token}".encode()}
+
+    async def refusal(self, keys: KeySet, window: timedelta) -> str | None:
+        """Why this letter must not be re-driven, or None: only a letter its service signed
+        (never one written by someone else) naming the writer it verified, within the
+        deduplication window (the service refuses an older one: its inbox may have forgotten
+        the entry), and never an entry refused for who wrote it."""
+        try:
+            signer = await letter_signer(keys, self.fields)
+        except Rejected as r:
+            return r.reason
+        signed = self.attr("dlq_signed_at")
+        if not signed.isdigit() or time.time() * 1000 - int(signed) > window / timedelta(
+            milliseconds=1
+        ):
+            return f"written longer ago than the deduplication window ({window}): send it anew"
+        if signer not in trust.SERVICES:
+            return f"signed by '{signer}', not a service of the platform"
+        if self.attr("dlq_refused") == "writer":
+            return "refused for who wrote it: never re-driven"
+        if not self.attr("dlq_writer"):
+            return "its service verified no writer for it"
+        return None
 
     def row(self, streams: Streams) -> dict[str, str]:
         return {

@@ -1,10 +1,13 @@
 """`alluse dlq list|show|redrive|drop`: the dead-letter streams, read and acted on by an operator.
 
-A dead letter keeps its entry's original fields (a bearer token redacted) and why it failed
-(`dlq_reason`, `dlq_stream`, `dlq_entry_id`, `dlq_deliveries`). Re-driving puts the original
-back on the stream it came from under the operator's own token (a service's signature, which
-still proves the original writer, stays as it is) and removes the dead letter; the inbox makes
-a re-drive of an entry already applied change nothing. Each re-drive and drop is first written
+A dead letter keeps its entry's original fields (a bearer token redacted), why it failed
+(`dlq_reason`, `dlq_stream`, `dlq_entry_id`, `dlq_deliveries`) and the writer its service
+verified (`dlq_writer`), all under that service's signature (`dlq_signature`). Re-driving puts
+the signed letter back on the stream it came from with the operator's token, which authorizes
+the re-drive; the service checks the letter's signature again and applies the entry as its
+original writer, so the inbox makes a re-drive of an entry already applied change nothing. A
+letter whose signature does not hold (one written into the DLQ by anyone but the service), or
+an entry refused for who wrote it, is refused here and by the service, and never booked. Each re-drive and drop is first written
 to the security service's audit chain (by its administration, as `alluse security` runs it:
 DATABASE_URL and the keys); if that fails, nothing is done.
 """
@@ -12,21 +15,26 @@ DATABASE_URL and the keys); if that fails, nothing is done.
 import argparse
 import asyncio
 import os
+import sys
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
+from pydantic import TypeAdapter, ValidationError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from services.cli.client import redacted, redis_url
+from services.cli.client import platform_keys, redacted, redis_url
 from services.cli.deadletters import Dead, actor_of, audited, dead_letters, short
 from services.cli.output import OK, REJECTED, UNAVAILABLE, USAGE, CliError, emit, fail, table
 from services.cli.tokens import resolve_token
 from shared.contracts.envelope import EnvelopeError, decode
 from shared.contracts.streams import Streams
+from shared.infra.keys import KeysUnavailable
 from shared.infra.progress import Progress
 from shared.infra.redisclient import connect
+from shared.infra.settings import Duration, Settings
 
 CHUNK = 200  # dead letters audited per call of the security administration
 Action = Callable[[Redis, Streams, argparse.Namespace], Awaitable[int]]
@@ -56,19 +64,34 @@ async def show(redis: Redis, streams: Streams, a: argparse.Namespace) -> int:
 
 
 async def redrive(redis: Redis, streams: Streams, a: argparse.Namespace) -> int:
-    chosen, skipped = [], 0
+    chosen, skipped, refused = [], 0, []
+    keys, window = platform_keys(), dedup_window()
     for dead in await _chosen(redis, streams, a):
         try:
             decode(dead.original())
-            chosen.append(dead)
         except EnvelopeError as exc:
             if not a.all:
                 raise CliError(
                     f"{dead.entry_id} cannot be re-driven ({exc}); drop it", REJECTED
                 ) from None
             skipped += 1
+            continue
+        try:
+            why = await dead.refusal(keys, window)
+        except KeysUnavailable:
+            msg = "the platform's keys cannot be fetched (ALLUSE_JWKS_URL)"
+            raise CliError(msg, UNAVAILABLE) from None
+        if why is None:
+            chosen.append(dead)
+        else:  # e.g. a letter someone wrote into the DLQ: never money, however it reads
+            refused.append((dead, why))
     token = await asyncio.to_thread(resolve_token, a.token_file)
     actor, done = actor_of(token), []
+    for at in range(0, len(refused), CHUNK):  # an attempt on a forged letter is a finding
+        await audited_refusals(actor, refused[at : at + CHUNK], streams)
+    if refused and not a.all:
+        dead, why = refused[0]
+        raise CliError(f"{dead.entry_id} is not re-driven: {why}", REJECTED)
     with Progress("redrive", len(chosen)) as bar:
         for at in range(0, len(chosen), CHUNK):
             chunk = chosen[at : at + CHUNK]
@@ -89,15 +112,24 @@ async def redrive(redis: Redis, streams: Streams, a: argparse.Namespace) -> int:
                 new = new_id.decode() if isinstance(new_id, bytes) else str(new_id)
                 done.append({**dead.row(streams), "new_entry": new})
                 bar.advance()
+    refusals = [{**d.row(streams), "refused": why} for d, why in refused]
     if a.json:
-        emit(a, {"redriven": done, "skipped_not_cloudevents": skipped})
+        emit(a, {"redriven": done, "skipped_not_cloudevents": skipped, "refused": refusals})
     else:
         table(done, ("dlq_id", "stream", "type", "id", "new_entry"))
         if skipped:
             print(
                 f"{skipped} entries are not CloudEvents and stay in place: `alluse dlq drop` them"
             )
-    return OK
+        for r in refusals:
+            print(f"refused {r['dlq_id']} ({r['type']} {r['id']}): {r['refused']}", file=sys.stderr)
+    return REJECTED if refused else OK
+
+
+async def audited_refusals(actor: str, refused: list[tuple[Dead, str]], streams: Streams) -> None:
+    for reason in {why for _, why in refused}:
+        chunk = [d for d, why in refused if why == reason]
+        await audited("dlq.redrive_refused", actor, chunk, streams, reason)
 
 
 async def drop(redis: Redis, streams: Streams, a: argparse.Namespace) -> int:
@@ -128,6 +160,17 @@ async def _chosen(redis: Redis, streams: Streams, a: argparse.Namespace) -> list
             f"{a.dlq_id} is in several dead-letter streams ({names}): add --stream", USAGE
         )
     return found
+
+
+def dedup_window() -> timedelta:
+    """The services' deduplication window (ALLUSE_DEDUP_WINDOW, read as they read it)."""
+    raw = os.environ.get("ALLUSE_DEDUP_WINDOW")
+    if raw is None:
+        return Settings.model_fields["dedup_window"].default  # type: ignore[no-any-return]
+    try:
+        return TypeAdapter(Duration).validate_python(raw)
+    except ValidationError as exc:
+        raise CliError(f"ALLUSE_DEDUP_WINDOW: {exc.errors()[0]['msg']}", USAGE) from None
 
 
 def _run(action: Action) -> Callable[[argparse.Namespace], Awaitable[int]]:

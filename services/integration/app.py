@@ -13,7 +13,7 @@ from shared.infra import logs
 from shared.infra.auth import Verifier
 from shared.infra.consumer import StreamConsumer
 from shared.infra.db import migrate
-from shared.infra.guards import bearer, signed_by
+from shared.infra.guards import bearer, redrivable, signed_by
 from shared.infra.messaging import Guard, Handler
 from shared.infra.pipeline import Dispatch, Pipeline
 from shared.infra.retention import Retained
@@ -59,13 +59,16 @@ async def build(settings: Settings, *, schema: str = SCHEMA) -> Runtime:
     )
     routes.append((ACCOUNT_EVENTS, republish, own, events))
     for stream, handler, guard, retention in routes:
+        # Each stream also takes back its own signed dead letters, re-driven by an operator.
+        letters = redrivable(guard, keys=rt.keys, verifier=verifier, service=INTEGRATION,
+                             stream=streams.key(stream), window=settings.dedup_window)  # fmt: skip
         pipeline = Pipeline(
             rt.pool,
             handler,
             source=handlers.SOURCE,
             reject_stream=streams.key(ACCOUNT_LIFECYCLE),
             limits=settings.limits,
-            guard=guard,
+            guard=letters,
             streams=streams,
             unit=UpstreamUnit.open,
         )

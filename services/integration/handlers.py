@@ -19,6 +19,7 @@ from shared.contracts.streams import (
     WS4_EVENTS,
     Streams,
 )
+from shared.contracts.trust import ORIGIN_TYPE, WRITER
 from shared.contracts.upstream import (
     EFFECT_TYPES,
     AccountValuation,
@@ -66,6 +67,10 @@ class FromUpstream:
         if not (isinstance(model, ProtocolValidated) and model.week_type):
             data["week_type"] = await unit.week_type_on(business_day(ev, model))
         carried = {k: v for k in ("causationid", "correlationid") if (v := getattr(ev, k))}
+        # The engine's verified writer and the type it sent, under this service's signature:
+        # the account service keys the effect (and its fill id) by that engine, and names the
+        # sent type when it refuses it.
+        carried |= {WRITER: ev.writer, ORIGIN_TYPE: ev.type}
         fields = new_event(
             EFFECT_TYPES[ev.type], ev.source, data, subject=getattr(model, "account_id", None),
             event_id=ev.id, time=ev.time.isoformat(), **carried,

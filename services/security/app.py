@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from starlette.routing import BaseRoute
 
 from services.security import audit, crypto, heads, http, metrics, store
 from services.security.admin import Admin
+from services.security.chain import Head
 from services.security.grants import Authority
 from services.security.passwords import Passwords
 from services.security.settings import SecuritySettings
@@ -144,11 +146,13 @@ async def trim_revocations(svc: Service, every: float = 60) -> None:
         await asyncio.sleep(every)
 
 
-async def check_audit_chain(pool: asyncpg.Pool, every: float) -> None:
-    """Re-verify the hash chain now and then, so an alert fires when it breaks."""
+async def check_audit_chain(pool: asyncpg.Pool, every: float, pinned: Sequence[Head] = ()) -> None:
+    """Re-verify the hash chain now and then, so an alert fires when it breaks: also against
+    the last head this process published (`pinned`), so rows dropped after it are seen even
+    when the heads stream was deleted meanwhile."""
     while True:
         try:
-            checked, broken = await audit.verify(pool)
+            checked, broken = await audit.verify(pool, list(pinned))
             metrics.AUDIT_INTACT.set(1 if broken is None else 0)
             metrics.AUDIT_CHECKED.set(checked)
             metrics.AUDIT_CHECKED_AT.set_to_current_time()
@@ -165,13 +169,21 @@ async def main() -> None:
     svc = await build(settings)
     stream, every = settings.streams.key(AUDIT_HEADS), settings.audit_head_every
 
+    pinned: list[Head] = []  # the last head published, in memory
+
     async def publish_heads() -> None:
-        await heads.publish_forever(svc.rt.pool, svc.rt.redis, stream, every)
+        await heads.publish_forever(
+            svc.rt.pool, svc.rt.redis, stream, every, svc.rt.signer.sign, pinned
+        )
 
     async def check_chain() -> None:
-        await check_audit_chain(svc.rt.pool, settings.audit_check_seconds)
+        await check_audit_chain(svc.rt.pool, settings.audit_check_seconds, pinned)
 
     async def trim() -> None:
         await trim_revocations(svc)
 
-    await serve_until_stopped(svc.rt, svc.routes, loops=[trim, publish_heads, check_chain])
+    async def failures() -> None:
+        await svc.authority.failures.flush_forever(settings.unauthenticated_audit_every)
+
+    loops = [trim, publish_heads, check_chain, failures]
+    await serve_until_stopped(svc.rt, svc.routes, loops=loops)

@@ -103,8 +103,8 @@ class ChainCheck:
             last = self.heads[-1]
             self.broken = Broken(
                 self.seq + 1,
-                f"chain ends at {self.seq} but a head published at {last.published}"
-                f" says {last.seq}",
+                f"records {self.seq + 1} to {last.seq} were dropped: the chain ends at"
+                f" {self.seq} but a head published at {last.published} says {last.seq}",
             )
         if self.broken is None and self.seq > 0 and not self.keyed:
             self.broken = Broken(1, "no record is keyed (the chain was re-chained unkeyed)")

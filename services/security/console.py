@@ -27,6 +27,7 @@ from services.security.settings import SecuritySettings
 from shared.contracts.streams import AUDIT_HEADS
 from shared.contracts.trust import SECURITY
 from shared.infra.db import create_pool
+from shared.infra.keys import KeySet, KeysUnavailable
 from shared.infra.outbox import Relay
 from shared.infra.redisclient import connect
 from shared.infra.signing import EntrySigner
@@ -155,15 +156,24 @@ async def verify_audit(admin: Admin, args: argparse.Namespace) -> Any:
     """Against the heads still on the heads stream and any given with --head (from the log)."""
     redis = connect(admin.settings.redis_url)
     try:
-        published = await heads.published(redis, admin.settings.streams.key(AUDIT_HEADS))
+        keys = KeySet.from_url(admin.settings.jwks_url)  # the security service's own key
+        stream = admin.settings.streams.key(AUDIT_HEADS)
+        published, forged = await heads.published(redis, stream, keys)
+    except KeysUnavailable:
+        raise Refused({"status": "unverifiable", "problem": "the JWKS cannot be fetched"
+                       f" from {admin.settings.jwks_url}: head signatures cannot be checked"}) from None  # fmt: skip
     finally:
         await redis.aclose()
     checked, broken = await audit.verify(admin.pool, [*published, *args.head])
+    found: dict[str, Any] = {"records": checked, "heads": len(published)}
+    if forged:  # someone else wrote onto the heads stream: never a verdict on the chain
+        found["forged_heads"] = [{"entry": f.published, "problem": f.problem} for f in forged]
     if broken is not None:
-        raise Refused(
-            {"status": "broken", "first_broken_seq": broken.seq, "problem": broken.problem}
-        )
-    return {"status": "intact", "records": checked}
+        raise Refused({"status": "broken", "first_broken_seq": broken.seq,
+                       "problem": broken.problem, **found})  # fmt: skip
+    if forged:
+        raise Refused({"status": "forged_heads", "chain": "intact", **found})
+    return {"status": "intact", **found}
 
 
 async def audit_query(admin: Admin, args: argparse.Namespace) -> Any:

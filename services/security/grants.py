@@ -20,6 +20,7 @@ from cryptography.fernet import MultiFernet
 
 from services.security import audit, domain, keys, metrics, revocation, session_store, store, tokens
 from services.security.domain import InvalidClient, InvalidGrant
+from services.security.failures import Unauthenticated
 from services.security.passwords import Passwords
 from services.security.settings import SecuritySettings
 
@@ -38,6 +39,7 @@ class Authority:
     ) -> None:
         self.pool, self.settings, self.passwords = pool, settings, passwords
         self.keys = keys.KeyCache(fernet)
+        self.failures = Unauthenticated(pool)  # failures no principal can be held to
 
     async def _issue(
         self,
@@ -124,13 +126,15 @@ class Authority:
                 )
                 metrics.LOGINS.labels("password", "succeeded").inc()
                 return await self._issue(conn, sub=str(u["id"]), role=u["role"], user_id=u["id"])
-            actor = str(u["id"]) if u is not None else "anonymous"
-            await audit.append(
-                conn,
-                action="security.login.failed",
-                actor=actor,
-                details={"username": username[: domain.USERNAME_MAX], "reason": reason},
-            )
+            if u is None:  # no principal: counted, audited with the others of its interval
+                self.failures.note("password", "unknown_user")
+            else:
+                await audit.append(
+                    conn,
+                    action="security.login.failed",
+                    actor=str(u["id"]),
+                    details={"username": username[: domain.USERNAME_MAX], "reason": reason},
+                )
         metrics.LOGINS.labels("password", "failed").inc()
         raise InvalidGrant(BAD_LOGIN)
 
@@ -170,12 +174,15 @@ class Authority:
             if c is not None and ok and c["status"] == "active":
                 metrics.LOGINS.labels("client_credentials", "succeeded").inc()
                 return await self._issue(conn, sub=client_id, role=c["role"])
-            await audit.append(
-                conn,
-                action="security.client.failed",
-                actor=client_id[: domain.USERNAME_MAX],
-                details={"reason": "unknown client or wrong secret" if not ok else "disabled"},
-            )
+            if c is None:  # no principal: counted, audited with the others of its interval
+                self.failures.note("client_credentials", "unknown_client")
+            else:
+                await audit.append(
+                    conn,
+                    action="security.client.failed",
+                    actor=client_id[: domain.USERNAME_MAX],
+                    details={"reason": "wrong secret" if not ok else "disabled"},
+                )
         metrics.LOGINS.labels("client_credentials", "failed").inc()
         raise InvalidClient("client authentication failed")
 
@@ -222,7 +229,10 @@ class Authority:
                 return await self._issue(
                     conn, sub=str(u["id"]), role=u["role"], user_id=u["id"], family=r["family"]
                 )
-            await audit.append(conn, action=action, actor=actor, details={"reason": reason})
+            if r is None:  # no principal: counted, audited with the others of its interval
+                self.failures.note("refresh_token", "unknown_refresh_token")
+            else:
+                await audit.append(conn, action=action, actor=actor, details={"reason": reason})
         raise InvalidGrant(reason)
 
     async def revoke(self, token: str) -> None:

@@ -16,7 +16,12 @@ class SecuritySettings(Settings):
     # The schema owner's URL for migrations (ALLUSE_MIGRATION_DATABASE_URL); DATABASE_URL's role
     # is then the runtime role, granted rows but never UPDATE or DELETE on the audit chain.
     migration_database_url: str = Field(default="", repr=False)
-    audit_head_every: PositiveInt = 60  # seconds between publications of the chain's head
+    # Seconds between publications of the chain's (signed) head while it grows: rows written
+    # after the last head are the only ones whose loss a head cannot show.
+    audit_head_every: PositiveInt = 2
+    # Seconds between the audit records that sum up token requests refused before anyone was
+    # identified (services/security/failures.py); each is counted in a metric at once.
+    unauthenticated_audit_every: PositiveInt = 60
     # How long a published head stays on alluse.audit.heads (it pins the chain up to it).
     audit_heads_retention: Duration = timedelta(days=30)
     # The other services' public signing keys, published in the JWKS bound to their names:

@@ -3,6 +3,7 @@
 import hashlib
 import json
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -60,22 +61,66 @@ class CloudEvent(BaseModel):
     # Who proved to have written the entry (a token's subject, or a service's name): set by
     # the reader once verified, never read from the entry itself.
     _actor: str | None = PrivateAttr(default=None)
+    # The same, as the first part of the idempotency key: `client:<token subject>`,
+    # `service:<signer>` (plus `/<writer it verified>` for what a service forwards), or
+    # `platform:<what>` for what the platform makes itself. Never read from the entry.
+    _writer: str = PrivateAttr(default="")
+    _sent_type: str | None = PrivateAttr(default=None)  # as the vouched writer sent it
+    # Keys that `data` named twice (anywhere in it): taking either value would guess what the
+    # writer meant ({"amount": "1.00", "amount": "9000.00"}), so the entry is refused as
+    # `invalid_payload` once its writer is known (shared/infra/pipeline.py, payload()).
+    _duplicates: tuple[str, ...] = PrivateAttr(default=())
+    _redriven_by: str | None = PrivateAttr(default=None)
 
     @property
-    def key(self) -> tuple[str, str]:
-        """The idempotency key: the same source and id are applied once."""
-        return (self.source, self.id)
+    def key(self) -> tuple[str, str, str]:
+        """The idempotency key: the same writer, source and id are applied once. Bound to the
+        verified writer, so two principals never share a key (one cannot claim another's)."""
+        return (self._writer, self.source, self.id)
 
     def key_digest(self) -> str:
-        """The idempotency key as one id-safe string: distinct sources never collide."""
-        return hashlib.sha256(f"{self.source}\x00{self.id}".encode()).hexdigest()[:32]
+        """The idempotency key as one id-safe string: distinct writers and sources never collide."""
+        raw = f"{self._writer}\x00{self.source}\x00{self.id}"
+        return hashlib.sha256(raw.encode()).hexdigest()[:32]
 
     @property
     def actor(self) -> str | None:
         return self._actor
 
-    def verified_as(self, actor: str) -> None:
+    @property
+    def writer(self) -> str:
+        return self._writer
+
+    @property
+    def duplicate_keys(self) -> tuple[str, ...]:
+        return self._duplicates
+
+    @property
+    def sent_type(self) -> str:
+        """The type its writer sent: a forwarded entry's original (`ws4.trade.filled` for an
+        effect), else its own. What a refusal names, so the writer recognises its entry."""
+        return self._sent_type or self.type
+
+    def verified_as(self, actor: str, kind: Literal["client", "service", "platform"] = "client",
+                    *, vouched: str | None = None, sent_type: str | None = None) -> None:  # fmt: skip
+        """`actor` proved to have written the entry. `vouched` (and `sent_type`): the writer a
+        signing service verified and forwards the entry for (the engine behind an effect),
+        and the type that writer sent."""
         self._actor = actor
+        self._writer = f"{kind}:{actor}" + (f"/{vouched}" if vouched else "")
+        self._sent_type = sent_type
+
+    @property
+    def redriven_by(self) -> str | None:
+        """The operator whose token re-drove this entry from a signed dead letter, if one did."""
+        return self._redriven_by
+
+    def redriven_as(self, writer: str, *, operator: str, sent_type: str | None = None) -> None:
+        """A re-driven dead letter: applied as the writer its service verified and signed into
+        the letter, on the authority of `operator`'s token. Same writer, same key: a re-drive
+        of an entry applied before changes nothing."""
+        self._actor = writer.partition(":")[2].split("/")[0]
+        self._writer, self._redriven_by, self._sent_type = writer, operator, sent_type
 
     def fingerprint(self) -> str:
         """What must match for a re-sent entry to count as the same command."""
@@ -110,8 +155,16 @@ def _decode(fields: dict[bytes, bytes], limits: Limits) -> CloudEvent:
     raw = attrs.pop("data", None)
     if raw is None:
         raise EnvelopeError("missing field 'data'")
+    twice: list[str] = []
+
+    def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        obj = dict(pairs)
+        if len(obj) != len(pairs):
+            twice.extend(k for k, n in Counter(k for k, _ in pairs).items() if n > 1)
+        return obj
+
     try:
-        data = json.loads(raw, parse_float=Decimal)
+        data = json.loads(raw, parse_float=Decimal, object_pairs_hook=unique)
     except json.JSONDecodeError as exc:
         raise EnvelopeError(f"field 'data' is not JSON: {exc.msg}") from exc
     except RecursionError as exc:
@@ -120,9 +173,11 @@ def _decode(fields: dict[bytes, bytes], limits: Limits) -> CloudEvent:
         raise EnvelopeError("field 'data' must be a JSON object")
     _within(data, limits)
     try:
-        return CloudEvent.model_validate({**attrs, "data": data})
+        ev = CloudEvent.model_validate({**attrs, "data": data})
     except ValidationError as exc:
         raise EnvelopeError(f"not a CloudEvents 1.0 entry: {explain(exc)}") from exc
+    ev._duplicates = tuple(dict.fromkeys(twice))
+    return ev
 
 
 def _too_deep(limits: Limits) -> str:

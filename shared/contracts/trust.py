@@ -36,6 +36,11 @@ ROOT_CONTEXT = b"alluse-entries-v1\n"  # what is signed: this, the tree's depth,
 GROUP = 64  # entries under one signature: proofs of at most 6 hashes
 MAX_DEPTH = 6
 REVOKED = "alluse.security.revoked"
+# Extension attributes a service adds to an entry it forwards for another writer (an engine's
+# fill, re-typed as an effect), under its signature: the writer it verified, whose key space
+# the entry keeps, and the type the writer sent, which a refusal names.
+WRITER = "writer"
+ORIGIN_TYPE = "origintype"
 # Each service's CloudEvents `source`: an audit record is taken only from the one it names.
 SOURCES = {
     "alluse/account-service": ACCOUNT,

@@ -47,7 +47,7 @@ def audit_event(
         `action` names what happened (e.g. "account.created", "command.denied"), `actor` who did it
         (the token's sub), `subject` what it happened to (an account id). A re-delivered command
         replays the same outcome, so the record is stored once: its id is a hash of the command's
-    (source, id), so two producers' commands never share one; pass `event_id` to fix it yourself.
+    key (writer, source, id), so two writers' commands never share one; pass `event_id` to fix it.
     """
     data = {"action": action, "actor": actor, "subject": subject, "details": scrub(details or {})}
     fields = new_event(

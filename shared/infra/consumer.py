@@ -18,6 +18,7 @@ from shared.infra import metrics
 from shared.infra.messaging import Entry, Outcome, dead_letter_fields
 from shared.infra.retention import Retained
 from shared.infra.settings import Settings
+from shared.infra.signing import EntrySigner
 
 log = logging.getLogger(__name__)
 _SETTLE = """
@@ -51,6 +52,8 @@ class StreamConsumer:
         self.process, self.after = process, after
         self.delete_applied, self.retention = delete_applied, retention
         self.errors: dict[bytes, str] = {}  # entry id -> its last error here, for its dead letter
+        self.writers: dict[bytes, str] = {}  # entry id -> its verified writer, for its dead letter
+        self.signer: EntrySigner | None = None  # signs the dead letters (set by running())
         self.dlq = f"{stream}.dlq"
         self.stopped = False
 
@@ -83,9 +86,13 @@ class StreamConsumer:
         outcome = await self.process(entries)
         if len(self.errors) > 10_000:  # only a hint for the dead letter: never grows unbounded
             self.errors.clear()
+            self.writers.clear()
         self.errors.update(outcome.failed)
+        self.writers.update((i, outcome.writers[i]) for i in outcome.failed if i in outcome.writers)
         for entry_id, fields, reason in outcome.dead:
-            await self.dead_letter(entry_id, fields, reason, deliveries)
+            writer = outcome.writers.get(entry_id, "")
+            refused = entry_id in outcome.refused_writer
+            await self.dead_letter(entry_id, fields, reason, deliveries, writer, refused)
         if outcome.ack:
             await self.settle(outcome.ack)
         if outcome.held:  # waiting for the keys is no failed delivery: never dead-lettered for it
@@ -99,15 +106,19 @@ class StreamConsumer:
         self.after()
 
     async def dead_letter(
-        self, entry_id: bytes, fields: dict[bytes, bytes], reason: str, deliveries: int
-    ) -> None:
+        self, entry_id: bytes, fields: dict[bytes, bytes], reason: str, deliveries: int,
+        writer: str = "", refused_writer: bool = False,
+    ) -> None:  # fmt: skip
         log.warning("dead-lettered %s from %s: %s", entry_id.decode(), self.stream, reason)
         dl = dead_letter_fields(
-            fields, reason=reason, stream=self.stream, entry_id=entry_id, deliveries=deliveries
-        )
+            fields, reason=reason, stream=self.stream, entry_id=entry_id, deliveries=deliveries,
+            writer=writer, refused_writer=refused_writer,
+        )  # fmt: skip
+        if self.signer is not None:  # a letter no service signed is never re-driven
+            dl = self.signer.sign_letter(dl)
         # Two steps, each on one key (a Redis Cluster refuses a MULTI across slots): the copy
         # first, so a crash in between dead-letters the entry twice, never loses it.
-        await self.redis.xadd(self.dlq, dl)
+        await self.redis.xadd(self.dlq, dl)  # type: ignore[arg-type]
         await self.settle([entry_id])
         metrics.DEAD.labels(self.stream).inc()
 
@@ -149,7 +160,8 @@ class StreamConsumer:
             elif tries[entry_id] >= self.settings.max_deliveries:
                 last = self.errors.pop(entry_id, "see the service log")
                 reason = f"failed {tries[entry_id]} deliveries; last error: {last}"
-                await self.dead_letter(entry_id, fields, reason, tries[entry_id])
+                writer = self.writers.pop(entry_id, "")
+                await self.dead_letter(entry_id, fields, reason, tries[entry_id], writer)
             else:
                 retry.append((entry_id, fields))
         if retry:

@@ -13,9 +13,16 @@ from shared.contracts.envelope import CloudEvent
 from shared.infra.auth import Verifier
 from shared.infra.keys import KeySet
 from shared.infra.messaging import Guard, Rejected
-from shared.infra.signing import signer_of, text_fields
+from shared.infra.signing import (
+    LETTER_SIGNATURE,
+    LETTER_SIGNED_AT,
+    letter_signer,
+    signer_of,
+    text_fields,
+)
 
 SKEW = timedelta(minutes=5)  # how far ahead of this reader's clock a signer's clock may run
+REDRIVERS = frozenset({"admin", "operator"})  # who may re-drive a dead letter
 
 # Who may date an entry further back than the backdating limit: an entry's `time` dates the
 # rows it writes (business time), and only those who backfill and correct books may write
@@ -29,7 +36,7 @@ def bearer(verifier: Verifier, *, backdate: timedelta | None = None) -> Guard:
 
     async def guard(ev: CloudEvent, fields: dict[bytes, bytes]) -> None:
         who = await verifier.authorize(ev.authorization, ev.type)
-        ev.verified_as(who.subject)
+        ev.verified_as(who.subject, "client")
         if backdate is None or who.role in BACKDATING_ROLES:
             return
         if ev.time < datetime.now(UTC) - backdate:
@@ -59,7 +66,10 @@ def signed_by(keys: KeySet, service: str | None, window: timedelta) -> Guard:
                 "forbidden", f"'{ev.type}' is accepted only from the {owner} service, not {signer}"
             )
         fresh(text, window)
-        ev.verified_as(signer)
+        # A service may forward an entry for the writer it verified (an engine's fill, as an
+        # effect): covered by its signature, so the forwarded entry keeps that writer's keys.
+        vouched, sent = text.get(trust.WRITER) or None, text.get(trust.ORIGIN_TYPE) or None
+        ev.verified_as(signer, "service", vouched=vouched, sent_type=sent)
 
     return guard
 
@@ -78,3 +88,41 @@ def fresh(fields: Mapping[str, str], window: timedelta) -> None:
         )
     if age < -SKEW:
         raise Rejected("unauthorized", "signed in the future (signer's clock ahead by > 5 min)")
+
+
+def redrivable(
+    guard: Guard, *, keys: KeySet, verifier: Verifier, service: str, stream: str, window: timedelta
+) -> Guard:
+    """`guard`, and beside it a dead letter re-driven by an operator (`alluse dlq redrive`).
+
+    An entry carrying a dead letter's signature is taken only if this service signed that
+    letter for this very stream within `window` (the deduplication window: an older one may
+    have been forgotten by the inbox and would apply twice), the letter names the writer it
+    verified and was not refused for who wrote it, and the entry's token is an operator's or
+    an admin's. It is then applied as that original writer (same key: a second re-drive
+    changes nothing), with the operator who re-drove it in its audit record. A letter
+    written by anyone else - a fabricated one - holds no signature and is refused.
+    """
+
+    async def guard_or_letter(ev: CloudEvent, fields: dict[bytes, bytes]) -> None:
+        if LETTER_SIGNATURE not in fields:
+            if any(k.startswith(b"dlq_") for k in fields):  # a letter's copy, re-driven bare
+                raise Rejected("unauthorized", "a dead letter without its service's signature")
+            return await guard(ev, fields)
+        signer = await letter_signer(keys, fields)
+        if signer != service or fields.get(b"dlq_stream", b"").decode(errors="replace") != stream:
+            raise Rejected("forbidden", "a dead letter is re-driven only to the stream it left")
+        if fields.get(b"dlq_refused") == b"writer":
+            raise Rejected("forbidden", "refused for who wrote it: a dead letter never re-driven")
+        writer = fields.get(b"dlq_writer", b"").decode(errors="replace")
+        if not writer:
+            raise Rejected("unauthorized", "the dead letter names no verified writer")
+        stamp = fields.get(LETTER_SIGNED_AT, b"").decode(errors="replace")
+        fresh({trust.SIGNED_AT: stamp}, window)
+        who = await verifier.principal(ev.authorization)
+        if who.role not in REDRIVERS:
+            raise Rejected("forbidden", f"role '{who.role}' may not re-drive dead letters")
+        sent = fields.get(trust.ORIGIN_TYPE.encode(), b"").decode(errors="replace") or None
+        ev.redriven_as(writer, operator=who.subject, sent_type=sent)
+
+    return guard_or_letter

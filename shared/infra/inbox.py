@@ -1,8 +1,9 @@
 """The inbox and outbox rows of a batch, written in the batch's own transaction.
 
-The inbox keeps each applied message's (source, id), its payload's fingerprint and its outcome,
-so a redelivery is answered with the same events (same ids) and a reused id with another
-payload is refused. The outbox holds what the relay publishes once the transaction commits.
+The inbox keeps each applied message's key (verified writer, source, id), its payload's
+fingerprint and its outcome, so a redelivery is answered with the same events (same ids) and a
+reused id with another payload is refused. The writer is the guard's (CloudEvent.key): another
+principal's entry with the same (source, id) is another key, never a conflict with this one. The outbox holds what the relay publishes once the transaction commits.
 """
 
 import json
@@ -13,24 +14,34 @@ from shared.contracts.envelope import CloudEvent
 from shared.infra.bulk import insert_rows
 from shared.infra.messaging import Emit
 
-Known = dict[tuple[str, str], tuple[str, list[Emit]]]  # (source, id) -> (fingerprint, outcome)
+Key = tuple[str, str, str]  # (writer, source, id)
+Known = dict[Key, tuple[str, list[Emit]]]  # key -> (fingerprint, outcome)
 
 
 async def known(conn: asyncpg.Connection, events: list[CloudEvent]) -> Known:
-    """The messages of `events` applied before, with their fingerprint and outcome."""
+    """The messages of `events` applied before, with their fingerprint and outcome. A row
+    written before keys named their writer (writer '') answers every writer of its (source,
+    id) until the deduplication window forgets it: an upgrade never applies an entry twice."""
     rows = await conn.fetch(
-        "SELECT source, id, fingerprint, outcome FROM inbox"
-        " WHERE (source, id) IN (SELECT * FROM unnest($1::text[], $2::text[]))",
+        "SELECT k.writer, k.source, k.id, i.fingerprint, i.outcome FROM inbox i"
+        " JOIN unnest($1::text[], $2::text[], $3::text[]) AS k (writer, source, id)"
+        " ON i.source = k.source AND i.id = k.id AND i.writer IN (k.writer, '')"
+        " ORDER BY i.writer = k.writer",  # the writer's own row last: it wins
+        [ev.writer for ev in events],
         [ev.source for ev in events],
         [ev.id for ev in events],
     )
     return {
-        (r["source"], r["id"]): (r["fingerprint"], [tuple(e) for e in json.loads(r["outcome"])])
+        (r["writer"], r["source"], r["id"]): (
+            r["fingerprint"],
+            [tuple(e) for e in json.loads(r["outcome"])],
+        )
         for r in rows
     }
 
 
 INBOX_ROW = [
+    ("writer", "text"),
     ("source", "text"),
     ("id", "text"),
     ("type", "text"),
@@ -40,8 +51,8 @@ INBOX_ROW = [
 OUTBOX_ROW = [("stream", "text"), ("fields", "text")]  # stored as sent (migration 003)
 
 
-async def record(conn: asyncpg.Connection, rows: list[tuple[str, str, str, str, str]]) -> None:
-    """Inbox rows: (source, id, type, fingerprint, outcome as JSON), in one statement."""
+async def record(conn: asyncpg.Connection, rows: list[tuple[str, str, str, str, str, str]]) -> None:
+    """Inbox rows: (writer, source, id, type, fingerprint, outcome as JSON), in one statement."""
     await insert_rows(conn, "inbox", INBOX_ROW, rows)
 
 

@@ -37,23 +37,41 @@ class Outcome:
     dead: list[tuple[bytes, dict[bytes, bytes], str]] = field(default_factory=list)
     held: list[bytes] = field(default_factory=list)  # waiting for the keys: retried, not counted
     failed: dict[bytes, str] = field(default_factory=dict)  # left pending: the error, for the DLQ
+    # The verified writer of each entry admitted, and the entries refused for who wrote them:
+    # what a dead letter says of its entry, under the service's signature.
+    writers: dict[bytes, str] = field(default_factory=dict)
+    refused_writer: set[bytes] = field(default_factory=set)
     emitted: int = 0
     rejected: int = 0
 
 
+LETTER_FIELDS = (b"dlq_reason", b"dlq_stream", b"dlq_entry_id", b"dlq_deliveries",
+                 b"dlq_writer", b"dlq_refused", b"dlq_signed_at", b"dlq_signature")  # fmt: skip
+
+
 def dead_letter_fields(
-    fields: dict[bytes, bytes], *, reason: str, stream: str, entry_id: bytes, deliveries: int
-) -> dict[Any, Any]:
-    """The original fields, so an operator can re-drive them, plus why it failed.
+    fields: dict[bytes, bytes], *, reason: str, stream: str, entry_id: bytes, deliveries: int,
+    writer: str = "", refused_writer: bool = False,
+) -> dict[bytes, bytes]:  # fmt: skip
+    """The original fields, so an operator can re-drive them, plus why it failed, the writer
+    the service verified (`dlq_writer`, empty when none was) and whether it was refused for
+    who wrote it (`dlq_refused: writer`: never re-driven). The service signs the letter.
 
     A bearer token is not copied: the dead-letter stream is kept long and read by operators;
-    re-driving a command takes a fresh token.
+    a re-drive is authorized by the operator's token and applied as `dlq_writer`. Fields of
+    a letter (dlq_*) the entry itself carried are dropped: only the service writes them.
     """
-    kept = {k: (b"[redacted]" if k == b"authorization" else v) for k, v in fields.items()}
+    kept = {
+        k: (b"[redacted]" if k == b"authorization" else v)
+        for k, v in fields.items()
+        if k not in LETTER_FIELDS
+    }
     return {
         **kept,
         b"dlq_reason": reason.encode()[:2000],
         b"dlq_stream": stream.encode(),
         b"dlq_entry_id": entry_id,
         b"dlq_deliveries": str(deliveries).encode(),
+        b"dlq_writer": writer.encode(),
+        b"dlq_refused": b"writer" if refused_writer else b"",
     }

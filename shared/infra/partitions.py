@@ -29,6 +29,7 @@ from shared.infra.leases import Leases
 from shared.infra.messaging import Entry, dead_letter_fields
 from shared.infra.retention import Retained
 from shared.infra.settings import Settings
+from shared.infra.signing import EntrySigner
 
 log = logging.getLogger(__name__)
 SETTLE_MS = 100  # how often a replica short of its share looks for partitions given back
@@ -87,6 +88,7 @@ class Partitioned:
         self.held: set[int] = set()
         self.routing = False
         self.tries: dict[bytes, int] = {}
+        self.signer: EntrySigner | None = None  # signs the dead letters (set by running())
         self.retry_at: dict[int, float] = {}  # a partition whose head failed waits till then
         self.routed = asyncio.Event()  # this replica's router moved entries: look at once
         self.alive = 0  # replicas seen at the last renewal
@@ -183,9 +185,15 @@ class Partitioned:
             letters = self.redis.pipeline(transaction=False)
             for entry_id, kept, reason in dead:
                 log.warning("dead-lettered %s from %s: %s", entry_id.decode(), self.stream, reason)
-                letters.xadd(self.dlq, dead_letter_fields(
+                letter = dead_letter_fields(
                     kept, reason=reason, stream=self.stream, entry_id=entry_id,
-                    deliveries=self.tries.pop(entry_id, 1)))  # fmt: skip
+                    deliveries=self.tries.pop(entry_id, 1),
+                    writer=outcome.writers.get(entry_id, ""),
+                    refused_writer=entry_id in outcome.refused_writer,
+                )  # fmt: skip
+                if self.signer is not None:  # a letter no service signed is never re-driven
+                    letter = self.signer.sign_letter(letter)
+                letters.xadd(self.dlq, letter)  # type: ignore[arg-type]
                 metrics.DEAD.labels(self.stream).inc()
             await letters.execute()
         # Each XDEL alone: one left undone by a crash leaves an entry the inbox knows.

@@ -14,6 +14,7 @@ Over 200 lines on purpose: this is the one path every message takes, and its sta
 order here rather than across files (docs/architecture.md).
 """
 
+import decimal
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -80,6 +81,9 @@ class Pipeline:
     limits: Limits = LIMITS  # what one inbound entry may be (settings.limits)
     guard: Guard | None = None  # None only where the service itself made the entries
     streams: Streams | None = None  # where refusals leave their audit record
+    # With no guard, the platform made the entries itself: their writer, `platform:<what>`, is
+    # a key space no client or service entry can reach (a guard binds client: or service:).
+    platform: str = "pipeline"
 
     async def process(self, entries: Sequence[Entry]) -> Outcome:
         out = Outcome()
@@ -104,9 +108,36 @@ class Pipeline:
                         await self._apply(conn, [item], out)
                     out.ack.append(item[0])
                 except Exception as exc:
+                    if (code := deterministic(exc)) is not None and await self._unstorable(
+                        item[1], code, exc, out
+                    ):
+                        out.ack.append(item[0])
+                        continue
                     log.exception("entry %s failed; left pending", item[0].decode())
                     out.failed[item[0]] = f"{type(exc).__name__}: {exc}"[:500]
         return out
+
+    async def _unstorable(self, ev: CloudEvent, code: str, exc: Exception, out: Outcome) -> bool:
+        """An entry whose values cannot be stored (e.g. beyond numeric(20,2)) fails the same
+        way on every try: refused at once, with an inbox row like any refusal, rather than
+        left pending and holding its whole partition for a reclaim interval per try."""
+        log.warning("entry %s/%s refused: %s", ev.source, ev.id, exc)
+        reason = f"a value cannot be stored ({type(exc).__name__}: {str(exc)[:200]})"
+        emit = self.rejection(ev, code, reason, ev.subject)
+        tracing.stamp(emit[1])
+        encoded = [(emit[0], dumps(emit[1]))]
+        try:
+            async with transaction(self.pool) as conn:
+                row = (ev.writer, ev.source, ev.id, ev.type, ev.fingerprint(),
+                       inbox.outcome(encoded))  # fmt: skip
+                await inbox.record(conn, [row])
+                await inbox.insert_outbox(conn, encoded)
+        except Exception:
+            log.exception("refusal of %s/%s could not be written", ev.source, ev.id)
+            return False
+        out.rejected += 1
+        out.emitted += 1
+        return True
 
     async def admit(self, entries: Sequence[Entry], out: Outcome) -> list[tuple[bytes, CloudEvent]]:
         """Decoded entries whose writer is proven and allowed; refusals answered at once."""
@@ -119,7 +150,9 @@ class Pipeline:
             except EnvelopeError as exc:
                 out.dead.append((entry_id, fields, str(exc)))
                 continue
-            if self.guard is not None:
+            if self.guard is None:
+                ev.verified_as(self.platform, "platform")
+            else:
                 try:
                     await self.guard(ev, fields)
                 except KeysUnavailable:
@@ -134,6 +167,7 @@ class Pipeline:
                     refused_ids.append(entry_id)
                     continue
             good.append((entry_id, ev))
+            out.writers[entry_id] = ev.writer
         if refused:
             async with transaction(self.pool) as conn:
                 await inbox.insert_outbox(conn, [(s, dumps(fields)) for s, fields in refused])
@@ -146,7 +180,7 @@ class Pipeline:
         self, conn: asyncpg.Connection, items: Sequence[tuple[bytes, CloudEvent]], out: Outcome
     ) -> None:
         known = await inbox.known(conn, [ev for _, ev in items])
-        rows: list[tuple[str, str, str, str, str]] = []
+        rows: list[tuple[str, str, str, str, str, str]] = []
         outbox: list[tuple[str, str]] = []  # (stream key, fields as JSON): encoded once
         fresh = [ev for _, ev in items if ev.key not in known]
         unit = await self.unit(conn, fresh) if fresh else None
@@ -156,7 +190,10 @@ class Pipeline:
                 if prior[0] == ev.fingerprint():  # the same outcome again, with the same event ids
                     outbox.extend((stream, dumps(fields)) for stream, fields in prior[1])
                 else:
-                    reason = f"({ev.source}, {ev.id}) was already applied with another payload"
+                    reason = (
+                        f"({ev.source}, {ev.id}) was already applied with another payload"
+                        " from the same writer"
+                    )
                     stream, fields = self.rejection(ev, "idempotency_conflict", reason, None)
                     outbox.append((stream, dumps(fields)))
                     out.rejected += 1
@@ -169,7 +206,7 @@ class Pipeline:
             fingerprint = ev.fingerprint()
             known[ev.key] = (fingerprint, emits)
             encoded = [(stream, dumps(fields)) for stream, fields in emits]
-            rows.append((ev.source, ev.id, ev.type, fingerprint, inbox.outcome(encoded)))
+            rows.append((ev.writer, ev.source, ev.id, ev.type, fingerprint, inbox.outcome(encoded)))
             outbox.extend(encoded)
         if unit is not None:
             await unit.flush()
@@ -199,7 +236,8 @@ class Pipeline:
         subject: str | None,
         event_id: str | None = None,
     ) -> Emit:
-        data = {"code": code, "reason": reason, "command_type": ev.type, "command_id": ev.id}
+        # The type as its writer sent it (an effect's `ws4.*` type), so the writer knows it.
+        data = {"code": code, "reason": reason, "command_type": ev.sent_type, "command_id": ev.id}
         if code in ("unauthorized", "forbidden"):
             metrics.TOKEN_REFUSALS.labels(code).inc()
         fields = new_event(
@@ -220,7 +258,7 @@ class Pipeline:
         emits = [self.rejection(ev, r.code, r.reason, r.subject, event_id=str(uuid.uuid4()))]
         if self.streams is not None:
             details = {
-                "message_type": ev.type,
+                "message_type": ev.sent_type,
                 "message_id": ev.id,
                 "source": ev.source,
                 "code": r.code,
@@ -266,11 +304,13 @@ class Dispatch:
         if self.audited and unit.events:
             done = sorted({fields["type"] for _, fields in unit.events})
             details = {
-                "message_type": ev.type,
+                "message_type": ev.sent_type,  # as its writer sent it (ws4.*, not the effect's)
                 "message_id": ev.id,
                 "source": ev.source,
                 "outcome": done,
             }
+            if ev.redriven_by:  # applied as its original writer, on an operator's authority
+                details["redriven_by"] = ev.redriven_by
             unit.events.append(
                 audit_event(
                     self.streams,
@@ -285,11 +325,34 @@ class Dispatch:
         return unit.events
 
 
+def deterministic(exc: BaseException) -> str | None:
+    """The refusal code of a failure that would recur on every try, or None (may pass later).
+
+    PostgreSQL's data exceptions (SQLSTATE class 22: a number out of its column's range, a
+    string too long, an invalid value) depend only on the entry, as do decimal arithmetic
+    errors; a lost connection, a deadlock or a unique violation from a concurrent batch do not.
+    """
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, asyncpg.NumericValueOutOfRangeError | decimal.DecimalException):
+            return "invalid_amount"
+        if isinstance(cur, asyncpg.DataError):
+            return "invalid_payload"
+        cur = cur.__cause__ or cur.__context__
+    return None
+
+
 def payload(model: type[BaseModel], ev: CloudEvent, *, subject_is_account: bool) -> Any:
     """The message's data as `model`; a subject naming another account than the data is refused.
 
     `subject_is_account`: a missing data.account_id is taken from the subject (commands).
     """
+    if ev.duplicate_keys:
+        twice = ", ".join(repr(k[:50]) for k in ev.duplicate_keys[:5])
+        reason = f"data names {twice} more than once: which value was meant cannot be known"
+        raise Rejected("invalid_payload", reason, subject=ev.subject)
     data = dict(ev.data)
     if ev.subject and "account_id" in model.model_fields:
         named = (

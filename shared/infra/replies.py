@@ -75,8 +75,10 @@ class Replier:
         self, entry_id: bytes, fields: dict[bytes, bytes], ev: CloudEvent, reason: str,
         actor: str, out: Outcome, denied: list[Emit],
     ) -> None:  # fmt: skip
-        """Answered nowhere (no stream the caller may be answered on): dead-lettered, audited."""
+        """Answered nowhere (no stream the caller may be answered on): dead-lettered, audited;
+        a refusal for who wrote it, which a re-drive never applies."""
         out.dead.append((entry_id, fields, reason))
+        out.refused_writer.add(entry_id)
         out.rejected += 1
         details = {"message_type": ev.type, "message_id": ev.id, "source": ev.source,
                    "reason": reason[:300]}  # fmt: skip

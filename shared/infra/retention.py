@@ -72,9 +72,10 @@ async def prune_inbox(pool: asyncpg.Pool, window: timedelta, *, batch: int = 500
     total = 0
     while True:
         deleted: int = await pool.fetchval(
-            "WITH doomed AS (SELECT source, id FROM inbox WHERE applied_at < now() - $1::interval"
-            " LIMIT $2), gone AS (DELETE FROM inbox i USING doomed d"
-            " WHERE i.source = d.source AND i.id = d.id RETURNING 1)"
+            "WITH doomed AS (SELECT writer, source, id FROM inbox"
+            " WHERE applied_at < now() - $1::interval LIMIT $2),"
+            " gone AS (DELETE FROM inbox i USING doomed d"
+            " WHERE i.writer = d.writer AND i.source = d.source AND i.id = d.id RETURNING 1)"
             " SELECT count(*) FROM gone",
             window,
             batch,

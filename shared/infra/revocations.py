@@ -109,8 +109,9 @@ class Revocations:
         if self.dead_letters is None:
             return
         copy = dead_letter_fields(raw, reason=reason, stream=self.stream,
-                                  entry_id=_bytes(entry_id), deliveries=1)  # fmt: skip
-        await self.redis.xadd(self.dead_letters, copy)
+                                  entry_id=_bytes(entry_id), deliveries=1,
+                                  refused_writer=True)  # fmt: skip
+        await self.redis.xadd(self.dead_letters, copy)  # type: ignore[arg-type]
         await self.redis.xdel(self.stream, entry_id)
         metrics.DEAD.labels(self.stream).inc()
 

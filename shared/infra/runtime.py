@@ -144,6 +144,9 @@ async def running(
     rt: Runtime, routes: Sequence[BaseRoute] = ()
 ) -> AsyncIterator[uvicorn.Server | None]:
     """Start consumers, reclaimers, the relay and (if a port is set) the HTTP server."""
+    readers: list[StreamConsumer | Partitioned] = [*rt.consumers, *rt.ordered]
+    for reader in readers:
+        reader.signer = rt.signer  # each dead letter under the service's own signature
     for consumer in rt.consumers:
         await consumer.ensure_group()
         consumer.register(rt.broker)

@@ -118,6 +118,13 @@ class EntrySigner:
     def sign(self, fields: Mapping[str, str]) -> dict[str, str]:
         return self.sign_many([fields])[0]
 
+    def sign_letter(self, fields: Mapping[bytes, bytes]) -> dict[bytes, bytes]:
+        """A dead letter, signed: its fields (the original entry's, the reason, the writer the
+        service verified) with `dlq_signed_at`, and `dlq_signature: <kid>.<signature>`."""
+        out = {**fields, LETTER_SIGNED_AT: str(int(time.time() * 1000)).encode()}
+        out[LETTER_SIGNATURE] = f"{self.kid}.{b64(self.key.sign(letter_bytes(out)))}".encode()
+        return out
+
     def sign_many(
         self, entries: Sequence[Mapping[str, str]], *, at_ms: int | None = None
     ) -> list[dict[str, str]]:
@@ -173,3 +180,38 @@ def text_fields(raw: Mapping[Any, Any]) -> dict[str, str]:
         (k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
         for k, v in raw.items()
     }
+
+
+# A dead letter's own signature (the original entry may carry a service's signature too):
+# over every field but itself and `authorization`, which a letter never holds (redacted) and a
+# re-drive fills with the operator's token.
+LETTER_SIGNATURE = b"dlq_signature"
+LETTER_SIGNED_AT = b"dlq_signed_at"
+LETTER_CONTEXT = b"alluse-dead-letter-v1\n"  # a letter's bytes are never an entry's
+_UNSIGNED = frozenset({LETTER_SIGNATURE, b"authorization"})
+
+
+def letter_bytes(fields: Mapping[bytes, bytes]) -> bytes:
+    """The signed form of a dead letter: raw bytes, each name and value length-prefixed (a
+    dead letter need not be UTF-8), in name order."""
+    items = sorted((k, v) for k, v in fields.items() if k not in _UNSIGNED)
+    parts = [len(x).to_bytes(4, "big") + x for k, v in items for x in (k, v)]
+    return LETTER_CONTEXT + b"".join(parts)
+
+
+async def letter_signer(keys: KeySet, fields: Mapping[bytes, bytes]) -> str:
+    """The service that signed this dead letter, or Rejected (KeysUnavailable passes through)."""
+    kid, _, signature = fields.get(LETTER_SIGNATURE, b"").decode(errors="replace").partition(".")
+    if not kid or not signature:
+        raise Rejected("unauthorized", "dead letter carries no service's signature")
+    try:
+        key = await keys.get(kid)
+    except UnknownKey as exc:
+        raise Rejected("unauthorized", f"dead letter's key not recognised: {exc}") from None
+    if key.service is None or not isinstance(key.key, Ed25519PublicKey):
+        raise Rejected("unauthorized", f"key {kid[:40]!r} is not a service's signing key")
+    try:
+        key.key.verify(unb64(signature), letter_bytes(fields))
+    except (InvalidSignature, ValueError, binascii.Error):
+        raise Rejected("unauthorized", "dead letter's signature does not hold") from None
+    return str(key.service)

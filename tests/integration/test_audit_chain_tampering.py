@@ -1,4 +1,6 @@
-"""A superuser rewrites the audit table and re-chains it; `verify-audit` names the rewrite."""
+"""A superuser rewrites the audit table and re-chains it, or drops its tail; `verify-audit` names
+the rewrite and the rows dropped, against heads the security service signed; a head anyone
+else wrote is reported as forged, never as a broken chain."""
 
 import json
 from collections.abc import AsyncIterator
@@ -15,11 +17,12 @@ from shared.contracts.streams import AUDIT_HEADS
 from shared.infra.db import create_pool
 from shared.infra.settings import Settings
 from tests.integration.test_security_store import AUDIT_KEY, KEY
+from tests.support.tokens import Signer
 
 
 @pytest.fixture
 async def pool(
-    settings: Settings, own_database: str, monkeypatch: pytest.MonkeyPatch
+    settings: Settings, own_database: str, monkeypatch: pytest.MonkeyPatch, signer: Signer
 ) -> AsyncIterator[asyncpg.Pool]:
     """A database of the test's own (its chain is rewritten), six records made by the CLI."""
     for var, value in {
@@ -28,6 +31,7 @@ async def pool(
         "ALLUSE_STREAM_PREFIX": settings.stream_prefix,
         "ALLUSE_ENCRYPTION_KEYS": KEY,
         "ALLUSE_AUDIT_KEYS": AUDIT_KEY,
+        "ALLUSE_JWKS_URL": signer.jwks_url,  # the security service's key, for the heads
     }.items():
         monkeypatch.setenv(var, value)
     for i in range(6):
@@ -85,7 +89,7 @@ async def test_a_rechained_table_fails_and_the_rewritten_record_is_named(
     keyed: bool,
     problem: str,
 ) -> None:
-    assert (await verify(capsys))[1] == {"status": "intact", "records": 6}
+    assert (await verify(capsys))[1] == {"status": "intact", "records": 6, "heads": 0}
     await rewrite(pool, 3, key, keyed)
     code, out = await verify(capsys)
     assert code == REJECTED and out["status"] == "broken" and out["first_broken_seq"] == 3
@@ -93,11 +97,11 @@ async def test_a_rechained_table_fails_and_the_rewritten_record_is_named(
 
 
 async def test_a_table_rechained_with_the_key_fails_against_a_head_published_before(
-    pool: asyncpg.Pool, settings: Settings, capsys: pytest.CaptureFixture[str]
+    pool: asyncpg.Pool, settings: Settings, capsys: pytest.CaptureFixture[str], signer: Signer
 ) -> None:
     redis = Redis.from_url(settings.redis_url)
     stream = settings.streams.key(AUDIT_HEADS)
-    assert await heads.publish(pool, redis, stream, last=0) == 6
+    assert await heads.publish(pool, redis, stream, 0, signer.services["security"].sign) == 6
     async with pool.acquire() as conn:
         logged = f"6:{(await audit_store.audit_head(conn, lock=False))['hash']}"
     await rewrite(pool, 2, audit.keys().keys[audit.keys().primary])
@@ -123,8 +127,64 @@ async def test_a_new_audit_key_keys_new_records_and_the_old_one_still_verifies_i
         ids = [r["key_id"] for r in await audit_store.audit_rows(conn, after=0, limit=100)]
     old_id, new_id = crypto.load_audit_keys(AUDIT_KEY).primary, crypto.load_audit_keys(new).primary
     assert ids == [old_id] * 6 + [new_id]
-    assert (await verify(capsys))[1] == {"status": "intact", "records": 7}
+    assert (await verify(capsys))[1] == {"status": "intact", "records": 7, "heads": 0}
     monkeypatch.setenv("ALLUSE_AUDIT_KEYS", new)  # the old key dropped too early
     code, out = await verify(capsys)
     assert code == REJECTED and out["first_broken_seq"] == 1
     assert "not one of ALLUSE_AUDIT_KEYS" in str(out["problem"])
+
+
+async def test_a_forged_head_is_reported_as_forged_and_the_intact_chain_as_intact(
+    pool: asyncpg.Pool, settings: Settings, capsys: pytest.CaptureFixture[str], signer: Signer
+) -> None:
+    redis = Redis.from_url(settings.redis_url)
+    stream = settings.streams.key(AUDIT_HEADS)
+    assert await heads.publish(pool, redis, stream, 0, signer.services["security"].sign) == 6
+    lie = {"seq": "3", "hash": "f" * 64, "time": "2026-12-01T00:00:00+00:00"}
+    await redis.xadd(stream, lie)  # type: ignore[arg-type]  # anyone with write access
+    await redis.xadd(stream, signer.sign("account", {**lie, "seq": "9"}))  # type: ignore[arg-type]
+    code, out = await verify(capsys)
+    assert code == REJECTED, out
+    assert (out["status"], out["chain"], out["records"], out["heads"]) == (
+        "forged_heads", "intact", 6, 1,
+    )  # fmt: skip
+    problems = [f["problem"] for f in out["forged_heads"]]  # type: ignore[attr-defined]
+    assert problems == ["entry carries no service signature", "signed by the account service,"
+                        " not security"]  # fmt: skip
+    await redis.aclose()
+
+
+async def test_rows_dropped_after_a_signed_head_are_reported_as_dropped(
+    pool: asyncpg.Pool, settings: Settings, capsys: pytest.CaptureFixture[str], signer: Signer
+) -> None:
+    redis = Redis.from_url(settings.redis_url)
+    stream = settings.streams.key(AUDIT_HEADS)
+    assert await heads.publish(pool, redis, stream, 0, signer.services["security"].sign) == 6
+    await drop_tail(pool, after=4)
+    code, out = await verify(capsys)
+    assert code == REJECTED and out["status"] == "broken" and out["first_broken_seq"] == 5
+    assert "records 5 to 6 were dropped" in str(out["problem"])
+    await redis.aclose()
+
+
+async def drop_tail(pool: asyncpg.Pool, *, after: int) -> None:
+    """As a superuser can: the records after `after` deleted, the head set back to it."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("ALTER TABLE audit_records DISABLE TRIGGER audit_records_no_change")
+        await conn.execute("DELETE FROM audit_records WHERE seq > $1", after)
+        kept = await conn.fetchval("SELECT hash FROM audit_records WHERE seq = $1", after)
+        await conn.execute("UPDATE audit_head SET seq = $1, hash = $2", after, kept)
+        await conn.execute("ALTER TABLE audit_records ENABLE TRIGGER audit_records_no_change")
+
+
+async def test_the_running_service_sees_a_dropped_tail_even_with_the_heads_stream_deleted(
+    pool: asyncpg.Pool, settings: Settings, signer: Signer
+) -> None:
+    redis = Redis.from_url(settings.redis_url)
+    stream, pinned = settings.streams.key(AUDIT_HEADS), []  # type: ignore[var-annotated]
+    await heads.publish(pool, redis, stream, 0, signer.services["security"].sign, pinned)
+    await redis.delete(stream)
+    await drop_tail(pool, after=3)
+    _, broken = await audit.verify(pool, pinned)  # what its periodic check runs
+    assert broken is not None and "records 4 to 6 were dropped" in broken.problem
+    await redis.aclose()

@@ -7,9 +7,11 @@ entry is given up on; re-drives and drops land in the security service's audit c
 import asyncio
 import json
 import os
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -22,13 +24,21 @@ from services.account.app import build
 from services.cli.__main__ import main
 from services.security import app as security_app
 from services.security import audit, crypto
-from shared.contracts.streams import ACCOUNT_COMMANDS, ACCOUNT_EFFECTS, ACCOUNT_EVENTS, WS2_EVENTS
+from shared.contracts.streams import (
+    ACCOUNT_COMMANDS,
+    ACCOUNT_EFFECTS,
+    ACCOUNT_EVENTS,
+    AUDIT,
+    WS2_EVENTS,
+)
 from shared.infra.db import connection, create_pool, migrate
+from shared.infra.messaging import dead_letter_fields
 from shared.infra.runtime import Runtime, running
 from shared.infra.settings import Settings
+from shared.infra.signing import b64, letter_bytes
 from tests.integration.test_integration_service import fill
 from tests.support.account import Client
-from tests.support.streams import ce, outcomes
+from tests.support.streams import ce, decoded, outcomes
 from tests.support.tokens import Signer
 
 
@@ -75,6 +85,7 @@ async def ops(
     monkeypatch.setenv("ALLUSE_AUDIT_KEYS", audit_key)
     monkeypatch.setenv("ALLUSE_STREAM_PREFIX", settings.stream_prefix)
     monkeypatch.setenv("ALLUSE_TOKEN_FILE", str(token_file))
+    monkeypatch.setenv("ALLUSE_JWKS_URL", signer.jwks_url)  # the letters' signatures checked
     rt = await build(settings.model_copy(update={"max_deliveries": 5, "reclaim_idle_ms": 200}))
     async with running(rt):
         yield Ops(rt, Client(redis, settings, signer), capsys)
@@ -174,6 +185,86 @@ async def test_garbage_and_a_command_failed_5_times_are_redriven_once_the_cause_
     assert broken is None and checked >= 3
 
 
+def letter(ops: Ops, service: str, stream: str, entry: dict[str, str], **extra: str) -> Any:
+    """A dead letter as `service` writes it: the entry, why, the writer it verified, signed."""
+    fields = dead_letter_fields(
+        {k.encode(): v.encode() for k, v in entry.items()}, reason="failed 5 deliveries",
+        stream=stream, entry_id=b"1-1", deliveries=5, writer=extra.pop("writer", "client:eng"),
+        refused_writer=extra.pop("refused", "") == "writer",
+    )  # fmt: skip
+    return ops.client.signer.services[service].sign_letter(fields)
+
+
+async def test_a_fabricated_dead_letter_is_refused_and_books_nothing(
+    ops: Ops, redis: Redis, settings: Settings
+) -> None:
+    gen = (await ops.client.initialize())["generation"]["id"]
+    commands, dlq = settings.streams.key(ACCOUNT_COMMANDS), settings.streams.dlq(ACCOUNT_COMMANDS)
+    week_ago = (datetime.now(UTC) - timedelta(days=7)).isoformat()
+    forged = ce("alluse.account.deposit", {"amount": "900000.00"}, subject=gen, time=week_ago)
+    # As a dead letter reads, written by someone with write access to the DLQ: no signature,
+    # then one copied from a real letter, then a real letter with the amount changed.
+    real = letter(ops, "account", commands, {**forged, "data": '{"amount": "1.00"}'},
+                  writer="client:user-operator")  # fmt: skip
+    await redis.xadd(dlq, {**forged, "dlq_reason": "failed 5 deliveries", "dlq_stream": commands,
+                           "dlq_writer": "client:user-operator"})  # fmt: skip
+    await redis.xadd(dlq, {**forged, "dlq_stream": commands, "dlq_writer": "client:user-admin",
+                           "dlq_signature": real[b"dlq_signature"].decode()})  # fmt: skip
+    await redis.xadd(dlq, {**real, b"data": b'{"amount": "900000.00"}'})
+    # And one its service signed, but refused for who wrote it: never re-driven either.
+    refused = letter(ops, "account", commands, forged, refused="writer")
+    await redis.xadd(dlq, refused)
+
+    code, out, err = await ops("dlq", "redrive", "--all")
+    assert code == 1, (out, err)
+    assert sum(line.startswith("refused ") for line in err.splitlines()) == 4
+    assert "signature does not hold" in err
+    assert "refused for who wrote it" in err
+    assert await redis.xlen(dlq) == 4  # left for an operator to look at, and drop
+    assert await redis.xlen(commands) == 0
+
+    # Put on the commands stream by hand with an operator's token, the service refuses each
+    # too: a letter is believed only with its signature, whoever re-drives it.
+    for _, fields in await redis.xrange(dlq):
+        await redis.xadd(
+            commands, {**fields, b"authorization": ops.client.signer.bearer("operator").encode()}
+        )
+    events = await outcomes(redis, settings.streams.key(ACCOUNT_EVENTS), forged["id"], want=4)
+    assert [e["type"] for e in events] == ["alluse.command.rejected"] * 4, events
+    rows = await ops.sql("SELECT amount FROM transactions WHERE command_id = $1", forged["id"])
+    assert rows == []
+    trail, _, broken = await audit_trail(settings)
+    assert [r["action"] for r in trail] == ["dlq.redrive_refused"] * 4 and broken is None
+
+
+async def test_a_signed_letter_is_applied_as_its_writer_and_only_on_an_operators_token(
+    ops: Ops, redis: Redis, settings: Settings
+) -> None:
+    gen = (await ops.client.initialize())["generation"]["id"]
+    commands, events = settings.streams.key(ACCOUNT_COMMANDS), settings.streams.key(ACCOUNT_EVENTS)
+    deposit = ce("alluse.account.deposit", {"amount": "12.00"}, subject=gen)
+    signed = letter(ops, "account", commands, deposit, writer="client:user-original")
+    viewer = {**signed, b"authorization": ops.client.signer.bearer("viewer").encode()}
+    await redis.xadd(commands, viewer)
+    (refusal,) = await outcomes(redis, events, deposit["id"])
+    assert refusal["data"]["code"] == "forbidden", refusal
+    operator = ops.client.signer.bearer("operator").encode()
+    await redis.xadd(commands, {**signed, b"authorization": operator})
+    done = await outcomes(redis, events, deposit["id"], want=2)
+    assert done[1]["type"] == "alluse.account.balance_changed"
+    # Applied as the writer the service verified, on the operator's authority: both audited.
+    audit_stream = settings.streams.key(AUDIT)
+    found = []
+    while not found:
+        records = [decoded(f) for _, f in await redis.xrange(audit_stream)]
+        found = [r for r in records if r.get("causationid") == deposit["id"]
+                 and r["data"]["action"] == "alluse.account.deposit"]  # fmt: skip
+        await asyncio.sleep(0.02)
+    (record,) = found
+    assert record["data"]["actor"] == "user-original"
+    assert record["data"]["details"]["redriven_by"] == "user-operator"
+
+
 async def test_redrive_and_drop_refuse_to_act_unaudited(
     ops: Ops, redis: Redis, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -194,7 +285,7 @@ async def test_a_redrive_redis_refuses_keeps_the_dead_letter_and_says_so_in_the_
     dlq = settings.streams.dlq(WS2_EVENTS)
     await redis.set(settings.streams.key(WS2_EVENTS), "not a stream")  # XADD there fails
     week = ce("ws2.week.classified", {"week_start": "2026-11-23", "week_type": "P-EW"})
-    await redis.xadd(dlq, {**week, "dlq_reason": "failed 5 deliveries"})
+    await redis.xadd(dlq, letter(ops, "integration", settings.streams.key(WS2_EVENTS), week))
     code, _, err = await ops("dlq", "redrive", "--all", "--stream", "ws2")
     assert code == 3 and "it stays in the DLQ" in err and "WRONGTYPE" in err
     assert await redis.xlen(dlq) == 1
@@ -219,10 +310,29 @@ async def test_a_signed_effect_is_redriven_with_its_signature_and_applied_once(
     assert await dlq_length(redis, settings.streams.dlq(ACCOUNT_EFFECTS), 1) == 1
     await ops.execute("DROP TRIGGER fail_fill ON transactions")
 
-    # Only the integration service may write effects: an operator's token would be refused,
-    # so the effect is applied only because it goes back with its own signature.
+    # Only the integration service may write effects: the operator's token only authorizes the
+    # re-drive; the effect is applied as the writer the account service signed into the letter.
     code, out, err = await ops("dlq", "redrive", "--all", "--stream", "effects")
     assert code == 0 and effect["id"] in out, err
     events = await outcomes(redis, settings.streams.key(ACCOUNT_EVENTS), effect["id"], want=2)
     assert [e["type"] for e in events].count("alluse.account.balance_changed") == 1
     assert await redis.xlen(settings.streams.dlq(ACCOUNT_EFFECTS)) == 0
+
+
+async def test_a_letter_older_than_the_deduplication_window_is_not_redriven(
+    ops: Ops, redis: Redis, settings: Settings
+) -> None:
+    """The inbox may have forgotten its entry by then: applied again, it would book twice."""
+    commands, dlq = settings.streams.key(ACCOUNT_COMMANDS), settings.streams.dlq(ACCOUNT_COMMANDS)
+    deposit = ce("alluse.account.deposit", {"amount": "5.00"}, subject=str(uuid.uuid4()))
+    service = ops.client.signer.services["account"]
+    fields = dead_letter_fields(
+        {k.encode(): v.encode() for k, v in deposit.items()}, reason="failed 5 deliveries",
+        stream=commands, entry_id=b"1-1", deliveries=5, writer="client:user-operator",
+    )  # fmt: skip
+    fields[b"dlq_signed_at"] = str(int((time.time() - 8 * 86400) * 1000)).encode()  # 8 days
+    signature = b64(service.key.sign(letter_bytes(fields)))
+    await redis.xadd(dlq, {**fields, b"dlq_signature": f"{service.kid}.{signature}".encode()})
+    code, _, err = await ops("dlq", "redrive", "--all")
+    assert code == 1 and "deduplication window" in err, err
+    assert await redis.xlen(commands) == 0 and await redis.xlen(dlq) == 1

@@ -19,10 +19,12 @@ import jwt
 import pytest
 from cryptography.fernet import Fernet
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
 from services.security import app, keys, store
 from services.security.admin import Admin
+from services.security.failures import Unauthenticated
 from services.security.settings import SecuritySettings
 from shared.contracts.envelope import CloudEvent, decode
 from shared.contracts.streams import AUDIT, AUDIT_HEADS, REVOCATIONS
@@ -71,6 +73,7 @@ class Svc:
     http: httpx.AsyncClient
     admin: Admin
     redis: Redis
+    failures: Unauthenticated
 
     def keys(self) -> KeySet:
         """What another service sees: the JWKS over HTTP."""
@@ -123,7 +126,7 @@ async def svc(settings: Settings, redis: Redis, signer: Signer) -> AsyncIterator
         base = f"http://127.0.0.1:{sec.http_port}"
         async with httpx.AsyncClient(base_url=base) as http:
             admin = Admin(service.rt.pool, sec, app.fernet_from(sec), actor="tests")
-            yield Svc(sec, http, admin, redis)
+            yield Svc(sec, http, admin, redis, service.authority.failures)
 
 
 async def until(predicate: Any, timeout: float = 30.0) -> None:
@@ -413,7 +416,35 @@ async def test_malformed_token_requests_are_rfc6749_errors(
     r = await svc.http.post("/oauth/token", content=content, headers=headers)
     assert r.status_code == 400 and r.json()["error"] == error
     assert r.headers["cache-control"] == "no-store"
+    assert await svc.audits("security.token.refused") == before  # counted, not a row each
+    assert await svc.failures.flush() == 1
     assert await svc.audits("security.token.refused") == before + 1
+
+
+async def test_a_flood_of_anonymous_failures_is_one_audit_record_per_interval(svc: Svc) -> None:
+    """200 anonymous bad posts and unknown names: counted at once, one chain row for them all."""
+    before = await svc.audits("security.token.refused"), await svc.audits("security.login.failed")
+    for n in range(200):
+        if n % 2:
+            r = await svc.http.post("/oauth/token", content="grant_type=magic", headers=FORM)
+        else:
+            r = await svc.login(f"nobody-{n}")
+        assert r.status_code in (400, 401)
+    assert await svc.audits("security.token.refused") == before[0]
+    assert await svc.failures.flush() == 200
+    assert await svc.audits("security.token.refused") == before[0] + 1
+    assert await svc.audits("security.login.failed") == before[1]
+    async with svc.admin.pool.acquire() as conn:
+        details = await conn.fetchval(
+            "SELECT details FROM audit_records WHERE action = 'security.token.refused'"
+            " ORDER BY seq DESC LIMIT 1"
+        )
+    counts = {(c["grant"], c["error"]): c["n"] for c in json.loads(details)["counts"]}
+    assert counts == {("other", "unsupported_grant_type"): 100, ("password", "unknown_user"): 100}
+    sample = REGISTRY.get_sample_value(
+        "alluse_token_failures_total", {"grant": "password", "error": "unknown_user"}
+    )
+    assert sample is not None and sample >= 100
 
 
 SQL = "x'); DROP TABLE users; --\" OR 1=1 %_\\"

@@ -16,7 +16,7 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from services.account.batch_positions import Ref, Valued
+from services.account.batch_positions import Valued
 from services.account.domain import (
     Account,
     AccountConfig,
@@ -138,7 +138,7 @@ class FakeUnit:
         held = [h for (a, _), h in self.holdings.items() if a == account_id]
         return mark_all(held, {k: q for k, q in self.quotes.items()})
 
-    async def claim(self, ref: Ref, *, fingerprint: str, account_id: UUID) -> str:
+    async def claim(self, ref: tuple[str, str], *, fingerprint: str, account_id: UUID) -> str:
         if ref not in self.refs:
             self.refs[ref] = fingerprint
             return "new"

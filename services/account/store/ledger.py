@@ -8,23 +8,29 @@ from shared.infra.bulk import insert_rows
 from shared.infra.unit import Sql
 
 
-async def claimed_refs(conn: Sql, *, refs: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
-    """The fingerprint each (kind, ref) that is already applied was applied with."""
+async def claimed_refs(
+    conn: Sql, *, refs: list[tuple[str, str, str]]
+) -> dict[tuple[str, str, str], str]:
+    """The fingerprint each (producer, kind, ref) already applied was applied with; a claim
+    from before claims were per producer (producer '') counts for every producer."""
     rows = await conn.fetch(
-        "SELECT kind, ref_id, fingerprint FROM trade_refs"
-        " WHERE (kind, ref_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))",
-        [k for k, _ in refs], [r for _, r in refs],
+        "SELECT w.producer, w.kind, w.ref_id, t.fingerprint FROM trade_refs t"
+        " JOIN unnest($1::text[], $2::text[], $3::text[]) AS w (producer, kind, ref_id)"
+        " ON t.kind = w.kind AND t.ref_id = w.ref_id AND t.producer IN (w.producer, '')"
+        " ORDER BY t.producer = w.producer",  # the producer's own claim last: it wins
+        [p for p, _, _ in refs], [k for _, k, _ in refs], [r for _, _, r in refs],
     )  # fmt: skip
-    return {(r["kind"], r["ref_id"]): r["fingerprint"] for r in rows}
+    return {(r["producer"], r["kind"], r["ref_id"]): r["fingerprint"] for r in rows}
 
 
-REF_ROW = [("kind", "text"), ("ref_id", "text"), ("account_id", "uuid"), ("fingerprint", "text")]
+REF_ROW = [("producer", "text"), ("kind", "text"), ("ref_id", "text"), ("account_id", "uuid"),
+           ("fingerprint", "text")]  # fmt: skip
 VIOLATION_ROW = [("account_id", "uuid"), ("trade_ref", "text"), ("detail", "text"),
                  ("week_type", "text"), ("source", "text")]  # fmt: skip
 
 
 async def insert_refs(conn: Sql, *, rows: list[tuple[Any, ...]]) -> None:
-    """(kind, ref, account, fingerprint), each claimed once: no ON CONFLICT, so a reference a
+    """(producer, kind, ref, account, fingerprint), each claimed once: no ON CONFLICT, so a reference a
     concurrent transaction applied meanwhile fails the batch, whose entries are then retried
     one by one and find it applied."""
     await insert_rows(conn, "trade_refs", REF_ROW, rows)
