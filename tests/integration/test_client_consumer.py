@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from redis.asyncio import Redis
-
 from alluse_client import Consumer, Event, KeySet, SchemaSet, SqliteStore, binary_fields
 from alluse_client.consumer import Invalid
 from alluse_client.engine import Engine, NoOutcome
 from alluse_client.faststream import LifecycleSubscription
 from alluse_client.tokens import StaticToken
+from redis.asyncio import Redis
+
 from shared.infra import embedded
 from shared.infra.settings import Settings
 from shared.infra.signing import EntrySigner, new_seed
