@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from redis.asyncio import Redis
+
 from alluse_client import Consumer, Event, KeySet, SchemaSet, SqliteStore, binary_fields
 from alluse_client.consumer import Invalid
 from alluse_client.engine import Engine, NoOutcome
 from alluse_client.faststream import LifecycleSubscription
 from alluse_client.tokens import StaticToken
-from redis.asyncio import Redis
-
 from shared.infra import embedded
 from shared.infra.settings import Settings
 from shared.infra.signing import EntrySigner, new_seed
@@ -193,12 +193,10 @@ async def test_faststream_subscription_reads_old_entries_and_claims_a_dead_membe
     signed = INTEGRATION.sign_many([closed(n) for n in range(8)])
     for fields in signed[:4]:
         await server.xadd(stream, fields)  # type: ignore[arg-type]
-    await server.xgroup_create(stream, "fs", id="0")
-    await server.xreadgroup("fs", "dead", {stream: ">"}, count=2)  # died holding ev-0, ev-1
     url = server.get_connection_kwargs()
     broker = RedisBroker(f"redis://{url['host']}:{url['port']}/0")
     sub = LifecycleSubscription(stream=stream, group="fs", consumer="fs-1", keys=KeySet.of(KEYS),
-                                schemas=SchemaSet.bundled(), claim_idle_ms=0, polling_ms=20)  # fmt: skip
+                                schemas=SchemaSet.bundled(), claim_idle_ms=200, polling_ms=20)  # fmt: skip
     seen: list[str] = []
     done = asyncio.Event()
 
@@ -209,6 +207,8 @@ async def test_faststream_subscription_reads_old_entries_and_claims_a_dead_membe
             done.set()
 
     async with broker:
+        await sub.prepare()  # as the app's startup hook does: the group at 0
+        await server.xreadgroup("fs", "dead", {stream: ">"}, count=2)  # died holding ev-0, ev-1
         await broker.start()
         for fields in signed[4:]:
             await server.xadd(stream, fields)  # type: ignore[arg-type]

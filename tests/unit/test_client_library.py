@@ -10,16 +10,16 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 
-import alluse_client
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import alluse_client
 from alluse_client import signatures as lib
 from alluse_client.keys import KeySet, KeysUnavailable
 from alluse_client.schemas import SchemaError, SchemaSet
 from alluse_client.tokens import claims
 from alluse_client.wire import binary_fields, idempotent_id
-from hypothesis import given
-from hypothesis import strategies as st
-
 from shared.contracts import trust
 from shared.contracts.envelope import decode
 from shared.contracts.lifecycle import LIFECYCLE_TYPES

@@ -2,34 +2,37 @@
 
 Subscribing (verification, schema, de-duplication and the crash-safe recipe):
 
-    broker = RedisBroker(redis_url)
-    consumer = LifecycleSubscription(stream=Streams(prefix).key(LIFECYCLE), group="billing",
-                                     consumer="billing-1", keys=KeySet.from_url(jwks_url),
-                                     store=SqliteStore("seen.db"))
+    app = FastStream(RedisBroker(redis_url))
+    lifecycle = LifecycleSubscription(stream=Streams(prefix).key(LIFECYCLE), group="billing",
+                                      consumer="billing-1", keys=KeySet.from_url(jwks_url),
+                                      store=SqliteStore("seen.db"))
 
-    @consumer.subscribe(broker)
+    @lifecycle.subscribe(app)
     async def handle(event: Event) -> None: ...
 
-It registers two FastStream subscribers of one consumer group: one claims entries left idle
-past `claim_idle_ms` (XAUTOCLAIM: what a killed member, this one included, had read and not
-acknowledged), registered first with `last_id="0"` so that the group is created at 0 and the
-stream's earlier entries are read; the other reads new entries (`>`). FastStream acknowledges
-an entry after the handler returned; when it raises the entry stays pending and is claimed
-again. (FastStream alone, `last_id="0"` re-reads only the pending entries after a restart and
-never new ones, and `last_id=">"` strands what a kill -9 left pending.)
+`subscribe(app)` adds a startup hook that creates the consumer group at id 0 before the broker
+starts (FastStream would create it at `$`: entries written before the first start would never
+be read), and two FastStream subscribers of that group: one reads new entries (`>`), the other
+claims entries left idle past `claim_idle_ms` (XAUTOCLAIM: what a killed member, this one
+included, had read and not acknowledged). FastStream acknowledges an entry after the handler
+returned; when it raises, the entry stays pending and is claimed again. (FastStream alone,
+`last_id="0"` re-reads only the pending entries after a restart and never new ones, and
+`last_id=">"` strands what a kill -9 left pending.) Given a broker instead of an app, call
+`await lifecycle.prepare()` before starting the broker.
 
 Publishing: FastStream's own publisher wraps the payload in its envelope, which the platform
 dead-letters; `publish_entry` XADDs the binary-mode fields through the broker's connection.
 """
 
 import logging
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from faststream import FastStream
 from faststream.redis import RedisBroker, StreamSub
 from faststream.redis.annotations import RedisStreamMessage
+from redis.exceptions import ResponseError
 
 from alluse_client.consumer import INTEGRATION, Event, Handler, Inspector, Invalid
 from alluse_client.dedupe import DedupeStore, MemoryStore
@@ -63,9 +66,30 @@ class LifecycleSubscription:
 
     def __post_init__(self) -> None:
         self.inspector = Inspector(self.keys, self.schemas, self.signed_by)
+        self._broker: RedisBroker | None = None
 
-    def subscribe(self, broker: RedisBroker) -> Callable[[Handler], Handler]:
-        """Register `handler(event)` on `broker` for this group (two FastStream subscribers)."""
+    async def prepare(self) -> None:
+        """Create the consumer group at id 0 (MKSTREAM) unless it exists."""
+        if self._broker is None:
+            raise RuntimeError("subscribe() first")
+        redis = await self._broker.connect()
+        try:
+            await redis.xgroup_create(self.stream, self.group, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    def subscribe(self, target: FastStream | RedisBroker) -> Callable[[Handler], Handler]:
+        """Register `handler(event)` for this group (two FastStream subscribers); given the
+        app, also the startup hook that creates the group at 0."""
+        if isinstance(target, RedisBroker):
+            broker = target
+        else:
+            if not isinstance(target.broker, RedisBroker):
+                raise TypeError("the FastStream app's broker must be a RedisBroker")
+            broker = target.broker
+            target.on_startup(self.prepare)
+        self._broker = broker
 
         def register(handler: Handler) -> Handler:
             # One function per subscriber: FastStream wraps what it decorates.
@@ -75,12 +99,10 @@ class LifecycleSubscription:
             async def on_new(message: RedisStreamMessage) -> None:
                 await self.process(message, handler)
 
-            with warnings.catch_warnings():  # last_id "0" with polling: the claimer polls by design
-                warnings.simplefilter("ignore", RuntimeWarning)
-                claimer = StreamSub(
-                    self.stream, group=self.group, consumer=self.consumer, last_id="0",
-                    min_idle_time=self.claim_idle_ms, polling_interval=self.polling_ms,
-                )  # fmt: skip
+            claimer = StreamSub(
+                self.stream, group=self.group, consumer=self.consumer,
+                min_idle_time=self.claim_idle_ms, polling_interval=self.polling_ms,
+            )  # fmt: skip
             reader = StreamSub(
                 self.stream, group=self.group, consumer=self.consumer, last_id=">",
                 polling_interval=self.polling_ms,

@@ -46,7 +46,7 @@ class ClientCredentials:
     ) -> None:
         if urllib.parse.urlsplit(token_url).scheme not in ("http", "https"):
             raise ValueError(f"the token URL must be http(s): {token_url!r}")
-        self.url, self.client_id, self._secret = token_url, client_id, client_secret
+        self.url, self.client_id, self._secret = token_url, client_id, client_secret.strip()
         self.margin, self.timeout, self.clock = margin, timeout, clock
         self._token: str | None = None
         self._expires = 0.0
