@@ -7,6 +7,7 @@ never acknowledged.
 
 import asyncio
 import contextlib
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from alluse_client.tokens import StaticToken
 from shared.infra import embedded
 from shared.infra.settings import Settings
 from shared.infra.signing import EntrySigner, new_seed
+from tests.support.acl import acl_redis, passwords
 
 INTEGRATION = EntrySigner.from_seed("integration", new_seed())
 ACCOUNT = EntrySigner.from_seed("account", new_seed())
@@ -225,3 +227,40 @@ async def test_faststream_subscription_reads_old_entries_and_claims_a_dead_membe
                 break
             await asyncio.sleep(0.05)
     assert sorted(seen) == sorted(f"ev-{n}" for n in range(8))
+
+
+async def test_the_library_works_with_the_redis_users_the_platform_gives_its_clients(
+    tmp_path: Path,
+) -> None:
+    """The `lifecycle` ACL user runs the whole consumer recipe; the `engine` user publishes and,
+    without read access to any outcome stream, is told so instead of waiting."""
+    prefix = f"acl{uuid.uuid4().hex[:6]}."
+    with acl_redis(tmp_path / "acl", prefix, passwords()) as urls:
+        writer = Redis.from_url(urls["integration"])
+        stream = prefix + "alluse.account.lifecycle"
+        for fields in INTEGRATION.sign_many([closed(n) for n in range(4)]):
+            await writer.xadd(stream, fields)  # type: ignore[arg-type]
+        reader = Redis.from_url(urls["lifecycle"])
+        consumer = Consumer(reader, stream, "acl", "a", KeySet.of(KEYS), claim_idle_ms=0,
+                            schemas=SchemaSet.bundled(), block_ms=50)  # fmt: skip
+        await consumer.ensure_group()
+        await reader.xreadgroup("acl", "dead", {stream: ">"}, count=2)
+        handler = Recorder()
+        for _ in range(20):
+            await consumer.step(handler)
+            if len(handler.seen) == 4:
+                break
+        assert sorted(k[1] for k in handler.seen) == [f"ev-{n}" for n in range(4)]
+        assert consumer.stats.claimed == 2
+
+        engine_redis = Redis.from_url(urls["engine"])
+        engine = Engine(engine_redis, StaticToken("e30.eyJzdWIiOiJlbmcifQ.sig"),
+                        source="ws4/eng", keys=KeySet.of(KEYS), prefix=prefix)  # fmt: skip
+        quote = {"symbol": "NVDA", "bid": "1.00", "ask": "1.10", "last": "1.05",
+                 "as_of": "2026-11-26T15:00:00Z"}  # fmt: skip
+        sent = await engine.market_quote(quote)  # type: ignore[typeddict-item]
+        assert (await writer.xlen(prefix + "ws4.market.events")) == 1
+        with pytest.raises(NoOutcome, match="cannot read"):
+            await engine.outcome(sent, timeout=5)
+        for client in (writer, reader, engine_redis):
+            await client.aclose()

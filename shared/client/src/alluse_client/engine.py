@@ -26,6 +26,7 @@ from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
 from alluse_client import payloads
 from alluse_client.consumer import Event, Inspector, Invalid
@@ -148,10 +149,10 @@ class Engine:
         deadline = time.monotonic() + timeout
         while left:
             for key, s in list(left.items()):
-                found = self.watcher.found.pop(self.watcher.match_key(s), None)
-                if found is not None:
+                outcome = self.watcher.take(s)
+                if outcome is not None:
                     del left[key]
-                    yield self.watcher.judge(s, found)
+                    yield outcome
             if left:
                 await self.watcher.poll(deadline, f"{len(left)} outcomes")
 
@@ -187,12 +188,19 @@ class _Watcher:
         # Outcomes come from two services: the Inspector checks the signature, judge() the signer.
         self.inspector = Inspector(keys, None, signed_by=None)
         self.cursor: str | None = None
+        self.unreadable: str | None = None  # why this Redis user cannot read the stream
         self.found: dict[str, list[Event]] = {}
+        # Entries already judged: later events they caused (lifecycle mode) are not kept.
+        self.judged: set[str] = set()
         self.lock = asyncio.Lock()
 
     async def start(self) -> None:
-        if self.cursor is None:
-            last: Any = await self.redis.xrevrange(self.key, count=1)
+        if self.cursor is None and self.unreadable is None:
+            try:
+                last: Any = await self.redis.xrevrange(self.key, count=1)
+            except ResponseError as exc:  # e.g. NOPERM: this Redis user may only publish
+                self.unreadable = str(exc)
+                return
             self.cursor = _text(last[0][0]) if last else "0-0"
 
     def _cursor(self) -> str:
@@ -203,17 +211,28 @@ class _Watcher:
 
     async def wait(self, sent: Sent, timeout: float) -> Outcome:
         deadline = time.monotonic() + timeout
-        while True:
-            found = self.found.pop(self.match_key(sent), None)
-            if found is not None:
-                return self.judge(sent, found)
+        while (outcome := self.take(sent)) is None:
             await self.poll(deadline, f"the outcome of {sent.type} {sent.id}")
+        return outcome
+
+    def take(self, sent: Sent) -> "Outcome | None":
+        """The entry's outcome if a believable one has been read; unbelievable ones (wrong
+        signer, stale) are dropped and the wait goes on."""
+        key = self.match_key(sent)
+        deciders = DECIDERS.get(sent.type, OTHERS)
+        good = [e for e in self.found.pop(key, []) if self._believable(sent, e, deciders)]
+        if not good:
+            return None
+        self.judged.add(key)
+        return self.judge(sent, good)
 
     async def poll(self, deadline: float, what: str) -> None:
         left = deadline - time.monotonic()
         if left <= 0:
             raise NoOutcome(f"no {what} on {self.key}")
         await self.start()
+        if self.unreadable is not None:
+            raise NoOutcome(f"cannot read {self.key}: {self.unreadable}")
         async with self.lock:
             block = max(1, int(min(left, 0.5) * 1000))
             reply: Any = await self.redis.xread({self.key: self._cursor()}, count=500, block=block)
@@ -237,14 +256,11 @@ class _Watcher:
             if not event.fields.get("causationid"):
                 return
             key = event.fields["causationid"]
-        self.found.setdefault(key, []).append(event)
+        if key not in self.judged:
+            self.found.setdefault(key, []).append(event)
 
-    def judge(self, sent: Sent, events: list[Event]) -> Outcome:
-        """The outcome the believable events say; others (wrong signer, stale) are dropped."""
-        deciders = DECIDERS.get(sent.type, OTHERS)
-        good = [e for e in events if self._believable(sent, e, deciders)]
-        if not good:
-            raise NoOutcome(f"no believable outcome of {sent.type} {sent.id} on {self.key}")
+    def judge(self, sent: Sent, good: list[Event]) -> Outcome:
+        """The outcome that the believable events `good` say."""
         first = good[0]
         if not self.lanes:
             if first.type == REJECTED:
