@@ -8,8 +8,8 @@ that fail verification land in `refused`. Kill it (even with kill -9) and start 
 the same ALLUSE_CONSUMER: it carries on where it stopped; another member takes over what a
 member that never comes back left pending, after ALLUSE_CLAIM_IDLE_MS.
 
-Settings (environment): ALLUSE_REDIS_URL, ALLUSE_STREAM_PREFIX, ALLUSE_JWKS_URL, ALLUSE_GROUP
-(default example), ALLUSE_CONSUMER (default consumer-1), ALLUSE_DB (default lifecycle.db),
+Settings (environment): ALLUSE_REDIS_URL (or REDIS_URL), ALLUSE_STREAM_PREFIX, ALLUSE_JWKS_URL,
+ALLUSE_GROUP (default example), ALLUSE_CONSUMER (default consumer-1), ALLUSE_DB (default lifecycle.db),
 ALLUSE_CLAIM_IDLE_MS (default 60000), ALLUSE_HANDLER_DELAY_MS (default 0: a slow handler).
 """
 
@@ -55,7 +55,9 @@ async def main() -> None:
         store.db.execute("INSERT INTO refused VALUES (?, ?, ?)",
                          (entry_id, fields.get("type"), str(why)))  # fmt: skip
 
-    redis = Redis.from_url(env.get("ALLUSE_REDIS_URL", "redis://127.0.0.1:6379/0"))
+    redis = Redis.from_url(
+        env.get("ALLUSE_REDIS_URL") or env.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+    )
     consumer = Consumer(
         redis,
         Streams(env.get("ALLUSE_STREAM_PREFIX", "")).key(LIFECYCLE),

@@ -4,7 +4,7 @@ each entry's outcome printed as one JSON line.
     ALLUSE_CLIENT_ID=ws4-example ALLUSE_CLIENT_SECRET_FILE=ws4-example.secret \
         python shared/client/examples/engine.py <account id> [--fills N]
 
-Settings (environment): ALLUSE_REDIS_URL, ALLUSE_STREAM_PREFIX, ALLUSE_TOKEN_URL,
+Settings (environment): ALLUSE_REDIS_URL (or REDIS_URL), ALLUSE_STREAM_PREFIX, ALLUSE_TOKEN_URL,
 ALLUSE_JWKS_URL, ALLUSE_CLIENT_ID, ALLUSE_CLIENT_SECRET_FILE, and ALLUSE_LANE (the client's
 lane, usually its client id, on a platform with lanes; unset: the shared streams).
 """
@@ -50,7 +50,9 @@ async def main() -> None:
         await asyncio.to_thread(Path(env["ALLUSE_CLIENT_SECRET_FILE"]).read_text),
     )
     keys = KeySet.from_url(env.get("ALLUSE_JWKS_URL", f"{SECURITY}/.well-known/jwks.json"))
-    redis = Redis.from_url(env.get("ALLUSE_REDIS_URL", "redis://127.0.0.1:6379/0"))
+    redis = Redis.from_url(
+        env.get("ALLUSE_REDIS_URL") or env.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+    )
     common = {"keys": keys, "prefix": env.get("ALLUSE_STREAM_PREFIX", ""),
               "lane": env.get("ALLUSE_LANE") or None}  # fmt: skip
     ws2 = Engine(redis, tokens, source="ws2/example-engine", **common)  # type: ignore[arg-type]

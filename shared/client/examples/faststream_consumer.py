@@ -20,7 +20,9 @@ from alluse_client.faststream import LifecycleSubscription
 
 SECURITY = "http://127.0.0.1:8081"
 env = os.environ
-broker = RedisBroker(env.get("ALLUSE_REDIS_URL", "redis://127.0.0.1:6379/0"))
+broker = RedisBroker(
+    env.get("ALLUSE_REDIS_URL") or env.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+)
 app = FastStream(broker)
 store = SqliteStore(env.get("ALLUSE_DB", "lifecycle.db"))
 store.db.execute(
