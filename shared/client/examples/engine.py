@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import json
 import os
+import uuid
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -42,6 +43,8 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("account_id")
     parser.add_argument("--fills", type=int, default=5)
+    parser.add_argument("--run", default=uuid.uuid4().hex[:8],
+                        help="names this run's fills; the same --run publishes the same fills")  # fmt: skip
     args = parser.parse_args()
     env = os.environ
     tokens = ClientCredentials(  # the secret file is read once, at start
@@ -68,7 +71,7 @@ async def main() -> None:
     fills = []
     for n in range(args.fills):
         fill = await ws4.trade_filled({
-            "fill_id": f"example-fill-{n}", "order_id": f"example-order-{n}",
+            "fill_id": f"example-{args.run}-{n}", "order_id": f"order-{args.run}-{n}",
             "account_id": args.account_id, "symbol": "NVDA", "instrument_type": "option",
             "option_type": "put", "strike": Decimal("120.00"), "delta": Decimal("-0.45"),
             "expiration": monday + timedelta(days=4), "side": "sell_to_open", "quantity": 1,
@@ -80,7 +83,7 @@ async def main() -> None:
     # A retry after a crash publishes the same fill again: the same id, applied once. (Without
     # lanes the platform announces nothing for it: its outcome is not awaited there.)
     again = await ws4.trade_filled({
-        "fill_id": "example-fill-0", "order_id": "example-order-0",
+        "fill_id": f"example-{args.run}-0", "order_id": f"order-{args.run}-0",
         "account_id": args.account_id, "symbol": "NVDA", "instrument_type": "option",
         "option_type": "put", "strike": Decimal("120.00"), "delta": Decimal("-0.45"),
         "expiration": monday + timedelta(days=4), "side": "sell_to_open", "quantity": 1,
@@ -90,12 +93,12 @@ async def main() -> None:
         await outcome(ws4, again)
     # The same fill_id with another price, under a new id: refused as a conflict.
     conflict = await ws4.trade_filled({
-        "fill_id": "example-fill-1", "order_id": "example-order-1",
+        "fill_id": f"example-{args.run}-1", "order_id": f"order-{args.run}-1",
         "account_id": args.account_id, "symbol": "NVDA", "instrument_type": "option",
         "option_type": "put", "strike": Decimal("120.00"), "delta": Decimal("-0.45"),
         "side": "sell_to_open", "quantity": 1, "price": Decimal("9.99"),
         "commission": Decimal("0.65"), "filled_at": today,
-    }, id="example-conflict-1")  # fmt: skip
+    }, id=f"example-{args.run}-conflict")  # fmt: skip
     await outcome(ws4, conflict)
     await redis.aclose()
 
