@@ -34,7 +34,7 @@ test: $(STAMP) $(PROMTOOL) ## the whole suite (unit, contract, integration, e2e)
 lint: $(STAMP) ## ruff and mypy --strict
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy services shared shared/client/src shared/client/examples
+	$(VENV)/bin/mypy services shared  # shared/ holds the client library too (shared/client: src, examples)
 
 bench: $(STAMP) ## throughput and latency through the streams, beside a bare redis-py + asyncpg loop
 	$(PY) -m services.bench
