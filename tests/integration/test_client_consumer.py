@@ -183,6 +183,13 @@ async def test_outcomes_in_a_lane_are_believed_only_from_the_deciding_service(
     await server.xadd(outcomes, INTEGRATION.sign(refused))  # type: ignore[arg-type]
     got = await engine.outcome(again, timeout=10)
     assert (got.status, got.code, got.signer) == ("refused", "invalid_payload", "integration")
+    # The same entry sent twice more gets one outcome each, in order: applied, then duplicate.
+    first, second = [await engine.week_classified(week) for _ in range(2)]  # type: ignore[typeddict-item]
+    await server.xadd(outcomes, INTEGRATION.sign(outcome("alluse.entry.applied", events=[])))  # type: ignore[arg-type]
+    dup = outcome("alluse.entry.duplicate", of={"source": sent.source, "id": sent.id}, events=[])
+    await server.xadd(outcomes, INTEGRATION.sign(dup))  # type: ignore[arg-type]
+    assert [o.status async for o in engine.outcomes([first], timeout=10)] == ["applied"]
+    assert (await engine.outcome(second, timeout=10)).status == "duplicate"
     await server.delete(sent.key, outcomes)
 
 

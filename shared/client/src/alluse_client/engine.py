@@ -16,9 +16,12 @@ valuation that matches) announce nothing there: waiting for their outcome times 
 
 An outcome is believed only when it is signed by the service that owns the decision, names
 an entry this engine sent (stream, source, id), and was signed after the entry was sent.
+Outcomes of the entries an engine sent are kept until `outcome` or `outcomes` takes them:
+wait for what you publish.
 """
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
@@ -135,9 +138,11 @@ class Engine:
         )  # fmt: skip
         key = self.key_of(stream)
         sent_at = int(time.time() * 1000)
+        sent = Sent(stream, key, type_, self.source, fields["id"], "", sent_at)
+        self.watcher.expected.add(self.watcher.match_key(sent))
         entry_id: Any = await self.redis.xadd(key, fields)  # type: ignore[arg-type]
         entry = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
-        return Sent(stream, key, type_, self.source, fields["id"], entry, sent_at)
+        return dataclasses.replace(sent, entry_id=entry)
 
     async def outcome(self, sent: Sent, timeout: float = 30.0) -> Outcome:
         """Wait for the platform's outcome of one entry (NoOutcome after `timeout` seconds)."""
@@ -190,8 +195,8 @@ class _Watcher:
         self.cursor: str | None = None
         self.unreadable: str | None = None  # why this Redis user cannot read the stream
         self.found: dict[str, list[Event]] = {}
-        # Entries already judged: later events they caused (lifecycle mode) are not kept.
-        self.judged: set[str] = set()
+        # The entries this engine sent: only outcomes (or caused events) of these are kept.
+        self.expected: set[str] = set()
         self.lock = asyncio.Lock()
 
     async def start(self) -> None:
@@ -223,8 +228,13 @@ class _Watcher:
         good = [e for e in self.found.pop(key, []) if self._believable(sent, e, deciders)]
         if not good:
             return None
-        self.judged.add(key)
-        return self.judge(sent, good)
+        if self.lanes:
+            # One outcome per entry written: an entry sent again (a retry) has its own, so
+            # the next ones stay for the next wait on the same (source, id).
+            if good[1:]:
+                self.found[key] = good[1:]
+            return self.judge(sent, good[:1])
+        return self.judge(sent, good)  # the lifecycle events it caused, as far as read
 
     async def poll(self, deadline: float, what: str) -> None:
         left = deadline - time.monotonic()
@@ -256,7 +266,7 @@ class _Watcher:
             if not event.fields.get("causationid"):
                 return
             key = event.fields["causationid"]
-        if key not in self.judged:
+        if key in self.expected:
             self.found.setdefault(key, []).append(event)
 
     def judge(self, sent: Sent, good: list[Event]) -> Outcome:
