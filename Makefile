@@ -9,13 +9,13 @@ PROMTOOL := $(VENV)/bin/promtool
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml shared/client/pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,embedded]'
+	$(PY) -m pip install --quiet -e '.[dev,embedded]' -e 'shared/client[all]'
 	touch $(STAMP)
 
-install: $(STAMP) ## create .venv and install the project with its dev tools
+install: $(STAMP) ## create .venv and install the project with its dev tools and the client library (alluse_client)
 
 # promtool checks the alert rules in the tests. Taken from the Debian package `prometheus`
 # (downloaded, unpacked into .venv; nothing installed system-wide, no server started). Where
@@ -34,7 +34,7 @@ test: $(STAMP) $(PROMTOOL) ## the whole suite (unit, contract, integration, e2e)
 lint: $(STAMP) ## ruff and mypy --strict
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy services shared
+	$(VENV)/bin/mypy services shared  # shared/ holds the client library too (shared/client: src, examples)
 
 bench: $(STAMP) ## throughput and latency through the streams, beside a bare redis-py + asyncpg loop
 	$(PY) -m services.bench
