@@ -110,7 +110,9 @@ def demo_client(env: dict[str, str]) -> None:
     engine_id = f"demo-engine-{secrets.token_hex(3)}"
     say(f"creating a machine client '{engine_id}' with role trading_engine for the simulators")
     print(
-        f"$ alluse security create-client --client-id {engine_id} --role trading_engine", flush=True
+        f"$ alluse security create-client --client-id {engine_id} --role trading_engine"
+        " --portfolio '*'",
+        flush=True,
     )
     create_client(env, engine_id, "trading_engine", ENGINE_SECRET_FILE)
     env.update(ALLUSE_ENGINE_CLIENT_ID=engine_id)

@@ -6,6 +6,7 @@ from pathlib import Path
 from services.account.events import SOURCE
 from services.account.reinvestment import Clock, ReinvestmentScheduler
 from services.account.router import COMMANDS, EFFECTS, query_answerer
+from services.account.scopes import Scoped
 from services.account.uow import AccountUnit
 from shared.contracts.streams import (
     ACCOUNT_COMMANDS,
@@ -26,6 +27,7 @@ from shared.infra.pipeline import Dispatch, Pipeline, Route
 from shared.infra.replies import Replier
 from shared.infra.revocations import Revocations
 from shared.infra.runtime import Runtime, open_runtime, serve_until_stopped
+from shared.infra.scopes import carrying_scope
 from shared.infra.settings import Settings
 
 SCHEMA = "account"
@@ -50,9 +52,19 @@ async def build(settings: Settings) -> Runtime:
     clients = bearer(verifier, backdate=settings.backdate_limit)
     pipeline = _pipeline(rt, COMMANDS, letters(clients, stream=s.key(ACCOUNT_COMMANDS)))
     integration = signed_by(rt.keys, INTEGRATION, settings.dedup_window)
-    effects = _pipeline(rt, EFFECTS, letters(integration, stream=s.key(ACCOUNT_EFFECTS)))
+    # An effect carries the engine's verified scope, checked where accounts are known.
+    effects = _pipeline(
+        rt, EFFECTS, letters(carrying_scope(integration), stream=s.key(ACCOUNT_EFFECTS))
+    )
     replier = Replier(
-        rt.pool, rt.redis, query_answerer(), SOURCE, s, settings.limits, verifier, rt.signer.sign
+        rt.pool,
+        rt.redis,
+        query_answerer(s, SOURCE),
+        SOURCE,
+        s,
+        settings.limits,
+        verifier,
+        rt.signer.sign,
     )
     # The platform's own input streams: each entry is deleted once its outcome is committed.
     # Commands and effects are applied in order per account, however many replicas run.
@@ -99,7 +111,7 @@ def _pipeline(
     streams = rt.settings.streams
     return Pipeline(
         rt.pool,
-        Dispatch(table, streams, SOURCE, audited=True),
+        Scoped(Dispatch(table, streams, SOURCE, audited=True), streams, SOURCE),
         source=SOURCE,
         reject_stream=streams.key(ACCOUNT_EVENTS),
         unit=partial(AccountUnit.start, streams=streams),

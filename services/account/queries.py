@@ -1,6 +1,7 @@
 """Read-side: answers to queries, XADDed on the caller's `replyto` stream."""
 
 from typing import Any
+from uuid import UUID
 
 import asyncpg
 
@@ -20,9 +21,13 @@ async def account(conn: asyncpg.Connection, p: c.AccountRef) -> dict[str, Any]:
     return snapshot(to_account(row), row) | {"created_at": row["created_at"].isoformat()} | held
 
 
-async def accounts(conn: asyncpg.Connection, p: c.ListAccounts) -> dict[str, Any]:
+async def accounts(
+    conn: asyncpg.Connection, p: c.ListAccounts, *, within: list[UUID] | None = None
+) -> dict[str, Any]:
+    """`within`: only accounts of these portfolios (a scoped caller's, services/account/scopes.py)."""
     rows = await reads.list_accounts(
         conn,
+        within=within,
         portfolio_id=p.portfolio_id,
         account_type=p.type,
         status=p.status,
@@ -59,11 +64,13 @@ async def history(conn: asyncpg.Connection, p: c.History) -> dict[str, Any]:
     }
 
 
-async def summary(conn: asyncpg.Connection, _: c.Empty) -> dict[str, Any]:
-    groups = await reads.summary(conn)
+async def summary(
+    conn: asyncpg.Connection, _: c.Empty, *, within: list[UUID] | None = None
+) -> dict[str, Any]:
+    groups = await reads.summary(conn, within=within)
     active = [g for g in groups if g["status"] == "active"]
     return {
-        "portfolios": await reads.portfolio_count(conn),
+        "portfolios": await reads.portfolio_count(conn) if within is None else len(within),
         "accounts": sum(g["accounts"] for g in groups),
         "total_balance": str(sum((g["balance"] for g in groups), start=0)),
         "active_balance": str(sum((g["balance"] for g in active), start=0)),

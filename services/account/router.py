@@ -18,11 +18,13 @@ from services.account import (
     position_queries,
     queries,
     reinvestment,
+    scopes,
     trades,
     valuation,
 )
 from shared.contracts import account as c
 from shared.contracts.envelope import CloudEvent
+from shared.contracts.streams import Streams
 from shared.infra.messaging import Rejected
 from shared.infra.pipeline import Route, payload
 
@@ -64,13 +66,17 @@ QUERIES: dict[str, tuple[Any, Query]] = {
 }
 
 
-def query_answerer() -> Callable[[asyncpg.Connection, CloudEvent], Awaitable[dict[str, Any]]]:
+def query_answerer(
+    streams: Streams, source: str
+) -> Callable[[asyncpg.Connection, CloudEvent], Awaitable[dict[str, Any]]]:
     """Answers a query whose token the replier has verified and whose type it has permitted.
 
     Queries read on a pooled connection, outside any unit of work: a unit exists to make a
     batch's writes exactly-once and to lock the accounts it changes, while a query writes
     nothing and must not wait for a batch. Each query reads in one read-only snapshot, so its
     statements (an account and its holdings, a tree and its balances) see one moment.
+    A query outside the caller's portfolio scope is refused; a scoped caller's list of
+    accounts and totals cover its scope only (services/account/scopes.py).
     """
 
     async def answer(conn: asyncpg.Connection, ev: CloudEvent) -> dict[str, Any]:
@@ -79,6 +85,7 @@ def query_answerer() -> Callable[[asyncpg.Connection, CloudEvent], Awaitable[dic
         model, query = QUERIES[ev.type]
         p = payload(model, ev, subject_is_account=True)
         async with conn.transaction(isolation="repeatable_read", readonly=True):
-            return await query(conn, p)
+            await scopes.check_query(conn, ev, streams, source)
+            return await scopes.narrowed(conn, ev, p) or await query(conn, p)
 
     return answer

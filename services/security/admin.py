@@ -12,10 +12,21 @@ from typing import Any
 import asyncpg
 from cryptography.fernet import MultiFernet
 
-from services.security import audit, crypto, domain, keys, revocation, session_store, store, tokens
+from services.security import (
+    audit,
+    crypto,
+    domain,
+    keys,
+    revocation,
+    scope_store,
+    session_store,
+    store,
+    tokens,
+)
 from services.security.domain import InvalidRequest, NotFound
 from services.security.passwords import Passwords
 from services.security.settings import SecuritySettings
+from shared.contracts.permissions import MAX_GRANTS, WHOLE_PLATFORM, Scope
 
 
 class Admin:
@@ -165,6 +176,71 @@ class Admin:
                 details=details,
             )
 
+    async def grant(
+        self, *, portfolio: str, client_id: str | None = None, username: str | None = None
+    ) -> list[str]:
+        """Give a client or a user a portfolio (or `*`, the whole platform); its next token
+        carries it. Returns the grantee's portfolios."""
+        portfolio = _portfolio(portfolio)
+        async with self.pool.acquire() as conn, conn.transaction():
+            kind, grantee, _ = await self._grantee(conn, client_id, username)
+            if await scope_store.count(conn, kind=kind, grantee=grantee) >= MAX_GRANTS:
+                raise InvalidRequest(f"at most {MAX_GRANTS} portfolios per grantee")
+            if await scope_store.add(conn, kind=kind, grantee=grantee, portfolio=portfolio):
+                await audit.append(
+                    conn,
+                    action="security.scope.granted",
+                    actor=self.actor,
+                    subject=grantee,
+                    details={"grantee_kind": kind, "portfolio": portfolio},
+                )
+            return await scope_store.grants(conn, kind=kind, grantee=grantee)
+
+    async def revoke_grant(
+        self, *, portfolio: str, client_id: str | None = None, username: str | None = None
+    ) -> list[str]:
+        """Take a portfolio back. The grantee's live tokens are revoked at once, since they
+        carry the old scope; its next token (a refresh, a new client login) has the new one."""
+        portfolio = _portfolio(portfolio)
+        s = self.settings
+        async with self.pool.acquire() as conn, conn.transaction():
+            kind, grantee, _ = await self._grantee(conn, client_id, username)
+            if not await scope_store.remove(conn, kind=kind, grantee=grantee, portfolio=portfolio):
+                raise NotFound(f"{kind} holds no grant of '{portfolio}'")
+            await revocation.revoke_subject(conn, s, grantee, s.access_token_ttl)
+            await audit.append(
+                conn,
+                action="security.scope.revoked",
+                actor=self.actor,
+                subject=grantee,
+                details={"grantee_kind": kind, "portfolio": portfolio},
+            )
+            return await scope_store.grants(conn, kind=kind, grantee=grantee)
+
+    async def scopes(self, *, client_id: str | None = None, username: str | None = None) -> Any:
+        async with self.pool.acquire() as conn:
+            kind, grantee, role = await self._grantee(conn, client_id, username)
+            found = await scope_store.grants(conn, kind=kind, grantee=grantee)
+        whole = Scope.of(role, found).whole
+        return {"grantee": grantee, "kind": kind, "role": role,
+                "portfolios": [WHOLE_PLATFORM] if whole else found}  # fmt: skip
+
+    async def _grantee(
+        self, conn: store.Conn, client_id: str | None, username: str | None
+    ) -> tuple[str, str, str]:
+        """(kind, grantee as tokens name it, role): a client by its id, a user by its id."""
+        if client_id is not None:
+            c = await store.client(conn, client_id=client_id)
+            if c is None:
+                raise NotFound(f"no client '{client_id[:50]}'")
+            return "client", client_id, str(c["role"])
+        if username is not None:
+            u = await store.user(conn, username=username)
+            if u is None:
+                raise NotFound(f"no user '{username[:50]}'")
+            return "user", str(u["id"]), str(u["role"])
+        raise InvalidRequest("name a client or a user")
+
     async def sessions(self, *, username: str | None) -> list[dict[str, Any]]:
         async with self.pool.acquire() as conn:
             return [dict(r) for r in await session_store.sessions(conn, username=username)]
@@ -208,3 +284,13 @@ class Admin:
                 conn, action="security.encryption.rotated", actor=self.actor, details={"values": n}
             )
         return n
+
+
+def _portfolio(text: str) -> str:
+    """A portfolio id (canonical, lower case) or `*`."""
+    if text == WHOLE_PLATFORM:
+        return text
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        raise InvalidRequest(f"'{text[:50]}' is neither a portfolio id nor '*'") from None

@@ -124,7 +124,18 @@ def secret_shown(client_id: str, secret: str, **more: str) -> dict[str, str]:
 
 async def create_client(admin: Admin, args: argparse.Namespace) -> Any:
     secret = await admin.create_client(client_id=args.client_id, role=args.role)
+    for portfolio in args.portfolio:
+        await admin.grant(portfolio=portfolio, client_id=args.client_id)
     return secret_shown(args.client_id, secret, role=args.role)
+
+
+async def grant(admin: Admin, args: argparse.Namespace) -> Any:
+    held = await admin.grant(portfolio=args.portfolio, client_id=args.client, username=args.user)
+    return {"client_id": args.client, "username": args.user, "portfolios": held}
+
+
+async def scopes(admin: Admin, args: argparse.Namespace) -> Any:
+    return await admin.scopes(client_id=args.client, username=args.user)
 
 
 async def client_status(admin: Admin, args: argparse.Namespace) -> Any:
@@ -212,4 +223,13 @@ async def sessions(admin: Admin, args: argparse.Namespace) -> Any:
 
 
 async def revoke(admin: Admin, args: argparse.Namespace) -> Any:
+    if args.portfolio is not None:
+        if args.user is None and args.client is None:
+            raise SecurityError("--portfolio takes back a grant of a --client or a --user")
+        held = await admin.revoke_grant(
+            portfolio=args.portfolio, client_id=args.client, username=args.user
+        )
+        return {"client_id": args.client, "username": args.user, "portfolios": held}
+    if args.client is not None:
+        raise SecurityError("--client needs --portfolio (disable-client cuts a client off)")
     await admin.revoke(username=args.user, family=args.family, jti=args.jti)

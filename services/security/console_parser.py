@@ -56,6 +56,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--client-id", required=True)
     p.add_argument("--role", default="trading_engine", choices=ROLES)
+    p.add_argument(
+        "--portfolio",
+        action="append",
+        default=[],
+        help="grant this portfolio id ('*': the whole platform); repeatable",
+    )
+    p = add("grant", console.grant, "give a client or a user a portfolio ('*': the whole platform)")
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--client", help="client id")
+    who.add_argument("--user", help="username")
+    p.add_argument("--portfolio", required=True, help="a portfolio id, or '*'")
+    p = add("scopes", console.scopes, "the portfolios a client or a user may act on and read")
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--client", help="client id")
+    who.add_argument("--user", help="username")
     for name, status, help_ in (
         ("disable-client", "disabled", "refuse a client's logins; its live tokens are revoked"),
         ("enable-client", "active", "let a disabled client log in again"),
@@ -116,12 +131,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("sessions", console.sessions, "list live refresh-token families")
     p.add_argument("--username")
     p = add(
-        "revoke", console.revoke, "revoke a user's tokens, a refresh family, or one access token"
+        "revoke",
+        console.revoke,
+        "revoke a user's tokens, a refresh family, or one access token; with --portfolio, take"
+        " a client's or a user's grant of that portfolio back (its live tokens are revoked)",
     )
     who = p.add_mutually_exclusive_group(required=True)
     who.add_argument("--user", help="username")
+    who.add_argument("--client", help="client id (with --portfolio)")
     who.add_argument("--family", type=uuid.UUID)
     who.add_argument("--jti")
+    p.add_argument("--portfolio", help="revoke this grant (a portfolio id, or '*')")
     key_help = "print a new key for ALLUSE_ENCRYPTION_KEYS (or ALLUSE_AUDIT_KEYS)"
     p = sub.add_parser("gen-key", help=key_help, description=key_help)
     p.set_defaults(command=None, local=gen_key)

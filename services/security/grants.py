@@ -18,7 +18,17 @@ import asyncpg
 import jwt
 from cryptography.fernet import MultiFernet
 
-from services.security import audit, domain, keys, metrics, revocation, session_store, store, tokens
+from services.security import (
+    audit,
+    domain,
+    keys,
+    metrics,
+    revocation,
+    scope_store,
+    session_store,
+    store,
+    tokens,
+)
 from services.security.domain import InvalidClient, InvalidGrant
 from services.security.failures import Unauthenticated
 from services.security.passwords import Passwords
@@ -63,6 +73,7 @@ class Authority:
             role=role,
             now=now,
             ttl=s.access_token_ttl,
+            portfolios=await scope_store.claim(conn, role=role, user=user_id is not None, sub=sub),
         )
         body: dict[str, Any] = {
             "access_token": tokens.sign(
@@ -87,7 +98,7 @@ class Authority:
             conn,
             action="security.token.issued",
             actor=sub,
-            details={"jti": claims["jti"], "role": role},
+            details={"jti": claims["jti"], "role": role, "portfolios": claims["portfolios"]},
         )
         return body
 

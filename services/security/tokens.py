@@ -9,14 +9,24 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from services.security.keys import ALG
+from shared.contracts.permissions import PORTFOLIOS_CLAIM
 
 
 def access_claims(
-    *, issuer: str, audience: str, sub: str, role: str, now: float, ttl: int
+    *,
+    issuer: str,
+    audience: str,
+    sub: str,
+    role: str,
+    now: float,
+    ttl: int,
+    portfolios: list[str] | None = None,
 ) -> dict[str, Any]:
     """`iat` keeps milliseconds: a revocation refuses tokens issued at or before its instant,
-    so a token issued a moment after it (a rotated client's first) must not share its second."""
+    so a token issued a moment after it (a rotated client's first) must not share its second.
+    `portfolios`: the holder's portfolio scope (["*"]: the whole platform; docs/scopes.md)."""
     return {
+        PORTFOLIOS_CLAIM: list(portfolios or []),
         "iss": issuer,
         "aud": audience,
         "sub": sub,

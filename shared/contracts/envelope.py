@@ -71,6 +71,9 @@ class CloudEvent(BaseModel):
     # `invalid_payload` once its writer is known (shared/infra/pipeline.py, payload()).
     _duplicates: tuple[str, ...] = PrivateAttr(default=())
     _redriven_by: str | None = PrivateAttr(default=None)
+    # The portfolios that writer may touch (shared/contracts/permissions.py, Scope), set with
+    # it; None where no scope applies (a service's own entries).
+    _scope: Any = PrivateAttr(default=None)
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -121,6 +124,14 @@ class CloudEvent(BaseModel):
         of an entry applied before changes nothing."""
         self._actor = writer.partition(":")[2].split("/")[0]
         self._writer, self._redriven_by, self._sent_type = writer, operator, sent_type
+
+    @property
+    def scope(self) -> Any:
+        """The verified writer's Scope (shared/contracts/permissions.py), or None."""
+        return self._scope
+
+    def scoped_to(self, scope: Any) -> None:
+        self._scope = scope
 
     def fingerprint(self) -> str:
         """What must match for a re-sent entry to count as the same command."""

@@ -1,5 +1,8 @@
-"""Roles, permissions (docs/rules.md section 10) and the permission each message type needs."""
+"""Roles, permissions (docs/rules.md section 10), the permission each message type needs, and
+portfolio scopes (docs/scopes.md)."""
 
+import uuid
+from collections.abc import Iterable
 from enum import StrEnum
 
 from shared.contracts.upstream import UPSTREAM_TYPES
@@ -38,9 +41,10 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.MANAGE_ACCOUNTS,
         }
     ),
-    Role.TRADING_ENGINE: frozenset(
-        {P.READ_ACCOUNT, P.UPDATE_BALANCE, P.VIEW_TRANSACTIONS, P.PUBLISH_UPSTREAM}
-    ),
+    # An engine publishes what happened at the broker (fills, assignments, expirations,
+    # valuations, quotes, verdicts) and reads the accounts it trades; moving money by command
+    # (deposits, withdrawals) is an operator's act, never an engine's.
+    Role.TRADING_ENGINE: frozenset({P.READ_ACCOUNT, P.PUBLISH_UPSTREAM}),
     Role.VIEWER: frozenset({P.READ_ACCOUNT, P.VIEW_TRANSACTIONS}),
     Role.AUDITOR: frozenset({P.READ_ACCOUNT, P.VIEW_TRANSACTIONS, P.AUDIT_ACCESS}),
 }
@@ -76,3 +80,62 @@ def allows(role: str, permission: Permission) -> bool:
         return permission in ROLE_PERMISSIONS[Role(role)]
     except ValueError:
         return False
+
+
+# Portfolio scopes. A token names the portfolios its holder may act on and read in the claim
+# `portfolios`: a list of portfolio ids, or ["*"] for the whole platform. Admins and operators
+# hold the whole platform by their role, whatever the claim says; any other role holds only
+# what its claim lists, and a token without the claim holds nothing (fail closed).
+PORTFOLIOS_CLAIM = "portfolios"
+WHOLE_PLATFORM = "*"
+WHOLE_PLATFORM_ROLES = frozenset({Role.ADMIN.value, Role.OPERATOR.value})
+MAX_GRANTS = 100  # portfolios one grantee may be given: they all ride in every token
+
+
+class Scope:
+    """What a verified principal may touch: every portfolio (`whole`), or those listed.
+
+    A grant of a portfolio also covers the portfolios forked from it (its descendants): the
+    account service resolves an account to its portfolio and that portfolio's ancestors.
+    """
+
+    __slots__ = ("portfolios", "whole")
+
+    def __init__(self, portfolios: Iterable[str] = (), *, whole: bool = False) -> None:
+        self.whole = whole
+        self.portfolios = frozenset() if whole else frozenset(portfolios)
+
+    @classmethod
+    def of(cls, role: str, claim: object) -> "Scope":
+        if role in WHOLE_PLATFORM_ROLES:
+            return cls(whole=True)
+        if not isinstance(claim, list) or not all(isinstance(p, str) for p in claim):
+            return cls()  # absent or malformed: nothing
+        if WHOLE_PLATFORM in claim:
+            return cls(whole=True)
+        return cls(p.lower() for p in claim if _is_uuid(p))
+
+    def covers(self, portfolios: Iterable[str]) -> bool:
+        """Whether any of `portfolios` (a portfolio and its ancestors) is in scope."""
+        return self.whole or not self.portfolios.isdisjoint(str(p).lower() for p in portfolios)
+
+    def text(self) -> str:
+        """The scope as one field value: `*`, or the portfolio ids joined by commas."""
+        return WHOLE_PLATFORM if self.whole else ",".join(sorted(self.portfolios))
+
+    @classmethod
+    def parse(cls, text: str) -> "Scope":
+        if text == WHOLE_PLATFORM:
+            return cls(whole=True)
+        return cls(p for p in text.split(",") if _is_uuid(p))
+
+    def __repr__(self) -> str:
+        return f"Scope({self.text()!r})"
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return len(text) == 36

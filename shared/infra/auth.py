@@ -8,12 +8,12 @@ so the entry waits for the keys instead of being refused.
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import jwt
 
-from shared.contracts.permissions import REQUIRED, allows
+from shared.contracts.permissions import PORTFOLIOS_CLAIM, REQUIRED, Scope, allows
 from shared.infra.keys import KeySet, KeysUnavailable, UnknownKey
 from shared.infra.messaging import Rejected
 
@@ -27,6 +27,8 @@ class Principal:
     subject: str
     role: str
     token_id: str
+    # The portfolios it may act on and read (docs/scopes.md): by role, or the token's claim.
+    scope: Scope = field(default_factory=Scope)
 
 
 class Verifier:
@@ -56,8 +58,12 @@ class Verifier:
             raise Rejected("unauthorized", f"invalid token: {str(exc)[:200]}") from None
         if self.is_revoked(claims):
             raise Rejected("unauthorized", "token has been revoked")
+        role = str(claims["role"])
         return Principal(
-            subject=str(claims["sub"]), role=str(claims["role"]), token_id=str(claims["jti"])
+            subject=str(claims["sub"]),
+            role=role,
+            token_id=str(claims["jti"]),
+            scope=Scope.of(role, claims.get(PORTFOLIOS_CLAIM)),
         )
 
     async def _claims(self, token: str) -> dict[str, Any]:

@@ -37,6 +37,7 @@ def bearer(verifier: Verifier, *, backdate: timedelta | None = None) -> Guard:
     async def guard(ev: CloudEvent, fields: dict[bytes, bytes]) -> None:
         who = await verifier.authorize(ev.authorization, ev.type)
         ev.verified_as(who.subject, "client")
+        ev.scoped_to(who.scope)  # checked where the portfolio of an entry is known
         if backdate is None or who.role in BACKDATING_ROLES:
             return
         if ev.time < datetime.now(UTC) - backdate:

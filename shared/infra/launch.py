@@ -166,13 +166,15 @@ def ensure_free(port: int) -> None:
 
 
 def create_client(
-    env: dict[str, str], client_id: str, role: str, secret_file: Path
+    env: dict[str, str], client_id: str, role: str, secret_file: Path, *, portfolios: str = "*"
 ) -> dict[str, str]:
     """A machine client made with the CLI; its secret goes only to `secret_file` (0600).
-    Returns the settings with which the CLI fetches its tokens."""
+    It is granted `portfolios` (default `*`, the whole platform: a demo's or a load's clients
+    touch every portfolio; docs/scopes.md). Returns the settings with which the CLI fetches
+    its tokens."""
     done = subprocess.run(
         [sys.executable, "-m", "services.cli", "--json", "security", "create-client",
-         "--client-id", client_id, "--role", role],
+         "--client-id", client_id, "--role", role, "--portfolio", portfolios],
         env=env, capture_output=True, text=True, check=False,
     )  # fmt: skip
     if done.returncode != 0:

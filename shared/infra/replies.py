@@ -69,6 +69,8 @@ class Replier:
             reason = f"'replyto' must be a key under {space}"
             self.refuse(entry_id, fields, ev, reason, who.subject, out, denied)
             return None
+        ev.verified_as(who.subject)
+        ev.scoped_to(who.scope)  # the answerer reads only what the scope covers
         return ev, who
 
     def refuse(
@@ -106,7 +108,7 @@ class Replier:
             async with slots, connection(self.pool) as conn:
                 try:
                     with tracing.span(f"consume {ev.type}", parent=ev, service=self.source):
-                        reply = await self.reply(conn, ev, who, out)
+                        reply = await self.reply(conn, ev, who, out, denied)
                         tracing.stamp(reply)
                 except Exception:
                     log.exception("query %s failed; left pending", entry_id.decode())
@@ -125,12 +127,19 @@ class Replier:
         return out
 
     async def reply(
-        self, conn: asyncpg.Connection, ev: CloudEvent, who: Principal, out: Outcome
+        self,
+        conn: asyncpg.Connection,
+        ev: CloudEvent,
+        who: Principal,
+        out: Outcome,
+        denied: list[Emit] | None = None,
     ) -> dict[str, str]:
         try:
             permit(who, ev.type)
             data = await self.answer(conn, ev)
         except DomainError as r:
+            if isinstance(r, Rejected) and denied is not None:
+                denied.extend(r.extra)  # e.g. the audit record of a query outside its scope
             failure = {"code": r.code, "reason": r.message, "query_type": ev.type,
                        "query_id": ev.id}  # fmt: skip
             out.rejected += 1

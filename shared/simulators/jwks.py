@@ -103,6 +103,9 @@ class Signer:
             "nbf": now,
             "exp": now + 900,
             "jti": uuid.uuid4().hex,
+            # The whole platform, as the security service grants a client given `*`; pass
+            # portfolios=[...] for a token scoped to some (docs/scopes.md).
+            "portfolios": ["*"],
         }
         claims.update(overrides)
         return claims

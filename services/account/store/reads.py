@@ -20,16 +20,20 @@ async def list_accounts(
     status: str | None,
     after: UUID | None,
     limit: int,
+    within: list[UUID] | None = None,
 ) -> list[Row]:
+    """`within`: only accounts of these portfolios (None: every portfolio)."""
     rows = await conn.fetch(
         f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE ($1::uuid IS NULL OR portfolio_id = $1)"
         " AND ($2::text IS NULL OR type = $2) AND ($3::text IS NULL OR status = $3)"
-        " AND ($4::uuid IS NULL OR id > $4) ORDER BY id LIMIT $5",
+        " AND ($4::uuid IS NULL OR id > $4)"
+        " AND ($6::uuid[] IS NULL OR portfolio_id = ANY($6::uuid[])) ORDER BY id LIMIT $5",
         portfolio_id,
         account_type,
         status,
         after,
         limit,
+        within,
     )
     return [dict(r) for r in rows]
 
@@ -57,10 +61,12 @@ async def history(
     return [dict(r) for r in rows]
 
 
-async def summary(conn: Sql) -> list[Row]:
+async def summary(conn: Sql, *, within: list[UUID] | None = None) -> list[Row]:
     rows = await conn.fetch(
         "SELECT type, status, count(*) AS accounts, coalesce(sum(balance), 0) AS balance"
-        " FROM accounts GROUP BY type, status ORDER BY type, status"
+        " FROM accounts WHERE ($1::uuid[] IS NULL OR portfolio_id = ANY($1::uuid[]))"
+        " GROUP BY type, status ORDER BY type, status",
+        within,
     )
     return [dict(r) for r in rows]
 

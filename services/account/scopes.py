@@ -1,0 +1,165 @@
+"""Portfolio scopes in the account service, which knows where every account lies
+(docs/scopes.md). Commands and effects pass `Scoped` before their handler; queries pass
+`check_query` before they read, and a scoped caller's list and totals cover only its scope.
+
+An entry names accounts (its subject, `data.account_id`) and portfolios (`data.portfolio_id`);
+each must lie in a portfolio of the writer's scope or below one (forks inherit their parent's
+grant). An entry that names neither concerns the whole platform and needs its scope. Unknown
+accounts are refused the same way as foreign ones, so a scoped writer learns nothing of the
+accounts outside its scope.
+"""
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from services.account import queries
+from services.account.domain import UnknownAccount
+from services.account.uow import AccountUnit
+from shared.contracts.envelope import CloudEvent
+from shared.contracts.permissions import Scope
+from shared.contracts.streams import Streams
+from shared.infra.messaging import Emit
+from shared.infra.scopes import forbidden
+from shared.infra.unit import Sql
+
+# A portfolio's ancestry never changes (a fork's parent is fixed), so it is cached; bounded.
+_ANCESTRY: dict[UUID, tuple[str, ...]] = {}
+_ANCESTRY_MAX = 100_000
+# Queries about the whole platform's books, which a scope does not narrow.
+PLATFORM_QUERIES = frozenset({"alluse.query.integrity"})
+# Queries whose answer a scope narrows to its portfolios instead of refusing.
+NARROWED_QUERIES = frozenset({"alluse.query.accounts", "alluse.query.summary"})
+
+
+def scope_of(ev: CloudEvent) -> Scope | None:
+    """The writer's scope when it is narrower than the whole platform; None otherwise."""
+    scope = ev.scope
+    return scope if isinstance(scope, Scope) and not scope.whole else None
+
+
+async def ancestry(conn: Sql, portfolio_id: UUID) -> tuple[str, ...]:
+    """The portfolio and every portfolio above it."""
+    if portfolio_id not in _ANCESTRY:
+        rows = await conn.fetch(
+            "WITH RECURSIVE up AS (SELECT id, parent_id FROM portfolios WHERE id = $1"
+            " UNION ALL SELECT p.id, p.parent_id FROM portfolios p JOIN up ON p.id = up.parent_id)"
+            " SELECT id FROM up",
+            portfolio_id,
+        )
+        if not rows:  # made in this very batch: not yet written, so not cached either
+            return (str(portfolio_id),)
+        if len(_ANCESTRY) >= _ANCESTRY_MAX:
+            _ANCESTRY.clear()
+        _ANCESTRY[portfolio_id] = tuple(str(r["id"]) for r in rows)
+    return _ANCESTRY[portfolio_id]
+
+
+async def visible_portfolios(conn: Sql, scope: Scope) -> list[UUID]:
+    """The portfolios a scope covers: those granted and every one below them."""
+    rows = await conn.fetch(
+        "WITH RECURSIVE down AS (SELECT id FROM portfolios WHERE id = ANY($1::uuid[])"
+        " UNION SELECT p.id FROM portfolios p JOIN down ON p.parent_id = down.id)"
+        " SELECT id FROM down ORDER BY id",
+        [UUID(p) for p in scope.portfolios],
+    )
+    return [r["id"] for r in rows]
+
+
+def named(ev: CloudEvent) -> tuple[list[str], list[str]]:
+    """(accounts, portfolios) an entry names."""
+    data = ev.data
+    accounts = {str(v) for v in (data.get("account_id"), ev.subject) if v}
+    portfolios = {str(data["portfolio_id"])} if data.get("portfolio_id") else set()
+    return sorted(accounts), sorted(portfolios)
+
+
+def _uuid(text: str) -> UUID | None:
+    try:
+        return UUID(text)
+    except ValueError:
+        return None
+
+
+async def covered(
+    ev: CloudEvent,
+    scope: Scope,
+    portfolio_of: Callable[[UUID], Awaitable[UUID | None]],
+    conn: Sql,
+) -> str | None:
+    """Why the entry lies outside `scope`, or None if it lies inside."""
+    accounts, portfolios = named(ev)
+    if not accounts and not portfolios:
+        return f"{ev.type} concerns the whole platform: it needs the whole platform's scope"
+    for text in accounts:
+        account = _uuid(text)
+        pid = None if account is None else await portfolio_of(account)
+        if pid is None or not scope.covers(await ancestry(conn, pid)):
+            return f"account {text[:40]} is not in a portfolio of your scope"
+    for text in portfolios:
+        pid = _uuid(text)
+        if pid is None or not scope.covers(await ancestry(conn, pid)):
+            return f"portfolio {text[:40]} is not in your scope"
+    return None
+
+
+@dataclass
+class Scoped:
+    """The account service's command and effect handler, behind a scope check."""
+
+    inner: Callable[[Any, CloudEvent], Awaitable[list[Emit]]]
+    streams: Streams
+    source: str
+
+    async def __call__(self, unit: AccountUnit, ev: CloudEvent) -> list[Emit]:
+        scope = scope_of(ev)
+        if scope is not None:
+
+            async def portfolio_of(account_id: UUID) -> UUID | None:
+                try:
+                    account, _ = await unit.account(account_id)
+                except UnknownAccount:
+                    return None
+                return account.portfolio_id
+
+            why = await covered(ev, scope, portfolio_of, unit.conn)
+            if why is not None:
+                raise forbidden(ev, why, self.streams, self.source)
+        return await self.inner(unit, ev)
+
+
+async def check_query(conn: Sql, ev: CloudEvent, streams: Streams, source: str) -> None:
+    """Refuse a query outside the caller's scope; lists and totals are narrowed instead."""
+    scope = scope_of(ev)
+    if scope is None or (ev.type in NARROWED_QUERIES and not ev.data.get("portfolio_id")):
+        return
+    if ev.type in PLATFORM_QUERIES:
+        raise forbidden(
+            ev, f"{ev.type} reads every portfolio's books: it needs the whole platform's scope",
+            streams, source,
+        )  # fmt: skip
+
+    async def portfolio_of(account_id: UUID) -> UUID | None:
+        found: UUID | None = await conn.fetchval(
+            "SELECT portfolio_id FROM accounts WHERE id = $1", account_id
+        )
+        return found
+
+    why = await covered(ev, scope, portfolio_of, conn)
+    if why is not None:
+        raise forbidden(ev, why, streams, source)
+
+
+async def narrowed(conn: asyncpg.Connection, ev: CloudEvent, p: Any) -> dict[str, Any] | None:
+    """A scoped caller's list of accounts or totals, over its portfolios only; None when the
+    query is not narrowed (the whole platform's caller, or a query of one portfolio)."""
+    scope = scope_of(ev)
+    if scope is None or ev.type not in NARROWED_QUERIES or ev.data.get("portfolio_id"):
+        return None
+    within = await visible_portfolios(conn, scope)
+    if ev.type == "alluse.query.accounts":
+        return await queries.accounts(conn, p, within=within)
+    return await queries.summary(conn, p, within=within)
