@@ -21,6 +21,7 @@ from shared.infra.auth import Verifier
 from shared.infra.consumer import StreamConsumer
 from shared.infra.db import migrate
 from shared.infra.guards import bearer, redrivable, signed_by
+from shared.infra.limits import Buckets, limited
 from shared.infra.messaging import Guard
 from shared.infra.partitions import Partitioned
 from shared.infra.pipeline import Dispatch, Pipeline, Route
@@ -49,7 +50,9 @@ async def build(settings: Settings) -> Runtime:
     # Each stream also takes back its own signed dead letters, re-driven by an operator.
     letters = partial(redrivable, keys=rt.keys, verifier=verifier, service=ACCOUNT,
                       window=settings.dedup_window)  # fmt: skip
-    clients = bearer(verifier, backdate=settings.backdate_limit)
+    # Each client's commands pass its own bucket (docs/scopes.md, "Limits").
+    buckets = Buckets(settings.rate_commands_per_second, settings.rate_commands_burst)
+    clients = limited(bearer(verifier, backdate=settings.backdate_limit), buckets)
     pipeline = _pipeline(rt, COMMANDS, letters(clients, stream=s.key(ACCOUNT_COMMANDS)))
     integration = signed_by(rt.keys, INTEGRATION, settings.dedup_window)
     # An effect carries the engine's verified scope, checked where accounts are known.
@@ -65,6 +68,9 @@ async def build(settings: Settings) -> Runtime:
         settings.limits,
         verifier,
         rt.signer.sign,
+        buckets=Buckets(settings.rate_queries_per_second, settings.rate_queries_burst),
+        replies_per_client=settings.replies_per_client,
+        reply_ttl=settings.reply_ttl_seconds,
     )
     # The platform's own input streams: each entry is deleted once its outcome is committed.
     # Commands and effects are applied in order per account, however many replicas run.

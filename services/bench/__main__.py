@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from redis.asyncio import Redis
 
 from services.bench import bare, figures, measure, scale
+from services.bench.platform import UNLIMITED
 from services.bench.report import Result, print_report, progress
 from services.bench.servers import DATA_DIR, fresh_database, servers
 from services.bench.service import ServiceProcess
@@ -105,7 +106,8 @@ async def service_phases(
     svc = ServiceProcess(
         {"REDIS_URL": args.redis_url,
          "DATABASE_URL": dsn, "ALLUSE_STREAM_PREFIX": prefix, "ALLUSE_JWKS_URL": signer.jwks_url,
-         "ALLUSE_BATCH_SIZE": str(args.batch_size), "ALLUSE_SIGNING_KEY": signer.seeds["account"]},
+         "ALLUSE_BATCH_SIZE": str(args.batch_size), "ALLUSE_SIGNING_KEY": signer.seeds["account"],
+         **UNLIMITED},
         log_path,
     )  # fmt: skip
     bearer = signer.bearer("operator", exp=int(time.time()) + 3600)

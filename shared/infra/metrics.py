@@ -37,3 +37,6 @@ READY = Gauge("alluse_ready", "1 when the service reaches Redis and PostgreSQL",
 TOKEN_REFUSALS = Counter(
     "alluse_token_refusals_total", "Entries refused for their token or role", ["code"]
 )
+RATE_LIMITED = Counter(
+    "alluse_rate_limited_total", "Commands and queries refused over their client's rate", ["kind"]
+)

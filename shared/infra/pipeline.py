@@ -256,6 +256,9 @@ class Pipeline:
     def refusal(self, ev: CloudEvent, r: Rejected) -> list[Emit]:
         """An entry refused for who wrote it: ids of its own, so no key is claimed."""
         emits = [self.rejection(ev, r.code, r.reason, r.subject, event_id=str(uuid.uuid4()))]
+        if r.code == "rate_limited":  # a flood is counted, never one audit record per entry
+            metrics.RATE_LIMITED.labels("command").inc()
+            return emits
         if self.streams is not None:
             details = {
                 "message_type": ev.sent_type,

@@ -5,13 +5,20 @@ reply namespace (`<prefix>alluse.reply.<token subject>.`, shared/contracts/trust
 query whose token fails, or whose `replyto` lies elsewhere, is dead-lettered with the reason
 and leaves an audit record (`query.denied`): there is no stream the service may answer it on. The service sets an expiry only on a reply
 stream it created itself, and never trims one.
+
+Fairness (docs/scopes.md, "Limits"): each client's queries pass its own token bucket (over it,
+the answer is `rate_limited`, made without touching the database); a batch is answered round
+robin across its clients, so one client's flood does not queue another's query behind it; and
+the reply streams made for one client are capped in number (the oldest beyond the cap is
+deleted) and expire `reply_ttl` seconds after their answer.
 """
 
 import asyncio
 import logging
 import uuid
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
@@ -22,15 +29,19 @@ from shared.contracts.errors import DomainError
 from shared.contracts.messages import QUERY_FAILED, QUERY_RESULT
 from shared.contracts.streams import Streams
 from shared.contracts.trust import reply_namespace, replyto_allowed
-from shared.infra import tracing
+from shared.infra import metrics, tracing
 from shared.infra.audit import audit_event
 from shared.infra.auth import Principal, Verifier, permit
 from shared.infra.db import connection
 from shared.infra.keys import KeysUnavailable
+from shared.infra.limits import Buckets, refusal
 from shared.infra.messaging import Emit, Entry, Outcome, Rejected
 
 Answer = Callable[[asyncpg.Connection, CloudEvent], Awaitable[dict[str, Any]]]
-REPLY_TTL_SECONDS = 3600
+REPLY_TTL_SECONDS = 300
+# What a query costs of its client's bucket: these read every account's ledger.
+REPLY_SPACE = "alluse.reply."
+QUERY_COST = {"alluse.query.integrity": 10.0, "alluse.query.summary": 2.0}
 ANSWERING = 3  # queries answered at once (each holds a pooled connection meanwhile)
 log = logging.getLogger(__name__)
 
@@ -45,6 +56,11 @@ class Replier:
     limits: Limits
     verifier: Verifier
     sign: Callable[[dict[str, str]], dict[str, str]]
+    buckets: Buckets | None = None  # each client's query rate (None: no limit)
+    replies_per_client: int = 100  # reply streams kept per client; the oldest beyond go
+    reply_ttl: int = REPLY_TTL_SECONDS
+    # The reply streams this process made, per client, oldest first.
+    made: dict[str, OrderedDict[str, None]] = field(default_factory=dict)
 
     async def admit(
         self, entry_id: bytes, fields: dict[bytes, bytes], out: Outcome, denied: list[Emit]
@@ -96,10 +112,23 @@ class Replier:
         out = Outcome()
         denied: list[Emit] = []
         admitted = []
+        limited: list[tuple[bytes, dict[bytes, bytes], str, dict[str, str]]] = []
         for entry_id, fields in entries:
             found = await self.admit(entry_id, fields, out, denied)
-            if found is not None:
-                admitted.append((entry_id, fields, *found))
+            if found is None:
+                continue
+            ev, who = found
+            wait = None if self.buckets is None else self.buckets.take(
+                who.subject, QUERY_COST.get(ev.type, 1.0)
+            )  # fmt: skip
+            if wait is not None:  # answered at once, without the database
+                metrics.RATE_LIMITED.labels("query").inc()
+                r = refusal(wait, "queries")
+                limited.append((entry_id, fields, str(ev.replyto), self.sign(self.failure(ev, r))))
+                out.rejected += 1
+                continue
+            admitted.append((entry_id, fields, ev, who))
+        admitted = round_robin(admitted)
         slots = asyncio.Semaphore(ANSWERING)
 
         async def answer(
@@ -116,7 +145,7 @@ class Replier:
             return entry_id, fields, str(ev.replyto), self.sign(reply)
 
         answered = await asyncio.gather(*(answer(*a) for a in admitted))
-        replies = [r for r in answered if r is not None]
+        replies = [r for r in answered if r is not None] + limited
         if replies:
             await self.send(replies, out)
         if denied:  # signed like everything the service writes
@@ -140,11 +169,13 @@ class Replier:
         except DomainError as r:
             if isinstance(r, Rejected) and denied is not None:
                 denied.extend(r.extra)  # e.g. the audit record of a query outside its scope
-            failure = {"code": r.code, "reason": r.message, "query_type": ev.type,
-                       "query_id": ev.id}  # fmt: skip
             out.rejected += 1
-            return new_event(QUERY_FAILED, self.source, failure, subject=ev.subject, cause=ev)
+            return self.failure(ev, r)
         return new_event(QUERY_RESULT, self.source, data, subject=ev.subject, cause=ev)
+
+    def failure(self, ev: CloudEvent, r: DomainError) -> dict[str, str]:
+        failure = {"code": r.code, "reason": r.message, "query_type": ev.type, "query_id": ev.id}
+        return new_event(QUERY_FAILED, self.source, failure, subject=ev.subject, cause=ev)
 
     async def send(
         self, replies: list[tuple[bytes, dict[bytes, bytes], str, dict[str, str]]], out: Outcome
@@ -162,10 +193,46 @@ class Replier:
         if made:
             expire = self.redis.pipeline(transaction=False)
             for box in made:
-                expire.expire(box, REPLY_TTL_SECONDS)
+                expire.expire(box, self.reply_ttl)
+            for box in self.beyond_cap(made):
+                expire.delete(box)
             await expire.execute(raise_on_error=False)
         for (entry_id, fields, box, _), result in zip(replies, results, strict=True):
             if isinstance(result, Exception):  # e.g. `replyto` names a key that is not a stream
                 out.dead.append((entry_id, fields, f"reply to '{box}' failed: {result}"))
             else:
                 out.ack.append(entry_id)
+
+    def beyond_cap(self, made: list[str]) -> list[str]:
+        """Reply streams to delete: each client's oldest beyond `replies_per_client`. A reply
+        stream is named under its client's namespace, so the name says whose it is."""
+        gone: list[str] = []
+        for box in made:
+            owner = namespace_of(box)
+            mine = self.made.setdefault(owner, OrderedDict())
+            mine[box] = None
+            while len(mine) > self.replies_per_client:
+                gone.append(mine.popitem(last=False)[0])
+        if len(self.made) > 10_000:  # only a memory of what this process made: bounded
+            self.made.clear()
+        return gone
+
+
+def namespace_of(box: str) -> str:
+    """`<prefix>alluse.reply.<client>` of a reply stream: a client's name holds no '.'
+    (shared/contracts/trust.py escapes it), so the namespace ends at the next one."""
+    head = box.find(REPLY_SPACE)
+    end = box.find(".", head + len(REPLY_SPACE)) if head >= 0 else -1
+    return box[:end] if end >= 0 else box
+
+
+def round_robin(
+    admitted: list[tuple[bytes, dict[bytes, bytes], CloudEvent, Principal]],
+) -> list[tuple[bytes, dict[bytes, bytes], CloudEvent, Principal]]:
+    """The batch's queries in turns across their clients, each client's in its own order:
+    the first query of every client is answered before any client's second."""
+    queues: dict[str, list[tuple[bytes, dict[bytes, bytes], CloudEvent, Principal]]] = {}
+    for item in admitted:
+        queues.setdefault(item[3].subject, []).append(item)
+    turns = max((len(q) for q in queues.values()), default=0)
+    return [q[i] for i in range(turns) for q in queues.values() if i < len(q)]

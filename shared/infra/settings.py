@@ -89,6 +89,17 @@ class Settings(BaseSettings):
     # the outbox row: "auto" = when the server has AOF on; "required"; "off".
     redis_durability: Literal["auto", "required", "off"] = "auto"
     redis_durability_timeout_ms: PositiveInt = 2_000
+    # Fairness (docs/scopes.md, "Limits"): a token bucket per verified client in each service
+    # process; over it, a command or query is refused `rate_limited`. A rate of 0 turns the
+    # limit off (a benchmark measuring the platform, not one client's share of it).
+    rate_commands_per_second: NonNegativeFloat = 200
+    rate_commands_burst: PositiveInt = 2_000
+    rate_queries_per_second: NonNegativeFloat = 50
+    rate_queries_burst: PositiveInt = 200
+    # Reply streams the account service made for one client: the oldest beyond the cap is
+    # deleted, and each expires this long after its answer (the CLI waits 10 s at most).
+    replies_per_client: PositiveInt = 100
+    reply_ttl_seconds: PositiveInt = 300
 
     @property
     def streams(self) -> Streams:
