@@ -1,7 +1,10 @@
 """Signed-in sessions, held in this process only: the browser gets a random id, never a token.
 
-Bounded: a session ends after `idle` seconds unused or `max_age` seconds in all, and when the
-store is full the least recently used one makes room.
+Bounded: a session ends after `idle` seconds unused or `max_age` seconds in all. Each user
+holds at most `per_user` sessions: a new one beyond that ends the user's own least recently
+used. When the store is full, room is made at the expense of the user holding the most
+sessions (its least recently used one), so one user signing in again and again only ever
+evicts its own sessions, never another user's.
 """
 
 import secrets
@@ -33,10 +36,18 @@ class Session:
 
 class Sessions:
     def __init__(
-        self, *, idle: float, max_age: float, capacity: int, clock: Callable[[], float] = time.time
+        self,
+        *,
+        idle: float,
+        max_age: float,
+        capacity: int,
+        per_user: int = 5,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.idle, self.max_age, self.capacity, self.clock = idle, max_age, capacity, clock
+        self.per_user = per_user
         self._live: dict[str, Session] = {}
+        self._by_user: dict[str, dict[str, Session]] = {}  # subject -> its sessions by id
 
     def create(
         self,
@@ -49,8 +60,11 @@ class Sessions:
         expires_in: float,
     ) -> Session:
         self._sweep()
+        mine = self._by_user.get(subject, {})
+        while mine and len(mine) >= self.per_user:
+            self.drop(min(mine.values(), key=lambda s: s.last_seen).id)
         while len(self._live) >= self.capacity:
-            del self._live[min(self._live.values(), key=lambda s: s.last_seen).id]
+            self.drop(self._evictable().id)
         now = self.clock()
         session = Session(
             id=secrets.token_urlsafe(32),
@@ -64,7 +78,14 @@ class Sessions:
             last_seen=now,
         )
         self._live[session.id] = session
+        self._by_user.setdefault(subject, {})[session.id] = session
         return session
+
+    def _evictable(self) -> Session:
+        """The least recently used session of the user holding the most."""
+        most = max(len(held) for held in self._by_user.values())
+        crowded = [s for held in self._by_user.values() if len(held) == most for s in held.values()]
+        return min(crowded, key=lambda s: s.last_seen)
 
     def get(self, session_id: str | None) -> Session | None:
         session = self._live.get(session_id or "")
@@ -81,7 +102,17 @@ class Sessions:
         return now - session.last_seen > self.idle or now - session.created > self.max_age
 
     def drop(self, session_id: str) -> Session | None:
-        return self._live.pop(session_id, None)
+        session = self._live.pop(session_id, None)
+        if session is not None:
+            held = self._by_user.get(session.subject, {})
+            held.pop(session_id, None)
+            if not held:
+                self._by_user.pop(session.subject, None)
+        return session
+
+    def of(self, subject: str) -> int:
+        """How many sessions the user holds."""
+        return len(self._by_user.get(subject, {}))
 
     def _sweep(self) -> None:
         now = self.clock()

@@ -31,6 +31,9 @@ class ConsoleSettings(BaseSettings):
     console_session_idle_seconds: PositiveInt = 1800
     console_session_max_seconds: PositiveInt = 12 * 3600
     console_max_sessions: PositiveInt = 1000
+    # One user's sessions at most (a new one beyond ends the user's oldest): one user signing
+    # in again and again never evicts another's session.
+    console_max_sessions_per_user: PositiveInt = 5
     console_max_live_feeds: PositiveInt = 100
     console_timeout_seconds: float = Field(default=10.0, gt=0)
     log_level: str = "INFO"

@@ -94,6 +94,8 @@ class Authority:
                 expires_at=datetime.fromtimestamp(int(now) + s.refresh_token_ttl, UTC),
             )
             body["refresh_token"] = refresh
+            if family is None:  # a new sign-in: the user's oldest sessions beyond the cap end
+                await self._evict(conn, user_id)
         await audit.append(
             conn,
             action="security.token.issued",
@@ -101,6 +103,20 @@ class Authority:
             details={"jti": claims["jti"], "role": role, "portfolios": claims["portfolios"]},
         )
         return body
+
+    async def _evict(self, conn: store.Conn, user_id: uuid.UUID) -> None:
+        """Sessions are capped per user and evicted per user: one user signing in again and
+        again ends only its own oldest sessions (their access tokens with them)."""
+        keep = self.settings.max_sessions_per_user
+        for old in await session_store.families_beyond(conn, user_id=user_id, keep=keep):
+            n = await revocation.revoke_family(conn, self.settings, old)
+            await audit.append(
+                conn,
+                action="security.session.evicted",
+                actor="security",
+                subject=str(user_id),
+                details={"family": str(old), "access_tokens": n, "cap": keep},
+            )
 
     async def password(self, username: str, password: str) -> dict[str, Any]:
         domain.check_text("username", username, domain.USERNAME_MAX)

@@ -75,3 +75,16 @@ async def revoke_jtis(conn: Conn, *, jtis: Sequence[tuple[str, datetime]]) -> No
     await conn.executemany(
         "INSERT INTO revoked_jtis (jti, until) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING", jtis
     )
+
+
+async def families_beyond(conn: Conn, *, user_id: uuid.UUID, keep: int) -> list[uuid.UUID]:
+    """The user's live refresh families beyond its `keep` most recently used: each a session
+    (a sign-in and its refreshes), the oldest to end first."""
+    rows = await conn.fetch(
+        "SELECT family FROM refresh_tokens WHERE user_id = $1 AND revoked_at IS NULL"
+        " AND spent_at IS NULL AND expires_at > now()"
+        " GROUP BY family ORDER BY max(issued_at) DESC OFFSET $2",
+        user_id,
+        keep,
+    )
+    return [r["family"] for r in rows]

@@ -29,6 +29,8 @@ class SecuritySettings(Settings):
     service_keys: str = ""
     access_token_ttl: PositiveInt = 900
     refresh_token_ttl: PositiveInt = 14 * 86400
+    # Sessions (refresh families) one user may hold; a new sign-in beyond ends its own oldest.
+    max_sessions_per_user: PositiveInt = 10
     max_failed_logins: PositiveInt = 5
     lockout_seconds: PositiveInt = 900
     audit_check_seconds: PositiveInt = 300  # how often the service re-verifies its audit chain

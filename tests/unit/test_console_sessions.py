@@ -67,3 +67,29 @@ def test_ids_and_csrf_tokens_are_unguessable_and_tokens_never_in_repr() -> None:
     assert "a.b.c" not in repr(a) and a.csrf not in repr(a)
     a.flash = {"kind": "done"}
     assert a.pop_flash() == {"kind": "done"} and a.pop_flash() is None
+
+
+def test_one_user_signing_in_a_thousand_times_never_evicts_another_users_session() -> None:
+    """Finding 6: one viewer signing in 1,000 times evicted the operator's console session."""
+    clock = Clock()
+    store = Sessions(idle=600, max_age=3600, capacity=50, per_user=5, clock=clock)
+    operator = new(store, "otto")
+    viewer = []
+    for _ in range(1000):
+        clock.now += 0.01
+        viewer.append(new(store, "vera"))
+    assert store.get(operator) is not None
+    assert store.of("id-vera") == 5 and len(store) == 6
+    assert [store.get(s) is not None for s in viewer[-6:]] == [False] + [True] * 5
+
+
+def test_a_full_store_makes_room_at_the_expense_of_the_user_holding_the_most() -> None:
+    clock = Clock()
+    store = Sessions(idle=600, max_age=3600, capacity=4, per_user=3, clock=clock)
+    otto = new(store, "otto")  # the least recently used of all, but alone
+    clock.now += 1
+    vera = [new(store, "vera") for _ in range(3)]
+    clock.now += 1
+    ada = new(store, "ada")  # the store is full: vera, holding the most, gives one up
+    assert store.get(otto) is not None and store.get(ada) is not None
+    assert store.of("id-vera") == 2 and store.get(vera[0]) is None
