@@ -15,6 +15,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from services.console import views, web
+from services.console.scope import shown, visible_accounts
 from shared.contracts.envelope import EnvelopeError, decode
 from shared.contracts.lifecycle import LIFECYCLE_TYPES
 from shared.contracts.streams import ACCOUNT_LIFECYCLE
@@ -49,11 +50,22 @@ async def row_of(c: web.Console, entry_id: bytes, raw: dict[bytes, bytes]) -> di
 
 
 async def recent(
-    c: web.Console, *, account: str = "", kind: str = "", scan: int = BACKLOG, most: int = SHOWN
+    c: web.Console,
+    *,
+    account: str = "",
+    kind: str = "",
+    scan: int = BACKLOG,
+    most: int = SHOWN,
+    visible: frozenset[str] | None = None,
 ) -> tuple[Any, list[dict[str, Any]]]:
-    """The stream's last id and up to `most` matching rows of its last `scan` entries, oldest first."""
+    """The stream's last id and up to `most` matching rows of its last `scan` entries, oldest
+    first; with `visible`, only rows of those accounts (a scoped user's)."""
     entries: Any = await c.redis.xrevrange(c.settings.streams.key(ACCOUNT_LIFECYCLE), count=scan)
-    rows = [r for e, raw in entries if (r := await row_of(c, e, raw)) and wanted(r, account, kind)]
+    rows = [
+        r
+        for e, raw in entries
+        if (r := await row_of(c, e, raw)) and wanted(r, account, kind) and shown(r, visible)
+    ]
     return (entries[0][0] if entries else "0-0"), list(reversed(rows[:most]))
 
 
@@ -75,12 +87,16 @@ async def events(request: Request) -> Response:
     account, kind = filters(request)
     resume = request.headers.get("last-event-id", "")
     key = c.settings.streams.key(ACCOUNT_LIFECYCLE)
+    seen = await visible_accounts(request, me) if account else None
+    if seen is not None and account not in seen:  # as the account page: not this user's
+        return Response("not an account of your portfolios\n", 403)
 
     async def stream() -> AsyncIterator[str]:
         async with c.live_feeds:
             cursor: Any = resume if ENTRY_ID.match(resume) else None
             if cursor is None:
-                cursor, rows = await recent(c, account=account, kind=kind)
+                seen = await visible_accounts(request, me)
+                cursor, rows = await recent(c, account=account, kind=kind, visible=seen)
                 for old in rows:
                     yield sse(old)
             yield "event: ready\ndata: {}\n\n"
@@ -88,10 +104,12 @@ async def events(request: Request) -> Response:
                 got: Any = await c.redis.xread({key: cursor}, count=200, block=10_000)
                 if not got:
                     yield ": still here\n\n"  # keeps proxies from closing an idle feed
+                seen = await visible_accounts(request, me) if got else None
                 for _, entries in got or []:
                     for entry_id, raw in entries:
                         cursor = entry_id
-                        if (row := await row_of(c, entry_id, raw)) and wanted(row, account, kind):
+                        row = await row_of(c, entry_id, raw)
+                        if row and wanted(row, account, kind) and shown(row, seen):
                             yield sse(row)
             yield "event: signedout\ndata: {}\n\n"
 

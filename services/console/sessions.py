@@ -28,6 +28,8 @@ class Session:
     csrf: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
     # One message for the next page (a command's outcome), shown once.
     flash: dict[str, Any] | None = None
+    # A scoped user's accounts, as last learnt (services/console/scope.py): (when, ids).
+    visible: tuple[float, frozenset[str]] | None = field(default=None, repr=False)
 
     def pop_flash(self) -> dict[str, Any] | None:
         message, self.flash = self.flash, None

@@ -6,6 +6,7 @@ $ALLUSE_CONSOLE_SCREENSHOTS (the README's pictures) or to the test's temporary f
 """
 
 import asyncio
+import json
 import os
 import re
 import shutil
@@ -34,6 +35,7 @@ FLAGS = [
     "--disable-sync",
 ]
 ADMIN, OPERATOR, VIEWER = "ada-admin", "otto-operator", "vera-viewer"
+OWNER = "pia-owner"  # a portfolio owner: a viewer granted one portfolio
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +50,8 @@ def console(
             for user, role in ((ADMIN, "admin"), (OPERATOR, "operator"), (VIEWER, "viewer")):
                 p.user(user, role)
             initialize(p, ADMIN)
+            # A viewer reads the portfolios granted to it, no others (docs/scopes.md).
+            p.cli("security", "grant", "--user", VIEWER, "--portfolio", p.portfolio)
             yield p
     finally:
         asyncio.run(_drop(servers[1], name))
@@ -316,3 +320,46 @@ def test_operations_shows_each_service(
     expect(page).to_have_url(re.compile("/signin$"))
     page.goto(f"{p.console}/operations")
     expect(page).to_have_url(re.compile(r"/signin\?next="))
+
+
+def test_a_portfolio_owner_sees_only_its_own_portfolio_in_list_pages_and_live_feed(
+    console: Platform, browser: BrowserContext
+) -> None:
+    """Finding 5: a viewer read every portfolio. An owner granted portfolio A sees A only: the
+    list, the pages and the live feed; B's pages are refused. (Last in this module: it adds
+    portfolio B to the platform the others share.)"""
+    p, page = console, browser.new_page()
+    admin = p.token(ADMIN)
+    other = json.loads(
+        p.cli("--json", "init", "--capital", "50000.00", "--template", "moderate",
+              "--name", "Other fund", token=admin)
+    )  # fmt: skip
+    b, b_gen = other["portfolio_id"], {a["type"]: a["id"] for a in other["accounts"]}["generation"]
+    p.user(OWNER, "viewer")
+    p.cli("security", "grant", "--user", OWNER, "--portfolio", p.portfolio)
+
+    sign_in(page, p, OWNER)
+    expect(page.locator(f"tr[data-portfolio='{p.portfolio}']")).to_contain_text("250,000.00")
+    expect(page.locator("tr[data-portfolio]")).to_have_count(1)
+    expect(page.locator(f"tr[data-portfolio='{b}']")).to_have_count(0)
+    for path in (f"/portfolios/{b}", f"/accounts/{b_gen}"):
+        answer = page.goto(p.console + path)
+        assert answer is not None and answer.status == 403, path
+    answer = page.request.get(f"{p.console}/live/events?account={b_gen}")
+    assert answer.status == 403
+    own = page.goto(f"{p.console}/accounts/{p.accounts['generation']}")
+    assert own is not None and own.status == 200
+
+    feed = browser.new_page()
+    feed.goto(f"{p.console}/live")
+    expect(feed.locator("[data-live-state]")).to_have_text("live")
+    p.cli("deposit", b_gen, "7.00", token=admin)  # B's first, then A's: the feed's order
+    p.cli("deposit", p.accounts["generation"], "3.00", token=admin)
+    mine = feed.locator(f"tr[data-account='{p.accounts['generation']}']")
+    expect(mine.first).to_contain_text("deposit 3.00")  # the barrier: B's came before it
+    expect(feed.locator(f"tr[data-account='{b_gen}']")).to_have_count(0)
+
+    operator = browser.new_page()  # the whole platform's user sees both
+    operator.context.clear_cookies()
+    sign_in(operator, p, OPERATOR)
+    expect(operator.locator(f"tr[data-portfolio='{b}']")).to_have_count(1)
