@@ -339,7 +339,7 @@ def test_a_portfolio_owner_sees_only_its_own_portfolio_in_list_pages_and_live_fe
     p.cli("security", "grant", "--user", OWNER, "--portfolio", p.portfolio)
 
     sign_in(page, p, OWNER)
-    expect(page.locator(f"tr[data-portfolio='{p.portfolio}']")).to_contain_text("250,000.00")
+    expect(page.locator(f"tr[data-portfolio='{p.portfolio}']")).to_contain_text("Family fund")
     expect(page.locator("tr[data-portfolio]")).to_have_count(1)
     expect(page.locator(f"tr[data-portfolio='{b}']")).to_have_count(0)
     for path in (f"/portfolios/{b}", f"/accounts/{b_gen}"):
