@@ -6,7 +6,7 @@ from pathlib import Path
 from services.account.events import SOURCE
 from services.account.reinvestment import Clock, ReinvestmentScheduler
 from services.account.router import COMMANDS, EFFECTS, query_answerer
-from services.account.scopes import Scoped
+from services.account.scopes import scoped
 from services.account.uow import AccountUnit
 from shared.contracts.streams import (
     ACCOUNT_COMMANDS,
@@ -52,13 +52,12 @@ async def build(settings: Settings) -> Runtime:
                       window=settings.dedup_window)  # fmt: skip
     # Each client's commands pass its own bucket (docs/scopes.md, "Limits").
     buckets = Buckets(settings.rate_commands_per_second, settings.rate_commands_burst)
-    clients = limited(bearer(verifier, backdate=settings.backdate_limit), buckets)
+    clients = scoped(limited(bearer(verifier, backdate=settings.backdate_limit), buckets), rt.pool)
     pipeline = _pipeline(rt, COMMANDS, letters(clients, stream=s.key(ACCOUNT_COMMANDS)))
     integration = signed_by(rt.keys, INTEGRATION, settings.dedup_window)
     # An effect carries the engine's verified scope, checked where accounts are known.
-    effects = _pipeline(
-        rt, EFFECTS, letters(carrying_scope(integration), stream=s.key(ACCOUNT_EFFECTS))
-    )
+    engines = scoped(carrying_scope(integration), rt.pool)
+    effects = _pipeline(rt, EFFECTS, letters(engines, stream=s.key(ACCOUNT_EFFECTS)))
     replier = Replier(
         rt.pool,
         rt.redis,
@@ -117,7 +116,7 @@ def _pipeline(
     streams = rt.settings.streams
     return Pipeline(
         rt.pool,
-        Scoped(Dispatch(table, streams, SOURCE, audited=True), streams, SOURCE),
+        Dispatch(table, streams, SOURCE, audited=True),
         source=SOURCE,
         reject_stream=streams.key(ACCOUNT_EVENTS),
         unit=partial(AccountUnit.start, streams=streams),

@@ -1,5 +1,5 @@
 """Portfolio scopes in the account service, which knows where every account lies
-(docs/scopes.md). Commands and effects pass `Scoped` before their handler; queries pass
+(docs/scopes.md). Commands and effects pass `scoped` after their guard; queries pass
 `check_query` before they read, and a scoped caller's list and totals cover only its scope.
 
 An entry names accounts (its subject, `data.account_id`) and portfolios (`data.portfolio_id`);
@@ -10,25 +10,24 @@ accounts outside its scope.
 """
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
 import asyncpg
 
 from services.account import queries
-from services.account.domain import UnknownAccount
-from services.account.uow import AccountUnit
 from shared.contracts.envelope import CloudEvent
 from shared.contracts.permissions import Scope
 from shared.contracts.streams import Streams
-from shared.infra.messaging import Emit
+from shared.infra.db import connection
+from shared.infra.messaging import Guard, Rejected
 from shared.infra.scopes import forbidden
 from shared.infra.unit import Sql
 
 # A portfolio's ancestry never changes (a fork's parent is fixed), so it is cached; bounded.
 _ANCESTRY: dict[UUID, tuple[str, ...]] = {}
 _ANCESTRY_MAX = 100_000
+_PORTFOLIO_OF: dict[UUID, UUID] = {}  # an account's portfolio never changes either
 # Queries about the whole platform's books, which a scope does not narrow.
 PLATFORM_QUERIES = frozenset({"alluse.query.integrity"})
 # Queries whose answer a scope narrows to its portfolios instead of refusing.
@@ -106,29 +105,36 @@ async def covered(
     return None
 
 
-@dataclass
-class Scoped:
-    """The account service's command and effect handler, behind a scope check."""
+def scoped(guard: Guard, pool: asyncpg.Pool) -> Guard:
+    """`guard` (who wrote it, may it), then the writer's scope: an entry outside it is refused
+    like one of the wrong writer, before its batch (it claims no idempotency key; the pipeline
+    answers and audits the refusal). Reads on a pooled connection; what it learns is cached."""
 
-    inner: Callable[[Any, CloudEvent], Awaitable[list[Emit]]]
-    streams: Streams
-    source: str
-
-    async def __call__(self, unit: AccountUnit, ev: CloudEvent) -> list[Emit]:
+    async def check(ev: CloudEvent, fields: dict[bytes, bytes]) -> None:
+        await guard(ev, fields)
         scope = scope_of(ev)
-        if scope is not None:
+        if scope is None:
+            return
+        async with connection(pool) as conn:
+            why = await covered(ev, scope, lambda a: portfolio_of(conn, a), conn)
+        if why is not None:
+            raise Rejected("forbidden", why, subject=ev.subject)
 
-            async def portfolio_of(account_id: UUID) -> UUID | None:
-                try:
-                    account, _ = await unit.account(account_id)
-                except UnknownAccount:
-                    return None
-                return account.portfolio_id
+    return check
 
-            why = await covered(ev, scope, portfolio_of, unit.conn)
-            if why is not None:
-                raise forbidden(ev, why, self.streams, self.source)
-        return await self.inner(unit, ev)
+
+async def portfolio_of(conn: Sql, account_id: UUID) -> UUID | None:
+    """The account's portfolio (fixed for its life, so cached), or None if there is none."""
+    if account_id not in _PORTFOLIO_OF:
+        found: UUID | None = await conn.fetchval(
+            "SELECT portfolio_id FROM accounts WHERE id = $1", account_id
+        )
+        if found is None:
+            return None
+        if len(_PORTFOLIO_OF) >= _ANCESTRY_MAX:
+            _PORTFOLIO_OF.clear()
+        _PORTFOLIO_OF[account_id] = found
+    return _PORTFOLIO_OF[account_id]
 
 
 async def check_query(conn: Sql, ev: CloudEvent, streams: Streams, source: str) -> None:
@@ -142,13 +148,7 @@ async def check_query(conn: Sql, ev: CloudEvent, streams: Streams, source: str) 
             streams, source,
         )  # fmt: skip
 
-    async def portfolio_of(account_id: UUID) -> UUID | None:
-        found: UUID | None = await conn.fetchval(
-            "SELECT portfolio_id FROM accounts WHERE id = $1", account_id
-        )
-        return found
-
-    why = await covered(ev, scope, portfolio_of, conn)
+    why = await covered(ev, scope, lambda a: portfolio_of(conn, a), conn)
     if why is not None:
         raise forbidden(ev, why, streams, source)
 

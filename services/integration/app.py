@@ -19,11 +19,13 @@ from shared.infra.pipeline import Dispatch, Pipeline
 from shared.infra.retention import Retained
 from shared.infra.revocations import Revocations
 from shared.infra.runtime import Runtime, open_runtime, serve_until_stopped
+from shared.infra.scopes import whole_platform
 from shared.infra.settings import Settings
 
 SCHEMA = "integration"
 GROUP = "integration"
 MIGRATIONS = Path(__file__).parent / "migrations"
+PLATFORM_WIDE = frozenset({"ws2.week.classified", "ws4.market.quote"})
 log = logging.getLogger(__name__)
 
 
@@ -38,7 +40,9 @@ async def build(settings: Settings, *, schema: str = SCHEMA) -> Runtime:
         audience=settings.jwt_audience,
         is_revoked=rt.revocations.is_revoked,
     )
-    engines = bearer(verifier)  # upstream entries: a trading_engine's (or an admin's) token
+    # Upstream entries: a trading_engine's (or an admin's) token; a week's classification and a
+    # quote reach every portfolio, so they need the whole platform's scope (docs/scopes.md).
+    engines = whole_platform(bearer(verifier), PLATFORM_WIDE)
     tables = handlers.FromUpstream(streams).routes()
     # Upstream streams belong to their producers, and the account service's events are read
     # by operators' tools for outcomes too: all trimmed by age, never deleted on republishing.

@@ -32,7 +32,7 @@ from shared.contracts.upstream import (
     WeekClassified,
 )
 from shared.infra.pipeline import Route
-from shared.infra.scopes import SCOPE_FIELD, effect_scope, whole_platform
+from shared.infra.scopes import SCOPE_FIELD, effect_scope
 from shared.infra.unit import SqlUnit
 
 SOURCE = "alluse/integration"
@@ -82,7 +82,6 @@ class FromUpstream:
 
     async def week_classified(self, unit: UpstreamUnit, week: WeekClassified) -> None:
         ev = _cause(unit)
-        whole_platform(ev, self.streams, SOURCE)
         current = await store.latest_week(unit.db)
         await unit.record_week(
             week_start=week.week_start, week_type=week.week_type,
@@ -101,7 +100,6 @@ class FromUpstream:
         unit.publish(self.streams.key(ACCOUNT_LIFECYCLE), fields)
 
     async def quote(self, unit: UpstreamUnit, q: MarketQuote) -> None:
-        whole_platform(_cause(unit), self.streams, SOURCE)  # it marks every holder's positions
         rest = q.model_dump(exclude={"symbol", "as_of"})
         source = _cause(unit).source
         await store.record_quote(unit.db, symbol=q.symbol, as_of=q.as_of, source=source, **rest)

@@ -272,7 +272,7 @@ class Pipeline:
                     self.streams,
                     source=self.source,
                     action="command.denied",
-                    actor="anonymous",
+                    actor=ev.actor or "anonymous",  # a verified writer outside its scope
                     subject=ev.subject,
                     details=details,
                     cause=ev,

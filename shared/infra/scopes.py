@@ -31,15 +31,20 @@ def forbidden(ev: CloudEvent, reason: str, streams: Streams, source: str) -> Rej
     return r
 
 
-def whole_platform(ev: CloudEvent, streams: Streams, source: str) -> None:
-    """Entries about no one portfolio (a week's classification, a quote that marks every
-    holder's positions, a platform-wide query) need a scope of the whole platform."""
-    scope = ev.scope
-    if isinstance(scope, Scope) and not scope.whole:
-        raise forbidden(
-            ev, f"{ev.type} concerns every portfolio: it needs the whole platform's scope",
-            streams, source,
-        )  # fmt: skip
+def whole_platform(guard: Guard, types: frozenset[str]) -> Guard:
+    """`guard`, then: entries of `types` concern no one portfolio (a week's classification, a
+    quote that marks every holder's positions) and need the whole platform's scope."""
+
+    async def check(ev: CloudEvent, fields: dict[bytes, bytes]) -> None:
+        await guard(ev, fields)
+        scope = ev.scope
+        if ev.type in types and isinstance(scope, Scope) and not scope.whole:
+            raise Rejected(
+                "forbidden", f"{ev.type} concerns every portfolio: it needs the whole platform's"
+                " scope", subject=ev.subject,
+            )  # fmt: skip
+
+    return check
 
 
 def effect_scope(ev: CloudEvent) -> str:

@@ -70,8 +70,9 @@ def fill(account_id: str) -> dict[str, Any]:
 
 
 async def denied_audit(redis: Redis, s: Settings, cause_id: str) -> list[dict[str, Any]]:
+    """The audit record of an entry refused before its batch (it claims no key)."""
     records = await outcomes(redis, s.streams.key(AUDIT), cause_id, want=1)
-    return [r for r in records if r["data"]["action"] == "scope.denied"]
+    return [r for r in records if r["data"]["action"] == "command.denied"]
 
 
 async def test_a_trading_engine_cannot_withdraw_or_deposit_by_command(
@@ -108,6 +109,7 @@ async def test_an_engine_scoped_to_one_portfolio_books_fills_there_only(
     assert refused["data"]["code"] == "forbidden", refused
     (record,) = await denied_audit(redis, settings, foreign["id"])
     assert record["data"]["details"]["source"] == "ws4/engine-a"
+    assert record["data"]["details"]["code"] == "forbidden"
     assert record["data"]["subject"] == other
 
     own = ce("ws4.trade.filled", fill(run.account), source="ws4/engine-a", authorization=engine)
