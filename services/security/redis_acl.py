@@ -23,7 +23,8 @@ COMMANDS = {
     "follow": "xread xrange xrevrange xlen xinfo exists xreadgroup xack xpending xclaim"
     " xautoclaim xgroup|create xgroup|createconsumer",
     "append": "xadd",
-    "reply": "xadd expire exists",
+    # del: the oldest of one client's reply streams beyond its cap (ALLUSE_REPLIES_PER_CLIENT)
+    "reply": "xadd expire exists del",
     "drop": "xdel del",
     # The Lua steps of ordered consumption name the public stream, its partitions, leases and
     # members; what they run inside is checked again, command by command ("parts", consume).

@@ -31,7 +31,8 @@ ALLOWED = {
     "engine": [xadd(WS2), xadd(WS4), ("PING",)],
     "account": [*group(CMD, "acct"), *group(QRY, "acctq"), *group(EFFECTS, "accte"), xadd(EVENTS),
                 xadd(AUDIT), xadd(f"{CMD}.dlq"), ("XREAD", "STREAMS", REVOKE, "0"),
-                xadd(f"{P}alluse.reply.u1.q1"), ("WAITAOF", "0", "0", "10"), ("INFO", "server")],
+                xadd(f"{P}alluse.reply.u1.q1"), ("WAITAOF", "0", "0", "10"), ("INFO", "server"),
+                ("DEL", f"{P}alluse.reply.u1.q1")],  # a client's reply streams beyond its cap
     "integration": [*group(WS4, "integ"), *group(EVENTS, "integ-ev"), xadd(LIFE), xadd(EFFECTS),
                     xadd(AUDIT), xadd(f"{WS4}.dlq"), ("XTRIM", WS4, "MINID", "0")],
     "security": [*group(AUDIT, "sec"), xadd(REVOKE), xadd(HEADS), ("XTRIM", REVOKE, "MINID", "0"),
