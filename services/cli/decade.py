@@ -5,10 +5,10 @@ The feed of shared/simulators/feed.py trades every account of the tree, children
 forks included: puts within position sizing, shares held after an assignment with covered calls
 sold on them until they are called away, expirations. As WS2 and WS4 would, it publishes each
 week's classification, fills, quotes, assignments and expirations on the upstream streams, with
-the CLI's token (role trading_engine or admin), for the integration service to forward; they are
-dated in the past, so the service's business time runs a week per step. Each week waits for its
-outcomes and sizes the next on the cash the accounts really hold. The broker's valuations are
-left out: they are only compared with what the service marks.
+the CLI's token (role trading_engine granted `*`, or admin: docs/scopes.md), for the integration
+service to forward; they are dated in the past, so the service's business time runs a week per
+step. Each week waits for its outcomes and sizes the next on the cash the accounts really hold.
+The broker's valuations are left out: they are only compared with what the service marks.
 """
 
 import argparse

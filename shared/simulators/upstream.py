@@ -2,7 +2,8 @@
 
 Publishes the feed of shared/simulators/feed.py with plain redis-py XADD, one CloudEvents
 binary-mode entry per event, at `--rate` events per second (0: as fast as Redis takes them),
-each with the `authorization` of a trading engine (role trading_engine, or admin): through
+each with the `authorization` of a trading engine (role trading_engine granted the whole
+platform, `*`, since weeks and quotes concern every portfolio; or admin): through
 `alluse simulate` the token comes as for every `alluse` command (--token-file,
 ALLUSE_TOKEN_FILE, ALLUSE_TOKEN, or ALLUSE_CLIENT_ID with ALLUSE_CLIENT_SECRET_FILE).
 After each week it reads the week's outcomes on the public lifecycle stream and sizes the next

@@ -10,6 +10,8 @@ import json
 import os
 import re
 import shutil
+import subprocess
+import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -337,6 +339,16 @@ def test_a_portfolio_owner_sees_only_its_own_portfolio_in_list_pages_and_live_fe
     b, b_gen = other["portfolio_id"], {a["type"]: a["id"] for a in other["accounts"]}["generation"]
     p.user(OWNER, "viewer")
     p.cli("security", "grant", "--user", OWNER, "--portfolio", p.portfolio)
+
+    owner = p.token(OWNER)  # the CLI as a process, with the owner's own token
+    listed = json.loads(p.cli("--json", "list", token=owner))
+    assert {a["portfolio_id"] for a in listed["accounts"]} == {p.portfolio}
+    assert json.loads(p.cli("--json", "show", p.accounts["generation"], token=owner))
+    foreign = subprocess.run(
+        [sys.executable, "-m", "services.cli", "--json", "show", b_gen],
+        env={**p.env, "ALLUSE_TOKEN": owner}, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert foreign.returncode == 1 and "forbidden" in foreign.stdout + foreign.stderr, foreign
 
     sign_in(page, p, OWNER)
     expect(page.locator(f"tr[data-portfolio='{p.portfolio}']")).to_contain_text("Family fund")
