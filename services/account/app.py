@@ -68,6 +68,7 @@ async def build(settings: Settings) -> Runtime:
         verifier,
         rt.signer.sign,
         buckets=Buckets(settings.rate_queries_per_second, settings.rate_queries_burst),
+        sign_many=rt.signer.sign_many,
         replies_per_client=settings.replies_per_client,
         reply_ttl=settings.reply_ttl_seconds,
     )

@@ -57,6 +57,8 @@ class Replier:
     verifier: Verifier
     sign: Callable[[dict[str, str]], dict[str, str]]
     buckets: Buckets | None = None  # each client's query rate (None: no limit)
+    # Signs many at once (one Ed25519 signature per 64): a flood's refusals stay cheap.
+    sign_many: Callable[[list[dict[str, str]]], list[dict[str, str]]] | None = None
     replies_per_client: int = 100  # reply streams kept per client; the oldest beyond go
     reply_ttl: int = REPLY_TTL_SECONDS
     # The reply streams this process made, per client, oldest first.
@@ -124,10 +126,15 @@ class Replier:
             if wait is not None:  # answered at once, without the database
                 metrics.RATE_LIMITED.labels("query").inc()
                 r = refusal(wait, "queries")
-                limited.append((entry_id, fields, str(ev.replyto), self.sign(self.failure(ev, r))))
+                limited.append((entry_id, fields, str(ev.replyto), self.failure(ev, r)))
                 out.rejected += 1
                 continue
             admitted.append((entry_id, fields, ev, who))
+        if limited:
+            signed = (self.sign_many or (lambda many: [self.sign(f) for f in many]))(
+                [reply for *_, reply in limited]
+            )
+            limited = [(*item[:3], reply) for item, reply in zip(limited, signed, strict=True)]
         admitted = round_robin(admitted)
         slots = asyncio.Semaphore(ANSWERING)
 

@@ -64,6 +64,11 @@ async def test_a_client_gets_the_portfolios_granted_to_it_and_nothing_without(
     after = (await token(svc, cid, secret)).json()["access_token"]
     assert claims(after)["portfolios"] == [a]
     assert await cli("revoke", "--client", cid, "--portfolio", b) == REJECTED  # held no more
+    assert await cli("revoke", "--client", cid) == REJECTED  # disable-client cuts a client off
+    capsys.readouterr()
+    assert await cli("scopes", "--client", cid) == OK
+    held = json.loads(capsys.readouterr().out)
+    assert held == {"grantee": cid, "kind": "client", "role": "trading_engine", "portfolios": [a]}
 
     async with svc.admin.pool.acquire() as conn:
         actions = [
