@@ -7,6 +7,7 @@ entries is what it has to protect itself from. Refusals are `rate_limited`, coun
 metric rather than each in the audit chain (a flood must not become a flood of audit rows).
 """
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,6 +16,8 @@ from shared.contracts.envelope import CloudEvent
 from shared.infra.messaging import Guard, Rejected
 
 MAX_CLIENTS = 100_000  # buckets kept; full ones (the same as none) are dropped first
+WARN_EVERY = 60.0  # seconds between two log lines about the same client's refusals
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -23,6 +26,7 @@ class Buckets:
     burst: int  # a bucket's size: what a quiet client may send at once
     clock: Callable[[], float] = time.monotonic
     _level: dict[str, tuple[float, float]] = field(default_factory=dict)  # key -> (tokens, at)
+    _warned: dict[str, float] = field(default_factory=dict)  # key -> when last logged
 
     def take(self, key: str, cost: float = 1.0) -> float | None:
         """None if `key` may go on (its bucket pays `cost`), else seconds until it may."""
@@ -34,6 +38,12 @@ class Buckets:
         cost = min(cost, float(self.burst))  # a costly request is slow, never impossible
         if tokens < cost:
             self._level[key] = (tokens, now)
+            if now - self._warned.get(key, -WARN_EVERY) >= WARN_EVERY:  # once a minute a client
+                if len(self._warned) >= MAX_CLIENTS:
+                    self._warned.clear()
+                self._warned[key] = now
+                log.warning("client %r over its rate (%g/s, burst %d): refusing rate_limited",
+                            key[:200], self.rate, self.burst)  # fmt: skip
             return (cost - tokens) / self.rate
         if len(self._level) >= MAX_CLIENTS and key not in self._level:
             self._sweep(now)
