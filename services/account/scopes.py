@@ -19,7 +19,6 @@ from services.account import queries
 from shared.contracts.envelope import CloudEvent
 from shared.contracts.permissions import Scope
 from shared.contracts.streams import Streams
-from shared.infra.db import connection
 from shared.infra.messaging import Guard, Rejected
 from shared.infra.scopes import forbidden
 from shared.infra.unit import Sql
@@ -28,6 +27,7 @@ from shared.infra.unit import Sql
 _ANCESTRY: dict[UUID, tuple[str, ...]] = {}
 _ANCESTRY_MAX = 100_000
 _PORTFOLIO_OF: dict[UUID, UUID] = {}  # an account's portfolio never changes either
+Db = Callable[[], Awaitable[Sql]]  # a connection, asked for only when a cache misses
 # Queries about the whole platform's books, which a scope does not narrow.
 PLATFORM_QUERIES = frozenset({"alluse.query.integrity"})
 # Queries whose answer a scope narrows to its portfolios instead of refusing.
@@ -40,10 +40,10 @@ def scope_of(ev: CloudEvent) -> Scope | None:
     return scope if isinstance(scope, Scope) and not scope.whole else None
 
 
-async def ancestry(conn: Sql, portfolio_id: UUID) -> tuple[str, ...]:
+async def ancestry(db: Db, portfolio_id: UUID) -> tuple[str, ...]:
     """The portfolio and every portfolio above it."""
     if portfolio_id not in _ANCESTRY:
-        rows = await conn.fetch(
+        rows = await (await db()).fetch(
             "WITH RECURSIVE up AS (SELECT id, parent_id FROM portfolios WHERE id = $1"
             " UNION ALL SELECT p.id, p.parent_id FROM portfolios p JOIN up ON p.id = up.parent_id)"
             " SELECT id FROM up",
@@ -83,26 +83,41 @@ def _uuid(text: str) -> UUID | None:
         return None
 
 
-async def covered(
-    ev: CloudEvent,
-    scope: Scope,
-    portfolio_of: Callable[[UUID], Awaitable[UUID | None]],
-    conn: Sql,
-) -> str | None:
-    """Why the entry lies outside `scope`, or None if it lies inside."""
+async def covered(ev: CloudEvent, scope: Scope, db: Db) -> str | None:
+    """Why the entry lies outside `scope`, or None if it lies inside. `db` is asked for a
+    connection only when the caches do not know an account or portfolio yet."""
     accounts, portfolios = named(ev)
     if not accounts and not portfolios:
         return f"{ev.type} concerns the whole platform: it needs the whole platform's scope"
     for text in accounts:
         account = _uuid(text)
-        pid = None if account is None else await portfolio_of(account)
-        if pid is None or not scope.covers(await ancestry(conn, pid)):
+        pid = None if account is None else await portfolio_of(db, account)
+        if pid is None or not scope.covers(await ancestry(db, pid)):
             return f"account {text[:40]} is not in a portfolio of your scope"
     for text in portfolios:
         pid = _uuid(text)
-        if pid is None or not scope.covers(await ancestry(conn, pid)):
+        if pid is None or not scope.covers(await ancestry(db, pid)):
             return f"portfolio {text[:40]} is not in your scope"
     return None
+
+
+class Lazy:
+    """A pooled connection taken on first use only: a warm cache needs none."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+        self.conn: Any = None  # the pool's connection proxy
+
+    async def __call__(self) -> Sql:
+        if self.conn is None:
+            self.conn = await self.pool.acquire()
+        conn: Sql = self.conn
+        return conn
+
+    async def release(self) -> None:
+        if self.conn is not None:
+            await self.pool.release(self.conn)
+            self.conn = None
 
 
 def scoped(guard: Guard, pool: asyncpg.Pool) -> Guard:
@@ -115,18 +130,21 @@ def scoped(guard: Guard, pool: asyncpg.Pool) -> Guard:
         scope = scope_of(ev)
         if scope is None:
             return
-        async with connection(pool) as conn:
-            why = await covered(ev, scope, lambda a: portfolio_of(conn, a), conn)
+        db = Lazy(pool)
+        try:
+            why = await covered(ev, scope, db)
+        finally:
+            await db.release()
         if why is not None:
             raise Rejected("forbidden", why, subject=ev.subject)
 
     return check
 
 
-async def portfolio_of(conn: Sql, account_id: UUID) -> UUID | None:
+async def portfolio_of(db: Db, account_id: UUID) -> UUID | None:
     """The account's portfolio (fixed for its life, so cached), or None if there is none."""
     if account_id not in _PORTFOLIO_OF:
-        found: UUID | None = await conn.fetchval(
+        found: UUID | None = await (await db()).fetchval(
             "SELECT portfolio_id FROM accounts WHERE id = $1", account_id
         )
         if found is None:
@@ -148,7 +166,10 @@ async def check_query(conn: Sql, ev: CloudEvent, streams: Streams, source: str) 
             streams, source,
         )  # fmt: skip
 
-    why = await covered(ev, scope, lambda a: portfolio_of(conn, a), conn)
+    async def db() -> Sql:
+        return conn
+
+    why = await covered(ev, scope, db)
     if why is not None:
         raise forbidden(ev, why, streams, source)
 
