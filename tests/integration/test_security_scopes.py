@@ -96,3 +96,17 @@ async def test_the_whole_platform_is_granted_as_star_and_held_by_operators_by_ro
     await svc.admin.grant(username=viewer, portfolio=a)
     assert claims((await svc.login(viewer)).json()["access_token"])["portfolios"] == [a]
     assert Scope.of("operator", []).whole and not Scope.of("viewer", None).covers([a])
+
+
+async def test_a_client_created_with_a_portfolio_holds_it_from_its_first_token(
+    svc: Svc,  # noqa: F811
+    env: Settings,  # noqa: F811
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """As `make run` and the bench create their engines: `--portfolio '*'` at creation."""
+    cid = f"engine-{uuid.uuid4().hex[:8]}"
+    created = ("create-client", "--client-id", cid, "--role", "trading_engine")
+    assert await cli(*created, "--portfolio", "*") == OK
+    secret = json.loads(capsys.readouterr().out)["client_secret"]
+    first = (await token(svc, cid, secret)).json()["access_token"]
+    assert claims(first)["portfolios"] == ["*"]
