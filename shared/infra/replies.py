@@ -39,8 +39,8 @@ from shared.infra.messaging import Emit, Entry, Outcome, Rejected
 
 Answer = Callable[[asyncpg.Connection, CloudEvent], Awaitable[dict[str, Any]]]
 REPLY_TTL_SECONDS = 300
-# What a query costs of its client's bucket: these read every account's ledger.
 REPLY_SPACE = "alluse.reply."
+# What a query costs of its client's bucket: these read every account's ledger.
 QUERY_COST = {"alluse.query.integrity": 10.0, "alluse.query.summary": 2.0}
 ANSWERING = 3  # queries answered at once (each holds a pooled connection meanwhile)
 log = logging.getLogger(__name__)
