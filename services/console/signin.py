@@ -65,6 +65,7 @@ class Issuer:
         session.access_token, session.role = body["access_token"], who.role
         session.refresh_token = body.get("refresh_token", session.refresh_token)
         session.access_expires = c.sessions.clock() + float(body.get("expires_in", 60))
+        session.visible = None  # the new token's scope may be narrower: learnt again
         return True
 
     async def sign_out(self, session: Session) -> None:
