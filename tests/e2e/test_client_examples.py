@@ -59,8 +59,10 @@ def rows(db: Path, query: str) -> list[tuple[Any, ...]]:
 
 def engine_client(platform: dict[str, Any]) -> tuple[str, Path]:
     client_id = f"ws4-example-{uuid.uuid4().hex[:6]}"
+    # The whole platform (docs/scopes.md): the example classifies a week, which concerns every
+    # portfolio, besides its fills.
     cli = [sys.executable, "-m", "services.cli", "--json", "security", "create-client",
-           "--client-id", client_id, "--role", "trading_engine"]  # fmt: skip
+           "--client-id", client_id, "--role", "trading_engine", "--portfolio", "*"]  # fmt: skip
     done = subprocess.run(cli, env=platform["env"], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     secret = platform["tmp"] / "engine.secret"
