@@ -267,6 +267,8 @@ class Pipeline:
                 "code": r.code,
                 "reason": r.reason[:300],
             }
+            if ev.writer:  # verified, e.g. the engine behind an effect refused for its scope
+                details["writer"] = ev.writer
             emits.append(
                 audit_event(
                     self.streams,

@@ -110,6 +110,7 @@ async def test_an_engine_scoped_to_one_portfolio_books_fills_there_only(
     (record,) = await denied_audit(redis, settings, foreign["id"])
     assert record["data"]["details"]["source"] == "ws4/engine-a"
     assert record["data"]["details"]["code"] == "forbidden"
+    assert record["data"]["details"]["writer"].endswith("client:engine-a")  # the engine behind
     assert record["data"]["subject"] == other
 
     own = ce("ws4.trade.filled", fill(run.account), source="ws4/engine-a", authorization=engine)
