@@ -19,7 +19,7 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import asyncpg
@@ -35,13 +35,13 @@ from services.account.domain import (
 from services.account.domain.marks import Marked
 from services.account.domain.money import ZERO
 from services.account.domain.positions import Move
+from services.account.port import Row, Unit
 from services.account.store import accounts, ledger
 from services.account.writes import Writes
 from shared.contracts.envelope import CloudEvent, new_event
 from shared.contracts.streams import ACCOUNT_EVENTS, Streams
 from shared.infra.unit import SqlUnit
 
-Row = dict[str, Any]
 _NS = uuid.UUID("6f1c5b8e-2d1e-4c7a-9b57-0a4f3c2e9d10")
 SPARE_IDS = 16  # ledger ids a command with SQL of its own may book (a merge: one per account)
 
@@ -274,6 +274,12 @@ class AccountUnit(SqlUnit):
         self.mine.ledger.append((tx["id"], account_id, tx_type, amount, balance_after, description,
                                  reference, week_type, command_id, self.at))  # fmt: skip
         return tx
+
+
+if TYPE_CHECKING:  # mypy holds the unit to the port its handlers are typed against
+
+    def _implements_the_port(unit: AccountUnit) -> Unit:
+        return unit
 
 
 def _uuid(value: Any) -> UUID | None:

@@ -21,6 +21,7 @@ from redis import Redis
 from shared.infra.settings import Settings
 from tests.e2e.test_platform import Lifecycle, ce, platform, token  # noqa: F401 - platform: the three service processes
 from tests.support.observability import exported, metric_names, queries
+from tests.support.waiting import until_sync
 
 pytestmark = pytest.mark.slow
 
@@ -120,14 +121,11 @@ def test_the_services_export_one_fills_trace_over_otlp(
         ),
     )
     wanted = {"alluse-integration", "alluse-account", "alluse-security"}
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
+    def services() -> set[str]:
         with collector.lock:
-            services = {svc for svc, t, _ in collector.spans if t == trace}
-        if services >= wanted:
-            break
-        time.sleep(0.1)
-    assert services == wanted
+            return {svc for svc, t, _ in collector.spans if t == trace}
+
+    assert until_sync(services, lambda found: found >= wanted, timeout=20) == wanted
     with collector.lock:
         names = {name for _, t, name in collector.spans if t == trace}
     assert {"consume ws4.trade.filled", "consume alluse.effect.trade_filled", "relay"} <= names

@@ -24,22 +24,22 @@ from shared.contracts import lifecycle
 from shared.infra.embedded import free_port
 from shared.infra.settings import Settings
 from shared.infra.signing import identity_env, new_identities
+from tests.support.waiting import until_sync
 
 pytestmark = pytest.mark.slow
 PASSWORD = "E2e-" + uuid.uuid4().hex[:12] + "!"
 
 
 def wait_ready(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, log.read_text()[-3000:]
+    def ready() -> bool:
+        assert proc.poll() is None, log.read_text()[-3000:]  # it died: no use waiting
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.2)
-    raise AssertionError(f"not ready: {log.read_text()[-3000:]}")
+                return bool(r.status == 200)
+        except OSError:  # not listening yet, or 503 while it starts
+            return False
+
+    until_sync(ready, timeout=60, what=f"/readyz on {port} (log: {log})")
 
 
 @pytest.fixture
@@ -121,20 +121,18 @@ class Lifecycle:
         self.redis, self.key, self.last, self.seen = redis, key, "0", {}  # type: dict[tuple[str, str], dict[str, Any]]
 
     def until(self, check: Any, timeout: float = 20) -> list[dict[str, Any]]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        """Reads on until the events seen so far satisfy `check`; returns them all."""
+
+        def read() -> list[dict[str, Any]]:
             for _, entries in self.redis.xread({self.key: self.last}, count=500, block=200) or []:
                 for entry_id, fields in entries:
                     self.last = entry_id
                     event = {k.decode(): v.decode() for k, v in fields.items()}
                     event["data"] = json.loads(event["data"])
                     self.seen[(event["source"], event["id"])] = event
-            events = list(self.seen.values())
-            if check(events):
-                return events
-        raise AssertionError(
-            f"lifecycle never satisfied the check; saw {[e['type'] for e in self.seen.values()]}"
-        )
+            return list(self.seen.values())
+
+        return until_sync(read, check, timeout=timeout, what="the lifecycle stream")
 
 
 def test_upstream_events_flow_to_the_public_lifecycle_stream(
@@ -228,10 +226,9 @@ def test_upstream_events_flow_to_the_public_lifecycle_stream(
         assert event["dataschema"].endswith("/1.json")
         lifecycle.LIFECYCLE_TYPES[event["type"]].model_validate(event["data"])
     # The security service publishes its audit chain's head; the chain verifies against it.
-    deadline = time.monotonic() + 20
-    while not (heads := redis.xrange(s.key("alluse.audit.heads"))):
-        assert time.monotonic() < deadline, "no audit chain head was published"
-        time.sleep(0.1)
+    heads = until_sync(
+        lambda: redis.xrange(s.key("alluse.audit.heads")), timeout=20, what="the audit chain head"
+    )
     assert int(heads[-1][1][b"seq"]) >= 1
     assert '"msg": "audit chain head"' in (platform["tmp"] / "security.log").read_text()
     cli = [sys.executable, "-m", "services.cli", "--json", "security", "verify-audit"]

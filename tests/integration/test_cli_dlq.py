@@ -40,6 +40,7 @@ from tests.integration.test_integration_service import fill
 from tests.support.account import Client
 from tests.support.streams import ce, decoded, outcomes
 from tests.support.tokens import Signer
+from tests.support.waiting import until
 
 
 @dataclass
@@ -109,11 +110,7 @@ async def audit_trail(settings: Settings) -> tuple[list[Any], int, Any]:
 
 
 async def dlq_length(redis: Redis, key: str, want: int) -> int:
-    for _ in range(400):
-        if (n := await redis.xlen(key)) >= want:
-            return int(n)
-        await asyncio.sleep(0.05)
-    return int(await redis.xlen(key))
+    return int(await until(lambda: redis.xlen(key), lambda n: n >= want, timeout=20, what=key))
 
 
 async def test_garbage_and_a_command_failed_5_times_are_redriven_once_the_cause_is_fixed(

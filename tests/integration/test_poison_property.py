@@ -32,6 +32,7 @@ from tests.support.platform import Platform
 from tests.support.platform import platform as running_platform
 from tests.support.streams import ce
 from tests.support.tokens import Signer
+from tests.support.waiting import until
 
 INBOUND = [
     ACCOUNT_COMMANDS,
@@ -158,17 +159,18 @@ async def all_answered(
 ) -> dict[Key, list[str]]:
     """Waits until every bad entry has a verdict and every good one its lifecycle event."""
     lifecycle = f"alluse.account.balance_changed on {p.client.s.key(ACCOUNT_LIFECYCLE)}"
-    deadline = time.monotonic() + 30
-    while True:
-        found = await verdicts(p, written)
-        missing = [e for e in written if e not in found]
-        missing += [e for e in good if lifecycle not in found.get(e, [])]
-        if not missing:
-            return found
-        if time.monotonic() > deadline:
-            lost = {e: (written[e], found.get(e)) for e in missing}
-            raise AssertionError(f"no outcome nor dead letter for {lost!r}"[:3000])
-        await asyncio.sleep(0.1)
+
+    def missing(found: dict[Key, list[str]]) -> dict[Key, Any]:
+        gone = [e for e in written if e not in found]
+        gone += [e for e in good if lifecycle not in found.get(e, [])]
+        return {e: (written[e], found.get(e)) for e in gone}
+
+    return await until(
+        lambda: verdicts(p, written),
+        lambda found: not missing(found),
+        timeout=30,
+        what="an outcome or dead letter for every entry",
+    )
 
 
 @settings(

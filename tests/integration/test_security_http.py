@@ -38,6 +38,7 @@ from shared.infra.runtime import running
 from shared.infra.settings import Settings
 from tests.support.streams import ce
 from tests.support.tokens import Signer
+from tests.support.waiting import until
 
 # One key per test process (the shared schema's values must stay readable); never in the repo.
 KEY = os.environ.setdefault("ALLUSE_TEST_ENCRYPTION_KEY", Fernet.generate_key().decode())
@@ -127,14 +128,6 @@ async def svc(settings: Settings, redis: Redis, signer: Signer) -> AsyncIterator
         async with httpx.AsyncClient(base_url=base) as http:
             admin = Admin(service.rt.pool, sec, app.fernet_from(sec), actor="tests")
             yield Svc(sec, http, admin, redis, service.authority.failures)
-
-
-async def until(predicate: Any, timeout: float = 30.0) -> None:
-    """Wait until the async predicate holds; `timeout` only stops a test that would hang."""
-    started = time.monotonic()
-    while not await predicate():
-        assert time.monotonic() - started < timeout, "condition never met"
-        await asyncio.sleep(0.02)
 
 
 async def test_password_grant_issues_eddsa_token_the_shared_verifier_accepts(svc: Svc) -> None:

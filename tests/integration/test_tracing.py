@@ -62,13 +62,13 @@ async def platform(
         yield Client(redis, settings, signer)
 
 
-async def trace_of(spans: InMemorySpanExporter, trace: int, until: Any) -> list[ReadableSpan]:
-    deadline = time.monotonic() + 15
-    while True:
-        found = [s for s in spans.get_finished_spans() if s.context.trace_id == trace]
-        if until(found) or time.monotonic() > deadline:
-            return found
-        await asyncio.sleep(0.05)
+async def trace_of(
+    spans: InMemorySpanExporter, trace: int, complete: Callable[[list[ReadableSpan]], bool]
+) -> list[ReadableSpan]:
+    async def found() -> list[ReadableSpan]:
+        return [s for s in spans.get_finished_spans() if s.context.trace_id == trace]
+
+    return await until(found, complete, timeout=15, what=f"the spans of trace {trace:x}")
 
 
 def consumed(found: list[ReadableSpan]) -> dict[str, str]:
@@ -147,10 +147,9 @@ async def test_an_entry_without_traceparent_starts_a_trace_that_reaches_the_life
         authorization=platform.signer.bearer("trading_engine"),
     )
     await redis.xadd(settings.streams.key(WS4_EVENTS), entry)  # type: ignore[arg-type]
-    deadline = time.monotonic() + 15
-    while not (published := await lifecycle_traceparents(redis, settings, gen)):
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.05)
+    published = await until(
+        lambda: lifecycle_traceparents(redis, settings, gen), timeout=15, what="traced events"
+    )
     trace = int(published[0].split("-")[1], 16)
     found = await trace_of(spans, trace, lambda f: set(WANTED) <= set(consumed(f)))
     assert set(consumed(found)) >= set(WANTED)

@@ -12,6 +12,7 @@ import redis
 from services.security import redis_acl
 from shared.contracts.streams import ACL_USERS
 from shared.infra.embedded import free_port
+from tests.support.waiting import until_sync
 
 
 def passwords() -> dict[str, str]:
@@ -52,13 +53,13 @@ def acl_redis(tmp: Path, prefix: str, env: dict[str, str]) -> Iterator[dict[str,
     }
     probe = redis.Redis.from_url(urls["operator"])
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            with contextlib.suppress(redis.ConnectionError):
-                if probe.ping():
-                    break
-            assert time.monotonic() < deadline, (tmp / "redis.log").read_text()[-2000:]
-            time.sleep(0.05)
+
+        def answers() -> bool:
+            with contextlib.suppress(redis.ConnectionError):  # not listening yet
+                return bool(probe.ping())
+            return False
+
+        until_sync(answers, what=f"the ACL Redis (log: {tmp / 'redis.log'})")
         yield urls | {"anonymous": f"redis://127.0.0.1:{port}/0"}
     finally:
         probe.close()

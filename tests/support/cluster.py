@@ -13,6 +13,7 @@ import redis
 from redis.cluster import RedisCluster
 
 from shared.infra.embedded import free_port
+from tests.support.waiting import until_sync
 
 SLOTS = 16384
 
@@ -114,13 +115,12 @@ class LocalCluster:
 
     @staticmethod
     def _until(check: Callable[[], object], what: str, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with contextlib.suppress(redis.RedisError, OSError):
-                if check():
-                    return
-            time.sleep(0.05)
-        raise RuntimeError(what)
+        def holds() -> bool:
+            with contextlib.suppress(redis.RedisError, OSError):  # a node still starting
+                return bool(check())
+            return False
+
+        until_sync(holds, timeout=timeout, what=what)
 
 
 @contextlib.contextmanager

@@ -1,13 +1,13 @@
 """Plain redis-py helpers for tests: XADD a command as any producer would, read outcomes back."""
 
-import asyncio
 import json
-import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 from redis.asyncio import Redis
+
+from tests.support.waiting import until
 
 
 def ce(
@@ -36,17 +36,27 @@ def decoded(fields: dict[bytes, bytes]) -> dict[str, Any]:
     return out
 
 
+async def caused(redis: Redis, stream: str, cause_id: str) -> list[dict[str, Any]]:
+    """The events on `stream` caused by `cause_id`, as they are now (one read, no waiting)."""
+    found = [decoded(f) for _, f in await redis.xrange(stream)]
+    return [e for e in found if e.get("causationid") == cause_id]
+
+
 async def outcomes(
     redis: Redis, stream: str, cause_id: str, *, want: int = 1, timeout: float = 10
 ) -> list[dict[str, Any]]:
-    """Events on `stream` caused by `cause_id`, waiting until `want` of them have arrived."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = [decoded(f) for _, f in await redis.xrange(stream)]
-        found = [e for e in found if e.get("causationid") == cause_id]
-        if len(found) >= want or time.monotonic() > deadline:
-            return found
-        await asyncio.sleep(0.02)
+    """Events on `stream` caused by `cause_id`, waiting until `want` of them have arrived.
+
+    Waiting for none would return at once and prove nothing: a test of an absence waits on a
+    barrier instead (tests/support/barriers.py), then reads once with `caused`."""
+    if want < 1:
+        raise ValueError("an absence is checked after a barrier (barriers.py), not by waiting")
+    return await until(
+        lambda: caused(redis, stream, cause_id),
+        lambda found: len(found) >= want,
+        timeout=timeout,
+        what=f"events caused by {cause_id} on {stream} (want {want})",
+    )
 
 
 async def reply(redis: Redis, stream: str, *, timeout: float = 10) -> dict[str, Any]:

@@ -9,12 +9,21 @@ import pytest
 from services.cli import __main__ as cli
 
 
-def test_a_missing_area_only_leaves_its_commands_unknown(monkeypatch: pytest.MonkeyPatch) -> None:
+def subcommands() -> set[str]:
+    return set(cli.build_parser()._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
+
+
+def test_a_missing_area_only_leaves_its_commands_unknown(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert "fork" in subcommands()  # the growth area is installed: `fork` is its command
     monkeypatch.setattr(cli, "AREAS", ("services.cli.no_such_area", "services.cli.dlq"))
-    sub = cli.build_parser()._subparsers._group_actions[0]  # type: ignore[union-attr]
-    assert "dlq" in sub.choices
-    with pytest.raises(SystemExit):
+    assert "dlq" in subcommands() and "fork" not in subcommands()
+    with pytest.raises(SystemExit) as exc:
         cli.build_parser().parse_args(["fork", "x"])
+    # A usage error because `fork` is unknown (its own arguments would be a different message).
+    assert exc.value.code == 2
+    assert "invalid choice: 'fork'" in capsys.readouterr().err
 
 
 def test_a_broken_import_inside_an_area_surfaces(
