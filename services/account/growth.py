@@ -41,8 +41,8 @@ from services.account.domain.positions import collateral
 from services.account.domain.settings import GrowthSettings
 from services.account.events import snapshot
 from services.account.holdings import hand_over, plan_handovers
-from services.account.store.accounts import to_account
 from services.account.port import Unit
+from services.account.store.accounts import to_account
 from shared.contracts import account as c
 
 log = logging.getLogger(__name__)

@@ -44,9 +44,7 @@ class Handover:
     value: Decimal
 
 
-async def plan_handovers(
-    uow: Unit, account_ids: list[UUID], target_id: UUID
-) -> list[Handover]:
+async def plan_handovers(uow: Unit, account_ids: list[UUID], target_id: UUID) -> list[Handover]:
     """Each merged account's positions as they will arrive in the target (refused before any
     write when the target holds the other side of a contract: merge_blocked)."""
     await uow.account(target_id)  # locked before its positions are read

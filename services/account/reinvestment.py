@@ -25,9 +25,9 @@ from services.account.domain.reinvest import (
 )
 from services.account.domain.settings import CATALOGS, apply_settings, settings_to_dict
 from services.account.events import SOURCE
+from services.account.port import Unit
 from services.account.store.accounts import to_account
 from services.account.store.growth import growth_settings
-from services.account.port import Unit
 from shared.contracts import account as c
 from shared.contracts.envelope import new_event
 from shared.infra.db import connection

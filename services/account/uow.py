@@ -157,14 +157,32 @@ class AccountUnit(SqlUnit):
             self.cached[account_id] = found[0]
         return self.cached[account_id]
 
-    def add_portfolio(self, *, parent: Row | None = None, **columns: Any) -> None:
+    def add_portfolio(
+        self,
+        *,
+        portfolio_id: UUID,
+        name: str,
+        parent: Row | None = None,
+        template: str | None = None,
+        strategy: str | None = None,
+        risk: dict[str, Any] | None = None,
+    ) -> None:
         """A new portfolio: a root, or a child of `parent` (a fork's) in the parent's tree."""
         tree = (
             (None, None, 0)
             if parent is None
             else (parent["id"], parent["root_id"], parent["generation"] + 1)
         )
-        self.mine.portfolios.append(accounts.portfolio_values(at=self.at, tree=tree, **columns))
+        values = accounts.portfolio_values(
+            at=self.at,
+            tree=tree,
+            portfolio_id=portfolio_id,
+            name=name,
+            template=template,
+            strategy=strategy,
+            risk=risk,
+        )
+        self.mine.portfolios.append(values)
 
     def add_account(self, account: Account, *, name: str, parent_id: UUID | None = None) -> Row:
         values, row = accounts.account_values(account, name=name, at=self.at, parent_id=parent_id)

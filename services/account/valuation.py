@@ -10,8 +10,8 @@ from services.account.domain.marks import Marked, compare_valuation, mark_all, p
 from services.account.domain.money import ZERO
 from services.account.domain.trading import watch_drawdown
 from services.account.effects import QuoteEffect, ValuationEffect, uuid_of
-from services.account.repositories import PositionStore
 from services.account.port import Unit
+from services.account.repositories import PositionStore
 
 
 async def marked(

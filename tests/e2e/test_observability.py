@@ -2,7 +2,6 @@
 the dashboard and the alert rules read, and one fill's trace exported over OTLP."""
 
 import threading
-import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -121,6 +120,7 @@ def test_the_services_export_one_fills_trace_over_otlp(
         ),
     )
     wanted = {"alluse-integration", "alluse-account", "alluse-security"}
+
     def services() -> set[str]:
         with collector.lock:
             return {svc for svc, t, _ in collector.spans if t == trace}

@@ -1,7 +1,6 @@
 """The account service in-process on real Redis and PostgreSQL, driven with plain redis-py XADD."""
 
 import asyncio
-import time
 import uuid
 from decimal import Decimal
 from typing import Any
@@ -216,6 +215,7 @@ async def test_commands_and_denials_leave_audit_records(
     await client.command(
         "alluse.account.deposit", {"account_id": gen["id"], "amount": "5.00"}, role="viewer"
     )
+
     async def audited() -> list[dict[str, Any]]:
         return [decoded(f)["data"] for _, f in await redis.xrange(settings.streams.key(AUDIT))]
 

@@ -3,10 +3,8 @@ every valid command beside it gets its outcome, and every bad entry is answered 
 naming it) or dead-lettered with a reason. Account, integration and security services run
 in-process on real Redis and PostgreSQL; hypothesis writes the entries."""
 
-import asyncio
 import json
 import os
-import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime

@@ -4,12 +4,9 @@ The security, account and integration services run in-process on real Redis and 
 tracing into the OpenTelemetry SDK's in-memory exporter.
 """
 
-import asyncio
 import contextlib
-import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider

@@ -183,7 +183,13 @@ async def test_a_forged_revocation_logs_nobody_out(
         f"Bearer {jwt.encode(marker, signer.key, algorithm='EdDSA', headers={'kid': signer.kid})}"
     )
     expiry = str(time.time() + 3600)
-    everyone = {"type": REVOKED, "kind": "user", "value": kept["sub"], "at": expiry, "until": expiry}
+    everyone = {
+        "type": REVOKED,
+        "kind": "user",
+        "value": kept["sub"],
+        "at": expiry,
+        "until": expiry,
+    }
     await redis.xadd(s.key(REVOCATIONS), everyone)  # type: ignore[arg-type]
     await redis.xadd(s.key(REVOCATIONS), signer.sign("account", everyone))
     # A genuine revocation after them: once it is in force, the forged ones were read.

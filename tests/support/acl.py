@@ -3,7 +3,6 @@
 import contextlib
 import secrets
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 

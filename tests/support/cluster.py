@@ -4,7 +4,6 @@ test may kill (SIGKILL) and start again from its AOF and cluster config."""
 import contextlib
 import shutil
 import subprocess
-import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
