@@ -85,7 +85,8 @@ class Client:
         has applied it (its inbox row, which records every event it caused), then adds what is on
         the stream already. An empty list proves the entry was processed and announced nothing."""
         recorded = await inbox_outcome(self.database_url, SCHEMA, fields["source"], fields["id"])
-        return [*recorded, *await caused(self.redis, self.events, fields["id"])]
+        announced = [event for stream, event in recorded if stream == self.events]
+        return [*announced, *await caused(self.redis, self.events, fields["id"])]
 
     async def barrier(self) -> None:
         """Returns once everything the service committed before this call is on the streams:

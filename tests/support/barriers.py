@@ -18,9 +18,9 @@ from tests.support.waiting import until
 
 async def inbox_outcome(
     database_url: str, schema: str, source: str, id_: str, *, timeout: float = 10
-) -> list[dict[str, Any]]:
-    """The events recorded for the entry (source, id_) once `schema`'s service has applied it,
-    decoded as tests/support/streams.py decodes what they read from a stream."""
+) -> list[tuple[str, dict[str, Any]]]:
+    """What the entry (source, id_) caused, once `schema`'s service has applied it: each event
+    with the stream it goes to, decoded as tests/support/streams.py decodes a stream's."""
     conn = await asyncpg.connect(database_url)
     try:
         stored = await until(
@@ -35,10 +35,10 @@ async def inbox_outcome(
         )
     finally:
         await conn.close()
-    events: list[dict[str, Any]] = []
-    for _stream, fields in json.loads(stored):
+    events: list[tuple[str, dict[str, Any]]] = []
+    for stream, fields in json.loads(stored):
         event = dict(fields)
         if isinstance(event.get("data"), str):  # stored as sent: the payload as JSON text
             event["data"] = json.loads(event["data"])
-        events.append(event)
+        events.append((stream, event))
     return events
