@@ -47,6 +47,13 @@ def spans() -> Iterator[InMemorySpanExporter]:
 async def platform(
     spans: InMemorySpanExporter, settings: Settings, redis: Redis, signer: Signer
 ) -> AsyncIterator[Client]:
+    async with services(settings, redis, signer) as client:
+        yield client
+
+
+@contextlib.asynccontextmanager
+async def services(settings: Settings, redis: Redis, signer: Signer) -> AsyncIterator[Client]:
+    """The three services in-process, traced or not as the tracing module is set."""
     own = security_settings(
         settings, http_port=0, jwks_url=signer.jwks_url, signing_key=signer.seed("security")
     )
@@ -154,12 +161,40 @@ async def test_an_entry_without_traceparent_starts_a_trace_that_reaches_the_life
     assert root.name == "consume ws4.trade.filled"
 
 
-def test_tracing_off_writes_no_field_and_opens_no_span() -> None:
+def test_tracing_off_passes_an_inbound_context_on_unchanged_and_makes_none() -> None:
     assert not tracing.enabled()
-    fields = {"id": uuid.uuid4().hex}
-    with tracing.span("consume x", parent={"traceparent": UPSTREAM}):
-        tracing.stamp(fields)
-    assert set(fields) == {"id"}
+    inbound = {"traceparent": UPSTREAM, "tracestate": "engine=fill7781"}
+    caused = {"id": uuid.uuid4().hex}
+    with tracing.span("consume x", parent=inbound), tracing.span("handle x"):
+        tracing.stamp(caused)
+    assert caused == {"id": caused["id"], **inbound}  # W3C: a non-tracing participant forwards
+    untraced = {"id": uuid.uuid4().hex}
+    with tracing.span("consume y", parent={"id": "no context"}):
+        tracing.stamp(untraced)
+    after = {"id": uuid.uuid4().hex}
+    tracing.stamp(after)  # the inbound context ended with its span
+    assert set(untraced) == {"id"} and set(after) == {"id"}
+
+
+async def test_tracing_off_a_traced_fill_s_lifecycle_events_keep_its_trace_id(
+    settings: Settings, redis: Redis, signer: Signer
+) -> None:
+    assert not tracing.enabled()
+    async with services(settings, redis, signer) as platform:
+        gen = (await platform.initialize())["generation"]["id"]
+        entry = ce(
+            "ws4.trade.filled",
+            fill(gen),
+            source="ws4/gateway-1",
+            subject=gen,
+            traceparent=UPSTREAM,
+            authorization=platform.signer.bearer("trading_engine"),
+        )
+        await redis.xadd(settings.streams.key(WS4_EVENTS), entry)  # type: ignore[arg-type]
+        (published,) = await until(
+            lambda: lifecycle_traceparents(redis, settings, gen), timeout=15, what="the event"
+        )
+    assert published == UPSTREAM  # passed on as it came: no span of ours in between
 
 
 def test_the_otlp_exporter_is_set_up_only_when_its_endpoint_is_given(
