@@ -3,6 +3,7 @@ only once Redis has made its event durable (WAITAOF), on a Valkey server of the 
 (never a CONFIG SET on a shared server)."""
 
 import asyncio
+import logging
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -56,15 +57,20 @@ async def commit_events(pool: asyncpg.Pool, n: int, tag: str = "ev") -> list[str
 
 
 async def test_required_durability_keeps_rows_until_aof_is_on_then_publishes_them_once(
-    required: Runtime,
+    required: Runtime, caplog: pytest.LogCaptureFixture
 ) -> None:
     rt, redis = required, required.redis
     ids = await commit_events(rt.pool, 3)
-    assert await rt.relay.publish_once() == 0
+    with caplog.at_level(logging.INFO, logger="shared.infra.durability"):
+        assert await rt.relay.publish_once() == 0
+        assert await rt.relay.publish_once() == 0
+        ready = await rt.ready()
     assert await rt.pool.fetchval("SELECT count(*) FROM outbox") == 3  # kept
     assert await redis.exists(STREAM) == 0  # and nothing published that Redis could lose
-    ready = await rt.ready()
     assert "AOF off" in ready["redis_durability"]
+    # The log says why, once, however often the relay and /readyz look again.
+    (why,) = [r for r in caplog.records if r.name == "shared.infra.durability"]
+    assert why.levelno == logging.WARNING and "AOF off" in why.getMessage()
     await redis.config_set("appendonly", "yes")
     await until(rt.relay.publish_once, equals=3)
     assert await rt.pool.fetchval("SELECT count(*) FROM outbox") == 0
