@@ -82,7 +82,9 @@ async def published(redis: Redis, settings: Settings) -> list[dict[str, str]]:
     return [{k.decode(): v.decode() for k, v in f.items()} for _, f in entries]
 
 
-async def test_same_entry_twice_applies_once_and_answers_twice(toy, redis, settings) -> None:
+async def test_same_entry_twice_applies_once_and_answers_twice(
+    toy: tuple[StreamConsumer, Relay, asyncpg.Pool], redis: Redis, settings: Settings
+) -> None:
     consumer, relay, pool = toy
     cmd = command("10.00", cid="c-1")
     await redis.xadd(consumer.stream, cmd)
@@ -101,7 +103,9 @@ async def test_same_entry_twice_applies_once_and_answers_twice(toy, redis, setti
     }
 
 
-async def test_same_id_other_payload_is_an_idempotency_conflict(toy, redis, settings) -> None:
+async def test_same_id_other_payload_is_an_idempotency_conflict(
+    toy: tuple[StreamConsumer, Relay, asyncpg.Pool], redis: Redis, settings: Settings
+) -> None:
     consumer, relay, pool = toy
     await redis.xadd(consumer.stream, command("10.00", cid="c-2"))
     await drain(redis, consumer)
@@ -115,7 +119,9 @@ async def test_same_id_other_payload_is_an_idempotency_conflict(toy, redis, sett
     assert events[1]["causationid"] == "c-2"
 
 
-async def test_rejection_changes_nothing_and_names_its_cause(toy, redis, settings) -> None:
+async def test_rejection_changes_nothing_and_names_its_cause(
+    toy: tuple[StreamConsumer, Relay, asyncpg.Pool], redis: Redis, settings: Settings
+) -> None:
     consumer, relay, pool = toy
     await redis.xadd(consumer.stream, command("-1.00", cid="c-3"))
     await drain(redis, consumer)
@@ -131,7 +137,9 @@ async def test_rejection_changes_nothing_and_names_its_cause(toy, redis, setting
 
 
 async def test_command_rejected_after_it_wrote_leaves_nothing_and_its_batch_commits(
-    toy, redis, settings
+    toy: tuple[StreamConsumer, Relay, asyncpg.Pool],
+    redis: Redis,
+    settings: Settings,
 ) -> None:
     consumer, relay, pool = toy
     for n, cid in (("5.00", "b-1"), ("-100.00", "b-2"), ("2.00", "b-3")):
@@ -145,7 +153,9 @@ async def test_command_rejected_after_it_wrote_leaves_nothing_and_its_batch_comm
     assert (await redis.xpending(consumer.stream, consumer.group))["pending"] == 0
 
 
-async def test_unparseable_entry_goes_to_dlq_with_reason(toy, redis, settings) -> None:
+async def test_unparseable_entry_goes_to_dlq_with_reason(
+    toy: tuple[StreamConsumer, Relay, asyncpg.Pool], redis: Redis, settings: Settings
+) -> None:
     consumer, _relay, pool = toy
     await redis.xadd(consumer.stream, {"hello": "world"})
     await redis.xadd(consumer.stream, {**command("1.00"), "data": "{not json"})
@@ -160,7 +170,9 @@ async def test_unparseable_entry_goes_to_dlq_with_reason(toy, redis, settings) -
     assert (await redis.xpending(consumer.stream, consumer.group))["pending"] == 0
 
 
-async def test_dead_letter_copy_never_holds_a_bearer_token(toy, redis, settings) -> None:
+async def test_dead_letter_copy_never_holds_a_bearer_token(
+    toy: tuple[StreamConsumer, Relay, asyncpg.Pool], redis: Redis, settings: Settings
+) -> None:
     consumer, _relay, _pool = toy
     await redis.xadd(
         consumer.stream,
@@ -172,7 +184,9 @@ async def test_dead_letter_copy_never_holds_a_bearer_token(toy, redis, settings)
     assert b"must be a JSON object" in dead[b"dlq_reason"]
 
 
-async def test_crash_after_commit_before_publish_loses_nothing(toy, redis, settings) -> None:
+async def test_crash_after_commit_before_publish_loses_nothing(
+    toy: tuple[StreamConsumer, Relay, asyncpg.Pool], redis: Redis, settings: Settings
+) -> None:
     consumer, relay, pool = toy
     await redis.xadd(consumer.stream, command("5.00", cid="c-5"))
     await drain(redis, consumer)  # committed; the "process" dies before the relay runs
@@ -184,7 +198,9 @@ async def test_crash_after_commit_before_publish_loses_nothing(toy, redis, setti
     assert await pool.fetchval("SELECT count(*) FROM outbox") == 0
 
 
-async def test_dead_consumers_entries_are_reclaimed_and_applied(toy, redis, settings) -> None:
+async def test_dead_consumers_entries_are_reclaimed_and_applied(
+    toy: tuple[StreamConsumer, Relay, asyncpg.Pool], redis: Redis, settings: Settings
+) -> None:
     consumer, _relay, pool = toy
     await redis.xadd(consumer.stream, command("7.00", cid="c-6"))
     # A consumer reads the entry and dies before acknowledging it (crash before ack).
@@ -196,7 +212,9 @@ async def test_dead_consumers_entries_are_reclaimed_and_applied(toy, redis, sett
 
 
 async def test_entry_failing_every_delivery_is_dead_lettered_and_others_proceed(
-    toy, redis, settings
+    toy: tuple[StreamConsumer, Relay, asyncpg.Pool],
+    redis: Redis,
+    settings: Settings,
 ) -> None:
     consumer, _relay, pool = toy
     await redis.xadd(consumer.stream, command("1.00", boom=True))

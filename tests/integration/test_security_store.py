@@ -107,8 +107,8 @@ async def test_concurrent_appends_keep_one_unbroken_chain(private) -> None:  # t
 
 
 async def test_audit_events_from_other_services_are_stored_once(
-    private, settings: Settings, redis: Redis
-) -> None:  # type: ignore[no-untyped-def]
+    private: tuple[asyncpg.Pool, SecuritySettings, str], settings: Settings, redis: Redis
+) -> None:
     pool, _, _ = private
     pipeline = Pipeline(
         pool,

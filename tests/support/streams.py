@@ -2,10 +2,13 @@
 
 import json
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
+import redis as sync_redis
 from redis.asyncio import Redis
+from redis.typing import EncodableT, FieldT, KeyT, StreamIdT
 
 from tests.support.waiting import until
 
@@ -30,6 +33,46 @@ def ce(
     }
 
 
+Entry = tuple[bytes, dict[bytes, bytes]]  # (entry id, fields) as a client without decoding reads
+
+
+def _fields(fields: Mapping[str, str] | Mapping[bytes, bytes]) -> dict[FieldT, EncodableT]:
+    # redis-py types XADD's fields as an invariant dict of its own unions, which no
+    # dict[str, str] is; a copy made under that type is, and is what gets sent anyway.
+    return dict[FieldT, EncodableT](fields.items())
+
+
+async def xadd(
+    redis: Redis, stream: str, fields: Mapping[str, str] | Mapping[bytes, bytes], **options: Any
+) -> bytes:
+    """XADD as any producer does it; returns the entry id."""
+    return cast(bytes, await redis.xadd(stream, _fields(fields), **options))
+
+
+def xadd_sync(
+    redis: sync_redis.Redis, stream: str, fields: Mapping[str, str] | Mapping[bytes, bytes]
+) -> bytes:
+    return cast(bytes, redis.xadd(stream, _fields(fields)))
+
+
+async def entries(redis: Redis, stream: str, start: str = "-", end: str = "+") -> list[Entry]:
+    """XRANGE: redis-py's annotation covers every response mode; the tests' clients do not
+    decode, so entries come as bytes."""
+    return cast(list[Entry], await redis.xrange(stream, start, end))
+
+
+def entries_sync(redis: sync_redis.Redis, stream: str) -> list[Entry]:
+    return cast(list[Entry], redis.xrange(stream))
+
+
+async def read(
+    redis: Redis, streams: Mapping[str, str | bytes], *, count: int | None = None, block: int = 0
+) -> list[tuple[bytes, list[Entry]]]:
+    """XREAD, typed as `entries` is: [(stream, [(entry id, fields), ...]), ...]."""
+    got = await redis.xread(dict[KeyT, StreamIdT](streams.items()), count=count, block=block)
+    return cast(list[tuple[bytes, list[Entry]]], got or [])
+
+
 def decoded(fields: dict[bytes, bytes]) -> dict[str, Any]:
     out: dict[str, Any] = {k.decode(): v.decode() for k, v in fields.items()}
     out["data"] = json.loads(out["data"])
@@ -38,7 +81,7 @@ def decoded(fields: dict[bytes, bytes]) -> dict[str, Any]:
 
 async def caused(redis: Redis, stream: str, cause_id: str) -> list[dict[str, Any]]:
     """The events on `stream` caused by `cause_id`, as they are now (one read, no waiting)."""
-    found = [decoded(f) for _, f in await redis.xrange(stream)]
+    found = [decoded(f) for _, f in await entries(redis, stream)]
     return [e for e in found if e.get("causationid") == cause_id]
 
 
@@ -61,6 +104,6 @@ async def outcomes(
 
 async def reply(redis: Redis, stream: str, *, timeout: float = 10) -> dict[str, Any]:
     """The first reply on a private reply stream."""
-    got = await redis.xread({stream: "0"}, count=1, block=int(timeout * 1000))
+    got = await read(redis, {stream: "0"}, count=1, block=int(timeout * 1000))
     assert got, f"no reply on {stream} within {timeout}s"
     return decoded(got[0][1][0][1])
