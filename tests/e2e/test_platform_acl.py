@@ -26,6 +26,7 @@ from shared.infra.settings import Settings
 from shared.infra.signing import identity_env, new_identities
 from tests.e2e.test_platform import Lifecycle, ce, token, wait_ready
 from tests.support.acl import acl_redis, passwords
+from tests.support.streams import entries
 from tests.support.waiting import until_sync
 
 pytestmark = pytest.mark.slow
@@ -124,6 +125,6 @@ async def console_reads(url: str, token: str, account_id: str, jwks: str) -> Non
         assert shown["id"] == account_id
         assert await as_console.xrevrange(f"{PREFIX}alluse.account.lifecycle", count=1)
         with pytest.raises(redis.exceptions.NoPermissionError):  # no dead letters for it
-            await as_console.xrange(f"{PREFIX}alluse.account.commands.dlq")
+            await entries(as_console, f"{PREFIX}alluse.account.commands.dlq")
     finally:
         await as_console.aclose()

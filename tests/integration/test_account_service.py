@@ -18,7 +18,7 @@ from shared.contracts.streams import (
 from shared.contracts.trust import REVOKED
 from shared.infra.settings import Settings
 from tests.support.account import Client, rejection
-from tests.support.streams import ce, decoded, outcomes
+from tests.support.streams import ce, decoded, entries, outcomes, xadd
 from tests.support.tokens import Signer
 from tests.support.waiting import until
 
@@ -131,7 +131,7 @@ async def test_unknown_type_and_missing_token_and_weak_role_are_rejected(
         == "forbidden"
     )
     fields = ce("alluse.account.create", {"type": "revenue"})  # no authorization at all
-    await redis.xadd(settings.streams.key(ACCOUNT_COMMANDS), fields)
+    await xadd(redis, settings.streams.key(ACCOUNT_COMMANDS), fields)
     got = await outcomes(redis, settings.streams.key(ACCOUNT_EVENTS), fields["id"])
     assert rejection(got)["code"] == "unauthorized"
 
@@ -187,18 +187,18 @@ async def test_a_revoked_token_is_refused_once_the_revocation_is_read(
     claims = signer.claims("admin")
     token = jwt.encode(claims, signer.key, algorithm="EdDSA", headers={"kid": signer.kid})
     fields = ce("alluse.account.create", {"type": "revenue"}, authorization=f"Bearer {token}")
-    await redis.xadd(settings.streams.key(ACCOUNT_COMMANDS), fields)
+    await xadd(redis, settings.streams.key(ACCOUNT_COMMANDS), fields)
     (created,) = await outcomes(redis, settings.streams.key(ACCOUNT_EVENTS), fields["id"])
     assert created["type"] == "alluse.account.created"
     # The security service publishes the revocation; the account service follows the stream.
     revoked = {"type": REVOKED, "kind": "jti", "value": claims["jti"], "until": str(claims["exp"])}
-    await redis.xadd(settings.streams.key(REVOCATIONS), signer.sign("security", revoked))
+    await xadd(redis, settings.streams.key(REVOCATIONS), signer.sign("security", revoked))
     # Each try is a fresh command, until one is refused as revoked. How soon is a figure for
     # the benchmarks: a deadline here would only measure how busy the machine is.
 
     async def attempt() -> dict[str, Any]:
         again = ce("alluse.account.create", {"type": "revenue"}, authorization=f"Bearer {token}")
-        await redis.xadd(settings.streams.key(ACCOUNT_COMMANDS), again)
+        await xadd(redis, settings.streams.key(ACCOUNT_COMMANDS), again)
         (seen,) = await outcomes(redis, settings.streams.key(ACCOUNT_EVENTS), again["id"])
         return seen
 
@@ -217,7 +217,7 @@ async def test_commands_and_denials_leave_audit_records(
     )
 
     async def audited() -> list[dict[str, Any]]:
-        return [decoded(f)["data"] for _, f in await redis.xrange(settings.streams.key(AUDIT))]
+        return [decoded(f)["data"] for _, f in await entries(redis, settings.streams.key(AUDIT))]
 
     records = await until(audited, lambda found: len(found) >= 3, what="audit records")
     actions = [r["action"] for r in records]

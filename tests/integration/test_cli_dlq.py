@@ -118,7 +118,7 @@ async def test_garbage_and_a_command_failed_5_times_are_redriven_once_the_cause_
 ) -> None:
     gen = (await ops.client.initialize())["generation"]["id"]
     commands, dlq = settings.streams.key(ACCOUNT_COMMANDS), settings.streams.dlq(ACCOUNT_COMMANDS)
-    await redis.xadd(commands, {"hello": "world"})  # garbage: not a CloudEvent
+    await xadd(redis, commands, {"hello": "world"})  # garbage: not a CloudEvent
     await ops.execute(
         "CREATE FUNCTION fail_tx() RETURNS trigger LANGUAGE plpgsql AS"
         " $$ BEGIN RAISE EXCEPTION 'disk full (injected)'; END $$;"
@@ -131,7 +131,7 @@ async def test_garbage_and_a_command_failed_5_times_are_redriven_once_the_cause_
         subject=gen,
         authorization=ops.client.signer.bearer("operator"),
     )
-    await redis.xadd(commands, deposit)
+    await xadd(redis, commands, deposit)
     assert await dlq_length(redis, dlq, 2) == 2
 
     code, out, _ = await ops("dlq", "list", "--json")
@@ -151,8 +151,8 @@ async def test_garbage_and_a_command_failed_5_times_are_redriven_once_the_cause_
     await ops.execute("DROP TRIGGER fail_tx ON transactions")  # the cause, fixed
     # The same dead letter twice (as a crash between dead-lettering and acknowledging leaves it):
     # re-driving both must still deposit once.
-    copy = next(f for i, f in await redis.xrange(dlq) if i.decode() == failed["dlq_id"])
-    await redis.xadd(dlq, copy)
+    copy = next(f for i, f in await entries(redis, dlq) if i.decode() == failed["dlq_id"])
+    await xadd(redis, dlq, copy)
     code, out, err = await ops("dlq", "redrive", "--all", "--stream", "commands")
     assert code == 0, err
     assert out.count(deposit["id"]) == 2 and "1 entries are not CloudEvents" in out
@@ -267,7 +267,7 @@ async def test_redrive_and_drop_refuse_to_act_unaudited(
 ) -> None:
     dlq = settings.streams.dlq(ACCOUNT_COMMANDS)
     lost = ce("alluse.account.deposit", {"account_id": str(uuid.uuid4()), "amount": "1.00"})
-    await redis.xadd(dlq, {**lost, "dlq_reason": "failed 5 deliveries"})
+    await xadd(redis, dlq, {**lost, "dlq_reason": "failed 5 deliveries"})
     monkeypatch.delenv("DATABASE_URL")
     for action in ("redrive", "drop"):
         code, _, err = await ops("dlq", action, "--all")
@@ -303,7 +303,7 @@ async def test_a_signed_effect_is_redriven_with_its_signature_and_applied_once(
     )
     effect = ce("alluse.effect.trade_filled", fill(gen), source="ws4/gateway-1", subject=gen)
     signed = ops.client.signer.sign("integration", effect)  # as the integration service writes
-    await redis.xadd(settings.streams.key(ACCOUNT_EFFECTS), signed)  # type: ignore[arg-type]
+    await xadd(redis, settings.streams.key(ACCOUNT_EFFECTS), signed)
     assert await dlq_length(redis, settings.streams.dlq(ACCOUNT_EFFECTS), 1) == 1
     await ops.execute("DROP TRIGGER fail_fill ON transactions")
 

@@ -17,6 +17,7 @@ from shared.infra.db import migrate
 from shared.infra.embedded import embedded_redis
 from shared.infra.runtime import Runtime, open_runtime
 from shared.infra.settings import Settings
+from tests.support.streams import entries
 from tests.support.waiting import until
 
 STREAM = "durable.events"
@@ -74,7 +75,7 @@ async def test_required_durability_keeps_rows_until_aof_is_on_then_publishes_the
     await redis.config_set("appendonly", "yes")
     await until(rt.relay.publish_once, equals=3)
     assert await rt.pool.fetchval("SELECT count(*) FROM outbox") == 0
-    published = [f[b"id"].decode() for _, f in await redis.xrange(STREAM)]
+    published = [f[b"id"].decode() for _, f in await entries(redis, STREAM)]
     assert published == ids  # each once, in commit order
     assert (await rt.ready())["redis_durability"] == "ok"
 
@@ -122,7 +123,7 @@ async def test_rows_committed_while_a_round_awaits_waitaof_go_out_in_the_next_ro
                 # Only the new rows, whether the first round is confirmed yet or not.
                 assert await rt.relay.send(lead) == 2
                 await asyncio.wait(rt.relay.confirming)
-            published = [f[b"id"].decode() for _, f in await rt.redis.xrange(STREAM)]
+            published = [f[b"id"].decode() for _, f in await entries(rt.redis, STREAM)]
             assert published == first + second  # each once, in commit order
             assert await rt.pool.fetchval("SELECT count(*) FROM outbox") == 0
             assert rt.relay.published == 5
@@ -144,7 +145,7 @@ async def test_the_running_relay_pipelines_its_rounds_and_settles_them_when_stop
                 rt.relay.wake.set()
             await until(lambda: rt.pool.fetchval("SELECT count(*) FROM outbox"), equals=0)
             assert rt.relay.durability.method == "waitaof"
-            published = [f[b"id"].decode() for _, f in await rt.redis.xrange(STREAM)]
+            published = [f[b"id"].decode() for _, f in await entries(rt.redis, STREAM)]
             assert published == ids  # each once, in commit order
         finally:
             rt.relay.stopped = True

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
@@ -21,8 +21,9 @@ from shared.contracts.streams import ACCOUNT_COMMANDS, ACCOUNT_EFFECTS, ACCOUNT_
 from shared.infra.db import connection
 from shared.infra.runtime import Runtime, running
 from shared.infra.settings import Settings
+from tests.support import streams
 from tests.support.account import Client, assert_ledger_balanced, rejection
-from tests.support.streams import caused, ce, outcomes
+from tests.support.streams import caused, ce, entries, outcomes
 from tests.support.tokens import Signer
 from tests.support.waiting import until
 
@@ -86,7 +87,7 @@ class Svc:
 
 
 async def xadd(svc: Svc, stream: str, fields: dict[str, str]) -> None:
-    await svc.client.redis.xadd(stream, cast(Any, fields))
+    await streams.xadd(svc.client.redis, stream, fields)
 
 
 def fill(account_id: str, at: datetime, **over: Any) -> dict[str, Any]:
@@ -286,7 +287,7 @@ async def dead_lettered(svc: Svc, type_: str, data: dict[str, Any]) -> dict[str,
     await xadd(svc, svc.client.s.key(ACCOUNT_COMMANDS), cmd)
     dlq = svc.client.s.dlq(ACCOUNT_COMMANDS)
     await until(lambda: svc.client.redis.xlen(dlq), equals=1, timeout=15, what="dead letters")
-    (dead,) = cast(list[tuple[bytes, dict[bytes, bytes]]], await svc.client.redis.xrange(dlq))
+    (dead,) = await entries(svc.client.redis, dlq)
     assert dead[1][b"id"].decode() == cmd["id"]
     return cmd
 

@@ -27,6 +27,7 @@ from shared.contracts.streams import (
 from shared.infra.runtime import Runtime, health_routes, running
 from shared.infra.settings import Settings
 from tests.conftest import as_service
+from tests.support import streams
 from tests.support.tokens import Signer
 
 
@@ -53,8 +54,8 @@ async def drain(rt: Runtime) -> None:
 
 
 async def read(redis: Redis, settings: Settings, stream: str) -> list[dict[str, str]]:
-    entries = await redis.xrange(settings.streams.key(stream))
-    return [{k.decode(): v.decode() for k, v in f.items()} for _, f in entries]
+    found = await streams.entries(redis, settings.streams.key(stream))
+    return [{k.decode(): v.decode() for k, v in f.items()} for _, f in found]
 
 
 def fill(account: str, **overrides: Any) -> dict[str, Any]:
@@ -92,7 +93,7 @@ async def xadd(redis: Redis, settings: Settings, stream: str, fields: dict[str, 
         fields = signer.sign("account", fields)
     elif stream in (WS2_EVENTS, WS4_EVENTS):
         fields = {"authorization": signer.bearer("trading_engine"), **fields}
-    await redis.xadd(settings.streams.key(stream), fields)  # type: ignore[arg-type]
+    await streams.xadd(redis, settings.streams.key(stream), fields)
 
 
 def a_monday() -> date:
@@ -312,7 +313,7 @@ async def test_unparseable_and_huge_entries_go_to_the_dlq(
     good = new_event("ws4.trade.filled", "g", fill(account))
     await xadd(redis, settings, WS4_EVENTS, good)
     await drain(svc)
-    dead = await redis.xrange(settings.streams.dlq(WS4_EVENTS))
+    dead = await streams.entries(redis, settings.streams.dlq(WS4_EVENTS))
     assert [b"not JSON" in f[b"dlq_reason"] or b"exceeds" in f[b"dlq_reason"] for _, f in dead] == [
         True,
         True,

@@ -18,6 +18,7 @@ from shared.infra.outbox import Relay
 from shared.infra.pipeline import Pipeline
 from shared.infra.settings import Settings
 from shared.infra.unit import SqlUnit
+from tests.support.streams import entries, xadd
 from tests.support.waiting import until
 
 EVENTS = "toy.events"
@@ -73,13 +74,13 @@ def command(n: str, *, cid: str | None = None, **extra: object) -> dict[str, str
 async def drain(redis: Redis, consumer: StreamConsumer) -> None:
     """Read what is new on the command stream as the service would, and apply it."""
     reply = await redis.xreadgroup(consumer.group, "svc-1", {consumer.stream: ">"}, count=100)
-    for _, entries in reply:
-        await consumer.handle(entries)
+    for _, batch in reply:
+        await consumer.handle(batch)
 
 
 async def published(redis: Redis, settings: Settings) -> list[dict[str, str]]:
-    entries = await redis.xrange(settings.streams.key(EVENTS))
-    return [{k.decode(): v.decode() for k, v in f.items()} for _, f in entries]
+    found = await entries(redis, settings.streams.key(EVENTS))
+    return [{k.decode(): v.decode() for k, v in f.items()} for _, f in found]
 
 
 async def test_same_entry_twice_applies_once_and_answers_twice(
@@ -87,8 +88,8 @@ async def test_same_entry_twice_applies_once_and_answers_twice(
 ) -> None:
     consumer, relay, pool = toy
     cmd = command("10.00", cid="c-1")
-    await redis.xadd(consumer.stream, cmd)
-    await redis.xadd(consumer.stream, cmd)
+    await xadd(redis, consumer.stream, cmd)
+    await xadd(redis, consumer.stream, cmd)
     await drain(redis, consumer)
     await relay.publish_once()
     assert await pool.fetchval("SELECT value FROM counter") == Decimal("10.00")
@@ -107,9 +108,9 @@ async def test_same_id_other_payload_is_an_idempotency_conflict(
     toy: tuple[StreamConsumer, Relay, asyncpg.Pool], redis: Redis, settings: Settings
 ) -> None:
     consumer, relay, pool = toy
-    await redis.xadd(consumer.stream, command("10.00", cid="c-2"))
+    await xadd(redis, consumer.stream, command("10.00", cid="c-2"))
     await drain(redis, consumer)
-    await redis.xadd(consumer.stream, command("99.00", cid="c-2"))
+    await xadd(redis, consumer.stream, command("99.00", cid="c-2"))
     await drain(redis, consumer)
     await relay.publish_once()
     assert await pool.fetchval("SELECT value FROM counter") == Decimal("10.00")
@@ -123,7 +124,7 @@ async def test_rejection_changes_nothing_and_names_its_cause(
     toy: tuple[StreamConsumer, Relay, asyncpg.Pool], redis: Redis, settings: Settings
 ) -> None:
     consumer, relay, pool = toy
-    await redis.xadd(consumer.stream, command("-1.00", cid="c-3"))
+    await xadd(redis, consumer.stream, command("-1.00", cid="c-3"))
     await drain(redis, consumer)
     await relay.publish_once()
     assert await pool.fetchval("SELECT count(*) FROM counter") == 0
@@ -143,7 +144,7 @@ async def test_command_rejected_after_it_wrote_leaves_nothing_and_its_batch_comm
 ) -> None:
     consumer, relay, pool = toy
     for n, cid in (("5.00", "b-1"), ("-100.00", "b-2"), ("2.00", "b-3")):
-        await redis.xadd(consumer.stream, command(n, cid=cid))
+        await xadd(redis, consumer.stream, command(n, cid=cid))
     await drain(redis, consumer)  # one read, one batch, one transaction
     await relay.publish_once()
     assert await pool.fetchval("SELECT value FROM counter") == Decimal("7.00")
@@ -157,11 +158,11 @@ async def test_unparseable_entry_goes_to_dlq_with_reason(
     toy: tuple[StreamConsumer, Relay, asyncpg.Pool], redis: Redis, settings: Settings
 ) -> None:
     consumer, _relay, pool = toy
-    await redis.xadd(consumer.stream, {"hello": "world"})
-    await redis.xadd(consumer.stream, {**command("1.00"), "data": "{not json"})
-    await redis.xadd(consumer.stream, command("2.00"))
+    await xadd(redis, consumer.stream, {"hello": "world"})
+    await xadd(redis, consumer.stream, {**command("1.00"), "data": "{not json"})
+    await xadd(redis, consumer.stream, command("2.00"))
     await drain(redis, consumer)
-    dead = await redis.xrange(consumer.dlq)
+    dead = await entries(redis, consumer.dlq)
     assert len(dead) == 2
     assert b"missing field 'data'" in dead[0][1][b"dlq_reason"]
     assert b"not JSON" in dead[1][1][b"dlq_reason"]
@@ -174,12 +175,13 @@ async def test_dead_letter_copy_never_holds_a_bearer_token(
     toy: tuple[StreamConsumer, Relay, asyncpg.Pool], redis: Redis, settings: Settings
 ) -> None:
     consumer, _relay, _pool = toy
-    await redis.xadd(
+    await xadd(
+        redis,
         consumer.stream,
         {**command("1.00"), "data": "[1]", "authorization": "Bearer secret.jwt.value"},
     )
     await drain(redis, consumer)
-    ((_, dead),) = await redis.xrange(consumer.dlq)
+    ((_, dead),) = await entries(redis, consumer.dlq)
     assert dead[b"authorization"] == b"[redacted]"
     assert b"must be a JSON object" in dead[b"dlq_reason"]
 
@@ -188,7 +190,7 @@ async def test_crash_after_commit_before_publish_loses_nothing(
     toy: tuple[StreamConsumer, Relay, asyncpg.Pool], redis: Redis, settings: Settings
 ) -> None:
     consumer, relay, pool = toy
-    await redis.xadd(consumer.stream, command("5.00", cid="c-5"))
+    await xadd(redis, consumer.stream, command("5.00", cid="c-5"))
     await drain(redis, consumer)  # committed; the "process" dies before the relay runs
     assert await published(redis, settings) == []
     fresh = Relay(pool, redis, name="another-process", sign=list)
@@ -202,7 +204,7 @@ async def test_dead_consumers_entries_are_reclaimed_and_applied(
     toy: tuple[StreamConsumer, Relay, asyncpg.Pool], redis: Redis, settings: Settings
 ) -> None:
     consumer, _relay, pool = toy
-    await redis.xadd(consumer.stream, command("7.00", cid="c-6"))
+    await xadd(redis, consumer.stream, command("7.00", cid="c-6"))
     # A consumer reads the entry and dies before acknowledging it (crash before ack).
     await redis.xreadgroup(consumer.group, "dead-consumer", {consumer.stream: ">"}, count=10)
     # Reclaimed as soon as it has been idle long enough: ask until the reclaimer takes it.
@@ -217,8 +219,8 @@ async def test_entry_failing_every_delivery_is_dead_lettered_and_others_proceed(
     settings: Settings,
 ) -> None:
     consumer, _relay, pool = toy
-    await redis.xadd(consumer.stream, command("1.00", boom=True))
-    await redis.xadd(consumer.stream, command("3.00"))
+    await xadd(redis, consumer.stream, command("1.00", boom=True))
+    await xadd(redis, consumer.stream, command("3.00"))
     await drain(redis, consumer)
     assert await pool.fetchval("SELECT value FROM counter") == Decimal("3.00")
 
@@ -228,7 +230,7 @@ async def test_entry_failing_every_delivery_is_dead_lettered_and_others_proceed(
         return int(await redis.xlen(consumer.dlq))
 
     assert await until(dead_lettered, equals=1) == 1
-    dead = await redis.xrange(consumer.dlq)
+    dead = await entries(redis, consumer.dlq)
     reason = dead[0][1][b"dlq_reason"]
     assert reason == b"failed 3 deliveries; last error: RuntimeError: a bug in the handler"
     assert (await redis.xpending(consumer.stream, consumer.group))["pending"] == 0

@@ -28,7 +28,7 @@ from shared.contracts.streams import (
 from shared.infra.settings import Settings
 from tests.support.platform import Platform
 from tests.support.platform import platform as running_platform
-from tests.support.streams import ce
+from tests.support.streams import ce, entries
 from tests.support.tokens import Signer
 from tests.support.waiting import until
 
@@ -135,7 +135,7 @@ async def verdicts(p: Platform, written: dict[Key, dict[Any, Any]]) -> dict[Key,
     inbound = {p.client.s.key(name).encode() for name in INBOUND}
     found: dict[Key, list[str]] = {}
     async for key in p.redis.scan_iter(match=f"{p.prefix}*", _type="STREAM"):
-        for _, fields in await p.redis.xrange(key):
+        for _, fields in await entries(p.redis, key):
             entry = (fields.get(b"dlq_stream", b""), fields.get(b"dlq_entry_id", b""))
             if entry in written and b"dlq_reason" in fields:
                 found.setdefault(entry, []).append(f"dead: {fields[b'dlq_reason'].decode()}")

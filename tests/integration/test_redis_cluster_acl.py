@@ -21,6 +21,7 @@ from shared.infra.redisclient import connect
 from shared.infra.settings import Settings
 from tests.support.acl import passwords
 from tests.support.cluster import LocalCluster, local_cluster
+from tests.support.streams import xadd
 
 PREFIX = "c."
 
@@ -59,7 +60,7 @@ async def test_a_services_own_user_consumes_in_order_and_acknowledges_on_the_clu
     s = Streams(PREFIX)
     operator, account = connect(cluster.url("operator")), connect(cluster.url("account"))
     commands, queries = s.key(ACCOUNT_COMMANDS), s.key(ACCOUNT_QUERIES)
-    sent = [await operator.xadd(commands, {"subject": f"acc-{i}", "n": str(i)}) for i in range(8)]
+    sent = [await xadd(operator, commands, {"subject": f"acc-{i}", "n": str(i)}) for i in range(8)]
     seen: list[bytes] = []
 
     async def apply(entries: Sequence[Entry]) -> Outcome:
@@ -81,7 +82,7 @@ async def test_a_services_own_user_consumes_in_order_and_acknowledges_on_the_clu
                               stream=queries, group="account-service", process=apply,
                               delete_applied=True)  # fmt: skip
     await consumer.ensure_group()
-    await operator.xadd(queries, {"type": "alluse.query.account"})
+    await xadd(operator, queries, {"type": "alluse.query.account"})
     ((_, entries),) = await account.xreadgroup("account-service", "replica-1", {queries: ">"})
     await consumer.settle([entry_id for entry_id, _ in entries])  # XACK+XDEL, one script
     assert await account.xlen(queries) == 0

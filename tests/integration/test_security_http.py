@@ -36,7 +36,7 @@ from shared.infra.messaging import Rejected
 from shared.infra.revocations import Revocations
 from shared.infra.runtime import running
 from shared.infra.settings import Settings
-from tests.support.streams import ce
+from tests.support.streams import ce, entries, xadd
 from tests.support.tokens import Signer
 from tests.support.waiting import until
 
@@ -578,7 +578,7 @@ async def test_audit_records_are_stored_only_from_the_service_they_name(
         signer.sign("account", real),
         signer.sign("account", real_twin),
     ):
-        await svc.redis.xadd(stream, fields)  # type: ignore[arg-type]
+        await xadd(svc.redis, stream, fields)
 
     async def stored() -> bool:
         async with svc.admin.pool.acquire() as conn:
@@ -618,21 +618,21 @@ async def test_an_entry_on_the_revocation_stream_that_is_not_its_own_is_dead_let
     genuine = signer.sign("security", {"type": REVOKED, "kind": "jti", "value": "j-1",
                                        "until": until_})  # fmt: skip
     for fields in (*junk, genuine):
-        await svc.redis.xadd(stream, fields)  # type: ignore[arg-type]
+        await xadd(svc.redis, stream, fields)
 
     async def all_dead() -> bool:
         return int(await svc.redis.xlen(dlq)) == len(junk)
 
     await until(all_dead)
     copies = [
-        {k.decode(): v.decode() for k, v in f.items()} for _, f in await svc.redis.xrange(dlq)
+        {k.decode(): v.decode() for k, v in f.items()} for _, f in await entries(svc.redis, dlq)
     ]
     reasons = [c["dlq_reason"] for c in copies]
     assert reasons[0].startswith("unauthorized") and reasons[1].startswith("forbidden")
     assert "unknown kind 'nonsense'" in reasons[2]
     assert all(c["dlq_stream"] == stream for c in copies)
     left = [
-        {k.decode(): v.decode() for k, v in f.items()} for _, f in await svc.redis.xrange(stream)
+        {k.decode(): v.decode() for k, v in f.items()} for _, f in await entries(svc.redis, stream)
     ]
     assert [e.get("value") for e in left] == ["j-1"]  # the refused ones are gone from the stream
 
@@ -650,9 +650,9 @@ async def test_published_audit_heads_are_kept_for_their_retention(
         now_ms = int(time.time() * 1000)
         for age_s, seq in ((7200, "1"), (600, "2")):  # two hours and ten minutes ago
             fields = {"seq": seq, "hash": f"h{seq}", "time": "t"}
-            await redis.xadd(stream, fields, id=f"{now_ms - age_s * 1000}-0")  # type: ignore[arg-type]
+            await xadd(redis, stream, fields, id=f"{now_ms - age_s * 1000}-0")
         await service.rt.janitor().once()
-        assert [f[b"seq"] for _, f in await redis.xrange(stream)] == [b"2"]
+        assert [f[b"seq"] for _, f in await entries(redis, stream)] == [b"2"]
     finally:
         await service.rt.pool.close()
         await service.rt.redis.aclose()

@@ -25,6 +25,7 @@ from shared.infra.consumer import StreamConsumer
 from shared.infra.db import create_pool, migrate
 from shared.infra.pipeline import Pipeline
 from shared.infra.settings import Settings
+from tests.support.streams import xadd
 
 KEY = os.environ.setdefault("ALLUSE_TEST_ENCRYPTION_KEY", Fernet.generate_key().decode())
 AUDIT_KEY = os.environ.setdefault("ALLUSE_TEST_AUDIT_KEY", Fernet.generate_key().decode())
@@ -133,8 +134,8 @@ async def test_audit_events_from_other_services_are_stored_once(
         subject="acct-9",
         details={"code": "forbidden", "password": "p"},
     )
-    await redis.xadd(stream, fields)
-    await redis.xadd(stream, fields)  # re-delivered: still one record
+    await xadd(redis, stream, fields)
+    await xadd(redis, stream, fields)  # re-delivered: still one record
     reply = await redis.xreadgroup(consumer.group, "c1", {consumer.stream: ">"}, count=10)
     for _, entries in reply:
         await consumer.handle(entries)
@@ -152,7 +153,7 @@ async def test_audit_events_from_other_services_are_stored_once(
         stream, fields = audit_event(
             settings.streams, source="alluse/account", action="account.created", actor=actor
         )
-        await redis.xadd(stream, fields)
+        await xadd(redis, stream, fields)
     reply = await redis.xreadgroup(consumer.group, "c1", {consumer.stream: ">"}, count=10)
     for _, entries in reply:
         assert len(entries) == len(actors)

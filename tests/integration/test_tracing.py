@@ -25,7 +25,7 @@ from tests.conftest import as_service
 from tests.integration.test_integration_service import fill
 from tests.integration.test_security_http import security_settings
 from tests.support.account import Client
-from tests.support.streams import ce
+from tests.support.streams import ce, entries, xadd
 from tests.support.tokens import Signer
 from tests.support.waiting import until
 
@@ -85,10 +85,10 @@ def consumed(found: list[ReadableSpan]) -> dict[str, str]:
 
 
 async def lifecycle_traceparents(redis: Redis, settings: Settings, account: str) -> list[str]:
-    entries = await redis.xrange(settings.streams.key(ACCOUNT_LIFECYCLE))
+    found = await entries(redis, settings.streams.key(ACCOUNT_LIFECYCLE))
     return [
         f.get(b"traceparent", b"").decode()
-        for _, f in entries
+        for _, f in found
         if f.get(b"subject", b"").decode() == account
         and f[b"type"] == b"alluse.account.balance_changed"
     ]
@@ -115,7 +115,7 @@ async def test_one_ws4_fill_is_one_trace_across_the_three_services(
         tracestate="engine=fill7781",
         authorization=platform.signer.bearer("trading_engine"),
     )
-    await redis.xadd(settings.streams.key(WS4_EVENTS), entry)  # type: ignore[arg-type]
+    await xadd(redis, settings.streams.key(WS4_EVENTS), entry)
 
     def complete(found: list[ReadableSpan]) -> bool:
         return set(WANTED) <= set(consumed(found))
@@ -150,7 +150,7 @@ async def test_an_entry_without_traceparent_starts_a_trace_that_reaches_the_life
         subject=gen,
         authorization=platform.signer.bearer("trading_engine"),
     )
-    await redis.xadd(settings.streams.key(WS4_EVENTS), entry)  # type: ignore[arg-type]
+    await xadd(redis, settings.streams.key(WS4_EVENTS), entry)
     published = await until(
         lambda: lifecycle_traceparents(redis, settings, gen), timeout=15, what="traced events"
     )
@@ -190,7 +190,7 @@ async def test_tracing_off_a_traced_fill_s_lifecycle_events_keep_its_trace_id(
             traceparent=UPSTREAM,
             authorization=platform.signer.bearer("trading_engine"),
         )
-        await redis.xadd(settings.streams.key(WS4_EVENTS), entry)  # type: ignore[arg-type]
+        await xadd(redis, settings.streams.key(WS4_EVENTS), entry)
         (published,) = await until(
             lambda: lifecycle_traceparents(redis, settings, gen), timeout=15, what="the event"
         )

@@ -19,7 +19,7 @@ from shared.infra.db import connection
 from shared.infra.runtime import Runtime
 from shared.infra.settings import Settings
 from tests.support.barriers import inbox_outcome
-from tests.support.streams import caused, ce, outcomes, reply
+from tests.support.streams import caused, ce, outcomes, reply, xadd
 from tests.support.tokens import Signer
 
 
@@ -35,7 +35,7 @@ class Client:
         self, type_: str, data: dict[str, Any], *, role: str = "admin", want: int = 1, **attrs: str
     ) -> list[dict[str, Any]]:
         fields = ce(type_, data, authorization=self.signer.bearer(role), **attrs)
-        await self.redis.xadd(self.s.key(ACCOUNT_COMMANDS), fields)
+        await xadd(self.redis, self.s.key(ACCOUNT_COMMANDS), fields)
         events = await outcomes(self.redis, self.events, fields["id"], want=want)
         for event in events:  # what the service emits honours the published lifecycle schemas
             LIFECYCLE_TYPES[event["type"]].model_validate(event["data"])
@@ -45,7 +45,8 @@ class Client:
         self, type_: str, data: dict[str, Any], *, role: str = "viewer"
     ) -> dict[str, Any]:
         box = reply_namespace(self.s.prefix, f"user-{role}") + uuid.uuid4().hex
-        await self.redis.xadd(
+        await xadd(
+            self.redis,
             self.s.key(ACCOUNT_QUERIES),
             ce(type_, data, authorization=self.signer.bearer(role), replyto=box),
         )
@@ -71,7 +72,7 @@ class Client:
             **extra,
         )
         # Signed as the integration service signs what it forwards.
-        await self.redis.xadd(self.s.key(ACCOUNT_EFFECTS), self.signer.sign("integration", fields))
+        await xadd(self.redis, self.s.key(ACCOUNT_EFFECTS), self.signer.sign("integration", fields))
         if want:
             events = await outcomes(self.redis, self.events, fields["id"], want=want)
         else:

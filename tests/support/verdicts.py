@@ -6,6 +6,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from shared.contracts.streams import ACCOUNT_EVENTS, Streams
+from tests.support.streams import entries
 from tests.support.waiting import until
 
 Written = dict[bytes, tuple[str, dict[Any, Any]]]  # entry id -> (name, fields written)
@@ -42,11 +43,11 @@ async def verdicts(
     found: dict[str, str] = {}
 
     async def look() -> dict[str, str]:
-        for _, dead in await redis.xrange(f"{stream}.dlq"):
+        for _, dead in await entries(redis, f"{stream}.dlq"):
             if dead[b"dlq_entry_id"] in written:
                 found[written[dead[b"dlq_entry_id"]][0]] = f"dead: {dead[b'dlq_reason'].decode()}"
         for key in keys:
-            for _, fields in await redis.xrange(key):
+            for _, fields in await entries(redis, key):
                 cause = fields.get(b"causationid", b"").decode()
                 if cause in by_cause and by_cause[cause] not in found:
                     found[by_cause[cause]] = _verdict(fields)

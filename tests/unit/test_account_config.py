@@ -58,16 +58,17 @@ def test_rule_3_templates_match_the_table() -> None:
     }
     for name, (alloc, buffer, risk, ret) in expected.items():
         t = TEMPLATES[name]
-        assert (t.allocation.generation, t.allocation.revenue, t.allocation.compounding) == alloc
+        shares = (t.allocation.generation, t.allocation.revenue, t.allocation.compounding)
+        assert shares == tuple(map(D, alloc))
         assert (t.cash_buffer_pct, t.risk_level, t.expected_annual_return_pct) == (
-            buffer,
+            D(buffer),
             risk,
-            ret,
+            D(ret),
         )
 
 
 def test_rule_3_each_template_has_its_own_risk_profile() -> None:
-    table = {
+    table: dict[str, tuple[object, ...]] = {
         "conservative": (5, 70, D("2.0"), 3, 10, 5),
         "moderate": (10, 90, D("1.5"), 5, 15, 10),
         "aggressive": (15, 95, D("1.0"), 7, 20, 15),
@@ -251,7 +252,7 @@ def test_rule_3_initial_accounts_carry_their_type_config_and_share() -> None:
     plan = plan_initialization(D("250000.00"), "conservative")
     gen = plan.account(GEN)
     assert gen.config.allocation_pct == 30 and gen.config.cash_buffer_pct == 7
-    assert (gen.config.delta_min, gen.config.delta_max) == (40, 50)
+    assert (gen.config.delta_min, gen.config.delta_max) == (D(40), D(50))
     assert plan.account(COM).config.position_sizing_pct == 85
     for a in plan.accounts:
         validate_config(a.config)

@@ -59,23 +59,27 @@ def account(
 
 def test_rule_1_type_table_matches_the_rules() -> None:
     gen, rev, com = TYPE_RULES[GEN], TYPE_RULES[REV], TYPE_RULES[COM]
-    assert (gen.allocation_pct, rev.allocation_pct, com.allocation_pct) == (40, 30, 30)
-    assert (gen.delta_min, gen.delta_max) == (40, 50)
-    assert (rev.delta_min, rev.delta_max) == (30, 40)
-    assert (com.delta_min, com.delta_max) == (20, 30)
+    assert (gen.allocation_pct, rev.allocation_pct, com.allocation_pct) == (D(40), D(30), D(30))
+    assert (gen.delta_min, gen.delta_max) == (D(40), D(50))
+    assert (rev.delta_min, rev.delta_max) == (D(30), D(40))
+    assert (com.delta_min, com.delta_max) == (D(20), D(30))
     assert gen.entry_days == (Weekday.THURSDAY,)
     assert rev.entry_days == com.entry_days == (Weekday.MONDAY, Weekday.TUESDAY, Weekday.WEDNESDAY)
     assert (gen.target_weekly_return_pct, rev.target_weekly_return_pct) == (D("1.5"), D("1.0"))
     assert com.target_weekly_return_pct == D("0.5")
     assert (gen.position_sizing_pct, rev.position_sizing_pct, com.position_sizing_pct) == (
-        90,
-        90,
-        85,
+        D(90),
+        D(90),
+        D(85),
     )
-    assert (gen.max_drawdown_pct, rev.max_drawdown_pct, com.max_drawdown_pct) == (15, 10, 7)
+    assert (gen.max_drawdown_pct, rev.max_drawdown_pct, com.max_drawdown_pct) == (
+        D(15),
+        D(10),
+        D(7),
+    )
     assert gen.reinvestment is Reinvestment.WEEKLY
     assert rev.reinvestment is com.reinvestment is Reinvestment.QUARTERLY
-    assert all((r.contracts_pct, r.leaps_pct) == (75, 25) for r in TYPE_RULES.values())
+    assert all((r.contracts_pct, r.leaps_pct) == (D(75), D(25)) for r in TYPE_RULES.values())
     assert all(r.cash_buffer_pct == 5 for r in TYPE_RULES.values())
 
 
@@ -86,7 +90,7 @@ def test_rule_1_only_gen_acc_forks_and_only_com_acc_never_withdraws() -> None:
 
 def test_rule_1_defaults_can_be_overridden_by_configuration() -> None:
     config = AccountConfig.for_type(GEN, cash_buffer_pct=D("8"), delta_min=D("42"))
-    assert (config.cash_buffer_pct, config.delta_min, config.delta_max) == (8, 42, 50)
+    assert (config.cash_buffer_pct, config.delta_min, config.delta_max) == (D(8), D(42), D(50))
     assert config.fork_threshold == D("50000") and config.merge_threshold == D("500000")
 
 
