@@ -14,7 +14,7 @@ from shared.contracts.streams import ACCOUNT_COMMANDS, ACCOUNT_EVENTS
 from shared.infra.embedded import free_port
 from shared.infra.launch import Service
 from shared.infra.settings import Settings
-from tests.support.streams import ce, decoded, entries, xadd
+from tests.support.streams import ce, decoded, encodable, entries, xadd
 from tests.support.tokens import Signer
 from tests.support.waiting import until
 
@@ -103,7 +103,7 @@ async def test_deposit_then_withdraw_never_overtakes_across_replicas(
                     subject=account,
                     authorization=token,
                 )
-                pipe.xadd(commands, fields)
+                pipe.xadd(commands, encodable(fields))
                 order[account].append(fields["id"])
     await pipe.execute()
 

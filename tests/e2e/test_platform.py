@@ -23,6 +23,7 @@ from shared.contracts import lifecycle
 from shared.infra.embedded import free_port
 from shared.infra.settings import Settings
 from shared.infra.signing import identity_env, new_identities
+from tests.support.streams import entries_sync, read_sync, xadd_sync
 from tests.support.waiting import until_sync
 
 pytestmark = pytest.mark.slow
@@ -117,13 +118,15 @@ class Lifecycle:
     """A downstream consumer: plain XREAD on the public stream, dedupe by (source, id)."""
 
     def __init__(self, redis: Redis, key: str) -> None:
-        self.redis, self.key, self.last, self.seen = redis, key, "0", {}  # type: dict[tuple[str, str], dict[str, Any]]
+        self.redis, self.key = redis, key
+        self.last: str | bytes = "0"
+        self.seen: dict[tuple[str, str], dict[str, Any]] = {}
 
     def until(self, check: Any, timeout: float = 20) -> list[dict[str, Any]]:
         """Reads on until the events seen so far satisfy `check`; returns them all."""
 
         def read() -> list[dict[str, Any]]:
-            for _, entries in self.redis.xread({self.key: self.last}, count=500, block=200) or []:
+            for _, entries in read_sync(self.redis, {self.key: self.last}, count=500, block=200):
                 for entry_id, fields in entries:
                     self.last = entry_id
                     event = {k.decode(): v.decode() for k, v in fields.items()}
@@ -148,7 +151,7 @@ def test_upstream_events_flow_to_the_public_lifecycle_stream(
         "ops/tool",
         authorization=bearer,
     )
-    redis.xadd(s.key("alluse.account.commands"), init)
+    xadd_sync(redis, s.key("alluse.account.commands"), init)
     events = life.until(lambda es: sum(e["type"] == "alluse.account.created" for e in es) == 3)
     accounts = {
         e["data"]["account"]["type"]: e["data"]["account"]
@@ -167,7 +170,7 @@ def test_upstream_events_flow_to_the_public_lifecycle_stream(
         "ws2/engine",
         authorization=bearer,  # an admin may publish upstream entries, as a trading engine may
     )
-    redis.xadd(s.key("ws2.protocol.events"), week)
+    xadd_sync(redis, s.key("ws2.protocol.events"), week)
     life.until(lambda es: any(e["type"] == "alluse.week.changed" for e in es))
     fill = {
         "fill_id": "f-1",
@@ -186,9 +189,10 @@ def test_upstream_events_flow_to_the_public_lifecycle_stream(
         "filled_at": "2026-11-26T15:00:00Z",
     }
     first = ce("ws4.trade.filled", fill, "ws4/gateway-1", subject=gen, authorization=bearer)
-    redis.xadd(s.key("ws4.market.events"), first)
-    redis.xadd(s.key("ws4.market.events"), first)  # delivered twice by a retrying producer
-    redis.xadd(
+    xadd_sync(redis, s.key("ws4.market.events"), first)
+    xadd_sync(redis, s.key("ws4.market.events"), first)  # delivered twice by a retrying producer
+    xadd_sync(
+        redis,
         s.key("ws4.market.events"),
         ce("ws4.trade.filled", {**fill, "price": "9.99"}, "ws4/gateway-1", authorization=bearer),
     )
@@ -202,7 +206,7 @@ def test_upstream_events_flow_to_the_public_lifecycle_stream(
         "multiplier": 100,
     }
     assigned = ce("ws4.option.assigned", assignment, "ws4/gateway-1", authorization=bearer)
-    redis.xadd(s.key("ws4.market.events"), assigned)
+    xadd_sync(redis, s.key("ws4.market.events"), assigned)
 
     def settled(es: list[dict[str, Any]]) -> bool:
         return sum(e["type"] == "alluse.account.balance_changed" for e in es) == 2 and any(
@@ -226,7 +230,9 @@ def test_upstream_events_flow_to_the_public_lifecycle_stream(
         lifecycle.LIFECYCLE_TYPES[event["type"]].model_validate(event["data"])
     # The security service publishes its audit chain's head; the chain verifies against it.
     heads = until_sync(
-        lambda: redis.xrange(s.key("alluse.audit.heads")), timeout=20, what="the audit chain head"
+        lambda: entries_sync(redis, s.key("alluse.audit.heads")),
+        timeout=20,
+        what="the audit chain head",
     )
     assert int(heads[-1][1][b"seq"]) >= 1
     assert '"msg": "audit chain head"' in (platform["tmp"] / "security.log").read_text()

@@ -26,7 +26,7 @@ from shared.infra.settings import Settings
 from shared.infra.signing import identity_env, new_identities
 from tests.e2e.test_platform import Lifecycle, ce, token, wait_ready
 from tests.support.acl import acl_redis, passwords
-from tests.support.streams import entries
+from tests.support.streams import entries, xadd_sync
 from tests.support.waiting import until_sync
 
 pytestmark = pytest.mark.slow
@@ -76,7 +76,7 @@ def test_every_service_works_as_its_own_acl_user(
     bearer = "Bearer " + token(platform, f"ops-{uuid.uuid4().hex[:6]}")
     init = ce("alluse.system.initialize", {"total_capital": "250000.00", "template": "moderate"},
               "ops/tool", authorization=bearer)  # fmt: skip
-    operator.xadd(f"{PREFIX}alluse.account.commands", init)
+    xadd_sync(operator, f"{PREFIX}alluse.account.commands", init)
     events = life.until(lambda es: sum(e["type"] == "alluse.account.created" for e in es) == 3)
     gen = next(e["data"]["account"]["id"] for e in events
                if e["type"] == "alluse.account.created" and e["data"]["account"]["type"] == "generation")  # fmt: skip
@@ -86,16 +86,16 @@ def test_every_service_works_as_its_own_acl_user(
         "price": "2.15", "multiplier": 100, "commission": "1.95", "filled_at": "2026-11-26T15:00:00Z",
     }  # fmt: skip
     fill_event = ce("ws4.trade.filled", fill, "ws4/gateway-1", subject=gen, authorization=bearer)
-    engine.xadd(f"{PREFIX}ws4.market.events", fill_event)
+    xadd_sync(engine, f"{PREFIX}ws4.market.events", fill_event)
     events = life.until(lambda es: any(e["type"] == "alluse.account.balance_changed" for e in es))
     moved = next(e for e in events if e["type"] == "alluse.account.balance_changed")
     assert moved["data"]["transaction"]["amount"] == "643.05"
     with pytest.raises(redis.exceptions.NoPermissionError):  # an engine cannot forge an effect
-        engine.xadd(f"{PREFIX}alluse.internal.account.effects", fill_event)
+        xadd_sync(engine, f"{PREFIX}alluse.internal.account.effects", fill_event)
     # A forged audit record (no signature) is refused, and the refusal itself audited.
     forged = ce("alluse.audit.recorded", {"action": "x", "actor": "y"}, "alluse/account-service")
     account = redis.Redis.from_url(urls["account"])
-    account.xadd(f"{PREFIX}alluse.audit", forged)
+    xadd_sync(account, f"{PREFIX}alluse.audit", forged)
     account.close()
     until_sync(
         lambda: operator.xrange(f"{PREFIX}alluse.audit.dlq"),

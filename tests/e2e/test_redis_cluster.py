@@ -95,8 +95,8 @@ async def test_the_platform_on_a_redis_cluster_with_a_master_restarted(
         await until(outcomes_seen, equals=len(sent), timeout=90)
         once = {(e["source"], e["id"]): e for e in await read_all(redis, lifecycle)}.values()
         assert not [e for e in once if e["type"] == "alluse.command.rejected"]  # no overdraft
-        caused = Counter(e["causationid"] for e in once if e["causationid"] in sent)
-        assert set(caused.values()) == {1}  # one balance_changed per command, nothing else
+        per_cause = Counter(e["causationid"] for e in once if e["causationid"] in sent)
+        assert set(per_cause.values()) == {1}  # one balance_changed per command, nothing else
 
         conn = await asyncpg.connect(own_database, server_settings={"search_path": "account"})
         try:

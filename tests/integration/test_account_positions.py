@@ -71,7 +71,10 @@ def by_type(events: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
 
 def positions(client: Client, account: str) -> Callable[[], Awaitable[dict[str, Any]]]:
     async def ask() -> dict[str, Any]:
-        return (await client.query("alluse.query.positions", {"account_id": account}))["data"]
+        answer: dict[str, Any] = (
+            await client.query("alluse.query.positions", {"account_id": account})
+        )["data"]
+        return answer
 
     return ask
 
@@ -338,7 +341,10 @@ async def test_rule_11_as_of_follows_business_time_when_entries_arrive_out_of_or
 
     async def as_of(at: str) -> dict[str, Any]:
         query = {"account_id": gen, "at": at}
-        return (await client.query("alluse.query.as_of", query, role="operator"))["data"]
+        answer: dict[str, Any] = (await client.query("alluse.query.as_of", query, role="operator"))[
+            "data"
+        ]
+        return answer
 
     opening = (await as_of("2026-11-03T08:00:00Z"))["cash"]
     assert opening == "100000.00"

@@ -23,7 +23,7 @@ from services.cli.output import TIMEOUT
 from shared.contracts.streams import ACCOUNT_EFFECTS, ACCOUNT_EVENTS, ACCOUNT_QUERIES
 from shared.infra.runtime import running
 from shared.infra.settings import Settings
-from tests.support.streams import ce, outcomes, xadd
+from tests.support.streams import ce, outcomes, read, xadd
 from tests.support.tokens import Signer
 
 SUBCOMMANDS = (
@@ -390,7 +390,7 @@ async def test_an_answer_without_the_account_services_signature_is_not_believed(
 
     async def answer() -> None:
         while True:
-            for _, entries in await redis.xread({queries: "0-0"}, block=200) or []:
+            for _, entries in await read(redis, {queries: "0-0"}, block=200):
                 for _, raw in entries:
                     box = raw[b"replyto"].decode()
                     data = {"id": account, "balance": "999999.99"}

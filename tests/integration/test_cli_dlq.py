@@ -110,7 +110,10 @@ async def audit_trail(settings: Settings) -> tuple[list[Any], int, Any]:
 
 
 async def dlq_length(redis: Redis, key: str, want: int) -> int:
-    return int(await until(lambda: redis.xlen(key), lambda n: n >= want, timeout=20, what=key))
+    async def length() -> int:
+        return int(await redis.xlen(key))
+
+    return await until(length, lambda n: n >= want, timeout=20, what=key)
 
 
 async def test_garbage_and_a_command_failed_5_times_are_redriven_once_the_cause_is_fixed(

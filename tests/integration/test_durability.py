@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from shared.contracts.envelope import new_event
-from shared.infra.db import migrate
+from shared.infra.db import connection, migrate
 from shared.infra.embedded import embedded_redis
 from shared.infra.runtime import Runtime, open_runtime
 from shared.infra.settings import Settings
@@ -117,7 +117,7 @@ async def test_rows_committed_while_a_round_awaits_waitaof_go_out_in_the_next_ro
         try:
             assert await rt.relay.durability.ready(rt.redis)
             first = await commit_events(rt.pool, 3)
-            async with rt.pool.acquire() as lead:
+            async with connection(rt.pool) as lead:
                 assert await rt.relay.send(lead) == 3  # published; its WAITAOF awaited aside
                 second = await commit_events(rt.pool, 2, tag="late")
                 # Only the new rows, whether the first round is confirmed yet or not.

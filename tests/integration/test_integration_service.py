@@ -45,11 +45,11 @@ async def svc(settings: Settings, redis: Redis, signer: Signer) -> AsyncIterator
 async def drain(rt: Runtime) -> None:
     """Read what is new on every consumed stream as the service would, apply it, publish."""
     for consumer in rt.consumers:
-        reply = await rt.redis.xreadgroup(
-            consumer.group, "svc-1", {consumer.stream: ">"}, count=500
+        got = await streams.read_group(
+            rt.redis, consumer.group, "svc-1", consumer.stream, count=500
         )
-        for _, entries in reply:
-            await consumer.handle(entries)
+        if got:
+            await consumer.handle(got)
     await rt.relay.publish_once()
 
 
@@ -146,7 +146,7 @@ async def test_each_effect_type_is_forwarded(
     svc: Runtime, redis: Redis, settings: Settings
 ) -> None:
     account = str(uuid.uuid4())
-    upstream = [
+    upstream: list[tuple[str, str, dict[str, Any]]] = [
         (
             WS4_EVENTS,
             "ws4.option.assigned",
@@ -375,6 +375,6 @@ async def test_the_running_service_forwards_and_republishes(
 
 async def follow(redis: Redis, stream: str) -> dict[bytes, bytes]:
     """The first entry of a stream, waiting for it with XREAD BLOCK."""
-    while not (reply := await redis.xread({stream: "0"}, count=1, block=1000)):
+    while not (reply := await streams.read(redis, {stream: "0"}, count=1, block=1000)):
         pass
     return dict(reply[0][1][0][1])

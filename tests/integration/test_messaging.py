@@ -13,12 +13,12 @@ from redis.asyncio import Redis
 from shared.contracts.envelope import CloudEvent, new_event
 from shared.infra.consumer import StreamConsumer
 from shared.infra.db import create_pool, migrate
-from shared.infra.messaging import Emit, Rejected
+from shared.infra.messaging import Emit, Handler, Rejected
 from shared.infra.outbox import Relay
-from shared.infra.pipeline import Pipeline
+from shared.infra.pipeline import Pipeline, Unit
 from shared.infra.settings import Settings
 from shared.infra.unit import SqlUnit
-from tests.support.streams import entries, xadd
+from tests.support.streams import entries, read_group, xadd
 from tests.support.waiting import until
 
 EVENTS = "toy.events"
@@ -60,8 +60,8 @@ async def toy(
     await pool.close()
 
 
-def _prefixed(handler, events):  # type: ignore[no-untyped-def]
-    async def wrapped(unit, ev):  # type: ignore[no-untyped-def]
+def _prefixed(handler: Handler, events: str) -> Handler:
+    async def wrapped(unit: Unit, ev: CloudEvent) -> list[Emit]:
         return [(events, f) for _, f in await handler(unit, ev)]
 
     return wrapped
@@ -73,9 +73,9 @@ def command(n: str, *, cid: str | None = None, **extra: object) -> dict[str, str
 
 async def drain(redis: Redis, consumer: StreamConsumer) -> None:
     """Read what is new on the command stream as the service would, and apply it."""
-    reply = await redis.xreadgroup(consumer.group, "svc-1", {consumer.stream: ">"}, count=100)
-    for _, batch in reply:
-        await consumer.handle(batch)
+    got = await read_group(redis, consumer.group, "svc-1", consumer.stream, count=100)
+    if got:
+        await consumer.handle(got)
 
 
 async def published(redis: Redis, settings: Settings) -> list[dict[str, str]]:

@@ -28,7 +28,7 @@ from shared.contracts.streams import (
 from shared.infra.settings import Settings
 from tests.support.platform import Platform
 from tests.support.platform import platform as running_platform
-from tests.support.streams import ce, entries
+from tests.support.streams import ce, encodable, entries
 from tests.support.tokens import Signer
 from tests.support.waiting import until
 
@@ -141,7 +141,7 @@ async def verdicts(p: Platform, written: dict[Key, dict[Any, Any]]) -> dict[Key,
                 found.setdefault(entry, []).append(f"dead: {fields[b'dlq_reason'].decode()}")
             elif key not in inbound:
                 causes = {ids.get(_text(fields.get(a, b""))) for a in (b"causationid", b"id")}
-                for cause in causes - {None}:
+                for cause in (c for c in causes if c is not None):
                     found.setdefault(cause, []).append(
                         f"{_text(fields.get(b'type'))} on {_text(key)}"
                     )
@@ -185,10 +185,10 @@ async def test_no_entry_on_any_inbound_stream_hurts_another(platform: Platform, 
     bad = data.draw(st.lists(bad_entries(box), min_size=1, max_size=6), label="bad entries")
     good = [valid_deposit(p) for _ in range(2)]
     pipe = p.redis.pipeline(transaction=True)  # one MULTI: the service reads them as one batch
-    pipe.xadd(p.client.s.key(ACCOUNT_COMMANDS), good[0])  # type: ignore[arg-type]
+    pipe.xadd(p.client.s.key(ACCOUNT_COMMANDS), encodable(good[0]))
     for fields in bad:
-        pipe.xadd(stream, fields)  # type: ignore[arg-type]
-    pipe.xadd(p.client.s.key(ACCOUNT_COMMANDS), good[1])  # type: ignore[arg-type]
+        pipe.xadd(stream, encodable(fields))
+    pipe.xadd(p.client.s.key(ACCOUNT_COMMANDS), encodable(good[1]))
     commands = p.client.s.key(ACCOUNT_COMMANDS).encode()
     keys = [(commands, i) for i in [*await pipe.execute()]]
     keys[1:-1] = [(stream.encode(), i) for _, i in keys[1:-1]]

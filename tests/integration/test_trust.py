@@ -250,7 +250,7 @@ async def test_replies_go_only_into_the_callers_namespace_and_other_keys_stay_un
             redis,
             s.key(ACCOUNT_QUERIES),
             ce("alluse.query.account", query, authorization=viewer, replyto=target),
-        )  # type: ignore[arg-type]
+        )
     no_token = reply_namespace(s.prefix, "user-viewer") + "anonymous"
     await xadd(redis, s.key(ACCOUNT_QUERIES), ce("alluse.query.account", query, replyto=no_token))
     # The caller's own stream, made by the caller: answered, and its expiry left as it was.
@@ -260,7 +260,7 @@ async def test_replies_go_only_into_the_callers_namespace_and_other_keys_stay_un
         redis,
         s.key(ACCOUNT_QUERIES),
         ce("alluse.query.summary", {}, authorization=viewer, replyto=mine),
-    )  # type: ignore[arg-type]
+    )
     await until(lambda: redis.xlen(mine), lambda n: n >= 2, what="the answer on the caller's own")
     assert await redis.ttl(mine) == -1  # not ours: no expiry set
     dlq = s.key(ACCOUNT_QUERIES) + ".dlq"
@@ -286,7 +286,7 @@ async def test_a_reply_stream_the_service_made_expires(client: Client) -> None:
 
 
 async def newest_reply_box(client: Client) -> str:
-    keys = [
+    keys: list[str] = [
         k.decode() async for k in client.redis.scan_iter(match=f"{client.s.prefix}alluse.reply.*")
     ]
     assert keys

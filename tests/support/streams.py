@@ -36,9 +36,9 @@ def ce(
 Entry = tuple[bytes, dict[bytes, bytes]]  # (entry id, fields) as a client without decoding reads
 
 
-def _fields(fields: Mapping[str, str] | Mapping[bytes, bytes]) -> dict[FieldT, EncodableT]:
-    # redis-py types XADD's fields as an invariant dict of its own unions, which no
-    # dict[str, str] is; a copy made under that type is, and is what gets sent anyway.
+def encodable(fields: Mapping[str, str] | Mapping[bytes, bytes]) -> dict[FieldT, EncodableT]:
+    """Fields as redis-py's XADD is typed to take them: an invariant dict of its own unions,
+    which no dict[str, str] is; a copy made under that type is (and is what gets sent)."""
     return dict[FieldT, EncodableT](fields.items())
 
 
@@ -46,13 +46,13 @@ async def xadd(
     redis: Redis, stream: str, fields: Mapping[str, str] | Mapping[bytes, bytes], **options: Any
 ) -> bytes:
     """XADD as any producer does it; returns the entry id."""
-    return cast(bytes, await redis.xadd(stream, _fields(fields), **options))
+    return cast(bytes, await redis.xadd(stream, encodable(fields), **options))
 
 
 def xadd_sync(
     redis: sync_redis.Redis, stream: str, fields: Mapping[str, str] | Mapping[bytes, bytes]
 ) -> bytes:
-    return cast(bytes, redis.xadd(stream, _fields(fields)))
+    return cast(bytes, redis.xadd(stream, encodable(fields)))
 
 
 async def entries(redis: Redis, stream: str, start: str = "-", end: str = "+") -> list[Entry]:
@@ -71,6 +71,23 @@ async def read(
     """XREAD, typed as `entries` is: [(stream, [(entry id, fields), ...]), ...]."""
     got = await redis.xread(dict[KeyT, StreamIdT](streams.items()), count=count, block=block)
     return cast(list[tuple[bytes, list[Entry]]], got or [])
+
+
+def read_sync(
+    redis: sync_redis.Redis, streams: Mapping[str, str | bytes], *, count: int, block: int
+) -> list[tuple[bytes, list[Entry]]]:
+    got = redis.xread(dict[KeyT, StreamIdT](streams.items()), count=count, block=block)
+    return cast(list[tuple[bytes, list[Entry]]], got or [])
+
+
+async def read_group(
+    redis: Redis, group: str, consumer: str, stream: str, *, count: int | None = None
+) -> list[Entry]:
+    """XREADGROUP of new entries (">") on one stream, as a service's consumer reads them."""
+    got = await redis.xreadgroup(group, consumer, {stream: ">"}, count=count)
+    return [
+        entry for _, batch in cast(list[tuple[bytes, list[Entry]]], got or []) for entry in batch
+    ]
 
 
 def decoded(fields: dict[bytes, bytes]) -> dict[str, Any]:

@@ -4,7 +4,9 @@ What a handler decides (refusals with their codes, rows booked, events announced
 here in milliseconds; tests/integration checks the same commands on Redis and PostgreSQL.
 """
 
+from collections.abc import Awaitable, Callable
 from decimal import Decimal as D
+from typing import Any
 from uuid import uuid4
 
 from services.account import handlers
@@ -23,7 +25,9 @@ S = AccountStatus
 account = an_account
 
 
-async def refused(code: str, handler, uow: FakeUnit, payload) -> None:  # type: ignore[no-untyped-def]
+async def refused(
+    code: str, handler: Callable[[FakeUnit, Any], Awaitable[Any]], uow: FakeUnit, payload: object
+) -> None:
     await refused_with(code, handler, uow, payload)
     assert uow.events == [], "a refused command announces nothing"
 

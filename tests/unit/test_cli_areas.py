@@ -1,6 +1,7 @@
 """The `alluse` parser: an area that is not installed leaves its commands unknown; an area that
 is there but fails to import (a missing module inside it) stops the command with that error."""
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -10,7 +11,9 @@ from services.cli import __main__ as cli
 
 
 def subcommands() -> set[str]:
-    return set(cli.build_parser()._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
+    parser = cli.build_parser()
+    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return set(sub.choices)
 
 
 def test_a_missing_area_only_leaves_its_commands_unknown(
