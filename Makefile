@@ -44,7 +44,7 @@ chromium:
 	  $$as apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$as apt-get install -y -qq chromium >/dev/null; }
 
-test: $(STAMP) $(PROMTOOL) chromium ## the whole suite (unit, contract, integration, e2e) on real Redis and PostgreSQL
+test: chromium $(STAMP) $(PROMTOOL) ## the whole suite (unit, contract, integration, e2e) on real Redis and PostgreSQL
 	$(PY) -m pytest
 
 lint: $(STAMP) ## ruff and mypy --strict
