@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any, Protocol
 from uuid import UUID
 
-from services.account.batch_positions import Ref, Valued
+from services.account.batch_positions import Valued
 from services.account.domain import (
     Account,
     AccountConfig,
@@ -158,7 +158,9 @@ class Unit(Protocol):
     # Positions and value (section 11)
     async def valued(self, account_id: UUID) -> Valued: ...
     async def marks(self, account_id: UUID) -> list[Marked]: ...
-    async def claim(self, ref: Ref, *, fingerprint: str, account_id: UUID) -> str: ...
+    async def claim(
+        self, ref: tuple[str, str], *, fingerprint: str, account_id: UUID
+    ) -> str: ...
     async def move(
         self,
         account_id: UUID,

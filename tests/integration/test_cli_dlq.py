@@ -38,7 +38,7 @@ from shared.infra.settings import Settings
 from shared.infra.signing import b64, letter_bytes
 from tests.integration.test_integration_service import fill
 from tests.support.account import Client
-from tests.support.streams import ce, decoded, outcomes
+from tests.support.streams import ce, decoded, entries, outcomes, xadd
 from tests.support.tokens import Signer
 from tests.support.waiting import until
 

@@ -91,7 +91,9 @@ async def test_an_unknown_kid_refetches_the_set_and_an_outage_waits() -> None:
 def test_bundled_schemas_are_the_platforms() -> None:
     platform = {f.name: f.read_bytes() for f in PLATFORM_SCHEMAS.glob("*.json")}
     bundled = {f.name: f.read_bytes() for f in BUNDLED.glob("*.json")}
-    assert bundled == platform, "run make docs: it writes the lifecycle schemas into the client library too"
+    assert bundled == platform, (
+        "run make docs: it writes the lifecycle schemas into the client library too"
+    )
     assert set(SchemaSet.bundled().schemas) == set(LIFECYCLE_TYPES)
 
 
