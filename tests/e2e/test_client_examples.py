@@ -28,6 +28,7 @@ from redis import Redis
 from shared.infra.settings import Settings
 from tests.e2e import test_platform as base
 from tests.support.streams import Entry, entries_sync, xadd_sync
+from tests.support.waiting import until_sync
 
 pytestmark = pytest.mark.slow
 platform = base.platform  # the three services as processes, as in test_platform.py
@@ -38,14 +39,12 @@ SCHEMAS = ROOT / "shared" / "contracts" / "schemas" / "lifecycle"
 
 def wait_for(check: Callable[[], bool], what: str, proc: subprocess.Popen[bytes] | None = None,
              log: Path | None = None, timeout: float = 90) -> None:  # fmt: skip
-    deadline = time.monotonic() + timeout
-    while not check():
+    def done() -> bool:
         if proc is not None and proc.poll() is not None:
             raise AssertionError(f"exited before {what}: {log.read_text()[-3000:] if log else ''}")
-        assert time.monotonic() < deadline, (
-            f"never {what}: {log.read_text()[-3000:] if log else ''}"
-        )
-        time.sleep(0.05)
+        return check()
+
+    until_sync(done, timeout=timeout, what=f"{what} (log: {log})")
 
 
 def rows(db: Path, query: str) -> list[tuple[Any, ...]]:

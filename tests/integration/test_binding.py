@@ -4,9 +4,7 @@ claims nothing of theirs (issue 18, finding 1); duplicate JSON keys are refused 
 a value beyond what the books can store is refused at once (finding 6); a refusal of an
 effect names the type that was sent (finding 7)."""
 
-import asyncio
 import json
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
@@ -22,6 +20,7 @@ from shared.infra.settings import Settings
 from tests.support.platform import Platform, platform
 from tests.support.streams import ce, decoded, entries, xadd
 from tests.support.tokens import Signer
+from tests.support.waiting import until
 
 Event = dict[str, Any]
 
@@ -62,14 +61,12 @@ async def caused(
     """The lifecycle events caused by entry id `cause`, once `done` holds of them: the barrier
     that proves an entry was processed before anything is concluded from what it did."""
     lifecycle = settings.streams.key(ACCOUNT_LIFECYCLE)
-    deadline = time.monotonic() + 15
-    while True:
+
+    async def mine() -> list[Event]:
         found = [decoded(f) for _, f in await entries(redis, lifecycle)]
-        mine = [e for e in found if e.get("causationid") == cause]
-        if done(mine):
-            return mine
-        assert time.monotonic() < deadline, mine
-        await asyncio.sleep(0.02)
+        return [e for e in found if e.get("causationid") == cause]
+
+    return await until(mine, done, timeout=15, what=f"the events caused by {cause}")
 
 
 def of_type(type_: str, n: int = 1) -> Callable[[list[Event]], bool]:
@@ -126,8 +123,8 @@ async def test_a_second_engine_with_the_firsts_source_id_and_fill_id_blocks_noth
 async def caused_fill(redis: Redis, settings: Settings, fill_id: str) -> list[Event]:
     """The events of the fill with `fill_id`, found by their transaction's reference."""
     lifecycle = settings.streams.key(ACCOUNT_LIFECYCLE)
-    deadline = time.monotonic() + 15
-    while True:
+
+    async def of_fill() -> list[Event]:
         found = [decoded(f) for _, f in await entries(redis, lifecycle)]
         causes = {
             e["causationid"]
@@ -135,10 +132,9 @@ async def caused_fill(redis: Redis, settings: Settings, fill_id: str) -> list[Ev
             if e["type"] == "alluse.account.balance_changed"
             and e["data"]["transaction"].get("reference") == fill_id
         }
-        if causes:
-            return [e for e in found if e.get("causationid") in causes]
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.02)
+        return [e for e in found if e.get("causationid") in causes]
+
+    return await until(of_fill, timeout=15, what=f"the events of fill {fill_id}")
 
 
 async def test_an_engine_cannot_claim_an_operators_withdrawal_id_or_the_schedulers_key(

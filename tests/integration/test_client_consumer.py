@@ -26,6 +26,7 @@ from shared.infra.settings import Settings
 from shared.infra.signing import EntrySigner, new_seed
 from tests.support.acl import acl_redis, passwords
 from tests.support.streams import Entry, entries, xadd
+from tests.support.waiting import until
 
 INTEGRATION = EntrySigner.from_seed("integration", new_seed())
 ACCOUNT = EntrySigner.from_seed("account", new_seed())
@@ -226,15 +227,14 @@ async def test_faststream_subscription_reads_old_entries_and_claims_a_dead_membe
         await xadd(server, stream, signed[5])  # a copy
         await asyncio.wait_for(done.wait(), 30)
         # The copy was written before the last original was seen: wait until it is delivered.
-        for _ in range(200):
+
+        async def delivered() -> bool:
             groups = {g["name"]: g for g in await server.xinfo_groups(stream)}
-            if (
-                groups[b"fs"]["pending"] == 0
-                and groups[b"fs"]["last-delivered-id"]
-                == cast(list[Entry], await server.xrevrange(stream, count=1))[0][0]
-            ):
-                break
-            await asyncio.sleep(0.05)
+            newest = cast(list[Entry], await server.xrevrange(stream, count=1))[0][0]
+            fs = groups[b"fs"]
+            return bool(fs["pending"] == 0 and fs["last-delivered-id"] == newest)
+
+        await until(delivered, what="every entry delivered to the group and acknowledged")
     assert sorted(seen) == sorted(f"ev-{n}" for n in range(8))
 
 

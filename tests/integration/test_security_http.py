@@ -122,8 +122,8 @@ async def svc(settings: Settings, redis: Redis, signer: Signer) -> AsyncIterator
     service = await app.build(sec)
     async with running(service.rt, service.routes) as server:
         assert server is not None
-        while not server.started:  # noqa: ASYNC110 - uvicorn exposes a flag, not an event
-            await asyncio.sleep(0.01)
+        # uvicorn exposes a flag, not an event: read it between yields to the loop
+        await until(lambda: asyncio.sleep(0, server.started), what="the HTTP server started")
         base = f"http://127.0.0.1:{sec.http_port}"
         async with httpx.AsyncClient(base_url=base) as http:
             admin = Admin(service.rt.pool, sec, app.fernet_from(sec), actor="tests")
