@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PROMTOOL := $(VENV)/bin/promtool
 
-.PHONY: help install run test lint typecheck bench soak chaos docs vectors acl k8s-production deploy-check clean
+.PHONY: help install run test lint typecheck bench soak chaos docs vectors acl k8s-production deploy-check clean chromium mutate
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -28,13 +28,37 @@ $(PROMTOOL): | $(STAMP)
 run: $(STAMP) ## start Redis/PostgreSQL (embedded unless REDIS_URL/DATABASE_URL are set), the three services and a live demo
 	$(PY) -m services.run
 
-test: $(STAMP) $(PROMTOOL) ## the whole suite (unit, contract, integration, e2e) on real Redis and PostgreSQL
+# The web console's browser tests drive Debian's Chromium (never a downloaded browser build).
+# Where it is missing it is installed, if this user may install packages (root, or sudo without
+# a password prompt); otherwise make stops at once and says what to run.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then as=""; \
+	  elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then as="sudo"; \
+	  else echo "make test needs Debian's chromium for the console's browser tests." \
+	    "Install it (sudo apt-get install chromium), then run make test again." >&2; exit 1; fi; \
+	  command -v apt-get >/dev/null 2>&1 || { echo "make test needs chromium on the PATH" \
+	    "for the console's browser tests; install it with this system's package manager." >&2; \
+	    exit 1; }; \
+	  echo "Installing Debian's chromium for the console's browser tests (apt-get)"; \
+	  $$as apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$as apt-get install -y -qq chromium >/dev/null; }
+
+test: chromium $(STAMP) $(PROMTOOL) ## the whole suite (unit, contract, integration, e2e) on real Redis and PostgreSQL
 	$(PY) -m pytest
 
 lint: $(STAMP) ## ruff and mypy --strict
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy services shared  # shared/ holds the client library too (shared/client: src, examples)
+	$(VENV)/bin/mypy services shared tests  # shared/ holds the client library too (shared/client: src, examples)
+
+mutate: $(STAMP) ## mutation testing (mutmut) of the account domain and the trust checks against the unit tests; see docs/testing.md
+	$(VENV)/bin/mutmut run --max-children $${MUTATE_CHILDREN:-2}
+	$(VENV)/bin/mutmut export-cicd-stats
+	@$(PY) -c "import json; s = json.load(open('mutants/mutmut-cicd-stats.json')); \
+	  k, n, reached = s['killed'], s['total'] - s['skipped'], s['killed'] + s['survived']; \
+	  print(f'mutation score: {k}/{n} killed ({100 * k / max(n, 1):.1f}%);' \
+	        f' of the mutants a unit test reaches, {100 * k / max(reached, 1):.1f}%')"
 
 bench: $(STAMP) ## throughput and latency through the streams, beside a bare redis-py + asyncpg loop
 	$(PY) -m services.bench
@@ -68,5 +92,5 @@ k8s-production: ## render the production overlay for `kubectl apply -f -`, image
 deploy-check: $(STAMP) ## the compose deployment end to end under podman (docs/operators/deploy.md "Checking a deployment"; ~10 min)
 	deploy/check/compose-check.sh
 
-clean: ## remove the virtualenv and embedded server data
-	rm -rf $(VENV) var
+clean: ## remove the virtualenv, embedded server data and mutation-testing copies
+	rm -rf $(VENV) var mutants

@@ -5,9 +5,6 @@ Uses REDIS_URL / DATABASE_URL when set; otherwise starts an embedded Redis and P
 processes, then shows them at work: a system initialized, a deposit, a refused Com-Acc
 withdrawal, and simulated WS2/WS4 weeks whose lifecycle events print as they happen.
 Ctrl-C stops everything.
-
-A little over 200 lines: one script, read top to bottom as a new user runs it: servers,
-services, the demonstration, the stop.
 """
 
 import argparse

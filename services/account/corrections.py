@@ -5,12 +5,12 @@ is announced and audited like every command."""
 from services.account import growth
 from services.account.domain.reversal import UnknownTransaction, decide_reversal, undo_moves
 from services.account.holdings import record
-from services.account.uow import AccountUnit
+from services.account.port import Unit
 from services.account.valuation import revalue
 from shared.contracts import account as c
 
 
-async def reverse(uow: AccountUnit, p: c.ReverseTransaction) -> None:
+async def reverse(uow: Unit, p: c.ReverseTransaction) -> None:
     found = await uow.position_store.entry(transaction_id=p.transaction_id)
     if found is None:
         raise UnknownTransaction(f"no transaction {p.transaction_id}")

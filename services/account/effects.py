@@ -10,7 +10,7 @@ from typing import Any
 from uuid import UUID
 
 from services.account.domain import UnknownAccount, adherence_score
-from services.account.uow import AccountUnit
+from services.account.port import Unit
 from shared.contracts import upstream as u
 
 
@@ -38,14 +38,14 @@ class QuoteEffect(u.MarketQuote):
     week_type: u.WeekType | None = None
 
 
-async def protocol_validated(uow: AccountUnit, p: ValidationEffect) -> None:
+async def protocol_validated(uow: Unit, p: ValidationEffect) -> None:
     account, _ = await uow.account(uuid_of(p.account_id))
     if not p.compliant:
         details = list(p.violations) or ["non-compliant"]
         await violations(uow, account.id, p.trade_ref, details, p.week_type, "ws2")
 
 
-async def violations(uow: AccountUnit, account_id: UUID, ref: str, details: list[str],
+async def violations(uow: Unit, account_id: UUID, ref: str, details: list[str],
                       week_type: str | None, source: str) -> None:  # fmt: skip
     count = await uow.violations(account_id, ref=ref, details=details, week_type=week_type,
                                  source=source)  # fmt: skip

@@ -41,15 +41,15 @@ from services.account.domain.positions import collateral
 from services.account.domain.settings import GrowthSettings
 from services.account.events import snapshot
 from services.account.holdings import hand_over, plan_handovers
+from services.account.port import Unit
 from services.account.store.accounts import to_account
-from services.account.uow import AccountUnit
 from shared.contracts import account as c
 
 log = logging.getLogger(__name__)
 Portfolio = dict[str, Any]
 
 
-async def after_balance_change(uow: AccountUnit, account: Account) -> None:
+async def after_balance_change(uow: Unit, account: Account) -> None:
     """Watch a balance change: merge a child portfolio that is due, fork an eligible Gen-Acc.
 
     Runs after the change was booked, so it never rejects; a blocked fork waits for later.
@@ -85,7 +85,7 @@ async def after_balance_change(uow: AccountUnit, account: Account) -> None:
         log.exception("automatic fork of %s failed; retried at its next balance change", account.id)
 
 
-async def fork(uow: AccountUnit, p: c.ForkAccount) -> None:
+async def fork(uow: Unit, p: c.ForkAccount) -> None:
     account, _ = await uow.account(p.account_id)
     portfolio = await uow.accounts.get_portfolio(portfolio_id=account.portfolio_id)
     assert portfolio is not None
@@ -93,7 +93,7 @@ async def fork(uow: AccountUnit, p: c.ForkAccount) -> None:
     await _fork(uow, account, portfolio, settings, automatic=False)
 
 
-async def merge(uow: AccountUnit, p: c.MergePortfolio) -> None:
+async def merge(uow: Unit, p: c.MergePortfolio) -> None:
     portfolio = await uow.accounts.get_portfolio(portfolio_id=p.portfolio_id, lock=True)
     if portfolio is None:
         raise UnknownPortfolio(f"no portfolio {p.portfolio_id}")
@@ -102,7 +102,7 @@ async def merge(uow: AccountUnit, p: c.MergePortfolio) -> None:
     await _merge(uow, portfolio, automatic=False)
 
 
-async def _fork(uow: AccountUnit, parent: Account, portfolio: Portfolio, settings: GrowthSettings,
+async def _fork(uow: Unit, parent: Account, portfolio: Portfolio, settings: GrowthSettings,
                 *, automatic: bool) -> None:  # fmt: skip
     command_id = uow.command_id
     plan = plan_fork(
@@ -164,7 +164,7 @@ async def _fork(uow: AccountUnit, parent: Account, portfolio: Portfolio, setting
     }, subject=str(parent.id))  # fmt: skip
 
 
-async def _merge(uow: AccountUnit, portfolio: Portfolio, *, automatic: bool) -> bool:
+async def _merge(uow: Unit, portfolio: Portfolio, *, automatic: bool) -> bool:
     """Fold the child portfolio into its nearest live ancestor's Com-Acc; False if not due."""
     command_id = uow.command_id
     accounts = [
@@ -224,7 +224,7 @@ async def _merge(uow: AccountUnit, portfolio: Portfolio, *, automatic: bool) -> 
 
 
 async def _sibling_config(
-    uow: AccountUnit, portfolio_id: UUID, account_type: AccountType, fallback: AccountConfig
+    uow: Unit, portfolio_id: UUID, account_type: AccountType, fallback: AccountConfig
 ) -> AccountConfig:
     """The parent portfolio's account of that type passes its configuration on to the child's."""
     for row in await uow.accounts.tree_accounts(portfolio_ids=[portfolio_id]):

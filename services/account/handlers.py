@@ -26,11 +26,11 @@ from services.account.domain import (
 )
 from services.account.domain.growth import needs_watch
 from services.account.events import snapshot
-from services.account.uow import AccountUnit, Row
+from services.account.port import Row, Unit
 from shared.contracts import account as c
 
 
-async def initialize(uow: AccountUnit, p: c.InitializeSystem) -> None:
+async def initialize(uow: Unit, p: c.InitializeSystem) -> None:
     shares = p.allocation or {}
     custom = (
         Allocation(**{t.value: shares.get(t.value, Decimal(0)) for t in AccountType})
@@ -78,7 +78,7 @@ async def initialize(uow: AccountUnit, p: c.InitializeSystem) -> None:
         uow.emit("alluse.account.created", {"account": snap}, subject=snap["id"])
 
 
-async def create(uow: AccountUnit, p: c.CreateAccount) -> None:
+async def create(uow: Unit, p: c.CreateAccount) -> None:
     account_type = AccountType(p.type)
     portfolio_id = p.portfolio_id or uuid4()
     held = (
@@ -95,7 +95,7 @@ async def create(uow: AccountUnit, p: c.CreateAccount) -> None:
     uow.emit("alluse.account.created", {"account": snapshot(account, row)}, subject=str(account.id))
 
 
-async def update(uow: AccountUnit, p: c.UpdateAccount) -> None:
+async def update(uow: Unit, p: c.UpdateAccount) -> None:
     account, row = await uow.account(p.account_id)
     ensure_open(account)
     config = apply_overrides(account.config, p.config)
@@ -110,20 +110,20 @@ async def update(uow: AccountUnit, p: c.UpdateAccount) -> None:
     uow.emit("alluse.account.updated", data, subject=str(account.id))
 
 
-async def deposit(uow: AccountUnit, p: c.MoveMoney) -> None:
+async def deposit(uow: Unit, p: c.MoveMoney) -> None:
     account, _ = await uow.account(p.account_id)
     effect = decide_deposit(account, p.amount)
     await book(uow, effect, description=p.description or "deposit", reference=p.reference)
 
 
-async def withdraw(uow: AccountUnit, p: c.MoveMoney) -> None:
+async def withdraw(uow: Unit, p: c.MoveMoney) -> None:
     account, _ = await uow.account(p.account_id)
     effect = decide_withdrawal(account, p.amount)
     await book(uow, effect, description=p.description or "withdrawal", reference=p.reference)
 
 
 async def book(
-    uow: AccountUnit,
+    uow: Unit,
     effect: BalanceChange,
     *,
     description: str,
@@ -141,17 +141,17 @@ async def book(
     return after, tx
 
 
-async def set_status(uow: AccountUnit, p: c.SetStatus) -> None:
+async def set_status(uow: Unit, p: c.SetStatus) -> None:
     account, _ = await uow.account(p.account_id)
     await _move(uow, account, decide_status_change(account, AccountStatus(p.status)), p.reason)
 
 
-async def close(uow: AccountUnit, p: c.CloseAccount) -> None:
+async def close(uow: Unit, p: c.CloseAccount) -> None:
     account, _ = await uow.account(p.account_id)
     await _move(uow, account, decide_close(account), p.reason)
 
 
-async def _move(uow: AccountUnit, account: Account, to: AccountStatus, reason: str) -> None:
+async def _move(uow: Unit, account: Account, to: AccountStatus, reason: str) -> None:
     await uow.accounts.set_status(account_id=account.id, status=to)
     subject = str(account.id)
     uow.emit(

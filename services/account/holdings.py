@@ -11,12 +11,12 @@ from services.account.domain.growth import Carried, carry
 from services.account.domain.marks import positions_value
 from services.account.domain.money import ZERO
 from services.account.domain.positions import Move
-from services.account.uow import AccountUnit
+from services.account.port import Unit
 from services.account.valuation import revalue, wound_up
 
 
 async def record(
-    uow: AccountUnit, account_id: UUID, moves: list[Move], transaction_id: int | None,
+    uow: Unit, account_id: UUID, moves: list[Move], transaction_id: int | None,
     cause: str, ref: str | None,
 ) -> None:  # fmt: skip
     await uow.move(account_id, moves, transaction_id=transaction_id, cause=cause, reference=ref)
@@ -44,9 +44,7 @@ class Handover:
     value: Decimal
 
 
-async def plan_handovers(
-    uow: AccountUnit, account_ids: list[UUID], target_id: UUID
-) -> list[Handover]:
+async def plan_handovers(uow: Unit, account_ids: list[UUID], target_id: UUID) -> list[Handover]:
     """Each merged account's positions as they will arrive in the target (refused before any
     write when the target holds the other side of a contract: merge_blocked)."""
     await uow.account(target_id)  # locked before its positions are read
@@ -61,7 +59,7 @@ async def plan_handovers(
 
 
 async def hand_over(
-    uow: AccountUnit, handovers: list[Handover], *, target_id: UUID,
+    uow: Unit, handovers: list[Handover], *, target_id: UUID,
     transactions: dict[UUID, int], ref: str,
 ) -> None:  # fmt: skip
     """The positions leave the merged accounts and arrive in the target, each move dated now

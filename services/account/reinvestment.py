@@ -25,9 +25,9 @@ from services.account.domain.reinvest import (
 )
 from services.account.domain.settings import CATALOGS, apply_settings, settings_to_dict
 from services.account.events import SOURCE
+from services.account.port import Unit
 from services.account.store.accounts import to_account
 from services.account.store.growth import growth_settings
-from services.account.uow import AccountUnit
 from shared.contracts import account as c
 from shared.contracts.envelope import new_event
 from shared.infra.db import connection
@@ -38,7 +38,7 @@ Clock = Callable[[], datetime]
 SCHEDULER_SOURCE = f"{SOURCE}/scheduler"
 
 
-async def reinvest(uow: AccountUnit, p: c.Reinvest) -> None:
+async def reinvest(uow: Unit, p: c.Reinvest) -> None:
     settings = await uow.growth.growth_settings()
     now = await uow.ledger.effective_now()
     months = settings.reinvestment_months
@@ -91,7 +91,7 @@ async def reinvest(uow: AccountUnit, p: c.Reinvest) -> None:
     )
 
 
-async def update_config(uow: AccountUnit, p: c.UpdateConfig) -> None:
+async def update_config(uow: Unit, p: c.UpdateConfig) -> None:
     """Validate everything first (growth policy and catalogs, then each live account's new
     config), then write."""
     problems = [

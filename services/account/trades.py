@@ -33,24 +33,24 @@ from services.account.effects import (
     violations,
 )
 from services.account.holdings import record
-from services.account.uow import AccountUnit
+from services.account.port import Unit
 from services.account.valuation import revalue
 
 
-async def _fresh(uow: AccountUnit, account: Account, kind: str, ref: str, fp: object) -> bool:
+async def _fresh(uow: Unit, account: Account, kind: str, ref: str, fp: object) -> bool:
     """Claim a fill, assignment or expiration id: False when it was applied already (same
     figures); other figures under it are a conflict. A later refusal rolls the claim back."""
     claim = await uow.claim((kind, ref), fingerprint=fingerprint(fp), account_id=account.id)
     return first_application(claim, kind=kind, ref=ref)
 
 
-async def _open(uow: AccountUnit, account_id: str) -> Account:
+async def _open(uow: Unit, account_id: str) -> Account:
     account, _ = await uow.account(uuid_of(account_id))
     ensure_active(account)
     return account
 
 
-async def trade_filled(uow: AccountUnit, p: TradeEffect) -> None:
+async def trade_filled(uow: Unit, p: TradeEffect) -> None:
     account = await _open(uow, p.account_id)
     if not await _fresh(uow, account, "fill", p.fill_id, p):
         return
@@ -79,7 +79,7 @@ async def trade_filled(uow: AccountUnit, p: TradeEffect) -> None:
         await violations(uow, account.id, p.fill_id, breaches, p.week_type, "platform")
 
 
-async def option_assigned(uow: AccountUnit, p: AssignmentEffect) -> None:
+async def option_assigned(uow: Unit, p: AssignmentEffect) -> None:
     account = await _open(uow, p.account_id)
     if not await _fresh(uow, account, "assignment", p.assignment_id, p):
         return
@@ -101,7 +101,7 @@ async def option_assigned(uow: AccountUnit, p: AssignmentEffect) -> None:
         await violations(uow, account.id, p.assignment_id, [breach], p.week_type, "platform")
 
 
-async def option_expired(uow: AccountUnit, p: ExpirationEffect) -> None:
+async def option_expired(uow: Unit, p: ExpirationEffect) -> None:
     account = await _open(uow, p.account_id)
     if not await _fresh(uow, account, "expiration", p.expiration_id, p):
         return
@@ -116,7 +116,7 @@ async def option_expired(uow: AccountUnit, p: ExpirationEffect) -> None:
 
 
 async def _apply(
-    uow: AccountUnit, account: Account, kind: TransactionType, amount: Any, what: str,
+    uow: Unit, account: Account, kind: TransactionType, amount: Any, what: str,
     ref: str, week_type: str | None, cause: str, moves: list[Move],
 ) -> None:  # fmt: skip
     """Book the cash, move the positions, watch for a fork or merge, record the value:

@@ -19,7 +19,7 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import asyncpg
@@ -35,13 +35,13 @@ from services.account.domain import (
 from services.account.domain.marks import Marked
 from services.account.domain.money import ZERO
 from services.account.domain.positions import Move
+from services.account.port import Row, Unit
 from services.account.store import accounts, ledger
 from services.account.writes import Writes
 from shared.contracts.envelope import CloudEvent, new_event
 from shared.contracts.streams import ACCOUNT_EVENTS, Streams
 from shared.infra.unit import SqlUnit
 
-Row = dict[str, Any]
 _NS = uuid.UUID("6f1c5b8e-2d1e-4c7a-9b57-0a4f3c2e9d10")
 SPARE_IDS = 16  # ledger ids a command with SQL of its own may book (a merge: one per account)
 
@@ -157,14 +157,32 @@ class AccountUnit(SqlUnit):
             self.cached[account_id] = found[0]
         return self.cached[account_id]
 
-    def add_portfolio(self, *, parent: Row | None = None, **columns: Any) -> None:
+    def add_portfolio(
+        self,
+        *,
+        portfolio_id: UUID,
+        name: str,
+        parent: Row | None = None,
+        template: str | None = None,
+        strategy: str | None = None,
+        risk: dict[str, Any] | None = None,
+    ) -> None:
         """A new portfolio: a root, or a child of `parent` (a fork's) in the parent's tree."""
         tree = (
             (None, None, 0)
             if parent is None
             else (parent["id"], parent["root_id"], parent["generation"] + 1)
         )
-        self.mine.portfolios.append(accounts.portfolio_values(at=self.at, tree=tree, **columns))
+        values = accounts.portfolio_values(
+            at=self.at,
+            tree=tree,
+            portfolio_id=portfolio_id,
+            name=name,
+            template=template,
+            strategy=strategy,
+            risk=risk,
+        )
+        self.mine.portfolios.append(values)
 
     def add_account(self, account: Account, *, name: str, parent_id: UUID | None = None) -> Row:
         values, row = accounts.account_values(account, name=name, at=self.at, parent_id=parent_id)
@@ -274,6 +292,12 @@ class AccountUnit(SqlUnit):
         self.mine.ledger.append((tx["id"], account_id, tx_type, amount, balance_after, description,
                                  reference, week_type, command_id, self.at))  # fmt: skip
         return tx
+
+
+if TYPE_CHECKING:  # mypy holds the unit to the port its handlers are typed against
+
+    def _implements_the_port(unit: AccountUnit) -> Unit:
+        return unit
 
 
 def _uuid(value: Any) -> UUID | None:

@@ -10,8 +10,8 @@ from services.account.domain.marks import Marked, compare_valuation, mark_all, p
 from services.account.domain.money import ZERO
 from services.account.domain.trading import watch_drawdown
 from services.account.effects import QuoteEffect, ValuationEffect, uuid_of
+from services.account.port import Unit
 from services.account.repositories import PositionStore
-from services.account.uow import AccountUnit
 
 
 async def marked(
@@ -28,7 +28,7 @@ async def marked(
 
 
 async def revalue(
-    uow: AccountUnit, account_id: UUID, *, broker: Decimal | None = None, carried: Decimal = ZERO,
+    uow: Unit, account_id: UUID, *, broker: Decimal | None = None, carried: Decimal = ZERO,
     by_quote: bool = False,
 ) -> tuple[Decimal, Decimal]:  # fmt: skip
     """Record the account's value now (cash + marked positions) and announce a drawdown
@@ -55,7 +55,7 @@ async def revalue(
     return cash, positions
 
 
-async def wound_up(uow: AccountUnit, account_id: UUID, *, carried: Decimal) -> None:
+async def wound_up(uow: Unit, account_id: UUID, *, carried: Decimal) -> None:
     """A merged account holds nothing and watches no drawdown; its last value point records
     the positions' value that left it, as a flow."""
     account, _ = await uow.account(account_id)
@@ -64,7 +64,7 @@ async def wound_up(uow: AccountUnit, account_id: UUID, *, carried: Decimal) -> N
                    drawdown_pct=ZERO, breached=False, flow=-carried)  # fmt: skip
 
 
-async def market_quote(uow: AccountUnit, p: QuoteEffect) -> None:
+async def market_quote(uow: Unit, p: QuoteEffect) -> None:
     """Recorded for marks, and the accounts holding the instrument revalued at once (their
     drawdown watched), at most `quote_revalue_limit` of them, those valued longest ago first;
     the rest at their next event. Locked in id order, as a batch locks its accounts."""
@@ -81,7 +81,7 @@ async def market_quote(uow: AccountUnit, p: QuoteEffect) -> None:
         await revalue(uow, account_id, by_quote=True)
 
 
-async def account_valuation(uow: AccountUnit, p: ValuationEffect) -> None:
+async def account_valuation(uow: Unit, p: ValuationEffect) -> None:
     """The broker's figure, kept beside our own marks; a difference beyond the tolerance
     setting is announced (the reconciliation a trader would otherwise do by hand)."""
     account_id = uuid_of(p.account_id)

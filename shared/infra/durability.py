@@ -11,6 +11,7 @@ The relay deletes an outbox row only once its event is durable (docs/architectur
   /readyz names the problem.
 """
 
+import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from redis.exceptions import ResponseError
 
 from shared.infra.redisclient import cluster
 
+log = logging.getLogger(__name__)
 Mode = Literal["auto", "required", "off"]
 WAITAOF, FSYNC_ALWAYS = "waitaof", "fsync-always"
 RECHECK_SECONDS = (
@@ -47,8 +49,14 @@ class Durability:
             return True
         if self.problem is None and time.monotonic() - self.checked_at < RECHECK_SECONDS:
             return True
+        before = self.problem
         self.method, self.problem = await self._inspect(redis)
         self.checked_at = time.monotonic()
+        if self.problem is not None and self.problem != before:
+            # Said once, in the log an operator reads (not only on /readyz): until it changes.
+            log.warning("not ready: events are not published: %s", self.problem)
+        elif self.problem is None and before is not None:
+            log.info("Redis confirms durability again (%s): publishing", self.method)
         return self.problem is None
 
     async def _inspect(self, redis: Redis) -> tuple[str | None, str | None]:

@@ -6,7 +6,10 @@ carries the context of the span that made it, so one trace runs from a trading e
 to the lifecycle event, with spans for consume, handler, database transaction and relay.
 
 Off unless OTEL_EXPORTER_OTLP_ENDPOINT is set (the standard OTel variables configure the OTLP
-exporter): then every hook below is one test of a module flag, and no SDK is even imported.
+exporter): then no span is made and no SDK is even imported, but an inbound `traceparent` is
+still passed on, as W3C Trace Context asks of a participant that does not trace: what an entry
+causes carries its trace context unchanged, so a traced fill's lifecycle events keep its trace
+id. An entry without one costs a dictionary look-up.
 """
 
 import contextlib
@@ -16,6 +19,7 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 import orjson
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import Link, SpanKind, Tracer
@@ -52,11 +56,13 @@ def use(provider: Any) -> None:
     _tracer = None if provider is None else provider.get_tracer("alluse")
 
 
+def _field(entry: Any, name: str) -> Any:
+    return entry.get(name) if isinstance(entry, Mapping) else getattr(entry, name, None)
+
+
 def _parent(entry: Any) -> Context:
     """The context an entry (its fields, or a CloudEvent) carries; a new trace when none."""
-    found = {
-        k: entry.get(k) if isinstance(entry, Mapping) else getattr(entry, k, None) for k in FIELDS
-    }
+    found = {k: _field(entry, k) for k in FIELDS}
     carrier = {k: str(v) for k, v in found.items() if v}
     return _propagator.extract(carrier) if carrier else Context()
 
@@ -72,7 +78,9 @@ def span(
     """A span: child of the entry `parent` (fields or a CloudEvent; a new trace if it carries
     none), else of the current span; linked to the entries in `links`."""
     if _tracer is None:
-        return _OFF
+        if parent is None or not _field(parent, "traceparent"):
+            return _OFF
+        return _passed_on(_parent(parent))
     context = _parent(parent) if parent is not None else None
     linked = [Link(trace.get_current_span(c).get_span_context()) for c in map(_parent, links)]
     return _tracer.start_as_current_span(
@@ -96,7 +104,18 @@ def each(name: str, entries: Iterable[Any], kind: SpanKind = SpanKind.PRODUCER) 
             s.end()
 
 
+@contextlib.contextmanager
+def _passed_on(parent: Context) -> Iterator[None]:
+    """Tracing off: the inbound entry's context is current (no span of ours), for `stamp`."""
+    token = otel_context.attach(parent)
+    try:
+        yield
+    finally:
+        otel_context.detach(token)
+
+
 def stamp(fields: MutableMapping[str, str]) -> None:
-    """Write the current span's context into an entry about to be emitted."""
-    if _tracer is not None and "traceparent" not in fields:
+    """Write the current span's context into an entry about to be emitted; tracing off, the
+    context of the entry being handled, if it came with one (nothing is written otherwise)."""
+    if "traceparent" not in fields:
         _propagator.inject(fields)

@@ -10,9 +10,6 @@ After each week it reads the week's outcomes on the public lifecycle stream and 
 week's puts on the cash the accounts really hold. `--measure` instead publishes every week at
 once, then follows the lifecycle stream until every fill has caused an event there and prints
 fills per second from the first XADD to the last such event.
-
-Over 200 lines on purpose: the publisher and the two ways it runs (week by week, reading back
-the outcomes to size the next week; `--measure`) share the clients, the token and the ledger.
 """
 
 import argparse

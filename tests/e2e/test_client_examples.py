@@ -19,7 +19,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import jsonschema
 import pytest
@@ -27,6 +27,8 @@ from redis import Redis
 
 from shared.infra.settings import Settings
 from tests.e2e import test_platform as base
+from tests.support.streams import Entry, entries_sync, xadd_sync
+from tests.support.waiting import until_sync
 
 pytestmark = pytest.mark.slow
 platform = base.platform  # the three services as processes, as in test_platform.py
@@ -37,14 +39,12 @@ SCHEMAS = ROOT / "shared" / "contracts" / "schemas" / "lifecycle"
 
 def wait_for(check: Callable[[], bool], what: str, proc: subprocess.Popen[bytes] | None = None,
              log: Path | None = None, timeout: float = 90) -> None:  # fmt: skip
-    deadline = time.monotonic() + timeout
-    while not check():
+    def done() -> bool:
         if proc is not None and proc.poll() is not None:
             raise AssertionError(f"exited before {what}: {log.read_text()[-3000:] if log else ''}")
-        assert time.monotonic() < deadline, (
-            f"never {what}: {log.read_text()[-3000:] if log else ''}"
-        )
-        time.sleep(0.05)
+        return check()
+
+    until_sync(done, timeout=timeout, what=f"{what} (log: {log})")
 
 
 def rows(db: Path, query: str) -> list[tuple[Any, ...]]:
@@ -75,20 +75,23 @@ def initialize(redis: Redis, settings: Settings, bearer: str) -> str:
     s = settings.streams
     init = base.ce("alluse.system.initialize", {"total_capital": "250000.00",
                    "template": "moderate"}, "ops/tool", authorization=bearer)  # fmt: skip
-    redis.xadd(s.key("alluse.account.commands"), init)
+    xadd_sync(redis, s.key("alluse.account.commands"), init)
     life = base.Lifecycle(redis, s.key("alluse.account.lifecycle"))
     events = life.until(lambda es: sum(e["type"] == "alluse.account.created" for e in es) == 3)
-    return next(
-        e["data"]["account"]["id"]
-        for e in events
-        if e["type"] == "alluse.account.created" and e["data"]["account"]["type"] == "generation"
+    return str(
+        next(
+            e["data"]["account"]["id"]
+            for e in events
+            if e["type"] == "alluse.account.created"
+            and e["data"]["account"]["type"] == "generation"
+        )
     )
 
 
 def group_done(redis: Redis, stream: str, group: str) -> bool:
     """Every entry of the stream delivered to the group and acknowledged."""
     groups = {g["name"].decode(): g for g in redis.xinfo_groups(stream)}
-    last = redis.xrevrange(stream, count=1)[0][0]
+    last = cast(list[Entry], redis.xrevrange(stream, count=1))[0][0]
     g = groups.get(group)
     return g is not None and g["pending"] == 0 and g["last-delivered-id"] == last
 
@@ -118,7 +121,7 @@ def test_examples_end_to_end_with_the_consumer_killed_mid_stream(
     if lane:
         assert fills[8]["status"] in ("applied", "duplicate"), outcomes  # the retried fill
     # The engine's effects are on the lifecycle stream: one premium per fill.
-    premiums = [f for _, f in redis.xrange(lifecycle)
+    premiums = [f for _, f in entries_sync(redis, lifecycle)
                 if f[b"type"] == b"alluse.account.balance_changed"
                 and b"trade_premium" in f[b"data"]]  # fmt: skip
     # The retried fill's event is announced again under its own id (a replay, not a second
@@ -126,12 +129,14 @@ def test_examples_end_to_end_with_the_consumer_killed_mid_stream(
     assert len({p[b"id"] for p in premiums}) == 8, premiums
 
     # A producer's retry copied an entry, and someone forged one with a changed amount.
-    entries = redis.xrange(lifecycle)
-    redis.xadd(lifecycle, entries[5][1])
+    published = entries_sync(redis, lifecycle)
+    xadd_sync(redis, lifecycle, published[5][1])
     forged = dict(premiums[0])
     forged[b"data"] = forged[b"data"].replace(b"balance", b"balanc3")
-    redis.xadd(lifecycle, forged)
-    expected = {(f[b"source"].decode(), f[b"id"].decode()) for _, f in redis.xrange(lifecycle)}
+    xadd_sync(redis, lifecycle, forged)
+    expected = {
+        (f[b"source"].decode(), f[b"id"].decode()) for _, f in entries_sync(redis, lifecycle)
+    }
     expected.discard((forged[b"source"].decode(), forged[b"id"].decode()))
     expected.add((premiums[0][b"source"].decode(), premiums[0][b"id"].decode()))
 

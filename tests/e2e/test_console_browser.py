@@ -196,8 +196,13 @@ def test_every_form_field_is_checked_by_the_server(
         "1,000.00",
         "1000000000000.00",
     ):
-        form = {"csrf": csrf, "command_id": str(uuid.uuid4()), "amount": bad, "back": "/portfolios"}
-        page.request.post(url, form=form)
+        sent: dict[str, str | float | bool] = {
+            "csrf": csrf,
+            "command_id": str(uuid.uuid4()),
+            "amount": bad,
+            "back": "/portfolios",
+        }
+        page.request.post(url, form=sent)
         page.goto(f"{p.console}/accounts/{p.accounts['revenue']}")  # the outcome shows once
         # the flash went to the page named by `back`; the account page shows nothing sent
         expect(page.locator("[data-balance]")).to_have_text(before)
@@ -254,8 +259,12 @@ def test_a_forged_form_post_is_refused(console: Platform, browser: BrowserContex
     before = page.locator("[data-balance]").inner_text()
     url = f"{p.console}/accounts/{p.accounts['generation']}/withdraw"
     for forged in ({}, {"csrf": "guessed"}, {"csrf": ""}):
-        form = {**forged, "command_id": str(uuid.uuid4()), "amount": "5.00"}
-        answer = page.request.post(url, form=form)
+        forgery: dict[str, str | float | bool] = {
+            **forged,
+            "command_id": str(uuid.uuid4()),
+            "amount": "5.00",
+        }
+        answer = page.request.post(url, form=forgery)
         assert answer.status == 403, answer.text()
         assert "CSRF" in answer.text()
     page.reload()

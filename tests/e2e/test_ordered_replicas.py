@@ -14,7 +14,7 @@ from shared.contracts.streams import ACCOUNT_COMMANDS, ACCOUNT_EVENTS
 from shared.infra.embedded import free_port
 from shared.infra.launch import Service
 from shared.infra.settings import Settings
-from tests.support.streams import ce, decoded
+from tests.support.streams import ce, decoded, encodable, entries, xadd
 from tests.support.tokens import Signer
 from tests.support.waiting import until
 
@@ -75,11 +75,11 @@ async def test_deposit_then_withdraw_never_overtakes_across_replicas(
     ids = []
     for _ in range(size):  # accounts of their own, holding nothing
         fields = ce("alluse.account.create", {"type": "revenue"}, authorization=token)
-        await redis.xadd(commands, fields)
+        await xadd(redis, commands, fields)
         ids.append(fields["id"])
 
     async def created() -> dict[str, str]:
-        found = [decoded(f) for _, f in await redis.xrange(events)]
+        found = [decoded(f) for _, f in await entries(redis, events)]
         return {
             e["causationid"]: e["subject"] for e in found if e["type"] == "alluse.account.created"
         }
@@ -103,7 +103,7 @@ async def test_deposit_then_withdraw_never_overtakes_across_replicas(
                     subject=account,
                     authorization=token,
                 )
-                pipe.xadd(commands, fields)
+                pipe.xadd(commands, encodable(fields))
                 order[account].append(fields["id"])
     await pipe.execute()
 
@@ -118,7 +118,7 @@ async def test_deposit_then_withdraw_never_overtakes_across_replicas(
             )
 
         async def rejected() -> list[dict[str, object]]:
-            found = [decoded(f) for _, f in await redis.xrange(events)]
+            found = [decoded(f) for _, f in await entries(redis, events)]
             return [e["data"] for e in found if e["type"] == "alluse.command.rejected"]
 
         async def settled() -> int:  # every command applied or refused

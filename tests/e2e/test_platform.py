@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import urllib.parse
 import urllib.request
 import uuid
@@ -24,22 +23,23 @@ from shared.contracts import lifecycle
 from shared.infra.embedded import free_port
 from shared.infra.settings import Settings
 from shared.infra.signing import identity_env, new_identities
+from tests.support.streams import entries_sync, read_sync, xadd_sync
+from tests.support.waiting import until_sync
 
 pytestmark = pytest.mark.slow
 PASSWORD = "E2e-" + uuid.uuid4().hex[:12] + "!"
 
 
 def wait_ready(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, log.read_text()[-3000:]
+    def ready() -> bool:
+        assert proc.poll() is None, log.read_text()[-3000:]  # it died: no use waiting
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.2)
-    raise AssertionError(f"not ready: {log.read_text()[-3000:]}")
+                return bool(r.status == 200)
+        except OSError:  # not listening yet, or 503 while it starts
+            return False
+
+    until_sync(ready, timeout=60, what=f"/readyz on {port} (log: {log})")
 
 
 @pytest.fixture
@@ -118,23 +118,23 @@ class Lifecycle:
     """A downstream consumer: plain XREAD on the public stream, dedupe by (source, id)."""
 
     def __init__(self, redis: Redis, key: str) -> None:
-        self.redis, self.key, self.last, self.seen = redis, key, "0", {}  # type: dict[tuple[str, str], dict[str, Any]]
+        self.redis, self.key = redis, key
+        self.last: str | bytes = "0"
+        self.seen: dict[tuple[str, str], dict[str, Any]] = {}
 
     def until(self, check: Any, timeout: float = 20) -> list[dict[str, Any]]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for _, entries in self.redis.xread({self.key: self.last}, count=500, block=200) or []:
+        """Reads on until the events seen so far satisfy `check`; returns them all."""
+
+        def read() -> list[dict[str, Any]]:
+            for _, entries in read_sync(self.redis, {self.key: self.last}, count=500, block=200):
                 for entry_id, fields in entries:
                     self.last = entry_id
                     event = {k.decode(): v.decode() for k, v in fields.items()}
                     event["data"] = json.loads(event["data"])
                     self.seen[(event["source"], event["id"])] = event
-            events = list(self.seen.values())
-            if check(events):
-                return events
-        raise AssertionError(
-            f"lifecycle never satisfied the check; saw {[e['type'] for e in self.seen.values()]}"
-        )
+            return list(self.seen.values())
+
+        return until_sync(read, check, timeout=timeout, what="the lifecycle stream")
 
 
 def test_upstream_events_flow_to_the_public_lifecycle_stream(
@@ -151,7 +151,7 @@ def test_upstream_events_flow_to_the_public_lifecycle_stream(
         "ops/tool",
         authorization=bearer,
     )
-    redis.xadd(s.key("alluse.account.commands"), init)
+    xadd_sync(redis, s.key("alluse.account.commands"), init)
     events = life.until(lambda es: sum(e["type"] == "alluse.account.created" for e in es) == 3)
     accounts = {
         e["data"]["account"]["type"]: e["data"]["account"]
@@ -170,7 +170,7 @@ def test_upstream_events_flow_to_the_public_lifecycle_stream(
         "ws2/engine",
         authorization=bearer,  # an admin may publish upstream entries, as a trading engine may
     )
-    redis.xadd(s.key("ws2.protocol.events"), week)
+    xadd_sync(redis, s.key("ws2.protocol.events"), week)
     life.until(lambda es: any(e["type"] == "alluse.week.changed" for e in es))
     fill = {
         "fill_id": "f-1",
@@ -189,9 +189,10 @@ def test_upstream_events_flow_to_the_public_lifecycle_stream(
         "filled_at": "2026-11-26T15:00:00Z",
     }
     first = ce("ws4.trade.filled", fill, "ws4/gateway-1", subject=gen, authorization=bearer)
-    redis.xadd(s.key("ws4.market.events"), first)
-    redis.xadd(s.key("ws4.market.events"), first)  # delivered twice by a retrying producer
-    redis.xadd(
+    xadd_sync(redis, s.key("ws4.market.events"), first)
+    xadd_sync(redis, s.key("ws4.market.events"), first)  # delivered twice by a retrying producer
+    xadd_sync(
+        redis,
         s.key("ws4.market.events"),
         ce("ws4.trade.filled", {**fill, "price": "9.99"}, "ws4/gateway-1", authorization=bearer),
     )
@@ -205,7 +206,7 @@ def test_upstream_events_flow_to_the_public_lifecycle_stream(
         "multiplier": 100,
     }
     assigned = ce("ws4.option.assigned", assignment, "ws4/gateway-1", authorization=bearer)
-    redis.xadd(s.key("ws4.market.events"), assigned)
+    xadd_sync(redis, s.key("ws4.market.events"), assigned)
 
     def settled(es: list[dict[str, Any]]) -> bool:
         return sum(e["type"] == "alluse.account.balance_changed" for e in es) == 2 and any(
@@ -228,10 +229,11 @@ def test_upstream_events_flow_to_the_public_lifecycle_stream(
         assert event["dataschema"].endswith("/1.json")
         lifecycle.LIFECYCLE_TYPES[event["type"]].model_validate(event["data"])
     # The security service publishes its audit chain's head; the chain verifies against it.
-    deadline = time.monotonic() + 20
-    while not (heads := redis.xrange(s.key("alluse.audit.heads"))):
-        assert time.monotonic() < deadline, "no audit chain head was published"
-        time.sleep(0.1)
+    heads = until_sync(
+        lambda: entries_sync(redis, s.key("alluse.audit.heads")),
+        timeout=20,
+        what="the audit chain head",
+    )
     assert int(heads[-1][1][b"seq"]) >= 1
     assert '"msg": "audit chain head"' in (platform["tmp"] / "security.log").read_text()
     cli = [sys.executable, "-m", "services.cli", "--json", "security", "verify-audit"]

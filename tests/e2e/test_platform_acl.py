@@ -8,7 +8,6 @@ import asyncio
 import os
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +26,8 @@ from shared.infra.settings import Settings
 from shared.infra.signing import identity_env, new_identities
 from tests.e2e.test_platform import Lifecycle, ce, token, wait_ready
 from tests.support.acl import acl_redis, passwords
+from tests.support.streams import entries, xadd_sync
+from tests.support.waiting import until_sync
 
 pytestmark = pytest.mark.slow
 PREFIX = "acl."
@@ -75,7 +76,7 @@ def test_every_service_works_as_its_own_acl_user(
     bearer = "Bearer " + token(platform, f"ops-{uuid.uuid4().hex[:6]}")
     init = ce("alluse.system.initialize", {"total_capital": "250000.00", "template": "moderate"},
               "ops/tool", authorization=bearer)  # fmt: skip
-    operator.xadd(f"{PREFIX}alluse.account.commands", init)
+    xadd_sync(operator, f"{PREFIX}alluse.account.commands", init)
     events = life.until(lambda es: sum(e["type"] == "alluse.account.created" for e in es) == 3)
     gen = next(e["data"]["account"]["id"] for e in events
                if e["type"] == "alluse.account.created" and e["data"]["account"]["type"] == "generation")  # fmt: skip
@@ -85,21 +86,22 @@ def test_every_service_works_as_its_own_acl_user(
         "price": "2.15", "multiplier": 100, "commission": "1.95", "filled_at": "2026-11-26T15:00:00Z",
     }  # fmt: skip
     fill_event = ce("ws4.trade.filled", fill, "ws4/gateway-1", subject=gen, authorization=bearer)
-    engine.xadd(f"{PREFIX}ws4.market.events", fill_event)
+    xadd_sync(engine, f"{PREFIX}ws4.market.events", fill_event)
     events = life.until(lambda es: any(e["type"] == "alluse.account.balance_changed" for e in es))
     moved = next(e for e in events if e["type"] == "alluse.account.balance_changed")
     assert moved["data"]["transaction"]["amount"] == "643.05"
     with pytest.raises(redis.exceptions.NoPermissionError):  # an engine cannot forge an effect
-        engine.xadd(f"{PREFIX}alluse.internal.account.effects", fill_event)
+        xadd_sync(engine, f"{PREFIX}alluse.internal.account.effects", fill_event)
     # A forged audit record (no signature) is refused, and the refusal itself audited.
     forged = ce("alluse.audit.recorded", {"action": "x", "actor": "y"}, "alluse/account-service")
     account = redis.Redis.from_url(urls["account"])
-    account.xadd(f"{PREFIX}alluse.audit", forged)
+    xadd_sync(account, f"{PREFIX}alluse.audit", forged)
     account.close()
-    deadline = time.monotonic() + 20
-    while not operator.xrange(f"{PREFIX}alluse.audit.dlq"):
-        assert time.monotonic() < deadline, "the forged audit record was not refused"
-        time.sleep(0.1)
+    until_sync(
+        lambda: operator.xrange(f"{PREFIX}alluse.audit.dlq"),
+        timeout=20,
+        what="the forged audit record's dead letter",
+    )
     # The operator's CLI as the operator user; the security administration as the security one.
     as_operator = {**platform["env"], "REDIS_URL": urls["operator"], "ALLUSE_TOKEN": bearer[7:]}
     for argv, env in ((["deposit", gen, "100.00"], as_operator), (["list"], as_operator),
@@ -123,6 +125,6 @@ async def console_reads(url: str, token: str, account_id: str, jwks: str) -> Non
         assert shown["id"] == account_id
         assert await as_console.xrevrange(f"{PREFIX}alluse.account.lifecycle", count=1)
         with pytest.raises(redis.exceptions.NoPermissionError):  # no dead letters for it
-            await as_console.xrange(f"{PREFIX}alluse.account.commands.dlq")
+            await entries(as_console, f"{PREFIX}alluse.account.commands.dlq")
     finally:
         await as_console.aclose()

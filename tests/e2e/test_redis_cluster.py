@@ -19,7 +19,7 @@ from shared.infra.redisclient import connect
 from shared.infra.settings import Settings
 from tests.support.cluster import LocalCluster, local_cluster, redis_server
 from tests.support.platform import platform
-from tests.support.streams import ce, decoded, outcomes
+from tests.support.streams import ce, decoded, entries, outcomes, xadd
 from tests.support.tokens import Signer
 from tests.support.waiting import until
 
@@ -50,8 +50,10 @@ async def test_the_platform_on_a_redis_cluster_with_a_master_restarted(
                 "strike": "120.00", "delta": "-0.45", "side": "sell_to_open", "quantity": 3,
                 "price": "2.15", "commission": "1.95", "filled_at": "2026-11-26T15:00:00Z"}  # fmt: skip
         upstream = new_event("ws4.trade.filled", "ws4/gateway-1", fill, subject=p.account)
-        await redis.xadd(  # an engine's fill: integration -> effect -> account -> lifecycle
-            s.key(WS4_EVENTS), {"authorization": signer.bearer("trading_engine"), **upstream}
+        await xadd(
+            redis,  # an engine's fill: integration -> effect -> account -> lifecycle
+            s.key(WS4_EVENTS),
+            {"authorization": signer.bearer("trading_engine"), **upstream},
         )
         caused = await outcomes(redis, lifecycle, upstream["id"], timeout=20)
         (premium,) = [e for e in caused if e["type"] == "alluse.account.balance_changed"]
@@ -61,7 +63,7 @@ async def test_the_platform_on_a_redis_cluster_with_a_master_restarted(
         made = [ce("alluse.account.create", {"type": "revenue"}, authorization=admin)
                 for _ in range(ACCOUNTS)]  # fmt: skip
         for fields in made:
-            await redis.xadd(commands, fields)  # type: ignore[arg-type]
+            await xadd(redis, commands, fields)
         accounts = []
         for fields in made:
             (created,) = await outcomes(redis, lifecycle, fields["id"], timeout=20)
@@ -81,7 +83,7 @@ async def test_the_platform_on_a_redis_cluster_with_a_master_restarted(
                 for type_, amount in (("deposit", "100.00"), ("withdraw", "90.00")):
                     fields = ce(f"alluse.account.{type_}", {"amount": amount},
                                 subject=account, authorization=admin)  # fmt: skip
-                    await redis.xadd(commands, fields)  # type: ignore[arg-type]
+                    await xadd(redis, commands, fields)
                     order[account].append(fields["id"])
 
         sent = {i for ids in order.values() for i in ids}
@@ -93,8 +95,8 @@ async def test_the_platform_on_a_redis_cluster_with_a_master_restarted(
         await until(outcomes_seen, equals=len(sent), timeout=90)
         once = {(e["source"], e["id"]): e for e in await read_all(redis, lifecycle)}.values()
         assert not [e for e in once if e["type"] == "alluse.command.rejected"]  # no overdraft
-        caused = Counter(e["causationid"] for e in once if e["causationid"] in sent)
-        assert set(caused.values()) == {1}  # one balance_changed per command, nothing else
+        per_cause = Counter(e["causationid"] for e in once if e["causationid"] in sent)
+        assert set(per_cause.values()) == {1}  # one balance_changed per command, nothing else
 
         conn = await asyncpg.connect(own_database, server_settings={"search_path": "account"})
         try:
@@ -113,4 +115,4 @@ async def test_the_platform_on_a_redis_cluster_with_a_master_restarted(
 
 
 async def read_all(redis: Redis, stream: str) -> list[dict[str, Any]]:
-    return [decoded(fields) for _, fields in await redis.xrange(stream)]
+    return [decoded(fields) for _, fields in await entries(redis, stream)]

@@ -1,7 +1,6 @@
 """docs/rules.md section 11 through the account service: positions, value from marks, sizing, as-of,
 reversals."""
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -16,6 +15,7 @@ from shared.infra.runtime import Runtime, running
 from shared.infra.settings import Settings
 from tests.support.account import Client, assert_ledger_balanced, rejection
 from tests.support.tokens import Signer
+from tests.support.waiting import until
 
 START = "2026-11-02T14:00:00Z"  # the system is funded then; every step below is dated after it
 PUT = "AAPL  261120P00183000"
@@ -69,20 +69,12 @@ def by_type(events: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
     return [e["data"] for e in events if e["type"] == f"alluse.account.{kind}"]
 
 
-async def until(
-    ask: Callable[[], Awaitable[dict[str, Any]]], ok: Callable[[dict[str, Any]], bool]
-) -> dict[str, Any]:
-    """Ask again until the answer shows what an effect without events (a quote) changed."""
-    for _ in range(200):
-        if ok(answer := await ask()):
-            break
-        await asyncio.sleep(0.05)
-    return answer
-
-
 def positions(client: Client, account: str) -> Callable[[], Awaitable[dict[str, Any]]]:
     async def ask() -> dict[str, Any]:
-        return (await client.query("alluse.query.positions", {"account_id": account}))["data"]
+        answer: dict[str, Any] = (
+            await client.query("alluse.query.positions", {"account_id": account})
+        )["data"]
+        return answer
 
     return ask
 
@@ -349,7 +341,10 @@ async def test_rule_11_as_of_follows_business_time_when_entries_arrive_out_of_or
 
     async def as_of(at: str) -> dict[str, Any]:
         query = {"account_id": gen, "at": at}
-        return (await client.query("alluse.query.as_of", query, role="operator"))["data"]
+        answer: dict[str, Any] = (await client.query("alluse.query.as_of", query, role="operator"))[
+            "data"
+        ]
+        return answer
 
     opening = (await as_of("2026-11-03T08:00:00Z"))["cash"]
     assert opening == "100000.00"

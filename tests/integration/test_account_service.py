@@ -1,7 +1,6 @@
 """The account service in-process on real Redis and PostgreSQL, driven with plain redis-py XADD."""
 
 import asyncio
-import time
 import uuid
 from decimal import Decimal
 from typing import Any
@@ -19,8 +18,9 @@ from shared.contracts.streams import (
 from shared.contracts.trust import REVOKED
 from shared.infra.settings import Settings
 from tests.support.account import Client, rejection
-from tests.support.streams import ce, decoded, outcomes
+from tests.support.streams import ce, decoded, entries, outcomes, xadd
 from tests.support.tokens import Signer
+from tests.support.waiting import until
 
 
 async def test_rule_3_initialize_moderate_250k_through_the_stream(client: Client) -> None:
@@ -131,7 +131,7 @@ async def test_unknown_type_and_missing_token_and_weak_role_are_rejected(
         == "forbidden"
     )
     fields = ce("alluse.account.create", {"type": "revenue"})  # no authorization at all
-    await redis.xadd(settings.streams.key(ACCOUNT_COMMANDS), fields)
+    await xadd(redis, settings.streams.key(ACCOUNT_COMMANDS), fields)
     got = await outcomes(redis, settings.streams.key(ACCOUNT_EVENTS), fields["id"])
     assert rejection(got)["code"] == "unauthorized"
 
@@ -181,26 +181,28 @@ async def test_fifty_concurrent_withdrawals_never_overdraw(
     assert integrity["data"]["ok"] is True, integrity
 
 
-async def test_revoked_token_is_refused_within_a_second(
+async def test_a_revoked_token_is_refused_once_the_revocation_is_read(
     client: Client, redis: Redis, settings: Settings, signer: Signer
 ) -> None:
     claims = signer.claims("admin")
     token = jwt.encode(claims, signer.key, algorithm="EdDSA", headers={"kid": signer.kid})
     fields = ce("alluse.account.create", {"type": "revenue"}, authorization=f"Bearer {token}")
-    await redis.xadd(settings.streams.key(ACCOUNT_COMMANDS), fields)
+    await xadd(redis, settings.streams.key(ACCOUNT_COMMANDS), fields)
     (created,) = await outcomes(redis, settings.streams.key(ACCOUNT_EVENTS), fields["id"])
     assert created["type"] == "alluse.account.created"
     # The security service publishes the revocation; the account service follows the stream.
     revoked = {"type": REVOKED, "kind": "jti", "value": claims["jti"], "until": str(claims["exp"])}
-    await redis.xadd(settings.streams.key(REVOCATIONS), signer.sign("security", revoked))
-    # Within a second: each try is a fresh command, until one is refused as revoked.
-    deadline, got = time.monotonic() + 1.0, {}
-    while time.monotonic() < deadline:
+    await xadd(redis, settings.streams.key(REVOCATIONS), signer.sign("security", revoked))
+    # Each try is a fresh command, until one is refused as revoked. How soon is a figure for
+    # the benchmarks: a deadline here would only measure how busy the machine is.
+
+    async def attempt() -> dict[str, Any]:
         again = ce("alluse.account.create", {"type": "revenue"}, authorization=f"Bearer {token}")
-        await redis.xadd(settings.streams.key(ACCOUNT_COMMANDS), again)
-        (got,) = await outcomes(redis, settings.streams.key(ACCOUNT_EVENTS), again["id"])
-        if got["type"] == "alluse.command.rejected":
-            break
+        await xadd(redis, settings.streams.key(ACCOUNT_COMMANDS), again)
+        (seen,) = await outcomes(redis, settings.streams.key(ACCOUNT_EVENTS), again["id"])
+        return seen
+
+    got = await until(attempt, lambda e: e["type"] == "alluse.command.rejected", what="refusal")
     assert got["type"] == "alluse.command.rejected", got
     assert got["data"]["code"] == "unauthorized" and "revoked" in got["data"]["reason"]
 
@@ -213,12 +215,11 @@ async def test_commands_and_denials_leave_audit_records(
     await client.command(
         "alluse.account.deposit", {"account_id": gen["id"], "amount": "5.00"}, role="viewer"
     )
-    records: list[dict[str, Any]] = []
-    for _ in range(250):  # the relay publishes right after each commit
-        records = [decoded(f)["data"] for _, f in await redis.xrange(settings.streams.key(AUDIT))]
-        if len(records) >= 3:
-            break
-        await asyncio.sleep(0.02)
+
+    async def audited() -> list[dict[str, Any]]:
+        return [decoded(f)["data"] for _, f in await entries(redis, settings.streams.key(AUDIT))]
+
+    records = await until(audited, lambda found: len(found) >= 3, what="audit records")
     actions = [r["action"] for r in records]
     assert actions == ["alluse.system.initialize", "alluse.account.deposit", "command.denied"]
     assert records[1]["actor"] == "user-admin"

@@ -24,7 +24,7 @@ from services.account.store import accounts
 from services.account.uow import AccountUnit
 from shared.contracts.envelope import CloudEvent, decode
 from shared.contracts.streams import Streams
-from shared.infra.db import create_pool, migrate
+from shared.infra.db import create_pool, migrate, transaction
 from shared.infra.messaging import Emit
 from shared.infra.pipeline import Pipeline
 from shared.infra.settings import Settings
@@ -54,7 +54,7 @@ async def scripted(uow: AccountUnit, ev: CloudEvent) -> list[Emit]:
 
 
 async def account_with(pool: asyncpg.Pool, streams: Streams, balance: str) -> UUID:
-    async with pool.acquire() as conn, conn.transaction():
+    async with transaction(pool) as conn:
         unit = await AccountUnit.start(conn, [], streams)
         async with unit.command(decode(entry()[1])):
             portfolio = uuid.uuid4()
@@ -92,6 +92,7 @@ async def test_command_refused_after_it_wrote_leaves_nothing_and_its_batch_commi
     ])  # fmt: skip
     assert len(outcome.ack) == 3 and outcome.rejected == 1
     row = await pool.fetchrow("SELECT balance, name FROM accounts WHERE id = $1", account_id)
+    assert row is not None
     assert row["balance"] == Decimal("115.00") and row["name"] == "r"
     ledger = await pool.fetch(
         "SELECT amount, balance_after FROM transactions WHERE account_id = $1 ORDER BY id",
@@ -159,6 +160,7 @@ async def test_fills_of_one_batch_book_once_and_a_refused_one_leaves_nothing(
     held = await pool.fetchrow(
         "SELECT quantity, cost FROM positions WHERE account_id = $1", account_id
     )
+    assert held is not None
     assert (held["quantity"], held["cost"]) == (-3, Decimal("-375.00"))
     moves = await pool.fetch(
         "SELECT quantity, quantity_after FROM position_moves WHERE account_id = $1 ORDER BY id",
@@ -175,6 +177,7 @@ async def test_fills_of_one_batch_book_once_and_a_refused_one_leaves_nothing(
     account = await pool.fetchrow(
         "SELECT balance, positions_value, violations FROM accounts WHERE id = $1", account_id
     )
+    assert account is not None
     assert account["balance"] == sum(r["amount"] for r in ledger)
     assert account["positions_value"] == Decimal("-375.00")  # no quote yet: valued at cost
     points = await pool.fetch(

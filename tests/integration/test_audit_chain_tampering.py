@@ -17,6 +17,7 @@ from shared.contracts.streams import AUDIT_HEADS
 from shared.infra.db import create_pool
 from shared.infra.settings import Settings
 from tests.integration.test_security_store import AUDIT_KEY, KEY
+from tests.support.streams import xadd
 from tests.support.tokens import Signer
 
 
@@ -142,7 +143,7 @@ async def test_a_forged_head_is_reported_as_forged_and_the_intact_chain_as_intac
     assert await heads.publish(pool, redis, stream, 0, signer.services["security"].sign) == 6
     lie = {"seq": "3", "hash": "f" * 64, "time": "2026-12-01T00:00:00+00:00"}
     await redis.xadd(stream, lie)  # type: ignore[arg-type]  # anyone with write access
-    await redis.xadd(stream, signer.sign("account", {**lie, "seq": "9"}))  # type: ignore[arg-type]
+    await xadd(redis, stream, signer.sign("account", {**lie, "seq": "9"}))
     code, out = await verify(capsys)
     assert code == REJECTED, out
     assert (out["status"], out["chain"], out["records"], out["heads"]) == (

@@ -4,9 +4,7 @@ claims nothing of theirs (issue 18, finding 1); duplicate JSON keys are refused 
 a value beyond what the books can store is refused at once (finding 6); a refusal of an
 effect names the type that was sent (finding 7)."""
 
-import asyncio
 import json
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
@@ -20,8 +18,9 @@ from services.account.reinvestment import SCHEDULER_SOURCE
 from shared.contracts.streams import ACCOUNT_COMMANDS, ACCOUNT_LIFECYCLE, WS4_EVENTS
 from shared.infra.settings import Settings
 from tests.support.platform import Platform, platform
-from tests.support.streams import ce, decoded
+from tests.support.streams import ce, decoded, entries, xadd
 from tests.support.tokens import Signer
+from tests.support.waiting import until
 
 Event = dict[str, Any]
 
@@ -62,14 +61,12 @@ async def caused(
     """The lifecycle events caused by entry id `cause`, once `done` holds of them: the barrier
     that proves an entry was processed before anything is concluded from what it did."""
     lifecycle = settings.streams.key(ACCOUNT_LIFECYCLE)
-    deadline = time.monotonic() + 15
-    while True:
-        found = [decoded(f) for _, f in await redis.xrange(lifecycle)]
-        mine = [e for e in found if e.get("causationid") == cause]
-        if done(mine):
-            return mine
-        assert time.monotonic() < deadline, mine
-        await asyncio.sleep(0.02)
+
+    async def mine() -> list[Event]:
+        found = [decoded(f) for _, f in await entries(redis, lifecycle)]
+        return [e for e in found if e.get("causationid") == cause]
+
+    return await until(mine, done, timeout=15, what=f"the events caused by {cause}")
 
 
 def of_type(type_: str, n: int = 1) -> Callable[[list[Event]], bool]:
@@ -87,11 +84,11 @@ async def test_a_second_engine_with_the_firsts_source_id_and_fill_id_blocks_noth
     # The second engine goes first, with the first engine's (source, id) and fill id.
     other = ce("ws4.trade.filled", a_fill(run.account, fill_id, 1), source="ws4/gateway-1",
                id_=entry_id, authorization=engine(signer, "engine-b"))  # fmt: skip
-    await redis.xadd(ws4, other)  # type: ignore[arg-type]
+    await xadd(redis, ws4, other)
     await caused(redis, settings, entry_id, of_type("alluse.account.balance_changed"))
     real = ce("ws4.trade.filled", a_fill(run.account, fill_id, 3), source="ws4/gateway-1",
               id_=entry_id, authorization=engine(signer, "engine-a"))  # fmt: skip
-    await redis.xadd(ws4, real)  # type: ignore[arg-type]
+    await xadd(redis, ws4, real)
     events = await caused(redis, settings, entry_id, of_type("alluse.account.balance_changed", 2))
     assert refused(events) == []
     amounts = sorted(
@@ -103,13 +100,13 @@ async def test_a_second_engine_with_the_firsts_source_id_and_fill_id_blocks_noth
 
     # Only the fill id, under a new entry id: still the first engine's own to use.
     again = uuid.uuid4().hex
-    await redis.xadd(ws4, ce("ws4.trade.filled", a_fill(run.account, again, 2),  # type: ignore[arg-type]
+    await xadd(redis, ws4, ce("ws4.trade.filled", a_fill(run.account, again, 2),
                              source="ws4/gateway-1", authorization=engine(signer, "engine-b")))  # fmt: skip
     first = await caused_fill(redis, settings, again)
     assert refused(first) == []
     mine = ce("ws4.trade.filled", a_fill(run.account, again, 4), source="ws4/gateway-1",
               authorization=engine(signer, "engine-a"))  # fmt: skip
-    await redis.xadd(ws4, mine)  # type: ignore[arg-type]
+    await xadd(redis, ws4, mine)
     events = await caused(redis, settings, mine["id"], lambda e: bool(e))
     assert refused(events) == [], refused(events)
     assert any(e["type"] == "alluse.account.balance_changed" for e in events)
@@ -117,7 +114,7 @@ async def test_a_second_engine_with_the_firsts_source_id_and_fill_id_blocks_noth
     # The same engine reusing its own fill id with other figures is still a conflict.
     clash = ce("ws4.trade.filled", a_fill(run.account, again, 5), source="ws4/gateway-1",
                authorization=engine(signer, "engine-a"))  # fmt: skip
-    await redis.xadd(ws4, clash)  # type: ignore[arg-type]
+    await xadd(redis, ws4, clash)
     (rejection,) = await caused(redis, settings, clash["id"], lambda e: bool(e))
     assert rejection["data"]["code"] == "fill_conflict"
     assert rejection["data"]["command_type"] == "ws4.trade.filled"  # the type that was sent
@@ -126,19 +123,18 @@ async def test_a_second_engine_with_the_firsts_source_id_and_fill_id_blocks_noth
 async def caused_fill(redis: Redis, settings: Settings, fill_id: str) -> list[Event]:
     """The events of the fill with `fill_id`, found by their transaction's reference."""
     lifecycle = settings.streams.key(ACCOUNT_LIFECYCLE)
-    deadline = time.monotonic() + 15
-    while True:
-        found = [decoded(f) for _, f in await redis.xrange(lifecycle)]
+
+    async def of_fill() -> list[Event]:
+        found = [decoded(f) for _, f in await entries(redis, lifecycle)]
         causes = {
             e["causationid"]
             for e in found
             if e["type"] == "alluse.account.balance_changed"
             and e["data"]["transaction"].get("reference") == fill_id
         }
-        if causes:
-            return [e for e in found if e.get("causationid") in causes]
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.02)
+        return [e for e in found if e.get("causationid") in causes]
+
+    return await until(of_fill, timeout=15, what=f"the events of fill {fill_id}")
 
 
 async def test_an_engine_cannot_claim_an_operators_withdrawal_id_or_the_schedulers_key(
@@ -147,18 +143,18 @@ async def test_an_engine_cannot_claim_an_operators_withdrawal_id_or_the_schedule
     ws4, commands = settings.streams.key(WS4_EVENTS), settings.streams.key(ACCOUNT_COMMANDS)
     deposit = ce("alluse.account.deposit", {"amount": "100.00"}, subject=run.account,
                  source="alluse/cli", authorization=signer.bearer("operator"))  # fmt: skip
-    await redis.xadd(commands, deposit)  # type: ignore[arg-type]
+    await xadd(redis, commands, deposit)
     await caused(redis, settings, deposit["id"], of_type("alluse.account.balance_changed"))
     # The engine learns (or guesses) the id of the operator's next withdrawal and uses it first.
     withdrawal_id, quarter = uuid.uuid4().hex, "2026-Q3"
     for source, id_ in (("alluse/cli", withdrawal_id), (SCHEDULER_SOURCE, f"reinvest:{quarter}")):
         squat = ce("ws4.trade.filled", a_fill(run.account, uuid.uuid4().hex, 1), source=source,
                    id_=id_, authorization=engine(signer, "engine-b"))  # fmt: skip
-        await redis.xadd(ws4, squat)  # type: ignore[arg-type]
+        await xadd(redis, ws4, squat)
         await caused(redis, settings, id_, of_type("alluse.account.balance_changed"))
     withdraw = ce("alluse.account.withdraw", {"amount": "25.00"}, subject=run.account,
                   source="alluse/cli", id_=withdrawal_id, authorization=signer.bearer("operator"))  # fmt: skip
-    await redis.xadd(commands, withdraw)  # type: ignore[arg-type]
+    await xadd(redis, commands, withdraw)
     # The engine's fill caused events too (same causation id): the withdrawal's are its
     # withdrawal or its refusal, whichever comes.
     events = await caused(redis, settings, withdrawal_id, lambda e: any(
@@ -184,7 +180,7 @@ async def test_duplicate_keys_in_data_are_refused_not_taken_last_wins(
     fields = ce("alluse.account.deposit", {}, subject=run.account,
                 authorization=signer.bearer("operator"))  # fmt: skip
     fields["data"] = '{"amount": "1.00", "amount": "9000.00"}'
-    await redis.xadd(settings.streams.key(ACCOUNT_COMMANDS), fields)  # type: ignore[arg-type]
+    await xadd(redis, settings.streams.key(ACCOUNT_COMMANDS), fields)
     (rejection,) = await caused(redis, settings, fields["id"], lambda e: bool(e))
     assert rejection["type"] == "alluse.command.rejected"
     assert rejection["data"]["code"] == "invalid_payload"
@@ -201,8 +197,8 @@ async def test_a_fill_beyond_what_the_books_can_store_is_refused_at_once(
     fine = ce("ws4.trade.filled", a_fill(run.account, uuid.uuid4().hex, 1),
               source="ws4/gateway-1", authorization=engine(signer, "engine-a"))  # fmt: skip
     ws4 = settings.streams.key(WS4_EVENTS)
-    await redis.xadd(ws4, first)  # type: ignore[arg-type]
-    await redis.xadd(ws4, fine)  # type: ignore[arg-type]
+    await xadd(redis, ws4, first)
+    await xadd(redis, ws4, fine)
     (rejection,) = await caused(redis, settings, first["id"], lambda e: bool(e))
     assert rejection["data"]["code"] == "invalid_amount", rejection
     assert rejection["data"]["command_type"] == "ws4.trade.filled"

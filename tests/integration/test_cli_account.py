@@ -23,7 +23,7 @@ from services.cli.output import TIMEOUT
 from shared.contracts.streams import ACCOUNT_EFFECTS, ACCOUNT_EVENTS, ACCOUNT_QUERIES
 from shared.infra.runtime import running
 from shared.infra.settings import Settings
-from tests.support.streams import ce, outcomes
+from tests.support.streams import ce, outcomes, read, xadd
 from tests.support.tokens import Signer
 
 SUBCOMMANDS = (
@@ -301,7 +301,7 @@ async def test_fork_refused_then_merge_of_an_automatic_fork_through_the_cli(
         "week_type": "P-EW",
     }
     effect = ce("alluse.effect.trade_filled", fill, source="ws4/gateway-1", subject=gen)
-    await redis.xadd(settings.streams.key(ACCOUNT_EFFECTS), signer.sign("integration", effect))
+    await xadd(redis, settings.streams.key(ACCOUNT_EFFECTS), signer.sign("integration", effect))
     events = await outcomes(redis, settings.streams.key(ACCOUNT_EVENTS), effect["id"], want=3)
     forked = next(e for e in events if e["type"] == "alluse.account.forked")
     child = forked["data"]["child_portfolio_id"]
@@ -337,7 +337,7 @@ async def test_positions_value_as_of_and_a_reversal_through_the_cli(
         "filled_at": "2026-11-26T15:00:00Z",
     }
     effect = ce("alluse.effect.trade_filled", fill, source="ws4/gateway-1", subject=gen)
-    await redis.xadd(settings.streams.key(ACCOUNT_EFFECTS), signer.sign("integration", effect))
+    await xadd(redis, settings.streams.key(ACCOUNT_EFFECTS), signer.sign("integration", effect))
     await outcomes(redis, settings.streams.key(ACCOUNT_EVENTS), effect["id"], want=2)
 
     held = await cli("positions", gen)
@@ -390,13 +390,13 @@ async def test_an_answer_without_the_account_services_signature_is_not_believed(
 
     async def answer() -> None:
         while True:
-            for _, entries in await redis.xread({queries: "0-0"}, block=200) or []:
+            for _, entries in await read(redis, {queries: "0-0"}, block=200):
                 for _, raw in entries:
                     box = raw[b"replyto"].decode()
                     data = {"id": account, "balance": "999999.99"}
                     forged = ce("alluse.query.result", data, source="alluse/account-service")
-                    await redis.xadd(box, forged)  # type: ignore[arg-type]
-                    await redis.xadd(box, signer.sign("integration", forged))
+                    await xadd(redis, box, forged)
+                    await xadd(redis, box, signer.sign("integration", forged))
                     return
 
     forger = asyncio.create_task(answer())

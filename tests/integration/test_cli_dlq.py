@@ -38,8 +38,9 @@ from shared.infra.settings import Settings
 from shared.infra.signing import b64, letter_bytes
 from tests.integration.test_integration_service import fill
 from tests.support.account import Client
-from tests.support.streams import ce, decoded, outcomes
+from tests.support.streams import ce, decoded, entries, outcomes, xadd
 from tests.support.tokens import Signer
+from tests.support.waiting import until
 
 
 @dataclass
@@ -109,11 +110,10 @@ async def audit_trail(settings: Settings) -> tuple[list[Any], int, Any]:
 
 
 async def dlq_length(redis: Redis, key: str, want: int) -> int:
-    for _ in range(400):
-        if (n := await redis.xlen(key)) >= want:
-            return int(n)
-        await asyncio.sleep(0.05)
-    return int(await redis.xlen(key))
+    async def length() -> int:
+        return int(await redis.xlen(key))
+
+    return await until(length, lambda n: n >= want, timeout=20, what=key)
 
 
 async def test_garbage_and_a_command_failed_5_times_are_redriven_once_the_cause_is_fixed(
@@ -121,7 +121,7 @@ async def test_garbage_and_a_command_failed_5_times_are_redriven_once_the_cause_
 ) -> None:
     gen = (await ops.client.initialize())["generation"]["id"]
     commands, dlq = settings.streams.key(ACCOUNT_COMMANDS), settings.streams.dlq(ACCOUNT_COMMANDS)
-    await redis.xadd(commands, {"hello": "world"})  # garbage: not a CloudEvent
+    await xadd(redis, commands, {"hello": "world"})  # garbage: not a CloudEvent
     await ops.execute(
         "CREATE FUNCTION fail_tx() RETURNS trigger LANGUAGE plpgsql AS"
         " $$ BEGIN RAISE EXCEPTION 'disk full (injected)'; END $$;"
@@ -134,7 +134,7 @@ async def test_garbage_and_a_command_failed_5_times_are_redriven_once_the_cause_
         subject=gen,
         authorization=ops.client.signer.bearer("operator"),
     )
-    await redis.xadd(commands, deposit)
+    await xadd(redis, commands, deposit)
     assert await dlq_length(redis, dlq, 2) == 2
 
     code, out, _ = await ops("dlq", "list", "--json")
@@ -154,8 +154,8 @@ async def test_garbage_and_a_command_failed_5_times_are_redriven_once_the_cause_
     await ops.execute("DROP TRIGGER fail_tx ON transactions")  # the cause, fixed
     # The same dead letter twice (as a crash between dead-lettering and acknowledging leaves it):
     # re-driving both must still deposit once.
-    copy = next(f for i, f in await redis.xrange(dlq) if i.decode() == failed["dlq_id"])
-    await redis.xadd(dlq, copy)
+    copy = next(f for i, f in await entries(redis, dlq) if i.decode() == failed["dlq_id"])
+    await xadd(redis, dlq, copy)
     code, out, err = await ops("dlq", "redrive", "--all", "--stream", "commands")
     assert code == 0, err
     assert out.count(deposit["id"]) == 2 and "1 entries are not CloudEvents" in out
@@ -206,14 +206,14 @@ async def test_a_fabricated_dead_letter_is_refused_and_books_nothing(
     # then one copied from a real letter, then a real letter with the amount changed.
     real = letter(ops, "account", commands, {**forged, "data": '{"amount": "1.00"}'},
                   writer="client:user-operator")  # fmt: skip
-    await redis.xadd(dlq, {**forged, "dlq_reason": "failed 5 deliveries", "dlq_stream": commands,
+    await xadd(redis, dlq, {**forged, "dlq_reason": "failed 5 deliveries", "dlq_stream": commands,
                            "dlq_writer": "client:user-operator"})  # fmt: skip
-    await redis.xadd(dlq, {**forged, "dlq_stream": commands, "dlq_writer": "client:user-admin",
+    await xadd(redis, dlq, {**forged, "dlq_stream": commands, "dlq_writer": "client:user-admin",
                            "dlq_signature": real[b"dlq_signature"].decode()})  # fmt: skip
-    await redis.xadd(dlq, {**real, b"data": b'{"amount": "900000.00"}'})
+    await xadd(redis, dlq, {**real, b"data": b'{"amount": "900000.00"}'})
     # And one its service signed, but refused for who wrote it: never re-driven either.
     refused = letter(ops, "account", commands, forged, refused="writer")
-    await redis.xadd(dlq, refused)
+    await xadd(redis, dlq, refused)
 
     code, out, err = await ops("dlq", "redrive", "--all")
     assert code == 1, (out, err)
@@ -225,9 +225,11 @@ async def test_a_fabricated_dead_letter_is_refused_and_books_nothing(
 
     # Put on the commands stream by hand with an operator's token, the service refuses each
     # too: a letter is believed only with its signature, whoever re-drives it.
-    for _, fields in await redis.xrange(dlq):
-        await redis.xadd(
-            commands, {**fields, b"authorization": ops.client.signer.bearer("operator").encode()}
+    for _, fields in await entries(redis, dlq):
+        await xadd(
+            redis,
+            commands,
+            {**fields, b"authorization": ops.client.signer.bearer("operator").encode()},
         )
     events = await outcomes(redis, settings.streams.key(ACCOUNT_EVENTS), forged["id"], want=4)
     assert [e["type"] for e in events] == ["alluse.command.rejected"] * 4, events
@@ -245,22 +247,26 @@ async def test_a_signed_letter_is_applied_as_its_writer_and_only_on_an_operators
     deposit = ce("alluse.account.deposit", {"amount": "12.00"}, subject=gen)
     signed = letter(ops, "account", commands, deposit, writer="client:user-original")
     viewer = {**signed, b"authorization": ops.client.signer.bearer("viewer").encode()}
-    await redis.xadd(commands, viewer)
+    await xadd(redis, commands, viewer)
     (refusal,) = await outcomes(redis, events, deposit["id"])
     assert refusal["data"]["code"] == "forbidden", refusal
     operator = ops.client.signer.bearer("operator").encode()
-    await redis.xadd(commands, {**signed, b"authorization": operator})
+    await xadd(redis, commands, {**signed, b"authorization": operator})
     done = await outcomes(redis, events, deposit["id"], want=2)
     assert done[1]["type"] == "alluse.account.balance_changed"
     # Applied as the writer the service verified, on the operator's authority: both audited.
     audit_stream = settings.streams.key(AUDIT)
-    found = []
-    while not found:
-        records = [decoded(f) for _, f in await redis.xrange(audit_stream)]
-        found = [r for r in records if r.get("causationid") == deposit["id"]
-                 and r["data"]["action"] == "alluse.account.deposit"]  # fmt: skip
-        await asyncio.sleep(0.02)
-    (record,) = found
+
+    async def audited() -> list[dict[str, Any]]:
+        records = [decoded(f) for _, f in await entries(redis, audit_stream)]
+        return [
+            r
+            for r in records
+            if r.get("causationid") == deposit["id"]
+            and r["data"]["action"] == "alluse.account.deposit"
+        ]
+
+    (record,) = await until(audited, what="the re-driven deposit's audit record")
     assert record["data"]["actor"] == "user-original"
     assert record["data"]["details"]["redriven_by"] == "user-operator"
 
@@ -270,7 +276,7 @@ async def test_redrive_and_drop_refuse_to_act_unaudited(
 ) -> None:
     dlq = settings.streams.dlq(ACCOUNT_COMMANDS)
     lost = ce("alluse.account.deposit", {"account_id": str(uuid.uuid4()), "amount": "1.00"})
-    await redis.xadd(dlq, {**lost, "dlq_reason": "failed 5 deliveries"})
+    await xadd(redis, dlq, {**lost, "dlq_reason": "failed 5 deliveries"})
     monkeypatch.delenv("DATABASE_URL")
     for action in ("redrive", "drop"):
         code, _, err = await ops("dlq", action, "--all")
@@ -285,7 +291,7 @@ async def test_a_redrive_redis_refuses_keeps_the_dead_letter_and_says_so_in_the_
     dlq = settings.streams.dlq(WS2_EVENTS)
     await redis.set(settings.streams.key(WS2_EVENTS), "not a stream")  # XADD there fails
     week = ce("ws2.week.classified", {"week_start": "2026-11-23", "week_type": "P-EW"})
-    await redis.xadd(dlq, letter(ops, "integration", settings.streams.key(WS2_EVENTS), week))
+    await xadd(redis, dlq, letter(ops, "integration", settings.streams.key(WS2_EVENTS), week))
     code, _, err = await ops("dlq", "redrive", "--all", "--stream", "ws2")
     assert code == 3 and "it stays in the DLQ" in err and "WRONGTYPE" in err
     assert await redis.xlen(dlq) == 1
@@ -306,7 +312,7 @@ async def test_a_signed_effect_is_redriven_with_its_signature_and_applied_once(
     )
     effect = ce("alluse.effect.trade_filled", fill(gen), source="ws4/gateway-1", subject=gen)
     signed = ops.client.signer.sign("integration", effect)  # as the integration service writes
-    await redis.xadd(settings.streams.key(ACCOUNT_EFFECTS), signed)  # type: ignore[arg-type]
+    await xadd(redis, settings.streams.key(ACCOUNT_EFFECTS), signed)
     assert await dlq_length(redis, settings.streams.dlq(ACCOUNT_EFFECTS), 1) == 1
     await ops.execute("DROP TRIGGER fail_fill ON transactions")
 
@@ -332,7 +338,7 @@ async def test_a_letter_older_than_the_deduplication_window_is_not_redriven(
     )  # fmt: skip
     fields[b"dlq_signed_at"] = str(int((time.time() - 8 * 86400) * 1000)).encode()  # 8 days
     signature = b64(service.key.sign(letter_bytes(fields)))
-    await redis.xadd(dlq, {**fields, b"dlq_signature": f"{service.kid}.{signature}".encode()})
+    await xadd(redis, dlq, {**fields, b"dlq_signature": f"{service.kid}.{signature}".encode()})
     code, _, err = await ops("dlq", "redrive", "--all")
     assert code == 1 and "deduplication window" in err, err
     assert await redis.xlen(commands) == 0 and await redis.xlen(dlq) == 1

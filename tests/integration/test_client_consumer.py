@@ -10,7 +10,7 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from redis.asyncio import Redis
@@ -19,11 +19,14 @@ from alluse_client import Consumer, Event, KeySet, SchemaSet, SqliteStore, binar
 from alluse_client.consumer import Invalid
 from alluse_client.engine import Engine, NoOutcome
 from alluse_client.faststream import LifecycleSubscription
+from alluse_client.payloads import MarketQuote, WeekClassified
 from alluse_client.tokens import StaticToken
 from shared.infra import embedded
 from shared.infra.settings import Settings
 from shared.infra.signing import EntrySigner, new_seed
 from tests.support.acl import acl_redis, passwords
+from tests.support.streams import Entry, entries, xadd
+from tests.support.waiting import until
 
 INTEGRATION = EntrySigner.from_seed("integration", new_seed())
 ACCOUNT = EntrySigner.from_seed("account", new_seed())
@@ -83,22 +86,22 @@ async def test_a_dead_members_entries_are_taken_over_and_none_doubles(
     stream = settings.stream_prefix + "life"
     signed = INTEGRATION.sign_many([closed(n) for n in range(20)])
     for fields in signed[:10]:  # written before the group exists: read too (group at 0)
-        await server.xadd(stream, fields)  # type: ignore[arg-type]
+        await xadd(server, stream, fields)
     store = SqliteStore(tmp_path / "seen.db")
     common: dict[str, Any] = dict(redis=server, stream=stream, group="g", keys=KeySet.of(KEYS),
                                   store=store, schemas=SchemaSet.bundled(), block_ms=50)  # fmt: skip
     first = Consumer(name="a", **common)
     await first.ensure_group()
     for fields in signed[10:]:
-        await server.xadd(stream, fields)  # type: ignore[arg-type]
+        await xadd(server, stream, fields)
     # Member "a" reads 5 and dies (kill -9: read, never acknowledged); member "dead" reads 5
     # and never comes back.
     await server.xreadgroup("g", "a", {stream: ">"}, count=5)
     await server.xreadgroup("g", "dead", {stream: ">"}, count=5)
     # A copy of an entry (a producer's retry) and a forged one join the stream.
-    await server.xadd(stream, signed[2])  # type: ignore[arg-type]
+    await xadd(server, stream, signed[2])
     forged = {**signed[3], "data": '{"account_id":"a-3","reason":"forged"}'}
-    await server.xadd(stream, forged)  # type: ignore[arg-type]
+    await xadd(server, stream, forged)
     invalid: list[str] = []
 
     async def on_invalid(entry_id: str, fields: Any, why: Invalid) -> None:
@@ -122,7 +125,7 @@ async def test_a_dead_members_entries_are_taken_over_and_none_doubles(
 async def test_a_failing_handler_keeps_the_order(server: Redis, settings: Settings) -> None:
     stream = settings.stream_prefix + "life"
     for fields in INTEGRATION.sign_many([closed(n) for n in range(6)]):
-        await server.xadd(stream, fields)  # type: ignore[arg-type]
+        await xadd(server, stream, fields)
     handler = Recorder(fail_on={"ev-2"})
     consumer = Consumer(server, stream, "g", "a", KeySet.of(KEYS), block_ms=50, retry_delay=0)
     await consumer.ensure_group()
@@ -136,8 +139,8 @@ async def test_entries_of_another_signer_or_against_their_schema_are_refused(
     stream = settings.stream_prefix + "life"
     bad_schema = binary_fields("alluse.account.closed", "alluse/account-service",
                                {"account_id": 5, "reason": "x"}, id="bad")  # fmt: skip
-    await server.xadd(stream, ACCOUNT.sign(closed(1)))  # type: ignore[arg-type]
-    await server.xadd(stream, INTEGRATION.sign(bad_schema))  # type: ignore[arg-type]
+    await xadd(server, stream, ACCOUNT.sign(closed(1)))
+    await xadd(server, stream, INTEGRATION.sign(bad_schema))
     reasons: list[str] = []
 
     async def on_invalid(entry_id: str, fields: Any, why: Invalid) -> None:
@@ -160,10 +163,10 @@ async def test_outcomes_in_a_lane_are_believed_only_from_the_deciding_service(
     token = "e30.eyJzdWIiOiJlbmcifQ.sig"  # {"sub": "eng"}
     engine = Engine(server, StaticToken(token), source="ws2/eng", keys=KeySet.of(KEYS),
                     prefix=prefix, lane="eng")  # fmt: skip
-    week = {"week_start": "2026-11-23", "week_type": "P-EW", "confidence": "0.9"}
-    sent = await engine.week_classified(week)  # type: ignore[typeddict-item]
+    week: WeekClassified = {"week_start": "2026-11-23", "week_type": "P-EW", "confidence": "0.9"}
+    sent = await engine.week_classified(week)
     assert sent.key == f"{prefix}{{{prefix}ws2.protocol.events}}.lane.eng"
-    fields = await server.xrange(sent.key)
+    fields = await entries(server, sent.key)
     assert fields[0][1][b"authorization"] == f"Bearer {token}".encode()
     outcomes = f"{prefix}alluse.outcomes.eng"
 
@@ -173,21 +176,21 @@ async def test_outcomes_in_a_lane_are_believed_only_from_the_deciding_service(
         return binary_fields(type_, "alluse/integration", about, causationid=sent.id)
 
     # Written by the wrong service, then unsigned: neither is believed; then the real one.
-    await server.xadd(outcomes, ACCOUNT.sign(outcome("alluse.entry.applied", events=[])))  # type: ignore[arg-type]
-    await server.xadd(outcomes, outcome("alluse.entry.applied", events=[]))  # type: ignore[arg-type]
+    await xadd(server, outcomes, ACCOUNT.sign(outcome("alluse.entry.applied", events=[])))
+    await xadd(server, outcomes, outcome("alluse.entry.applied", events=[]))
     with pytest.raises(NoOutcome):
         await engine.outcome(sent, timeout=0.5)
     again = await engine.publish("ws2.week.classified", week)
     assert again.id == sent.id  # the same week again: the same id
     refused = outcome("alluse.entry.refused", code="invalid_payload", reason="no", dataschema="x")
-    await server.xadd(outcomes, INTEGRATION.sign(refused))  # type: ignore[arg-type]
+    await xadd(server, outcomes, INTEGRATION.sign(refused))
     got = await engine.outcome(again, timeout=10)
     assert (got.status, got.code, got.signer) == ("refused", "invalid_payload", "integration")
     # The same entry sent twice more gets one outcome each, in order: applied, then duplicate.
-    first, second = [await engine.week_classified(week) for _ in range(2)]  # type: ignore[typeddict-item]
-    await server.xadd(outcomes, INTEGRATION.sign(outcome("alluse.entry.applied", events=[])))  # type: ignore[arg-type]
+    first, second = [await engine.week_classified(week) for _ in range(2)]
+    await xadd(server, outcomes, INTEGRATION.sign(outcome("alluse.entry.applied", events=[])))
     dup = outcome("alluse.entry.duplicate", of={"source": sent.source, "id": sent.id}, events=[])
-    await server.xadd(outcomes, INTEGRATION.sign(dup))  # type: ignore[arg-type]
+    await xadd(server, outcomes, INTEGRATION.sign(dup))
     assert [o.status async for o in engine.outcomes([first], timeout=10)] == ["applied"]
     assert (await engine.outcome(second, timeout=10)).status == "duplicate"
     await server.delete(sent.key, outcomes)
@@ -201,8 +204,8 @@ async def test_faststream_subscription_reads_old_entries_and_claims_a_dead_membe
     stream = settings.stream_prefix + "life"
     signed = INTEGRATION.sign_many([closed(n) for n in range(8)])
     for fields in signed[:4]:
-        await server.xadd(stream, fields)  # type: ignore[arg-type]
-    url = server.get_connection_kwargs()
+        await xadd(server, stream, fields)
+    url = server.get_connection_kwargs()  # type: ignore[no-untyped-call]  # unannotated in redis-py
     broker = RedisBroker(f"redis://{url['host']}:{url['port']}/0")
     sub = LifecycleSubscription(stream=stream, group="fs", consumer="fs-1", keys=KeySet.of(KEYS),
                                 schemas=SchemaSet.bundled(), claim_idle_ms=200, polling_ms=20)  # fmt: skip
@@ -220,19 +223,18 @@ async def test_faststream_subscription_reads_old_entries_and_claims_a_dead_membe
         await server.xreadgroup("fs", "dead", {stream: ">"}, count=2)  # died holding ev-0, ev-1
         await broker.start()
         for fields in signed[4:]:
-            await server.xadd(stream, fields)  # type: ignore[arg-type]
-        await server.xadd(stream, signed[5])  # type: ignore[arg-type]  (a copy)
+            await xadd(server, stream, fields)
+        await xadd(server, stream, signed[5])  # a copy
         await asyncio.wait_for(done.wait(), 30)
         # The copy was written before the last original was seen: wait until it is delivered.
-        for _ in range(200):
+
+        async def delivered() -> bool:
             groups = {g["name"]: g for g in await server.xinfo_groups(stream)}
-            if (
-                groups[b"fs"]["pending"] == 0
-                and groups[b"fs"]["last-delivered-id"]
-                == (await server.xrevrange(stream, count=1))[0][0]
-            ):
-                break
-            await asyncio.sleep(0.05)
+            newest = cast(list[Entry], await server.xrevrange(stream, count=1))[0][0]
+            fs = groups[b"fs"]
+            return bool(fs["pending"] == 0 and fs["last-delivered-id"] == newest)
+
+        await until(delivered, what="every entry delivered to the group and acknowledged")
     assert sorted(seen) == sorted(f"ev-{n}" for n in range(8))
 
 
@@ -246,7 +248,7 @@ async def test_the_library_works_with_the_redis_users_the_platform_gives_its_cli
         writer = Redis.from_url(urls["integration"])
         stream = prefix + "alluse.account.lifecycle"
         for fields in INTEGRATION.sign_many([closed(n) for n in range(4)]):
-            await writer.xadd(stream, fields)  # type: ignore[arg-type]
+            await xadd(writer, stream, fields)
         reader = Redis.from_url(urls["lifecycle"])
         consumer = Consumer(reader, stream, "acl", "a", KeySet.of(KEYS), claim_idle_ms=0,
                             schemas=SchemaSet.bundled(), block_ms=50)  # fmt: skip
@@ -268,9 +270,9 @@ async def test_the_library_works_with_the_redis_users_the_platform_gives_its_cli
             clients.append(engine_redis)
             engine = Engine(engine_redis, StaticToken("e30.eyJzdWIiOiJlbmcifQ.sig"),
                             source="ws4/eng", keys=KeySet.of(KEYS), prefix=prefix)  # fmt: skip
-            quote = {"symbol": "NVDA", "bid": "1.00", "ask": "1.10", "last": "1.05",
+            quote: MarketQuote = {"symbol": "NVDA", "bid": "1.00", "ask": "1.10", "last": "1.05",
                      "as_of": "2026-11-26T15:00:00Z"}  # fmt: skip
-            sent = await engine.market_quote(quote)  # type: ignore[typeddict-item]
+            sent = await engine.market_quote(quote)
             assert (await writer.xlen(prefix + "ws4.market.events")) == 1
             with pytest.raises(NoOutcome, match="cannot read"):
                 await engine.outcome(sent, timeout=5)

@@ -3,6 +3,7 @@ only once Redis has made its event durable (WAITAOF), on a Valkey server of the 
 (never a CONFIG SET on a shared server)."""
 
 import asyncio
+import logging
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -12,10 +13,11 @@ import orjson
 import pytest
 
 from shared.contracts.envelope import new_event
-from shared.infra.db import migrate
+from shared.infra.db import connection, migrate
 from shared.infra.embedded import embedded_redis
 from shared.infra.runtime import Runtime, open_runtime
 from shared.infra.settings import Settings
+from tests.support.streams import entries
 from tests.support.waiting import until
 
 STREAM = "durable.events"
@@ -56,19 +58,24 @@ async def commit_events(pool: asyncpg.Pool, n: int, tag: str = "ev") -> list[str
 
 
 async def test_required_durability_keeps_rows_until_aof_is_on_then_publishes_them_once(
-    required: Runtime,
+    required: Runtime, caplog: pytest.LogCaptureFixture
 ) -> None:
     rt, redis = required, required.redis
     ids = await commit_events(rt.pool, 3)
-    assert await rt.relay.publish_once() == 0
+    with caplog.at_level(logging.INFO, logger="shared.infra.durability"):
+        assert await rt.relay.publish_once() == 0
+        assert await rt.relay.publish_once() == 0
+        ready = await rt.ready()
     assert await rt.pool.fetchval("SELECT count(*) FROM outbox") == 3  # kept
     assert await redis.exists(STREAM) == 0  # and nothing published that Redis could lose
-    ready = await rt.ready()
     assert "AOF off" in ready["redis_durability"]
+    # The log says why, once, however often the relay and /readyz look again.
+    (why,) = [r for r in caplog.records if r.name == "shared.infra.durability"]
+    assert why.levelno == logging.WARNING and "AOF off" in why.getMessage()
     await redis.config_set("appendonly", "yes")
     await until(rt.relay.publish_once, equals=3)
     assert await rt.pool.fetchval("SELECT count(*) FROM outbox") == 0
-    published = [f[b"id"].decode() for _, f in await redis.xrange(STREAM)]
+    published = [f[b"id"].decode() for _, f in await entries(redis, STREAM)]
     assert published == ids  # each once, in commit order
     assert (await rt.ready())["redis_durability"] == "ok"
 
@@ -110,13 +117,13 @@ async def test_rows_committed_while_a_round_awaits_waitaof_go_out_in_the_next_ro
         try:
             assert await rt.relay.durability.ready(rt.redis)
             first = await commit_events(rt.pool, 3)
-            async with rt.pool.acquire() as lead:
+            async with connection(rt.pool) as lead:
                 assert await rt.relay.send(lead) == 3  # published; its WAITAOF awaited aside
                 second = await commit_events(rt.pool, 2, tag="late")
                 # Only the new rows, whether the first round is confirmed yet or not.
                 assert await rt.relay.send(lead) == 2
                 await asyncio.wait(rt.relay.confirming)
-            published = [f[b"id"].decode() for _, f in await rt.redis.xrange(STREAM)]
+            published = [f[b"id"].decode() for _, f in await entries(rt.redis, STREAM)]
             assert published == first + second  # each once, in commit order
             assert await rt.pool.fetchval("SELECT count(*) FROM outbox") == 0
             assert rt.relay.published == 5
@@ -138,7 +145,7 @@ async def test_the_running_relay_pipelines_its_rounds_and_settles_them_when_stop
                 rt.relay.wake.set()
             await until(lambda: rt.pool.fetchval("SELECT count(*) FROM outbox"), equals=0)
             assert rt.relay.durability.method == "waitaof"
-            published = [f[b"id"].decode() for _, f in await rt.redis.xrange(STREAM)]
+            published = [f[b"id"].decode() for _, f in await entries(rt.redis, STREAM)]
             assert published == ids  # each once, in commit order
         finally:
             rt.relay.stopped = True

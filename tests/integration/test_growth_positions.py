@@ -58,17 +58,24 @@ def kinds(events: list[dict[str, Any]]) -> list[str]:
 
 
 def one(events: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    found: dict[str, Any]
     (found,) = [e["data"] for e in events if e["type"] == f"alluse.account.{kind}"]
     return found
 
 
 async def positions(client: Client, account: str) -> dict[str, Any]:
-    return (await client.query("alluse.query.positions", {"account_id": account}))["data"]
+    answer: dict[str, Any] = (
+        await client.query("alluse.query.positions", {"account_id": account})
+    )["data"]
+    return answer
 
 
 async def as_of(client: Client, account: str, at: str) -> dict[str, Any]:
     query = {"account_id": account, "at": at}
-    return (await client.query("alluse.query.as_of", query, role="operator"))["data"]
+    answer: dict[str, Any] = (await client.query("alluse.query.as_of", query, role="operator"))[
+        "data"
+    ]
+    return answer
 
 
 def held(view: dict[str, Any]) -> dict[str, tuple[int, str]]:

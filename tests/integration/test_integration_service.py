@@ -27,6 +27,7 @@ from shared.contracts.streams import (
 from shared.infra.runtime import Runtime, health_routes, running
 from shared.infra.settings import Settings
 from tests.conftest import as_service
+from tests.support import streams
 from tests.support.tokens import Signer
 
 
@@ -44,17 +45,17 @@ async def svc(settings: Settings, redis: Redis, signer: Signer) -> AsyncIterator
 async def drain(rt: Runtime) -> None:
     """Read what is new on every consumed stream as the service would, apply it, publish."""
     for consumer in rt.consumers:
-        reply = await rt.redis.xreadgroup(
-            consumer.group, "svc-1", {consumer.stream: ">"}, count=500
+        got = await streams.read_group(
+            rt.redis, consumer.group, "svc-1", consumer.stream, count=500
         )
-        for _, entries in reply:
-            await consumer.handle(entries)
+        if got:
+            await consumer.handle(got)
     await rt.relay.publish_once()
 
 
 async def read(redis: Redis, settings: Settings, stream: str) -> list[dict[str, str]]:
-    entries = await redis.xrange(settings.streams.key(stream))
-    return [{k.decode(): v.decode() for k, v in f.items()} for _, f in entries]
+    found = await streams.entries(redis, settings.streams.key(stream))
+    return [{k.decode(): v.decode() for k, v in f.items()} for _, f in found]
 
 
 def fill(account: str, **overrides: Any) -> dict[str, Any]:
@@ -92,7 +93,7 @@ async def xadd(redis: Redis, settings: Settings, stream: str, fields: dict[str, 
         fields = signer.sign("account", fields)
     elif stream in (WS2_EVENTS, WS4_EVENTS):
         fields = {"authorization": signer.bearer("trading_engine"), **fields}
-    await redis.xadd(settings.streams.key(stream), fields)  # type: ignore[arg-type]
+    await streams.xadd(redis, settings.streams.key(stream), fields)
 
 
 def a_monday() -> date:
@@ -101,7 +102,9 @@ def a_monday() -> date:
     return day
 
 
-async def test_a_fill_becomes_an_effect_with_the_same_source_and_id(svc, redis, settings) -> None:
+async def test_a_fill_becomes_an_effect_with_the_same_source_and_id(
+    svc: Runtime, redis: Redis, settings: Settings
+) -> None:
     account, monday = str(uuid.uuid4()), a_monday()
     week = {"week_start": monday.isoformat(), "week_type": "P-EW", "confidence": "0.82"}
     await xadd(redis, settings, WS2_EVENTS, new_event("ws2.week.classified", "ws2/engine", week))
@@ -124,7 +127,9 @@ async def test_a_fill_becomes_an_effect_with_the_same_source_and_id(svc, redis, 
     assert data == {**json.loads(entry["data"]), "multiplier": 100, "week_type": "P-EW"}
 
 
-async def test_the_same_entry_twice_forwards_the_same_effect(svc, redis, settings) -> None:
+async def test_the_same_entry_twice_forwards_the_same_effect(
+    svc: Runtime, redis: Redis, settings: Settings
+) -> None:
     account = str(uuid.uuid4())
     entry = new_event("ws4.trade.filled", "ws4/gateway-1", fill(account))
     await xadd(redis, settings, WS4_EVENTS, entry)
@@ -137,9 +142,11 @@ async def test_the_same_entry_twice_forwards_the_same_effect(svc, redis, setting
     assert await svc.pool.fetchval("SELECT count(*) FROM inbox WHERE id = $1", entry["id"]) == 1
 
 
-async def test_each_effect_type_is_forwarded(svc, redis, settings) -> None:
+async def test_each_effect_type_is_forwarded(
+    svc: Runtime, redis: Redis, settings: Settings
+) -> None:
     account = str(uuid.uuid4())
-    upstream = [
+    upstream: list[tuple[str, str, dict[str, Any]]] = [
         (
             WS4_EVENTS,
             "ws4.option.assigned",
@@ -189,7 +196,9 @@ async def test_each_effect_type_is_forwarded(svc, redis, settings) -> None:
     assert effects["alluse.effect.account_valuation"]["positions_market_value"] == "-1234.50"
 
 
-async def test_week_classified_announces_week_changed(svc, redis, settings) -> None:
+async def test_week_classified_announces_week_changed(
+    svc: Runtime, redis: Redis, settings: Settings
+) -> None:
     monday = a_monday()
     weeks = [(monday, "P-EW"), (monday + timedelta(weeks=1), "W-IDL"), (monday, "P-RO")]
     entries = []
@@ -220,7 +229,9 @@ async def test_week_classified_announces_week_changed(svc, redis, settings) -> N
     assert first["dataschema"] == dataschema("alluse.week.changed")
 
 
-async def test_account_events_are_republished_in_order_with_their_ids(svc, redis, settings) -> None:
+async def test_account_events_are_republished_in_order_with_their_ids(
+    svc: Runtime, redis: Redis, settings: Settings
+) -> None:
     accounts = [str(uuid.uuid4()), str(uuid.uuid4())]
     sent = []
     for i in range(20):
@@ -255,7 +266,9 @@ async def test_account_events_are_republished_in_order_with_their_ids(svc, redis
         LIFECYCLE_TYPES[out["type"]].model_validate_json(out["data"])
 
 
-async def test_bad_payloads_are_rejected_on_the_lifecycle_stream(svc, redis, settings) -> None:
+async def test_bad_payloads_are_rejected_on_the_lifecycle_stream(
+    svc: Runtime, redis: Redis, settings: Settings
+) -> None:
     account = str(uuid.uuid4())
     bad = new_event(
         "ws4.trade.filled", "ws4/gateway-1", fill(account, quantity=-1), subject=account
@@ -281,7 +294,9 @@ async def test_bad_payloads_are_rejected_on_the_lifecycle_stream(svc, redis, set
     assert [e["id"] for e in await read(redis, settings, ACCOUNT_EFFECTS)] == [good["id"]]
 
 
-async def test_unparseable_and_huge_entries_go_to_the_dlq(svc, redis, settings) -> None:
+async def test_unparseable_and_huge_entries_go_to_the_dlq(
+    svc: Runtime, redis: Redis, settings: Settings
+) -> None:
     account = str(uuid.uuid4())
     await xadd(
         redis,
@@ -298,7 +313,7 @@ async def test_unparseable_and_huge_entries_go_to_the_dlq(svc, redis, settings) 
     good = new_event("ws4.trade.filled", "g", fill(account))
     await xadd(redis, settings, WS4_EVENTS, good)
     await drain(svc)
-    dead = await redis.xrange(settings.streams.dlq(WS4_EVENTS))
+    dead = await streams.entries(redis, settings.streams.dlq(WS4_EVENTS))
     assert [b"not JSON" in f[b"dlq_reason"] or b"exceeds" in f[b"dlq_reason"] for _, f in dead] == [
         True,
         True,
@@ -308,7 +323,9 @@ async def test_unparseable_and_huge_entries_go_to_the_dlq(svc, redis, settings) 
     assert (await redis.xpending(ws4, "integration"))["pending"] == 0
 
 
-async def test_quotes_keep_the_latest_per_symbol(svc, redis, settings) -> None:
+async def test_quotes_keep_the_latest_per_symbol(
+    svc: Runtime, redis: Redis, settings: Settings
+) -> None:
     symbol = f"S{uuid.uuid4().hex[:6]}".upper()
     for as_of, last in (("2026-11-27T15:00:00Z", "10.5"), ("2026-11-27T14:00:00Z", "9.0")):
         quote = {"symbol": symbol, "bid": "10.00", "ask": "11.00", "last": last, "as_of": as_of}
@@ -320,7 +337,9 @@ async def test_quotes_keep_the_latest_per_symbol(svc, redis, settings) -> None:
     )
 
 
-async def test_readyz_reports_upstream_last_seen_and_metrics_the_lag(svc, redis, settings) -> None:
+async def test_readyz_reports_upstream_last_seen_and_metrics_the_lag(
+    svc: Runtime, redis: Redis, settings: Settings
+) -> None:
     source = f"ws4/gw-{uuid.uuid4().hex[:6]}"
     await xadd(redis, settings, WS4_EVENTS, new_event("ws4.trade.filled", source, fill("a")))
     await drain(svc)
@@ -339,7 +358,9 @@ async def test_readyz_reports_upstream_last_seen_and_metrics_the_lag(svc, redis,
     assert f'alluse_upstream_last_seen_seconds{{source="{source}"}}' in metrics
 
 
-async def test_the_running_service_forwards_and_republishes(svc, redis, settings) -> None:
+async def test_the_running_service_forwards_and_republishes(
+    svc: Runtime, redis: Redis, settings: Settings
+) -> None:
     """The live path: FastStream subscribers, the relay woken after each commit."""
     account = str(uuid.uuid4())
     entry = new_event("ws4.trade.filled", "ws4/gateway-1", fill(account))
@@ -354,6 +375,6 @@ async def test_the_running_service_forwards_and_republishes(svc, redis, settings
 
 async def follow(redis: Redis, stream: str) -> dict[bytes, bytes]:
     """The first entry of a stream, waiting for it with XREAD BLOCK."""
-    while not (reply := await redis.xread({stream: "0"}, count=1, block=1000)):
+    while not (reply := await streams.read(redis, {stream: "0"}, count=1, block=1000)):
         pass
     return dict(reply[0][1][0][1])

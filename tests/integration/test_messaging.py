@@ -13,11 +13,12 @@ from redis.asyncio import Redis
 from shared.contracts.envelope import CloudEvent, new_event
 from shared.infra.consumer import StreamConsumer
 from shared.infra.db import create_pool, migrate
-from shared.infra.messaging import Emit, Rejected
+from shared.infra.messaging import Emit, Handler, Rejected
 from shared.infra.outbox import Relay
-from shared.infra.pipeline import Pipeline
+from shared.infra.pipeline import Pipeline, Unit
 from shared.infra.settings import Settings
 from shared.infra.unit import SqlUnit
+from tests.support.streams import entries, read_group, xadd
 from tests.support.waiting import until
 
 EVENTS = "toy.events"
@@ -59,8 +60,8 @@ async def toy(
     await pool.close()
 
 
-def _prefixed(handler, events):  # type: ignore[no-untyped-def]
-    async def wrapped(unit, ev):  # type: ignore[no-untyped-def]
+def _prefixed(handler: Handler, events: str) -> Handler:
+    async def wrapped(unit: Unit, ev: CloudEvent) -> list[Emit]:
         return [(events, f) for _, f in await handler(unit, ev)]
 
     return wrapped
@@ -72,21 +73,23 @@ def command(n: str, *, cid: str | None = None, **extra: object) -> dict[str, str
 
 async def drain(redis: Redis, consumer: StreamConsumer) -> None:
     """Read what is new on the command stream as the service would, and apply it."""
-    reply = await redis.xreadgroup(consumer.group, "svc-1", {consumer.stream: ">"}, count=100)
-    for _, entries in reply:
-        await consumer.handle(entries)
+    got = await read_group(redis, consumer.group, "svc-1", consumer.stream, count=100)
+    if got:
+        await consumer.handle(got)
 
 
 async def published(redis: Redis, settings: Settings) -> list[dict[str, str]]:
-    entries = await redis.xrange(settings.streams.key(EVENTS))
-    return [{k.decode(): v.decode() for k, v in f.items()} for _, f in entries]
+    found = await entries(redis, settings.streams.key(EVENTS))
+    return [{k.decode(): v.decode() for k, v in f.items()} for _, f in found]
 
 
-async def test_same_entry_twice_applies_once_and_answers_twice(toy, redis, settings) -> None:
+async def test_same_entry_twice_applies_once_and_answers_twice(
+    toy: tuple[StreamConsumer, Relay, asyncpg.Pool], redis: Redis, settings: Settings
+) -> None:
     consumer, relay, pool = toy
     cmd = command("10.00", cid="c-1")
-    await redis.xadd(consumer.stream, cmd)
-    await redis.xadd(consumer.stream, cmd)
+    await xadd(redis, consumer.stream, cmd)
+    await xadd(redis, consumer.stream, cmd)
     await drain(redis, consumer)
     await relay.publish_once()
     assert await pool.fetchval("SELECT value FROM counter") == Decimal("10.00")
@@ -101,11 +104,13 @@ async def test_same_entry_twice_applies_once_and_answers_twice(toy, redis, setti
     }
 
 
-async def test_same_id_other_payload_is_an_idempotency_conflict(toy, redis, settings) -> None:
+async def test_same_id_other_payload_is_an_idempotency_conflict(
+    toy: tuple[StreamConsumer, Relay, asyncpg.Pool], redis: Redis, settings: Settings
+) -> None:
     consumer, relay, pool = toy
-    await redis.xadd(consumer.stream, command("10.00", cid="c-2"))
+    await xadd(redis, consumer.stream, command("10.00", cid="c-2"))
     await drain(redis, consumer)
-    await redis.xadd(consumer.stream, command("99.00", cid="c-2"))
+    await xadd(redis, consumer.stream, command("99.00", cid="c-2"))
     await drain(redis, consumer)
     await relay.publish_once()
     assert await pool.fetchval("SELECT value FROM counter") == Decimal("10.00")
@@ -115,9 +120,11 @@ async def test_same_id_other_payload_is_an_idempotency_conflict(toy, redis, sett
     assert events[1]["causationid"] == "c-2"
 
 
-async def test_rejection_changes_nothing_and_names_its_cause(toy, redis, settings) -> None:
+async def test_rejection_changes_nothing_and_names_its_cause(
+    toy: tuple[StreamConsumer, Relay, asyncpg.Pool], redis: Redis, settings: Settings
+) -> None:
     consumer, relay, pool = toy
-    await redis.xadd(consumer.stream, command("-1.00", cid="c-3"))
+    await xadd(redis, consumer.stream, command("-1.00", cid="c-3"))
     await drain(redis, consumer)
     await relay.publish_once()
     assert await pool.fetchval("SELECT count(*) FROM counter") == 0
@@ -131,11 +138,13 @@ async def test_rejection_changes_nothing_and_names_its_cause(toy, redis, setting
 
 
 async def test_command_rejected_after_it_wrote_leaves_nothing_and_its_batch_commits(
-    toy, redis, settings
+    toy: tuple[StreamConsumer, Relay, asyncpg.Pool],
+    redis: Redis,
+    settings: Settings,
 ) -> None:
     consumer, relay, pool = toy
     for n, cid in (("5.00", "b-1"), ("-100.00", "b-2"), ("2.00", "b-3")):
-        await redis.xadd(consumer.stream, command(n, cid=cid))
+        await xadd(redis, consumer.stream, command(n, cid=cid))
     await drain(redis, consumer)  # one read, one batch, one transaction
     await relay.publish_once()
     assert await pool.fetchval("SELECT value FROM counter") == Decimal("7.00")
@@ -145,13 +154,15 @@ async def test_command_rejected_after_it_wrote_leaves_nothing_and_its_batch_comm
     assert (await redis.xpending(consumer.stream, consumer.group))["pending"] == 0
 
 
-async def test_unparseable_entry_goes_to_dlq_with_reason(toy, redis, settings) -> None:
+async def test_unparseable_entry_goes_to_dlq_with_reason(
+    toy: tuple[StreamConsumer, Relay, asyncpg.Pool], redis: Redis, settings: Settings
+) -> None:
     consumer, _relay, pool = toy
-    await redis.xadd(consumer.stream, {"hello": "world"})
-    await redis.xadd(consumer.stream, {**command("1.00"), "data": "{not json"})
-    await redis.xadd(consumer.stream, command("2.00"))
+    await xadd(redis, consumer.stream, {"hello": "world"})
+    await xadd(redis, consumer.stream, {**command("1.00"), "data": "{not json"})
+    await xadd(redis, consumer.stream, command("2.00"))
     await drain(redis, consumer)
-    dead = await redis.xrange(consumer.dlq)
+    dead = await entries(redis, consumer.dlq)
     assert len(dead) == 2
     assert b"missing field 'data'" in dead[0][1][b"dlq_reason"]
     assert b"not JSON" in dead[1][1][b"dlq_reason"]
@@ -160,21 +171,26 @@ async def test_unparseable_entry_goes_to_dlq_with_reason(toy, redis, settings) -
     assert (await redis.xpending(consumer.stream, consumer.group))["pending"] == 0
 
 
-async def test_dead_letter_copy_never_holds_a_bearer_token(toy, redis, settings) -> None:
+async def test_dead_letter_copy_never_holds_a_bearer_token(
+    toy: tuple[StreamConsumer, Relay, asyncpg.Pool], redis: Redis, settings: Settings
+) -> None:
     consumer, _relay, _pool = toy
-    await redis.xadd(
+    await xadd(
+        redis,
         consumer.stream,
         {**command("1.00"), "data": "[1]", "authorization": "Bearer secret.jwt.value"},
     )
     await drain(redis, consumer)
-    ((_, dead),) = await redis.xrange(consumer.dlq)
+    ((_, dead),) = await entries(redis, consumer.dlq)
     assert dead[b"authorization"] == b"[redacted]"
     assert b"must be a JSON object" in dead[b"dlq_reason"]
 
 
-async def test_crash_after_commit_before_publish_loses_nothing(toy, redis, settings) -> None:
+async def test_crash_after_commit_before_publish_loses_nothing(
+    toy: tuple[StreamConsumer, Relay, asyncpg.Pool], redis: Redis, settings: Settings
+) -> None:
     consumer, relay, pool = toy
-    await redis.xadd(consumer.stream, command("5.00", cid="c-5"))
+    await xadd(redis, consumer.stream, command("5.00", cid="c-5"))
     await drain(redis, consumer)  # committed; the "process" dies before the relay runs
     assert await published(redis, settings) == []
     fresh = Relay(pool, redis, name="another-process", sign=list)
@@ -184,9 +200,11 @@ async def test_crash_after_commit_before_publish_loses_nothing(toy, redis, setti
     assert await pool.fetchval("SELECT count(*) FROM outbox") == 0
 
 
-async def test_dead_consumers_entries_are_reclaimed_and_applied(toy, redis, settings) -> None:
+async def test_dead_consumers_entries_are_reclaimed_and_applied(
+    toy: tuple[StreamConsumer, Relay, asyncpg.Pool], redis: Redis, settings: Settings
+) -> None:
     consumer, _relay, pool = toy
-    await redis.xadd(consumer.stream, command("7.00", cid="c-6"))
+    await xadd(redis, consumer.stream, command("7.00", cid="c-6"))
     # A consumer reads the entry and dies before acknowledging it (crash before ack).
     await redis.xreadgroup(consumer.group, "dead-consumer", {consumer.stream: ">"}, count=10)
     # Reclaimed as soon as it has been idle long enough: ask until the reclaimer takes it.
@@ -196,11 +214,13 @@ async def test_dead_consumers_entries_are_reclaimed_and_applied(toy, redis, sett
 
 
 async def test_entry_failing_every_delivery_is_dead_lettered_and_others_proceed(
-    toy, redis, settings
+    toy: tuple[StreamConsumer, Relay, asyncpg.Pool],
+    redis: Redis,
+    settings: Settings,
 ) -> None:
     consumer, _relay, pool = toy
-    await redis.xadd(consumer.stream, command("1.00", boom=True))
-    await redis.xadd(consumer.stream, command("3.00"))
+    await xadd(redis, consumer.stream, command("1.00", boom=True))
+    await xadd(redis, consumer.stream, command("3.00"))
     await drain(redis, consumer)
     assert await pool.fetchval("SELECT value FROM counter") == Decimal("3.00")
 
@@ -210,7 +230,7 @@ async def test_entry_failing_every_delivery_is_dead_lettered_and_others_proceed(
         return int(await redis.xlen(consumer.dlq))
 
     assert await until(dead_lettered, equals=1) == 1
-    dead = await redis.xrange(consumer.dlq)
+    dead = await entries(redis, consumer.dlq)
     reason = dead[0][1][b"dlq_reason"]
     assert reason == b"failed 3 deliveries; last error: RuntimeError: a bug in the handler"
     assert (await redis.xpending(consumer.stream, consumer.group))["pending"] == 0

@@ -8,6 +8,7 @@ from redis.asyncio import Redis
 from shared.infra.messaging import Outcome
 from shared.infra.partitions import Partitioned
 from shared.infra.settings import Settings
+from tests.support.streams import xadd
 
 
 def gauge(name: str, **labels: str) -> float | None:
@@ -54,10 +55,10 @@ async def test_pending_and_lag_per_partition(redis: Redis, settings: Settings) -
     seconds, _ = await redis.time()
     old = (int(seconds) - 120) * 1000  # written two minutes ago
     for i in range(3):
-        await redis.xadd(part.parts[1], {"n": str(i)}, id=f"{old + i}-0")
-    await redis.xadd(part.stream, {"subject": "acct-a"})
-    await redis.xadd(part.stream, {"subject": "acct-b"})
-    await redis.xadd(part.dlq, {"n": "dead"})
+        await xadd(redis, part.parts[1], {"n": str(i)}, id=f"{old + i}-0")
+    await xadd(redis, part.stream, {"subject": "acct-a"})
+    await xadd(redis, part.stream, {"subject": "acct-b"})
+    await xadd(redis, part.dlq, {"n": "dead"})
 
     await part.observe()
     s = part.stream

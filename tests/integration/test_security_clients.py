@@ -8,7 +8,8 @@ import pytest
 
 from shared.infra.auth import Verifier
 from shared.infra.messaging import Rejected
-from tests.integration.test_security_http import Svc, svc, until  # noqa: F401 - the fixture
+from tests.integration.test_security_http import Svc, svc  # noqa: F401 - the fixture
+from tests.support.waiting import until
 
 
 @pytest.fixture

@@ -36,8 +36,9 @@ from shared.infra.messaging import Rejected
 from shared.infra.revocations import Revocations
 from shared.infra.runtime import running
 from shared.infra.settings import Settings
-from tests.support.streams import ce
+from tests.support.streams import ce, entries, xadd
 from tests.support.tokens import Signer
+from tests.support.waiting import until
 
 # One key per test process (the shared schema's values must stay readable); never in the repo.
 KEY = os.environ.setdefault("ALLUSE_TEST_ENCRYPTION_KEY", Fernet.generate_key().decode())
@@ -121,20 +122,12 @@ async def svc(settings: Settings, redis: Redis, signer: Signer) -> AsyncIterator
     service = await app.build(sec)
     async with running(service.rt, service.routes) as server:
         assert server is not None
-        while not server.started:  # noqa: ASYNC110 - uvicorn exposes a flag, not an event
-            await asyncio.sleep(0.01)
+        # uvicorn exposes a flag, not an event: read it between yields to the loop
+        await until(lambda: asyncio.sleep(0, server.started), what="the HTTP server started")
         base = f"http://127.0.0.1:{sec.http_port}"
         async with httpx.AsyncClient(base_url=base) as http:
             admin = Admin(service.rt.pool, sec, app.fernet_from(sec), actor="tests")
             yield Svc(sec, http, admin, redis, service.authority.failures)
-
-
-async def until(predicate: Any, timeout: float = 30.0) -> None:
-    """Wait until the async predicate holds; `timeout` only stops a test that would hang."""
-    started = time.monotonic()
-    while not await predicate():
-        assert time.monotonic() - started < timeout, "condition never met"
-        await asyncio.sleep(0.02)
 
 
 async def test_password_grant_issues_eddsa_token_the_shared_verifier_accepts(svc: Svc) -> None:
@@ -585,7 +578,7 @@ async def test_audit_records_are_stored_only_from_the_service_they_name(
         signer.sign("account", real),
         signer.sign("account", real_twin),
     ):
-        await svc.redis.xadd(stream, fields)  # type: ignore[arg-type]
+        await xadd(svc.redis, stream, fields)
 
     async def stored() -> bool:
         async with svc.admin.pool.acquire() as conn:
@@ -625,21 +618,21 @@ async def test_an_entry_on_the_revocation_stream_that_is_not_its_own_is_dead_let
     genuine = signer.sign("security", {"type": REVOKED, "kind": "jti", "value": "j-1",
                                        "until": until_})  # fmt: skip
     for fields in (*junk, genuine):
-        await svc.redis.xadd(stream, fields)  # type: ignore[arg-type]
+        await xadd(svc.redis, stream, fields)
 
     async def all_dead() -> bool:
         return int(await svc.redis.xlen(dlq)) == len(junk)
 
     await until(all_dead)
     copies = [
-        {k.decode(): v.decode() for k, v in f.items()} for _, f in await svc.redis.xrange(dlq)
+        {k.decode(): v.decode() for k, v in f.items()} for _, f in await entries(svc.redis, dlq)
     ]
     reasons = [c["dlq_reason"] for c in copies]
     assert reasons[0].startswith("unauthorized") and reasons[1].startswith("forbidden")
     assert "unknown kind 'nonsense'" in reasons[2]
     assert all(c["dlq_stream"] == stream for c in copies)
     left = [
-        {k.decode(): v.decode() for k, v in f.items()} for _, f in await svc.redis.xrange(stream)
+        {k.decode(): v.decode() for k, v in f.items()} for _, f in await entries(svc.redis, stream)
     ]
     assert [e.get("value") for e in left] == ["j-1"]  # the refused ones are gone from the stream
 
@@ -657,9 +650,9 @@ async def test_published_audit_heads_are_kept_for_their_retention(
         now_ms = int(time.time() * 1000)
         for age_s, seq in ((7200, "1"), (600, "2")):  # two hours and ten minutes ago
             fields = {"seq": seq, "hash": f"h{seq}", "time": "t"}
-            await redis.xadd(stream, fields, id=f"{now_ms - age_s * 1000}-0")  # type: ignore[arg-type]
+            await xadd(redis, stream, fields, id=f"{now_ms - age_s * 1000}-0")
         await service.rt.janitor().once()
-        assert [f[b"seq"] for _, f in await redis.xrange(stream)] == [b"2"]
+        assert [f[b"seq"] for _, f in await entries(redis, stream)] == [b"2"]
     finally:
         await service.rt.pool.close()
         await service.rt.redis.aclose()

@@ -6,6 +6,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -25,6 +26,7 @@ from shared.infra.consumer import StreamConsumer
 from shared.infra.db import create_pool, migrate
 from shared.infra.pipeline import Pipeline
 from shared.infra.settings import Settings
+from tests.support.streams import read_group, xadd
 
 KEY = os.environ.setdefault("ALLUSE_TEST_ENCRYPTION_KEY", Fernet.generate_key().decode())
 AUDIT_KEY = os.environ.setdefault("ALLUSE_TEST_AUDIT_KEY", Fernet.generate_key().decode())
@@ -32,8 +34,11 @@ PASSWORD = "Correct-Horse-9!"
 FAST = Passwords(memory_kib=8192, time_cost=1, parallelism=1)  # tests of storage, not of cost
 
 
+Private = tuple[asyncpg.Pool, SecuritySettings, str]  # pool, settings, schema
+
+
 @pytest.fixture
-async def private(settings: Settings) -> AsyncIterator[tuple[asyncpg.Pool, SecuritySettings, str]]:
+async def private(settings: Settings) -> AsyncIterator[Private]:
     """A schema of this test's own, so tampering and key rotation touch nobody else."""
     schema = f"security_{uuid.uuid4().hex[:8]}"
     await migrate(settings.database_url, schema, app.MIGRATIONS)
@@ -61,7 +66,7 @@ async def _tamper(pool: asyncpg.Pool, sql: str, *args: object) -> None:
         await conn.execute("ALTER TABLE audit_records ENABLE TRIGGER audit_records_no_change")
 
 
-async def test_audit_records_refuse_update_and_delete(private) -> None:  # type: ignore[no-untyped-def]
+async def test_audit_records_refuse_update_and_delete(private: Private) -> None:
     pool, _, _ = private
     await _records(pool, 1)
     for sql in (
@@ -74,7 +79,7 @@ async def test_audit_records_refuse_update_and_delete(private) -> None:  # type:
     assert await audit.verify(pool) == (1, None)
 
 
-async def test_modified_audit_row_is_named_as_the_first_broken_link(private) -> None:  # type: ignore[no-untyped-def]
+async def test_modified_audit_row_is_named_as_the_first_broken_link(private: Private) -> None:
     pool, _, _ = private
     await _records(pool, 5)
     assert await audit.verify(pool) == (5, None)
@@ -84,7 +89,7 @@ async def test_modified_audit_row_is_named_as_the_first_broken_link(private) -> 
     assert broken is not None and broken.seq == 3 and "modified" in broken.problem
 
 
-async def test_deleted_audit_row_is_named(private) -> None:  # type: ignore[no-untyped-def]
+async def test_deleted_audit_row_is_named(private: Private) -> None:
     pool, _, _ = private
     await _records(pool, 5)
     await _tamper(pool, "DELETE FROM audit_records WHERE seq = 2")
@@ -92,7 +97,7 @@ async def test_deleted_audit_row_is_named(private) -> None:  # type: ignore[no-u
     assert broken is not None and broken.seq == 2 and "missing" in broken.problem
 
 
-async def test_deleted_last_audit_row_is_named(private) -> None:  # type: ignore[no-untyped-def]
+async def test_deleted_last_audit_row_is_named(private: Private) -> None:
     pool, _, _ = private
     await _records(pool, 3)
     await _tamper(pool, "DELETE FROM audit_records WHERE seq = 3")
@@ -100,15 +105,15 @@ async def test_deleted_last_audit_row_is_named(private) -> None:  # type: ignore
     assert broken is not None and broken.seq == 3
 
 
-async def test_concurrent_appends_keep_one_unbroken_chain(private) -> None:  # type: ignore[no-untyped-def]
+async def test_concurrent_appends_keep_one_unbroken_chain(private: Private) -> None:
     pool, _, _ = private
     await asyncio.gather(*(_records(pool, 10) for _ in range(5)))
     assert await audit.verify(pool) == (50, None)
 
 
 async def test_audit_events_from_other_services_are_stored_once(
-    private, settings: Settings, redis: Redis
-) -> None:  # type: ignore[no-untyped-def]
+    private: Private, settings: Settings, redis: Redis
+) -> None:
     pool, _, _ = private
     pipeline = Pipeline(
         pool,
@@ -133,11 +138,9 @@ async def test_audit_events_from_other_services_are_stored_once(
         subject="acct-9",
         details={"code": "forbidden", "password": "p"},
     )
-    await redis.xadd(stream, fields)
-    await redis.xadd(stream, fields)  # re-delivered: still one record
-    reply = await redis.xreadgroup(consumer.group, "c1", {consumer.stream: ">"}, count=10)
-    for _, entries in reply:
-        await consumer.handle(entries)
+    await xadd(redis, stream, fields)
+    await xadd(redis, stream, fields)  # re-delivered: still one record
+    await consumer.handle(await read_group(redis, consumer.group, "c1", consumer.stream, count=10))
     async with pool.acquire() as conn:
         rows = await audit_store.query_audit(
             conn, actor=None, subject="acct-9", action=None, since=None, until=None, limit=10
@@ -152,11 +155,10 @@ async def test_audit_events_from_other_services_are_stored_once(
         stream, fields = audit_event(
             settings.streams, source="alluse/account", action="account.created", actor=actor
         )
-        await redis.xadd(stream, fields)
-    reply = await redis.xreadgroup(consumer.group, "c1", {consumer.stream: ">"}, count=10)
-    for _, entries in reply:
-        assert len(entries) == len(actors)
-        await consumer.handle(entries)
+        await xadd(redis, stream, fields)
+    got = await read_group(redis, consumer.group, "c1", consumer.stream, count=10)
+    assert len(got) == len(actors)
+    await consumer.handle(got)
     async with pool.acquire() as conn:
         rows = await audit_store.query_audit(
             conn,
@@ -171,7 +173,7 @@ async def test_audit_events_from_other_services_are_stored_once(
     assert await audit.verify(pool) == (6, None)
 
 
-async def test_encrypted_values_survive_a_restart_and_rotation_reencrypts(private) -> None:  # type: ignore[no-untyped-def]
+async def test_encrypted_values_survive_a_restart_and_rotation_reencrypts(private: Private) -> None:
     pool, sec, _ = private
     admin = Admin(pool, sec, crypto.load_fernet(KEY), actor="tests")
     await admin.ensure_signing_key()
@@ -196,12 +198,18 @@ async def test_encrypted_values_survive_a_restart_and_rotation_reencrypts(privat
         MultiFernet([Fernet(KEY)]).decrypt(stored.encode())
 
 
-async def test_hostile_text_in_admin_fields_is_refused_or_stored_verbatim(private) -> None:  # type: ignore[no-untyped-def]
+async def test_hostile_text_in_admin_fields_is_refused_or_stored_verbatim(private: Private) -> None:
     pool, sec, _ = private
     admin = Admin(pool, sec, crypto.load_fernet(KEY), actor="tests")
     huge = "A" * 1_000_000
     for kwargs in ({"username": huge}, {"email": huge}, {"password": huge}):
-        args = {"username": "bob", "password": PASSWORD, "role": "viewer", "email": None, **kwargs}
+        args: dict[str, Any] = {
+            "username": "bob",
+            "password": PASSWORD,
+            "role": "viewer",
+            "email": None,
+            **kwargs,
+        }
         with pytest.raises(InvalidRequest):
             await admin.create_user(FAST, **args)
     with pytest.raises(InvalidRequest):

@@ -22,6 +22,7 @@ from shared.infra.settings import Settings
 from shared.simulators import upstream as simulate
 from tests.conftest import as_service
 from tests.support.account import Client, assert_ledger_balanced
+from tests.support.streams import entries
 from tests.support.tokens import Signer
 
 
@@ -40,9 +41,9 @@ async def platform(
 
 
 async def lifecycle(redis: Redis, settings: Settings) -> list[dict[str, Any]]:
-    entries = await redis.xrange(settings.streams.key(ACCOUNT_LIFECYCLE))
+    found = await entries(redis, settings.streams.key(ACCOUNT_LIFECYCLE))
     out = []
-    for _, raw in entries:
+    for _, raw in found:
         event: dict[str, Any] = {k.decode(): v.decode() for k, v in raw.items()}
         event["data"] = json.loads(event["data"])
         out.append(event)

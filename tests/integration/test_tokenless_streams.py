@@ -15,7 +15,7 @@ from shared.infra.retention import Retained, trim
 from shared.infra.settings import Settings
 from tests.support.account import rejection
 from tests.support.platform import Platform, platform
-from tests.support.streams import ce, outcomes
+from tests.support.streams import ce, entries, outcomes, xadd
 from tests.support.tokens import Signer
 from tests.support.waiting import until
 
@@ -52,7 +52,7 @@ async def test_no_stream_the_platform_owns_keeps_a_bearer_token_after_a_run(
     )
     await c.query("alluse.query.account", {"account_id": run.account})
     dead = {**ce("alluse.account.deposit", {}, authorization=signer.bearer()), "data": "[1]"}
-    await redis.xadd(s.key(ACCOUNT_COMMANDS), dead)  # type: ignore[arg-type]
+    await xadd(redis, s.key(ACCOUNT_COMMANDS), dead)
     engine = signer.bearer("trading_engine")
     week = ce(
         "ws2.week.classified",
@@ -77,8 +77,8 @@ async def test_no_stream_the_platform_owns_keeps_a_bearer_token_after_a_run(
         source="ws4/gateway",
         authorization=engine,
     )
-    await redis.xadd(s.key(WS2_EVENTS), week)  # type: ignore[arg-type]
-    await redis.xadd(s.key(WS4_EVENTS), fill)  # type: ignore[arg-type]
+    await xadd(redis, s.key(WS2_EVENTS), week)
+    await xadd(redis, s.key(WS4_EVENTS), fill)
     lifecycle = s.key(ACCOUNT_LIFECYCLE)
     assert await outcomes(redis, lifecycle, week["id"])
     assert await outcomes(redis, lifecycle, fill["id"])
@@ -89,7 +89,7 @@ async def test_no_stream_the_platform_owns_keeps_a_bearer_token_after_a_run(
     streams = [k.decode() async for k in redis.scan_iter(match=f"{s.prefix}*", _type="STREAM")]
     assert s.key(ACCOUNT_COMMANDS) in streams and lifecycle in streams
     for key in streams:
-        for _, fields in await redis.xrange(key):
+        for _, fields in await entries(redis, key):
             if found := bearer_tokens(fields):
                 holding.setdefault(key, []).extend(found)
     assert set(holding) <= upstream, {k: v for k, v in holding.items() if k not in upstream}
@@ -97,4 +97,4 @@ async def test_no_stream_the_platform_owns_keeps_a_bearer_token_after_a_run(
     # The producers' streams lose them with their retention, once the service has read them.
     for key in upstream:
         assert await trim(redis, Retained(key, timedelta(0), frozenset({"integration"}))) >= 1
-        assert not any(bearer_tokens(f) for _, f in await redis.xrange(key))
+        assert not any(bearer_tokens(f) for _, f in await entries(redis, key))

@@ -4,12 +4,9 @@ The security, account and integration services run in-process on real Redis and 
 tracing into the OpenTelemetry SDK's in-memory exporter.
 """
 
-import asyncio
 import contextlib
-import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -28,7 +25,7 @@ from tests.conftest import as_service
 from tests.integration.test_integration_service import fill
 from tests.integration.test_security_http import security_settings
 from tests.support.account import Client
-from tests.support.streams import ce
+from tests.support.streams import ce, entries, xadd
 from tests.support.tokens import Signer
 from tests.support.waiting import until
 
@@ -50,6 +47,13 @@ def spans() -> Iterator[InMemorySpanExporter]:
 async def platform(
     spans: InMemorySpanExporter, settings: Settings, redis: Redis, signer: Signer
 ) -> AsyncIterator[Client]:
+    async with services(settings, redis, signer) as client:
+        yield client
+
+
+@contextlib.asynccontextmanager
+async def services(settings: Settings, redis: Redis, signer: Signer) -> AsyncIterator[Client]:
+    """The three services in-process, traced or not as the tracing module is set."""
     own = security_settings(
         settings, http_port=0, jwks_url=signer.jwks_url, signing_key=signer.seed("security")
     )
@@ -62,13 +66,13 @@ async def platform(
         yield Client(redis, settings, signer)
 
 
-async def trace_of(spans: InMemorySpanExporter, trace: int, until: Any) -> list[ReadableSpan]:
-    deadline = time.monotonic() + 15
-    while True:
-        found = [s for s in spans.get_finished_spans() if s.context.trace_id == trace]
-        if until(found) or time.monotonic() > deadline:
-            return found
-        await asyncio.sleep(0.05)
+async def trace_of(
+    spans: InMemorySpanExporter, trace: int, complete: Callable[[list[ReadableSpan]], bool]
+) -> list[ReadableSpan]:
+    async def found() -> list[ReadableSpan]:
+        return [s for s in spans.get_finished_spans() if s.context.trace_id == trace]
+
+    return await until(found, complete, timeout=15, what=f"the spans of trace {trace:x}")
 
 
 def consumed(found: list[ReadableSpan]) -> dict[str, str]:
@@ -81,10 +85,10 @@ def consumed(found: list[ReadableSpan]) -> dict[str, str]:
 
 
 async def lifecycle_traceparents(redis: Redis, settings: Settings, account: str) -> list[str]:
-    entries = await redis.xrange(settings.streams.key(ACCOUNT_LIFECYCLE))
+    found = await entries(redis, settings.streams.key(ACCOUNT_LIFECYCLE))
     return [
         f.get(b"traceparent", b"").decode()
-        for _, f in entries
+        for _, f in found
         if f.get(b"subject", b"").decode() == account
         and f[b"type"] == b"alluse.account.balance_changed"
     ]
@@ -111,7 +115,7 @@ async def test_one_ws4_fill_is_one_trace_across_the_three_services(
         tracestate="engine=fill7781",
         authorization=platform.signer.bearer("trading_engine"),
     )
-    await redis.xadd(settings.streams.key(WS4_EVENTS), entry)  # type: ignore[arg-type]
+    await xadd(redis, settings.streams.key(WS4_EVENTS), entry)
 
     def complete(found: list[ReadableSpan]) -> bool:
         return set(WANTED) <= set(consumed(found))
@@ -146,11 +150,10 @@ async def test_an_entry_without_traceparent_starts_a_trace_that_reaches_the_life
         subject=gen,
         authorization=platform.signer.bearer("trading_engine"),
     )
-    await redis.xadd(settings.streams.key(WS4_EVENTS), entry)  # type: ignore[arg-type]
-    deadline = time.monotonic() + 15
-    while not (published := await lifecycle_traceparents(redis, settings, gen)):
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.05)
+    await xadd(redis, settings.streams.key(WS4_EVENTS), entry)
+    published = await until(
+        lambda: lifecycle_traceparents(redis, settings, gen), timeout=15, what="traced events"
+    )
     trace = int(published[0].split("-")[1], 16)
     found = await trace_of(spans, trace, lambda f: set(WANTED) <= set(consumed(f)))
     assert set(consumed(found)) >= set(WANTED)
@@ -158,12 +161,40 @@ async def test_an_entry_without_traceparent_starts_a_trace_that_reaches_the_life
     assert root.name == "consume ws4.trade.filled"
 
 
-def test_tracing_off_writes_no_field_and_opens_no_span() -> None:
+def test_tracing_off_passes_an_inbound_context_on_unchanged_and_makes_none() -> None:
     assert not tracing.enabled()
-    fields = {"id": uuid.uuid4().hex}
-    with tracing.span("consume x", parent={"traceparent": UPSTREAM}):
-        tracing.stamp(fields)
-    assert set(fields) == {"id"}
+    inbound = {"traceparent": UPSTREAM, "tracestate": "engine=fill7781"}
+    caused = {"id": uuid.uuid4().hex}
+    with tracing.span("consume x", parent=inbound), tracing.span("handle x"):
+        tracing.stamp(caused)
+    assert caused == {"id": caused["id"], **inbound}  # W3C: a non-tracing participant forwards
+    untraced = {"id": uuid.uuid4().hex}
+    with tracing.span("consume y", parent={"id": "no context"}):
+        tracing.stamp(untraced)
+    after = {"id": uuid.uuid4().hex}
+    tracing.stamp(after)  # the inbound context ended with its span
+    assert set(untraced) == {"id"} and set(after) == {"id"}
+
+
+async def test_tracing_off_a_traced_fill_s_lifecycle_events_keep_its_trace_id(
+    settings: Settings, redis: Redis, signer: Signer
+) -> None:
+    assert not tracing.enabled()
+    async with services(settings, redis, signer) as platform:
+        gen = (await platform.initialize())["generation"]["id"]
+        entry = ce(
+            "ws4.trade.filled",
+            fill(gen),
+            source="ws4/gateway-1",
+            subject=gen,
+            traceparent=UPSTREAM,
+            authorization=platform.signer.bearer("trading_engine"),
+        )
+        await xadd(redis, settings.streams.key(WS4_EVENTS), entry)
+        (published,) = await until(
+            lambda: lifecycle_traceparents(redis, settings, gen), timeout=15, what="the event"
+        )
+    assert published == UPSTREAM  # passed on as it came: no span of ours in between
 
 
 def test_the_otlp_exporter_is_set_up_only_when_its_endpoint_is_given(

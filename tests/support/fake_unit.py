@@ -11,11 +11,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID, uuid4
 
 import pytest
 
+from services.account import events
 from services.account.batch_positions import Valued
 from services.account.domain import (
     Account,
@@ -30,6 +31,8 @@ from services.account.domain import (
 from services.account.domain.marks import Marked, mark_all
 from services.account.domain.positions import Move
 from services.account.domain.settings import DEFAULT_SETTINGS, GrowthSettings
+from services.account.port import Unit
+from shared.contracts.lifecycle import LIFECYCLE_TYPES
 from tests.support.fake_repositories import Accounts, Growth, Ledger, PositionStore
 
 Row = dict[str, Any]
@@ -79,9 +82,20 @@ class FakeUnit:
             raise UnknownAccount(f"no account {account_id}", subject=str(account_id))
         return self.stored[account_id]
 
-    def add_portfolio(self, *, portfolio_id: UUID, parent: Row | None = None, **cols: Any) -> None:
+    def add_portfolio(
+        self,
+        *,
+        portfolio_id: UUID,
+        name: str,
+        parent: Row | None = None,
+        template: str | None = None,
+        strategy: str | None = None,
+        risk: dict[str, Any] | None = None,
+    ) -> None:
         self.portfolios[portfolio_id] = set()
-        self.portfolio_rows[portfolio_id] = portfolio_row(portfolio_id, parent, **cols)
+        self.portfolio_rows[portfolio_id] = portfolio_row(
+            portfolio_id, parent, name=name, template=template, strategy=strategy, risk=risk
+        )
 
     def add_account(self, account: Account, *, name: str, parent_id: UUID | None = None) -> Row:
         row = {"name": name, "parent_id": parent_id, "fork_eligible": False}
@@ -117,10 +131,17 @@ class FakeUnit:
         return after, tx
 
     def emit(self, type_: str, data: dict[str, Any], *, subject: str | None = None) -> None:
+        # What the real unit emits reaches consumers only in the published schema's shape.
+        LIFECYCLE_TYPES[type_].model_validate(data)
         self.events.append((type_, data))
 
     def balance_changed(self, account: Account, tx: Row) -> None:
-        self.emit("alluse.account.balance_changed", {"balance": str(account.balance)})
+        # The payload is the real unit's: both build it with the service's own event builder.
+        self.emit(
+            "alluse.account.balance_changed",
+            events.balance_changed(account, tx),
+            subject=str(account.id),
+        )
 
     # docs/rules.md section 11, as AccountUnit keeps it for the batch (valued, marks, claim, move,
     # ...)
@@ -211,6 +232,11 @@ class FakeUnit:
 
 
 _REPOS = ("accounts", "ledger", "growth", "position_store")
+
+if TYPE_CHECKING:  # mypy holds the fake to the port the handlers are typed against
+
+    def _implements_the_port(unit: FakeUnit) -> Unit:
+        return unit
 
 
 def portfolio_row(portfolio_id: UUID, parent: Row | None = None, **cols: Any) -> Row:

@@ -1,13 +1,13 @@
 """What became of each entry written to a stream: its answer, its rejection or its dead letter."""
 
-import asyncio
 import json
-import time
 from typing import Any
 
 from redis.asyncio import Redis
 
 from shared.contracts.streams import ACCOUNT_EVENTS, Streams
+from tests.support.streams import entries
+from tests.support.waiting import until
 
 Written = dict[bytes, tuple[str, dict[Any, Any]]]  # entry id -> (name, fields written)
 
@@ -41,16 +41,19 @@ async def verdicts(
     by_cause = {_text(f.get("id", f.get(b"id", ""))): n for n, f in written.values()}
     keys = [streams.key(a) for a in answers] + ([replies] if replies else [])
     found: dict[str, str] = {}
-    deadline = time.monotonic() + timeout
-    while True:
-        for entry_id, dead in await redis.xrange(f"{stream}.dlq"):
+
+    async def look() -> dict[str, str]:
+        for _, dead in await entries(redis, f"{stream}.dlq"):
             if dead[b"dlq_entry_id"] in written:
                 found[written[dead[b"dlq_entry_id"]][0]] = f"dead: {dead[b'dlq_reason'].decode()}"
         for key in keys:
-            for _, fields in await redis.xrange(key):
+            for _, fields in await entries(redis, key):
                 cause = fields.get(b"causationid", b"").decode()
                 if cause in by_cause and by_cause[cause] not in found:
                     found[by_cause[cause]] = _verdict(fields)
-        if len(found) == len(written) or time.monotonic() > deadline:
-            return {n: found.get(n, "none") for n, _ in written.values()}
-        await asyncio.sleep(0.05)
+        return {n: found.get(n, "none") for n, _ in written.values()}
+
+    # Every entry has a verdict: what the test expects or not, each was processed.
+    return await until(
+        look, lambda seen: "none" not in seen.values(), timeout=timeout, what="verdicts"
+    )

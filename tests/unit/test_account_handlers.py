@@ -4,7 +4,9 @@ What a handler decides (refusals with their codes, rows booked, events announced
 here in milliseconds; tests/integration checks the same commands on Redis and PostgreSQL.
 """
 
+from collections.abc import Awaitable, Callable
 from decimal import Decimal as D
+from typing import Any
 from uuid import uuid4
 
 from services.account import handlers
@@ -23,7 +25,9 @@ S = AccountStatus
 account = an_account
 
 
-async def refused(code: str, handler, uow: FakeUnit, payload) -> None:  # type: ignore[no-untyped-def]
+async def refused(
+    code: str, handler: Callable[[FakeUnit, Any], Awaitable[Any]], uow: FakeUnit, payload: object
+) -> None:
     await refused_with(code, handler, uow, payload)
     assert uow.events == [], "a refused command announces nothing"
 
@@ -98,7 +102,11 @@ async def test_deposit_books_and_announces_the_new_balance() -> None:
     uow = FakeUnit(live)
     await handlers.deposit(uow, c.MoveMoney(account_id=live.id, amount="25.50"))
     assert uow.stored[live.id][0].balance == D("125.50")
-    assert uow.events == [("alluse.account.balance_changed", {"balance": "125.50"})]
+    ((kind, data),) = uow.events  # the real builder's payload (the fake unit uses it too)
+    assert kind == "alluse.account.balance_changed"
+    assert (data["account_id"], data["balance"]) == (str(live.id), "125.50")
+    tx = data["transaction"]
+    assert (tx["type"], tx["amount"], tx["balance_after"]) == ("deposit", "25.50", "125.50")
 
 
 async def test_deposit_refuses_unknown_and_inactive_accounts() -> None:

@@ -59,26 +59,26 @@ def account(
         ("1e3", "invalid_amount"),
     ],
 )
-def test_rule_2_amounts_are_positive_decimal_strings_with_cents(bad, code):
+def test_rule_2_amounts_are_positive_decimal_strings_with_cents(bad: object, code: str) -> None:
     """Checked once, where a command's amount comes in (its payload model): the domain takes it."""
     with pytest.raises(ValidationError) as err:
         MoveMoney(account_id=uuid4(), amount=bad)
     assert ("invalid_amount" if money.amount_invalid(err.value) else "invalid_payload") == code
 
 
-def test_rule_2_amounts_are_normalised_to_cents():
+def test_rule_2_amounts_are_normalised_to_cents() -> None:
     assert str(MoveMoney(account_id=uuid4(), amount="1250").amount) == "1250.00"
     effect = decide_deposit(account(), MoveMoney(account_id=uuid4(), amount="12.5").amount)
     assert str(effect.amount) == "12.50"
 
 
-def test_rule_2_cash_buffer_is_percent_of_contributed_capital():
+def test_rule_2_cash_buffer_is_percent_of_contributed_capital() -> None:
     acc = account(GEN, balance="100000.00")
     assert acc.cash_buffer == D("5000.00")
     assert acc.available == D("95000.00")
 
 
-def test_rule_2_trading_income_does_not_move_the_cash_buffer():
+def test_rule_2_trading_income_does_not_move_the_cash_buffer() -> None:
     acc = account(GEN, balance="100000.00")
     richer = apply_change(acc, change(acc, T.TRADE_PREMIUM, D("20000.00")))
     assert richer.balance == D("120000.00")
@@ -87,7 +87,7 @@ def test_rule_2_trading_income_does_not_move_the_cash_buffer():
     assert richer.available == D("115000.00")
 
 
-def test_rule_2_deposits_and_withdrawals_move_contributed_capital():
+def test_rule_2_deposits_and_withdrawals_move_contributed_capital() -> None:
     acc = account(REV, balance="100000.00")
     after_deposit = apply_change(acc, decide_deposit(acc, D("20000.00")))
     assert after_deposit.contributed_capital == D("120000.00")
@@ -97,13 +97,13 @@ def test_rule_2_deposits_and_withdrawals_move_contributed_capital():
     assert after_withdrawal.cash_buffer == D("5500.00")
 
 
-def test_rule_2_available_is_never_below_zero():
+def test_rule_2_available_is_never_below_zero() -> None:
     acc = account(REV, balance="3000.00", contributed="100000.00")  # losses ate into the buffer
     assert acc.cash_buffer == D("5000.00")
     assert acc.available == D("0.00")
 
 
-def test_rule_2_withdrawal_cannot_touch_cash_buffer():
+def test_rule_2_withdrawal_cannot_touch_cash_buffer() -> None:
     acc = account(REV, balance="100000.00")
     effect = decide_withdrawal(acc, D("95000.00"))  # exactly `available`
     assert effect.amount == D("-95000.00") and effect.balance_after == D("5000.00")
@@ -112,14 +112,14 @@ def test_rule_2_withdrawal_cannot_touch_cash_buffer():
     assert err.value.code == "insufficient_funds"
 
 
-def test_rule_2_withdrawal_is_recorded_as_a_signed_transaction():
+def test_rule_2_withdrawal_is_recorded_as_a_signed_transaction() -> None:
     acc = account(GEN, balance="100000.00")
     effect = decide_withdrawal(acc, D("250.00"))
     assert (effect.type, effect.amount, effect.account_id) == (T.WITHDRAWAL, D("-250.00"), acc.id)
     assert effect.balance_after == D("99750.00")
 
 
-def test_rule_2_balance_equals_sum_of_transactions_integrity_check():
+def test_rule_2_balance_equals_sum_of_transactions_integrity_check() -> None:
     acc = account(GEN, balance="0.00", contributed="0.00")
     amounts = []
     for tx, amount in [(T.DEPOSIT, "1000.00"), (T.TRADE_PREMIUM, "125.50"), (T.FEE, "-1.30")]:
@@ -134,7 +134,7 @@ def test_rule_2_balance_equals_sum_of_transactions_integrity_check():
     assert not broken.ok and broken.difference == D("0.01")
 
 
-def test_rule_2_contributed_capital_can_be_rebuilt_from_the_ledger():
+def test_rule_2_contributed_capital_can_be_rebuilt_from_the_ledger() -> None:
     rows = [
         (T.DEPOSIT, D("1000.00")),
         (T.TRADE_PREMIUM, D("500.00")),
@@ -146,7 +146,7 @@ def test_rule_2_contributed_capital_can_be_rebuilt_from_the_ledger():
     assert recompute_contributed(rows) == D("1100.00")
 
 
-def test_rule_2_deposit_raises_baseline_and_withdrawal_takes_surplus_first():
+def test_rule_2_deposit_raises_baseline_and_withdrawal_takes_surplus_first() -> None:
     acc = account(GEN, balance="110000.00", contributed="100000.00")
     assert apply_change(acc, decide_deposit(acc, D("5000.00"))).baseline == D("105000.00")
     profit_only = apply_change(acc, decide_withdrawal(acc, D("10000.00")))
@@ -159,7 +159,9 @@ cents = st.decimals(min_value=D("0.01"), max_value=D("10000000"), places=2)
 
 
 @given(balance=cents, contributed=cents, amount=cents)
-def test_rule_2_property_withdrawal_never_leaves_balance_below_buffer(balance, contributed, amount):
+def test_rule_2_property_withdrawal_never_leaves_balance_below_buffer(
+    balance: D, contributed: D, amount: D
+) -> None:
     acc = account(REV, balance=str(balance), contributed=str(contributed))
     try:
         effect = decide_withdrawal(acc, amount)
@@ -171,7 +173,7 @@ def test_rule_2_property_withdrawal_never_leaves_balance_below_buffer(balance, c
 
 
 @given(amounts=st.lists(cents, min_size=1, max_size=20))
-def test_rule_2_property_deposits_keep_balance_equal_to_ledger(amounts):
+def test_rule_2_property_deposits_keep_balance_equal_to_ledger(amounts: list[D]) -> None:
     acc = account(GEN, balance="0.00", contributed="0.00")
     written = []
     for amount in amounts:

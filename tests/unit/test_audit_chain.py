@@ -1,5 +1,7 @@
 """The keyed audit chain, pure: HMAC links, key ids, unkeyed re-chains and published heads."""
 
+from collections.abc import Sequence
+
 import pytest
 
 from services.security import crypto
@@ -36,11 +38,15 @@ def rechain(rows: list[Row], start: int, key: bytes | None, key_id: str | None) 
     return out
 
 
-def check(rows: list[Row], heads: list[Head] = (), keys: dict[str, bytes] = KEYS) -> Broken | None:  # type: ignore[assignment]
+def check(
+    rows: list[Row], heads: Sequence[Head] = (), keys: dict[str, bytes] = KEYS
+) -> Broken | None:
     c = ChainCheck(keys, heads)
     for record, prev, h in rows:
         c.feed(record, prev, h)
-    return c.finish(rows[-1][0]["seq"] if rows else 0, rows[-1][2] if rows else GENESIS)  # type: ignore[arg-type]
+    last_seq = rows[-1][0]["seq"] if rows else 0
+    assert isinstance(last_seq, int)
+    return c.finish(last_seq, rows[-1][2] if rows else GENESIS)
 
 
 def test_intact_keyed_chain_verifies() -> None:

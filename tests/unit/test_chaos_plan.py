@@ -7,7 +7,7 @@ from services.bench.samples import plateaued
 
 
 def test_a_series_that_levels_off_has_plateaued() -> None:
-    rising_then_flat = [0, 400, 800, 1000, 1010, 990, 1005, 1000, 995, 1008]
+    rising_then_flat = [0.0, 400, 800, 1000, 1010, 990, 1005, 1000, 995, 1008]
     assert plateaued(rising_then_flat, slack=20)
 
 

@@ -9,6 +9,7 @@ import json
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -23,7 +24,7 @@ from alluse_client.wire import binary_fields, idempotent_id
 from shared.contracts import trust
 from shared.contracts.envelope import decode
 from shared.contracts.lifecycle import LIFECYCLE_TYPES
-from shared.contracts.upstream import UPSTREAM_TYPES
+from shared.contracts.upstream import UPSTREAM_TYPES, TradeFilled
 from shared.infra.signing import EntrySigner, new_seed
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,7 +64,8 @@ async def test_entries_the_platform_signs_verify_and_tampered_ones_do_not() -> N
 async def test_an_unknown_kid_refetches_the_set_and_an_outage_waits() -> None:
     old = EntrySigner.from_seed("integration", new_seed())
     new = EntrySigner.from_seed("integration", new_seed())
-    published = {"keys": [old.jwk()]}
+    jwks: list[dict[str, Any]] = [old.jwk()]
+    published: dict[str, object] | None = {"keys": jwks}
     fetches = 0
     now = [1000.0]
 
@@ -76,7 +78,7 @@ async def test_an_unknown_kid_refetches_the_set_and_an_outage_waits() -> None:
 
     keys = KeySet(fetch, clock=lambda: now[0])
     assert await keys.signer_of(old.sign(entry(1))) == "integration"
-    published["keys"].append(new.jwk())  # a rotation: the new kid is not cached yet
+    jwks.append(new.jwk())  # a rotation: the new kid is not cached yet
     now[0] += 2
     assert await keys.signer_of(new.sign(entry(2))) == "integration"
     assert fetches == 2
@@ -118,7 +120,7 @@ def test_built_entries_decode_as_the_platform_reads_them() -> None:
     assert (event.type, event.source, event.subject, event.authorization) == (
         "ws4.trade.filled", "ws4/gw", "acc", "Bearer a.b.c")  # fmt: skip
     model = UPSTREAM_TYPES["ws4.trade.filled"].model_validate(event.data)
-    assert model.price == Decimal("2.15")
+    assert isinstance(model, TradeFilled) and model.price == Decimal("2.15")
     assert json.loads(fields["data"])["strike"] == "120.00"  # money as exact strings
 
 

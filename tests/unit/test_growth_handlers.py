@@ -2,23 +2,25 @@
 servers. The rules themselves are tested pure (test_growth_*.py); here, what each command does
 with them: refusals with their codes, the rows it books and the events it announces."""
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from decimal import Decimal as D
+from typing import Any
 from uuid import UUID, uuid4
-
-import pytest
 
 from services.account import growth, handlers, reinvestment
 from services.account.domain import (
     Account,
     AccountConfig,
-    AccountError,
     AccountStatus,
     AccountType,
+    BalanceChange,
     TransactionType,
+    change,
 )
 from shared.contracts import account as c
 from tests.support.fake_unit import FakeUnit
+from tests.support.fake_unit import refused as refused_with
 
 GEN, REV, COM = AccountType.GENERATION, AccountType.REVENUE, AccountType.COMPOUNDING
 NOW = datetime(2026, 3, 5, 15, tzinfo=UTC)
@@ -44,10 +46,10 @@ def account(
     )
 
 
-async def refused(code: str, handler, uow: FakeUnit, payload) -> None:  # type: ignore[no-untyped-def]
-    with pytest.raises(AccountError) as caught:
-        await handler(uow, payload)
-    assert caught.value.code == code, caught.value
+async def refused(
+    code: str, handler: Callable[[FakeUnit, Any], Awaitable[Any]], uow: FakeUnit, payload: object
+) -> None:
+    await refused_with(code, handler, uow, payload)
 
 
 def family() -> tuple[FakeUnit, Account, Account]:
@@ -129,9 +131,7 @@ def trading_rev() -> tuple[FakeUnit, Account]:
     return uow, rev
 
 
-def _premium(a: Account, amount: str):  # type: ignore[no-untyped-def]
-    from services.account.domain import change
-
+def _premium(a: Account, amount: str) -> BalanceChange:
     return change(a, TransactionType.TRADE_PREMIUM, D(amount))
 
 

@@ -3,6 +3,7 @@
 from collections import Counter
 from datetime import date, timedelta
 from decimal import Decimal
+from typing import Any
 
 from services.run import DEMO_WEEKS
 from shared.contracts.envelope import decode
@@ -14,7 +15,7 @@ ACCOUNTS = [("g", "generation"), ("r", "revenue"), ("c", "compounding")]
 MONDAY = date(2026, 1, 5)
 
 
-def year(seed: int, violation_rate: float = 0.05) -> list:  # type: ignore[type-arg]
+def year(seed: int, violation_rate: float = 0.05) -> list[Any]:
     feed = Feed(ACCOUNTS, seed=seed, violation_rate=violation_rate)
     return [e for w in range(52) for e in feed.week(MONDAY + timedelta(weeks=w))]
 

@@ -9,7 +9,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import kubernetes_validate
+import kubernetes_validate  # type: ignore[import-untyped]  # the package ships no type information
 import pytest
 import yaml
 

@@ -103,9 +103,13 @@ def test_rule_11_marks_options_at_mid_shares_at_last_and_cost_without_a_quote() 
 
 
 def test_rule_11_position_sizing_share_of_value_bounds_a_short_put() -> None:
-    args = {"sizing_pct": D(90), "strike": D("183"), "multiplier": 100}
-    assert sizing_breach(value=D("100000.00"), contracts=4, **args) is None  # 73,200 <= 90,000
-    breach = sizing_breach(value=D("75000.00"), contracts=5, **args)
+    def breach_of(value: str, contracts: int) -> str | None:
+        return sizing_breach(
+            value=D(value), contracts=contracts, sizing_pct=D(90), strike=D("183"), multiplier=100
+        )
+
+    assert breach_of("100000.00", 4) is None  # 73,200 <= 90,000
+    breach = breach_of("75000.00", 5)
     assert breach is not None and breach.startswith("position_sizing")
 
 

@@ -4,11 +4,13 @@ import io
 import socket
 import stat
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from services import run
+from shared.infra import launch
 from shared.infra.embedded import free_port
 from shared.infra.progress import Progress, render
 
@@ -16,11 +18,11 @@ from shared.infra.progress import Progress, render
 def test_the_env_file_sourced_in_bash_gives_alluse_its_servers_token_issuer_and_client(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    files = {name: tmp_path / f"{name}.key" for name in run.KEY_FILES}
+    files = {name: tmp_path / f"{name}.key" for name in launch.KEY_FILES}
     for name, key_file in files.items():
         monkeypatch.delenv(name, raising=False)
         key_file.write_text(f"{name}-from-file")
-    monkeypatch.setattr(run, "KEY_FILES", files)
+    monkeypatch.setattr(run, "KEY_FILES", files)  # what run.py reads
     env = {
         "REDIS_URL": "redis://127.0.0.1:6380/0",
         "DATABASE_URL": "postgresql://postgres:@/postgres?host=/x y/var/postgres",
@@ -41,17 +43,17 @@ def test_the_env_file_sourced_in_bash_gives_alluse_its_servers_token_issuer_and_
     out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True)
     *values, python = out.stdout.splitlines()
     assert values == [*list(env.values())[:5], *(f"{name}-from-file" for name in files)]
-    assert Path(python).parent == Path(run.sys.executable).parent.absolute()
+    assert Path(python).parent == Path(sys.executable).parent.absolute()
 
 
 def test_keys_given_in_the_environment_are_never_written_down(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for name in run.KEY_FILES:
+    for name in launch.KEY_FILES:
         monkeypatch.setenv(name, f"operator-owned-{name}")
     path = tmp_path / "alluse.env"
     run.write_env({"REDIS_URL": "redis://r/0"}, path)
-    for name in run.KEY_FILES:
+    for name in launch.KEY_FILES:
         assert name not in path.read_text()
 
 

@@ -1,14 +1,17 @@
 """Pure rules of the security service (docs/rules.md section 10), no servers."""
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
+from redis.asyncio import Redis
 
 from services.security import crypto, domain
 from services.security.domain import InvalidRequest
 from services.security.passwords import Passwords
 from shared.contracts.streams import Streams
 from shared.infra.audit import REDACTED, audit_event, scrub
+from shared.infra.keys import KeySet
 from shared.infra.revocations import Revocations
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -113,9 +116,19 @@ def test_password_hash_is_argon2id_phc_with_owasp_parameters() -> None:
     assert not pw.needs_rehash(phc)
 
 
+def no_keys() -> KeySet:
+    """Revocations checked from entries handed in: no key is ever fetched (nor a Redis reached:
+    a client connects on its first command)."""
+
+    async def fetch() -> dict[str, Any]:
+        raise AssertionError("no key is fetched here")
+
+    return KeySet(fetch)
+
+
 def test_revocations_refuse_revoked_jti_until_it_expires() -> None:
     now = [1000.0]
-    r = Revocations(None, "s", keys=None, clock=lambda: now[0])  # type: ignore[arg-type]
+    r = Revocations(Redis(), "s", keys=no_keys(), clock=lambda: now[0])
     r.apply({b"kind": b"jti", b"value": b"j1", b"until": b"1100"})
     assert r.is_revoked({"jti": "j1", "sub": "u", "iat": 900})
     assert not r.is_revoked({"jti": "j2", "sub": "u", "iat": 900})
@@ -124,7 +137,7 @@ def test_revocations_refuse_revoked_jti_until_it_expires() -> None:
 
 
 def test_revoked_user_refuses_tokens_issued_before_not_after() -> None:
-    r = Revocations(None, "s", keys=None, clock=lambda: 1000.0)  # type: ignore[arg-type]
+    r = Revocations(Redis(), "s", keys=no_keys(), clock=lambda: 1000.0)
     r.apply({"kind": "user", "value": "u1", "at": "990", "until": "2000"})
     assert r.is_revoked({"jti": "a", "sub": "u1", "iat": 980})
     assert not r.is_revoked({"jti": "b", "sub": "u1", "iat": 995})

@@ -21,7 +21,7 @@ class SchemaError(ValueError):
 class SchemaSet:
     def __init__(self, schemas: Mapping[str, Mapping[str, Any]]) -> None:
         try:
-            from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
+            from jsonschema import Draft202012Validator
         except ImportError:  # an optional dependency: say how to get it
             raise ImportError(
                 "validating entries needs jsonschema: pip install 'alluse-client[schemas]'"
