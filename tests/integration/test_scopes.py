@@ -22,7 +22,7 @@ from shared.contracts.trust import reply_namespace
 from shared.infra.settings import Settings
 from tests.support.account import rejection
 from tests.support.platform import Platform, platform
-from tests.support.streams import ce, decoded, outcomes, reply
+from tests.support.streams import ce, decoded, entries, outcomes, reply
 from tests.support.tokens import Signer
 
 
@@ -178,7 +178,7 @@ async def test_a_viewer_scoped_to_portfolio_a_cannot_read_b(
 
     denied = [
         decoded(f)
-        for _, f in await redis.xrange(settings.streams.key(AUDIT))
+        for _, f in await entries(redis, settings.streams.key(AUDIT))
         if b"scope.denied" in f[b"data"]
     ]
     assert len(denied) >= 7 and {d["data"]["actor"] for d in denied} == {"vera"}

@@ -5,20 +5,23 @@ live tokens refused (docs/scopes.md)."""
 import json
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import jwt
 import pytest
 
+from services.security.console import OK, REJECTED
 from shared.contracts.permissions import Scope
 from shared.infra.auth import Verifier
 from shared.infra.messaging import Rejected
 from shared.infra.settings import Settings
 from tests.integration.test_security_clients import token, verifier  # noqa: F401 - fixture
-from tests.integration.test_security_http import Svc, svc, until  # noqa: F401 - the fixture
-from tests.integration.test_security_store import OK, REJECTED, cli, env  # noqa: F401 - fixture
+from tests.integration.test_security_http import Svc, svc  # noqa: F401 - the fixture
+from tests.integration.test_security_store import cli, env  # noqa: F401 - fixture
+from tests.support.waiting import until
 
 
-def claims(access: str) -> dict[str, object]:
+def claims(access: str) -> dict[str, Any]:
     return dict(jwt.decode(access, options={"verify_signature": False}))
 
 
@@ -47,7 +50,7 @@ async def test_a_client_gets_the_portfolios_granted_to_it_and_nothing_without(
     assert await cli("grant", "--client", cid, "--portfolio", "not-a-portfolio") == REJECTED
     assert await cli("grant", "--client", "nobody-" + cid, "--portfolio", a) == REJECTED
     live = (await token(svc, cid, secret)).json()["access_token"]
-    assert sorted(claims(live)["portfolios"]) == sorted([a, b])  # type: ignore[type-var]
+    assert sorted(claims(live)["portfolios"]) == sorted([a, b])
     scope = (await verifier.principal(f"Bearer {live}")).scope
     assert not scope.whole and scope.portfolios == {a, b}
 

@@ -4,7 +4,8 @@ finding 6): one user signing in again and again ends only its own oldest session
 from shared.infra.auth import Verifier
 from shared.infra.messaging import Rejected
 from tests.integration.test_security_clients import verifier  # noqa: F401 - fixture
-from tests.integration.test_security_http import Svc, svc, until  # noqa: F401 - the fixture
+from tests.integration.test_security_http import Svc, svc  # noqa: F401 - the fixture
+from tests.support.waiting import until
 
 
 async def test_a_viewer_signing_in_again_and_again_never_ends_the_operators_session(
