@@ -366,8 +366,8 @@ def test_a_portfolio_owner_sees_only_its_own_portfolio_in_list_pages_and_live_fe
     for path in (f"/portfolios/{b}", f"/accounts/{b_gen}"):
         answer = page.goto(p.console + path)
         assert answer is not None and answer.status == 403, path
-    feed = page.request.get(f"{p.console}/live/events?account={b_gen}")
-    assert feed.status == 403
+    refused = page.request.get(f"{p.console}/live/events?account={b_gen}")
+    assert refused.status == 403
     own = page.goto(f"{p.console}/accounts/{p.accounts['generation']}")
     assert own is not None and own.status == 200
 
