@@ -16,8 +16,9 @@ from shared.contracts import asyncapi, lifecycle, streams
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "deploy" / "docs"
 SCHEMAS = Path(__file__).parent / "schemas" / "lifecycle"
-# The client library ships its own copy of the lifecycle schemas (it never imports the platform).
-CLIENT_SCHEMAS = ROOT / "shared" / "client" / "src" / "alluse_client" / "schemas" / "lifecycle"
+# The client library ships its own copy of these kinds' schemas (it never imports the platform).
+CLIENT_SCHEMAS = ROOT / "shared" / "client" / "src" / "alluse_client" / "schemas"
+CLIENT_KINDS = ("lifecycle", "upstream", "outcomes")
 ALL_SCHEMAS = SCHEMAS.parent
 # The folder of each channel's schemas other than the lifecycle's (same URI scheme, its kind).
 KINDS = {
@@ -121,7 +122,6 @@ def outputs() -> dict[Path, str]:
     for event_type in lifecycle.LIFECYCLE_TYPES:
         schema = lifecycle.json_schema(event_type)
         files[SCHEMAS / f"{event_type}.json"] = json.dumps(schema, indent=2) + "\n"
-        files[CLIENT_SCHEMAS / f"{event_type}.json"] = files[SCHEMAS / f"{event_type}.json"]
     for stream, types in asyncapi._catalogue().items():
         kind = KINDS.get(stream)
         for message_type, model in types.items():
@@ -130,6 +130,9 @@ def outputs() -> dict[Path, str]:
                 files[ALL_SCHEMAS / kind / f"{message_type}.json"] = (
                     json.dumps(schema, indent=2) + "\n"
                 )
+    for path, text in list(files.items()):
+        if path.parent.parent == ALL_SCHEMAS and path.parent.name in CLIENT_KINDS:
+            files[CLIENT_SCHEMAS / path.parent.name / path.name] = text
     return files
 
 

@@ -15,7 +15,15 @@ from typing import Any, cast
 import pytest
 from redis.asyncio import Redis
 
-from alluse_client import Consumer, Event, KeySet, SchemaSet, SqliteStore, binary_fields
+from alluse_client import (
+    Consumer,
+    Event,
+    KeySet,
+    SchemaError,
+    SchemaSet,
+    SqliteStore,
+    binary_fields,
+)
 from alluse_client.consumer import Invalid
 from alluse_client.engine import Engine, NoOutcome
 from alluse_client.faststream import LifecycleSubscription
@@ -164,6 +172,10 @@ async def test_outcomes_in_a_lane_are_believed_only_from_the_deciding_service(
     engine = Engine(server, StaticToken(token), source="ws2/eng", keys=KeySet.of(KEYS),
                     prefix=prefix, lane="eng")  # fmt: skip
     week: WeekClassified = {"week_start": "2026-11-23", "week_type": "P-EW", "confidence": "0.9"}
+    checked = Engine(server, StaticToken(token), source="ws2/eng", keys=None, prefix=prefix,
+                     lane="eng", schemas=SchemaSet.bundled("upstream"))  # fmt: skip
+    with pytest.raises(SchemaError, match="week_type"):  # refused here, nothing sent
+        await checked.week_classified({**week, "week_type": "P-XX"})  # type: ignore[typeddict-item]
     sent = await engine.week_classified(week)
     assert sent.key == f"{prefix}{{{prefix}ws2.protocol.events}}.lane.eng"
     fields = await entries(server, sent.key)

@@ -20,7 +20,7 @@ from alluse_client import signatures as lib
 from alluse_client.keys import KeySet, KeysUnavailable
 from alluse_client.schemas import SchemaError, SchemaSet
 from alluse_client.tokens import claims
-from alluse_client.wire import binary_fields, idempotent_id
+from alluse_client.wire import binary_fields, dumps, idempotent_id
 from shared.contracts import trust
 from shared.contracts.envelope import decode
 from shared.contracts.lifecycle import LIFECYCLE_TYPES
@@ -28,8 +28,9 @@ from shared.contracts.upstream import UPSTREAM_TYPES, TradeFilled
 from shared.infra.signing import EntrySigner, new_seed
 
 ROOT = Path(__file__).resolve().parents[2]
-PLATFORM_SCHEMAS = ROOT / "shared" / "contracts" / "schemas" / "lifecycle"
-BUNDLED = ROOT / "shared" / "client" / "src" / "alluse_client" / "schemas" / "lifecycle"
+PLATFORM_SCHEMAS = ROOT / "shared" / "contracts" / "schemas"
+BUNDLED = ROOT / "shared" / "client" / "src" / "alluse_client" / "schemas"
+KINDS = ("lifecycle", "upstream", "outcomes")
 
 text = st.text(alphabet=st.characters(blacklist_categories=["Cs"]), max_size=30)
 
@@ -90,12 +91,17 @@ async def test_an_unknown_kid_refetches_the_set_and_an_outage_waits() -> None:
         await keys.signer_of(stranger.sign(entry(3)))
 
 
-def test_bundled_schemas_are_the_platforms() -> None:
-    platform = {f.name: f.read_bytes() for f in PLATFORM_SCHEMAS.glob("*.json")}
-    bundled = {f.name: f.read_bytes() for f in BUNDLED.glob("*.json")}
+@pytest.mark.parametrize("kind", KINDS)
+def test_bundled_schemas_are_the_platforms(kind: str) -> None:
+    platform = {f.name: f.read_bytes() for f in (PLATFORM_SCHEMAS / kind).glob("*.json")}
+    bundled = {f.name: f.read_bytes() for f in (BUNDLED / kind).glob("*.json")}
     assert bundled == platform, (
-        "run make docs: it writes the lifecycle schemas into the client library too"
+        f"run make docs: it writes shared/contracts/schemas/{kind}/ into the client library too"
     )
+    assert set(SchemaSet.bundled(kind).schemas) == {f.removesuffix(".json") for f in platform}
+
+
+def test_bundled_lifecycle_schemas_cover_every_lifecycle_type() -> None:
     assert set(SchemaSet.bundled().schemas) == set(LIFECYCLE_TYPES)
 
 
@@ -122,6 +128,15 @@ def test_built_entries_decode_as_the_platform_reads_them() -> None:
     model = UPSTREAM_TYPES["ws4.trade.filled"].model_validate(event.data)
     assert isinstance(model, TradeFilled) and model.price == Decimal("2.15")
     assert json.loads(fields["data"])["strike"] == "120.00"  # money as exact strings
+
+
+def test_built_payloads_match_the_upstream_schemas_and_bad_ones_do_not() -> None:
+    upstream = SchemaSet.bundled("upstream")
+    upstream.validate(
+        "ws4.trade.filled", json.loads(binary_fields("ws4.trade.filled", "s", FILL)["data"])
+    )
+    with pytest.raises(SchemaError, match="price"):
+        upstream.validate("ws4.trade.filled", {**json.loads(dumps(FILL)), "price": 2.15})
 
 
 def test_ids_follow_the_natural_key_so_a_republished_event_is_a_duplicate() -> None:

@@ -22,6 +22,7 @@ wait for what you publish.
 
 import asyncio
 import dataclasses
+import json
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ from redis.exceptions import ResponseError
 from alluse_client import payloads
 from alluse_client.consumer import Event, Inspector, Invalid
 from alluse_client.keys import KeySet, KeysUnavailable
+from alluse_client.schemas import SchemaSet
 from alluse_client.streams import LIFECYCLE, STREAM_OF, Streams
 from alluse_client.wire import binary_fields
 
@@ -105,8 +107,12 @@ class Engine:
         keys: KeySet | None,
         prefix: str = "",
         lane: str | None = None,
+        schemas: SchemaSet | None = None,
     ) -> None:
+        """`schemas`: e.g. `SchemaSet.bundled("upstream")`, to refuse an invalid payload here
+        (SchemaError) before it is sent, instead of as the platform's `invalid_payload`."""
         self.redis, self.tokens, self.source, self.keys = redis, tokens, source, keys
+        self.schemas = schemas
         self.streams, self.lane = Streams(prefix), lane
         watched = self.streams.outcomes(lane) if lane else self.streams.key(LIFECYCLE)
         self.watcher = _Watcher(redis, watched, keys, lanes=lane is not None)
@@ -136,6 +142,8 @@ class Engine:
             type_, self.source, data, id=id, subject=subject or data.get("account_id"),
             token=await self.tokens.token(), time=time_,
         )  # fmt: skip
+        if self.schemas is not None:
+            self.schemas.validate(type_, json.loads(fields["data"]))
         key = self.key_of(stream)
         sent_at = int(time.time() * 1000)
         sent = Sent(stream, key, type_, self.source, fields["id"], "", sent_at)

@@ -1,10 +1,12 @@
-"""The JSON Schema of each lifecycle type, shipped with the package (or loaded from a folder).
+"""The JSON Schema of each type, shipped with the package (or loaded from a folder).
 
-    schemas = SchemaSet.bundled()
+    schemas = SchemaSet.bundled()                       # the lifecycle types
     schemas.validate("alluse.account.created", data)   # SchemaError says what is wrong
+    SchemaSet.bundled("upstream")                       # WS2/WS4 payloads an engine sends
+    SchemaSet.bundled("outcomes")                       # alluse.entry.applied/duplicate/refused
 
 Needs `jsonschema` (`pip install 'alluse-client[schemas]'`). The bundled copies are the
-platform's `shared/contracts/schemas/lifecycle/*.json`; a test keeps them equal.
+platform's `shared/contracts/schemas/<kind>/*.json`; a test keeps them equal.
 """
 
 import json
@@ -30,9 +32,10 @@ class SchemaSet:
         self._validators = {t: Draft202012Validator(s) for t, s in self.schemas.items()}
 
     @classmethod
-    def bundled(cls) -> "SchemaSet":
-        """The lifecycle schemas of the platform version this package was built with."""
-        folder = resources.files("alluse_client") / "schemas" / "lifecycle"
+    def bundled(cls, kind: str = "lifecycle") -> "SchemaSet":
+        """The schemas of `kind` (lifecycle, upstream or outcomes) of the platform version
+        this package was built with."""
+        folder = resources.files("alluse_client") / "schemas" / kind
         found = {
             f.name.removesuffix(".json"): json.loads(f.read_text(encoding="utf-8"))
             for f in folder.iterdir()
