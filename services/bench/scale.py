@@ -1,7 +1,8 @@
 """The platform-wide phases of `make bench`, on scratch servers of their own with all three
 services running as `make run` starts them: WS4 fills through the integration and account
-services beside deposits sent straight to the account service, and deposits with 1, 2 and 3
-account replicas in one consumer group. Every command is counted from its XADD to its outcome
+services beside deposits sent straight to the account service, the fill latency at paced
+rates (services/bench/latency.py), and deposits with 1, 2 and 3 account replicas in one
+consumer group. Every command is counted from its XADD to its outcome
 on the public lifecycle stream, as a downstream consumer sees it."""
 
 import asyncio
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from redis.asyncio import Redis
 
+from services.bench import latency
 from services.bench.load import SOURCE, Command, Load
 from services.bench.platform import Platform
 from services.bench.report import progress
@@ -99,8 +101,12 @@ async def stop(task: asyncio.Task[None]) -> None:
         await asyncio.wait({task}, timeout=1)
 
 
-async def phases(count: int, directory: Path) -> dict[str, Rate]:
+async def phases(
+    count: int, directory: Path, latency_seconds: float = 0.0
+) -> tuple[dict[str, Rate], list[latency.Latency]]:
+    """Throughput of each phase; with `latency_seconds`, the paced fill latencies (1 replica)."""
     rates: dict[str, Rate] = {}
+    paced: list[latency.Latency] = []
     progress("platform phases: starting scratch servers and the three services")
     with Platform(directory) as platform:
         redis = connect(platform.redis.url)
@@ -130,6 +136,8 @@ async def phases(count: int, directory: Path) -> dict[str, Rate]:
                 "WS4 fills through three services",
                 [load.fill(accounts[i % ACCOUNTS]) for i in range(count)],
             )
+            if latency_seconds > 0:
+                paced = await latency.phases(load, accounts, latency_seconds)
             for replicas in (2, 3):
                 seconds = platform.add_replica(f"account-{replicas}", "account")
                 commands = load.streams.key(ACCOUNT_COMMANDS)
@@ -144,4 +152,4 @@ async def phases(count: int, directory: Path) -> dict[str, Rate]:
         finally:
             await stop(follower)
             await redis.aclose()
-    return rates
+    return rates, paced
