@@ -11,6 +11,7 @@ import sys
 import time
 import uuid
 from collections.abc import Sequence
+from pathlib import Path
 
 from redis.asyncio import Redis
 
@@ -80,6 +81,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         type=float,
         default=5.0,
         help="length of each paced fill-latency run on the whole platform (default 5); 0 skips",
+    )
+    p.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="py-spy flame graphs of each service during the platform's deposits and fills "
+        "bursts, written to DIR (e.g. docs/performance)",
     )
     p.add_argument(
         "--platform-only",
@@ -191,7 +199,7 @@ async def bare_phase(
 async def run(args: argparse.Namespace) -> None:
     if args.platform_only:
         rates, fills = await scale.phases(
-            args.platform_count, DATA_DIR / "platform", args.latency_seconds
+            args.platform_count, DATA_DIR / "platform", args.latency_seconds, args.profile
         )
         figures.print_platform(rates, figures.ratios(None, None, rates), None, fills)
         return
@@ -223,7 +231,10 @@ async def run(args: argparse.Namespace) -> None:
                     rates, fills = {}, []
                     if args.platform_count:
                         rates, fills = await scale.phases(
-                            args.platform_count, DATA_DIR / "platform", args.latency_seconds
+                            args.platform_count,
+                            DATA_DIR / "platform",
+                            args.latency_seconds,
+                            args.profile,
                         )
                     found = figures.ratios(created, baseline, rates, ledger)
                     figures.print_platform(rates, found, steady, fills)
