@@ -81,8 +81,39 @@ async def send(load: Load, cmds: Sequence[Command], token: str) -> None:
     await pipe.execute()
 
 
-async def phases(load: Load, accounts: Sequence[str], seconds: float) -> list[Latency]:
-    return [await paced(load, accounts, rate, seconds) for rate in RATES]
+async def quiet(load: Load, streams: Sequence[str], still: float = 1.0) -> None:
+    """Until the platform has finished what came before: `streams` (the lifecycle and audit
+    streams) have grown by nothing for `still` seconds and every group reading them is done.
+    A burst's outcome is counted at its balance_changed, while the rest of its events and its
+    audit records are still on their way; a paced run started then would time that tail."""
+    last: list[int] = []
+    since = time.monotonic()
+    deadline = since + 300
+    while time.monotonic() < deadline:
+        pipe = load.redis.pipeline(transaction=False)
+        for stream in streams:
+            pipe.xlen(stream)
+            pipe.xinfo_groups(stream)
+        got = await pipe.execute()
+        lengths = [int(n) for n in got[::2]]
+        busy = any(g["pending"] or g.get("lag") for groups in got[1::2] for g in groups)
+        if lengths != last or busy:
+            last, since = lengths, time.monotonic()
+        elif time.monotonic() - since >= still:
+            return
+        await asyncio.sleep(0.1)
+    raise TimeoutError(f"the platform did not settle: {dict(zip(streams, last, strict=False))}")
+
+
+async def phases(
+    load: Load, accounts: Sequence[str], seconds: float, settle: Sequence[str]
+) -> list[Latency]:
+    found = []
+    for rate in RATES:
+        progress("waiting until the platform is idle (lifecycle and audit streams settled)")
+        await quiet(load, settle)
+        found.append(await paced(load, accounts, rate, seconds))
+    return found
 
 
 def chart(path: Path, found: Sequence[Latency]) -> Path:

@@ -22,7 +22,7 @@ from services.bench.platform import Platform
 from services.bench.report import progress
 from services.bench.tokens import Tokens
 from shared.contracts.envelope import new_event
-from shared.contracts.streams import ACCOUNT_COMMANDS, Streams
+from shared.contracts.streams import ACCOUNT_COMMANDS, ACCOUNT_LIFECYCLE, AUDIT, Streams
 from shared.infra.redisclient import connect
 
 ACCOUNTS = 100
@@ -146,7 +146,8 @@ async def phases(
                 )
             rates["fills"] = dataclasses.replace(rates["fills"], cpu=cpu)
             if latency_seconds > 0:
-                paced = await latency.phases(load, accounts, latency_seconds)
+                settle = [load.streams.key(ACCOUNT_LIFECYCLE), load.streams.key(AUDIT)]
+                paced = await latency.phases(load, accounts, latency_seconds, settle)
             for replicas in (2, 3):
                 seconds = platform.add_replica(f"account-{replicas}", "account")
                 commands = load.streams.key(ACCOUNT_COMMANDS)
