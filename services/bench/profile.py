@@ -3,6 +3,7 @@ kernel's counters, always), and with `--profile DIR` a py-spy flame graph of eac
 while the burst runs (DIR/<phase>-<service>.svg; py-spy needs ptrace of the services)."""
 
 import contextlib
+import re
 import shutil
 import signal
 import subprocess
@@ -16,6 +17,13 @@ import psutil  # type: ignore[import-untyped]
 from services.bench.report import progress
 
 RATE_HZ = 250  # py-spy samples per second: enough for a few seconds' burst, little overhead
+_TITLE = re.compile(r'(<text id="title"[^>]*>)[^<]*(</text>)')
+
+
+def retitle(svg: Path, title: str) -> None:
+    """py-spy titles a graph with its own command line (this machine's paths): say what it is."""
+    if svg.exists():
+        svg.write_text(_TITLE.sub(lambda m: f"{m[1]}{title}{m[2]}", svg.read_text(), count=1))
 
 
 @dataclass
@@ -49,7 +57,7 @@ def watched(pids: Mapping[str, int], phase: str, flames: Path | None) -> Iterato
     """CPU of each service over the block; with `flames`, a flame graph of each too."""
     cpu = Cpu()
     before = {name: _cpu(pid) for name, pid in pids.items()}
-    spies: list[subprocess.Popen[bytes]] = []
+    spies: list[tuple[subprocess.Popen[bytes], Path, str]] = []
     if flames is not None:
         tool = _py_spy()
         if tool is None:
@@ -60,19 +68,19 @@ def watched(pids: Mapping[str, int], phase: str, flames: Path | None) -> Iterato
                 out = flames / f"{phase}-{name}.svg"
                 argv = [tool, "record", "--pid", str(pid), "--rate", str(RATE_HZ),
                         "--output", str(out), "--format", "flamegraph", "--nonblocking"]  # fmt: skip
-                spies.append(
-                    subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                )
+                spy = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                spies.append((spy, out, f"py-spy, {RATE_HZ} Hz: the {name} service, {phase}"))
     try:
         yield cpu
     finally:
         cpu.seconds = {name: _cpu(pid) - before[name] for name, pid in pids.items()}
-        for spy in spies:  # py-spy writes its graph when interrupted
+        for spy, _, _ in spies:  # py-spy writes its graph when interrupted
             spy.send_signal(signal.SIGINT)
-        for spy in spies:
+        for spy, out, title in spies:
             try:
                 spy.wait(30)
             except subprocess.TimeoutExpired:
                 spy.kill()
+            retitle(out, title)
         if spies:
             progress(f"flame graphs of {phase} in {flames}")
