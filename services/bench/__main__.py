@@ -1,8 +1,8 @@
 """python -m services.bench [--count N] [--rate R] [--duration S] [--batch-size B] ... (--help)
 
-A little over 200 lines: one entry point; its phases (creations, deposits, the paced run,
-the bare loop, the peer ledger, the whole platform and its fill latency) share one set of
-servers, tokens and the report.
+Over 200 lines on purpose: one entry point, much of it its options; its phases (creations,
+deposits, the paced run, the bare loop, the peer ledger, the whole platform and its fill
+latency) share one set of servers, tokens and the report.
 """
 
 import argparse
