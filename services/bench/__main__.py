@@ -1,7 +1,8 @@
-"""python -m services.bench [--count N] [--rate R] [--duration S] [--batch-size B]
+"""python -m services.bench [--count N] [--rate R] [--duration S] [--batch-size B] ... (--help)
 
-A little over 200 lines: one entry point; its phases (creations, deposits, the paced run,
-the bare loop, the whole platform) share one set of servers, tokens and the report.
+Over 200 lines on purpose: one entry point, much of it its options; its phases (creations,
+deposits, the paced run, the bare loop, the peer ledger, the whole platform and its fill
+latency) share one set of servers, tokens and the report.
 """
 
 import argparse
@@ -10,10 +11,11 @@ import sys
 import time
 import uuid
 from collections.abc import Sequence
+from pathlib import Path
 
 from redis.asyncio import Redis
 
-from services.bench import bare, figures, measure, scale
+from services.bench import bare, figures, measure, peer, scale
 from services.bench.platform import UNLIMITED
 from services.bench.report import Result, print_report, progress
 from services.bench.servers import DATA_DIR, fresh_database, servers
@@ -32,7 +34,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         description="Account creations and deposits per second through the streams, XADD to "
         "outcome event, with p50/p99 latency, a paced-load latency run, and a bare redis-py + "
         "asyncpg loop for comparison. Servers: REDIS_URL / DATABASE_URL, else embedded ones "
-        "(data under ./var/bench). Each run uses its own database and stream prefix.",
+        "(data under ./var/bench). Each run uses its own database and stream prefix. Beside "
+        "them, in the same run: the peer, a synchronous PostgreSQL ledger (one transaction per "
+        "transfer), to which every figure is given as a ratio; and the fill latency on the "
+        "whole platform at 50, 200, 500 and 1,000 fills/s paced (var/bench/latency.png).",
     )
     p.add_argument(
         "--count", type=int, default=10_000, help="commands per throughput phase (default 10000)"
@@ -63,6 +68,28 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "0 skips those phases",
     )
     p.add_argument(
+        "--peer-workers",
+        type=int,
+        default=20,
+        help="concurrent connections of the peer ledger (default 20); 0 skips the peer",
+    )
+    p.add_argument(
+        "--peer-accounts", type=int, default=1000, help="accounts of the peer ledger (default 1000)"
+    )
+    p.add_argument(
+        "--latency-seconds",
+        type=float,
+        default=5.0,
+        help="length of each paced fill-latency run on the whole platform (default 5); 0 skips",
+    )
+    p.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="py-spy flame graphs of each service during the platform's deposits and fills "
+        "bursts, written to DIR (e.g. docs/performance)",
+    )
+    p.add_argument(
         "--platform-only",
         action="store_true",
         help="run only the whole-platform phases (fills / deposits, replicas) and their ratios",
@@ -70,8 +97,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.platform_only and not args.platform_count:
         p.error("--platform-only needs a --platform-count above 0")
-    if args.platform_count < 0:
-        p.error("--platform-count must be 0 or more")
+    if args.platform_count < 0 or args.peer_workers < 0 or args.latency_seconds < 0:
+        p.error("--platform-count, --peer-workers and --latency-seconds must be 0 or more")
+    if args.peer_accounts < 2:
+        p.error("--peer-accounts must be 2 or more")
     if args.count < 1 or args.rate <= 0 or args.duration <= 0 or args.batch_size < 1:
         p.error("--count, --rate, --duration and --batch-size must be positive")
     return args
@@ -169,8 +198,10 @@ async def bare_phase(
 
 async def run(args: argparse.Namespace) -> None:
     if args.platform_only:
-        rates = await scale.phases(args.platform_count, DATA_DIR / "platform")
-        figures.print_platform(rates, figures.ratios(None, None, rates), None)
+        rates, fills = await scale.phases(
+            args.platform_count, DATA_DIR / "platform", args.latency_seconds, args.profile
+        )
+        figures.print_platform(rates, figures.ratios(None, None, rates), None, fills)
         return
     signer = Signer()
     try:
@@ -185,20 +216,37 @@ async def run(args: argparse.Namespace) -> None:
                         args, redis, reader, dsn, prefix, signer
                     )
                     baseline = await bare_phase(args, redis, reader, dsn, prefix, signer)
+                    ledger = None
+                    if args.peer_workers:
+                        ledger = await peer.run(
+                            dsn,
+                            count=args.count,
+                            workers=args.peer_workers,
+                            accounts=args.peer_accounts,
+                        )
                     print_report(
                         servers=description, batch_size=args.batch_size, creates=created,
                         deposits=deposited, paced=steady, bare=baseline,
                     )  # fmt: skip
-                    rates = {}
+                    rates, fills = {}, []
                     if args.platform_count:
-                        rates = await scale.phases(args.platform_count, DATA_DIR / "platform")
-                    found = figures.ratios(created, baseline, rates)
-                    figures.print_platform(rates, found, steady)
+                        rates, fills = await scale.phases(
+                            args.platform_count,
+                            DATA_DIR / "platform",
+                            args.latency_seconds,
+                            args.profile,
+                        )
+                    found = figures.ratios(created, baseline, rates, ledger)
+                    figures.print_platform(rates, found, steady, fills)
+                    results = [created, deposited, steady, baseline]
+                    if ledger is not None:
+                        figures.print_peer(ledger, results, rates)
+                        results.append(ledger)
                     paths = figures.write(
                         DATA_DIR, servers=description, rates=rates, found=found,
-                        results=[created, deposited, steady, baseline],
+                        results=results, fills=fills,
                     )  # fmt: skip
-                    print(f"\n  figures: {paths[0]}, chart: {paths[1]}")
+                    print(f"\n  figures: {paths[0]}, charts: {', '.join(map(str, paths[1:]))}")
                 finally:
                     keys = [k async for k in redis.scan_iter(match=f"{prefix}*")]
                     if keys:

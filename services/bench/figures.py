@@ -1,5 +1,6 @@
 """The figures of one `make bench` run, with the ratios its targets are stated in: printed,
-written as JSON (var/bench/bench.json) and drawn as a PNG (var/bench/bench.png)."""
+written as JSON (var/bench/bench.json) and drawn as PNGs (var/bench/bench.png, the rates;
+var/bench/latency.png, the paced fill latency)."""
 
 import json
 import sys
@@ -7,6 +8,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from services.bench import latency
+from services.bench.latency import Latency
 from services.bench.report import Result
 from services.bench.scale import Rate
 
@@ -14,11 +17,19 @@ TARGETS = {  # what each ratio or figure should reach on the project's 2-core ma
     "service / bare loop (creations)": 0.8,
     "fills through three services / deposits": 0.7,
     "2 replicas / 1 replica (deposits)": 1.5,
+    "platform deposits / peer": 1.5,
 }
 
 
-def ratios(creates: Result | None, bare: Result | None, rates: dict[str, Rate]) -> dict[str, float]:
+def ratios(
+    creates: Result | None,
+    bare: Result | None,
+    rates: dict[str, Rate],
+    peer: Result | None = None,
+) -> dict[str, float]:
     out: dict[str, float] = {}
+    if peer is not None and peer.per_second > 0 and "deposits" in rates:
+        out["platform deposits / peer"] = rates["deposits"].per_second / peer.per_second
     if creates is not None and bare is not None and bare.per_second > 0:
         out["service / bare loop (creations)"] = creates.per_second / bare.per_second
     one = rates.get("deposits")
@@ -35,7 +46,23 @@ def ratios(creates: Result | None, bare: Result | None, rates: dict[str, Rate]) 
     return out
 
 
-def print_platform(rates: dict[str, Rate], found: dict[str, float], paced: Result | None) -> None:
+def print_peer(peer: Result, results: list[Result], rates: dict[str, Rate]) -> None:
+    """Each throughput figure of the run as a ratio to the peer's transfers per second."""
+    out = sys.stdout
+    print(f"\nThe peer, in the same run: {peer.line().strip()}", file=out)
+    print("  each figure / the peer's transfers per second:", file=out)
+    named = [(r.name, r.per_second) for r in results if r.offered_per_s is None]
+    named += [(r.name, r.per_second) for r in rates.values()]
+    for name, value in named:
+        print(f"  {name:<44}{value / peer.per_second:>6.2f}", file=out)
+
+
+def print_platform(
+    rates: dict[str, Rate],
+    found: dict[str, float],
+    paced: Result | None,
+    fills: list[Latency] | None = None,
+) -> None:
     out = sys.stdout
     if rates:
         print(
@@ -43,6 +70,8 @@ def print_platform(rates: dict[str, Rate], found: dict[str, float], paced: Resul
         )
         for rate in rates.values():
             print(rate.line(), file=out)
+    for f in fills or []:
+        print(f.line(), file=out)
     print("", file=out)
     for name, value in found.items():
         target = TARGETS.get(name)
@@ -60,6 +89,14 @@ def print_platform(rates: dict[str, Rate], found: dict[str, float], paced: Resul
         f"{paced.p99:>6.1f}   target < 50: {'met' if met else 'NOT met'}",
         file=out,
     )
+    for f in fills or []:
+        if f.offered_per_s == latency.TARGET_RATE:
+            met = f.p99 < latency.TARGET_P99_MS
+            print(
+                f"  {'fill p99 at ' + format(f.offered_per_s, ',.0f') + '/s paced (ms)':<44}"
+                f"{f.p99:>6.1f}   target < {latency.TARGET_P99_MS:.0f}: {'met' if met else 'NOT met'}",
+                file=out,
+            )
 
 
 def write(
@@ -69,7 +106,8 @@ def write(
     results: list[Result],
     rates: dict[str, Rate],
     found: dict[str, float],
-) -> tuple[Path, Path]:
+    fills: list[Latency] | None = None,
+) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
     doc: dict[str, Any] = {
         "at": datetime.now(UTC).isoformat(),
@@ -89,12 +127,25 @@ def write(
             {"name": r.name, "count": r.count, "per_second": round(r.per_second, 1)}
             for r in rates.values()
         ],
+        "fill_latency": [
+            {
+                "offered_per_s": f.offered_per_s,
+                "count": len(f.latencies_ms),
+                "p50_ms": round(f.p50, 1),
+                "p99_ms": round(f.p99, 1),
+                "max_ms": round(f.max, 1),
+            }
+            for f in fills or []
+        ],
         "ratios": {k: round(v, 3) for k, v in found.items()},
         "targets": TARGETS,
     }
     data = directory / "bench.json"
     data.write_text(json.dumps(doc, indent=2) + "\n")
-    return data, chart(directory / "bench.png", results, rates)
+    paths = [data, chart(directory / "bench.png", results, rates)]
+    if fills:
+        paths.append(latency.chart(directory / "latency.png", fills))
+    return paths
 
 
 def chart(path: Path, results: list[Result], rates: dict[str, Rate]) -> Path:

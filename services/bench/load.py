@@ -54,6 +54,7 @@ class Command:
     attempts: int = 0
     outcome: str | None = None  # "applied" or the rejection code
     outcomes: set[str] = field(default_factory=set)
+    done_at: float | None = None  # when its first outcome was read (monotonic clock)
 
     @property
     def id(self) -> str:
@@ -228,5 +229,7 @@ class Load:
         else:
             return
         if cmd is not None:
+            if cmd.outcome is None:
+                cmd.done_at = time.monotonic()
             cmd.outcome = cmd.outcome or outcome
             cmd.outcomes.add(outcome)

@@ -1,25 +1,28 @@
 """The platform-wide phases of `make bench`, on scratch servers of their own with all three
 services running as `make run` starts them: WS4 fills through the integration and account
-services beside deposits sent straight to the account service, and deposits with 1, 2 and 3
-account replicas in one consumer group. Every command is counted from its XADD to its outcome
+services beside deposits sent straight to the account service, the fill latency at paced
+rates (services/bench/latency.py), and deposits with 1, 2 and 3 account replicas in one
+consumer group. Every command is counted from its XADD to its outcome
 on the public lifecycle stream, as a downstream consumer sees it."""
 
 import asyncio
+import dataclasses
 import random
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
 from redis.asyncio import Redis
 
+from services.bench import latency, profile
 from services.bench.load import SOURCE, Command, Load
 from services.bench.platform import Platform
 from services.bench.report import progress
 from services.bench.tokens import Tokens
 from shared.contracts.envelope import new_event
-from shared.contracts.streams import ACCOUNT_COMMANDS, Streams
+from shared.contracts.streams import ACCOUNT_COMMANDS, ACCOUNT_LIFECYCLE, AUDIT, Streams
 from shared.infra.redisclient import connect
 
 ACCOUNTS = 100
@@ -32,13 +35,15 @@ class Rate:
     name: str
     count: int
     seconds: float
+    cpu: profile.Cpu = field(default_factory=profile.Cpu)  # of each service, over the burst
 
     @property
     def per_second(self) -> float:
         return self.count / self.seconds if self.seconds > 0 else 0.0
 
     def line(self) -> str:
-        return f"  {self.name:<44}{self.per_second:>9,.1f}/s   n={self.count}"
+        line = f"  {self.name:<44}{self.per_second:>9,.1f}/s   n={self.count}"
+        return f"{line}\n{self.cpu.line(self.count)}" if self.cpu.seconds else line
 
 
 def deposit(load: Load, account: str) -> Command:
@@ -99,8 +104,13 @@ async def stop(task: asyncio.Task[None]) -> None:
         await asyncio.wait({task}, timeout=1)
 
 
-async def phases(count: int, directory: Path) -> dict[str, Rate]:
+async def phases(
+    count: int, directory: Path, latency_seconds: float = 0.0, flames: Path | None = None
+) -> tuple[dict[str, Rate], list[latency.Latency]]:
+    """Throughput of each phase; with `latency_seconds`, the paced fill latencies (1 replica);
+    with `flames`, a py-spy flame graph of each service during the deposits and fills bursts."""
     rates: dict[str, Rate] = {}
+    paced: list[latency.Latency] = []
     progress("platform phases: starting scratch servers and the three services")
     with Platform(directory) as platform:
         redis = connect(platform.redis.url)
@@ -118,18 +128,26 @@ async def phases(count: int, directory: Path) -> dict[str, Rate]:
             await load.open_accounts(ACCOUNTS, ["revenue"], Decimal("50000.00"), TIMEOUT_S)
             accounts = load.accounts
             await burst(load, "warm-up", [deposit(load, a) for a in accounts])
+            pids = {name: s.pid for name, s in platform.services.items()}
             progress(f"{count} deposits straight to the account service")
-            rates["deposits"] = await burst(
-                load,
-                "deposits, straight to account (1 replica)",
-                [deposit(load, accounts[i % ACCOUNTS]) for i in range(count)],
-            )
+            with profile.watched(pids, "deposits", flames) as cpu:
+                rates["deposits"] = await burst(
+                    load,
+                    "deposits, straight to account (1 replica)",
+                    [deposit(load, accounts[i % ACCOUNTS]) for i in range(count)],
+                )
+            rates["deposits"] = dataclasses.replace(rates["deposits"], cpu=cpu)
             progress(f"{count} WS4 fills through integration -> account -> integration")
-            rates["fills"] = await burst(
-                load,
-                "WS4 fills through three services",
-                [load.fill(accounts[i % ACCOUNTS]) for i in range(count)],
-            )
+            with profile.watched(pids, "fills", flames) as cpu:
+                rates["fills"] = await burst(
+                    load,
+                    "WS4 fills through three services",
+                    [load.fill(accounts[i % ACCOUNTS]) for i in range(count)],
+                )
+            rates["fills"] = dataclasses.replace(rates["fills"], cpu=cpu)
+            if latency_seconds > 0:
+                settle = [load.streams.key(ACCOUNT_LIFECYCLE), load.streams.key(AUDIT)]
+                paced = await latency.phases(load, accounts, latency_seconds, settle)
             for replicas in (2, 3):
                 seconds = platform.add_replica(f"account-{replicas}", "account")
                 commands = load.streams.key(ACCOUNT_COMMANDS)
@@ -144,4 +162,4 @@ async def phases(count: int, directory: Path) -> dict[str, Rate]:
         finally:
             await stop(follower)
             await redis.aclose()
-    return rates
+    return rates, paced

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from services.integration import handlers
 from services.integration.health import Upstreams
+from services.integration.republisher import Republisher
 from services.integration.unit import UpstreamUnit
 from shared.contracts.streams import ACCOUNT_EVENTS, ACCOUNT_LIFECYCLE, REVOCATIONS
 from shared.contracts.trust import ACCOUNT, INTEGRATION
@@ -76,13 +77,21 @@ async def build(settings: Settings, *, schema: str = SCHEMA) -> Runtime:
             streams=streams,
             unit=UpstreamUnit.open,
         )
+        process = pipeline.process
+        if stream == ACCOUNT_EVENTS:  # straight to the lifecycle stream; the rest as above
+            process = Republisher(
+                redis=rt.redis, keys=rt.keys, window=settings.dedup_window,
+                sign=rt.signer.sign_many, durability=rt.relay.durability,
+                lifecycle=streams.key(ACCOUNT_LIFECYCLE), source=handlers.SOURCE,
+                otherwise=pipeline.process, limits=settings.limits,
+            ).process  # fmt: skip
         rt.consumers.append(
             StreamConsumer(
                 redis=rt.redis,
                 settings=settings,
                 stream=streams.key(stream),
                 group=GROUP,
-                process=pipeline.process,
+                process=process,
                 after=rt.relay.wake.set,  # publish what was just committed without waiting
                 delete_applied=retention is None,
                 retention=retention,

@@ -29,6 +29,9 @@ from shared.infra.redisclient import cluster
 
 log = logging.getLogger(__name__)
 IN_FLIGHT = 16  # rounds published and awaiting their WAITAOF at once
+# While it listens for commits (migration 004), the lock holder looks on its own only this
+# often: a notification is the wake-up, this the safety net.
+LISTENING_IDLE_SECONDS = 1.0
 DURABLE_BATCHES = 10  # a round's size (in batches) when it waits for its own WAITAOF
 # The oldest rows not already in flight: seq ranges (a multirange is searched, not scanned).
 _SELECT = (
@@ -70,6 +73,7 @@ class Relay:
             hashlib.sha256(f"relay:{name}".encode()).digest()[:8], "big", signed=True
         )
         self.wake = asyncio.Event()
+        self.channel = f"alluse_outbox_{name}"  # notified by every commit with outbox rows
         self.published = 0
         self.stopped = False
         self.in_flight: dict[int, list[asyncpg.Range[int]]] = {}  # seqs published, per round,
@@ -195,6 +199,8 @@ class Relay:
         async with connection(self.pool) as lead:
             if not await lead.fetchval("SELECT pg_try_advisory_lock($1)", self.lock_key):
                 return 0
+            if await self._listen(lead):
+                idle_seconds = LISTENING_IDLE_SECONDS
             try:
                 while not self.stopped and self._pipelined():
                     self.wake.clear()
@@ -210,8 +216,25 @@ class Relay:
                 if self.confirming:
                     await asyncio.wait(self.confirming)
                 with contextlib.suppress(Exception):
+                    await lead.remove_listener(self.channel, self._notified)
+                with contextlib.suppress(Exception):
                     await lead.execute("SELECT pg_advisory_unlock($1)", self.lock_key)
         return moved
+
+    async def _listen(self, lead: asyncpg.Connection) -> bool:
+        """Be woken by every commit that wrote outbox rows (any process); False if the schema
+        has no such trigger yet or LISTEN is refused: then the relay looks every 50 ms."""
+        try:
+            if not await lead.fetchval("SELECT to_regproc('outbox_committed') IS NOT NULL"):
+                return False
+            await lead.add_listener(self.channel, self._notified)
+        except Exception as exc:
+            log.warning("outbox relay: not listening for commits (%s); polling", exc)
+            return False
+        return True
+
+    def _notified(self, *_: object) -> None:
+        self.wake.set()
 
     async def _idle(self, seconds: float) -> None:
         # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation.

@@ -154,3 +154,39 @@ async def test_the_running_relay_pipelines_its_rounds_and_settles_them_when_stop
             assert not rt.relay.confirming and not rt.relay.in_flight
             await rt.pool.close()
             await rt.redis.aclose()
+
+
+async def test_a_commit_in_another_process_wakes_the_relay_without_its_polling(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lock holder is woken by the commit's notification (migration 004): with its own
+    look-again interval set to an hour, rows committed on another connection, as by another
+    replica, and never announced in this process, still go out."""
+    from shared.infra import outbox
+
+    monkeypatch.setattr(outbox, "LISTENING_IDLE_SECONDS", 3600.0)
+    with embedded_redis(tmp_path / "aof") as url:
+        rt = await relay_runtime(settings, url, "auto")
+        task = asyncio.create_task(rt.relay.run())
+        try:
+            first = await commit_events(rt.pool, 2, tag="first")
+            await until(lambda: rt.pool.fetchval("SELECT count(*) FROM outbox"), equals=0)
+            other = await asyncpg.connect(settings.database_url)  # not the relay's pool
+            try:
+                await other.execute(f"SET search_path TO {rt.relay.name}")
+                await other.execute(
+                    "INSERT INTO outbox (stream, fields) VALUES ($1, $2)",
+                    STREAM,
+                    orjson.dumps(new_event("toy.done", "toy", {}, event_id="later")).decode(),
+                )
+            finally:
+                await other.close()
+            await until(lambda: rt.pool.fetchval("SELECT count(*) FROM outbox"), equals=0)
+            published = [f[b"id"].decode() for _, f in await rt.redis.xrange(STREAM)]
+            assert published == [*first, "later"]
+        finally:
+            rt.relay.stopped = True
+            rt.relay.wake.set()
+            await task
+            await rt.pool.close()
+            await rt.redis.aclose()

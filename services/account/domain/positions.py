@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from decimal import ROUND_HALF_EVEN, Decimal
+from functools import lru_cache
 
 from .errors import AccountError
 from .money import ZERO, to_cents
@@ -51,15 +52,24 @@ class Contract:
         if not self.is_option:
             return self.symbol
         assert self.strike is not None
-        strike = int((self.strike * 1000).to_integral_value(ROUND_HALF_EVEN))
-        side = "P" if self.option_type == "put" else "C"
-        day = "000000" if self.expiration is None else f"{self.expiration:%y%m%d}"
-        return f"{self.symbol:<6}{day}{side}{strike:08d}"
+        return occ_symbol(self.symbol, self.option_type, self.strike, self.expiration)
 
     def describe(self) -> str:
         if not self.is_option:
             return f"{self.symbol} shares"
         return f"{self.symbol} {self.expiration} {self.strike} {self.option_type}"
+
+
+@lru_cache(maxsize=4096)
+def occ_symbol(
+    symbol: str, option_type: str | None, strike: Decimal, expiration: date | None
+) -> str:
+    """Remembered: every fill and mark of a series asks for it, and formatting its date alone
+    (strftime) cost more than the rest of a mark. Equal strikes give equal symbols."""
+    whole = int((strike * 1000).to_integral_value(ROUND_HALF_EVEN))
+    side = "P" if option_type == "put" else "C"
+    day = "000000" if expiration is None else f"{expiration:%y%m%d}"
+    return f"{symbol:<6}{day}{side}{whole:08d}"
 
 
 def shares(symbol: str) -> Contract:
