@@ -182,7 +182,7 @@ async def test_a_commit_in_another_process_wakes_the_relay_without_its_polling(
             finally:
                 await other.close()
             await until(lambda: rt.pool.fetchval("SELECT count(*) FROM outbox"), equals=0)
-            published = [f[b"id"].decode() for _, f in await rt.redis.xrange(STREAM)]
+            published = [f[b"id"].decode() for _, f in await entries(rt.redis, STREAM)]
             assert published == [*first, "later"]
         finally:
             rt.relay.stopped = True

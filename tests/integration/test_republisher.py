@@ -20,6 +20,7 @@ from shared.infra.runtime import Runtime
 from shared.infra.settings import Settings
 from shared.infra.signing import signer_of, text_fields
 from tests.conftest import as_service
+from tests.support.streams import entries, read_group
 from tests.support.tokens import Signer
 
 
@@ -47,9 +48,9 @@ def events_consumer(rt: Runtime) -> StreamConsumer:
 async def handle_new(rt: Runtime) -> None:
     """One read of the account events as the service reads them, handled: no relay round."""
     consumer = events_consumer(rt)
-    reply = await rt.redis.xreadgroup(consumer.group, "svc-1", {consumer.stream: ">"}, count=50)
-    for _, entries in reply:
-        await consumer.handle(entries)
+    await consumer.handle(
+        await read_group(rt.redis, consumer.group, "svc-1", consumer.stream, count=50)
+    )
 
 
 def balance_changed(account: str, n: int) -> dict[str, str]:
@@ -70,7 +71,7 @@ async def test_honest_events_go_straight_to_lifecycle_and_forged_ones_are_refuse
         await redis.xadd(s.key(ACCOUNT_EVENTS), fields)  # type: ignore[arg-type]
     await handle_new(svc)  # no relay round: what is on the lifecycle stream was written here
 
-    lifecycle = [text_fields(f) for _, f in await redis.xrange(s.key(ACCOUNT_LIFECYCLE))]
+    lifecycle = [text_fields(f) for _, f in await entries(redis, s.key(ACCOUNT_LIFECYCLE))]
     assert [e["id"] for e in lifecycle] == [e["id"] for e in honest]
     for out, original in zip(lifecycle, honest, strict=True):
         assert out["data"] == original["data"]  # the account service's bytes, not re-encoded
@@ -87,7 +88,7 @@ async def test_honest_events_go_straight_to_lifecycle_and_forged_ones_are_refuse
     assert known == 0  # republishing keeps no inbox row
 
     await svc.relay.publish_once()  # the refusal went the pipeline's way: through the outbox
-    after = [text_fields(f) for _, f in await redis.xrange(s.key(ACCOUNT_LIFECYCLE))]
+    after = [text_fields(f) for _, f in await entries(redis, s.key(ACCOUNT_LIFECYCLE))]
     refusals = [e for e in after if e["type"] == "alluse.command.rejected"]
     assert [json.loads(e["data"])["command_id"] for e in refusals] == [forged["id"]]
     assert forged["id"] not in {e["id"] for e in after}
