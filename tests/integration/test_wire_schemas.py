@@ -168,13 +168,13 @@ async def test_every_lifecycle_entry_is_what_the_contract_says(
     sources = {f["source"] for f in lifecycle_entries if f["type"] == "alluse.command.rejected"}
     assert sources == {"alluse/account-service", "alluse/integration"}  # both services' refusals
 
-    # The same lifecycle_entries, checked by the Node verifier that knows only docs/signatures.md.
+    # The same entries, checked by the Node verifier that knows only docs/signatures.md.
     wire = tmp_path / "wire.json"
     wire.write_text(json.dumps({"jwks": {"keys": signer.jwks}, "signer": "integration",
-                                "lifecycle_entries": lifecycle_entries}))  # fmt: skip
-    command = [node(), str(VERIFY), "--lifecycle_entries", str(wire)]
+                                "entries": lifecycle_entries}))  # fmt: skip
+    command = [node(), str(VERIFY), "--entries", str(wire)]
     done = await asyncio.to_thread(
         subprocess.run, command, capture_output=True, text=True, timeout=60, check=False
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert f"{len(lifecycle_entries)} lifecycle_entries verified" in done.stdout
+    assert f"{len(lifecycle_entries)} entries verified" in done.stdout
