@@ -18,6 +18,10 @@ from shared.infra.settings import Settings
 from tests.support.tokens import Signer
 
 RUN = uuid.uuid4().hex[:10]
+# Most tests write the shared streams as a single trusted writer would on a Redis without the
+# ACL file; the services (in-process and started as processes) take that when lanes are open.
+# Tests of lanes set `lanes="required"` themselves (tests/integration/test_lanes.py).
+os.environ.setdefault("ALLUSE_LANES", "open")
 
 
 def _docker_answers() -> bool:

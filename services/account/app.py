@@ -21,11 +21,13 @@ from shared.infra.auth import Verifier
 from shared.infra.consumer import StreamConsumer
 from shared.infra.db import migrate
 from shared.infra.guards import bearer, redrivable, signed_by
+from shared.infra.lanes import LaneOutcomes, Registry, lane_router
 from shared.infra.limits import Buckets, limited
 from shared.infra.messaging import Guard
 from shared.infra.partitions import Partitioned
 from shared.infra.pipeline import Dispatch, Pipeline, Route
 from shared.infra.replies import Replier
+from shared.infra.retention import Retained
 from shared.infra.revocations import Revocations
 from shared.infra.runtime import Runtime, open_runtime, serve_until_stopped
 from shared.infra.scopes import carrying_scope
@@ -52,12 +54,17 @@ async def build(settings: Settings) -> Runtime:
                       window=settings.dedup_window)  # fmt: skip
     # Each client's commands pass its own bucket (docs/scopes.md, "Limits").
     buckets = Buckets(settings.rate_commands_per_second, settings.rate_commands_burst)
-    clients = scoped(limited(bearer(verifier, backdate=settings.backdate_limit), buckets), rt.pool)
-    pipeline = _pipeline(rt, COMMANDS, letters(clients, stream=s.key(ACCOUNT_COMMANDS)))
+    registry = Registry(rt.redis, s)
+    laned = bearer(verifier, backdate=settings.backdate_limit, lanes=settings.lanes,
+                   stream=s.key(ACCOUNT_COMMANDS), registry=registry)  # fmt: skip
+    clients = scoped(limited(laned, buckets), rt.pool)
+    pipeline = _pipeline(rt, COMMANDS, letters(clients, stream=s.key(ACCOUNT_COMMANDS)),
+                         outcomes=LaneOutcomes(s, ACCOUNT_COMMANDS))  # fmt: skip
     integration = signed_by(rt.keys, INTEGRATION, settings.dedup_window)
     # An effect carries the engine's verified scope, checked where accounts are known.
     engines = scoped(carrying_scope(integration), rt.pool)
-    effects = _pipeline(rt, EFFECTS, letters(engines, stream=s.key(ACCOUNT_EFFECTS)))
+    effects = _pipeline(rt, EFFECTS, letters(engines, stream=s.key(ACCOUNT_EFFECTS)),
+                        outcomes=LaneOutcomes(s, ACCOUNT_EFFECTS, carried=True))  # fmt: skip
     replier = Replier(
         rt.pool,
         rt.redis,
@@ -71,6 +78,8 @@ async def build(settings: Settings) -> Runtime:
         sign_many=rt.signer.sign_many,
         replies_per_client=settings.replies_per_client,
         reply_ttl=settings.reply_ttl_seconds,
+        lanes=settings.lanes,
+        registry=registry,
     )
     # The platform's own input streams: each entry is deleted once its outcome is committed.
     # Commands and effects are applied in order per account, however many replicas run.
@@ -81,20 +90,29 @@ async def build(settings: Settings) -> Runtime:
             stream=s.key(name),
             process=p.process,
             after=rt.relay.wake.set,
+            laned=name == ACCOUNT_COMMANDS,  # clients' lanes fanned in; effects have none
         )
         for name, p in ((ACCOUNT_COMMANDS, pipeline), (ACCOUNT_EFFECTS, effects))
     ]
-    rt.consumers = [
-        StreamConsumer(
-            redis=rt.redis,
-            settings=settings,
-            stream=s.key(ACCOUNT_QUERIES),
-            group=GROUP,
-            process=replier.process,
-            delete_applied=True,
-        ),
-    ]
+    queries = StreamConsumer(
+        redis=rt.redis,
+        settings=settings,
+        stream=s.key(ACCOUNT_QUERIES),
+        group=GROUP,
+        process=replier.process,
+        delete_applied=True,
+    )
+    rt.consumers = [queries]
+    rt.routers = [lane_router(rt.redis, settings, ACCOUNT_QUERIES, queries)]
+    rt.found.append(partial(outcome_streams, rt))
     return rt
+
+
+async def outcome_streams(rt: Runtime) -> list[Retained]:
+    """Every lane's outcome stream, kept for settings.outcome_retention."""
+    s = rt.settings.streams
+    names = await Registry(rt.redis, s).names()
+    return [Retained(s.outcomes(lane), rt.settings.outcome_retention) for lane in names]
 
 
 def reinvestment_scheduler(rt: Runtime, *, clock: Clock | None = None) -> ReinvestmentScheduler:
@@ -107,8 +125,9 @@ def reinvestment_scheduler(rt: Runtime, *, clock: Clock | None = None) -> Reinve
 
 
 def _pipeline(
-    rt: Runtime, table: dict[str, Route], guard: Guard | None, *, platform: str = "account"
-) -> Pipeline:
+    rt: Runtime, table: dict[str, Route], guard: Guard | None, *, platform: str = "account",
+    outcomes: LaneOutcomes | None = None,
+) -> Pipeline:  # fmt: skip
     """Exactly-once processing of the service's messages, one unit of work per batch.
 
     Commands carry a token, effects the integration service's signature (`guard`); the
@@ -125,6 +144,7 @@ def _pipeline(
         guard=guard,
         streams=streams,
         platform=platform,
+        outcomes=outcomes,
     )
 
 

@@ -136,7 +136,9 @@ async def service_phases(
         {"REDIS_URL": args.redis_url,
          "DATABASE_URL": dsn, "ALLUSE_STREAM_PREFIX": prefix, "ALLUSE_JWKS_URL": signer.jwks_url,
          "ALLUSE_BATCH_SIZE": str(args.batch_size), "ALLUSE_SIGNING_KEY": signer.seeds["account"],
-         **UNLIMITED},
+         **UNLIMITED,
+         # One trusted writer on the shared stream, as the bare loop beside it (docs/lanes.md).
+         "ALLUSE_LANES": "open"},
         log_path,
     )  # fmt: skip
     bearer = signer.bearer("operator", exp=int(time.time()) + 3600)

@@ -43,7 +43,8 @@ class Platform:
             env = launch.platform_env(
                 self.redis.url, self.postgres.url, security_port=ports["security"], keys=self.dir
             )
-            self.env = {**env, **UNLIMITED, **self.settings}
+            # The load writes the shared streams as one trusted writer (docs/lanes.md).
+            self.env = {**env, **UNLIMITED, "ALLUSE_LANES": "open", **self.settings}
             say(f"scratch Redis {self.redis.url} (AOF on), PostgreSQL in {self.postgres.data_dir}")
             self.services = self._stack.enter_context(
                 launch.services(self.env, ports, var=self.dir)

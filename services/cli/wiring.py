@@ -9,13 +9,20 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError as RedisResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from services.cli.arguments import positive_float
 from services.cli.client import StreamClient, platform_keys, redacted, redis_url
 from services.cli.output import UNAVAILABLE, CliError, fail
 from services.cli.tokens import resolve_token
-from shared.contracts.streams import Streams
+from shared.contracts.streams import (
+    ACCOUNT_EVENTS,
+    ACCOUNT_LIFECYCLE,
+    OPERATOR_LANE,
+    Streams,
+)
+from shared.infra.credentials import default_lane
 from shared.infra.redisclient import connect
 
 Action = Callable[[StreamClient, argparse.Namespace], Awaitable[int]]
@@ -32,8 +39,12 @@ def run(action: Action) -> Callable[[argparse.Namespace], Awaitable[int]]:
             redis = connect(url, socket_connect_timeout=5)
             try:
                 streams = Streams(os.environ.get("ALLUSE_STREAM_PREFIX", ""))
+                lane = default_lane(token, os.environ)
+                # A machine client's Redis user reads the public feed, not the internal events.
+                events = ACCOUNT_EVENTS if lane in (None, OPERATOR_LANE) else ACCOUNT_LIFECYCLE
                 client = StreamClient(redis, streams, token, args.timeout, keys=platform_keys(),
-                                      token_file=args.token_file)  # fmt: skip
+                                      token_file=args.token_file, lane=lane,
+                                      outcomes=events)  # fmt: skip
                 return await action(client, args)
             finally:
                 await redis.aclose()
@@ -45,6 +56,8 @@ def run(action: Action) -> Callable[[argparse.Namespace], Awaitable[int]]:
             raise  # the reader of our output went away (`| head`): not Redis's fault
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             return fail(f"Redis at {redacted(url)} is unreachable: {exc}", UNAVAILABLE)
+        except RedisResponseError as exc:  # e.g. NOPERM, or a lane stream left exhausted
+            return fail(f"Redis at {redacted(url)} refused: {exc}", UNAVAILABLE)
 
     return go
 

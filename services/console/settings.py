@@ -36,6 +36,10 @@ class ConsoleSettings(BaseSettings):
     console_max_sessions_per_user: PositiveInt = 5
     console_max_live_feeds: PositiveInt = 100
     console_timeout_seconds: float = Field(default=10.0, gt=0)
+    # The console's lane (docs/lanes.md): its users' commands and queries go there, and their
+    # outcomes are believed only from its outcome stream. Empty: the shared streams (only
+    # where lanes are open).
+    console_lane: str = "console"
     log_level: str = "INFO"
 
     @property

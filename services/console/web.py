@@ -155,6 +155,7 @@ async def client(request: Request, me: Session) -> StreamClient:
         source=c.source,
         outcomes=ACCOUNT_LIFECYCLE,
         keys=c.keys,
+        lane=c.settings.console_lane or None,
     )
 
 

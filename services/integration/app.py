@@ -15,6 +15,7 @@ from shared.infra.auth import Verifier
 from shared.infra.consumer import StreamConsumer
 from shared.infra.db import migrate
 from shared.infra.guards import bearer, redrivable, signed_by
+from shared.infra.lanes import LaneOutcomes, Registry, lane_router
 from shared.infra.messaging import Guard, Handler
 from shared.infra.pipeline import Dispatch, Pipeline
 from shared.infra.retention import Retained
@@ -41,10 +42,11 @@ async def build(settings: Settings, *, schema: str = SCHEMA) -> Runtime:
         audience=settings.jwt_audience,
         is_revoked=rt.revocations.is_revoked,
     )
-    # Upstream entries: a trading_engine's (or an admin's) token; a week's classification and a
-    # quote reach every portfolio, so they need the whole platform's scope (docs/scopes.md).
-    engines = whole_platform(bearer(verifier), PLATFORM_WIDE)
+    # Upstream entries: a trading_engine's (or an admin's) token, bound to its lane; a week's
+    # classification and a quote reach every portfolio, so they need the whole platform's scope
+    # (docs/scopes.md).
     tables = handlers.FromUpstream(streams).routes()
+    lanes = Registry(rt.redis, streams)
     # Upstream streams belong to their producers, and the account service's events are read
     # by operators' tools for outcomes too: all trimmed by age, never deleted on republishing.
     upstream = settings.upstream_retention
@@ -52,7 +54,10 @@ async def build(settings: Settings, *, schema: str = SCHEMA) -> Runtime:
         (
             stream,
             Dispatch(table, streams, handlers.SOURCE, subject_is_account=False, heard=seen.heard),
-            engines,
+            whole_platform(
+                bearer(verifier, lanes=settings.lanes, stream=streams.key(stream), registry=lanes),
+                PLATFORM_WIDE,
+            ),
             upstream,
         )
         for stream, table in tables.items()
@@ -67,6 +72,12 @@ async def build(settings: Settings, *, schema: str = SCHEMA) -> Runtime:
         # Each stream also takes back its own signed dead letters, re-driven by an operator.
         letters = redrivable(guard, keys=rt.keys, verifier=verifier, service=INTEGRATION,
                              stream=streams.key(stream), window=settings.dedup_window)  # fmt: skip
+        # Fills, assignments and expirations are answered by the account service, which
+        # applies them (their effect carries the lane); the rest are decided here.
+        outcomes = (
+            LaneOutcomes(streams, stream, delegated=handlers.DELEGATED)
+            if stream in tables else None
+        )  # fmt: skip
         pipeline = Pipeline(
             rt.pool,
             handler,
@@ -76,6 +87,7 @@ async def build(settings: Settings, *, schema: str = SCHEMA) -> Runtime:
             guard=letters,
             streams=streams,
             unit=UpstreamUnit.open,
+            outcomes=outcomes,
         )
         process = pipeline.process
         if stream == ACCOUNT_EVENTS:  # straight to the lifecycle stream; the rest as above
@@ -85,18 +97,19 @@ async def build(settings: Settings, *, schema: str = SCHEMA) -> Runtime:
                 lifecycle=streams.key(ACCOUNT_LIFECYCLE), source=handlers.SOURCE,
                 otherwise=pipeline.process, limits=settings.limits,
             ).process  # fmt: skip
-        rt.consumers.append(
-            StreamConsumer(
-                redis=rt.redis,
-                settings=settings,
-                stream=streams.key(stream),
-                group=GROUP,
-                process=process,
-                after=rt.relay.wake.set,  # publish what was just committed without waiting
-                delete_applied=retention is None,
-                retention=retention,
-            )
+        consumer = StreamConsumer(
+            redis=rt.redis,
+            settings=settings,
+            stream=streams.key(stream),
+            group=GROUP,
+            process=process,
+            after=rt.relay.wake.set,  # publish what was just committed without waiting
+            delete_applied=retention is None,
+            retention=retention,
         )
+        rt.consumers.append(consumer)
+        if stream in tables:
+            rt.routers.append(lane_router(rt.redis, settings, stream, consumer))
     rt.retained.append(Retained(streams.key(ACCOUNT_LIFECYCLE), settings.lifecycle_retention))
     rt.details.append(seen.report)
     return rt

@@ -31,11 +31,15 @@ from shared.contracts.upstream import (
     Upstream,
     WeekClassified,
 )
+from shared.infra.lanes import Origin
 from shared.infra.pipeline import Route
 from shared.infra.scopes import SCOPE_FIELD, effect_scope
 from shared.infra.unit import SqlUnit
 
 SOURCE = "alluse/integration"
+# Upstream types the account service applies and answers on the writer's lane: their effect
+# carries the lane and the upstream entry's stream and type (shared/infra/lanes.py Origin).
+DELEGATED = frozenset({"ws4.trade.filled", "ws4.option.assigned", "ws4.option.expired"})
 
 
 class FromUpstream:
@@ -72,6 +76,8 @@ class FromUpstream:
         # the account service keys the effect (and its fill id) by that engine, and names the
         # sent type when it refuses it.
         carried |= {WRITER: ev.writer, ORIGIN_TYPE: ev.type}
+        if isinstance(ev.origin, Origin) and ev.type in DELEGATED:
+            carried |= ev.origin.carried()
         fields = new_event(
             EFFECT_TYPES[ev.type], ev.source, data, subject=getattr(model, "account_id", None),
             event_id=ev.id, time=ev.time.isoformat(), **carried,

@@ -20,7 +20,7 @@ from typing import Any
 import asyncpg
 from pydantic import ValidationError
 
-from services.security import app, audit, audit_store, crypto, heads
+from services.security import app, audit, audit_store, crypto, heads, redis_users
 from services.security.admin import Admin
 from services.security.domain import SecurityError
 from services.security.settings import SecuritySettings
@@ -117,16 +117,19 @@ async def create_user(admin: Admin, args: argparse.Namespace) -> Any:
     return {"user_id": str(uid), "username": args.username, "role": role}
 
 
-def secret_shown(client_id: str, secret: str, **more: str) -> dict[str, str]:
+def secret_shown(client_id: str, secret: str, **more: Any) -> dict[str, Any]:
     print("store the secret now: it is not kept and cannot be shown again", file=sys.stderr)
     return {"client_id": client_id, **more, "client_secret": secret}
 
 
 async def create_client(admin: Admin, args: argparse.Namespace) -> Any:
+    """The OAuth client, its lane and its Redis user (docs/lanes.md)."""
+    redis_users.check_lane(args.client_id)
     secret = await admin.create_client(client_id=args.client_id, role=args.role)
     for portfolio in args.portfolio:
         await admin.grant(portfolio=portfolio, client_id=args.client_id)
-    return secret_shown(args.client_id, secret, role=args.role)
+    redis = await redis_users.RedisUsers(admin.settings).create(args.client_id)
+    return secret_shown(args.client_id, secret, role=args.role, **redis)
 
 
 async def grant(admin: Admin, args: argparse.Namespace) -> Any:
@@ -140,11 +143,15 @@ async def scopes(admin: Admin, args: argparse.Namespace) -> Any:
 
 async def client_status(admin: Admin, args: argparse.Namespace) -> Any:
     await admin.set_client_status(client_id=args.client_id, status=args.status)
-    return {"client_id": args.client_id, "status": args.status}
+    users = redis_users.RedisUsers(admin.settings)
+    redis = await users.switch(args.client_id, on=args.status == "active")
+    return {"client_id": args.client_id, "status": args.status, **redis}
 
 
 async def rotate_client(admin: Admin, args: argparse.Namespace) -> Any:
-    return secret_shown(args.client_id, await admin.rotate_client_secret(client_id=args.client_id))
+    secret = await admin.rotate_client_secret(client_id=args.client_id)
+    redis = await redis_users.RedisUsers(admin.settings).rotate(args.client_id)
+    return secret_shown(args.client_id, secret, **redis)
 
 
 async def set_role(admin: Admin, args: argparse.Namespace) -> Any:

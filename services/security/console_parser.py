@@ -183,7 +183,9 @@ def gen_key(_: argparse.Namespace) -> int:
 
 def write_acl(args: argparse.Namespace) -> int:
     try:
-        text = redis_acl.acl_file(os.environ, args.prefix)
+        kept = args.out.read_text() if args.out is not None and args.out.exists() else ""
+        # The machine clients' users `create-client` added to the file are kept.
+        text = redis_acl.acl_file(os.environ, args.prefix, redis_acl.client_lines(kept))
     except KeyError as missing:
         print(
             f"error: set {missing.args[0]} (16+ characters, e.g. `openssl rand -hex 24`)",

@@ -9,6 +9,11 @@ from shared.infra.settings import Duration, Settings
 
 class SecuritySettings(Settings):
     http_port: int = Field(default=8081, ge=0, le=65535)
+    # Machine clients' Redis users (services/security/redis_users.py): a connection allowed to
+    # run ACL SETUSER on the running Redis (ALLUSE_REDIS_ADMIN_URL; its credentials are the
+    # deployment's, never a default), and the generated ACL file to keep them in.
+    redis_admin_url: SecretStr = SecretStr("")
+    redis_acl_file: str = ""
     # Comma-separated Fernet keys, primary first (ALLUSE_ENCRYPTION_KEYS); never generated here.
     encryption_keys: SecretStr = SecretStr("")
     # Comma-separated audit chain HMAC keys, newest first (ALLUSE_AUDIT_KEYS); never generated.

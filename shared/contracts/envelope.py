@@ -74,6 +74,9 @@ class CloudEvent(BaseModel):
     # The portfolios that writer may touch (shared/contracts/permissions.py, Scope), set with
     # it; None where no scope applies (a service's own entries).
     _scope: Any = PrivateAttr(default=None)
+    # The lane entry this came from, as its writer sent it (shared/infra/lanes.py Origin):
+    # set by the reader, never read from the entry's own attributes.
+    _origin: Any = PrivateAttr(default=None)
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -132,6 +135,13 @@ class CloudEvent(BaseModel):
 
     def scoped_to(self, scope: Any) -> None:
         self._scope = scope
+
+    @property
+    def origin(self) -> Any:
+        return self._origin
+
+    def came_from(self, origin: Any) -> None:
+        self._origin = origin
 
     def fingerprint(self) -> str:
         """What must match for a re-sent entry to count as the same command."""

@@ -1,10 +1,15 @@
-"""An operator's tool on the public streams: send a command and wait for its outcome, ask a query.
+"""An operator's tool on the streams: send a command and wait for its outcome, ask a query.
 
-Commands are XADDed as CloudEvents and their outcome is read back by `causationid` from an
-outcome stream; queries carry a private `replyto` stream the account service answers on.
-Used by the `alluse` CLI and the web console alike. Given the platform's keys, it believes an
-outcome or an answer only when its writer's signature is on it: the account service's on
-account events and answers, the integration service's on the lifecycle stream.
+With a lane (docs/lanes.md; the CLI's `operator` or its client id, the console's `console`),
+commands and queries are XADDed to the lane's own streams, and the one outcome of each is read
+from the lane's outcome stream: believed only for the exact entry sent (stream, source, id),
+only signed by the account service, and only signed after it was sent (less the clock skew).
+An applied command's events are then read by id from `outcomes` (the account events or the
+lifecycle stream), each signed by its writer; a query's answer only from its own reply
+stream, for its id, signed and fresh. Anything else on those streams is ignored, never shown.
+
+Without a lane (a single trusted writer on a Redis without the ACL, ALLUSE_LANES=open), the
+shared streams are written and the outcome is found by `causationid`, as before lanes.
 """
 
 import contextlib
@@ -17,8 +22,9 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from shared.contracts.answers import ENTRY_REFUSED, OUTCOME_TYPES
 from shared.contracts.envelope import CloudEvent, EnvelopeError, decode, new_event
-from shared.contracts.messages import COMMAND_REJECTED, QUERY_FAILED
+from shared.contracts.messages import COMMAND_REJECTED, QUERY_FAILED, QUERY_RESULT
 from shared.contracts.streams import (
     ACCOUNT_COMMANDS,
     ACCOUNT_EVENTS,
@@ -26,7 +32,7 @@ from shared.contracts.streams import (
     ACCOUNT_QUERIES,
     Streams,
 )
-from shared.contracts.trust import ACCOUNT, INTEGRATION, reply_namespace
+from shared.contracts.trust import ACCOUNT, INTEGRATION, SIGNED_AT, reply_namespace
 from shared.infra.credentials import token_subject
 from shared.infra.keys import KeySet, KeysUnavailable
 from shared.infra.messaging import Rejected
@@ -35,6 +41,7 @@ from shared.infra.signing import signer_of, text_fields
 Done = Callable[[list[CloudEvent]], bool]
 Waiting = Callable[[str], AbstractAsyncContextManager[None]]
 WRITER = {ACCOUNT_EVENTS: ACCOUNT, ACCOUNT_LIFECYCLE: INTEGRATION}  # who signs outcomes there
+SKEW_MS = 5 * 60 * 1000  # how far the signing service's clock may lag ours (guards.SKEW)
 
 
 class Refused(Exception):
@@ -72,12 +79,16 @@ class StreamClient:
     # The platform's published keys: outcomes and answers without their writer's signature
     # are ignored. None believes every entry (only for tools on a trusted, private Redis).
     keys: KeySet | None = None
+    # This tool's lane (docs/lanes.md); None: the shared streams, for ALLUSE_LANES=open only.
+    lane: str | None = None
 
     async def command(
         self, type_: str, data: dict[str, Any], *, done: Done, subject: str | None = None,
         event_id: str | None = None,
     ) -> list[CloudEvent]:  # fmt: skip
         """XADD a command, return the events it caused once `done` says they are all here."""
+        if self.lane is not None:
+            return await self._laned_command(type_, data, done, subject, event_id, self.lane)
         events = self.streams.key(self.outcomes)
         # Where the stream ends now, before the XADD, so the outcome cannot slip past us.
         last = await self.redis.xrevrange(events, count=1)
@@ -93,7 +104,7 @@ class StreamClient:
                     for entry_id, raw in entries:
                         cursor = entry_id
                         ev = _decoded(raw)
-                        if ev is None or ev.causationid != fields["id"]:
+                        if ev is None or ev.causationid != fields["id"] or ev.type in OUTCOME_TYPES:
                             continue
                         if await self._signed(raw, WRITER[self.outcomes]):
                             found.append(ev)
@@ -106,27 +117,111 @@ class StreamClient:
         self, type_: str, data: dict[str, Any], *, subject: str | None = None
     ) -> dict[str, Any]:
         """XADD a query with a private reply stream; return the answer's data."""
-        box = reply_stream(self.streams, self.token)
+        if self.lane is not None:
+            box = self.streams.replies(self.lane) + uuid.uuid4().hex
+            target = self.streams.lane(ACCOUNT_QUERIES, self.lane)
+        else:
+            box, target = reply_stream(self.streams, self.token), self.streams.key(ACCOUNT_QUERIES)
         fields = new_event(type_, self.source, data, subject=subject, replyto=box,
                            authorization=f"Bearer {self.token}")  # fmt: skip
-        await self.redis.xadd(self.streams.key(ACCOUNT_QUERIES), fields)  # type: ignore[arg-type]
-        deadline, cursor = time.monotonic() + self.timeout, "0-0"
+        cursors: dict[Any, Any] = {box: "0-0"}
+        if self.lane is not None:  # a refusal (no answer on the box) comes as the outcome
+            cursors[self.streams.outcomes(self.lane)] = await self._end(
+                self.streams.outcomes(self.lane)
+            )
+        sent_ms = time.time() * 1000
+        await self.redis.xadd(target, fields)  # type: ignore[arg-type]
+        deadline = time.monotonic() + self.timeout
         reply: CloudEvent | None = None
         try:
             async with self.waiting(f"waiting for the answer to {type_}"):
                 while reply is None:
-                    for _, entries in await self._read({box: cursor}, deadline):
+                    for name, entries in await self._read(cursors, deadline):
+                        key = name.decode() if isinstance(name, bytes) else name
                         for entry_id, raw in entries:  # anything not the service's is skipped
-                            cursor = entry_id
-                            if reply is None and await self._signed(raw, ACCOUNT):
-                                reply = _decoded(raw)
-                                if reply is None:
-                                    raise NoAnswer(f"unreadable reply on {box}")
+                            cursors[key] = entry_id
+                            ev = await self._believed(raw, ACCOUNT, sent_ms)
+                            if ev is None or ev.causationid != fields["id"]:
+                                continue
+                            if ev.type in (QUERY_RESULT, QUERY_FAILED):
+                                reply = reply or ev
+                            elif ev.type == ENTRY_REFUSED and self._ours(
+                                ev, ACCOUNT_QUERIES, fields
+                            ):
+                                raise Refused(ev.data)
         finally:
             await self.redis.delete(box)
         if reply.type == QUERY_FAILED:
             raise Refused(reply.data)
         return reply.data
+
+    async def _laned_command(
+        self, type_: str, data: dict[str, Any], done: Done, subject: str | None,
+        event_id: str | None, lane: str,
+    ) -> list[CloudEvent]:  # fmt: skip
+        """The command through the lane; its one outcome from the lane's outcome stream; the
+        events an applied (or duplicate) outcome names, by id, from `outcomes`."""
+        verdicts, events = self.streams.outcomes(lane), self.streams.key(self.outcomes)
+        cursors: dict[Any, Any] = {verdicts: await self._end(verdicts),
+                                   events: await self._end(events)}  # fmt: skip
+        fields = new_event(type_, self.source, data, subject=subject, event_id=event_id or str(uuid.uuid4()),
+                           authorization=f"Bearer {self.token}")  # fmt: skip
+        sent_ms = time.time() * 1000
+        await self.redis.xadd(self.streams.lane(ACCOUNT_COMMANDS, lane), fields)  # type: ignore[arg-type]
+        verdict: CloudEvent | None = None
+        seen: dict[str, CloudEvent] = {}
+        deadline = time.monotonic() + self.timeout
+        async with self.waiting(f"waiting for the outcome of {type_}"):
+            while True:
+                for name, entries in await self._read(cursors, deadline):
+                    key = name.decode() if isinstance(name, bytes) else name
+                    for entry_id, raw in entries:
+                        cursors[key] = entry_id
+                        if key == verdicts:
+                            ev = await self._believed(raw, ACCOUNT, sent_ms)
+                            if ev is not None and self._ours(ev, ACCOUNT_COMMANDS, fields):
+                                verdict = verdict or ev
+                        else:
+                            ev = _decoded(raw)
+                            mine = ev is not None and ev.causationid == fields["id"]
+                            if mine and ev and await self._signed(raw, WRITER[self.outcomes]):
+                                seen.setdefault(ev.id, ev)
+                if verdict is None:
+                    continue
+                if verdict.type == ENTRY_REFUSED:
+                    raise Refused(verdict.data)
+                wanted = [str(e.get("id")) for e in verdict.data.get("events", [])]
+                found = [seen[i] for i in wanted if i in seen]
+                if len(found) == len(wanted) or (found and done(found)):
+                    return found
+
+    @staticmethod
+    def _ours(ev: CloudEvent, stream: str, sent: dict[str, str]) -> bool:
+        """An outcome of exactly the entry we sent: its stream, source and id."""
+        d = ev.data
+        return (
+            ev.type in OUTCOME_TYPES
+            and d.get("stream") == stream
+            and d.get("source") == sent["source"]
+            and d.get("id") == sent["id"]
+        )
+
+    async def _believed(
+        self, raw: dict[bytes, bytes], writer: str, sent_ms: float
+    ) -> CloudEvent | None:
+        """The entry, if signed by `writer` no earlier than we sent (less the clock skew):
+        an old signed answer replayed is not this request's."""
+        if not await self._signed(raw, writer):
+            return None
+        stamp = raw.get(SIGNED_AT.encode(), b"")
+        if self.keys is not None and (not stamp.isdigit() or int(stamp) < sent_ms - SKEW_MS):
+            return None
+        return _decoded(raw)
+
+    async def _end(self, key: str) -> Any:
+        """Where the stream ends now: what is written after the XADD cannot slip past."""
+        last = await self.redis.xrevrange(key, count=1)
+        return last[0][0] if last else "0-0"
 
     async def _signed(self, raw: dict[bytes, bytes], writer: str) -> bool:
         if self.keys is None:

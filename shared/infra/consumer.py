@@ -56,14 +56,43 @@ class StreamConsumer:
         self.signer: EntrySigner | None = None  # signs the dead letters (set by running())
         self.dlq = f"{stream}.dlq"
         self.stopped = False
+        self.reader: asyncio.Task[None] | None = None  # after its group was recreated (heal)
 
-    async def ensure_group(self) -> None:
-        """Create the group at the stream's beginning, so nothing written before start is missed."""
+    async def ensure_group(self) -> bool:
+        """Create the group at the stream's beginning, so nothing written before start is
+        missed. True if it was created (it did not exist)."""
         try:
             await self.redis.xgroup_create(self.stream, self.group, id="0", mkstream=True)
         except ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
+            return False
+        return True
+
+    async def heal(self) -> None:
+        """Recreate the group if its stream was deleted under it, and read it from then on
+        here: FastStream stops a subscriber whose group is gone. Consumption resumes."""
+        if await self.ensure_group():
+            log.warning("stream %s had lost its group %s: recreated", self.stream, self.group)
+            metrics.STREAM_RESETS.labels(self.stream).inc()
+            if self.reader is None or self.reader.done():
+                self.reader = asyncio.create_task(self.read_forever(), name=f"read {self.stream}")
+
+    async def read_forever(self) -> None:
+        """What the subscriber did, for a group recreated under a running service."""
+        while not self.stopped:
+            try:
+                got: Any = await self.redis.xreadgroup(
+                    self.group, self.settings.consumer, {self.stream: ">"},
+                    count=self.settings.batch_size, block=self.settings.block_ms,
+                )  # fmt: skip
+                for _, entries in got or []:
+                    await self.handle(entries)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("reading %s failed; will try again", self.stream)
+                await asyncio.sleep(self.settings.reclaim_idle_ms / 1000)
 
     def register(self, broker: RedisBroker) -> None:
         sub = StreamSub(

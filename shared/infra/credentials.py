@@ -4,12 +4,22 @@ service), and the subject of our own token: for the CLI and for the load of soak
 import base64
 import json
 import urllib.parse
+from collections.abc import Mapping
 from typing import Literal
 
+from shared.contracts.streams import OPERATOR_LANE
 from shared.infra import oauth
 from shared.infra.oauth import redacted
 
-__all__ = ["TokenError", "client_credentials", "redacted", "token_expires_at", "token_subject"]
+__all__ = [
+    "TokenError",
+    "client_credentials",
+    "default_lane",
+    "redacted",
+    "token_claims",
+    "token_expires_at",
+    "token_subject",
+]
 
 Problem = Literal["usage", "refused", "unavailable"]
 
@@ -53,6 +63,28 @@ def token_expires_at(token: str) -> float | None:
     except (IndexError, ValueError, TypeError, AttributeError):
         raise TokenError("the token is not a JWT", "usage") from None
     return float(exp) if isinstance(exp, int | float) else None
+
+
+def token_claims(token: str) -> dict[str, object]:
+    """Our own token's claims, unverified (only to choose our lane: the services verify)."""
+    try:
+        return _claims(token)
+    except (IndexError, ValueError, TypeError, AttributeError):
+        raise TokenError("the token is not a JWT", "usage") from None
+
+
+def default_lane(token: str, env: Mapping[str, str]) -> str | None:
+    """The lane a tool writes through (docs/lanes.md): $ALLUSE_LANE if set (empty: the shared
+    streams, where lanes are open); else a machine client's own (its client id, with client
+    credentials), or `operator` for an operator's or admin's token; else none."""
+    chosen = env.get("ALLUSE_LANE")
+    if chosen is not None:
+        return chosen or None
+    claims = token_claims(token)
+    client = env.get("ALLUSE_CLIENT_ID")
+    if client and claims.get("sub") == client:
+        return client
+    return OPERATOR_LANE if claims.get("role") in ("operator", "admin") else None
 
 
 def _claims(token: str) -> dict[str, object]:

@@ -1,6 +1,7 @@
 """The first step of every pipeline: who wrote this entry, and may it write this type?
 
-Pipeline(..., guard=bearer(verifier))                     # clients: a token whose role allows it
+Pipeline(..., guard=bearer(verifier, lanes="required", stream=...))  # clients: a token whose
+                                                          # role allows it, bound to its lane
 Pipeline(..., guard=signed_by(keys, "account", window))    # internal: the owner's fresh signature
 """
 
@@ -10,8 +11,10 @@ from datetime import UTC, datetime, timedelta
 
 from shared.contracts import trust
 from shared.contracts.envelope import CloudEvent
+from shared.contracts.streams import FIXED_LANES
 from shared.infra.auth import Verifier
 from shared.infra.keys import KeySet
+from shared.infra.lanes import Registry, bind, unlaned
 from shared.infra.messaging import Guard, Rejected
 from shared.infra.signing import (
     LETTER_SIGNATURE,
@@ -30,12 +33,24 @@ REDRIVERS = frozenset({"admin", "operator"})  # who may re-drive a dead letter
 BACKDATING_ROLES = frozenset({"admin", "operator"})
 
 
-def bearer(verifier: Verifier, *, backdate: timedelta | None = None) -> Guard:
+def bearer(
+    verifier: Verifier, *, backdate: timedelta | None = None, lanes: str | None = None,
+    stream: str = "", registry: Registry | None = None,
+) -> Guard:  # fmt: skip
     """A client's token whose role may send the type; with `backdate`, an entry dated more than
-    that before now is refused as `stale_time` unless the role may backdate."""
+    that before now is refused as `stale_time` unless the role may backdate. With `lanes`
+    (settings.lanes), the token's principal must own the lane the entry came through (field
+    `lane`, set by the router), and an entry from no lane is taken only when lanes are open."""
 
     async def guard(ev: CloudEvent, fields: dict[bytes, bytes]) -> None:
         who = await verifier.authorize(ev.authorization, ev.type)
+        if lanes is not None:
+            lane = fields.get(b"lane")
+            if lane is None:
+                unlaned(lanes, stream)
+            else:
+                known = await registry.names() if registry is not None else FIXED_LANES
+                bind(lane.decode(errors="replace"), who.subject, who.role, known)
         ev.verified_as(who.subject, "client")
         ev.scoped_to(who.scope)  # checked where the portfolio of an entry is known
         if backdate is None or who.role in BACKDATING_ROLES:

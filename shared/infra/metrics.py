@@ -40,3 +40,15 @@ TOKEN_REFUSALS = Counter(
 RATE_LIMITED = Counter(
     "alluse_rate_limited_total", "Commands and queries refused over their client's rate", ["kind"]
 )
+# Lanes (docs/lanes.md): a lane stream reset after its owner left it unusable (an id at the
+# end of the id space), and entries a router could not move (dead-lettered with the reason).
+LANE_RESETS = Counter(
+    "alluse_lane_resets_total", "Lane streams deleted after an exhausted id space", ["stream"]
+)
+ROUTE_FAILURES = Counter(
+    "alluse_route_failures_total", "Routing passes that failed and were retried", ["stream"]
+)
+OUTCOMES = Counter("alluse_outcomes_total", "Outcomes written to clients' lanes", ["type"])
+STREAM_RESETS = Counter(
+    "alluse_stream_resets_total", "Consumed streams found deleted and recreated", ["stream"]
+)

@@ -1,8 +1,9 @@
 """Ordered consumption by N replicas: one stream split into P partitions by account.
 
-Producers write to the one public stream. The replica holding the router lease moves its
-entries, oldest first, to partition `crc32(account) % P`, keeping each entry's id, so every
-partition is in the public stream's order. Each replica holds leases on a fair share of the
+Producers write to their lanes (shared/infra/lanes.py), or, where lanes are open, to the one
+public stream. The replica holding the router lease moves their entries, each source oldest
+first, to partition `crc32(account) % P` with a new id (a writer's own id can neither block nor
+reorder a partition), so every partition holds each writer's entries in its order. Each replica holds leases on a fair share of the
 partitions and applies only those, one batch at a time, oldest first: one account's messages
 are applied by one replica at a time, in the order they were written (docs/architecture.md "Scaling out").
 On a Redis Cluster, every key here but the DLQ shares the public stream's slot (hash tag).
@@ -19,12 +20,12 @@ import math
 import time
 import zlib
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from redis.asyncio import Redis
 
 from shared.infra import metrics
 from shared.infra.consumer import Process
+from shared.infra.lanes import Move, Registry, backoff
 from shared.infra.leases import Leases
 from shared.infra.messaging import Entry, dead_letter_fields
 from shared.infra.retention import Retained
@@ -33,29 +34,6 @@ from shared.infra.signing import EntrySigner
 
 log = logging.getLogger(__name__)
 SETTLE_MS = 100  # how often a replica short of its share looks for partitions given back
-
-# The move of a batch, in one atomic step fenced by the router lease: a router whose lease has
-# passed to another moves nothing. Only (partition, id) pairs are sent: Redis copies each
-# entry's fields itself, so no field crosses the wire twice. XADD with the entry's own id keeps
-# the order, and a second move of the same entry is refused by Redis ("equal or smaller")
-# rather than doubled; an entry gone meanwhile (moved already) is skipped.
-_MOVE = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
-local moved = 0
-for i = 2, #ARGV, 2 do
-  local p, id = tonumber(ARGV[i]), ARGV[i + 1]
-  local found = redis.call('XRANGE', KEYS[2], id, id)
-  if #found == 1 then
-    local added = redis.pcall('XADD', KEYS[3 + p], id, unpack(found[1][2]))
-    if type(added) == 'table' and added.err and not string.find(added.err, 'equal or smaller') then
-      return added
-    end
-    redis.call('XDEL', KEYS[2], id)
-    moved = moved + 1
-  end
-end
-return moved
-"""
 
 
 def account_of(fields: dict[bytes, bytes]) -> bytes:
@@ -74,10 +52,12 @@ class Partitioned:
 
     def __init__(
         self, *, redis: Redis, settings: Settings, stream: str, process: Process,
-        after: Callable[[], None] = lambda: None,
+        after: Callable[[], None] = lambda: None, laned: bool = False,
     ) -> None:  # fmt: skip
+        """`laned`: clients' lanes of the stream are fanned in too (commands); not effects."""
         self.redis, self.settings, self.stream = redis, settings, stream
         self.process, self.after = process, after
+        registry = Registry(redis, settings.streams) if laned else None
         s, count = settings.streams, settings.partitions  # keys in the public stream's slot
         self.parts = [s.beside(stream, f".p{i}") for i in range(count)]
         self.lease_keys = [s.beside(stream, f".lease.p{i}") for i in range(count)]
@@ -97,6 +77,12 @@ class Partitioned:
         self.settle_seconds = 2 * settings.partition_lease_ms / 3000
         self.settling_until = 0.0
         self.stopped = False
+        self.mover = Move(
+            redis, s, stream.removeprefix(s.prefix), self.parts, lambda f: self.partition(f) + 1,
+            registry, self.dlq, settings.batch_size, fence=(self.router_key, settings.consumer),
+            public=True, sequence=s.beside(stream, ".pseq"),  # matched by the ACL's `.p*`
+            signer=lambda: self.signer,
+        )  # fmt: skip
 
     def retained(self) -> list[Retained]:
         return [Retained(self.dlq, self.settings.dlq_retention)]
@@ -134,20 +120,9 @@ class Partitioned:
         return len(self.held) < share and now < self.settling_until
 
     async def route_once(self, block_ms: int | None = None) -> bool:
-        """Move the oldest entries (waiting up to `block_ms` for one): everything left on the
-        public stream is unrouted, since a moved entry is deleted from it."""
-        got: Any = await self.redis.xread(
-            {self.stream: "0-0"}, count=self.settings.batch_size, block=block_ms
-        )
-        rows: list[Entry] = got[0][1] if got else []
-        if not rows:
-            return False
-        args: list[Any] = [self.settings.consumer]
-        for entry_id, fields in rows:
-            args += [self.partition(fields), entry_id]
-        keys = [self.router_key, self.stream, *self.parts]
-        moved = await self.redis.eval(_MOVE, len(keys), *keys, *args)
-        return int(moved) > 0
+        """Move the oldest entries of the stream and its lanes (waiting up to `block_ms` for
+        one): everything left on them is unrouted, since a moved entry is deleted there."""
+        return await self.mover.once(block_ms) > 0
 
     async def consume_once(self) -> bool:
         now = time.monotonic()
@@ -222,7 +197,7 @@ class Partitioned:
         now_ms = int(seconds) * 1000 + int(micros) // 1000
         waiting = 0
         for p, (length, head) in enumerate(zip(per_part[::2], per_part[1::2], strict=True)):
-            # An entry keeps its public stream id: its time is when the producer wrote it.
+            # A routed entry's id is when it was routed: its age is how long it has waited.
             age = max(0, now_ms - int(head[0][0].split(b"-")[0])) / 1000 if head else 0.0
             metrics.PARTITION_PENDING.labels(self.stream, str(p)).set(length)
             metrics.PARTITION_LAG.labels(self.stream, str(p)).set(age)
@@ -234,16 +209,19 @@ class Partitioned:
     async def route_forever(self) -> None:
         """While this replica holds the router lease, move entries as they arrive (a blocking
         read), beside its own batches: no replica waits for the router's batch to end."""
-        wait = self.settings.block_ms
+        wait, failures = self.settings.block_ms, 0
         while not self.stopped:
             try:
                 if not self.routing:
                     await asyncio.sleep(wait / 1000)
                 elif await self.route_once(block_ms=wait):
                     self.routed.set()
+                failures = 0
             except Exception:
+                failures += 1
+                metrics.ROUTE_FAILURES.labels(self.stream).inc()
                 log.exception("routing of %s failed; will try again", self.stream)
-                await asyncio.sleep(wait / 1000)
+                await backoff(failures, wait)
 
     async def run(self) -> None:
         every = self.settings.partition_lease_ms / 3000

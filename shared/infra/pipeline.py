@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import asyncpg
+import orjson
 from opentelemetry.trace import SpanKind
 from pydantic import BaseModel, ValidationError
 
@@ -40,8 +41,8 @@ from shared.contracts.errors import DomainError
 from shared.contracts.lifecycle import dataschema
 from shared.contracts.messages import COMMAND_REJECTED
 from shared.contracts.money import amount_invalid
-from shared.contracts.streams import Streams
-from shared.infra import inbox, metrics, tracing
+from shared.contracts.streams import AUDIT, Streams
+from shared.infra import inbox, lanes, metrics, tracing
 from shared.infra.audit import audit_event
 from shared.infra.db import transaction
 from shared.infra.keys import KeysUnavailable
@@ -84,6 +85,7 @@ class Pipeline:
     # With no guard, the platform made the entries itself: their writer, `platform:<what>`, is
     # a key space no client or service entry can reach (a guard binds client: or service:).
     platform: str = "pipeline"
+    outcomes: lanes.LaneOutcomes | None = None  # one outcome per lane entry (docs/lanes.md)
 
     async def process(self, entries: Sequence[Entry]) -> Outcome:
         out = Outcome()
@@ -149,6 +151,8 @@ class Pipeline:
                 ev = decode(fields, self.limits)
             except EnvelopeError as exc:
                 out.dead.append((entry_id, fields, str(exc)))
+                if (o := self.origin(fields, None, trusted=False)) is not None:
+                    refused.append(self.outcome_refused(o, "invalid_payload", str(exc), None))
                 continue
             if self.guard is None:
                 ev.verified_as(self.platform, "platform")
@@ -160,12 +164,15 @@ class Pipeline:
                     continue
                 except Rejected as r:
                     with tracing.span(f"refuse {ev.type}", parent=ev, service=self.source):
+                        # An effect's carried lane is believed only with its signature.
+                        ev.came_from(self.origin(fields, ev, trusted=False))
                         answer = self.refusal(ev, r)
                         for _, emitted in answer:
                             tracing.stamp(emitted)
                     refused += answer
                     refused_ids.append(entry_id)
                     continue
+            ev.came_from(self.origin(fields, ev, trusted=True))
             good.append((entry_id, ev))
             out.writers[entry_id] = ev.writer
         if refused:
@@ -189,6 +196,7 @@ class Pipeline:
             if prior is not None:
                 if prior[0] == ev.fingerprint():  # the same outcome again, with the same event ids
                     outbox.extend((stream, dumps(fields)) for stream, fields in prior[1])
+                    outbox.extend(self.lane_outcome(ev, prior[1], again=True))
                 else:
                     reason = (
                         f"({ev.source}, {ev.id}) was already applied with another payload"
@@ -196,6 +204,7 @@ class Pipeline:
                     )
                     stream, fields = self.rejection(ev, "idempotency_conflict", reason, None)
                     outbox.append((stream, dumps(fields)))
+                    outbox.extend(self.lane_outcome(ev, [(stream, fields)]))
                     out.rejected += 1
                 continue
             assert unit is not None  # every message not in the inbox is fresh
@@ -208,6 +217,7 @@ class Pipeline:
             encoded = [(stream, dumps(fields)) for stream, fields in emits]
             rows.append((ev.writer, ev.source, ev.id, ev.type, fingerprint, inbox.outcome(encoded)))
             outbox.extend(encoded)
+            outbox.extend(self.lane_outcome(ev, emits))
         if unit is not None:
             await unit.flush()
         await inbox.record(conn, rows)
@@ -253,9 +263,51 @@ class Pipeline:
         )
         return (self.reject_stream, fields)
 
+    def origin(
+        self, fields: dict[bytes, bytes], ev: CloudEvent | None, *, trusted: bool
+    ) -> lanes.Origin | None:
+        """The lane entry `fields` came from, when this pipeline answers lanes. An effect's
+        carried origin (signed by its writer) only once `trusted` (its signature checked)."""
+        o = self.outcomes
+        if o is None or (o.carried and not trusted):
+            return None
+        return lanes.origin_of(fields, ev, o.stream, carried=o.carried)
+
+    def outcome_refused(
+        self, origin: lanes.Origin, code: str, reason: str, ev: CloudEvent | None
+    ) -> Emit:
+        assert self.outcomes is not None  # an origin is found only where outcomes are written
+        return lanes.refused(self.outcomes.streams, self.source, origin, code, reason, ev)
+
+    def lane_outcome(
+        self, ev: CloudEvent, emits: Sequence[Emit], *, again: bool = False
+    ) -> list[tuple[str, str]]:
+        """The entry's one outcome for its lane, if it came through one and this service
+        decides it: refused (the rejection among `emits`), duplicate (`again`), or applied
+        with the events it caused (audit records aside)."""
+        origin, o = ev.origin, self.outcomes
+        if not isinstance(origin, lanes.Origin) or o is None:
+            return []
+        rejection = next((f for _, f in emits if f.get("type") == COMMAND_REJECTED
+                          and f.get("causationid") == ev.id), None)  # fmt: skip
+        if rejection is not None:
+            data = orjson.loads(rejection["data"])
+            emit = lanes.refused(o.streams, self.source, origin, str(data.get("code")),
+                                 str(data.get("reason")), ev)  # fmt: skip
+            return [(emit[0], dumps(emit[1]))]
+        if ev.type in o.delegated:  # forwarded with its lane: the account service answers
+            return []
+        audit = o.streams.key(AUDIT)
+        caused = [(stream, f) for stream, f in emits if stream != audit]
+        make = lanes.duplicate if again else lanes.applied
+        stream, fields = make(o.streams, self.source, origin, caused, ev)
+        return [(stream, dumps(fields))]
+
     def refusal(self, ev: CloudEvent, r: Rejected) -> list[Emit]:
         """An entry refused for who wrote it: ids of its own, so no key is claimed."""
         emits = [self.rejection(ev, r.code, r.reason, r.subject, event_id=str(uuid.uuid4()))]
+        if isinstance(ev.origin, lanes.Origin):
+            emits.append(self.outcome_refused(ev.origin, r.code, r.reason, ev))
         if r.code == "rate_limited":  # a flood is counted, never one audit record per entry
             metrics.RATE_LIMITED.labels("command").inc()
             return emits

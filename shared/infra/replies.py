@@ -14,6 +14,7 @@ deleted) and expire `reply_ttl` seconds after their answer.
 """
 
 import asyncio
+import json
 import logging
 import uuid
 from collections import OrderedDict
@@ -27,13 +28,14 @@ from redis.asyncio import Redis
 from shared.contracts.envelope import CloudEvent, EnvelopeError, Limits, decode, new_event
 from shared.contracts.errors import DomainError
 from shared.contracts.messages import QUERY_FAILED, QUERY_RESULT
-from shared.contracts.streams import Streams
+from shared.contracts.streams import ACCOUNT_QUERIES, FIXED_LANES, Streams
 from shared.contracts.trust import reply_namespace, replyto_allowed
-from shared.infra import metrics, tracing
+from shared.infra import lanes, metrics, tracing
 from shared.infra.audit import audit_event
 from shared.infra.auth import Principal, Verifier, permit
 from shared.infra.db import connection
 from shared.infra.keys import KeysUnavailable
+from shared.infra.lanes import Registry
 from shared.infra.limits import Buckets, refusal
 from shared.infra.messaging import Emit, Entry, Outcome, Rejected
 
@@ -63,6 +65,8 @@ class Replier:
     reply_ttl: int = REPLY_TTL_SECONDS
     # The reply streams this process made, per client, oldest first.
     made: dict[str, OrderedDict[str, None]] = field(default_factory=dict)
+    lanes: str | None = None  # settings.lanes; None: no lanes (a tool's own replier)
+    registry: Registry | None = None  # the lane names: who is a machine client
 
     async def admit(
         self, entry_id: bytes, fields: dict[bytes, bytes], out: Outcome, denied: list[Emit]
@@ -73,7 +77,11 @@ class Replier:
             ev = decode(fields, self.limits)
         except EnvelopeError as exc:
             out.dead.append((entry_id, fields, str(exc)))
+            if (o := lanes.origin_of(fields, None, ACCOUNT_QUERIES)) is not None:
+                denied.append(lanes.refused(self.streams, self.source, o, "invalid_payload",
+                                            str(exc), None))  # fmt: skip
             return None
+        ev.came_from(lanes.origin_of(fields, ev, ACCOUNT_QUERIES))
         try:
             who = await self.verifier.principal(ev.authorization)
         except Rejected as r:
@@ -82,8 +90,24 @@ class Replier:
         except KeysUnavailable:
             out.held.append(entry_id)
             return None
-        if not replyto_allowed(self.streams.prefix, who.subject, ev.replyto):
+        if self.lanes is not None:
+            try:
+                if ev.origin is None:
+                    lanes.unlaned(self.lanes, self.streams.key(ACCOUNT_QUERIES))
+                else:
+                    known = await self.registry.names() if self.registry else FIXED_LANES
+                    lanes.bind(ev.origin.lane, who.subject, who.role, known)
+            except Rejected as r:
+                self.refuse(entry_id, fields, ev, f"{r.code}: {r.reason}", who.subject, out, denied)
+                return None
+        if ev.origin is not None:  # a lane's answers go to the lane's own reply streams
+            space = self.streams.replies(ev.origin.lane)
+            allowed = bool(ev.replyto) and str(ev.replyto).startswith(space)
+            allowed = allowed and len(str(ev.replyto)) > len(space)
+        else:
             space = reply_namespace(self.streams.prefix, who.subject)
+            allowed = replyto_allowed(self.streams.prefix, who.subject, ev.replyto)
+        if not allowed:
             reason = f"'replyto' must be a key under {space}"
             self.refuse(entry_id, fields, ev, reason, who.subject, out, denied)
             return None
@@ -96,10 +120,15 @@ class Replier:
         actor: str, out: Outcome, denied: list[Emit],
     ) -> None:  # fmt: skip
         """Answered nowhere (no stream the caller may be answered on): dead-lettered, audited;
-        a refusal for who wrote it, which a re-drive never applies."""
+        a refusal for who wrote it, which a re-drive never applies; refused on its lane's
+        outcome stream when it came through one."""
         out.dead.append((entry_id, fields, reason))
         out.refused_writer.add(entry_id)
         out.rejected += 1
+        if ev.origin is not None:
+            code, _, why = reason.partition(": ")
+            code, why = (code, why) if why and code.isidentifier() else ("forbidden", reason)
+            denied.append(lanes.refused(self.streams, self.source, ev.origin, code, why, ev))
         details = {"message_type": ev.type, "message_id": ev.id, "source": ev.source,
                    "reason": reason[:300]}  # fmt: skip
         denied.append(audit_event(self.streams, source=self.source, action="query.denied",
@@ -149,18 +178,30 @@ class Replier:
                 except Exception:
                     log.exception("query %s failed; left pending", entry_id.decode())
                     return None
+            if ev.origin is not None:
+                denied.append(self.outcome(ev, reply))
             return entry_id, fields, str(ev.replyto), self.sign(reply)
 
         answered = await asyncio.gather(*(answer(*a) for a in admitted))
         replies = [r for r in answered if r is not None] + limited
         if replies:
             await self.send(replies, out)
-        if denied:  # signed like everything the service writes
+        if denied:  # refusals' audit records and lanes' outcomes: signed like all it writes
             pipe = self.redis.pipeline(transaction=False)
             for stream, record in denied:
                 pipe.xadd(stream, self.sign(record))  # type: ignore[arg-type]
             await pipe.execute(raise_on_error=False)
         return out
+
+    def outcome(self, ev: CloudEvent, reply: dict[str, str]) -> Emit:
+        """The query's outcome on its lane: applied (the answer's type and id), or refused
+        (a failed query, with its code and reason)."""
+        assert ev.origin is not None
+        if reply["type"] == QUERY_FAILED:
+            data = json.loads(reply["data"])
+            return lanes.refused(self.streams, self.source, ev.origin, str(data.get("code")),
+                                 str(data.get("reason")), ev)  # fmt: skip
+        return lanes.applied(self.streams, self.source, ev.origin, [("", reply)], ev)
 
     async def reply(
         self,

@@ -9,7 +9,8 @@
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -94,9 +95,14 @@ class Janitor:
     retained: list[Retained]
     dedup_window: timedelta
     every: timedelta
+    # Streams known only at run time (each lane's outcome stream), listed afresh each round.
+    found: list[Callable[[], Awaitable[list[Retained]]]] = field(default_factory=list)
 
     async def once(self) -> dict[str, int]:
-        removed = {k.stream: await trim(self.redis, k) for k in self.retained}
+        kept = list(self.retained)
+        for more in self.found:
+            kept += await more()
+        removed = {k.stream: await trim(self.redis, k) for k in kept}
         removed["inbox"] = await prune_inbox(self.pool, self.dedup_window)
         return removed
 

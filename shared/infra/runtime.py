@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +28,7 @@ from shared.infra.consumer import StreamConsumer
 from shared.infra.db import create_pool
 from shared.infra.durability import Durability
 from shared.infra.keys import KeySet
+from shared.infra.lanes import LaneRouter
 from shared.infra.outbox import Relay
 from shared.infra.partitions import Partitioned
 from shared.infra.redisclient import broker as redis_broker
@@ -60,12 +61,17 @@ class Runtime:
     revocations: Revocations | None = None
     # Streams this service trims by age besides its consumers' own (e.g. the lifecycle stream).
     retained: list[Retained] = field(default_factory=list)
+    found: list[Callable[[], Awaitable[list[Retained]]]] = field(default_factory=list)
+    # Fan client lanes into consumer-group streams (queries, WS2, WS4): shared/infra/lanes.py.
+    routers: list[LaneRouter] = field(default_factory=list)
 
     def janitor(self) -> Janitor:
         kept = [*self.retained, *(k for c in self.consumers for k in c.retained())]
         kept += [k for o in self.ordered for k in o.retained()]
         s = self.settings
-        return Janitor(self.redis, self.pool, kept, s.dedup_window, s.retention_interval)
+        return Janitor(
+            self.redis, self.pool, kept, s.dedup_window, s.retention_interval, self.found
+        )
 
     async def ready(self) -> dict[str, str]:
         status = {}
@@ -157,6 +163,8 @@ async def running(
     tasks.append(asyncio.create_task(rt.janitor().run(), name="retention"))
     ordered = [asyncio.create_task(o.run(), name=f"ordered {o.stream}") for o in rt.ordered]
     tasks += ordered
+    routers = [asyncio.create_task(r.run(), name=f"lanes {r.move.name}") for r in rt.routers]
+    tasks += routers
     tasks += [
         asyncio.create_task(c.reclaim_forever(), name=f"reclaim {c.stream}") for c in rt.consumers
     ]
@@ -174,6 +182,8 @@ async def running(
         await rt.broker.stop()  # stop reading first; the batch in hand completes
         for o in rt.ordered:
             o.stopped = True
+        for r in rt.routers:
+            r.stopped = True
         if ordered:  # their batch in hand completes too, and their leases go back
             await asyncio.wait(ordered, timeout=10)
         if server is not None:
@@ -186,6 +196,8 @@ async def running(
             await rt.relay.publish_once()
         for consumer in rt.consumers:
             consumer.stopped = True
+            if consumer.reader is not None:
+                tasks.append(consumer.reader)
         for task in tasks:
             task.cancel()
         _, stuck = await asyncio.wait(tasks, timeout=5)
@@ -208,6 +220,11 @@ async def open_runtime(
 ) -> Runtime:
     """`service` names the identity (default: the schema); `keys` default to the JWKS URL's."""
     tracing.setup(service or schema)  # OTLP export when OTEL_EXPORTER_OTLP_ENDPOINT is set
+    if settings.lanes == "open":
+        log.warning(
+            "ALLUSE_LANES=open: entries written straight to the shared streams are taken too;"
+            " only for a Redis without the ACL file and a single trusted writer (docs/lanes.md)"
+        )
     signer = EntrySigner.from_settings(settings, service or schema)  # first: no key, no start
     use_hiredis_packing()
     redis = connect(settings.redis_url)

@@ -87,6 +87,11 @@ class Settings(BaseSettings):
     retention_interval: Duration = timedelta(seconds=60)  # how often trimming and pruning run
     # Whether the relay waits for Redis to make each published event durable before it deletes
     # the outbox row: "auto" = when the server has AOF on; "required"; "off".
+    # Lanes (docs/lanes.md): "required" refuses a client's entry written straight to a shared
+    # stream (`forbidden`, "write to your lane"); "open" takes those too, for a Redis without
+    # the ACL file and a single trusted writer (each service says so at start, as a WARNING).
+    lanes: Literal["required", "open"] = "required"
+    outcome_retention: Duration = timedelta(days=1)  # alluse.outcomes.<lane>
     redis_durability: Literal["auto", "required", "off"] = "auto"
     redis_durability_timeout_ms: PositiveInt = 2_000
     # Fairness (docs/scopes.md, "Limits"): a token bucket per verified client in each service

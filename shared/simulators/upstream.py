@@ -29,6 +29,7 @@ from redis.exceptions import ResponseError
 
 from shared.contracts.envelope import dumps
 from shared.contracts.streams import ACCOUNT_LIFECYCLE, Streams
+from shared.infra.credentials import default_lane
 from shared.infra.progress import Progress
 from shared.infra.redisclient import connect
 from shared.infra.settings import Settings
@@ -146,11 +147,14 @@ def parse_accounts(values: list[str]) -> list[tuple[str, str]]:
 
 
 async def publish(
-    redis: Redis, streams: Streams, events: list[Event], rate: float, token: str
-) -> None:
+    redis: Redis, streams: Streams, events: list[Event], rate: float, token: str,
+    lane: str | None = None,
+) -> None:  # fmt: skip
+    """`lane`: the engine's own (docs/lanes.md); None: the shared streams (lanes open)."""
     started, pipe = time.perf_counter(), redis.pipeline(transaction=False)
     for n, event in enumerate(events, 1):
-        pipe.xadd(streams.key(event.stream), fields(event, token))  # type: ignore[arg-type]
+        key = streams.lane(event.stream, lane) if lane else streams.key(event.stream)
+        pipe.xadd(key, fields(event, token))  # type: ignore[arg-type]
         if rate > 0:
             await pipe.execute()
             await asyncio.sleep(max(0.0, started + n / rate - time.perf_counter()))
@@ -211,7 +215,8 @@ async def run(args: Any, token: Token, settings: Settings | None = None) -> int:
             for week in range(args.weeks):
                 events = feed.week(monday + timedelta(weeks=week))
                 current = token if isinstance(token, str) else await token()
-                await publish(redis, streams, events, args.rate, current)
+                lane = default_lane(current, os.environ)
+                await publish(redis, streams, events, args.rate, current, lane)
                 if not args.measure:  # the week's outcomes, then the cash they left
                     closing = {e.id for e in events if e.type in CLOSING}
                     if not await ledger.follow(closing, args.timeout):

@@ -1,13 +1,18 @@
 """The platform on a Redis that runs the generated ACL file: each service as its own user.
 
-Trading engines write with the `engine` user, operators' tools with `operator`, a downstream
+Lanes required: a trading engine is a machine client whose Redis user `create-client` made
+(its lane only), operators' tools write the operators' lane as `operator`, a downstream
 consumer reads the lifecycle stream as `lifecycle`; the default user is off.
 """
 
 import asyncio
+import base64
+import json
 import os
 import subprocess
 import sys
+import urllib.parse
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +31,7 @@ from shared.infra.settings import Settings
 from shared.infra.signing import identity_env, new_identities
 from tests.e2e.test_platform import Lifecycle, ce, token, wait_ready
 from tests.support.acl import acl_redis, passwords
-from tests.support.streams import entries, xadd_sync
+from tests.support.streams import entries, entries_sync, xadd_sync
 from tests.support.waiting import until_sync
 
 pytestmark = pytest.mark.slow
@@ -36,7 +41,7 @@ PREFIX = "acl."
 @pytest.fixture
 def platform(own_database: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
     ports = {name: free_port() for name in ("security", "account", "integration", "console")}
-    with acl_redis(tmp_path / "redis", PREFIX, passwords()) as urls:
+    with acl_redis(tmp_path / "redis", PREFIX, passwords(), admin=True) as urls:
         env = {
             **os.environ, "DATABASE_URL": own_database, "ALLUSE_STREAM_PREFIX": PREFIX,
             "ALLUSE_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
@@ -44,6 +49,7 @@ def platform(own_database: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
             "ALLUSE_JWKS_URL": f"http://127.0.0.1:{ports['security']}/.well-known/jwks.json",
             "ALLUSE_TOKEN_URL": f"http://127.0.0.1:{ports['security']}/oauth/token",
             "ALLUSE_BLOCK_MS": "20", "ALLUSE_SECURITY_URL": f"http://127.0.0.1:{ports['security']}",
+            "ALLUSE_LANES": "required",
         }  # fmt: skip
         procs, identities = [], identity_env(new_identities())
         try:
@@ -57,7 +63,9 @@ def platform(own_database: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
                 procs.append(proc)
                 wait_ready(port, proc, log)
             # The security administration runs with the security service's own settings.
-            admin = {**env, **identities["security"], "REDIS_URL": urls["security"]}
+            admin = {**env, **identities["security"], "REDIS_URL": urls["security"],
+                     "ALLUSE_REDIS_ADMIN_URL": urls["acl-admin"],
+                     "ALLUSE_REDIS_ACL_FILE": urls["acl-file"]}  # fmt: skip
             yield {"env": admin, "tmp": tmp_path, "urls": urls,
                    "logs": [tmp_path / f"{n}.log" for n in ports]}  # fmt: skip
         finally:
@@ -71,12 +79,13 @@ def test_every_service_works_as_its_own_acl_user(
     platform: dict[str, Any], settings: Settings
 ) -> None:
     urls = platform["urls"]
-    operator, engine = redis.Redis.from_url(urls["operator"]), redis.Redis.from_url(urls["engine"])
+    engine_url, engine_token = engine_client(platform, urls["security"])
+    operator, engine = redis.Redis.from_url(urls["operator"]), redis.Redis.from_url(engine_url)
     life = Lifecycle(redis.Redis.from_url(urls["lifecycle"]), f"{PREFIX}alluse.account.lifecycle")
     bearer = "Bearer " + token(platform, f"ops-{uuid.uuid4().hex[:6]}")
     init = ce("alluse.system.initialize", {"total_capital": "250000.00", "template": "moderate"},
               "ops/tool", authorization=bearer)  # fmt: skip
-    xadd_sync(operator, f"{PREFIX}alluse.account.commands", init)
+    xadd_sync(operator, f"{PREFIX}{{{PREFIX}alluse.account.commands}}.lane.operator", init)
     events = life.until(lambda es: sum(e["type"] == "alluse.account.created" for e in es) == 3)
     gen = next(e["data"]["account"]["id"] for e in events
                if e["type"] == "alluse.account.created" and e["data"]["account"]["type"] == "generation")  # fmt: skip
@@ -85,13 +94,18 @@ def test_every_service_works_as_its_own_acl_user(
         "option_type": "put", "strike": "120.00", "delta": "-0.45", "side": "sell_to_open", "quantity": 3,
         "price": "2.15", "multiplier": 100, "commission": "1.95", "filled_at": "2026-11-26T15:00:00Z",
     }  # fmt: skip
-    fill_event = ce("ws4.trade.filled", fill, "ws4/gateway-1", subject=gen, authorization=bearer)
-    xadd_sync(engine, f"{PREFIX}ws4.market.events", fill_event)
+    fill_event = ce("ws4.trade.filled", fill, "ws4/gateway-1", subject=gen,
+                    authorization=f"Bearer {engine_token}")  # fmt: skip
+    xadd_sync(engine, f"{PREFIX}{{{PREFIX}ws4.market.events}}.lane.engine-1", fill_event)
     events = life.until(lambda es: any(e["type"] == "alluse.account.balance_changed" for e in es))
     moved = next(e for e in events if e["type"] == "alluse.account.balance_changed")
     assert moved["data"]["transaction"]["amount"] == "643.05"
     with pytest.raises(redis.exceptions.NoPermissionError):  # an engine cannot forge an effect
         xadd_sync(engine, f"{PREFIX}alluse.internal.account.effects", fill_event)
+    with pytest.raises(redis.exceptions.NoPermissionError):  # nor touch the shared stream
+        engine.xadd(f"{PREFIX}ws4.market.events", {"x": "y"}, maxlen=0)
+    outcomes = entries_sync(engine, f"{PREFIX}alluse.outcomes.engine-1")  # its fill's outcome
+    assert [f[b"type"] for _, f in outcomes] == [b"alluse.entry.applied"], outcomes
     # A forged audit record (no signature) is refused, and the refusal itself audited.
     forged = ce("alluse.audit.recorded", {"action": "x", "actor": "y"}, "alluse/account-service")
     account = redis.Redis.from_url(urls["account"])
@@ -120,7 +134,8 @@ def test_every_service_works_as_its_own_acl_user(
 async def console_reads(url: str, token: str, account_id: str, jwks: str) -> None:
     as_console = aioredis.Redis.from_url(url)
     try:
-        client = StreamClient(as_console, Streams(PREFIX), token, keys=KeySet.from_url(jwks))
+        client = StreamClient(as_console, Streams(PREFIX), token, keys=KeySet.from_url(jwks),
+                              lane="console")  # fmt: skip
         shown = await client.query("alluse.query.account", {"account_id": account_id})
         assert shown["id"] == account_id
         assert await as_console.xrevrange(f"{PREFIX}alluse.account.lifecycle", count=1)
@@ -128,3 +143,23 @@ async def console_reads(url: str, token: str, account_id: str, jwks: str) -> Non
             await entries(as_console, f"{PREFIX}alluse.account.commands.dlq")
     finally:
         await as_console.aclose()
+
+
+def engine_client(platform: dict[str, Any], security_url: str) -> tuple[str, str]:
+    """A trading engine made with `alluse security create-client`: its Redis URL (the user
+    made for it) and a token fetched with its client credentials."""
+    done = subprocess.run(
+        [sys.executable, "-m", "services.cli", "--json", "security", "create-client",
+         "--client-id", "engine-1", "--role", "trading_engine"],
+        env=platform["env"], capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    made = json.loads(done.stdout)
+    host = security_url.rsplit("@", 1)[1]
+    url = f"redis://{made['redis_user']}:{made['redis_password']}@{host}"
+    body = urllib.parse.urlencode({"grant_type": "client_credentials"}).encode()
+    request = urllib.request.Request(platform["env"]["ALLUSE_TOKEN_URL"], data=body)
+    pair = base64.b64encode(f"engine-1:{made['client_secret']}".encode()).decode()
+    request.add_header("Authorization", f"Basic {pair}")
+    with urllib.request.urlopen(request, timeout=10) as r:
+        return url, str(json.loads(r.read())["access_token"])

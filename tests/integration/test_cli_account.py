@@ -20,7 +20,7 @@ from redis.asyncio import Redis
 from services.account.app import build
 from services.cli.__main__ import build_parser, main
 from services.cli.output import TIMEOUT
-from shared.contracts.streams import ACCOUNT_EFFECTS, ACCOUNT_EVENTS, ACCOUNT_QUERIES
+from shared.contracts.streams import ACCOUNT_EFFECTS, ACCOUNT_EVENTS, ACCOUNT_QUERIES, OPERATOR_LANE
 from shared.infra.runtime import running
 from shared.infra.settings import Settings
 from tests.support.streams import ce, outcomes, read, xadd
@@ -384,8 +384,9 @@ async def test_an_answer_without_the_account_services_signature_is_not_believed(
 ) -> None:
     """Someone who can write to the caller's reply stream answers, with a made-up balance,
     unsigned and signed by the wrong service: the CLI believes neither and, with no account
-    service running to answer, says nothing came back."""
-    queries = settings.streams.key(ACCOUNT_QUERIES)
+    service running to answer, says nothing came back. (An operator's CLI asks through the
+    operators' lane.)"""
+    queries = settings.streams.lane(ACCOUNT_QUERIES, OPERATOR_LANE)
     account = str(uuid.uuid4())
 
     async def answer() -> None:

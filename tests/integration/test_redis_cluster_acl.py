@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from services.security import redis_acl
-from shared.contracts.streams import ACCOUNT_COMMANDS, ACCOUNT_QUERIES, Streams
+from shared.contracts.streams import ACCOUNT_COMMANDS, ACCOUNT_QUERIES, OPERATOR_LANE, Streams
 from shared.contracts.trust import reply_namespace
 from shared.infra.consumer import StreamConsumer
 from shared.infra.durability import WAITAOF, Durability
@@ -60,29 +60,33 @@ async def test_a_services_own_user_consumes_in_order_and_acknowledges_on_the_clu
     s = Streams(PREFIX)
     operator, account = connect(cluster.url("operator")), connect(cluster.url("account"))
     commands, queries = s.key(ACCOUNT_COMMANDS), s.key(ACCOUNT_QUERIES)
-    sent = [await xadd(operator, commands, {"subject": f"acc-{i}", "n": str(i)}) for i in range(8)]
+    lane = s.lane(ACCOUNT_COMMANDS, OPERATOR_LANE)  # the operators' tools write their lane
+    sent = [str(i).encode() for i in range(8)]
+    for n in sent:
+        await xadd(operator, lane, {b"subject": b"acc-" + n, b"n": n})
     seen: list[bytes] = []
 
     async def apply(entries: Sequence[Entry]) -> Outcome:
-        seen.extend(entry_id for entry_id, _ in entries)
+        seen.extend(fields[b"n"] for _, fields in entries)
+        assert all(fields[b"lane"] == b"operator" for _, fields in entries)
         return Outcome(ack=[entry_id for entry_id, _ in entries])
 
     ordered = Partitioned(redis=account, settings=settings(cluster.url("account")),
-                          stream=commands, process=apply)  # fmt: skip
+                          stream=commands, process=apply, laned=True)  # fmt: skip
     await ordered.renew()  # the router lease and every partition: one replica
     assert ordered.routing and ordered.held == set(range(4))
-    assert await ordered.route_once()  # one Lua step: public stream -> partitions
+    assert await ordered.route_once()  # one Lua step: the lane -> partitions
     while await ordered.consume_once():
         pass
     assert sorted(seen) == sorted(sent)
-    assert [await account.xlen(k) for k in [commands, *ordered.parts]] == [0] * 5
+    assert [await account.xlen(k) for k in [lane, commands, *ordered.parts]] == [0] * 6
     await ordered.leave()
 
     consumer = StreamConsumer(redis=account, settings=settings(cluster.url("account")),
                               stream=queries, group="account-service", process=apply,
                               delete_applied=True)  # fmt: skip
     await consumer.ensure_group()
-    await xadd(operator, queries, {"type": "alluse.query.account"})
+    await xadd(account, queries, {"type": "alluse.query.account"})  # as its lanes' router does
     got = await read_group(account, "account-service", "replica-1", queries)
     await consumer.settle([entry_id for entry_id, _ in got])  # XACK+XDEL, one script
     assert await account.xlen(queries) == 0

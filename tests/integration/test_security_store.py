@@ -10,6 +10,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+import redis as redis_sync
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from redis.asyncio import Redis
 
@@ -26,6 +27,8 @@ from shared.infra.consumer import StreamConsumer
 from shared.infra.db import create_pool, migrate
 from shared.infra.pipeline import Pipeline
 from shared.infra.settings import Settings
+from tests.support.acl import acl_redis
+from tests.support.acl import passwords as acl_passwords
 from tests.support.streams import read_group, xadd
 
 KEY = os.environ.setdefault("ALLUSE_TEST_ENCRYPTION_KEY", Fernet.generate_key().decode())
@@ -331,3 +334,54 @@ async def test_cli_without_keys_says_how_to_make_one(
     monkeypatch.delenv("ALLUSE_ENCRYPTION_KEYS")
     assert await cli("verify-audit") == USAGE
     assert "alluse security gen-key" in capsys.readouterr().err
+
+
+async def test_a_clients_redis_user_is_provisioned_rotated_and_cut_off_with_it(
+    env: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """On a Valkey running the generated ACL file: create-client gives the client a Redis user
+    that writes only its own lane (on the running server and in the file), registers the lane;
+    rotate-client-secret changes its password; disable-client cuts it off."""
+    prefix = env.stream_prefix
+    with acl_redis(tmp_path / "redis", prefix, acl_passwords(), admin=True) as urls:
+        monkeypatch.setenv("REDIS_URL", urls["security"])
+        monkeypatch.setenv("ALLUSE_REDIS_ADMIN_URL", urls["acl-admin"])
+        monkeypatch.setenv("ALLUSE_REDIS_ACL_FILE", urls["acl-file"])
+        name = f"engine-{uuid.uuid4().hex[:6]}"
+        capsys.readouterr()
+        assert await cli("create-client", "--client-id", name) == OK
+        out = json.loads(capsys.readouterr().out)
+        assert out["lane"] == name and out["redis_user"] == f"client-{name}"
+        port = urls["security"].rsplit(":", 1)[1]
+        url = f"redis://client-{name}:{out['redis_password']}@127.0.0.1:{port}"
+        s = env.streams
+        own = redis_sync.Redis.from_url(url)
+        own.xadd(s.lane("ws4.market.events", name), {"x": "y"})
+        with pytest.raises(redis_sync.exceptions.NoPermissionError):
+            own.xadd(s.key("ws4.market.events"), {"x": "y"})
+        with pytest.raises(redis_sync.exceptions.NoPermissionError):
+            own.xadd(s.lane("ws4.market.events", "other"), {"x": "y"})
+        own.close()
+        admin = redis_sync.Redis.from_url(urls["acl-admin"])
+        assert admin.sismember(s.lanes, name)
+        assert f"user client-{name} on #" in acl_text(urls["acl-file"])
+        assert out["redis_password"] not in acl_text(urls["acl-file"])
+        assert await cli("create-client", "--client-id", "Not A Lane") == REJECTED
+        assert await cli("rotate-client-secret", name) == OK
+        rotated = json.loads(capsys.readouterr().out)
+        with pytest.raises(redis_sync.exceptions.AuthenticationError):
+            redis_sync.Redis.from_url(url).ping()
+        new_url = url.replace(out["redis_password"], rotated["redis_password"])
+        assert redis_sync.Redis.from_url(new_url).ping()
+        assert await cli("disable-client", name) == OK
+        with pytest.raises(redis_sync.exceptions.AuthenticationError):
+            redis_sync.Redis.from_url(new_url).ping()
+        assert f"user client-{name} off #" in acl_text(urls["acl-file"])
+        admin.close()
+
+
+def acl_text(path: str) -> str:
+    return Path(path).read_text()

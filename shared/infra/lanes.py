@@ -1,0 +1,422 @@
+"""Lanes (docs/lanes.md): each client writes only streams of its own, and the services fan
+them in.
+
+A lane L is one Redis user's: its entries for a logical stream S go to `<prefix>{<prefix>S}.lane.L`
+(the hash tag keeps it in S's Redis Cluster slot, so one script moves them). The registry is
+the Redis set `<prefix>alluse.lanes`, re-read every second; `console` and `operator` always
+exist. A router moves each lane's entries, oldest first and in one atomic step per batch, into
+S (or straight into S's partitions), with a new id and the field `lane` = L; any `lane` field
+the writer put there is dropped. Whatever a writer does to its own lane stream (MAXLEN 0, an
+id at the end of the id space) touches only that stream: the router never spins on it; an
+entry it cannot move is dead-lettered with the reason, and a lane left exhausted is reset.
+
+The outcome helpers below build the one outcome every lane entry gets, on
+`<prefix>alluse.outcomes.<L>`: applied (with the events it caused), duplicate, or refused.
+"""
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+
+from shared.contracts.answers import ENTRY_APPLIED, ENTRY_DUPLICATE, ENTRY_REFUSED
+from shared.contracts.envelope import CloudEvent, new_event
+from shared.contracts.lifecycle import SCHEMA_BASE, VERSION
+from shared.contracts.streams import (
+    CONSOLE_LANE,
+    FIXED_LANES,
+    OPERATOR_LANE,
+    Streams,
+    lane_name_ok,
+)
+from shared.infra import metrics
+from shared.infra.consumer import StreamConsumer
+from shared.infra.messaging import Emit, Entry, Rejected, dead_letter_fields
+from shared.infra.settings import Settings
+from shared.infra.signing import EntrySigner
+
+log = logging.getLogger(__name__)
+REFRESH_SECONDS = 1.0  # how often the registry is re-read
+# An id further ahead of the server's clock than this: the lane's writer jumped to the end of
+# the id space, and its own later XADDs would fail; reset once drained.
+FUTURE_MS = 24 * 3600 * 1000
+BACKOFF_MAX = 5.0  # seconds between tries of a routing pass that keeps failing
+OPERATOR_ROLES = frozenset({"operator", "admin"})
+# The JSON Schema of a refusal (shared/contracts/schemas/outcomes/, docs.schema_uri).
+REFUSED_SCHEMA = f"{SCHEMA_BASE.rsplit('/', 1)[0]}/outcomes/{ENTRY_REFUSED}/{VERSION}.json"
+
+# One batch of one source stream, moved atomically: each entry XADDed to its target with a new
+# id (so no writer's id can block or reorder a target) minus any `lane` field, plus the lane's,
+# then deleted from the source. KEYS: the fence, the source, the sequence, then the targets.
+# ARGV[1]: the router lease's holder ('' = unfenced), ARGV[2]: the lane ('' = none), ARGV[3]:
+# '1' to drop a `lane` field the writer set ('0' on a stream only services write, whose signed
+# fields are moved as they are), ARGV[4]: '1' to take ids from one sequence (KEYS[3], "ms-seq")
+# for all targets, so that no id is in two partitions (a replica keys its batch by entry id):
+# the entry's own id when it is past the sequence and not ahead of the server's clock (so a
+# dead letter names the id its writer got), else the next one; '0' for Redis's own (one
+# target). Then (target index, id) pairs. Lua's unpack() has a bounded stack: an entry
+# of over 4000 fields cannot be moved and is reported as a failure. Returns {moved, id, error, id, error, ...}:
+# the entries whose XADD failed stay in place for the caller to dead-letter.
+MOVE = """
+if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then return {-1} end
+local out = {0}
+local ms, seq, now = 0, -1, 0
+if ARGV[4] == '1' then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local last = redis.call('GET', KEYS[3])
+  if last then
+    local dash = string.find(last, '-')
+    ms, seq = tonumber(string.sub(last, 1, dash - 1)), tonumber(string.sub(last, dash + 1))
+  end
+end
+for i = 5, #ARGV, 2 do
+  local t, id = tonumber(ARGV[i]), ARGV[i + 1]
+  local found = redis.call('XRANGE', KEYS[2], id, id)
+  if #found == 1 then
+    local fields, kept = found[1][2], {}
+    for j = 1, #fields, 2 do
+      if fields[j] ~= 'lane' or ARGV[3] == '0' then
+        kept[#kept + 1] = fields[j]
+        kept[#kept + 1] = fields[j + 1]
+      end
+    end
+    if ARGV[2] ~= '' then
+      kept[#kept + 1] = 'lane'
+      kept[#kept + 1] = ARGV[2]
+    end
+    local added, new = nil, '*'
+    if ARGV[4] == '1' then
+      local dash = string.find(id, '-')
+      local oms, oseq = tonumber(string.sub(id, 1, dash - 1)), tonumber(string.sub(id, dash + 1))
+      if oms <= now and oseq < 1e12 and (oms > ms or (oms == ms and oseq > seq)) then
+        ms, seq = oms, oseq  -- the writer's own id: in order, not ahead of the clock
+      elseif now > ms then
+        ms, seq = now, 0
+      else
+        seq = seq + 1
+      end
+      new = string.format('%d-%d', ms, seq)
+    end
+    if #kept > 8000 then
+      added = {err = 'entry has too many fields to move'}
+    else
+      added = redis.pcall('XADD', KEYS[3 + t], new, unpack(kept))
+    end
+    if type(added) == 'table' and added.err then
+      out[#out + 1] = id
+      out[#out + 1] = added.err
+    else
+      redis.call('XDEL', KEYS[2], id)
+      out[1] = out[1] + 1
+    end
+  end
+end
+if ARGV[4] == '1' and seq >= 0 then redis.call('SET', KEYS[3], string.format('%d-%d', ms, seq)) end
+return out
+"""
+# A lane stream emptied by its router, whose writer left its last id at the end of the id
+# space: deleted, so the writer's next XADD starts it afresh. Only when empty, atomically.
+RESET = """
+if redis.call('XLEN', KEYS[1]) == 0 then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+@dataclass
+class Registry:
+    """The lane names, re-read from `<prefix>alluse.lanes` at most every REFRESH_SECONDS."""
+
+    redis: Redis
+    streams: Streams
+    every: float = REFRESH_SECONDS
+    _names: tuple[str, ...] = FIXED_LANES
+    _read_at: float = -1e9
+
+    async def names(self) -> tuple[str, ...]:
+        now = time.monotonic()
+        if now - self._read_at >= self.every:
+            self._read_at = now
+            try:
+                members = await self.redis.smembers(self.streams.lanes)
+            except Exception as exc:  # the last known lanes keep being served
+                log.warning("lane registry unreadable: %s", exc)
+                return self._names
+            found = {m.decode() if isinstance(m, bytes) else str(m) for m in members}
+            self._names = tuple(sorted({*FIXED_LANES, *(n for n in found if lane_name_ok(n))}))
+        return self._names
+
+
+def bind(lane: str, subject: str, role: str, lanes: Collection[str]) -> None:
+    """Refuse a principal that does not belong to the lane its entry came through. A machine
+    client's token names it (its subject is its client id, its lane's name); any other subject
+    is a human user's, who writes through the console's lane or, as an operator or admin,
+    through the operators' lane. `lanes`: the registered lane names."""
+    human = subject not in lanes
+    if lane == OPERATOR_LANE:
+        if human and role in OPERATOR_ROLES:
+            return
+        raise Rejected("forbidden", "the operator lane takes only operators' and admins' tokens")
+    if lane == CONSOLE_LANE:
+        if human:
+            return
+        raise Rejected("forbidden", "the console lane takes only users' tokens")
+    if subject != lane:
+        raise Rejected("forbidden", f"lane '{lane}' takes only client '{lane}''s tokens")
+
+
+def unlaned(mode: str, stream: str) -> None:
+    """An entry written straight to the shared stream: refused unless lanes are open."""
+    if mode != "open":
+        raise Rejected(
+            "forbidden",
+            f"write to your lane: {{{stream}}}.lane.<your lane>, not {stream} (docs/lanes.md)",
+        )
+
+
+# --- outcomes ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Origin:
+    """An entry as its writer sent it: which lane, logical stream, type, source and id."""
+
+    lane: str
+    stream: str  # the logical stream's contract name (no prefix, no lane)
+    type: str
+    source: str
+    id: str
+    subject: str | None = None
+
+    def ref(self) -> dict[str, str]:
+        return {"stream": self.stream, "type": self.type, "source": self.source, "id": self.id}
+
+    def carried(self) -> dict[str, str]:
+        """What an effect carries of its upstream entry, signed with it (`origin_of`)."""
+        return {"lane": self.lane, "originstream": self.stream, "origintype": self.type}
+
+
+@dataclass(frozen=True)
+class LaneOutcomes:
+    """Which outcomes a pipeline writes: of the logical stream `stream`'s lane entries.
+    `carried`: the entries are effects naming their upstream entry (signed fields);
+    `delegated`: types whose outcome, once applied here, the account service writes."""
+
+    streams: Streams
+    stream: str
+    carried: bool = False
+    delegated: frozenset[str] = frozenset()
+
+
+def _text(fields: dict[bytes, bytes], name: bytes) -> str | None:
+    value = fields.get(name)
+    if value is None:
+        return None
+    try:
+        return value.decode()
+    except UnicodeDecodeError:
+        return None
+
+
+def origin_of(
+    fields: dict[bytes, bytes], ev: CloudEvent | None, stream: str, *, carried: bool = False
+) -> Origin | None:
+    """The entry's origin, if it came through a lane. `carried`: an effect signed by the
+    integration service, which names the upstream entry's stream and type itself."""
+    lane = _text(fields, b"lane")
+    if not lane or not lane_name_ok(lane):
+        return None
+    if carried:
+        stream = _text(fields, b"originstream") or stream
+    type_ = (_text(fields, b"origintype") if carried else None) or (
+        ev.type if ev is not None else (_text(fields, b"type") or "")
+    )
+    source = ev.source if ev is not None else (_text(fields, b"source") or "")
+    id_ = ev.id if ev is not None else (_text(fields, b"id") or "")
+    subject = ev.subject if ev is not None else None
+    return Origin(lane, stream, type_[:200], source[:500], id_[:200], subject)
+
+
+def outcome(
+    streams: Streams, service: str, origin: Origin, type_: str, extra: dict[str, Any],
+    cause: CloudEvent | None,
+) -> Emit:  # fmt: skip
+    metrics.OUTCOMES.labels(type_).inc()
+    attrs = {} if cause is not None else {"causationid": origin.id or "unknown"}
+    fields = new_event(type_, service, {**origin.ref(), **extra}, subject=origin.subject,
+                       cause=cause, **attrs)  # fmt: skip
+    fields["causationid"] = origin.id or fields.get("causationid", "unknown")
+    return (streams.outcomes(origin.lane), fields)
+
+
+def applied(
+    streams: Streams, service: str, origin: Origin, events: Sequence[Emit], cause: CloudEvent
+) -> Emit:
+    caused = [{"type": f["type"], "id": f["id"]} for _, f in events]
+    return outcome(streams, service, origin, ENTRY_APPLIED, {"events": caused}, cause)
+
+
+def duplicate(
+    streams: Streams, service: str, origin: Origin, events: Sequence[Emit], cause: CloudEvent
+) -> Emit:
+    """Of the applied entry with the same key; its events again (published once more)."""
+    caused = [{"type": f["type"], "id": f["id"]} for _, f in events]
+    of = {"source": origin.source, "id": origin.id}
+    return outcome(streams, service, origin, ENTRY_DUPLICATE, {"of": of, "events": caused}, cause)
+
+
+def refused(
+    streams: Streams, service: str, origin: Origin, code: str, reason: str,
+    cause: CloudEvent | None,
+) -> Emit:  # fmt: skip
+    data = {"code": code, "reason": reason[:2000], "dataschema": REFUSED_SCHEMA}
+    return outcome(streams, service, origin, ENTRY_REFUSED, data, cause)
+
+
+# --- the routers ---------------------------------------------------------------------------
+
+
+def _ms(entry_id: bytes) -> int:
+    return int(entry_id.split(b"-")[0])
+
+
+@dataclass
+class Move:
+    """Moves the entries of a logical stream's lanes (and of the stream itself, for a
+    partitioned one) to their targets. `target(fields)` picks a target index (1-based);
+    `fence`: the router lease key and holder, or None."""
+
+    redis: Redis
+    streams: Streams
+    name: str  # the logical stream's contract name
+    targets: list[str]
+    target: Callable[[dict[bytes, bytes]], int]
+    registry: Registry | None  # None: a stream without lanes (internal effects)
+    dlq: str
+    batch: int
+    fence: tuple[str, str] | None = None
+    public: bool = False  # also move the shared stream's own entries (a partitioned stream)
+    sequence: str | None = None  # one id sequence for all targets (partitions), its key
+    # The service's signer of dead letters, once running (Partitioned/StreamConsumer.signer).
+    signer: Callable[[], EntrySigner | None] = lambda: None
+
+    async def sources(self) -> dict[str, str]:
+        """Stream key -> lane ('' for the shared stream)."""
+        lanes = await self.registry.names() if self.registry is not None else ()
+        found = {self.streams.lane(self.name, lane): lane for lane in lanes}
+        if self.public:
+            found[self.streams.key(self.name)] = ""
+        return found
+
+    async def once(self, block_ms: int | None) -> int:
+        sources = await self.sources()
+        got: Any = await self.redis.xread(
+            dict.fromkeys(sources, "0-0"), count=self.batch, block=block_ms
+        )
+        moved = 0
+        for key, rows in got or []:
+            source = key.decode() if isinstance(key, bytes) else str(key)
+            moved += await self.move(source, sources.get(source, ""), rows)
+        return moved
+
+    async def move(self, source: str, lane: str, rows: list[Entry]) -> int:
+        if not rows:
+            return 0
+        strip = "1" if self.registry is not None else "0"
+        ordered = "1" if self.sequence else "0"
+        args: list[Any] = [self.fence[1] if self.fence else "", lane, strip, ordered]
+        for entry_id, fields in rows:
+            args += [self.target(fields), entry_id]
+        fence = self.fence[0] if self.fence else source
+        keys = [fence, source, self.sequence or source, *self.targets]
+        result = await self.redis.eval(MOVE, len(keys), *keys, *args)
+        moved = int(result[0])
+        if moved < 0:  # the router lease passed to another replica
+            return 0
+        failures = dict(zip(result[1::2], result[2::2], strict=True))
+        if failures:
+            await self.dead_letter(source, rows, failures)
+        exhausted = lane and await self.exhausted(rows[-1][0])
+        if exhausted and int(await self.redis.eval(RESET, 1, source)):
+            metrics.LANE_RESETS.labels(source).inc()
+            log.warning(
+                "lane stream %s reset: its writer left its last id at the end of the id"
+                " space (%s); its entries were routed",
+                source,
+                rows[-1][0].decode(),
+            )
+        return moved
+
+    async def exhausted(self, last: bytes) -> bool:
+        seconds, micros = await self.redis.time()
+        return _ms(last) > int(seconds) * 1000 + int(micros) // 1000 + FUTURE_MS
+
+    async def dead_letter(
+        self, source: str, rows: list[Entry], failures: dict[bytes, bytes]
+    ) -> None:
+        """An entry that cannot be moved goes to the DLQ with why, never retried in a loop."""
+        letters = self.redis.pipeline(transaction=False)
+        for entry_id, fields in rows:
+            if entry_id not in failures:
+                continue
+            error = failures[entry_id]
+            reason = f"could not be routed: {error.decode(errors='replace')}"[:500]
+            log.warning("dead-lettered %s from %s: %s", entry_id.decode(), source, reason)
+            letter = dead_letter_fields(
+                fields, reason=reason, stream=source, entry_id=entry_id, deliveries=1)  # fmt: skip
+            signer = self.signer()
+            if signer is not None:  # a letter no service signed is never re-driven
+                letter = signer.sign_letter(letter)
+            letters.xadd(self.dlq, letter)  # type: ignore[arg-type]
+            metrics.DEAD.labels(source).inc()
+        await letters.execute()
+        await self.redis.xdel(source, *failures)
+
+
+async def backoff(failures: int, base_ms: int) -> None:
+    """After a failed pass: wait longer each time (up to BACKOFF_MAX): never a hot loop."""
+    await asyncio.sleep(min(BACKOFF_MAX, base_ms / 1000 * (2 ** min(failures, 10))))
+
+
+@dataclass
+class LaneRouter:
+    """Fans a consumer-group stream's lanes into it (queries, WS2, WS4): every replica may run
+    one, since each batch moves atomically and only entries still in the lane are moved.
+    `heal`: called every refresh, e.g. to recreate the consumer group of a deleted stream."""
+
+    move: Move
+    block_ms: int
+    heal: Callable[[], Awaitable[None]] | None = None
+    stopped: bool = False
+
+    async def run(self) -> None:
+        failures, healed_at = 0, 0.0
+        while not self.stopped:
+            try:
+                if self.heal is not None and time.monotonic() - healed_at >= REFRESH_SECONDS:
+                    healed_at = time.monotonic()
+                    await self.heal()
+                await self.move.once(self.block_ms)
+                failures = 0
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                failures += 1
+                metrics.ROUTE_FAILURES.labels(self.move.name).inc()
+                log.exception("routing of %s's lanes failed; will try again", self.move.name)
+                await backoff(failures, self.block_ms)
+
+
+def lane_router(
+    redis: Redis, settings: Settings, name: str, consumer: StreamConsumer
+) -> LaneRouter:
+    """Fans the lanes of a consumer-group stream into it; recreates its group if the stream
+    was deleted under it (with a warning), so consumption resumes by itself."""
+    s = settings.streams
+    move = Move(redis, s, name, [s.key(name)], lambda _: 1, Registry(redis, s), consumer.dlq,
+                settings.batch_size, signer=lambda: consumer.signer)  # fmt: skip
+    return LaneRouter(move, settings.block_ms, heal=consumer.heal)
