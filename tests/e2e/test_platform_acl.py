@@ -148,9 +148,10 @@ async def console_reads(url: str, token: str, account_id: str, jwks: str) -> Non
 def engine_client(platform: dict[str, Any], security_url: str) -> tuple[str, str]:
     """A trading engine made with `alluse security create-client`: its Redis URL (the user
     made for it) and a token fetched with its client credentials."""
+    # The whole platform's scope (docs/scopes.md): the test's portfolio is made after it.
     done = subprocess.run(
         [sys.executable, "-m", "services.cli", "--json", "security", "create-client",
-         "--client-id", "engine-1", "--role", "trading_engine"],
+         "--client-id", "engine-1", "--role", "trading_engine", "--portfolio", "*"],
         env=platform["env"], capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
