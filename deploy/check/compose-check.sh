@@ -260,15 +260,19 @@ say "kill -9 of Redis twice while 200 deposits flow"
 redis=$(podman ps --filter "label=com.docker.compose.project=$COMPOSE_PROJECT_NAME" \
   --filter label=com.docker.compose.service=redis --format '{{.Names}}')
 new_token
-probe deposits "$token" "$account" 200 crash >"$WORK/crash.out" 2>&1 &
+probe deposits "$token" "$account" 200 crash >"$WORK/crash.out" 2>"$WORK/crash.err" &
 sender=$!
 for n in 1 2; do
-  sleep 4
+  at=$((n * 60))  # mid-traffic: after the 60th and the 120th deposit were sent
+  until grep -qx "sent $at" "$WORK/crash.err" 2>/dev/null; do
+    kill -0 "$sender" 2>/dev/null || { cat "$WORK/crash.err"; fail "the sender stopped early"; }
+    sleep 0.2
+  done
   # A crash, not a stop: SIGKILL to the server's process from the host (`podman kill` would
   # count as stopped by hand, which `unless-stopped` leaves down).
   pid=$(podman inspect -f '{{.State.Pid}}' "$redis")
   kill -9 "$pid"
-  echo "kill -9 #$n of redis-server (pid $pid in $redis)"
+  echo "kill -9 #$n of redis-server (pid $pid in $redis) after $at deposits sent"
   back() { [ "$(podman inspect -f '{{.State.Running}} {{.State.Pid}}' "$redis")" != "true $pid" ] &&
     [ "$(podman inspect -f '{{.State.Running}}' "$redis")" = true ]; }
   for _ in $(seq 60); do  # back by its restart policy, nobody's hand
@@ -278,7 +282,7 @@ for n in 1 2; do
   back || fail "Redis did not come back by itself"
   echo "redis-server back (pid $(podman inspect -f '{{.State.Pid}}' "$redis"))"
 done
-wait "$sender" || { cat "$WORK/crash.out"; fail "the deposits did not all go through"; }
+wait "$sender" || { cat "$WORK/crash.out" "$WORK/crash.err"; fail "the deposits did not all go through"; }
 cat "$WORK/crash.out"
 wait_healthy "after the kills"
 crash=$(probe applied "$account" crash)
@@ -337,7 +341,7 @@ refused=$(docker compose exec -T -e REDISCLI_AUTH="$old" redis redis-cli --user 
 printf '%s' "$refused" | grep -q -E 'WRONGPASS|invalid' || fail "the old password still works: $refused"
 echo "the console runs on its new password; the old one is refused"
 final=$(probe applied "$account" crash)
-[ "$final" = "$crash" ] || fail "the rotation changed what was applied"
+[ "$final" = "$crash" ] || fail "the rotation changed what was applied: $crash -> $final"
 
 say "rotate the account service's database password as documented"
 old_db=$ALLUSE_DB_PASSWORD_ACCOUNT
