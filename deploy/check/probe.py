@@ -106,8 +106,11 @@ def count(account: str, tag: str) -> None:
     re-sent event keeps its id; a command applied twice would show two event ids)."""
     r = connect()
     ids: dict[str, set[str]] = {}
-    balance = Decimal(0)
+    balance, again = Decimal(0), 0
+    seen: set[tuple[str, str]] = set()
     for e in retrying(lambda: events(r), time.monotonic() + 60):
+        again += (e["source"], e["id"]) in seen  # published twice (at least once), one event
+        seen.add((e["source"], e["id"]))
         if e["type"] == "alluse.account.balance_changed" and e.get("subject") == account:
             # Deposits only: the balance only grows. Not the last entry's: after a Redis crash
             # the relay may publish an older event again (same id), which readers dedupe.
@@ -115,7 +118,8 @@ def count(account: str, tag: str) -> None:
             if e.get("causationid", "").startswith(f"{tag}-"):
                 ids.setdefault(e["causationid"], set()).add(e["id"])
     doubled = sorted(c for c, seen in ids.items() if len(seen) > 1)
-    print(json.dumps({"applied": len(ids), "doubled": doubled, "balance": str(balance)}))
+    out = {"applied": len(ids), "doubled": doubled, "balance": str(balance), "republished": again}
+    print(json.dumps(out))
 
 
 if __name__ == "__main__":
