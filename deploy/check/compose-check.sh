@@ -96,8 +96,10 @@ if [ ! -d /run/systemd/system ]; then
   tick_health &
   TICKER_PID=$!
 fi
+STEP=
 cleanup() {
   status=$?
+  [ -n "$STEP" ] && printf '\nFAIL: the documented step %s failed\n' "'$STEP'" >&2
   if [ "$KEEP" != 1 ] && [ -f "$WORK/clone/.env" ]; then
     (cd "$WORK/clone" && docker compose down -v >/dev/null 2>&1) || true
   fi
@@ -156,7 +158,9 @@ run_block() {  # $1 the block's mark, $2 the page (the guide unless given)
   body=$(block "$1" "${2:-$GUIDE}")
   [ -n "$body" ] || fail "${2:-$GUIDE} has no block marked '$1'"
   printf '%s\n' "$body" | sed 's/^/  $ /'
-  eval "$body" || fail "the documented step '$1' failed"
+  STEP=$1  # a failing command in it stops the check (errexit), and cleanup names the step
+  eval "$body"
+  STEP=
 }
 
 say "fresh clone of HEAD"
@@ -184,9 +188,18 @@ wait_healthy() {  # every long-running service healthy, the one-shots exited 0
 
 run_block build
 run_block env
+# The host ports through the documented variables: free ones, so a shared machine's 8081/8084
+# in use elsewhere cannot stop the check (and the variables are proven to move the ports).
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+printf 'ALLUSE_SECURITY_PORT=%s\nALLUSE_CONSOLE_PORT=%s\n' "$(free_port)" "$(free_port)" >>.env
 run_block up
 wait_healthy "first start"
 . ./.env  # not exported: Compose takes an exported variable over .env's
+
+for port in "$ALLUSE_SECURITY_PORT" "$ALLUSE_CONSOLE_PORT"; do
+  curl -sf -o /dev/null "http://127.0.0.1:$port/readyz" || fail "nothing ready on the published port $port"
+done
+echo "security and console published on 127.0.0.1:$ALLUSE_SECURITY_PORT and :$ALLUSE_CONSOLE_PORT (.env)"
 
 # --- who connects as whom ---------------------------------------------------------------------
 rcli() {  # redis-cli in the Redis container as the operator user (runbooks.md's form)
