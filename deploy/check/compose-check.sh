@@ -4,7 +4,7 @@
 # healthy; each service as its own Redis user and PostgreSQL role; a machine client onboarded
 # and a command sent through redis-cli; down/up with volumes kept; two kill -9 of Redis under
 # traffic with every command applied exactly once and the audit chain intact; a Redis password
-# and a database password rotated as documented. 7 to 12 minutes on a shared 2-core machine
+# and a database password rotated as documented. 4 (idle) to 12 minutes on a shared 2-core machine
 # once the base images exist (the stand-ins are built once: about 5 more). Not `make test`.
 #
 # Docker Compose talks to podman's Docker-compatible socket (podman-compose 1.0 ignores
