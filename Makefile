@@ -89,7 +89,7 @@ k8s-production: ## render the production overlay for `kubectl apply -f -`, image
 	  sed 's#registry.example.com/alluse/platform@sha256:0\{64\}#$(ALLUSE_IMAGE)#'
 
 # Not part of `make test`: it builds images and runs the real docker-compose.yml under podman.
-deploy-check: $(STAMP) ## the compose deployment end to end under podman (docs/operators/deploy.md "Checking a deployment"; ~10 min)
+deploy-check: $(STAMP) ## the compose deployment end to end under podman (docs/operators/deploy.md "Checking a deployment"; 4-12 min)
 	deploy/check/compose-check.sh
 
 clean: ## remove the virtualenv, embedded server data and mutation-testing copies

@@ -14,6 +14,7 @@ import os
 import sys
 import time
 import uuid
+from decimal import Decimal
 from typing import Any
 
 import redis
@@ -79,9 +80,11 @@ def applied(r: "redis.Redis[str]", tag: str, deadline: float) -> dict[str, dict[
 def deposits(token: str, account: str, count: int, tag: str) -> None:
     r, deadline = connect(), time.monotonic() + 300
     ids = [f"{tag}-{i}" for i in range(count)]
-    for entry_id in ids:
+    for n, entry_id in enumerate(ids, 1):
         retrying(lambda e=entry_id: r.xadd(COMMANDS, deposit(token, account, e)), deadline)
-        time.sleep(0.02)  # steady traffic across the kills, not one burst before them
+        time.sleep(0.05)  # steady traffic across the kills, not one burst before them
+        if n % 10 == 0:
+            print(f"sent {n}", file=sys.stderr, flush=True)  # the crash test kills on these
     resent = 0
     while True:
         seen = applied(r, tag, deadline)
@@ -103,14 +106,20 @@ def count(account: str, tag: str) -> None:
     re-sent event keeps its id; a command applied twice would show two event ids)."""
     r = connect()
     ids: dict[str, set[str]] = {}
-    balance = "0"
+    balance, again = Decimal(0), 0
+    seen: set[tuple[str, str]] = set()
     for e in retrying(lambda: events(r), time.monotonic() + 60):
+        again += (e["source"], e["id"]) in seen  # published twice (at least once), one event
+        seen.add((e["source"], e["id"]))
         if e["type"] == "alluse.account.balance_changed" and e.get("subject") == account:
-            balance = e["data"]["balance"]  # the newest last
+            # Deposits only: the balance only grows. Not the last entry's: after a Redis crash
+            # the relay may publish an older event again (same id), which readers dedupe.
+            balance = max(balance, Decimal(e["data"]["balance"]))
             if e.get("causationid", "").startswith(f"{tag}-"):
                 ids.setdefault(e["causationid"], set()).add(e["id"])
     doubled = sorted(c for c, seen in ids.items() if len(seen) > 1)
-    print(json.dumps({"applied": len(ids), "doubled": doubled, "balance": balance}))
+    out = {"applied": len(ids), "doubled": doubled, "balance": str(balance), "republished": again}
+    print(json.dumps(out))
 
 
 if __name__ == "__main__":
