@@ -21,8 +21,16 @@ import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from shared.infra import embedded
-from shared.infra.launch import KEY_FILES, SERVICES, VAR, create_client, platform_env, say, services
+from shared.tooling import embedded
+from shared.tooling.launch import (
+    KEY_FILES,
+    SERVICES,
+    VAR,
+    create_client,
+    platform_env,
+    say,
+    services,
+)
 
 DEMO_WEEKS = "P-EW,P-AOL,C-PNO,C-PNO"  # the demo's weeks: puts assigned in the second, shares kept
 # The web console runs beside the three services: a client of theirs, with no identity.
@@ -43,8 +51,15 @@ def write_env(env: Mapping[str, str], path: Path = ENV_FILE) -> None:
         "# Written by `make run` for a second terminal: source var/alluse.env",
         f'export PATH={shlex.quote(str(Path(sys.executable).parent.absolute()))}:"$PATH"',
     ]
-    names = ("REDIS_URL", "DATABASE_URL", "ALLUSE_STREAM_PREFIX", "ALLUSE_TOKEN_URL",
-             "ALLUSE_JWKS_URL", "ALLUSE_CLIENT_ID", "ALLUSE_CLIENT_SECRET_FILE")  # fmt: skip
+    names = (
+        "REDIS_URL",
+        "DATABASE_URL",
+        "ALLUSE_STREAM_PREFIX",
+        "ALLUSE_TOKEN_URL",
+        "ALLUSE_JWKS_URL",
+        "ALLUSE_CLIENT_ID",
+        "ALLUSE_CLIENT_SECRET_FILE",
+    )
     lines += [f"export {name}={shlex.quote(env[name])}" for name in names if env.get(name)]
     for name, key_file in KEY_FILES.items():  # admin commands need the local keys
         if name not in os.environ:
@@ -132,14 +147,27 @@ def demo(env: dict[str, str], weeks: int, rate: float) -> None:
     tail = subprocess.Popen(
         [sys.executable, "-m", "services.cli", "tail", "--stream", "lifecycle"], env=env
     )
-    engine_env = {**env, "ALLUSE_CLIENT_ID": env["ALLUSE_ENGINE_CLIENT_ID"],
-                  "ALLUSE_CLIENT_SECRET_FILE": str(ENGINE_SECRET_FILE.absolute())}  # fmt: skip
+    engine_env = {
+        **env,
+        "ALLUSE_CLIENT_ID": env["ALLUSE_ENGINE_CLIENT_ID"],
+        "ALLUSE_CLIENT_SECRET_FILE": str(ENGINE_SECRET_FILE.absolute()),
+    }
     try:
         accounts_arg = [f"{i}:{t}" for t, i in by_type.items()]
         # A calm week, then a fall that assigns the puts (their shares are held, not lost),
         # then covered calls on the shares.
-        alluse(engine_env, "simulate", "--weeks", str(weeks), "--rate", str(rate),
-               "--week-types", DEMO_WEEKS, "--accounts", *accounts_arg)  # fmt: skip
+        alluse(
+            engine_env,
+            "simulate",
+            "--weeks",
+            str(weeks),
+            "--rate",
+            str(rate),
+            "--week-types",
+            DEMO_WEEKS,
+            "--accounts",
+            *accounts_arg,
+        )
         say("each account's positions at their marks: cash + positions = value, no cash below zero")
         for account in by_type.values():
             alluse(env, "positions", account)
@@ -159,8 +187,17 @@ def console_user(env: dict[str, str]) -> None:
     path = VAR / "console-operator.password"
     path.write_text(password)
     path.chmod(0o600)
-    alluse(env, "security", "create-user", "--username", name, "--role", "operator",
-           "--password-file", str(path))  # fmt: skip
+    alluse(
+        env,
+        "security",
+        "create-user",
+        "--username",
+        name,
+        "--role",
+        "operator",
+        "--password-file",
+        str(path),
+    )
     say(f"web console: http://127.0.0.1:{PORTS['console']} (user '{name}', password in {path})")
 
 
@@ -184,8 +221,10 @@ def main(argv: list[str] | None = None) -> int:
             env = platform_env(redis_url, database_url, security_port=SERVICES["security"])
             env |= {
                 "ALLUSE_SECURITY_URL": f"http://127.0.0.1:{SERVICES['security']}",
-                "ALLUSE_CONSOLE_SERVICES": ",".join(f"{n}=http://127.0.0.1:{p}" for n, p in SERVICES.items()),
-            }  # fmt: skip
+                "ALLUSE_CONSOLE_SERVICES": ",".join(
+                    f"{n}=http://127.0.0.1:{p}" for n, p in SERVICES.items()
+                ),
+            }
             with services(env, PORTS):
                 demo_client(env)
                 console_user(env)

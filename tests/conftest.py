@@ -14,7 +14,7 @@ import asyncpg
 import pytest
 from redis.asyncio import Redis
 
-from shared.infra.settings import Settings
+from shared.infra.runtime.settings import Settings
 from tests.support.tokens import Signer
 
 RUN = uuid.uuid4().hex[:10]
@@ -48,7 +48,7 @@ def _servers(tmp: Path) -> Iterator[tuple[str, str]]:
                 pc = stack.enter_context(PostgresContainer("postgres:16-alpine", driver=None))
                 pg_url = pc.get_connection_url()
         if not redis_url or not pg_url:
-            from shared.infra import embedded
+            from shared.tooling import embedded
 
             if not redis_url:
                 redis_url = stack.enter_context(embedded.embedded_redis(tmp / "redis"))

@@ -62,10 +62,15 @@ def wait_init(command_id: str) -> None:
 def deposit(token: str, account: str, entry_id: str) -> dict[str, str]:
     data = {"account_id": account, "amount": "1.00", "description": "deploy-check"}
     return {
-        "specversion": "1.0", "id": entry_id, "source": "ops/deploy-check",
-        "type": "alluse.account.deposit", "time": "2026-12-07T00:00:00Z", "subject": account,
-        "authorization": f"Bearer {token}", "data": json.dumps(data),
-    }  # fmt: skip
+        "specversion": "1.0",
+        "id": entry_id,
+        "source": "ops/deploy-check",
+        "type": "alluse.account.deposit",
+        "time": "2026-12-07T00:00:00Z",
+        "subject": account,
+        "authorization": f"Bearer {token}",
+        "data": json.dumps(data),
+    }
 
 
 def applied(r: "redis.Redis[str]", tag: str, deadline: float) -> dict[str, dict[str, Any]]:

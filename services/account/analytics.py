@@ -76,23 +76,42 @@ async def tree(conn: asyncpg.Connection, p: c.PortfolioRef) -> dict[str, Any]:
     nodes = []
     for q in portfolios:
         mine = [a for a in accounts if a["portfolio_id"] == q["id"]]
-        nodes.append({
-            "portfolio_id": str(q["id"]), "parent_id": _s(q["parent_id"]), "generation": q["generation"],
-            "name": q["name"], "forked_at": _s(q["forked_at"]), "fork_surplus": _s(q["surplus"]),
-            "merged_at": _s(q["merged_at"]), "merged_total": _s(q["merged_total"]),
-            "value": str(sum((value[a["id"]] for a in mine), start=ZERO)),
-            "cash": str(sum((a["balance"] for a in mine), start=ZERO)),
-            "accounts": [{"id": str(a["id"]), "type": a["type"], "status": a["status"], "balance": str(a["balance"]),
-                          "value": str(value[a["id"]])} for a in mine],
-        })  # fmt: skip
+        nodes.append(
+            {
+                "portfolio_id": str(q["id"]),
+                "parent_id": _s(q["parent_id"]),
+                "generation": q["generation"],
+                "name": q["name"],
+                "forked_at": _s(q["forked_at"]),
+                "fork_surplus": _s(q["surplus"]),
+                "merged_at": _s(q["merged_at"]),
+                "merged_total": _s(q["merged_total"]),
+                "value": str(sum((value[a["id"]] for a in mine), start=ZERO)),
+                "cash": str(sum((a["balance"] for a in mine), start=ZERO)),
+                "accounts": [
+                    {
+                        "id": str(a["id"]),
+                        "type": a["type"],
+                        "status": a["status"],
+                        "balance": str(a["balance"]),
+                        "value": str(value[a["id"]]),
+                    }
+                    for a in mine
+                ],
+            }
+        )
     return {
-        "portfolio_id": str(p.portfolio_id), "portfolios": nodes[:MAX_NODES],
-        "portfolios_total": len(nodes), "portfolios_shown": min(len(nodes), MAX_NODES),
+        "portfolio_id": str(p.portfolio_id),
+        "portfolios": nodes[:MAX_NODES],
+        "portfolios_total": len(nodes),
+        "portfolios_shown": min(len(nodes), MAX_NODES),
         "total_value": str(sum(value.values(), start=ZERO)),
         "total_cash": str(sum((a["balance"] for a in accounts), start=ZERO)),
-        "forks": sum(1 for q in portfolios if q["forked_at"]), "merges": sum(1 for q in portfolios if q["merged_at"]),
-        "growth": thin(weekly_generations(rows, owner), MAX_POINTS), "attribution": attribution(rows),
-    }  # fmt: skip
+        "forks": sum(1 for q in portfolios if q["forked_at"]),
+        "merges": sum(1 for q in portfolios if q["merged_at"]),
+        "growth": thin(weekly_generations(rows, owner), MAX_POINTS),
+        "attribution": attribution(rows),
+    }
 
 
 def _s(value: Any) -> str | None:

@@ -16,22 +16,22 @@ from shared.contracts.streams import (
     REVOCATIONS,
 )
 from shared.contracts.trust import ACCOUNT, INTEGRATION
-from shared.infra import logs
-from shared.infra.auth import Verifier
-from shared.infra.consumer import StreamConsumer
-from shared.infra.db import migrate
-from shared.infra.guards import bearer, redrivable, signed_by
-from shared.infra.lanes import LaneOutcomes, Registry, lane_router
-from shared.infra.limits import Buckets, limited
-from shared.infra.messaging import Guard
-from shared.infra.partitions import Partitioned
-from shared.infra.pipeline import Dispatch, Pipeline, Route
-from shared.infra.replies import Replier
-from shared.infra.retention import Retained
-from shared.infra.revocations import Revocations
-from shared.infra.runtime import Runtime, open_runtime, serve_until_stopped
-from shared.infra.scopes import carrying_scope
-from shared.infra.settings import Settings
+from shared.infra.runtime import logs
+from shared.infra.runtime.db import migrate
+from shared.infra.runtime.service import Runtime, open_runtime, serve_until_stopped
+from shared.infra.runtime.settings import Settings
+from shared.infra.stream.consumer import StreamConsumer
+from shared.infra.stream.lanes import LaneOutcomes, Registry, lane_router
+from shared.infra.stream.limits import Buckets, limited
+from shared.infra.stream.messaging import Guard
+from shared.infra.stream.partitions import Partitioned
+from shared.infra.stream.pipeline import Dispatch, Pipeline, Route
+from shared.infra.stream.replies import Replier
+from shared.infra.stream.retention import Retained
+from shared.infra.trust.auth import Verifier
+from shared.infra.trust.guards import bearer, redrivable, signed_by
+from shared.infra.trust.revocations import Revocations
+from shared.infra.trust.scopes import carrying_scope
 
 SCHEMA = "account"
 GROUP = "account-service"
@@ -50,21 +50,35 @@ async def build(settings: Settings) -> Runtime:
         is_revoked=rt.revocations.is_revoked,
     )
     # Each stream also takes back its own signed dead letters, re-driven by an operator.
-    letters = partial(redrivable, keys=rt.keys, verifier=verifier, service=ACCOUNT,
-                      window=settings.dedup_window)  # fmt: skip
+    letters = partial(
+        redrivable, keys=rt.keys, verifier=verifier, service=ACCOUNT, window=settings.dedup_window
+    )
     # Each client's commands pass its own bucket (docs/scopes.md, "Limits").
     buckets = Buckets(settings.rate_commands_per_second, settings.rate_commands_burst)
     registry = Registry(rt.redis, s)
-    laned = bearer(verifier, backdate=settings.backdate_limit, lanes=settings.lanes,
-                   stream=s.key(ACCOUNT_COMMANDS), registry=registry)  # fmt: skip
+    laned = bearer(
+        verifier,
+        backdate=settings.backdate_limit,
+        lanes=settings.lanes,
+        stream=s.key(ACCOUNT_COMMANDS),
+        registry=registry,
+    )
     clients = scoped(limited(laned, buckets), rt.pool)
-    pipeline = _pipeline(rt, COMMANDS, letters(clients, stream=s.key(ACCOUNT_COMMANDS)),
-                         outcomes=LaneOutcomes(s, ACCOUNT_COMMANDS))  # fmt: skip
+    pipeline = _pipeline(
+        rt,
+        COMMANDS,
+        letters(clients, stream=s.key(ACCOUNT_COMMANDS)),
+        outcomes=LaneOutcomes(s, ACCOUNT_COMMANDS),
+    )
     integration = signed_by(rt.keys, INTEGRATION, settings.dedup_window)
     # An effect carries the engine's verified scope, checked where accounts are known.
     engines = scoped(carrying_scope(integration), rt.pool)
-    effects = _pipeline(rt, EFFECTS, letters(engines, stream=s.key(ACCOUNT_EFFECTS)),
-                        outcomes=LaneOutcomes(s, ACCOUNT_EFFECTS, carried=True))  # fmt: skip
+    effects = _pipeline(
+        rt,
+        EFFECTS,
+        letters(engines, stream=s.key(ACCOUNT_EFFECTS)),
+        outcomes=LaneOutcomes(s, ACCOUNT_EFFECTS, carried=True),
+    )
     replier = Replier(
         rt.pool,
         rt.redis,
@@ -125,9 +139,13 @@ def reinvestment_scheduler(rt: Runtime, *, clock: Clock | None = None) -> Reinve
 
 
 def _pipeline(
-    rt: Runtime, table: dict[str, Route], guard: Guard | None, *, platform: str = "account",
+    rt: Runtime,
+    table: dict[str, Route],
+    guard: Guard | None,
+    *,
+    platform: str = "account",
     outcomes: LaneOutcomes | None = None,
-) -> Pipeline:  # fmt: skip
+) -> Pipeline:
     """Exactly-once processing of the service's messages, one unit of work per batch.
 
     Commands carry a token, effects the integration service's signature (`guard`); the

@@ -18,7 +18,7 @@ from services.account.domain.positions import Holding, Move
 from services.account.store import ledger
 from services.account.writes import Writes
 from shared.contracts.envelope import CloudEvent
-from shared.infra.unit import Sql
+from shared.infra.stream.unit import Sql
 
 FLOWS = frozenset({"deposit", "withdrawal", "fork_transfer", "merge_transfer"})
 REFS = {"fill_id": "fill", "assignment_id": "assignment", "expiration_id": "expiration"}
@@ -85,9 +85,13 @@ class BatchPositions:
             v = loaded.get(r["account_id"])
             if v is None:
                 v = loaded[r["account_id"]] = Valued(
-                    {}, r["peak_value"], r["drawdown_breached"], r["flows"], r["through"],
+                    {},
+                    r["peak_value"],
+                    r["drawdown_breached"],
+                    r["flows"],
+                    r["through"],
                     r["violations"],
-                )  # fmt: skip
+                )
             if r["contract"] is not None:
                 v.holdings[r["contract"]] = ps.holding_of(r)
                 bid = r["bid"]
@@ -116,8 +120,9 @@ class BatchPositions:
         quotes = {k: q for k in held if (q := self.quotes[k]) is not None}
         return mark_all(held.values(), quotes)
 
-    async def claim(self, conn: Sql, ref: Ref, fingerprint: str, account_id: UUID,
-                    out: Writes) -> str:  # fmt: skip
+    async def claim(
+        self, conn: Sql, ref: Ref, fingerprint: str, account_id: UUID, out: Writes
+    ) -> str:
         """'new' the first time a reference is seen, 'duplicate' or 'conflict' after."""
         if ref not in self.refs:
             asked = list(dict.fromkeys([ref, *(r for r in self.wanted if r not in self.refs)]))
@@ -131,8 +136,14 @@ class BatchPositions:
             return "new"
         return "duplicate" if prior == fingerprint else "conflict"
 
-    def move(self, account_id: UUID, moves: list[Move], out: Writes, *,
-             row: tuple[int | None, str, str | None, str, datetime]) -> None:  # fmt: skip
+    def move(
+        self,
+        account_id: UUID,
+        moves: list[Move],
+        out: Writes,
+        *,
+        row: tuple[int | None, str, str | None, str, datetime],
+    ) -> None:
         """`row`: (transaction, cause, reference, command, effective_at) of each history row."""
         held = self.touch(account_id).holdings
         for m in moves:

@@ -27,10 +27,19 @@ async def reverse(uow: Unit, p: c.ReverseTransaction) -> None:
     )
     if undo:
         await record(uow, account.id, undo, tx["id"], "reversal", str(original.id))
-    uow.emit("alluse.account.reversed", {
-        "account_id": str(account.id), "transaction_id": str(tx["id"]),
-        "reverses": str(original.id), "type": original.type.value, "amount": str(effect.amount),
-        "reason": p.reason, "balance": str(after.balance), "positions_undone": len(undo),
-    }, subject=str(account.id))  # fmt: skip
+    uow.emit(
+        "alluse.account.reversed",
+        {
+            "account_id": str(account.id),
+            "transaction_id": str(tx["id"]),
+            "reverses": str(original.id),
+            "type": original.type.value,
+            "amount": str(effect.amount),
+            "reason": p.reason,
+            "balance": str(after.balance),
+            "positions_undone": len(undo),
+        },
+        subject=str(account.id),
+    )
     await growth.after_balance_change(uow, after)  # like any cash change: a fork may be due
     await revalue(uow, account.id)

@@ -45,14 +45,25 @@ async def protocol_validated(uow: Unit, p: ValidationEffect) -> None:
         await violations(uow, account.id, p.trade_ref, details, p.week_type, "ws2")
 
 
-async def violations(uow: Unit, account_id: UUID, ref: str, details: list[str],
-                      week_type: str | None, source: str) -> None:  # fmt: skip
-    count = await uow.violations(account_id, ref=ref, details=details, week_type=week_type,
-                                 source=source)  # fmt: skip
-    uow.emit("alluse.account.protocol_violation", {
-        "account_id": str(account_id), "trade_ref": ref, "violations": details, "week_type": week_type,
-        "source": source, "violation_count": count, "adherence_score": str(adherence_score(count)),
-    }, subject=str(account_id))  # fmt: skip
+async def violations(
+    uow: Unit, account_id: UUID, ref: str, details: list[str], week_type: str | None, source: str
+) -> None:
+    count = await uow.violations(
+        account_id, ref=ref, details=details, week_type=week_type, source=source
+    )
+    uow.emit(
+        "alluse.account.protocol_violation",
+        {
+            "account_id": str(account_id),
+            "trade_ref": ref,
+            "violations": details,
+            "week_type": week_type,
+            "source": source,
+            "violation_count": count,
+            "adherence_score": str(adherence_score(count)),
+        },
+        subject=str(account_id),
+    )
 
 
 def fingerprint(p: Any) -> str:

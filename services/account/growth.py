@@ -4,7 +4,6 @@ command.
 Each fork and each merge is a handful of writes in the command's savepoint, so it happens
 entirely or not at all. An automatic fork runs in a nested one (`uow.attempt()`): if it fails,
 the balance change that triggered it still books, and the next change tries again.
-Over 200 lines: the automatic watch, the two commands and their shared steps read as one story.
 """
 
 import json
@@ -68,11 +67,18 @@ async def after_balance_change(uow: Unit, account: Account) -> None:
         return
     eligible = is_fork_eligible(account)
     if await uow.accounts.flag_fork_eligible(account_id=account.id, eligible=eligible) and eligible:
-        uow.emit("alluse.account.fork_eligible", {
-            "account_id": str(account.id), "portfolio_id": str(account.portfolio_id),
-            "balance": str(account.balance), "baseline": str(account.baseline),
-            "surplus": str(surplus(account)), "fork_threshold": str(account.config.fork_threshold),
-        }, subject=str(account.id))  # fmt: skip
+        uow.emit(
+            "alluse.account.fork_eligible",
+            {
+                "account_id": str(account.id),
+                "portfolio_id": str(account.portfolio_id),
+                "balance": str(account.balance),
+                "baseline": str(account.baseline),
+                "surplus": str(surplus(account)),
+                "fork_threshold": str(account.config.fork_threshold),
+            },
+            subject=str(account.id),
+        )
     settings = await uow.growth.growth_settings() if eligible else None
     if settings is None or not settings.auto_fork:
         return
@@ -102,8 +108,9 @@ async def merge(uow: Unit, p: c.MergePortfolio) -> None:
     await _merge(uow, portfolio, automatic=False)
 
 
-async def _fork(uow: Unit, parent: Account, portfolio: Portfolio, settings: GrowthSettings,
-                *, automatic: bool) -> None:  # fmt: skip
+async def _fork(
+    uow: Unit, parent: Account, portfolio: Portfolio, settings: GrowthSettings, *, automatic: bool
+) -> None:
     command_id = uow.command_id
     plan = plan_fork(
         parent,
@@ -124,24 +131,38 @@ async def _fork(uow: Unit, parent: Account, portfolio: Portfolio, settings: Grow
     # Every check passed: from here on, only writes.
     child = uuid4()
     uow.add_portfolio(
-        portfolio_id=child, name=f"{portfolio['name']} / fork {str(child)[:8]}", template=portfolio["template"],
-        strategy=portfolio["strategy"], risk=_json(portfolio["risk"]), parent=portfolio,
-    )  # fmt: skip
-    after, tx = uow.book(plan.debit, description=f"fork: surplus to portfolio {child}",
-                         reference=str(child))  # fmt: skip
+        portfolio_id=child,
+        name=f"{portfolio['name']} / fork {str(child)[:8]}",
+        template=portfolio["template"],
+        strategy=portfolio["strategy"],
+        risk=_json(portfolio["risk"]),
+        parent=portfolio,
+    )
+    after, tx = uow.book(
+        plan.debit, description=f"fork: surplus to portfolio {child}", reference=str(child)
+    )
     uow.balance_changed(after, tx)
     created = {}
     for account_type, amount, config in (
         (AccountType.GENERATION, plan.child_generation, parent.config),
         (AccountType.COMPOUNDING, plan.child_compounding, com_config),
     ):
-        empty = Account(id=uuid4(), portfolio_id=child, type=account_type, status=AccountStatus.ACTIVE,
-                        balance=Decimal("0.00"), contributed_capital=Decimal("0.00"), baseline=Decimal("0.00"), config=config)  # fmt: skip
+        empty = Account(
+            id=uuid4(),
+            portfolio_id=child,
+            type=account_type,
+            status=AccountStatus.ACTIVE,
+            balance=Decimal("0.00"),
+            contributed_capital=Decimal("0.00"),
+            baseline=Decimal("0.00"),
+            config=config,
+        )
         name = f"fork {str(child)[:8]} {account_type.value}"
         row = uow.add_account(empty, name=name, parent_id=portfolio["id"])
         credit = funding(empty, TransactionType.FORK_TRANSFER, amount)
-        funded, tx = uow.book(credit, description=f"fork from account {parent.id}",
-                              reference=str(parent.id))  # fmt: skip
+        funded, tx = uow.book(
+            credit, description=f"fork from account {parent.id}", reference=str(parent.id)
+        )
         uow.emit(
             "alluse.account.created", {"account": snapshot(funded, row)}, subject=str(funded.id)
         )
@@ -156,12 +177,22 @@ async def _fork(uow: Unit, parent: Account, portfolio: Portfolio, settings: Grow
         automatic=automatic,
         command_id=command_id,
     )
-    uow.emit("alluse.account.forked", {
-        "account_id": str(parent.id), "portfolio_id": str(parent.portfolio_id), "child_portfolio_id": str(child),
-        "child_accounts": created, "surplus": str(plan.surplus), "to_generation": str(plan.child_generation),
-        "to_compounding": str(plan.child_compounding), "parent_balance": str(parent.baseline),
-        "automatic": automatic, "at": at.isoformat(),
-    }, subject=str(parent.id))  # fmt: skip
+    uow.emit(
+        "alluse.account.forked",
+        {
+            "account_id": str(parent.id),
+            "portfolio_id": str(parent.portfolio_id),
+            "child_portfolio_id": str(child),
+            "child_accounts": created,
+            "surplus": str(plan.surplus),
+            "to_generation": str(plan.child_generation),
+            "to_compounding": str(plan.child_compounding),
+            "parent_balance": str(parent.baseline),
+            "automatic": automatic,
+            "at": at.isoformat(),
+        },
+        subject=str(parent.id),
+    )
 
 
 async def _merge(uow: Unit, portfolio: Portfolio, *, automatic: bool) -> bool:
@@ -192,22 +223,34 @@ async def _merge(uow: Unit, portfolio: Portfolio, *, automatic: bool) -> bool:
     # Every check passed: from here on, only writes.
     txs = {}
     for debit in plan.debits:
-        after, tx = uow.book(debit, description=f"merge into account {target.id}",
-                             reference=str(target.id))  # fmt: skip
+        after, tx = uow.book(
+            debit, description=f"merge into account {target.id}", reference=str(target.id)
+        )
         uow.balance_changed(after, tx)
         txs[after.id] = tx["id"]
     if plan.total:
         credit = funding(target, TransactionType.MERGE_TRANSFER, plan.total)
-        after, tx = uow.book(credit, description=f"merge of portfolio {portfolio['id']}",
-                             reference=str(portfolio["id"]))  # fmt: skip
+        after, tx = uow.book(
+            credit,
+            description=f"merge of portfolio {portfolio['id']}",
+            reference=str(portfolio["id"]),
+        )
         uow.balance_changed(after, tx)
         txs[after.id] = tx["id"]
     # The positions go with the cash: shares with their cost basis, open options.
     await hand_over(uow, handovers, target_id=target.id, transactions=txs, ref=str(portfolio["id"]))
     for account, status in zip(live, plan.statuses, strict=True):
         await uow.accounts.set_status(account_id=account.id, status=status)
-        uow.emit("alluse.account.status_changed", {"account_id": str(account.id), "from_status": account.status.value,
-                 "to_status": status.value, "reason": "merged into the parent portfolio"}, subject=str(account.id))  # fmt: skip
+        uow.emit(
+            "alluse.account.status_changed",
+            {
+                "account_id": str(account.id),
+                "from_status": account.status.value,
+                "to_status": status.value,
+                "reason": "merged into the parent portfolio",
+            },
+            subject=str(account.id),
+        )
     at = await uow.growth.insert_merge(
         child=portfolio["id"],
         target=target,
@@ -215,11 +258,19 @@ async def _merge(uow: Unit, portfolio: Portfolio, *, automatic: bool) -> bool:
         automatic=automatic,
         command_id=command_id,
     )
-    uow.emit("alluse.account.merged", {
-        "portfolio_id": str(portfolio["id"]), "target_portfolio_id": str(target.portfolio_id),
-        "target_account_id": str(target.id), "total": str(plan.total), "accounts": [str(a.id) for a in live],
-        "automatic": automatic, "at": at.isoformat(),
-    }, subject=str(portfolio["id"]))  # fmt: skip
+    uow.emit(
+        "alluse.account.merged",
+        {
+            "portfolio_id": str(portfolio["id"]),
+            "target_portfolio_id": str(target.portfolio_id),
+            "target_account_id": str(target.id),
+            "total": str(plan.total),
+            "accounts": [str(a.id) for a in live],
+            "automatic": automatic,
+            "at": at.isoformat(),
+        },
+        subject=str(portfolio["id"]),
+    )
     return True
 
 

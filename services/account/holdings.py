@@ -16,19 +16,36 @@ from services.account.valuation import revalue, wound_up
 
 
 async def record(
-    uow: Unit, account_id: UUID, moves: list[Move], transaction_id: int | None,
-    cause: str, ref: str | None,
-) -> None:  # fmt: skip
+    uow: Unit,
+    account_id: UUID,
+    moves: list[Move],
+    transaction_id: int | None,
+    cause: str,
+    ref: str | None,
+) -> None:
     await uow.move(account_id, moves, transaction_id=transaction_id, cause=cause, reference=ref)
     for m in moves:
         c, after = m.contract, m.after
-        uow.emit("alluse.account.position_changed", {
-            "account_id": str(account_id), "contract": c.key, "symbol": c.symbol,
-            "kind": c.option_type or "shares", "strike": _s(c.strike), "expiration": _s(c.expiration),
-            "multiplier": c.multiplier, "change": m.quantity, "cost_change": str(m.cost),
-            "quantity": after.quantity, "cost": str(after.cost), "cause": cause, "reference": ref,
-            "transaction_id": None if transaction_id is None else str(transaction_id),
-        }, subject=str(account_id))  # fmt: skip
+        uow.emit(
+            "alluse.account.position_changed",
+            {
+                "account_id": str(account_id),
+                "contract": c.key,
+                "symbol": c.symbol,
+                "kind": c.option_type or "shares",
+                "strike": _s(c.strike),
+                "expiration": _s(c.expiration),
+                "multiplier": c.multiplier,
+                "change": m.quantity,
+                "cost_change": str(m.cost),
+                "quantity": after.quantity,
+                "cost": str(after.cost),
+                "cause": cause,
+                "reference": ref,
+                "transaction_id": None if transaction_id is None else str(transaction_id),
+            },
+            subject=str(account_id),
+        )
 
 
 def _s(value: Any) -> str | None:
@@ -59,16 +76,22 @@ async def plan_handovers(uow: Unit, account_ids: list[UUID], target_id: UUID) ->
 
 
 async def hand_over(
-    uow: Unit, handovers: list[Handover], *, target_id: UUID,
-    transactions: dict[UUID, int], ref: str,
-) -> None:  # fmt: skip
+    uow: Unit,
+    handovers: list[Handover],
+    *,
+    target_id: UUID,
+    transactions: dict[UUID, int],
+    ref: str,
+) -> None:
     """The positions leave the merged accounts and arrive in the target, each move dated now
     (as-of answers stay right on both sides) and announced; the value they carry is a flow on
     both sides, never a loss or a gain."""
     for h in handovers:
-        await record(uow, h.account_id, list(h.carried.out), transactions.get(h.account_id),
-                     "merge", ref)  # fmt: skip
-        await record(uow, target_id, list(h.carried.into), transactions.get(target_id),
-                     "merge", ref)  # fmt: skip
+        await record(
+            uow, h.account_id, list(h.carried.out), transactions.get(h.account_id), "merge", ref
+        )
+        await record(
+            uow, target_id, list(h.carried.into), transactions.get(target_id), "merge", ref
+        )
         await wound_up(uow, h.account_id, carried=h.value)
     await revalue(uow, target_id, carried=sum((h.value for h in handovers), start=ZERO))

@@ -1,10 +1,5 @@
 """Every SQL statement of docs/rules.md section 11: positions and their history, quotes, account
-values, reversals and the as-of reads. Functions take the caller's connection, keyword-only.
-
-Over 200 lines on purpose: section 11's SQL in one place (the rule: SQL in one place per
-aggregate). A fill moves a position, its history, the account's value and reads quotes in one
-batch, and the as-of reads mirror those writes.
-"""
+values, reversals and the as-of reads. Functions take the caller's connection, keyword-only."""
 
 from datetime import datetime
 from decimal import Decimal
@@ -18,8 +13,8 @@ from services.account.domain.marks import Quote, mark
 from services.account.domain.money import ZERO
 from services.account.domain.positions import Contract, Holding, Move
 from services.account.domain.reversal import Entry
-from shared.infra.bulk import insert_rows
-from shared.infra.unit import Sql
+from shared.infra.runtime.bulk import insert_rows
+from shared.infra.stream.unit import Sql
 
 Row = dict[str, Any]
 CONTRACT = "contract, symbol, option_type, strike, expiration, multiplier"
@@ -38,7 +33,7 @@ async def marked_holdings(conn: Sql, *, account_id: UUID) -> tuple[list[Holding]
         " ORDER BY day DESC LIMIT 1) q ON true WHERE account_id = $1"
         " ORDER BY option_type NULLS FIRST, symbol, expiration, strike",
         account_id,
-    )  # fmt: skip
+    )
     quotes = {
         r["contract"]: Quote(r["bid"], r["ask"], r["last"]) for r in rows if r["bid"] is not None
     }
@@ -53,7 +48,7 @@ async def positions_values(conn: Sql, *, account_ids: list[UUID]) -> dict[UUID, 
         " LEFT JOIN LATERAL (SELECT bid, ask, last FROM quotes WHERE quotes.symbol = p.contract"
         " ORDER BY day DESC LIMIT 1) q ON true WHERE account_id = ANY($1::uuid[])",
         account_ids,
-    )  # fmt: skip
+    )
     out: dict[UUID, Decimal] = {}
     for r in rows:
         quote = None if r["bid"] is None else Quote(r["bid"], r["ask"], r["last"])
@@ -88,7 +83,7 @@ async def valued(conn: Sql, *, account_ids: list[UUID]) -> list[asyncpg.Record]:
         " FROM quotes WHERE quotes.symbol = p.contract ORDER BY day DESC LIMIT 1) q ON true"
         " WHERE a.id = ANY($1::uuid[])",
         account_ids,
-    )  # fmt: skip
+    )
 
 
 def holding_of(row: asyncpg.Record) -> Holding:
@@ -98,16 +93,34 @@ def holding_of(row: asyncpg.Record) -> Holding:
 # The unit of work's batched writes of section 11: each is one pipelined statement per batch.
 
 
-MOVE_ROW = [("account_id", "uuid"), ("contract", "text"), ("symbol", "text"),
-            ("option_type", "text"), ("strike", "numeric"), ("expiration", "date"),
-            ("multiplier", "integer"), ("quantity", "integer"), ("cost", "numeric"),
-            ("quantity_after", "integer"), ("cost_after", "numeric"),
-            ("transaction_id", "bigint"), ("cause", "text"), ("reference", "text"),
-            ("command_id", "text"), ("effective_at", "timestamptz")]  # fmt: skip
+MOVE_ROW = [
+    ("account_id", "uuid"),
+    ("contract", "text"),
+    ("symbol", "text"),
+    ("option_type", "text"),
+    ("strike", "numeric"),
+    ("expiration", "date"),
+    ("multiplier", "integer"),
+    ("quantity", "integer"),
+    ("cost", "numeric"),
+    ("quantity_after", "integer"),
+    ("cost_after", "numeric"),
+    ("transaction_id", "bigint"),
+    ("cause", "text"),
+    ("reference", "text"),
+    ("command_id", "text"),
+    ("effective_at", "timestamptz"),
+]
 POSITION_ROW = [*MOVE_ROW[:9], ("updated_at", "timestamptz")]
-VALUE_ROW = [("account_id", "uuid"), ("cash", "numeric"), ("positions_value", "numeric"),
-             ("broker_value", "numeric"), ("flow", "numeric"), ("by_quote", "boolean"),
-             ("effective_at", "timestamptz")]  # fmt: skip
+VALUE_ROW = [
+    ("account_id", "uuid"),
+    ("cash", "numeric"),
+    ("positions_value", "numeric"),
+    ("broker_value", "numeric"),
+    ("flow", "numeric"),
+    ("by_quote", "boolean"),
+    ("effective_at", "timestamptz"),
+]
 
 
 async def insert_moves(conn: Sql, *, rows: list[tuple[Any, ...]]) -> None:
@@ -119,8 +132,11 @@ async def save_positions(
     conn: Sql, *, held: dict[tuple[UUID, str], tuple[Holding, datetime]]
 ) -> None:
     """Each position's state after the batch; a closed one's row goes."""
-    kept = [(a, *_columns(h.contract), h.quantity, h.cost, at)
-            for (a, _), (h, at) in held.items() if h.quantity]  # fmt: skip
+    kept = [
+        (a, *_columns(h.contract), h.quantity, h.cost, at)
+        for (a, _), (h, at) in held.items()
+        if h.quantity
+    ]
     closed = [(a, key) for (a, key), (h, _) in held.items() if not h.quantity]
     if kept:
         arrays = ", ".join(f"${i}::{kind}[]" for i, (_, kind) in enumerate(POSITION_ROW, 1))
@@ -129,19 +145,38 @@ async def save_positions(
             f" SELECT * FROM unnest({arrays}) ON CONFLICT (account_id, contract) DO UPDATE SET"
             " quantity = EXCLUDED.quantity, cost = EXCLUDED.cost, updated_at = EXCLUDED.updated_at",
             *(list(column) for column in zip(*kept, strict=True)),
-        )  # fmt: skip
+        )
     if closed:
         await conn.execute(
             "DELETE FROM positions p USING unnest($1::uuid[], $2::text[]) AS c (account_id,"
             " contract) WHERE p.account_id = c.account_id AND p.contract = c.contract",
-            [a for a, _ in closed], [key for _, key in closed],
-        )  # fmt: skip
+            [a for a, _ in closed],
+            [key for _, key in closed],
+        )
 
 
-def move_row(account_id: UUID, m: Move, transaction_id: int | None, cause: str,
-             reference: str | None, command_id: str, at: datetime) -> tuple[Any, ...]:  # fmt: skip
-    return (account_id, *_columns(m.contract), m.quantity, m.cost, m.after.quantity,
-            m.after.cost, transaction_id, cause, reference, command_id, at)  # fmt: skip
+def move_row(
+    account_id: UUID,
+    m: Move,
+    transaction_id: int | None,
+    cause: str,
+    reference: str | None,
+    command_id: str,
+    at: datetime,
+) -> tuple[Any, ...]:
+    return (
+        account_id,
+        *_columns(m.contract),
+        m.quantity,
+        m.cost,
+        m.after.quantity,
+        m.after.cost,
+        transaction_id,
+        cause,
+        reference,
+        command_id,
+        at,
+    )
 
 
 def _columns(c: Contract) -> tuple[Any, ...]:
@@ -154,27 +189,40 @@ async def quotes(conn: Sql, *, symbols: list[str], at: datetime | None = None) -
         "SELECT DISTINCT ON (symbol) symbol, bid, ask, last FROM quotes"
         " WHERE symbol = ANY($1::text[]) AND ($2::timestamptz IS NULL OR as_of <= $2)"
         " ORDER BY symbol, day DESC",
-        symbols, at,
-    )  # fmt: skip
+        symbols,
+        at,
+    )
     return {r["symbol"]: Quote(r["bid"], r["ask"], r["last"]) for r in rows}
 
 
 async def save_quote(
-    conn: Sql, *, symbol: str, bid: Decimal, ask: Decimal, last: Decimal,
-    as_of: datetime, retention_days: int,
-) -> None:  # fmt: skip
+    conn: Sql,
+    *,
+    symbol: str,
+    bid: Decimal,
+    ask: Decimal,
+    last: Decimal,
+    as_of: datetime,
+    retention_days: int,
+) -> None:
     """The day's latest quote of the symbol (an older one never replaces a newer), and the
     symbol's quotes older than the retention pruned."""
     await conn.execute(
         "INSERT INTO quotes (symbol, day, bid, ask, last, as_of) VALUES ($1, ($5 AT TIME ZONE"
         " 'UTC')::date, $2, $3, $4, $5) ON CONFLICT (symbol, day) DO UPDATE SET bid = $2,"
         " ask = $3, last = $4, as_of = $5 WHERE quotes.as_of <= $5",
-        symbol, bid, ask, last, as_of,
-    )  # fmt: skip
+        symbol,
+        bid,
+        ask,
+        last,
+        as_of,
+    )
     await conn.execute(
         "DELETE FROM quotes WHERE symbol = $1 AND day < ($2 AT TIME ZONE 'UTC')::date - $3::int",
-        symbol, as_of, retention_days,
-    )  # fmt: skip
+        symbol,
+        as_of,
+        retention_days,
+    )
 
 
 async def insert_values(conn: Sql, *, rows: list[tuple[Any, ...]]) -> None:
@@ -188,8 +236,9 @@ async def holders(conn: Sql, *, contract: str, limit: int) -> list[UUID]:
         "SELECT p.account_id FROM positions p JOIN accounts a ON a.id = p.account_id"
         " WHERE p.contract = $1 AND a.status = 'active' ORDER BY a.valued_at NULLS FIRST, a.id"
         " LIMIT $2",
-        contract, limit,
-    )  # fmt: skip
+        contract,
+        limit,
+    )
     return [r["account_id"] for r in rows]
 
 
@@ -202,7 +251,7 @@ async def drop_quote_points(conn: Sql, *, account_ids: list[UUID]) -> None:
         " WHERE v.account_id = ANY($1::uuid[]) AND v.by_quote AND v.effective_at >= day.start"
         " AND v.effective_at < day.start + interval '1 day'",
         account_ids,
-    )  # fmt: skip
+    )
 
 
 async def save_valuations(conn: Sql, *, rows: list[tuple[Any, ...]]) -> None:
@@ -215,7 +264,7 @@ async def save_valuations(conn: Sql, *, rows: list[tuple[Any, ...]]) -> None:
         " $5::boolean[], $6::bigint[], $7::timestamptz[]) AS v (id, positions_value, peak, pct,"
         " breached, through, at) WHERE a.id = v.id",
         *(list(column) for column in zip(*rows, strict=True)),
-    )  # fmt: skip
+    )
 
 
 async def value_series(conn: Sql, *, account_id: UUID) -> list[Row]:
@@ -267,8 +316,10 @@ async def moves_of(conn: Sql, *, transaction_id: int) -> list[tuple[Holding, Mov
 async def mark_reversal(conn: Sql, *, transaction_id: int, reverses: int, reason: str) -> None:
     await conn.execute(
         "UPDATE transactions SET reverses = $2, reason = $3 WHERE id = $1",
-        transaction_id, reverses, reason,
-    )  # fmt: skip
+        transaction_id,
+        reverses,
+        reason,
+    )
 
 
 # As of a past time, from the ledger and the position history (never a snapshot table)
@@ -280,8 +331,9 @@ async def cash_at(conn: Sql, *, account_id: UUID, at: datetime) -> Decimal | Non
     entry arriving late with an earlier date would make every past answer wrong."""
     value: Decimal | None = await conn.fetchval(
         "SELECT sum(amount) FROM transactions WHERE account_id = $1 AND effective_at <= $2",
-        account_id, at,
-    )  # fmt: skip
+        account_id,
+        at,
+    )
     return value
 
 
@@ -292,8 +344,9 @@ async def holdings_at(conn: Sql, *, account_id: UUID, at: datetime) -> list[Hold
         f"SELECT {CONTRACT}, sum(quantity) AS quantity, sum(cost) AS cost FROM position_moves"
         f" WHERE account_id = $1 AND effective_at <= $2 GROUP BY {CONTRACT}"
         " HAVING sum(quantity) <> 0 ORDER BY option_type NULLS FIRST, symbol, expiration, strike",
-        account_id, at,
-    )  # fmt: skip
+        account_id,
+        at,
+    )
     return [_holding(r) for r in rows]
 
 
@@ -309,7 +362,8 @@ async def position_mismatches(conn: Sql) -> tuple[int, list[Row]]:
         " AND h.contract = p.contract"
     )
     bad = [
-        dict(r) for r in rows
+        dict(r)
+        for r in rows
         if (r["quantity"], r["cost"]) != (r["history_quantity"], r["history_cost"])
-    ]  # fmt: skip
+    ]
     return sum(1 for r in rows if r["quantity"] or r["history_quantity"]), bad

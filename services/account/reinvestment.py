@@ -30,8 +30,8 @@ from services.account.store.accounts import to_account
 from services.account.store.growth import growth_settings
 from shared.contracts import account as c
 from shared.contracts.envelope import new_event
-from shared.infra.db import connection
-from shared.infra.pipeline import Pipeline
+from shared.infra.runtime.db import connection
+from shared.infra.stream.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]

@@ -11,7 +11,7 @@ from typing import Concatenate, ParamSpec, TypeVar
 
 from services.account import position_store
 from services.account.store import accounts, growth, ledger, reads
-from shared.infra.unit import Sql
+from shared.infra.stream.unit import Sql
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -1,7 +1,7 @@
 """The account service's dispatch tables: message type -> (payload model, handler), in one place.
 
 The stages every message passes (type, token and permission, payload, audit) are the shared
-pipeline's (shared/infra/pipeline.py); handlers have one shape, `(uow, payload)`.
+pipeline's (shared/infra/stream/pipeline.py); handlers have one shape, `(uow, payload)`.
 """
 
 from collections.abc import Awaitable, Callable
@@ -25,8 +25,8 @@ from services.account import (
 from shared.contracts import account as c
 from shared.contracts.envelope import CloudEvent
 from shared.contracts.streams import Streams
-from shared.infra.messaging import Rejected
-from shared.infra.pipeline import Route, payload
+from shared.infra.stream.messaging import Rejected
+from shared.infra.stream.pipeline import Route, payload
 
 COMMANDS: dict[str, Route] = {
     "alluse.system.initialize": Route(c.InitializeSystem, handlers.initialize),
@@ -43,7 +43,7 @@ COMMANDS: dict[str, Route] = {
     "alluse.account.reverse": Route(c.ReverseTransaction, corrections.reverse),
 }
 # Internal: effects of upstream events, forwarded by the integration service and believed only
-# with its signature (shared/infra/guards.py, signed_by).
+# with its signature (shared/infra/trust/guards.py, signed_by).
 EFFECTS: dict[str, Route] = {
     "alluse.effect.trade_filled": Route(effects.TradeEffect, trades.trade_filled),
     "alluse.effect.option_assigned": Route(effects.AssignmentEffect, trades.option_assigned),

@@ -19,9 +19,9 @@ from services.account import queries
 from shared.contracts.envelope import CloudEvent
 from shared.contracts.permissions import Scope
 from shared.contracts.streams import Streams
-from shared.infra.messaging import Guard, Rejected
-from shared.infra.scopes import forbidden
-from shared.infra.unit import Sql
+from shared.infra.stream.messaging import Guard, Rejected
+from shared.infra.stream.unit import Sql
+from shared.infra.trust.scopes import forbidden
 
 # A portfolio's ancestry never changes (a fork's parent is fixed), so it is cached; bounded.
 _ANCESTRY: dict[UUID, tuple[str, ...]] = {}
@@ -162,9 +162,11 @@ async def check_query(conn: Sql, ev: CloudEvent, streams: Streams, source: str) 
         return
     if ev.type in PLATFORM_QUERIES:
         raise forbidden(
-            ev, f"{ev.type} reads every portfolio's books: it needs the whole platform's scope",
-            streams, source,
-        )  # fmt: skip
+            ev,
+            f"{ev.type} reads every portfolio's books: it needs the whole platform's scope",
+            streams,
+            source,
+        )
 
     async def db() -> Sql:
         return conn

@@ -66,12 +66,21 @@ async def trade_filled(uow: Unit, p: TradeEffect) -> None:
     )
     if p.side == "sell_to_open" and p.option_type == "put":
         value = account.balance + positions_value(await uow.marks(account.id))
-        sized = sizing_breach(value=value, sizing_pct=account.config.position_sizing_pct,
-                              strike=contract.strike or p.price, contracts=p.quantity,
-                              multiplier=p.multiplier)  # fmt: skip
+        sized = sizing_breach(
+            value=value,
+            sizing_pct=account.config.position_sizing_pct,
+            strike=contract.strike or p.price,
+            contracts=p.quantity,
+            multiplier=p.multiplier,
+        )
         breaches += [sized] if sized else []
-    amount = fill_amount(side=p.side, quantity=p.quantity, price=p.price,
-                         multiplier=p.multiplier, commission=p.commission)  # fmt: skip
+    amount = fill_amount(
+        side=p.side,
+        quantity=p.quantity,
+        price=p.price,
+        multiplier=p.multiplier,
+        commission=p.commission,
+    )
     what = f"{p.side} {p.quantity} {contract.describe()} @ {p.price}, commission {p.commission}"
     kind = TransactionType.TRADE_PREMIUM if contract.is_option else TransactionType.TRADE_SHARES
     await _apply(uow, account, kind, amount, what, p.fill_id, p.week_type, "fill", [moved])
@@ -84,18 +93,36 @@ async def option_assigned(uow: Unit, p: AssignmentEffect) -> None:
     if not await _fresh(uow, account, "assignment", p.assignment_id, p):
         return
     held = (await uow.valued(account.id)).holdings
-    option = short_option(held.values(), symbol=p.symbol, option_type=p.option_type,
-                          strike=p.strike, expiration=p.expiration)  # fmt: skip
+    option = short_option(
+        held.values(),
+        symbol=p.symbol,
+        option_type=p.option_type,
+        strike=p.strike,
+        expiration=p.expiration,
+    )
     if option is None:
         series = f" {p.expiration}" if p.expiration else ""
         raise PositionNotOpen(f"no short {p.symbol}{series} {p.strike} {p.option_type} to assign")
     stock = held.get(shares(p.symbol).key, Holding(shares(p.symbol)))
     done = assign(option, stock, p.contracts)
-    amount = assignment_amount(option_type=p.option_type, strike=p.strike, contracts=p.contracts,
-                               multiplier=option.contract.multiplier)  # fmt: skip
+    amount = assignment_amount(
+        option_type=p.option_type,
+        strike=p.strike,
+        contracts=p.contracts,
+        multiplier=option.contract.multiplier,
+    )
     what = f"{p.option_type} assignment {p.contracts} x {option.contract.describe()}"
-    await _apply(uow, account, TransactionType.TRADE_ASSIGNMENT, amount, what,
-                 p.assignment_id, p.week_type, "assignment", [done.option, done.stock])  # fmt: skip
+    await _apply(
+        uow,
+        account,
+        TransactionType.TRADE_ASSIGNMENT,
+        amount,
+        what,
+        p.assignment_id,
+        p.week_type,
+        "assignment",
+        [done.option, done.stock],
+    )
     if done.short_stock:
         breach = f"short_stock: a {p.symbol} call assigned without the shares to deliver"
         await violations(uow, account.id, p.assignment_id, [breach], p.week_type, "platform")
@@ -116,14 +143,22 @@ async def option_expired(uow: Unit, p: ExpirationEffect) -> None:
 
 
 async def _apply(
-    uow: Unit, account: Account, kind: TransactionType, amount: Any, what: str,
-    ref: str, week_type: str | None, cause: str, moves: list[Move],
-) -> None:  # fmt: skip
+    uow: Unit,
+    account: Account,
+    kind: TransactionType,
+    amount: Any,
+    what: str,
+    ref: str,
+    week_type: str | None,
+    cause: str,
+    moves: list[Move],
+) -> None:
     """Book the cash, move the positions, watch for a fork or merge, record the value:
     together. The positions move before the watch, so a fork sees the collateral of a put
     sold in this very fill."""
-    after, tx = uow.book(change(account, kind, amount), description=what, reference=ref,
-                         week_type=week_type)  # fmt: skip
+    after, tx = uow.book(
+        change(account, kind, amount), description=what, reference=ref, week_type=week_type
+    )
     uow.balance_changed(after, tx)
     await record(uow, account.id, moves, tx["id"], cause, ref)
     await growth.after_balance_change(uow, after)

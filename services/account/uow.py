@@ -8,11 +8,7 @@ batch ends (writes.py): a refused command's buffer is dropped, and the accounts 
 it changed are as before. Positions, quotes and value states are read once per batch and kept
 current in memory (batch_positions.py), so a fill costs no round trip of its own.
 A command that needs SQL of its own (`db`) first sends what the batch buffered so far, then
-runs in a SAVEPOINT, which a rejection rolls back; what it may have changed is read afresh.
-
-Longer than our other modules, on purpose: it is the one door to state, and what it promises
-(per-command buffers, undo of the cached state, savepoints) only holds if read together.
-"""
+runs in a SAVEPOINT, which a rejection rolls back; what it may have changed is read afresh."""
 
 import contextlib
 import uuid
@@ -40,7 +36,7 @@ from services.account.store import accounts, ledger
 from services.account.writes import Writes
 from shared.contracts.envelope import CloudEvent, new_event
 from shared.contracts.streams import ACCOUNT_EVENTS, Streams
-from shared.infra.unit import SqlUnit
+from shared.infra.stream.unit import SqlUnit
 
 _NS = uuid.UUID("6f1c5b8e-2d1e-4c7a-9b57-0a4f3c2e9d10")
 SPARE_IDS = 16  # ledger ids a command with SQL of its own may book (a merge: one per account)
@@ -189,18 +185,38 @@ class AccountUnit(SqlUnit):
         self.mine.accounts.append(values)
         self._keep(account.id, (account, row))
         if account.balance > 0:
-            self._ledger_row(account.id, "deposit", account.balance, account.balance,
-                             "initial funding", None, None)  # fmt: skip
+            self._ledger_row(
+                account.id,
+                "deposit",
+                account.balance,
+                account.balance,
+                "initial funding",
+                None,
+                None,
+            )
         return row
 
     # Ledger
 
-    def book(self, effect: BalanceChange, *, description: str, reference: str | None = None,
-             week_type: str | None = None) -> tuple[Account, Row]:  # fmt: skip
+    def book(
+        self,
+        effect: BalanceChange,
+        *,
+        description: str,
+        reference: str | None = None,
+        week_type: str | None = None,
+    ) -> tuple[Account, Row]:
         """Buffer one balance change; returns the account after it and its ledger row."""
         account, row = self.cached[effect.account_id]
-        tx = self._ledger_row(account.id, effect.type.value, effect.amount, effect.balance_after,
-                              description, reference, week_type)  # fmt: skip
+        tx = self._ledger_row(
+            account.id,
+            effect.type.value,
+            effect.amount,
+            effect.balance_after,
+            description,
+            reference,
+            week_type,
+        )
         after = apply_change(account, effect)
         self._keep(account.id, (after, row))
         self.mine.balances[account.id] = after
@@ -232,24 +248,48 @@ class AccountUnit(SqlUnit):
         claim: Ref = (self.cause.writer, *ref)
         return await self.positions.claim(self.conn, claim, fingerprint, account_id, self.mine)
 
-    async def move(self, account_id: UUID, moves: list[Move], *, transaction_id: int | None,
-                   cause: str, reference: str | None) -> None:  # fmt: skip
+    async def move(
+        self,
+        account_id: UUID,
+        moves: list[Move],
+        *,
+        transaction_id: int | None,
+        cause: str,
+        reference: str | None,
+    ) -> None:
         """Positions moved, each with its history row."""
         await self.valued(account_id)
         row = (transaction_id, cause, reference, self.command_id, self.at)
         self.positions.move(account_id, moves, self.mine, row=row)
 
-    def save_value(self, account_id: UUID, *, cash: Decimal, positions: Decimal, peak: Decimal,
-                   drawdown_pct: Decimal, breached: bool, broker: Decimal | None = None,
-                   flow: Decimal = ZERO, by_quote: bool = False) -> None:  # fmt: skip
+    def save_value(
+        self,
+        account_id: UUID,
+        *,
+        cash: Decimal,
+        positions: Decimal,
+        peak: Decimal,
+        drawdown_pct: Decimal,
+        breached: bool,
+        broker: Decimal | None = None,
+        flow: Decimal = ZERO,
+        by_quote: bool = False,
+    ) -> None:
         """A value point (`flow`: positions' value carried in or out; `by_quote`: caused by a
         quote), and the drawdown's state after it; `valued()` read the state before."""
         point = (account_id, cash, positions, broker, flow, by_quote, self.at)
         state = (account_id, positions, peak, drawdown_pct, breached)
         self.positions.value(point, state, self.mine)
 
-    async def violations(self, account_id: UUID, *, ref: str | None, details: list[str],
-                         week_type: str | None, source: str) -> int:  # fmt: skip
+    async def violations(
+        self,
+        account_id: UUID,
+        *,
+        ref: str | None,
+        details: list[str],
+        week_type: str | None,
+        source: str,
+    ) -> int:
         """Recorded; returns the account's violation count after them."""
         await self.valued(account_id)
         rows = [(account_id, ref, d, week_type, source) for d in details]
@@ -265,32 +305,61 @@ class AccountUnit(SqlUnit):
         # cause events with the same id.
         key = f"{cause.writer}|{cause.source}|{cause.id}|{len(self.events)}"
         event_id = uuid.uuid5(_NS, key)
-        fields = new_event(type_, events.SOURCE, data, subject=subject, cause=cause,
-                           event_id=str(event_id))  # fmt: skip
+        fields = new_event(
+            type_, events.SOURCE, data, subject=subject, cause=cause, event_id=str(event_id)
+        )
         self.publish(self.streams.key(ACCOUNT_EVENTS), fields)
 
     def balance_changed(self, account: Account, tx: Row) -> None:
-        self.emit("alluse.account.balance_changed", events.balance_changed(account, tx),
-                  subject=str(account.id))  # fmt: skip
+        self.emit(
+            "alluse.account.balance_changed",
+            events.balance_changed(account, tx),
+            subject=str(account.id),
+        )
 
     def _keep(self, account_id: UUID, entry: tuple[Account, Row]) -> None:
         self.undo.setdefault(account_id, self.cached.get(account_id))
         self.cached[account_id] = entry
 
-    def _ledger_row(self, account_id: UUID, tx_type: str, amount: Any, balance_after: Any,
-                    description: str, reference: str | None, week_type: str | None) -> Row:  # fmt: skip
+    def _ledger_row(
+        self,
+        account_id: UUID,
+        tx_type: str,
+        amount: Any,
+        balance_after: Any,
+        description: str,
+        reference: str | None,
+        week_type: str | None,
+    ) -> Row:
         if not self.ids:  # cannot happen within the reservation; the batch would retry alone
             raise RuntimeError("the batch ran out of reserved ledger ids")
         command_id = self.command_id
         if account_id in self.positions.accounts:
             self.positions.touch(account_id).booked(self.ids[-1], tx_type, amount)
         tx = {
-            "id": self.ids.pop(), "type": tx_type, "amount": amount, "balance_after": balance_after,
-            "description": description, "reference": reference, "week_type": week_type,
+            "id": self.ids.pop(),
+            "type": tx_type,
+            "amount": amount,
+            "balance_after": balance_after,
+            "description": description,
+            "reference": reference,
+            "week_type": week_type,
             "created_at": self.at,
-        }  # fmt: skip
-        self.mine.ledger.append((tx["id"], account_id, tx_type, amount, balance_after, description,
-                                 reference, week_type, command_id, self.at))  # fmt: skip
+        }
+        self.mine.ledger.append(
+            (
+                tx["id"],
+                account_id,
+                tx_type,
+                amount,
+                balance_after,
+                description,
+                reference,
+                week_type,
+                command_id,
+                self.at,
+            )
+        )
         return tx
 
 

@@ -28,9 +28,13 @@ async def marked(
 
 
 async def revalue(
-    uow: Unit, account_id: UUID, *, broker: Decimal | None = None, carried: Decimal = ZERO,
+    uow: Unit,
+    account_id: UUID,
+    *,
+    broker: Decimal | None = None,
+    carried: Decimal = ZERO,
     by_quote: bool = False,
-) -> tuple[Decimal, Decimal]:  # fmt: skip
+) -> tuple[Decimal, Decimal]:
     """Record the account's value now (cash + marked positions) and announce a drawdown
     beyond its maximum once per crossing; returns (cash, positions value). `carried`: the
     value of positions a merge brought in, a flow like the cash that came with them."""
@@ -39,19 +43,38 @@ async def revalue(
     state = await uow.valued(account_id)
     positions = positions_value(await uow.marks(account_id))
     dd = watch_drawdown(
-        balance=cash, positions_value=positions, peak=state.peak + state.flows + carried,
-        was_breached=state.breached, max_drawdown_pct=account.config.max_drawdown_pct,
-    )  # fmt: skip
-    uow.save_value(account_id, cash=cash, positions=positions, broker=broker, peak=dd.peak_value,
-                   drawdown_pct=dd.drawdown_pct, breached=dd.breached, flow=carried,
-                   by_quote=by_quote)  # fmt: skip
+        balance=cash,
+        positions_value=positions,
+        peak=state.peak + state.flows + carried,
+        was_breached=state.breached,
+        max_drawdown_pct=account.config.max_drawdown_pct,
+    )
+    uow.save_value(
+        account_id,
+        cash=cash,
+        positions=positions,
+        broker=broker,
+        peak=dd.peak_value,
+        drawdown_pct=dd.drawdown_pct,
+        breached=dd.breached,
+        flow=carried,
+        by_quote=by_quote,
+    )
     if dd.newly_breached:
-        uow.emit("alluse.account.drawdown_breached", {
-            "account_id": str(account_id), "drawdown_pct": str(dd.drawdown_pct),
-            "max_drawdown_pct": str(account.config.max_drawdown_pct), "total_value": str(dd.total_value),
-            "peak_value": str(dd.peak_value), "cash": str(cash), "positions_value": str(positions),
-            "as_of": uow.at.isoformat(),
-        }, subject=str(account_id))  # fmt: skip
+        uow.emit(
+            "alluse.account.drawdown_breached",
+            {
+                "account_id": str(account_id),
+                "drawdown_pct": str(dd.drawdown_pct),
+                "max_drawdown_pct": str(account.config.max_drawdown_pct),
+                "total_value": str(dd.total_value),
+                "peak_value": str(dd.peak_value),
+                "cash": str(cash),
+                "positions_value": str(positions),
+                "as_of": uow.at.isoformat(),
+            },
+            subject=str(account_id),
+        )
     return cash, positions
 
 
@@ -60,8 +83,15 @@ async def wound_up(uow: Unit, account_id: UUID, *, carried: Decimal) -> None:
     the positions' value that left it, as a flow."""
     account, _ = await uow.account(account_id)
     await uow.valued(account_id)
-    uow.save_value(account_id, cash=account.balance, positions=ZERO, peak=ZERO,
-                   drawdown_pct=ZERO, breached=False, flow=-carried)  # fmt: skip
+    uow.save_value(
+        account_id,
+        cash=account.balance,
+        positions=ZERO,
+        peak=ZERO,
+        drawdown_pct=ZERO,
+        breached=False,
+        flow=-carried,
+    )
 
 
 async def market_quote(uow: Unit, p: QuoteEffect) -> None:
@@ -69,9 +99,14 @@ async def market_quote(uow: Unit, p: QuoteEffect) -> None:
     drawdown watched), at most `quote_revalue_limit` of them, those valued longest ago first;
     the rest at their next event. Locked in id order, as a batch locks its accounts."""
     settings = await uow.growth.growth_settings()
-    await uow.position_store.save_quote(symbol=p.symbol, bid=p.bid, ask=p.ask, last=p.last, as_of=p.as_of,
+    await uow.position_store.save_quote(
+        symbol=p.symbol,
+        bid=p.bid,
+        ask=p.ask,
+        last=p.last,
+        as_of=p.as_of,
         retention_days=settings.quote_retention_days,
-    )  # fmt: skip
+    )
     if not settings.quote_revalue_limit:
         return
     limit = settings.quote_revalue_limit
@@ -90,12 +125,20 @@ async def account_valuation(uow: Unit, p: ValuationEffect) -> None:
     tolerance = (await uow.growth.growth_settings()).valuation_tolerance_pct
     found = compare_valuation(own=own, broker=broker, value=cash + own, tolerance_pct=tolerance)
     if found is not None:
-        uow.emit("alluse.account.valuation_mismatch", {
-            "account_id": str(account_id), "own_positions_value": str(found.own),
-            "broker_positions_value": str(found.broker), "difference": str(found.difference),
-            "tolerance": str(found.tolerance), "tolerance_pct": str(tolerance), "cash": str(cash),
-            "as_of": p.as_of.isoformat(),
-        }, subject=str(account_id))  # fmt: skip
+        uow.emit(
+            "alluse.account.valuation_mismatch",
+            {
+                "account_id": str(account_id),
+                "own_positions_value": str(found.own),
+                "broker_positions_value": str(found.broker),
+                "difference": str(found.difference),
+                "tolerance": str(found.tolerance),
+                "tolerance_pct": str(tolerance),
+                "cash": str(cash),
+                "as_of": p.as_of.isoformat(),
+            },
+            subject=str(account_id),
+        )
 
 
 def view(marks: list[Marked]) -> list[dict[str, Any]]:

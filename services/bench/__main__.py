@@ -1,9 +1,4 @@
-"""python -m services.bench [--count N] [--rate R] [--duration S] [--batch-size B] ... (--help)
-
-Over 200 lines on purpose: one entry point, much of it its options; its phases (creations,
-deposits, the paced run, the bare loop, the peer ledger, the whole platform and its fill
-latency) share one set of servers, tokens and the report.
-"""
+"""python -m services.bench [--count N] [--rate R] [--duration S] [--batch-size B] ... (--help)"""
 
 import argparse
 import asyncio
@@ -21,8 +16,8 @@ from services.bench.report import Result, print_report, progress
 from services.bench.servers import DATA_DIR, fresh_database, servers
 from services.bench.service import ServiceProcess
 from shared.contracts.streams import ACCOUNT_COMMANDS, ACCOUNT_EVENTS, Streams
-from shared.infra.db import create_pool
-from shared.infra.redisclient import connect
+from shared.infra.runtime.db import create_pool
+from shared.infra.runtime.redisclient import connect
 from shared.simulators.jwks import Signer
 
 WARMUP = 50
@@ -133,14 +128,19 @@ async def service_phases(
     commands, events = s.key(ACCOUNT_COMMANDS), s.key(ACCOUNT_EVENTS)
     log_path = DATA_DIR.resolve() / f"account-{prefix.strip('.')}.log"
     svc = ServiceProcess(
-        {"REDIS_URL": args.redis_url,
-         "DATABASE_URL": dsn, "ALLUSE_STREAM_PREFIX": prefix, "ALLUSE_JWKS_URL": signer.jwks_url,
-         "ALLUSE_BATCH_SIZE": str(args.batch_size), "ALLUSE_SIGNING_KEY": signer.seeds["account"],
-         **UNLIMITED,
-         # One trusted writer on the shared stream, as the bare loop beside it (docs/lanes.md).
-         "ALLUSE_LANES": "open"},
+        {
+            "REDIS_URL": args.redis_url,
+            "DATABASE_URL": dsn,
+            "ALLUSE_STREAM_PREFIX": prefix,
+            "ALLUSE_JWKS_URL": signer.jwks_url,
+            "ALLUSE_BATCH_SIZE": str(args.batch_size),
+            "ALLUSE_SIGNING_KEY": signer.seeds["account"],
+            **UNLIMITED,
+            # One trusted writer on the shared stream, as the bare loop beside it (docs/lanes.md).
+            "ALLUSE_LANES": "open",
+        },
         log_path,
-    )  # fmt: skip
+    )
     bearer = signer.bearer("operator", exp=int(time.time()) + 3600)
     progress(f"starting the account service (log: {log_path})")
     svc.start()
@@ -227,9 +227,13 @@ async def run(args: argparse.Namespace) -> None:
                             accounts=args.peer_accounts,
                         )
                     print_report(
-                        servers=description, batch_size=args.batch_size, creates=created,
-                        deposits=deposited, paced=steady, bare=baseline,
-                    )  # fmt: skip
+                        servers=description,
+                        batch_size=args.batch_size,
+                        creates=created,
+                        deposits=deposited,
+                        paced=steady,
+                        bare=baseline,
+                    )
                     rates, fills = {}, []
                     if args.platform_count:
                         rates, fills = await scale.phases(
@@ -245,9 +249,13 @@ async def run(args: argparse.Namespace) -> None:
                         figures.print_peer(ledger, results, rates)
                         results.append(ledger)
                     paths = figures.write(
-                        DATA_DIR, servers=description, rates=rates, found=found,
-                        results=results, fills=fills,
-                    )  # fmt: skip
+                        DATA_DIR,
+                        servers=description,
+                        rates=rates,
+                        found=found,
+                        results=results,
+                        fills=fills,
+                    )
                     print(f"\n  figures: {paths[0]}, charts: {', '.join(map(str, paths[1:]))}")
                 finally:
                     keys = [k async for k in redis.scan_iter(match=f"{prefix}*")]

@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from services.bench.measure import Entry, ReadReply
-from shared.infra.db import migrate
+from shared.infra.runtime.db import migrate
 
 SCHEMA = "bare"
 GROUP = "bare"

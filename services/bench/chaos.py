@@ -26,7 +26,7 @@ from services.bench.load import Load
 from services.bench.platform import Platform, say
 from services.bench.tokens import Tokens
 from shared.contracts.streams import Streams
-from shared.infra.redisclient import connect
+from shared.infra.runtime.redisclient import connect
 
 MIX = {"deposit": 0.4, "withdrawal": 0.3, "fill": 0.3}
 RESEND_AFTER_S = 60.0  # beyond the reclaim idle time (30 s): the platform recovers alone first
@@ -38,20 +38,45 @@ SETTINGS = {"ALLUSE_RECLAIM_IDLE_MS": "5000"}
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     env = os.environ.get
-    p = argparse.ArgumentParser(prog="make chaos", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    p.add_argument("--commands", type=int, default=int(env("CHAOS_COMMANDS", "20000")),
-                   help="mixed commands to send (CHAOS_COMMANDS, default 20000)")  # fmt: skip
-    p.add_argument("--accounts", type=int, default=int(env("CHAOS_ACCOUNTS", "200")),
-                   help="accounts they spread over (CHAOS_ACCOUNTS, default 200)")  # fmt: skip
-    p.add_argument("--seed", type=int, default=int(env("CHAOS_SEED", "0")) or None,
-                   help="replays a run: same commands, same fault moments (CHAOS_SEED)")  # fmt: skip
-    p.add_argument("--rate", type=float, default=float(env("CHAOS_RATE", "200")),
-                   help="commands offered per second (CHAOS_RATE, default 200)")  # fmt: skip
-    p.add_argument("--kills", type=int, default=int(env("CHAOS_KILLS", "2")),
-                   help="kill -9 of each service (CHAOS_KILLS, default 2)")  # fmt: skip
-    p.add_argument("--dir", type=Path, default=Path("var/chaos"),
-                   help="scratch servers' data and the services' logs (emptied first)")  # fmt: skip
+    p = argparse.ArgumentParser(
+        prog="make chaos", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--commands",
+        type=int,
+        default=int(env("CHAOS_COMMANDS", "20000")),
+        help="mixed commands to send (CHAOS_COMMANDS, default 20000)",
+    )
+    p.add_argument(
+        "--accounts",
+        type=int,
+        default=int(env("CHAOS_ACCOUNTS", "200")),
+        help="accounts they spread over (CHAOS_ACCOUNTS, default 200)",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=int(env("CHAOS_SEED", "0")) or None,
+        help="replays a run: same commands, same fault moments (CHAOS_SEED)",
+    )
+    p.add_argument(
+        "--rate",
+        type=float,
+        default=float(env("CHAOS_RATE", "200")),
+        help="commands offered per second (CHAOS_RATE, default 200)",
+    )
+    p.add_argument(
+        "--kills",
+        type=int,
+        default=int(env("CHAOS_KILLS", "2")),
+        help="kill -9 of each service (CHAOS_KILLS, default 2)",
+    )
+    p.add_argument(
+        "--dir",
+        type=Path,
+        default=Path("var/chaos"),
+        help="scratch servers' data and the services' logs (emptied first)",
+    )
     args = p.parse_args(argv)
     if args.commands < 10 or args.accounts < 1 or args.rate <= 0 or args.kills < 0:
         p.error("--commands >= 10, --accounts >= 1, --rate > 0 and --kills >= 0")
@@ -84,9 +109,15 @@ async def drive(args: argparse.Namespace, platform: Platform) -> tuple[Load, lis
     rng = random.Random(args.seed)  # noqa: S311 - seeded on purpose: the same seed replays a run
     plan = schedule(rng, args.commands, args.kills)
     redis = connect(platform.redis.url)
-    load = Load(redis, Streams(platform.env.get("ALLUSE_STREAM_PREFIX", "")),
-                Tokens(platform.client("operator")), Tokens(platform.client("trading_engine")),
-                [], rng, MIX)  # fmt: skip
+    load = Load(
+        redis,
+        Streams(platform.env.get("ALLUSE_STREAM_PREFIX", "")),
+        Tokens(platform.client("operator")),
+        Tokens(platform.client("trading_engine")),
+        [],
+        rng,
+        MIX,
+    )
     follower = asyncio.create_task(load.follow())
     faults: asyncio.Queue[tuple[int, str]] = asyncio.Queue()
     report: list[str] = []

@@ -1,11 +1,7 @@
 """The offered load of soak and chaos: deposits and withdrawals on the commands stream, WS4
 fills through the integration service, and queries, each carrying the token a real client
 carries; outcomes are read back from the public lifecycle stream as a downstream consumer
-reads them. A command without an outcome is re-sent with the same id, as a client retries.
-
-Over 200 lines on purpose: one class, the offered load; drawing, sending, re-sending and
-following the outcomes share its table of commands still waiting.
-"""
+reads them. A command without an outcome is re-sent with the same id, as a client retries."""
 
 import asyncio
 import contextlib
@@ -32,9 +28,9 @@ from shared.contracts.streams import (
     Streams,
 )
 from shared.contracts.trust import reply_namespace
-from shared.infra.credentials import token_subject
 from shared.simulators import upstream
 from shared.simulators.feed import Event
+from shared.tooling.credentials import token_subject
 
 SOURCE = "alluse-load/1"
 REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
@@ -71,8 +67,16 @@ async def retrying(call: Callable[[], Awaitable[Any]]) -> Any:
 
 
 class Load:
-    def __init__(self, redis: Redis, streams: Streams, operator: Tokens, engine: Tokens,
-                 accounts: list[str], rng: random.Random, mix: dict[str, float]) -> None:  # fmt: skip
+    def __init__(
+        self,
+        redis: Redis,
+        streams: Streams,
+        operator: Tokens,
+        engine: Tokens,
+        accounts: list[str],
+        rng: random.Random,
+        mix: dict[str, float],
+    ) -> None:
         self.redis, self.streams, self.rng, self.mix = redis, streams, rng, mix
         self.operator, self.engine, self.accounts = operator, engine, accounts
         self.commands: dict[str, Command] = {}
@@ -97,8 +101,13 @@ class Load:
         if kind == "withdrawal" and self.rng.random() < 0.05:
             amount *= 50  # now and then more than is free: refused as insufficient_funds
         type_ = "alluse.account.deposit" if kind == "deposit" else "alluse.account.withdraw"
-        fields = new_event(type_, SOURCE, {"account_id": account, "amount": str(amount)},
-                           subject=account, event_id=str(uuid.uuid4()))  # fmt: skip
+        fields = new_event(
+            type_,
+            SOURCE,
+            {"account_id": account, "amount": str(amount)},
+            subject=account,
+            event_id=str(uuid.uuid4()),
+        )
         signed = amount if kind == "deposit" else -amount
         return Command(kind, account, signed, self.streams.key(ACCOUNT_COMMANDS), fields)
 
@@ -108,12 +117,23 @@ class Load:
         quantity, price = self.rng.randint(1, 3), Decimal(self.rng.randrange(50, 300)) * CENT
         commission = Decimal("0.65") * quantity
         now = datetime.now(UTC)
-        data = {"fill_id": fill_id, "order_id": f"ord-{fill_id[5:17]}", "account_id": account,
-                "symbol": "SPY", "instrument_type": "option", "option_type": "put",
-                "strike": "400.00", "expiration": (now + timedelta(days=7)).date().isoformat(),
-                "delta": "-0.35", "side": "sell_to_open", "quantity": quantity,
-                "price": str(price), "multiplier": 100, "commission": str(commission),
-                "filled_at": now.isoformat()}  # fmt: skip
+        data = {
+            "fill_id": fill_id,
+            "order_id": f"ord-{fill_id[5:17]}",
+            "account_id": account,
+            "symbol": "SPY",
+            "instrument_type": "option",
+            "option_type": "put",
+            "strike": "400.00",
+            "expiration": (now + timedelta(days=7)).date().isoformat(),
+            "delta": "-0.35",
+            "side": "sell_to_open",
+            "quantity": quantity,
+            "price": str(price),
+            "multiplier": 100,
+            "commission": str(commission),
+            "filled_at": now.isoformat(),
+        }
         event = Event(WS4_EVENTS, "ws4/load", "ws4.trade.filled", now, data, fill_id, account)
         amount = (quantity * price * 100 - commission).quantize(CENT)
         fields = upstream.fields(event, "")  # its token is put on at each send
@@ -161,9 +181,14 @@ class Load:
             space = reply_namespace(self.streams.prefix, token_subject(token))
             self.replies = f"{space}load-{uuid.uuid4().hex[:8]}"
             self.cursors[self.replies] = "0-0"
-        fields = new_event("alluse.query.account", SOURCE, {"account_id": account},
-                           subject=account, replyto=self.replies,
-                           authorization=f"Bearer {token}")  # fmt: skip
+        fields = new_event(
+            "alluse.query.account",
+            SOURCE,
+            {"account_id": account},
+            subject=account,
+            replyto=self.replies,
+            authorization=f"Bearer {token}",
+        )
         self.queries_sent += 1
         key = self.streams.key(ACCOUNT_QUERIES)
         await retrying(lambda: self.redis.xadd(key, fields))  # type: ignore[arg-type]

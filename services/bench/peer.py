@@ -95,8 +95,10 @@ async def worker(
 
 async def run(dsn: str, *, count: int, workers: int, accounts: int) -> Result:
     """`count` transfers over `accounts` accounts by `workers` concurrent connections."""
-    progress(f"peer: synchronous PostgreSQL ledger, {count} transfers, {workers} workers, "
-             f"{accounts} accounts")  # fmt: skip
+    progress(
+        f"peer: synchronous PostgreSQL ledger, {count} transfers, {workers} workers, "
+        f"{accounts} accounts"
+    )
     await prepare(dsn, accounts)
     rng = random.Random(11)  # noqa: S311
     pairs = [tuple(rng.sample(range(accounts), 2)) for _ in range(count)]

@@ -8,8 +8,8 @@ from pathlib import Path
 from types import TracebackType
 
 from services.bench.scratch import ScratchPostgres, ScratchRedis, fresh
-from shared.infra import launch
-from shared.infra.embedded import free_port
+from shared.tooling import launch
+from shared.tooling.embedded import free_port
 
 READY_TIMEOUT_S = 120.0
 

@@ -66,8 +66,19 @@ def watched(pids: Mapping[str, int], phase: str, flames: Path | None) -> Iterato
             flames.mkdir(parents=True, exist_ok=True)
             for name, pid in pids.items():
                 out = flames / f"{phase}-{name}.svg"
-                argv = [tool, "record", "--pid", str(pid), "--rate", str(RATE_HZ),
-                        "--output", str(out), "--format", "flamegraph", "--nonblocking"]  # fmt: skip
+                argv = [
+                    tool,
+                    "record",
+                    "--pid",
+                    str(pid),
+                    "--rate",
+                    str(RATE_HZ),
+                    "--output",
+                    str(out),
+                    "--format",
+                    "flamegraph",
+                    "--nonblocking",
+                ]
                 spy = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 spies.append((spy, out, f"py-spy, {RATE_HZ} Hz: the {name} service, {phase}"))
     try:

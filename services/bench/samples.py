@@ -9,7 +9,7 @@ import asyncpg
 import psutil  # type: ignore[import-untyped]
 from redis.asyncio import Redis
 
-from shared.infra.launch import Service
+from shared.tooling.launch import Service
 
 MB = 1024 * 1024
 SCHEMAS = ("account", "integration", "security")

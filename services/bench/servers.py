@@ -9,7 +9,7 @@ from pathlib import Path
 import asyncpg
 
 from services.bench.report import progress
-from shared.infra import embedded
+from shared.tooling import embedded
 
 DATA_DIR = Path("var/bench")
 

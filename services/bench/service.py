@@ -46,7 +46,7 @@ class ServiceProcess:
 
     async def wait_ready(self, redis: Redis, members: str, timeout: float = 60.0) -> None:
         """It has joined the replicas of the commands stream (`members`, its key of
-        shared/infra/partitions.py): its router moves what is written from now on, oldest first
+        shared/infra/stream/partitions.py): its router moves what is written from now on, oldest first
         (warm-up confirms)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -27,12 +27,18 @@ from services.bench.platform import Platform, say
 from services.bench.soak_report import chart, print_table, verdict
 from services.bench.tokens import Tokens
 from shared.contracts.streams import Streams
-from shared.infra.redisclient import connect
+from shared.infra.runtime.redisclient import connect
 
 MIX = {"deposit": 0.35, "withdrawal": 0.25, "fill": 0.25, "query": 0.15}
-RETENTION_NAMES = ("ALLUSE_LIFECYCLE_RETENTION", "ALLUSE_ACCOUNT_EVENTS_RETENTION",
-                   "ALLUSE_AUDIT_RETENTION", "ALLUSE_UPSTREAM_RETENTION", "ALLUSE_DLQ_RETENTION",
-                   "ALLUSE_AUDIT_HEADS_RETENTION", "ALLUSE_DEDUP_WINDOW")  # fmt: skip
+RETENTION_NAMES = (
+    "ALLUSE_LIFECYCLE_RETENTION",
+    "ALLUSE_ACCOUNT_EVENTS_RETENTION",
+    "ALLUSE_AUDIT_RETENTION",
+    "ALLUSE_UPSTREAM_RETENTION",
+    "ALLUSE_DLQ_RETENTION",
+    "ALLUSE_AUDIT_HEADS_RETENTION",
+    "ALLUSE_DEDUP_WINDOW",
+)
 
 
 def retention(minutes: float) -> dict[str, str]:
@@ -40,40 +46,72 @@ def retention(minutes: float) -> dict[str, str]:
     minutes: an eighth of the run, between 15 and 60 s; trimming every 10 s (or a quarter of
     that)."""
     keep = max(15, min(60, round(minutes * 60 / 8)))
-    return {**{name: str(keep) for name in RETENTION_NAMES},
-            "ALLUSE_RETENTION_INTERVAL": str(max(2, min(10, keep // 4)))}  # fmt: skip
+    return {
+        **{name: str(keep) for name in RETENTION_NAMES},
+        "ALLUSE_RETENTION_INTERVAL": str(max(2, min(10, keep // 4))),
+    }
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     env = os.environ.get
-    p = argparse.ArgumentParser(prog="make soak", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    p.add_argument("--minutes", type=float, default=float(env("SOAK_MINUTES", "10")),
-                   help="length of the run (SOAK_MINUTES, default 10)")  # fmt: skip
-    p.add_argument("--rate", type=float, default=float(env("SOAK_RATE", "300")),
-                   help="commands and queries offered per second (SOAK_RATE, default 300)")  # fmt: skip
-    p.add_argument("--interval", type=float, default=float(env("SOAK_INTERVAL", "10")),
-                   help="seconds between samples (SOAK_INTERVAL, default 10)")  # fmt: skip
-    p.add_argument("--accounts", type=int, default=int(env("SOAK_ACCOUNTS", "200")),
-                   help="accounts the load spreads over (SOAK_ACCOUNTS, default 200)")  # fmt: skip
+    p = argparse.ArgumentParser(
+        prog="make soak", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--minutes",
+        type=float,
+        default=float(env("SOAK_MINUTES", "10")),
+        help="length of the run (SOAK_MINUTES, default 10)",
+    )
+    p.add_argument(
+        "--rate",
+        type=float,
+        default=float(env("SOAK_RATE", "300")),
+        help="commands and queries offered per second (SOAK_RATE, default 300)",
+    )
+    p.add_argument(
+        "--interval",
+        type=float,
+        default=float(env("SOAK_INTERVAL", "10")),
+        help="seconds between samples (SOAK_INTERVAL, default 10)",
+    )
+    p.add_argument(
+        "--accounts",
+        type=int,
+        default=int(env("SOAK_ACCOUNTS", "200")),
+        help="accounts the load spreads over (SOAK_ACCOUNTS, default 200)",
+    )
     p.add_argument("--seed", type=int, default=int(env("SOAK_SEED", "1")), help="SOAK_SEED")
-    p.add_argument("--dir", type=Path, default=Path("var/soak"),
-                   help="scratch servers' data, logs and the chart (emptied first)")  # fmt: skip
+    p.add_argument(
+        "--dir",
+        type=Path,
+        default=Path("var/soak"),
+        help="scratch servers' data, logs and the chart (emptied first)",
+    )
     args = p.parse_args(argv)
     if args.minutes <= 0 or args.rate <= 0 or args.interval <= 0 or args.accounts < 1:
         p.error("--minutes, --rate, --interval and --accounts must be positive")
     return args
 
 
-async def sampler(platform: Platform, redis: Redis, load: Load, out: list[samples.Sample],
-                  interval: float, started: float) -> None:  # fmt: skip
+async def sampler(
+    platform: Platform,
+    redis: Redis,
+    load: Load,
+    out: list[samples.Sample],
+    interval: float,
+    started: float,
+) -> None:
     while True:
-        s = await samples.take(redis, platform.postgres.url, platform.services,
-                               time.monotonic() - started)  # fmt: skip
+        s = await samples.take(
+            redis, platform.postgres.url, platform.services, time.monotonic() - started
+        )
         out.append(s)
-        say(f"t={s.at:5.0f}s mem {s.used_memory / samples.MB:7.1f} MB, "
+        say(
+            f"t={s.at:5.0f}s mem {s.used_memory / samples.MB:7.1f} MB, "
             f"{sum(s.streams.values())} stream entries, inbox {s.rows['inbox']}, "
-            f"lag {s.lag}, pending {s.pending}, {load.waiting()} awaiting an outcome")  # fmt: skip
+            f"lag {s.lag}, pending {s.pending}, {load.waiting()} awaiting an outcome"
+        )
         await asyncio.sleep(max(0.0, started + len(out) * interval - time.monotonic()))
 
 
@@ -88,9 +126,15 @@ async def run(args: argparse.Namespace) -> int:
     with Platform(args.dir, settings) as platform:
         redis = connect(platform.redis.url)
         rng = random.Random(args.seed)  # noqa: S311 - seeded: a run replays
-        load = Load(redis, Streams(platform.env.get("ALLUSE_STREAM_PREFIX", "")),
-                    Tokens(platform.client("operator")), Tokens(platform.client("trading_engine")),
-                    [], rng, MIX)  # fmt: skip
+        load = Load(
+            redis,
+            Streams(platform.env.get("ALLUSE_STREAM_PREFIX", "")),
+            Tokens(platform.client("operator")),
+            Tokens(platform.client("trading_engine")),
+            [],
+            rng,
+            MIX,
+        )
         follower = asyncio.create_task(load.follow())
         taken: list[samples.Sample] = []
         try:
@@ -116,9 +160,11 @@ async def run(args: argparse.Namespace) -> int:
     print_table(taken)
     path = chart(taken, args.dir / "soak.png")
     answered = sum(c.outcome is not None for c in load.commands.values()) - args.accounts
-    print(f"\noffered {args.rate:g}/s, achieved {achieved:.0f}/s; {answered} of "
-          f"{len(load.commands) - args.accounts} commands and {load.queries_answered} of "
-          f"{load.queries_sent} queries answered in the run; chart: {path}")  # fmt: skip
+    print(
+        f"\noffered {args.rate:g}/s, achieved {achieved:.0f}/s; {answered} of "
+        f"{len(load.commands) - args.accounts} commands and {load.queries_answered} of "
+        f"{load.queries_sent} queries answered in the run; chart: {path}"
+    )
     ok, line = verdict(taken, settings)
     print(line)
     return 0 if ok else 1

@@ -7,7 +7,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from shared.infra.credentials import TokenError, client_credentials
+from shared.tooling.credentials import TokenError, client_credentials
 
 RENEW_AFTER_S = 240.0  # access tokens live 15 minutes by default
 

@@ -18,9 +18,9 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from shared.contracts.envelope import new_event
-from shared.infra.auth import Verifier
-from shared.infra.keys import KeySet
-from shared.infra.signing import EntrySigner, new_seed, signer_of
+from shared.infra.trust.auth import Verifier
+from shared.infra.trust.keys import KeySet
+from shared.infra.trust.signing import EntrySigner, new_seed, signer_of
 
 
 def entry() -> dict[str, str]:

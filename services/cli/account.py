@@ -35,8 +35,13 @@ ACCOUNT_COLUMNS = ("type", "id", "name", "status", "balance", "cash_buffer", "av
 
 async def init(c: StreamClient, a: argparse.Namespace) -> int:
     data: dict[str, Any] = {"total_capital": a.capital, "name": a.name}
-    optional = {"template": a.template, "strategy": a.strategy, "allocation": a.allocation,
-                "cash_buffer_pct": a.buffer, "risk_profile": a.risk_profile}  # fmt: skip
+    optional = {
+        "template": a.template,
+        "strategy": a.strategy,
+        "allocation": a.allocation,
+        "cash_buffer_pct": a.buffer,
+        "risk_profile": a.risk_profile,
+    }
     data.update({k: v for k, v in optional.items() if v is not None})
     (ev, *_) = await c.command(
         "alluse.system.initialize", data, done=until("alluse.system.initialized"), event_id=a.id
@@ -46,15 +51,21 @@ async def init(c: StreamClient, a: argparse.Namespace) -> int:
         return show(a, d)
     plan = d.get("template") or d.get("strategy") or "custom"
     print(f"System initialized: portfolio {d['portfolio_id']} ({plan}, risk {d.get('risk_level')})")
-    print(f"capital {money(d['total_capital'])}  cash buffer {money(d['cash_buffer_total'])}  "
-          f"available {money(d['available_total'])}")  # fmt: skip
+    print(
+        f"capital {money(d['total_capital'])}  cash buffer {money(d['cash_buffer_total'])}  "
+        f"available {money(d['available_total'])}"
+    )
     rows_table(d["accounts"], ACCOUNT_COLUMNS)
     return OK
 
 
 async def create(c: StreamClient, a: argparse.Namespace) -> int:
-    data: dict[str, Any] = {"type": a.type, "name": a.name, "initial_balance": a.initial_balance,
-                            "config": dict(a.set)}  # fmt: skip
+    data: dict[str, Any] = {
+        "type": a.type,
+        "name": a.name,
+        "initial_balance": a.initial_balance,
+        "config": dict(a.set),
+    }
     if a.portfolio:
         data["portfolio_id"] = a.portfolio
     (ev,) = await c.command(
@@ -84,9 +95,15 @@ def move(type_: str) -> Action:
         done = until("alluse.account.balance_changed")
         (ev,) = await c.command(type_, data, done=done, subject=a.account_id, event_id=a.id)
         tx = ev.data["transaction"]
-        view = {"account_id": a.account_id, "transaction": tx["id"], "type": tx["type"], "amount": tx["amount"],
-                "balance": ev.data["balance"], "cash_buffer": ev.data["cash_buffer"],
-                "available": ev.data["available"]}  # fmt: skip
+        view = {
+            "account_id": a.account_id,
+            "transaction": tx["id"],
+            "type": tx["type"],
+            "amount": tx["amount"],
+            "balance": ev.data["balance"],
+            "cash_buffer": ev.data["cash_buffer"],
+            "available": ev.data["available"],
+        }
         return show(a, ev.data, view)
 
     return run
@@ -122,11 +139,16 @@ def _money_move(p: argparse.ArgumentParser) -> None:
 
 
 def register(subparsers: Any) -> None:
-    p = add(subparsers, "init", init, "initialize a system: a portfolio with its three accounts",
-             "  alluse init --capital 250000 --template moderate --name 'Family fund'\n"
-             "  alluse init --capital 100000 --strategy growth_focused\n"
-             "  alluse init --capital 100000 --template custom --allocation 40,30,30 --buffer 5",
-             command=True)  # fmt: skip
+    p = add(
+        subparsers,
+        "init",
+        init,
+        "initialize a system: a portfolio with its three accounts",
+        "  alluse init --capital 250000 --template moderate --name 'Family fund'\n"
+        "  alluse init --capital 100000 --strategy growth_focused\n"
+        "  alluse init --capital 100000 --template custom --allocation 40,30,30 --buffer 5",
+        command=True,
+    )
     p.add_argument("--capital", type=amount, required=True, help="total capital, e.g. 250000.00")
     plan = p.add_mutually_exclusive_group()
     plan.add_argument("--template", help="conservative | moderate | aggressive | custom")
@@ -140,10 +162,15 @@ def register(subparsers: Any) -> None:
     p.add_argument("--risk-profile", help="risk profile name, if not the template's own")
     p.add_argument("--name", default="", help="portfolio name")
 
-    p = add(subparsers, "create", create, "create one account",
-             "  alluse create --type rev --name spare\n"
-             "  alluse create --type gen --initial-balance 5000 --portfolio PORTFOLIO_ID --set max_drawdown_pct=12",
-             command=True)  # fmt: skip
+    p = add(
+        subparsers,
+        "create",
+        create,
+        "create one account",
+        "  alluse create --type rev --name spare\n"
+        "  alluse create --type gen --initial-balance 5000 --portfolio PORTFOLIO_ID --set max_drawdown_pct=12",
+        command=True,
+    )
     p.add_argument("--type", type=account_type, required=True, help="gen | rev | com")
     p.add_argument("--name", default="")
     p.add_argument("--initial-balance", type=percent, default="0.00", metavar="AMOUNT")
@@ -159,9 +186,15 @@ def register(subparsers: Any) -> None:
         help="config override",
     )
 
-    p = add(subparsers, "update", update, "rename an account or change its settings",
-             "  alluse update ACCOUNT_ID --name 'Gen main'\n"
-             "  alluse update ACCOUNT_ID --set max_drawdown_pct=12 --set entry_days=monday,thursday", command=True)  # fmt: skip
+    p = add(
+        subparsers,
+        "update",
+        update,
+        "rename an account or change its settings",
+        "  alluse update ACCOUNT_ID --name 'Gen main'\n"
+        "  alluse update ACCOUNT_ID --set max_drawdown_pct=12 --set entry_days=monday,thursday",
+        command=True,
+    )
     account_arg(p)
     p.add_argument("--name")
     p.add_argument(
@@ -177,18 +210,36 @@ def register(subparsers: Any) -> None:
         ("deposit", "deposit money into an account"),
         ("withdraw", "withdraw money, up to `available` (a Com-Acc refuses every withdrawal)"),
     ):
-        p = add(subparsers, verb, move(f"alluse.account.{verb}"), help_,
-                 f"  alluse {verb} ACCOUNT_ID 1000.00 --description 'monthly top-up' --reference WIRE-77\n"
-                 f"  alluse {verb} ACCOUNT_ID 250 --id my-retry-key-1   # safe to re-run", command=True)  # fmt: skip
+        p = add(
+            subparsers,
+            verb,
+            move(f"alluse.account.{verb}"),
+            help_,
+            f"  alluse {verb} ACCOUNT_ID 1000.00 --description 'monthly top-up' --reference WIRE-77\n"
+            f"  alluse {verb} ACCOUNT_ID 250 --id my-retry-key-1   # safe to re-run",
+            command=True,
+        )
         _money_move(p)
 
-    p = add(subparsers, "status", status, "set an account's status",
-             "  alluse status ACCOUNT_ID suspended --reason 'drawdown review'", command=True)  # fmt: skip
+    p = add(
+        subparsers,
+        "status",
+        status,
+        "set an account's status",
+        "  alluse status ACCOUNT_ID suspended --reason 'drawdown review'",
+        command=True,
+    )
     account_arg(p)
     p.add_argument("status", choices=("active", "inactive", "suspended", "closed"))
     p.add_argument("--reason", default="")
 
-    p = add(subparsers, "close", close, "close an account", "  alluse close ACCOUNT_ID --reason 'merged by hand'",
-             command=True)  # fmt: skip
+    p = add(
+        subparsers,
+        "close",
+        close,
+        "close an account",
+        "  alluse close ACCOUNT_ID --reason 'merged by hand'",
+        command=True,
+    )
     account_arg(p)
     p.add_argument("--reason", default="")

@@ -1,6 +1,6 @@
 """What an operator's tool needs to talk to the services: connection, keys, stream client.
 
-The stream client itself lives in shared/infra/client.py (the web console uses it too); here
+The stream client itself lives in shared/tooling/client.py (the web console uses it too); here
 its refusals become exit codes and its waits a spinner.
 """
 
@@ -18,10 +18,10 @@ from typing import Any, TextIO
 from services.cli.output import TIMEOUT, USAGE, CliError, rejected
 from services.cli.tokens import CODES, RENEW_MARGIN, renewed
 from shared.contracts.envelope import CloudEvent
-from shared.infra import client as shared
-from shared.infra import credentials
-from shared.infra.client import Done, until
-from shared.infra.keys import KeySet
+from shared.infra.trust.keys import KeySet
+from shared.tooling import client as shared
+from shared.tooling import credentials
+from shared.tooling.client import Done, until
 
 __all__ = ["Done", "StreamClient", "redacted", "until"]
 

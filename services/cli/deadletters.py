@@ -17,9 +17,9 @@ from services.cli.output import UNAVAILABLE, USAGE, CliError
 from services.cli.security import ADMIN
 from shared.contracts import trust
 from shared.contracts.streams import CONSUMED, DLQ_SUFFIX, Streams
-from shared.infra.keys import KeySet
-from shared.infra.messaging import LETTER_FIELDS, Rejected
-from shared.infra.signing import letter_signer
+from shared.infra.stream.messaging import LETTER_FIELDS, Rejected
+from shared.infra.trust.keys import KeySet
+from shared.infra.trust.signing import letter_signer
 
 DLQ_FIELDS = LETTER_FIELDS  # what the service adds to the original entry, signature included
 SOURCE = "alluse-cli/dlq"  # the audit records' source

@@ -24,11 +24,16 @@ from services.cli.wiring import add
 from shared.contracts.envelope import new_event
 from shared.contracts.messages import COMMAND_REJECTED
 from shared.contracts.streams import ACCOUNT_COMMANDS, ACCOUNT_EVENTS
-from shared.infra.progress import Progress
 from shared.simulators.feed import Event, Feed, monday_of
+from shared.tooling.progress import Progress
 
-SENT = ("ws2.week.classified", "ws4.trade.filled", "ws4.option.assigned", "ws4.option.expired",
-        "ws4.market.quote")  # fmt: skip
+SENT = (
+    "ws2.week.classified",
+    "ws4.trade.filled",
+    "ws4.option.assigned",
+    "ws4.option.expired",
+    "ws4.market.quote",
+)
 ANSWERED = frozenset(SENT[1:4])  # a quote or a week type has no account event to wait for
 
 
@@ -93,8 +98,12 @@ async def simulate_decade(c: StreamClient, a: argparse.Namespace) -> int:
     events_key = c.streams.key(ACCOUNT_EVENTS)
     last = await c.redis.xrevrange(events_key, count=1)
     cursor: Any = last[0][0] if last else "0-0"
-    init = new_event("alluse.system.initialize", c.source, {"total_capital": a.capital, "template": a.template, "name": "decade"},
-                     authorization=f"Bearer {c.token}")  # fmt: skip
+    init = new_event(
+        "alluse.system.initialize",
+        c.source,
+        {"total_capital": a.capital, "template": a.template, "name": "decade"},
+        authorization=f"Bearer {c.token}",
+    )
     init["time"] = datetime.combine(start - timedelta(days=3), datetime.min.time(), UTC).isoformat()
     await c.redis.xadd(c.streams.key(ACCOUNT_COMMANDS), init)  # type: ignore[arg-type]
     tree, feed, root = Tree(), Feed([], seed=a.seed, violation_rate=0.0), ""
@@ -136,26 +145,37 @@ async def simulate_decade(c: StreamClient, a: argparse.Namespace) -> int:
                 tree.note(e, feed)
         feed.sync({i: x["cash"] for i, x in tree.accounts.items()})
         if week % 52 == 51 or a.verbose:
-            bar.note(f"year {week // 52 + 1:>2}: value {await tree.value(c):>18,.2f}  forks {tree.forks:>4}  merges {tree.merges:>4}  "
-                     f"accounts {len(tree.live()):>4}  assignments {tree.assignments:>5}  events {sent:>7}  "
-                     f"{time.monotonic() - began:6.1f}s")  # fmt: skip
+            bar.note(
+                f"year {week // 52 + 1:>2}: value {await tree.value(c):>18,.2f}  forks {tree.forks:>4}  merges {tree.merges:>4}  "
+                f"accounts {len(tree.live()):>4}  assignments {tree.assignments:>5}  events {sent:>7}  "
+                f"{time.monotonic() - began:6.1f}s"
+            )
         bar.advance()
     bar.close()
     summary = {
-        "portfolio_id": root, "years": a.years, "forks": tree.forks, "merges": tree.merges,
-        "accounts": len(tree.live()), "assignments": tree.assignments, "drawdowns_announced": tree.drawdowns,
+        "portfolio_id": root,
+        "years": a.years,
+        "forks": tree.forks,
+        "merges": tree.merges,
+        "accounts": len(tree.live()),
+        "assignments": tree.assignments,
+        "drawdowns_announced": tree.drawdowns,
         "drawdowns_caused_by_an_assignment": tree.at_assignment,
-        "events": sent, "initial_capital": a.capital, "final_cash": f"{tree.cash:.2f}",
-        "final_value": f"{await tree.value(c):.2f}", "lowest_cash": f"{tree.lowest or 0:.2f}",
+        "events": sent,
+        "initial_capital": a.capital,
+        "final_cash": f"{tree.cash:.2f}",
+        "final_value": f"{await tree.value(c):.2f}",
+        "lowest_cash": f"{tree.lowest or 0:.2f}",
         "elapsed_seconds": round(time.monotonic() - began, 1),
-    }  # fmt: skip
+    }
     emit(a, summary)
     return OK
 
 
 def _fields(e: Event, token: str) -> dict[str, str]:
-    fields = new_event(e.type, e.source, e.data, subject=e.subject, event_id=e.id,
-                       authorization=f"Bearer {token}")  # fmt: skip
+    fields = new_event(
+        e.type, e.source, e.data, subject=e.subject, event_id=e.id, authorization=f"Bearer {token}"
+    )
     fields["time"] = e.at.isoformat()
     return fields
 
@@ -174,8 +194,14 @@ async def _read(c: StreamClient, key: str, cursor: Any) -> tuple[Any, list[dict[
 
 
 def register(sub: Any) -> None:
-    p = add(sub, "simulate-decade", simulate_decade, "ten simulated years of one portfolio tree trading the ALL-USE cycle, through the real service",
-             "  alluse simulate-decade --capital 250000.00 --template moderate --seed 7", command=False)  # fmt: skip
+    p = add(
+        sub,
+        "simulate-decade",
+        simulate_decade,
+        "ten simulated years of one portfolio tree trading the ALL-USE cycle, through the real service",
+        "  alluse simulate-decade --capital 250000.00 --template moderate --seed 7",
+        command=False,
+    )
     p.add_argument("--capital", default="250000.00")
     p.add_argument("--template", default="moderate")
     p.add_argument("--years", type=int, default=10)

@@ -31,10 +31,10 @@ from services.cli.output import OK, REJECTED, UNAVAILABLE, USAGE, CliError, emit
 from services.cli.tokens import resolve_token
 from shared.contracts.envelope import EnvelopeError, decode
 from shared.contracts.streams import Streams
-from shared.infra.keys import KeysUnavailable
-from shared.infra.progress import Progress
-from shared.infra.redisclient import connect
-from shared.infra.settings import Duration, Settings
+from shared.infra.runtime.redisclient import connect
+from shared.infra.runtime.settings import Duration, Settings
+from shared.infra.trust.keys import KeysUnavailable
+from shared.tooling.progress import Progress
 
 CHUNK = 200  # dead letters audited per call of the security administration
 Action = Callable[[Redis, Streams, argparse.Namespace], Awaitable[int]]
@@ -107,8 +107,9 @@ async def redrive(redis: Redis, streams: Streams, a: argparse.Namespace) -> int:
                     await audited("dlq.redrive_failed", actor, chunk[n:], streams, str(exc))
                     raise CliError(
                         f"Redis refused re-driving {dead.entry_id} onto {dead.stream}: {exc};"
-                        " it stays in the DLQ", UNAVAILABLE,
-                    ) from None  # fmt: skip
+                        " it stays in the DLQ",
+                        UNAVAILABLE,
+                    ) from None
                 new = new_id.decode() if isinstance(new_id, bytes) else str(new_id)
                 done.append({**dead.row(streams), "new_entry": new})
                 bar.advance()
@@ -194,8 +195,12 @@ def _run(action: Action) -> Callable[[argparse.Namespace], Awaitable[int]]:
 
 
 def register(sub: Any) -> None:
-    dlq = sub.add_parser("dlq", help="list, show, re-drive or drop dead letters",
-                         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    dlq = sub.add_parser(
+        "dlq",
+        help="list, show, re-drive or drop dead letters",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     actions = dlq.add_subparsers(dest="action", metavar="ACTION", required=True)
     examples = {
         "list": "  alluse dlq list\n  alluse dlq list --stream commands --reason deliveries",
@@ -210,20 +215,31 @@ def register(sub: Any) -> None:
         "drop": "delete dead letters for good (audited)",
     }
     for name, func in (("list", list_), ("show", show), ("redrive", redrive), ("drop", drop)):
-        p = actions.add_parser(name, help=helps[name], description=helps[name],
-                               formatter_class=argparse.RawDescriptionHelpFormatter,
-                               epilog=f"examples:\n{examples[name]}")  # fmt: skip
+        p = actions.add_parser(
+            name,
+            help=helps[name],
+            description=helps[name],
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+            epilog=f"examples:\n{examples[name]}",
+        )
         p.set_defaults(func=_run(func))
         p.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON")
-        p.add_argument("--stream", help="commands | ws2 | ws4 | effects | events | audit | queries"
-                       " | a stream name (default: every dead-letter stream)")  # fmt: skip
+        p.add_argument(
+            "--stream",
+            help="commands | ws2 | ws4 | effects | events | audit | queries"
+            " | a stream name (default: every dead-letter stream)",
+        )
         if name in ("list", "redrive", "drop"):
             p.add_argument("--reason", help="only dead letters whose reason contains this text")
         if name == "list":
             p.add_argument("--limit", type=int, default=50, help="entries shown (default 50)")
         else:
-            p.add_argument("dlq_id", nargs="?" if name != "show" else None, metavar="ID",
-                           help="the dead letter's entry id, from `alluse dlq list`")  # fmt: skip
+            p.add_argument(
+                "dlq_id",
+                nargs="?" if name != "show" else None,
+                metavar="ID",
+                help="the dead letter's entry id, from `alluse dlq list`",
+            )
         if name in ("redrive", "drop"):
             p.add_argument(
                 "--all", action="store_true", help="every dead letter matching --stream/--reason"

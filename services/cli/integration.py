@@ -9,8 +9,8 @@ from typing import Any
 from services.cli.output import OK, UNAVAILABLE, CliError, fail
 from services.cli.tokens import renewed, resolve_token
 from shared.contracts import streams
-from shared.infra.redisclient import connect
-from shared.infra.settings import Settings
+from shared.infra.runtime.redisclient import connect
+from shared.infra.runtime.settings import Settings
 from shared.simulators import upstream as simulate
 
 STREAMS = {

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from services.cli.output import REJECTED, UNAVAILABLE, USAGE, CliError
-from shared.infra import credentials
+from shared.tooling import credentials
 
 DEFAULT_TOKEN_URL = "http://127.0.0.1:8081/oauth/token"  # noqa: S105 - a URL, not a secret
 
@@ -75,9 +75,11 @@ RENEW_MARGIN = 120.0  # seconds: a long run takes a fresh token when less than t
 
 
 async def renewed(
-    token: str, token_file: str | None, env: Mapping[str, str] = os.environ,
+    token: str,
+    token_file: str | None,
+    env: Mapping[str, str] = os.environ,
     margin: float = RENEW_MARGIN,
-) -> str:  # fmt: skip
+) -> str:
     """`token`, or a fresh one from its source (the token file, read again; client credentials,
     asked again) when less than `margin` seconds of it are left. A source that gives nothing
     fresher (a fixed ALLUSE_TOKEN) stops the run with a clear message rather than refusals."""

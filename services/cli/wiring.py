@@ -22,8 +22,8 @@ from shared.contracts.streams import (
     OPERATOR_LANE,
     Streams,
 )
-from shared.infra.credentials import default_lane
-from shared.infra.redisclient import connect
+from shared.infra.runtime.redisclient import connect
+from shared.tooling.credentials import default_lane
 
 Action = Callable[[StreamClient, argparse.Namespace], Awaitable[int]]
 
@@ -42,9 +42,16 @@ def run(action: Action) -> Callable[[argparse.Namespace], Awaitable[int]]:
                 lane = default_lane(token, os.environ)
                 # A machine client's Redis user reads the public feed, not the internal events.
                 events = ACCOUNT_EVENTS if lane in (None, OPERATOR_LANE) else ACCOUNT_LIFECYCLE
-                client = StreamClient(redis, streams, token, args.timeout, keys=platform_keys(),
-                                      token_file=args.token_file, lane=lane,
-                                      outcomes=events)  # fmt: skip
+                client = StreamClient(
+                    redis,
+                    streams,
+                    token,
+                    args.timeout,
+                    keys=platform_keys(),
+                    token_file=args.token_file,
+                    lane=lane,
+                    outcomes=events,
+                )
                 return await action(client, args)
             finally:
                 await redis.aclose()

@@ -25,20 +25,24 @@ from services.console.forms import new_command_id
 from services.console.sessions import Sessions
 from services.console.settings import ConsoleSettings
 from shared.contracts.streams import REVOCATIONS
-from shared.infra.auth import Verifier
-from shared.infra.client import Refused
-from shared.infra.keys import KeySet
-from shared.infra.logs import setup
-from shared.infra.redisclient import connect
-from shared.infra.revocations import Revocations
+from shared.infra.runtime.logs import setup
+from shared.infra.runtime.redisclient import connect
+from shared.infra.trust.auth import Verifier
+from shared.infra.trust.keys import KeySet
+from shared.infra.trust.revocations import Revocations
+from shared.tooling.client import Refused
 
 HERE = Path(__file__).parent
 HEADERS = [  # no script, style, frame or form target from anywhere but this console
-    (b"content-security-policy", b"default-src 'self'; img-src 'self' data:; object-src 'none';"
-     b" base-uri 'none'; frame-ancestors 'none'; form-action 'self'"),
-    (b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"),
+    (
+        b"content-security-policy",
+        b"default-src 'self'; img-src 'self' data:; object-src 'none';"
+        b" base-uri 'none'; frame-ancestors 'none'; form-action 'self'",
+    ),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
     (b"x-frame-options", b"DENY"),
-]  # fmt: skip
+]
 
 
 class SecurityHeaders:
@@ -70,19 +74,26 @@ def build(settings: ConsoleSettings) -> Starlette:
     # Followed like every service does, so a revoked user's session ends at its next page.
     revocations = Revocations(redis, settings.streams.key(REVOCATIONS), keys=keys)
     verifier = Verifier(
-        keys, issuer=settings.jwt_issuer, audience=settings.jwt_audience,
+        keys,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
         is_revoked=revocations.is_revoked,
-    )  # fmt: skip
+    )
     console = web.Console(
-        settings=settings, redis=redis,
-        sessions=Sessions(idle=settings.console_session_idle_seconds,
-                          max_age=settings.console_session_max_seconds,
-                          capacity=settings.console_max_sessions,
-                          per_user=settings.console_max_sessions_per_user),
+        settings=settings,
+        redis=redis,
+        sessions=Sessions(
+            idle=settings.console_session_idle_seconds,
+            max_age=settings.console_session_max_seconds,
+            capacity=settings.console_max_sessions,
+            per_user=settings.console_max_sessions_per_user,
+        ),
         issuer=signin.Issuer(settings.security_url.rstrip("/"), verifier),
-        templates=templates(), source=f"alluse-console/{socket.gethostname()}",
-        live_feeds=asyncio.Semaphore(settings.console_max_live_feeds), keys=keys,
-    )  # fmt: skip
+        templates=templates(),
+        source=f"alluse-console/{socket.gethostname()}",
+        live_feeds=asyncio.Semaphore(settings.console_max_live_feeds),
+        keys=keys,
+    )
 
     async def readyz(_: Request) -> Response:
         try:
@@ -98,11 +109,16 @@ def build(settings: ConsoleSettings) -> Starlette:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     routes = [
-        Route("/healthz", healthz), Route("/readyz", readyz), Route("/metrics", metrics),
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/metrics", metrics),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
-        *signin.routes(), *pages.routes(), *commands.routes(), *live.routes(),
+        *signin.routes(),
+        *pages.routes(),
+        *commands.routes(),
+        *live.routes(),
         *operations.routes(),
-    ]  # fmt: skip
+    ]
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -128,20 +144,35 @@ def _handlers() -> dict[Any, Any]:
 
     async def refused(request: Request, exc: Refused) -> Response:
         status = 404 if exc.code.startswith("unknown_") else 403 if exc.code == "forbidden" else 400
-        return web.render(request, "error.html", status_code=status, title=f"Refused: {exc.code}",
-                          message=exc.reason)  # fmt: skip
+        return web.render(
+            request,
+            "error.html",
+            status_code=status,
+            title=f"Refused: {exc.code}",
+            message=exc.reason,
+        )
 
     async def unavailable(request: Request, exc: web.Unavailable) -> Response:
-        return web.render(request, "error.html", status_code=503, title="The platform did not answer",
-                          message=str(exc))  # fmt: skip
+        return web.render(
+            request,
+            "error.html",
+            status_code=503,
+            title="The platform did not answer",
+            message=str(exc),
+        )
 
     async def not_found(request: Request, exc: web.NotFound) -> Response:
         return web.render(
             request, "error.html", status_code=404, title="Not found", message=str(exc)
         )
 
-    return {web.SignInNeeded: sign_in, web.Forbidden: forbidden, Refused: refused,
-            web.Unavailable: unavailable, web.NotFound: not_found}  # fmt: skip
+    return {
+        web.SignInNeeded: sign_in,
+        web.Forbidden: forbidden,
+        Refused: refused,
+        web.Unavailable: unavailable,
+        web.NotFound: not_found,
+    }
 
 
 class _Server(uvicorn.Server):
@@ -157,8 +188,14 @@ async def serve(settings: ConsoleSettings) -> None:
     tls: dict[str, Any] = {}
     if settings.tls:
         tls = {"ssl_certfile": settings.console_tls_cert, "ssl_keyfile": settings.console_tls_key}
-    config = uvicorn.Config(app, host=settings.http_host, port=settings.http_port, log_config=None,
-                            timeout_graceful_shutdown=3, **tls)  # fmt: skip
+    config = uvicorn.Config(
+        app,
+        host=settings.http_host,
+        port=settings.http_port,
+        log_config=None,
+        timeout_graceful_shutdown=3,
+        **tls,
+    )
     server = _Server(config)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

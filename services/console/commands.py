@@ -17,7 +17,7 @@ from services.console.forms import STATUSES, Problems, choice, ident, money, qua
 from services.console.sessions import Session
 from services.console.web import local_path
 from shared.contracts.envelope import CloudEvent
-from shared.infra.client import NoAnswer, Refused, until
+from shared.tooling.client import NoAnswer, Refused, until
 
 # form -> (command type, the event that completes it, what the form is called on the page)
 Build = Callable[[Problems, dict[str, str], dict[str, str]], tuple[dict[str, Any], str | None]]

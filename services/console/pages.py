@@ -10,7 +10,7 @@ from starlette.routing import BaseRoute, Route
 from services.console import live, views, web
 from services.console.forms import STATUSES, Problems, ident, page_size
 from services.console.sessions import Session
-from shared.infra.client import Refused
+from shared.tooling.client import Refused
 
 PAGE = 200  # accounts per query: a reply must fit one stream entry
 MAX_PAGES = 10

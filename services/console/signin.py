@@ -16,10 +16,10 @@ from starlette.routing import BaseRoute, Route
 from services.console import web
 from services.console.forms import Problems, text
 from services.console.sessions import Session
-from shared.infra import oauth
-from shared.infra.auth import Verifier
-from shared.infra.keys import KeysUnavailable
-from shared.infra.messaging import Rejected
+from shared.infra.stream.messaging import Rejected
+from shared.infra.trust.auth import Verifier
+from shared.infra.trust.keys import KeysUnavailable
+from shared.tooling import oauth
 
 SIGNIN_CSRF = "alluse_console_signin"
 REFRESH_MARGIN = 30  # seconds before expiry at which a token is renewed

@@ -21,10 +21,10 @@ from services.console.settings import ConsoleSettings
 from shared.contracts.permissions import REQUIRED, Permission, allows
 from shared.contracts.streams import ACCOUNT_LIFECYCLE
 from shared.contracts.trust import INTEGRATION
-from shared.infra.client import NoAnswer, Refused, StreamClient
-from shared.infra.keys import KeySet, KeysUnavailable
-from shared.infra.messaging import Rejected
-from shared.infra.signing import signer_of, text_fields
+from shared.infra.stream.messaging import Rejected
+from shared.infra.trust.keys import KeySet, KeysUnavailable
+from shared.infra.trust.signing import signer_of, text_fields
+from shared.tooling.client import NoAnswer, Refused, StreamClient
 
 if TYPE_CHECKING:
     from services.console.signin import Issuer

@@ -6,7 +6,7 @@ import sys
 import uvloop
 
 from services.integration.app import MIGRATIONS, SCHEMA, main
-from shared.infra.db import migrate_and_exit
+from shared.infra.runtime.db import migrate_and_exit
 
 migrate_and_exit(sys.argv, SCHEMA, MIGRATIONS)  # `python -m services.integration migrate`
 

@@ -10,19 +10,19 @@ from services.integration.republisher import Republisher
 from services.integration.unit import UpstreamUnit
 from shared.contracts.streams import ACCOUNT_EVENTS, ACCOUNT_LIFECYCLE, REVOCATIONS
 from shared.contracts.trust import ACCOUNT, INTEGRATION
-from shared.infra import logs
-from shared.infra.auth import Verifier
-from shared.infra.consumer import StreamConsumer
-from shared.infra.db import migrate
-from shared.infra.guards import bearer, redrivable, signed_by
-from shared.infra.lanes import LaneOutcomes, Registry, lane_router
-from shared.infra.messaging import Guard, Handler
-from shared.infra.pipeline import Dispatch, Pipeline
-from shared.infra.retention import Retained
-from shared.infra.revocations import Revocations
-from shared.infra.runtime import Runtime, open_runtime, serve_until_stopped
-from shared.infra.scopes import whole_platform
-from shared.infra.settings import Settings
+from shared.infra.runtime import logs
+from shared.infra.runtime.db import migrate
+from shared.infra.runtime.service import Runtime, open_runtime, serve_until_stopped
+from shared.infra.runtime.settings import Settings
+from shared.infra.stream.consumer import StreamConsumer
+from shared.infra.stream.lanes import LaneOutcomes, Registry, lane_router
+from shared.infra.stream.messaging import Guard, Handler
+from shared.infra.stream.pipeline import Dispatch, Pipeline
+from shared.infra.stream.retention import Retained
+from shared.infra.trust.auth import Verifier
+from shared.infra.trust.guards import bearer, redrivable, signed_by
+from shared.infra.trust.revocations import Revocations
+from shared.infra.trust.scopes import whole_platform
 
 SCHEMA = "integration"
 GROUP = "integration"
@@ -70,14 +70,21 @@ async def build(settings: Settings, *, schema: str = SCHEMA) -> Runtime:
     routes.append((ACCOUNT_EVENTS, republish, own, events))
     for stream, handler, guard, retention in routes:
         # Each stream also takes back its own signed dead letters, re-driven by an operator.
-        letters = redrivable(guard, keys=rt.keys, verifier=verifier, service=INTEGRATION,
-                             stream=streams.key(stream), window=settings.dedup_window)  # fmt: skip
+        letters = redrivable(
+            guard,
+            keys=rt.keys,
+            verifier=verifier,
+            service=INTEGRATION,
+            stream=streams.key(stream),
+            window=settings.dedup_window,
+        )
         # Fills, assignments and expirations are answered by the account service, which
         # applies them (their effect carries the lane); the rest are decided here.
         outcomes = (
             LaneOutcomes(streams, stream, delegated=handlers.DELEGATED)
-            if stream in tables else None
-        )  # fmt: skip
+            if stream in tables
+            else None
+        )
         pipeline = Pipeline(
             rt.pool,
             handler,
@@ -92,11 +99,16 @@ async def build(settings: Settings, *, schema: str = SCHEMA) -> Runtime:
         process = pipeline.process
         if stream == ACCOUNT_EVENTS:  # straight to the lifecycle stream; the rest as above
             process = Republisher(
-                redis=rt.redis, keys=rt.keys, window=settings.dedup_window,
-                sign=rt.signer.sign_many, durability=rt.relay.durability,
-                lifecycle=streams.key(ACCOUNT_LIFECYCLE), source=handlers.SOURCE,
-                otherwise=pipeline.process, limits=settings.limits,
-            ).process  # fmt: skip
+                redis=rt.redis,
+                keys=rt.keys,
+                window=settings.dedup_window,
+                sign=rt.signer.sign_many,
+                durability=rt.relay.durability,
+                lifecycle=streams.key(ACCOUNT_LIFECYCLE),
+                source=handlers.SOURCE,
+                otherwise=pipeline.process,
+                limits=settings.limits,
+            ).process
         consumer = StreamConsumer(
             redis=rt.redis,
             settings=settings,

@@ -31,14 +31,14 @@ from shared.contracts.upstream import (
     Upstream,
     WeekClassified,
 )
-from shared.infra.lanes import Origin
-from shared.infra.pipeline import Route
-from shared.infra.scopes import SCOPE_FIELD, effect_scope
-from shared.infra.unit import SqlUnit
+from shared.infra.stream.lanes import Origin
+from shared.infra.stream.pipeline import Route
+from shared.infra.stream.unit import SqlUnit
+from shared.infra.trust.scopes import SCOPE_FIELD, effect_scope
 
 SOURCE = "alluse/integration"
 # Upstream types the account service applies and answers on the writer's lane: their effect
-# carries the lane and the upstream entry's stream and type (shared/infra/lanes.py Origin).
+# carries the lane and the upstream entry's stream and type (shared/infra/stream/lanes.py Origin).
 DELEGATED = frozenset({"ws4.trade.filled", "ws4.option.assigned", "ws4.option.expired"})
 
 
@@ -79,9 +79,14 @@ class FromUpstream:
         if isinstance(ev.origin, Origin) and ev.type in DELEGATED:
             carried |= ev.origin.carried()
         fields = new_event(
-            EFFECT_TYPES[ev.type], ev.source, data, subject=getattr(model, "account_id", None),
-            event_id=ev.id, time=ev.time.isoformat(), **carried,
-        )  # fmt: skip
+            EFFECT_TYPES[ev.type],
+            ev.source,
+            data,
+            subject=getattr(model, "account_id", None),
+            event_id=ev.id,
+            time=ev.time.isoformat(),
+            **carried,
+        )
         # The engine's verified scope: the account service knows the account's portfolio.
         fields[SCOPE_FIELD] = effect_scope(ev)
         unit.publish(self.streams.key(ACCOUNT_EFFECTS), fields)
@@ -90,9 +95,12 @@ class FromUpstream:
         ev = _cause(unit)
         current = await store.latest_week(unit.db)
         await unit.record_week(
-            week_start=week.week_start, week_type=week.week_type,
-            confidence=week.confidence, source=ev.source, event_id=ev.id,
-        )  # fmt: skip
+            week_start=week.week_start,
+            week_type=week.week_type,
+            confidence=week.confidence,
+            source=ev.source,
+            event_id=ev.id,
+        )
         if current is not None and week.week_start < current["week_start"]:
             return  # a late classification of a past week: recorded, not announced
         data = WeekChanged(
@@ -101,8 +109,13 @@ class FromUpstream:
             confidence=week.confidence,
             previous_week_type=current["week_type"] if current else None,
         )
-        fields = new_event(WEEK_CHANGED, SOURCE, data.model_dump(mode="json"), cause=ev,
-                           dataschema=dataschema(WEEK_CHANGED))  # fmt: skip
+        fields = new_event(
+            WEEK_CHANGED,
+            SOURCE,
+            data.model_dump(mode="json"),
+            cause=ev,
+            dataschema=dataschema(WEEK_CHANGED),
+        )
         unit.publish(self.streams.key(ACCOUNT_LIFECYCLE), fields)
 
     async def quote(self, unit: UpstreamUnit, q: MarketQuote) -> None:

@@ -26,13 +26,13 @@ from redis.asyncio import Redis
 from shared.contracts import trust
 from shared.contracts.envelope import LIMITS, Limits
 from shared.contracts.lifecycle import LIFECYCLE_TYPES, dataschema
-from shared.infra import tracing
-from shared.infra.consumer import Process
-from shared.infra.durability import Durability
-from shared.infra.guards import fresh
-from shared.infra.keys import KeySet
-from shared.infra.messaging import Entry, Outcome
-from shared.infra.signing import signer_of, text_fields
+from shared.infra.runtime import tracing
+from shared.infra.stream.consumer import Process
+from shared.infra.stream.durability import Durability
+from shared.infra.stream.messaging import Entry, Outcome
+from shared.infra.trust.guards import fresh
+from shared.infra.trust.keys import KeySet
+from shared.infra.trust.signing import signer_of, text_fields
 
 log = logging.getLogger(__name__)
 CARRIED = ("subject", "causationid", "correlationid")  # copied when present, as they are

@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import asyncpg
 
-from shared.infra.unit import Sql
+from shared.infra.stream.unit import Sql
 
 
 async def week_type_on(conn: Sql, *, day: date) -> str | None:

@@ -9,7 +9,7 @@ import asyncpg
 
 from services.integration import store
 from shared.contracts.envelope import CloudEvent
-from shared.infra.unit import SqlUnit
+from shared.infra.stream.unit import SqlUnit
 
 
 class UpstreamUnit(SqlUnit):
@@ -27,8 +27,15 @@ class UpstreamUnit(SqlUnit):
             self.weeks[day] = await store.week_type_on(self.conn, day=day)
         return self.weeks[day]
 
-    async def record_week(self, *, week_start: date, week_type: str, confidence: Decimal,
-                          source: str, event_id: str) -> None:  # fmt: skip
-        await store.record_week(self.db, week_start=week_start, week_type=week_type,
-                                confidence=confidence, source=source, event_id=event_id)  # fmt: skip
+    async def record_week(
+        self, *, week_start: date, week_type: str, confidence: Decimal, source: str, event_id: str
+    ) -> None:
+        await store.record_week(
+            self.db,
+            week_start=week_start,
+            week_type=week_type,
+            confidence=confidence,
+            source=source,
+            event_id=event_id,
+        )
         self.weeks.clear()  # a day's week type may be this one now

@@ -10,7 +10,7 @@ import uvloop
 
 from services.security.app import APPEND_ONLY, MIGRATIONS, SCHEMA, main
 from services.security.crypto import KeyConfigError
-from shared.infra.db import migrate_and_exit
+from shared.infra.runtime.db import migrate_and_exit
 
 if __name__ == "__main__":
     migrate_and_exit(sys.argv, SCHEMA, MIGRATIONS, APPEND_ONLY)  # `... security migrate`

@@ -1,8 +1,4 @@
-"""Operator actions behind `alluse security ...`; each audited in its own transaction.
-
-A little over 200 lines: one class, every operator action, which share the audited
-transaction each runs in and the key and secret handling.
-"""
+"""Operator actions behind `alluse security ...`; each audited in its own transaction."""
 
 import asyncio
 import uuid
@@ -222,8 +218,12 @@ class Admin:
             kind, grantee, role = await self._grantee(conn, client_id, username)
             found = await scope_store.grants(conn, kind=kind, grantee=grantee)
         whole = Scope.of(role, found).whole
-        return {"grantee": grantee, "kind": kind, "role": role,
-                "portfolios": [WHOLE_PLATFORM] if whole else found}  # fmt: skip
+        return {
+            "grantee": grantee,
+            "kind": kind,
+            "role": role,
+            "portfolios": [WHOLE_PLATFORM] if whole else found,
+        }
 
     async def _grantee(
         self, conn: store.Conn, client_id: str | None, username: str | None

@@ -22,16 +22,16 @@ from services.security.passwords import Passwords
 from services.security.settings import SecuritySettings
 from shared.contracts.streams import AUDIT, AUDIT_HEADS, REVOCATIONS
 from shared.contracts.trust import SECURITY, SERVICES
-from shared.infra import logs
-from shared.infra.consumer import StreamConsumer
-from shared.infra.db import migrate
-from shared.infra.guards import signed_by
-from shared.infra.keys import KeySet
-from shared.infra.pipeline import Pipeline
-from shared.infra.retention import Retained
-from shared.infra.revocations import Revocations
-from shared.infra.runtime import Runtime, open_runtime, serve_until_stopped
-from shared.infra.signing import IdentityError, service_jwk
+from shared.infra.runtime import logs
+from shared.infra.runtime.db import migrate
+from shared.infra.runtime.service import Runtime, open_runtime, serve_until_stopped
+from shared.infra.stream.consumer import StreamConsumer
+from shared.infra.stream.pipeline import Pipeline
+from shared.infra.stream.retention import Retained
+from shared.infra.trust.guards import signed_by
+from shared.infra.trust.keys import KeySet
+from shared.infra.trust.revocations import Revocations
+from shared.infra.trust.signing import IdentityError, service_jwk
 
 SCHEMA = "security"
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -105,8 +105,9 @@ async def build(settings: SecuritySettings) -> Service:
     # The revocation stream is this service's: an entry on it that is not its own revocation
     # is dead-lettered here with the reason (the other services only refuse it).
     s = settings.streams
-    rt.revocations = Revocations(rt.redis, s.key(REVOCATIONS), keys=rt.keys,
-                                 dead_letters=s.dlq(REVOCATIONS))  # fmt: skip
+    rt.revocations = Revocations(
+        rt.redis, s.key(REVOCATIONS), keys=rt.keys, dead_letters=s.dlq(REVOCATIONS)
+    )
     rt.retained.append(Retained(s.dlq(REVOCATIONS), settings.dlq_retention))
     rt.retained.append(Retained(s.key(AUDIT_HEADS), settings.audit_heads_retention))
     pipeline = Pipeline(

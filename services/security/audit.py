@@ -17,9 +17,9 @@ from services.security.chain import Broken, ChainCheck, Head, canonical, link_ha
 from services.security.crypto import AUDIT_HOW, AuditKeys, KeyConfigError
 from shared.contracts.envelope import CloudEvent
 from shared.contracts.messages import AUDIT_RECORDED
-from shared.infra.audit import scrub
-from shared.infra.messaging import Emit, Rejected
-from shared.infra.unit import SqlUnit
+from shared.infra.stream.messaging import Emit, Rejected
+from shared.infra.stream.unit import SqlUnit
+from shared.infra.trust.audit import scrub
 
 SOURCE = "alluse/security"
 TEXT_MAX = 500
@@ -128,16 +128,18 @@ async def on_audit_event(unit: AuditUnit, ev: CloudEvent) -> list[Emit]:
     if not isinstance(details, dict):
         raise Rejected("invalid_audit_record", "'details' must be an object")
     subject = data.get("subject")
-    unit.mine.append(entry(
-        action=data["action"],
-        actor=data["actor"],
-        subject=str(subject) if subject is not None else None,
-        details=details,
-        source=ev.source,
-        event_id=ev.id,
-        time=ev.time,
-        cause=ev.causationid,
-    ))  # fmt: skip
+    unit.mine.append(
+        entry(
+            action=data["action"],
+            actor=data["actor"],
+            subject=str(subject) if subject is not None else None,
+            details=details,
+            source=ev.source,
+            event_id=ev.id,
+            time=ev.time,
+            cause=ev.causationid,
+        )
+    )
     return []
 
 

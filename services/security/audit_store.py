@@ -4,7 +4,7 @@ from datetime import datetime
 from typing import Any
 
 from services.security.store import Conn, Row
-from shared.infra.bulk import insert_rows
+from shared.infra.runtime.bulk import insert_rows
 
 AUDIT_COLUMNS = "seq, event_id, occurred_at, source, action, actor, subject, details, cause, key_id"
 

@@ -2,11 +2,7 @@
 
 `alluse security ...` runs this as a process, so the operator CLI needs none of the service's
 modules. Results go to stdout as one JSON document (the CLI renders it as a table or passes
-the JSON on), refusals to stderr; the exit codes are those of `alluse`.
-
-A little over 200 lines: one entry point, a short function per admin command beside the
-one runner that opens the service's resources and maps refusals to exit codes.
-"""
+the JSON on), refusals to stderr; the exit codes are those of `alluse`."""
 
 import argparse
 import contextlib
@@ -26,11 +22,11 @@ from services.security.domain import SecurityError
 from services.security.settings import SecuritySettings
 from shared.contracts.streams import AUDIT_HEADS
 from shared.contracts.trust import SECURITY
-from shared.infra.db import create_pool
-from shared.infra.keys import KeySet, KeysUnavailable
-from shared.infra.outbox import Relay
-from shared.infra.redisclient import connect
-from shared.infra.signing import EntrySigner
+from shared.infra.runtime.db import create_pool
+from shared.infra.runtime.redisclient import connect
+from shared.infra.stream.outbox import Relay
+from shared.infra.trust.keys import KeySet, KeysUnavailable
+from shared.infra.trust.signing import EntrySigner
 
 OK, REJECTED, USAGE, UNAVAILABLE = 0, 1, 2, 3  # as `alluse` documents them
 Command = Callable[[Admin, argparse.Namespace], Awaitable[Any]]
@@ -178,8 +174,13 @@ async def verify_audit(admin: Admin, args: argparse.Namespace) -> Any:
         stream = admin.settings.streams.key(AUDIT_HEADS)
         published, forged = await heads.published(redis, stream, keys)
     except KeysUnavailable:
-        raise Refused({"status": "unverifiable", "problem": "the JWKS cannot be fetched"
-                       f" from {admin.settings.jwks_url}: head signatures cannot be checked"}) from None  # fmt: skip
+        raise Refused(
+            {
+                "status": "unverifiable",
+                "problem": "the JWKS cannot be fetched"
+                f" from {admin.settings.jwks_url}: head signatures cannot be checked",
+            }
+        ) from None
     finally:
         await redis.aclose()
     checked, broken = await audit.verify(admin.pool, [*published, *args.head])
@@ -187,8 +188,9 @@ async def verify_audit(admin: Admin, args: argparse.Namespace) -> Any:
     if forged:  # someone else wrote onto the heads stream: never a verdict on the chain
         found["forged_heads"] = [{"entry": f.published, "problem": f.problem} for f in forged]
     if broken is not None:
-        raise Refused({"status": "broken", "first_broken_seq": broken.seq,
-                       "problem": broken.problem, **found})  # fmt: skip
+        raise Refused(
+            {"status": "broken", "first_broken_seq": broken.seq, "problem": broken.problem, **found}
+        )
     if forged:
         raise Refused({"status": "forged_heads", "chain": "intact", **found})
     return {"status": "intact", **found}
@@ -196,9 +198,15 @@ async def verify_audit(admin: Admin, args: argparse.Namespace) -> Any:
 
 async def audit_query(admin: Admin, args: argparse.Namespace) -> Any:
     async with admin.pool.acquire() as conn:
-        rows = await audit_store.query_audit(conn, actor=args.user, subject=args.account,
-                                       action=args.type, since=args.since, until=args.until,
-                                       limit=args.limit)  # fmt: skip
+        rows = await audit_store.query_audit(
+            conn,
+            actor=args.user,
+            subject=args.account,
+            action=args.type,
+            since=args.since,
+            until=args.until,
+            limit=args.limit,
+        )
     columns = ("seq", "occurred_at", "action", "actor", "subject", "details")
     return [{c: r[c] for c in columns} for r in rows]
 
@@ -219,9 +227,14 @@ async def record_audit(admin: Admin, _: argparse.Namespace) -> Any:
     async with admin.pool.acquire() as conn, conn.transaction():
         for r in records:
             subject = None if r.get("subject") is None else str(r["subject"])
-            await audit.append(conn, action=r["action"], actor=f"{r.get('actor')} ({admin.actor})",
-                               subject=subject, details=r.get("details") or {},
-                               source=str(r.get("source") or admin.actor))  # fmt: skip
+            await audit.append(
+                conn,
+                action=r["action"],
+                actor=f"{r.get('actor')} ({admin.actor})",
+                subject=subject,
+                details=r.get("details") or {},
+                source=str(r.get("source") or admin.actor),
+            )
     return {"recorded": len(records)}
 
 

@@ -12,7 +12,7 @@ from services.security import console, crypto, redis_acl
 from services.security.chain import Head
 from services.security.console import ROLES, Command
 from shared.contracts.trust import SECURITY
-from shared.infra.signing import identity_env, new_identities
+from shared.infra.trust.signing import identity_env, new_identities
 
 
 def head(text: str) -> Head:

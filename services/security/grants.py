@@ -1,11 +1,7 @@
 """The OAuth 2.0 grants: password, client_credentials, refresh_token; and RFC 7009 revocation.
 
 Each runs in one transaction that also writes its audit record; a refusal commits its audit
-record (and a failed-login count) first, then raises.
-
-Over 200 lines on purpose: one class, the token endpoint, whose four grants share the issuing
-step (`_issue`) and the failed-login accounting; apart, each would reach into another's steps.
-"""
+record (and a failed-login count) first, then raises."""
 
 import asyncio
 import hmac

@@ -22,9 +22,9 @@ from redis.asyncio import Redis
 from services.security import audit_store
 from services.security.chain import Head
 from shared.contracts.trust import SECURITY
-from shared.infra.keys import KeySet
-from shared.infra.messaging import Rejected
-from shared.infra.signing import signer_of
+from shared.infra.stream.messaging import Rejected
+from shared.infra.trust.keys import KeySet
+from shared.infra.trust.signing import signer_of
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +41,13 @@ class Forged:
 
 
 async def publish(
-    pool: asyncpg.Pool, redis: Redis, stream: str, last: int, sign: Sign,
+    pool: asyncpg.Pool,
+    redis: Redis,
+    stream: str,
+    last: int,
+    sign: Sign,
     pinned: list[Head] | None = None,
-) -> int:  # fmt: skip
+) -> int:
     """Publish the head, signed, if the chain grew past `last`; returns the seq now published.
     `pinned`: the service's own memory of it, which deleting the stream cannot erase."""
     async with pool.acquire() as conn:

@@ -84,8 +84,9 @@ def _partitioned(names: tuple[str, ...], prefix: str, *suffixes: str) -> tuple[s
 
 def _selectors(access: Access, prefix: str) -> list[str]:
     ordered = _partitioned(access.partitioned, prefix, ".p*", ".lease.*")
-    ordered_lanes = _partitioned(tuple(n for n in access.fan_in if n in access.partitioned),
-                                 prefix, ".lane.*")  # fmt: skip
+    ordered_lanes = _partitioned(
+        tuple(n for n in access.fan_in if n in access.partitioned), prefix, ".lane.*"
+    )
     unordered = tuple(n for n in access.fan_in if n not in access.partitioned)
     members = _partitioned(access.partitioned, prefix, ".members")
     inspected = _partitioned(access.inspect, prefix, ".lease.*", ".members")
@@ -122,8 +123,16 @@ def _selectors(access: Access, prefix: str) -> list[str]:
     for kind, names in groups.items():
         if names:
             # these patterns carry the (escaped) prefix already
-            escaped = kind not in ("consume", "dead", "write", "read", "follow", "append",
-                                   "reply", "drop")  # fmt: skip
+            escaped = kind not in (
+                "consume",
+                "dead",
+                "write",
+                "read",
+                "follow",
+                "append",
+                "reply",
+                "drop",
+            )
             keys = " ".join(f"~{n if escaped else _glob(prefix, n)}" for n in names)
             commands = " ".join(f"+{c}" for c in COMMANDS[kind].split())
             out.append(f"({keys} {commands})")

@@ -25,7 +25,7 @@ from services.security import redis_acl
 from services.security.domain import InvalidRequest
 from services.security.settings import SecuritySettings
 from shared.contracts.streams import FIXED_LANES, lane_name_ok
-from shared.infra.redisclient import connect
+from shared.infra.runtime.redisclient import connect
 
 
 def check_lane(client_id: str) -> None:
@@ -50,8 +50,12 @@ class RedisUsers:
             await redis.sadd(self.settings.streams.lanes, lane)
         finally:
             await redis.aclose()
-        return {"lane": lane, "redis_user": redis_acl.client_user(lane),
-                "redis_password": password, **notes}  # fmt: skip
+        return {
+            "lane": lane,
+            "redis_user": redis_acl.client_user(lane),
+            "redis_password": password,
+            **notes,
+        }
 
     async def rotate(self, lane: str) -> dict[str, Any]:
         password = secrets.token_urlsafe(24)

@@ -8,7 +8,7 @@ from datetime import datetime
 from services.security import session_store, store
 from shared.contracts.streams import REVOCATIONS
 from shared.contracts.trust import REVOKED
-from shared.infra.settings import Settings
+from shared.infra.runtime.settings import Settings
 
 
 async def revoke_jtis(

@@ -4,7 +4,7 @@ from datetime import timedelta
 
 from pydantic import Field, PositiveInt, SecretStr
 
-from shared.infra.settings import Duration, Settings
+from shared.infra.runtime.settings import Duration, Settings
 
 
 class SecuritySettings(Settings):

@@ -140,8 +140,12 @@ PARAMETERS = {
     REPLIES: {"replyto": {"description": "the rest of the `replyto` the query named"}},
     OUTCOMES: {"lane": {"description": "the lane: `[a-z0-9][a-z0-9_-]{0,62}`"}},
 }
-CLIENT_WRITTEN = (streams.WS2_EVENTS, streams.WS4_EVENTS, streams.ACCOUNT_COMMANDS,
-                  streams.ACCOUNT_QUERIES)  # fmt: skip
+CLIENT_WRITTEN = (
+    streams.WS2_EVENTS,
+    streams.WS4_EVENTS,
+    streams.ACCOUNT_COMMANDS,
+    streams.ACCOUNT_QUERIES,
+)
 
 
 def _headers(type_: str, stream: str) -> dict[str, Any]:

@@ -68,13 +68,13 @@ class CloudEvent(BaseModel):
     _sent_type: str | None = PrivateAttr(default=None)  # as the vouched writer sent it
     # Keys that `data` named twice (anywhere in it): taking either value would guess what the
     # writer meant ({"amount": "1.00", "amount": "9000.00"}), so the entry is refused as
-    # `invalid_payload` once its writer is known (shared/infra/pipeline.py, payload()).
+    # `invalid_payload` once its writer is known (shared/infra/stream/pipeline.py, payload()).
     _duplicates: tuple[str, ...] = PrivateAttr(default=())
     _redriven_by: str | None = PrivateAttr(default=None)
     # The portfolios that writer may touch (shared/contracts/permissions.py, Scope), set with
     # it; None where no scope applies (a service's own entries).
     _scope: Any = PrivateAttr(default=None)
-    # The lane entry this came from, as its writer sent it (shared/infra/lanes.py Origin):
+    # The lane entry this came from, as its writer sent it (shared/infra/stream/lanes.py Origin):
     # set by the reader, never read from the entry's own attributes.
     _origin: Any = PrivateAttr(default=None)
 
@@ -107,8 +107,14 @@ class CloudEvent(BaseModel):
         effect), else its own. What a refusal names, so the writer recognises its entry."""
         return self._sent_type or self.type
 
-    def verified_as(self, actor: str, kind: Literal["client", "service", "platform"] = "client",
-                    *, vouched: str | None = None, sent_type: str | None = None) -> None:  # fmt: skip
+    def verified_as(
+        self,
+        actor: str,
+        kind: Literal["client", "service", "platform"] = "client",
+        *,
+        vouched: str | None = None,
+        sent_type: str | None = None,
+    ) -> None:
         """`actor` proved to have written the entry. `vouched` (and `sent_type`): the writer a
         signing service verified and forwards the entry for (the engine behind an effect),
         and the type that writer sent."""

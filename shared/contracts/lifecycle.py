@@ -1,11 +1,7 @@
 """The `data` of each event on the public `alluse.account.lifecycle` stream, version 1.
 
 Models allow extra fields: adding a field is a compatible change within a version; removing
-or retyping one needs a new version (a new `dataschema` URI). Amounts are decimal strings.
-
-Over 200 lines on purpose: one model per event type of the public stream, kept together as the
-version-1 contract its JSON schemas are generated from.
-"""
+or retyping one needs a new version (a new `dataschema` URI). Amounts are decimal strings."""
 
 from typing import Any
 

@@ -37,8 +37,16 @@ def lane_name_ok(name: str) -> bool:
     return LANE_NAME.fullmatch(name) is not None
 
 
-CONSUMED = (ACCOUNT_COMMANDS, ACCOUNT_QUERIES, ACCOUNT_EFFECTS, ACCOUNT_EVENTS, WS2_EVENTS,
-            WS4_EVENTS, AUDIT, REVOCATIONS)  # fmt: skip
+CONSUMED = (
+    ACCOUNT_COMMANDS,
+    ACCOUNT_QUERIES,
+    ACCOUNT_EFFECTS,
+    ACCOUNT_EVENTS,
+    WS2_EVENTS,
+    WS4_EVENTS,
+    AUDIT,
+    REVOCATIONS,
+)
 
 
 @dataclass(frozen=True)
@@ -117,30 +125,48 @@ class Access:
 ACL_USERS = {
     "account": Access(
         consume=(ACCOUNT_COMMANDS, ACCOUNT_QUERIES, ACCOUNT_EFFECTS),
-        write=(ACCOUNT_EVENTS, AUDIT), read=(REVOCATIONS,), reply=(REPLIES,),
+        write=(ACCOUNT_EVENTS, AUDIT),
+        read=(REVOCATIONS,),
+        reply=(REPLIES,),
         partitioned=(ACCOUNT_COMMANDS, ACCOUNT_EFFECTS),
-        fan_in=(ACCOUNT_COMMANDS, ACCOUNT_QUERIES), outcomes=True, what="the account service"),
+        fan_in=(ACCOUNT_COMMANDS, ACCOUNT_QUERIES),
+        outcomes=True,
+        what="the account service",
+    ),
     "integration": Access(
         consume=(WS2_EVENTS, WS4_EVENTS, ACCOUNT_EVENTS),
-        write=(ACCOUNT_LIFECYCLE, ACCOUNT_EFFECTS, AUDIT), read=(REVOCATIONS,),
-        fan_in=(WS2_EVENTS, WS4_EVENTS), outcomes=True, what="the integration service"),
+        write=(ACCOUNT_LIFECYCLE, ACCOUNT_EFFECTS, AUDIT),
+        read=(REVOCATIONS,),
+        fan_in=(WS2_EVENTS, WS4_EVENTS),
+        outcomes=True,
+        what="the integration service",
+    ),
     "security": Access(
-        consume=(AUDIT,), write=(REVOCATIONS, REVOCATIONS + DLQ_SUFFIX, AUDIT_HEADS, AUDIT),
-        read=(REVOCATIONS, AUDIT_HEADS), drop=(REVOCATIONS,), register=True,
-        what="the security service and its administration"),
+        consume=(AUDIT,),
+        write=(REVOCATIONS, REVOCATIONS + DLQ_SUFFIX, AUDIT_HEADS, AUDIT),
+        read=(REVOCATIONS, AUDIT_HEADS),
+        drop=(REVOCATIONS,),
+        register=True,
+        what="the security service and its administration",
+    ),
     # A trading engine is a machine client with a Redis user of its own (`client-<lane>`,
     # `alluse security create-client`; services/security/redis_users.py): no user here writes
     # the shared upstream streams.
     "operator": Access(
         # Its lane for commands and queries; the shared streams only for `alluse dlq redrive`
         # (a re-driven letter is believed by its signature, not by the stream it is on).
-        lanes=(OPERATOR_LANE,), append=(ACCOUNT_COMMANDS, ACCOUNT_QUERIES),
+        lanes=(OPERATOR_LANE,),
+        append=(ACCOUNT_COMMANDS, ACCOUNT_QUERIES),
         read=(ACCOUNT_LIFECYCLE, ACCOUNT_EVENTS, AUDIT_HEADS, f"*{DLQ_SUFFIX}"),
-        drop=(f"*{DLQ_SUFFIX}",), inspect=(ACCOUNT_COMMANDS, ACCOUNT_EFFECTS),
+        drop=(f"*{DLQ_SUFFIX}",),
+        inspect=(ACCOUNT_COMMANDS, ACCOUNT_EFFECTS),
         what="operators' tools (alluse): commands, queries and their replies in the operators'"
-             " lane, re-drives, DLQs, leases"),
+        " lane, re-drives, DLQs, leases",
+    ),
     "console": Access(
-        lanes=(CONSOLE_LANE,), read=(ACCOUNT_LIFECYCLE, REVOCATIONS),
-        what="the web console: its users' commands and queries in its lane, the live feed"),
+        lanes=(CONSOLE_LANE,),
+        read=(ACCOUNT_LIFECYCLE, REVOCATIONS),
+        what="the web console: its users' commands and queries in its lane, the live feed",
+    ),
     "lifecycle": Access(follow=(ACCOUNT_LIFECYCLE,), what="consumers of the lifecycle stream"),
-}  # fmt: skip
+}

@@ -3,11 +3,7 @@
 Amounts are decimal strings with at most 2 places, prices and strikes decimal strings with at
 most 4; a float-like "1.234567890123" is refused rather than rounded. A fill's `delta` is the
 option's delta in [-1, 1] (puts negative, e.g. "-0.45"); the protocol's delta ranges of
-docs/rules.md section 1 (Gen 40-50, Rev 30-40, Com 20-30) are compared with |delta| x 100.
-
-A little over 200 lines on purpose: one model per inbound type of docs/contract.md, kept together as
-the contract lists them.
-"""
+docs/rules.md section 1 (Gen 40-50, Rev 30-40, Com 20-30) are compared with |delta| x 100."""
 
 from datetime import date
 from decimal import Decimal
@@ -26,13 +22,31 @@ from pydantic import (
 from shared.contracts.money import Money, _as_string, parse_money
 
 WEEK_TYPES = (
-    "P-EW", "P-AWL", "P-RO", "P-AOL", "P-DD",
-    "C-WAP", "C-WAP+", "C-PNO", "C-RO", "C-REC", "W-IDL",
-)  # fmt: skip
+    "P-EW",
+    "P-AWL",
+    "P-RO",
+    "P-AOL",
+    "P-DD",
+    "C-WAP",
+    "C-WAP+",
+    "C-PNO",
+    "C-RO",
+    "C-REC",
+    "W-IDL",
+)
 WeekType = Literal[
-    "P-EW", "P-AWL", "P-RO", "P-AOL", "P-DD",
-    "C-WAP", "C-WAP+", "C-PNO", "C-RO", "C-REC", "W-IDL",
-]  # fmt: skip
+    "P-EW",
+    "P-AWL",
+    "P-RO",
+    "P-AOL",
+    "P-DD",
+    "C-WAP",
+    "C-WAP+",
+    "C-PNO",
+    "C-RO",
+    "C-REC",
+    "W-IDL",
+]
 
 
 def _price(value: Any) -> Decimal:

@@ -12,11 +12,7 @@ assigned; everything out of the money expires (`ws4.option.expired`). P-RO / C-R
 the option is bought back on Friday. Quotes of every symbol open and close the week, options
 are quoted at the close, and each account's valuation follows before expirations and
 assignments are announced. About `violation_rate` of entries break one rule (wrong day or
-delta); W-IDL / P-DD weeks have no entries but such violations.
-
-Over 200 lines on purpose: one class, the simulated market week after week; its steps share the
-books and one random stream, whose draw order fixes every simulated run (and docs/domain.md's).
-"""
+delta); W-IDL / P-DD weeks have no entries but such violations."""
 
 import uuid
 from collections.abc import Iterator
@@ -27,22 +23,47 @@ from random import Random
 from typing import Any
 
 WEEK_FREQUENCIES = {
-    "P-EW": 30, "C-PNO": 15, "C-WAP": 10, "P-AWL": 8, "P-RO": 8, "C-RO": 8,
-    "C-REC": 5, "W-IDL": 5, "P-AOL": 4, "C-WAP+": 4, "P-DD": 3,
-}  # fmt: skip
+    "P-EW": 30,
+    "C-PNO": 15,
+    "C-WAP": 10,
+    "P-AWL": 8,
+    "P-RO": 8,
+    "C-RO": 8,
+    "C-REC": 5,
+    "W-IDL": 5,
+    "P-AOL": 4,
+    "C-WAP+": 4,
+    "P-DD": 3,
+}
 MOVES = {  # week type -> the market's move over the week, % (low, high)
-    "P-EW": (0.5, 2.0), "P-AWL": (-4.0, -1.5), "P-RO": (-1.5, -0.5), "P-AOL": (-7.0, -4.0),
-    "P-DD": (-9.0, -6.0), "C-WAP": (1.5, 3.0), "C-WAP+": (3.0, 6.0), "C-PNO": (-0.5, 1.0),
-    "C-RO": (0.5, 1.5), "C-REC": (0.0, 1.0), "W-IDL": (-0.5, 0.5),
-}  # fmt: skip
+    "P-EW": (0.5, 2.0),
+    "P-AWL": (-4.0, -1.5),
+    "P-RO": (-1.5, -0.5),
+    "P-AOL": (-7.0, -4.0),
+    "P-DD": (-9.0, -6.0),
+    "C-WAP": (1.5, 3.0),
+    "C-WAP+": (3.0, 6.0),
+    "C-PNO": (-0.5, 1.0),
+    "C-RO": (0.5, 1.5),
+    "C-REC": (0.0, 1.0),
+    "W-IDL": (-0.5, 0.5),
+}
 PROFILES = {  # account type -> (entry weekdays, Monday = 0; |delta| range; underlyings)
     "generation": ((3,), (40, 50), ("TSLA", "NVDA", "AMD", "AAPL", "AMZN")),
     "revenue": ((0, 1, 2), (30, 40), ("AAPL", "AMZN", "MSFT", "GOOGL", "META")),
     "compounding": ((0, 1, 2), (20, 30), ("AAPL", "AMZN", "MSFT", "GOOGL", "META")),
 }
 SIZING = {"generation": Decimal(90), "revenue": Decimal(90), "compounding": Decimal(85)}
-SPOT = {"TSLA": 250, "NVDA": 480, "AMD": 150, "AAPL": 190, "AMZN": 150, "MSFT": 410,
-        "GOOGL": 140, "META": 350}  # fmt: skip
+SPOT = {
+    "TSLA": 250,
+    "NVDA": 480,
+    "AMD": 150,
+    "AAPL": 190,
+    "AMZN": 150,
+    "MSFT": 410,
+    "GOOGL": 140,
+    "META": 350,
+}
 WS2, WS4 = "ws2/simulator", "ws4/simulator"
 CENT, TICK = Decimal("0.01"), Decimal("0.05")
 
@@ -89,9 +110,14 @@ def occ(o: Option) -> str:
 
 class Feed:
     def __init__(
-        self, accounts: list[tuple[str, str]], *, seed: int, violation_rate: float = 0.05,
-        cash: dict[str, Decimal] | None = None, week_types: list[str] | None = None,
-    ) -> None:  # fmt: skip
+        self,
+        accounts: list[tuple[str, str]],
+        *,
+        seed: int,
+        violation_rate: float = 0.05,
+        cash: dict[str, Decimal] | None = None,
+        week_types: list[str] | None = None,
+    ) -> None:
         self.rng, self.violation_rate = Random(seed), violation_rate  # noqa: S311
         start = cash or {}
         self.books: dict[str, Book] = {}
@@ -121,8 +147,14 @@ class Feed:
     def _at(self, day: date, hour: int, minute: int = 0) -> datetime:
         return datetime.combine(day, time(hour, minute), UTC)
 
-    def _event(self, stream: str, type_: str, at: datetime, data: dict[str, Any],
-               subject: str | None = None) -> Event:  # fmt: skip
+    def _event(
+        self,
+        stream: str,
+        type_: str,
+        at: datetime,
+        data: dict[str, Any],
+        subject: str | None = None,
+    ) -> Event:
         source = WS2 if stream.startswith("ws2") else WS4
         return Event(stream, source, type_, at, data, self._id(), subject)
 
@@ -137,12 +169,18 @@ class Feed:
         lo, hi = MOVES[code]
         move = Decimal(str(round(rng.uniform(lo, hi), 2)))
         classified = {
-            "week_start": monday.isoformat(), "week_type": code, "symbol": "SPY",
-            "confidence": str(Decimal(rng.randint(60, 98)) / 100), "movement_pct": str(move),
+            "week_start": monday.isoformat(),
+            "week_type": code,
+            "symbol": "SPY",
+            "confidence": str(Decimal(rng.randint(60, 98)) / 100),
+            "movement_pct": str(move),
             "reasoning": f"simulated {code} week",
-        }  # fmt: skip
-        events = [self._event("ws2.protocol.events", "ws2.week.classified", self._at(monday, 8),
-                              classified)]  # fmt: skip
+        }
+        events = [
+            self._event(
+                "ws2.protocol.events", "ws2.week.classified", self._at(monday, 8), classified
+            )
+        ]
         events += self._quotes(self._at(monday, 13, 35))
         friday = monday + timedelta(days=4)
         for account, book in self.books.items():
@@ -158,8 +196,13 @@ class Feed:
     def _quotes(self, at: datetime) -> list[Event]:
         out = []
         for s, p in self.spot.items():
-            quote = {"symbol": s, "bid": str(p - CENT), "ask": str(p + CENT), "last": str(p),
-                     "as_of": at.isoformat()}  # fmt: skip
+            quote = {
+                "symbol": s,
+                "bid": str(p - CENT),
+                "ask": str(p + CENT),
+                "last": str(p),
+                "as_of": at.isoformat(),
+            }
             out.append(self._event("ws4.market.events", "ws4.market.quote", at, quote))
         return out
 
@@ -171,8 +214,9 @@ class Feed:
         if book.option is not None or (idle and not violation):
             return
         wrong_day = violation and not idle and rng.random() < 0.5
-        day = monday + timedelta(days=rng.choice([d for d in range(5) if d not in days]
-                                                 if wrong_day else list(days)))  # fmt: skip
+        day = monday + timedelta(
+            days=rng.choice([d for d in range(5) if d not in days] if wrong_day else list(days))
+        )
         bad_delta = violation and not idle and not wrong_day
         delta = rng.randint(hi + 3, hi + 12) if bad_delta else rng.randint(lo, hi)
         held = [(s, q, c) for s, (q, c) in book.shares.items() if q >= 100]
@@ -200,38 +244,69 @@ class Feed:
         book.option = option
         book.cash += price * option.contracts * 100 - Decimal(fill.data["commission"])
         yield fill
-        reasons = (["entry outside the account's entry days"] if wrong_day else []) + (
-            [f"delta {delta} outside {lo}-{hi}"] if bad_delta else []
-        ) + ([f"new entry in a {code} week"] if idle else [])  # fmt: skip
-        verdict = {"account_id": account, "trade_ref": fill.data["fill_id"],
-                   "compliant": not reasons, "violations": reasons, "week_type": code}  # fmt: skip
-        yield self._event("ws2.protocol.events", "ws2.protocol.validated",
-                          at + timedelta(minutes=5), verdict, account)  # fmt: skip
+        reasons = (
+            (["entry outside the account's entry days"] if wrong_day else [])
+            + ([f"delta {delta} outside {lo}-{hi}"] if bad_delta else [])
+            + ([f"new entry in a {code} week"] if idle else [])
+        )
+        verdict = {
+            "account_id": account,
+            "trade_ref": fill.data["fill_id"],
+            "compliant": not reasons,
+            "violations": reasons,
+            "week_type": code,
+        }
+        yield self._event(
+            "ws2.protocol.events",
+            "ws2.protocol.validated",
+            at + timedelta(minutes=5),
+            verdict,
+            account,
+        )
 
-    def _fill(self, account: str, at: datetime, o: Option, delta: int, side: str,
-              price: Decimal) -> Event:  # fmt: skip
+    def _fill(
+        self, account: str, at: datetime, o: Option, delta: int, side: str, price: Decimal
+    ) -> Event:
         data = {
-            "fill_id": f"fill-{self._id()}", "order_id": f"ord-{self._id()[:8]}",
-            "account_id": account, "symbol": o.symbol, "instrument_type": "option",
-            "option_type": o.kind, "strike": str(o.strike), "expiration": o.expiration.isoformat(),
-            "delta": str(Decimal(delta if o.kind == "call" else -delta) / 100), "side": side,
-            "quantity": o.contracts, "price": str(price), "multiplier": 100,
+            "fill_id": f"fill-{self._id()}",
+            "order_id": f"ord-{self._id()[:8]}",
+            "account_id": account,
+            "symbol": o.symbol,
+            "instrument_type": "option",
+            "option_type": o.kind,
+            "strike": str(o.strike),
+            "expiration": o.expiration.isoformat(),
+            "delta": str(Decimal(delta if o.kind == "call" else -delta) / 100),
+            "side": side,
+            "quantity": o.contracts,
+            "price": str(price),
+            "multiplier": 100,
             "commission": str((Decimal("0.65") * o.contracts).quantize(CENT)),
             "filled_at": at.isoformat(),
-        }  # fmt: skip
+        }
         return self._event("ws4.market.events", "ws4.trade.filled", at, data, account)
 
     def _close(self, friday: date, code: str, account: str, book: Book) -> Iterator[Event]:
         o, spot = book.option, self.spot
         mark = Decimal(0)
         if o is not None:
-            inside = max(Decimal(0), (o.strike - spot[o.symbol]) if o.kind == "put"
-                         else (spot[o.symbol] - o.strike)).quantize(CENT)  # fmt: skip
+            inside = max(
+                Decimal(0),
+                (o.strike - spot[o.symbol]) if o.kind == "put" else (spot[o.symbol] - o.strike),
+            ).quantize(CENT)
             at = self._at(friday, 20)
-            yield self._event("ws4.market.events", "ws4.market.quote", at, {
-                "symbol": occ(o), "bid": str(max(Decimal(0), inside - TICK)), "ask": str(inside + TICK),
-                "last": str(inside), "as_of": at.isoformat(),
-            })  # fmt: skip
+            yield self._event(
+                "ws4.market.events",
+                "ws4.market.quote",
+                at,
+                {
+                    "symbol": occ(o),
+                    "bid": str(max(Decimal(0), inside - TICK)),
+                    "ask": str(inside + TICK),
+                    "last": str(inside),
+                    "as_of": at.isoformat(),
+                },
+            )
             mid = (max(Decimal(0), inside - TICK) + inside + TICK) / 2
             if code in ("P-RO", "C-RO"):  # rolled: bought back before the close
                 price = max(TICK, (mid / TICK).quantize(Decimal(1), ROUND_UP) * TICK)
@@ -243,20 +318,37 @@ class Feed:
                 mark = -mid * o.contracts * 100
         held = sum((Decimal(q) * spot[s] for s, (q, _) in book.shares.items()), start=Decimal(0))
         valued = self._at(friday, 20, 30)
-        yield self._event("ws4.market.events", "ws4.account.valuation", valued, {
-            "account_id": account, "positions_market_value": str((held + mark).quantize(CENT)),
-            "as_of": valued.isoformat(),
-        }, account)  # fmt: skip
+        yield self._event(
+            "ws4.market.events",
+            "ws4.account.valuation",
+            valued,
+            {
+                "account_id": account,
+                "positions_market_value": str((held + mark).quantize(CENT)),
+                "as_of": valued.isoformat(),
+            },
+            account,
+        )
         if o is None:
             return
         book.option = None
         at = self._at(friday, 21, 30)
         if inside == 0:
-            yield self._event("ws4.market.events", "ws4.option.expired", at, {
-                "expiration_id": f"exp-{self._id()}", "account_id": account, "symbol": o.symbol,
-                "option_type": o.kind, "strike": str(o.strike), "expiration": o.expiration.isoformat(),
-                "contracts": o.contracts,
-            }, account)  # fmt: skip
+            yield self._event(
+                "ws4.market.events",
+                "ws4.option.expired",
+                at,
+                {
+                    "expiration_id": f"exp-{self._id()}",
+                    "account_id": account,
+                    "symbol": o.symbol,
+                    "option_type": o.kind,
+                    "strike": str(o.strike),
+                    "expiration": o.expiration.isoformat(),
+                    "contracts": o.contracts,
+                },
+                account,
+            )
             return
         count = o.contracts * 100
         qty, cost = book.shares.get(o.symbol, (0, Decimal(0)))
@@ -269,8 +361,19 @@ class Feed:
             book.shares[o.symbol] = (left, cost * left / qty if qty else Decimal(0))
             if left <= 0:
                 del book.shares[o.symbol]
-        yield self._event("ws4.market.events", "ws4.option.assigned", at, {
-            "assignment_id": f"asg-{self._id()}", "account_id": account, "symbol": o.symbol,
-            "option_type": o.kind, "strike": str(o.strike), "contracts": o.contracts,
-            "multiplier": 100, "expiration": o.expiration.isoformat(),
-        }, account)  # fmt: skip
+        yield self._event(
+            "ws4.market.events",
+            "ws4.option.assigned",
+            at,
+            {
+                "assignment_id": f"asg-{self._id()}",
+                "account_id": account,
+                "symbol": o.symbol,
+                "option_type": o.kind,
+                "strike": str(o.strike),
+                "contracts": o.contracts,
+                "multiplier": 100,
+                "expiration": o.expiration.isoformat(),
+            },
+            account,
+        )

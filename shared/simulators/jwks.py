@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import SecretStr
 
 from shared.contracts.trust import SERVICES
-from shared.infra.signing import EntrySigner, new_seed
+from shared.infra.trust.signing import EntrySigner, new_seed
 
 
 def _serve(signer: "Signer") -> ThreadingHTTPServer:

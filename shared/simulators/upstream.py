@@ -29,47 +29,85 @@ from redis.exceptions import ResponseError
 
 from shared.contracts.envelope import dumps
 from shared.contracts.streams import ACCOUNT_LIFECYCLE, Streams
-from shared.infra.credentials import default_lane
-from shared.infra.progress import Progress
-from shared.infra.redisclient import connect
-from shared.infra.settings import Settings
+from shared.infra.runtime.redisclient import connect
+from shared.infra.runtime.settings import Settings
 from shared.simulators.feed import PROFILES, Event, Feed, monday_of
+from shared.tooling.credentials import default_lane
+from shared.tooling.progress import Progress
 
 CLOSING = ("ws4.trade.filled", "ws4.option.assigned", "ws4.option.expired")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weeks", type=int, default=4, help="weeks to simulate (default 4)")
-    parser.add_argument("--rate", type=float, default=50.0,
-                        help="events per second; 0 = as fast as possible (default 50)")  # fmt: skip
-    parser.add_argument("--accounts", nargs="*", default=[], metavar="ID[:TYPE]",
-                        help="account ids, TYPE generation|revenue|compounding (default"
-                        " generation); none given: discovered from the lifecycle stream")  # fmt: skip
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=50.0,
+        help="events per second; 0 = as fast as possible (default 50)",
+    )
+    parser.add_argument(
+        "--accounts",
+        nargs="*",
+        default=[],
+        metavar="ID[:TYPE]",
+        help="account ids, TYPE generation|revenue|compounding (default"
+        " generation); none given: discovered from the lifecycle stream",
+    )
     parser.add_argument("--seed", type=int, help="same seed and --start: the same feed")
-    parser.add_argument("--start", type=date.fromisoformat,
-                        help="first week's Monday, YYYY-MM-DD (default: this week's)")  # fmt: skip
-    parser.add_argument("--violations", type=float, default=0.05,
-                        help="share of entries breaking a protocol rule (default 0.05)")  # fmt: skip
-    parser.add_argument("--measure", action="store_true",
-                        help="wait for each fill's lifecycle event and print fills per second")  # fmt: skip
-    parser.add_argument("--measure-stream", default=ACCOUNT_LIFECYCLE,
-                        help="stream watched by --measure (an event counts if its id or"
-                        " causationid is a fill's)")  # fmt: skip
-    parser.add_argument("--timeout", type=float, default=120.0,
-                        help="--measure, or waiting for a week's outcomes, gives up after")  # fmt: skip
+    parser.add_argument(
+        "--start",
+        type=date.fromisoformat,
+        help="first week's Monday, YYYY-MM-DD (default: this week's)",
+    )
+    parser.add_argument(
+        "--violations",
+        type=float,
+        default=0.05,
+        help="share of entries breaking a protocol rule (default 0.05)",
+    )
+    parser.add_argument(
+        "--measure",
+        action="store_true",
+        help="wait for each fill's lifecycle event and print fills per second",
+    )
+    parser.add_argument(
+        "--measure-stream",
+        default=ACCOUNT_LIFECYCLE,
+        help="stream watched by --measure (an event counts if its id or causationid is a fill's)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=120.0,
+        help="--measure, or waiting for a week's outcomes, gives up after",
+    )
     parser.add_argument("--quiet", action="store_true", help="no per-week progress lines")
-    parser.add_argument("--token-file", metavar="PATH",
-                        help="file holding the trading engine's JWT (default: $ALLUSE_TOKEN_FILE,"
-                        " $ALLUSE_TOKEN, or client credentials)")  # fmt: skip
-    parser.add_argument("--week-types", type=lambda v: v.split(","), metavar="CODE,CODE,...",
-                        help="the week types to cycle through instead of drawing them, e.g."
-                        " P-EW,P-AWL,C-PNO,C-WAP (a put assignment in the second week)")  # fmt: skip
+    parser.add_argument(
+        "--token-file",
+        metavar="PATH",
+        help="file holding the trading engine's JWT (default: $ALLUSE_TOKEN_FILE,"
+        " $ALLUSE_TOKEN, or client credentials)",
+    )
+    parser.add_argument(
+        "--week-types",
+        type=lambda v: v.split(","),
+        metavar="CODE,CODE,...",
+        help="the week types to cycle through instead of drawing them, e.g."
+        " P-EW,P-AWL,C-PNO,C-WAP (a put assignment in the second week)",
+    )
 
 
 def fields(event: Event, token: str) -> dict[str, str]:
-    out = {"specversion": "1.0", "id": event.id, "source": event.source, "type": event.type,
-           "time": event.at.isoformat(), "datacontenttype": "application/json",
-           "authorization": f"Bearer {token}"}  # fmt: skip
+    out = {
+        "specversion": "1.0",
+        "id": event.id,
+        "source": event.source,
+        "type": event.type,
+        "time": event.at.isoformat(),
+        "datacontenttype": "application/json",
+        "authorization": f"Bearer {token}",
+    }
     if event.subject:
         out["subject"] = event.subject
     out["data"] = dumps(event.data)
@@ -93,8 +131,10 @@ class Ledger:
             try:
                 reply: Any = await self.redis.xread({self.key: self.cursor}, count=1000, block=200)
             except ResponseError as exc:  # a trading engine's Redis user may not read it (ACL)
-                print(f"cannot follow the lifecycle stream ({exc}): sizing on the feed's own"
-                      " books", file=sys.stderr)  # fmt: skip
+                print(
+                    f"cannot follow the lifecycle stream ({exc}): sizing on the feed's own books",
+                    file=sys.stderr,
+                )
                 self.blind = True
                 break
             for _, entries in reply or []:
@@ -147,9 +187,13 @@ def parse_accounts(values: list[str]) -> list[tuple[str, str]]:
 
 
 async def publish(
-    redis: Redis, streams: Streams, events: list[Event], rate: float, token: str,
+    redis: Redis,
+    streams: Streams,
+    events: list[Event],
+    rate: float,
+    token: str,
     lane: str | None = None,
-) -> None:  # fmt: skip
+) -> None:
     """`lane`: the engine's own (docs/lanes.md); None: the shared streams (lanes open)."""
     started, pipe = time.perf_counter(), redis.pipeline(transaction=False)
     for n, event in enumerate(events, 1):
@@ -181,9 +225,11 @@ def week_line(week: int, weeks: int, events: list[Event], total: int, started: f
     kinds = {t.split(".", 1)[1]: sum(e.type == t for e in events) for t in {e.type for e in events}}
     counts = ", ".join(f"{k} {v}" for k, v in sorted(kinds.items()))
     rate = total / max(time.perf_counter() - started, 1e-9)
-    return (f"week {week + 1}/{weeks} {events[0].data['week_start']} "
-            f"{events[0].data['week_type']:<6} {len(events)} events ({counts})"
-            f"; {total} in all, {rate:.0f}/s")  # fmt: skip
+    return (
+        f"week {week + 1}/{weeks} {events[0].data['week_start']} "
+        f"{events[0].data['week_type']:<6} {len(events)} events ({counts})"
+        f"; {total} in all, {rate:.0f}/s"
+    )
 
 
 Token = str | Callable[[], Awaitable[str]]  # a token, or how to get a fresh one
@@ -202,8 +248,13 @@ async def run(args: Any, token: Token, settings: Settings | None = None) -> int:
         seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**32)
         ledger = Ledger(redis, streams.key(ACCOUNT_LIFECYCLE))
         await ledger.follow(set(), args.timeout)
-        feed = Feed(accounts, seed=seed, violation_rate=args.violations, cash=ledger.cash,
-                    week_types=args.week_types)  # fmt: skip
+        feed = Feed(
+            accounts,
+            seed=seed,
+            violation_rate=args.violations,
+            cash=ledger.cash,
+            week_types=args.week_types,
+        )
         feed.sync(ledger.cash, ledger.baselines)
         monday = args.start or monday_of(datetime.now(UTC).date())
         watch = streams.key(args.measure_stream)
@@ -234,8 +285,10 @@ async def run(args: Any, token: Token, settings: Settings | None = None) -> int:
         if args.measure:
             done = await measure(redis, watch, fills, since, args.timeout)
             elapsed = time.perf_counter() - started
-            print(f"measured: {done}/{len(fills)} fills reached {args.measure_stream} in"
-                  f" {elapsed:.2f}s: {done / elapsed:.1f} fills/s")  # fmt: skip
+            print(
+                f"measured: {done}/{len(fills)} fills reached {args.measure_stream} in"
+                f" {elapsed:.2f}s: {done / elapsed:.1f} fills/s"
+            )
             return 0 if done == len(fills) else 4
         return 0
     finally:
@@ -243,9 +296,11 @@ async def run(args: Any, token: Token, settings: Settings | None = None) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m shared.simulators.upstream",
-                                     description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog="python -m shared.simulators.upstream",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_arguments(parser)
     args = parser.parse_args(argv)
     token = os.environ.get("ALLUSE_TOKEN")

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from shared.contracts import trust
-from shared.infra.keys import KeySet
-from shared.infra.messaging import Rejected
-from shared.infra.signing import signer_of
+from shared.infra.stream.messaging import Rejected
+from shared.infra.trust.keys import KeySet
+from shared.infra.trust.signing import signer_of
 from tests.vectors import generate
 
 VECTORS = Path(generate.__file__).with_name("signatures.json")

@@ -19,8 +19,8 @@ from typing import Any
 
 from cryptography.fernet import Fernet
 
-from shared.infra.embedded import free_port
-from shared.infra.signing import identity_env, new_identities
+from shared.infra.trust.signing import identity_env, new_identities
+from shared.tooling.embedded import free_port
 from tests.e2e.test_platform import wait_ready
 
 SERVICES = ("security", "account", "integration", "console")

@@ -25,7 +25,7 @@ import jsonschema
 import pytest
 from redis import Redis
 
-from shared.infra.settings import Settings
+from shared.infra.runtime.settings import Settings
 from tests.e2e import test_platform as base
 from tests.support.streams import Entry, entries_sync, xadd_sync
 from tests.support.waiting import until_sync
@@ -37,8 +37,13 @@ EXAMPLES = ROOT / "shared" / "client" / "examples"
 SCHEMAS = ROOT / "shared" / "contracts" / "schemas" / "lifecycle"
 
 
-def wait_for(check: Callable[[], bool], what: str, proc: subprocess.Popen[bytes] | None = None,
-             log: Path | None = None, timeout: float = 90) -> None:  # fmt: skip
+def wait_for(
+    check: Callable[[], bool],
+    what: str,
+    proc: subprocess.Popen[bytes] | None = None,
+    log: Path | None = None,
+    timeout: float = 90,
+) -> None:
     def done() -> bool:
         if proc is not None and proc.poll() is not None:
             raise AssertionError(f"exited before {what}: {log.read_text()[-3000:] if log else ''}")
@@ -61,8 +66,20 @@ def engine_client(platform: dict[str, Any]) -> tuple[str, Path]:
     client_id = f"ws4-example-{uuid.uuid4().hex[:6]}"
     # The whole platform (docs/scopes.md): the example classifies a week, which concerns every
     # portfolio, besides its fills.
-    cli = [sys.executable, "-m", "services.cli", "--json", "security", "create-client",
-           "--client-id", client_id, "--role", "trading_engine", "--portfolio", "*"]  # fmt: skip
+    cli = [
+        sys.executable,
+        "-m",
+        "services.cli",
+        "--json",
+        "security",
+        "create-client",
+        "--client-id",
+        client_id,
+        "--role",
+        "trading_engine",
+        "--portfolio",
+        "*",
+    ]
     done = subprocess.run(cli, env=platform["env"], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     secret = platform["tmp"] / "engine.secret"
@@ -73,8 +90,12 @@ def engine_client(platform: dict[str, Any]) -> tuple[str, Path]:
 def initialize(redis: Redis, settings: Settings, bearer: str) -> str:
     """A portfolio, made by an admin as an operator would; returns its Gen-Acc."""
     s = settings.streams
-    init = base.ce("alluse.system.initialize", {"total_capital": "250000.00",
-                   "template": "moderate"}, "ops/tool", authorization=bearer)  # fmt: skip
+    init = base.ce(
+        "alluse.system.initialize",
+        {"total_capital": "250000.00", "template": "moderate"},
+        "ops/tool",
+        authorization=bearer,
+    )
     xadd_sync(redis, s.key("alluse.account.commands"), init)
     life = base.Lifecycle(redis, s.key("alluse.account.lifecycle"))
     events = life.until(lambda es: sum(e["type"] == "alluse.account.created" for e in es) == 3)
@@ -107,9 +128,13 @@ def test_examples_end_to_end_with_the_consumer_killed_mid_stream(
     client_id, secret = engine_client(platform)
     # A platform with lanes registers each client's lane; before lanes, the shared streams.
     lane = client_id if redis.sismember(f"{prefix}alluse.lanes", client_id) else ""
-    env = {**platform["env"], "ALLUSE_REDIS_URL": settings.redis_url,
-           "ALLUSE_CLIENT_ID": client_id, "ALLUSE_CLIENT_SECRET_FILE": str(secret),
-           "ALLUSE_LANE": lane}  # fmt: skip
+    env = {
+        **platform["env"],
+        "ALLUSE_REDIS_URL": settings.redis_url,
+        "ALLUSE_CLIENT_ID": client_id,
+        "ALLUSE_CLIENT_SECRET_FILE": str(secret),
+        "ALLUSE_LANE": lane,
+    }
 
     run = [sys.executable, str(EXAMPLES / "engine.py"), account, "--fills", "8"]
     done = subprocess.run(run, env=env, capture_output=True, text=True, timeout=300, check=False)
@@ -121,9 +146,11 @@ def test_examples_end_to_end_with_the_consumer_killed_mid_stream(
     if lane:
         assert fills[8]["status"] in ("applied", "duplicate"), outcomes  # the retried fill
     # The engine's effects are on the lifecycle stream: one premium per fill.
-    premiums = [f for _, f in entries_sync(redis, lifecycle)
-                if f[b"type"] == b"alluse.account.balance_changed"
-                and b"trade_premium" in f[b"data"]]  # fmt: skip
+    premiums = [
+        f
+        for _, f in entries_sync(redis, lifecycle)
+        if f[b"type"] == b"alluse.account.balance_changed" and b"trade_premium" in f[b"data"]
+    ]
     # The retried fill's event is announced again under its own id (a replay, not a second
     # premium): the consumer's de-duplication by (source, id) is what keeps it single.
     assert len({p[b"id"] for p in premiums}) == 8, premiums
@@ -141,14 +168,22 @@ def test_examples_end_to_end_with_the_consumer_killed_mid_stream(
     expected.add((premiums[0][b"source"].decode(), premiums[0][b"id"].decode()))
 
     db = platform["tmp"] / "consumer.db"
-    consumer_env = {**env, "ALLUSE_DB": str(db), "ALLUSE_GROUP": "example",
-                    "ALLUSE_HANDLER_DELAY_MS": "40", "ALLUSE_CLAIM_IDLE_MS": "500"}  # fmt: skip
+    consumer_env = {
+        **env,
+        "ALLUSE_DB": str(db),
+        "ALLUSE_GROUP": "example",
+        "ALLUSE_HANDLER_DELAY_MS": "40",
+        "ALLUSE_CLAIM_IDLE_MS": "500",
+    }
 
     def start(name: str) -> tuple[subprocess.Popen[bytes], Path]:
         log = platform["tmp"] / f"consumer-{name}-{time.monotonic_ns()}.log"
-        proc = subprocess.Popen([sys.executable, str(EXAMPLES / "consumer.py")],
-                                env={**consumer_env, "ALLUSE_CONSUMER": name},
-                                stdout=log.open("wb"), stderr=subprocess.STDOUT)  # fmt: skip
+        proc = subprocess.Popen(
+            [sys.executable, str(EXAMPLES / "consumer.py")],
+            env={**consumer_env, "ALLUSE_CONSUMER": name},
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+        )
         return proc, log
 
     def received() -> int:
@@ -184,13 +219,21 @@ def test_examples_end_to_end_with_the_consumer_killed_mid_stream(
 
     # The FastStream example, killed once mid-stream and restarted, ends the same way.
     fdb = platform["tmp"] / "faststream.db"
-    fenv = {**consumer_env, "ALLUSE_DB": str(fdb), "ALLUSE_GROUP": "faststream",
-            "ALLUSE_CONSUMER": "fs-1"}  # fmt: skip
+    fenv = {
+        **consumer_env,
+        "ALLUSE_DB": str(fdb),
+        "ALLUSE_GROUP": "faststream",
+        "ALLUSE_CONSUMER": "fs-1",
+    }
     flog = platform["tmp"] / "faststream.log"
 
     def fstart() -> subprocess.Popen[bytes]:
-        return subprocess.Popen([sys.executable, str(EXAMPLES / "faststream_consumer.py")],
-                                env=fenv, stdout=flog.open("ab"), stderr=subprocess.STDOUT)  # fmt: skip
+        return subprocess.Popen(
+            [sys.executable, str(EXAMPLES / "faststream_consumer.py")],
+            env=fenv,
+            stdout=flog.open("ab"),
+            stderr=subprocess.STDOUT,
+        )
 
     proc = fstart()
     wait_for(lambda: len(rows(fdb, "SELECT id FROM received")) >= 3, "3 events", proc, flog)

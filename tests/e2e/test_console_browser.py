@@ -342,9 +342,18 @@ def test_a_portfolio_owner_sees_only_its_own_portfolio_in_list_pages_and_live_fe
     p, page = console, browser.new_page()
     admin = p.token(ADMIN)
     other = json.loads(
-        p.cli("--json", "init", "--capital", "50000.00", "--template", "moderate",
-              "--name", "Other fund", token=admin)
-    )  # fmt: skip
+        p.cli(
+            "--json",
+            "init",
+            "--capital",
+            "50000.00",
+            "--template",
+            "moderate",
+            "--name",
+            "Other fund",
+            token=admin,
+        )
+    )
     b, b_gen = other["portfolio_id"], {a["type"]: a["id"] for a in other["accounts"]}["generation"]
     p.user(OWNER, "viewer")
     p.cli("security", "grant", "--user", OWNER, "--portfolio", p.portfolio)
@@ -355,8 +364,11 @@ def test_a_portfolio_owner_sees_only_its_own_portfolio_in_list_pages_and_live_fe
     assert json.loads(p.cli("--json", "show", p.accounts["generation"], token=owner))
     foreign = subprocess.run(
         [sys.executable, "-m", "services.cli", "--json", "show", b_gen],
-        env={**p.env, "ALLUSE_TOKEN": owner}, capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        env={**p.env, "ALLUSE_TOKEN": owner},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert foreign.returncode == 1 and "forbidden" in foreign.stdout + foreign.stderr, foreign
 
     sign_in(page, p, OWNER)

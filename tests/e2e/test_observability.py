@@ -17,7 +17,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc import (
 )
 from redis import Redis
 
-from shared.infra.settings import Settings
+from shared.infra.runtime.settings import Settings
 from tests.e2e.test_platform import Lifecycle, ce, platform, token  # noqa: F401 - platform: the three service processes
 from tests.support.observability import exported, metric_names, queries
 from tests.support.streams import xadd_sync

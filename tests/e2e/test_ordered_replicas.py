@@ -11,9 +11,9 @@ import pytest
 from redis.asyncio import Redis
 
 from shared.contracts.streams import ACCOUNT_COMMANDS, ACCOUNT_EVENTS
-from shared.infra.embedded import free_port
-from shared.infra.launch import Service
-from shared.infra.settings import Settings
+from shared.infra.runtime.settings import Settings
+from shared.tooling.embedded import free_port
+from shared.tooling.launch import Service
 from tests.support.streams import ce, decoded, encodable, entries, xadd
 from tests.support.tokens import Signer
 from tests.support.waiting import until

@@ -20,9 +20,9 @@ from cryptography.fernet import Fernet
 from redis import Redis
 
 from shared.contracts import lifecycle
-from shared.infra.embedded import free_port
-from shared.infra.settings import Settings
-from shared.infra.signing import identity_env, new_identities
+from shared.infra.runtime.settings import Settings
+from shared.infra.trust.signing import identity_env, new_identities
+from shared.tooling.embedded import free_port
 from tests.support.streams import entries_sync, read_sync, xadd_sync
 from tests.support.waiting import until_sync
 

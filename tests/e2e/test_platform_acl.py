@@ -24,11 +24,11 @@ from cryptography.fernet import Fernet
 from redis import asyncio as aioredis
 
 from shared.contracts.streams import Streams
-from shared.infra.client import StreamClient
-from shared.infra.embedded import free_port
-from shared.infra.keys import KeySet
-from shared.infra.settings import Settings
-from shared.infra.signing import identity_env, new_identities
+from shared.infra.runtime.settings import Settings
+from shared.infra.trust.keys import KeySet
+from shared.infra.trust.signing import identity_env, new_identities
+from shared.tooling.client import StreamClient
+from shared.tooling.embedded import free_port
 from tests.e2e.test_platform import Lifecycle, ce, token, wait_ready
 from tests.support.acl import acl_redis, passwords
 from tests.support.streams import entries, entries_sync, xadd_sync
@@ -43,31 +43,48 @@ def platform(own_database: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
     ports = {name: free_port() for name in ("security", "account", "integration", "console")}
     with acl_redis(tmp_path / "redis", PREFIX, passwords(), admin=True) as urls:
         env = {
-            **os.environ, "DATABASE_URL": own_database, "ALLUSE_STREAM_PREFIX": PREFIX,
+            **os.environ,
+            "DATABASE_URL": own_database,
+            "ALLUSE_STREAM_PREFIX": PREFIX,
             "ALLUSE_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
             "ALLUSE_AUDIT_KEYS": Fernet.generate_key().decode(),
             "ALLUSE_JWKS_URL": f"http://127.0.0.1:{ports['security']}/.well-known/jwks.json",
             "ALLUSE_TOKEN_URL": f"http://127.0.0.1:{ports['security']}/oauth/token",
-            "ALLUSE_BLOCK_MS": "20", "ALLUSE_SECURITY_URL": f"http://127.0.0.1:{ports['security']}",
+            "ALLUSE_BLOCK_MS": "20",
+            "ALLUSE_SECURITY_URL": f"http://127.0.0.1:{ports['security']}",
             "ALLUSE_LANES": "required",
-        }  # fmt: skip
+        }
         procs, identities = [], identity_env(new_identities())
         try:
             for name, port in ports.items():
                 log = tmp_path / f"{name}.log"
-                own = {**identities.get(name, {}), "REDIS_URL": urls[name],
-                       "ALLUSE_HTTP_PORT": str(port)}  # fmt: skip
-                proc = subprocess.Popen([sys.executable, "-m", f"services.{name}"],
-                                        env={**env, **own}, stdout=log.open("wb"),
-                                        stderr=subprocess.STDOUT)  # fmt: skip
+                own = {
+                    **identities.get(name, {}),
+                    "REDIS_URL": urls[name],
+                    "ALLUSE_HTTP_PORT": str(port),
+                }
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", f"services.{name}"],
+                    env={**env, **own},
+                    stdout=log.open("wb"),
+                    stderr=subprocess.STDOUT,
+                )
                 procs.append(proc)
                 wait_ready(port, proc, log)
             # The security administration runs with the security service's own settings.
-            admin = {**env, **identities["security"], "REDIS_URL": urls["security"],
-                     "ALLUSE_REDIS_ADMIN_URL": urls["acl-admin"],
-                     "ALLUSE_REDIS_ACL_FILE": urls["acl-file"]}  # fmt: skip
-            yield {"env": admin, "tmp": tmp_path, "urls": urls,
-                   "logs": [tmp_path / f"{n}.log" for n in ports]}  # fmt: skip
+            admin = {
+                **env,
+                **identities["security"],
+                "REDIS_URL": urls["security"],
+                "ALLUSE_REDIS_ADMIN_URL": urls["acl-admin"],
+                "ALLUSE_REDIS_ACL_FILE": urls["acl-file"],
+            }
+            yield {
+                "env": admin,
+                "tmp": tmp_path,
+                "urls": urls,
+                "logs": [tmp_path / f"{n}.log" for n in ports],
+            }
         finally:
             for proc in procs:
                 proc.terminate()
@@ -83,19 +100,42 @@ def test_every_service_works_as_its_own_acl_user(
     operator, engine = redis.Redis.from_url(urls["operator"]), redis.Redis.from_url(engine_url)
     life = Lifecycle(redis.Redis.from_url(urls["lifecycle"]), f"{PREFIX}alluse.account.lifecycle")
     bearer = "Bearer " + token(platform, f"ops-{uuid.uuid4().hex[:6]}")
-    init = ce("alluse.system.initialize", {"total_capital": "250000.00", "template": "moderate"},
-              "ops/tool", authorization=bearer)  # fmt: skip
+    init = ce(
+        "alluse.system.initialize",
+        {"total_capital": "250000.00", "template": "moderate"},
+        "ops/tool",
+        authorization=bearer,
+    )
     xadd_sync(operator, f"{PREFIX}{{{PREFIX}alluse.account.commands}}.lane.operator", init)
     events = life.until(lambda es: sum(e["type"] == "alluse.account.created" for e in es) == 3)
-    gen = next(e["data"]["account"]["id"] for e in events
-               if e["type"] == "alluse.account.created" and e["data"]["account"]["type"] == "generation")  # fmt: skip
+    gen = next(
+        e["data"]["account"]["id"]
+        for e in events
+        if e["type"] == "alluse.account.created" and e["data"]["account"]["type"] == "generation"
+    )
     fill = {
-        "fill_id": "f-1", "order_id": "o-1", "account_id": gen, "symbol": "NVDA", "instrument_type": "option",
-        "option_type": "put", "strike": "120.00", "delta": "-0.45", "side": "sell_to_open", "quantity": 3,
-        "price": "2.15", "multiplier": 100, "commission": "1.95", "filled_at": "2026-11-26T15:00:00Z",
-    }  # fmt: skip
-    fill_event = ce("ws4.trade.filled", fill, "ws4/gateway-1", subject=gen,
-                    authorization=f"Bearer {engine_token}")  # fmt: skip
+        "fill_id": "f-1",
+        "order_id": "o-1",
+        "account_id": gen,
+        "symbol": "NVDA",
+        "instrument_type": "option",
+        "option_type": "put",
+        "strike": "120.00",
+        "delta": "-0.45",
+        "side": "sell_to_open",
+        "quantity": 3,
+        "price": "2.15",
+        "multiplier": 100,
+        "commission": "1.95",
+        "filled_at": "2026-11-26T15:00:00Z",
+    }
+    fill_event = ce(
+        "ws4.trade.filled",
+        fill,
+        "ws4/gateway-1",
+        subject=gen,
+        authorization=f"Bearer {engine_token}",
+    )
     xadd_sync(engine, f"{PREFIX}{{{PREFIX}ws4.market.events}}.lane.engine-1", fill_event)
     events = life.until(lambda es: any(e["type"] == "alluse.account.balance_changed" for e in es))
     moved = next(e for e in events if e["type"] == "alluse.account.balance_changed")
@@ -118,10 +158,18 @@ def test_every_service_works_as_its_own_acl_user(
     )
     # The operator's CLI as the operator user; the security administration as the security one.
     as_operator = {**platform["env"], "REDIS_URL": urls["operator"], "ALLUSE_TOKEN": bearer[7:]}
-    for argv, env in ((["deposit", gen, "100.00"], as_operator), (["list"], as_operator),
-                      (["security", "verify-audit"], platform["env"])):  # fmt: skip
-        done = subprocess.run([sys.executable, "-m", "services.cli", "--json", *argv], env=env,
-                              capture_output=True, text=True, check=False)  # fmt: skip
+    for argv, env in (
+        (["deposit", gen, "100.00"], as_operator),
+        (["list"], as_operator),
+        (["security", "verify-audit"], platform["env"]),
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "services.cli", "--json", *argv],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         assert done.returncode == 0, done.stderr
     # The console's own Redis work (a query, its reply, the lifecycle feed) as the console user.
     asyncio.run(console_reads(urls["console"], bearer[7:], gen, platform["env"]["ALLUSE_JWKS_URL"]))
@@ -134,8 +182,9 @@ def test_every_service_works_as_its_own_acl_user(
 async def console_reads(url: str, token: str, account_id: str, jwks: str) -> None:
     as_console = aioredis.Redis.from_url(url)
     try:
-        client = StreamClient(as_console, Streams(PREFIX), token, keys=KeySet.from_url(jwks),
-                              lane="console")  # fmt: skip
+        client = StreamClient(
+            as_console, Streams(PREFIX), token, keys=KeySet.from_url(jwks), lane="console"
+        )
         shown = await client.query("alluse.query.account", {"account_id": account_id})
         assert shown["id"] == account_id
         assert await as_console.xrevrange(f"{PREFIX}alluse.account.lifecycle", count=1)
@@ -150,10 +199,25 @@ def engine_client(platform: dict[str, Any], security_url: str) -> tuple[str, str
     made for it) and a token fetched with its client credentials."""
     # The whole platform's scope (docs/scopes.md): the test's portfolio is made after it.
     done = subprocess.run(
-        [sys.executable, "-m", "services.cli", "--json", "security", "create-client",
-         "--client-id", "engine-1", "--role", "trading_engine", "--portfolio", "*"],
-        env=platform["env"], capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "services.cli",
+            "--json",
+            "security",
+            "create-client",
+            "--client-id",
+            "engine-1",
+            "--role",
+            "trading_engine",
+            "--portfolio",
+            "*",
+        ],
+        env=platform["env"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     made = json.loads(done.stdout)
     host = security_url.rsplit("@", 1)[1]

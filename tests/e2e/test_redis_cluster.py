@@ -15,8 +15,8 @@ from redis.asyncio import Redis
 
 from shared.contracts.envelope import new_event
 from shared.contracts.streams import ACCOUNT_COMMANDS, ACCOUNT_LIFECYCLE, WS4_EVENTS
-from shared.infra.redisclient import connect
-from shared.infra.settings import Settings
+from shared.infra.runtime.redisclient import connect
+from shared.infra.runtime.settings import Settings
 from tests.support.cluster import LocalCluster, local_cluster, redis_server
 from tests.support.platform import platform
 from tests.support.streams import ce, decoded, entries, outcomes, xadd
@@ -45,10 +45,21 @@ async def test_the_platform_on_a_redis_cluster_with_a_master_restarted(
         answer = await p.client.query("alluse.query.account", {"account_id": p.account})
         assert answer["data"]["id"] == p.account  # a query, answered on its reply stream
 
-        fill = {"fill_id": f"f-{uuid.uuid4().hex}", "order_id": "o-1", "account_id": p.account,
-                "symbol": "NVDA", "instrument_type": "option", "option_type": "put",
-                "strike": "120.00", "delta": "-0.45", "side": "sell_to_open", "quantity": 3,
-                "price": "2.15", "commission": "1.95", "filled_at": "2026-11-26T15:00:00Z"}  # fmt: skip
+        fill = {
+            "fill_id": f"f-{uuid.uuid4().hex}",
+            "order_id": "o-1",
+            "account_id": p.account,
+            "symbol": "NVDA",
+            "instrument_type": "option",
+            "option_type": "put",
+            "strike": "120.00",
+            "delta": "-0.45",
+            "side": "sell_to_open",
+            "quantity": 3,
+            "price": "2.15",
+            "commission": "1.95",
+            "filled_at": "2026-11-26T15:00:00Z",
+        }
         upstream = new_event("ws4.trade.filled", "ws4/gateway-1", fill, subject=p.account)
         await xadd(
             redis,  # an engine's fill: integration -> effect -> account -> lifecycle
@@ -60,8 +71,10 @@ async def test_the_platform_on_a_redis_cluster_with_a_master_restarted(
         assert premium["data"]["transaction"]["amount"] == "643.05"  # 3 x 2.15 x 100 - 1.95
 
         admin = signer.bearer("admin")
-        made = [ce("alluse.account.create", {"type": "revenue"}, authorization=admin)
-                for _ in range(ACCOUNTS)]  # fmt: skip
+        made = [
+            ce("alluse.account.create", {"type": "revenue"}, authorization=admin)
+            for _ in range(ACCOUNTS)
+        ]
         for fields in made:
             await xadd(redis, commands, fields)
         accounts = []
@@ -81,8 +94,12 @@ async def test_the_platform_on_a_redis_cluster_with_a_master_restarted(
                 assert cluster.owner(s.beside(commands, ".p0")) != victim
             for account in accounts:
                 for type_, amount in (("deposit", "100.00"), ("withdraw", "90.00")):
-                    fields = ce(f"alluse.account.{type_}", {"amount": amount},
-                                subject=account, authorization=admin)  # fmt: skip
+                    fields = ce(
+                        f"alluse.account.{type_}",
+                        {"amount": amount},
+                        subject=account,
+                        authorization=admin,
+                    )
                     await xadd(redis, commands, fields)
                     order[account].append(fields["id"])
 
@@ -103,8 +120,9 @@ async def test_the_platform_on_a_redis_cluster_with_a_master_restarted(
             rows = await conn.fetch(
                 "SELECT account_id::text AS account, command_id FROM transactions"
                 " WHERE account_id = ANY($1::uuid[]) AND type IN ('deposit', 'withdrawal')"
-                " ORDER BY id", accounts,
-            )  # fmt: skip
+                " ORDER BY id",
+                accounts,
+            )
         finally:
             await conn.close()
         ledger: dict[str, list[str]] = {a: [] for a in accounts}

@@ -6,8 +6,8 @@ import pytest
 from redis.asyncio import Redis
 
 from services.account.app import build
-from shared.infra.runtime import running
-from shared.infra.settings import Settings
+from shared.infra.runtime.service import running
+from shared.infra.runtime.settings import Settings
 from tests.support.account import Client, assert_ledger_balanced
 from tests.support.tokens import Signer
 

@@ -10,9 +10,9 @@ from redis.asyncio import Redis
 
 from services.account.app import build
 from services.account.store import reads
-from shared.infra.db import connection
-from shared.infra.runtime import Runtime, running
-from shared.infra.settings import Settings
+from shared.infra.runtime.db import connection
+from shared.infra.runtime.service import Runtime, running
+from shared.infra.runtime.settings import Settings
 from tests.support.account import Client, assert_ledger_balanced, rejection
 from tests.support.tokens import Signer
 from tests.support.waiting import until
@@ -47,11 +47,23 @@ def fresh_symbol() -> tuple[str, str]:
 
 def option_fill(account: str, at: str, **over: Any) -> dict[str, Any]:
     return {
-        "fill_id": uuid.uuid4().hex, "order_id": "o-1", "account_id": account, "symbol": "AAPL",
-        "instrument_type": "option", "option_type": "put", "strike": "183", "expiration": "2026-11-20",
-        "delta": "-0.45", "side": "sell_to_open", "quantity": 4, "price": "2.10", "multiplier": 100,
-        "commission": "2.60", "filled_at": at, **over,
-    }  # fmt: skip
+        "fill_id": uuid.uuid4().hex,
+        "order_id": "o-1",
+        "account_id": account,
+        "symbol": "AAPL",
+        "instrument_type": "option",
+        "option_type": "put",
+        "strike": "183",
+        "expiration": "2026-11-20",
+        "delta": "-0.45",
+        "side": "sell_to_open",
+        "quantity": 4,
+        "price": "2.10",
+        "multiplier": 100,
+        "commission": "2.60",
+        "filled_at": at,
+        **over,
+    }
 
 
 THURSDAY = "2026-11-19T15:00:00Z"
@@ -113,8 +125,15 @@ async def test_rule_11_put_sold_assigned_calls_sold_called_away_to_the_cent(
     seen.append((at, view))
 
     at = "2026-11-20T21:30:00Z"  # assigned: 73,200 debited, 400 shares at the 183 strike
-    assignment = {"assignment_id": "asg-1", "account_id": gen, "symbol": "AAPL", "option_type": "put",
-                  "strike": "183", "contracts": 4, "multiplier": 100}  # fmt: skip
+    assignment = {
+        "assignment_id": "asg-1",
+        "account_id": gen,
+        "symbol": "AAPL",
+        "option_type": "put",
+        "strike": "183",
+        "contracts": 4,
+        "multiplier": 100,
+    }
     events = await client.effect("option_assigned", assignment, want=3, time=at)
     assert by_type(events, "balance_changed")[0]["balance"] == "27637.40"
     assert not by_type(events, "drawdown_breached")  # an assignment alone is no loss
@@ -124,8 +143,15 @@ async def test_rule_11_put_sold_assigned_calls_sold_called_away_to_the_cent(
     seen.append((at, view))
 
     at = "2026-11-26T15:00:00Z"  # covered calls on the shares
-    call = option_fill(gen, at, option_type="call", strike="185", expiration="2026-11-27",
-                       delta="0.45", price="1.50")  # fmt: skip
+    call = option_fill(
+        gen,
+        at,
+        option_type="call",
+        strike="185",
+        expiration="2026-11-27",
+        delta="0.45",
+        price="1.50",
+    )
     events = await client.effect("trade_filled", call, want=2, time=at)
     assert by_type(events, "balance_changed")[0]["balance"] == "28234.80"
     view = await ask()
@@ -144,8 +170,9 @@ async def test_rule_11_put_sold_assigned_calls_sold_called_away_to_the_cent(
     events = await client.effect("option_assigned", called, want=3, time=at)
     assert by_type(events, "balance_changed")[0]["balance"] == "102234.80"
     assert {(p["contract"], p["quantity"]) for p in by_type(events, "position_changed")} == {
-        (CALL, 0), ("AAPL", 0),
-    }  # fmt: skip
+        (CALL, 0),
+        ("AAPL", 0),
+    }
     view = await ask()
     assert (view["positions"], view["cash"], view["value"]) == ([], "102234.80", "102234.80")
     seen.append((at, view))
@@ -157,8 +184,10 @@ async def test_rule_11_put_sold_assigned_calls_sold_called_away_to_the_cent(
         )
         then = then["data"]
         assert (then["cash"], then["positions"], then["value"]) == (
-            shown["cash"], shown["positions"], shown["value"],
-        ), when  # fmt: skip
+            shown["cash"],
+            shown["positions"],
+            shown["value"],
+        ), when
     integrity = (await client.query("alluse.query.integrity", {}))["data"]
     assert integrity["ok"]
 
@@ -179,11 +208,25 @@ async def test_rule_11_expiration_closes_the_position_and_closing_more_is_refuse
     balance = (await positions(client, gen)())["cash"]
     close = option_fill(gen, at, symbol=symbol, side="buy_to_close", quantity=3, price="0.20")
     assert rejection(await client.effect("trade_filled", close))["code"] == "position_not_open"
-    expired = {"expiration_id": "exp-1", "account_id": gen, "symbol": symbol, "option_type": "put",
-               "strike": "183", "expiration": "2026-11-20", "contracts": 3}  # fmt: skip
+    expired = {
+        "expiration_id": "exp-1",
+        "account_id": gen,
+        "symbol": symbol,
+        "option_type": "put",
+        "strike": "183",
+        "expiration": "2026-11-20",
+        "contracts": 3,
+    }
     assert rejection(await client.effect("option_expired", expired))["code"] == "position_not_open"
-    assignment = {"assignment_id": "asg-9", "account_id": gen, "symbol": symbol, "option_type": "put",
-                  "strike": "150", "contracts": 1, "multiplier": 100}  # fmt: skip
+    assignment = {
+        "assignment_id": "asg-9",
+        "account_id": gen,
+        "symbol": symbol,
+        "option_type": "put",
+        "strike": "150",
+        "contracts": 1,
+        "multiplier": 100,
+    }
     assert (
         rejection(await client.effect("option_assigned", assignment))["code"] == "position_not_open"
     )
@@ -378,9 +421,16 @@ async def test_rule_11_an_assignment_takes_the_series_it_names_else_the_nearest(
     for expiration in ("2026-11-20", "2026-11-27"):
         fill = option_fill(gen, THURSDAY, symbol=symbol, quantity=1, expiration=expiration)
         await client.effect("trade_filled", fill, want=2, time=THURSDAY)
-    assignment = {"assignment_id": uuid.uuid4().hex, "account_id": gen, "symbol": symbol,
-                  "option_type": "put", "strike": "183", "contracts": 1, "multiplier": 100,
-                  "expiration": "2026-11-27"}  # fmt: skip
+    assignment = {
+        "assignment_id": uuid.uuid4().hex,
+        "account_id": gen,
+        "symbol": symbol,
+        "option_type": "put",
+        "strike": "183",
+        "contracts": 1,
+        "multiplier": 100,
+        "expiration": "2026-11-27",
+    }
     events = await client.effect("option_assigned", assignment, want=3, time=THURSDAY)
     assert {p["contract"] for p in by_type(events, "position_changed")} == {far, symbol}
     # Without the expiration (docs/contract.md makes it optional): the nearest series short.

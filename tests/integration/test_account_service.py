@@ -16,7 +16,7 @@ from shared.contracts.streams import (
     REVOCATIONS,
 )
 from shared.contracts.trust import REVOKED
-from shared.infra.settings import Settings
+from shared.infra.runtime.settings import Settings
 from tests.support.account import Client, rejection
 from tests.support.streams import ce, decoded, entries, outcomes, xadd
 from tests.support.tokens import Signer

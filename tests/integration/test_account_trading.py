@@ -26,11 +26,24 @@ def money(events: list[dict[str, Any]]) -> dict[str, Any]:
 
 def fill(account_id: str, **over: Any) -> dict[str, Any]:
     return {
-        "fill_id": uuid.uuid4().hex, "order_id": "o-1", "account_id": account_id, "symbol": "NVDA",
-        "instrument_type": "option", "option_type": "put", "strike": "120.00", "expiration": "2026-12-04",
-        "delta": "-0.45", "side": "sell_to_open", "quantity": 2, "price": "3.50", "multiplier": 100,
-        "commission": "1.30", "filled_at": THURSDAY, "week_type": "P-EW", **over,
-    }  # fmt: skip
+        "fill_id": uuid.uuid4().hex,
+        "order_id": "o-1",
+        "account_id": account_id,
+        "symbol": "NVDA",
+        "instrument_type": "option",
+        "option_type": "put",
+        "strike": "120.00",
+        "expiration": "2026-12-04",
+        "delta": "-0.45",
+        "side": "sell_to_open",
+        "quantity": 2,
+        "price": "3.50",
+        "multiplier": 100,
+        "commission": "1.30",
+        "filled_at": THURSDAY,
+        "week_type": "P-EW",
+        **over,
+    }
 
 
 async def test_rule_9_selling_to_open_credits_premium_less_commission(client: Client) -> None:
@@ -56,13 +69,25 @@ async def test_rule_9_put_assignment_debits_strike_times_contracts(client: Clien
     for option in ("put", "call"):  # the short call is covered by the shares the put brought
         sold = fill(gen["id"], symbol="AMD", option_type=option, strike="150.00", quantity=3)
         await effect(client, "trade_filled", sold, want=2)
-    data = {"assignment_id": "a-1", "account_id": gen["id"], "symbol": "AMD", "option_type": "put",
-            "strike": "150.00", "contracts": 3, "multiplier": 100}  # fmt: skip
+    data = {
+        "assignment_id": "a-1",
+        "account_id": gen["id"],
+        "symbol": "AMD",
+        "option_type": "put",
+        "strike": "150.00",
+        "contracts": 3,
+        "multiplier": 100,
+    }
     event = money(await effect(client, "option_assigned", data, want=3))
     assert event["data"]["transaction"]["amount"] == "-45000.00"
-    call = money(await effect(
-        client, "option_assigned", {**data, "assignment_id": "a-2", "option_type": "call"}, want=3
-    ))  # fmt: skip
+    call = money(
+        await effect(
+            client,
+            "option_assigned",
+            {**data, "assignment_id": "a-2", "option_type": "call"},
+            want=3,
+        )
+    )
     assert call["data"]["transaction"]["amount"] == "45000.00"
 
 

@@ -24,10 +24,10 @@ from services.account.store import accounts
 from services.account.uow import AccountUnit
 from shared.contracts.envelope import CloudEvent, decode
 from shared.contracts.streams import Streams
-from shared.infra.db import create_pool, migrate, transaction
-from shared.infra.messaging import Emit
-from shared.infra.pipeline import Pipeline
-from shared.infra.settings import Settings
+from shared.infra.runtime.db import create_pool, migrate, transaction
+from shared.infra.runtime.settings import Settings
+from shared.infra.stream.messaging import Emit
+from shared.infra.stream.pipeline import Pipeline
 from tests.support.streams import ce
 
 
@@ -60,9 +60,11 @@ async def account_with(pool: asyncpg.Pool, streams: Streams, balance: str) -> UU
             portfolio = uuid.uuid4()
             unit.add_portfolio(portfolio_id=portfolio, name="p")
             account = _new_account(
-                portfolio, AccountType.REVENUE, Decimal(balance),
+                portfolio,
+                AccountType.REVENUE,
+                Decimal(balance),
                 AccountConfig.for_type(AccountType.REVENUE),
-            )  # fmt: skip
+            )
             unit.add_account(account, name="r")
         await unit.flush()
     return account.id
@@ -85,11 +87,13 @@ async def test_command_refused_after_it_wrote_leaves_nothing_and_its_batch_commi
 
     pipeline = Pipeline(pool, scripted, source="tests", reject_stream="r", unit=unit)
     a = str(account_id)
-    outcome = await pipeline.process([
-        entry(account_id=a, amount="10.00"),
-        entry(account_id=a, amount="1000.00", refuse=True, sql=sql),
-        entry(account_id=a, amount="5.00"),
-    ])  # fmt: skip
+    outcome = await pipeline.process(
+        [
+            entry(account_id=a, amount="10.00"),
+            entry(account_id=a, amount="1000.00", refuse=True, sql=sql),
+            entry(account_id=a, amount="5.00"),
+        ]
+    )
     assert len(outcome.ack) == 3 and outcome.rejected == 1
     row = await pool.fetchrow("SELECT balance, name FROM accounts WHERE id = $1", account_id)
     assert row is not None
@@ -107,8 +111,10 @@ async def test_command_refused_after_it_wrote_leaves_nothing_and_its_batch_commi
         json.loads(r["fields"]) for r in await pool.fetch("SELECT fields FROM outbox ORDER BY seq")
     ]
     assert [f["type"] for f in outbox] == [
-        "alluse.account.balance_changed", "alluse.command.rejected", "alluse.account.balance_changed",
-    ]  # fmt: skip
+        "alluse.account.balance_changed",
+        "alluse.command.rejected",
+        "alluse.account.balance_changed",
+    ]
 
 
 async def filling(uow: AccountUnit, ev: CloudEvent) -> list[Emit]:
@@ -126,11 +132,22 @@ def fill(
 ) -> tuple[bytes, dict[bytes, bytes]]:
     return entry(
         **more,
-        fill_id=fill_id, order_id="o-1", account_id=str(account), symbol="XYZ",
-        instrument_type="option", option_type="put", strike="50", expiration="2026-12-18",
-        delta="-0.30", side=side, quantity=quantity, price="1.25", multiplier=100,
-        commission="1.30", filled_at="2026-12-03T15:00:00Z",
-    )  # fmt: skip
+        fill_id=fill_id,
+        order_id="o-1",
+        account_id=str(account),
+        symbol="XYZ",
+        instrument_type="option",
+        option_type="put",
+        strike="50",
+        expiration="2026-12-18",
+        delta="-0.30",
+        side=side,
+        quantity=quantity,
+        price="1.25",
+        multiplier=100,
+        commission="1.30",
+        filled_at="2026-12-03T15:00:00Z",
+    )
 
 
 async def test_fills_of_one_batch_book_once_and_a_refused_one_leaves_nothing(
@@ -143,14 +160,16 @@ async def test_fills_of_one_batch_book_once_and_a_refused_one_leaves_nothing(
         return await AccountUnit.start(conn, batch, streams)
 
     pipeline = Pipeline(pool, filling, source="tests", reject_stream="r", unit=unit)
-    outcome = await pipeline.process([
-        fill(account_id, "f-1", "sell_to_open", 3),
-        fill(account_id, "f-2", "buy_to_open", 1),  # a short is open: refused after its claim
-        fill(account_id, "f-4", "sell_to_open", 5, refuse=True),  # refused after it booked
-        fill(account_id, "f-1", "sell_to_open", 3),  # the same fill again: applied once
-        fill(account_id, "f-3", "buy_to_close", 1),
-        fill(account_id, "f-2", "sell_to_open", 1),  # the refused id is free again
-    ])  # fmt: skip
+    outcome = await pipeline.process(
+        [
+            fill(account_id, "f-1", "sell_to_open", 3),
+            fill(account_id, "f-2", "buy_to_open", 1),  # a short is open: refused after its claim
+            fill(account_id, "f-4", "sell_to_open", 5, refuse=True),  # refused after it booked
+            fill(account_id, "f-1", "sell_to_open", 3),  # the same fill again: applied once
+            fill(account_id, "f-3", "buy_to_close", 1),
+            fill(account_id, "f-2", "sell_to_open", 1),  # the refused id is free again
+        ]
+    )
     assert len(outcome.ack) == 6 and outcome.rejected == 2
     again = await pipeline.process([fill(account_id, "f-3", "buy_to_close", 1)])
     assert again.rejected == 0
@@ -172,8 +191,11 @@ async def test_fills_of_one_batch_book_once_and_a_refused_one_leaves_nothing(
     )
     # 3 x 125 - 1.30 credited, 125 + 1.30 debited, 125 - 1.30 credited
     assert [r["amount"] for r in ledger] == [
-        Decimal("100000.00"), Decimal("373.70"), Decimal("-126.30"), Decimal("123.70"),
-    ]  # fmt: skip
+        Decimal("100000.00"),
+        Decimal("373.70"),
+        Decimal("-126.30"),
+        Decimal("123.70"),
+    ]
     account = await pool.fetchrow(
         "SELECT balance, positions_value, violations FROM accounts WHERE id = $1", account_id
     )

@@ -14,8 +14,8 @@ from services.security.chain import link_hash
 from services.security.console import OK, REJECTED
 from services.security.console_parser import build_parser
 from shared.contracts.streams import AUDIT_HEADS
-from shared.infra.db import create_pool
-from shared.infra.settings import Settings
+from shared.infra.runtime.db import create_pool
+from shared.infra.runtime.settings import Settings
 from tests.integration.test_security_store import AUDIT_KEY, KEY
 from tests.support.streams import xadd
 from tests.support.tokens import Signer
@@ -147,11 +147,16 @@ async def test_a_forged_head_is_reported_as_forged_and_the_intact_chain_as_intac
     code, out = await verify(capsys)
     assert code == REJECTED, out
     assert (out["status"], out["chain"], out["records"], out["heads"]) == (
-        "forged_heads", "intact", 6, 1,
-    )  # fmt: skip
+        "forged_heads",
+        "intact",
+        6,
+        1,
+    )
     problems = [f["problem"] for f in out["forged_heads"]]  # type: ignore[attr-defined]
-    assert problems == ["entry carries no service signature", "signed by the account service,"
-                        " not security"]  # fmt: skip
+    assert problems == [
+        "entry carries no service signature",
+        "signed by the account service, not security",
+    ]
     await redis.aclose()
 
 

@@ -8,8 +8,8 @@ import pytest
 from redis.asyncio import Redis
 
 from services.account.app import build
-from shared.infra.runtime import running
-from shared.infra.settings import Settings
+from shared.infra.runtime.service import running
+from shared.infra.runtime.settings import Settings
 from tests.support.account import Client, assert_ledger_balanced, rejection
 from tests.support.tokens import Signer
 
@@ -32,9 +32,11 @@ async def test_a_trading_engine_sends_no_money_command_whatever_its_date(client:
     gen = (await client.initialize())["generation"]["id"]
     deposit = {"account_id": gen, "amount": "100.00"}
     for when in (ago(hours=1), ago(minutes=5)):
-        refused = rejection(await client.command(
-            "alluse.account.deposit", deposit, role="trading_engine", time=when
-        ))  # fmt: skip
+        refused = rejection(
+            await client.command(
+                "alluse.account.deposit", deposit, role="trading_engine", time=when
+            )
+        )
         assert refused["code"] == "forbidden"
 
 

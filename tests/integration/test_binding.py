@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 from services.account.app import reinvestment_scheduler
 from services.account.reinvestment import SCHEDULER_SOURCE
 from shared.contracts.streams import ACCOUNT_COMMANDS, ACCOUNT_LIFECYCLE, WS4_EVENTS
-from shared.infra.settings import Settings
+from shared.infra.runtime.settings import Settings
 from tests.support.platform import Platform, platform
 from tests.support.streams import ce, decoded, entries, xadd
 from tests.support.tokens import Signer
@@ -82,12 +82,22 @@ async def test_a_second_engine_with_the_firsts_source_id_and_fill_id_blocks_noth
 ) -> None:
     ws4, entry_id, fill_id = settings.streams.key(WS4_EVENTS), uuid.uuid4().hex, uuid.uuid4().hex
     # The second engine goes first, with the first engine's (source, id) and fill id.
-    other = ce("ws4.trade.filled", a_fill(run.account, fill_id, 1), source="ws4/gateway-1",
-               id_=entry_id, authorization=engine(signer, "engine-b"))  # fmt: skip
+    other = ce(
+        "ws4.trade.filled",
+        a_fill(run.account, fill_id, 1),
+        source="ws4/gateway-1",
+        id_=entry_id,
+        authorization=engine(signer, "engine-b"),
+    )
     await xadd(redis, ws4, other)
     await caused(redis, settings, entry_id, of_type("alluse.account.balance_changed"))
-    real = ce("ws4.trade.filled", a_fill(run.account, fill_id, 3), source="ws4/gateway-1",
-              id_=entry_id, authorization=engine(signer, "engine-a"))  # fmt: skip
+    real = ce(
+        "ws4.trade.filled",
+        a_fill(run.account, fill_id, 3),
+        source="ws4/gateway-1",
+        id_=entry_id,
+        authorization=engine(signer, "engine-a"),
+    )
     await xadd(redis, ws4, real)
     events = await caused(redis, settings, entry_id, of_type("alluse.account.balance_changed", 2))
     assert refused(events) == []
@@ -100,20 +110,36 @@ async def test_a_second_engine_with_the_firsts_source_id_and_fill_id_blocks_noth
 
     # Only the fill id, under a new entry id: still the first engine's own to use.
     again = uuid.uuid4().hex
-    await xadd(redis, ws4, ce("ws4.trade.filled", a_fill(run.account, again, 2),
-                             source="ws4/gateway-1", authorization=engine(signer, "engine-b")))  # fmt: skip
+    await xadd(
+        redis,
+        ws4,
+        ce(
+            "ws4.trade.filled",
+            a_fill(run.account, again, 2),
+            source="ws4/gateway-1",
+            authorization=engine(signer, "engine-b"),
+        ),
+    )
     first = await caused_fill(redis, settings, again)
     assert refused(first) == []
-    mine = ce("ws4.trade.filled", a_fill(run.account, again, 4), source="ws4/gateway-1",
-              authorization=engine(signer, "engine-a"))  # fmt: skip
+    mine = ce(
+        "ws4.trade.filled",
+        a_fill(run.account, again, 4),
+        source="ws4/gateway-1",
+        authorization=engine(signer, "engine-a"),
+    )
     await xadd(redis, ws4, mine)
     events = await caused(redis, settings, mine["id"], lambda e: bool(e))
     assert refused(events) == [], refused(events)
     assert any(e["type"] == "alluse.account.balance_changed" for e in events)
 
     # The same engine reusing its own fill id with other figures is still a conflict.
-    clash = ce("ws4.trade.filled", a_fill(run.account, again, 5), source="ws4/gateway-1",
-               authorization=engine(signer, "engine-a"))  # fmt: skip
+    clash = ce(
+        "ws4.trade.filled",
+        a_fill(run.account, again, 5),
+        source="ws4/gateway-1",
+        authorization=engine(signer, "engine-a"),
+    )
     await xadd(redis, ws4, clash)
     (rejection,) = await caused(redis, settings, clash["id"], lambda e: bool(e))
     assert rejection["data"]["code"] == "fill_conflict"
@@ -141,25 +167,48 @@ async def test_an_engine_cannot_claim_an_operators_withdrawal_id_or_the_schedule
     run: Platform, redis: Redis, settings: Settings, signer: Signer
 ) -> None:
     ws4, commands = settings.streams.key(WS4_EVENTS), settings.streams.key(ACCOUNT_COMMANDS)
-    deposit = ce("alluse.account.deposit", {"amount": "100.00"}, subject=run.account,
-                 source="alluse/cli", authorization=signer.bearer("operator"))  # fmt: skip
+    deposit = ce(
+        "alluse.account.deposit",
+        {"amount": "100.00"},
+        subject=run.account,
+        source="alluse/cli",
+        authorization=signer.bearer("operator"),
+    )
     await xadd(redis, commands, deposit)
     await caused(redis, settings, deposit["id"], of_type("alluse.account.balance_changed"))
     # The engine learns (or guesses) the id of the operator's next withdrawal and uses it first.
     withdrawal_id, quarter = uuid.uuid4().hex, "2026-Q3"
     for source, id_ in (("alluse/cli", withdrawal_id), (SCHEDULER_SOURCE, f"reinvest:{quarter}")):
-        squat = ce("ws4.trade.filled", a_fill(run.account, uuid.uuid4().hex, 1), source=source,
-                   id_=id_, authorization=engine(signer, "engine-b"))  # fmt: skip
+        squat = ce(
+            "ws4.trade.filled",
+            a_fill(run.account, uuid.uuid4().hex, 1),
+            source=source,
+            id_=id_,
+            authorization=engine(signer, "engine-b"),
+        )
         await xadd(redis, ws4, squat)
         await caused(redis, settings, id_, of_type("alluse.account.balance_changed"))
-    withdraw = ce("alluse.account.withdraw", {"amount": "25.00"}, subject=run.account,
-                  source="alluse/cli", id_=withdrawal_id, authorization=signer.bearer("operator"))  # fmt: skip
+    withdraw = ce(
+        "alluse.account.withdraw",
+        {"amount": "25.00"},
+        subject=run.account,
+        source="alluse/cli",
+        id_=withdrawal_id,
+        authorization=signer.bearer("operator"),
+    )
     await xadd(redis, commands, withdraw)
     # The engine's fill caused events too (same causation id): the withdrawal's are its
     # withdrawal or its refusal, whichever comes.
-    events = await caused(redis, settings, withdrawal_id, lambda e: any(
-        x["type"] == "alluse.command.rejected" or x["data"].get("transaction", {}).get("type")
-        == "withdrawal" for x in e))  # fmt: skip
+    events = await caused(
+        redis,
+        settings,
+        withdrawal_id,
+        lambda e: any(
+            x["type"] == "alluse.command.rejected"
+            or x["data"].get("transaction", {}).get("type") == "withdrawal"
+            for x in e
+        ),
+    )
     assert refused(events) == [], refused(events)
 
     # The scheduler's own key lives under platform:, which no entry reaches.
@@ -168,17 +217,20 @@ async def test_an_engine_cannot_claim_an_operators_withdrawal_id_or_the_schedule
     )
     assert await scheduler.tick() == quarter
     events = await caused(
-        redis, settings, f"reinvest:{quarter}", lambda e: bool(refused(e))
-        or of_type("alluse.account.reinvestment_completed")(e)
-    )  # fmt: skip
+        redis,
+        settings,
+        f"reinvest:{quarter}",
+        lambda e: bool(refused(e)) or of_type("alluse.account.reinvestment_completed")(e),
+    )
     assert refused(events) == []
 
 
 async def test_duplicate_keys_in_data_are_refused_not_taken_last_wins(
     run: Platform, redis: Redis, settings: Settings, signer: Signer
 ) -> None:
-    fields = ce("alluse.account.deposit", {}, subject=run.account,
-                authorization=signer.bearer("operator"))  # fmt: skip
+    fields = ce(
+        "alluse.account.deposit", {}, subject=run.account, authorization=signer.bearer("operator")
+    )
     fields["data"] = '{"amount": "1.00", "amount": "9000.00"}'
     await xadd(redis, settings.streams.key(ACCOUNT_COMMANDS), fields)
     (rejection,) = await caused(redis, settings, fields["id"], lambda e: bool(e))
@@ -190,12 +242,20 @@ async def test_duplicate_keys_in_data_are_refused_not_taken_last_wins(
 async def test_a_fill_beyond_what_the_books_can_store_is_refused_at_once(
     run: Platform, redis: Redis, settings: Settings, signer: Signer
 ) -> None:
-    huge = {**a_fill(run.account, uuid.uuid4().hex, 1_000_000),
-            "price": "999999999999.0000", "multiplier": 1_000_000}  # fmt: skip
-    first = ce("ws4.trade.filled", huge, source="ws4/gateway-1",
-               authorization=engine(signer, "engine-a"))  # fmt: skip
-    fine = ce("ws4.trade.filled", a_fill(run.account, uuid.uuid4().hex, 1),
-              source="ws4/gateway-1", authorization=engine(signer, "engine-a"))  # fmt: skip
+    huge = {
+        **a_fill(run.account, uuid.uuid4().hex, 1_000_000),
+        "price": "999999999999.0000",
+        "multiplier": 1_000_000,
+    }
+    first = ce(
+        "ws4.trade.filled", huge, source="ws4/gateway-1", authorization=engine(signer, "engine-a")
+    )
+    fine = ce(
+        "ws4.trade.filled",
+        a_fill(run.account, uuid.uuid4().hex, 1),
+        source="ws4/gateway-1",
+        authorization=engine(signer, "engine-a"),
+    )
     ws4 = settings.streams.key(WS4_EVENTS)
     await xadd(redis, ws4, first)
     await xadd(redis, ws4, fine)

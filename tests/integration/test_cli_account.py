@@ -21,8 +21,8 @@ from services.account.app import build
 from services.cli.__main__ import build_parser, main
 from services.cli.output import TIMEOUT
 from shared.contracts.streams import ACCOUNT_EFFECTS, ACCOUNT_EVENTS, ACCOUNT_QUERIES, OPERATOR_LANE
-from shared.infra.runtime import running
-from shared.infra.settings import Settings
+from shared.infra.runtime.service import running
+from shared.infra.runtime.settings import Settings
 from tests.support.streams import ce, outcomes, read, xadd
 from tests.support.tokens import Signer
 

@@ -31,11 +31,11 @@ from shared.contracts.streams import (
     AUDIT,
     WS2_EVENTS,
 )
-from shared.infra.db import connection, create_pool, migrate
-from shared.infra.messaging import dead_letter_fields
-from shared.infra.runtime import Runtime, running
-from shared.infra.settings import Settings
-from shared.infra.signing import b64, letter_bytes
+from shared.infra.runtime.db import connection, create_pool, migrate
+from shared.infra.runtime.service import Runtime, running
+from shared.infra.runtime.settings import Settings
+from shared.infra.stream.messaging import dead_letter_fields
+from shared.infra.trust.signing import b64, letter_bytes
 from tests.integration.test_integration_service import fill
 from tests.support.account import Client
 from tests.support.streams import ce, decoded, entries, outcomes, xadd
@@ -188,10 +188,14 @@ async def test_garbage_and_a_command_failed_5_times_are_redriven_once_the_cause_
 def letter(ops: Ops, service: str, stream: str, entry: dict[str, str], **extra: str) -> Any:
     """A dead letter as `service` writes it: the entry, why, the writer it verified, signed."""
     fields = dead_letter_fields(
-        {k.encode(): v.encode() for k, v in entry.items()}, reason="failed 5 deliveries",
-        stream=stream, entry_id=b"1-1", deliveries=5, writer=extra.pop("writer", "client:eng"),
+        {k.encode(): v.encode() for k, v in entry.items()},
+        reason="failed 5 deliveries",
+        stream=stream,
+        entry_id=b"1-1",
+        deliveries=5,
+        writer=extra.pop("writer", "client:eng"),
         refused_writer=extra.pop("refused", "") == "writer",
-    )  # fmt: skip
+    )
     return ops.client.signer.services[service].sign_letter(fields)
 
 
@@ -204,12 +208,33 @@ async def test_a_fabricated_dead_letter_is_refused_and_books_nothing(
     forged = ce("alluse.account.deposit", {"amount": "900000.00"}, subject=gen, time=week_ago)
     # As a dead letter reads, written by someone with write access to the DLQ: no signature,
     # then one copied from a real letter, then a real letter with the amount changed.
-    real = letter(ops, "account", commands, {**forged, "data": '{"amount": "1.00"}'},
-                  writer="client:user-operator")  # fmt: skip
-    await xadd(redis, dlq, {**forged, "dlq_reason": "failed 5 deliveries", "dlq_stream": commands,
-                           "dlq_writer": "client:user-operator"})  # fmt: skip
-    await xadd(redis, dlq, {**forged, "dlq_stream": commands, "dlq_writer": "client:user-admin",
-                           "dlq_signature": real[b"dlq_signature"].decode()})  # fmt: skip
+    real = letter(
+        ops,
+        "account",
+        commands,
+        {**forged, "data": '{"amount": "1.00"}'},
+        writer="client:user-operator",
+    )
+    await xadd(
+        redis,
+        dlq,
+        {
+            **forged,
+            "dlq_reason": "failed 5 deliveries",
+            "dlq_stream": commands,
+            "dlq_writer": "client:user-operator",
+        },
+    )
+    await xadd(
+        redis,
+        dlq,
+        {
+            **forged,
+            "dlq_stream": commands,
+            "dlq_writer": "client:user-admin",
+            "dlq_signature": real[b"dlq_signature"].decode(),
+        },
+    )
     await xadd(redis, dlq, {**real, b"data": b'{"amount": "900000.00"}'})
     # And one its service signed, but refused for who wrote it: never re-driven either.
     refused = letter(ops, "account", commands, forged, refused="writer")
@@ -333,9 +358,13 @@ async def test_a_letter_older_than_the_deduplication_window_is_not_redriven(
     deposit = ce("alluse.account.deposit", {"amount": "5.00"}, subject=str(uuid.uuid4()))
     service = ops.client.signer.services["account"]
     fields = dead_letter_fields(
-        {k.encode(): v.encode() for k, v in deposit.items()}, reason="failed 5 deliveries",
-        stream=commands, entry_id=b"1-1", deliveries=5, writer="client:user-operator",
-    )  # fmt: skip
+        {k.encode(): v.encode() for k, v in deposit.items()},
+        reason="failed 5 deliveries",
+        stream=commands,
+        entry_id=b"1-1",
+        deliveries=5,
+        writer="client:user-operator",
+    )
     fields[b"dlq_signed_at"] = str(int((time.time() - 8 * 86400) * 1000)).encode()  # 8 days
     signature = b64(service.key.sign(letter_bytes(fields)))
     await xadd(redis, dlq, {**fields, b"dlq_signature": f"{service.kid}.{signature}".encode()})

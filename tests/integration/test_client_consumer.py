@@ -29,9 +29,9 @@ from alluse_client.engine import Engine, NoOutcome
 from alluse_client.faststream import LifecycleSubscription
 from alluse_client.payloads import MarketQuote, WeekClassified
 from alluse_client.tokens import StaticToken
-from shared.infra import embedded
-from shared.infra.settings import Settings
-from shared.infra.signing import EntrySigner, new_seed
+from shared.infra.runtime.settings import Settings
+from shared.infra.trust.signing import EntrySigner, new_seed
+from shared.tooling import embedded
 from tests.support.acl import acl_redis, passwords
 from tests.support.streams import Entry, entries, xadd
 from tests.support.waiting import until
@@ -42,8 +42,12 @@ KEYS = {"keys": [INTEGRATION.jwk(), ACCOUNT.jwk()]}
 
 
 def closed(n: int) -> dict[str, str]:
-    return binary_fields("alluse.account.closed", "alluse/account-service",
-                         {"account_id": f"a-{n}", "reason": "test"}, id=f"ev-{n}")  # fmt: skip
+    return binary_fields(
+        "alluse.account.closed",
+        "alluse/account-service",
+        {"account_id": f"a-{n}", "reason": "test"},
+        id=f"ev-{n}",
+    )
 
 
 @pytest.fixture(params=["redis", "valkey"])
@@ -96,8 +100,15 @@ async def test_a_dead_members_entries_are_taken_over_and_none_doubles(
     for fields in signed[:10]:  # written before the group exists: read too (group at 0)
         await xadd(server, stream, fields)
     store = SqliteStore(tmp_path / "seen.db")
-    common: dict[str, Any] = dict(redis=server, stream=stream, group="g", keys=KeySet.of(KEYS),
-                                  store=store, schemas=SchemaSet.bundled(), block_ms=50)  # fmt: skip
+    common: dict[str, Any] = dict(
+        redis=server,
+        stream=stream,
+        group="g",
+        keys=KeySet.of(KEYS),
+        store=store,
+        schemas=SchemaSet.bundled(),
+        block_ms=50,
+    )
     first = Consumer(name="a", **common)
     await first.ensure_group()
     for fields in signed[10:]:
@@ -145,8 +156,12 @@ async def test_entries_of_another_signer_or_against_their_schema_are_refused(
     server: Redis, settings: Settings
 ) -> None:
     stream = settings.stream_prefix + "life"
-    bad_schema = binary_fields("alluse.account.closed", "alluse/account-service",
-                               {"account_id": 5, "reason": "x"}, id="bad")  # fmt: skip
+    bad_schema = binary_fields(
+        "alluse.account.closed",
+        "alluse/account-service",
+        {"account_id": 5, "reason": "x"},
+        id="bad",
+    )
     await xadd(server, stream, ACCOUNT.sign(closed(1)))
     await xadd(server, stream, INTEGRATION.sign(bad_schema))
     reasons: list[str] = []
@@ -154,8 +169,16 @@ async def test_entries_of_another_signer_or_against_their_schema_are_refused(
     async def on_invalid(entry_id: str, fields: Any, why: Invalid) -> None:
         reasons.append(str(why))
 
-    consumer = Consumer(server, stream, "g", "a", KeySet.of(KEYS), schemas=SchemaSet.bundled(),
-                        on_invalid=on_invalid, block_ms=50)  # fmt: skip
+    consumer = Consumer(
+        server,
+        stream,
+        "g",
+        "a",
+        KeySet.of(KEYS),
+        schemas=SchemaSet.bundled(),
+        on_invalid=on_invalid,
+        block_ms=50,
+    )
     await consumer.ensure_group()
     handler = Recorder()
     await drain(consumer, handler, 2)
@@ -169,11 +192,24 @@ async def test_outcomes_in_a_lane_are_believed_only_from_the_deciding_service(
 ) -> None:
     prefix = settings.stream_prefix
     token = "e30.eyJzdWIiOiJlbmcifQ.sig"  # {"sub": "eng"}
-    engine = Engine(server, StaticToken(token), source="ws2/eng", keys=KeySet.of(KEYS),
-                    prefix=prefix, lane="eng")  # fmt: skip
+    engine = Engine(
+        server,
+        StaticToken(token),
+        source="ws2/eng",
+        keys=KeySet.of(KEYS),
+        prefix=prefix,
+        lane="eng",
+    )
     week: WeekClassified = {"week_start": "2026-11-23", "week_type": "P-EW", "confidence": "0.9"}
-    checked = Engine(server, StaticToken(token), source="ws2/eng", keys=None, prefix=prefix,
-                     lane="eng", schemas=SchemaSet.bundled("upstream"))  # fmt: skip
+    checked = Engine(
+        server,
+        StaticToken(token),
+        source="ws2/eng",
+        keys=None,
+        prefix=prefix,
+        lane="eng",
+        schemas=SchemaSet.bundled("upstream"),
+    )
     with pytest.raises(SchemaError, match="week_type"):  # refused here, nothing sent
         await checked.week_classified({**week, "week_type": "P-XX"})  # type: ignore[typeddict-item]
     sent = await engine.week_classified(week)
@@ -183,8 +219,13 @@ async def test_outcomes_in_a_lane_are_believed_only_from_the_deciding_service(
     outcomes = f"{prefix}alluse.outcomes.eng"
 
     def outcome(type_: str, **data: Any) -> dict[str, str]:
-        about = {"stream": "ws2.protocol.events", "type": sent.type, "source": sent.source,
-                 "id": sent.id, **data}  # fmt: skip
+        about = {
+            "stream": "ws2.protocol.events",
+            "type": sent.type,
+            "source": sent.source,
+            "id": sent.id,
+            **data,
+        }
         return binary_fields(type_, "alluse/integration", about, causationid=sent.id)
 
     # Written by the wrong service, then unsigned: neither is believed; then the real one.
@@ -219,8 +260,15 @@ async def test_faststream_subscription_reads_old_entries_and_claims_a_dead_membe
         await xadd(server, stream, fields)
     url = server.get_connection_kwargs()  # type: ignore[no-untyped-call]  # unannotated in redis-py
     broker = RedisBroker(f"redis://{url['host']}:{url['port']}/0")
-    sub = LifecycleSubscription(stream=stream, group="fs", consumer="fs-1", keys=KeySet.of(KEYS),
-                                schemas=SchemaSet.bundled(), claim_idle_ms=200, polling_ms=20)  # fmt: skip
+    sub = LifecycleSubscription(
+        stream=stream,
+        group="fs",
+        consumer="fs-1",
+        keys=KeySet.of(KEYS),
+        schemas=SchemaSet.bundled(),
+        claim_idle_ms=200,
+        polling_ms=20,
+    )
     seen: list[str] = []
     done = asyncio.Event()
 
@@ -262,8 +310,16 @@ async def test_the_library_works_with_the_redis_users_the_platform_gives_its_cli
         for fields in INTEGRATION.sign_many([closed(n) for n in range(4)]):
             await xadd(writer, stream, fields)
         reader = Redis.from_url(urls["lifecycle"])
-        consumer = Consumer(reader, stream, "acl", "a", KeySet.of(KEYS), claim_idle_ms=0,
-                            schemas=SchemaSet.bundled(), block_ms=50)  # fmt: skip
+        consumer = Consumer(
+            reader,
+            stream,
+            "acl",
+            "a",
+            KeySet.of(KEYS),
+            claim_idle_ms=0,
+            schemas=SchemaSet.bundled(),
+            block_ms=50,
+        )
         await consumer.ensure_group()
         await reader.xreadgroup("acl", "dead", {stream: ">"}, count=2)
         handler = Recorder()
@@ -280,10 +336,20 @@ async def test_the_library_works_with_the_redis_users_the_platform_gives_its_cli
         if "engine" in urls:
             engine_redis = Redis.from_url(urls["engine"])
             clients.append(engine_redis)
-            engine = Engine(engine_redis, StaticToken("e30.eyJzdWIiOiJlbmcifQ.sig"),
-                            source="ws4/eng", keys=KeySet.of(KEYS), prefix=prefix)  # fmt: skip
-            quote: MarketQuote = {"symbol": "NVDA", "bid": "1.00", "ask": "1.10", "last": "1.05",
-                     "as_of": "2026-11-26T15:00:00Z"}  # fmt: skip
+            engine = Engine(
+                engine_redis,
+                StaticToken("e30.eyJzdWIiOiJlbmcifQ.sig"),
+                source="ws4/eng",
+                keys=KeySet.of(KEYS),
+                prefix=prefix,
+            )
+            quote: MarketQuote = {
+                "symbol": "NVDA",
+                "bid": "1.00",
+                "ask": "1.10",
+                "last": "1.05",
+                "as_of": "2026-11-26T15:00:00Z",
+            }
             sent = await engine.market_quote(quote)
             assert (await writer.xlen(prefix + "ws4.market.events")) == 1
             with pytest.raises(NoOutcome, match="cannot read"):

@@ -7,7 +7,7 @@ import pytest
 
 from services.console.app import build
 from services.console.settings import ConsoleSettings
-from shared.infra.settings import Settings
+from shared.infra.runtime.settings import Settings
 from tests.support.tokens import Signer
 
 

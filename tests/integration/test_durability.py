@@ -13,10 +13,10 @@ import orjson
 import pytest
 
 from shared.contracts.envelope import new_event
-from shared.infra.db import connection, migrate
-from shared.infra.embedded import embedded_redis
-from shared.infra.runtime import Runtime, open_runtime
-from shared.infra.settings import Settings
+from shared.infra.runtime.db import connection, migrate
+from shared.infra.runtime.service import Runtime, open_runtime
+from shared.infra.runtime.settings import Settings
+from shared.tooling.embedded import embedded_redis
 from tests.support.streams import entries
 from tests.support.waiting import until
 
@@ -62,7 +62,7 @@ async def test_required_durability_keeps_rows_until_aof_is_on_then_publishes_the
 ) -> None:
     rt, redis = required, required.redis
     ids = await commit_events(rt.pool, 3)
-    with caplog.at_level(logging.INFO, logger="shared.infra.durability"):
+    with caplog.at_level(logging.INFO, logger="shared.infra.stream.durability"):
         assert await rt.relay.publish_once() == 0
         assert await rt.relay.publish_once() == 0
         ready = await rt.ready()
@@ -70,7 +70,7 @@ async def test_required_durability_keeps_rows_until_aof_is_on_then_publishes_the
     assert await redis.exists(STREAM) == 0  # and nothing published that Redis could lose
     assert "AOF off" in ready["redis_durability"]
     # The log says why, once, however often the relay and /readyz look again.
-    (why,) = [r for r in caplog.records if r.name == "shared.infra.durability"]
+    (why,) = [r for r in caplog.records if r.name == "shared.infra.stream.durability"]
     assert why.levelno == logging.WARNING and "AOF off" in why.getMessage()
     await redis.config_set("appendonly", "yes")
     await until(rt.relay.publish_once, equals=3)
@@ -162,7 +162,7 @@ async def test_a_commit_in_another_process_wakes_the_relay_without_its_polling(
     """The lock holder is woken by the commit's notification (migration 004): with its own
     look-again interval set to an hour, rows committed on another connection, as by another
     replica, and never announced in this process, still go out."""
-    from shared.infra import outbox
+    from shared.infra.stream import outbox
 
     monkeypatch.setattr(outbox, "LISTENING_IDLE_SECONDS", 3600.0)
     with embedded_redis(tmp_path / "aof") as url:

@@ -16,8 +16,8 @@ from redis.asyncio import Redis
 from services.account.app import build
 from shared.contracts.streams import ACCOUNT_COMMANDS, ACCOUNT_QUERIES
 from shared.contracts.trust import reply_namespace
-from shared.infra.runtime import running
-from shared.infra.settings import Settings
+from shared.infra.runtime.service import running
+from shared.infra.runtime.settings import Settings
 from tests.support.account import Client
 from tests.support.streams import ce, outcomes, reply
 from tests.support.tokens import Signer

@@ -10,8 +10,8 @@ import pytest
 from redis.asyncio import Redis
 
 from services.account.app import build
-from shared.infra.runtime import Runtime, running
-from shared.infra.settings import Settings
+from shared.infra.runtime.service import Runtime, running
+from shared.infra.runtime.settings import Settings
 from tests.support.account import Client, assert_ledger_balanced, rejection
 from tests.support.tokens import Signer
 
@@ -41,11 +41,23 @@ def ticker() -> str:
 
 def fill(account: str, at: str, **over: Any) -> dict[str, Any]:
     return {
-        "fill_id": uuid.uuid4().hex, "order_id": "o-1", "account_id": account, "symbol": ticker(),
-        "instrument_type": "option", "option_type": "put", "strike": "183", "expiration": "2026-11-20",
-        "delta": "-0.45", "side": "sell_to_open", "quantity": 6, "price": "2.10", "multiplier": 100,
-        "commission": "2.60", "filled_at": at, **over,
-    }  # fmt: skip
+        "fill_id": uuid.uuid4().hex,
+        "order_id": "o-1",
+        "account_id": account,
+        "symbol": ticker(),
+        "instrument_type": "option",
+        "option_type": "put",
+        "strike": "183",
+        "expiration": "2026-11-20",
+        "delta": "-0.45",
+        "side": "sell_to_open",
+        "quantity": 6,
+        "price": "2.10",
+        "multiplier": 100,
+        "commission": "2.60",
+        "filled_at": at,
+        **over,
+    }
 
 
 def premium(account: str, at: str = THURSDAY, **over: Any) -> dict[str, Any]:
@@ -97,8 +109,15 @@ async def test_rule_4_fork_waits_while_short_puts_secure_the_surplus(client: Cli
     assert (await positions(client, gen))["cash"] == "151354.80"  # nothing moved
 
     # The 183 puts expire: the cash they secured is free, and the waiting fork goes.
-    expired = {"expiration_id": uuid.uuid4().hex, "account_id": gen, "symbol": puts["symbol"],
-               "option_type": "put", "strike": "183", "expiration": "2026-11-20", "contracts": 6}  # fmt: skip
+    expired = {
+        "expiration_id": uuid.uuid4().hex,
+        "account_id": gen,
+        "symbol": puts["symbol"],
+        "option_type": "put",
+        "strike": "183",
+        "expiration": "2026-11-20",
+        "contracts": 6,
+    }
     events = await client.effect("option_expired", expired, want=7, time=FRIDAY_CLOSE)
     assert kinds(events)[0] == "position_changed" and kinds(events)[-1] == "forked"
     assert one(events, "forked")["surplus"] == "51354.80"
@@ -115,9 +134,20 @@ async def test_rule_5_merge_carries_positions_with_the_cash(client: Client) -> N
 
     at = "2026-11-26T15:00:00Z"  # the child Gen-Acc sells a put and buys shares
     put = fill(child_gen, at, strike="50", quantity=2, price="1.20", expiration="2026-12-18")
-    stock = fill(child_gen, at, instrument_type="stock", option_type=None, strike=None,
-                 expiration=None, delta=None, side="buy", quantity=100, price="40.00",
-                 multiplier=1, commission="1.00")  # fmt: skip
+    stock = fill(
+        child_gen,
+        at,
+        instrument_type="stock",
+        option_type=None,
+        strike=None,
+        expiration=None,
+        delta=None,
+        side="buy",
+        quantity=100,
+        price="40.00",
+        multiplier=1,
+        commission="1.00",
+    )
     await client.effect("trade_filled", put, want=2, time=at)
     bought = await client.effect("trade_filled", stock, want=2, time=at)
     assert one(bought, "balance_changed")["transaction"]["type"] == "trade_shares"
@@ -128,17 +158,25 @@ async def test_rule_5_merge_carries_positions_with_the_cash(client: Client) -> N
 
     merge_at = "2026-11-27T15:00:00Z"
     events = await client.command(
-        "alluse.account.merge", {"portfolio_id": forked["child_portfolio_id"]},
-        role="operator", want=10, time=merge_at,
-    )  # fmt: skip
-    moved = [(e["account_id"], e["contract"], e["change"], e["quantity"], e["cost"], e["cause"])
-             for e in (x["data"] for x in events) if "contract" in e]  # fmt: skip
-    assert sorted(moved) == sorted([
-        (child_gen, stock["symbol"], -100, 0, "0.00", "merge"),
-        (child_gen, put_key, 2, 0, "0.00", "merge"),
-        (parent_com, stock["symbol"], 100, 100, "4000.00", "merge"),
-        (parent_com, put_key, -2, -2, "-240.00", "merge"),
-    ])  # fmt: skip
+        "alluse.account.merge",
+        {"portfolio_id": forked["child_portfolio_id"]},
+        role="operator",
+        want=10,
+        time=merge_at,
+    )
+    moved = [
+        (e["account_id"], e["contract"], e["change"], e["quantity"], e["cost"], e["cause"])
+        for e in (x["data"] for x in events)
+        if "contract" in e
+    ]
+    assert sorted(moved) == sorted(
+        [
+            (child_gen, stock["symbol"], -100, 0, "0.00", "merge"),
+            (child_gen, put_key, 2, 0, "0.00", "merge"),
+            (parent_com, stock["symbol"], 100, 100, "4000.00", "merge"),
+            (parent_com, put_key, -2, -2, "-240.00", "merge"),
+        ]
+    )
     assert one(events, "merged")["total"] == "46333.80"  # 21,285.10 + the child Com-Acc's 25,048.70
 
     target = await positions(client, parent_com)
@@ -168,8 +206,13 @@ async def test_rule_4_a_reversal_that_lifts_the_surplus_over_the_threshold_forks
     gen = (await system(client))["generation"]
     sold = premium(gen, price="4.90")  # +48,997.40
     await client.effect("trade_filled", sold, want=2, time=THURSDAY)
-    close = {**sold, "fill_id": uuid.uuid4().hex, "side": "buy_to_close", "quantity": 10,
-             "price": "1.50"}  # fmt: skip
+    close = {
+        **sold,
+        "fill_id": uuid.uuid4().hex,
+        "side": "buy_to_close",
+        "quantity": 10,
+        "price": "1.50",
+    }
     events = await client.effect("trade_filled", close, want=2, time=THURSDAY)  # -1,502.60
     tx = int(one(events, "balance_changed")["transaction"]["id"])
     again = {**sold, "fill_id": uuid.uuid4().hex, "quantity": 10, "price": "2.00"}  # +1,997.40

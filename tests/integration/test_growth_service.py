@@ -18,9 +18,9 @@ from redis.asyncio import Redis
 
 from services.account.app import build, reinvestment_scheduler
 from shared.contracts.streams import ACCOUNT_COMMANDS, ACCOUNT_EFFECTS, ACCOUNT_EVENTS
-from shared.infra.db import connection
-from shared.infra.runtime import Runtime, running
-from shared.infra.settings import Settings
+from shared.infra.runtime.db import connection
+from shared.infra.runtime.service import Runtime, running
+from shared.infra.runtime.settings import Settings
 from tests.support import streams
 from tests.support.account import Client, assert_ledger_balanced, rejection
 from tests.support.streams import caused, ce, entries, outcomes
@@ -74,15 +74,16 @@ class Svc:
     async def balances(self, root: str) -> dict[tuple[int, str], Decimal]:
         rows = await self.sql(
             "SELECT p.generation, p.created_at, a.type, a.balance FROM accounts a JOIN portfolios p ON p.id = a.portfolio_id"
-            " WHERE p.root_id = $1 ORDER BY p.generation, p.created_at", uuid.UUID(root)
-        )  # fmt: skip
+            " WHERE p.root_id = $1 ORDER BY p.generation, p.created_at",
+            uuid.UUID(root),
+        )
         return {(r["generation"], r["type"]): r["balance"] for r in rows}
 
     async def total(self, root: str) -> Decimal:
         rows = await self.sql(
             "SELECT coalesce(sum(a.balance), 0) AS s FROM accounts a JOIN portfolios p ON p.id = a.portfolio_id WHERE p.root_id = $1",
             uuid.UUID(root),
-        )  # fmt: skip
+        )
         return D(rows[0]["s"])
 
 
@@ -92,11 +93,24 @@ async def xadd(svc: Svc, stream: str, fields: dict[str, str]) -> None:
 
 def fill(account_id: str, at: datetime, **over: Any) -> dict[str, Any]:
     return {
-        "fill_id": uuid.uuid4().hex, "order_id": "o-1", "account_id": account_id, "symbol": "NVDA",
-        "instrument_type": "option", "option_type": "put", "strike": "1.00", "expiration": "2027-01-15",
-        "delta": "-0.45", "side": "sell_to_open", "quantity": 2, "price": "3.50", "multiplier": 100,
-        "commission": "1.30", "filled_at": at.isoformat(), "week_type": "P-EW", **over,
-    }  # fmt: skip
+        "fill_id": uuid.uuid4().hex,
+        "order_id": "o-1",
+        "account_id": account_id,
+        "symbol": "NVDA",
+        "instrument_type": "option",
+        "option_type": "put",
+        "strike": "1.00",
+        "expiration": "2027-01-15",
+        "delta": "-0.45",
+        "side": "sell_to_open",
+        "quantity": 2,
+        "price": "3.50",
+        "multiplier": 100,
+        "commission": "1.30",
+        "filled_at": at.isoformat(),
+        "week_type": "P-EW",
+        **over,
+    }
 
 
 @pytest.fixture
@@ -111,9 +125,11 @@ async def svc(settings: Settings, redis: Redis, signer: Signer) -> AsyncIterator
 
 async def test_250k_moderate_forks_forks_again_and_a_fork_merges_to_the_cent(svc: Svc) -> None:
     events = await svc.client.command(
-        "alluse.system.initialize", {"total_capital": "250000.00", "template": "moderate"},
-        want=4, time=(START - timedelta(days=1)).isoformat(),
-    )  # fmt: skip
+        "alluse.system.initialize",
+        {"total_capital": "250000.00", "template": "moderate"},
+        want=4,
+        time=(START - timedelta(days=1)).isoformat(),
+    )
     accounts = {a["type"]: a for a in events[0]["data"]["accounts"]}
     root, gen = accounts["generation"]["portfolio_id"], accounts["generation"]["id"]
     income = D(0)
@@ -125,9 +141,15 @@ async def test_250k_moderate_forks_forks_again_and_a_fork_merges_to_the_cent(svc
     events = await svc.gen_week(gen, 4, want=8)  # the fifth week crosses the $50,000 surplus
     income += WEEKLY
     assert [e["type"].rsplit(".", 1)[1] for e in events] == [
-        "balance_changed", "fork_eligible", "balance_changed", "created", "balance_changed",
-        "created", "balance_changed", "forked",
-    ]  # fmt: skip
+        "balance_changed",
+        "fork_eligible",
+        "balance_changed",
+        "created",
+        "balance_changed",
+        "created",
+        "balance_changed",
+        "forked",
+    ]
     forked = events[-1]["data"]
     assert (forked["surplus"], forked["to_generation"], forked["to_compounding"]) == (
         "61695.95",
@@ -135,9 +157,12 @@ async def test_250k_moderate_forks_forks_again_and_a_fork_merges_to_the_cent(svc
         "30847.97",
     )
     assert await svc.balances(root) == {
-        (0, "generation"): D("100000.00"), (0, "revenue"): D("75000.00"), (0, "compounding"): D("75000.00"),
-        (1, "generation"): D("30847.98"), (1, "compounding"): D("30847.97"),
-    }  # fmt: skip
+        (0, "generation"): D("100000.00"),
+        (0, "revenue"): D("75000.00"),
+        (0, "compounding"): D("75000.00"),
+        (1, "generation"): D("30847.98"),
+        (1, "compounding"): D("30847.97"),
+    }
     assert await svc.total(root) == D("250000.00") + income
     child1 = forked["child_accounts"]
     for week in range(5, 10):  # five weeks later (past the 24 h cooling period) it forks again
@@ -390,15 +415,25 @@ async def test_reinvestment_run_twice_in_a_quarter_allocates_once(svc: Svc) -> N
         uuid.UUID(rev),
     )
     assert [(r["quarter"], r["contracts_amount"]) for r in rows] == [
-        ("2024-Q4", D(0)), ("2025-Q1", D("1721.26")), ("2025-Q2", D(0)), ("2025-Q3", D(0)), ("2025-Q4", D(0)),
-    ]  # fmt: skip
+        ("2024-Q4", D(0)),
+        ("2025-Q1", D("1721.26")),
+        ("2025-Q2", D(0)),
+        ("2025-Q3", D(0)),
+        ("2025-Q4", D(0)),
+    ]
 
 
 async def test_config_update_is_validated_and_applied_all_or_nothing(svc: Svc) -> None:
     gen = (await svc.client.initialize())["generation"]["id"]
-    bad = rejection(await svc.client.command("alluse.config.update", {
-        "growth": {"fork_split_pct": "0", "daily_fork_limit": 3}, "accounts": {"merge_threshold": "40000.00"},
-    }))  # fmt: skip
+    bad = rejection(
+        await svc.client.command(
+            "alluse.config.update",
+            {
+                "growth": {"fork_split_pct": "0", "daily_fork_limit": 3},
+                "accounts": {"merge_threshold": "40000.00"},
+            },
+        )
+    )
     assert bad["code"] == "invalid_configuration"
     assert "growth.fork_split_pct" in bad["reason"] and "accounts.merge_threshold" in bad["reason"]
     denied = rejection(
@@ -447,17 +482,26 @@ async def test_interrupted_merge_leaves_nothing_and_is_dead_lettered_then_redriv
 
 BALANCED = {
     "allocation": {"generation": "35", "revenue": "35", "compounding": "30"},
-    "cash_buffer_pct": "6", "risk_level": "medium", "expected_return_pct": "15", "risk_profile": "moderate",
-}  # fmt: skip
+    "cash_buffer_pct": "6",
+    "risk_level": "medium",
+    "expected_return_pct": "15",
+    "risk_profile": "moderate",
+}
 
 
 async def test_template_added_at_run_time_initializes_a_system_and_a_bad_one_changes_nothing(
     svc: Svc,
 ) -> None:
     off = {**BALANCED, "allocation": {"generation": "35", "revenue": "34", "compounding": "30"}}
-    bad = rejection(await svc.client.command("alluse.config.update", {
-        "templates": {"lopsided": off}, "growth": {"daily_fork_limit": 3},
-    }))  # fmt: skip
+    bad = rejection(
+        await svc.client.command(
+            "alluse.config.update",
+            {
+                "templates": {"lopsided": off},
+                "growth": {"daily_fork_limit": 3},
+            },
+        )
+    )
     assert bad["code"] == "invalid_configuration"
     assert "templates.lopsided.allocation" in bad["reason"]
     assert await svc.sql("SELECT * FROM growth_settings") == []  # nothing applied, not even growth
@@ -482,6 +526,10 @@ async def test_template_added_at_run_time_initializes_a_system_and_a_bad_one_cha
         "revenue": ("87500.00", "5250.00", "35"),
         "compounding": ("75000.00", "4500.00", "30"),
     }
-    root = (await svc.sql("SELECT portfolio_id FROM accounts WHERE id = $1",
-                          uuid.UUID(accounts["generation"]["id"])))[0]["portfolio_id"]  # fmt: skip
+    root = (
+        await svc.sql(
+            "SELECT portfolio_id FROM accounts WHERE id = $1",
+            uuid.UUID(accounts["generation"]["id"]),
+        )
+    )[0]["portfolio_id"]
     assert await svc.total(str(root)) == D("250000.00")

@@ -24,8 +24,8 @@ from shared.contracts.streams import (
     WS2_EVENTS,
     WS4_EVENTS,
 )
-from shared.infra.runtime import Runtime, health_routes, running
-from shared.infra.settings import Settings
+from shared.infra.runtime.service import Runtime, health_routes, running
+from shared.infra.runtime.settings import Settings
 from tests.conftest import as_service
 from tests.support import streams
 from tests.support.tokens import Signer

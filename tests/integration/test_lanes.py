@@ -21,10 +21,10 @@ from shared.contracts.streams import (
     WS4_EVENTS,
 )
 from shared.contracts.trust import ACCOUNT, INTEGRATION
-from shared.infra.keys import KeySet
-from shared.infra.runtime import Runtime, running
-from shared.infra.settings import Settings
-from shared.infra.signing import signer_of, text_fields
+from shared.infra.runtime.service import Runtime, running
+from shared.infra.runtime.settings import Settings
+from shared.infra.trust.keys import KeySet
+from shared.infra.trust.signing import signer_of, text_fields
 from tests.conftest import as_service
 from tests.integration.test_integration_service import fill
 from tests.support.streams import ce, decoded, entries, outcomes, xadd
@@ -95,8 +95,11 @@ async def lanes(settings: Settings, redis: Redis, signer: Signer) -> AsyncIterat
     t = Lanes(redis, required, signer, keys, runtimes)
     await t.register("engine-a", "engine-b")
     async with running(runtimes[0]), running(runtimes[1]):
-        init = ce("alluse.system.initialize", {"total_capital": "250000.00"},
-                  authorization=signer.bearer("admin"))  # fmt: skip
+        init = ce(
+            "alluse.system.initialize",
+            {"total_capital": "250000.00"},
+            authorization=signer.bearer("admin"),
+        )
         await t.send(ACCOUNT_COMMANDS, OPERATOR_LANE, init)
         ev, _raw = await t.outcome(OPERATOR_LANE, init)
         assert ev["type"] == ENTRY_APPLIED, ev
@@ -110,8 +113,12 @@ async def lanes(settings: Settings, redis: Redis, signer: Signer) -> AsyncIterat
 async def test_a_command_in_the_operators_lane_gets_one_signed_applied_outcome(
     lanes: Lanes,
 ) -> None:
-    deposit = ce("alluse.account.deposit", {"amount": "100.00"}, subject=lanes.generation,
-                 authorization=lanes.signer.bearer("operator"))  # fmt: skip
+    deposit = ce(
+        "alluse.account.deposit",
+        {"amount": "100.00"},
+        subject=lanes.generation,
+        authorization=lanes.signer.bearer("operator"),
+    )
     await lanes.send(ACCOUNT_COMMANDS, OPERATOR_LANE, deposit)
     ev, raw = await lanes.outcome(OPERATOR_LANE, deposit)
     assert ev["type"] == ENTRY_APPLIED
@@ -140,8 +147,12 @@ async def test_the_shared_stream_is_refused_and_a_token_outside_its_lane_too(
     """Lanes required: an entry written straight to the shared stream is refused `forbidden`
     ("write to your lane"); in a lane, only the lane's own principal is believed."""
     s = lanes.settings.streams
-    straight = ce("alluse.account.deposit", {"amount": "5.00"}, subject=lanes.generation,
-                  authorization=lanes.signer.bearer("admin"))  # fmt: skip
+    straight = ce(
+        "alluse.account.deposit",
+        {"amount": "5.00"},
+        subject=lanes.generation,
+        authorization=lanes.signer.bearer("admin"),
+    )
     await xadd(lanes.redis, s.key(ACCOUNT_COMMANDS), straight)
     (rejected,) = await outcomes(lanes.redis, s.key(ACCOUNT_EVENTS), straight["id"])
     assert rejected["data"]["code"] == "forbidden"
@@ -154,8 +165,12 @@ async def test_the_shared_stream_is_refused_and_a_token_outside_its_lane_too(
         (OPERATOR_LANE, lanes.signer.bearer("admin", sub="engine-a")),
     ]
     for lane, token in cases:
-        sent = ce("alluse.account.deposit", {"amount": "5.00"}, subject=lanes.generation,
-                  authorization=token)  # fmt: skip
+        sent = ce(
+            "alluse.account.deposit",
+            {"amount": "5.00"},
+            subject=lanes.generation,
+            authorization=token,
+        )
         await lanes.send(ACCOUNT_COMMANDS, lane, sent)
         ev, raw = await lanes.outcome(lane, sent)
         assert ev["type"] == ENTRY_REFUSED, ev
@@ -167,8 +182,13 @@ async def test_the_shared_stream_is_refused_and_a_token_outside_its_lane_too(
 
 async def test_a_lane_field_written_by_the_client_is_dropped(lanes: Lanes) -> None:
     """Engine A names the operators' lane in its entry: the router sets its own lane."""
-    sent = ce("ws4.trade.filled", fill(lanes.generation), source="ws4/engine-a",
-              authorization=lanes.engine("engine-a"), lane=OPERATOR_LANE)  # fmt: skip
+    sent = ce(
+        "ws4.trade.filled",
+        fill(lanes.generation),
+        source="ws4/engine-a",
+        authorization=lanes.engine("engine-a"),
+        lane=OPERATOR_LANE,
+    )
     await lanes.send(WS4_EVENTS, "engine-a", sent)
     ev, _raw = await lanes.outcome("engine-a", sent)
     assert ev["type"] == ENTRY_APPLIED, ev
@@ -181,8 +201,9 @@ async def test_an_engine_hears_of_every_upstream_entry_on_its_own_lane(lanes: La
     internal effect type), a payload refused by the integration service, a quote decided by
     the integration service."""
     eng = lanes.engine("engine-a")
-    applied = ce("ws4.trade.filled", fill(lanes.generation), source="ws4/engine-a",
-                 authorization=eng)  # fmt: skip
+    applied = ce(
+        "ws4.trade.filled", fill(lanes.generation), source="ws4/engine-a", authorization=eng
+    )
     await lanes.send(WS4_EVENTS, "engine-a", applied)
     ev, raw = await lanes.outcome("engine-a", applied)
     assert ev["type"] == ENTRY_APPLIED, ev
@@ -199,23 +220,33 @@ async def test_an_engine_hears_of_every_upstream_entry_on_its_own_lane(lanes: La
     await until(count, equals=2)
     assert (await of(lanes.redis, key, applied["id"]))[1][0]["type"] == ENTRY_DUPLICATE
 
-    unknown = ce("ws4.trade.filled", fill(str(uuid.uuid4())), source="ws4/engine-a",
-                 authorization=eng)  # fmt: skip
+    unknown = ce(
+        "ws4.trade.filled", fill(str(uuid.uuid4())), source="ws4/engine-a", authorization=eng
+    )
     await lanes.send(WS4_EVENTS, "engine-a", unknown)
     ev, raw = await lanes.outcome("engine-a", unknown)
     assert ev["type"] == ENTRY_REFUSED, ev
     assert ev["data"]["type"] == "ws4.trade.filled" and ev["data"]["code"] == "unknown_account"
     assert await lanes.signer_of(raw) == ACCOUNT
 
-    bad = ce("ws4.trade.filled", fill(lanes.generation, quantity=-1), source="ws4/engine-a",
-             authorization=eng)  # fmt: skip
+    bad = ce(
+        "ws4.trade.filled",
+        fill(lanes.generation, quantity=-1),
+        source="ws4/engine-a",
+        authorization=eng,
+    )
     await lanes.send(WS4_EVENTS, "engine-a", bad)
     ev, raw = await lanes.outcome("engine-a", bad)
     assert ev["type"] == ENTRY_REFUSED and ev["data"]["code"] == "invalid_payload", ev
     assert await lanes.signer_of(raw) == INTEGRATION
 
-    quote = {"symbol": "TSLA", "bid": "250.90", "ask": "251.10", "last": "251.00",
-             "as_of": "2026-11-26T15:00:00Z"}  # fmt: skip
+    quote = {
+        "symbol": "TSLA",
+        "bid": "250.90",
+        "ask": "251.10",
+        "last": "251.00",
+        "as_of": "2026-11-26T15:00:00Z",
+    }
     q = ce("ws4.market.quote", quote, source="ws4/engine-a", authorization=eng)
     await lanes.send(WS4_EVENTS, "engine-a", q)
     ev, raw = await lanes.outcome("engine-a", q)
@@ -228,8 +259,12 @@ async def test_a_query_is_answered_on_the_lanes_reply_stream_with_its_outcome(
 ) -> None:
     s = lanes.settings.streams
     box = s.replies("engine-a") + uuid.uuid4().hex
-    sent = ce("alluse.query.summary", {}, authorization=lanes.signer.bearer("admin", sub="engine-a"),
-              replyto=box)  # fmt: skip
+    sent = ce(
+        "alluse.query.summary",
+        {},
+        authorization=lanes.signer.bearer("admin", sub="engine-a"),
+        replyto=box,
+    )
     await lanes.send(ACCOUNT_QUERIES, "engine-a", sent)
     ev, _raw = await lanes.outcome("engine-a", sent)
     assert ev["type"] == ENTRY_APPLIED and ev["data"]["stream"] == ACCOUNT_QUERIES, ev
@@ -238,8 +273,12 @@ async def test_a_query_is_answered_on_the_lanes_reply_stream_with_its_outcome(
     assert ev["data"]["events"] == [{"type": answer["type"], "id": answer["id"]}]
     # A `replyto` outside the lane's namespace is refused on the lane, answered nowhere else.
     elsewhere = s.replies("engine-b") + uuid.uuid4().hex
-    wrong = ce("alluse.query.summary", {}, authorization=lanes.signer.bearer("admin", sub="engine-a"),
-               replyto=elsewhere)  # fmt: skip
+    wrong = ce(
+        "alluse.query.summary",
+        {},
+        authorization=lanes.signer.bearer("admin", sub="engine-a"),
+        replyto=elsewhere,
+    )
     await lanes.send(ACCOUNT_QUERIES, "engine-a", wrong)
     ev, _ = await lanes.outcome("engine-a", wrong)
     assert ev["type"] == ENTRY_REFUSED and "replyto" in ev["data"]["reason"], ev
@@ -252,20 +291,32 @@ async def test_what_an_engine_does_to_its_own_lane_hurts_only_its_lane(lanes: La
     cannot move is dead-lettered with the reason, and the exhausted lane is reset, so its
     owner can write again."""
     a, b = lanes.lane(WS4_EVENTS, "engine-a"), lanes.lane(WS4_EVENTS, "engine-b")
-    fill_a = ce("ws4.trade.filled", fill(lanes.generation), source="ws4/engine-a",
-                authorization=lanes.engine("engine-a"))  # fmt: skip
+    fill_a = ce(
+        "ws4.trade.filled",
+        fill(lanes.generation),
+        source="ws4/engine-a",
+        authorization=lanes.engine("engine-a"),
+    )
     await xadd(lanes.redis, a, {"x": "y"}, maxlen=0)
     await xadd(lanes.redis, a, fill_a, id=MAX_ID)
-    fill_b = ce("ws4.trade.filled", fill(lanes.generation), source="ws4/engine-b",
-                authorization=lanes.engine("engine-b"))  # fmt: skip
+    fill_b = ce(
+        "ws4.trade.filled",
+        fill(lanes.generation),
+        source="ws4/engine-b",
+        authorization=lanes.engine("engine-b"),
+    )
     await lanes.send(WS4_EVENTS, "engine-b", fill_b)
     ev, _ = await lanes.outcome("engine-b", fill_b)
     assert ev["type"] == ENTRY_APPLIED, ev
     # Too many fields to move in one step: dead-lettered with the reason, the lane goes on.
     huge = {f"f{i}": "x" for i in range(4100)}
     await xadd(lanes.redis, b, huge)
-    after = ce("ws4.trade.filled", fill(lanes.generation), source="ws4/engine-b",
-               authorization=lanes.engine("engine-b"))  # fmt: skip
+    after = ce(
+        "ws4.trade.filled",
+        fill(lanes.generation),
+        source="ws4/engine-b",
+        authorization=lanes.engine("engine-b"),
+    )
     await lanes.send(WS4_EVENTS, "engine-b", after)
     ev, _ = await lanes.outcome("engine-b", after)
     assert ev["type"] == ENTRY_APPLIED, ev
@@ -273,8 +324,12 @@ async def test_what_an_engine_does_to_its_own_lane_hurts_only_its_lane(lanes: La
     letters = [decoded_raw(f) for _, f in await entries(lanes.redis, dlq)]
     assert any("too many fields" in d["dlq_reason"] for d in letters), letters
     # Engine A's lane, given the largest id, was routed and reset: it writes again.
-    again = ce("ws4.trade.filled", fill(lanes.generation), source="ws4/engine-a",
-               authorization=lanes.engine("engine-a"))  # fmt: skip
+    again = ce(
+        "ws4.trade.filled",
+        fill(lanes.generation),
+        source="ws4/engine-a",
+        authorization=lanes.engine("engine-a"),
+    )
 
     async def writable() -> bool:
         try:

@@ -17,8 +17,8 @@ from services.account.app import build as build_account
 from services.integration.app import build as build_integration
 from shared.contracts.answers import ENTRY_APPLIED
 from shared.contracts.streams import ACCOUNT_COMMANDS, OPERATOR_LANE, WS4_EVENTS
-from shared.infra.runtime import running
-from shared.infra.settings import Settings
+from shared.infra.runtime.service import running
+from shared.infra.runtime.settings import Settings
 from tests.conftest import as_service
 from tests.integration.test_integration_service import fill
 from tests.support.acl import acl_redis, passwords
@@ -68,8 +68,11 @@ async def acl(
     users = {name: Redis.from_url(urls[f"client-{name}"]) for name in ENGINES}
     users["operator"] = Redis.from_url(urls["operator"])
     async with running(account), running(integration):
-        init = ce("alluse.system.initialize", {"total_capital": "250000.00"},
-                  authorization=signer.bearer("admin"))  # fmt: skip
+        init = ce(
+            "alluse.system.initialize",
+            {"total_capital": "250000.00"},
+            authorization=signer.bearer("admin"),
+        )
         await xadd(users["operator"], s.lane(ACCOUNT_COMMANDS, OPERATOR_LANE), init)
         assert (await outcome(users["operator"], s.outcomes(OPERATOR_LANE), init["id"]))[
             "type"
@@ -78,8 +81,11 @@ async def acl(
         q = ce("alluse.query.accounts", {}, authorization=signer.bearer("admin"), replyto=box)
         await xadd(users["operator"], s.lane("alluse.account.queries", OPERATOR_LANE), q)
         got = await read(users["operator"], {box: "0-0"}, block=20_000)
-        gen = next(a["id"] for a in decoded(got[0][1][0][1])["data"]["accounts"]
-                   if a["type"] == "generation")  # fmt: skip
+        gen = next(
+            a["id"]
+            for a in decoded(got[0][1][0][1])["data"]["accounts"]
+            if a["type"] == "generation"
+        )
         yield {"users": users, "streams": s, "gen": gen, "signer": signer}
     for user in users.values():
         await user.aclose()
@@ -113,8 +119,12 @@ async def test_a_second_engine_can_neither_hurt_nor_read_the_firsts_lane(
     # A's fills, in order, each with its outcome, read by A.
     sent = []
     for _ in range(3):
-        f = ce("ws4.trade.filled", fill(gen), source="ws4/engine-a",
-               authorization=signer.bearer("trading_engine", sub="engine-a"))  # fmt: skip
+        f = ce(
+            "ws4.trade.filled",
+            fill(gen),
+            source="ws4/engine-a",
+            authorization=signer.bearer("trading_engine", sub="engine-a"),
+        )
         await xadd(a, lane_a, f)
         sent.append(f)
     for f in sent:
@@ -147,20 +157,40 @@ async def test_the_redis_cli_examples_of_the_lanes_doc_work(
 
     async def cli(*argv: str) -> str:
         proc = await asyncio.create_subprocess_exec(
-            "redis-cli", "-u", url, *argv, stdout=asyncio.subprocess.PIPE,
+            "redis-cli",
+            "-u",
+            url,
+            *argv,
+            stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
+        )
         out, err = await proc.communicate()
         assert proc.returncode == 0 and b"NOPERM" not in out, (out, err)
         return out.decode()
 
     await cli(
-        "XADD", s.lane("alluse.account.queries", "engine-a"), "*",
-        "specversion", "1.0", "id", "q-0001", "source", "tools/engine-a",
-        "type", "alluse.query.summary", "time", "2026-11-26T14:02:11Z",
-        "datacontenttype", "application/json", "authorization", f"Bearer {token}",
-        "replyto", box, "data", "{}",
-    )  # fmt: skip
+        "XADD",
+        s.lane("alluse.account.queries", "engine-a"),
+        "*",
+        "specversion",
+        "1.0",
+        "id",
+        "q-0001",
+        "source",
+        "tools/engine-a",
+        "type",
+        "alluse.query.summary",
+        "time",
+        "2026-11-26T14:02:11Z",
+        "datacontenttype",
+        "application/json",
+        "authorization",
+        f"Bearer {token}",
+        "replyto",
+        box,
+        "data",
+        "{}",
+    )
     assert "alluse.query.result" in await cli("XREAD", "BLOCK", "20000", "STREAMS", box, "0")
     outcomes = s.outcomes("engine-a")
 

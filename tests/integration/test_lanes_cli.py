@@ -19,8 +19,8 @@ from redis.asyncio import Redis
 from services.account.app import build as build_account
 from shared.contracts.answers import ENTRY_APPLIED, ENTRY_REFUSED
 from shared.contracts.streams import ACCOUNT_COMMANDS, ACCOUNT_QUERIES, OPERATOR_LANE
-from shared.infra.runtime import running
-from shared.infra.settings import Settings
+from shared.infra.runtime.service import running
+from shared.infra.runtime.settings import Settings
 from tests.support.streams import ce, decoded, entries, read, xadd
 from tests.support.tokens import Signer
 from tests.support.waiting import until
@@ -55,13 +55,22 @@ async def _count(probe: Any) -> int:
 
 
 async def accounts(redis: Redis, settings: Settings, signer: Signer) -> dict[str, dict[str, Any]]:
-    init = ce("alluse.system.initialize", {"total_capital": "250000.00"},
-              authorization=signer.bearer("admin"), _stream=ACCOUNT_COMMANDS)  # fmt: skip
+    init = ce(
+        "alluse.system.initialize",
+        {"total_capital": "250000.00"},
+        authorization=signer.bearer("admin"),
+        _stream=ACCOUNT_COMMANDS,
+    )
     outcome = await operator(redis, settings, signer, init)
     assert outcome["type"] == ENTRY_APPLIED, outcome
     box = settings.streams.replies(OPERATOR_LANE) + uuid.uuid4().hex
-    q = ce("alluse.query.accounts", {}, authorization=signer.bearer("admin"), replyto=box,
-           _stream=ACCOUNT_QUERIES)  # fmt: skip
+    q = ce(
+        "alluse.query.accounts",
+        {},
+        authorization=signer.bearer("admin"),
+        replyto=box,
+        _stream=ACCOUNT_QUERIES,
+    )
     await operator(redis, settings, signer, q)
     (answer,) = [decoded(f) for _, f in await entries(redis, box)]
     return {a["type"]: a for a in answer["data"]["accounts"]}
@@ -77,9 +86,16 @@ async def cli(settings: Settings, signer: Signer, *argv: str) -> asyncio.subproc
     }
     env.pop("ALLUSE_TOKEN_FILE", None)
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "services.cli", *argv, "--timeout", "60", env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+        sys.executable,
+        "-m",
+        "services.cli",
+        *argv,
+        "--timeout",
+        "60",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
 
 
 async def first_entry(redis: Redis, key: str) -> dict[bytes, bytes]:
@@ -124,8 +140,13 @@ async def test_a_replayed_signed_answer_for_another_account_is_never_shown(
     async with account_service(settings):
         ids = await accounts(redis, settings, signer)
         box = s.replies(OPERATOR_LANE) + uuid.uuid4().hex
-        q = ce("alluse.query.account", {"account_id": ids["compounding"]["id"]}, replyto=box,
-               authorization=signer.bearer("admin"), _stream=ACCOUNT_QUERIES)  # fmt: skip
+        q = ce(
+            "alluse.query.account",
+            {"account_id": ids["compounding"]["id"]},
+            replyto=box,
+            authorization=signer.bearer("admin"),
+            _stream=ACCOUNT_QUERIES,
+        )
         await operator(redis, settings, signer, q)
         ((_, other),) = await entries(redis, box)
     proc = await cli(settings, signer, "--json", "show", ids["generation"]["id"])

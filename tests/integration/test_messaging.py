@@ -11,13 +11,13 @@ import pytest
 from redis.asyncio import Redis
 
 from shared.contracts.envelope import CloudEvent, new_event
-from shared.infra.consumer import StreamConsumer
-from shared.infra.db import create_pool, migrate
-from shared.infra.messaging import Emit, Handler, Rejected
-from shared.infra.outbox import Relay
-from shared.infra.pipeline import Pipeline, Unit
-from shared.infra.settings import Settings
-from shared.infra.unit import SqlUnit
+from shared.infra.runtime.db import create_pool, migrate
+from shared.infra.runtime.settings import Settings
+from shared.infra.stream.consumer import StreamConsumer
+from shared.infra.stream.messaging import Emit, Handler, Rejected
+from shared.infra.stream.outbox import Relay
+from shared.infra.stream.pipeline import Pipeline, Unit
+from shared.infra.stream.unit import SqlUnit
 from tests.support.streams import entries, read_group, xadd
 from tests.support.waiting import until
 

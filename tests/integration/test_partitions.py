@@ -5,9 +5,9 @@ entries not yet routed and routed but not yet applied)."""
 from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
-from shared.infra.messaging import Outcome
-from shared.infra.partitions import Partitioned
-from shared.infra.settings import Settings
+from shared.infra.runtime.settings import Settings
+from shared.infra.stream.messaging import Outcome
+from shared.infra.stream.partitions import Partitioned
 from tests.support.streams import xadd
 
 

@@ -25,7 +25,7 @@ from shared.contracts.streams import (
     WS2_EVENTS,
     WS4_EVENTS,
 )
-from shared.infra.settings import Settings
+from shared.infra.runtime.settings import Settings
 from tests.support.platform import Platform
 from tests.support.platform import platform as running_platform
 from tests.support.streams import ce, encodable, entries

@@ -18,8 +18,8 @@ from services.account.app import MIGRATIONS as ACCOUNT_MIGRATIONS
 from services.integration.app import MIGRATIONS as INTEGRATION_MIGRATIONS
 from services.security import app, audit, crypto
 from services.security.settings import SecuritySettings
-from shared.infra.db import create_pool, migrate
-from shared.infra.settings import Settings
+from shared.infra.runtime.db import create_pool, migrate
+from shared.infra.runtime.settings import Settings
 from tests.conftest import fresh_database
 from tests.integration.test_security_store import AUDIT_KEY, KEY
 

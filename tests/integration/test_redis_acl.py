@@ -9,9 +9,17 @@ import redis
 from tests.support.acl import acl_redis, passwords
 
 P = "t."  # the deployment's prefix: ACL patterns include it
-CMD, QRY, LIFE = f"{P}alluse.account.commands", f"{P}alluse.account.queries", f"{P}alluse.account.lifecycle"  # fmt: skip
+CMD, QRY, LIFE = (
+    f"{P}alluse.account.commands",
+    f"{P}alluse.account.queries",
+    f"{P}alluse.account.lifecycle",
+)
 EVENTS, EFFECTS = f"{P}alluse.internal.account.events", f"{P}alluse.internal.account.effects"
-REVOKE, AUDIT, HEADS = f"{P}alluse.internal.security.revocations", f"{P}alluse.audit", f"{P}alluse.audit.heads"  # fmt: skip
+REVOKE, AUDIT, HEADS = (
+    f"{P}alluse.internal.security.revocations",
+    f"{P}alluse.audit",
+    f"{P}alluse.audit.heads",
+)
 WS2, WS4 = f"{P}ws2.protocol.events", f"{P}ws4.market.events"
 # Ordered consumption's keys beside the public stream (Streams.beside): what a runbook reads.
 LEASE, MEMBERS = f"{P}{{{CMD}}}.lease.p0", f"{P}{{{EFFECTS}}}.members"
@@ -36,74 +44,210 @@ def xadd(key: str) -> tuple[str, ...]:
 
 
 def group(key: str, name: str) -> list[tuple[str, ...]]:
-    return [("XGROUP", "CREATE", key, name, "0", "MKSTREAM"),
-            ("XREADGROUP", "GROUP", name, "c1", "COUNT", "1", "STREAMS", key, ">")]  # fmt: skip
+    return [
+        ("XGROUP", "CREATE", key, name, "0", "MKSTREAM"),
+        ("XREADGROUP", "GROUP", name, "c1", "COUNT", "1", "STREAMS", key, ">"),
+    ]
 
 
 ALLOWED = {
-    "client-engine-a": [xadd(A_WS4), xadd(lane(WS2, "engine-a")), xadd(A_CMD), ("PING",),
-                        ("XADD", A_WS4, "MAXLEN", "0", "*", "x", "y"),  # its own lane only
-                        ("XRANGE", outcomes("engine-a"), "-", "+"),
-                        ("XRANGE", f"{P}alluse.reply.engine-a.q1", "-", "+"),
-                        ("DEL", f"{P}alluse.reply.engine-a.q1")],
-    "account": [*group(CMD, "acct"), *group(QRY, "acctq"), *group(EFFECTS, "accte"), xadd(EVENTS),
-                xadd(AUDIT), xadd(f"{CMD}.dlq"), ("XREAD", "STREAMS", REVOKE, "0"),
-                xadd(f"{P}alluse.reply.u1.q1"), ("WAITAOF", "0", "0", "10"), ("INFO", "server"),
-                ("DEL", f"{P}alluse.reply.u1.q1")],  # a client's reply streams beyond its cap
-    "integration": [*group(WS4, "integ"), *group(EVENTS, "integ-ev"), xadd(LIFE), xadd(EFFECTS),
-                    xadd(AUDIT), xadd(f"{WS4}.dlq"), ("XTRIM", WS4, "MINID", "0")],
-    "security": [*group(AUDIT, "sec"), xadd(REVOKE), xadd(HEADS), ("XTRIM", REVOKE, "MINID", "0"),
-                 xadd(AUDIT),  # its own refusals of forged records are audited too
-                 xadd(f"{REVOKE}.dlq"), ("XDEL", REVOKE, "1-1"), ("XTRIM", HEADS, "MINID", "0")],
-    "operator": [xadd(OP_CMD), xadd(OP_QRY), xadd(CMD), xadd(QRY),  # the shared ones: re-drives
-                 ("XREAD", "STREAMS", LIFE, "0"), ("XRANGE", f"{CMD}.dlq", "-", "+"),
-                 ("XDEL", f"{CMD}.dlq", "1-1"), ("XRANGE", f"{P}alluse.reply.operator.q1", "-", "+"),
-                 ("DEL", f"{P}alluse.reply.operator.q1"), ("XRANGE", HEADS, "-", "+"),
-                 ("XREVRANGE", outcomes("operator"), "+", "-"), ("XREVRANGE", EVENTS, "+", "-"),
-                 # the runbooks: who holds a partition, which replicas live, who is connected
-                 ("GET", LEASE), ("PTTL", LEASE), ("ZRANGE", MEMBERS, "0", "-1", "WITHSCORES"),
-                 ("CLIENT", "LIST"), ("INFO", "memory")],
-    "console": [xadd(CON_CMD), xadd(CON_QRY), ("XREAD", "STREAMS", LIFE, "0"), ("XREVRANGE", LIFE, "+", "-"),
-                ("XREAD", "STREAMS", REVOKE, "0"), ("XRANGE", f"{P}alluse.reply.console.q1", "-", "+"),
-                ("DEL", f"{P}alluse.reply.console.q1"), ("PING",), ("XREAD", "STREAMS", outcomes("console"), "0")],
-    "lifecycle": [("XREAD", "STREAMS", LIFE, "0"), *group(LIFE, "downstream"),
-                  ("XACK", LIFE, "downstream", "1-1")],
-}  # fmt: skip
+    "client-engine-a": [
+        xadd(A_WS4),
+        xadd(lane(WS2, "engine-a")),
+        xadd(A_CMD),
+        ("PING",),
+        ("XADD", A_WS4, "MAXLEN", "0", "*", "x", "y"),  # its own lane only
+        ("XRANGE", outcomes("engine-a"), "-", "+"),
+        ("XRANGE", f"{P}alluse.reply.engine-a.q1", "-", "+"),
+        ("DEL", f"{P}alluse.reply.engine-a.q1"),
+    ],
+    "account": [
+        *group(CMD, "acct"),
+        *group(QRY, "acctq"),
+        *group(EFFECTS, "accte"),
+        xadd(EVENTS),
+        xadd(AUDIT),
+        xadd(f"{CMD}.dlq"),
+        ("XREAD", "STREAMS", REVOKE, "0"),
+        xadd(f"{P}alluse.reply.u1.q1"),
+        ("WAITAOF", "0", "0", "10"),
+        ("INFO", "server"),
+        ("DEL", f"{P}alluse.reply.u1.q1"),
+    ],  # a client's reply streams beyond its cap
+    "integration": [
+        *group(WS4, "integ"),
+        *group(EVENTS, "integ-ev"),
+        xadd(LIFE),
+        xadd(EFFECTS),
+        xadd(AUDIT),
+        xadd(f"{WS4}.dlq"),
+        ("XTRIM", WS4, "MINID", "0"),
+    ],
+    "security": [
+        *group(AUDIT, "sec"),
+        xadd(REVOKE),
+        xadd(HEADS),
+        ("XTRIM", REVOKE, "MINID", "0"),
+        xadd(AUDIT),  # its own refusals of forged records are audited too
+        xadd(f"{REVOKE}.dlq"),
+        ("XDEL", REVOKE, "1-1"),
+        ("XTRIM", HEADS, "MINID", "0"),
+    ],
+    "operator": [
+        xadd(OP_CMD),
+        xadd(OP_QRY),
+        xadd(CMD),
+        xadd(QRY),  # the shared ones: re-drives
+        ("XREAD", "STREAMS", LIFE, "0"),
+        ("XRANGE", f"{CMD}.dlq", "-", "+"),
+        ("XDEL", f"{CMD}.dlq", "1-1"),
+        ("XRANGE", f"{P}alluse.reply.operator.q1", "-", "+"),
+        ("DEL", f"{P}alluse.reply.operator.q1"),
+        ("XRANGE", HEADS, "-", "+"),
+        ("XREVRANGE", outcomes("operator"), "+", "-"),
+        ("XREVRANGE", EVENTS, "+", "-"),
+        # the runbooks: who holds a partition, which replicas live, who is connected
+        ("GET", LEASE),
+        ("PTTL", LEASE),
+        ("ZRANGE", MEMBERS, "0", "-1", "WITHSCORES"),
+        ("CLIENT", "LIST"),
+        ("INFO", "memory"),
+    ],
+    "console": [
+        xadd(CON_CMD),
+        xadd(CON_QRY),
+        ("XREAD", "STREAMS", LIFE, "0"),
+        ("XREVRANGE", LIFE, "+", "-"),
+        ("XREAD", "STREAMS", REVOKE, "0"),
+        ("XRANGE", f"{P}alluse.reply.console.q1", "-", "+"),
+        ("DEL", f"{P}alluse.reply.console.q1"),
+        ("PING",),
+        ("XREAD", "STREAMS", outcomes("console"), "0"),
+    ],
+    "lifecycle": [
+        ("XREAD", "STREAMS", LIFE, "0"),
+        *group(LIFE, "downstream"),
+        ("XACK", LIFE, "downstream", "1-1"),
+    ],
+}
 REFUSED = {
     # Finding 4: no XADD (so no MAXLEN 0, no largest id) on a shared stream or another's lane;
     # nothing of another engine's to read (its lane, its outcomes, its replies).
-    "client-engine-a": [xadd(WS4), xadd(WS2), xadd(CMD), xadd(QRY), xadd(EFFECTS), xadd(B_WS4),
-                        ("XADD", WS4, "MAXLEN", "0", "*", "x", "y"), ("XTRIM", WS4, "MAXLEN", "0"),
-                        ("XTRIM", B_WS4, "MAXLEN", "0"), ("XRANGE", B_WS4, "-", "+"),
-                        ("XRANGE", A_WS4, "-", "+"), ("XDEL", B_WS4, "1-1"), ("DEL", B_WS4),
-                        ("XRANGE", outcomes("engine-b"), "-", "+"), ("DEL", outcomes("engine-a")),
-                        ("XADD", outcomes("engine-a"), "*", "x", "y"),
-                        ("XRANGE", f"{P}alluse.reply.engine-b.q1", "-", "+"),
-                        ("XRANGE", WS4, "-", "+"), ("DEL", WS4), ("FLUSHALL",), ("KEYS", "*"),
-                        ("SADD", f"{P}alluse.lanes", "engine-b"), ("CONFIG", "SET", "appendonly", "no")],
-    "account": [xadd(CMD), xadd(EFFECTS), xadd(LIFE), xadd(REVOKE), xadd(WS4), ("DEL", CMD),
-                ("FLUSHALL",), ("KEYS", "*"), ("EXPIRE", AUDIT, "1"), ("EXPIRE", "mykey", "1"),
-                xadd("not-ours"), ("CONFIG", "SET", "appendonly", "no"), ("XREAD", "STREAMS", WS4, "0")],
+    "client-engine-a": [
+        xadd(WS4),
+        xadd(WS2),
+        xadd(CMD),
+        xadd(QRY),
+        xadd(EFFECTS),
+        xadd(B_WS4),
+        ("XADD", WS4, "MAXLEN", "0", "*", "x", "y"),
+        ("XTRIM", WS4, "MAXLEN", "0"),
+        ("XTRIM", B_WS4, "MAXLEN", "0"),
+        ("XRANGE", B_WS4, "-", "+"),
+        ("XRANGE", A_WS4, "-", "+"),
+        ("XDEL", B_WS4, "1-1"),
+        ("DEL", B_WS4),
+        ("XRANGE", outcomes("engine-b"), "-", "+"),
+        ("DEL", outcomes("engine-a")),
+        ("XADD", outcomes("engine-a"), "*", "x", "y"),
+        ("XRANGE", f"{P}alluse.reply.engine-b.q1", "-", "+"),
+        ("XRANGE", WS4, "-", "+"),
+        ("DEL", WS4),
+        ("FLUSHALL",),
+        ("KEYS", "*"),
+        ("SADD", f"{P}alluse.lanes", "engine-b"),
+        ("CONFIG", "SET", "appendonly", "no"),
+    ],
+    "account": [
+        xadd(CMD),
+        xadd(EFFECTS),
+        xadd(LIFE),
+        xadd(REVOKE),
+        xadd(WS4),
+        ("DEL", CMD),
+        ("FLUSHALL",),
+        ("KEYS", "*"),
+        ("EXPIRE", AUDIT, "1"),
+        ("EXPIRE", "mykey", "1"),
+        xadd("not-ours"),
+        ("CONFIG", "SET", "appendonly", "no"),
+        ("XREAD", "STREAMS", WS4, "0"),
+    ],
     # It moves engines' lanes into WS2/WS4 (XADD there), and nothing else into them.
-    "integration": [xadd(EVENTS), xadd(REVOKE), xadd(CMD), ("DEL", LIFE), ("FLUSHDB",),
-                    ("XREAD", "STREAMS", CMD, "0")],
-    "security": [xadd(EFFECTS), xadd(EVENTS), xadd(LIFE), xadd(WS2), ("XREAD", "STREAMS", CMD, "0")],
-    "operator": [xadd(CON_CMD), ("XRANGE", outcomes("console"), "-", "+"),
-                 ("XRANGE", f"{P}alluse.reply.console.q1", "-", "+"), xadd(WS4), xadd(EFFECTS), xadd(EVENTS), xadd(REVOKE), xadd(AUDIT), xadd(LIFE),
-                 ("XRANGE", CMD, "-", "+"), ("XREAD", "STREAMS", REVOKE, "0"), ("DEL", LIFE),
-                 ("XDEL", CMD, "1-1"), ("FLUSHALL",), ("KEYS", "*"),
-                 # inspecting never changes anything: no lease taken, no client killed
-                 ("SET", LEASE, "me"), ("DEL", LEASE), ("PEXPIRE", LEASE, "1"),
-                 ("ZADD", MEMBERS, "1", "me"), ("GET", f"{P}alluse.lanes"), ("CLIENT", "KILL", "ID", "1"),
-                 ("ACL", "LOAD"), ("ACL", "LIST"), ("CONFIG", "GET", "*"), ("MONITOR",)],
-    "console": [xadd(CMD), xadd(QRY), xadd(OP_CMD), ("XRANGE", outcomes("operator"), "-", "+"),
-                ("XRANGE", f"{P}alluse.reply.operator.q1", "-", "+"), xadd(WS4), xadd(EFFECTS), xadd(EVENTS), xadd(LIFE), ("XRANGE", f"{CMD}.dlq", "-", "+"),
-                ("XDEL", f"{CMD}.dlq", "1-1"), ("XRANGE", CMD, "-", "+"), ("XRANGE", HEADS, "-", "+"),
-                ("XREAD", "STREAMS", EVENTS, "0"), ("DEL", LIFE), ("FLUSHALL",), ("KEYS", "*"),
-                ("GET", LEASE), ("CLIENT", "LIST")],
-    "lifecycle": [xadd(LIFE), ("XDEL", LIFE, "1-1"), ("XTRIM", LIFE, "MAXLEN", "0"), ("DEL", LIFE),
-                  ("XRANGE", CMD, "-", "+"), ("XREAD", "STREAMS", EVENTS, "0"), xadd(WS4)],
-}  # fmt: skip
+    "integration": [
+        xadd(EVENTS),
+        xadd(REVOKE),
+        xadd(CMD),
+        ("DEL", LIFE),
+        ("FLUSHDB",),
+        ("XREAD", "STREAMS", CMD, "0"),
+    ],
+    "security": [
+        xadd(EFFECTS),
+        xadd(EVENTS),
+        xadd(LIFE),
+        xadd(WS2),
+        ("XREAD", "STREAMS", CMD, "0"),
+    ],
+    "operator": [
+        xadd(CON_CMD),
+        ("XRANGE", outcomes("console"), "-", "+"),
+        ("XRANGE", f"{P}alluse.reply.console.q1", "-", "+"),
+        xadd(WS4),
+        xadd(EFFECTS),
+        xadd(EVENTS),
+        xadd(REVOKE),
+        xadd(AUDIT),
+        xadd(LIFE),
+        ("XRANGE", CMD, "-", "+"),
+        ("XREAD", "STREAMS", REVOKE, "0"),
+        ("DEL", LIFE),
+        ("XDEL", CMD, "1-1"),
+        ("FLUSHALL",),
+        ("KEYS", "*"),
+        # inspecting never changes anything: no lease taken, no client killed
+        ("SET", LEASE, "me"),
+        ("DEL", LEASE),
+        ("PEXPIRE", LEASE, "1"),
+        ("ZADD", MEMBERS, "1", "me"),
+        ("GET", f"{P}alluse.lanes"),
+        ("CLIENT", "KILL", "ID", "1"),
+        ("ACL", "LOAD"),
+        ("ACL", "LIST"),
+        ("CONFIG", "GET", "*"),
+        ("MONITOR",),
+    ],
+    "console": [
+        xadd(CMD),
+        xadd(QRY),
+        xadd(OP_CMD),
+        ("XRANGE", outcomes("operator"), "-", "+"),
+        ("XRANGE", f"{P}alluse.reply.operator.q1", "-", "+"),
+        xadd(WS4),
+        xadd(EFFECTS),
+        xadd(EVENTS),
+        xadd(LIFE),
+        ("XRANGE", f"{CMD}.dlq", "-", "+"),
+        ("XDEL", f"{CMD}.dlq", "1-1"),
+        ("XRANGE", CMD, "-", "+"),
+        ("XRANGE", HEADS, "-", "+"),
+        ("XREAD", "STREAMS", EVENTS, "0"),
+        ("DEL", LIFE),
+        ("FLUSHALL",),
+        ("KEYS", "*"),
+        ("GET", LEASE),
+        ("CLIENT", "LIST"),
+    ],
+    "lifecycle": [
+        xadd(LIFE),
+        ("XDEL", LIFE, "1-1"),
+        ("XTRIM", LIFE, "MAXLEN", "0"),
+        ("DEL", LIFE),
+        ("XRANGE", CMD, "-", "+"),
+        ("XREAD", "STREAMS", EVENTS, "0"),
+        xadd(WS4),
+    ],
+}
 
 
 @pytest.fixture(scope="module")

@@ -13,12 +13,12 @@ import pytest
 from services.security import redis_acl
 from shared.contracts.streams import ACCOUNT_COMMANDS, ACCOUNT_QUERIES, OPERATOR_LANE, Streams
 from shared.contracts.trust import reply_namespace
-from shared.infra.consumer import StreamConsumer
-from shared.infra.durability import WAITAOF, Durability
-from shared.infra.messaging import Entry, Outcome
-from shared.infra.partitions import Partitioned
-from shared.infra.redisclient import connect
-from shared.infra.settings import Settings
+from shared.infra.runtime.redisclient import connect
+from shared.infra.runtime.settings import Settings
+from shared.infra.stream.consumer import StreamConsumer
+from shared.infra.stream.durability import WAITAOF, Durability
+from shared.infra.stream.messaging import Entry, Outcome
+from shared.infra.stream.partitions import Partitioned
 from tests.support.acl import passwords
 from tests.support.cluster import LocalCluster, local_cluster
 from tests.support.streams import read_group, xadd
@@ -44,14 +44,20 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
     digest = hashlib.sha256(admin.encode()).hexdigest()
     acl.write_text(redis_acl.acl_file(env, PREFIX) + f"user admin on #{digest} ~* &* +@all\n")
     args = ["--aclfile", str(acl), "--appendfsync", "everysec"]  # confirmed by WAITAOF
-    with local_cluster(tmp_path / "cluster", str(get_binary_path()), args=args,
-                       admin=("admin", admin)) as nodes:  # fmt: skip
+    with local_cluster(
+        tmp_path / "cluster", str(get_binary_path()), args=args, admin=("admin", admin)
+    ) as nodes:
         yield Cluster(nodes, env)
 
 
 def settings(url: str) -> Settings:
-    return Settings(redis_url=url, database_url="postgresql://unused", stream_prefix=PREFIX,
-                    partitions=4, consumer="replica-1")  # fmt: skip
+    return Settings(
+        redis_url=url,
+        database_url="postgresql://unused",
+        stream_prefix=PREFIX,
+        partitions=4,
+        consumer="replica-1",
+    )
 
 
 async def test_a_services_own_user_consumes_in_order_and_acknowledges_on_the_cluster(
@@ -71,8 +77,13 @@ async def test_a_services_own_user_consumes_in_order_and_acknowledges_on_the_clu
         assert all(fields[b"lane"] == b"operator" for _, fields in entries)
         return Outcome(ack=[entry_id for entry_id, _ in entries])
 
-    ordered = Partitioned(redis=account, settings=settings(cluster.url("account")),
-                          stream=commands, process=apply, laned=True)  # fmt: skip
+    ordered = Partitioned(
+        redis=account,
+        settings=settings(cluster.url("account")),
+        stream=commands,
+        process=apply,
+        laned=True,
+    )
     await ordered.renew()  # the router lease and every partition: one replica
     assert ordered.routing and ordered.held == set(range(4))
     assert await ordered.route_once()  # one Lua step: the lane -> partitions
@@ -82,9 +93,14 @@ async def test_a_services_own_user_consumes_in_order_and_acknowledges_on_the_clu
     assert [await account.xlen(k) for k in [lane, commands, *ordered.parts]] == [0] * 6
     await ordered.leave()
 
-    consumer = StreamConsumer(redis=account, settings=settings(cluster.url("account")),
-                              stream=queries, group="account-service", process=apply,
-                              delete_applied=True)  # fmt: skip
+    consumer = StreamConsumer(
+        redis=account,
+        settings=settings(cluster.url("account")),
+        stream=queries,
+        group="account-service",
+        process=apply,
+        delete_applied=True,
+    )
     await consumer.ensure_group()
     await xadd(account, queries, {"type": "alluse.query.account"})  # as its lanes' router does
     got = await read_group(account, "account-service", "replica-1", queries)

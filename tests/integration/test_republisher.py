@@ -15,10 +15,10 @@ from services.integration.app import build
 from shared.contracts.envelope import new_event
 from shared.contracts.lifecycle import dataschema
 from shared.contracts.streams import ACCOUNT_EVENTS, ACCOUNT_LIFECYCLE
-from shared.infra.consumer import StreamConsumer
-from shared.infra.runtime import Runtime
-from shared.infra.settings import Settings
-from shared.infra.signing import signer_of, text_fields
+from shared.infra.runtime.service import Runtime
+from shared.infra.runtime.settings import Settings
+from shared.infra.stream.consumer import StreamConsumer
+from shared.infra.trust.signing import signer_of, text_fields
 from tests.conftest import as_service
 from tests.support.streams import entries, read_group
 from tests.support.tokens import Signer
@@ -54,11 +54,21 @@ async def handle_new(rt: Runtime) -> None:
 
 
 def balance_changed(account: str, n: int) -> dict[str, str]:
-    data = {"account_id": account, "balance": f"{n}.10", "available": "0.00",
-            "cash_buffer": "0.00", "transaction": {"id": str(n), "type": "deposit",
-                                                   "amount": "1.10"}}  # fmt: skip
-    return new_event("alluse.account.balance_changed", "alluse/account-service", data,
-                     subject=account, causationid=f"cmd-{n}", correlationid="corr")  # fmt: skip
+    data = {
+        "account_id": account,
+        "balance": f"{n}.10",
+        "available": "0.00",
+        "cash_buffer": "0.00",
+        "transaction": {"id": str(n), "type": "deposit", "amount": "1.10"},
+    }
+    return new_event(
+        "alluse.account.balance_changed",
+        "alluse/account-service",
+        data,
+        subject=account,
+        causationid=f"cmd-{n}",
+        correlationid="corr",
+    )
 
 
 async def test_honest_events_go_straight_to_lifecycle_and_forged_ones_are_refused(

@@ -16,9 +16,9 @@ from shared.contracts.streams import (
     WS2_EVENTS,
     WS4_EVENTS,
 )
-from shared.infra.db import create_pool, migrate
-from shared.infra.retention import Retained, prune_inbox, trim
-from shared.infra.settings import Settings
+from shared.infra.runtime.db import create_pool, migrate
+from shared.infra.runtime.settings import Settings
+from shared.infra.stream.retention import Retained, prune_inbox, trim
 from tests.support.account import Client, rejection
 from tests.support.streams import entries, xadd
 from tests.support.waiting import until

@@ -19,7 +19,7 @@ from shared.contracts.streams import (
     WS4_EVENTS,
 )
 from shared.contracts.trust import reply_namespace
-from shared.infra.settings import Settings
+from shared.infra.runtime.settings import Settings
 from tests.support.account import rejection
 from tests.support.platform import Platform, platform
 from tests.support.streams import ce, decoded, entries, outcomes, reply
@@ -42,9 +42,17 @@ async def second_portfolio(p: Platform) -> dict[str, dict[str, Any]]:
 
 
 async def ask(
-    redis: Redis, s: Settings, signer: Signer, type_: str, data: dict[str, Any], *,
-    role: str, sub: str, portfolios: list[str], subject: str | None = None,
-) -> dict[str, Any]:  # fmt: skip
+    redis: Redis,
+    s: Settings,
+    signer: Signer,
+    type_: str,
+    data: dict[str, Any],
+    *,
+    role: str,
+    sub: str,
+    portfolios: list[str],
+    subject: str | None = None,
+) -> dict[str, Any]:
     """A query with a token of `role` for `sub` scoped to `portfolios`; its answer."""
     box = reply_namespace(s.streams.prefix, sub) + uuid.uuid4().hex
     token = signer.bearer(role, sub=sub, portfolios=portfolios)
@@ -188,18 +196,36 @@ async def test_a_viewer_without_a_grant_reads_nothing_and_an_operator_everything
     run: Platform, redis: Redis, settings: Settings, signer: Signer
 ) -> None:
     nothing = await ask(
-        redis, settings, signer, "alluse.query.account", {"account_id": run.account},
-        role="viewer", sub="nobody", portfolios=[],
-    )  # fmt: skip
+        redis,
+        settings,
+        signer,
+        "alluse.query.account",
+        {"account_id": run.account},
+        role="viewer",
+        sub="nobody",
+        portfolios=[],
+    )
     assert nothing["data"]["code"] == "forbidden"
     listed = await ask(
-        redis, settings, signer, "alluse.query.accounts", {},
-        role="viewer", sub="nobody", portfolios=[],
-    )  # fmt: skip
+        redis,
+        settings,
+        signer,
+        "alluse.query.accounts",
+        {},
+        role="viewer",
+        sub="nobody",
+        portfolios=[],
+    )
     assert listed["data"]["accounts"] == []
     # Operators hold the whole platform by role, whatever their token's claim says.
     ops = await ask(
-        redis, settings, signer, "alluse.query.integrity", {},
-        role="operator", sub="otto", portfolios=[],
-    )  # fmt: skip
+        redis,
+        settings,
+        signer,
+        "alluse.query.integrity",
+        {},
+        role="operator",
+        sub="otto",
+        portfolios=[],
+    )
     assert ops["type"] == "alluse.query.result" and ops["data"]["ok"] is True

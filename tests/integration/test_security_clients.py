@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from shared.infra.auth import Verifier
-from shared.infra.messaging import Rejected
+from shared.infra.stream.messaging import Rejected
+from shared.infra.trust.auth import Verifier
 from tests.integration.test_security_http import Svc, svc  # noqa: F401 - the fixture
 from tests.support.waiting import until
 

@@ -29,13 +29,13 @@ from services.security.settings import SecuritySettings
 from shared.contracts.envelope import CloudEvent, decode
 from shared.contracts.streams import AUDIT, AUDIT_HEADS, REVOCATIONS
 from shared.contracts.trust import REVOKED
-from shared.infra.audit import audit_event
-from shared.infra.auth import Verifier
-from shared.infra.keys import KeySet
-from shared.infra.messaging import Rejected
-from shared.infra.revocations import Revocations
-from shared.infra.runtime import running
-from shared.infra.settings import Settings
+from shared.infra.runtime.service import running
+from shared.infra.runtime.settings import Settings
+from shared.infra.stream.messaging import Rejected
+from shared.infra.trust.audit import audit_event
+from shared.infra.trust.auth import Verifier
+from shared.infra.trust.keys import KeySet
+from shared.infra.trust.revocations import Revocations
 from tests.support.streams import ce, entries, xadd
 from tests.support.tokens import Signer
 from tests.support.waiting import until
@@ -615,8 +615,9 @@ async def test_an_entry_on_the_revocation_stream_that_is_not_its_own_is_dead_let
             "security", {"type": REVOKED, "kind": "nonsense", "value": "x", "until": until_}
         ),
     ]
-    genuine = signer.sign("security", {"type": REVOKED, "kind": "jti", "value": "j-1",
-                                       "until": until_})  # fmt: skip
+    genuine = signer.sign(
+        "security", {"type": REVOKED, "kind": "jti", "value": "j-1", "until": until_}
+    )
     for fields in (*junk, genuine):
         await xadd(svc.redis, stream, fields)
 
@@ -641,9 +642,11 @@ async def test_published_audit_heads_are_kept_for_their_retention(
     settings: Settings, redis: Redis, signer: Signer
 ) -> None:
     sec = security_settings(
-        settings, signing_key=signer.seed("security"), service_keys=signer.service_keys(),
+        settings,
+        signing_key=signer.seed("security"),
+        service_keys=signer.service_keys(),
         audit_heads_retention="3600",
-    )  # fmt: skip
+    )
     service = await app.build(sec)
     try:
         stream = sec.streams.key(AUDIT_HEADS)

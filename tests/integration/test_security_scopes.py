@@ -12,9 +12,9 @@ import pytest
 
 from services.security.console import OK, REJECTED
 from shared.contracts.permissions import Scope
-from shared.infra.auth import Verifier
-from shared.infra.messaging import Rejected
-from shared.infra.settings import Settings
+from shared.infra.runtime.settings import Settings
+from shared.infra.stream.messaging import Rejected
+from shared.infra.trust.auth import Verifier
 from tests.integration.test_security_clients import token, verifier  # noqa: F401 - fixture
 from tests.integration.test_security_http import Svc, svc  # noqa: F401 - the fixture
 from tests.integration.test_security_store import cli, env  # noqa: F401 - fixture

@@ -1,8 +1,8 @@
 """Sessions at the security service are capped per user and evicted per user (issue 18,
 finding 6): one user signing in again and again ends only its own oldest sessions."""
 
-from shared.infra.auth import Verifier
-from shared.infra.messaging import Rejected
+from shared.infra.stream.messaging import Rejected
+from shared.infra.trust.auth import Verifier
 from tests.integration.test_security_clients import verifier  # noqa: F401 - fixture
 from tests.integration.test_security_http import Svc, svc  # noqa: F401 - the fixture
 from tests.support.waiting import until

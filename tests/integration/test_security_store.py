@@ -22,11 +22,11 @@ from services.security.domain import InvalidRequest
 from services.security.passwords import Passwords
 from services.security.settings import SecuritySettings
 from shared.contracts.streams import AUDIT
-from shared.infra.audit import audit_event
-from shared.infra.consumer import StreamConsumer
-from shared.infra.db import create_pool, migrate
-from shared.infra.pipeline import Pipeline
-from shared.infra.settings import Settings
+from shared.infra.runtime.db import create_pool, migrate
+from shared.infra.runtime.settings import Settings
+from shared.infra.stream.consumer import StreamConsumer
+from shared.infra.stream.pipeline import Pipeline
+from shared.infra.trust.audit import audit_event
 from tests.support.acl import acl_redis
 from tests.support.acl import passwords as acl_passwords
 from tests.support.streams import read_group, xadd

@@ -17,8 +17,8 @@ from redis.asyncio import Redis
 from services.account.app import build as account_service
 from services.integration.app import build as integration_service
 from shared.contracts.streams import ACCOUNT_LIFECYCLE
-from shared.infra.runtime import running
-from shared.infra.settings import Settings
+from shared.infra.runtime.service import running
+from shared.infra.runtime.settings import Settings
 from shared.simulators import upstream as simulate
 from tests.conftest import as_service
 from tests.support.account import Client, assert_ledger_balanced

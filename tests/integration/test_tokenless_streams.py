@@ -11,8 +11,8 @@ import pytest
 from redis.asyncio import Redis
 
 from shared.contracts.streams import ACCOUNT_COMMANDS, ACCOUNT_LIFECYCLE, WS2_EVENTS, WS4_EVENTS
-from shared.infra.retention import Retained, trim
-from shared.infra.settings import Settings
+from shared.infra.runtime.settings import Settings
+from shared.infra.stream.retention import Retained, trim
 from tests.support.account import rejection
 from tests.support.platform import Platform, platform
 from tests.support.streams import ce, entries, outcomes, xadd

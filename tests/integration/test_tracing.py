@@ -18,9 +18,9 @@ from services.account.app import build as build_account
 from services.integration.app import build as build_integration
 from services.security.app import build as build_security
 from shared.contracts.streams import ACCOUNT_LIFECYCLE, WS4_EVENTS
-from shared.infra import tracing
-from shared.infra.runtime import running
-from shared.infra.settings import Settings
+from shared.infra.runtime import tracing
+from shared.infra.runtime.service import running
+from shared.infra.runtime.settings import Settings
 from tests.conftest import as_service
 from tests.integration.test_integration_service import fill
 from tests.integration.test_security_http import security_settings

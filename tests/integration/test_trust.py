@@ -29,8 +29,8 @@ from shared.contracts.streams import (
     WS4_EVENTS,
 )
 from shared.contracts.trust import REVOKED, reply_namespace
-from shared.infra.runtime import Runtime, running
-from shared.infra.settings import Settings
+from shared.infra.runtime.service import Runtime, running
+from shared.infra.runtime.settings import Settings
 from tests.conftest import as_service
 from tests.support.account import Client, rejection
 from tests.support.streams import caused, ce, decoded, entries, outcomes, xadd
@@ -135,7 +135,7 @@ async def test_an_effect_signed_before_the_deduplication_window_is_refused_as_a_
     data = fill(gen["id"])
     effect = ce("alluse.effect.trade_filled", data, source="ws4/gateway-1", subject=gen["id"])
     then = time.time() - settings.dedup_window.total_seconds() - 60
-    with patch("shared.infra.signing.time.time", return_value=then):
+    with patch("shared.infra.trust.signing.time.time", return_value=then):
         replayed = signer.sign("integration", effect)
     await xadd(client.redis, client.s.key(ACCOUNT_EFFECTS), replayed)
     (refused,) = await outcomes(client.redis, client.s.key(ACCOUNT_EVENTS), effect["id"])

@@ -27,8 +27,8 @@ from services.account.uow import AccountUnit
 from shared.contracts.envelope import decode
 from shared.contracts.lifecycle import LIFECYCLE_TYPES
 from shared.contracts.streams import Streams
-from shared.infra.db import create_pool, migrate
-from shared.infra.settings import Settings
+from shared.infra.runtime.db import create_pool, migrate
+from shared.infra.runtime.settings import Settings
 from tests.support.fake_unit import FakeUnit, an_account
 from tests.support.streams import ce
 

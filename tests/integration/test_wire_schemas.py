@@ -25,10 +25,10 @@ from services.account.app import build as account_service
 from services.integration.app import build as integration_service
 from shared.contracts import asyncapi, docs, lifecycle
 from shared.contracts.streams import ACCOUNT_LIFECYCLE, WS2_EVENTS, WS4_EVENTS
-from shared.infra.keys import KeySet
-from shared.infra.runtime import running
-from shared.infra.settings import Settings
-from shared.infra.signing import signer_of, text_fields
+from shared.infra.runtime.service import running
+from shared.infra.runtime.settings import Settings
+from shared.infra.trust.keys import KeySet
+from shared.infra.trust.signing import signer_of, text_fields
 from tests.conftest import as_service
 from tests.contract.test_signature_vectors import VERIFY, node
 from tests.support.account import Client
@@ -51,12 +51,21 @@ async def platform(
 
 def option(account: str, side: str, option_type: str, quantity: int, price: str) -> dict[str, Any]:
     return {
-        "fill_id": f"fill-{uuid.uuid4().hex}", "order_id": "ord-1", "account_id": account,
-        "symbol": "TSLA", "instrument_type": "option", "option_type": option_type,
-        "strike": "250.00", "expiration": "2026-12-18", "delta": "0.45", "side": side,
-        "quantity": quantity, "price": price, "commission": "1.00",
+        "fill_id": f"fill-{uuid.uuid4().hex}",
+        "order_id": "ord-1",
+        "account_id": account,
+        "symbol": "TSLA",
+        "instrument_type": "option",
+        "option_type": option_type,
+        "strike": "250.00",
+        "expiration": "2026-12-18",
+        "delta": "0.45",
+        "side": side,
+        "quantity": quantity,
+        "price": price,
+        "commission": "1.00",
         "filled_at": datetime.now(UTC).isoformat(),
-    }  # fmt: skip
+    }
 
 
 async def session(client: Client, settings: Settings) -> set[str]:
@@ -95,8 +104,11 @@ async def session(client: Client, settings: Settings) -> set[str]:
     # $60,000 of premium on calls (no cash collateral): a fork, with its own events.
     sold = option(gen, "sell_to_open", "call", 100, "6.01")
     causes.add(await upstream(WS4_EVENTS, "ws4.trade.filled", sold, subject=gen))
-    valuation = {"account_id": rev, "positions_market_value": "99999.00",
-                 "as_of": datetime.now(UTC).isoformat()}  # fmt: skip
+    valuation = {
+        "account_id": rev,
+        "positions_market_value": "99999.00",
+        "as_of": datetime.now(UTC).isoformat(),
+    }
     causes.add(await upstream(WS4_EVENTS, "ws4.account.valuation", valuation, subject=rev))
     bad = option(gen, "sell_to_open", "put", -1, "1.00")  # refused by the integration service
     causes.add(await upstream(WS4_EVENTS, "ws4.trade.filled", bad, subject=gen))
@@ -159,19 +171,31 @@ async def test_every_lifecycle_entry_is_what_the_contract_says(
     assert problems == []
     made = {f["type"] for f in lifecycle_entries}
     assert made >= {
-        "alluse.system.initialized", "alluse.account.created", "alluse.account.updated",
-        "alluse.account.balance_changed", "alluse.account.reversed", "alluse.config.updated",
-        "alluse.account.status_changed", "alluse.account.closed", "alluse.week.changed",
-        "alluse.account.position_changed", "alluse.account.fork_eligible",
-        "alluse.account.forked", "alluse.account.valuation_mismatch", "alluse.command.rejected",
-    }, made  # fmt: skip
+        "alluse.system.initialized",
+        "alluse.account.created",
+        "alluse.account.updated",
+        "alluse.account.balance_changed",
+        "alluse.account.reversed",
+        "alluse.config.updated",
+        "alluse.account.status_changed",
+        "alluse.account.closed",
+        "alluse.week.changed",
+        "alluse.account.position_changed",
+        "alluse.account.fork_eligible",
+        "alluse.account.forked",
+        "alluse.account.valuation_mismatch",
+        "alluse.command.rejected",
+    }, made
     sources = {f["source"] for f in lifecycle_entries if f["type"] == "alluse.command.rejected"}
     assert sources == {"alluse/account-service", "alluse/integration"}  # both services' refusals
 
     # The same entries, checked by the Node verifier that knows only docs/signatures.md.
     wire = tmp_path / "wire.json"
-    wire.write_text(json.dumps({"jwks": {"keys": signer.jwks}, "signer": "integration",
-                                "entries": lifecycle_entries}))  # fmt: skip
+    wire.write_text(
+        json.dumps(
+            {"jwks": {"keys": signer.jwks}, "signer": "integration", "entries": lifecycle_entries}
+        )
+    )
     command = [node(), str(VERIFY), "--entries", str(wire)]
     done = await asyncio.to_thread(
         subprocess.run, command, capture_output=True, text=True, timeout=60, check=False

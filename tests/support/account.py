@@ -15,9 +15,9 @@ from shared.contracts.streams import (
     ACCOUNT_QUERIES,
 )
 from shared.contracts.trust import reply_namespace
-from shared.infra.db import connection
-from shared.infra.runtime import Runtime
-from shared.infra.settings import Settings
+from shared.infra.runtime.db import connection
+from shared.infra.runtime.service import Runtime
+from shared.infra.runtime.settings import Settings
 from tests.support.barriers import inbox_outcome
 from tests.support.streams import caused, ce, outcomes, reply, xadd
 from tests.support.tokens import Signer

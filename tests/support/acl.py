@@ -11,7 +11,7 @@ import redis
 
 from services.security import redis_acl
 from shared.contracts.streams import ACL_USERS
-from shared.infra.embedded import free_port
+from shared.tooling.embedded import free_port
 from tests.support.waiting import until_sync
 
 

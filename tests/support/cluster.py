@@ -11,7 +11,7 @@ from typing import Any
 import redis
 from redis.cluster import RedisCluster
 
-from shared.infra.embedded import free_port
+from shared.tooling.embedded import free_port
 from tests.support.waiting import until_sync
 
 SLOTS = 16384
@@ -26,9 +26,14 @@ class LocalCluster:
     (user, password) the cluster is set up with when an ACL file turns the default user off."""
 
     def __init__(
-        self, root: Path, binary: str, masters: int = 3, *, args: Sequence[str] = (),
+        self,
+        root: Path,
+        binary: str,
+        masters: int = 3,
+        *,
+        args: Sequence[str] = (),
         admin: tuple[str, str] | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.binary, self.args = binary, list(args)
         self.auth: dict[str, Any] = {"username": admin[0], "password": admin[1]} if admin else {}
         self.ports = [free_port() for _ in range(masters)]
@@ -49,15 +54,37 @@ class LocalCluster:
     def start_node(self, i: int) -> None:
         """Start (or restart) node `i`: it reloads its AOF and rejoins with its nodes.conf."""
         self.dirs[i].mkdir(parents=True, exist_ok=True)
-        self.procs[i] = subprocess.Popen([
-            self.binary, "--port", str(self.ports[i]), "--bind", "127.0.0.1",
-            "--dir", str(self.dirs[i]), "--logfile", "redis.log", "--save", "",
-            "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-            "--cluster-port", str(self.buses[i]),
-            "--cluster-node-timeout", "2000", "--cluster-require-full-coverage", "no",
-            # Redis 7.0 has no WAITAOF: the relay confirms durability by an fsync per write.
-            "--appendonly", "yes", "--appendfsync", "always", *self.args,
-        ])  # fmt: skip
+        self.procs[i] = subprocess.Popen(
+            [
+                self.binary,
+                "--port",
+                str(self.ports[i]),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.dirs[i]),
+                "--logfile",
+                "redis.log",
+                "--save",
+                "",
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+                "--cluster-port",
+                str(self.buses[i]),
+                "--cluster-node-timeout",
+                "2000",
+                "--cluster-require-full-coverage",
+                "no",
+                # Redis 7.0 has no WAITAOF: the relay confirms durability by an fsync per write.
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                *self.args,
+            ]
+        )
         self._until(lambda: self.node(i).ping(), f"node {i} did not answer")
 
     def start(self) -> None:
@@ -76,8 +103,10 @@ class LocalCluster:
 
         def ok(i: int) -> bool:
             info = self.node(i).cluster("INFO")
-            return bool(info["cluster_state"] == "ok" and
-                        int(info["cluster_known_nodes"]) == len(self.ports))  # fmt: skip
+            return bool(
+                info["cluster_state"] == "ok"
+                and int(info["cluster_known_nodes"]) == len(self.ports)
+            )
 
         self._until(lambda: all(ok(i) for i in range(len(self.ports))), "cluster not ok")
 

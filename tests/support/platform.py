@@ -14,8 +14,8 @@ from services.integration.app import build as build_integration
 from services.security import app as security
 from services.security.settings import SecuritySettings
 from shared.contracts.streams import ACCOUNT_LIFECYCLE
-from shared.infra.runtime import Runtime, running
-from shared.infra.settings import Settings
+from shared.infra.runtime.service import Runtime, running
+from shared.infra.runtime.settings import Settings
 from tests.support.account import Client
 from tests.support.tokens import Signer
 

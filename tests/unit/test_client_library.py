@@ -25,7 +25,7 @@ from shared.contracts import trust
 from shared.contracts.envelope import decode
 from shared.contracts.lifecycle import LIFECYCLE_TYPES
 from shared.contracts.upstream import UPSTREAM_TYPES, TradeFilled
-from shared.infra.signing import EntrySigner, new_seed
+from shared.infra.trust.signing import EntrySigner, new_seed
 
 ROOT = Path(__file__).resolve().parents[2]
 PLATFORM_SCHEMAS = ROOT / "shared" / "contracts" / "schemas"
@@ -42,8 +42,12 @@ def test_canonical_form_and_leaf_equal_the_platforms(fields: dict[str, str]) -> 
 
 
 def entry(n: int) -> dict[str, str]:
-    return binary_fields("alluse.account.closed", "alluse/account-service",
-                         {"account_id": f"a-{n}", "reason": "é \u2028 \n"}, id=f"e-{n}")  # fmt: skip
+    return binary_fields(
+        "alluse.account.closed",
+        "alluse/account-service",
+        {"account_id": f"a-{n}", "reason": "é \u2028 \n"},
+        id=f"e-{n}",
+    )
 
 
 async def test_entries_the_platform_signs_verify_and_tampered_ones_do_not() -> None:
@@ -112,19 +116,32 @@ def test_schema_validation_names_the_field() -> None:
 
 
 FILL = {
-    "fill_id": "f-1", "order_id": "o-1", "account_id": "acc", "symbol": "NVDA",
-    "instrument_type": "option", "option_type": "put", "strike": Decimal("120.00"),
-    "expiration": date(2026, 12, 18), "delta": Decimal("-0.45"), "side": "sell_to_open",
-    "quantity": 3, "price": Decimal("2.15"), "commission": Decimal("1.95"),
+    "fill_id": "f-1",
+    "order_id": "o-1",
+    "account_id": "acc",
+    "symbol": "NVDA",
+    "instrument_type": "option",
+    "option_type": "put",
+    "strike": Decimal("120.00"),
+    "expiration": date(2026, 12, 18),
+    "delta": Decimal("-0.45"),
+    "side": "sell_to_open",
+    "quantity": 3,
+    "price": Decimal("2.15"),
+    "commission": Decimal("1.95"),
     "filled_at": datetime(2026, 11, 26, 15, tzinfo=UTC),
-}  # fmt: skip
+}
 
 
 def test_built_entries_decode_as_the_platform_reads_them() -> None:
     fields = binary_fields("ws4.trade.filled", "ws4/gw", FILL, token="a.b.c", subject="acc")
     event = decode({k.encode(): v.encode() for k, v in fields.items()})
     assert (event.type, event.source, event.subject, event.authorization) == (
-        "ws4.trade.filled", "ws4/gw", "acc", "Bearer a.b.c")  # fmt: skip
+        "ws4.trade.filled",
+        "ws4/gw",
+        "acc",
+        "Bearer a.b.c",
+    )
     model = UPSTREAM_TYPES["ws4.trade.filled"].model_validate(event.data)
     assert isinstance(model, TradeFilled) and model.price == Decimal("2.15")
     assert json.loads(fields["data"])["strike"] == "120.00"  # money as exact strings

@@ -5,7 +5,7 @@ from redis.crc import key_slot
 
 from services.security.redis_acl import acl_file
 from shared.contracts.streams import ACL_USERS, CONSUMED, Streams
-from shared.infra.redisclient import is_cluster, seeds
+from shared.infra.runtime.redisclient import is_cluster, seeds
 
 
 @pytest.mark.parametrize("prefix", ["", "staging.", "t0123456789.ab12cd34."])

@@ -30,10 +30,22 @@ D = Decimal
 NOW = datetime(2026, 3, 5, 15, tzinfo=UTC)
 
 
-def account(balance: str, baseline: str = "100000.00", type_: AccountType = AccountType.GENERATION,
-            status: AccountStatus = AccountStatus.ACTIVE) -> Account:  # fmt: skip
-    return Account(id=uuid.uuid4(), portfolio_id=uuid.uuid4(), type=type_, status=status, balance=D(balance),
-                   contributed_capital=D(baseline), baseline=D(baseline), config=AccountConfig.for_type(type_))  # fmt: skip
+def account(
+    balance: str,
+    baseline: str = "100000.00",
+    type_: AccountType = AccountType.GENERATION,
+    status: AccountStatus = AccountStatus.ACTIVE,
+) -> Account:
+    return Account(
+        id=uuid.uuid4(),
+        portfolio_id=uuid.uuid4(),
+        type=type_,
+        status=status,
+        balance=D(balance),
+        contributed_capital=D(baseline),
+        baseline=D(baseline),
+        config=AccountConfig.for_type(type_),
+    )
 
 
 def test_rule_4_fork_eligible_at_a_50k_surplus_over_baseline() -> None:
@@ -104,8 +116,12 @@ def test_rule_4_child_funding_is_contributed_capital_and_its_baseline() -> None:
 
 def test_rule_4_one_fork_per_account_per_cooling_period() -> None:
     with pytest.raises(ForkCoolingPeriod):
-        check_fork_guards(now=NOW, last_fork_of_account=NOW - timedelta(hours=23, minutes=59),
-                          tree_fork_times=[], settings=DEFAULT_SETTINGS)  # fmt: skip
+        check_fork_guards(
+            now=NOW,
+            last_fork_of_account=NOW - timedelta(hours=23, minutes=59),
+            tree_fork_times=[],
+            settings=DEFAULT_SETTINGS,
+        )
     check_fork_guards(
         now=NOW,
         last_fork_of_account=NOW - timedelta(hours=24),

@@ -70,11 +70,13 @@ def test_rule_5_merge_carries_positions_whole_into_the_target() -> None:
     target = {"AAPL": Holding(Contract("AAPL"), 200, D("35000.00"))}
     done = carry([shares, Holding(PUT, -2, D("-300.00"))], target)
     assert [(m.quantity, m.cost, m.after.quantity, m.after.cost) for m in done.out] == [
-        (-100, D("-18300.00"), 0, D(0)), (2, D("300.00"), 0, D(0)),
-    ]  # fmt: skip
+        (-100, D("-18300.00"), 0, D(0)),
+        (2, D("300.00"), 0, D(0)),
+    ]
     assert [(m.quantity, m.cost, m.after.quantity, m.after.cost) for m in done.into] == [
-        (100, D("18300.00"), 300, D("53300.00")), (-2, D("-300.00"), -2, D("-300.00")),
-    ]  # fmt: skip
+        (100, D("18300.00"), 300, D("53300.00")),
+        (-2, D("-300.00"), -2, D("-300.00")),
+    ]
     assert done.target[PUT.key] == Holding(PUT, -2, D("-300.00"))
     assert target["AAPL"].quantity == 200  # the caller's map is left as it was
 

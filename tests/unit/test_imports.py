@@ -40,9 +40,9 @@ def test_the_walk_sees_a_crossing(tmp_path: Path) -> None:
     """The wall's check on a tree of its own: both kinds of crossing found, allowed imports not."""
     files = {
         "services/account/handlers.py": "from services.account.domain import Account\n"
-        "import shared.infra.db\n",  # its own service and shared/: allowed
+        "import shared.infra.runtime.db\n",  # its own service and shared/: allowed
         "services/console/views.py": "from services.account.domain import Account\n",
-        "shared/infra/client.py": "import services.cli.client\n",
+        "shared/tooling/client.py": "import services.cli.client\n",
     }
     for name, text in files.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
@@ -50,5 +50,21 @@ def test_the_walk_sees_a_crossing(tmp_path: Path) -> None:
     assert sorted(crossings(tmp_path)) == [  # a file's imports come as a set: any order
         "services/console/views.py imports services.account.domain",
         "services/console/views.py imports services.account.domain.Account",
-        "shared/infra/client.py imports services.cli.client",
+        "shared/tooling/client.py imports services.cli.client",
     ]
+
+
+SERVICES = ("services/account", "services/security", "services/integration", "shared/infra")
+
+
+def test_services_and_their_infrastructure_never_import_client_side_tooling() -> None:
+    """shared/tooling (launching, embedded servers, progress bars, the operators' stream client)
+    serves tools and tests; a service process needs none of it."""
+    found = [
+        f"{path.relative_to(ROOT)} imports {name}"
+        for folder in SERVICES
+        for path in sorted((ROOT / folder).rglob("*.py"))
+        for name in imported(path)
+        if name == "shared.tooling" or name.startswith("shared.tooling.")
+    ]
+    assert found == []

@@ -15,14 +15,14 @@ from services.integration.handlers import FromUpstream
 from shared.contracts.envelope import CloudEvent, EnvelopeError, decode, new_event
 from shared.contracts.streams import WS2_EVENTS, WS4_EVENTS, Streams
 from shared.contracts.upstream import WEEK_TYPES, TradeFilled, WeekClassified
-from shared.infra.messaging import Emit, Rejected
-from shared.infra.pipeline import Dispatch, Route
+from shared.infra.stream.messaging import Emit, Rejected
+from shared.infra.stream.pipeline import Dispatch, Route
 
 TABLES = FromUpstream(Streams("")).routes()
 
 
 class Unit:
-    """The least a unit of work is (shared/infra/pipeline.py's Unit): the dispatch only parses."""
+    """The least a unit of work is (shared/infra/stream/pipeline.py's Unit): the dispatch only parses."""
 
     def __init__(self) -> None:
         self.events: list[Emit] = []

@@ -171,8 +171,12 @@ def test_network_policies_deny_by_default_and_open_only_the_trust_models_paths(
     # Only the security service and the console (through the ingress controller's pods) take
     # connections from outside the platform and monitoring.
     opened = {p["metadata"]["name"] for p in policies.values() if p["spec"].get("ingress")}
-    assert opened == {"alluse-security-ingress", "alluse-metrics-ingress", "alluse-console-ingress",
-                      "alluse-console-reads"}  # fmt: skip
+    assert opened == {
+        "alluse-security-ingress",
+        "alluse-metrics-ingress",
+        "alluse-console-ingress",
+        "alluse-console-reads",
+    }
     (console_in,) = policies["alluse-console-ingress"]["spec"]["ingress"]
     assert [p["port"] for p in console_in["ports"]] == [8084]
     assert console_in["from"][0]["podSelector"]["matchLabels"] == {

@@ -165,8 +165,13 @@ def test_rule_11_an_assignment_takes_the_named_series_else_the_nearest_short() -
 
     held = [put(27, -2), put(20, -1), put(13, 1)]  # the 13th is long: never assigned
     assert short_option(held, symbol="AAPL", option_type="put", strike=D("183")) == put(20, -1)
-    named = short_option(held, symbol="AAPL", option_type="put", strike=D("183"),
-                         expiration=date(2026, 11, 27))  # fmt: skip
+    named = short_option(
+        held, symbol="AAPL", option_type="put", strike=D("183"), expiration=date(2026, 11, 27)
+    )
     assert named == put(27, -2)
-    assert short_option(held, symbol="AAPL", option_type="put", strike=D("183"),
-                        expiration=date(2026, 11, 13)) is None  # fmt: skip
+    assert (
+        short_option(
+            held, symbol="AAPL", option_type="put", strike=D("183"), expiration=date(2026, 11, 13)
+        )
+        is None
+    )

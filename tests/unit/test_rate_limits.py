@@ -1,11 +1,11 @@
-"""The token buckets and the round-robin order of a batch of queries (shared/infra/limits.py,
-shared/infra/replies.py), on a clock the test moves."""
+"""The token buckets and the round-robin order of a batch of queries (shared/infra/stream/limits.py,
+shared/infra/stream/replies.py), on a clock the test moves."""
 
 from typing import Any
 
-from shared.infra.auth import Principal
-from shared.infra.limits import Buckets
-from shared.infra.replies import namespace_of, round_robin
+from shared.infra.stream.limits import Buckets
+from shared.infra.stream.replies import namespace_of, round_robin
+from shared.infra.trust.auth import Principal
 
 
 class Clock:

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from services import run
-from shared.infra import launch
-from shared.infra.embedded import free_port
-from shared.infra.progress import Progress, render
+from shared.tooling import launch
+from shared.tooling.embedded import free_port
+from shared.tooling.progress import Progress, render
 
 
 def test_the_env_file_sourced_in_bash_gives_alluse_its_servers_token_issuer_and_client(

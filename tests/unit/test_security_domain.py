@@ -10,9 +10,9 @@ from services.security import crypto, domain
 from services.security.domain import InvalidRequest
 from services.security.passwords import Passwords
 from shared.contracts.streams import Streams
-from shared.infra.audit import REDACTED, audit_event, scrub
-from shared.infra.keys import KeySet
-from shared.infra.revocations import Revocations
+from shared.infra.trust.audit import REDACTED, audit_event, scrub
+from shared.infra.trust.keys import KeySet
+from shared.infra.trust.revocations import Revocations
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import pytest
 
-from shared.infra.settings import Settings
+from shared.infra.runtime.settings import Settings
 
 
 @pytest.mark.parametrize(

@@ -7,9 +7,9 @@ from datetime import timedelta
 import pytest
 
 from shared.contracts.trust import SIGNED_AT
-from shared.infra.guards import fresh
-from shared.infra.messaging import Rejected
-from shared.infra.signing import EntrySigner, new_seed
+from shared.infra.stream.messaging import Rejected
+from shared.infra.trust.guards import fresh
+from shared.infra.trust.signing import EntrySigner, new_seed
 
 WEEK = timedelta(days=7)
 

@@ -14,11 +14,23 @@ def sample(at: float, streams: dict[str, int]) -> Sample:
 
 def test_partitions_of_one_stream_are_summed_into_one_line(tmp_path: Path) -> None:
     taken = [
-        sample(0, {"alluse.audit": 5, "t.{t.alluse.account.commands}.p0": 1,
-                   "t.{t.alluse.account.commands}.p1": 2}),
-        sample(10, {"alluse.audit": 7, "t.{t.alluse.account.commands}.p1": 4,
-                    "t.{t.alluse.internal.account.effects}.p3": 9}),
-    ]  # fmt: skip
+        sample(
+            0,
+            {
+                "alluse.audit": 5,
+                "t.{t.alluse.account.commands}.p0": 1,
+                "t.{t.alluse.account.commands}.p1": 2,
+            },
+        ),
+        sample(
+            10,
+            {
+                "alluse.audit": 7,
+                "t.{t.alluse.account.commands}.p1": 4,
+                "t.{t.alluse.internal.account.effects}.p3": 9,
+            },
+        ),
+    ]
     assert chart_lines(taken) == {
         "alluse.audit": [5, 7],
         "t.alluse.account.commands (partitions)": [3, 4],

@@ -13,10 +13,10 @@ from unittest.mock import patch
 import pytest
 
 from shared.contracts.trust import GROUP, SIGNATURE, SIGNED_AT
-from shared.infra.guards import SKEW, fresh
-from shared.infra.keys import KeySet
-from shared.infra.messaging import Rejected
-from shared.infra.signing import (
+from shared.infra.stream.messaging import Rejected
+from shared.infra.trust.guards import SKEW, fresh
+from shared.infra.trust.keys import KeySet
+from shared.infra.trust.signing import (
     EntrySigner,
     IdentityError,
     b64,
@@ -97,7 +97,7 @@ def signed(at_ms: int) -> dict[str, str]:
 
 
 def refusal(fields: dict[str, str]) -> str:
-    clock = patch("shared.infra.guards.time.time", return_value=NOW_MS / 1000)
+    clock = patch("shared.infra.trust.guards.time.time", return_value=NOW_MS / 1000)
     with clock, pytest.raises(Rejected) as caught:
         fresh(fields, WINDOW)
     assert caught.value.code == "unauthorized"
@@ -105,7 +105,7 @@ def refusal(fields: dict[str, str]) -> str:
 
 
 def accepted(fields: dict[str, str]) -> None:
-    with patch("shared.infra.guards.time.time", return_value=NOW_MS / 1000):
+    with patch("shared.infra.trust.guards.time.time", return_value=NOW_MS / 1000):
         fresh(fields, WINDOW)
 
 

@@ -2,7 +2,7 @@
 
 from redis.asyncio.connection import Connection
 
-from shared.infra import wire
+from shared.infra.stream import wire
 
 
 def test_packing_matches_redis_py() -> None:

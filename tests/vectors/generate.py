@@ -18,7 +18,7 @@ from typing import Any
 from shared.contracts import trust
 from shared.contracts.envelope import dumps
 from shared.contracts.lifecycle import dataschema
-from shared.infra.signing import EntrySigner, b64, unb64
+from shared.infra.trust.signing import EntrySigner, b64, unb64
 
 PATH = Path(__file__).with_name("signatures.json")
 # Test-only: a published private key. Never a deployment's key.
@@ -49,22 +49,45 @@ def entries() -> list[list[dict[str, str]]]:
     """Two groups: three lifecycle entries (a padded tree of depth 2) and one alone (depth 0)."""
     deposit = {
         "account_id": ACCOUNT,
-        "transaction": {"id": "1041", "type": "deposit", "amount": "2500.00",
-                        "description": 'Prämie "Q4" \u2013 café ✓ 😀', "week_type": "P-EW"},
-        "balance": "102500.00", "available": "97375.00", "cash_buffer": "5125.00",
-    }  # fmt: skip
+        "transaction": {
+            "id": "1041",
+            "type": "deposit",
+            "amount": "2500.00",
+            "description": 'Prämie "Q4" \u2013 café ✓ 😀',
+            "week_type": "P-EW",
+        },
+        "balance": "102500.00",
+        "available": "97375.00",
+        "cash_buffer": "5125.00",
+    }
     position = {
-        "account_id": ACCOUNT, "contract": "TSLA  261218P00250000", "symbol": "TSLA",
-        "kind": "put", "strike": "250", "expiration": "2026-12-18", "multiplier": 100,
-        "change": -2, "cost_change": "-1240.00", "quantity": -2, "cost": "-1240.00",
-        "cause": "fill", "reference": "fill-7781", "transaction_id": "1042",
-    }  # fmt: skip
+        "account_id": ACCOUNT,
+        "contract": "TSLA  261218P00250000",
+        "symbol": "TSLA",
+        "kind": "put",
+        "strike": "250",
+        "expiration": "2026-12-18",
+        "multiplier": 100,
+        "change": -2,
+        "cost_change": "-1240.00",
+        "quantity": -2,
+        "cost": "-1240.00",
+        "cause": "fill",
+        "reference": "fill-7781",
+        "transaction_id": "1042",
+    }
     rejected = {
-        "code": "invalid_payload", "reason": "amount: must be > 0\n\ttab, \u0001 and \\ kept",
-        "command_type": "alluse.account.deposit", "command_id": "cmd-17",
-    }  # fmt: skip
-    week = {"week_start": "2026-11-30", "week_type": "C-WAP+", "confidence": "0.87",
-            "previous_week_type": "P-EW"}  # fmt: skip
+        "code": "invalid_payload",
+        "reason": "amount: must be > 0\n\ttab, \u0001 and \\ kept",
+        "command_type": "alluse.account.deposit",
+        "command_id": "cmd-17",
+    }
+    week = {
+        "week_start": "2026-11-30",
+        "week_type": "C-WAP+",
+        "confidence": "0.87",
+        "previous_week_type": "P-EW",
+    }
     cause = {"causationid": "fill-7781", "correlationid": "fill-7781"}
     return [
         [
@@ -124,11 +147,15 @@ def tampered(first: dict[str, str]) -> list[dict[str, Any]]:
         {"why": "signed_at changed", "fields": {**first, trust.SIGNED_AT: str(SIGNED_AT + 1)}},
         {"why": "a field added", "fields": {**first, "lane": "eng-1"}},
         {"why": "another index", "fields": {**first, trust.SIGNATURE: f"{kid}.{sig}.1.{path}"}},
-        {"why": "a kid the JWKS does not list",
-         "fields": {**first, trust.SIGNATURE: f"account-000000000000.{sig}.{index}.{path}"}},
-        {"why": "sibling hashes reordered",
-         "fields": {**first, trust.SIGNATURE: f"{kid}.{sig}.{index}.{swapped}"}},
-    ]  # fmt: skip
+        {
+            "why": "a kid the JWKS does not list",
+            "fields": {**first, trust.SIGNATURE: f"account-000000000000.{sig}.{index}.{path}"},
+        },
+        {
+            "why": "sibling hashes reordered",
+            "fields": {**first, trust.SIGNATURE: f"{kid}.{sig}.{index}.{swapped}"},
+        },
+    ]
 
 
 def build() -> dict[str, Any]:

@@ -88,6 +88,10 @@ def attribution(rows: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
             trades[r["week_type"] or "untagged"] += 1
     total = sum(income.values(), start=ZERO)
     return {
-        wt: {"income": str(v), "trades": str(trades[wt]), "share_pct": str((v * 100 / total).quantize(Decimal("0.01")) if total else ZERO)}
+        wt: {
+            "income": str(v),
+            "trades": str(trades[wt]),
+            "share_pct": str((v * 100 / total).quantize(Decimal("0.01")) if total else ZERO),
+        }
         for wt, v in sorted(income.items())
-    }  # fmt: skip
+    }

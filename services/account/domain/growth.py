@@ -4,11 +4,7 @@ Pure.
 A fork moves a Gen-Acc's whole surplus (balance - baseline) into a new child portfolio's
 Gen-Acc and Com-Acc; a merge folds a child portfolio's whole balance into an ancestor's
 Com-Acc. Both are described here as balance changes; the store writes them in one
-transaction, so each happens entirely or not at all.
-
-A little over 200 lines on purpose: sections 4 and 5 of the rules, read together (a merge
-carries what a fork's guards protect).
-"""
+transaction, so each happens entirely or not at all."""
 
 from __future__ import annotations
 

@@ -147,18 +147,25 @@ class Assignment:
 
 
 def short_option(
-    held: Iterable[Holding], *, symbol: str, option_type: str, strike: Decimal,
+    held: Iterable[Holding],
+    *,
+    symbol: str,
+    option_type: str,
+    strike: Decimal,
     expiration: date | None = None,
-) -> Holding | None:  # fmt: skip
+) -> Holding | None:
     """The short position an assignment names: its series when the broker gives the
     expiration; without it, the nearest expiration short, as the broker assigns the series
     that is due."""
     found = [
-        h for h in held
-        if h.quantity < 0 and h.contract.symbol == symbol
-        and h.contract.option_type == option_type and h.contract.strike == strike
+        h
+        for h in held
+        if h.quantity < 0
+        and h.contract.symbol == symbol
+        and h.contract.option_type == option_type
+        and h.contract.strike == strike
         and (expiration is None or h.contract.expiration == expiration)
-    ]  # fmt: skip
+    ]
     return min(found, key=lambda h: h.contract.expiration or date.max, default=None)
 
 

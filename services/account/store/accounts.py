@@ -17,8 +17,8 @@ from services.account.domain import (
     apply_overrides,
     config_to_dict,
 )
-from shared.infra.bulk import insert_rows
-from shared.infra.unit import Sql
+from shared.infra.runtime.bulk import insert_rows
+from shared.infra.stream.unit import Sql
 
 Row = dict[str, Any]
 ACCOUNT_COLUMNS = (
@@ -65,8 +65,10 @@ async def portfolio_types(conn: Sql, *, portfolio_id: UUID) -> set[str] | None:
 async def update_account(conn: Sql, *, account_id: UUID, name: str, config: AccountConfig) -> None:
     await conn.execute(
         "UPDATE accounts SET name = $2, config = $3::jsonb, updated_at = now() WHERE id = $1",
-        account_id, name, json.dumps(config_to_dict(config)),
-    )  # fmt: skip
+        account_id,
+        name,
+        json.dumps(config_to_dict(config)),
+    )
 
 
 async def set_status(conn: Sql, *, account_id: UUID, status: AccountStatus) -> None:
@@ -81,8 +83,9 @@ async def flag_fork_eligible(conn: Sql, *, account_id: UUID, eligible: bool) -> 
     """Set the crossing flag; True when it changed (a crossing in either direction)."""
     changed = await conn.fetchval(
         "UPDATE accounts SET fork_eligible = $2 WHERE id = $1 AND fork_eligible <> $2 RETURNING true",
-        account_id, eligible,
-    )  # fmt: skip
+        account_id,
+        eligible,
+    )
     return bool(changed)
 
 
@@ -132,18 +135,41 @@ async def lock_accounts(conn: Sql, *, account_ids: list[UUID]) -> list[tuple[Acc
 
 
 def portfolio_values(
-    *, at: datetime, tree: tuple[UUID | None, UUID | None, int], portfolio_id: UUID, name: str,
-    template: str | None = None, strategy: str | None = None, risk: dict[str, Any] | None = None,
-) -> tuple[Any, ...]:  # fmt: skip
+    *,
+    at: datetime,
+    tree: tuple[UUID | None, UUID | None, int],
+    portfolio_id: UUID,
+    name: str,
+    template: str | None = None,
+    strategy: str | None = None,
+    risk: dict[str, Any] | None = None,
+) -> tuple[Any, ...]:
     """`tree`: (parent, root, generation); a root portfolio is its own root, generation 0."""
     parent, root, generation = tree
-    return (portfolio_id, parent, root or portfolio_id, generation, name, template, strategy,
-            json.dumps(risk or {}), at)  # fmt: skip
+    return (
+        portfolio_id,
+        parent,
+        root or portfolio_id,
+        generation,
+        name,
+        template,
+        strategy,
+        json.dumps(risk or {}),
+        at,
+    )
 
 
-PORTFOLIO_ROW = [("id", "uuid"), ("parent_id", "uuid"), ("root_id", "uuid"),
-                 ("generation", "integer"), ("name", "text"), ("template", "text"),
-                 ("strategy", "text"), ("risk", "jsonb"), ("created_at", "timestamptz")]  # fmt: skip
+PORTFOLIO_ROW = [
+    ("id", "uuid"),
+    ("parent_id", "uuid"),
+    ("root_id", "uuid"),
+    ("generation", "integer"),
+    ("name", "text"),
+    ("template", "text"),
+    ("strategy", "text"),
+    ("risk", "jsonb"),
+    ("created_at", "timestamptz"),
+]
 
 
 async def insert_portfolios(conn: Sql, *, rows: list[tuple[Any, ...]]) -> None:
@@ -155,20 +181,51 @@ def account_values(
 ) -> tuple[tuple[Any, ...], Row]:
     config = config_json(account.config)
     values = (
-        account.id, account.portfolio_id, account.type.value, account.status.value, name,
-        account.balance, account.contributed_capital, account.baseline, config, at,
-    )  # fmt: skip
-    row = dict(zip(
-        ("id", "portfolio_id", "type", "status", "name", "balance", "contributed", "baseline", "config", "created_at"),
-        values, strict=True,
-    ))  # fmt: skip
+        account.id,
+        account.portfolio_id,
+        account.type.value,
+        account.status.value,
+        name,
+        account.balance,
+        account.contributed_capital,
+        account.baseline,
+        config,
+        at,
+    )
+    row = dict(
+        zip(
+            (
+                "id",
+                "portfolio_id",
+                "type",
+                "status",
+                "name",
+                "balance",
+                "contributed",
+                "baseline",
+                "config",
+                "created_at",
+            ),
+            values,
+            strict=True,
+        )
+    )
     return values, {**row, "updated_at": at, "fork_eligible": False, "parent_id": parent_id}
 
 
-ACCOUNT_ROW = [("id", "uuid"), ("portfolio_id", "uuid"), ("type", "text"), ("status", "text"),
-               ("name", "text"), ("balance", "numeric"), ("contributed", "numeric"),
-               ("baseline", "numeric"), ("config", "jsonb"), ("created_at", "timestamptz"),
-               ("updated_at", "timestamptz")]  # fmt: skip
+ACCOUNT_ROW = [
+    ("id", "uuid"),
+    ("portfolio_id", "uuid"),
+    ("type", "text"),
+    ("status", "text"),
+    ("name", "text"),
+    ("balance", "numeric"),
+    ("contributed", "numeric"),
+    ("baseline", "numeric"),
+    ("config", "jsonb"),
+    ("created_at", "timestamptz"),
+    ("updated_at", "timestamptz"),
+]
 
 
 async def insert_accounts(conn: Sql, *, rows: list[tuple[Any, ...]]) -> None:
@@ -183,6 +240,8 @@ async def save_balances(conn: Sql, *, accounts: list[Account]) -> None:
         " baseline = n.baseline, updated_at = now()"
         " FROM unnest($1::uuid[], $2::numeric[], $3::numeric[], $4::numeric[])"
         " AS n (id, balance, contributed, baseline) WHERE a.id = n.id",
-        [a.id for a in accounts], [a.balance for a in accounts],
-        [a.contributed_capital for a in accounts], [a.baseline for a in accounts],
-    )  # fmt: skip
+        [a.id for a in accounts],
+        [a.balance for a in accounts],
+        [a.contributed_capital for a in accounts],
+        [a.baseline for a in accounts],
+    )

@@ -19,7 +19,7 @@ from services.account.domain.settings import (
     apply_settings,
     settings_to_dict,
 )
-from shared.infra.unit import Sql
+from shared.infra.stream.unit import Sql
 
 
 async def growth_settings(conn: Sql) -> GrowthSettings:

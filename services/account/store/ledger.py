@@ -4,8 +4,8 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from shared.infra.bulk import insert_rows
-from shared.infra.unit import Sql
+from shared.infra.runtime.bulk import insert_rows
+from shared.infra.stream.unit import Sql
 
 
 async def claimed_refs(
@@ -18,15 +18,27 @@ async def claimed_refs(
         " JOIN unnest($1::text[], $2::text[], $3::text[]) AS w (producer, kind, ref_id)"
         " ON t.kind = w.kind AND t.ref_id = w.ref_id AND t.producer IN (w.producer, '')"
         " ORDER BY t.producer = w.producer",  # the producer's own claim last: it wins
-        [p for p, _, _ in refs], [k for _, k, _ in refs], [r for _, _, r in refs],
-    )  # fmt: skip
+        [p for p, _, _ in refs],
+        [k for _, k, _ in refs],
+        [r for _, _, r in refs],
+    )
     return {(r["producer"], r["kind"], r["ref_id"]): r["fingerprint"] for r in rows}
 
 
-REF_ROW = [("producer", "text"), ("kind", "text"), ("ref_id", "text"), ("account_id", "uuid"),
-           ("fingerprint", "text")]  # fmt: skip
-VIOLATION_ROW = [("account_id", "uuid"), ("trade_ref", "text"), ("detail", "text"),
-                 ("week_type", "text"), ("source", "text")]  # fmt: skip
+REF_ROW = [
+    ("producer", "text"),
+    ("kind", "text"),
+    ("ref_id", "text"),
+    ("account_id", "uuid"),
+    ("fingerprint", "text"),
+]
+VIOLATION_ROW = [
+    ("account_id", "uuid"),
+    ("trade_ref", "text"),
+    ("detail", "text"),
+    ("week_type", "text"),
+    ("source", "text"),
+]
 
 
 async def insert_refs(conn: Sql, *, rows: list[tuple[Any, ...]]) -> None:
@@ -45,8 +57,9 @@ async def save_violation_counts(conn: Sql, *, counts: dict[UUID, int]) -> None:
     await conn.execute(
         "UPDATE accounts a SET violations = c.n FROM unnest($1::uuid[], $2::integer[])"
         " AS c (id, n) WHERE a.id = c.id",
-        list(counts), list(counts.values()),
-    )  # fmt: skip
+        list(counts),
+        list(counts.values()),
+    )
 
 
 async def set_effective_time(conn: Sql, *, at: datetime) -> None:
@@ -67,9 +80,18 @@ async def reserve_ledger_ids(conn: Sql, *, count: int) -> list[int]:
     return [int(r["id"]) for r in rows]
 
 
-LEDGER_ROW = [("id", "bigint"), ("account_id", "uuid"), ("type", "text"), ("amount", "numeric"),
-              ("balance_after", "numeric"), ("description", "text"), ("reference", "text"),
-              ("week_type", "text"), ("command_id", "text"), ("effective_at", "timestamptz")]  # fmt: skip
+LEDGER_ROW = [
+    ("id", "bigint"),
+    ("account_id", "uuid"),
+    ("type", "text"),
+    ("amount", "numeric"),
+    ("balance_after", "numeric"),
+    ("description", "text"),
+    ("reference", "text"),
+    ("week_type", "text"),
+    ("command_id", "text"),
+    ("effective_at", "timestamptz"),
+]
 
 
 async def insert_ledger(conn: Sql, *, rows: list[tuple[Any, ...]]) -> None:

@@ -4,7 +4,7 @@ from datetime import datetime
 from uuid import UUID
 
 from services.account.store.accounts import ACCOUNT_COLUMNS, Row
-from shared.infra.unit import Sql
+from shared.infra.stream.unit import Sql
 
 
 async def get_account(conn: Sql, *, account_id: UUID) -> Row | None:

@@ -44,16 +44,23 @@ async def main() -> None:
         await asyncio.sleep(delay)
 
         def write(db: sqlite3.Connection) -> None:
-            row = (event.entry_id, event.source, event.id, event.type, event.signer,
-                   event.fields["data"])  # fmt: skip
+            row = (
+                event.entry_id,
+                event.source,
+                event.id,
+                event.type,
+                event.signer,
+                event.fields["data"],
+            )
             db.execute("INSERT INTO received VALUES (?, ?, ?, ?, ?, ?)", row)
 
         await store.apply(event.source, event.id, write)
 
     async def refused(entry_id: str, fields: Mapping[str, str], why: Invalid) -> None:
         logging.warning("refused %s: %s", entry_id, why)
-        store.db.execute("INSERT INTO refused VALUES (?, ?, ?)",
-                         (entry_id, fields.get("type"), str(why)))  # fmt: skip
+        store.db.execute(
+            "INSERT INTO refused VALUES (?, ?, ?)", (entry_id, fields.get("type"), str(why))
+        )
 
     redis = Redis.from_url(
         env.get("ALLUSE_REDIS_URL") or env.get("REDIS_URL") or "redis://127.0.0.1:6379/0"

@@ -26,8 +26,9 @@ SECURITY = "http://127.0.0.1:8081"
 
 
 def say(sent: Sent, status: str, code: str | None = None) -> None:
-    print(json.dumps({"type": sent.type, "id": sent.id, "status": status, "code": code}),
-          flush=True)  # fmt: skip
+    print(
+        json.dumps({"type": sent.type, "id": sent.id, "status": status, "code": code}), flush=True
+    )
 
 
 async def outcome(engine: Engine, sent: Sent) -> None:
@@ -43,8 +44,11 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("account_id")
     parser.add_argument("--fills", type=int, default=5)
-    parser.add_argument("--run", default=uuid.uuid4().hex[:8],
-                        help="names this run's fills; the same --run publishes the same fills")  # fmt: skip
+    parser.add_argument(
+        "--run",
+        default=uuid.uuid4().hex[:8],
+        help="names this run's fills; the same --run publishes the same fills",
+    )
     args = parser.parse_args()
     env = os.environ
     tokens = ClientCredentials(  # the secret file is read once, at start
@@ -56,8 +60,11 @@ async def main() -> None:
     redis = Redis.from_url(
         env.get("ALLUSE_REDIS_URL") or env.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
     )
-    common = {"keys": keys, "prefix": env.get("ALLUSE_STREAM_PREFIX", ""),
-              "lane": env.get("ALLUSE_LANE") or None}  # fmt: skip
+    common = {
+        "keys": keys,
+        "prefix": env.get("ALLUSE_STREAM_PREFIX", ""),
+        "lane": env.get("ALLUSE_LANE") or None,
+    }
     ws2 = Engine(redis, tokens, source="ws2/example-engine", **common)  # type: ignore[arg-type]
     ws4 = Engine(redis, tokens, source="ws4/example-engine", **common)  # type: ignore[arg-type]
 
@@ -70,35 +77,68 @@ async def main() -> None:
 
     fills = []
     for n in range(args.fills):
-        fill = await ws4.trade_filled({
-            "fill_id": f"example-{args.run}-{n}", "order_id": f"order-{args.run}-{n}",
-            "account_id": args.account_id, "symbol": "NVDA", "instrument_type": "option",
-            "option_type": "put", "strike": Decimal("120.00"), "delta": Decimal("-0.45"),
-            "expiration": monday + timedelta(days=4), "side": "sell_to_open", "quantity": 1,
-            "price": Decimal("2.15"), "commission": Decimal("0.65"), "filled_at": today,
-        })  # fmt: skip
+        fill = await ws4.trade_filled(
+            {
+                "fill_id": f"example-{args.run}-{n}",
+                "order_id": f"order-{args.run}-{n}",
+                "account_id": args.account_id,
+                "symbol": "NVDA",
+                "instrument_type": "option",
+                "option_type": "put",
+                "strike": Decimal("120.00"),
+                "delta": Decimal("-0.45"),
+                "expiration": monday + timedelta(days=4),
+                "side": "sell_to_open",
+                "quantity": 1,
+                "price": Decimal("2.15"),
+                "commission": Decimal("0.65"),
+                "filled_at": today,
+            }
+        )
         fills.append(fill)
     for fill in fills:
         await outcome(ws4, fill)
     # A retry after a crash publishes the same fill again: the same id, applied once. (Without
     # lanes the platform announces nothing for it: its outcome is not awaited there.)
-    again = await ws4.trade_filled({
-        "fill_id": f"example-{args.run}-0", "order_id": f"order-{args.run}-0",
-        "account_id": args.account_id, "symbol": "NVDA", "instrument_type": "option",
-        "option_type": "put", "strike": Decimal("120.00"), "delta": Decimal("-0.45"),
-        "expiration": monday + timedelta(days=4), "side": "sell_to_open", "quantity": 1,
-        "price": Decimal("2.15"), "commission": Decimal("0.65"), "filled_at": today,
-    })  # fmt: skip
+    again = await ws4.trade_filled(
+        {
+            "fill_id": f"example-{args.run}-0",
+            "order_id": f"order-{args.run}-0",
+            "account_id": args.account_id,
+            "symbol": "NVDA",
+            "instrument_type": "option",
+            "option_type": "put",
+            "strike": Decimal("120.00"),
+            "delta": Decimal("-0.45"),
+            "expiration": monday + timedelta(days=4),
+            "side": "sell_to_open",
+            "quantity": 1,
+            "price": Decimal("2.15"),
+            "commission": Decimal("0.65"),
+            "filled_at": today,
+        }
+    )
     if common["lane"]:
         await outcome(ws4, again)
     # The same fill_id with another price, under a new id: refused as a conflict.
-    conflict = await ws4.trade_filled({
-        "fill_id": f"example-{args.run}-1", "order_id": f"order-{args.run}-1",
-        "account_id": args.account_id, "symbol": "NVDA", "instrument_type": "option",
-        "option_type": "put", "strike": Decimal("120.00"), "delta": Decimal("-0.45"),
-        "side": "sell_to_open", "quantity": 1, "price": Decimal("9.99"),
-        "commission": Decimal("0.65"), "filled_at": today,
-    }, id=f"example-{args.run}-conflict")  # fmt: skip
+    conflict = await ws4.trade_filled(
+        {
+            "fill_id": f"example-{args.run}-1",
+            "order_id": f"order-{args.run}-1",
+            "account_id": args.account_id,
+            "symbol": "NVDA",
+            "instrument_type": "option",
+            "option_type": "put",
+            "strike": Decimal("120.00"),
+            "delta": Decimal("-0.45"),
+            "side": "sell_to_open",
+            "quantity": 1,
+            "price": Decimal("9.99"),
+            "commission": Decimal("0.65"),
+            "filled_at": today,
+        },
+        id=f"example-{args.run}-conflict",
+    )
     await outcome(ws4, conflict)
     await redis.aclose()
 

@@ -47,8 +47,14 @@ async def handle(event: Event) -> None:
     await asyncio.sleep(delay)
 
     def write(db: sqlite3.Connection) -> None:
-        row = (event.entry_id, event.source, event.id, event.type, event.signer,
-               event.fields["data"])  # fmt: skip
+        row = (
+            event.entry_id,
+            event.source,
+            event.id,
+            event.type,
+            event.signer,
+            event.fields["data"],
+        )
         db.execute("INSERT INTO received VALUES (?, ?, ?, ?, ?, ?)", row)
 
     await store.apply(event.source, event.id, write)

@@ -139,9 +139,14 @@ class Engine:
             raise ValueError(f"{type_!r} is not a WS2/WS4 type ({', '.join(STREAM_OF)})")
         await self.watcher.start()  # before the XADD: the outcome cannot slip past
         fields = binary_fields(
-            type_, self.source, data, id=id, subject=subject or data.get("account_id"),
-            token=await self.tokens.token(), time=time_,
-        )  # fmt: skip
+            type_,
+            self.source,
+            data,
+            id=id,
+            subject=subject or data.get("account_id"),
+            token=await self.tokens.token(),
+            time=time_,
+        )
         if self.schemas is not None:
             self.schemas.validate(type_, json.loads(fields["data"]))
         key = self.key_of(stream)
@@ -282,18 +287,40 @@ class _Watcher:
         first = good[0]
         if not self.lanes:
             if first.type == REJECTED:
-                return Outcome("refused", sent, str(first.data.get("code")),
-                               str(first.data.get("reason")), signer=first.signer, entry=first)  # fmt: skip
-            return Outcome("applied", sent, events=[{"type": e.type, "id": e.id} for e in good],
-                           signer=first.signer, entry=first)  # fmt: skip
+                return Outcome(
+                    "refused",
+                    sent,
+                    str(first.data.get("code")),
+                    str(first.data.get("reason")),
+                    signer=first.signer,
+                    entry=first,
+                )
+            return Outcome(
+                "applied",
+                sent,
+                events=[{"type": e.type, "id": e.id} for e in good],
+                signer=first.signer,
+                entry=first,
+            )
         if first.type == REFUSED:
-            return Outcome("refused", sent, str(first.data.get("code")),
-                           str(first.data.get("reason")), signer=first.signer, entry=first)  # fmt: skip
+            return Outcome(
+                "refused",
+                sent,
+                str(first.data.get("code")),
+                str(first.data.get("reason")),
+                signer=first.signer,
+                entry=first,
+            )
         status: Literal["applied", "duplicate"] = (
             "applied" if first.type == APPLIED else "duplicate"
         )
-        return Outcome(status, sent, events=list(first.data.get("events") or []),
-                       signer=first.signer, entry=first)  # fmt: skip
+        return Outcome(
+            status,
+            sent,
+            events=list(first.data.get("events") or []),
+            signer=first.signer,
+            entry=first,
+        )
 
     def _believable(self, sent: Sent, event: Event, deciders: frozenset[str]) -> bool:
         if self.inspector.keys is not None:

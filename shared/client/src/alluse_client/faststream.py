@@ -100,13 +100,19 @@ class LifecycleSubscription:
                 await self.process(message, handler)
 
             claimer = StreamSub(
-                self.stream, group=self.group, consumer=self.consumer,
-                min_idle_time=self.claim_idle_ms, polling_interval=self.polling_ms,
-            )  # fmt: skip
-            reader = StreamSub(
-                self.stream, group=self.group, consumer=self.consumer, last_id=">",
+                self.stream,
+                group=self.group,
+                consumer=self.consumer,
+                min_idle_time=self.claim_idle_ms,
                 polling_interval=self.polling_ms,
-            )  # fmt: skip
+            )
+            reader = StreamSub(
+                self.stream,
+                group=self.group,
+                consumer=self.consumer,
+                last_id=">",
+                polling_interval=self.polling_ms,
+            )
             broker.subscriber(stream=claimer)(on_claimed)
             broker.subscriber(stream=reader)(on_new)
             return handler

@@ -10,9 +10,18 @@ from typing import Literal, NotRequired, TypedDict
 
 Decimalish = Decimal | str
 WeekType = Literal[
-    "P-EW", "P-AWL", "P-RO", "P-AOL", "P-DD",
-    "C-WAP", "C-WAP+", "C-PNO", "C-RO", "C-REC", "W-IDL",
-]  # fmt: skip
+    "P-EW",
+    "P-AWL",
+    "P-RO",
+    "P-AOL",
+    "P-DD",
+    "C-WAP",
+    "C-WAP+",
+    "C-PNO",
+    "C-RO",
+    "C-REC",
+    "W-IDL",
+]
 Side = Literal["sell_to_open", "buy_to_close", "buy_to_open", "sell_to_close", "buy", "sell"]
 
 

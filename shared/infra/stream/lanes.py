@@ -33,11 +33,11 @@ from shared.contracts.streams import (
     Streams,
     lane_name_ok,
 )
-from shared.infra import metrics
-from shared.infra.consumer import StreamConsumer
-from shared.infra.messaging import Emit, Entry, Rejected, dead_letter_fields
-from shared.infra.settings import Settings
-from shared.infra.signing import EntrySigner
+from shared.infra.runtime import metrics
+from shared.infra.runtime.settings import Settings
+from shared.infra.stream.consumer import StreamConsumer
+from shared.infra.stream.messaging import Emit, Entry, Rejected, dead_letter_fields
+from shared.infra.trust.signing import EntrySigner
 
 log = logging.getLogger(__name__)
 REFRESH_SECONDS = 1.0  # how often the registry is re-read
@@ -242,13 +242,18 @@ def origin_of(
 
 
 def outcome(
-    streams: Streams, service: str, origin: Origin, type_: str, extra: dict[str, Any],
+    streams: Streams,
+    service: str,
+    origin: Origin,
+    type_: str,
+    extra: dict[str, Any],
     cause: CloudEvent | None,
-) -> Emit:  # fmt: skip
+) -> Emit:
     metrics.OUTCOMES.labels(type_).inc()
     attrs = {} if cause is not None else {"causationid": origin.id or "unknown"}
-    fields = new_event(type_, service, {**origin.ref(), **extra}, subject=origin.subject,
-                       cause=cause, **attrs)  # fmt: skip
+    fields = new_event(
+        type_, service, {**origin.ref(), **extra}, subject=origin.subject, cause=cause, **attrs
+    )
     fields["causationid"] = origin.id or fields.get("causationid", "unknown")
     return (streams.outcomes(origin.lane), fields)
 
@@ -270,9 +275,13 @@ def duplicate(
 
 
 def refused(
-    streams: Streams, service: str, origin: Origin, code: str, reason: str,
+    streams: Streams,
+    service: str,
+    origin: Origin,
+    code: str,
+    reason: str,
     cause: CloudEvent | None,
-) -> Emit:  # fmt: skip
+) -> Emit:
     data = {"code": code, "reason": reason[:2000], "dataschema": REFUSED_SCHEMA}
     return outcome(streams, service, origin, ENTRY_REFUSED, data, cause)
 
@@ -367,7 +376,8 @@ class Move:
             reason = f"could not be routed: {error.decode(errors='replace')}"[:500]
             log.warning("dead-lettered %s from %s: %s", entry_id.decode(), source, reason)
             letter = dead_letter_fields(
-                fields, reason=reason, stream=source, entry_id=entry_id, deliveries=1)  # fmt: skip
+                fields, reason=reason, stream=source, entry_id=entry_id, deliveries=1
+            )
             signer = self.signer()
             if signer is not None:  # a letter no service signed is never re-driven
                 letter = signer.sign_letter(letter)
@@ -417,6 +427,15 @@ def lane_router(
     """Fans the lanes of a consumer-group stream into it; recreates its group if the stream
     was deleted under it (with a warning), so consumption resumes by itself."""
     s = settings.streams
-    move = Move(redis, s, name, [s.key(name)], lambda _: 1, Registry(redis, s), consumer.dlq,
-                settings.batch_size, signer=lambda: consumer.signer)  # fmt: skip
+    move = Move(
+        redis,
+        s,
+        name,
+        [s.key(name)],
+        lambda _: 1,
+        Registry(redis, s),
+        consumer.dlq,
+        settings.batch_size,
+        signer=lambda: consumer.signer,
+    )
     return LaneRouter(move, settings.block_ms, heal=consumer.heal)

@@ -12,11 +12,11 @@ from datetime import UTC, datetime, timedelta
 from shared.contracts import trust
 from shared.contracts.envelope import CloudEvent
 from shared.contracts.streams import FIXED_LANES
-from shared.infra.auth import Verifier
-from shared.infra.keys import KeySet
-from shared.infra.lanes import Registry, bind, unlaned
-from shared.infra.messaging import Guard, Rejected
-from shared.infra.signing import (
+from shared.infra.stream.lanes import Registry, bind, unlaned
+from shared.infra.stream.messaging import Guard, Rejected
+from shared.infra.trust.auth import Verifier
+from shared.infra.trust.keys import KeySet
+from shared.infra.trust.signing import (
     LETTER_SIGNATURE,
     LETTER_SIGNED_AT,
     letter_signer,
@@ -34,9 +34,13 @@ BACKDATING_ROLES = frozenset({"admin", "operator"})
 
 
 def bearer(
-    verifier: Verifier, *, backdate: timedelta | None = None, lanes: str | None = None,
-    stream: str = "", registry: Registry | None = None,
-) -> Guard:  # fmt: skip
+    verifier: Verifier,
+    *,
+    backdate: timedelta | None = None,
+    lanes: str | None = None,
+    stream: str = "",
+    registry: Registry | None = None,
+) -> Guard:
     """A client's token whose role may send the type; with `backdate`, an entry dated more than
     that before now is refused as `stale_time` unless the role may backdate. With `lanes`
     (settings.lanes), the token's principal must own the lane the entry came through (field

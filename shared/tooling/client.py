@@ -33,10 +33,10 @@ from shared.contracts.streams import (
     Streams,
 )
 from shared.contracts.trust import ACCOUNT, INTEGRATION, SIGNED_AT, reply_namespace
-from shared.infra.credentials import token_subject
-from shared.infra.keys import KeySet, KeysUnavailable
-from shared.infra.messaging import Rejected
-from shared.infra.signing import signer_of, text_fields
+from shared.infra.stream.messaging import Rejected
+from shared.infra.trust.keys import KeySet, KeysUnavailable
+from shared.infra.trust.signing import signer_of, text_fields
+from shared.tooling.credentials import token_subject
 
 Done = Callable[[list[CloudEvent]], bool]
 Waiting = Callable[[str], AbstractAsyncContextManager[None]]
@@ -83,9 +83,14 @@ class StreamClient:
     lane: str | None = None
 
     async def command(
-        self, type_: str, data: dict[str, Any], *, done: Done, subject: str | None = None,
+        self,
+        type_: str,
+        data: dict[str, Any],
+        *,
+        done: Done,
+        subject: str | None = None,
         event_id: str | None = None,
-    ) -> list[CloudEvent]:  # fmt: skip
+    ) -> list[CloudEvent]:
         """XADD a command, return the events it caused once `done` says they are all here."""
         if self.lane is not None:
             return await self._laned_command(type_, data, done, subject, event_id, self.lane)
@@ -93,8 +98,14 @@ class StreamClient:
         # Where the stream ends now, before the XADD, so the outcome cannot slip past us.
         last = await self.redis.xrevrange(events, count=1)
         cursor: Any = last[0][0] if last else "0-0"
-        fields = new_event(type_, self.source, data, subject=subject, event_id=event_id or str(uuid.uuid4()),
-                           authorization=f"Bearer {self.token}")  # fmt: skip
+        fields = new_event(
+            type_,
+            self.source,
+            data,
+            subject=subject,
+            event_id=event_id or str(uuid.uuid4()),
+            authorization=f"Bearer {self.token}",
+        )
         await self.redis.xadd(self.streams.key(ACCOUNT_COMMANDS), fields)  # type: ignore[arg-type]
         found: list[CloudEvent] = []
         deadline = time.monotonic() + self.timeout
@@ -122,8 +133,14 @@ class StreamClient:
             target = self.streams.lane(ACCOUNT_QUERIES, self.lane)
         else:
             box, target = reply_stream(self.streams, self.token), self.streams.key(ACCOUNT_QUERIES)
-        fields = new_event(type_, self.source, data, subject=subject, replyto=box,
-                           authorization=f"Bearer {self.token}")  # fmt: skip
+        fields = new_event(
+            type_,
+            self.source,
+            data,
+            subject=subject,
+            replyto=box,
+            authorization=f"Bearer {self.token}",
+        )
         cursors: dict[Any, Any] = {box: "0-0"}
         if self.lane is not None:  # a refusal (no answer on the box) comes as the outcome
             cursors[self.streams.outcomes(self.lane)] = await self._end(
@@ -156,16 +173,29 @@ class StreamClient:
         return reply.data
 
     async def _laned_command(
-        self, type_: str, data: dict[str, Any], done: Done, subject: str | None,
-        event_id: str | None, lane: str,
-    ) -> list[CloudEvent]:  # fmt: skip
+        self,
+        type_: str,
+        data: dict[str, Any],
+        done: Done,
+        subject: str | None,
+        event_id: str | None,
+        lane: str,
+    ) -> list[CloudEvent]:
         """The command through the lane; its one outcome from the lane's outcome stream; the
         events an applied (or duplicate) outcome names, by id, from `outcomes`."""
         verdicts, events = self.streams.outcomes(lane), self.streams.key(self.outcomes)
-        cursors: dict[Any, Any] = {verdicts: await self._end(verdicts),
-                                   events: await self._end(events)}  # fmt: skip
-        fields = new_event(type_, self.source, data, subject=subject, event_id=event_id or str(uuid.uuid4()),
-                           authorization=f"Bearer {self.token}")  # fmt: skip
+        cursors: dict[Any, Any] = {
+            verdicts: await self._end(verdicts),
+            events: await self._end(events),
+        }
+        fields = new_event(
+            type_,
+            self.source,
+            data,
+            subject=subject,
+            event_id=event_id or str(uuid.uuid4()),
+            authorization=f"Bearer {self.token}",
+        )
         sent_ms = time.time() * 1000
         await self.redis.xadd(self.streams.lane(ACCOUNT_COMMANDS, lane), fields)  # type: ignore[arg-type]
         verdict: CloudEvent | None = None

@@ -9,7 +9,7 @@ statement once per row; the rows land in the order given.
 from collections.abc import Sequence
 from typing import Any
 
-from shared.infra.unit import Sql
+from shared.infra.stream.unit import Sql
 
 
 async def insert_rows(

@@ -8,11 +8,7 @@ acknowledges afterwards and the relay publishes. A refusal by the guard is answe
 rejection and an audit record) without an inbox row, so it never claims the entry's
 (source, id). Each stage refuses with a DomainError, which becomes one
 `alluse.command.rejected`; the unit of work rolls back that message's writes only, and the rest
-of its batch commits (shared/infra/unit.py).
-
-Over 200 lines on purpose: this is the one path every message takes, and its stages are read in
-order here rather than across files (docs/architecture.md).
-"""
+of its batch commits (shared/infra/stream/unit.py)."""
 
 import decimal
 import logging
@@ -42,12 +38,13 @@ from shared.contracts.lifecycle import dataschema
 from shared.contracts.messages import COMMAND_REJECTED
 from shared.contracts.money import amount_invalid
 from shared.contracts.streams import AUDIT, Streams
-from shared.infra import inbox, lanes, metrics, tracing
-from shared.infra.audit import audit_event
-from shared.infra.db import transaction
-from shared.infra.keys import KeysUnavailable
-from shared.infra.messaging import Emit, Entry, Guard, Handler, Outcome, Rejected
-from shared.infra.unit import SqlUnit
+from shared.infra.runtime import metrics, tracing
+from shared.infra.runtime.db import transaction
+from shared.infra.stream import inbox, lanes
+from shared.infra.stream.messaging import Emit, Entry, Guard, Handler, Outcome, Rejected
+from shared.infra.stream.unit import SqlUnit
+from shared.infra.trust.audit import audit_event
+from shared.infra.trust.keys import KeysUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -130,8 +127,14 @@ class Pipeline:
         encoded = [(emit[0], dumps(emit[1]))]
         try:
             async with transaction(self.pool) as conn:
-                row = (ev.writer, ev.source, ev.id, ev.type, ev.fingerprint(),
-                       inbox.outcome(encoded))  # fmt: skip
+                row = (
+                    ev.writer,
+                    ev.source,
+                    ev.id,
+                    ev.type,
+                    ev.fingerprint(),
+                    inbox.outcome(encoded),
+                )
                 await inbox.record(conn, [row])
                 await inbox.insert_outbox(conn, encoded)
         except Exception:
@@ -288,12 +291,19 @@ class Pipeline:
         origin, o = ev.origin, self.outcomes
         if not isinstance(origin, lanes.Origin) or o is None:
             return []
-        rejection = next((f for _, f in emits if f.get("type") == COMMAND_REJECTED
-                          and f.get("causationid") == ev.id), None)  # fmt: skip
+        rejection = next(
+            (
+                f
+                for _, f in emits
+                if f.get("type") == COMMAND_REJECTED and f.get("causationid") == ev.id
+            ),
+            None,
+        )
         if rejection is not None:
             data = orjson.loads(rejection["data"])
-            emit = lanes.refused(o.streams, self.source, origin, str(data.get("code")),
-                                 str(data.get("reason")), ev)  # fmt: skip
+            emit = lanes.refused(
+                o.streams, self.source, origin, str(data.get("code")), str(data.get("reason")), ev
+            )
             return [(emit[0], dumps(emit[1]))]
         if ev.type in o.delegated:  # forwarded with its lane: the account service answers
             return []

@@ -30,14 +30,15 @@ from shared.contracts.errors import DomainError
 from shared.contracts.messages import QUERY_FAILED, QUERY_RESULT
 from shared.contracts.streams import ACCOUNT_QUERIES, FIXED_LANES, Streams
 from shared.contracts.trust import reply_namespace, replyto_allowed
-from shared.infra import lanes, metrics, tracing
-from shared.infra.audit import audit_event
-from shared.infra.auth import Principal, Verifier, permit
-from shared.infra.db import connection
-from shared.infra.keys import KeysUnavailable
-from shared.infra.lanes import Registry
-from shared.infra.limits import Buckets, refusal
-from shared.infra.messaging import Emit, Entry, Outcome, Rejected
+from shared.infra.runtime import metrics, tracing
+from shared.infra.runtime.db import connection
+from shared.infra.stream import lanes
+from shared.infra.stream.lanes import Registry
+from shared.infra.stream.limits import Buckets, refusal
+from shared.infra.stream.messaging import Emit, Entry, Outcome, Rejected
+from shared.infra.trust.audit import audit_event
+from shared.infra.trust.auth import Principal, Verifier, permit
+from shared.infra.trust.keys import KeysUnavailable
 
 Answer = Callable[[asyncpg.Connection, CloudEvent], Awaitable[dict[str, Any]]]
 REPLY_TTL_SECONDS = 300
@@ -78,8 +79,9 @@ class Replier:
         except EnvelopeError as exc:
             out.dead.append((entry_id, fields, str(exc)))
             if (o := lanes.origin_of(fields, None, ACCOUNT_QUERIES)) is not None:
-                denied.append(lanes.refused(self.streams, self.source, o, "invalid_payload",
-                                            str(exc), None))  # fmt: skip
+                denied.append(
+                    lanes.refused(self.streams, self.source, o, "invalid_payload", str(exc), None)
+                )
             return None
         ev.came_from(lanes.origin_of(fields, ev, ACCOUNT_QUERIES))
         try:
@@ -116,9 +118,15 @@ class Replier:
         return ev, who
 
     def refuse(
-        self, entry_id: bytes, fields: dict[bytes, bytes], ev: CloudEvent, reason: str,
-        actor: str, out: Outcome, denied: list[Emit],
-    ) -> None:  # fmt: skip
+        self,
+        entry_id: bytes,
+        fields: dict[bytes, bytes],
+        ev: CloudEvent,
+        reason: str,
+        actor: str,
+        out: Outcome,
+        denied: list[Emit],
+    ) -> None:
         """Answered nowhere (no stream the caller may be answered on): dead-lettered, audited;
         a refusal for who wrote it, which a re-drive never applies; refused on its lane's
         outcome stream when it came through one."""
@@ -129,11 +137,23 @@ class Replier:
             code, _, why = reason.partition(": ")
             code, why = (code, why) if why and code.isidentifier() else ("forbidden", reason)
             denied.append(lanes.refused(self.streams, self.source, ev.origin, code, why, ev))
-        details = {"message_type": ev.type, "message_id": ev.id, "source": ev.source,
-                   "reason": reason[:300]}  # fmt: skip
-        denied.append(audit_event(self.streams, source=self.source, action="query.denied",
-                                  actor=actor, subject=ev.subject, details=details,
-                                  event_id=str(uuid.uuid4())))  # fmt: skip
+        details = {
+            "message_type": ev.type,
+            "message_id": ev.id,
+            "source": ev.source,
+            "reason": reason[:300],
+        }
+        denied.append(
+            audit_event(
+                self.streams,
+                source=self.source,
+                action="query.denied",
+                actor=actor,
+                subject=ev.subject,
+                details=details,
+                event_id=str(uuid.uuid4()),
+            )
+        )
 
     async def process(self, entries: Sequence[Entry]) -> Outcome:
         """Each entry on its own: answered, dead-lettered, or (on an unexpected error) left
@@ -149,9 +169,11 @@ class Replier:
             if found is None:
                 continue
             ev, who = found
-            wait = None if self.buckets is None else self.buckets.take(
-                who.subject, QUERY_COST.get(ev.type, 1.0)
-            )  # fmt: skip
+            wait = (
+                None
+                if self.buckets is None
+                else self.buckets.take(who.subject, QUERY_COST.get(ev.type, 1.0))
+            )
             if wait is not None:  # answered at once, without the database
                 metrics.RATE_LIMITED.labels("query").inc()
                 r = refusal(wait, "queries")
@@ -199,8 +221,14 @@ class Replier:
         assert ev.origin is not None
         if reply["type"] == QUERY_FAILED:
             data = json.loads(reply["data"])
-            return lanes.refused(self.streams, self.source, ev.origin, str(data.get("code")),
-                                 str(data.get("reason")), ev)  # fmt: skip
+            return lanes.refused(
+                self.streams,
+                self.source,
+                ev.origin,
+                str(data.get("code")),
+                str(data.get("reason")),
+                ev,
+            )
         return lanes.applied(self.streams, self.source, ev.origin, [("", reply)], ev)
 
     async def reply(

@@ -8,8 +8,8 @@ from collections.abc import Mapping
 from typing import Literal
 
 from shared.contracts.streams import OPERATOR_LANE
-from shared.infra import oauth
-from shared.infra.oauth import redacted
+from shared.tooling import oauth
+from shared.tooling.oauth import redacted
 
 __all__ = [
     "TokenError",

@@ -14,11 +14,11 @@ from faststream.redis.message import FAKE_CONSUMER, RedisBatchStreamMessage
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from shared.infra import metrics
-from shared.infra.messaging import Entry, Outcome, dead_letter_fields
-from shared.infra.retention import Retained
-from shared.infra.settings import Settings
-from shared.infra.signing import EntrySigner
+from shared.infra.runtime import metrics
+from shared.infra.runtime.settings import Settings
+from shared.infra.stream.messaging import Entry, Outcome, dead_letter_fields
+from shared.infra.stream.retention import Retained
+from shared.infra.trust.signing import EntrySigner
 
 log = logging.getLogger(__name__)
 _SETTLE = """
@@ -83,9 +83,12 @@ class StreamConsumer:
         while not self.stopped:
             try:
                 got: Any = await self.redis.xreadgroup(
-                    self.group, self.settings.consumer, {self.stream: ">"},
-                    count=self.settings.batch_size, block=self.settings.block_ms,
-                )  # fmt: skip
+                    self.group,
+                    self.settings.consumer,
+                    {self.stream: ">"},
+                    count=self.settings.batch_size,
+                    block=self.settings.block_ms,
+                )
                 for _, entries in got or []:
                     await self.handle(entries)
             except asyncio.CancelledError:
@@ -126,23 +129,38 @@ class StreamConsumer:
             await self.settle(outcome.ack)
         if outcome.held:  # waiting for the keys is no failed delivery: never dead-lettered for it
             await self.redis.xclaim(
-                self.stream, self.group, self.settings.consumer, 0, outcome.held,  # type: ignore[arg-type]
-                retrycount=0, justid=True,
-            )  # fmt: skip
+                self.stream,
+                self.group,
+                self.settings.consumer,
+                0,
+                outcome.held,  # type: ignore[arg-type]
+                retrycount=0,
+                justid=True,
+            )
         metrics.CONSUMED.labels(self.stream).inc(len(outcome.ack))
         metrics.REJECTED.labels(self.stream).inc(outcome.rejected)
         metrics.LATENCY.labels(self.stream).observe(time.perf_counter() - started)
         self.after()
 
     async def dead_letter(
-        self, entry_id: bytes, fields: dict[bytes, bytes], reason: str, deliveries: int,
-        writer: str = "", refused_writer: bool = False,
-    ) -> None:  # fmt: skip
+        self,
+        entry_id: bytes,
+        fields: dict[bytes, bytes],
+        reason: str,
+        deliveries: int,
+        writer: str = "",
+        refused_writer: bool = False,
+    ) -> None:
         log.warning("dead-lettered %s from %s: %s", entry_id.decode(), self.stream, reason)
         dl = dead_letter_fields(
-            fields, reason=reason, stream=self.stream, entry_id=entry_id, deliveries=deliveries,
-            writer=writer, refused_writer=refused_writer,
-        )  # fmt: skip
+            fields,
+            reason=reason,
+            stream=self.stream,
+            entry_id=entry_id,
+            deliveries=deliveries,
+            writer=writer,
+            refused_writer=refused_writer,
+        )
         if self.signer is not None:  # a letter no service signed is never re-driven
             dl = self.signer.sign_letter(dl)
         # Two steps, each on one key (a Redis Cluster refuses a MULTI across slots): the copy

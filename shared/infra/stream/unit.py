@@ -15,7 +15,7 @@ import asyncpg
 from asyncpg.transaction import Transaction
 
 from shared.contracts.envelope import CloudEvent
-from shared.infra.messaging import Emit
+from shared.infra.stream.messaging import Emit
 
 
 class Sql(Protocol):

@@ -34,9 +34,9 @@ from shared.contracts.trust import (
     signed_root,
     tree,
 )
-from shared.infra.keys import KeySet, UnknownKey
-from shared.infra.messaging import Rejected
-from shared.infra.settings import Settings
+from shared.infra.runtime.settings import Settings
+from shared.infra.stream.messaging import Rejected
+from shared.infra.trust.keys import KeySet, UnknownKey
 
 HOW = "make a set with `alluse security gen-service-keys` (see docs/security.md, 'Who signs what')"
 
@@ -86,8 +86,15 @@ def identity_env(seeds: Mapping[str, str]) -> dict[str, dict[str, str]]:
 def service_jwk(service: str, public: str) -> dict[str, Any]:
     """The JWK the security service publishes for one service's entry-signing key."""
     kid = f"{service}-{hashlib.sha256(unb64(public)).hexdigest()[:12]}"
-    return {"kty": "OKP", "crv": "Ed25519", "x": public, "kid": kid, "alg": "EdDSA",
-            "use": "sig", "service": service}  # fmt: skip
+    return {
+        "kty": "OKP",
+        "crv": "Ed25519",
+        "x": public,
+        "kid": kid,
+        "alg": "EdDSA",
+        "use": "sig",
+        "service": service,
+    }
 
 
 class EntrySigner:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from shared.contracts.envelope import CloudEvent
-from shared.infra.messaging import Guard, Rejected
+from shared.infra.stream.messaging import Guard, Rejected
 
 MAX_CLIENTS = 100_000  # buckets kept; full ones (the same as none) are dropped first
 WARN_EVERY = 60.0  # seconds between two log lines about the same client's refusals
@@ -42,8 +42,12 @@ class Buckets:
                 if len(self._warned) >= MAX_CLIENTS:
                     self._warned.clear()
                 self._warned[key] = now
-                log.warning("client %r over its rate (%g/s, burst %d): refusing rate_limited",
-                            key[:200], self.rate, self.burst)  # fmt: skip
+                log.warning(
+                    "client %r over its rate (%g/s, burst %d): refusing rate_limited",
+                    key[:200],
+                    self.rate,
+                    self.burst,
+                )
             return (cost - tokens) / self.rate
         if len(self._level) >= MAX_CLIENTS and key not in self._level:
             self._sweep(now)

@@ -22,10 +22,10 @@ from typing import Any
 from redis.asyncio import Redis
 
 from shared.contracts.trust import REVOKED, owner
-from shared.infra import metrics
-from shared.infra.keys import KeySet, KeysUnavailable
-from shared.infra.messaging import Rejected, dead_letter_fields
-from shared.infra.signing import signer_of, text_fields
+from shared.infra.runtime import metrics
+from shared.infra.stream.messaging import Rejected, dead_letter_fields
+from shared.infra.trust.keys import KeySet, KeysUnavailable
+from shared.infra.trust.signing import signer_of, text_fields
 
 log = logging.getLogger(__name__)
 
@@ -108,9 +108,14 @@ class Revocations:
         log.warning("revocation entry %s refused: %s", _text(entry_id), reason)
         if self.dead_letters is None:
             return
-        copy = dead_letter_fields(raw, reason=reason, stream=self.stream,
-                                  entry_id=_bytes(entry_id), deliveries=1,
-                                  refused_writer=True)  # fmt: skip
+        copy = dead_letter_fields(
+            raw,
+            reason=reason,
+            stream=self.stream,
+            entry_id=_bytes(entry_id),
+            deliveries=1,
+            refused_writer=True,
+        )
         await self.redis.xadd(self.dead_letters, copy)  # type: ignore[arg-type]
         await self.redis.xdel(self.stream, entry_id)
         metrics.DEAD.labels(self.stream).inc()

@@ -21,7 +21,7 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.exceptions import ResponseError
 
-from shared.infra.redisclient import cluster
+from shared.infra.runtime.redisclient import cluster
 
 log = logging.getLogger(__name__)
 Mode = Literal["auto", "required", "off"]

@@ -51,7 +51,11 @@ def audit_event(
     """
     data = {"action": action, "actor": actor, "subject": subject, "details": scrub(details or {})}
     fields = new_event(
-        AUDIT_RECORDED, source, data, subject=subject, cause=cause,
+        AUDIT_RECORDED,
+        source,
+        data,
+        subject=subject,
+        cause=cause,
         event_id=event_id or (f"{cause.key_digest()}:audit:{action}" if cause else None),
-    )  # fmt: skip
+    )
     return streams.key(AUDIT), fields

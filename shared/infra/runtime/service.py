@@ -1,8 +1,4 @@
-"""Composition helpers every service's app.py uses: clients, relay, health and metrics over HTTP.
-
-A little over 200 lines on purpose: how a service starts, serves and stops, in one place, so the
-three services start and stop the same way.
-"""
+"""Composition helpers every service's app.py uses: clients, relay, health and metrics over HTTP."""
 
 import asyncio
 import contextlib
@@ -22,22 +18,22 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from shared.infra import metrics as gauges
-from shared.infra import tracing
-from shared.infra.consumer import StreamConsumer
-from shared.infra.db import create_pool
-from shared.infra.durability import Durability
-from shared.infra.keys import KeySet
-from shared.infra.lanes import LaneRouter
-from shared.infra.outbox import Relay
-from shared.infra.partitions import Partitioned
-from shared.infra.redisclient import broker as redis_broker
-from shared.infra.redisclient import connect
-from shared.infra.retention import Janitor, Retained
-from shared.infra.revocations import Revocations
-from shared.infra.settings import Settings
-from shared.infra.signing import EntrySigner
-from shared.infra.wire import use_hiredis_packing
+from shared.infra.runtime import metrics as gauges
+from shared.infra.runtime import tracing
+from shared.infra.runtime.db import create_pool
+from shared.infra.runtime.redisclient import broker as redis_broker
+from shared.infra.runtime.redisclient import connect
+from shared.infra.runtime.settings import Settings
+from shared.infra.stream.consumer import StreamConsumer
+from shared.infra.stream.durability import Durability
+from shared.infra.stream.lanes import LaneRouter
+from shared.infra.stream.outbox import Relay
+from shared.infra.stream.partitions import Partitioned
+from shared.infra.stream.retention import Janitor, Retained
+from shared.infra.stream.wire import use_hiredis_packing
+from shared.infra.trust.keys import KeySet
+from shared.infra.trust.revocations import Revocations
+from shared.infra.trust.signing import EntrySigner
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +58,7 @@ class Runtime:
     # Streams this service trims by age besides its consumers' own (e.g. the lifecycle stream).
     retained: list[Retained] = field(default_factory=list)
     found: list[Callable[[], Awaitable[list[Retained]]]] = field(default_factory=list)
-    # Fan client lanes into consumer-group streams (queries, WS2, WS4): shared/infra/lanes.py.
+    # Fan client lanes into consumer-group streams (queries, WS2, WS4): shared/infra/stream/lanes.py.
     routers: list[LaneRouter] = field(default_factory=list)
 
     def janitor(self) -> Janitor:

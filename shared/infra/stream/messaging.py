@@ -1,7 +1,7 @@
 """The words every message-handling part shares: an entry of a stream, what a handler emits,
 a caller-fixable refusal (`Rejected`), what a batch came to (`Outcome`) and a dead letter.
 
-The path a message takes, stage by stage, is the pipeline (shared/infra/pipeline.py).
+The path a message takes, stage by stage, is the pipeline (shared/infra/stream/pipeline.py).
 """
 
 from collections.abc import Awaitable, Callable
@@ -45,14 +45,28 @@ class Outcome:
     rejected: int = 0
 
 
-LETTER_FIELDS = (b"dlq_reason", b"dlq_stream", b"dlq_entry_id", b"dlq_deliveries",
-                 b"dlq_writer", b"dlq_refused", b"dlq_signed_at", b"dlq_signature")  # fmt: skip
+LETTER_FIELDS = (
+    b"dlq_reason",
+    b"dlq_stream",
+    b"dlq_entry_id",
+    b"dlq_deliveries",
+    b"dlq_writer",
+    b"dlq_refused",
+    b"dlq_signed_at",
+    b"dlq_signature",
+)
 
 
 def dead_letter_fields(
-    fields: dict[bytes, bytes], *, reason: str, stream: str, entry_id: bytes, deliveries: int,
-    writer: str = "", refused_writer: bool = False,
-) -> dict[bytes, bytes]:  # fmt: skip
+    fields: dict[bytes, bytes],
+    *,
+    reason: str,
+    stream: str,
+    entry_id: bytes,
+    deliveries: int,
+    writer: str = "",
+    refused_writer: bool = False,
+) -> dict[bytes, bytes]:
     """The original fields, so an operator can re-drive them, plus why it failed, the writer
     the service verified (`dlq_writer`, empty when none was) and whether it was refused for
     who wrote it (`dlq_refused: writer`: never re-driven). The service signs the letter.

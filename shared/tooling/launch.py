@@ -15,7 +15,7 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet
 
-from shared.infra.signing import identity_env, new_identities
+from shared.infra.trust.signing import identity_env, new_identities
 
 VAR = Path("var")
 SERVICES = {"security": 8081, "account": 8082, "integration": 8083}
@@ -46,11 +46,13 @@ def platform_env(
     """What every service process and the CLI need to find the servers and each other;
     local keys (when the environment has none) live in `keys`."""
     return {
-        **os.environ, "REDIS_URL": redis_url, "DATABASE_URL": database_url,
+        **os.environ,
+        "REDIS_URL": redis_url,
+        "DATABASE_URL": database_url,
         **{name: local_key(name, keys) for name in KEY_NAMES},
         "ALLUSE_JWKS_URL": f"http://127.0.0.1:{security_port}/.well-known/jwks.json",
         "ALLUSE_TOKEN_URL": f"http://127.0.0.1:{security_port}/oauth/token",
-    }  # fmt: skip
+    }
 
 
 def identities(directory: Path = VAR) -> dict[str, dict[str, str]]:
@@ -80,8 +82,10 @@ class Service:
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", f"services.{self.module}"],
-                env=self.env, stdout=log, stderr=log,
-            )  # fmt: skip
+                env=self.env,
+                stdout=log,
+                stderr=log,
+            )
 
     @property
     def pid(self) -> int:
@@ -173,10 +177,25 @@ def create_client(
     touch every portfolio; docs/scopes.md). Returns the settings with which the CLI fetches
     its tokens."""
     done = subprocess.run(
-        [sys.executable, "-m", "services.cli", "--json", "security", "create-client",
-         "--client-id", client_id, "--role", role, "--portfolio", portfolios],
-        env=env, capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "services.cli",
+            "--json",
+            "security",
+            "create-client",
+            "--client-id",
+            client_id,
+            "--role",
+            role,
+            "--portfolio",
+            portfolios,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if done.returncode != 0:
         raise SystemExit(f"creating the client {client_id} failed: {done.stderr.strip()}")
     secret_file.unlink(missing_ok=True)

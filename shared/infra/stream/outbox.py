@@ -5,11 +5,7 @@ Where Redis confirms durability with WAITAOF (an fsync of its log, up to a secon
 publishes the next: each round's XADDs are answered first (so rounds stay in order), then its
 WAITAOF is awaited beside the next rounds, and its rows are deleted once confirmed. To keep
 rounds in flight, the publishing replica holds the relay lock for its session (one relay per
-schema publishes at a time, so replicas cannot reorder an account's events).
-
-A little over 200 lines on purpose: one class, the relay, whose rounds, fsync waits and lock
-are one protocol and are read together.
-"""
+schema publishes at a time, so replicas cannot reorder an account's events)."""
 
 import asyncio
 import contextlib
@@ -22,10 +18,10 @@ import asyncpg
 import orjson
 from redis.asyncio import Redis
 
-from shared.infra import metrics, tracing
-from shared.infra.db import connection, transaction
-from shared.infra.durability import WAITAOF, Durability
-from shared.infra.redisclient import cluster
+from shared.infra.runtime import metrics, tracing
+from shared.infra.runtime.db import connection, transaction
+from shared.infra.runtime.redisclient import cluster
+from shared.infra.stream.durability import WAITAOF, Durability
 
 log = logging.getLogger(__name__)
 IN_FLIGHT = 16  # rounds published and awaiting their WAITAOF at once

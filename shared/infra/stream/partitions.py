@@ -1,16 +1,12 @@
 """Ordered consumption by N replicas: one stream split into P partitions by account.
 
-Producers write to their lanes (shared/infra/lanes.py), or, where lanes are open, to the one
+Producers write to their lanes (shared/infra/stream/lanes.py), or, where lanes are open, to the one
 public stream. The replica holding the router lease moves their entries, each source oldest
 first, to partition `crc32(account) % P` with a new id (a writer's own id can neither block nor
 reorder a partition), so every partition holds each writer's entries in its order. Each replica holds leases on a fair share of the
 partitions and applies only those, one batch at a time, oldest first: one account's messages
 are applied by one replica at a time, in the order they were written (docs/architecture.md "Scaling out").
-On a Redis Cluster, every key here but the DLQ shares the public stream's slot (hash tag).
-
-Longer than our other modules on purpose: routing, leases, consumption and the gauges of one
-logical stream share its state (the partitions held, the router lease) and hold only together.
-"""
+On a Redis Cluster, every key here but the DLQ shares the public stream's slot (hash tag)."""
 
 import asyncio
 import contextlib
@@ -23,14 +19,14 @@ from collections.abc import Callable, Sequence
 
 from redis.asyncio import Redis
 
-from shared.infra import metrics
-from shared.infra.consumer import Process
-from shared.infra.lanes import Move, Registry, backoff
-from shared.infra.leases import Leases
-from shared.infra.messaging import Entry, dead_letter_fields
-from shared.infra.retention import Retained
-from shared.infra.settings import Settings
-from shared.infra.signing import EntrySigner
+from shared.infra.runtime import metrics
+from shared.infra.runtime.settings import Settings
+from shared.infra.stream.consumer import Process
+from shared.infra.stream.lanes import Move, Registry, backoff
+from shared.infra.stream.leases import Leases
+from shared.infra.stream.messaging import Entry, dead_letter_fields
+from shared.infra.stream.retention import Retained
+from shared.infra.trust.signing import EntrySigner
 
 log = logging.getLogger(__name__)
 SETTLE_MS = 100  # how often a replica short of its share looks for partitions given back
@@ -51,9 +47,15 @@ class Partitioned:
     """Routes and consumes one logical stream; `run()` until `stopped`."""
 
     def __init__(
-        self, *, redis: Redis, settings: Settings, stream: str, process: Process,
-        after: Callable[[], None] = lambda: None, laned: bool = False,
-    ) -> None:  # fmt: skip
+        self,
+        *,
+        redis: Redis,
+        settings: Settings,
+        stream: str,
+        process: Process,
+        after: Callable[[], None] = lambda: None,
+        laned: bool = False,
+    ) -> None:
         """`laned`: clients' lanes of the stream are fanned in too (commands); not effects."""
         self.redis, self.settings, self.stream = redis, settings, stream
         self.process, self.after = process, after
@@ -78,11 +80,19 @@ class Partitioned:
         self.settling_until = 0.0
         self.stopped = False
         self.mover = Move(
-            redis, s, stream.removeprefix(s.prefix), self.parts, lambda f: self.partition(f) + 1,
-            registry, self.dlq, settings.batch_size, fence=(self.router_key, settings.consumer),
-            public=True, sequence=s.beside(stream, ".pseq"),  # matched by the ACL's `.p*`
+            redis,
+            s,
+            stream.removeprefix(s.prefix),
+            self.parts,
+            lambda f: self.partition(f) + 1,
+            registry,
+            self.dlq,
+            settings.batch_size,
+            fence=(self.router_key, settings.consumer),
+            public=True,
+            sequence=s.beside(stream, ".pseq"),  # matched by the ACL's `.p*`
             signer=lambda: self.signer,
-        )  # fmt: skip
+        )
 
     def retained(self) -> list[Retained]:
         return [Retained(self.dlq, self.settings.dlq_retention)]
@@ -161,11 +171,14 @@ class Partitioned:
             for entry_id, kept, reason in dead:
                 log.warning("dead-lettered %s from %s: %s", entry_id.decode(), self.stream, reason)
                 letter = dead_letter_fields(
-                    kept, reason=reason, stream=self.stream, entry_id=entry_id,
+                    kept,
+                    reason=reason,
+                    stream=self.stream,
+                    entry_id=entry_id,
                     deliveries=self.tries.pop(entry_id, 1),
                     writer=outcome.writers.get(entry_id, ""),
                     refused_writer=entry_id in outcome.refused_writer,
-                )  # fmt: skip
+                )
                 if self.signer is not None:  # a letter no service signed is never re-driven
                     letter = self.signer.sign_letter(letter)
                 letters.xadd(self.dlq, letter)  # type: ignore[arg-type]

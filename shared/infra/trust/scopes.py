@@ -12,8 +12,8 @@ import uuid
 from shared.contracts.envelope import CloudEvent
 from shared.contracts.permissions import Scope
 from shared.contracts.streams import Streams
-from shared.infra.audit import audit_event
-from shared.infra.messaging import Guard, Rejected
+from shared.infra.stream.messaging import Guard, Rejected
+from shared.infra.trust.audit import audit_event
 
 SCOPE_FIELD = "scope"
 
@@ -21,12 +21,23 @@ SCOPE_FIELD = "scope"
 def forbidden(ev: CloudEvent, reason: str, streams: Streams, source: str) -> Rejected:
     """`forbidden`, with an audit record of the attempt published beside the refusal."""
     r = Rejected("forbidden", reason, subject=ev.subject)
-    details = {"message_type": ev.type, "message_id": ev.id, "source": ev.source,
-               "code": "forbidden", "reason": reason[:300]}  # fmt: skip
+    details = {
+        "message_type": ev.type,
+        "message_id": ev.id,
+        "source": ev.source,
+        "code": "forbidden",
+        "reason": reason[:300],
+    }
     record = audit_event(
-        streams, source=source, action="scope.denied", actor=ev.actor or "anonymous",
-        subject=ev.subject, details=details, cause=ev, event_id=str(uuid.uuid4()),
-    )  # fmt: skip
+        streams,
+        source=source,
+        action="scope.denied",
+        actor=ev.actor or "anonymous",
+        subject=ev.subject,
+        details=details,
+        cause=ev,
+        event_id=str(uuid.uuid4()),
+    )
     r.extra.append(record)
     return r
 
@@ -40,9 +51,10 @@ def whole_platform(guard: Guard, types: frozenset[str]) -> Guard:
         scope = ev.scope
         if ev.type in types and isinstance(scope, Scope) and not scope.whole:
             raise Rejected(
-                "forbidden", f"{ev.type} concerns every portfolio: it needs the whole platform's"
-                " scope", subject=ev.subject,
-            )  # fmt: skip
+                "forbidden",
+                f"{ev.type} concerns every portfolio: it needs the whole platform's scope",
+                subject=ev.subject,
+            )
 
     return check
 

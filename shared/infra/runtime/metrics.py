@@ -15,7 +15,7 @@ LATENCY = Histogram(
 )
 PENDING = Gauge("alluse_stream_pending", "Entries delivered but not acknowledged", ["stream"])
 LAG = Gauge("alluse_stream_lag", "Entries not yet delivered to the consumer group", ["stream"])
-# Ordered consumption (shared/infra/partitions.py): per partition stream of a logical stream.
+# Ordered consumption (shared/infra/stream/partitions.py): per partition stream of a logical stream.
 PARTITION_PENDING = Gauge(
     "alluse_partition_pending",
     "Entries moved to the partition and not yet applied",

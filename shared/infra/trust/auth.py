@@ -14,8 +14,8 @@ from typing import Any
 import jwt
 
 from shared.contracts.permissions import PORTFOLIOS_CLAIM, REQUIRED, Scope, allows
-from shared.infra.keys import KeySet, KeysUnavailable, UnknownKey
-from shared.infra.messaging import Rejected
+from shared.infra.stream.messaging import Rejected
+from shared.infra.trust.keys import KeySet, KeysUnavailable, UnknownKey
 
 REQUIRED_CLAIMS = ["exp", "nbf", "iat", "iss", "aud", "sub", "jti", "role"]
 LEEWAY_SECONDS = 30  # clock skew between the security service and its readers

@@ -10,7 +10,7 @@ from typing import cast
 import asyncpg
 
 log = logging.getLogger(__name__)
-SHARED_MIGRATIONS = Path(__file__).parent / "migrations"
+SHARED_MIGRATIONS = Path(__file__).parents[1] / "stream" / "migrations"  # the inbox and outbox
 
 
 async def create_pool(dsn: str, schema: str, *, max_size: int = 10) -> asyncpg.Pool:

@@ -11,8 +11,8 @@ import json
 import asyncpg
 
 from shared.contracts.envelope import CloudEvent
-from shared.infra.bulk import insert_rows
-from shared.infra.messaging import Emit
+from shared.infra.runtime.bulk import insert_rows
+from shared.infra.stream.messaging import Emit
 
 Key = tuple[str, str, str]  # (writer, source, id)
 Known = dict[Key, tuple[str, list[Emit]]]  # key -> (fingerprint, outcome)

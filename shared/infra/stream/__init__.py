@@ -1,0 +1,1 @@
+"""The message path: consumers, routers, the exactly-once pipeline, inbox, outbox relay."""

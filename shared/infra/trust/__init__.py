@@ -1,0 +1,1 @@
+"""Trust: who wrote an entry (tokens, service signatures, keys), revocations, audit records."""
