@@ -90,6 +90,17 @@ def test_no_page_names_a_path_outside_the_repository(page: Path) -> None:
     assert not hits, f"{name(page)} names {hits}"
 
 
+REPO_PATH = re.compile(r"`((?:services|shared|tests|deploy|docs)/[\w./-]+)`")
+
+
+@pytest.mark.parametrize("page", PAGES, ids=name)
+def test_every_repository_path_named_in_code_exists(page: Path) -> None:
+    """A path such as `shared/infra/stream/lanes.py` names the tree as it is: a module moved or
+    renamed leaves no page pointing at its old place."""
+    missing = [p for p in REPO_PATH.findall(page.read_text()) if not (ROOT / p).exists()]
+    assert not missing, f"{name(page)} names {missing}"
+
+
 def test_the_checks_catch_what_they_are_for(tmp_path: Path) -> None:
     """Each check fails on the mistake it exists for, so a green run means something."""
     (tmp_path / "b.md").write_text("# Title here\n")
@@ -101,3 +112,6 @@ def test_the_checks_catch_what_they_are_for(tmp_path: Path) -> None:
     assert OUTSIDE.search("see ../shared/client")
     assert OUTSIDE.search("in /work/main/docs")
     assert not OUTSIDE.search("shared/client and docs/lanes.md")
+    assert REPO_PATH.findall("`shared/infra/outbox.py` and `services/<name>/x.py`") == [
+        "shared/infra/outbox.py"
+    ]
