@@ -27,9 +27,9 @@ from shared.contracts import trust
 from shared.contracts.envelope import LIMITS, Limits
 from shared.contracts.lifecycle import LIFECYCLE_TYPES, dataschema
 from shared.infra.runtime import tracing
-from shared.infra.stream.consumer import Process
 from shared.infra.stream.durability import Durability
 from shared.infra.stream.messaging import Entry, Outcome
+from shared.infra.stream.settle import Process
 from shared.infra.trust.guards import fresh
 from shared.infra.trust.keys import KeySet
 from shared.infra.trust.signing import signer_of, text_fields

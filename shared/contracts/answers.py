@@ -10,6 +10,11 @@ from shared.contracts.messages import QUERY_FAILED, QUERY_RESULT
 ENTRY_APPLIED = "alluse.entry.applied"
 ENTRY_DUPLICATE = "alluse.entry.duplicate"
 ENTRY_REFUSED = "alluse.entry.refused"
+# Refusal codes of entries that never reached a decision: given up after failed deliveries
+# (dead-lettered), or that the router could not move out of their lane.
+DEAD_LETTERED = "dead_lettered"
+UNDELIVERABLE = "undeliverable"
+DELIVERY_CODES = (DEAD_LETTERED, UNDELIVERABLE)
 
 
 class Answer(BaseModel):

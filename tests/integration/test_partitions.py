@@ -2,13 +2,20 @@
 gauges (per partition, entries waiting and the age of the oldest; for the public stream,
 entries not yet routed and routed but not yet applied)."""
 
+from collections.abc import Sequence
+from pathlib import Path
+
 from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
+from services.account.app import build as build_account
+from shared.contracts.streams import ACCOUNT_COMMANDS, ACCOUNT_EVENTS
 from shared.infra.runtime.settings import Settings
-from shared.infra.stream.messaging import Outcome
+from shared.infra.stream.messaging import Entry, Outcome
 from shared.infra.stream.partitions import Partitioned
-from tests.support.streams import xadd
+from shared.infra.stream.settle import HELD_SECONDS
+from tests.support.streams import ce, outcomes, xadd
+from tests.support.tokens import Signer
 
 
 def gauge(name: str, **labels: str) -> float | None:
@@ -79,3 +86,59 @@ async def test_pending_and_lag_per_partition(redis: Redis, settings: Settings) -
     by_part = [gauge("alluse_partition_pending", stream=s, partition=str(p)) for p in range(4)]
     assert sum(n or 0 for n in by_part) == 5
     await part.leave()
+
+
+async def test_an_entry_held_for_the_keys_waits_at_its_partitions_head_then_is_applied(
+    settings: Settings, redis: Redis, tmp_path: Path
+) -> None:
+    """While the JWKS is down a command is held: its partition is not read again before the
+    retry delay (counted in process() calls, on a clock the test drives), it is never
+    dead-lettered for waiting, and it is applied once the keys are back."""
+    signer = Signer(tmp_path / "jwks.json")
+    own = settings.model_copy(
+        update={"jwks_url": signer.jwks_url, "signing_key": signer.seed("account")}
+    )
+    rt = await build_account(own)
+    commands = rt.ordered[0]
+    now = [1_000.0]
+    commands.clock = rt.keys.clock = lambda: now[0]  # the keys' once-a-second look-up too
+    seen: list[Outcome] = []
+    process = commands.process
+
+    async def counted(entries: Sequence[Entry]) -> Outcome:
+        seen.append(await process(entries))
+        return seen[-1]
+
+    commands.process = counted
+    try:
+        signer.down = True
+        cmd = ce("alluse.account.create", {"type": "revenue"}, authorization=signer.bearer())
+        await xadd(redis, own.streams.key(ACCOUNT_COMMANDS), cmd)
+        await commands.renew()
+        assert await commands.route_once()
+        assert await commands.consume_once()  # the barrier: read, and held
+        assert len(seen) == 1 and seen[0].held and not seen[0].ack
+        for _ in range(3):  # before its retry delay: its partition is not read
+            now[0] += HELD_SECONDS / 4
+            assert await commands.consume_once() is False
+        assert len(seen) == 1
+        now[0] += HELD_SECONDS  # past it: read again, held again (the keys are still away)
+        assert await commands.consume_once()
+        assert len(seen) == 2 and seen[1].held
+        for _ in range(own.max_deliveries + 1):  # waiting is no failed delivery
+            now[0] += HELD_SECONDS
+            assert await commands.consume_once()
+        assert await redis.xlen(commands.dlq) == 0
+        signer.down = False
+        now[0] += HELD_SECONDS
+        assert await commands.consume_once()
+        assert len(seen[-1].ack) == 1 and not seen[-1].held  # applied
+        await rt.relay.publish_once()
+        (created,) = await outcomes(redis, own.streams.key(ACCOUNT_EVENTS), cmd["id"])
+        assert created["type"] == "alluse.account.created"
+        assert await redis.xlen(commands.dlq) == 0
+    finally:
+        await commands.leave()
+        await rt.pool.close()
+        await rt.redis.aclose()
+        signer.close()

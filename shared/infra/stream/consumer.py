@@ -2,8 +2,7 @@
 
 import asyncio
 import logging
-import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Annotated, Any, cast
 
@@ -16,16 +15,15 @@ from redis.exceptions import ResponseError
 
 from shared.infra.runtime import metrics
 from shared.infra.runtime.settings import Settings
-from shared.infra.stream.messaging import Entry, Outcome, dead_letter_fields
+from shared.infra.stream.messaging import Entry
 from shared.infra.stream.retention import Retained
-from shared.infra.trust.signing import EntrySigner
+from shared.infra.stream.settle import Letter, Process, Settling
 
 log = logging.getLogger(__name__)
 _SETTLE = """
 redis.call('XACK', KEYS[1], ARGV[1], unpack(ARGV, 3))
 if ARGV[2] == '1' then redis.call('XDEL', KEYS[1], unpack(ARGV, 3)) end
 """
-Process = Callable[[Sequence[Entry]], Awaitable[Outcome]]
 
 
 async def _raw_batch(msg: Any) -> RedisBatchStreamMessage:
@@ -33,7 +31,7 @@ async def _raw_batch(msg: Any) -> RedisBatchStreamMessage:
     return RedisBatchStreamMessage(raw_message=msg, body=b"", consumer=FAKE_CONSUMER, group=None)
 
 
-class StreamConsumer:
+class StreamConsumer(Settling):
     def __init__(
         self,
         *,
@@ -48,13 +46,9 @@ class StreamConsumer:
     ) -> None:
         """`delete_applied`: an entry of a stream the platform owns (it may hold a token) is
         deleted with its acknowledgement. `retention`: a stream others own is trimmed by age."""
-        self.redis, self.settings, self.stream, self.group = redis, settings, stream, group
-        self.process, self.after = process, after
+        self._start_settling(redis, settings, stream, process, after)
+        self.group = group
         self.delete_applied, self.retention = delete_applied, retention
-        self.errors: dict[bytes, str] = {}  # entry id -> its last error here, for its dead letter
-        self.writers: dict[bytes, str] = {}  # entry id -> its verified writer, for its dead letter
-        self.signer: EntrySigner | None = None  # signs the dead letters (set by running())
-        self.dlq = f"{stream}.dlq"
         self.stopped = False
         self.reader: asyncio.Task[None] | None = None  # after its group was recreated (heal)
 
@@ -113,61 +107,10 @@ class StreamConsumer:
             raw = message.raw_message
             await self.handle(list(zip(raw["message_ids"], raw["data"], strict=True)))
 
-    async def handle(self, entries: Sequence[Entry], deliveries: int = 1) -> None:
-        started = time.perf_counter()
-        outcome = await self.process(entries)
-        if len(self.errors) > 10_000:  # only a hint for the dead letter: never grows unbounded
-            self.errors.clear()
-            self.writers.clear()
-        self.errors.update(outcome.failed)
-        self.writers.update((i, outcome.writers[i]) for i in outcome.failed if i in outcome.writers)
-        for entry_id, fields, reason in outcome.dead:
-            writer = outcome.writers.get(entry_id, "")
-            refused = entry_id in outcome.refused_writer
-            await self.dead_letter(entry_id, fields, reason, deliveries, writer, refused)
-        if outcome.ack:
-            await self.settle(outcome.ack)
-        if outcome.held:  # waiting for the keys is no failed delivery: never dead-lettered for it
-            await self.redis.xclaim(
-                self.stream,
-                self.group,
-                self.settings.consumer,
-                0,
-                outcome.held,  # type: ignore[arg-type]
-                retrycount=0,
-                justid=True,
-            )
-        metrics.CONSUMED.labels(self.stream).inc(len(outcome.ack))
-        metrics.REJECTED.labels(self.stream).inc(outcome.rejected)
-        metrics.LATENCY.labels(self.stream).observe(time.perf_counter() - started)
-        self.after()
-
-    async def dead_letter(
-        self,
-        entry_id: bytes,
-        fields: dict[bytes, bytes],
-        reason: str,
-        deliveries: int,
-        writer: str = "",
-        refused_writer: bool = False,
+    async def handle(
+        self, entries: Sequence[Entry], deliveries: Mapping[bytes, int] | None = None
     ) -> None:
-        log.warning("dead-lettered %s from %s: %s", entry_id.decode(), self.stream, reason)
-        dl = dead_letter_fields(
-            fields,
-            reason=reason,
-            stream=self.stream,
-            entry_id=entry_id,
-            deliveries=deliveries,
-            writer=writer,
-            refused_writer=refused_writer,
-        )
-        if self.signer is not None:  # a letter no service signed is never re-driven
-            dl = self.signer.sign_letter(dl)
-        # Two steps, each on one key (a Redis Cluster refuses a MULTI across slots): the copy
-        # first, so a crash in between dead-letters the entry twice, never loses it.
-        await self.redis.xadd(self.dlq, dl)  # type: ignore[arg-type]
-        await self.settle([entry_id])
-        metrics.DEAD.labels(self.stream).inc()
+        await self.handle_batch(entries, deliveries or {})
 
     async def settle(self, entry_ids: Sequence[bytes]) -> None:
         """Acknowledge entries whose outcome is committed (and delete them) in one step."""
@@ -175,6 +118,23 @@ class StreamConsumer:
         # it names one key, so it is one step on a Redis Cluster too.
         await self.redis.eval(
             _SETTLE, 1, self.stream, self.group, int(self.delete_applied), *entry_ids
+        )
+
+    async def later(self, entry_ids: Sequence[bytes], delay: float, *, counted: bool) -> None:
+        """A failed entry stays pending: the reclaimer delivers it again once idle long enough,
+        and the group counts that delivery. A held one is claimed back with its count reset
+        and an idle time that makes it due `delay` seconds from now."""
+        if counted:
+            return
+        await self.redis.xclaim(
+            self.stream,
+            self.group,
+            self.settings.consumer,
+            0,
+            entry_ids,  # type: ignore[arg-type]
+            idle=max(0, self.settings.reclaim_idle_ms - int(delay * 1000)),
+            retrycount=0,
+            justid=True,
         )
 
     def retained(self) -> list[Retained]:
@@ -201,18 +161,23 @@ class StreamConsumer:
             ids,  # type: ignore[arg-type]
         )
         retry: list[Entry] = []
+        letters: list[Letter] = []
         for entry_id, fields in claimed:
             if fields is None:  # deleted from the stream meanwhile: nothing left to apply
                 await self.redis.xack(self.stream, self.group, entry_id)
             elif tries[entry_id] >= self.settings.max_deliveries:
-                last = self.errors.pop(entry_id, "see the service log")
-                reason = f"failed {tries[entry_id]} deliveries; last error: {last}"
-                writer = self.writers.pop(entry_id, "")
-                await self.dead_letter(entry_id, fields, reason, tries[entry_id], writer)
+                # Delivered that often without an outcome: its consumers died on it. (One that
+                # failed with an error was dead-lettered by its last delivery.)
+                writer, answer = self.hints.pop(entry_id, ("", None))
+                reason = f"failed {tries[entry_id]} deliveries; last error: see the service log"
+                letters.append(
+                    Letter(entry_id, fields, reason, tries[entry_id], writer, False, answer)
+                )
             else:
                 retry.append((entry_id, fields))
-        if retry:
-            await self.handle(retry, deliveries=max(tries[i] for i, _ in retry) + 1)
+        await self.dead_letter(letters)
+        if retry:  # XCLAIM counted this delivery
+            await self.handle(retry, {i: tries[i] + 1 for i, _ in retry})
         return len(claimed)
 
     async def observe(self) -> None:

@@ -23,7 +23,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from shared.contracts.answers import ENTRY_APPLIED, ENTRY_DUPLICATE, ENTRY_REFUSED
+from shared.contracts.answers import ENTRY_APPLIED, ENTRY_DUPLICATE, ENTRY_REFUSED, UNDELIVERABLE
 from shared.contracts.envelope import CloudEvent, new_event
 from shared.contracts.lifecycle import SCHEMA_BASE, VERSION
 from shared.contracts.streams import (
@@ -33,6 +33,7 @@ from shared.contracts.streams import (
     Streams,
     lane_name_ok,
 )
+from shared.contracts.trust import SOURCES
 from shared.infra.runtime import metrics
 from shared.infra.runtime.settings import Settings
 from shared.infra.stream.consumer import StreamConsumer
@@ -286,6 +287,11 @@ def refused(
     return outcome(streams, service, origin, ENTRY_REFUSED, data, cause)
 
 
+def source_of(service: str) -> str:
+    """The CloudEvents source a service's entries carry (`SOURCES`, read the other way)."""
+    return next((s for s, owner in SOURCES.items() if owner == service), f"alluse/{service}")
+
+
 # --- the routers ---------------------------------------------------------------------------
 
 
@@ -348,7 +354,7 @@ class Move:
             return 0
         failures = dict(zip(result[1::2], result[2::2], strict=True))
         if failures:
-            await self.dead_letter(source, rows, failures)
+            await self.dead_letter(source, lane, rows, failures)
         exhausted = lane and await self.exhausted(rows[-1][0])
         if exhausted and int(await self.redis.eval(RESET, 1, source)):
             metrics.LANE_RESETS.labels(source).inc()
@@ -365,10 +371,12 @@ class Move:
         return _ms(last) > int(seconds) * 1000 + int(micros) // 1000 + FUTURE_MS
 
     async def dead_letter(
-        self, source: str, rows: list[Entry], failures: dict[bytes, bytes]
+        self, source: str, lane: str, rows: list[Entry], failures: dict[bytes, bytes]
     ) -> None:
-        """An entry that cannot be moved goes to the DLQ with why, never retried in a loop."""
+        """An entry that cannot be moved goes to the DLQ with why, never retried in a loop,
+        and its lane gets its outcome: refused, `undeliverable`."""
         letters = self.redis.pipeline(transaction=False)
+        copies: list[int] = []  # where each DLQ XADD is among the pipeline's results
         for entry_id, fields in rows:
             if entry_id not in failures:
                 continue
@@ -381,9 +389,20 @@ class Move:
             signer = self.signer()
             if signer is not None:  # a letter no service signed is never re-driven
                 letter = signer.sign_letter(letter)
+            copies.append(len(letters))
             letters.xadd(self.dlq, letter)  # type: ignore[arg-type]
+            # Its writer learns it on its own lane, signed like all the service writes.
+            if lane and signer is not None and (o := origin_of(fields, None, self.name)):
+                stream, answer = refused(
+                    self.streams, source_of(signer.service), o, UNDELIVERABLE, reason, None
+                )
+                letters.xadd(stream, signer.sign(answer))  # type: ignore[arg-type]
             metrics.DEAD.labels(source).inc()
-        await letters.execute()
+        # An outcome that cannot be written must not keep the entry in its lane; a copy must.
+        results = await letters.execute(raise_on_error=False)
+        for i in copies:
+            if isinstance(results[i], Exception):
+                raise results[i]
         await self.redis.xdel(source, *failures)
 
 

@@ -13,6 +13,8 @@ from shared.contracts.errors import DomainError
 
 Emit = tuple[str, dict[str, str]]  # (stream key, CloudEvent fields)
 Entry = tuple[bytes, dict[bytes, bytes]]  # (stream entry id, fields)
+# An admitted lane entry's refusal on its lane, should it die in the consumer: (code, reason).
+Answer = Callable[[str, str], Emit]
 # A handler gets its service's unit of work (the only door to state) and the message.
 Handler = Callable[[Any, CloudEvent], Awaitable[list[Emit]]]
 # Proves who wrote an entry and that it may (ev.verified_as(...)); raises Rejected to refuse
@@ -41,6 +43,9 @@ class Outcome:
     # what a dead letter says of its entry, under the service's signature.
     writers: dict[bytes, str] = field(default_factory=dict)
     refused_writer: set[bytes] = field(default_factory=set)
+    # How to answer each admitted entry that came through a lane, should it be dead-lettered
+    # after failed deliveries: the pipeline knows its origin and who answers it.
+    answers: dict[bytes, Answer] = field(default_factory=dict)
     emitted: int = 0
     rejected: int = 0
 

@@ -21,12 +21,11 @@ from redis.asyncio import Redis
 
 from shared.infra.runtime import metrics
 from shared.infra.runtime.settings import Settings
-from shared.infra.stream.consumer import Process
 from shared.infra.stream.lanes import Move, Registry, backoff
 from shared.infra.stream.leases import Leases
-from shared.infra.stream.messaging import Entry, dead_letter_fields
+from shared.infra.stream.messaging import Entry
 from shared.infra.stream.retention import Retained
-from shared.infra.trust.signing import EntrySigner
+from shared.infra.stream.settle import Process, Settling
 
 log = logging.getLogger(__name__)
 SETTLE_MS = 100  # how often a replica short of its share looks for partitions given back
@@ -43,7 +42,7 @@ def account_of(fields: dict[bytes, bytes]) -> bytes:
         return b""
 
 
-class Partitioned:
+class Partitioned(Settling):
     """Routes and consumes one logical stream; `run()` until `stopped`."""
 
     def __init__(
@@ -57,21 +56,19 @@ class Partitioned:
         laned: bool = False,
     ) -> None:
         """`laned`: clients' lanes of the stream are fanned in too (commands); not effects."""
-        self.redis, self.settings, self.stream = redis, settings, stream
-        self.process, self.after = process, after
+        self._start_settling(redis, settings, stream, process, after)
         registry = Registry(redis, settings.streams) if laned else None
         s, count = settings.streams, settings.partitions  # keys in the public stream's slot
         self.parts = [s.beside(stream, f".p{i}") for i in range(count)]
         self.lease_keys = [s.beside(stream, f".lease.p{i}") for i in range(count)]
         self.router_key = s.beside(stream, ".lease.router")
         self.members = s.beside(stream, ".members")
-        self.dlq = f"{stream}.dlq"  # public: a slot of its own
         self.leases = Leases(redis, settings.consumer, settings.partition_lease_ms)
         self.held: set[int] = set()
         self.routing = False
-        self.tries: dict[bytes, int] = {}
-        self.signer: EntrySigner | None = None  # signs the dead letters (set by running())
+        self.tries: dict[bytes, int] = {}  # failed deliveries of an entry at a partition's head
         self.retry_at: dict[int, float] = {}  # a partition whose head failed waits till then
+        self.where: dict[bytes, int] = {}  # the batch in hand: entry id -> its partition
         self.routed = asyncio.Event()  # this replica's router moved entries: look at once
         self.alive = 0  # replicas seen at the last renewal
         # After the replicas change, a replica short of its share renews every SETTLE_MS for
@@ -135,7 +132,7 @@ class Partitioned:
         return await self.mover.once(block_ms) > 0
 
     async def consume_once(self) -> bool:
-        now = time.monotonic()
+        now = self.clock()
         ready = [p for p in sorted(self.held) if self.retry_at.get(p, 0) <= now]
         if not ready:
             return False
@@ -155,46 +152,26 @@ class Partitioned:
         return True
 
     async def handle(self, entries: Sequence[Entry], where: dict[bytes, int]) -> None:
-        started = time.perf_counter()
-        outcome = await self.process(entries)
-        fields = dict(entries)
-        dead = list(outcome.dead)
-        for entry_id, error in outcome.failed.items():  # left at its partition's head; retried
-            self.tries[entry_id] = tries = self.tries.get(entry_id, 0) + 1
-            self.retry_at[where[entry_id]] = time.monotonic() + self.settings.reclaim_idle_ms / 1000
-            if tries >= self.settings.max_deliveries:
-                dead.append(
-                    (entry_id, fields[entry_id], f"failed {tries} deliveries; last error: {error}")
-                )
-        if dead:  # copied first, deleted below: a crash between dead-letters twice, never loses
-            letters = self.redis.pipeline(transaction=False)
-            for entry_id, kept, reason in dead:
-                log.warning("dead-lettered %s from %s: %s", entry_id.decode(), self.stream, reason)
-                letter = dead_letter_fields(
-                    kept,
-                    reason=reason,
-                    stream=self.stream,
-                    entry_id=entry_id,
-                    deliveries=self.tries.pop(entry_id, 1),
-                    writer=outcome.writers.get(entry_id, ""),
-                    refused_writer=entry_id in outcome.refused_writer,
-                )
-                if self.signer is not None:  # a letter no service signed is never re-driven
-                    letter = self.signer.sign_letter(letter)
-                letters.xadd(self.dlq, letter)  # type: ignore[arg-type]
-                metrics.DEAD.labels(self.stream).inc()
-            await letters.execute()
+        self.where = where
+        await self.handle_batch(entries, {i: self.tries.get(i, 0) + 1 for i, _ in entries})
+
+    async def settle(self, entry_ids: Sequence[bytes]) -> None:
         # Each XDEL alone: one left undone by a crash leaves an entry the inbox knows.
         pipe = self.redis.pipeline(transaction=False)
-        for entry_id in [*outcome.ack, *(d[0] for d in dead)]:
-            pipe.xdel(self.parts[where[entry_id]], entry_id)
-        await pipe.execute()
-        for entry_id in outcome.ack:
+        for entry_id in entry_ids:
+            pipe.xdel(self.parts[self.where[entry_id]], entry_id)
             self.tries.pop(entry_id, None)
-        metrics.CONSUMED.labels(self.stream).inc(len(outcome.ack))
-        metrics.REJECTED.labels(self.stream).inc(outcome.rejected)
-        metrics.LATENCY.labels(self.stream).observe(time.perf_counter() - started)
-        self.after()
+        await pipe.execute()
+
+    async def later(self, entry_ids: Sequence[bytes], delay: float, *, counted: bool) -> None:
+        """Left at its partition's head, which is read again only after `delay`: the rest of
+        the partition waits behind it, in order."""
+        due = self.clock() + delay
+        for entry_id in entry_ids:
+            if counted:
+                self.tries[entry_id] = self.tries.get(entry_id, 0) + 1
+            p = self.where[entry_id]
+            self.retry_at[p] = max(self.retry_at.get(p, 0.0), due)
 
     async def observe(self) -> None:
         """The gauges: per partition, entries waiting and the age of the oldest; for the

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Protocol
 
 import asyncpg
@@ -178,6 +179,8 @@ class Pipeline:
             ev.came_from(self.origin(fields, ev, trusted=True))
             good.append((entry_id, ev))
             out.writers[entry_id] = ev.writer
+            if isinstance(ev.origin, lanes.Origin):  # its answer, should it be dead-lettered
+                out.answers[entry_id] = partial(self.outcome_refused, ev.origin, ev=ev)
         if refused:
             async with transaction(self.pool) as conn:
                 await inbox.insert_outbox(conn, [(s, dumps(fields)) for s, fields in refused])

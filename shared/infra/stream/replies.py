@@ -20,6 +20,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import asyncpg
@@ -181,6 +182,10 @@ class Replier:
                 out.rejected += 1
                 continue
             admitted.append((entry_id, fields, ev, who))
+            if ev.origin is not None:  # its answer, should it be dead-lettered
+                out.answers[entry_id] = partial(
+                    lanes.refused, self.streams, self.source, ev.origin, cause=ev
+                )
         if limited:
             signed = (self.sign_many or (lambda many: [self.sign(f) for f in many]))(
                 [reply for *_, reply in limited]
