@@ -343,6 +343,29 @@ async def test_what_an_engine_does_to_its_own_lane_hurts_only_its_lane(lanes: La
     assert ev["type"] == ENTRY_APPLIED, ev
 
 
+async def test_an_entry_its_router_cannot_move_is_refused_on_its_lane_as_undeliverable(
+    lanes: Lanes,
+) -> None:
+    sent = ce(
+        "ws4.trade.filled",
+        fill(lanes.generation),
+        source="ws4/engine-b",
+        authorization=lanes.engine("engine-b"),
+    )
+    huge = {**sent, **{f"f{i}": "x" for i in range(4100)}}  # too many fields to move
+    await lanes.send(WS4_EVENTS, "engine-b", huge)
+    ev, raw = await lanes.outcome("engine-b", sent)
+    assert ev["type"] == ENTRY_REFUSED, ev
+    assert ev["data"]["code"] == "undeliverable"
+    assert "too many fields" in ev["data"]["reason"]
+    assert (ev["data"]["stream"], ev["data"]["type"]) == (WS4_EVENTS, "ws4.trade.filled")
+    assert ev["causationid"] == sent["id"]
+    assert await lanes.signer_of(raw) == INTEGRATION
+    dlq = lanes.settings.streams.dlq(WS4_EVENTS)
+    letters = [decoded_raw(f) for _, f in await entries(lanes.redis, dlq)]
+    assert [d["id"] for d in letters] == [sent["id"]]
+
+
 async def test_a_consumed_stream_deleted_under_the_service_comes_back(lanes: Lanes) -> None:
     s = lanes.settings.streams
     await lanes.redis.delete(s.key(ACCOUNT_QUERIES))

@@ -5,20 +5,25 @@ import uuid
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
 from redis.asyncio import Redis
 
+from shared.contracts.answers import ENTRY_REFUSED
 from shared.contracts.envelope import CloudEvent, new_event
 from shared.infra.runtime.db import create_pool, migrate
 from shared.infra.runtime.settings import Settings
 from shared.infra.stream.consumer import StreamConsumer
+from shared.infra.stream.lanes import LaneOutcomes
 from shared.infra.stream.messaging import Emit, Handler, Rejected
 from shared.infra.stream.outbox import Relay
 from shared.infra.stream.pipeline import Pipeline, Unit
 from shared.infra.stream.unit import SqlUnit
-from tests.support.streams import entries, read_group, xadd
+from shared.infra.trust.keys import KeySet
+from shared.infra.trust.signing import EntrySigner, new_seed, signer_of, text_fields
+from tests.support.streams import decoded, entries, read_group, xadd
 from tests.support.waiting import until
 
 EVENTS = "toy.events"
@@ -234,3 +239,40 @@ async def test_entry_failing_every_delivery_is_dead_lettered_and_others_proceed(
     reason = dead[0][1][b"dlq_reason"]
     assert reason == b"failed 3 deliveries; last error: RuntimeError: a bug in the handler"
     assert (await redis.xpending(consumer.stream, consumer.group))["pending"] == 0
+
+
+async def test_a_lane_entry_failing_every_delivery_is_refused_on_its_lane_once_and_signed(
+    toy: tuple[StreamConsumer, Relay, asyncpg.Pool], redis: Redis, settings: Settings
+) -> None:
+    consumer, _relay, pool = toy
+    events = settings.streams.key(EVENTS)
+    lane_outcomes = LaneOutcomes(settings.streams, "toy.commands")
+    pipeline = Pipeline(
+        pool, _prefixed(add, events), source="toy", reject_stream=events, outcomes=lane_outcomes
+    )
+    consumer.process = pipeline.process
+    consumer.signer = signer = EntrySigner.from_seed("toy", new_seed())
+    cmd = {**command("1.00", boom=True), "lane": "l1"}  # as the router leaves it
+    await xadd(redis, consumer.stream, cmd)
+    await drain(redis, consumer)
+
+    async def dead_lettered() -> int:
+        await consumer.reclaim_once()
+        return int(await redis.xlen(consumer.dlq))
+
+    assert await until(dead_lettered, equals=1) == 1
+    found = await entries(redis, settings.streams.outcomes("l1"))
+    assert len(found) == 1  # its one outcome, written with its dead letter
+    raw = found[0][1]
+    outcome = decoded(raw)
+    assert outcome["type"] == ENTRY_REFUSED
+    assert outcome["data"]["code"] == "dead_lettered"
+    assert outcome["data"]["reason"].startswith("failed 3 deliveries; last error: RuntimeError")
+    ref = {k: outcome["data"][k] for k in ("stream", "type", "source", "id")}
+    assert ref == {"stream": "toy.commands", "type": "toy.add", "source": "tests", "id": cmd["id"]}
+    assert outcome["causationid"] == cmd["id"]
+
+    async def jwks() -> dict[str, Any]:
+        return {"keys": [signer.jwk()]}
+
+    assert await signer_of(KeySet(jwks), text_fields(raw)) == "toy"

@@ -391,8 +391,10 @@ class Move:
                 letter = signer.sign_letter(letter)
             copies.append(len(letters))
             letters.xadd(self.dlq, letter)  # type: ignore[arg-type]
-            # Its writer learns it on its own lane, signed like all the service writes.
-            if lane and signer is not None and (o := origin_of(fields, None, self.name)):
+            # Its writer learns it on its own lane, signed like all the service writes (the
+            # entry's own `lane` field, if any, is the writer's word: the lane read is ours).
+            as_routed = {**fields, b"lane": lane.encode()}
+            if lane and signer is not None and (o := origin_of(as_routed, None, self.name)):
                 stream, answer = refused(
                     self.streams, source_of(signer.service), o, UNDELIVERABLE, reason, None
                 )
