@@ -49,6 +49,7 @@ class BatchPositions:
         self.accounts: dict[UUID, Valued] = {}
         self.quotes: dict[str, Quote | None] = {}  # by contract; None: no quote yet
         self.refs: dict[Ref, str | None] = {}  # fingerprint applied with; None: not applied
+        self.claimed_by: dict[Ref, tuple[str, str]] = {}  # (source, id) of the claiming entry
         self.named: set[UUID] = set()  # accounts of the batch's fills, assignments, expirations
         self.wanted: list[Ref] = []  # the references they carry
         for ev in batch:
@@ -70,6 +71,7 @@ class BatchPositions:
                 self.accounts[account_id] = before
         for ref in self.claims:
             self.refs[ref] = None
+            self.claimed_by.pop(ref, None)
 
     def forget(self) -> None:
         """SQL of a command's own may have moved positions or quotes: read them again."""
@@ -121,18 +123,30 @@ class BatchPositions:
         return mark_all(held.values(), quotes)
 
     async def claim(
-        self, conn: Sql, ref: Ref, fingerprint: str, account_id: UUID, out: Writes
+        self,
+        conn: Sql,
+        ref: Ref,
+        fingerprint: str,
+        account_id: UUID,
+        out: Writes,
+        entry: tuple[str, str],
     ) -> str:
-        """'new' the first time a reference is seen, 'duplicate' or 'conflict' after."""
+        """'new' the first time a reference is seen, 'duplicate' or 'conflict' after.
+        `entry`: (source, id) of the entry claiming it, kept with the claim."""
         if ref not in self.refs:
             asked = list(dict.fromkeys([ref, *(r for r in self.wanted if r not in self.refs)]))
             found = await ledger.claimed_refs(conn, refs=asked)
-            self.refs.update({r: found.get(r) for r in asked})
+            for r in asked:
+                fp, *by = found.get(r) or (None, "", "")
+                self.refs[r] = fp
+                if by[1]:
+                    self.claimed_by[r] = (by[0], by[1])
         prior = self.refs[ref]
         if prior is None:
             self.refs[ref] = fingerprint
+            self.claimed_by[ref] = entry
             self.claims.append(ref)
-            out.refs.append((*ref, account_id, fingerprint))
+            out.refs.append((*ref, account_id, fingerprint, *entry))
             return "new"
         return "duplicate" if prior == fingerprint else "conflict"
 

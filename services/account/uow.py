@@ -36,6 +36,7 @@ from services.account.store import accounts, ledger
 from services.account.writes import Writes
 from shared.contracts.envelope import CloudEvent, new_event
 from shared.contracts.streams import ACCOUNT_EVENTS, Streams
+from shared.infra.stream.messaging import AlreadyApplied
 from shared.infra.stream.unit import SqlUnit
 
 _NS = uuid.UUID("6f1c5b8e-2d1e-4c7a-9b57-0a4f3c2e9d10")
@@ -243,10 +244,19 @@ class AccountUnit(SqlUnit):
     async def claim(self, ref: tuple[str, str], *, fingerprint: str, account_id: UUID) -> str:
         """A broker reference (kind, id: a fill, assignment, expiration) applied at most once
         per producing engine (the effect's verified writer): 'new' the first time, then
-        'duplicate' (same figures) or 'conflict'."""
+        'duplicate' (same figures) or 'conflict'. A duplicate claimed by another entry (the
+        same fill re-sent under a new entry id) raises AlreadyApplied, naming that entry: its
+        writer hears `duplicate` of it (docs/lanes.md), not an `applied` with no events."""
         assert self.cause is not None
         claim: Ref = (self.cause.writer, *ref)
-        return await self.positions.claim(self.conn, claim, fingerprint, account_id, self.mine)
+        entry = (self.cause.source, self.cause.id)
+        found = await self.positions.claim(
+            self.conn, claim, fingerprint, account_id, self.mine, entry
+        )
+        by = self.positions.claimed_by.get(claim)
+        if found == "duplicate" and by is not None and by != entry:
+            raise AlreadyApplied(by)
+        return found
 
     async def move(
         self,

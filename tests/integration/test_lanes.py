@@ -366,6 +366,37 @@ async def test_an_entry_its_router_cannot_move_is_refused_on_its_lane_as_undeliv
     assert [d["id"] for d in letters] == [sent["id"]]
 
 
+async def test_a_fill_re_sent_under_a_new_entry_id_is_a_duplicate_of_the_applied_entry(
+    lanes: Lanes,
+) -> None:
+    figures = fill(lanes.generation)
+    first = ce(
+        "ws4.trade.filled", figures, source="ws4/engine-a", authorization=lanes.engine("engine-a")
+    )
+    await lanes.send(WS4_EVENTS, "engine-a", first)
+    applied, _ = await lanes.outcome("engine-a", first)
+    assert applied["type"] == ENTRY_APPLIED, applied
+    assert applied["data"]["events"]
+    # The same fill id and figures, under a new entry id: nothing happens, and the engine
+    # learns which entry applied it.
+    again = ce(
+        "ws4.trade.filled", figures, source="ws4/engine-a", authorization=lanes.engine("engine-a")
+    )
+    assert again["id"] != first["id"]
+    await lanes.send(WS4_EVENTS, "engine-a", again)
+    ev, raw = await lanes.outcome("engine-a", again)
+    assert ev["type"] == ENTRY_DUPLICATE, ev
+    assert ev["data"]["of"] == {"source": first["source"], "id": first["id"]}
+    assert ev["data"]["events"] == []
+    assert ev["data"]["type"] == "ws4.trade.filled"
+    assert await lanes.signer_of(raw) == ACCOUNT
+    # Nothing was booked twice: the duplicate's outcome, committed with whatever it caused,
+    # is the barrier; the lifecycle events name the first entry only.
+    events = await entries(lanes.redis, lanes.settings.streams.key(ACCOUNT_EVENTS))
+    causes = {decoded(f).get("causationid") for _, f in events}
+    assert first["id"] in causes and again["id"] not in causes
+
+
 async def test_a_consumed_stream_deleted_under_the_service_comes_back(lanes: Lanes) -> None:
     s = lanes.settings.streams
     await lanes.redis.delete(s.key(ACCOUNT_QUERIES))

@@ -10,11 +10,13 @@ from shared.infra.stream.unit import Sql
 
 async def claimed_refs(
     conn: Sql, *, refs: list[tuple[str, str, str]]
-) -> dict[tuple[str, str, str], str]:
-    """The fingerprint each (producer, kind, ref) already applied was applied with; a claim
-    from before claims were per producer (producer '') counts for every producer."""
+) -> dict[tuple[str, str, str], tuple[str, str, str]]:
+    """The fingerprint each (producer, kind, ref) already applied was applied with, and the
+    (source, id) of the entry that claimed it; a claim from before claims were per producer
+    (producer '') counts for every producer."""
     rows = await conn.fetch(
-        "SELECT w.producer, w.kind, w.ref_id, t.fingerprint FROM trade_refs t"
+        "SELECT w.producer, w.kind, w.ref_id, t.fingerprint, t.entry_source, t.entry_id"
+        " FROM trade_refs t"
         " JOIN unnest($1::text[], $2::text[], $3::text[]) AS w (producer, kind, ref_id)"
         " ON t.kind = w.kind AND t.ref_id = w.ref_id AND t.producer IN (w.producer, '')"
         " ORDER BY t.producer = w.producer",  # the producer's own claim last: it wins
@@ -22,7 +24,14 @@ async def claimed_refs(
         [k for _, k, _ in refs],
         [r for _, _, r in refs],
     )
-    return {(r["producer"], r["kind"], r["ref_id"]): r["fingerprint"] for r in rows}
+    return {
+        (r["producer"], r["kind"], r["ref_id"]): (
+            r["fingerprint"],
+            r["entry_source"],
+            r["entry_id"],
+        )
+        for r in rows
+    }
 
 
 REF_ROW = [
@@ -31,6 +40,8 @@ REF_ROW = [
     ("ref_id", "text"),
     ("account_id", "uuid"),
     ("fingerprint", "text"),
+    ("entry_source", "text"),
+    ("entry_id", "text"),
 ]
 VIOLATION_ROW = [
     ("account_id", "uuid"),
@@ -42,7 +53,7 @@ VIOLATION_ROW = [
 
 
 async def insert_refs(conn: Sql, *, rows: list[tuple[Any, ...]]) -> None:
-    """(producer, kind, ref, account, fingerprint), each claimed once: no ON CONFLICT, so a reference a
+    """(producer, kind, ref, account, fingerprint, entry source, entry id), each claimed once: no ON CONFLICT, so a reference a
     concurrent transaction applied meanwhile fails the batch, whose entries are then retried
     one by one and find it applied."""
     await insert_rows(conn, "trade_refs", REF_ROW, rows)

@@ -267,11 +267,18 @@ def applied(
 
 
 def duplicate(
-    streams: Streams, service: str, origin: Origin, events: Sequence[Emit], cause: CloudEvent
+    streams: Streams,
+    service: str,
+    origin: Origin,
+    events: Sequence[Emit],
+    cause: CloudEvent,
+    of_entry: tuple[str, str] | None = None,
 ) -> Emit:
-    """Of the applied entry with the same key; its events again (published once more)."""
+    """Of the applied entry with the same key, or `of_entry` (source, id) when another entry
+    applied it; its events again (published once more)."""
     caused = [{"type": f["type"], "id": f["id"]} for _, f in events]
-    of = {"source": origin.source, "id": origin.id}
+    source, id_ = of_entry or (origin.source, origin.id)
+    of = {"source": source, "id": id_}
     return outcome(streams, service, origin, ENTRY_DUPLICATE, {"of": of, "events": caused}, cause)
 
 

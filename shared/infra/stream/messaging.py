@@ -31,6 +31,15 @@ class Rejected(DomainError):
         self.extra: list[Emit] = []  # e.g. an audit record of the refusal, published with it
 
 
+class AlreadyApplied(Exception):
+    """The entry repeats another entry already applied (e.g. a fill re-sent under a new entry
+    id with the same figures): nothing happens, and its lane hears `duplicate` of `of`."""
+
+    def __init__(self, of: tuple[str, str]) -> None:
+        super().__init__(f"already applied as ({of[0]}, {of[1]})")
+        self.of = of  # (source, id) of the applied entry
+
+
 @dataclass
 class Outcome:
     """What a batch produced: entries to acknowledge, entries to dead-letter, events written."""

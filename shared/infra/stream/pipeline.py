@@ -42,7 +42,15 @@ from shared.contracts.streams import AUDIT, Streams
 from shared.infra.runtime import metrics, tracing
 from shared.infra.runtime.db import transaction
 from shared.infra.stream import inbox, lanes
-from shared.infra.stream.messaging import Emit, Entry, Guard, Handler, Outcome, Rejected
+from shared.infra.stream.messaging import (
+    AlreadyApplied,
+    Emit,
+    Entry,
+    Guard,
+    Handler,
+    Outcome,
+    Rejected,
+)
 from shared.infra.stream.unit import SqlUnit
 from shared.infra.trust.audit import audit_event
 from shared.infra.trust.keys import KeysUnavailable
@@ -217,32 +225,38 @@ class Pipeline:
             with tracing.span(
                 f"consume {ev.type}", parent=ev, kind=SpanKind.CONSUMER, service=self.source
             ):
-                emits = await self._handle(unit, ev, out)
+                emits, of = await self._handle(unit, ev, out)
             fingerprint = ev.fingerprint()
             known[ev.key] = (fingerprint, emits)
             encoded = [(stream, dumps(fields)) for stream, fields in emits]
             rows.append((ev.writer, ev.source, ev.id, ev.type, fingerprint, inbox.outcome(encoded)))
             outbox.extend(encoded)
-            outbox.extend(self.lane_outcome(ev, emits))
+            outbox.extend(self.lane_outcome(ev, emits, of=of))
         if unit is not None:
             await unit.flush()
         await inbox.record(conn, rows)
         await inbox.insert_outbox(conn, outbox)
         out.emitted += len(outbox)
 
-    async def _handle(self, unit: Unit, ev: CloudEvent, out: Outcome) -> list[Emit]:
-        """One message in its command scope; a refusal is its rejection. Emits carry the trace."""
+    async def _handle(
+        self, unit: Unit, ev: CloudEvent, out: Outcome
+    ) -> tuple[list[Emit], tuple[str, str] | None]:
+        """One message in its command scope; a refusal is its rejection. Emits carry the trace.
+        Also the (source, id) of the entry this one repeats, if the handler found one."""
+        of = None
         try:
             with tracing.span(f"handle {ev.type}"):
                 async with unit.command(ev):  # a rejection rolls back this message's writes only
                     emits = await self.handler(unit, ev)
+        except AlreadyApplied as again:  # nothing happens: its lane hears `duplicate`
+            emits, of = [], again.of
         except DomainError as r:
             extra = r.extra if isinstance(r, Rejected) else []
             emits = [self.rejection(ev, r.code, r.message, r.subject or ev.subject), *extra]
             out.rejected += 1
         for _, fields in emits:
             tracing.stamp(fields)
-        return emits
+        return emits, of
 
     def rejection(
         self,
@@ -286,11 +300,17 @@ class Pipeline:
         return lanes.refused(self.outcomes.streams, self.source, origin, code, reason, ev)
 
     def lane_outcome(
-        self, ev: CloudEvent, emits: Sequence[Emit], *, again: bool = False
+        self,
+        ev: CloudEvent,
+        emits: Sequence[Emit],
+        *,
+        again: bool = False,
+        of: tuple[str, str] | None = None,
     ) -> list[tuple[str, str]]:
         """The entry's one outcome for its lane, if it came through one and this service
-        decides it: refused (the rejection among `emits`), duplicate (`again`), or applied
-        with the events it caused (audit records aside)."""
+        decides it: refused (the rejection among `emits`), duplicate (`again`, or `of` another
+        entry that applied the same), or applied with the events it caused (audit records
+        aside)."""
         origin, o = ev.origin, self.outcomes
         if not isinstance(origin, lanes.Origin) or o is None:
             return []
@@ -312,8 +332,11 @@ class Pipeline:
             return []
         audit = o.streams.key(AUDIT)
         caused = [(stream, f) for stream, f in emits if stream != audit]
-        make = lanes.duplicate if again else lanes.applied
-        stream, fields = make(o.streams, self.source, origin, caused, ev)
+        if of is not None:
+            stream, fields = lanes.duplicate(o.streams, self.source, origin, caused, ev, of)
+        else:
+            make = lanes.duplicate if again else lanes.applied
+            stream, fields = make(o.streams, self.source, origin, caused, ev)
         return [(stream, dumps(fields))]
 
     def refusal(self, ev: CloudEvent, r: Rejected) -> list[Emit]:
