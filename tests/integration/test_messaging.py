@@ -21,7 +21,7 @@ from shared.infra.stream.messaging import Emit, Handler, Rejected
 from shared.infra.stream.outbox import Relay
 from shared.infra.stream.pipeline import Pipeline, Unit
 from shared.infra.stream.unit import SqlUnit
-from shared.infra.trust.keys import KeySet
+from shared.infra.trust.keys import KeySet, KeysUnavailable
 from shared.infra.trust.signing import EntrySigner, new_seed, signer_of, text_fields
 from tests.support.streams import decoded, entries, read_group, xadd
 from tests.support.waiting import until
@@ -276,3 +276,37 @@ async def test_a_lane_entry_failing_every_delivery_is_refused_on_its_lane_once_a
         return {"keys": [signer.jwk()]}
 
     assert await signer_of(KeySet(jwks), text_fields(raw)) == "toy"
+
+
+async def test_a_held_entry_is_handed_back_to_its_group_uncounted_and_applied_later(
+    toy: tuple[StreamConsumer, Relay, asyncpg.Pool], redis: Redis, settings: Settings
+) -> None:
+    consumer, _relay, pool = toy
+    events = settings.streams.key(EVENTS)
+    keys = {"away": True}
+
+    async def guard(ev: CloudEvent, fields: dict[bytes, bytes]) -> None:
+        if keys["away"]:
+            raise KeysUnavailable("the JWKS cannot be fetched")
+        ev.verified_as("tests", "platform")
+
+    pipeline = Pipeline(
+        pool, _prefixed(add, events), source="toy", reject_stream=events, guard=guard
+    )
+    consumer.process = pipeline.process
+    await xadd(redis, consumer.stream, command("4.00", cid="h-1"))
+    await drain(redis, consumer)
+
+    async def deliveries() -> list[int]:
+        found = await redis.xpending_range(consumer.stream, consumer.group, "-", "+", 10)
+        return [int(p["times_delivered"]) for p in found]
+
+    assert await deliveries() == [0]  # held: handed back, its delivery not counted
+    for _ in range(settings.max_deliveries + 1):  # more passes than deliveries allowed
+        assert await until(consumer.reclaim_once, equals=1) == 1
+        assert await deliveries() == [0]
+    assert await redis.xlen(consumer.dlq) == 0
+    keys["away"] = False
+    assert await until(consumer.reclaim_once, equals=1) == 1
+    assert await pool.fetchval("SELECT value FROM counter") == Decimal("4.00")
+    assert await deliveries() == []

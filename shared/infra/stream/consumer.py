@@ -46,7 +46,7 @@ class StreamConsumer(Settling):
     ) -> None:
         """`delete_applied`: an entry of a stream the platform owns (it may hold a token) is
         deleted with its acknowledgement. `retention`: a stream others own is trimmed by age."""
-        self._start_settling(redis, settings, stream, process, after)
+        super().__init__(redis, settings, stream, process, after)
         self.group = group
         self.delete_applied, self.retention = delete_applied, retention
         self.stopped = False

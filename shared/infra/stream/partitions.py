@@ -56,7 +56,7 @@ class Partitioned(Settling):
         laned: bool = False,
     ) -> None:
         """`laned`: clients' lanes of the stream are fanned in too (commands); not effects."""
-        self._start_settling(redis, settings, stream, process, after)
+        super().__init__(redis, settings, stream, process, after)
         registry = Registry(redis, settings.streams) if laned else None
         s, count = settings.streams, settings.partitions  # keys in the public stream's slot
         self.parts = [s.beside(stream, f".p{i}") for i in range(count)]

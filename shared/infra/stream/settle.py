@@ -54,16 +54,7 @@ class Letter:
 class Settling:
     """The settle / dead-letter / retry / metrics core both consumers share (module doc)."""
 
-    redis: Redis
-    settings: Settings
-    stream: str
-    dlq: str
-    process: Process
-    after: Callable[[], None]
-    signer: EntrySigner | None  # signs the dead letters and their outcomes (set by running())
-    clock: Callable[[], float]  # when a retry is due (monotonic; a test may drive its own)
-
-    def _start_settling(
+    def __init__(
         self,
         redis: Redis,
         settings: Settings,
@@ -74,8 +65,8 @@ class Settling:
         self.redis, self.settings, self.stream = redis, settings, stream
         self.process, self.after = process, after
         self.dlq = f"{stream}.dlq"  # public: a slot of its own
-        self.signer = None
-        self.clock = time.monotonic
+        self.signer: EntrySigner | None = None  # signs dead letters and outcomes (running())
+        self.clock: Callable[[], float] = time.monotonic  # when a retry is due; tests drive it
         # Entry id -> its verified writer and lane answer, kept for a dead letter written by
         # another pass (the reclaimer's): only a hint, bounded.
         self.hints: dict[bytes, tuple[str, Answer | None]] = {}
