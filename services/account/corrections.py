@@ -8,6 +8,7 @@ from services.account.holdings import record
 from services.account.port import Unit
 from services.account.valuation import revalue
 from shared.contracts import account as c
+from shared.contracts import lifecycle as e
 
 
 async def reverse(uow: Unit, p: c.ReverseTransaction) -> None:
@@ -28,17 +29,16 @@ async def reverse(uow: Unit, p: c.ReverseTransaction) -> None:
     if undo:
         await record(uow, account.id, undo, tx["id"], "reversal", str(original.id))
     uow.emit(
-        "alluse.account.reversed",
-        {
-            "account_id": str(account.id),
-            "transaction_id": str(tx["id"]),
-            "reverses": str(original.id),
-            "type": original.type.value,
-            "amount": str(effect.amount),
-            "reason": p.reason,
-            "balance": str(after.balance),
-            "positions_undone": len(undo),
-        },
+        e.AccountReversed(
+            account_id=str(account.id),
+            transaction_id=str(tx["id"]),
+            reverses=str(original.id),
+            type=original.type.value,
+            amount=effect.amount,
+            reason=p.reason,
+            balance=after.balance,
+            positions_undone=len(undo),
+        ),
         subject=str(account.id),
     )
     await growth.after_balance_change(uow, after)  # like any cash change: a fork may be due

@@ -11,6 +11,7 @@ from uuid import UUID
 
 from services.account.domain import UnknownAccount, adherence_score
 from services.account.port import Unit
+from shared.contracts import lifecycle as e
 from shared.contracts import upstream as u
 
 
@@ -52,16 +53,15 @@ async def violations(
         account_id, ref=ref, details=details, week_type=week_type, source=source
     )
     uow.emit(
-        "alluse.account.protocol_violation",
-        {
-            "account_id": str(account_id),
-            "trade_ref": ref,
-            "violations": details,
-            "week_type": week_type,
-            "source": source,
-            "violation_count": count,
-            "adherence_score": str(adherence_score(count)),
-        },
+        e.ProtocolViolation(
+            account_id=str(account_id),
+            trade_ref=ref,
+            violations=details,
+            week_type=week_type,
+            source=source,
+            violation_count=count,
+            adherence_score=adherence_score(count),
+        ),
         subject=str(account_id),
     )
 

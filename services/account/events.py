@@ -1,9 +1,11 @@
-"""What the account service's events say: accounts and ledger rows as consumers see them."""
+"""What the account service's events say: accounts and ledger rows as consumers see them, built
+as the lifecycle contract's models (shared/contracts/lifecycle.py), so each is checked here."""
 
 import functools
 from typing import Any
 
 from services.account.domain import Account, config_to_dict
+from shared.contracts import lifecycle as e
 
 SOURCE = "alluse/account-service"
 
@@ -12,41 +14,46 @@ SOURCE = "alluse/account-service"
 _config = functools.lru_cache(maxsize=1024)(config_to_dict)
 
 
-def snapshot(account: Account, row: dict[str, Any]) -> dict[str, Any]:
-    """An account as consumers see it; money as strings."""
-    return {
-        "id": str(account.id),
-        "portfolio_id": str(account.portfolio_id),
-        "type": account.type.value,
-        "status": account.status.value,
-        "name": row["name"],
-        "balance": str(account.balance),
-        "cash_buffer": str(account.cash_buffer),
-        "available": str(account.available),
-        "contributed_capital": str(account.contributed_capital),
-        "baseline": str(account.baseline),
-        "config": _config(account.config),
-    }
+def snapshot(account: Account, row: dict[str, Any]) -> e.AccountSnapshot:
+    """An account as consumers see it."""
+    return e.AccountSnapshot(
+        id=str(account.id),
+        portfolio_id=str(account.portfolio_id),
+        type=account.type.value,
+        status=account.status.value,
+        name=row["name"],
+        balance=account.balance,
+        cash_buffer=account.cash_buffer,
+        available=account.available,
+        contributed_capital=account.contributed_capital,
+        baseline=account.baseline,
+        config=_config(account.config),
+    )
 
 
-def transaction(tx: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "id": str(tx["id"]),
-        "type": tx["type"],
-        "amount": str(tx["amount"]),
-        "balance_after": str(tx["balance_after"]),
-        "description": tx["description"],
-        "reference": tx["reference"],
-        "week_type": tx["week_type"],
-        "created_at": tx["created_at"].isoformat(),
-    }
+def account_view(account: Account, row: dict[str, Any]) -> dict[str, Any]:
+    """The same account in a query's answer: the snapshot's JSON."""
+    return snapshot(account, row).model_dump(mode="json")
 
 
-def balance_changed(account: Account, tx: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "account_id": str(account.id),
-        "transaction": transaction(tx),
-        "balance": str(account.balance),
-        "available": str(account.available),
-        "cash_buffer": str(account.cash_buffer),
-    }
+def transaction(tx: dict[str, Any]) -> e.TransactionRecord:
+    return e.TransactionRecord(
+        id=str(tx["id"]),
+        type=tx["type"],
+        amount=tx["amount"],
+        balance_after=tx["balance_after"],
+        description=tx["description"],
+        reference=tx["reference"],
+        week_type=tx["week_type"],
+        created_at=tx["created_at"].isoformat(),
+    )
+
+
+def balance_changed(account: Account, tx: dict[str, Any]) -> e.BalanceChanged:
+    return e.BalanceChanged(
+        account_id=str(account.id),
+        transaction=transaction(tx),
+        balance=account.balance,
+        available=account.available,
+        cash_buffer=account.cash_buffer,
+    )

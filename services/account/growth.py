@@ -43,6 +43,7 @@ from services.account.holdings import hand_over, plan_handovers
 from services.account.port import Unit
 from services.account.store.accounts import to_account
 from shared.contracts import account as c
+from shared.contracts import lifecycle as e
 
 log = logging.getLogger(__name__)
 Portfolio = dict[str, Any]
@@ -68,15 +69,14 @@ async def after_balance_change(uow: Unit, account: Account) -> None:
     eligible = is_fork_eligible(account)
     if await uow.accounts.flag_fork_eligible(account_id=account.id, eligible=eligible) and eligible:
         uow.emit(
-            "alluse.account.fork_eligible",
-            {
-                "account_id": str(account.id),
-                "portfolio_id": str(account.portfolio_id),
-                "balance": str(account.balance),
-                "baseline": str(account.baseline),
-                "surplus": str(surplus(account)),
-                "fork_threshold": str(account.config.fork_threshold),
-            },
+            e.ForkEligible(
+                account_id=str(account.id),
+                portfolio_id=str(account.portfolio_id),
+                balance=account.balance,
+                baseline=account.baseline,
+                surplus=surplus(account),
+                fork_threshold=account.config.fork_threshold,
+            ),
             subject=str(account.id),
         )
     settings = await uow.growth.growth_settings() if eligible else None
@@ -163,9 +163,7 @@ async def _fork(
         funded, tx = uow.book(
             credit, description=f"fork from account {parent.id}", reference=str(parent.id)
         )
-        uow.emit(
-            "alluse.account.created", {"account": snapshot(funded, row)}, subject=str(funded.id)
-        )
+        uow.emit(e.AccountCreated(account=snapshot(funded, row)), subject=str(funded.id))
         uow.balance_changed(funded, tx)
         created[account_type.value] = str(funded.id)
     await uow.accounts.flag_fork_eligible(account_id=parent.id, eligible=False)
@@ -178,19 +176,18 @@ async def _fork(
         command_id=command_id,
     )
     uow.emit(
-        "alluse.account.forked",
-        {
-            "account_id": str(parent.id),
-            "portfolio_id": str(parent.portfolio_id),
-            "child_portfolio_id": str(child),
-            "child_accounts": created,
-            "surplus": str(plan.surplus),
-            "to_generation": str(plan.child_generation),
-            "to_compounding": str(plan.child_compounding),
-            "parent_balance": str(parent.baseline),
-            "automatic": automatic,
-            "at": at.isoformat(),
-        },
+        e.AccountForked(
+            account_id=str(parent.id),
+            portfolio_id=str(parent.portfolio_id),
+            child_portfolio_id=str(child),
+            child_accounts=created,
+            surplus=plan.surplus,
+            to_generation=plan.child_generation,
+            to_compounding=plan.child_compounding,
+            parent_balance=parent.baseline,
+            automatic=automatic,
+            at=at.isoformat(),
+        ),
         subject=str(parent.id),
     )
 
@@ -242,13 +239,12 @@ async def _merge(uow: Unit, portfolio: Portfolio, *, automatic: bool) -> bool:
     for account, status in zip(live, plan.statuses, strict=True):
         await uow.accounts.set_status(account_id=account.id, status=status)
         uow.emit(
-            "alluse.account.status_changed",
-            {
-                "account_id": str(account.id),
-                "from_status": account.status.value,
-                "to_status": status.value,
-                "reason": "merged into the parent portfolio",
-            },
+            e.AccountStatusChanged(
+                account_id=str(account.id),
+                from_status=account.status.value,
+                to_status=status.value,
+                reason="merged into the parent portfolio",
+            ),
             subject=str(account.id),
         )
     at = await uow.growth.insert_merge(
@@ -259,16 +255,15 @@ async def _merge(uow: Unit, portfolio: Portfolio, *, automatic: bool) -> bool:
         command_id=command_id,
     )
     uow.emit(
-        "alluse.account.merged",
-        {
-            "portfolio_id": str(portfolio["id"]),
-            "target_portfolio_id": str(target.portfolio_id),
-            "target_account_id": str(target.id),
-            "total": str(plan.total),
-            "accounts": [str(a.id) for a in live],
-            "automatic": automatic,
-            "at": at.isoformat(),
-        },
+        e.AccountMerged(
+            portfolio_id=str(portfolio["id"]),
+            target_portfolio_id=str(target.portfolio_id),
+            target_account_id=str(target.id),
+            total=plan.total,
+            accounts=[str(a.id) for a in live],
+            automatic=automatic,
+            at=at.isoformat(),
+        ),
         subject=str(portfolio["id"]),
     )
     return True

@@ -28,6 +28,7 @@ from services.account.domain.growth import needs_watch
 from services.account.events import snapshot
 from services.account.port import Row, Unit
 from shared.contracts import account as c
+from shared.contracts import lifecycle as e
 
 
 async def initialize(uow: Unit, p: c.InitializeSystem) -> None:
@@ -62,20 +63,19 @@ async def initialize(uow: Unit, p: c.InitializeSystem) -> None:
         row = uow.add_account(account, name=f"{p.name or 'ALL-USE'} {planned.type.value}")
         created.append(snapshot(account, row))
     uow.emit(
-        "alluse.system.initialized",
-        {
-            "portfolio_id": str(portfolio_id),
-            "total_capital": str(plan.total_capital),
-            "template": plan.template,
-            "strategy": plan.strategy,
-            "risk_level": plan.risk_level.value,
-            "cash_buffer_total": str(plan.total_buffer),
-            "available_total": str(plan.total_available),
-            "accounts": created,
-        },
+        e.SystemInitialized(
+            portfolio_id=str(portfolio_id),
+            total_capital=plan.total_capital,
+            template=plan.template,
+            strategy=plan.strategy,
+            risk_level=plan.risk_level.value,
+            cash_buffer_total=plan.total_buffer,
+            available_total=plan.total_available,
+            accounts=created,
+        )
     )
     for snap in created:
-        uow.emit("alluse.account.created", {"account": snap}, subject=snap["id"])
+        uow.emit(e.AccountCreated(account=snap), subject=snap.id)
 
 
 async def create(uow: Unit, p: c.CreateAccount) -> None:
@@ -92,7 +92,7 @@ async def create(uow: Unit, p: c.CreateAccount) -> None:
         uow.add_portfolio(portfolio_id=portfolio_id, name=p.name or "portfolio")
     account = _new_account(portfolio_id, account_type, p.initial_balance, config)
     row = uow.add_account(account, name=p.name or p.type)
-    uow.emit("alluse.account.created", {"account": snapshot(account, row)}, subject=str(account.id))
+    uow.emit(e.AccountCreated(account=snapshot(account, row)), subject=str(account.id))
 
 
 async def update(uow: Unit, p: c.UpdateAccount) -> None:
@@ -102,12 +102,11 @@ async def update(uow: Unit, p: c.UpdateAccount) -> None:
     name = p.name if p.name is not None else row["name"]
     await uow.accounts.update_account(account_id=account.id, name=name, config=config)
     changes = {"name": p.name, "config": p.config} if p.name is not None else {"config": p.config}
-    data = {
-        "account_id": str(account.id),
-        "changes": changes,
-        "account": snapshot(replace(account, config=config), {**row, "name": name}),
-    }
-    uow.emit("alluse.account.updated", data, subject=str(account.id))
+    after = snapshot(replace(account, config=config), {**row, "name": name})
+    uow.emit(
+        e.AccountUpdated(account_id=str(account.id), changes=changes, account=after),
+        subject=str(account.id),
+    )
 
 
 async def deposit(uow: Unit, p: c.MoveMoney) -> None:
@@ -155,19 +154,13 @@ async def _move(uow: Unit, account: Account, to: AccountStatus, reason: str) -> 
     await uow.accounts.set_status(account_id=account.id, status=to)
     subject = str(account.id)
     uow.emit(
-        "alluse.account.status_changed",
-        {
-            "account_id": subject,
-            "from_status": account.status.value,
-            "to_status": to.value,
-            "reason": reason,
-        },
+        e.AccountStatusChanged(
+            account_id=subject, from_status=account.status.value, to_status=to.value, reason=reason
+        ),
         subject=subject,
     )
     if to is AccountStatus.CLOSED:
-        uow.emit(
-            "alluse.account.closed", {"account_id": subject, "reason": reason}, subject=subject
-        )
+        uow.emit(e.AccountClosed(account_id=subject, reason=reason), subject=subject)
 
 
 def _new_account(

@@ -13,6 +13,7 @@ from services.account.domain.money import ZERO
 from services.account.domain.positions import Move
 from services.account.port import Unit
 from services.account.valuation import revalue, wound_up
+from shared.contracts import lifecycle as e
 
 
 async def record(
@@ -27,23 +28,22 @@ async def record(
     for m in moves:
         c, after = m.contract, m.after
         uow.emit(
-            "alluse.account.position_changed",
-            {
-                "account_id": str(account_id),
-                "contract": c.key,
-                "symbol": c.symbol,
-                "kind": c.option_type or "shares",
-                "strike": _s(c.strike),
-                "expiration": _s(c.expiration),
-                "multiplier": c.multiplier,
-                "change": m.quantity,
-                "cost_change": str(m.cost),
-                "quantity": after.quantity,
-                "cost": str(after.cost),
-                "cause": cause,
-                "reference": ref,
-                "transaction_id": None if transaction_id is None else str(transaction_id),
-            },
+            e.PositionChanged(
+                account_id=str(account_id),
+                contract=c.key,
+                symbol=c.symbol,
+                kind=c.option_type or "shares",
+                strike=_s(c.strike),
+                expiration=_s(c.expiration),
+                multiplier=c.multiplier,
+                change=m.quantity,
+                cost_change=m.cost,
+                quantity=after.quantity,
+                cost=after.cost,
+                cause=cause,
+                reference=ref,
+                transaction_id=_s(transaction_id),
+            ),
             subject=str(account_id),
         )
 

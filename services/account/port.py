@@ -31,6 +31,7 @@ from services.account.domain.reinvest import Allocation as ReinvestAllocation
 from services.account.domain.reinvest import Period
 from services.account.domain.reversal import Entry
 from services.account.domain.settings import GrowthSettings
+from shared.contracts.lifecycle import Payload
 
 Row = dict[str, Any]
 
@@ -192,5 +193,5 @@ class Unit(Protocol):
     ) -> int: ...
 
     # Events
-    def emit(self, type_: str, data: dict[str, Any], *, subject: str | None = None) -> None: ...
+    def emit(self, event: Payload, *, subject: str | None = None) -> None: ...
     def balance_changed(self, account: Account, tx: Row) -> None: ...

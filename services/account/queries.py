@@ -7,7 +7,7 @@ import asyncpg
 
 from services.account import position_queries, position_store
 from services.account.domain import UnknownAccount
-from services.account.events import snapshot
+from services.account.events import account_view
 from services.account.store import reads
 from services.account.store.accounts import to_account
 from shared.contracts import account as c
@@ -18,7 +18,7 @@ async def account(conn: asyncpg.Connection, p: c.AccountRef) -> dict[str, Any]:
     if row is None:
         raise UnknownAccount(f"no account {p.account_id}")
     held = await position_queries.holdings(conn, p.account_id, row["balance"])
-    return snapshot(to_account(row), row) | {"created_at": row["created_at"].isoformat()} | held
+    return account_view(to_account(row), row) | {"created_at": row["created_at"].isoformat()} | held
 
 
 async def accounts(
@@ -34,7 +34,7 @@ async def accounts(
         after=p.after,
         limit=p.limit,
     )
-    items = [snapshot(to_account(r), r) for r in rows]
+    items = [account_view(to_account(r), r) for r in rows]
     return {"accounts": items, "next": items[-1]["id"] if len(items) == p.limit else None}
 
 

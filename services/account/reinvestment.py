@@ -29,6 +29,7 @@ from services.account.port import Unit
 from services.account.store.accounts import to_account
 from services.account.store.growth import growth_settings
 from shared.contracts import account as c
+from shared.contracts import lifecycle as e
 from shared.contracts.envelope import new_event
 from shared.infra.runtime.db import connection
 from shared.infra.stream.pipeline import Pipeline
@@ -69,25 +70,21 @@ async def reinvest(uow: Unit, p: c.Reinvest) -> None:
         ):
             done += 1
             uow.emit(
-                "alluse.account.reinvested",
-                {
-                    "account_id": str(account_id),
-                    "quarter": period.quarter,
-                    "net_income": str(alloc.net_income),
-                    "contracts_amount": str(alloc.contracts),
-                    "leaps_amount": str(alloc.leaps),
-                    "period_start": period.start.isoformat(),
-                    "period_end": period.end.isoformat(),
-                },
+                e.AccountReinvested(
+                    account_id=str(account_id),
+                    quarter=period.quarter,
+                    net_income=alloc.net_income,
+                    contracts_amount=alloc.contracts,
+                    leaps_amount=alloc.leaps,
+                    period_start=period.start.isoformat(),
+                    period_end=period.end.isoformat(),
+                ),
                 subject=str(account_id),
             )
     uow.emit(
-        "alluse.account.reinvestment_completed",
-        {
-            "quarter": period.quarter,
-            "reinvested": done,
-            "already_reinvested": len(ids) - done,
-        },
+        e.ReinvestmentCompleted(
+            quarter=period.quarter, reinvested=done, already_reinvested=len(ids) - done
+        )
     )
 
 
@@ -133,15 +130,14 @@ async def update_config(uow: Unit, p: c.UpdateConfig) -> None:
         await uow.accounts.update_account(account_id=row["id"], name=row["name"], config=config)
     effective = settings_to_dict(growth)
     uow.emit(
-        "alluse.config.updated",
-        {
-            "growth": {k: v for k, v in effective.items() if k not in CATALOGS},
-            "templates": effective["templates"],
-            "strategies": effective["strategies"],
-            "changes": {"growth": p.growth, "accounts": p.accounts, **catalogs},
-            "account_type": p.account_type,
-            "accounts_updated": len(updated),
-        },
+        e.ConfigUpdated(
+            growth={k: v for k, v in effective.items() if k not in CATALOGS},
+            templates=effective["templates"],
+            strategies=effective["strategies"],
+            changes={"growth": p.growth, "accounts": p.accounts, **catalogs},
+            account_type=p.account_type,
+            accounts_updated=len(updated),
+        )
     )
 
 

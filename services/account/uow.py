@@ -34,6 +34,7 @@ from services.account.domain.positions import Move
 from services.account.port import Row, Unit
 from services.account.store import accounts, ledger
 from services.account.writes import Writes
+from shared.contracts import lifecycle
 from shared.contracts.envelope import CloudEvent, new_event
 from shared.contracts.streams import ACCOUNT_EVENTS, Streams
 from shared.infra.stream.messaging import AlreadyApplied
@@ -307,8 +308,10 @@ class AccountUnit(SqlUnit):
 
     # Events
 
-    def emit(self, type_: str, data: dict[str, Any], *, subject: str | None = None) -> None:
-        """An event of the command in hand; its id derives from the command's, so it is stable."""
+    def emit(self, event: lifecycle.Payload, *, subject: str | None = None) -> None:
+        """An event of the command in hand, built as its contract model; its id derives from
+        the command's, so it is stable."""
+        type_, data = lifecycle.wire_data(event)
         assert self.cause is not None
         cause = self.cause
         # From the whole idempotency key: two writers' entries with one (source, id) never
@@ -321,11 +324,7 @@ class AccountUnit(SqlUnit):
         self.publish(self.streams.key(ACCOUNT_EVENTS), fields)
 
     def balance_changed(self, account: Account, tx: Row) -> None:
-        self.emit(
-            "alluse.account.balance_changed",
-            events.balance_changed(account, tx),
-            subject=str(account.id),
-        )
+        self.emit(events.balance_changed(account, tx), subject=str(account.id))
 
     def _keep(self, account_id: UUID, entry: tuple[Account, Row]) -> None:
         self.undo.setdefault(account_id, self.cached.get(account_id))

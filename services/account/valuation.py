@@ -12,6 +12,7 @@ from services.account.domain.trading import watch_drawdown
 from services.account.effects import QuoteEffect, ValuationEffect, uuid_of
 from services.account.port import Unit
 from services.account.repositories import PositionStore
+from shared.contracts import lifecycle as e
 
 
 async def marked(
@@ -62,17 +63,16 @@ async def revalue(
     )
     if dd.newly_breached:
         uow.emit(
-            "alluse.account.drawdown_breached",
-            {
-                "account_id": str(account_id),
-                "drawdown_pct": str(dd.drawdown_pct),
-                "max_drawdown_pct": str(account.config.max_drawdown_pct),
-                "total_value": str(dd.total_value),
-                "peak_value": str(dd.peak_value),
-                "cash": str(cash),
-                "positions_value": str(positions),
-                "as_of": uow.at.isoformat(),
-            },
+            e.DrawdownBreached(
+                account_id=str(account_id),
+                drawdown_pct=dd.drawdown_pct,
+                max_drawdown_pct=account.config.max_drawdown_pct,
+                total_value=dd.total_value,
+                peak_value=dd.peak_value,
+                cash=cash,
+                positions_value=positions,
+                as_of=uow.at.isoformat(),
+            ),
             subject=str(account_id),
         )
     return cash, positions
@@ -126,17 +126,16 @@ async def account_valuation(uow: Unit, p: ValuationEffect) -> None:
     found = compare_valuation(own=own, broker=broker, value=cash + own, tolerance_pct=tolerance)
     if found is not None:
         uow.emit(
-            "alluse.account.valuation_mismatch",
-            {
-                "account_id": str(account_id),
-                "own_positions_value": str(found.own),
-                "broker_positions_value": str(found.broker),
-                "difference": str(found.difference),
-                "tolerance": str(found.tolerance),
-                "tolerance_pct": str(tolerance),
-                "cash": str(cash),
-                "as_of": p.as_of.isoformat(),
-            },
+            e.ValuationMismatch(
+                account_id=str(account_id),
+                own_positions_value=found.own,
+                broker_positions_value=found.broker,
+                difference=found.difference,
+                tolerance=found.tolerance,
+                tolerance_pct=tolerance,
+                cash=cash,
+                as_of=p.as_of.isoformat(),
+            ),
             subject=str(account_id),
         )
 

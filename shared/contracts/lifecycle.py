@@ -1,13 +1,28 @@
 """The `data` of each event on the public `alluse.account.lifecycle` stream, version 1.
 
-Models allow extra fields: adding a field is a compatible change within a version; removing
-or retyping one needs a new version (a new `dataschema` URI). Amounts are decimal strings."""
+The services build every lifecycle event as one of these models, so an event is checked where
+it is made; its wire `data` is the model's JSON (`wire_data`). Models allow extra fields when
+read: adding a field is a compatible change within a version; removing or retyping one needs a
+new version (a new `dataschema` URI). Amounts are decimal strings on the wire."""
 
-from typing import Any
+from decimal import Decimal
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from shared.contracts.upstream import Amount, Ratio, WeekType
+from shared.contracts.money import _as_string, parse_money
+from shared.contracts.upstream import Ratio, WeekType, _decimal_string
+
+
+def _amount(value: Any) -> Decimal:
+    """A Decimal from the service that states it, or a string read back from the wire: either
+    way, what goes on the wire is its string, held to the wire's own rule (canonical, cents).
+    Only a Decimal object is taken as is, never a JSON number: read with the standard parser
+    (the JSON Schema is what consumers check), a number is a float and is refused."""
+    return parse_money(str(value) if isinstance(value, Decimal) else value)
+
+
+Amount = Annotated[Decimal, BeforeValidator(_amount), _as_string, _decimal_string(2)]
 
 SCHEMA_BASE = "https://schemas.alluse.dev/lifecycle"
 
@@ -250,6 +265,30 @@ LIFECYCLE_TYPES: dict[str, type[Payload]] = {
     "alluse.command.rejected": CommandRejected,
 }
 VERSION = 1
+EVENT_TYPES: dict[type[Payload], str] = {model: name for name, model in LIFECYCLE_TYPES.items()}
+
+
+def wire_data(event: Payload) -> tuple[str, dict[str, Any]]:
+    """An event's type and its `data` as JSON values: the fields its maker set, money as
+    strings. Refuses anything but a lifecycle model, and fields the contract does not name (at
+    the source, an extra field is a misspelt one)."""
+    if type(event) not in EVENT_TYPES:
+        raise TypeError(f"a lifecycle event is one of the contract's models, not {type(event)}")
+    extra = sorted(_extras(event))
+    if extra:
+        raise ValueError(f"{type(event).__name__} has no field {', '.join(extra)}")
+    return EVENT_TYPES[type(event)], event.model_dump(mode="json", exclude_unset=True)
+
+
+def _extras(model: BaseModel) -> set[str]:
+    """Names no model declares, at any depth (an account snapshot inside an event too)."""
+    found = set(model.model_extra or ())
+    for name in model.model_fields_set:
+        value = getattr(model, name, None)
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, BaseModel):
+                found |= {f"{name}.{x}" for x in _extras(item)}
+    return found
 
 
 def dataschema(event_type: str) -> str:

@@ -32,7 +32,7 @@ from services.account.domain.marks import Marked, mark_all
 from services.account.domain.positions import Move
 from services.account.domain.settings import DEFAULT_SETTINGS, GrowthSettings
 from services.account.port import Unit
-from shared.contracts.lifecycle import LIFECYCLE_TYPES
+from shared.contracts.lifecycle import Payload, wire_data
 from tests.support.fake_repositories import Accounts, Growth, Ledger, PositionStore
 
 Row = dict[str, Any]
@@ -130,18 +130,13 @@ class FakeUnit:
         self.transactions.append({**tx, "account_id": account.id})
         return after, tx
 
-    def emit(self, type_: str, data: dict[str, Any], *, subject: str | None = None) -> None:
-        # What the real unit emits reaches consumers only in the published schema's shape.
-        LIFECYCLE_TYPES[type_].model_validate(data)
-        self.events.append((type_, data))
+    def emit(self, event: Payload, *, subject: str | None = None) -> None:
+        # The real unit's own conversion: the same model gives the same type and wire data.
+        self.events.append(wire_data(event))
 
     def balance_changed(self, account: Account, tx: Row) -> None:
         # The payload is the real unit's: both build it with the service's own event builder.
-        self.emit(
-            "alluse.account.balance_changed",
-            events.balance_changed(account, tx),
-            subject=str(account.id),
-        )
+        self.emit(events.balance_changed(account, tx), subject=str(account.id))
 
     # docs/rules.md section 11, as AccountUnit keeps it for the batch (valued, marks, claim, move,
     # ...)
