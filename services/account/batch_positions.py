@@ -13,6 +13,7 @@ from typing import Any
 from uuid import UUID
 
 from services.account import position_store as ps
+from services.account.domain import TransactionType
 from services.account.domain.marks import Marked, Quote, mark_all
 from services.account.domain.positions import Holding, Move
 from services.account.store import ledger
@@ -20,7 +21,8 @@ from services.account.writes import Writes
 from shared.contracts.envelope import CloudEvent
 from shared.infra.stream.unit import Sql
 
-FLOWS = frozenset({"deposit", "withdrawal", "fork_transfer", "merge_transfer"})
+T = TransactionType
+FLOWS = frozenset({T.DEPOSIT, T.WITHDRAWAL, T.FORK_TRANSFER, T.MERGE_TRANSFER})
 REFS = {"fill_id": "fill", "assignment_id": "assignment", "expiration_id": "expiration"}
 Ref = tuple[str, str, str]  # (producer: the effect's verified writer, kind, reference)
 

@@ -6,7 +6,7 @@ from uuid import UUID
 import asyncpg
 
 from services.account import position_queries, position_store
-from services.account.domain import UnknownAccount
+from services.account.domain import AccountStatus, UnknownAccount
 from services.account.events import account_view
 from services.account.store import reads
 from services.account.store.accounts import to_account
@@ -68,7 +68,7 @@ async def summary(
     conn: asyncpg.Connection, _: c.Empty, *, within: list[UUID] | None = None
 ) -> dict[str, Any]:
     groups = await reads.summary(conn, within=within)
-    active = [g for g in groups if g["status"] == "active"]
+    active = [g for g in groups if g["status"] == AccountStatus.ACTIVE]
     return {
         "portfolios": await reads.portfolio_count(conn) if within is None else len(within),
         "accounts": sum(g["accounts"] for g in groups),

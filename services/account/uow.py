@@ -25,6 +25,7 @@ from services.account.batch_positions import BatchPositions, Ref, Valued
 from services.account.domain import (
     Account,
     BalanceChange,
+    TransactionType,
     UnknownAccount,
     apply_change,
 )
@@ -189,7 +190,7 @@ class AccountUnit(SqlUnit):
         if account.balance > 0:
             self._ledger_row(
                 account.id,
-                "deposit",
+                TransactionType.DEPOSIT.value,
                 account.balance,
                 account.balance,
                 "initial funding",

@@ -26,6 +26,7 @@ from services.cli.output import (
     show,
 )
 from services.cli.wiring import Action, add
+from shared.contracts.vocabulary import SETTABLE_STATUSES
 
 ACCOUNT_COLUMNS = ("type", "id", "name", "status", "balance", "cash_buffer", "available")
 
@@ -230,7 +231,7 @@ def register(subparsers: Any) -> None:
         command=True,
     )
     account_arg(p)
-    p.add_argument("status", choices=("active", "inactive", "suspended", "closed"))
+    p.add_argument("status", choices=[s.value for s in SETTABLE_STATUSES])
     p.add_argument("--reason", default="")
 
     p = add(

@@ -5,8 +5,9 @@ import uuid
 from datetime import datetime
 
 from shared.contracts.money import parse_money
+from shared.contracts.vocabulary import AccountType
 
-TYPES = {"gen": "generation", "rev": "revenue", "com": "compounding"}
+TYPES = {t.value[:3]: t.value for t in AccountType}  # gen, rev, com
 
 
 def amount(text: str) -> str:

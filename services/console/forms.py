@@ -9,12 +9,13 @@ import uuid
 from decimal import Decimal
 
 from shared.contracts.money import LIMIT
+from shared.contracts.vocabulary import SETTABLE_STATUSES
 
 # Money on the wire: ASCII digits, an optional sign, at most two decimals; no exponent, no
 # spaces, no other scripts' digits (which Python's Decimal would accept).
 MONEY = re.compile(r"^-?[0-9]+(\.[0-9]{1,2})?$", re.ASCII)
 QUARTER = re.compile(r"^[0-9]{4}-Q[1-4]$", re.ASCII)
-STATUSES = ("active", "inactive", "suspended", "closed")
+STATUSES = tuple(s.value for s in SETTABLE_STATUSES)
 
 
 class Problems(dict[str, str]):

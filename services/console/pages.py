@@ -10,22 +10,12 @@ from starlette.routing import BaseRoute, Route
 from services.console import live, views, web
 from services.console.forms import STATUSES, Problems, ident, page_size
 from services.console.sessions import Session
+from shared.contracts.vocabulary import AccountStatus, TransactionType
 from shared.tooling.client import Refused
 
 PAGE = 200  # accounts per query: a reply must fit one stream entry
 MAX_PAGES = 10
-TX_TYPES = (
-    "deposit",
-    "withdrawal",
-    "trade_premium",
-    "trade_assignment",
-    "trade_shares",
-    "fee",
-    "reinvestment",
-    "fork_transfer",
-    "merge_transfer",
-    "cash_buffer_adjustment",
-)
+TX_TYPES = tuple(t.value for t in TransactionType)
 
 
 async def accounts(
@@ -73,7 +63,7 @@ async def portfolio_list(request: Request) -> Response:
     me = web.session(request)
     q = request.query_params
     text, status = q.get("q", "").strip()[:100], q.get("status", "")
-    status = status if status in (*STATUSES, "merged") else ""
+    status = status if status in (*STATUSES, AccountStatus.MERGED) else ""
     totals = await web.ask(request, me, "alluse.query.summary", {})
     found, complete = await accounts(request, me)
     everything = views.portfolios(found)
@@ -87,7 +77,7 @@ async def portfolio_list(request: Request) -> Response:
         complete=complete,
         q=text,
         status=status,
-        statuses=(*STATUSES, "merged"),
+        statuses=(*STATUSES, AccountStatus.MERGED.value),
     )
 
 

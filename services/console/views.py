@@ -8,8 +8,14 @@ from collections import defaultdict
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-TYPE_ORDER = {"generation": 0, "revenue": 1, "compounding": 2}
-SHORT = {"generation": "Gen-Acc", "revenue": "Rev-Acc", "compounding": "Com-Acc"}
+from shared.contracts.vocabulary import AccountType
+
+TYPE_ORDER = {t.value: i for i, t in enumerate(AccountType)}  # as the rules list them
+SHORT = {
+    AccountType.GENERATION.value: "Gen-Acc",
+    AccountType.REVENUE.value: "Rev-Acc",
+    AccountType.COMPOUNDING.value: "Com-Acc",
+}
 ZERO = Decimal("0.00")
 
 

@@ -1,14 +1,15 @@
 """Payloads of the account commands and queries (docs/contract.md), validated at the boundary."""
 
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any
 from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from shared.contracts.money import Money, PositiveMoney
+from shared.contracts.vocabulary import AccountTypeName, SettableStatus
 
-AccountTypeName = Literal["generation", "revenue", "compounding"]
+__all__ = ["AccountTypeName"]  # spelled in vocabulary.py; named here for the payloads' readers
 Text = Field(default="", max_length=500)
 
 
@@ -50,7 +51,7 @@ class MoveMoney(AccountRef):
 
 
 class SetStatus(AccountRef):
-    status: Literal["active", "inactive", "suspended", "closed"]
+    status: SettableStatus
     reason: str = Text
 
 

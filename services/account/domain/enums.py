@@ -1,37 +1,21 @@
-"""The vocabularies of docs/rules.md section 1: account types, statuses, transaction types, days."""
+"""The vocabularies of docs/rules.md section 1: account types, statuses and transaction types
+are the contract's (shared/contracts/vocabulary.py: consumers and the console spell them too);
+days and reinvestment cadences are the domain's own."""
 
 from __future__ import annotations
 
 from enum import StrEnum
 
+from shared.contracts.vocabulary import AccountStatus, AccountType, TransactionType
 
-class AccountType(StrEnum):
-    GENERATION = "generation"
-    REVENUE = "revenue"
-    COMPOUNDING = "compounding"
-
-
-class AccountStatus(StrEnum):
-    ACTIVE = "active"
-    INACTIVE = "inactive"
-    SUSPENDED = "suspended"
-    CLOSED = "closed"
-    FORKING = "forking"
-    MERGING = "merging"
-    MERGED = "merged"
-
-
-class TransactionType(StrEnum):
-    DEPOSIT = "deposit"
-    WITHDRAWAL = "withdrawal"
-    TRADE_PREMIUM = "trade_premium"
-    TRADE_ASSIGNMENT = "trade_assignment"
-    TRADE_SHARES = "trade_shares"  # shares bought or sold by a fill (not by an assignment)
-    FEE = "fee"
-    REINVESTMENT = "reinvestment"
-    FORK_TRANSFER = "fork_transfer"
-    MERGE_TRANSFER = "merge_transfer"
-    CASH_BUFFER_ADJUSTMENT = "cash_buffer_adjustment"
+__all__ = [
+    "TRADING_DAYS",
+    "AccountStatus",
+    "AccountType",
+    "Reinvestment",
+    "TransactionType",
+    "Weekday",
+]
 
 
 class Weekday(StrEnum):

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from shared.contracts.errors import DomainError, codes
+from shared.contracts.vocabulary import Refusal
 
 
 class Problem(NamedTuple):
@@ -25,7 +26,7 @@ class AccountError(DomainError):
 class ValidationFailed(AccountError):
     """Every problem found in one configuration, reported at once."""
 
-    code = "invalid_configuration"
+    code = Refusal.INVALID_CONFIGURATION
 
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = tuple(problems)
@@ -35,59 +36,59 @@ class ValidationFailed(AccountError):
 class InvalidPayload(ValidationFailed):
     """Every problem found in one payload (e.g. a series to analyse), reported at once."""
 
-    code = "invalid_payload"
+    code = Refusal.INVALID_PAYLOAD
 
 
 class InvalidAmount(AccountError):
-    code = "invalid_amount"
+    code = Refusal.INVALID_AMOUNT
 
 
 class InsufficientFunds(AccountError):
-    code = "insufficient_funds"
+    code = Refusal.INSUFFICIENT_FUNDS
 
 
 class WithdrawalForbidden(AccountError):
-    code = "withdrawal_forbidden"
+    code = Refusal.WITHDRAWAL_FORBIDDEN
 
 
 class AccountNotActive(AccountError):
-    code = "account_not_active"
+    code = Refusal.ACCOUNT_NOT_ACTIVE
 
 
 class AccountClosed(AccountError):
-    code = "account_closed"
+    code = Refusal.ACCOUNT_CLOSED
 
 
 class InvalidTransition(AccountError):
-    code = "invalid_status_transition"
+    code = Refusal.INVALID_STATUS_TRANSITION
 
 
 class BalanceNotZero(AccountError):
-    code = "balance_not_zero"
+    code = Refusal.BALANCE_NOT_ZERO
 
 
 class UnknownAccount(AccountError):
-    code = "unknown_account"
+    code = Refusal.UNKNOWN_ACCOUNT
 
 
 class UnknownPortfolio(AccountError):
-    code = "unknown_portfolio"
+    code = Refusal.UNKNOWN_PORTFOLIO
 
 
 class AccountTypeExists(AccountError):
-    code = "account_type_exists"
+    code = Refusal.ACCOUNT_TYPE_EXISTS
 
 
 class FillConflict(AccountError):
-    code = "fill_conflict"
+    code = Refusal.FILL_CONFLICT
 
 
 class NotAReinvestingAccount(AccountError):
-    code = "not_a_reinvesting_account"
+    code = Refusal.NOT_A_REINVESTING_ACCOUNT
 
 
 class AlreadyReinvested(AccountError):
-    code = "already_reinvested"
+    code = Refusal.ALREADY_REINVESTED
 
 
 def rejection_codes() -> tuple[str, ...]:

@@ -13,6 +13,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from shared.contracts.vocabulary import Refusal
+
 from .decisions import decide_status_change
 from .enums import AccountStatus, AccountType, TransactionType
 from .errors import AccountError
@@ -24,29 +26,29 @@ from .settings import GrowthSettings
 
 
 class NotForkEligible(AccountError):
-    code = "not_fork_eligible"
+    code = Refusal.NOT_FORK_ELIGIBLE
 
 
 class ForkCoolingPeriod(AccountError):
-    code = "fork_cooling_period"
+    code = Refusal.FORK_COOLING_PERIOD
 
 
 class ForkDailyLimit(AccountError):
-    code = "fork_daily_limit"
+    code = Refusal.FORK_DAILY_LIMIT
 
 
 class ForkCollateralLocked(AccountError):
     """The surplus is cash that open short puts hold as collateral: the fork waits for them."""
 
-    code = "fork_collateral_locked"
+    code = Refusal.FORK_COLLATERAL_LOCKED
 
 
 class NotAChildPortfolio(AccountError):
-    code = "not_a_child_portfolio"
+    code = Refusal.NOT_A_CHILD_PORTFOLIO
 
 
 class MergeBlocked(AccountError):
-    code = "merge_blocked"
+    code = Refusal.MERGE_BLOCKED
 
 
 def surplus(account: Account) -> Decimal:

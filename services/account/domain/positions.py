@@ -16,6 +16,8 @@ from datetime import date
 from decimal import ROUND_HALF_EVEN, Decimal
 from functools import lru_cache
 
+from shared.contracts.vocabulary import Refusal
+
 from .errors import AccountError
 from .money import ZERO, to_cents
 
@@ -27,7 +29,7 @@ STOCK = {"buy": 1, "sell": -1}
 class PositionNotOpen(AccountError):
     """Closing, expiring or assigning more than is open: never a silent negative position."""
 
-    code = "position_not_open"
+    code = Refusal.POSITION_NOT_OPEN
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from shared.contracts.vocabulary import Refusal
+
 from .enums import AccountType, TransactionType
 from .errors import AccountError, AlreadyReinvested, NotAReinvestingAccount
 from .model import Account
@@ -33,11 +35,11 @@ _LABEL = re.compile(r"^(\d{4})-Q([1-4])$")
 
 
 class UnknownQuarter(AccountError):
-    code = "unknown_quarter"
+    code = Refusal.UNKNOWN_QUARTER
 
 
 class QuarterNotDue(AccountError):
-    code = "quarter_not_due"
+    code = Refusal.QUARTER_NOT_DUE
 
 
 def check_reinvestable(account: Account, *, quarter: str, done: bool) -> None:

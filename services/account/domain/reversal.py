@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
+from shared.contracts.vocabulary import Refusal
+
 from .decisions import ensure_active
 from .enums import TransactionType
 from .errors import AccountError, InsufficientFunds
@@ -20,25 +22,25 @@ TRANSFERS = frozenset({TransactionType.FORK_TRANSFER, TransactionType.MERGE_TRAN
 
 
 class UnknownTransaction(AccountError):
-    code = "unknown_transaction"
+    code = Refusal.UNKNOWN_TRANSACTION
 
 
 class AlreadyReversed(AccountError):
-    code = "already_reversed"
+    code = Refusal.ALREADY_REVERSED
 
 
 class ReversalNotReversible(AccountError):
-    code = "reversal_not_reversible"
+    code = Refusal.REVERSAL_NOT_REVERSIBLE
 
 
 class TransferNotReversible(AccountError):
-    code = "transfer_not_reversible"
+    code = Refusal.TRANSFER_NOT_REVERSIBLE
 
 
 class NoHistory(AccountError):
     """An as-of time before the account's first transaction: it held nothing yet."""
 
-    code = "no_history"
+    code = Refusal.NO_HISTORY
 
 
 @dataclass(frozen=True, slots=True)
