@@ -14,14 +14,14 @@ SOURCE = "alluse/account-service"
 _config = functools.lru_cache(maxsize=1024)(config_to_dict)
 
 
-def snapshot(account: Account, row: dict[str, Any]) -> e.AccountSnapshot:
+def snapshot(account: Account, name: str) -> e.AccountSnapshot:
     """An account as consumers see it."""
     return e.AccountSnapshot(
         id=str(account.id),
         portfolio_id=str(account.portfolio_id),
         type=account.type.value,
         status=account.status.value,
-        name=row["name"],
+        name=name,
         balance=account.balance,
         cash_buffer=account.cash_buffer,
         available=account.available,
@@ -31,9 +31,9 @@ def snapshot(account: Account, row: dict[str, Any]) -> e.AccountSnapshot:
     )
 
 
-def account_view(account: Account, row: dict[str, Any]) -> dict[str, Any]:
+def account_view(account: Account, name: str) -> dict[str, Any]:
     """The same account in a query's answer: the snapshot's JSON."""
-    return snapshot(account, row).model_dump(mode="json")
+    return snapshot(account, name).model_dump(mode="json")
 
 
 def transaction(tx: dict[str, Any]) -> e.TransactionRecord:

@@ -57,7 +57,7 @@ async def after_balance_change(uow: Unit, account: Account) -> None:
     asks first, so a plain deposit does not come here at all.
     """
     _, row = await uow.account(account.id)
-    child, flagged = row.get("parent_id") is not None, bool(row.get("fork_eligible"))
+    child, flagged = row.parent_id is not None, row.fork_eligible
     if not needs_watch(account, in_child_portfolio=child, flagged_eligible=flagged):
         return
     portfolio = await uow.accounts.get_portfolio(portfolio_id=account.portfolio_id)
@@ -163,7 +163,7 @@ async def _fork(
         funded, tx = uow.book(
             credit, description=f"fork from account {parent.id}", reference=str(parent.id)
         )
-        uow.emit(e.AccountCreated(account=snapshot(funded, row)), subject=str(funded.id))
+        uow.emit(e.AccountCreated(account=snapshot(funded, row.name)), subject=str(funded.id))
         uow.balance_changed(funded, tx)
         created[account_type.value] = str(funded.id)
     await uow.accounts.flag_fork_eligible(account_id=parent.id, eligible=False)
@@ -195,9 +195,7 @@ async def _fork(
 async def _merge(uow: Unit, portfolio: Portfolio, *, automatic: bool) -> bool:
     """Fold the child portfolio into its nearest live ancestor's Com-Acc; False if not due."""
     command_id = uow.command_id
-    accounts = [
-        a for a, _ in await uow.accounts.lock_portfolio_accounts(portfolio_id=portfolio["id"])
-    ]
+    accounts = await uow.accounts.lock_portfolio_accounts(portfolio_id=portfolio["id"])
     live = [a for a in accounts if a.status is not AccountStatus.MERGED]
     if automatic and not merge_due(live):
         return False

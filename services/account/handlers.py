@@ -61,7 +61,7 @@ async def initialize(uow: Unit, p: c.InitializeSystem) -> None:
     for planned in plan.accounts:
         account = _new_account(portfolio_id, planned.type, planned.initial_balance, planned.config)
         row = uow.add_account(account, name=f"{p.name or 'ALL-USE'} {planned.type.value}")
-        created.append(snapshot(account, row))
+        created.append(snapshot(account, row.name))
     uow.emit(
         e.SystemInitialized(
             portfolio_id=str(portfolio_id),
@@ -92,17 +92,17 @@ async def create(uow: Unit, p: c.CreateAccount) -> None:
         uow.add_portfolio(portfolio_id=portfolio_id, name=p.name or "portfolio")
     account = _new_account(portfolio_id, account_type, p.initial_balance, config)
     row = uow.add_account(account, name=p.name or p.type)
-    uow.emit(e.AccountCreated(account=snapshot(account, row)), subject=str(account.id))
+    uow.emit(e.AccountCreated(account=snapshot(account, row.name)), subject=str(account.id))
 
 
 async def update(uow: Unit, p: c.UpdateAccount) -> None:
     account, row = await uow.account(p.account_id)
     ensure_open(account)
     config = apply_overrides(account.config, p.config)
-    name = p.name if p.name is not None else row["name"]
+    name = p.name if p.name is not None else row.name
     await uow.accounts.update_account(account_id=account.id, name=name, config=config)
     changes = {"name": p.name, "config": p.config} if p.name is not None else {"config": p.config}
-    after = snapshot(replace(account, config=config), {**row, "name": name})
+    after = snapshot(replace(account, config=config), name)
     uow.emit(
         e.AccountUpdated(account_id=str(account.id), changes=changes, account=after),
         subject=str(account.id),
@@ -134,7 +134,7 @@ async def book(
     after, tx = uow.book(effect, description=description, reference=reference, week_type=week_type)
     uow.balance_changed(after, tx)
     _, row = await uow.account(after.id)
-    child, flagged = row.get("parent_id") is not None, bool(row.get("fork_eligible"))
+    child, flagged = row.parent_id is not None, row.fork_eligible
     if needs_watch(after, in_child_portfolio=child, flagged_eligible=flagged):
         await growth.after_balance_change(uow, after)
     return after, tx

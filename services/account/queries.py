@@ -18,7 +18,11 @@ async def account(conn: asyncpg.Connection, p: c.AccountRef) -> dict[str, Any]:
     if row is None:
         raise UnknownAccount(f"no account {p.account_id}")
     held = await position_queries.holdings(conn, p.account_id, row["balance"])
-    return account_view(to_account(row), row) | {"created_at": row["created_at"].isoformat()} | held
+    return (
+        account_view(to_account(row), row["name"])
+        | {"created_at": row["created_at"].isoformat()}
+        | held
+    )
 
 
 async def accounts(
@@ -34,7 +38,7 @@ async def accounts(
         after=p.after,
         limit=p.limit,
     )
-    items = [account_view(to_account(r), r) for r in rows]
+    items = [account_view(to_account(r), r["name"]) for r in rows]
     return {"accounts": items, "next": items[-1]["id"] if len(items) == p.limit else None}
 
 

@@ -32,7 +32,7 @@ from services.account.domain import (
 from services.account.domain.marks import Marked
 from services.account.domain.money import ZERO
 from services.account.domain.positions import Move
-from services.account.port import Row, Unit
+from services.account.port import AccountRow, Row, Unit
 from services.account.store import accounts, ledger
 from services.account.writes import Writes
 from shared.contracts import lifecycle
@@ -51,10 +51,10 @@ class AccountUnit(SqlUnit):
     ) -> None:
         super().__init__(conn)
         self.streams = streams
-        self.cached: dict[UUID, tuple[Account, Row]] = {}  # locked by this transaction
+        self.cached: dict[UUID, tuple[Account, AccountRow]] = {}  # locked by this transaction
         self.done = Writes()  # of the batch's commands that went through
         self.mine = Writes()  # of the command in hand
-        self.undo: dict[UUID, tuple[Account, Row] | None] = {}  # cache entries it changed
+        self.undo: dict[UUID, tuple[Account, AccountRow] | None] = {}  # cache entries it changed
         self.ids: list[int] = []  # reserved ledger ids, popped from the end
         self.at = datetime.now(UTC)
         self.dated: datetime | None = None  # business time last set on the connection
@@ -147,7 +147,7 @@ class AccountUnit(SqlUnit):
 
     # Accounts
 
-    async def account(self, account_id: UUID) -> tuple[Account, Row]:
+    async def account(self, account_id: UUID) -> tuple[Account, AccountRow]:
         """The account and its row, locked until the batch commits; unknown ones are refused."""
         if account_id not in self.cached:
             found = await accounts.lock_accounts(self.conn, account_ids=[account_id])
@@ -183,7 +183,9 @@ class AccountUnit(SqlUnit):
         )
         self.mine.portfolios.append(values)
 
-    def add_account(self, account: Account, *, name: str, parent_id: UUID | None = None) -> Row:
+    def add_account(
+        self, account: Account, *, name: str, parent_id: UUID | None = None
+    ) -> AccountRow:
         values, row = accounts.account_values(account, name=name, at=self.at, parent_id=parent_id)
         self.mine.accounts.append(values)
         self._keep(account.id, (account, row))
@@ -327,7 +329,7 @@ class AccountUnit(SqlUnit):
     def balance_changed(self, account: Account, tx: Row) -> None:
         self.emit(events.balance_changed(account, tx), subject=str(account.id))
 
-    def _keep(self, account_id: UUID, entry: tuple[Account, Row]) -> None:
+    def _keep(self, account_id: UUID, entry: tuple[Account, AccountRow]) -> None:
         self.undo.setdefault(account_id, self.cached.get(account_id))
         self.cached[account_id] = entry
 

@@ -114,7 +114,7 @@ async def test_an_account_is_found_with_its_row_and_an_unknown_one_is_refused(
     async with harness.command(uow):
         found, row = await uow.account(held.id)
         assert (found.id, found.balance, found.type) == (held.id, D("250.00"), held.type)
-        assert row["name"] == held.type.value
+        assert row.name == held.type.value
         with pytest.raises(AccountError) as caught:
             await uow.account(uuid.uuid4())
     assert caught.value.code == "unknown_account"
@@ -191,9 +191,9 @@ async def test_new_portfolios_and_accounts_are_found_at_once(harness: Harness) -
     async with harness.command(uow):
         uow.add_portfolio(portfolio_id=fresh.portfolio_id, name="new")
         row = uow.add_account(fresh, name="mine")
-        assert row["name"] == "mine"
+        assert row.name == "mine"
         found, found_row = await uow.account(fresh.id)
-        assert (found.balance, found_row["name"]) == (D("500.00"), "mine")
+        assert (found.balance, found_row.name) == (D("500.00"), "mine")
         types = await uow.accounts.portfolio_types(portfolio_id=fresh.portfolio_id)
         assert types == {"generation"}
 

@@ -1,6 +1,7 @@
 """In-memory repositories of the fake unit of work: the statements of services/account/store and
 position_store, under the same names and keywords, on state the fake unit keeps."""
 
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -11,7 +12,7 @@ from services.account.domain.marks import Quote
 from services.account.domain.positions import Holding, Move
 from services.account.domain.reversal import Entry
 from services.account.domain.settings import GrowthSettings
-from services.account.store.accounts import config_json
+from services.account.store.accounts import AccountRow, config_json
 
 if TYPE_CHECKING:
     from tests.support.fake_unit import FakeUnit
@@ -20,14 +21,14 @@ Row = dict[str, Any]
 LIVE = {AccountStatus.ACTIVE, AccountStatus.INACTIVE, AccountStatus.SUSPENDED}
 
 
-def account_row(account: Account, row: Row) -> Row:
+def account_row(account: Account, row: AccountRow) -> Row:
     """An account as store.reads returns it (what store.accounts.to_account reads back)."""
     return {
         "id": account.id,
         "portfolio_id": account.portfolio_id,
         "type": account.type.value,
         "status": account.status.value,
-        "name": row["name"],
+        "name": row.name,
         "balance": account.balance,
         "contributed": account.contributed_capital,
         "baseline": account.baseline,
@@ -46,22 +47,22 @@ class Accounts(Repository):
 
     async def update_account(self, *, account_id: UUID, name: str, config: AccountConfig) -> None:
         self.u.set_account(account_id, config=config)
-        self.u.stored[account_id][1]["name"] = name
+        account, row = self.u.stored[account_id]
+        self.u.stored[account_id] = (account, replace(row, name=name))
 
     async def set_status(self, *, account_id: UUID, status: AccountStatus) -> None:
         self.u.set_account(account_id, status=status)
 
     async def flag_fork_eligible(self, *, account_id: UUID, eligible: bool) -> bool:
-        row = self.u.stored[account_id][1]
-        changed = bool(row["fork_eligible"]) != eligible
-        row["fork_eligible"] = eligible
-        return changed
+        account, row = self.u.stored[account_id]
+        self.u.stored[account_id] = (account, replace(row, fork_eligible=eligible))
+        return row.fork_eligible != eligible
 
     async def get_portfolio(self, *, portfolio_id: UUID, lock: bool = False) -> Row | None:
         return self.u.portfolio_rows.get(portfolio_id)
 
-    async def lock_portfolio_accounts(self, *, portfolio_id: UUID) -> list[tuple[Account, Row]]:
-        return [(a, r) for a, r in self.u.stored.values() if a.portfolio_id == portfolio_id]
+    async def lock_portfolio_accounts(self, *, portfolio_id: UUID) -> list[Account]:
+        return [a for a, _ in self.u.stored.values() if a.portfolio_id == portfolio_id]
 
     async def lock_live_accounts(self, *, account_type: str | None) -> list[Row]:
         return [

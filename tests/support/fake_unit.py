@@ -31,7 +31,7 @@ from services.account.domain import (
 from services.account.domain.marks import Marked, mark_all
 from services.account.domain.positions import Move
 from services.account.domain.settings import DEFAULT_SETTINGS, GrowthSettings
-from services.account.port import Unit
+from services.account.port import AccountRow, Unit
 from shared.contracts.lifecycle import Payload, wire_data
 from tests.support.fake_repositories import Accounts, Growth, Ledger, PositionStore
 
@@ -40,14 +40,13 @@ Row = dict[str, Any]
 
 class FakeUnit:
     def __init__(self, *accounts: Account, now: datetime | None = None) -> None:
-        self.stored: dict[UUID, tuple[Account, Row]] = {}  # accounts as the database holds them
+        self.stored: dict[
+            UUID, tuple[Account, AccountRow]
+        ] = {}  # accounts as the database holds them
         self.portfolios: dict[UUID, set[str]] = {}  # portfolio -> the account types it holds
         self.portfolio_rows: dict[UUID, Row] = {}
         for a in accounts:
-            self.stored[a.id] = (
-                a,
-                {"name": a.type.value, "parent_id": None, "fork_eligible": False},
-            )
+            self.stored[a.id] = (a, AccountRow(a.type.value, None, fork_eligible=False))
             self.portfolios.setdefault(a.portfolio_id, set()).add(a.type.value)
             self.portfolio_rows.setdefault(a.portfolio_id, portfolio_row(a.portfolio_id))
         self.booked: list[tuple[UUID, str, Any]] = []  # (account, type, amount)
@@ -77,7 +76,7 @@ class FakeUnit:
     def balance(self, account_id: UUID) -> Any:
         return self.stored[account_id][0].balance
 
-    async def account(self, account_id: UUID) -> tuple[Account, Row]:
+    async def account(self, account_id: UUID) -> tuple[Account, AccountRow]:
         if account_id not in self.stored:
             raise UnknownAccount(f"no account {account_id}", subject=str(account_id))
         return self.stored[account_id]
@@ -97,8 +96,10 @@ class FakeUnit:
             portfolio_id, parent, name=name, template=template, strategy=strategy, risk=risk
         )
 
-    def add_account(self, account: Account, *, name: str, parent_id: UUID | None = None) -> Row:
-        row = {"name": name, "parent_id": parent_id, "fork_eligible": False}
+    def add_account(
+        self, account: Account, *, name: str, parent_id: UUID | None = None
+    ) -> AccountRow:
+        row = AccountRow(name, parent_id, fork_eligible=False)
         self.stored[account.id] = (account, row)
         self.portfolios.setdefault(account.portfolio_id, set()).add(account.type.value)
         if account.balance > 0:
@@ -213,8 +214,8 @@ class FakeUnit:
     @contextlib.asynccontextmanager
     async def attempt(self) -> AsyncIterator[None]:
         """As the real unit's nested savepoint: a failed step leaves nothing of its own."""
+        # A shallow copy is enough: accounts and their rows are immutable, changes replace them.
         saved = {k: copy.copy(v) for k, v in vars(self).items() if k not in _REPOS}
-        saved["stored"] = {k: (a, dict(row)) for k, (a, row) in self.stored.items()}
         try:
             yield
         except BaseException:

@@ -93,7 +93,7 @@ async def test_update_renames() -> None:
     live = account()
     uow = FakeUnit(live)
     await handlers.update(uow, c.UpdateAccount(account_id=live.id, name="renamed"))
-    assert uow.stored[live.id][1]["name"] == "renamed"
+    assert uow.stored[live.id][1].name == "renamed"
     assert uow.types() == ["alluse.account.updated"]
 
 

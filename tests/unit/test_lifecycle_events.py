@@ -74,7 +74,7 @@ def test_the_emit_helper_refuses_anything_but_a_contract_model() -> None:
         )
     with pytest.raises(ValueError, match="reasn"):  # at the source, an extra field is a typo
         e.wire_data(e.AccountClosed(account_id="a", reasn="r"))
-    snap = events.snapshot(an_account(AccountType.REVENUE), {"name": "r"})
+    snap = events.snapshot(an_account(AccountType.REVENUE), "r")
     with pytest.raises(ValueError, match=r"account\.colour"):
         e.wire_data(e.AccountCreated(account=snap.model_copy(update={"colour": "red"})))
 

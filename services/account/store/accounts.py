@@ -3,6 +3,7 @@
 import functools
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -21,6 +22,22 @@ from shared.infra.runtime.bulk import insert_rows
 from shared.infra.stream.unit import Sql
 
 Row = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class AccountRow:
+    """What the unit keeps of a locked account beside its aggregate (domain.Account): fields
+    handlers read, which no rule of the domain decides on."""
+
+    name: str
+    parent_id: UUID | None  # of the account's portfolio: set in a forked child portfolio
+    fork_eligible: bool  # announced fork-eligible, not forked since
+
+    @classmethod
+    def of(cls, record: Mapping[str, Any] | asyncpg.Record) -> "AccountRow":
+        return cls(record["name"], record["parent_id"], record["fork_eligible"])
+
+
 ACCOUNT_COLUMNS = (
     "id, portfolio_id, type, status, name, balance, contributed, baseline, config,"
     " created_at, updated_at"
@@ -98,12 +115,12 @@ async def get_portfolio(conn: Sql, *, portfolio_id: UUID, lock: bool = False) ->
     return None if row is None else dict(row)
 
 
-async def lock_portfolio_accounts(conn: Sql, *, portfolio_id: UUID) -> list[tuple[Account, Row]]:
+async def lock_portfolio_accounts(conn: Sql, *, portfolio_id: UUID) -> list[Account]:
     rows = await conn.fetch(
         f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE portfolio_id = $1 ORDER BY id FOR UPDATE",
         portfolio_id,
     )
-    return [(to_account(r), dict(r)) for r in rows]
+    return [to_account(r) for r in rows]
 
 
 async def lock_live_accounts(conn: Sql, *, account_type: str | None) -> list[Row]:
@@ -122,7 +139,7 @@ LOCKED_COLUMNS = (
 )
 
 
-async def lock_accounts(conn: Sql, *, account_ids: list[UUID]) -> list[tuple[Account, Row]]:
+async def lock_accounts(conn: Sql, *, account_ids: list[UUID]) -> list[tuple[Account, AccountRow]]:
     """Lock many accounts in one round trip, in id order so that concurrent batches cannot deadlock."""
     if not account_ids:
         return []
@@ -131,7 +148,7 @@ async def lock_accounts(conn: Sql, *, account_ids: list[UUID]) -> list[tuple[Acc
         " WHERE a.id = ANY($1::uuid[]) ORDER BY a.id FOR UPDATE OF a",
         account_ids,
     )
-    return [(to_account(r), dict(r)) for r in rows]
+    return [(to_account(r), AccountRow.of(r)) for r in rows]
 
 
 def portfolio_values(
@@ -178,7 +195,7 @@ async def insert_portfolios(conn: Sql, *, rows: list[tuple[Any, ...]]) -> None:
 
 def account_values(
     account: Account, *, name: str, at: datetime, parent_id: UUID | None
-) -> tuple[tuple[Any, ...], Row]:
+) -> tuple[tuple[Any, ...], AccountRow]:
     config = config_json(account.config)
     values = (
         account.id,
@@ -192,25 +209,7 @@ def account_values(
         config,
         at,
     )
-    row = dict(
-        zip(
-            (
-                "id",
-                "portfolio_id",
-                "type",
-                "status",
-                "name",
-                "balance",
-                "contributed",
-                "baseline",
-                "config",
-                "created_at",
-            ),
-            values,
-            strict=True,
-        )
-    )
-    return values, {**row, "updated_at": at, "fork_eligible": False, "parent_id": parent_id}
+    return values, AccountRow(name, parent_id, fork_eligible=False)
 
 
 ACCOUNT_ROW = [
