@@ -6,11 +6,11 @@ read: adding a field is a compatible change within a version; removing or retypi
 new version (a new `dataschema` URI). Amounts are decimal strings on the wire."""
 
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from shared.contracts.money import _as_string, parse_money
+from shared.contracts.money import LIMIT, _as_string, parse_money
 from shared.contracts.upstream import Ratio, WeekType, _decimal_string
 
 
@@ -19,7 +19,14 @@ def _amount(value: Any) -> Decimal:
     way, what goes on the wire is its string, held to the wire's own rule (canonical, cents).
     Only a Decimal object is taken as is, never a JSON number: read with the standard parser
     (the JSON Schema is what consumers check), a number is a float and is refused."""
-    return parse_money(str(value) if isinstance(value, Decimal) else value)
+    if isinstance(value, Decimal):
+        # Whole to cents: exactly the Decimals whose str() is canonical (no exponent), checked
+        # without spelling and parsing it again (every event states a few amounts).
+        exponent = value.as_tuple().exponent
+        if isinstance(exponent, int) and -2 <= exponent <= 0 and abs(value) < LIMIT:
+            return value
+        return parse_money(str(value))  # refused, with the wire's own words
+    return parse_money(value)
 
 
 Amount = Annotated[Decimal, BeforeValidator(_amount), _as_string, _decimal_string(2)]
@@ -282,13 +289,28 @@ def wire_data(event: Payload) -> tuple[str, dict[str, Any]]:
 
 def _extras(model: BaseModel) -> set[str]:
     """Names no model declares, at any depth (an account snapshot inside an event too)."""
-    found = set(model.model_extra or ())
-    for name in model.model_fields_set:
-        value = getattr(model, name, None)
+    found = set(model.__pydantic_extra__ or ())
+    for name in _NESTED.get(type(model), ()):
+        value = getattr(model, name)
         for item in value if isinstance(value, list) else [value]:
             if isinstance(item, BaseModel):
                 found |= {f"{name}.{x}" for x in _extras(item)}
     return found
+
+
+def _holds_models(annotation: Any) -> bool:
+    """Whether a field's type is a model, or a list or optional of one."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return True
+    return any(_holds_models(arg) for arg in get_args(annotation))
+
+
+# The fields that hold models, per event and model inside one: where `_extras` has to look.
+_MODELS: list[type[Payload]] = [*EVENT_TYPES, AccountSnapshot, TransactionRecord]
+_NESTED: dict[type[BaseModel], tuple[str, ...]] = {
+    model: tuple(n for n, f in model.model_fields.items() if _holds_models(f.annotation))
+    for model in _MODELS
+}
 
 
 def dataschema(event_type: str) -> str:
