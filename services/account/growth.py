@@ -6,11 +6,9 @@ entirely or not at all. An automatic fork runs in a nested one (`uow.attempt()`)
 the balance change that triggered it still books, and the next change tries again.
 """
 
-import json
 import logging
 from dataclasses import replace
 from decimal import Decimal
-from typing import Any
 from uuid import UUID, uuid4
 
 from services.account.domain import (
@@ -40,13 +38,12 @@ from services.account.domain.positions import collateral
 from services.account.domain.settings import GrowthSettings
 from services.account.events import snapshot
 from services.account.holdings import hand_over, plan_handovers
-from services.account.port import Unit
+from services.account.port import PortfolioRow, Unit
 from services.account.store.accounts import to_account
 from shared.contracts import account as c
 from shared.contracts import lifecycle as e
 
 log = logging.getLogger(__name__)
-Portfolio = dict[str, Any]
 
 
 async def after_balance_change(uow: Unit, account: Account) -> None:
@@ -62,7 +59,7 @@ async def after_balance_change(uow: Unit, account: Account) -> None:
         return
     portfolio = await uow.accounts.get_portfolio(portfolio_id=account.portfolio_id)
     assert portfolio is not None
-    if portfolio["parent_id"] is not None and await _merge(uow, portfolio, automatic=True):
+    if portfolio.parent_id is not None and await _merge(uow, portfolio, automatic=True):
         return
     if account.type is not AccountType.GENERATION:
         return
@@ -103,13 +100,18 @@ async def merge(uow: Unit, p: c.MergePortfolio) -> None:
     portfolio = await uow.accounts.get_portfolio(portfolio_id=p.portfolio_id, lock=True)
     if portfolio is None:
         raise UnknownPortfolio(f"no portfolio {p.portfolio_id}")
-    if portfolio["parent_id"] is None:
+    if portfolio.parent_id is None:
         raise NotAChildPortfolio(f"portfolio {p.portfolio_id} is a root: it has nowhere to merge")
     await _merge(uow, portfolio, automatic=False)
 
 
 async def _fork(
-    uow: Unit, parent: Account, portfolio: Portfolio, settings: GrowthSettings, *, automatic: bool
+    uow: Unit,
+    parent: Account,
+    portfolio: PortfolioRow,
+    settings: GrowthSettings,
+    *,
+    automatic: bool,
 ) -> None:
     command_id = uow.command_id
     plan = plan_fork(
@@ -118,24 +120,24 @@ async def _fork(
         collateral=collateral(await uow.position_store.holdings(account_id=parent.id)),
     )
     await uow.accounts.get_portfolio(
-        portfolio_id=portfolio["root_id"], lock=True
+        portfolio_id=portfolio.root_id, lock=True
     )  # one tree's forks in turn
-    last, recent = await uow.growth.fork_times(account_id=parent.id, root_id=portfolio["root_id"])
+    last, recent = await uow.growth.fork_times(account_id=parent.id, root_id=portfolio.root_id)
     check_fork_guards(
         now=await uow.ledger.effective_now(),
         last_fork_of_account=last,
         tree_fork_times=recent,
         settings=settings,
     )
-    com_config = await _sibling_config(uow, portfolio["id"], AccountType.COMPOUNDING, parent.config)
+    com_config = await _sibling_config(uow, portfolio.id, AccountType.COMPOUNDING, parent.config)
     # Every check passed: from here on, only writes.
     child = uuid4()
     uow.add_portfolio(
         portfolio_id=child,
-        name=f"{portfolio['name']} / fork {str(child)[:8]}",
-        template=portfolio["template"],
-        strategy=portfolio["strategy"],
-        risk=_json(portfolio["risk"]),
+        name=f"{portfolio.name} / fork {str(child)[:8]}",
+        template=portfolio.template,
+        strategy=portfolio.strategy,
+        risk=portfolio.risk,
         parent=portfolio,
     )
     after, tx = uow.book(
@@ -158,7 +160,7 @@ async def _fork(
             config=config,
         )
         name = f"fork {str(child)[:8]} {account_type.value}"
-        row = uow.add_account(empty, name=name, parent_id=portfolio["id"])
+        row = uow.add_account(empty, name=name, parent_id=portfolio.id)
         credit = funding(empty, TransactionType.FORK_TRANSFER, amount)
         funded, tx = uow.book(
             credit, description=f"fork from account {parent.id}", reference=str(parent.id)
@@ -170,7 +172,7 @@ async def _fork(
     at = await uow.growth.insert_fork(
         child=child,
         parent_account=parent,
-        root_id=portfolio["root_id"],
+        root_id=portfolio.root_id,
         plan=plan,
         automatic=automatic,
         command_id=command_id,
@@ -192,24 +194,24 @@ async def _fork(
     )
 
 
-async def _merge(uow: Unit, portfolio: Portfolio, *, automatic: bool) -> bool:
+async def _merge(uow: Unit, portfolio: PortfolioRow, *, automatic: bool) -> bool:
     """Fold the child portfolio into its nearest live ancestor's Com-Acc; False if not due."""
     command_id = uow.command_id
-    accounts = await uow.accounts.lock_portfolio_accounts(portfolio_id=portfolio["id"])
+    accounts = await uow.accounts.lock_portfolio_accounts(portfolio_id=portfolio.id)
     live = [a for a in accounts if a.status is not AccountStatus.MERGED]
     if automatic and not merge_due(live):
         return False
-    target_id = await uow.growth.merge_target(portfolio_id=portfolio["id"])
+    target_id = await uow.growth.merge_target(portfolio_id=portfolio.id)
     try:
         if not live:
-            raise MergeBlocked(f"portfolio {portfolio['id']} is merged already")
+            raise MergeBlocked(f"portfolio {portfolio.id} is merged already")
         if target_id is None:
-            raise MergeBlocked(f"no ancestor of {portfolio['id']} has a live Com-Acc")
+            raise MergeBlocked(f"no ancestor of {portfolio.id} has a live Com-Acc")
         plan = plan_merge(live)
         handovers = await plan_handovers(uow, [a.id for a in live], target_id)
     except MergeBlocked as exc:
         if automatic:
-            log.warning("automatic merge of %s blocked: %s", portfolio["id"], exc.message)
+            log.warning("automatic merge of %s blocked: %s", portfolio.id, exc.message)
             return False
         raise
     target, _ = await uow.account(target_id)
@@ -227,13 +229,13 @@ async def _merge(uow: Unit, portfolio: Portfolio, *, automatic: bool) -> bool:
         credit = funding(target, TransactionType.MERGE_TRANSFER, plan.total)
         after, tx = uow.book(
             credit,
-            description=f"merge of portfolio {portfolio['id']}",
-            reference=str(portfolio["id"]),
+            description=f"merge of portfolio {portfolio.id}",
+            reference=str(portfolio.id),
         )
         uow.balance_changed(after, tx)
         txs[after.id] = tx["id"]
     # The positions go with the cash: shares with their cost basis, open options.
-    await hand_over(uow, handovers, target_id=target.id, transactions=txs, ref=str(portfolio["id"]))
+    await hand_over(uow, handovers, target_id=target.id, transactions=txs, ref=str(portfolio.id))
     for account, status in zip(live, plan.statuses, strict=True):
         await uow.accounts.set_status(account_id=account.id, status=status)
         uow.emit(
@@ -246,7 +248,7 @@ async def _merge(uow: Unit, portfolio: Portfolio, *, automatic: bool) -> bool:
             subject=str(account.id),
         )
     at = await uow.growth.insert_merge(
-        child=portfolio["id"],
+        child=portfolio.id,
         target=target,
         total=plan.total,
         automatic=automatic,
@@ -254,7 +256,7 @@ async def _merge(uow: Unit, portfolio: Portfolio, *, automatic: bool) -> bool:
     )
     uow.emit(
         e.AccountMerged(
-            portfolio_id=str(portfolio["id"]),
+            portfolio_id=str(portfolio.id),
             target_portfolio_id=str(target.portfolio_id),
             target_account_id=str(target.id),
             total=plan.total,
@@ -262,7 +264,7 @@ async def _merge(uow: Unit, portfolio: Portfolio, *, automatic: bool) -> bool:
             automatic=automatic,
             at=at.isoformat(),
         ),
-        subject=str(portfolio["id"]),
+        subject=str(portfolio.id),
     )
     return True
 
@@ -278,7 +280,3 @@ async def _sibling_config(
     return replace(
         base, fork_threshold=fallback.fork_threshold, merge_threshold=fallback.merge_threshold
     )
-
-
-def _json(value: Any) -> dict[str, Any]:
-    return dict(json.loads(value)) if isinstance(value, str) else dict(value or {})

@@ -31,11 +31,11 @@ from services.account.domain.reinvest import Allocation as ReinvestAllocation
 from services.account.domain.reinvest import Period
 from services.account.domain.reversal import Entry
 from services.account.domain.settings import GrowthSettings
-from services.account.store.accounts import AccountRow
+from services.account.store.accounts import AccountRow, PortfolioRow
 from shared.contracts.lifecycle import Payload
 
 Row = dict[str, Any]
-__all__ = ["AccountRow", "Row", "Unit"]
+__all__ = ["AccountRow", "PortfolioRow", "Row", "Unit"]
 
 
 class AccountsPort(Protocol):
@@ -45,7 +45,9 @@ class AccountsPort(Protocol):
     ) -> None: ...
     async def set_status(self, *, account_id: UUID, status: AccountStatus) -> None: ...
     async def flag_fork_eligible(self, *, account_id: UUID, eligible: bool) -> bool: ...
-    async def get_portfolio(self, *, portfolio_id: UUID, lock: bool = False) -> Row | None: ...
+    async def get_portfolio(
+        self, *, portfolio_id: UUID, lock: bool = False
+    ) -> PortfolioRow | None: ...
     async def lock_portfolio_accounts(self, *, portfolio_id: UUID) -> list[Account]: ...
     async def lock_live_accounts(self, *, account_type: str | None) -> list[Row]: ...
     async def get_account(self, *, account_id: UUID) -> Row | None: ...
@@ -143,7 +145,7 @@ class Unit(Protocol):
         *,
         portfolio_id: UUID,
         name: str,
-        parent: Row | None = None,
+        parent: PortfolioRow | None = None,
         template: str | None = None,
         strategy: str | None = None,
         risk: dict[str, Any] | None = None,

@@ -32,7 +32,7 @@ from services.account.domain import (
 from services.account.domain.marks import Marked
 from services.account.domain.money import ZERO
 from services.account.domain.positions import Move
-from services.account.port import AccountRow, Row, Unit
+from services.account.port import AccountRow, PortfolioRow, Row, Unit
 from services.account.store import accounts, ledger
 from services.account.writes import Writes
 from shared.contracts import lifecycle
@@ -161,7 +161,7 @@ class AccountUnit(SqlUnit):
         *,
         portfolio_id: UUID,
         name: str,
-        parent: Row | None = None,
+        parent: PortfolioRow | None = None,
         template: str | None = None,
         strategy: str | None = None,
         risk: dict[str, Any] | None = None,
@@ -170,7 +170,7 @@ class AccountUnit(SqlUnit):
         tree = (
             (None, None, 0)
             if parent is None
-            else (parent["id"], parent["root_id"], parent["generation"] + 1)
+            else (parent.id, parent.root_id, parent.generation + 1)
         )
         values = accounts.portfolio_values(
             at=self.at,

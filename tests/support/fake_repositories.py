@@ -12,7 +12,7 @@ from services.account.domain.marks import Quote
 from services.account.domain.positions import Holding, Move
 from services.account.domain.reversal import Entry
 from services.account.domain.settings import GrowthSettings
-from services.account.store.accounts import AccountRow, config_json
+from services.account.store.accounts import AccountRow, PortfolioRow, config_json
 
 if TYPE_CHECKING:
     from tests.support.fake_unit import FakeUnit
@@ -58,7 +58,7 @@ class Accounts(Repository):
         self.u.stored[account_id] = (account, replace(row, fork_eligible=eligible))
         return row.fork_eligible != eligible
 
-    async def get_portfolio(self, *, portfolio_id: UUID, lock: bool = False) -> Row | None:
+    async def get_portfolio(self, *, portfolio_id: UUID, lock: bool = False) -> PortfolioRow | None:
         return self.u.portfolio_rows.get(portfolio_id)
 
     async def lock_portfolio_accounts(self, *, portfolio_id: UUID) -> list[Account]:
@@ -126,12 +126,12 @@ class Growth(Repository):
 
     async def merge_target(self, *, portfolio_id: UUID) -> UUID | None:
         """The Com-Acc of the nearest ancestor portfolio that has a live one."""
-        parent = self.u.portfolio_rows[portfolio_id]["parent_id"]
+        parent = self.u.portfolio_rows[portfolio_id].parent_id
         while parent is not None:
             for a, _ in self.u.stored.values():
                 if a.portfolio_id == parent and a.type.value == "compounding" and a.status in LIVE:
                     return a.id
-            parent = self.u.portfolio_rows[parent]["parent_id"]
+            parent = self.u.portfolio_rows[parent].parent_id
         return None
 
     async def insert_merge(

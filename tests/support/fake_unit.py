@@ -31,7 +31,7 @@ from services.account.domain import (
 from services.account.domain.marks import Marked, mark_all
 from services.account.domain.positions import Move
 from services.account.domain.settings import DEFAULT_SETTINGS, GrowthSettings
-from services.account.port import AccountRow, Unit
+from services.account.port import AccountRow, PortfolioRow, Unit
 from shared.contracts.lifecycle import Payload, wire_data
 from tests.support.fake_repositories import Accounts, Growth, Ledger, PositionStore
 
@@ -44,7 +44,7 @@ class FakeUnit:
             UUID, tuple[Account, AccountRow]
         ] = {}  # accounts as the database holds them
         self.portfolios: dict[UUID, set[str]] = {}  # portfolio -> the account types it holds
-        self.portfolio_rows: dict[UUID, Row] = {}
+        self.portfolio_rows: dict[UUID, PortfolioRow] = {}
         for a in accounts:
             self.stored[a.id] = (a, AccountRow(a.type.value, None, fork_eligible=False))
             self.portfolios.setdefault(a.portfolio_id, set()).add(a.type.value)
@@ -86,7 +86,7 @@ class FakeUnit:
         *,
         portfolio_id: UUID,
         name: str,
-        parent: Row | None = None,
+        parent: PortfolioRow | None = None,
         template: str | None = None,
         strategy: str | None = None,
         risk: dict[str, Any] | None = None,
@@ -235,17 +235,19 @@ if TYPE_CHECKING:  # mypy holds the fake to the port the handlers are typed agai
         return unit
 
 
-def portfolio_row(portfolio_id: UUID, parent: Row | None = None, **cols: Any) -> Row:
-    return {
-        "id": portfolio_id,
-        "name": cols.get("name", "portfolio"),
-        "template": cols.get("template"),
-        "strategy": cols.get("strategy"),
-        "risk": cols.get("risk"),
-        "parent_id": None if parent is None else parent["id"],
-        "root_id": portfolio_id if parent is None else parent["root_id"],
-        "generation": 0 if parent is None else parent["generation"] + 1,
-    }
+def portfolio_row(
+    portfolio_id: UUID, parent: PortfolioRow | None = None, **cols: Any
+) -> PortfolioRow:
+    return PortfolioRow(
+        id=portfolio_id,
+        name=cols.get("name", "portfolio"),
+        template=cols.get("template"),
+        strategy=cols.get("strategy"),
+        risk=cols.get("risk") or {},
+        parent_id=None if parent is None else parent.id,
+        root_id=portfolio_id if parent is None else parent.root_id,
+        generation=0 if parent is None else parent.generation + 1,
+    )
 
 
 def an_account(

@@ -68,7 +68,7 @@ async def test_fork_moves_the_surplus_to_a_new_child_portfolio() -> None:
     children = [a for a, _ in uow.stored.values() if a.portfolio_id == fork["child"]]
     assert sorted(a.type for a in children) == [COM, GEN]
     assert sum(a.balance for a in children) == D("60000.00")
-    assert uow.portfolio_rows[fork["child"]]["parent_id"] == gen.portfolio_id
+    assert uow.portfolio_rows[fork["child"]].parent_id == gen.portfolio_id
     assert uow.types()[-1] == "alluse.account.forked"
     assert uow.events[-1][1]["automatic"] is False
 

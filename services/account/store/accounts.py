@@ -38,6 +38,35 @@ class AccountRow:
         return cls(record["name"], record["parent_id"], record["fork_eligible"])
 
 
+@dataclass(frozen=True, slots=True)
+class PortfolioRow:
+    """A portfolio as forks and merges read it: its place in its tree, and what a fork copies."""
+
+    id: UUID
+    parent_id: UUID | None  # None for a root portfolio
+    root_id: UUID
+    generation: int  # 0 for a root, one more than its parent's for a fork's portfolio
+    name: str
+    template: str | None
+    strategy: str | None
+    risk: dict[str, Any]  # the risk profile it was set up with
+
+    @classmethod
+    def of(cls, record: Mapping[str, Any] | asyncpg.Record) -> "PortfolioRow":
+        risk = record["risk"]  # jsonb: text from a pool without a codec
+        risk = json.loads(risk) if isinstance(risk, str) else risk
+        return cls(
+            id=record["id"],
+            parent_id=record["parent_id"],
+            root_id=record["root_id"],
+            generation=record["generation"],
+            name=record["name"],
+            template=record["template"],
+            strategy=record["strategy"],
+            risk=dict(risk or {}),
+        )
+
+
 ACCOUNT_COLUMNS = (
     "id, portfolio_id, type, status, name, balance, contributed, baseline, config,"
     " created_at, updated_at"
@@ -106,13 +135,15 @@ async def flag_fork_eligible(conn: Sql, *, account_id: UUID, eligible: bool) -> 
     return bool(changed)
 
 
-async def get_portfolio(conn: Sql, *, portfolio_id: UUID, lock: bool = False) -> Row | None:
+async def get_portfolio(
+    conn: Sql, *, portfolio_id: UUID, lock: bool = False
+) -> PortfolioRow | None:
     row = await conn.fetchrow(
-        "SELECT id, parent_id, root_id, generation, name, template, strategy, risk, created_at"
+        "SELECT id, parent_id, root_id, generation, name, template, strategy, risk"
         " FROM portfolios WHERE id = $1" + (" FOR UPDATE" if lock else ""),
         portfolio_id,
     )
-    return None if row is None else dict(row)
+    return None if row is None else PortfolioRow.of(row)
 
 
 async def lock_portfolio_accounts(conn: Sql, *, portfolio_id: UUID) -> list[Account]:
