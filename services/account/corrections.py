@@ -24,14 +24,14 @@ async def reverse(uow: Unit, p: c.ReverseTransaction) -> None:
     after, tx = uow.book(effect, description=what, reference=str(original.id))
     uow.balance_changed(after, tx)
     await uow.position_store.mark_reversal(
-        transaction_id=tx["id"], reverses=original.id, reason=p.reason
+        transaction_id=tx.id, reverses=original.id, reason=p.reason
     )
     if undo:
-        await record(uow, account.id, undo, tx["id"], "reversal", str(original.id))
+        await record(uow, account.id, undo, tx.id, "reversal", str(original.id))
     uow.emit(
         e.AccountReversed(
             account_id=str(account.id),
-            transaction_id=str(tx["id"]),
+            transaction_id=str(tx.id),
             reverses=str(original.id),
             type=original.type.value,
             amount=effect.amount,

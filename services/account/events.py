@@ -5,6 +5,7 @@ import functools
 from typing import Any
 
 from services.account.domain import Account, config_to_dict
+from services.account.store.ledger import LedgerRow
 from shared.contracts import lifecycle as e
 
 SOURCE = "alluse/account-service"
@@ -36,20 +37,20 @@ def account_view(account: Account, name: str) -> dict[str, Any]:
     return snapshot(account, name).model_dump(mode="json")
 
 
-def transaction(tx: dict[str, Any]) -> e.TransactionRecord:
+def transaction(tx: LedgerRow) -> e.TransactionRecord:
     return e.TransactionRecord(
-        id=str(tx["id"]),
-        type=tx["type"],
-        amount=tx["amount"],
-        balance_after=tx["balance_after"],
-        description=tx["description"],
-        reference=tx["reference"],
-        week_type=tx["week_type"],
-        created_at=tx["created_at"].isoformat(),
+        id=str(tx.id),
+        type=tx.type,
+        amount=tx.amount,
+        balance_after=tx.balance_after,
+        description=tx.description,
+        reference=tx.reference,
+        week_type=tx.week_type,
+        created_at=tx.created_at.isoformat(),
     )
 
 
-def balance_changed(account: Account, tx: dict[str, Any]) -> e.BalanceChanged:
+def balance_changed(account: Account, tx: LedgerRow) -> e.BalanceChanged:
     return e.BalanceChanged(
         account_id=str(account.id),
         transaction=transaction(tx),

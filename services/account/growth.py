@@ -224,7 +224,7 @@ async def _merge(uow: Unit, portfolio: PortfolioRow, *, automatic: bool) -> bool
             debit, description=f"merge into account {target.id}", reference=str(target.id)
         )
         uow.balance_changed(after, tx)
-        txs[after.id] = tx["id"]
+        txs[after.id] = tx.id
     if plan.total:
         credit = funding(target, TransactionType.MERGE_TRANSFER, plan.total)
         after, tx = uow.book(
@@ -233,7 +233,7 @@ async def _merge(uow: Unit, portfolio: PortfolioRow, *, automatic: bool) -> bool
             reference=str(portfolio.id),
         )
         uow.balance_changed(after, tx)
-        txs[after.id] = tx["id"]
+        txs[after.id] = tx.id
     # The positions go with the cash: shares with their cost basis, open options.
     await hand_over(uow, handovers, target_id=target.id, transactions=txs, ref=str(portfolio.id))
     for account, status in zip(live, plan.statuses, strict=True):

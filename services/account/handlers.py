@@ -26,7 +26,7 @@ from services.account.domain import (
 )
 from services.account.domain.growth import needs_watch
 from services.account.events import snapshot
-from services.account.port import Row, Unit
+from services.account.port import LedgerRow, Unit
 from shared.contracts import account as c
 from shared.contracts import lifecycle as e
 
@@ -128,7 +128,7 @@ async def book(
     description: str,
     reference: str | None = None,
     week_type: str | None = None,
-) -> tuple[Account, Row]:
+) -> tuple[Account, LedgerRow]:
     """Write one balance change, announce it, and watch for a fork or merge it may cause;
     returns the account after it and its ledger row."""
     after, tx = uow.book(effect, description=description, reference=reference, week_type=week_type)

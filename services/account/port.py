@@ -32,10 +32,11 @@ from services.account.domain.reinvest import Period
 from services.account.domain.reversal import Entry
 from services.account.domain.settings import GrowthSettings
 from services.account.store.accounts import AccountRow, PortfolioRow
+from services.account.store.ledger import LedgerRow
 from shared.contracts.lifecycle import Payload
 
 Row = dict[str, Any]
-__all__ = ["AccountRow", "PortfolioRow", "Row", "Unit"]
+__all__ = ["AccountRow", "LedgerRow", "PortfolioRow", "Row", "Unit"]
 
 
 class AccountsPort(Protocol):
@@ -160,7 +161,7 @@ class Unit(Protocol):
         description: str,
         reference: str | None = None,
         week_type: str | None = None,
-    ) -> tuple[Account, Row]: ...
+    ) -> tuple[Account, LedgerRow]: ...
 
     # Positions and value (section 11)
     async def valued(self, account_id: UUID) -> Valued: ...
@@ -200,4 +201,4 @@ class Unit(Protocol):
 
     # Events
     def emit(self, event: Payload, *, subject: str | None = None) -> None: ...
-    def balance_changed(self, account: Account, tx: Row) -> None: ...
+    def balance_changed(self, account: Account, tx: LedgerRow) -> None: ...

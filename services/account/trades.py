@@ -160,6 +160,6 @@ async def _apply(
         change(account, kind, amount), description=what, reference=ref, week_type=week_type
     )
     uow.balance_changed(after, tx)
-    await record(uow, account.id, moves, tx["id"], cause, ref)
+    await record(uow, account.id, moves, tx.id, cause, ref)
     await growth.after_balance_change(uow, after)
     await revalue(uow, account.id)

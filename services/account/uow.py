@@ -32,7 +32,7 @@ from services.account.domain import (
 from services.account.domain.marks import Marked
 from services.account.domain.money import ZERO
 from services.account.domain.positions import Move
-from services.account.port import AccountRow, PortfolioRow, Row, Unit
+from services.account.port import AccountRow, LedgerRow, PortfolioRow, Unit
 from services.account.store import accounts, ledger
 from services.account.writes import Writes
 from shared.contracts import lifecycle
@@ -210,7 +210,7 @@ class AccountUnit(SqlUnit):
         description: str,
         reference: str | None = None,
         week_type: str | None = None,
-    ) -> tuple[Account, Row]:
+    ) -> tuple[Account, LedgerRow]:
         """Buffer one balance change; returns the account after it and its ledger row."""
         account, row = self.cached[effect.account_id]
         tx = self._ledger_row(
@@ -326,7 +326,7 @@ class AccountUnit(SqlUnit):
         )
         self.publish(self.streams.key(ACCOUNT_EVENTS), fields)
 
-    def balance_changed(self, account: Account, tx: Row) -> None:
+    def balance_changed(self, account: Account, tx: LedgerRow) -> None:
         self.emit(events.balance_changed(account, tx), subject=str(account.id))
 
     def _keep(self, account_id: UUID, entry: tuple[Account, AccountRow]) -> None:
@@ -342,25 +342,25 @@ class AccountUnit(SqlUnit):
         description: str,
         reference: str | None,
         week_type: str | None,
-    ) -> Row:
+    ) -> LedgerRow:
         if not self.ids:  # cannot happen within the reservation; the batch would retry alone
             raise RuntimeError("the batch ran out of reserved ledger ids")
         command_id = self.command_id
         if account_id in self.positions.accounts:
             self.positions.touch(account_id).booked(self.ids[-1], tx_type, amount)
-        tx = {
-            "id": self.ids.pop(),
-            "type": tx_type,
-            "amount": amount,
-            "balance_after": balance_after,
-            "description": description,
-            "reference": reference,
-            "week_type": week_type,
-            "created_at": self.at,
-        }
+        tx = LedgerRow(
+            self.ids.pop(),
+            tx_type,
+            amount,
+            balance_after,
+            description,
+            reference,
+            week_type,
+            self.at,
+        )
         self.mine.ledger.append(
             (
-                tx["id"],
+                tx.id,
                 account_id,
                 tx_type,
                 amount,

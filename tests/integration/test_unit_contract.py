@@ -131,13 +131,13 @@ async def test_a_booking_returns_the_account_after_it_and_its_ledger_row(
             decide_deposit(account, D("25.50")), description="deposit", reference="ref-1"
         )
         assert after.balance == D("125.50")
-        assert (tx["type"], tx["amount"], tx["balance_after"]) == (
+        assert (tx.type, tx.amount, tx.balance_after) == (
             "deposit",
             D("25.50"),
             D("125.50"),
         )
-        assert (tx["description"], tx["reference"], tx["week_type"]) == ("deposit", "ref-1", None)
-        assert isinstance(tx["id"], int)
+        assert (tx.description, tx.reference, tx.week_type) == ("deposit", "ref-1", None)
+        assert isinstance(tx.id, int)
         again, _ = await uow.account(held.id)  # the unit answers with the booking applied
         assert again.balance == D("125.50")
 
@@ -158,7 +158,7 @@ async def test_balance_changed_is_the_published_event_of_the_booking(harness: Ha
     )
     booked = data["transaction"]
     assert (booked["id"], booked["type"], booked["amount"]) == (
-        str(tx["id"]),
+        str(tx.id),
         "withdrawal",
         "-10.00",
     )

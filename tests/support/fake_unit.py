@@ -8,7 +8,7 @@ repositories (tests/support/fake_repositories.py) under the same names and signa
 import contextlib
 import copy
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import replace
+from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -31,7 +31,7 @@ from services.account.domain import (
 from services.account.domain.marks import Marked, mark_all
 from services.account.domain.positions import Move
 from services.account.domain.settings import DEFAULT_SETTINGS, GrowthSettings
-from services.account.port import AccountRow, PortfolioRow, Unit
+from services.account.port import AccountRow, LedgerRow, PortfolioRow, Unit
 from shared.contracts.lifecycle import Payload, wire_data
 from tests.support.fake_repositories import Accounts, Growth, Ledger, PositionStore
 
@@ -113,29 +113,29 @@ class FakeUnit:
         description: str,
         reference: str | None = None,
         week_type: str | None = None,
-    ) -> tuple[Account, Row]:
+    ) -> tuple[Account, LedgerRow]:
         account, row = self.stored[effect.account_id]
         after = apply_change(account, effect)
         self.stored[account.id] = (after, row)
         self.booked.append((account.id, effect.type.value, effect.amount))
-        tx = {
-            "id": len(self.transactions) + 1,
-            "type": effect.type.value,
-            "amount": effect.amount,
-            "balance_after": effect.balance_after,
-            "description": description,
-            "reference": reference,
-            "week_type": week_type,
-            "created_at": self.at,
-        }
-        self.transactions.append({**tx, "account_id": account.id})
+        tx = LedgerRow(
+            len(self.transactions) + 1,
+            effect.type.value,
+            effect.amount,
+            effect.balance_after,
+            description,
+            reference,
+            week_type,
+            self.at,
+        )
+        self.transactions.append({**asdict(tx), "account_id": account.id})
         return after, tx
 
     def emit(self, event: Payload, *, subject: str | None = None) -> None:
         # The real unit's own conversion: the same model gives the same type and wire data.
         self.events.append(wire_data(event))
 
-    def balance_changed(self, account: Account, tx: Row) -> None:
+    def balance_changed(self, account: Account, tx: LedgerRow) -> None:
         # The payload is the real unit's: both build it with the service's own event builder.
         self.emit(events.balance_changed(account, tx), subject=str(account.id))
 

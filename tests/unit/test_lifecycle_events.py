@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from services.account import events
 from services.account.domain import AccountType
+from services.account.store.ledger import LedgerRow
 from services.account.uow import AccountUnit
 from shared.contracts import lifecycle as e
 from shared.contracts.messages import COMMAND_REJECTED, WEEK_CHANGED
@@ -91,6 +92,9 @@ def test_both_units_refuse_a_dict() -> None:
 def test_money_is_checked_where_it_is_stated_and_travels_as_a_string() -> None:
     with pytest.raises(ValidationError):  # more than cents: refused here, not by a consumer
         e.AccountClosed(account_id="a", final_balance=D("1.005"))
+    for odd in ("1E+2", "NaN", "-0.001"):  # not cents, or no plain decimal string
+        with pytest.raises(ValidationError):
+            e.AccountClosed(account_id="a", final_balance=D(odd))
     with pytest.raises(ValidationError):  # a float is never money
         e.AccountClosed(account_id="a", final_balance=cast(Any, 1.5))
     kind, data = e.wire_data(e.AccountClosed(account_id="a", final_balance=D("12.50")))
@@ -101,16 +105,16 @@ def test_money_is_checked_where_it_is_stated_and_travels_as_a_string() -> None:
 
 def test_the_wire_data_holds_the_fields_the_maker_set_as_before() -> None:
     account = an_account(AccountType.GENERATION, balance="100.00")
-    tx = {
-        "id": 7,
-        "type": "deposit",
-        "amount": D("100.00"),
-        "balance_after": D("100.00"),
-        "description": "initial funding",
-        "reference": None,
-        "week_type": None,
-        "created_at": datetime(2026, 1, 5, tzinfo=UTC),
-    }
+    tx = LedgerRow(
+        7,
+        "deposit",
+        D("100.00"),
+        D("100.00"),
+        "initial funding",
+        None,
+        None,
+        datetime(2026, 1, 5, tzinfo=UTC),
+    )
     kind, data = e.wire_data(events.balance_changed(account, tx))
     assert kind == "alluse.account.balance_changed"
     assert data == {

@@ -1,11 +1,27 @@
 """The ledger: reserved ids, batched rows, broker references claimed once, violations, business time."""
 
+from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
 from shared.infra.runtime.bulk import insert_rows
 from shared.infra.stream.unit import Sql
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerRow:
+    """One ledger row a command booked, as its handler and its balance_changed event see it."""
+
+    id: int
+    type: str
+    amount: Decimal  # signed: credits positive, debits negative
+    balance_after: Decimal
+    description: str
+    reference: str | None
+    week_type: str | None
+    created_at: datetime  # business time
 
 
 async def claimed_refs(
