@@ -157,8 +157,9 @@ def demo_client(env: dict[str, str], redis_access: RedisAccess) -> dict[str, str
     Returns the simulators' settings."""
     admin = {**env, **redis_access.admin_env()}
     client_id = f"demo-operator-{secrets.token_hex(3)}"
+    own = "its lane and Redis user" if redis_access.users else "its lane"
     say(
-        f"creating a machine client '{client_id}' with role operator, its lane and Redis user"
+        f"creating a machine client '{client_id}' with role operator, {own}"
         f" (secret in {SECRET_FILE}, mode 0600)"
     )
     print(f"$ alluse security create-client --client-id {client_id} --role operator", flush=True)
