@@ -27,18 +27,21 @@ from pathlib import Path
 
 from shared.tooling import embedded
 from shared.tooling.launch import (
+    ADMIN_USER,
     KEY_FILES,
     SERVICES,
     VAR,
     RedisAccess,
     acl_redis,
     create_client,
+    password_file,
     platform_env,
     redis_password_file,
     say,
     services,
     unrestricted,
     warn,
+    write_secret,
 )
 
 DEMO_WEEKS = "P-EW,P-AOL,C-PNO,C-PNO"  # the demo's weeks: puts assigned in the second, shares kept
@@ -46,6 +49,7 @@ DEMO_WEEKS = "P-EW,P-AOL,C-PNO,C-PNO"  # the demo's weeks: puts assigned in the 
 PORTS = {**SERVICES, "console": 8084}
 REDIS_PORT = 6380  # the embedded Redis's, when free: a second terminal finds it where it was
 ENV_FILE = VAR / "alluse.env"
+ADMIN_ENV_FILE = VAR / "alluse-admin.env"  # with the ACL: the security administration's
 SECRET_FILE = VAR / "demo-client.secret"
 ENGINE_SECRET_FILE = VAR / "demo-engine.secret"  # the simulators' trading_engine client
 
@@ -88,9 +92,25 @@ def write_env(
         f.write("\n".join(lines) + "\n")
 
 
+def write_admin_env(redis_access: RedisAccess, path: Path = ADMIN_ENV_FILE) -> None:
+    """The security administration's settings for a second terminal (`alluse security
+    create-client` and the like, after var/alluse.env), mode 0600: the security service's
+    Redis user and the ACL administrator, their passwords read from var/ when sourced."""
+    names = {"REDIS_URL": "security", "ALLUSE_REDIS_ADMIN_URL": ADMIN_USER}
+    lines = ["# Written by `make run`: source var/alluse.env, then this file, to administer"]
+    for name, user in names.items():
+        url = redis_access.as_user(user, "PASSWORD")
+        password = f"$(cat {shlex.quote(str(password_file(user).absolute()))})"
+        lines.append(f'export {name}="{url.replace(":PASSWORD@", f":{password}@", 1)}"')
+    lines.append(f"export ALLUSE_REDIS_ACL_FILE={shlex.quote(redis_access.acl_file)}")
+    write_secret(path, "\n".join(lines) + "\n")
+
+
 def second_terminal_hint() -> None:
     say(f"in a second terminal: source {ENV_FILE}")
     print("    alluse summary\n    alluse tail --stream lifecycle", flush=True)
+    if ADMIN_ENV_FILE.exists():
+        print(f"    source {ADMIN_ENV_FILE}  # then: alluse security create-client ...", flush=True)
 
 
 @contextlib.contextmanager
@@ -167,6 +187,8 @@ def demo_client(env: dict[str, str], redis_access: RedisAccess) -> dict[str, str
     write_env(
         env, redis_password_file=redis_password_file(SECRET_FILE) if redis_access.users else None
     )
+    if redis_access.users:
+        write_admin_env(redis_access)
     engine_id = f"demo-engine-{secrets.token_hex(3)}"
     say(f"creating a machine client '{engine_id}' with role trading_engine for the simulators")
     print(
@@ -284,6 +306,7 @@ def main(argv: list[str] | None = None) -> int:
         say("stopping")
     finally:
         ENV_FILE.unlink(missing_ok=True)  # it would point a second terminal at stopped servers
+        ADMIN_ENV_FILE.unlink(missing_ok=True)
     return 0
 
 

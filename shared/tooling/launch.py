@@ -91,16 +91,26 @@ class RedisAccess:
         }
 
 
+def password_file(user: str, directory: Path = VAR) -> Path:
+    """Where `make run` keeps the password of Redis user `user` (alone, mode 0600): a shell
+    reads it with $(cat ...), never printed."""
+    return directory / "redis-users" / user
+
+
 def redis_passwords(directory: Path = VAR) -> dict[str, str]:
     """One random password per ACL user and for the ACL administrator, made once and kept in
-    `directory`/redis-passwords.json (mode 0600); a user added later gets one then."""
-    path = directory / "redis-passwords.json"
-    kept: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
-    wanted = [redis_acl.password_variable(u) for u in ACL_USERS] + [ADMIN_USER]
-    made = {name: kept.get(name) or secrets.token_hex(24) for name in wanted}
-    if made != kept:
-        write_secret(path, json.dumps(made, indent=1))
-        say(f"made a password per Redis user in {path} (mode 0600)")
+    `directory`/redis-users/<user> (mode 0600); a user added later gets one then. Keyed as
+    the ACL file generator takes them (ALLUSE_REDIS_PASSWORD_<USER>; the administrator by
+    its name)."""
+    password_file(ADMIN_USER, directory).parent.mkdir(mode=0o700, exist_ok=True)
+    made: dict[str, str] = {}
+    for user in [*ACL_USERS, ADMIN_USER]:
+        path = password_file(user, directory)
+        if not path.exists():
+            write_secret(path, secrets.token_hex(24))
+            say(f"made a password for the Redis user {user} in {path} (mode 0600)")
+        key = ADMIN_USER if user == ADMIN_USER else redis_acl.password_variable(user)
+        made[key] = path.read_text().strip()
     return made
 
 

@@ -126,14 +126,13 @@ def test_make_run_runs_valkey_with_the_acl_each_service_as_its_own_user_and_the_
     as_client.close()
 
     # Each service connected as its own Redis user; the passwords were never printed.
-    passwords = json.loads((var / "redis-passwords.json").read_text())
-    assert stat.S_IMODE((var / "redis-passwords.json").stat().st_mode) == 0o600
+    files = sorted((var / "redis-users").iterdir())
+    assert {f.name for f in files} >= {"account", "integration", "security", "console"}
+    assert all(stat.S_IMODE(f.stat().st_mode) == 0o600 for f in files)
+    passwords = {f.name: f.read_text() for f in files}
     assert stat.S_IMODE((var / "redis" / "users.acl").stat().st_mode) == 0o600
     operator = redis.Redis(
-        host=host,
-        port=port,
-        username="operator",
-        password=passwords["ALLUSE_REDIS_PASSWORD_OPERATOR"],
+        host=host, port=port, username="operator", password=passwords["operator"]
     )
     connected = {c["user"] for c in operator.client_list()}
     operator.close()
@@ -143,6 +142,34 @@ def test_make_run_runs_valkey_with_the_acl_each_service_as_its_own_user_and_the_
     for log in (var / "logs").glob("*.log"):  # no service was refused anything it needed
         assert "NOPERM" not in log.read_text(), log.read_text()[-3000:]
 
+    # The security administration from the second terminal provisions another client's user.
+    admin_file = var / "alluse-admin.env"
+    assert stat.S_IMODE(admin_file.stat().st_mode) == 0o600
+    assert not any(p in admin_file.read_text() for p in passwords.values())
+    made = subprocess.run(
+        [
+            "bash",
+            "-c",
+            f"source {env_file} && source {admin_file} && alluse --json security create-client"
+            " --client-id engine-2 --role trading_engine --portfolio '*'",
+        ],
+        cwd=tmp_path,
+        env=clean,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert made.returncode == 0, made.stderr
+    client = json.loads(made.stdout)
+    assert client["redis"] == "running server updated", client
+    engine = redis.Redis(
+        host=host, port=port, username=client["redis_user"], password=client["redis_password"]
+    )
+    assert engine.ping()
+    engine.close()
+    assert f"user {client['redis_user']} " in (var / "redis" / "users.acl").read_text()
+
     make_run.proc.send_signal(signal.SIGINT)
     assert make_run.proc.wait(60) == 0, make_run.output[-3000:]
     assert not env_file.exists()  # it would point a second terminal at stopped servers
+    assert not admin_file.exists()
