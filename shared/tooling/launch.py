@@ -21,7 +21,6 @@ from typing import Any
 import redis
 from cryptography.fernet import Fernet
 
-from services.security import redis_acl
 from shared.contracts.streams import ACL_USERS
 from shared.infra.trust.signing import identity_env, new_identities
 from shared.tooling import embedded
@@ -109,19 +108,36 @@ def redis_passwords(directory: Path = VAR) -> dict[str, str]:
         if not path.exists():
             write_secret(path, secrets.token_hex(24))
             say(f"made a password for the Redis user {user} in {path} (mode 0600)")
-        key = ADMIN_USER if user == ADMIN_USER else redis_acl.password_variable(user)
+        key = ADMIN_USER if user == ADMIN_USER else password_variable(user)
         made[key] = path.read_text().strip()
     return made
 
 
-def acl_text(passwords: dict[str, str], prefix: str, kept: str) -> str:
-    """The generated ACL file (`alluse security admin redis-acl`), the machine clients' users
-    `create-client` added to it kept, and the administrator's user."""
-    digest = hashlib.sha256(passwords[ADMIN_USER].encode()).hexdigest()
-    admin = f"user {ADMIN_USER} on #{digest} resetkeys resetchannels -@all " + " ".join(
-        f"+{c}" for c in ADMIN_COMMANDS.split()
+def password_variable(user: str) -> str:
+    """The setting the ACL file generator takes `user`'s password from."""
+    return f"ALLUSE_REDIS_PASSWORD_{user.upper()}"
+
+
+def write_acl(path: Path, passwords: dict[str, str], prefix: str) -> None:
+    """The generated ACL file (`python -m services.security admin redis-acl`, which keeps the
+    machine clients' users `create-client` added to it), mode 0600, and the administrator's
+    user after them."""
+    if not path.exists():
+        write_secret(path, "")  # the generator rewrites it in place: 0600 from the start
+    generate = [sys.executable, "-m", "services.security", "admin", "redis-acl"]
+    done = subprocess.run(
+        [*generate, "--out", str(path), "--prefix", prefix],
+        env={**os.environ, **{k: v for k, v in passwords.items() if k != ADMIN_USER}},
+        capture_output=True,
+        text=True,
+        check=False,
     )
-    return redis_acl.acl_file(passwords, prefix, [*redis_acl.client_lines(kept), admin])
+    if done.returncode != 0:
+        raise SystemExit(f"generating the Redis ACL file failed: {done.stderr.strip()}")
+    digest = hashlib.sha256(passwords[ADMIN_USER].encode()).hexdigest()
+    rules = " ".join(f"+{c}" for c in ADMIN_COMMANDS.split())
+    with path.open("a") as f:
+        f.write(f"user {ADMIN_USER} on #{digest} resetkeys resetchannels -@all {rules}\n")
 
 
 @contextlib.contextmanager
@@ -134,12 +150,11 @@ def acl_redis(
     data_dir.mkdir(parents=True, exist_ok=True)
     passwords = redis_passwords(var)
     acl = data_dir / "users.acl"
-    kept = acl.read_text() if acl.exists() else ""
-    write_secret(acl, acl_text(passwords, prefix, kept))
-    probe = ("security", passwords[redis_acl.password_variable("security")])
+    write_acl(acl, passwords, prefix)
+    probe = ("security", passwords[password_variable("security")])
     with embedded.embedded_redis(data_dir, port, aclfile=acl, probe=probe) as url:
         base = RedisAccess(url)
-        users = {u: base.as_user(u, passwords[redis_acl.password_variable(u)]) for u in ACL_USERS}
+        users = {u: base.as_user(u, passwords[password_variable(u)]) for u in ACL_USERS}
         yield RedisAccess(
             url,
             users,
