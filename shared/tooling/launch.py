@@ -3,19 +3,27 @@
 and started again), and machine clients made with the CLI."""
 
 import contextlib
+import hashlib
 import json
 import os
+import secrets
 import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import redis
 from cryptography.fernet import Fernet
 
+from shared.contracts.streams import ACL_USERS
 from shared.infra.trust.signing import identity_env, new_identities
+from shared.tooling import embedded
 
 VAR = Path("var")
 SERVICES = {"security": 8081, "account": 8082, "integration": 8083}
@@ -26,6 +34,148 @@ KEY_FILES = {name: VAR / file for name, file in KEY_NAMES.items()}
 
 def say(message: str) -> None:
     print(f"\033[1m==> {message}\033[0m", flush=True)
+
+
+def warn(message: str) -> None:
+    print(f"\033[1;33mWARNING: {message}\033[0m", file=sys.stderr, flush=True)
+
+
+def write_secret(path: Path, value: str) -> None:
+    """`value` alone in `path`, mode 0600 from its creation (never readable by others)."""
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(value)
+
+
+ADMIN_USER = "acl-admin"  # the user that provisions machine clients' Redis users
+# ACL SETUSER can grant anything, so this user is as strong as root; it runs nothing else.
+ADMIN_COMMANDS = "ping hello select client|setname client|setinfo acl|setuser client|kill"
+
+
+@dataclass(frozen=True)
+class RedisAccess:
+    """Where the platform's Redis is and as whom each process connects to it.
+
+    `users` empty: one URL for every process and client (a Redis without the ACL file);
+    otherwise each ACL user's URL, with its credentials, and the provisioning settings of the
+    security administration (ALLUSE_REDIS_ADMIN_URL, ALLUSE_REDIS_ACL_FILE)."""
+
+    url: str
+    users: dict[str, str] = field(default_factory=dict)
+    admin_url: str = ""
+    acl_file: str = ""
+
+    def of(self, user: str) -> str:
+        return self.users.get(user, self.url)
+
+    def as_user(self, user: str, password: str) -> str:
+        """The server's URL with `user`'s credentials (a machine client's, `client-<lane>`)."""
+        parts = urllib.parse.urlsplit(self.url)
+        host = parts.netloc.rsplit("@", 1)[-1]
+        netloc = (
+            f"{urllib.parse.quote(user, safe='')}:{urllib.parse.quote(password, safe='')}@{host}"
+        )
+        return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+    def admin_env(self) -> dict[str, str]:
+        """The settings of the security administration (`alluse security ...`): the security
+        service's user, and where a machine client's Redis user is provisioned."""
+        if not self.users:
+            return {"REDIS_URL": self.url}
+        return {
+            "REDIS_URL": self.users["security"],
+            "ALLUSE_REDIS_ADMIN_URL": self.admin_url,
+            "ALLUSE_REDIS_ACL_FILE": self.acl_file,
+        }
+
+
+def password_file(user: str, directory: Path = VAR) -> Path:
+    """Where `make run` keeps the password of Redis user `user` (alone, mode 0600): a shell
+    reads it with $(cat ...), never printed."""
+    return directory / "redis-users" / user
+
+
+def redis_passwords(directory: Path = VAR) -> dict[str, str]:
+    """One random password per ACL user and for the ACL administrator, made once and kept in
+    `directory`/redis-users/<user> (mode 0600); a user added later gets one then. Keyed as
+    the ACL file generator takes them (ALLUSE_REDIS_PASSWORD_<USER>; the administrator by
+    its name)."""
+    password_file(ADMIN_USER, directory).parent.mkdir(mode=0o700, exist_ok=True)
+    made: dict[str, str] = {}
+    for user in [*ACL_USERS, ADMIN_USER]:
+        path = password_file(user, directory)
+        if not path.exists():
+            write_secret(path, secrets.token_hex(24))
+            say(f"made a password for the Redis user {user} in {path} (mode 0600)")
+        key = ADMIN_USER if user == ADMIN_USER else password_variable(user)
+        made[key] = path.read_text().strip()
+    return made
+
+
+def password_variable(user: str) -> str:
+    """The setting the ACL file generator takes `user`'s password from."""
+    return f"ALLUSE_REDIS_PASSWORD_{user.upper()}"
+
+
+def write_acl(path: Path, passwords: dict[str, str], prefix: str) -> None:
+    """The generated ACL file (`python -m services.security admin redis-acl`, which keeps the
+    machine clients' users `create-client` added to it), mode 0600, and the administrator's
+    user after them."""
+    if not path.exists():
+        write_secret(path, "")  # the generator rewrites it in place: 0600 from the start
+    generate = [sys.executable, "-m", "services.security", "admin", "redis-acl"]
+    done = subprocess.run(
+        [*generate, "--out", str(path), "--prefix", prefix],
+        env={**os.environ, **{k: v for k, v in passwords.items() if k != ADMIN_USER}},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"generating the Redis ACL file failed: {done.stderr.strip()}")
+    digest = hashlib.sha256(passwords[ADMIN_USER].encode()).hexdigest()
+    rules = " ".join(f"+{c}" for c in ADMIN_COMMANDS.split())
+    with path.open("a") as f:
+        f.write(f"user {ADMIN_USER} on #{digest} resetkeys resetchannels -@all {rules}\n")
+
+
+@contextlib.contextmanager
+def acl_redis(
+    data_dir: Path, port: int = 0, *, prefix: str = "", var: Path = VAR
+) -> Iterator[RedisAccess]:
+    """The embedded server running the generated ACL file (`data_dir`/users.acl, regenerated at
+    every start from the passwords in `var`): the default user off, each service and kind of
+    client its own user, machine clients' users as provisioned (kept across restarts)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    passwords = redis_passwords(var)
+    acl = data_dir / "users.acl"
+    write_acl(acl, passwords, prefix)
+    probe = ("security", passwords[password_variable("security")])
+    with embedded.embedded_redis(data_dir, port, aclfile=acl, probe=probe) as url:
+        base = RedisAccess(url)
+        users = {u: base.as_user(u, passwords[password_variable(u)]) for u in ACL_USERS}
+        yield RedisAccess(
+            url,
+            users,
+            admin_url=base.as_user(ADMIN_USER, passwords[ADMIN_USER]),
+            acl_file=str(acl.absolute()),
+        )
+
+
+def unrestricted(url: str) -> bool:
+    """Whether `url` connects as a user that may run anything on any key: a Redis without the
+    ACL file (or with a user as strong as one), where Redis enforces no lane."""
+    client = redis.Redis.from_url(url, decode_responses=True)
+    try:
+        rules: dict[str, Any] = client.acl_getuser(str(client.acl_whoami())) or {}
+    except redis.exceptions.NoPermissionError:  # not even its own rules: a restricted user
+        return False
+    finally:
+        client.close()
+    # redis-py splits the rules into categories and commands, Redis versions differ in which.
+    granted = [*rules.get("categories", []), *rules.get("commands", [])]
+    return "+@all" in granted and "~*" in rules.get("keys", [])
 
 
 def local_key(name: str, directory: Path = VAR) -> str:
@@ -135,18 +285,23 @@ class Service:
 
 @contextlib.contextmanager
 def services(
-    env: dict[str, str], ports: dict[str, int] = SERVICES, var: Path = VAR
+    env: dict[str, str],
+    ports: dict[str, int] = SERVICES,
+    var: Path = VAR,
+    redis_access: RedisAccess | None = None,
 ) -> Iterator[dict[str, Service]]:
     """The services, each with its own identity (the console, a client, has none), started in
-    order (security first: the others fetch its JWKS); logs in `var`/logs."""
+    order (security first: the others fetch its JWKS); logs in `var`/logs. With
+    `redis_access`, each connects to Redis as its own user (the console as `console`)."""
     running: dict[str, Service] = {}
     own = identities(var)
     try:
         for port in ports.values():
             ensure_free(port)
         for name, port in ports.items():
+            mine = {"REDIS_URL": redis_access.of(name)} if redis_access else {}
             running[name] = service = Service(
-                name, port, {**env, **own.get(name, {})}, var / "logs"
+                name, port, {**env, **own.get(name, {}), **mine}, var / "logs"
             )
             service.start()
             service.wait_ready()
@@ -170,12 +325,21 @@ def ensure_free(port: int) -> None:
 
 
 def create_client(
-    env: dict[str, str], client_id: str, role: str, secret_file: Path, *, portfolios: str = "*"
+    env: dict[str, str],
+    client_id: str,
+    role: str,
+    secret_file: Path,
+    *,
+    portfolios: str = "*",
+    redis_access: RedisAccess | None = None,
 ) -> dict[str, str]:
     """A machine client made with the CLI; its secret goes only to `secret_file` (0600).
     It is granted `portfolios` (default `*`, the whole platform: a demo's or a load's clients
     touch every portfolio; docs/scopes.md). Returns the settings with which the CLI fetches
-    its tokens."""
+    its tokens. With `redis_access` running the ACL file, `env` is the security
+    administration's (RedisAccess.admin_env): the client's Redis user `client-<id>` is made
+    too, its password kept beside the secret (`secret_file` with suffix .redis, 0600), and
+    REDIS_URL in the settings connects as that user."""
     done = subprocess.run(
         [
             sys.executable,
@@ -198,8 +362,20 @@ def create_client(
     )
     if done.returncode != 0:
         raise SystemExit(f"creating the client {client_id} failed: {done.stderr.strip()}")
-    secret_file.unlink(missing_ok=True)
-    fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(json.loads(done.stdout)["client_secret"])
-    return {"ALLUSE_CLIENT_ID": client_id, "ALLUSE_CLIENT_SECRET_FILE": str(secret_file.absolute())}
+    made = json.loads(done.stdout)
+    write_secret(secret_file, made["client_secret"])
+    settings = {
+        "ALLUSE_CLIENT_ID": client_id,
+        "ALLUSE_CLIENT_SECRET_FILE": str(secret_file.absolute()),
+    }
+    if redis_access is not None and redis_access.users:
+        if made.get("redis", "").startswith("running server not updated"):
+            raise SystemExit(f"the client {client_id} got no Redis user: {made.get('redis')}")
+        write_secret(redis_password_file(secret_file), made["redis_password"])
+        settings["REDIS_URL"] = redis_access.as_user(made["redis_user"], made["redis_password"])
+    return settings
+
+
+def redis_password_file(secret_file: Path) -> Path:
+    """Where `create_client` keeps the Redis password of the client whose secret is there."""
+    return secret_file.with_suffix(".redis")

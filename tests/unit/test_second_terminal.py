@@ -57,6 +57,36 @@ def test_keys_given_in_the_environment_are_never_written_down(
         assert name not in path.read_text()
 
 
+def test_the_redis_password_is_read_from_its_file_when_sourced_never_written_down(
+    tmp_path: Path,
+) -> None:
+    secret = tmp_path / "var dir" / "demo-client.redis"
+    secret.parent.mkdir()
+    secret.write_text("s3cret-Redis_pw")
+    path = tmp_path / "alluse.env"
+    env = {"REDIS_URL": "redis://client-demo-operator-1:s3cret-Redis_pw@127.0.0.1:6380/0"}
+    run.write_env(env, path, redis_password_file=secret)
+
+    assert "s3cret" not in path.read_text()
+    out = subprocess.run(
+        ["bash", "-c", f"source {path} && echo $REDIS_URL"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip() == env["REDIS_URL"]
+
+
+def test_a_given_redis_without_the_acl_is_used_and_a_warning_says_so_at_start(
+    servers: tuple[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The test servers' Redis has no ACL file: one trusted writer only, said at start."""
+    run.given_redis(servers[0])
+    warned = capsys.readouterr().err
+    assert "WARNING" in warned and "without the ACL file" in warned
+    assert "single trusted writer" in warned
+
+
 def test_the_embedded_redis_takes_its_fixed_port_when_free_and_another_when_not() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
