@@ -3,11 +3,11 @@
 from functools import partial
 from pathlib import Path
 
-from services.account.events import SOURCE
-from services.account.reinvestment import Clock, ReinvestmentScheduler
-from services.account.router import COMMANDS, EFFECTS, query_answerer
-from services.account.scopes import scoped
-from services.account.uow import AccountUnit
+from services.account.handlers.events import SOURCE
+from services.account.handlers.reinvestment import Clock, ReinvestmentScheduler
+from services.account.handlers.router import COMMANDS, EFFECTS, query_answerer
+from services.account.handlers.scopes import scoped
+from services.account.state.uow import AccountUnit
 from shared.contracts.streams import (
     ACCOUNT_COMMANDS,
     ACCOUNT_EFFECTS,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from services.account import router
+from services.account.handlers import router
 from services.integration.handlers import FromUpstream
 from shared.contracts import answers, asyncapi, docs, lifecycle, streams, trust, upstream
 from shared.contracts.messages import AUDIT_RECORDED

@@ -9,7 +9,7 @@ import pytest
 from redis.asyncio import Redis
 
 from services.account.app import build
-from services.account.store import reads
+from services.account.state.store import reads
 from shared.infra.runtime.db import connection
 from shared.infra.runtime.service import Runtime, running
 from shared.infra.runtime.settings import Settings

@@ -11,17 +11,18 @@ from uuid import UUID
 import asyncpg
 import pytest
 
-from services.account import app, trades
+from services.account import app
 from services.account.domain import (
     AccountConfig,
     AccountType,
     InsufficientFunds,
     decide_deposit,
 )
-from services.account.effects import TradeEffect
-from services.account.handlers import _new_account
-from services.account.store import accounts
-from services.account.uow import AccountUnit
+from services.account.handlers import trades
+from services.account.handlers.accounts import _new_account
+from services.account.handlers.effects import TradeEffect
+from services.account.state.store import accounts
+from services.account.state.uow import AccountUnit
 from shared.contracts.envelope import CloudEvent, decode
 from shared.contracts.streams import Streams
 from shared.infra.runtime.db import create_pool, migrate, transaction

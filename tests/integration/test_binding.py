@@ -14,7 +14,7 @@ import pytest
 from redis.asyncio import Redis
 
 from services.account.app import reinvestment_scheduler
-from services.account.reinvestment import SCHEDULER_SOURCE
+from services.account.handlers.reinvestment import SCHEDULER_SOURCE
 from shared.contracts.streams import ACCOUNT_COMMANDS, ACCOUNT_LIFECYCLE, WS4_EVENTS
 from shared.infra.runtime.settings import Settings
 from tests.support.platform import Platform, platform

@@ -1,5 +1,5 @@
 """The unit of work's contract, run against both units that implement the handlers' port:
-the real one on PostgreSQL (services/account/uow.py) and the in-memory fake the handler tests
+the real one on PostgreSQL (services/account/state/uow.py) and the in-memory fake the handler tests
 use (tests/support/fake_unit.py). A promise handlers rely on that the fake kept differently from
 the real unit would make the handler tests prove nothing; here it fails on one side."""
 
@@ -22,8 +22,8 @@ from services.account.domain import (
     decide_deposit,
     decide_withdrawal,
 )
-from services.account.port import Unit
-from services.account.uow import AccountUnit
+from services.account.state.port import Unit
+from services.account.state.uow import AccountUnit
 from shared.contracts.envelope import decode
 from shared.contracts.lifecycle import LIFECYCLE_TYPES
 from shared.contracts.streams import Streams

@@ -6,7 +6,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from services.account.app import SCHEMA
-from services.account.store import reads
+from services.account.state.store import reads
 from shared.contracts.lifecycle import LIFECYCLE_TYPES
 from shared.contracts.streams import (
     ACCOUNT_COMMANDS,

@@ -12,7 +12,7 @@ from services.account.domain.marks import Quote
 from services.account.domain.positions import Holding, Move
 from services.account.domain.reversal import Entry
 from services.account.domain.settings import GrowthSettings
-from services.account.store.accounts import AccountRow, PortfolioRow, config_json
+from services.account.state.store.accounts import AccountRow, PortfolioRow, config_json
 
 if TYPE_CHECKING:
     from tests.support.fake_unit import FakeUnit

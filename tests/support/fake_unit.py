@@ -16,8 +16,6 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from services.account import events
-from services.account.batch_positions import Valued
 from services.account.domain import (
     Account,
     AccountConfig,
@@ -31,7 +29,9 @@ from services.account.domain import (
 from services.account.domain.marks import Marked, mark_all
 from services.account.domain.positions import Move
 from services.account.domain.settings import DEFAULT_SETTINGS, GrowthSettings
-from services.account.port import AccountRow, LedgerRow, PortfolioRow, Unit
+from services.account.handlers import events
+from services.account.state.batch_positions import Valued
+from services.account.state.port import AccountRow, LedgerRow, PortfolioRow, Unit
 from shared.contracts.lifecycle import Payload, wire_data
 from tests.support.fake_repositories import Accounts, Growth, Ledger, PositionStore
 

@@ -9,11 +9,11 @@ from decimal import Decimal as D
 from typing import Any
 from uuid import uuid4
 
-from services.account import handlers
 from services.account.domain import (
     AccountStatus,
     AccountType,
 )
+from services.account.handlers import accounts as handlers
 from shared.contracts import account as c
 from tests.support.fake_unit import FakeUnit, an_account
 from tests.support.fake_unit import refused as refused_with

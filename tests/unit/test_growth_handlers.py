@@ -8,7 +8,6 @@ from decimal import Decimal as D
 from typing import Any
 from uuid import UUID, uuid4
 
-from services.account import growth, handlers, reinvestment
 from services.account.domain import (
     Account,
     AccountConfig,
@@ -18,6 +17,8 @@ from services.account.domain import (
     TransactionType,
     change,
 )
+from services.account.handlers import accounts as handlers
+from services.account.handlers import growth, reinvestment
 from shared.contracts import account as c
 from tests.support.fake_unit import FakeUnit
 from tests.support.fake_unit import refused as refused_with

@@ -1,7 +1,7 @@
 """The tree reply stays within one stream entry, and the CLI draws what it gets."""
 
-from services.account.analytics import MAX_POINTS
 from services.account.domain.analytics import thin
+from services.account.reads.analytics import MAX_POINTS
 from services.cli.charts import svg, text_tree
 
 

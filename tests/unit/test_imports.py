@@ -39,7 +39,7 @@ def test_each_top_level_package_imports_only_shared_and_itself() -> None:
 def test_the_walk_sees_a_crossing(tmp_path: Path) -> None:
     """The wall's check on a tree of its own: both kinds of crossing found, allowed imports not."""
     files = {
-        "services/account/handlers.py": "from services.account.domain import Account\n"
+        "services/account/handlers/accounts.py": "from services.account.domain import Account\n"
         "import shared.infra.runtime.db\n",  # its own service and shared/: allowed
         "services/console/views.py": "from services.account.domain import Account\n",
         "shared/tooling/client.py": "import services.cli.client\n",

@@ -12,10 +12,10 @@ from uuid import uuid4
 import pytest
 from pydantic import ValidationError
 
-from services.account import events
 from services.account.domain import AccountType
-from services.account.store.ledger import LedgerRow
-from services.account.uow import AccountUnit
+from services.account.handlers import events
+from services.account.state.store.ledger import LedgerRow
+from services.account.state.uow import AccountUnit
 from shared.contracts import lifecycle as e
 from shared.contracts.messages import COMMAND_REJECTED, WEEK_CHANGED
 from shared.contracts.upstream import WeekClassified
@@ -56,7 +56,7 @@ def test_every_event_the_account_service_announces_is_built_from_its_contract_mo
             if isinstance(func, ast.Attribute) and func.attr == "emit" and call.args:
                 first = call.args[0]
                 where = f"{path.name}:{call.lineno}"
-                # A model constructed in place, or a builder of services/account/events.py.
+                # A model constructed in place, or a builder of services/account/handlers/events.py.
                 assert isinstance(first, ast.Call), f"{where} emits something not built here"
                 assert _model_built(first) is not None or (
                     isinstance(first.func, ast.Attribute)

@@ -7,9 +7,10 @@ from decimal import Decimal as D
 from functools import partial
 from typing import Any
 
-from services.account import corrections, effects, handlers, trades, valuation
 from services.account.domain import Account, AccountStatus
 from services.account.domain.marks import Quote
+from services.account.handlers import accounts as handlers
+from services.account.handlers import corrections, effects, trades, valuation
 from shared.contracts import account as c
 from tests.support.fake_unit import FakeUnit, an_account, refused
 

@@ -2,11 +2,11 @@
 opposite entry names the original, carries the reason, undoes the position moves booked with it, and
 is announced and audited like every command."""
 
-from services.account import growth
 from services.account.domain.reversal import UnknownTransaction, decide_reversal, undo_moves
-from services.account.holdings import record
-from services.account.port import Unit
-from services.account.valuation import revalue
+from services.account.handlers import growth
+from services.account.handlers.valuation import revalue
+from services.account.state.holdings import record
+from services.account.state.port import Unit
 from shared.contracts import account as c
 from shared.contracts import lifecycle as e
 

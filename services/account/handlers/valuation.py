@@ -9,9 +9,9 @@ from uuid import UUID
 from services.account.domain.marks import Marked, compare_valuation, mark_all, positions_value
 from services.account.domain.money import ZERO
 from services.account.domain.trading import watch_drawdown
-from services.account.effects import QuoteEffect, ValuationEffect, uuid_of
-from services.account.port import Unit
-from services.account.repositories import PositionStore
+from services.account.handlers.effects import QuoteEffect, ValuationEffect, uuid_of
+from services.account.state.port import Unit
+from services.account.state.repositories import PositionStore
 from shared.contracts import lifecycle as e
 
 

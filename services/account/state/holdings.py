@@ -11,8 +11,8 @@ from services.account.domain.growth import Carried, carry
 from services.account.domain.marks import positions_value
 from services.account.domain.money import ZERO
 from services.account.domain.positions import Move
-from services.account.port import Unit
-from services.account.valuation import revalue, wound_up
+from services.account.handlers.valuation import revalue, wound_up
+from services.account.state.port import Unit
 from shared.contracts import lifecycle as e
 
 

@@ -8,13 +8,13 @@ from uuid import UUID
 
 import asyncpg
 
-from services.account import position_store as ps
 from services.account.domain import UnknownAccount
 from services.account.domain.marks import positions_value
 from services.account.domain.reversal import NoHistory
-from services.account.repositories import PositionStore
-from services.account.store import reads
-from services.account.valuation import marked, view
+from services.account.handlers.valuation import marked, view
+from services.account.state.repositories import PositionStore
+from services.account.state.store import positions as ps
+from services.account.state.store import reads
 from shared.contracts import account as c
 
 

@@ -4,7 +4,6 @@ position sizing among them, are recorded and announced."""
 
 from typing import Any
 
-from services.account import growth
 from services.account.domain import Account, TransactionType, change, ensure_active
 from services.account.domain.marks import positions_value, sizing_breach
 from services.account.domain.positions import (
@@ -24,7 +23,8 @@ from services.account.domain.trading import (
     first_application,
     protocol_breaches,
 )
-from services.account.effects import (
+from services.account.handlers import growth
+from services.account.handlers.effects import (
     AssignmentEffect,
     ExpirationEffect,
     TradeEffect,
@@ -32,9 +32,9 @@ from services.account.effects import (
     uuid_of,
     violations,
 )
-from services.account.holdings import record
-from services.account.port import Unit
-from services.account.valuation import revalue
+from services.account.handlers.valuation import revalue
+from services.account.state.holdings import record
+from services.account.state.port import Unit
 
 
 async def _fresh(uow: Unit, account: Account, kind: str, ref: str, fp: object) -> bool:

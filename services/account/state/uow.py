@@ -20,8 +20,6 @@ from uuid import UUID
 
 import asyncpg
 
-from services.account import events, repositories
-from services.account.batch_positions import BatchPositions, Ref, Valued
 from services.account.domain import (
     Account,
     BalanceChange,
@@ -32,9 +30,12 @@ from services.account.domain import (
 from services.account.domain.marks import Marked
 from services.account.domain.money import ZERO
 from services.account.domain.positions import Move
-from services.account.port import AccountRow, LedgerRow, PortfolioRow, Unit
-from services.account.store import accounts, ledger
-from services.account.writes import Writes
+from services.account.handlers import events
+from services.account.state import repositories
+from services.account.state.batch_positions import BatchPositions, Ref, Valued
+from services.account.state.port import AccountRow, LedgerRow, PortfolioRow, Unit
+from services.account.state.store import accounts, ledger
+from services.account.state.writes import Writes
 from shared.contracts import lifecycle
 from shared.contracts.envelope import CloudEvent, new_event
 from shared.contracts.streams import ACCOUNT_EVENTS, Streams

@@ -9,8 +9,8 @@ names drives them in tests without servers (tests/support/fake_unit.py).
 from collections.abc import Callable
 from typing import Concatenate, ParamSpec, TypeVar
 
-from services.account import position_store
-from services.account.store import accounts, growth, ledger, reads
+from services.account.state.store import accounts, growth, ledger, reads
+from services.account.state.store import positions as position_store
 from shared.infra.stream.unit import Sql
 
 P = ParamSpec("P")

@@ -12,12 +12,12 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from services.account import position_store as ps
 from services.account.domain import TransactionType
 from services.account.domain.marks import Marked, Quote, mark_all
 from services.account.domain.positions import Holding, Move
-from services.account.store import ledger
-from services.account.writes import Writes
+from services.account.state.store import ledger
+from services.account.state.store import positions as ps
+from services.account.state.writes import Writes
 from shared.contracts.envelope import CloudEvent
 from shared.infra.stream.unit import Sql
 

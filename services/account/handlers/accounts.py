@@ -7,7 +7,6 @@ from dataclasses import asdict, replace
 from decimal import Decimal
 from uuid import UUID, uuid4
 
-from services.account import growth
 from services.account.domain import (
     Account,
     AccountConfig,
@@ -25,8 +24,9 @@ from services.account.domain import (
     plan_initialization,
 )
 from services.account.domain.growth import needs_watch
-from services.account.events import snapshot
-from services.account.port import LedgerRow, Unit
+from services.account.handlers import growth
+from services.account.handlers.events import snapshot
+from services.account.state.port import LedgerRow, Unit
 from shared.contracts import account as c
 from shared.contracts import lifecycle as e
 

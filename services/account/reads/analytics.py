@@ -12,7 +12,6 @@ from typing import Any
 
 import asyncpg
 
-from services.account import position_store
 from services.account.domain import TradeStats, UnknownAccount, UnknownPortfolio, account_metrics
 from services.account.domain.analytics import (
     attribution,
@@ -20,7 +19,8 @@ from services.account.domain.analytics import (
     thin,
     weekly_generations,
 )
-from services.account.store import reads
+from services.account.state.store import positions as position_store
+from services.account.state.store import reads
 from shared.contracts import account as c
 
 ZERO = Decimal("0.00")

@@ -8,10 +8,10 @@ from uuid import UUID
 
 import asyncpg
 
-from services.account import position_store as ps
 from services.account.domain import Account
 from services.account.domain.positions import Holding
-from services.account.store import accounts, ledger
+from services.account.state.store import accounts, ledger
+from services.account.state.store import positions as ps
 
 Rows = list[tuple[Any, ...]]
 

@@ -36,10 +36,10 @@ from services.account.domain.growth import (
 )
 from services.account.domain.positions import collateral
 from services.account.domain.settings import GrowthSettings
-from services.account.events import snapshot
-from services.account.holdings import hand_over, plan_handovers
-from services.account.port import PortfolioRow, Unit
-from services.account.store.accounts import to_account
+from services.account.handlers.events import snapshot
+from services.account.state.holdings import hand_over, plan_handovers
+from services.account.state.port import PortfolioRow, Unit
+from services.account.state.store.accounts import to_account
 from shared.contracts import account as c
 from shared.contracts import lifecycle as e
 

@@ -2,15 +2,15 @@
 8-9): their payloads, WS2's verdicts, and the protocol violations every effect may record.
 
 The money moves as it moved at the broker; protocol breaches are recorded and announced,
-never a reason to drop the money (fills, assignments, expirations: services/account/trades.py;
-quotes and valuations: services/account/valuation.py).
+never a reason to drop the money (fills, assignments, expirations: services/account/handlers/trades.py;
+quotes and valuations: services/account/handlers/valuation.py).
 """
 
 from typing import Any
 from uuid import UUID
 
 from services.account.domain import UnknownAccount, adherence_score
-from services.account.port import Unit
+from services.account.state.port import Unit
 from shared.contracts import lifecycle as e
 from shared.contracts import upstream as u
 

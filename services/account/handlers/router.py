@@ -9,19 +9,18 @@ from typing import Any
 
 import asyncpg
 
-from services.account import (
-    analytics,
+from services.account.handlers import accounts as handlers
+from services.account.handlers import (
     corrections,
     effects,
     growth,
-    handlers,
-    position_queries,
-    queries,
     reinvestment,
     scopes,
     trades,
     valuation,
 )
+from services.account.reads import analytics, queries
+from services.account.reads import positions as position_queries
 from shared.contracts import account as c
 from shared.contracts.envelope import CloudEvent
 from shared.contracts.streams import Streams
@@ -76,7 +75,7 @@ def query_answerer(
     nothing and must not wait for a batch. Each query reads in one read-only snapshot, so its
     statements (an account and its holdings, a tree and its balances) see one moment.
     A query outside the caller's portfolio scope is refused; a scoped caller's list of
-    accounts and totals cover its scope only (services/account/scopes.py).
+    accounts and totals cover its scope only (services/account/handlers/scopes.py).
     """
 
     async def answer(conn: asyncpg.Connection, ev: CloudEvent) -> dict[str, Any]:

@@ -16,7 +16,6 @@ from decimal import Decimal
 from typing import Any, Protocol
 from uuid import UUID
 
-from services.account.batch_positions import Valued
 from services.account.domain import (
     Account,
     AccountConfig,
@@ -31,8 +30,9 @@ from services.account.domain.reinvest import Allocation as ReinvestAllocation
 from services.account.domain.reinvest import Period
 from services.account.domain.reversal import Entry
 from services.account.domain.settings import GrowthSettings
-from services.account.store.accounts import AccountRow, PortfolioRow
-from services.account.store.ledger import LedgerRow
+from services.account.state.batch_positions import Valued
+from services.account.state.store.accounts import AccountRow, PortfolioRow
+from services.account.state.store.ledger import LedgerRow
 from shared.contracts.lifecycle import Payload
 
 Row = dict[str, Any]

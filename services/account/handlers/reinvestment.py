@@ -24,10 +24,10 @@ from services.account.domain.reinvest import (
     quarter_period,
 )
 from services.account.domain.settings import CATALOGS, apply_settings, settings_to_dict
-from services.account.events import SOURCE
-from services.account.port import Unit
-from services.account.store.accounts import to_account
-from services.account.store.growth import growth_settings
+from services.account.handlers.events import SOURCE
+from services.account.state.port import Unit
+from services.account.state.store.accounts import to_account
+from services.account.state.store.growth import growth_settings
 from shared.contracts import account as c
 from shared.contracts import lifecycle as e
 from shared.contracts.envelope import new_event

@@ -5,11 +5,12 @@ from uuid import UUID
 
 import asyncpg
 
-from services.account import position_queries, position_store
 from services.account.domain import AccountStatus, UnknownAccount
-from services.account.events import account_view
-from services.account.store import reads
-from services.account.store.accounts import to_account
+from services.account.handlers.events import account_view
+from services.account.reads import positions as position_queries
+from services.account.state.store import positions as position_store
+from services.account.state.store import reads
+from services.account.state.store.accounts import to_account
 from shared.contracts import account as c
 
 
@@ -28,7 +29,7 @@ async def account(conn: asyncpg.Connection, p: c.AccountRef) -> dict[str, Any]:
 async def accounts(
     conn: asyncpg.Connection, p: c.ListAccounts, *, within: list[UUID] | None = None
 ) -> dict[str, Any]:
-    """`within`: only accounts of these portfolios (a scoped caller's, services/account/scopes.py)."""
+    """`within`: only accounts of these portfolios (a scoped caller's, services/account/handlers/scopes.py)."""
     rows = await reads.list_accounts(
         conn,
         within=within,

@@ -15,7 +15,7 @@ from uuid import UUID
 
 import asyncpg
 
-from services.account import queries
+from services.account.reads import queries
 from shared.contracts.envelope import CloudEvent
 from shared.contracts.permissions import Scope
 from shared.contracts.streams import Streams

@@ -3,7 +3,7 @@
 from datetime import datetime
 from uuid import UUID
 
-from services.account.store.accounts import ACCOUNT_COLUMNS, Row
+from services.account.state.store.accounts import ACCOUNT_COLUMNS, Row
 from shared.infra.stream.unit import Sql
 
 

@@ -5,7 +5,7 @@ import functools
 from typing import Any
 
 from services.account.domain import Account, config_to_dict
-from services.account.store.ledger import LedgerRow
+from services.account.state.store.ledger import LedgerRow
 from shared.contracts import lifecycle as e
 
 SOURCE = "alluse/account-service"
