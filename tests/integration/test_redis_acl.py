@@ -311,3 +311,40 @@ def test_no_user_may_load_or_change_the_acl_so_rotation_restarts_redis(
             with pytest.raises(redis.exceptions.NoPermissionError):
                 client.execute_command(*command)  # type: ignore[no-untyped-call]  # unannotated in redis-py
         client.close()
+
+
+def test_the_acl_admin_provisions_client_users_and_touches_nothing_else(tmp_path: Path) -> None:
+    """ALLUSE_REDIS_ADMIN_URL's user (in the file only when ALLUSE_REDIS_PASSWORD_ACLADMIN is
+    set): ACL SETUSER/GETUSER/DELUSER and CLIENT KILL for `alluse security create-client` and
+    its rotations; no key, no ACL LOAD/SAVE, no server change."""
+    from services.security import redis_acl
+
+    assert redis_acl.ACL_ADMIN not in redis_acl.acl_file(passwords(), P)
+    with pytest.raises(KeyError, match="ALLUSE_REDIS_PASSWORD_ACLADMIN"):
+        redis_acl.acl_file({**passwords(), "ALLUSE_REDIS_PASSWORD_ACLADMIN": "short"}, P)
+    with acl_redis(tmp_path, P, passwords(), admin=True) as found:
+        admin = redis.Redis.from_url(found["acl-admin"])
+        rules = redis_acl.client_rules("engine-c", P)
+        admin.execute_command("ACL", "SETUSER", "client-engine-c", "on", ">pw-engine-c", *rules)  # type: ignore[no-untyped-call]  # unannotated in redis-py
+        assert admin.execute_command("ACL", "GETUSER", "client-engine-c")  # type: ignore[no-untyped-call]  # unannotated in redis-py
+        client = redis.Redis.from_url(
+            found["anonymous"].replace("//", "//client-engine-c:pw-engine-c@")
+        )
+        client.xadd(lane(WS4, "engine-c"), ENTRY)
+        client.close()
+        admin.execute_command("CLIENT", "KILL", "USER", "client-engine-c")  # type: ignore[no-untyped-call]  # unannotated in redis-py
+        admin.execute_command("ACL", "DELUSER", "client-engine-c")  # type: ignore[no-untyped-call]  # unannotated in redis-py
+        for command in (
+            ("ACL", "LOAD"),
+            ("ACL", "SAVE"),
+            ("ACL", "LIST"),
+            ("CONFIG", "SET", "appendonly", "no"),
+            ("XADD", WS4, "*", "id", "e-1"),
+            ("XRANGE", CMD, "-", "+"),
+            ("GET", LEASE),
+            ("KEYS", "*"),
+            ("FLUSHALL",),
+        ):
+            with pytest.raises(redis.exceptions.NoPermissionError):
+                admin.execute_command(*command)  # type: ignore[no-untyped-call]  # unannotated in redis-py
+        admin.close()

@@ -40,9 +40,8 @@ def acl_redis(
         for lane, pw in secrets_.items()
     ]
     admin_password = secrets.token_hex(16)
-    if admin:
-        digest = hashlib.sha256(admin_password.encode()).hexdigest()
-        lines.append(f"user acl-admin on #{digest} ~* &* +@all")
+    if admin:  # the generated least-privilege ACL admin, as deployments run it
+        env = {**env, redis_acl.password_variable(redis_acl.ACL_ADMIN): admin_password}
     acl.write_text(redis_acl.acl_file(env, prefix, lines))
     port = free_port()
     proc = subprocess.Popen(
@@ -84,7 +83,7 @@ def acl_redis(
         until_sync(answers, what=f"the ACL Redis (log: {tmp / 'redis.log'})")
         yield urls | {
             "anonymous": f"redis://127.0.0.1:{port}/0",
-            "acl-admin": f"redis://acl-admin:{admin_password}@127.0.0.1:{port}/0",
+            "acl-admin": f"redis://{redis_acl.ACL_ADMIN}:{admin_password}@127.0.0.1:{port}/0",
             "acl-file": str(acl),
         }
     finally:
