@@ -5,6 +5,7 @@ from typing import Any
 
 import yaml
 
+from services.security.redis_acl import ACL_ADMIN
 from shared.contracts.streams import ACL_USERS
 
 COMPOSE = Path(__file__).resolve().parents[2] / "docker-compose.yml"
@@ -19,8 +20,47 @@ def test_redis_runs_the_generated_acl_file_once_it_is_written() -> None:
     assert "--aclfile" in s["redis"]["command"]
     assert s["redis"]["depends_on"]["redis-acl"]["condition"] == "service_completed_successfully"
     assert s["redis-acl"]["command"][-4:] == ["admin", "redis-acl", "--out", "/acl/users.acl"]
-    needed = {f"ALLUSE_REDIS_PASSWORD_{u.upper()}" for u in ACL_USERS}
-    assert needed <= set(s["redis-acl"]["environment"])
+    needed = {f"ALLUSE_REDIS_PASSWORD_{u.upper()}" for u in (*ACL_USERS, ACL_ADMIN)}
+    assert needed == set(s["redis-acl"]["environment"]) - {"ALLUSE_STREAM_PREFIX"}
+
+
+def test_no_static_engine_user_is_left() -> None:
+    """Lanes (docs/lanes.md): each machine client has its own Redis user `client-<lane>`; the
+    shared `engine` user and its password are gone from the deployment."""
+    text = COMPOSE.read_text()
+    assert "ENGINE" not in text and "redis://engine:" not in text
+
+
+def test_lanes_are_set_explicitly_on_every_service() -> None:
+    s = services()
+    for name in ("account", "integration", "security", "console", "security-admin"):
+        assert s[name]["environment"]["ALLUSE_LANES"] == "${ALLUSE_LANES:-required}", name
+
+
+def test_only_the_one_off_admin_container_holds_the_acl_admin_and_writes_the_acl_file() -> None:
+    """create-client provisions `client-<lane>` on the running Redis as the generated ACL admin
+    (its own password variable, never the default user) and keeps its line in the file Redis
+    loads at start; the long-running services hold neither."""
+    s = services()
+    admin = s["security-admin"]
+    assert admin["profiles"] == ["admin"] and admin["restart"] == "no"
+    env = admin["environment"]
+    assert env["ALLUSE_REDIS_ADMIN_URL"].startswith(
+        f"redis://{ACL_ADMIN}:${{ALLUSE_REDIS_PASSWORD_{ACL_ADMIN.upper()}:?"
+    )
+    out = s["redis-acl"]["command"][-1]
+    assert env["ALLUSE_REDIS_ACL_FILE"] == out
+    volume = out.rsplit("/", 1)[0]
+    assert f"redis-acl:{volume}" in admin["volumes"]
+    assert f"redis-acl:{volume}:ro" in s["redis"]["volumes"]
+    assert "--aclfile" in s["redis"]["command"] and out in s["redis"]["command"]
+    for name, svc in s.items():
+        if name != "security-admin":
+            assert "ALLUSE_REDIS_ADMIN_URL" not in svc.get("environment", {}), name
+            assert "ALLUSE_REDIS_ACL_FILE" not in svc.get("environment", {}), name
+    # Everything else as the security service: the same database role, keys and Redis user.
+    security = s["security"]["environment"]
+    assert {k: v for k, v in env.items() if k in security} == security
 
 
 def test_every_service_connects_to_redis_as_its_own_user_with_a_password_from_the_env() -> None:
@@ -75,7 +115,7 @@ def test_redis_and_postgres_come_back_after_a_crash_like_the_services() -> None:
     s = services()
     for name in ("redis", "postgres", "security", "account", "integration", "console"):
         assert s[name]["restart"] == "unless-stopped", name
-    for one_shot in ("redis-acl", "security-migrate"):
+    for one_shot in ("redis-acl", "security-migrate", "security-admin"):
         assert s[one_shot]["restart"] == "no"
 
 
