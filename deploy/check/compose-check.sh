@@ -2,7 +2,8 @@
 # make deploy-check: the real docker-compose.yml, deployed from a fresh clone of HEAD as
 # docs/operators/deploy.md says (its marked ```sh blocks are run as written), under podman:
 # healthy; each service as its own Redis user and PostgreSQL role; a machine client onboarded
-# and a command sent through redis-cli; down/up with volumes kept; two kill -9 of Redis under
+# (its own Redis user client-<lane>) and a command sent through redis-cli into its lane, its
+# outcome read from its outcome stream; down/up with volumes kept; two kill -9 of Redis under
 # traffic with every command applied exactly once and the audit chain intact; a Redis password
 # and a database password rotated as documented. 4 (idle) to 12 minutes on a shared 2-core machine
 # once the base images exist (the stand-ins are built once: about 5 more). Not `make test`.
@@ -234,27 +235,44 @@ for r in account integration security security_owner; do
 done
 echo "no service role may connect to the postgres database"
 
-# --- a machine client, and a command through redis-cli ---------------------------------------
-say "onboard a client; its command through redis-cli"
-client=deploy-check-$(date +%s)
-made=$(docker compose exec -T security alluse --json security create-client \
+# --- a machine client in its lane, and a command through redis-cli ---------------------------
+say "onboard a client (its lane, its Redis user); its command through redis-cli into the lane"
+client=deploy-check-$(date +%s)  # the client id is its lane's name
+made=$(docker compose run --rm -T security-admin alluse --json security create-client \
   --client-id "$client" --role operator 2>/dev/null)
 secret=$(printf '%s' "$made" | jq -r .client_secret)
 [ -n "$secret" ] && [ "$secret" != null ] || fail "create-client printed no secret: $made"
+redis_pw=$(printf '%s' "$made" | jq -r .redis_password)
+[ "$(printf '%s' "$made" | jq -r .redis_user)" = "client-$client" ] && [ "$redis_pw" != null ] ||
+  fail "create-client made no Redis user: $made"
+printf '%s' "$made" | jq -r .redis | grep -q 'running server updated' ||
+  fail "create-client did not provision the running Redis: $made"
+echo "client $client: Redis user client-$client, provisioned on the running server and in the ACL file"
+ccli() {  # redis-cli as the client's own user, as docs/operators/deploy.md onboards it
+  docker compose exec -T -e REDISCLI_AUTH="$redis_pw" redis redis-cli --user "client-$client" "$@"
+}
 new_token() {  # 15-minute tokens: a fresh one before each round of commands
   token=$(curl -sf -u "$client:$secret" -d grant_type=client_credentials \
     "http://127.0.0.1:${ALLUSE_SECURITY_PORT:-8081}/oauth/token" | jq -r .access_token)
   [ -n "$token" ] && [ "$token" != null ] || fail "no token from the published port"
 }
 new_token
+# Lanes are required: the shared stream is not the client's to write.
+denied=$(ccli XADD alluse.account.commands '*' id x 2>&1 || true)
+printf '%s' "$denied" | grep -q NOPERM || fail "the client wrote the shared commands stream: $denied"
 init=$(python3 -c 'import uuid; print(uuid.uuid4().hex)')
-rcli XADD alluse.account.commands '*' specversion 1.0 id "$init" source ops/deploy-check \
-  type alluse.system.initialize time 2026-12-07T00:00:00Z authorization "Bearer $token" \
-  data '{"total_capital": "250000.00", "template": "moderate"}' >/dev/null
+ccli XADD "{alluse.account.commands}.lane.$client" '*' specversion 1.0 id "$init" \
+  source ops/deploy-check type alluse.system.initialize time 2026-12-07T00:00:00Z \
+  authorization "Bearer $token" data '{"total_capital": "250000.00", "template": "moderate"}' >/dev/null
 probe() {
-  docker compose exec -T -e PROBE_REDIS_URL="redis://operator:$ALLUSE_REDIS_PASSWORD_OPERATOR@redis:6379/0" \
-    security python - "$@" <"$ROOT/deploy/check/probe.py"
+  docker compose exec -T -e PROBE_REDIS_URL="redis://client-$client:$redis_pw@redis:6379/0" \
+    -e PROBE_LANE="$client" security python - "$@" <"$ROOT/deploy/check/probe.py"
 }
+outcome=$(probe outcome "$init")
+printf '%s' "$outcome" | jq -e --arg id "$init" '.type == "alluse.entry.applied" and
+  .data.stream == "alluse.account.commands" and .data.id == $id and (.signature | length > 0)' \
+  >/dev/null || fail "no applied outcome of the initialize on alluse.outcomes.$client: $outcome"
+echo "outcome on alluse.outcomes.$client: $(printf '%s' "$outcome" | jq -c '{type, source, data: {stream: .data.stream, id: .data.id, events: (.data.events | length)}}')"
 account=$(probe wait-init "$init")
 echo "initialized: generation account $account"
 probe deposits "$token" "$account" 20 before
@@ -269,6 +287,8 @@ same() { [ "$(printf '%s' "$1" | jq -c '{applied, doubled, balance}')" = \
   "$(printf '%s' "$2" | jq -c '{applied, doubled, balance}')" ]; }  # republished may grow
 same "$after" "$before" || fail "down/up changed what was applied: $before -> $after"
 echo "after down/up: $after"
+ccli PING | grep -qx PONG || fail "client-$client lost its Redis user across down/up"
+echo "client-$client kept across down/up (its line in the ACL file Redis loads)"
 
 # --- kill -9 of Redis under traffic, twice ----------------------------------------------------
 say "kill -9 of Redis twice while 200 deposits flow"
@@ -382,3 +402,17 @@ roles=$(docker compose exec -T postgres psql -U alluse -d alluse -Atc \
 new_token
 probe deposits "$token" "$account" 5 rotated >/dev/null
 echo "the account service applies commands on its new password; the old one is refused"
+
+say "rotate the client's secret and Redis password as documented"
+old_pw=$redis_pw
+rotated=$(docker compose run --rm -T security-admin alluse --json security rotate-client-secret \
+  "$client" 2>/dev/null)
+secret=$(printf '%s' "$rotated" | jq -r .client_secret)
+redis_pw=$(printf '%s' "$rotated" | jq -r .redis_password)
+[ "$redis_pw" != null ] && [ "$redis_pw" != "$old_pw" ] && [ "$secret" != null ] ||
+  fail "rotate-client-secret gave no new secret and Redis password: $rotated"
+refused=$(docker compose exec -T -e REDISCLI_AUTH="$old_pw" redis redis-cli --user "client-$client" PING 2>&1 || true)
+printf '%s' "$refused" | grep -q -E 'WRONGPASS|invalid' || fail "the client's old Redis password still works: $refused"
+new_token
+probe deposits "$token" "$account" 5 clientrot >/dev/null
+echo "the client writes its lane on its new password and secret; the old password is refused"

@@ -1,8 +1,10 @@
 """In-container probe of `make deploy-check`: run with the platform image's Python
 (`docker compose exec -T security python - ARGS < probe.py`), connected to Redis as the
-`operator` user (URL in PROBE_REDIS_URL). It reads what a client reads; it never runs a service.
+onboarded machine client's user `client-<lane>` (URL in PROBE_REDIS_URL, lane in PROBE_LANE).
+It writes and reads what that client may (docs/lanes.md); it never runs a service.
 
   wait-init COMMAND_ID         the generation account created by that initialize command
+  outcome ENTRY_ID             the outcome of that entry on the lane's outcome stream (JSON)
   deposits TOKEN ACCOUNT N TAG N deposits of 1.00, ids TAG-0..TAG-N-1, each re-sent with the
                                same id until its balance_changed is seen (a client's protocol:
                                an XADD lost with Redis is sent again; the inbox applies it once)
@@ -19,8 +21,12 @@ from typing import Any
 
 import redis
 
-LIFECYCLE = os.environ.get("ALLUSE_STREAM_PREFIX", "") + "alluse.account.lifecycle"
-COMMANDS = os.environ.get("ALLUSE_STREAM_PREFIX", "") + "alluse.account.commands"
+PREFIX = os.environ.get("ALLUSE_STREAM_PREFIX", "")
+LANE = os.environ.get("PROBE_LANE", "")
+LIFECYCLE = PREFIX + "alluse.account.lifecycle"
+# The client's lane of the commands stream (Streams.lane), and its outcome stream.
+COMMANDS = f"{PREFIX}{{{PREFIX}alluse.account.commands}}.lane.{LANE}"
+OUTCOMES = f"{PREFIX}alluse.outcomes.{LANE}"
 
 
 def connect() -> "redis.Redis[str]":
@@ -57,6 +63,19 @@ def wait_init(command_id: str) -> None:
                 return
         time.sleep(1)
     raise SystemExit(f"no generation account from {command_id}")
+
+
+def outcome(entry_id: str) -> None:
+    """The one outcome of the client's entry (`causationid` its id), as the client reads it."""
+    r, deadline = connect(), time.monotonic() + 120
+    while time.monotonic() < deadline:
+        for _, fields in retrying(lambda: r.xrange(OUTCOMES, "-", "+"), deadline):
+            if fields.get("causationid") == entry_id:
+                fields["data"] = json.loads(fields.get("data", "{}"))
+                print(json.dumps(fields))
+                return
+        time.sleep(1)
+    raise SystemExit(f"no outcome of {entry_id} on {OUTCOMES}")
 
 
 def deposit(token: str, account: str, entry_id: str) -> dict[str, str]:
@@ -131,6 +150,8 @@ if __name__ == "__main__":
     command, *args = sys.argv[1:] or ["help"]
     if command == "wait-init":
         wait_init(args[0])
+    elif command == "outcome":
+        outcome(args[0])
     elif command == "deposits":
         deposits(args[0], args[1], int(args[2]), args[3])
     elif command == "applied":
