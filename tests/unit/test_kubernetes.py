@@ -241,3 +241,27 @@ def test_the_operator_guide_creates_the_namespace_then_every_secret_before_apply
     for secret in SECRETS:  # by name, or in a loop over the services (`alluse-redis-$s`)
         looped = re.sub(r"-(security-owner|security|account|integration|console)$", "-$s", secret)
         assert secret in text or looped in text, secret
+
+
+def test_lanes_are_required_and_no_pod_holds_the_acl_admin(manifests: Any) -> None:
+    """Lanes (docs/lanes.md): ALLUSE_LANES explicit for every pod (the shared ConfigMap); the
+    ACL admin's connection (ACL SETUSER can grant anything) is in no pod, and the static
+    `engine` Redis user of before lanes is gone."""
+    maps = of(manifests, "ConfigMap")
+    (settings,) = (d["data"] for n, d in maps.items() if n.startswith("alluse-settings"))
+    assert settings["ALLUSE_LANES"] == "required"
+    for name, d in of(manifests, "Deployment").items():
+        for c in d["spec"]["template"]["spec"]["containers"]:
+            refs = [e.get("configMapRef", {}).get("name", "") for e in c.get("envFrom", [])]
+            assert any(r.startswith("alluse-settings") for r in refs), name
+    text = yaml.safe_dump_all(manifests)
+    assert "alluse-redis-acladmin" not in text and "ALLUSE_REDIS_ADMIN_URL" not in text
+    assert "ENGINE" not in text and "redis://engine:" not in text
+
+
+def test_the_operator_guide_onboards_clients_with_the_acl_admin_kept_out_of_the_pods() -> None:
+    guide = (ROOT / "docs" / "operators" / "deploy.md").read_text()
+    assert "ENGINE" not in guide
+    assert "create secret generic alluse-redis-acladmin" in guide
+    assert "read -r ALLUSE_REDIS_ADMIN_URL" in guide  # on stdin, for that one command
+    assert "ALLUSE_REDIS_ACL_FILE" in guide and "create-client" in guide
