@@ -330,7 +330,7 @@ def test_the_acl_admin_provisions_client_users_and_touches_nothing_else(tmp_path
         client = redis.Redis.from_url(
             found["anonymous"].replace("//", "//client-engine-c:pw-engine-c@")
         )
-        client.xadd(lane(WS4, "engine-c"), ENTRY)
+        client.execute_command(*xadd(lane(WS4, "engine-c")))  # type: ignore[no-untyped-call]  # unannotated in redis-py
         client.close()
         admin.execute_command("CLIENT", "KILL", "USER", "client-engine-c")  # type: ignore[no-untyped-call]  # unannotated in redis-py
         admin.execute_command("ACL", "DELUSER", "client-engine-c")  # type: ignore[no-untyped-call]  # unannotated in redis-py
