@@ -31,6 +31,9 @@ cannot() {  # the sandbox cannot run it: say what would make it run, and fail
   exit 2
 }
 
+# `cmd | grep -q` under pipefail fails when grep stops reading before `docker compose exec` has
+# written everything (EPIPE): the checks below let grep read it all (`grep -c ... >/dev/null`).
+
 # --- podman, able to run containers ---------------------------------------------------------
 command -v podman >/dev/null || cannot "podman is not installed" \
   "Install it (Debian/Ubuntu, as root): apt-get install -y podman docker-compose debootstrap
@@ -287,7 +290,7 @@ same() { [ "$(printf '%s' "$1" | jq -c '{applied, doubled, balance}')" = \
   "$(printf '%s' "$2" | jq -c '{applied, doubled, balance}')" ]; }  # republished may grow
 same "$after" "$before" || fail "down/up changed what was applied: $before -> $after"
 echo "after down/up: $after"
-ccli PING | grep -qx PONG || fail "client-$client lost its Redis user across down/up"
+ccli PING | grep -c -x PONG >/dev/null || fail "client-$client lost its Redis user across down/up"
 echo "client-$client kept across down/up (its line in the ACL file Redis loads)"
 
 # --- kill -9 of Redis under traffic, twice ----------------------------------------------------
@@ -342,9 +345,9 @@ for key in '{alluse.account.commands}.lease.p0' '{alluse.internal.account.effect
   [ "$ttl" -gt 0 ] || fail "PTTL $key: $ttl"
   echo "$key: $holder, $ttl ms left"
 done
-rcli ZRANGE '{alluse.account.commands}.members' 0 -1 WITHSCORES | grep -q . || fail "no members"
-rcli INFO memory | grep -q '^used_memory:' || fail "INFO memory"
-rcli INFO persistence | grep -q '^aof_enabled:1' || fail "INFO persistence: AOF off"
+rcli ZRANGE '{alluse.account.commands}.members' 0 -1 WITHSCORES | grep -c . >/dev/null || fail "no members"
+rcli INFO memory | grep -c '^used_memory:' >/dev/null || fail "INFO memory"
+rcli INFO persistence | grep -c '^aof_enabled:1' >/dev/null || fail "INFO persistence: AOF off"
 docker compose exec -T account python -c "import urllib.request;
 print(urllib.request.urlopen('http://127.0.0.1:8082/readyz').read().decode())" | grep -q '"status":"ok"' ||
   fail "the runbook's readiness command"
@@ -372,10 +375,10 @@ wait_healthy "after the rotation"
 . ./.env  # not exported: Compose takes an exported variable over .env's
 [ "$old" != "$ALLUSE_REDIS_PASSWORD_CONSOLE" ] || fail ".env still holds the old password"
 for _ in $(seq 30); do  # it reconnects on its own schedule; its /readyz answered already
-  rcli CLIENT LIST | grep -q ' user=console ' && break
+  rcli CLIENT LIST | grep -c ' user=console ' >/dev/null && break
   sleep 1
 done
-rcli CLIENT LIST | grep -q ' user=console ' || fail "the console is not connected after the rotation"
+rcli CLIENT LIST | grep -c ' user=console ' >/dev/null || fail "the console is not connected after the rotation"
 curl -sf "http://127.0.0.1:$ALLUSE_CONSOLE_PORT/readyz" | grep -q '"redis":"ok"' ||
   fail "the console does not reach Redis on its new password"
 refused=$(docker compose exec -T -e REDISCLI_AUTH="$old" redis redis-cli --user console PING 2>&1 || true)
