@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+import alluse_client
 from services.cli.output import TIMEOUT, USAGE, CliError, rejected
 from services.cli.tokens import CODES, RENEW_MARGIN, renewed
 from shared.contracts.envelope import CloudEvent
@@ -40,8 +41,18 @@ redacted = credentials.redacted
 
 
 def platform_keys(env: Mapping[str, str] = os.environ) -> KeySet:
-    """The keys the platform publishes: an answer is believed only with its writer's signature."""
-    return KeySet.from_url(env.get("ALLUSE_JWKS_URL") or DEFAULT_JWKS_URL)
+    """The keys the platform publishes, for what only the platform signs (dead letters)."""
+    return KeySet.from_url(jwks_url(env))
+
+
+def outcome_keys(env: Mapping[str, str] = os.environ) -> alluse_client.KeySet:
+    """The same keys, as the client library checks entries with them: an outcome or an answer
+    is believed only with its writer's signature."""
+    return alluse_client.KeySet.from_url(jwks_url(env))
+
+
+def jwks_url(env: Mapping[str, str]) -> str:
+    return env.get("ALLUSE_JWKS_URL") or DEFAULT_JWKS_URL
 
 
 # --- waiting, visibly -----------------------------------------------------------------------

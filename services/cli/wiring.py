@@ -13,7 +13,7 @@ from redis.exceptions import ResponseError as RedisResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from services.cli.arguments import positive_float
-from services.cli.client import StreamClient, platform_keys, redacted, redis_url
+from services.cli.client import StreamClient, outcome_keys, redacted, redis_url
 from services.cli.output import UNAVAILABLE, CliError, fail
 from services.cli.tokens import resolve_token
 from shared.contracts.streams import (
@@ -47,7 +47,7 @@ def run(action: Action) -> Callable[[argparse.Namespace], Awaitable[int]]:
                     streams,
                     token,
                     args.timeout,
-                    keys=platform_keys(),
+                    keys=outcome_keys(),
                     token_file=args.token_file,
                     lane=lane,
                     outcomes=events,

@@ -20,6 +20,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+import alluse_client
 from services.console import commands, live, operations, pages, signin, views, web
 from services.console.forms import new_command_id
 from services.console.sessions import Sessions
@@ -92,7 +93,7 @@ def build(settings: ConsoleSettings) -> Starlette:
         templates=templates(),
         source=f"alluse-console/{socket.gethostname()}",
         live_feeds=asyncio.Semaphore(settings.console_max_live_feeds),
-        keys=keys,
+        keys=alluse_client.KeySet.from_url(settings.jwks_url),
     )
 
     async def readyz(_: Request) -> Response:

@@ -16,14 +16,13 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
+from alluse_client import KeySet, KeysUnavailable, SignatureError
+from alluse_client.signatures import text_fields
 from services.console.sessions import Session, Sessions
 from services.console.settings import ConsoleSettings
 from shared.contracts.permissions import REQUIRED, Permission, allows
 from shared.contracts.streams import ACCOUNT_LIFECYCLE
 from shared.contracts.trust import INTEGRATION
-from shared.infra.stream.messaging import Rejected
-from shared.infra.trust.keys import KeySet, KeysUnavailable
-from shared.infra.trust.signing import signer_of, text_fields
 from shared.tooling.client import NoAnswer, Refused, StreamClient
 
 if TYPE_CHECKING:
@@ -42,13 +41,15 @@ class Console:
     templates: Jinja2Templates
     source: str
     live_feeds: asyncio.Semaphore
+    # The published keys as the client library checks entries with them (the platform's own
+    # KeySet verifies the users' access tokens, in the Verifier).
     keys: KeySet
 
     async def from_integration(self, raw: dict[bytes, bytes]) -> bool:
         """Only the integration service writes the lifecycle stream: its signature or nothing."""
         try:
-            return await signer_of(self.keys, text_fields(raw)) == INTEGRATION
-        except (Rejected, KeysUnavailable):
+            return await self.keys.signer_of(text_fields(raw)) == INTEGRATION
+        except (SignatureError, KeysUnavailable, ValueError):  # ValueError: not even text
             return False
 
 

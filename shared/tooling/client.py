@@ -22,6 +22,8 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from alluse_client import KeySet, KeysUnavailable, SignatureError
+from alluse_client.signatures import text_fields
 from shared.contracts.answers import ENTRY_REFUSED, OUTCOME_TYPES
 from shared.contracts.envelope import CloudEvent, EnvelopeError, decode, new_event
 from shared.contracts.messages import COMMAND_REJECTED, QUERY_FAILED, QUERY_RESULT
@@ -33,9 +35,6 @@ from shared.contracts.streams import (
     Streams,
 )
 from shared.contracts.trust import ACCOUNT, INTEGRATION, SIGNED_AT, reply_namespace
-from shared.infra.stream.messaging import Rejected
-from shared.infra.trust.keys import KeySet, KeysUnavailable
-from shared.infra.trust.signing import signer_of, text_fields
 from shared.tooling.credentials import token_subject
 
 Done = Callable[[list[CloudEvent]], bool]
@@ -76,8 +75,8 @@ class StreamClient:
     # Where outcomes are read: the public lifecycle stream, or the account service's own.
     outcomes: str = ACCOUNT_EVENTS
     waiting: Waiting = field(default=_quiet)
-    # The platform's published keys: outcomes and answers without their writer's signature
-    # are ignored. None believes every entry (only for tools on a trusted, private Redis).
+    # The platform's published keys, checked by the client library (alluse_client) as any
+    # integrator checks them: outcomes and answers without their writer's signature are ignored. None believes every entry (only for tools on a trusted, private Redis).
     keys: KeySet | None = None
     # This tool's lane (docs/lanes.md); None: the shared streams, for ALLUSE_LANES=open only.
     lane: str | None = None
@@ -257,8 +256,8 @@ class StreamClient:
         if self.keys is None:
             return True
         try:
-            return await signer_of(self.keys, text_fields(raw)) == writer
-        except (Rejected, ValueError):  # unsigned, forged, or not even text
+            return await self.keys.signer_of(text_fields(raw)) == writer
+        except (SignatureError, ValueError):  # unsigned, forged, or not even text
             return False
         except KeysUnavailable as exc:
             raise NoAnswer(f"cannot check who wrote the answer: {exc}") from None

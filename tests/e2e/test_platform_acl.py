@@ -23,9 +23,9 @@ import redis
 from cryptography.fernet import Fernet
 from redis import asyncio as aioredis
 
+import alluse_client
 from shared.contracts.streams import Streams
 from shared.infra.runtime.settings import Settings
-from shared.infra.trust.keys import KeySet
 from shared.infra.trust.signing import identity_env, new_identities
 from shared.tooling.client import StreamClient
 from shared.tooling.embedded import free_port
@@ -183,7 +183,11 @@ async def console_reads(url: str, token: str, account_id: str, jwks: str) -> Non
     as_console = aioredis.Redis.from_url(url)
     try:
         client = StreamClient(
-            as_console, Streams(PREFIX), token, keys=KeySet.from_url(jwks), lane="console"
+            as_console,
+            Streams(PREFIX),
+            token,
+            keys=alluse_client.KeySet.from_url(jwks),
+            lane="console",
         )
         shown = await client.query("alluse.query.account", {"account_id": account_id})
         assert shown["id"] == account_id
