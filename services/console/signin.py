@@ -1,4 +1,5 @@
-"""Signing in and out against the security service: password grant, refresh, revocation.
+"""Signing in and out against the security service: password grant, refresh, revocation
+(the client library's OAuth requests, alluse_client.tokens).
 
 Tokens go from the issuer into the session store and from there onto the streams; they are
 never written into a page, a cookie or a log line.
@@ -13,13 +14,13 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from alluse_client import tokens
 from services.console import web
 from services.console.forms import Problems, text
 from services.console.sessions import Session
 from shared.infra.stream.messaging import Rejected
 from shared.infra.trust.auth import Verifier
 from shared.infra.trust.keys import KeysUnavailable
-from shared.tooling import oauth
 
 SIGNIN_CSRF = "alluse_console_signin"
 REFRESH_MARGIN = 30  # seconds before expiry at which a token is renewed
@@ -32,7 +33,7 @@ class Issuer:
 
     async def sign_in(self, c: "web.Console", username: str, password: str) -> Session:
         form = {"grant_type": "password", "username": username, "password": password}
-        body = await asyncio.to_thread(oauth.token, f"{self.base_url}/oauth/token", form)
+        body = await asyncio.to_thread(tokens.request_token, f"{self.base_url}/oauth/token", form)
         who = await self.verifier.principal(f"Bearer {body['access_token']}")
         return c.sessions.create(
             name=username,
@@ -58,9 +59,11 @@ class Issuer:
             return False
         form = {"grant_type": "refresh_token", "refresh_token": session.refresh_token}
         try:
-            body = await asyncio.to_thread(oauth.token, f"{self.base_url}/oauth/token", form)
+            body = await asyncio.to_thread(
+                tokens.request_token, f"{self.base_url}/oauth/token", form
+            )
             who = await self.verifier.principal(f"Bearer {body['access_token']}")
-        except (oauth.OAuthRefused, oauth.IssuerUnreachable, Rejected, KeysUnavailable):
+        except (tokens.TokenRefused, tokens.IssuerUnreachable, Rejected, KeysUnavailable):
             return False
         session.access_token, session.role = body["access_token"], who.role
         session.refresh_token = body.get("refresh_token", session.refresh_token)
@@ -73,8 +76,8 @@ class Issuer:
         for value in (session.refresh_token, session.access_token):
             if value:
                 # The session ends here all the same; a token not revoked expires on its own.
-                with contextlib.suppress(oauth.OAuthRefused, oauth.IssuerUnreachable):
-                    await asyncio.to_thread(oauth.revoke, url, value)
+                with contextlib.suppress(tokens.TokenRefused, tokens.IssuerUnreachable):
+                    await asyncio.to_thread(tokens.revoke, url, value)
 
 
 async def signin_page(request: Request) -> Response:
@@ -120,10 +123,10 @@ async def signin(request: Request) -> Response:
         return _form(request, values, problems, status=400)
     try:
         session = await c.issuer.sign_in(c, username, password)
-    except oauth.OAuthRefused as exc:
+    except tokens.TokenRefused as exc:
         problems.add("password", exc.description or "sign-in refused")
         return _form(request, values, problems, status=401)
-    except (oauth.IssuerUnreachable, Rejected, KeysUnavailable) as exc:
+    except (tokens.IssuerUnreachable, Rejected, KeysUnavailable) as exc:
         problems.add("username", f"the security service did not answer usably: {exc}")
         return _form(request, values, problems, status=503)
     response = RedirectResponse(web.local_path(values["next"]), status_code=303)

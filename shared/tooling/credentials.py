@@ -1,15 +1,13 @@
 """A token as a machine client gets one (RFC 6749 client credentials at the security
 service), and the subject of our own token: for the CLI and for the load of soak and chaos."""
 
-import base64
-import json
 import urllib.parse
 from collections.abc import Mapping
 from typing import Literal
 
+from alluse_client import tokens
+from alluse_client.tokens import redacted
 from shared.contracts.streams import OPERATOR_LANE
-from shared.tooling import oauth
-from shared.tooling.oauth import redacted
 
 __all__ = [
     "TokenError",
@@ -34,15 +32,14 @@ class TokenError(Exception):
 
 
 def client_credentials(url: str, client_id: str, secret: str, timeout: float = 10) -> str:
-    """RFC 6749 section 4.4, client authenticated with HTTP Basic (section 2.3.1)."""
+    """RFC 6749 section 4.4 through the client library, its failures sorted by whose to fix."""
     if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
         raise TokenError(f"ALLUSE_TOKEN_URL must be http(s): {redacted(url)}", "usage")
-    form = {"grant_type": "client_credentials"}
     try:
-        body = oauth.token(url, form, basic=(client_id, secret), timeout=timeout)
-    except oauth.OAuthRefused as exc:
-        raise TokenError(f"token request refused: {exc}", "refused") from None
-    except oauth.IssuerUnreachable as exc:
+        body = tokens.client_credentials(url, client_id, secret, timeout=timeout)
+    except tokens.TokenRefused as exc:
+        raise TokenError(str(exc), "refused") from None
+    except tokens.TokenError as exc:
         raise TokenError(str(exc), "unavailable") from None
     return str(body["access_token"])
 
@@ -88,8 +85,7 @@ def default_lane(token: str, env: Mapping[str, str]) -> str | None:
 
 
 def _claims(token: str) -> dict[str, object]:
-    payload = token.split(".")[1]
-    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    if not isinstance(claims, dict):
-        raise ValueError("claims are not an object")
-    return claims
+    try:
+        return tokens.claims(token)
+    except tokens.TokenError as exc:  # the callers say what they needed the claims for
+        raise ValueError(str(exc)) from None

@@ -19,7 +19,13 @@ from alluse_client.keys import KeySet, KeysUnavailable
 from alluse_client.schemas import SchemaError, SchemaSet
 from alluse_client.signatures import SignatureError
 from alluse_client.streams import LIFECYCLE, WS2_EVENTS, WS4_EVENTS, Streams
-from alluse_client.tokens import ClientCredentials, StaticToken, TokenError
+from alluse_client.tokens import (
+    ClientCredentials,
+    IssuerUnreachable,
+    StaticToken,
+    TokenError,
+    TokenRefused,
+)
 from alluse_client.wire import binary_fields, idempotent_id
 
 __version__ = "0.1.0"
@@ -34,6 +40,7 @@ __all__ = [
     "Event",
     "Inspector",
     "Invalid",
+    "IssuerUnreachable",
     "KeySet",
     "KeysUnavailable",
     "MemoryStore",
@@ -48,6 +55,7 @@ __all__ = [
     "Stats",
     "Streams",
     "TokenError",
+    "TokenRefused",
     "binary_fields",
     "idempotent_id",
 ]

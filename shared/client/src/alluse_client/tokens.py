@@ -1,11 +1,15 @@
-"""Access tokens for a machine client: OAuth 2.0 client credentials at the security service.
+"""Access tokens: OAuth 2.0 at the security service.
 
 tokens = ClientCredentials("http://security:8081/oauth/token", "ws4-gateway", secret)
 bearer = await tokens.token()    # renewed when less than `margin` seconds are left
+
+`request_token` posts any grant (a person's password, a refresh token) and `revoke` ends a
+token (RFC 7009), for tools that sign people in; both block, so run them in a thread.
 """
 
 import asyncio
 import base64
+import contextlib
 import json
 import time
 import urllib.error
@@ -19,6 +23,20 @@ class TokenError(Exception):
     """The token endpoint refused the credentials or could not be reached."""
 
 
+class TokenRefused(TokenError):
+    """The issuer answered and said no (bad password, spent refresh token, unknown client):
+    asking again with the same credentials will not help."""
+
+    def __init__(self, error: str, description: str = "") -> None:
+        said = f"{error}: {description}" if description else error
+        super().__init__(f"token request refused: {said}")
+        self.error, self.description = error, description
+
+
+class IssuerUnreachable(TokenError):
+    """No usable answer from the issuer (down, not HTTP(S), not speaking OAuth): try later."""
+
+
 def claims(token: str) -> dict[str, Any]:
     """The token's claims, unverified (the platform verifies it; we read `exp` and `sub`)."""
     try:
@@ -29,6 +47,70 @@ def claims(token: str) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise TokenError("the token's claims are not an object")
     return body
+
+
+def redacted(url: str) -> str:
+    """The URL without its credentials or query, fit for a message or a log line."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def _post(url: str, form: dict[str, str], basic: tuple[str, str] | None, timeout: float) -> bytes:
+    if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
+        raise IssuerUnreachable(f"token URL must be http(s): {redacted(url)}")
+    headers = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"}
+    if basic is not None:  # RFC 6749 section 2.3.1: both parts form-encoded, then Basic
+        pair = f"{urllib.parse.quote_plus(basic[0])}:{urllib.parse.quote_plus(basic[1])}"
+        headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
+    body = urllib.parse.urlencode(form).encode()
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (checked)
+            return bytes(response.read())
+    except urllib.error.HTTPError as exc:
+        with contextlib.suppress(ValueError, OSError):
+            err = json.loads(exc.read())
+            raise TokenRefused(
+                str(err.get("error")), str(err.get("error_description", ""))
+            ) from None
+        raise TokenRefused(f"HTTP {exc.code}") from None
+    except OSError as exc:
+        raise IssuerUnreachable(f"token issuer {redacted(url)} unreachable: {exc}") from None
+
+
+def request_token(
+    url: str,
+    form: dict[str, str],
+    *,
+    basic: tuple[str, str] | None = None,
+    timeout: float = 10.0,
+) -> dict[str, Any]:
+    """POST one grant (RFC 6749: client_credentials, password, refresh_token) to the token
+    endpoint; the JSON answer, which always has an `access_token`. Blocking: callers on an
+    event loop run it in a thread. TokenRefused or IssuerUnreachable otherwise."""
+    try:
+        body = json.loads(_post(url, form, basic, timeout))
+    except ValueError:
+        body = None
+    if not isinstance(body, dict) or not isinstance(body.get("access_token"), str):
+        raise IssuerUnreachable(f"token issuer {redacted(url)} sent no access_token")
+    return body
+
+
+def client_credentials(
+    url: str, client_id: str, client_secret: str, *, timeout: float = 10.0
+) -> dict[str, Any]:
+    """RFC 6749 section 4.4, the client authenticated with HTTP Basic (blocking)."""
+    form = {"grant_type": "client_credentials"}
+    return request_token(url, form, basic=(client_id, client_secret), timeout=timeout)
+
+
+def revoke(url: str, token: str, *, timeout: float = 10.0) -> None:
+    """RFC 7009 at the revocation endpoint (blocking): the issuer answers the same whether or
+    not the token was live."""
+    _post(url, {"token": token}, None, timeout)
 
 
 class ClientCredentials:
@@ -67,28 +149,8 @@ class ClientCredentials:
             return self._token
 
     def _fetch(self) -> tuple[str, float]:
-        basic = base64.b64encode(
-            f"{urllib.parse.quote_plus(self.client_id)}:{urllib.parse.quote_plus(self._secret)}".encode()
-        ).decode()
-        request = urllib.request.Request(  # noqa: S310 (scheme checked in __init__)
-            self.url,
-            data=urllib.parse.urlencode({"grant_type": "client_credentials"}).encode(),
-            headers={
-                "Authorization": f"Basic {basic}",
-                "Content-Type": "application/x-www-form-urlencoded",
-                "Accept": "application/json",
-            },
-            method="POST",
-        )
         now = self.clock()
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as r:  # noqa: S310
-                body = json.loads(r.read())
-        except urllib.error.HTTPError as exc:
-            detail = exc.read()[:300].decode(errors="replace")
-            raise TokenError(f"token request refused ({exc.code}): {detail}") from None
-        except (urllib.error.URLError, OSError) as exc:
-            raise TokenError(f"token endpoint unreachable: {exc}") from None
+        body = client_credentials(self.url, self.client_id, self._secret, timeout=self.timeout)
         token = str(body["access_token"])
         exp = claims(token).get("exp")
         if isinstance(exp, int | float):
