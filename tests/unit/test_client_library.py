@@ -5,9 +5,12 @@ canonical form and leaves equal the platform's for any fields; its bundled JSON 
 the platform's; the entries it builds decode as the platform decodes them.
 """
 
+import base64
 import json
+import threading
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +20,7 @@ from hypothesis import strategies as st
 
 import alluse_client
 from alluse_client import signatures as lib
+from alluse_client import tokens
 from alluse_client.keys import KeySet, KeysUnavailable
 from alluse_client.schemas import SchemaError, SchemaSet
 from alluse_client.tokens import claims
@@ -180,3 +184,50 @@ def test_the_library_imports_nothing_of_the_platform() -> None:
         code = source.read_text()
         assert "from shared" not in code and "import shared" not in code, source.name
         assert "from services" not in code and "import services" not in code, source.name
+
+
+def _issuer(status: int, body: bytes, seen: list[tuple[str, str]]) -> ThreadingHTTPServer:
+    """A stand-in token endpoint answering every POST with `status` and `body`."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            form = self.rfile.read(int(self.headers["Content-Length"])).decode()
+            seen.append((self.headers.get("Authorization", ""), form))
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def test_token_requests_tell_a_refusal_from_an_issuer_out_of_reach() -> None:
+    seen: list[tuple[str, str]] = []
+    ok = _issuer(200, json.dumps({"access_token": "a.b.c", "expires_in": 60}).encode(), seen)
+    no = _issuer(400, b'{"error":"invalid_grant","error_description":"spent"}', seen)
+    try:
+        url = f"http://127.0.0.1:{ok.server_port}/oauth/token"
+        form = {"grant_type": "password", "username": "ann", "password": "pw"}
+        assert tokens.request_token(url, form)["access_token"] == "a.b.c"
+        assert tokens.client_credentials(url, "eng a", "s:1")["expires_in"] == 60
+        with pytest.raises(tokens.TokenRefused) as refused:
+            tokens.request_token(f"http://127.0.0.1:{no.server_port}/oauth/token", form)
+    finally:
+        for server in (ok, no):
+            server.shutdown()
+            server.server_close()  # closed: the next request finds nobody listening
+    assert (refused.value.error, refused.value.description) == ("invalid_grant", "spent")
+    assert str(refused.value) == "token request refused: invalid_grant: spent"
+    assert seen[0] == ("", "grant_type=password&username=ann&password=pw")
+    basic = base64.b64decode(seen[1][0].removeprefix("Basic ")).decode()
+    assert basic == "eng+a:s%3A1" and seen[1][1] == "grant_type=client_credentials"
+    with pytest.raises(tokens.IssuerUnreachable, match="unreachable") as down:
+        tokens.request_token(f"http://u:secret@127.0.0.1:{ok.server_port}/t", form, timeout=2)
+    assert "secret" not in str(down.value)  # the URL's credentials stay out of messages
+    with pytest.raises(tokens.IssuerUnreachable, match="http"):
+        tokens.request_token("file:///etc/passwd", form)
