@@ -8,6 +8,9 @@ An applied command's events are then read by id from `outcomes` (the account eve
 lifecycle stream), each signed by its writer; a query's answer only from its own reply
 stream, for its id, signed and fresh. Anything else on those streams is ignored, never shown.
 
+Entries are built, and outcomes' signatures checked, by the client library (alluse_client),
+as an integrator's engine does it.
+
 Without a lane (a single trusted writer on a Redis without the ACL, ALLUSE_LANES=open), the
 shared streams are written and the outcome is found by `causationid`, as before lanes.
 """
@@ -24,8 +27,9 @@ from redis.asyncio import Redis
 
 from alluse_client import KeySet, KeysUnavailable, SignatureError
 from alluse_client.signatures import text_fields
+from alluse_client.wire import binary_fields
 from shared.contracts.answers import ENTRY_REFUSED, OUTCOME_TYPES
-from shared.contracts.envelope import CloudEvent, EnvelopeError, decode, new_event
+from shared.contracts.envelope import CloudEvent, EnvelopeError, decode
 from shared.contracts.messages import COMMAND_REJECTED, QUERY_FAILED, QUERY_RESULT
 from shared.contracts.streams import (
     ACCOUNT_COMMANDS,
@@ -97,13 +101,13 @@ class StreamClient:
         # Where the stream ends now, before the XADD, so the outcome cannot slip past us.
         last = await self.redis.xrevrange(events, count=1)
         cursor: Any = last[0][0] if last else "0-0"
-        fields = new_event(
+        fields = binary_fields(
             type_,
             self.source,
             data,
+            id=event_id or str(uuid.uuid4()),
             subject=subject,
-            event_id=event_id or str(uuid.uuid4()),
-            authorization=f"Bearer {self.token}",
+            token=self.token,
         )
         await self.redis.xadd(self.streams.key(ACCOUNT_COMMANDS), fields)  # type: ignore[arg-type]
         found: list[CloudEvent] = []
@@ -132,13 +136,14 @@ class StreamClient:
             target = self.streams.lane(ACCOUNT_QUERIES, self.lane)
         else:
             box, target = reply_stream(self.streams, self.token), self.streams.key(ACCOUNT_QUERIES)
-        fields = new_event(
+        fields = binary_fields(
             type_,
             self.source,
             data,
+            id=str(uuid.uuid4()),
             subject=subject,
+            token=self.token,
             replyto=box,
-            authorization=f"Bearer {self.token}",
         )
         cursors: dict[Any, Any] = {box: "0-0"}
         if self.lane is not None:  # a refusal (no answer on the box) comes as the outcome
@@ -187,13 +192,13 @@ class StreamClient:
             verdicts: await self._end(verdicts),
             events: await self._end(events),
         }
-        fields = new_event(
+        fields = binary_fields(
             type_,
             self.source,
             data,
+            id=event_id or str(uuid.uuid4()),
             subject=subject,
-            event_id=event_id or str(uuid.uuid4()),
-            authorization=f"Bearer {self.token}",
+            token=self.token,
         )
         sent_ms = time.time() * 1000
         await self.redis.xadd(self.streams.lane(ACCOUNT_COMMANDS, lane), fields)  # type: ignore[arg-type]
