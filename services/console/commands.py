@@ -128,7 +128,16 @@ def handler(name: str) -> Callable[[Request], Awaitable[Response]]:
                 "values": {k: v for k, v in form.items() if k != "csrf"},
             }
         else:
-            flash |= await _send(request, me, type_, final, data, subject, command_id, show)
+            flash |= await _send(
+                request,
+                me,
+                type_=type_,
+                final=final,
+                data=data,
+                subject=subject,
+                command_id=command_id,
+                show=show,
+            )
         me.flash = flash
         return RedirectResponse(local_path(form.get("back")), status_code=303)
 
@@ -138,6 +147,7 @@ def handler(name: str) -> Callable[[Request], Awaitable[Response]]:
 async def _send(
     request: Request,
     me: Session,
+    *,
     type_: str,
     final: str,
     data: dict[str, Any],

@@ -83,7 +83,17 @@ async def trade_filled(uow: Unit, p: TradeEffect) -> None:
     )
     what = f"{p.side} {p.quantity} {contract.describe()} @ {p.price}, commission {p.commission}"
     kind = TransactionType.TRADE_PREMIUM if contract.is_option else TransactionType.TRADE_SHARES
-    await _apply(uow, account, kind, amount, what, p.fill_id, p.week_type, "fill", [moved])
+    await _apply(
+        uow,
+        account,
+        [moved],
+        kind=kind,
+        amount=amount,
+        what=what,
+        ref=p.fill_id,
+        week_type=p.week_type,
+        cause="fill",
+    )
     if breaches:
         await violations(uow, account.id, p.fill_id, breaches, p.week_type, "platform")
 
@@ -115,13 +125,13 @@ async def option_assigned(uow: Unit, p: AssignmentEffect) -> None:
     await _apply(
         uow,
         account,
-        TransactionType.TRADE_ASSIGNMENT,
-        amount,
-        what,
-        p.assignment_id,
-        p.week_type,
-        "assignment",
         [done.option, done.stock],
+        kind=TransactionType.TRADE_ASSIGNMENT,
+        amount=amount,
+        what=what,
+        ref=p.assignment_id,
+        week_type=p.week_type,
+        cause="assignment",
     )
     if done.short_stock:
         breach = f"short_stock: a {p.symbol} call assigned without the shares to deliver"
@@ -145,13 +155,14 @@ async def option_expired(uow: Unit, p: ExpirationEffect) -> None:
 async def _apply(
     uow: Unit,
     account: Account,
+    moves: list[Move],
+    *,
     kind: TransactionType,
     amount: Any,
     what: str,
     ref: str,
     week_type: str | None,
     cause: str,
-    moves: list[Move],
 ) -> None:
     """Book the cash, move the positions, watch for a fork or merge, record the value:
     together. The positions move before the watch, so a fork sees the collateral of a put

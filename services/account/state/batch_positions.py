@@ -7,7 +7,6 @@ command's own (a fork, a reversal, a quote) makes the next reader load afresh.""
 
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from datetime import datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -158,13 +157,13 @@ class BatchPositions:
         moves: list[Move],
         out: Writes,
         *,
-        row: tuple[int | None, str, str | None, str, datetime],
+        why: ps.Moved,
     ) -> None:
-        """`row`: (transaction, cause, reference, command, effective_at) of each history row."""
+        """`why`: what each history row shares (transaction, cause, reference, command, time)."""
         held = self.touch(account_id).holdings
         for m in moves:
-            out.moves.append(ps.move_row(account_id, m, *row))
-            out.positions[(account_id, m.contract.key)] = (m.after, row[-1])
+            out.moves.append(ps.move_row(account_id, m, why))
+            out.positions[(account_id, m.contract.key)] = (m.after, why.at)
             if m.after.quantity:
                 held[m.contract.key] = m.after
             else:

@@ -35,6 +35,7 @@ from services.account.state import repositories
 from services.account.state.batch_positions import BatchPositions, Ref, Valued
 from services.account.state.port import AccountRow, LedgerRow, PortfolioRow, Unit
 from services.account.state.store import accounts, ledger
+from services.account.state.store import positions as ps
 from services.account.state.writes import Writes
 from shared.contracts import lifecycle
 from shared.contracts.envelope import CloudEvent, new_event
@@ -193,12 +194,12 @@ class AccountUnit(SqlUnit):
         if account.balance > 0:
             self._ledger_row(
                 account.id,
-                TransactionType.DEPOSIT.value,
-                account.balance,
-                account.balance,
-                "initial funding",
-                None,
-                None,
+                tx_type=TransactionType.DEPOSIT.value,
+                amount=account.balance,
+                balance_after=account.balance,
+                description="initial funding",
+                reference=None,
+                week_type=None,
             )
         return row
 
@@ -216,12 +217,12 @@ class AccountUnit(SqlUnit):
         account, row = self.cached[effect.account_id]
         tx = self._ledger_row(
             account.id,
-            effect.type.value,
-            effect.amount,
-            effect.balance_after,
-            description,
-            reference,
-            week_type,
+            tx_type=effect.type.value,
+            amount=effect.amount,
+            balance_after=effect.balance_after,
+            description=description,
+            reference=reference,
+            week_type=week_type,
         )
         after = apply_change(account, effect)
         self._keep(account.id, (after, row))
@@ -274,8 +275,8 @@ class AccountUnit(SqlUnit):
     ) -> None:
         """Positions moved, each with its history row."""
         await self.valued(account_id)
-        row = (transaction_id, cause, reference, self.command_id, self.at)
-        self.positions.move(account_id, moves, self.mine, row=row)
+        why = ps.Moved(transaction_id, cause, reference, self.command_id, self.at)
+        self.positions.move(account_id, moves, self.mine, why=why)
 
     def save_value(
         self,
@@ -337,6 +338,7 @@ class AccountUnit(SqlUnit):
     def _ledger_row(
         self,
         account_id: UUID,
+        *,
         tx_type: str,
         amount: Any,
         balance_after: Any,

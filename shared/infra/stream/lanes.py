@@ -246,6 +246,7 @@ def outcome(
     streams: Streams,
     service: str,
     origin: Origin,
+    *,
     type_: str,
     extra: dict[str, Any],
     cause: CloudEvent | None,
@@ -260,16 +261,19 @@ def outcome(
 
 
 def applied(
-    streams: Streams, service: str, origin: Origin, events: Sequence[Emit], cause: CloudEvent
+    streams: Streams, service: str, origin: Origin, *, events: Sequence[Emit], cause: CloudEvent
 ) -> Emit:
     caused = [{"type": f["type"], "id": f["id"]} for _, f in events]
-    return outcome(streams, service, origin, ENTRY_APPLIED, {"events": caused}, cause)
+    return outcome(
+        streams, service, origin, type_=ENTRY_APPLIED, extra={"events": caused}, cause=cause
+    )
 
 
 def duplicate(
     streams: Streams,
     service: str,
     origin: Origin,
+    *,
     events: Sequence[Emit],
     cause: CloudEvent,
     of_entry: tuple[str, str] | None = None,
@@ -279,19 +283,21 @@ def duplicate(
     caused = [{"type": f["type"], "id": f["id"]} for _, f in events]
     source, id_ = of_entry or (origin.source, origin.id)
     of = {"source": source, "id": id_}
-    return outcome(streams, service, origin, ENTRY_DUPLICATE, {"of": of, "events": caused}, cause)
+    extra = {"of": of, "events": caused}
+    return outcome(streams, service, origin, type_=ENTRY_DUPLICATE, extra=extra, cause=cause)
 
 
 def refused(
     streams: Streams,
     service: str,
     origin: Origin,
+    *,
     code: str,
     reason: str,
     cause: CloudEvent | None,
 ) -> Emit:
     data = {"code": code, "reason": reason[:2000], "dataschema": REFUSED_SCHEMA}
-    return outcome(streams, service, origin, ENTRY_REFUSED, data, cause)
+    return outcome(streams, service, origin, type_=ENTRY_REFUSED, extra=data, cause=cause)
 
 
 def source_of(service: str) -> str:
@@ -403,7 +409,12 @@ class Move:
             as_routed = {**fields, b"lane": lane.encode()}
             if lane and signer is not None and (o := origin_of(as_routed, None, self.name)):
                 stream, answer = refused(
-                    self.streams, source_of(signer.service), o, UNDELIVERABLE, reason, None
+                    self.streams,
+                    source_of(signer.service),
+                    o,
+                    code=UNDELIVERABLE,
+                    reason=reason,
+                    cause=None,
                 )
                 letters.xadd(stream, signer.sign(answer))  # type: ignore[arg-type]
             metrics.DEAD.labels(source).inc()

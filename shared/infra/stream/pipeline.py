@@ -297,7 +297,9 @@ class Pipeline:
         self, origin: lanes.Origin, code: str, reason: str, ev: CloudEvent | None
     ) -> Emit:
         assert self.outcomes is not None  # an origin is found only where outcomes are written
-        return lanes.refused(self.outcomes.streams, self.source, origin, code, reason, ev)
+        return lanes.refused(
+            self.outcomes.streams, self.source, origin, code=code, reason=reason, cause=ev
+        )
 
     def lane_outcome(
         self,
@@ -325,7 +327,12 @@ class Pipeline:
         if rejection is not None:
             data = orjson.loads(rejection["data"])
             emit = lanes.refused(
-                o.streams, self.source, origin, str(data.get("code")), str(data.get("reason")), ev
+                o.streams,
+                self.source,
+                origin,
+                code=str(data.get("code")),
+                reason=str(data.get("reason")),
+                cause=ev,
             )
             return [(emit[0], dumps(emit[1]))]
         if ev.type in o.delegated:  # forwarded with its lane: the account service answers
@@ -333,10 +340,12 @@ class Pipeline:
         audit = o.streams.key(AUDIT)
         caused = [(stream, f) for stream, f in emits if stream != audit]
         if of is not None:
-            stream, fields = lanes.duplicate(o.streams, self.source, origin, caused, ev, of)
+            stream, fields = lanes.duplicate(
+                o.streams, self.source, origin, events=caused, cause=ev, of_entry=of
+            )
         else:
             make = lanes.duplicate if again else lanes.applied
-            stream, fields = make(o.streams, self.source, origin, caused, ev)
+            stream, fields = make(o.streams, self.source, origin, events=caused, cause=ev)
         return [(stream, dumps(fields))]
 
     def refusal(self, ev: CloudEvent, r: Rejected) -> list[Emit]:

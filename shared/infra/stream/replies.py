@@ -34,7 +34,7 @@ from shared.contracts.trust import reply_namespace, replyto_allowed
 from shared.infra.runtime import metrics, tracing
 from shared.infra.runtime.db import connection
 from shared.infra.stream import lanes
-from shared.infra.stream.lanes import Registry
+from shared.infra.stream.lanes import Origin, Registry
 from shared.infra.stream.limits import Buckets, refusal
 from shared.infra.stream.messaging import Emit, Entry, Outcome, Rejected
 from shared.infra.trust.audit import audit_event
@@ -80,15 +80,16 @@ class Replier:
         except EnvelopeError as exc:
             out.dead.append((entry_id, fields, str(exc)))
             if (o := lanes.origin_of(fields, None, ACCOUNT_QUERIES)) is not None:
-                denied.append(
-                    lanes.refused(self.streams, self.source, o, "invalid_payload", str(exc), None)
-                )
+                denied.append(self.lane_refused(o, "invalid_payload", str(exc), cause=None))
             return None
         ev.came_from(lanes.origin_of(fields, ev, ACCOUNT_QUERIES))
         try:
             who = await self.verifier.principal(ev.authorization)
         except Rejected as r:
-            self.refuse(entry_id, fields, ev, f"{r.code}: {r.reason}", "anonymous", out, denied)
+            reason = f"{r.code}: {r.reason}"
+            self.refuse(
+                entry_id, fields, ev, reason=reason, actor="anonymous", out=out, denied=denied
+            )
             return None
         except KeysUnavailable:
             out.held.append(entry_id)
@@ -101,7 +102,10 @@ class Replier:
                     known = await self.registry.names() if self.registry else FIXED_LANES
                     lanes.bind(ev.origin.lane, who.subject, who.role, known)
             except Rejected as r:
-                self.refuse(entry_id, fields, ev, f"{r.code}: {r.reason}", who.subject, out, denied)
+                reason = f"{r.code}: {r.reason}"
+                self.refuse(
+                    entry_id, fields, ev, reason=reason, actor=who.subject, out=out, denied=denied
+                )
                 return None
         if ev.origin is not None:  # a lane's answers go to the lane's own reply streams
             space = self.streams.replies(ev.origin.lane)
@@ -112,7 +116,9 @@ class Replier:
             allowed = replyto_allowed(self.streams.prefix, who.subject, ev.replyto)
         if not allowed:
             reason = f"'replyto' must be a key under {space}"
-            self.refuse(entry_id, fields, ev, reason, who.subject, out, denied)
+            self.refuse(
+                entry_id, fields, ev, reason=reason, actor=who.subject, out=out, denied=denied
+            )
             return None
         ev.verified_as(who.subject)
         ev.scoped_to(who.scope)  # the answerer reads only what the scope covers
@@ -123,6 +129,7 @@ class Replier:
         entry_id: bytes,
         fields: dict[bytes, bytes],
         ev: CloudEvent,
+        *,
         reason: str,
         actor: str,
         out: Outcome,
@@ -137,7 +144,7 @@ class Replier:
         if ev.origin is not None:
             code, _, why = reason.partition(": ")
             code, why = (code, why) if why and code.isidentifier() else ("forbidden", reason)
-            denied.append(lanes.refused(self.streams, self.source, ev.origin, code, why, ev))
+            denied.append(self.lane_refused(ev.origin, code, why, cause=ev))
         details = {
             "message_type": ev.type,
             "message_id": ev.id,
@@ -183,9 +190,7 @@ class Replier:
                 continue
             admitted.append((entry_id, fields, ev, who))
             if ev.origin is not None:  # its answer, should it be dead-lettered
-                out.answers[entry_id] = partial(
-                    lanes.refused, self.streams, self.source, ev.origin, cause=ev
-                )
+                out.answers[entry_id] = partial(self.lane_refused, ev.origin, cause=ev)
         if limited:
             signed = (self.sign_many or (lambda many: [self.sign(f) for f in many]))(
                 [reply for *_, reply in limited]
@@ -226,15 +231,18 @@ class Replier:
         assert ev.origin is not None
         if reply["type"] == QUERY_FAILED:
             data = json.loads(reply["data"])
-            return lanes.refused(
-                self.streams,
-                self.source,
-                ev.origin,
-                str(data.get("code")),
-                str(data.get("reason")),
-                ev,
+            return self.lane_refused(
+                ev.origin, str(data.get("code")), str(data.get("reason")), cause=ev
             )
-        return lanes.applied(self.streams, self.source, ev.origin, [("", reply)], ev)
+        return lanes.applied(self.streams, self.source, ev.origin, events=[("", reply)], cause=ev)
+
+    def lane_refused(
+        self, origin: Origin, code: str, reason: str, *, cause: CloudEvent | None
+    ) -> Emit:
+        """The entry refused on its lane's outcome stream (an `Answer`, `cause` bound)."""
+        return lanes.refused(
+            self.streams, self.source, origin, code=code, reason=reason, cause=cause
+        )
 
     async def reply(
         self,

@@ -1,6 +1,7 @@
 """Every SQL statement of docs/rules.md section 11: positions and their history, quotes, account
 values, reversals and the as-of reads. Functions take the caller's connection, keyword-only."""
 
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -155,15 +156,18 @@ async def save_positions(
         )
 
 
-def move_row(
-    account_id: UUID,
-    m: Move,
-    transaction_id: int | None,
-    cause: str,
-    reference: str | None,
-    command_id: str,
-    at: datetime,
-) -> tuple[Any, ...]:
+@dataclass(frozen=True)
+class Moved:
+    """Why and when positions moved: what each of their history rows shares."""
+
+    transaction_id: int | None
+    cause: str
+    reference: str | None
+    command_id: str
+    at: datetime
+
+
+def move_row(account_id: UUID, m: Move, why: Moved) -> tuple[Any, ...]:
     return (
         account_id,
         *_columns(m.contract),
@@ -171,11 +175,11 @@ def move_row(
         m.cost,
         m.after.quantity,
         m.after.cost,
-        transaction_id,
-        cause,
-        reference,
-        command_id,
-        at,
+        why.transaction_id,
+        why.cause,
+        why.reference,
+        why.command_id,
+        why.at,
     )
 
 
