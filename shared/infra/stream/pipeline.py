@@ -247,7 +247,14 @@ class Pipeline:
         try:
             with tracing.span(f"handle {ev.type}"):
                 async with unit.command(ev):  # a rejection rolls back this message's writes only
-                    emits = await self.handler(unit, ev)
+                    try:
+                        emits = await self.handler(unit, ev)
+                    except ValidationError as exc:
+                        # An event the entry's own values cannot make (its contract model
+                        # refuses them, e.g. an amount beyond the books): the same on every
+                        # try, so this entry's refusal, never a failed batch to retry.
+                        code = "invalid_amount" if amount_invalid(exc) else "invalid_payload"
+                        raise Rejected(code, explain(exc), subject=ev.subject) from None
         except AlreadyApplied as again:  # nothing happens: its lane hears `duplicate`
             emits, of = [], again.of
         except DomainError as r:
