@@ -5,10 +5,16 @@ from datetime import timedelta
 from pathlib import Path
 
 from services.integration import handlers
+from services.integration.forwarder import Forwarder
 from services.integration.health import Upstreams
 from services.integration.republisher import Republisher
 from services.integration.unit import UpstreamUnit
-from shared.contracts.streams import ACCOUNT_EVENTS, ACCOUNT_LIFECYCLE, REVOCATIONS
+from shared.contracts.streams import (
+    ACCOUNT_EFFECTS,
+    ACCOUNT_EVENTS,
+    ACCOUNT_LIFECYCLE,
+    REVOCATIONS,
+)
 from shared.contracts.trust import ACCOUNT, INTEGRATION
 from shared.infra.runtime import logs
 from shared.infra.runtime.db import migrate
@@ -97,6 +103,22 @@ async def build(settings: Settings, *, schema: str = SCHEMA) -> Runtime:
             outcomes=outcomes,
         )
         process = pipeline.process
+        forwarded = {t: r for t, r in tables.get(stream, {}).items() if t in handlers.DELEGATED}
+        if forwarded:  # straight to the account service; the rest as above
+            process = Forwarder(
+                redis=rt.redis,
+                pool=rt.pool,
+                guard=letters,
+                routes=forwarded,
+                stream=stream,
+                effects=streams.key(ACCOUNT_EFFECTS),
+                sign=rt.signer.sign_many,
+                durability=rt.relay.durability,
+                source=handlers.SOURCE,
+                otherwise=pipeline.process,
+                heard=seen.heard,
+                limits=settings.limits,
+            ).process
         if stream == ACCOUNT_EVENTS:  # straight to the lifecycle stream; the rest as above
             process = Republisher(
                 redis=rt.redis,

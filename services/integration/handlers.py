@@ -65,31 +65,10 @@ class FromUpstream:
         }
 
     async def forward(self, unit: UpstreamUnit, model: Upstream) -> None:
-        """The same entry, re-typed for the account service: same source and id, so its inbox
-        dedupes on the contract's idempotency key; causation and correlation carried as they are."""
+        """The same entry, re-typed for the account service (`effect`)."""
         ev = _cause(unit)
-        data = model.model_dump(mode="json")
-        if not (isinstance(model, ProtocolValidated) and model.week_type):
-            data["week_type"] = await unit.week_type_on(business_day(ev, model))
-        carried = {k: v for k in ("causationid", "correlationid") if (v := getattr(ev, k))}
-        # The engine's verified writer and the type it sent, under this service's signature:
-        # the account service keys the effect (and its fill id) by that engine, and names the
-        # sent type when it refuses it.
-        carried |= {WRITER: ev.writer, ORIGIN_TYPE: ev.type}
-        if isinstance(ev.origin, Origin) and ev.type in DELEGATED:
-            carried |= ev.origin.carried()
-        fields = new_event(
-            EFFECT_TYPES[ev.type],
-            ev.source,
-            data,
-            subject=getattr(model, "account_id", None),
-            event_id=ev.id,
-            time=ev.time.isoformat(),
-            **carried,
-        )
-        # The engine's verified scope: the account service knows the account's portfolio.
-        fields[SCOPE_FIELD] = effect_scope(ev)
-        unit.publish(self.streams.key(ACCOUNT_EFFECTS), fields)
+        week = await unit.week_type_on(business_day(ev, model)) if tagged(model) else None
+        unit.publish(self.streams.key(ACCOUNT_EFFECTS), effect(ev, model, week))
 
     async def week_classified(self, unit: UpstreamUnit, week: WeekClassified) -> None:
         ev = _cause(unit)
@@ -123,6 +102,42 @@ class FromUpstream:
         source = _cause(unit).source
         await store.record_quote(unit.db, symbol=q.symbol, as_of=q.as_of, source=source, **rest)
         await self.forward(unit, q)  # recorded here, and it marks positions there
+
+
+def effect(ev: CloudEvent, model: Upstream, week_type: str | None) -> dict[str, str]:
+    """The effect of upstream entry `ev` (guarded, its payload `model`): same source and id, so
+    the account service's inbox dedupes on the contract's idempotency key; causation and
+    correlation carried as they are. `week_type`: that of its business day (`tagged`). A pure
+    function of the entry and the week type, whichever way it is forwarded (here in the
+    pipeline, or services/integration/forwarder.py): a re-forward is the same effect."""
+    data = model.model_dump(mode="json")
+    if tagged(model):
+        data["week_type"] = week_type
+    carried = {k: v for k in ("causationid", "correlationid") if (v := getattr(ev, k))}
+    # The engine's verified writer and the type it sent, under this service's signature:
+    # the account service keys the effect (and its fill id) by that engine, and names the
+    # sent type when it refuses it.
+    carried |= {WRITER: ev.writer, ORIGIN_TYPE: ev.type}
+    if isinstance(ev.origin, Origin) and ev.type in DELEGATED:
+        carried |= ev.origin.carried()
+    fields = new_event(
+        EFFECT_TYPES[ev.type],
+        ev.source,
+        data,
+        subject=getattr(model, "account_id", None),
+        event_id=ev.id,
+        time=ev.time.isoformat(),
+        **carried,
+    )
+    # The engine's verified scope: the account service knows the account's portfolio.
+    fields[SCOPE_FIELD] = effect_scope(ev)
+    return fields
+
+
+def tagged(model: Upstream) -> bool:
+    """Whether the effect carries the week type looked up here: all but a WS2 verdict that
+    names its own."""
+    return not (isinstance(model, ProtocolValidated) and model.week_type)
 
 
 def business_day(ev: CloudEvent, model: Upstream) -> date:

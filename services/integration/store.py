@@ -1,5 +1,6 @@
 """Every SQL statement of the integration service (schema `integration`)."""
 
+from collections.abc import Sequence
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -15,6 +16,23 @@ async def week_type_on(conn: Sql, *, day: date) -> str | None:
         day,
     )
     return value
+
+
+async def week_types_on(conn: Sql, *, days: Sequence[date]) -> dict[date, str | None]:
+    """The week type in force on each of `days` (as `week_type_on`), in one statement."""
+    rows = await conn.fetch(
+        "SELECT d.day, (SELECT w.week_type FROM week_types w WHERE w.week_start <= d.day"
+        " ORDER BY w.week_start DESC LIMIT 1) AS week_type FROM unnest($1::date[]) AS d (day)",
+        list(days),
+    )
+    return {r["day"]: r["week_type"] for r in rows}
+
+
+async def unpublished(conn: Sql) -> bool:
+    """Whether the outbox holds events the relay has not confirmed yet (it deletes each row
+    once its event is durable): an entry forwarded straight now could overtake them."""
+    found: bool = await conn.fetchval("SELECT EXISTS (SELECT 1 FROM outbox)")
+    return found
 
 
 async def latest_week(conn: Sql) -> asyncpg.Record | None:

@@ -1,0 +1,158 @@
+"""Fills, assignments and expirations to the account service, without the inbox and outbox.
+
+Their effect is the upstream entry re-typed (handlers.effect): same source and id, the engine
+as its writer, the week type of its business day. The account service applies it once (its
+inbox on (writer, source, id), its claims on the fill, assignment or expiration id) and writes
+the entry's outcome on the engine's lane. So the inbox row, the transaction, the outbox row
+and the relay's round cost a forwarded entry nothing it needs: each entry is checked by the
+pipeline's own guard and payload model, the batch's week types are read (one read-only
+statement), its effects written to the effects stream in one round trip, signed, their fsync
+confirmed with WAITAOF as the relay confirms one (durability.py), and only then acknowledged:
+a crash before the acknowledgement forwards the same effect again, which the account service
+answers as a duplicate.
+
+Everything else goes through the pipeline as before, which refuses, dead-letters, holds,
+records or replays it: an entry the guard or the payload model refuses (its refusal, lane
+outcome and audit record as ever), one whose key the inbox already knows, a re-driven dead
+letter, and an entry that could not be written or confirmed. A batch that also carries entries
+with effects of the pipeline's (a valuation, a quote), and every batch while the outbox still
+holds unconfirmed events or while Redis cannot confirm durability, goes through the pipeline
+whole: an effect written here never overtakes one of the same stream waiting in the outbox.
+"""
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import asyncpg
+from opentelemetry.trace import SpanKind
+from redis.asyncio import Redis
+
+from services.integration import store
+from services.integration.handlers import business_day, effect, tagged
+from shared.contracts.envelope import LIMITS, CloudEvent, Limits, decode
+from shared.contracts.upstream import Upstream
+from shared.infra.runtime import tracing
+from shared.infra.runtime.db import connection
+from shared.infra.stream import inbox, lanes
+from shared.infra.stream.durability import Durability
+from shared.infra.stream.messaging import Entry, Guard, Outcome
+from shared.infra.stream.pipeline import Route, payload
+from shared.infra.stream.settle import Process
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Plain:
+    """An entry the pipeline would forward: guarded, its payload read."""
+
+    entry_id: bytes
+    raw: dict[bytes, bytes]
+    ev: CloudEvent
+    model: Upstream
+
+
+class Forwarder:
+    def __init__(
+        self,
+        *,
+        redis: Redis,
+        pool: asyncpg.Pool,
+        guard: Guard,
+        routes: Mapping[str, Route],
+        stream: str,
+        effects: str,
+        sign: Callable[[list[dict[str, str]]], list[dict[str, str]]],
+        durability: Durability,
+        source: str,
+        otherwise: Process,
+        heard: Callable[[str], None] = lambda _source: None,
+        limits: Limits = LIMITS,
+    ) -> None:
+        """`routes`: the types forwarded here, as the pipeline's table has them; `stream`: the
+        upstream stream's contract name (its lanes' outcomes name it)."""
+        self.redis, self.pool, self.guard, self.routes = redis, pool, guard, routes
+        self.stream, self.effects, self.sign = stream, effects, sign
+        self.durability, self.source, self.heard = durability, source, heard
+        self.otherwise, self.limits = otherwise, limits  # the pipeline, for everything else
+
+    async def process(self, entries: Sequence[Entry]) -> Outcome:
+        if not await self.durability.ready(self.redis):
+            return await self.otherwise(entries)  # its outbox keeps them until Redis can confirm
+        plain: list[Plain] = []
+        others: list[Entry] = []
+        for entry_id, raw in entries:
+            found = await self.forwardable(entry_id, raw)
+            if isinstance(found, Plain):
+                plain.append(found)
+            elif found:  # refused: its refusal causes no effect, the others may go on
+                others.append((entry_id, raw))
+            else:
+                return await self.otherwise(entries)
+        weeks: dict[date, str | None] = {}
+        if plain:
+            async with connection(self.pool) as conn:
+                if await store.unpublished(conn):
+                    return await self.otherwise(entries)
+                known = await inbox.known(conn, [p.ev for p in plain])
+                others += [(p.entry_id, p.raw) for p in plain if p.ev.key in known]
+                plain = [p for p in plain if p.ev.key not in known]
+                days = {business_day(p.ev, p.model) for p in plain if tagged(p.model)}
+                if days:
+                    weeks = await store.week_types_on(conn, days=sorted(days))
+        if plain:
+            try:
+                await self.publish([self.effect(p, weeks) for p in plain])
+            except Exception as exc:  # not confirmed: the pipeline forwards them (same effects)
+                log.warning("forwarding %d entries failed: %s", len(plain), exc)
+                others += [(p.entry_id, p.raw) for p in plain]
+                plain = []
+        out = await self.otherwise(others) if others else Outcome()
+        out.ack.extend(p.entry_id for p in plain)
+        out.emitted += len(plain)
+        return out
+
+    async def forwardable(self, entry_id: bytes, raw: dict[bytes, bytes]) -> Plain | bool:
+        """The entry, guarded and read, if the pipeline would forward it and nothing else;
+        True if it is of a type forwarded here but refused (the pipeline refuses it); False
+        for anything else."""
+        if any(k.startswith(b"dlq_") for k in raw):  # a re-driven dead letter, or a fake one
+            return False
+        try:
+            ev = decode(raw, self.limits)
+        except Exception:
+            return False
+        route = self.routes.get(ev.type)
+        if route is None:
+            return False
+        try:
+            await self.guard(ev, raw)
+            ev.came_from(lanes.origin_of(raw, ev, self.stream))
+            model = payload(route.model, ev, subject_is_account=False)
+        except Exception:  # refused, or keys unavailable: the pipeline says which
+            return True
+        return Plain(entry_id, raw, ev, model)
+
+    def effect(self, p: Plain, weeks: Mapping[date, str | None]) -> dict[str, str]:
+        self.heard(p.ev.source)
+        week = weeks.get(business_day(p.ev, p.model)) if tagged(p.model) else None
+        fields = effect(p.ev, p.model, week)
+        with tracing.span(
+            f"consume {p.ev.type}", parent=p.ev, kind=SpanKind.CONSUMER, service=self.source
+        ):
+            tracing.stamp(fields)
+        return fields
+
+    async def publish(self, effects: list[dict[str, str]]) -> None:
+        """XADD each (signed), then WAITAOF on the same connection; raises unless confirmed."""
+        pipe = self.redis.pipeline(transaction=False)
+        for fields in self.sign(effects):
+            flat: list[Any] = [x for kv in fields.items() for x in kv]
+            pipe.execute_command("XADD", self.effects, "*", *flat)
+        waits = self.durability.wait(self.redis, pipe, [self.effects])
+        with tracing.each("relay", effects):
+            replies = await pipe.execute()
+        waits.confirm(replies)

@@ -1,0 +1,215 @@
+"""The integration service forwards fills, assignments and expirations straight to the account
+service: the effect is written and the entry acknowledged within the batch's own handling (no
+inbox or outbox row, no relay round), and the account service applies it once and answers on
+the engine's lane. A redelivered entry is forwarded again as the same effect and booked once;
+whatever the pipeline would refuse still goes through it, with its refusal, lane outcome and
+audit record; while Redis cannot confirm durability, every effect waits in the outbox."""
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from services.account.app import build as build_account
+from services.integration.app import build as build_integration
+from shared.contracts.answers import ENTRY_APPLIED, ENTRY_DUPLICATE, ENTRY_REFUSED
+from shared.contracts.streams import (
+    ACCOUNT_COMMANDS,
+    ACCOUNT_EFFECTS,
+    ACCOUNT_EVENTS,
+    AUDIT,
+    OPERATOR_LANE,
+    WS4_EVENTS,
+)
+from shared.contracts.trust import ACCOUNT, INTEGRATION
+from shared.infra.runtime.service import Runtime, running
+from shared.infra.runtime.settings import Settings
+from shared.infra.stream.consumer import StreamConsumer
+from shared.infra.trust.keys import KeySet
+from shared.infra.trust.signing import signer_of, text_fields
+from tests.conftest import as_service
+from tests.integration.test_integration_service import fill
+from tests.integration.test_lanes import of, until_found
+from tests.support.streams import ce, decoded, entries, outcomes, read_group, xadd
+from tests.support.tokens import Signer
+from tests.support.waiting import until
+
+LANE = "engine-a"
+
+
+@dataclass
+class Forwarding:
+    """The account service running; the integration service's WS4 consumer driven by hand, so
+    a test decides when a batch is handled and whether it is acknowledged."""
+
+    redis: Redis
+    settings: Settings
+    signer: Signer
+    keys: KeySet
+    integration: Runtime
+    account_id: str
+
+    @property
+    def consumer(self) -> StreamConsumer:
+        (found,) = [c for c in self.integration.consumers if c.stream.endswith(WS4_EVENTS)]
+        return found
+
+    async def send(self, fields: dict[str, str], lane: str = LANE) -> dict[str, str]:
+        """As the router moves it from the engine's lane (field `lane`)."""
+        await xadd(self.redis, self.settings.streams.key(WS4_EVENTS), {**fields, "lane": lane})
+        return fields
+
+    async def read(self) -> Any:
+        c = self.consumer
+        return await read_group(self.redis, c.group, "svc-1", c.stream, count=50)
+
+    async def outcome(self, sent: dict[str, str]) -> tuple[dict[str, Any], str]:
+        """The one outcome of `sent` on the lane, and who signed it."""
+        key = self.settings.streams.outcomes(LANE)
+        ((ev, raw),) = await until_found(self.redis, key, sent["id"], 10)
+        return ev, await signer_of(self.keys, text_fields(raw))
+
+    def fill(self, **overrides: Any) -> dict[str, str]:
+        token = overrides.pop("authorization", None)
+        engine = token or self.signer.bearer("trading_engine", sub=LANE)
+        data = fill(self.account_id, **overrides)
+        return ce("ws4.trade.filled", data, source=f"ws4/{LANE}", authorization=engine)
+
+    async def outbox(self) -> int:
+        count: int = await self.integration.pool.fetchval("SELECT count(*) FROM outbox")
+        return count
+
+
+async def forwarding(
+    settings: Settings, redis: Redis, signer: Signer, **update: str
+) -> AsyncIterator[Forwarding]:
+    required = settings.model_copy(update={"lanes": "required"})
+    account = await build_account(required)
+    integration = await build_integration(
+        as_service(required, signer, "integration").model_copy(update=update),
+        schema=f"integration_{uuid.uuid4().hex[:8]}",
+    )
+    for consumer in integration.consumers:
+        await consumer.ensure_group()
+    await redis.sadd(required.streams.lanes, LANE)
+    try:
+        async with running(account):
+            init = ce(
+                "alluse.system.initialize",
+                {"total_capital": "250000.00"},
+                authorization=signer.bearer("admin"),
+            )
+            await xadd(redis, required.streams.lane(ACCOUNT_COMMANDS, OPERATOR_LANE), init)
+            events = await outcomes(redis, required.streams.key(ACCOUNT_EVENTS), init["id"], want=4)
+            made = next(e for e in events if e["type"] == "alluse.system.initialized")
+            accounts = {a["type"]: a for a in made["data"]["accounts"]}
+            keys = KeySet.from_url(signer.jwks_url)
+            yield Forwarding(
+                redis, required, signer, keys, integration, accounts["generation"]["id"]
+            )
+    finally:
+        await integration.pool.close()
+        await integration.redis.aclose()
+
+
+@pytest.fixture
+async def fwd(settings: Settings, redis: Redis, signer: Signer) -> AsyncIterator[Forwarding]:
+    async for f in forwarding(settings, redis, signer):
+        yield f
+
+
+async def test_a_fill_forwarded_again_after_a_crash_before_its_ack_is_booked_once(
+    fwd: Forwarding,
+) -> None:
+    sent = await fwd.send(fwd.fill())
+    batch = await fwd.read()
+    await fwd.consumer.process(batch)  # forwarded, then the service dies before acknowledging
+    # Applied, though this service's relay never ran: written here, not through the outbox.
+    applied, signer = await fwd.outcome(sent)
+    assert applied["type"] == ENTRY_APPLIED, applied
+    assert signer == ACCOUNT
+    assert await fwd.outbox() == 0
+    assert await fwd.integration.pool.fetchval("SELECT count(*) FROM inbox") == 0
+
+    await fwd.consumer.handle(batch)  # redelivered after the restart: forwarded again, acked
+    key = fwd.settings.streams.outcomes(LANE)
+
+    async def count() -> int:
+        return len(await of(fwd.redis, key, sent["id"]))
+
+    await until(count, equals=2)
+    again = (await of(fwd.redis, key, sent["id"]))[1][0]
+    assert again["type"] == ENTRY_DUPLICATE, again
+    # The same effect again: another payload under its key would be `idempotency_conflict`.
+    # Booked once: the duplicate's outcome, committed with whatever it caused, is the barrier.
+    # Its events are the first application's again (same ids: readers drop the copy).
+    events = await entries(fwd.redis, fwd.settings.streams.key(ACCOUNT_EVENTS))
+    booked = [
+        e
+        for e in map(decoded, (f for _, f in events))
+        if e["type"] == "alluse.account.balance_changed" and e.get("causationid") == sent["id"]
+    ]
+    assert len({e["id"] for e in booked}) == 1
+    c = fwd.consumer
+    assert (await fwd.redis.xpending(c.stream, c.group))["pending"] == 0
+
+
+async def test_refused_fills_get_their_refusal_and_the_rest_of_the_batch_goes_straight(
+    fwd: Forwarding,
+) -> None:
+    s = fwd.settings.streams
+    invalid = await fwd.send(fwd.fill(quantity=-1))
+    other_lane = fwd.signer.bearer("trading_engine", sub="engine-b")  # not this lane's client
+    unbound = await fwd.send(fwd.fill(authorization=other_lane))
+    outside = fwd.signer.bearer("trading_engine", sub=LANE, portfolios=[str(uuid.uuid4())])
+    foreign = await fwd.send(fwd.fill(authorization=outside))
+    good = await fwd.send(fwd.fill())
+    await fwd.consumer.handle(await fwd.read())
+    await fwd.integration.relay.publish_once()  # the refusals went the pipeline's way
+
+    ev, signer = await fwd.outcome(invalid)
+    assert (ev["type"], ev["data"]["code"], signer) == (
+        ENTRY_REFUSED,
+        "invalid_payload",
+        INTEGRATION,
+    ), ev
+    ev, signer = await fwd.outcome(unbound)
+    assert (ev["type"], ev["data"]["code"], signer) == (ENTRY_REFUSED, "forbidden", INTEGRATION)
+    (denied,) = await outcomes(fwd.redis, s.key(AUDIT), unbound["id"], want=1)
+    assert denied["data"]["action"] == "command.denied"
+    # The account service knows the account's portfolio: it refuses the scope, as before.
+    (rejected,) = await outcomes(fwd.redis, s.key(ACCOUNT_EVENTS), foreign["id"], want=1)
+    assert (rejected["type"], rejected["data"]["code"]) == ("alluse.command.rejected", "forbidden")
+    records = await outcomes(fwd.redis, s.key(AUDIT), foreign["id"], want=1)
+    assert [r["data"]["details"]["code"] for r in records] == ["forbidden"]
+    ev, signer = await fwd.outcome(good)
+    assert (ev["type"], signer) == (ENTRY_APPLIED, ACCOUNT), ev
+    c = fwd.consumer
+    assert (await fwd.redis.xpending(c.stream, c.group))["pending"] == 0
+
+
+async def test_fills_wait_in_the_outbox_while_redis_cannot_confirm_durability(
+    settings: Settings, redis: Redis, signer: Signer
+) -> None:
+    aof = {_text(k): _text(v) for k, v in (await redis.config_get("appendonly")).items()}
+    if aof.get("appendonly") != "no":
+        pytest.skip("needs the test Redis with AOF off")
+    async for fwd in forwarding(settings, redis, signer, redis_durability="required"):
+        sent = await fwd.send(fwd.fill())
+        await fwd.consumer.handle(await fwd.read())
+        effects = await entries(redis, fwd.settings.streams.key(ACCOUNT_EFFECTS))
+        assert [decoded(f)["id"] for _, f in effects] == []
+        kept = await fwd.integration.pool.fetch("SELECT fields FROM outbox")
+        assert [json.loads(r["fields"])["id"] for r in kept] == [sent["id"]]
+        known = await fwd.integration.pool.fetchval(
+            "SELECT count(*) FROM inbox WHERE id = $1", sent["id"]
+        )
+        assert known == 1  # the pipeline's way: inbox and outbox rows in one transaction
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value
