@@ -139,10 +139,11 @@ class Forwarder:
     def effect(self, p: Plain, weeks: Mapping[date, str | None]) -> dict[str, str]:
         self.heard(p.ev.source)
         week = weeks.get(business_day(p.ev, p.model)) if tagged(p.model) else None
-        fields = effect(p.ev, p.model, week)
         with tracing.span(
             f"consume {p.ev.type}", parent=p.ev, kind=SpanKind.CONSUMER, service=self.source
         ):
+            with tracing.span(f"handle {p.ev.type}"):
+                fields = effect(p.ev, p.model, week)
             tracing.stamp(fields)
         return fields
 
