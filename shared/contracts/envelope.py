@@ -150,9 +150,32 @@ class CloudEvent(BaseModel):
         self._origin = origin
 
     def fingerprint(self) -> str:
-        """What must match for a re-sent entry to count as the same command."""
-        canon = json.dumps([self.type, self.subject, self.data], sort_keys=True, default=str)
-        return hashlib.sha256(canon.encode()).hexdigest()
+        """What must match for a re-sent entry to count as the same command. An effect's
+        annotations (ANNOTATIONS: what its forwarder looked up when it read the upstream entry,
+        not what the entry's writer sent) are left out: the same entry forwarded again after a
+        new week classification is the same effect, applied once."""
+        data = self.data
+        if self.type.startswith(EFFECT_PREFIX) and not ANNOTATIONS.isdisjoint(data):
+            data = {k: v for k, v in data.items() if k not in ANNOTATIONS}
+        return _fingerprint(self.type, self.subject, data)
+
+    def fingerprints(self) -> tuple[str, ...]:
+        """Every fingerprint a known entry of the same command may carry: `fingerprint()`,
+        and an effect's with its annotations in, as inbox rows written before they were left
+        out have it (kept while the deduplication window may hold such rows)."""
+        whole = _fingerprint(self.type, self.subject, self.data)
+        return tuple(dict.fromkeys((self.fingerprint(), whole)))
+
+
+EFFECT_PREFIX = "alluse.effect."
+# What the integration service adds to an effect's data (the week type of its business day,
+# read when it forwards the entry; a WS2 verdict's own, which that service's inbox keys).
+ANNOTATIONS = frozenset({"week_type"})
+
+
+def _fingerprint(type_: str, subject: str | None, data: dict[str, Any]) -> str:
+    canon = json.dumps([type_, subject, data], sort_keys=True, default=str)
+    return hashlib.sha256(canon.encode()).hexdigest()
 
 
 def explain(exc: ValidationError) -> str:

@@ -23,6 +23,7 @@ from shared.contracts.streams import (
     ACCOUNT_EVENTS,
     AUDIT,
     OPERATOR_LANE,
+    WS2_EVENTS,
     WS4_EVENTS,
 )
 from shared.contracts.trust import ACCOUNT, INTEGRATION
@@ -156,6 +157,43 @@ async def test_a_fill_forwarded_again_after_a_crash_before_its_ack_is_booked_onc
     assert len({e["id"] for e in booked}) == 1
     c = fwd.consumer
     assert (await fwd.redis.xpending(c.stream, c.group))["pending"] == 0
+
+
+async def test_a_fill_sent_again_after_its_week_is_classified_is_a_duplicate(
+    fwd: Forwarding,
+) -> None:
+    """Forwarded again, the fill is tagged with the week type in force then: its effect is
+    still the same effect (the week type is the forwarder's annotation), booked once."""
+    sent = await fwd.send(fwd.fill(filled_at="2026-11-26T14:02:11Z"))
+    await fwd.consumer.handle(await fwd.read())
+    first, _ = await fwd.outcome(sent)
+    assert first["type"] == ENTRY_APPLIED, first
+
+    week = {"week_start": "2026-11-23", "week_type": "P-EW", "confidence": "0.9"}
+    classified = ce(
+        "ws2.week.classified",
+        week,
+        source=f"ws2/{LANE}",
+        authorization=fwd.signer.bearer("trading_engine", sub=LANE),
+    )
+    s = fwd.settings.streams
+    await xadd(fwd.redis, s.key(WS2_EVENTS), {**classified, "lane": LANE})
+    (ws2,) = [c for c in fwd.integration.consumers if c.stream.endswith(WS2_EVENTS)]
+    await ws2.handle(await read_group(fwd.redis, ws2.group, "svc-1", ws2.stream, count=50))
+    await fwd.integration.relay.publish_once()
+    recorded, _ = await fwd.outcome(classified)
+    assert recorded["type"] == ENTRY_APPLIED, recorded
+
+    await fwd.send(sent)  # the very same entry again, now in a classified week
+    await fwd.consumer.handle(await fwd.read())
+    key = s.outcomes(LANE)
+
+    async def count() -> int:
+        return len(await of(fwd.redis, key, sent["id"]))
+
+    await until(count, equals=2)
+    again = (await of(fwd.redis, key, sent["id"]))[1][0]
+    assert again["type"] == ENTRY_DUPLICATE, again
 
 
 async def test_refused_fills_get_their_refusal_and_the_rest_of_the_batch_goes_straight(

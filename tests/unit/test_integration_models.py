@@ -175,3 +175,19 @@ def test_stock_fills_default_to_a_multiplier_of_one() -> None:
 def test_a_compliant_verdict_with_violations_is_contradictory() -> None:
     data = {"account_id": "a", "trade_ref": "t", "compliant": True, "violations": ["late"]}
     assert rejection("ws2.protocol.validated", data, stream=WS2_EVENTS).code == "invalid_payload"
+
+
+def test_an_effects_week_type_is_not_part_of_what_makes_it_the_same_effect() -> None:
+    """The week type is looked up when the entry is forwarded: forwarded again after a new
+    classification, the effect is the same; a figure that differs is another payload."""
+
+    def effect(**data: Any) -> CloudEvent:
+        fields = new_event("alluse.effect.trade_filled", "ws4/g", data, event_id="f-1")
+        return decode({k.encode(): v.encode() for k, v in fields.items()})
+
+    before, after = effect(price="3.25", week_type=None), effect(price="3.25", week_type="P-EW")
+    assert before.fingerprint() == after.fingerprint()
+    assert effect(price="3.30", week_type=None).fingerprint() != before.fingerprint()
+    # An inbox row written before the week type was left out still matches its effect.
+    legacy = before.fingerprints()[-1]
+    assert legacy != before.fingerprint() and legacy in before.fingerprints()

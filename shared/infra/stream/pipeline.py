@@ -208,7 +208,7 @@ class Pipeline:
         for _, ev in items:
             prior = known.get(ev.key)
             if prior is not None:
-                if prior[0] == ev.fingerprint():  # the same outcome again, with the same event ids
+                if prior[0] in ev.fingerprints():  # the same outcome again, same event ids
                     outbox.extend((stream, dumps(fields)) for stream, fields in prior[1])
                     outbox.extend(self.lane_outcome(ev, prior[1], again=True))
                 else:
