@@ -109,7 +109,8 @@ def effect(ev: CloudEvent, model: Upstream, week_type: str | None) -> dict[str, 
     the account service's inbox dedupes on the contract's idempotency key; causation and
     correlation carried as they are. `week_type`: that of its business day (`tagged`). A pure
     function of the entry and the week type, whichever way it is forwarded (here in the
-    pipeline, or services/integration/forwarder.py): a re-forward is the same effect."""
+    pipeline, or services/integration/forwarder.py): forwarded again, it is the same effect
+    (the week type, looked up anew, is left out of its fingerprint: envelope.py)."""
     data = model.model_dump(mode="json")
     if tagged(model):
         data["week_type"] = week_type
