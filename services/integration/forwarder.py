@@ -5,9 +5,10 @@ as its writer, the week type of its business day. The account service applies it
 inbox on (writer, source, id), its claims on the fill, assignment or expiration id) and writes
 the entry's outcome on the engine's lane. So the inbox row, the transaction, the outbox row
 and the relay's round cost a forwarded entry nothing it needs: each entry is checked by the
-pipeline's own guard and payload model, the batch's week types are read (one read-only
-statement), its effects written to the effects stream in one round trip, signed, their fsync
-confirmed with WAITAOF as the relay confirms one (durability.py), and only then acknowledged:
+pipeline's own guard and payload model, the batch's reads made on one pooled connection, none
+writing (whether the outbox waits, which keys the inbox knows, the week types of its days),
+its effects written to the effects stream in one round trip, signed, their fsync confirmed
+with WAITAOF as the relay confirms one (direct.py), and only then acknowledged:
 a crash before the acknowledgement forwards the same effect again, which the account service
 answers as a duplicate.
 
@@ -24,13 +25,13 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
 
 import asyncpg
 from opentelemetry.trace import SpanKind
 from redis.asyncio import Redis
 
 from services.integration import store
+from services.integration.direct import write_durably
 from services.integration.handlers import business_day, effect, tagged
 from shared.contracts.envelope import LIMITS, CloudEvent, Limits, decode
 from shared.contracts.upstream import Upstream
@@ -148,12 +149,4 @@ class Forwarder:
         return fields
 
     async def publish(self, effects: list[dict[str, str]]) -> None:
-        """XADD each (signed), then WAITAOF on the same connection; raises unless confirmed."""
-        pipe = self.redis.pipeline(transaction=False)
-        for fields in self.sign(effects):
-            flat: list[Any] = [x for kv in fields.items() for x in kv]
-            pipe.execute_command("XADD", self.effects, "*", *flat)
-        waits = self.durability.wait(self.redis, pipe, [self.effects])
-        with tracing.each("relay", effects):
-            replies = await pipe.execute()
-        waits.confirm(replies)
+        await write_durably(self.redis, self.durability, self.effects, self.sign(effects))

@@ -18,11 +18,11 @@ it; and so does every entry while Redis cannot confirm durability (its outbox ke
 import logging
 from collections.abc import Callable, Sequence
 from datetime import timedelta
-from typing import Any
 
 from opentelemetry.trace import SpanKind
 from redis.asyncio import Redis
 
+from services.integration.direct import write_durably
 from shared.contracts import trust
 from shared.contracts.envelope import LIMITS, Limits
 from shared.contracts.lifecycle import LIFECYCLE_TYPES, dataschema
@@ -112,12 +112,4 @@ class Republisher:
         return fields
 
     async def publish(self, events: list[dict[str, str]]) -> None:
-        """XADD each (signed), then WAITAOF on the same connection; raises unless confirmed."""
-        pipe = self.redis.pipeline(transaction=False)
-        for fields in self.sign(events):
-            flat: list[Any] = [x for kv in fields.items() for x in kv]
-            pipe.execute_command("XADD", self.lifecycle, "*", *flat)
-        waits = self.durability.wait(self.redis, pipe, [self.lifecycle])
-        with tracing.each("relay", events):
-            replies = await pipe.execute()
-        waits.confirm(replies)
+        await write_durably(self.redis, self.durability, self.lifecycle, self.sign(events))
