@@ -11,12 +11,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
+from pydantic import ValidationError
 
 from services.security import audit_store, store
 from services.security.chain import Broken, ChainCheck, Head, canonical, link_hash
 from services.security.crypto import AUDIT_HOW, AuditKeys, KeyConfigError
-from shared.contracts.envelope import CloudEvent
-from shared.contracts.messages import AUDIT_RECORDED
+from shared.contracts.answers import AuditBatch
+from shared.contracts.envelope import CloudEvent, explain
+from shared.contracts.messages import AUDIT_BATCH, AUDIT_RECORDED, AUDIT_TYPES
 from shared.infra.stream.messaging import Emit, Rejected
 from shared.infra.stream.unit import SqlUnit
 from shared.infra.trust.audit import scrub
@@ -61,12 +63,20 @@ def entry(
     }
 
 
-async def chain(conn: store.Conn, entries: list[dict[str, Any]]) -> int:
+async def chain(conn: store.Conn, entries: list[dict[str, Any]], *, once: bool = False) -> int:
     """Link `entries` after the chain's head, in order, inside the caller's transaction: the
-    head read (locked) once, one INSERT, the head moved once. Returns the last seq."""
+    head read (locked) once, one INSERT, the head moved once. Returns the last seq.
+
+    `once`: an entry whose (source, event_id) the chain holds already, or that repeats an
+    earlier one of `entries`, is left out (checked under the head's lock, so two appenders
+    never both add it)."""
     ring = keys()
     head = await audit_store.audit_head(conn, lock=True)
     seq, prev = int(head["seq"]), str(head["hash"])
+    if once:
+        entries = fresh(entries, await audit_store.chained(conn, entries))
+    if not entries:
+        return seq
     links = []
     for fields in entries:
         seq += 1
@@ -78,14 +88,28 @@ async def chain(conn: store.Conn, entries: list[dict[str, Any]]) -> int:
     return seq
 
 
+def fresh(entries: list[dict[str, Any]], held: set[tuple[str, str]]) -> list[dict[str, Any]]:
+    """`entries` less those whose (source, event_id) is `held` or came earlier in the list."""
+    seen = set(held)
+    kept = []
+    for e in entries:
+        key = (e["source"], e["event_id"])
+        if key not in seen:
+            seen.add(key)
+            kept.append(e)
+    return kept
+
+
 async def append(conn: store.Conn, **fields: Any) -> int:
     """Add one record (`entry`'s arguments) to the chain in the caller's transaction; its seq."""
     return await chain(conn, [entry(**fields)])
 
 
 class AuditUnit(SqlUnit):
-    """The audit consumer's unit of work: each message's record is checked and kept with it,
-    and the batch's records are chained at flush, in the order their messages were read."""
+    """The audit consumer's unit of work: each message's records are checked and kept with it,
+    and the batch's records are chained at flush, in the order their messages were read, each
+    (source, id) once: a record comes again in a re-delivered batch, in another batch that
+    overlaps it, or alone and in a batch."""
 
     def __init__(self, conn: asyncpg.Connection) -> None:
         super().__init__(conn)
@@ -105,7 +129,7 @@ class AuditUnit(SqlUnit):
 
     async def flush(self) -> None:
         if self.kept:
-            await chain(self.conn, self.kept)
+            await chain(self.conn, self.kept, once=True)
             self.kept = []
 
 
@@ -117,10 +141,16 @@ async def seal(pool: asyncpg.Pool) -> None:
 
 
 async def on_audit_event(unit: AuditUnit, ev: CloudEvent) -> list[Emit]:
-    """Pipeline handler for AUDIT (with `unit=AuditUnit.open`): the inbox makes each event one
-    record, exactly once; the unit chains the batch's records together."""
+    """Pipeline handler for AUDIT (with `unit=AuditUnit.open`): one record, or a batch of them
+    (each its own record, under its own id); the unit chains the batch's records together,
+    each (source, id) once."""
+    if ev.type == AUDIT_BATCH:
+        unit.mine.extend(batch_entries(ev))
+        return []
     if ev.type != AUDIT_RECORDED:
-        raise Rejected("unknown_type", f"expected {AUDIT_RECORDED}, got {ev.type[:100]}")
+        raise Rejected(
+            "unknown_type", f"expected one of {', '.join(AUDIT_TYPES)}, got {ev.type[:100]}"
+        )
     data = ev.data
     if not isinstance(data.get("action"), str) or not isinstance(data.get("actor"), str):
         raise Rejected("invalid_audit_record", "data needs string 'action' and 'actor'")
@@ -141,6 +171,28 @@ async def on_audit_event(unit: AuditUnit, ev: CloudEvent) -> list[Emit]:
         )
     )
     return []
+
+
+def batch_entries(ev: CloudEvent) -> list[dict[str, Any]]:
+    """The records of an `alluse.audit.batch`, each under its own id and time, or the whole
+    batch refused (invalid_audit_record) with every problem named."""
+    try:
+        batch = AuditBatch.model_validate(ev.data)
+    except ValidationError as exc:
+        raise Rejected("invalid_audit_record", explain(exc)[:1000]) from None
+    return [
+        entry(
+            action=r.action,
+            actor=r.actor,
+            subject=r.subject,
+            details=r.details,
+            source=ev.source,
+            event_id=r.id,
+            time=r.time,
+            cause=r.causationid,
+        )
+        for r in batch.records
+    ]
 
 
 def record_of(row: asyncpg.Record) -> dict[str, Any]:

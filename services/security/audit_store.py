@@ -57,6 +57,18 @@ async def append_audits(conn: Conn, *, links: list[tuple[dict[str, Any], str, st
     await conn.execute("UPDATE audit_head SET seq = $1, hash = $2", last["seq"], hash_)
 
 
+async def chained(conn: Conn, entries: list[dict[str, Any]]) -> set[tuple[str, str]]:
+    """Which of `entries`' (source, event_id) the chain holds already."""
+    rows = await conn.fetch(
+        "SELECT a.source, a.event_id FROM audit_records a"
+        " JOIN unnest($1::text[], $2::text[]) AS k (source, event_id)"
+        " ON a.event_id = k.event_id AND a.source = k.source",
+        [e["source"] for e in entries],
+        [e["event_id"] for e in entries],
+    )
+    return {(r["source"], r["event_id"]) for r in rows}
+
+
 async def last_audit_unkeyed(conn: Conn) -> bool:
     return bool(
         await conn.fetchval("SELECT key_id IS NULL FROM audit_records ORDER BY seq DESC LIMIT 1")

@@ -3,7 +3,7 @@ a query's reply on its `replyto`, and one outcome per entry written into a lane,
 `alluse.outcomes.<L>`. Models of the wire contract: the AsyncAPI document and the JSON Schemas
 are generated from them."""
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from shared.contracts.messages import QUERY_FAILED, QUERY_RESULT
 
@@ -86,3 +86,29 @@ class AuditRecorded(Answer):
     actor: str = Field(description="who did it: a token's subject, a service, or anonymous")
     subject: str | None = Field(default=None, description="what it happened to, e.g. an account")
     details: dict[str, object] = Field(description="secret-looking keys redacted at any depth")
+
+
+class AuditBatchRecord(AuditRecorded):
+    """One record of an `alluse.audit.batch`: an `alluse.audit.recorded`'s data with the
+    attributes that make it a record of its own (its id, time and cause)."""
+
+    id: str = Field(
+        min_length=1,
+        max_length=200,
+        description="the record's id, as an `alluse.audit.recorded` of it would have; with the"
+        " entry's `source`, the key the security service stores it under, once",
+    )
+    time: AwareDatetime = Field(description="when it happened (RFC 3339 with offset)")
+    causationid: str | None = Field(
+        default=None, max_length=200, description="the id of the entry it is about"
+    )
+    correlationid: str | None = Field(default=None, max_length=200)
+
+
+class AuditBatch(Answer):
+    """`alluse.audit.batch`: the audit records of one batch a service processed, in order,
+    under one signature; the security service chains each record on its own."""
+
+    records: list[AuditBatchRecord] = Field(
+        min_length=1, description="each record, in the order its writer made them"
+    )

@@ -12,10 +12,10 @@ from pydantic.json_schema import models_json_schema
 
 from shared.contracts import answers, lifecycle, streams, trust, upstream
 from shared.contracts.envelope import CloudEvent
-from shared.contracts.messages import AUDIT_RECORDED
+from shared.contracts.messages import AUDIT_BATCH, AUDIT_RECORDED
 
 REF = "#/components/schemas/{model}"
-VERSION = "1.1.0"  # the wire contract's version (docs/contract.md, "Versioning")
+VERSION = "1.2.0"  # the wire contract's version (docs/contract.md, "Versioning")
 COMMANDS = {
     "alluse.system.initialize": "InitializeSystem",
     "alluse.account.create": "CreateAccount",
@@ -68,7 +68,7 @@ def _catalogue() -> dict[str, dict[str, type[BaseModel] | None]]:
         streams.ACCOUNT_COMMANDS: {t: model(n) for t, n in COMMANDS.items()},
         streams.ACCOUNT_QUERIES: {t: model(n) for t, n in QUERIES.items()},
         streams.ACCOUNT_LIFECYCLE: dict(lifecycle.LIFECYCLE_TYPES),
-        streams.AUDIT: {AUDIT_RECORDED: answers.AuditRecorded},
+        streams.AUDIT: {AUDIT_RECORDED: answers.AuditRecorded, AUDIT_BATCH: answers.AuditBatch},
         REPLIES: dict(answers.REPLY_TYPES),
         OUTCOMES: dict(answers.OUTCOME_TYPES),
     }
@@ -111,8 +111,9 @@ CHANNELS = {  # stream -> (channel id, operation actions, description)
     streams.AUDIT: (
         "audit",
         ("send", "receive"),
-        "Every service writes; the security service reads. Each record is signed by the"
-        " service its `source` names.",
+        "Every service writes; the security service reads. Each entry is signed by the"
+        " service its `source` names: one record (`alluse.audit.recorded`), or the records of"
+        " one batch (`alluse.audit.batch`, new in contract 1.2), each chained on its own.",
     ),
     REPLIES: (
         "queryReplies",

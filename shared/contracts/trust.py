@@ -19,7 +19,7 @@ import orjson
 
 from shared.contracts.lifecycle import LIFECYCLE_TYPES
 from shared.contracts.messages import (
-    AUDIT_RECORDED,
+    AUDIT_TYPES,
     COMMAND_REJECTED,
     QUERY_FAILED,
     QUERY_RESULT,
@@ -60,8 +60,8 @@ OWNERS: dict[str, str] = {
 
 
 def owner(type_: str, source: str) -> str | None:
-    """The service that alone may write an entry of this type (an audit record: its source's)."""
-    if type_ == AUDIT_RECORDED:
+    """The service that alone may write an entry of this type (audit records: its source's)."""
+    if type_ in AUDIT_TYPES:
         return SOURCES.get(source)
     return OWNERS.get(type_)
 

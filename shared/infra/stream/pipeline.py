@@ -52,7 +52,7 @@ from shared.infra.stream.messaging import (
     Rejected,
 )
 from shared.infra.stream.unit import SqlUnit
-from shared.infra.trust.audit import audit_event
+from shared.infra.trust.audit import audit_event, batched, is_record
 from shared.infra.trust.keys import KeysUnavailable
 
 log = logging.getLogger(__name__)
@@ -191,7 +191,7 @@ class Pipeline:
                 out.answers[entry_id] = partial(self.outcome_refused, ev.origin, ev=ev)
         if refused:
             async with transaction(self.pool) as conn:
-                await inbox.insert_outbox(conn, [(s, dumps(fields)) for s, fields in refused])
+                await inbox.insert_outbox(conn, [(s, dumps(f)) for s, f in with_batches(refused)])
             out.ack.extend(refused_ids)
             out.rejected += len(refused_ids)
             out.emitted += len(refused)
@@ -203,13 +203,20 @@ class Pipeline:
         known = await inbox.known(conn, [ev for _, ev in items])
         rows: list[tuple[str, str, str, str, str, str]] = []
         outbox: list[tuple[str, str]] = []  # (stream key, fields as JSON): encoded once
+        # Each message's audit records stay in its inbox outcome; the outbox gets the batch's
+        # records together, in `alluse.audit.batch` entries (shared/infra/trust/audit.py).
+        records: list[Emit] = []
         fresh = [ev for _, ev in items if ev.key not in known]
         unit = await self.unit(conn, fresh) if fresh else None
         for _, ev in items:
             prior = known.get(ev.key)
             if prior is not None:
                 if prior[0] in ev.fingerprints():  # the same outcome again, same event ids
-                    outbox.extend((stream, dumps(fields)) for stream, fields in prior[1])
+                    for stream, fields in prior[1]:
+                        if is_record(fields):
+                            records.append((stream, fields))
+                        else:
+                            outbox.append((stream, dumps(fields)))
                     outbox.extend(self.lane_outcome(ev, prior[1], again=True))
                 else:
                     reason = (
@@ -230,10 +237,17 @@ class Pipeline:
             known[ev.key] = (fingerprint, emits)
             encoded = [(stream, dumps(fields)) for stream, fields in emits]
             rows.append((ev.writer, ev.source, ev.id, ev.type, fingerprint, inbox.outcome(encoded)))
-            outbox.extend(encoded)
+            for emit, json in zip(emits, encoded, strict=True):
+                if is_record(emit[1]):
+                    records.append(emit)
+                else:
+                    outbox.append(json)
             outbox.extend(self.lane_outcome(ev, emits, of=of))
         if unit is not None:
             await unit.flush()
+        for stream, fields in batched(records):
+            tracing.stamp(fields)  # the batch's transaction, linked to each of its messages
+            outbox.append((stream, dumps(fields)))
         await inbox.record(conn, rows)
         await inbox.insert_outbox(conn, outbox)
         out.emitted += len(outbox)
@@ -432,6 +446,13 @@ class Dispatch:
                 )
             )
         return unit.events
+
+
+def with_batches(emits: Sequence[Emit]) -> list[Emit]:
+    """`emits` with their audit records folded into batch entries, at the end."""
+    return [e for e in emits if not is_record(e[1])] + batched(
+        [e for e in emits if is_record(e[1])]
+    )
 
 
 def deterministic(exc: BaseException) -> str | None:
