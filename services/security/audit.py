@@ -146,11 +146,16 @@ async def on_audit_event(unit: AuditUnit, ev: CloudEvent) -> list[Emit]:
     each (source, id) once."""
     if ev.type == AUDIT_BATCH:
         unit.mine.extend(batch_entries(ev))
-        return []
-    if ev.type != AUDIT_RECORDED:
-        raise Rejected(
-            "unknown_type", f"expected one of {', '.join(AUDIT_TYPES)}, got {ev.type[:100]}"
-        )
+    elif ev.type == AUDIT_RECORDED:
+        unit.mine.append(record_entry(ev))
+    else:
+        kinds = ", ".join(AUDIT_TYPES)
+        raise Rejected("unknown_type", f"expected one of {kinds}, got {ev.type[:100]}")
+    return []
+
+
+def record_entry(ev: CloudEvent) -> dict[str, Any]:
+    """The record of an `alluse.audit.recorded`, or invalid_audit_record."""
     data = ev.data
     if not isinstance(data.get("action"), str) or not isinstance(data.get("actor"), str):
         raise Rejected("invalid_audit_record", "data needs string 'action' and 'actor'")
@@ -158,19 +163,16 @@ async def on_audit_event(unit: AuditUnit, ev: CloudEvent) -> list[Emit]:
     if not isinstance(details, dict):
         raise Rejected("invalid_audit_record", "'details' must be an object")
     subject = data.get("subject")
-    unit.mine.append(
-        entry(
-            action=data["action"],
-            actor=data["actor"],
-            subject=str(subject) if subject is not None else None,
-            details=details,
-            source=ev.source,
-            event_id=ev.id,
-            time=ev.time,
-            cause=ev.causationid,
-        )
+    return entry(
+        action=data["action"],
+        actor=data["actor"],
+        subject=str(subject) if subject is not None else None,
+        details=details,
+        source=ev.source,
+        event_id=ev.id,
+        time=ev.time,
+        cause=ev.causationid,
     )
-    return []
 
 
 def batch_entries(ev: CloudEvent) -> list[dict[str, Any]]:
