@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 from services.security import app, audit
 from services.security.settings import SecuritySettings
 from shared.contracts.envelope import new_event
-from shared.contracts.messages import AUDIT_BATCH, COMMAND_REJECTED
+from shared.contracts.messages import AUDIT_BATCH, AUDIT_RECORDED, COMMAND_REJECTED
 from shared.contracts.streams import AUDIT
 from shared.infra.runtime.db import create_pool, migrate
 from shared.infra.runtime.settings import Settings
@@ -29,6 +29,7 @@ from shared.infra.stream.unit import SqlUnit
 from shared.infra.trust.guards import signed_by
 from shared.infra.trust.keys import KeySet
 from tests.integration.test_security_store import AUDIT_KEY, KEY
+from tests.support.barriers import inbox_outcome
 from tests.support.streams import decoded, entries, read_group, xadd
 from tests.support.tokens import Signer
 
@@ -53,6 +54,7 @@ class Audited:
     security: StreamConsumer  # the security service's audit consumer
     security_relay: Relay  # its outbox: its refusals
     chain: asyncpg.Pool
+    schema: str  # the toy service's
 
     async def apply(self, *command_ids: str) -> None:
         """The toy service reads `command_ids` in one batch, applies them and publishes."""
@@ -140,6 +142,7 @@ async def audited(settings: Settings, redis: Redis, signer: Signer) -> AsyncIter
         security_consumer,
         Relay(chain, redis, name=sec_schema, sign=signer.services["security"].sign_many),
         chain,
+        toy_schema,
     )
     await toy.close()
     await chain.close()
@@ -171,7 +174,7 @@ async def test_a_batch_of_commands_is_one_signed_entry_and_one_chain_row_each(
 
 
 async def test_a_record_that_comes_again_is_stored_once_in_whichever_batch(
-    audited: Audited,
+    audited: Audited, signer: Signer
 ) -> None:
     await audited.apply("c-1", "c-2", "c-3")
     (first,) = await audited.sent()
@@ -195,6 +198,18 @@ async def test_a_record_that_comes_again_is_stored_once_in_whichever_batch(
     assert [r["cause"] for r in rows] == ["c-1", "c-2", "c-3", "c-4", "c-5"]
     assert len({r["event_id"] for r in rows}) == 5
     assert await audit.verify(audited.chain) == (5, None)
+
+    # The same record alone, as an `alluse.audit.recorded` (as the service keeps it in its
+    # inbox for c-5), beside a record of its own: only the new one is chained.
+    kept = await inbox_outcome(audited.settings.database_url, audited.schema, "tests", "c-5")
+    (alone,) = [e for _, e in kept if e["type"] == AUDIT_RECORDED]
+    other = {**alone, "id": "another-record", "causationid": "c-9"}
+    for fields in (alone, other):
+        text = {k: json.dumps(v) if k == "data" else v for k, v in fields.items()}
+        await xadd(audited.redis, audited.security.stream, signer.sign("account", text))
+    await audited.chain_in()
+    assert [r["cause"] for r in await audited.rows()] == ["c-1", "c-2", "c-3", "c-4", "c-5", "c-9"]
+    assert await audit.verify(audited.chain) == (6, None)
 
 
 async def test_a_forged_or_unreadable_batch_is_refused_with_its_reason(

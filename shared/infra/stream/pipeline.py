@@ -190,8 +190,9 @@ class Pipeline:
             if isinstance(ev.origin, lanes.Origin):  # its answer, should it be dead-lettered
                 out.answers[entry_id] = partial(self.outcome_refused, ev.origin, ev=ev)
         if refused:
+            refused = with_batches(refused)
             async with transaction(self.pool) as conn:
-                await inbox.insert_outbox(conn, [(s, dumps(f)) for s, f in with_batches(refused)])
+                await inbox.insert_outbox(conn, [(s, dumps(fields)) for s, fields in refused])
             out.ack.extend(refused_ids)
             out.rejected += len(refused_ids)
             out.emitted += len(refused)

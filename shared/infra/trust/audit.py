@@ -108,7 +108,7 @@ def batched(records: Sequence[Emit]) -> list[Emit]:
 
 def _record(fields: Mapping[str, str]) -> dict[str, Any]:
     attrs = {k: fields[k] for k in _ATTRIBUTES if fields.get(k)}
-    return {"id": fields["id"], "time": fields["time"], **attrs, **orjson.loads(fields["data"])}
+    return {**orjson.loads(fields["data"]), "id": fields["id"], "time": fields["time"], **attrs}
 
 
 def _batch(stream: str, source: str, records: list[dict[str, Any]]) -> Emit:
