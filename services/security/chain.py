@@ -17,10 +17,14 @@ from typing import Any
 GENESIS = "0" * 64
 
 
+# json.dumps with these arguments, its encoder made once rather than per record.
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+)
+
+
 def canonical(record: Mapping[str, Any]) -> str:
-    return json.dumps(
-        record, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
-    )
+    return _CANONICAL.encode(record)
 
 
 def link_hash(prev_hash: str, record: Mapping[str, Any], key: bytes | None = None) -> str:

@@ -31,6 +31,8 @@ def scrub(details: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _scrub(value: Any) -> Any:
+    if value is None or isinstance(value, str | int | float):  # the usual leaves, at once
+        return value
     if isinstance(value, Mapping):
         return scrub(value)
     if isinstance(value, list | tuple):
