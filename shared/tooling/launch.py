@@ -146,14 +146,20 @@ def acl_redis(
     write_acl(acl, passwords, prefix)
     probe = ("security", passwords[password_variable("security")])
     with embedded.embedded_redis(data_dir, port, aclfile=acl, probe=probe) as url:
-        base = RedisAccess(url)
-        users = {u: base.as_user(u, passwords[password_variable(u)]) for u in ACL_USERS}
-        yield RedisAccess(
-            url,
-            users,
-            admin_url=base.as_user(ADMIN_USER, passwords[password_variable(ADMIN_USER)]),
-            acl_file=str(acl.absolute()),
-        )
+        yield acl_access(url, passwords, acl)
+
+
+def acl_access(url: str, passwords: dict[str, str], acl: Path) -> RedisAccess:
+    """Each ACL user's URL on the server at `url` (no credentials), running the ACL file `acl`
+    generated with `passwords` (redis_passwords)."""
+    base = RedisAccess(url)
+    users = {u: base.as_user(u, passwords[password_variable(u)]) for u in ACL_USERS}
+    return RedisAccess(
+        url,
+        users,
+        admin_url=base.as_user(ADMIN_USER, passwords[password_variable(ADMIN_USER)]),
+        acl_file=str(acl.absolute()),
+    )
 
 
 def unrestricted(url: str) -> bool:
