@@ -19,6 +19,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from redis.asyncio import Redis
@@ -38,7 +39,7 @@ from shared.infra.runtime import metrics
 from shared.infra.runtime.settings import Settings
 from shared.infra.stream.consumer import StreamConsumer
 from shared.infra.stream.limits import Buckets
-from shared.infra.stream.messaging import Emit, Entry, Rejected, dead_letter_fields
+from shared.infra.stream.messaging import Answer, Emit, Entry, Rejected, dead_letter_fields
 from shared.infra.trust.signing import EntrySigner
 
 log = logging.getLogger(__name__)
@@ -565,4 +566,22 @@ def lane_router(
         buckets=buckets if consumer.delete_applied else None,
         cost=cost,
     )
+    consumer.answer_of = partial(crashed, s, name, consumer)
     return LaneRouter(move, settings.block_ms, heal=consumer.heal)
+
+
+def crashed(
+    streams: Streams, name: str, consumer: StreamConsumer, fields: dict[bytes, bytes]
+) -> Answer | None:
+    """The lane answer of an entry of `name` dead-lettered with no answer of this process
+    (it crashed its consumers): refused on the lane its router wrote on it, signed like all
+    the service writes (so none without the service's signer)."""
+    origin, signer = origin_of(fields, None, name), consumer.signer
+    if origin is None or signer is None:
+        return None
+    service = source_of(signer.service)
+
+    def answer(code: str, reason: str) -> Emit:
+        return refused(streams, service, origin, code=code, reason=reason, cause=None)
+
+    return answer
