@@ -121,6 +121,8 @@ async def sampler(
 
 async def stop(task: asyncio.Task[None]) -> None:
     """Cancel and wait a little: a task caught in a Redis call must not hold the report back."""
+    if task.done() and not task.cancelled() and (exc := task.exception()) is not None:
+        say(f"{task.get_name()} stopped early: {type(exc).__name__}: {exc}")
     task.cancel()
     await asyncio.wait([task], timeout=5)
 
