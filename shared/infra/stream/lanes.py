@@ -351,36 +351,39 @@ class Move:
     _turn: int = 0
 
     async def once(self, block_ms: int | None) -> int:
-        if not self.fair:
-            return await self.all_of(await self.sources(), block_ms, self.batch)
+        if self.fair:
+            return await self.in_turns(block_ms)
+        sources = await self.sources()
+        got: Any = await self.redis.xread(
+            dict.fromkeys(sources, "0-0"), count=self.batch, block=block_ms
+        )
+        moved = 0
+        for key, rows in got or []:
+            source = key.decode() if isinstance(key, bytes) else str(key)
+            moved += await self.move(source, sources.get(source, ""), rows)
+        return moved
+
+    async def in_turns(self, block_ms: int | None) -> int:
+        """One round of a fair router (`fair`): what room the target has, shared in turns."""
         room = self.batch - int(await self.redis.xlen(self.targets[0]))
         if room <= 0:  # a batch waits in the target: the rest stays in the lanes
             await asyncio.sleep(FULL_WAIT)
             return 0
         sources = {k: lane for k, lane in (await self.sources()).items() if self.allowed(lane)}
-        if not sources:  # every lane with entries is over its rate
+        if not sources:  # every lane is over its rate
             await asyncio.sleep(FULL_WAIT)
             return 0
         got: Any = await self.redis.xread(dict.fromkeys(sources, "0-0"), count=room, block=block_ms)
-        lanes = sorted(
+        found = sorted(
             ((k.decode() if isinstance(k, bytes) else str(k), rows) for k, rows in got or []),
             key=lambda pair: sources.get(pair[0], ""),
         )
-        self._turn += 1
-        start = self._turn % max(1, len(lanes))
-        queues = [(k, rows[: self.admitted(sources.get(k, ""), rows)]) for k, rows in lanes]
-        queues = queues[start:] + queues[:start]
-        shares = [0] * len(queues)
-        for _ in range(room):  # in turns: every lane's first entry before any lane's second
-            took = False
-            for i, (_, rows) in enumerate(queues):
-                if shares[i] < len(rows) and sum(shares) < room:
-                    shares[i] += 1
-                    took = True
-            if not took:
-                break
+        self._turn += 1  # the first lane served rotates from round to round
+        first = self._turn % max(1, len(found))
+        queues = [(k, rows[: self.admitted(sources.get(k, ""), rows)]) for k, rows in found]
+        queues = queues[first:] + queues[:first]
         moved = 0
-        for (key, rows), n in zip(queues, shares, strict=True):
+        for (key, rows), n in zip(queues, shares([len(r) for _, r in queues], room), strict=True):
             if n:
                 lane = sources.get(key, "")
                 done = await self.move(key, lane, rows[:n], cap=self.batch)
@@ -388,7 +391,7 @@ class Move:
                     self.buckets.take(lane, sum(self.cost(f) for _, f in rows[:done]))
                 moved += done
         if not moved and got:
-            await asyncio.sleep(FULL_WAIT)  # room taken by another replica meanwhile
+            await asyncio.sleep(FULL_WAIT)  # the room was taken by another replica meanwhile
         return moved
 
     def limited(self, lane: str) -> bool:
@@ -417,17 +420,6 @@ class Move:
         if self.public:
             found[self.streams.key(self.name)] = ""
         return found
-
-    async def all_of(self, sources: dict[str, str], block_ms: int | None, count: int) -> int:
-        """Up to `count` of every source's oldest entries."""
-        got: Any = await self.redis.xread(
-            dict.fromkeys(sources, "0-0"), count=count, block=block_ms
-        )
-        moved = 0
-        for key, rows in got or []:
-            source = key.decode() if isinstance(key, bytes) else str(key)
-            moved += await self.move(source, sources.get(source, ""), rows)
-        return moved
 
     async def move(self, source: str, lane: str, rows: list[Entry], *, cap: int = 0) -> int:
         if not rows:
@@ -502,6 +494,18 @@ class Move:
             if isinstance(results[i], Exception):
                 raise results[i]
         await self.redis.xdel(source, *failures)
+
+
+def shares(sizes: Sequence[int], room: int) -> list[int]:
+    """How many entries to take of each queue (of `sizes`), `room` in all, in turns: every
+    queue's first before any queue's second."""
+    taken = [0] * len(sizes)
+    while room > 0 and any(t < n for t, n in zip(taken, sizes, strict=True)):
+        for i, n in enumerate(sizes):
+            if room > 0 and taken[i] < n:
+                taken[i] += 1
+                room -= 1
+    return taken
 
 
 async def backoff(failures: int, base_ms: int) -> None:
