@@ -553,7 +553,8 @@ def lane_router(
 ) -> LaneRouter:
     """Fans the lanes of a consumer-group stream into it; recreates its group if the stream
     was deleted under it (with a warning), so consumption resumes by itself. Where the
-    consumer deletes what it has answered, the lanes share each batch fairly (Move.fair);
+    consumer deletes what it has answered (queries; not the upstream streams, kept by age),
+    the lanes share each batch fairly (Move.fair);
     `buckets`: each machine client's rate, taken in its lane, `cost` tokens an entry."""
     s = settings.streams
     move = Move(
