@@ -26,7 +26,7 @@ from shared.infra.stream.limits import Buckets, limited
 from shared.infra.stream.messaging import Guard
 from shared.infra.stream.partitions import Partitioned
 from shared.infra.stream.pipeline import Dispatch, Pipeline, Route
-from shared.infra.stream.replies import Replier
+from shared.infra.stream.replies import Replier, query_cost
 from shared.infra.stream.retention import Retained
 from shared.infra.trust.auth import Verifier
 from shared.infra.trust.guards import bearer, redrivable, signed_by
@@ -117,7 +117,11 @@ async def build(settings: Settings) -> Runtime:
         delete_applied=True,
     )
     rt.consumers = [queries]
-    rt.routers = [lane_router(rt.redis, settings, ACCOUNT_QUERIES, queries)]
+    # A machine client's queries beyond its rate wait in its own lane (docs/scopes.md).
+    rate = Buckets(settings.rate_queries_per_second, settings.rate_queries_burst)
+    rt.routers = [
+        lane_router(rt.redis, settings, ACCOUNT_QUERIES, queries, buckets=rate, cost=query_cost)
+    ]
     rt.found.append(partial(outcome_streams, rt))
     return rt
 

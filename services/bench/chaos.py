@@ -1,7 +1,9 @@
 """`make chaos`: the platform under a fault schedule, then proof that nothing was lost or doubled.
 
-On servers of its own (a scratch Redis with AOF on and a scratch PostgreSQL under var/chaos/,
-never a shared one) it starts the three services as `make run` does, opens the accounts, then
+On servers of its own (a scratch Valkey with AOF on and a scratch PostgreSQL under var/chaos/,
+never a shared one) it starts the three services as `make run` does and as in production (the
+generated ACL file, lanes required; the operator and the engine are machine clients, each
+writing its own lane as its own Redis user, with tokens), opens the accounts, then
 sends mixed commands (deposits, withdrawals, WS4 fills through the integration service) at a
 steady rate while it kills -9 each service at random moments, kills -9 Redis and restarts it,
 shuts PostgreSQL down (fast) and starts it again, and starts a second account service half-way.
@@ -22,11 +24,10 @@ from decimal import Decimal
 from pathlib import Path
 
 from services.bench.checks import Check, run_checks
-from services.bench.load import Load
+from services.bench.load import Load, in_lanes
 from services.bench.platform import Platform, say
 from services.bench.tokens import Tokens
 from shared.contracts.streams import Streams
-from shared.infra.runtime.redisclient import connect
 
 MIX = {"deposit": 0.4, "withdrawal": 0.3, "fill": 0.3}
 RESEND_AFTER_S = 60.0  # beyond the reclaim idle time (30 s): the platform recovers alone first
@@ -108,15 +109,18 @@ def action(platform: Platform, fault: str) -> Callable[[], dict[str, float]]:
 async def drive(args: argparse.Namespace, platform: Platform) -> tuple[Load, list[str]]:
     rng = random.Random(args.seed)  # noqa: S311 - seeded on purpose: the same seed replays a run
     plan = schedule(rng, args.commands, args.kills)
-    redis = connect(platform.redis.url)
+    operator, engine = platform.client("operator"), platform.client("trading_engine")
+    lanes = in_lanes(operator, engine)  # each its own lane, as its own Redis user
+    redis = lanes.operator_redis
     load = Load(
         redis,
         Streams(platform.env.get("ALLUSE_STREAM_PREFIX", "")),
-        Tokens(platform.client("operator")),
-        Tokens(platform.client("trading_engine")),
+        Tokens(operator),
+        Tokens(engine),
         [],
         rng,
         MIX,
+        lanes=lanes,
     )
     follower = asyncio.create_task(load.follow())
     faults: asyncio.Queue[tuple[int, str]] = asyncio.Queue()
@@ -166,7 +170,8 @@ async def drive(args: argparse.Namespace, platform: Platform) -> tuple[Load, lis
         for task in [*workers, follower]:
             task.cancel()
         await asyncio.gather(*workers, follower, return_exceptions=True)
-        await redis.aclose()
+        await lanes.operator_redis.aclose()
+        await lanes.engine_redis.aclose()
     return load, report
 
 
@@ -186,7 +191,7 @@ def show(args: argparse.Namespace, report: list[str], checks: list[Check]) -> No
 
 async def run(args: argparse.Namespace) -> int:
     say(f"seed {args.seed}")
-    with Platform(args.dir, SETTINGS) as platform:
+    with Platform(args.dir, SETTINGS, acl=True) as platform:
         load, report = await drive(args, platform)
         checks = await run_checks(platform.postgres.url, load)
     show(args, report, checks)

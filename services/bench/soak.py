@@ -1,7 +1,9 @@
 """`make soak`: the whole platform under a steady offered load for a bounded time, sampled.
 
-On servers of its own (a scratch Redis with AOF on and a scratch PostgreSQL under var/soak/)
-it starts the three services as `make run` does, with retention set short for the run, opens
+On servers of its own (a scratch Valkey with AOF on and a scratch PostgreSQL under var/soak/)
+it starts the three services as `make run` does and as in production (the generated ACL file,
+lanes required; the operator and the engine are machine clients, each writing its own lane as
+its own Redis user, with tokens), with retention set short for the run, opens
 the accounts and offers mixed load (deposits, withdrawals, WS4 fills through the integration
 service, account queries) at a steady rate. Every interval it samples Redis used_memory, every
 stream's length, consumer-group lag and pending, inbox/outbox/ledger rows and each service's
@@ -22,7 +24,7 @@ from pathlib import Path
 from redis.asyncio import Redis
 
 from services.bench import samples
-from services.bench.load import Load
+from services.bench.load import Load, in_lanes
 from services.bench.platform import Platform, say
 from services.bench.soak_report import chart, print_table, verdict
 from services.bench.tokens import Tokens
@@ -38,6 +40,8 @@ RETENTION_NAMES = (
     "ALLUSE_DLQ_RETENTION",
     "ALLUSE_AUDIT_HEADS_RETENTION",
     "ALLUSE_DEDUP_WINDOW",
+    "ALLUSE_OUTCOME_RETENTION",
+    "ALLUSE_REPLY_TTL_SECONDS",
 )
 
 
@@ -117,23 +121,28 @@ async def sampler(
 
 async def stop(task: asyncio.Task[None]) -> None:
     """Cancel and wait a little: a task caught in a Redis call must not hold the report back."""
+    if task.done() and not task.cancelled() and (exc := task.exception()) is not None:
+        say(f"{task.get_name()} stopped early: {type(exc).__name__}: {exc}")
     task.cancel()
     await asyncio.wait([task], timeout=5)
 
 
 async def run(args: argparse.Namespace) -> int:
     settings = retention(args.minutes)
-    with Platform(args.dir, settings) as platform:
-        redis = connect(platform.redis.url)
+    with Platform(args.dir, settings, acl=True) as platform:
+        redis = connect(platform.observer)  # the server's state, read as the observer
+        operator, engine = platform.client("operator"), platform.client("trading_engine")
+        lanes = in_lanes(operator, engine)  # each its own lane, as its own Redis user
         rng = random.Random(args.seed)  # noqa: S311 - seeded: a run replays
         load = Load(
-            redis,
+            lanes.operator_redis,
             Streams(platform.env.get("ALLUSE_STREAM_PREFIX", "")),
-            Tokens(platform.client("operator")),
-            Tokens(platform.client("trading_engine")),
+            Tokens(operator),
+            Tokens(engine),
             [],
             rng,
             MIX,
+            lanes=lanes,
         )
         follower = asyncio.create_task(load.follow())
         taken: list[samples.Sample] = []
@@ -156,7 +165,8 @@ async def run(args: argparse.Namespace) -> int:
                 await stop(watcher)
         finally:
             await stop(follower)
-            await asyncio.wait([asyncio.ensure_future(redis.aclose())], timeout=5)
+            closing = [redis.aclose(), lanes.operator_redis.aclose(), lanes.engine_redis.aclose()]
+            await asyncio.wait([asyncio.ensure_future(c) for c in closing], timeout=5)
     print_table(taken)
     path = chart(taken, args.dir / "soak.png")
     answered = sum(c.outcome is not None for c in load.commands.values()) - args.accounts

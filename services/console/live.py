@@ -94,6 +94,8 @@ async def events(request: Request) -> Response:
     async def stream() -> AsyncIterator[str]:
         async with c.live_feeds:
             cursor: Any = resume if ENTRY_ID.match(resume) else None
+            if cursor is None and request.query_params.get("backlog") == "0":
+                cursor, _ = await recent(c, scan=1, most=0)  # from now on: what changes next
             if cursor is None:
                 seen = await visible_accounts(request, me)
                 cursor, rows = await recent(c, account=account, kind=kind, visible=seen)

@@ -4,7 +4,7 @@ import asyncio
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from services.console import live, views, web
@@ -140,6 +140,21 @@ async def account(request: Request) -> Response:
     )
 
 
+async def figures(request: Request) -> Response:
+    """An account's figures as the account service answers now: what an open account page shows
+    when a balance event says they changed. The event is only the cue (a genuine old one can be
+    added to the stream again), the signed fresh answer is what is shown."""
+    me = web.session(request)
+    aid = _id(request, "account_id")
+    found = await web.ask(request, me, "alluse.query.account", {"account_id": aid}, subject=aid)
+    shown = {"balance": found["balance"], "available": found["available"]}
+    shown["buffer"] = found["cash_buffer"]
+    return JSONResponse({k: views.usd(v) for k, v in shown.items()}, headers=NO_STORE)
+
+
+NO_STORE = {"Cache-Control": "no-store"}
+
+
 def _id(request: Request, name: str) -> str:
     problems = Problems()
     value = ident(problems, {name: request.path_params[name]}, name)
@@ -154,4 +169,5 @@ def routes() -> list[BaseRoute]:
         Route("/portfolios", portfolio_list),
         Route("/portfolios/{portfolio_id}", portfolio),
         Route("/accounts/{account_id}", account),
+        Route("/accounts/{account_id}/figures", figures),
     ]

@@ -142,7 +142,6 @@ def event_row(entry_id: str, fields: dict[str, Any]) -> dict[str, Any]:
     data = fields.get("data") or {}
     kind = str(fields.get("type", "")).removeprefix("alluse.")
     account = fields.get("subject") or data.get("account_id") or ""
-    figures = {k: usd(data[k]) for k in ("balance", "available", "cash_buffer") if k in data}
     return {
         "id": entry_id,
         "type": fields.get("type", ""),
@@ -150,7 +149,6 @@ def event_row(entry_id: str, fields: dict[str, Any]) -> dict[str, Any]:
         "time": str(fields.get("time", ""))[:19].replace("T", " "),
         "account": account,
         "summary": describe(str(fields.get("type", "")), data),
-        "figures": {k.replace("cash_", ""): v for k, v in figures.items()},
     }
 
 

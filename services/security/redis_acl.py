@@ -13,6 +13,7 @@ from collections.abc import Mapping
 
 from shared.contracts.streams import (
     ACCOUNT_LIFECYCLE,
+    ACL_ADMIN,
     ACL_USERS,
     DLQ_SUFFIX,
     LANED,
@@ -73,7 +74,6 @@ INSPECT = "client|list info"
 # file only when its password is set (ALLUSE_REDIS_PASSWORD_ACLADMIN): without it, clients
 # reach the running server only through the file and a restart. ACL SETUSER can grant
 # anything, so this password is kept from the long-running services.
-ACL_ADMIN = "acladmin"
 ACL_ADMIN_COMMANDS = "acl|setuser acl|deluser acl|getuser client|kill"
 
 

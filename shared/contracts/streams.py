@@ -122,6 +122,10 @@ class Access:
     what: str = ""
 
 
+# The Redis user of the security administration (ALLUSE_REDIS_ADMIN_URL): it provisions machine
+# clients' users and nothing else (services/security/redis_acl.py writes its rules).
+ACL_ADMIN = "acladmin"
+
 ACL_USERS = {
     "account": Access(
         consume=(ACCOUNT_COMMANDS, ACCOUNT_QUERIES, ACCOUNT_EFFECTS),

@@ -3,7 +3,6 @@
 and started again), and machine clients made with the CLI."""
 
 import contextlib
-import hashlib
 import json
 import os
 import secrets
@@ -21,7 +20,7 @@ from typing import Any
 import redis
 from cryptography.fernet import Fernet
 
-from shared.contracts.streams import ACL_USERS
+from shared.contracts.streams import ACL_ADMIN, ACL_USERS
 from shared.infra.trust.signing import identity_env, new_identities
 from shared.tooling import embedded
 
@@ -48,9 +47,9 @@ def write_secret(path: Path, value: str) -> None:
         f.write(value)
 
 
-ADMIN_USER = "acl-admin"  # the user that provisions machine clients' Redis users
-# ACL SETUSER can grant anything, so this user is as strong as root; it runs nothing else.
-ADMIN_COMMANDS = "ping hello select client|setname client|setinfo acl|setuser client|kill"
+# The user that provisions machine clients' Redis users: the generator's, with its rules (ACL
+# SETUSER can grant anything, so this user is as strong as root; it runs nothing else).
+ADMIN_USER = ACL_ADMIN
 
 
 @dataclass(frozen=True)
@@ -99,8 +98,7 @@ def password_file(user: str, directory: Path = VAR) -> Path:
 def redis_passwords(directory: Path = VAR) -> dict[str, str]:
     """One random password per ACL user and for the ACL administrator, made once and kept in
     `directory`/redis-users/<user> (mode 0600); a user added later gets one then. Keyed as
-    the ACL file generator takes them (ALLUSE_REDIS_PASSWORD_<USER>; the administrator by
-    its name)."""
+    the ACL file generator takes them (ALLUSE_REDIS_PASSWORD_<USER>)."""
     password_file(ADMIN_USER, directory).parent.mkdir(mode=0o700, exist_ok=True)
     made: dict[str, str] = {}
     for user in [*ACL_USERS, ADMIN_USER]:
@@ -108,8 +106,7 @@ def redis_passwords(directory: Path = VAR) -> dict[str, str]:
         if not path.exists():
             write_secret(path, secrets.token_hex(24))
             say(f"made a password for the Redis user {user} in {path} (mode 0600)")
-        key = ADMIN_USER if user == ADMIN_USER else password_variable(user)
-        made[key] = path.read_text().strip()
+        made[password_variable(user)] = path.read_text().strip()
     return made
 
 
@@ -120,24 +117,20 @@ def password_variable(user: str) -> str:
 
 def write_acl(path: Path, passwords: dict[str, str], prefix: str) -> None:
     """The generated ACL file (`python -m services.security admin redis-acl`, which keeps the
-    machine clients' users `create-client` added to it), mode 0600, and the administrator's
-    user after them."""
+    machine clients' users `create-client` added to it, and writes the administrator's user
+    since its password is given), mode 0600."""
     if not path.exists():
         write_secret(path, "")  # the generator rewrites it in place: 0600 from the start
     generate = [sys.executable, "-m", "services.security", "admin", "redis-acl"]
     done = subprocess.run(
         [*generate, "--out", str(path), "--prefix", prefix],
-        env={**os.environ, **{k: v for k, v in passwords.items() if k != ADMIN_USER}},
+        env={**os.environ, **passwords},
         capture_output=True,
         text=True,
         check=False,
     )
     if done.returncode != 0:
         raise SystemExit(f"generating the Redis ACL file failed: {done.stderr.strip()}")
-    digest = hashlib.sha256(passwords[ADMIN_USER].encode()).hexdigest()
-    rules = " ".join(f"+{c}" for c in ADMIN_COMMANDS.split())
-    with path.open("a") as f:
-        f.write(f"user {ADMIN_USER} on #{digest} resetkeys resetchannels -@all {rules}\n")
 
 
 @contextlib.contextmanager
@@ -153,14 +146,20 @@ def acl_redis(
     write_acl(acl, passwords, prefix)
     probe = ("security", passwords[password_variable("security")])
     with embedded.embedded_redis(data_dir, port, aclfile=acl, probe=probe) as url:
-        base = RedisAccess(url)
-        users = {u: base.as_user(u, passwords[password_variable(u)]) for u in ACL_USERS}
-        yield RedisAccess(
-            url,
-            users,
-            admin_url=base.as_user(ADMIN_USER, passwords[ADMIN_USER]),
-            acl_file=str(acl.absolute()),
-        )
+        yield acl_access(url, passwords, acl)
+
+
+def acl_access(url: str, passwords: dict[str, str], acl: Path) -> RedisAccess:
+    """Each ACL user's URL on the server at `url` (no credentials), running the ACL file `acl`
+    generated with `passwords` (redis_passwords)."""
+    base = RedisAccess(url)
+    users = {u: base.as_user(u, passwords[password_variable(u)]) for u in ACL_USERS}
+    return RedisAccess(
+        url,
+        users,
+        admin_url=base.as_user(ADMIN_USER, passwords[password_variable(ADMIN_USER)]),
+        acl_file=str(acl.absolute()),
+    )
 
 
 def unrestricted(url: str) -> bool:

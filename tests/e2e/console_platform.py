@@ -34,6 +34,7 @@ class Platform:
     passwords: dict[str, str] = field(default_factory=dict)
     accounts: dict[str, str] = field(default_factory=dict)
     portfolio: str = ""
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     @property
     def console(self) -> str:
@@ -95,7 +96,7 @@ def platform(redis_url: str, database_url: str, prefix: str, tmp: Path) -> Itera
             f"{n}=http://127.0.0.1:{ports[n]}" for n in SERVICES[:3]
         ),
     }
-    procs: list[subprocess.Popen[bytes]] = []
+    procs: dict[str, subprocess.Popen[bytes]] = {}
     own = identity_env(new_identities())  # the console signs nothing: it is a client
     try:
         for name in SERVICES:
@@ -106,13 +107,13 @@ def platform(redis_url: str, database_url: str, prefix: str, tmp: Path) -> Itera
                 stdout=log.open("wb"),
                 stderr=subprocess.STDOUT,
             )
-            procs.append(proc)
+            procs[name] = proc
             wait_ready(ports[name], proc, log)
-        yield Platform(env, ports, tmp)
+        yield Platform(env, ports, tmp, procs=procs)
     finally:
-        for proc in procs:
+        for proc in procs.values():
             proc.terminate()
-        for proc in procs:
+        for proc in procs.values():
             assert proc.wait(20) == 0, "a service did not stop cleanly on SIGTERM"
 
 

@@ -10,19 +10,30 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
+import redis
 from PIL import Image
 from playwright.sync_api import BrowserContext, Locator, Page, expect, sync_playwright
 
+from shared.contracts.streams import (
+    ACCOUNT_COMMANDS,
+    ACCOUNT_LIFECYCLE,
+    CONSOLE_LANE,
+    Streams,
+)
 from tests.conftest import RUN, fresh_database
 from tests.e2e.console_platform import Platform, initialize, platform
+from tests.support.waiting import until_sync
 
 pytestmark = pytest.mark.slow
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -37,6 +48,7 @@ FLAGS = [
     "--disable-sync",
 ]
 ADMIN, OPERATOR, VIEWER = "ada-admin", "otto-operator", "vera-viewer"
+MALLORY = "mallory"  # a low-privilege client's lane, the attacker's
 OWNER = "pia-owner"  # a portfolio owner: a viewer granted one portfolio
 
 
@@ -176,6 +188,106 @@ def test_an_operator_follows_a_deposit_and_a_refused_withdrawal(
     expect(feed.locator("tr[data-event='alluse.command.rejected']")).to_have_count(
         0
     )  # filtered out
+
+
+def test_a_refused_token_less_copy_of_a_console_deposit_never_shows_refused(
+    console: Platform, browser: BrowserContext
+) -> None:
+    """Finding 2 of issue 18 in the console: an attacker holding a low-privilege client's
+    Redis access (its own lane) copies each deposit the console sends, token-less, into its
+    lane and into the shared commands stream; the account service refuses the copies (signed
+    refusals naming the deposit's source and id). The console shows each deposit booked, the
+    refusals are the attacker's alone."""
+    p, page = console, browser.new_page()
+    r = redis.Redis.from_url(p.env["REDIS_URL"])
+    s = Streams(p.env["ALLUSE_STREAM_PREFIX"])
+    r.sadd(s.lanes, MALLORY)
+    gen = p.accounts["generation"]
+    sign_in(page, p, OPERATOR, f"/accounts/{gen}")
+    account = p.procs["account"]
+    for n in range(3):
+        before = Decimal(page.locator("[data-balance]").inner_text().replace(",", ""))
+        form = page.locator("form[data-command=deposit]")
+        command_id = form.locator("input[name=command_id]").input_value()
+        form.locator("input[name=amount]").fill("5.00")
+        account.send_signal(signal.SIGSTOP)  # so the copies are certainly there first
+        try:
+            form.locator("button").click(no_wait_after=True)
+            sent = until_sync(
+                lambda: [
+                    f
+                    for f in fields(r, s.lane(ACCOUNT_COMMANDS, CONSOLE_LANE))
+                    if f.get(b"id") == command_id.encode()
+                ],
+                what="the console's deposit in its lane",
+            )[0]
+            copy = {k: v for k, v in sent.items() if k != b"authorization"}
+            r.xadd(s.lane(ACCOUNT_COMMANDS, MALLORY), copy)
+            r.xadd(s.key(ACCOUNT_COMMANDS), copy)
+        finally:
+            account.send_signal(signal.SIGCONT)
+        done = page.locator(".outcome[data-outcome=done]")
+        expect(done).to_contain_text(command_id)
+        expect(done).to_contain_text(f"balance {before + 5:,.2f}")
+        expect(page.locator(".outcome[data-outcome=refused]")).to_have_count(0)
+        expect(page.locator("[data-balance]")).to_have_text(f"{before + 5:,.2f}")
+        refusals = until_sync(
+            lambda: [
+                json.loads(f[b"data"])
+                for f in fields(r, s.outcomes(MALLORY))
+                if json.loads(f[b"data"]).get("id") == command_id
+            ],
+            what="the refusal of the attacker's copy",
+        )
+        assert [d["code"] for d in refusals] == ["unauthorized"], (n, refusals)
+
+
+def test_a_replayed_old_balance_event_never_changes_an_open_account_page(
+    console: Platform, browser: BrowserContext
+) -> None:
+    """A genuine balance event (signed by the integration service) of an earlier deposit,
+    added again to the lifecycle stream while the account page is open: the page keeps the
+    balance the account service answers; a later deposit still shows at once."""
+    p, page = console, browser.new_page()
+    r = redis.Redis.from_url(p.env["REDIS_URL"])
+    s = Streams(p.env["ALLUSE_STREAM_PREFIX"])
+    com = p.accounts["compounding"]
+    admin = p.token(ADMIN)
+    p.cli("deposit", com, "2.00", token=admin)
+    p.cli("deposit", com, "3.00", token=admin)
+    old = next(
+        f
+        for f in fields(r, s.key(ACCOUNT_LIFECYCLE), newest=500)
+        if f[b"type"] == b"alluse.account.balance_changed"
+        and json.loads(f[b"data"])["account_id"] == com
+        and json.loads(f[b"data"])["transaction"]["amount"] == "2.00"
+    )
+    stale = f"{Decimal(json.loads(old[b'data'])['balance']):,.2f}"
+    sign_in(page, p, OPERATOR, f"/accounts/{com}")
+    now = page.locator("[data-balance]").inner_text()
+    assert now != stale
+    page.evaluate(SHOWN_BALANCES)
+    expect(page.locator("[data-live-account][data-live=ready]")).to_have_count(1)
+    r.xadd(s.key(ACCOUNT_LIFECYCLE), old)
+    p.cli("deposit", com, "1.00", token=admin)  # the barrier: a later genuine event
+    after = f"{Decimal(now.replace(',', '')) + 1:,.2f}"
+    expect(page.locator("[data-balance]")).to_have_text(after)
+    assert stale not in page.evaluate("window.shownBalances"), stale
+
+
+def fields(r: "redis.Redis", key: str, *, newest: int = 0) -> list[dict[Any, Any]]:
+    """The entries of a stream, oldest first (or its `newest` entries, newest first)."""
+    got: Any = r.xrevrange(key, count=newest) if newest else r.xrange(key)
+    return [f for _, f in got]
+
+
+# Every text the account page's balance shows, in order, from now on.
+SHOWN_BALANCES = """() => {
+  const el = document.querySelector("[data-balance]");
+  window.shownBalances = [el.textContent];
+  new MutationObserver(() => window.shownBalances.push(el.textContent))
+    .observe(el, {childList: true, characterData: true, subtree: true});
+}"""
 
 
 def test_every_form_field_is_checked_by_the_server(

@@ -24,7 +24,7 @@ from cryptography.fernet import Fernet
 from redis import asyncio as aioredis
 
 import alluse_client
-from shared.contracts.streams import Streams
+from shared.contracts.streams import ACL_ADMIN, Streams
 from shared.infra.runtime.settings import Settings
 from shared.infra.trust.signing import identity_env, new_identities
 from shared.tooling.client import StreamClient
@@ -76,7 +76,7 @@ def platform(own_database: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
                 **env,
                 **identities["security"],
                 "REDIS_URL": urls["security"],
-                "ALLUSE_REDIS_ADMIN_URL": urls["acl-admin"],
+                "ALLUSE_REDIS_ADMIN_URL": urls[ACL_ADMIN],
                 "ALLUSE_REDIS_ACL_FILE": urls["acl-file"],
             }
             yield {

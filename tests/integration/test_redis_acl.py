@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from shared.contracts.streams import ACL_ADMIN
 from tests.support.acl import acl_redis, passwords
 
 P = "t."  # the deployment's prefix: ACL patterns include it
@@ -319,11 +320,11 @@ def test_the_acl_admin_provisions_client_users_and_touches_nothing_else(tmp_path
     its rotations; no key, no ACL LOAD/SAVE, no server change."""
     from services.security import redis_acl
 
-    assert redis_acl.ACL_ADMIN not in redis_acl.acl_file(passwords(), P)
+    assert ACL_ADMIN not in redis_acl.acl_file(passwords(), P)
     with pytest.raises(KeyError, match="ALLUSE_REDIS_PASSWORD_ACLADMIN"):
         redis_acl.acl_file({**passwords(), "ALLUSE_REDIS_PASSWORD_ACLADMIN": "short"}, P)
     with acl_redis(tmp_path, P, passwords(), admin=True) as found:
-        admin = redis.Redis.from_url(found["acl-admin"])
+        admin = redis.Redis.from_url(found[ACL_ADMIN])
         rules = redis_acl.client_rules("engine-c", P)
         admin.execute_command("ACL", "SETUSER", "client-engine-c", "on", ">pw-engine-c", *rules)  # type: ignore[no-untyped-call]  # unannotated in redis-py
         assert admin.execute_command("ACL", "GETUSER", "client-engine-c")  # type: ignore[no-untyped-call]  # unannotated in redis-py

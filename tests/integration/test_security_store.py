@@ -21,7 +21,7 @@ from services.security.console_parser import build_parser
 from services.security.domain import InvalidRequest
 from services.security.passwords import Passwords
 from services.security.settings import SecuritySettings
-from shared.contracts.streams import AUDIT
+from shared.contracts.streams import ACL_ADMIN, AUDIT
 from shared.infra.runtime.db import create_pool, migrate
 from shared.infra.runtime.settings import Settings
 from shared.infra.stream.consumer import StreamConsumer
@@ -348,7 +348,7 @@ async def test_a_clients_redis_user_is_provisioned_rotated_and_cut_off_with_it(
     prefix = env.stream_prefix
     with acl_redis(tmp_path / "redis", prefix, acl_passwords(), admin=True) as urls:
         monkeypatch.setenv("REDIS_URL", urls["security"])
-        monkeypatch.setenv("ALLUSE_REDIS_ADMIN_URL", urls["acl-admin"])
+        monkeypatch.setenv("ALLUSE_REDIS_ADMIN_URL", urls[ACL_ADMIN])
         monkeypatch.setenv("ALLUSE_REDIS_ACL_FILE", urls["acl-file"])
         name = f"engine-{uuid.uuid4().hex[:6]}"
         capsys.readouterr()
@@ -369,7 +369,7 @@ async def test_a_clients_redis_user_is_provisioned_rotated_and_cut_off_with_it(
         assert name.encode() in security.smembers(s.lanes)
         security.close()
         # The generated ACL admin did all of it, and may touch no key.
-        admin = redis_sync.Redis.from_url(urls["acl-admin"])
+        admin = redis_sync.Redis.from_url(urls[ACL_ADMIN])
         with pytest.raises(redis_sync.exceptions.NoPermissionError):
             admin.sismember(s.lanes, name)
         assert f"user client-{name} on #" in acl_text(urls["acl-file"])

@@ -10,7 +10,7 @@ from pathlib import Path
 import redis
 
 from services.security import redis_acl
-from shared.contracts.streams import ACL_USERS
+from shared.contracts.streams import ACL_ADMIN, ACL_USERS
 from shared.tooling.embedded import free_port
 from tests.support.waiting import until_sync
 
@@ -41,7 +41,7 @@ def acl_redis(
     ]
     admin_password = secrets.token_hex(16)
     if admin:  # the generated least-privilege ACL admin, as deployments run it
-        env = {**env, redis_acl.password_variable(redis_acl.ACL_ADMIN): admin_password}
+        env = {**env, redis_acl.password_variable(ACL_ADMIN): admin_password}
     acl.write_text(redis_acl.acl_file(env, prefix, lines))
     port = free_port()
     proc = subprocess.Popen(
@@ -83,7 +83,7 @@ def acl_redis(
         until_sync(answers, what=f"the ACL Redis (log: {tmp / 'redis.log'})")
         yield urls | {
             "anonymous": f"redis://127.0.0.1:{port}/0",
-            "acl-admin": f"redis://{redis_acl.ACL_ADMIN}:{admin_password}@127.0.0.1:{port}/0",
+            ACL_ADMIN: f"redis://{ACL_ADMIN}:{admin_password}@127.0.0.1:{port}/0",
             "acl-file": str(acl),
         }
     finally:

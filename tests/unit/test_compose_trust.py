@@ -5,8 +5,7 @@ from typing import Any
 
 import yaml
 
-from services.security.redis_acl import ACL_ADMIN
-from shared.contracts.streams import ACL_USERS
+from shared.contracts.streams import ACL_ADMIN, ACL_USERS
 
 COMPOSE = Path(__file__).resolve().parents[2] / "docker-compose.yml"
 

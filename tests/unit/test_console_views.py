@@ -100,11 +100,6 @@ def test_live_rows_say_what_happened_in_a_line() -> None:
         },
     )
     assert moved["summary"] == "deposit 1,000.00, balance 101,000.00"
-    assert moved["figures"] == {
-        "balance": "101,000.00",
-        "available": "95,950.00",
-        "buffer": "5,050.00",
-    }
     assert moved["account"] == "acc" and moved["time"] == "2026-11-28 10:00:00"
     refused = views.event_row(
         "2-0",

@@ -36,6 +36,17 @@ def test_a_costly_request_pays_more_but_is_never_impossible() -> None:
     assert b.take("a", cost=10) is None
 
 
+def test_what_a_bucket_holds_is_read_without_taking_it() -> None:
+    clock = Clock()
+    b = Buckets(rate=2.0, burst=3, clock=clock)
+    assert b.left("a") == 3.0
+    assert b.take("a", cost=2) is None
+    assert b.left("a") == 1.0 and b.left("a") == 1.0
+    clock.now = 0.25
+    assert b.left("a") == 1.5
+    assert Buckets(rate=0, burst=1).left("a") is None
+
+
 def test_rate_zero_is_no_limit() -> None:
     b = Buckets(rate=0, burst=1)
     assert all(b.take("a") is None for _ in range(1000))

@@ -3,6 +3,7 @@ summed into one line (its legend was 32 partition names over the plot)."""
 
 from pathlib import Path
 
+from services.bench import samples
 from services.bench.samples import Sample
 from services.bench.soak_report import chart, chart_lines
 
@@ -37,3 +38,9 @@ def test_partitions_of_one_stream_are_summed_into_one_line(tmp_path: Path) -> No
         "t.alluse.internal.account.effects (partitions)": [0, 9],
     }
     assert chart(taken, tmp_path / "soak.png").stat().st_size > 0
+
+
+def test_each_querys_own_reply_stream_counts_in_its_lanes_row() -> None:
+    assert samples._row("t.alluse.reply.load-operator.0a1b") == "t.alluse.reply.load-operator.*"
+    assert samples._row("alluse.reply.engine-a.q.1") == "alluse.reply.engine-a.*"
+    assert samples._row("alluse.account.lifecycle") == "alluse.account.lifecycle"

@@ -47,16 +47,37 @@ function feed(tbody) {
   }, setState);
 }
 
+// An account page's figures follow its balance events, but are never taken from them: an
+// event only says "changed", and the figures are read again from the account service (a genuine
+// old event added to the stream again must not bring back an old balance). No backlog: the page
+// was just rendered with the figures of now.
 function liveFigures(section) {
   const id = section.dataset.liveAccount;
-  const url = "/live/events?type=alluse.account.balance_changed&account=" + encodeURIComponent(id);
-  follow(url, (row) => {
-    if (row.account !== id || !row.figures) return;
-    for (const [key, value] of Object.entries(row.figures)) {
-      const el = section.querySelector("[data-" + key + "]");
-      if (el && el.textContent !== value) { el.textContent = value; el.classList.add("changed"); }
+  const url = "/live/events?backlog=0&type=alluse.account.balance_changed&account=" + encodeURIComponent(id);
+  let reading = false, again = false;
+  const reread = async () => {
+    if (reading) { again = true; return; }
+    reading = true;
+    try {
+      do {
+        again = false;
+        const res = await fetch("/accounts/" + encodeURIComponent(id) + "/figures",
+          {headers: {Accept: "application/json"}, cache: "no-store", redirect: "manual"});
+        if (!res.ok || !(res.headers.get("content-type") || "").startsWith("application/json")) break;
+        const figures = await res.json();
+        for (const [key, value] of Object.entries(figures)) {
+          const el = section.querySelector("[data-" + key + "]");
+          if (el && el.textContent !== value) { el.textContent = value; el.classList.add("changed"); }
+        }
+      } while (again);
+    } catch (e) {
+      // the next event tries again
+    } finally {
+      reading = false;
     }
-  }, () => {});
+  };
+  follow(url, (row) => { if (row.account === id) reread(); },
+    (state) => { section.dataset.live = state === "live" ? "ready" : "waiting"; });
 }
 
 function chart(svg) {

@@ -167,8 +167,10 @@ class StreamConsumer(Settling):
                 await self.redis.xack(self.stream, self.group, entry_id)
             elif tries[entry_id] >= self.settings.max_deliveries:
                 # Delivered that often without an outcome: its consumers died on it. (One that
-                # failed with an error was dead-lettered by its last delivery.)
+                # failed with an error was dead-lettered by its last delivery.) The count is the
+                # group's, so it holds across restarts; so does its lane's answer.
                 writer, answer = self.hints.pop(entry_id, ("", None))
+                answer = answer or self.answer_of(fields)
                 reason = f"failed {tries[entry_id]} deliveries; last error: see the service log"
                 letters.append(
                     Letter(entry_id, fields, reason, tries[entry_id], writer, False, answer)

@@ -19,6 +19,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from redis.asyncio import Redis
@@ -37,7 +38,8 @@ from shared.contracts.trust import SOURCES
 from shared.infra.runtime import metrics
 from shared.infra.runtime.settings import Settings
 from shared.infra.stream.consumer import StreamConsumer
-from shared.infra.stream.messaging import Emit, Entry, Rejected, dead_letter_fields
+from shared.infra.stream.limits import Buckets
+from shared.infra.stream.messaging import Answer, Emit, Entry, Rejected, dead_letter_fields
 from shared.infra.trust.signing import EntrySigner
 
 log = logging.getLogger(__name__)
@@ -46,6 +48,7 @@ REFRESH_SECONDS = 1.0  # how often the registry is re-read
 # the id space, and its own later XADDs would fail; reset once drained.
 FUTURE_MS = 24 * 3600 * 1000
 BACKOFF_MAX = 5.0  # seconds between tries of a routing pass that keeps failing
+FULL_WAIT = 0.005  # seconds a fair router waits for room in its target, or for a token
 OPERATOR_ROLES = frozenset({"operator", "admin"})
 # The JSON Schema of a refusal (shared/contracts/schemas/outcomes/, docs.schema_uri).
 REFUSED_SCHEMA = f"{SCHEMA_BASE.rsplit('/', 1)[0]}/outcomes/{ENTRY_REFUSED}/{VERSION}.json"
@@ -59,7 +62,9 @@ REFUSED_SCHEMA = f"{SCHEMA_BASE.rsplit('/', 1)[0]}/outcomes/{ENTRY_REFUSED}/{VER
 # for all targets, so that no id is in two partitions (a replica keys its batch by entry id):
 # the entry's own id when it is past the sequence and not ahead of the server's clock (so a
 # dead letter names the id its writer got), else the next one; '0' for Redis's own (one
-# target). Then (target index, id) pairs. Lua's unpack() has a bounded stack: an entry
+# target). ARGV[5]: the most entries a target may hold ('0': no bound): once it holds that
+# many, the rest stay in their lane (atomic, so replicas' routers together keep the bound).
+# Then (target index, id) pairs. Lua's unpack() has a bounded stack: an entry
 # of over 4000 fields cannot be moved and is reported as a failure. Returns {moved, id, error, id, error, ...}:
 # the entries whose XADD failed stay in place for the caller to dead-letter.
 MOVE = """
@@ -75,8 +80,10 @@ if ARGV[4] == '1' then
     ms, seq = tonumber(string.sub(last, 1, dash - 1)), tonumber(string.sub(last, dash + 1))
   end
 end
-for i = 5, #ARGV, 2 do
+local cap = tonumber(ARGV[5])
+for i = 6, #ARGV, 2 do
   local t, id = tonumber(ARGV[i]), ARGV[i + 1]
+  if cap > 0 and redis.call('XLEN', KEYS[3 + t]) >= cap then break end
   local found = redis.call('XRANGE', KEYS[2], id, id)
   if #found == 1 then
     local fields, kept = found[1][2], {}
@@ -331,16 +338,21 @@ class Move:
     sequence: str | None = None  # one id sequence for all targets (partitions), its key
     # The service's signer of dead letters, once running (Partitioned/StreamConsumer.signer).
     signer: Callable[[], EntrySigner | None] = lambda: None
-
-    async def sources(self) -> dict[str, str]:
-        """Stream key -> lane ('' for the shared stream)."""
-        lanes = await self.registry.names() if self.registry is not None else ()
-        found = {self.streams.lane(self.name, lane): lane for lane in lanes}
-        if self.public:
-            found[self.streams.key(self.name)] = ""
-        return found
+    # Fairness (docs/scopes.md, "Limits"), for a router into one consumer-group stream whose
+    # consumer deletes what it has answered: `fair` moves one batch per round in all, shared
+    # in turns across the lanes that have entries (from a rotating first lane), and only
+    # while the target holds less than a batch; a flood waits in its own lane, not in front
+    # of the others. `buckets`: each machine client's rate, taken before its entries leave
+    # its lane (the console's and operators' lanes carry many users: their rates are checked
+    # per user by the service).
+    fair: bool = False
+    buckets: Buckets | None = None
+    cost: Callable[[dict[bytes, bytes]], float] = lambda _: 1.0  # of an entry, in tokens
+    _turn: int = 0
 
     async def once(self, block_ms: int | None) -> int:
+        if self.fair:
+            return await self.in_turns(block_ms)
         sources = await self.sources()
         got: Any = await self.redis.xread(
             dict.fromkeys(sources, "0-0"), count=self.batch, block=block_ms
@@ -351,12 +363,70 @@ class Move:
             moved += await self.move(source, sources.get(source, ""), rows)
         return moved
 
-    async def move(self, source: str, lane: str, rows: list[Entry]) -> int:
+    async def in_turns(self, block_ms: int | None) -> int:
+        """One round of a fair router (`fair`): what room the target has, shared in turns."""
+        room = self.batch - int(await self.redis.xlen(self.targets[0]))
+        if room <= 0:  # a batch waits in the target: the rest stays in the lanes
+            await asyncio.sleep(FULL_WAIT)
+            return 0
+        sources = {k: lane for k, lane in (await self.sources()).items() if self.allowed(lane)}
+        if not sources:  # every lane is over its rate
+            await asyncio.sleep(FULL_WAIT)
+            return 0
+        got: Any = await self.redis.xread(dict.fromkeys(sources, "0-0"), count=room, block=block_ms)
+        found = sorted(
+            ((k.decode() if isinstance(k, bytes) else str(k), rows) for k, rows in got or []),
+            key=lambda pair: sources.get(pair[0], ""),
+        )
+        self._turn += 1  # the first lane served rotates from round to round
+        first = self._turn % max(1, len(found))
+        queues = [(k, rows[: self.admitted(sources.get(k, ""), rows)]) for k, rows in found]
+        queues = queues[first:] + queues[:first]
+        moved = 0
+        for (key, rows), n in zip(queues, shares([len(r) for _, r in queues], room), strict=True):
+            if n:
+                lane = sources.get(key, "")
+                done = await self.move(key, lane, rows[:n], cap=self.batch)
+                if done and self.limited(lane) and self.buckets is not None:
+                    self.buckets.take(lane, sum(self.cost(f) for _, f in rows[:done]))
+                moved += done
+        if not moved and got:
+            await asyncio.sleep(FULL_WAIT)  # the room was taken by another replica meanwhile
+        return moved
+
+    def limited(self, lane: str) -> bool:
+        """A machine client's lane, under its client's rate."""
+        return self.buckets is not None and bool(lane) and lane not in FIXED_LANES
+
+    def allowed(self, lane: str) -> bool:
+        left = self.buckets.left(lane) if self.buckets and self.limited(lane) else None
+        return left is None or left >= 1
+
+    def admitted(self, lane: str, rows: list[Entry]) -> int:
+        """How many of the lane's oldest `rows` its client's bucket pays for now."""
+        left = self.buckets.left(lane) if self.buckets and self.limited(lane) else None
+        if left is None or self.buckets is None:
+            return len(rows)
+        for n, (_, fields) in enumerate(rows):
+            left -= min(self.cost(fields), float(self.buckets.burst))
+            if left < 0:
+                return n
+        return len(rows)
+
+    async def sources(self) -> dict[str, str]:
+        """Stream key -> lane ('' for the shared stream)."""
+        lanes = await self.registry.names() if self.registry is not None else ()
+        found = {self.streams.lane(self.name, lane): lane for lane in lanes}
+        if self.public:
+            found[self.streams.key(self.name)] = ""
+        return found
+
+    async def move(self, source: str, lane: str, rows: list[Entry], *, cap: int = 0) -> int:
         if not rows:
             return 0
         strip = "1" if self.registry is not None else "0"
         ordered = "1" if self.sequence else "0"
-        args: list[Any] = [self.fence[1] if self.fence else "", lane, strip, ordered]
+        args: list[Any] = [self.fence[1] if self.fence else "", lane, strip, ordered, cap]
         for entry_id, fields in rows:
             args += [self.target(fields), entry_id]
         fence = self.fence[0] if self.fence else source
@@ -426,6 +496,18 @@ class Move:
         await self.redis.xdel(source, *failures)
 
 
+def shares(sizes: Sequence[int], room: int) -> list[int]:
+    """How many entries to take of each queue (of `sizes`), `room` in all, in turns: every
+    queue's first before any queue's second."""
+    taken = [0] * len(sizes)
+    while room > 0 and any(t < n for t, n in zip(taken, sizes, strict=True)):
+        for i, n in enumerate(sizes):
+            if room > 0 and taken[i] < n:
+                taken[i] += 1
+                room -= 1
+    return taken
+
+
 async def backoff(failures: int, base_ms: int) -> None:
     """After a failed pass: wait longer each time (up to BACKOFF_MAX): never a hot loop."""
     await asyncio.sleep(min(BACKOFF_MAX, base_ms / 1000 * (2 ** min(failures, 10))))
@@ -461,10 +543,19 @@ class LaneRouter:
 
 
 def lane_router(
-    redis: Redis, settings: Settings, name: str, consumer: StreamConsumer
+    redis: Redis,
+    settings: Settings,
+    name: str,
+    consumer: StreamConsumer,
+    *,
+    buckets: Buckets | None = None,
+    cost: Callable[[dict[bytes, bytes]], float] = lambda _: 1.0,
 ) -> LaneRouter:
     """Fans the lanes of a consumer-group stream into it; recreates its group if the stream
-    was deleted under it (with a warning), so consumption resumes by itself."""
+    was deleted under it (with a warning), so consumption resumes by itself. Where the
+    consumer deletes what it has answered (queries; not the upstream streams, kept by age),
+    the lanes share each batch fairly (Move.fair);
+    `buckets`: each machine client's rate, taken in its lane, `cost` tokens an entry."""
     s = settings.streams
     move = Move(
         redis,
@@ -476,5 +567,26 @@ def lane_router(
         consumer.dlq,
         settings.batch_size,
         signer=lambda: consumer.signer,
+        fair=consumer.delete_applied,
+        buckets=buckets if consumer.delete_applied else None,
+        cost=cost,
     )
+    consumer.answer_of = partial(crashed, s, name, consumer)
     return LaneRouter(move, settings.block_ms, heal=consumer.heal)
+
+
+def crashed(
+    streams: Streams, name: str, consumer: StreamConsumer, fields: dict[bytes, bytes]
+) -> Answer | None:
+    """The lane answer of an entry of `name` dead-lettered with no answer of this process
+    (it crashed its consumers): refused on the lane its router wrote on it, signed like all
+    the service writes (so none without the service's signer)."""
+    origin, signer = origin_of(fields, None, name), consumer.signer
+    if origin is None or signer is None:
+        return None
+    service = source_of(signer.service)
+
+    def answer(code: str, reason: str) -> Emit:
+        return refused(streams, service, origin, code=code, reason=reason, cause=None)
+
+    return answer

@@ -54,6 +54,14 @@ class Buckets:
         self._level[key] = (tokens - cost, now)
         return None
 
+    def left(self, key: str) -> float | None:
+        """The tokens `key` holds now (None: no limit); nothing is taken."""
+        if self.rate <= 0:
+            return None
+        now = self.clock()
+        tokens, at = self._level.get(key, (float(self.burst), now))
+        return min(float(self.burst), tokens + (now - at) * self.rate)
+
     def _sweep(self, now: float) -> None:
         full = [k for k, (t, at) in self._level.items() if t + (now - at) * self.rate >= self.burst]
         for k in full:

@@ -46,6 +46,13 @@ REPLY_TTL_SECONDS = 300
 REPLY_SPACE = "alluse.reply."
 # What a query costs of its client's bucket: these read every account's ledger.
 QUERY_COST = {"alluse.query.integrity": 10.0, "alluse.query.summary": 2.0}
+
+
+def query_cost(fields: dict[bytes, bytes]) -> float:
+    """What a query entry costs, by the type it names (1 for anything else)."""
+    return QUERY_COST.get(fields.get(b"type", b"").decode(errors="replace"), 1.0)
+
+
 ANSWERING = 3  # queries answered at once (each holds a pooled connection meanwhile)
 log = logging.getLogger(__name__)
 

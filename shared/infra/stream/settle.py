@@ -7,7 +7,9 @@ batch to the pipeline and get an Outcome back; `Settling` turns it into the same
 - a failed entry counts one delivery; it is tried again after `retry_delay` until it has
   failed `max_deliveries` times, then dead-lettered with its last error;
 - a dead letter is signed by the service, and an entry that came through a lane and was not
-  answered yet gets its one outcome there too (`alluse.entry.refused`, code `dead_lettered`);
+  answered yet gets its one outcome there too (`alluse.entry.refused`, code `dead_lettered`),
+  also when it crashed every consumer it was delivered to, across restarts (the group's own
+  delivery count, and the lane the router wrote on the entry);
 - a held entry (the keys needed to check it cannot be had now) is no failed delivery: it is
   tried again after `HELD_SECONDS`, never dead-lettered for waiting;
 - the metrics: consumed, rejected, dead-lettered, latency.
@@ -70,6 +72,9 @@ class Settling:
         # Entry id -> its verified writer and lane answer, kept for a dead letter written by
         # another pass (the reclaimer's): only a hint, bounded.
         self.hints: dict[bytes, tuple[str, Answer | None]] = {}
+        # The lane answer of an entry no pass of this process has answered (one that crashed
+        # its consumers, maybe before a restart), from the entry as its router moved it.
+        self.answer_of: Callable[[dict[bytes, bytes]], Answer | None] = lambda _: None
 
     @property
     def retry_delay(self) -> float:
