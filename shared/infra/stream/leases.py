@@ -41,6 +41,15 @@ class Leases:
         """Take `key` if free, renew it if ours; False when another owner holds it."""
         return bool(await self.redis.eval(_HOLD, 1, key, self.owner, self.ttl_ms))
 
+    async def hold_many(self, keys: list[str], members: str) -> tuple[int, list[bool]]:
+        """`live_members(members)` and `hold` of each of `keys`, in one round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.eval(_ANNOUNCE, 1, members, self.owner, self.ttl_ms)
+        for key in keys:
+            pipe.eval(_HOLD, 1, key, self.owner, self.ttl_ms)
+        alive, *held = await pipe.execute()
+        return int(alive), [bool(h) for h in held]
+
     async def release(self, key: str) -> None:
         await self.redis.eval(_RELEASE, 1, key, self.owner)
 

@@ -103,21 +103,20 @@ class Partitioned(Settling):
         True while this replica holds less than its share shortly after the replicas changed:
         the partitions another gives back are then taken at once, not a renewal later.
         """
-        alive = await self.leases.live_members(self.members)
-        share = math.ceil(len(self.parts) / max(1, alive))
         before = set(self.held)
-        self.routing = await self.leases.hold(self.router_key)
+        mine = sorted(self.held)  # renewed with the router lease in one round trip
+        alive, got = await self.leases.hold_many(
+            [self.router_key, *(self.lease_keys[p] for p in mine)], self.members
+        )
+        share = math.ceil(len(self.parts) / max(1, alive))
+        self.routing = got[0]
+        self.held = {p for p, ok in zip(mine, got[1:], strict=True) if ok}
         start = zlib.crc32(self.settings.consumer.encode()) % len(self.parts)
-        for p in sorted(
-            range(len(self.parts)),
-            key=lambda i: (i not in self.held, (i - start) % len(self.parts)),
-        ):
-            if len(self.held) >= share and p not in self.held:
-                continue
-            if await self.leases.hold(self.lease_keys[p]):
+        for p in sorted(range(len(self.parts)), key=lambda i: (i - start) % len(self.parts)):
+            if len(self.held) >= share:
+                break
+            if p not in before and await self.leases.hold(self.lease_keys[p]):
                 self.held.add(p)
-            else:
-                self.held.discard(p)
         for p in sorted(self.held)[share:]:  # more than a fair share: give the extra back
             self.held.discard(p)
             await self.leases.release(self.lease_keys[p])
