@@ -216,10 +216,47 @@ async def test_refused_fills_get_their_refusal_and_the_rest_of_the_batch_goes_st
     assert (rejected["type"], rejected["data"]["code"]) == ("alluse.command.rejected", "forbidden")
     records = await outcomes(fwd.redis, s.key(AUDIT), foreign["id"], want=1)
     assert [r["data"]["details"]["code"] for r in records] == ["forbidden"]
+    # The engine hears it on its own lane, as it sent it, from the account service.
+    ev, signer = await fwd.outcome(foreign)
+    assert (ev["type"], ev["data"]["code"], ev["data"]["type"], signer) == (
+        ENTRY_REFUSED,
+        "forbidden",
+        "ws4.trade.filled",
+        ACCOUNT,
+    ), ev
     ev, signer = await fwd.outcome(good)
     assert (ev["type"], signer) == (ENTRY_APPLIED, ACCOUNT), ev
     c = fwd.consumer
     assert (await fwd.redis.xpending(c.stream, c.group))["pending"] == 0
+
+
+async def test_assignments_and_expirations_outside_the_scope_are_refused_on_the_lane(
+    fwd: Forwarding,
+) -> None:
+    outside = fwd.signer.bearer("trading_engine", sub=LANE, portfolios=[str(uuid.uuid4())])
+    option = {"account_id": fwd.account_id, "symbol": "TSLA", "option_type": "put"}
+    assigned = {**option, "assignment_id": "as-1", "strike": "250.00", "contracts": 1}
+    expired = {**option, "expiration_id": "ex-1", "strike": "250.00", "contracts": 1}
+    expired["expiration"] = "2026-12-04"
+    sent = [
+        await fwd.send(ce(t, data, source=f"ws4/{LANE}", authorization=outside))
+        for t, data in (("ws4.option.assigned", assigned), ("ws4.option.expired", expired))
+    ]
+    good = await fwd.send(fwd.fill())  # same account, same partition: applied after them
+    await fwd.consumer.handle(await fwd.read())
+    ev, _ = await fwd.outcome(good)
+    assert ev["type"] == ENTRY_APPLIED, ev
+    # The barrier: outcomes are published in commit order, so theirs are out by now.
+    key = fwd.settings.streams.outcomes(LANE)
+    for entry in sent:
+        ((ev, raw),) = await of(fwd.redis, key, entry["id"])
+        signer = await signer_of(fwd.keys, text_fields(raw))
+        assert (ev["type"], ev["data"]["code"], ev["data"]["type"], signer) == (
+            ENTRY_REFUSED,
+            "forbidden",
+            entry["type"],
+            ACCOUNT,
+        ), ev
 
 
 async def test_fills_wait_in_the_outbox_while_redis_cannot_confirm_durability(

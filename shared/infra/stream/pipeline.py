@@ -95,7 +95,7 @@ class Pipeline:
 
     async def process(self, entries: Sequence[Entry]) -> Outcome:
         out = Outcome()
-        good = await self.admit(entries, out)
+        good, lapsed = await self.admit(entries, out)
         if not good:
             return out
         refusals = (out.emitted, out.rejected)
@@ -103,7 +103,7 @@ class Pipeline:
             # A batch's transaction serves entries of many traces: linked to each, child of none.
             with tracing.span("db transaction", links=[ev for _, ev in good]):
                 async with transaction(self.pool) as conn:
-                    await self._apply(conn, good, out)
+                    await self._apply(conn, good, out, lapsed)
             out.ack.extend(i for i, _ in good)
         except Exception:
             # One bad apple must not hold the batch hostage: retry each on its own. What still
@@ -113,7 +113,7 @@ class Pipeline:
             for item in good:
                 try:
                     async with transaction(self.pool) as conn:
-                        await self._apply(conn, [item], out)
+                        await self._apply(conn, [item], out, lapsed)
                     out.ack.append(item[0])
                 except Exception as exc:
                     if (code := deterministic(exc)) is not None and await self._unstorable(
@@ -153,9 +153,17 @@ class Pipeline:
         out.emitted += 1
         return True
 
-    async def admit(self, entries: Sequence[Entry], out: Outcome) -> list[tuple[bytes, CloudEvent]]:
-        """Decoded entries whose writer is proven and allowed; refusals answered at once."""
+    async def admit(
+        self, entries: Sequence[Entry], out: Outcome
+    ) -> tuple[list[tuple[bytes, CloudEvent]], dict[bytes, Rejected]]:
+        """Decoded entries whose writer is proven and allowed; refusals answered at once. Also
+        the entries whose writer the guard proved before it refused them (a genuine token
+        since expired or revoked, a signature older than the window, a scope, a rate), each
+        with its refusal: kept in the batch, which answers each as the duplicate of the entry
+        its key applied, if its inbox holds that key with the same payload, else refuses it.
+        So an entry applied and then redelivered is never refused afterwards."""
         good: list[tuple[bytes, CloudEvent]] = []
+        lapsed: dict[bytes, Rejected] = {}
         refused: list[Emit] = []
         refused_ids: list[bytes] = []
         for entry_id, fields in entries:
@@ -175,6 +183,13 @@ class Pipeline:
                     out.held.append(entry_id)
                     continue
                 except Rejected as r:
+                    if ev.writer:  # proven: the batch answers it (its inbox may know its key)
+                        ev.came_from(self.origin(fields, ev, trusted=True))
+                        good.append((entry_id, ev))
+                        lapsed[entry_id] = r
+                        if isinstance(ev.origin, lanes.Origin):
+                            out.answers[entry_id] = partial(self.outcome_refused, ev.origin, ev=ev)
+                        continue
                     with tracing.span(f"refuse {ev.type}", parent=ev, service=self.source):
                         # An effect's carried lane is believed only with its signature.
                         ev.came_from(self.origin(fields, ev, trusted=False))
@@ -196,10 +211,14 @@ class Pipeline:
             out.ack.extend(refused_ids)
             out.rejected += len(refused_ids)
             out.emitted += len(refused)
-        return good
+        return good, lapsed
 
     async def _apply(
-        self, conn: asyncpg.Connection, items: Sequence[tuple[bytes, CloudEvent]], out: Outcome
+        self,
+        conn: asyncpg.Connection,
+        items: Sequence[tuple[bytes, CloudEvent]],
+        out: Outcome,
+        lapsed: Mapping[bytes, Rejected],
     ) -> None:
         known = await inbox.known(conn, [ev for _, ev in items])
         rows: list[tuple[str, str, str, str, str, str]] = []
@@ -207,10 +226,24 @@ class Pipeline:
         # Each message's audit records stay in its inbox outcome; the outbox gets the batch's
         # records together, in `alluse.audit.batch` entries (shared/infra/trust/audit.py).
         records: list[Emit] = []
-        fresh = [ev for _, ev in items if ev.key not in known]
+        fresh = [ev for i, ev in items if ev.key not in known and i not in lapsed]
         unit = await self.unit(conn, fresh) if fresh else None
-        for _, ev in items:
+        for entry_id, ev in items:
             prior = known.get(ev.key)
+            refused = lapsed.get(entry_id)
+            if refused is not None and (prior is None or prior[0] not in ev.fingerprints()):
+                # Not the entry its key applied: the guard's refusal stands, no key claimed.
+                with tracing.span(f"refuse {ev.type}", parent=ev, service=self.source):
+                    answer = self.refusal(ev, refused)
+                    for _, emitted in answer:
+                        tracing.stamp(emitted)
+                for emit in answer:
+                    if is_record(emit[1]):
+                        records.append(emit)
+                    else:
+                        outbox.append((emit[0], dumps(emit[1])))
+                out.rejected += 1
+                continue
             if prior is not None:
                 if prior[0] in ev.fingerprints():  # the same outcome again, same event ids
                     for stream, fields in prior[1]:

@@ -31,6 +31,17 @@ class Principal:
     scope: Scope = field(default_factory=Scope)
 
 
+class Lapsed(Rejected):
+    """`unauthorized` for a genuine token that no longer admits anything (expired, or revoked):
+    its signature holds, so `who` wrote the entry is still proven. Such an entry is never
+    applied, but one its key already applied is answered as that entry's duplicate
+    (shared/infra/stream/pipeline.py, docs/lanes.md)."""
+
+    def __init__(self, reason: str, who: Principal) -> None:
+        super().__init__("unauthorized", reason)
+        self.who = who
+
+
 class Verifier:
     def __init__(
         self,
@@ -48,25 +59,34 @@ class Verifier:
         scheme, _, token = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not token:
             raise Rejected("unauthorized", "missing 'authorization: Bearer <token>'")
+        expired = None
         try:
-            claims = await self._claims(token)
+            try:
+                claims = await self._claims(token)
+            except jwt.ExpiredSignatureError as exc:  # genuine otherwise? then still its writer's
+                expired = f"invalid token: {str(exc)[:200]}"
+                claims = await self._claims(token, expired_ok=True)
         except KeysUnavailable:
             raise
         except UnknownKey as exc:
             raise Rejected("unauthorized", f"token signing key not recognised: {exc}") from None
         except Exception as exc:  # poison of any kind stays this entry's refusal
-            raise Rejected("unauthorized", f"invalid token: {str(exc)[:200]}") from None
-        if self.is_revoked(claims):
-            raise Rejected("unauthorized", "token has been revoked")
+            raise Rejected("unauthorized", expired or f"invalid token: {str(exc)[:200]}") from None
         role = str(claims["role"])
-        return Principal(
+        who = Principal(
             subject=str(claims["sub"]),
             role=role,
             token_id=str(claims["jti"]),
             scope=Scope.of(role, claims.get(PORTFOLIOS_CLAIM)),
         )
+        if expired is not None:
+            raise Lapsed(expired, who)
+        if self.is_revoked(claims):
+            raise Lapsed("token has been revoked", who)
+        return who
 
-    async def _claims(self, token: str) -> dict[str, Any]:
+    async def _claims(self, token: str, *, expired_ok: bool = False) -> dict[str, Any]:
+        """The token's claims, all checked (with `expired_ok`, all but its expiry: not cached)."""
         now = time.time()
         cached = self._verified.get(token)
         if cached is not None:
@@ -87,8 +107,10 @@ class Verifier:
             audience=self.audience,
             issuer=self.issuer,
             leeway=LEEWAY_SECONDS,
-            options={"require": REQUIRED_CLAIMS},
+            options={"require": REQUIRED_CLAIMS, "verify_exp": not expired_ok},
         )
+        if expired_ok:
+            return claims
         if len(self._verified) >= CACHE_MAX:
             self._verified.clear()
         self._verified[token] = (claims, kid)

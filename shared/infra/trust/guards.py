@@ -14,7 +14,7 @@ from shared.contracts.envelope import CloudEvent
 from shared.contracts.streams import FIXED_LANES
 from shared.infra.stream.lanes import Registry, bind, unlaned
 from shared.infra.stream.messaging import Guard, Rejected
-from shared.infra.trust.auth import Verifier
+from shared.infra.trust.auth import Lapsed, Principal, Verifier
 from shared.infra.trust.keys import KeySet
 from shared.infra.trust.signing import (
     LETTER_SIGNATURE,
@@ -46,8 +46,7 @@ def bearer(
     (settings.lanes), the token's principal must own the lane the entry came through (field
     `lane`, set by the router), and an entry from no lane is taken only when lanes are open."""
 
-    async def guard(ev: CloudEvent, fields: dict[bytes, bytes]) -> None:
-        who = await verifier.authorize(ev.authorization, ev.type)
+    async def bound(who: Principal, fields: dict[bytes, bytes]) -> None:
         if lanes is not None:
             lane = fields.get(b"lane")
             if lane is None:
@@ -55,6 +54,18 @@ def bearer(
             else:
                 known = await registry.names() if registry is not None else FIXED_LANES
                 bind(lane.decode(errors="replace"), who.subject, who.role, known)
+
+    async def guard(ev: CloudEvent, fields: dict[bytes, bytes]) -> None:
+        try:
+            who = await verifier.authorize(ev.authorization, ev.type)
+        except Lapsed as lapsed:  # a genuine token, expired or revoked: its writer, if bound
+            try:
+                await bound(lapsed.who, fields)
+            except Rejected:
+                raise lapsed from None
+            ev.verified_as(lapsed.who.subject, "client")  # refused, yet recognised
+            raise
+        await bound(who, fields)
         ev.verified_as(who.subject, "client")
         ev.scoped_to(who.scope)  # checked where the portfolio of an entry is known
         if backdate is None or who.role in BACKDATING_ROLES:
@@ -85,11 +96,11 @@ def signed_by(keys: KeySet, service: str | None, window: timedelta) -> Guard:
             raise Rejected(
                 "forbidden", f"'{ev.type}' is accepted only from the {owner} service, not {signer}"
             )
-        fresh(text, window)
         # A service may forward an entry for the writer it verified (an engine's fill, as an
         # effect): covered by its signature, so the forwarded entry keeps that writer's keys.
         vouched, sent = text.get(trust.WRITER) or None, text.get(trust.ORIGIN_TYPE) or None
         ev.verified_as(signer, "service", vouched=vouched, sent_type=sent)
+        fresh(text, window)  # refused if stale, yet recognised: its key may be applied already
 
     return guard
 
