@@ -2,12 +2,15 @@
 plain redis-py writers, each in its own lane; one outcome per entry on the writer's outcome
 stream, signed by the service that decided it (issue 18, findings 2, 4 and 7)."""
 
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+import jwt
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from redis.asyncio import Redis
 
 from services.account.app import build as build_account
@@ -139,6 +142,58 @@ async def test_a_command_in_the_operators_lane_gets_one_signed_applied_outcome(
     assert again["type"] == ENTRY_DUPLICATE
     assert again["data"]["of"] == {"source": deposit["source"], "id": deposit["id"]}
     assert again["data"]["events"] == ev["data"]["events"]
+
+
+async def test_an_applied_entry_sent_again_with_its_token_expired_is_a_duplicate(
+    lanes: Lanes,
+) -> None:
+    """Redelivered after its token expired (or was revoked): the same writer's entry, its key
+    applied, is a duplicate, never refused afterwards; a forged token or another lane is not
+    that writer's, and is refused."""
+    deposit = ce(
+        "alluse.account.deposit",
+        {"amount": "100.00"},
+        subject=lanes.generation,
+        authorization=lanes.signer.bearer("operator"),
+    )
+    await lanes.send(ACCOUNT_COMMANDS, OPERATOR_LANE, deposit)
+    applied, _ = await lanes.outcome(OPERATOR_LANE, deposit)
+    assert applied["type"] == ENTRY_APPLIED, applied
+
+    past = int(time.time()) - 3600
+    expired = lanes.signer.bearer("operator", iat=past, nbf=past, exp=past + 900)
+    claims = lanes.signer.claims("operator")
+    forged_key = Ed25519PrivateKey.generate()  # a stranger's key under the platform's kid
+    forged = jwt.encode(claims, forged_key, algorithm="EdDSA", headers={"kid": lanes.signer.kid})
+    key = lanes.settings.streams.outcomes(OPERATOR_LANE)
+
+    async def count() -> int:
+        return len(await of(lanes.redis, key, deposit["id"]))
+
+    await lanes.send(ACCOUNT_COMMANDS, OPERATOR_LANE, {**deposit, "authorization": expired})
+    await until(count, equals=2)
+    await lanes.send(
+        ACCOUNT_COMMANDS, OPERATOR_LANE, {**deposit, "authorization": f"Bearer {forged}"}
+    )
+    await until(count, equals=3)
+    # The same genuine, expired token through a lane that is not its writer's.
+    await lanes.send(ACCOUNT_COMMANDS, "engine-a", {**deposit, "authorization": expired})
+    elsewhere, _ = await lanes.outcome("engine-a", deposit)
+    assert (elsewhere["type"], elsewhere["data"]["code"]) == (ENTRY_REFUSED, "unauthorized")
+
+    _, (again, _), (refused, _) = await of(lanes.redis, key, deposit["id"])
+    assert again["type"] == ENTRY_DUPLICATE, again
+    assert again["data"]["of"] == {"source": deposit["source"], "id": deposit["id"]}
+    assert again["data"]["events"] == applied["data"]["events"]
+    assert (refused["type"], refused["data"]["code"]) == (ENTRY_REFUSED, "unauthorized")
+    # Booked once: the three outcomes after it are the barrier.
+    events = await entries(lanes.redis, lanes.settings.streams.key(ACCOUNT_EVENTS))
+    booked = {
+        e["id"]
+        for e in map(decoded, (f for _, f in events))
+        if e["type"] == "alluse.account.balance_changed" and e.get("causationid") == deposit["id"]
+    }
+    assert len(booked) == 1
 
 
 async def test_the_shared_stream_is_refused_and_a_token_outside_its_lane_too(
