@@ -14,7 +14,9 @@ answers as a duplicate.
 
 Everything else goes through the pipeline as before, which refuses, dead-letters, holds,
 records or replays it: an entry the guard or the payload model refuses (its refusal, lane
-outcome and audit record as ever), one whose key the inbox already knows, a re-driven dead
+outcome and audit record as ever; but one the guard refuses only after proving its writer, a
+token since expired or revoked, is forwarded with that refusal, signed, for the account
+service to answer as the duplicate of the entry its key applied, or to refuse), one whose key the inbox already knows, a re-driven dead
 letter, and an entry that could not be written or confirmed. A batch that also carries entries
 with effects of the pipeline's (a valuation, a quote), and every batch while the outbox still
 holds unconfirmed events or while Redis cannot confirm durability, goes through the pipeline
@@ -34,12 +36,13 @@ from services.integration import store
 from services.integration.direct import write_durably
 from services.integration.handlers import business_day, effect, tagged
 from shared.contracts.envelope import LIMITS, CloudEvent, Limits, decode
+from shared.contracts.trust import LAPSED_CODE, LAPSED_REASON
 from shared.contracts.upstream import Upstream
 from shared.infra.runtime import tracing
 from shared.infra.runtime.db import connection
 from shared.infra.stream import inbox, lanes
 from shared.infra.stream.durability import Durability
-from shared.infra.stream.messaging import Entry, Guard, Outcome
+from shared.infra.stream.messaging import Entry, Guard, Outcome, Rejected
 from shared.infra.stream.pipeline import Route, payload
 from shared.infra.stream.settle import Process
 
@@ -54,6 +57,7 @@ class Plain:
     raw: dict[bytes, bytes]
     ev: CloudEvent
     model: Upstream
+    lapsed: Rejected | None = None  # refused for its writer, who is proven (a lapsed token)
 
 
 class Forwarder:
@@ -129,13 +133,22 @@ class Forwarder:
         route = self.routes.get(ev.type)
         if route is None:
             return False
+        lapsed = None
         try:
-            await self.guard(ev, raw)
+            try:
+                await self.guard(ev, raw)
+            except Rejected as r:
+                # Its writer proven (a genuine token since expired, say): forwarded with its
+                # refusal, for the account service, whose inbox knows whether its key was
+                # applied, to answer it as a duplicate or refuse it (docs/lanes.md).
+                if not ev.writer:
+                    raise
+                lapsed = r
             ev.came_from(lanes.origin_of(raw, ev, self.stream))
             model = payload(route.model, ev, subject_is_account=False)
         except Exception:  # refused, or keys unavailable: the pipeline says which
             return True
-        return Plain(entry_id, raw, ev, model)
+        return Plain(entry_id, raw, ev, model, lapsed)
 
     def effect(self, p: Plain, weeks: Mapping[date, str | None]) -> dict[str, str]:
         self.heard(p.ev.source)
@@ -145,6 +158,8 @@ class Forwarder:
         ):
             with tracing.span(f"handle {p.ev.type}"):
                 fields = effect(p.ev, p.model, week)
+                if p.lapsed is not None:
+                    fields |= {LAPSED_CODE: p.lapsed.code, LAPSED_REASON: p.lapsed.reason}
             tracing.stamp(fields)
         return fields
 

@@ -41,6 +41,11 @@ REVOKED = "alluse.security.revoked"
 # the entry keeps, and the type the writer sent, which a refusal names.
 WRITER = "writer"
 ORIGIN_TYPE = "origintype"
+# And why it would refuse the entry, though it proved its writer (a token since expired or
+# revoked): the owner of the key's inbox applies nothing, but answers the duplicate of an entry
+# its key applied, else this refusal (docs/lanes.md).
+LAPSED_CODE = "lapsedcode"
+LAPSED_REASON = "lapsedreason"
 # Each service's CloudEvents `source`: an audit record is taken only from the one it names.
 SOURCES = {
     "alluse/account-service": ACCOUNT,

@@ -6,12 +6,15 @@ whatever the pipeline would refuse still goes through it, with its refusal, lane
 audit record; while Redis cannot confirm durability, every effect waits in the outbox."""
 
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+import jwt
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from redis.asyncio import Redis
 
 from services.account.app import build as build_account
@@ -186,6 +189,58 @@ async def test_a_fill_sent_again_after_its_week_is_classified_is_a_duplicate(
     await until(count, equals=2)
     again = (await of(fwd.redis, key, sent["id"]))[1][0]
     assert again["type"] == ENTRY_DUPLICATE, again
+
+
+async def test_a_fill_redelivered_after_its_token_expired_is_a_duplicate_never_refused(
+    fwd: Forwarding,
+) -> None:
+    sent = await fwd.send(fwd.fill())
+    await fwd.consumer.handle(await fwd.read())
+    applied, _ = await fwd.outcome(sent)
+    assert applied["type"] == ENTRY_APPLIED, applied
+
+    past = int(time.time()) - 3600
+    expired = fwd.signer.bearer("trading_engine", sub=LANE, iat=past, nbf=past, exp=past + 900)
+    forged_key = Ed25519PrivateKey.generate()  # a stranger's key under the platform's kid
+    claims = fwd.signer.claims("trading_engine", sub=LANE)
+    forged = jwt.encode(claims, forged_key, algorithm="EdDSA", headers={"kid": fwd.signer.kid})
+    key = fwd.settings.streams.outcomes(LANE)
+
+    async def count() -> int:
+        return len(await of(fwd.redis, key, sent["id"]))
+
+    await fwd.send({**sent, "authorization": expired})  # the token lapsed meanwhile
+    await fwd.consumer.handle(await fwd.read())
+    await until(count, equals=2)
+    await fwd.send({**sent, "authorization": f"Bearer {forged}"})
+    await fwd.consumer.handle(await fwd.read())
+    await fwd.integration.relay.publish_once()  # refused here: the pipeline's way
+    await until(count, equals=3)
+    # An expired token's fill the account service never applied: refused there, on the lane.
+    new = await fwd.send(fwd.fill(authorization=expired))
+    await fwd.consumer.handle(await fwd.read())
+    refused_new, new_signer = await fwd.outcome(new)
+    assert (refused_new["type"], refused_new["data"]["code"], new_signer) == (
+        ENTRY_REFUSED,
+        "unauthorized",
+        ACCOUNT,
+    ), refused_new
+    assert refused_new["data"]["type"] == "ws4.trade.filled"
+
+    _, (again, _), (refused, raw) = await of(fwd.redis, key, sent["id"])
+    assert again["type"] == ENTRY_DUPLICATE, again
+    assert again["data"]["events"] == applied["data"]["events"]
+    assert (refused["type"], refused["data"]["code"]) == (ENTRY_REFUSED, "unauthorized")
+    assert await signer_of(fwd.keys, text_fields(raw)) == INTEGRATION
+    events = await entries(fwd.redis, fwd.settings.streams.key(ACCOUNT_EVENTS))
+    booked = {
+        e["id"]
+        for e in map(decoded, (f for _, f in events))
+        if e["type"] == "alluse.account.balance_changed" and e.get("causationid") == sent["id"]
+    }
+    assert len(booked) == 1
+    books = await outcomes(fwd.redis, fwd.settings.streams.key(ACCOUNT_EVENTS), new["id"], want=1)
+    assert [e["type"] for e in books] == ["alluse.command.rejected"]
 
 
 async def test_refused_fills_get_their_refusal_and_the_rest_of_the_batch_goes_straight(

@@ -101,6 +101,9 @@ def signed_by(keys: KeySet, service: str | None, window: timedelta) -> Guard:
         vouched, sent = text.get(trust.WRITER) or None, text.get(trust.ORIGIN_TYPE) or None
         ev.verified_as(signer, "service", vouched=vouched, sent_type=sent)
         fresh(text, window)  # refused if stale, yet recognised: its key may be applied already
+        if lapsed := text.get(trust.LAPSED_CODE):  # its writer's refusal, forwarded for its key
+            reason = text.get(trust.LAPSED_REASON) or lapsed
+            raise Rejected(lapsed[:100], reason[:2000], subject=ev.subject)
 
     return guard
 
