@@ -15,15 +15,17 @@ from shared.infra.runtime.bulk import insert_rows
 from shared.infra.stream.messaging import Emit
 
 Key = tuple[str, str, str]  # (writer, source, id)
-Known = dict[Key, tuple[str, list[Emit]]]  # key -> (fingerprint, outcome)
+Known = dict[Key, tuple[str, list[Emit], str]]  # key -> (fingerprint, outcome, its row's writer)
 
 
 async def known(conn: asyncpg.Connection, events: list[CloudEvent]) -> Known:
-    """The messages of `events` applied before, with their fingerprint and outcome. A row
-    written before keys named their writer (writer '') answers every writer of its (source,
-    id) until the deduplication window forgets it: an upgrade never applies an entry twice."""
+    """The messages of `events` applied before, with their fingerprint, outcome and the writer
+    their row names. A row written before keys named their writer (writer '') answers every
+    writer of its (source, id) until the deduplication window forgets it: an upgrade never
+    applies an entry twice."""
     rows = await conn.fetch(
-        "SELECT k.writer, k.source, k.id, i.fingerprint, i.outcome FROM inbox i"
+        "SELECT k.writer, k.source, k.id, i.fingerprint, i.outcome, i.writer AS applied_by"
+        " FROM inbox i"
         " JOIN unnest($1::text[], $2::text[], $3::text[]) AS k (writer, source, id)"
         " ON i.source = k.source AND i.id = k.id AND i.writer IN (k.writer, '')"
         " ORDER BY i.writer = k.writer",  # the writer's own row last: it wins
@@ -35,6 +37,7 @@ async def known(conn: asyncpg.Connection, events: list[CloudEvent]) -> Known:
         (r["writer"], r["source"], r["id"]): (
             r["fingerprint"],
             [tuple(e) for e in json.loads(r["outcome"])],
+            r["applied_by"],
         )
         for r in rows
     }

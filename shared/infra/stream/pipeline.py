@@ -5,8 +5,10 @@ A message's path: decode -> guard (who wrote it, may it) -> inbox check -> the s
 work, one command scope per message -> dispatch table (type -> payload model -> handler) ->
 audit of the outcome -> inbox and outbox rows, all in one transaction per batch; the caller
 acknowledges afterwards and the relay publishes. A refusal by the guard is answered (a
-rejection and an audit record) without an inbox row, so it never claims the entry's
-(source, id). Each stage refuses with a DomainError, which becomes one
+rejection, an audit record, its lane's outcome) without an inbox row, so it never claims the
+entry's (source, id); but an entry the guard refused after proving its writer (a genuine
+token since expired, a scope) whose key that writer already applied with the same payload is
+answered as its duplicate instead: a redelivery is never refused after it applied. Each stage refuses with a DomainError, which becomes one
 `alluse.command.rejected`; the unit of work rolls back that message's writes only, and the rest
 of its batch commits (shared/infra/stream/unit.py)."""
 
@@ -231,8 +233,11 @@ class Pipeline:
         for entry_id, ev in items:
             prior = known.get(ev.key)
             refused = lapsed.get(entry_id)
-            if refused is not None and (prior is None or prior[0] not in ev.fingerprints()):
-                # Not the entry its key applied: the guard's refusal stands, no key claimed.
+            if refused is not None and (
+                prior is None or prior[2] != ev.writer or prior[0] not in ev.fingerprints()
+            ):
+                # Not the entry its own writer's key applied (a row of no writer, written
+                # before keys named one, answers only valid entries): the refusal stands.
                 with tracing.span(f"refuse {ev.type}", parent=ev, service=self.source):
                     answer = self.refusal(ev, refused)
                     for _, emitted in answer:
@@ -268,7 +273,7 @@ class Pipeline:
             ):
                 emits, of = await self._handle(unit, ev, out)
             fingerprint = ev.fingerprint()
-            known[ev.key] = (fingerprint, emits)
+            known[ev.key] = (fingerprint, emits, ev.writer)
             encoded = [(stream, dumps(fields)) for stream, fields in emits]
             rows.append((ev.writer, ev.source, ev.id, ev.type, fingerprint, inbox.outcome(encoded)))
             for emit, json in zip(emits, encoded, strict=True):
