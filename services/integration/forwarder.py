@@ -89,6 +89,7 @@ class Forwarder:
             return await self.otherwise(entries)  # its outbox keeps them until Redis can confirm
         plain: list[Plain] = []
         others: list[Entry] = []
+        whole = False  # the pipeline takes the batch
         for entry_id, raw in entries:
             found = await self.forwardable(entry_id, raw)
             if isinstance(found, Plain):
@@ -96,12 +97,21 @@ class Forwarder:
             elif found:  # refused: its refusal causes no effect, the others may go on
                 others.append((entry_id, raw))
             else:
-                return await self.otherwise(entries)
+                whole = True
         weeks: dict[date, str | None] = {}
+        if whole:
+            plain = lapsed(plain)
+            if not plain:
+                return await self.otherwise(entries)
         if plain:
             async with connection(self.pool) as conn:
-                if await store.unpublished(conn):
-                    return await self.otherwise(entries)
+                if not whole and await store.unpublished(conn):
+                    whole, plain = True, lapsed(plain)
+                    if not plain:
+                        return await self.otherwise(entries)
+                if whole:  # the pipeline takes the rest
+                    straight = {p.entry_id for p in plain}
+                    others = [(i, raw) for i, raw in entries if i not in straight]
                 known = await inbox.known(conn, [p.ev for p in plain])
                 others += [(p.entry_id, p.raw) for p in plain if p.ev.key in known]
                 plain = [p for p in plain if p.ev.key not in known]
@@ -165,3 +175,12 @@ class Forwarder:
 
     async def publish(self, effects: list[dict[str, str]]) -> None:
         await write_durably(self.redis, self.durability, self.effects, self.sign(effects))
+
+
+def lapsed(plain: list[Plain]) -> list[Plain]:
+    """What goes straight even when the pipeline takes a batch: entries refused after their
+    writer was proven (a token since expired). Their effect applies nothing (the account
+    service answers it as the duplicate of the entry its key applied, or refuses it), so it
+    overtakes nothing; and the pipeline, whose inbox does not know the keys forwarded here,
+    would refuse a redelivery of an entry that applied."""
+    return [p for p in plain if p.lapsed is not None]
