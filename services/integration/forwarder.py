@@ -45,6 +45,7 @@ from shared.infra.stream.durability import Durability
 from shared.infra.stream.messaging import Entry, Guard, Outcome, Rejected
 from shared.infra.stream.pipeline import Route, payload
 from shared.infra.stream.settle import Process
+from shared.infra.trust.scopes import SCOPE_FIELD
 
 log = logging.getLogger(__name__)
 
@@ -168,8 +169,9 @@ class Forwarder:
         ):
             with tracing.span(f"handle {p.ev.type}"):
                 fields = effect(p.ev, p.model, week)
-                if p.lapsed is not None:
+                if p.lapsed is not None:  # and a scope of no portfolio: never applied anywhere
                     fields |= {LAPSED_CODE: p.lapsed.code, LAPSED_REASON: p.lapsed.reason}
+                    fields[SCOPE_FIELD] = ""  # (an account service unaware of it refuses it)
             tracing.stamp(fields)
         return fields
 
