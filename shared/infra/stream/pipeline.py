@@ -8,9 +8,10 @@ acknowledges afterwards and the relay publishes. A refusal by the guard is answe
 rejection, an audit record, its lane's outcome) without an inbox row, so it never claims the
 entry's (source, id); but an entry the guard refused after proving its writer (a genuine
 token since expired, a scope) whose key that writer already applied with the same payload is
-answered as its duplicate instead: a redelivery is never refused after it applied. Each stage refuses with a DomainError, which becomes one
-`alluse.command.rejected`; the unit of work rolls back that message's writes only, and the rest
-of its batch commits (shared/infra/stream/unit.py)."""
+answered as its duplicate instead: a redelivery is never refused after it applied. Each
+stage refuses with a DomainError, which becomes one `alluse.command.rejected`; the unit of
+work rolls back that message's writes only, and the rest of its batch commits
+(shared/infra/stream/unit.py)."""
 
 import decimal
 import logging
