@@ -7,7 +7,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import orjson
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
@@ -82,30 +82,33 @@ class CloudEvent(BaseModel):
     def key(self) -> tuple[str, str, str]:
         """The idempotency key: the same writer, source and id are applied once. Bound to the
         verified writer, so two principals never share a key (one cannot claim another's)."""
-        return (self._writer, self.source, self.id)
+        return (_private(self)["_writer"], self.source, self.id)
 
     def key_digest(self) -> str:
         """The idempotency key as one id-safe string: distinct writers and sources never collide."""
-        raw = f"{self._writer}\x00{self.source}\x00{self.id}"
+        raw = f"{self.writer}\x00{self.source}\x00{self.id}"
         return hashlib.sha256(raw.encode()).hexdigest()[:32]
 
     @property
     def actor(self) -> str | None:
-        return self._actor
+        value: str | None = _private(self)["_actor"]
+        return value
 
     @property
     def writer(self) -> str:
-        return self._writer
+        value: str = _private(self)["_writer"]
+        return value
 
     @property
     def duplicate_keys(self) -> tuple[str, ...]:
-        return self._duplicates
+        value: tuple[str, ...] = _private(self)["_duplicates"]
+        return value
 
     @property
     def sent_type(self) -> str:
         """The type its writer sent: a forwarded entry's original (`ws4.trade.filled` for an
         effect), else its own. What a refusal names, so the writer recognises its entry."""
-        return self._sent_type or self.type
+        return _private(self)["_sent_type"] or self.type
 
     def verified_as(
         self,
@@ -118,36 +121,39 @@ class CloudEvent(BaseModel):
         """`actor` proved to have written the entry. `vouched` (and `sent_type`): the writer a
         signing service verified and forwards the entry for (the engine behind an effect),
         and the type that writer sent."""
-        self._actor = actor
-        self._writer = f"{kind}:{actor}" + (f"/{vouched}" if vouched else "")
-        self._sent_type = sent_type
+        own = _private(self)
+        own["_actor"] = actor
+        own["_writer"] = f"{kind}:{actor}" + (f"/{vouched}" if vouched else "")
+        own["_sent_type"] = sent_type
 
     @property
     def redriven_by(self) -> str | None:
         """The operator whose token re-drove this entry from a signed dead letter, if one did."""
-        return self._redriven_by
+        value: str | None = _private(self)["_redriven_by"]
+        return value
 
     def redriven_as(self, writer: str, *, operator: str, sent_type: str | None = None) -> None:
         """A re-driven dead letter: applied as the writer its service verified and signed into
         the letter, on the authority of `operator`'s token. Same writer, same key: a re-drive
         of an entry applied before changes nothing."""
-        self._actor = writer.partition(":")[2].split("/")[0]
-        self._writer, self._redriven_by, self._sent_type = writer, operator, sent_type
+        own = _private(self)
+        own["_actor"] = writer.partition(":")[2].split("/")[0]
+        own["_writer"], own["_redriven_by"], own["_sent_type"] = writer, operator, sent_type
 
     @property
     def scope(self) -> Any:
         """The verified writer's Scope (shared/contracts/permissions.py), or None."""
-        return self._scope
+        return _private(self)["_scope"]
 
     def scoped_to(self, scope: Any) -> None:
-        self._scope = scope
+        _private(self)["_scope"] = scope
 
     @property
     def origin(self) -> Any:
-        return self._origin
+        return _private(self)["_origin"]
 
     def came_from(self, origin: Any) -> None:
-        self._origin = origin
+        _private(self)["_origin"] = origin
 
     def fingerprint(self) -> str:
         """What must match for a re-sent entry to count as the same command. An effect's
@@ -165,6 +171,13 @@ class CloudEvent(BaseModel):
         out have it (kept while the deduplication window may hold such rows)."""
         whole = _fingerprint(self.type, self.subject, self.data)
         return tuple(dict.fromkeys((self.fingerprint(), whole)))
+
+
+def _private(ev: CloudEvent) -> dict[str, Any]:
+    """The entry's private attributes, read and set in pydantic's own dict of them: an
+    attribute access would go through BaseModel.__getattr__ / __setattr__, several times a
+    plain lookup's cost, and the pipeline reads the writer and scope of every entry often."""
+    return cast(dict[str, Any], ev.__pydantic_private__)
 
 
 EFFECT_PREFIX = "alluse.effect."
@@ -226,7 +239,7 @@ def _decode(fields: dict[bytes, bytes], limits: Limits) -> CloudEvent:
         ev = CloudEvent.model_validate({**attrs, "data": data})
     except ValidationError as exc:
         raise EnvelopeError(f"not a CloudEvents 1.0 entry: {explain(exc)}") from exc
-    ev._duplicates = tuple(dict.fromkeys(twice))
+    _private(ev)["_duplicates"] = tuple(dict.fromkeys(twice))
     return ev
 
 
