@@ -155,11 +155,15 @@ class Partitioned(Settling):
         await self.handle_batch(entries, {i: self.tries.get(i, 0) + 1 for i, _ in entries})
 
     async def settle(self, entry_ids: Sequence[bytes]) -> None:
-        # Each XDEL alone: one left undone by a crash leaves an entry the inbox knows.
-        pipe = self.redis.pipeline(transaction=False)
+        # One XDEL per partition, for all of its settled entries (a batch is read from one):
+        # one left undone by a crash leaves entries the inbox knows.
+        by_part: dict[int, list[bytes]] = {}
         for entry_id in entry_ids:
-            pipe.xdel(self.parts[self.where[entry_id]], entry_id)
+            by_part.setdefault(self.where[entry_id], []).append(entry_id)
             self.tries.pop(entry_id, None)
+        pipe = self.redis.pipeline(transaction=False)
+        for p, ids in by_part.items():
+            pipe.xdel(self.parts[p], *ids)
         await pipe.execute()
 
     async def later(self, entry_ids: Sequence[bytes], delay: float, *, counted: bool) -> None:
