@@ -12,10 +12,11 @@ import pytest
 from redis.asyncio import Redis
 
 from services.account.app import build
-from shared.contracts.answers import ENTRY_APPLIED
+from shared.contracts.answers import ENTRY_APPLIED, ENTRY_REFUSED
 from shared.contracts.streams import ACCOUNT_QUERIES
 from shared.infra.runtime.service import running
 from shared.infra.runtime.settings import Settings
+from shared.infra.stream.lanes import WAITING_BURSTS
 from tests.support.streams import ce, decoded
 from tests.support.tokens import Signer
 from tests.support.waiting import until
@@ -98,3 +99,49 @@ async def test_a_clients_queries_beyond_its_rate_wait_in_its_own_lane(
     assert [e["type"] for _, e in got] == [ENTRY_APPLIED] * 20
     assert {e["data"]["id"] for _, e in got} == {f["id"] for f in flooded[:20]}  # the oldest
     assert left == 80
+
+
+async def test_a_flood_beyond_its_lanes_cap_is_refused_rate_limited_and_the_lane_stays_bounded(
+    lanes: Settings, redis: Redis, signer: Signer
+) -> None:
+    """Burst 20, nothing refills: the lane keeps at most WAITING_BURSTS bursts (80) waiting.
+    Of a flood of 200, the oldest 20 are answered, the next 100 are moved anyway and refused
+    `rate_limited` on the client's outcome lane, and 80 wait."""
+    s = lanes.model_copy(update={"rate_queries_per_second": 0.001, "rate_queries_burst": 20})
+    cap = WAITING_BURSTS * 20
+    flooded = [lane_query(s, signer, FLOODER, "alluse.query.accounts") for _ in range(200)]
+    async with running(await build(s)):
+        await flood(redis, s, flooded, FLOODER)
+        await answered(redis, s, FLOODER, 200 - cap)
+        query = lane_query(s, signer, OTHER, "alluse.query.accounts")
+        await redis.xadd(s.streams.lane(ACCOUNT_QUERIES, OTHER), query)  # type: ignore[arg-type]
+        ((_, outcome),) = await answered(redis, s, OTHER, 1)  # a barrier for the router too
+        assert outcome["type"] == ENTRY_APPLIED, outcome
+        got = [e for _, e in await outcomes(redis, s, FLOODER)]
+        left = await redis.xlen(s.streams.lane(ACCOUNT_QUERIES, FLOODER))
+    applied = {e["data"]["id"] for e in got if e["type"] == ENTRY_APPLIED}
+    refused = [e["data"] for e in got if e["type"] == ENTRY_REFUSED]
+    assert applied == {f["id"] for f in flooded[:20]}  # the oldest, within its burst
+    assert [r["code"] for r in refused] == ["rate_limited"] * 100, refused[:3]
+    assert {r["id"] for r in refused} == {f["id"] for f in flooded[20:120]}
+    assert left == cap
+
+
+async def test_a_query_that_waited_longer_than_the_reply_ttl_is_refused_rate_limited(
+    lanes: Settings, redis: Redis, signer: Signer
+) -> None:
+    """Burst 20, nothing refills, 30 queries whose ids say they were written in 1970 (a lane's
+    writer picks its ids): all have waited longer than the reply TTL, so none stays in the
+    lane; 20 are answered and 10 refused `rate_limited`."""
+    s = lanes.model_copy(update={"rate_queries_per_second": 0.001, "rate_queries_burst": 20})
+    flooded = [lane_query(s, signer, FLOODER, "alluse.query.accounts") for _ in range(30)]
+    async with running(await build(s)):
+        key = s.streams.lane(ACCOUNT_QUERIES, FLOODER)
+        for n, fields in enumerate(flooded, start=1):
+            await redis.xadd(key, fields, id=f"1000-{n}")  # type: ignore[arg-type]
+        got = [e for _, e in await answered(redis, s, FLOODER, 30)]
+        left = await redis.xlen(key)
+    assert [e["type"] for e in got].count(ENTRY_APPLIED) == 20, got[:3]
+    refused = [e["data"]["code"] for e in got if e["type"] == ENTRY_REFUSED]
+    assert refused == ["rate_limited"] * 10
+    assert left == 0

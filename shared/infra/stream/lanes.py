@@ -49,6 +49,9 @@ REFRESH_SECONDS = 1.0  # how often the registry is re-read
 FUTURE_MS = 24 * 3600 * 1000
 BACKOFF_MAX = 5.0  # seconds between tries of a routing pass that keeps failing
 FULL_WAIT = 0.005  # seconds a fair router waits for room in its target, or for a token
+# A machine client's lane holds at most this many bursts of its queries waiting for tokens:
+# its oldest beyond are moved anyway, and the service refuses them `rate_limited`.
+WAITING_BURSTS = 4
 OPERATOR_ROLES = frozenset({"operator", "admin"})
 # The JSON Schema of a refusal (shared/contracts/schemas/outcomes/, docs.schema_uri).
 REFUSED_SCHEMA = f"{SCHEMA_BASE.rsplit('/', 1)[0]}/outcomes/{ENTRY_REFUSED}/{VERSION}.json"
@@ -348,6 +351,9 @@ class Move:
     fair: bool = False
     buckets: Buckets | None = None
     cost: Callable[[dict[bytes, bytes]], float] = lambda _: 1.0  # of an entry, in tokens
+    # A waiting entry older than this (by its id) is moved anyway, like one beyond its lane's
+    # cap (WAITING_BURSTS): the wait is bounded (0: by the cap only).
+    wait_ms: int = 0
     _turn: int = 0
 
     async def once(self, block_ms: int | None) -> int:
@@ -369,10 +375,7 @@ class Move:
         if room <= 0:  # a batch waits in the target: the rest stays in the lanes
             await asyncio.sleep(FULL_WAIT)
             return 0
-        sources = {k: lane for k, lane in (await self.sources()).items() if self.allowed(lane)}
-        if not sources:  # every lane is over its rate
-            await asyncio.sleep(FULL_WAIT)
-            return 0
+        sources = await self.sources()  # a lane out of tokens too: its wait is bounded
         got: Any = await self.redis.xread(dict.fromkeys(sources, "0-0"), count=room, block=block_ms)
         found = sorted(
             ((k.decode() if isinstance(k, bytes) else str(k), rows) for k, rows in got or []),
@@ -380,15 +383,18 @@ class Move:
         )
         self._turn += 1  # the first lane served rotates from round to round
         first = self._turn % max(1, len(found))
-        queues = [(k, rows[: self.admitted(sources.get(k, ""), rows)]) for k, rows in found]
+        paid = {k: self.admitted(sources.get(k, ""), rows) for k, rows in found}
+        due = await self.overdue({k: rows for k, rows in found if paid[k] < len(rows)})
+        queues = [(k, rows[: max(paid[k], due.get(k, 0))]) for k, rows in found]
         queues = queues[first:] + queues[:first]
         moved = 0
         for (key, rows), n in zip(queues, shares([len(r) for _, r in queues], room), strict=True):
             if n:
                 lane = sources.get(key, "")
                 done = await self.move(key, lane, rows[:n], cap=self.batch)
-                if done and self.limited(lane) and self.buckets is not None:
-                    self.buckets.take(lane, sum(self.cost(f) for _, f in rows[:done]))
+                took = rows[: min(done, paid[key])]  # those moved anyway are not paid for
+                if took and self.limited(lane) and self.buckets is not None:
+                    self.buckets.take(lane, sum(self.cost(f) for _, f in took))
                 moved += done
         if not moved and got:
             await asyncio.sleep(FULL_WAIT)  # the room was taken by another replica meanwhile
@@ -397,10 +403,6 @@ class Move:
     def limited(self, lane: str) -> bool:
         """A machine client's lane, under its client's rate."""
         return self.buckets is not None and bool(lane) and lane not in FIXED_LANES
-
-    def allowed(self, lane: str) -> bool:
-        left = self.buckets.left(lane) if self.buckets and self.limited(lane) else None
-        return left is None or left >= 1
 
     def admitted(self, lane: str, rows: list[Entry]) -> int:
         """How many of the lane's oldest `rows` its client's bucket pays for now."""
@@ -412,6 +414,26 @@ class Move:
             if left < 0:
                 return n
         return len(rows)
+
+    async def overdue(self, held: dict[str, list[Entry]]) -> dict[str, int]:
+        """How many of each held-back lane's oldest entries (`held`: its key -> those read)
+        are moved anyway: those beyond WAITING_BURSTS of its client's burst, and those that
+        have waited longer than `wait_ms`. The service refuses them `rate_limited` at once
+        (its own bucket is as empty), so the lane stays bounded in length and in age."""
+        if not held or self.buckets is None:
+            return {}
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.time()
+        for key in held:
+            pipe.xlen(key)
+        (seconds, micros), *lengths = await pipe.execute()
+        now = int(seconds) * 1000 + int(micros) // 1000
+        cap = WAITING_BURSTS * self.buckets.burst
+        due: dict[str, int] = {}
+        for (key, rows), length in zip(held.items(), lengths, strict=True):
+            aged = sum(1 for i, _ in rows if now - _ms(i) > self.wait_ms) if self.wait_ms else 0
+            due[key] = max(int(length) - cap, aged)
+        return due
 
     async def sources(self) -> dict[str, str]:
         """Stream key -> lane ('' for the shared stream)."""
@@ -570,6 +592,7 @@ def lane_router(
         fair=consumer.delete_applied,
         buckets=buckets if consumer.delete_applied else None,
         cost=cost,
+        wait_ms=settings.reply_ttl_seconds * 1000,  # its answer's reply stream lasts as long
     )
     consumer.answer_of = partial(crashed, s, name, consumer)
     return LaneRouter(move, settings.block_ms, heal=consumer.heal)

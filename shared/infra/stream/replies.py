@@ -193,6 +193,8 @@ class Replier:
                 metrics.RATE_LIMITED.labels("query").inc()
                 r = refusal(wait, "queries")
                 limited.append((entry_id, fields, str(ev.replyto), self.failure(ev, r)))
+                if ev.origin is not None:  # its writer learns it on its lane too
+                    denied.append(self.lane_refused(ev.origin, r.code, r.message, cause=ev))
                 out.rejected += 1
                 continue
             admitted.append((entry_id, fields, ev, who))
@@ -227,8 +229,11 @@ class Replier:
             await self.send(replies, out)
         if denied:  # refusals' audit records and lanes' outcomes: signed like all it writes
             pipe = self.redis.pipeline(transaction=False)
-            for stream, record in denied:
-                pipe.xadd(stream, self.sign(record))  # type: ignore[arg-type]
+            records = (self.sign_many or (lambda many: [self.sign(f) for f in many]))(
+                [record for _, record in denied]
+            )
+            for (stream, _), record in zip(denied, records, strict=True):
+                pipe.xadd(stream, record)  # type: ignore[arg-type]
             await pipe.execute(raise_on_error=False)
         return out
 
