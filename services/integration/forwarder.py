@@ -21,6 +21,9 @@ letter, and an entry that could not be written or confirmed. A batch that also c
 with effects of the pipeline's (a valuation, a quote), and every batch while the outbox still
 holds unconfirmed events or while Redis cannot confirm durability, goes through the pipeline
 whole: an effect written here never overtakes one of the same stream waiting in the outbox.
+Never a lapsed entry, though: the pipeline would refuse it (lapsed()), so where it cannot go
+straight (Redis cannot confirm durability, or its effect could not be written) it is left
+pending, to go straight on a later delivery.
 """
 
 import logging
@@ -87,7 +90,11 @@ class Forwarder:
 
     async def process(self, entries: Sequence[Entry]) -> Outcome:
         if not await self.durability.ready(self.redis):
-            return await self.otherwise(entries)  # its outbox keeps them until Redis can confirm
+            # The pipeline's outbox keeps their effects until Redis can confirm; but a lapsed
+            # entry waits here, pending (the pipeline would refuse it: lapsed() below).
+            read = [await self.forwardable(entry_id, raw) for entry_id, raw in entries]
+            waiting = lapsed([p for p in read if isinstance(p, Plain)])
+            return await self.leaving(entries, waiting, "Redis cannot confirm durability")
         plain: list[Plain] = []
         others: list[Entry] = []
         whole = False  # the pipeline takes the batch
@@ -124,11 +131,21 @@ class Forwarder:
                 await self.publish([self.effect(p, weeks) for p in plain])
             except Exception as exc:  # not confirmed: the pipeline forwards them (same effects)
                 log.warning("forwarding %d entries failed: %s", len(plain), exc)
-                others += [(p.entry_id, p.raw) for p in plain]
-                plain = []
+                waiting = lapsed(plain)  # but a lapsed one is left pending (lapsed() below)
+                return await self.leaving(entries, waiting, f"forwarding failed: {exc}"[:500])
         out = await self.otherwise(others) if others else Outcome()
         out.ack.extend(p.entry_id for p in plain)
         out.emitted += len(plain)
+        return out
+
+    async def leaving(self, entries: Sequence[Entry], waiting: list[Plain], why: str) -> Outcome:
+        """The pipeline's outcome of the batch but `waiting`, which is left pending: delivered
+        again, and forwarded straight once Redis confirms; dead-lettered, with no answer on
+        its lane, after as many failed deliveries as any entry."""
+        left = {p.entry_id for p in waiting}
+        rest = [(entry_id, raw) for entry_id, raw in entries if entry_id not in left]
+        out = await self.otherwise(rest) if rest else Outcome()
+        out.failed.update(dict.fromkeys(left, why))
         return out
 
     async def forwardable(self, entry_id: bytes, raw: dict[bytes, bytes]) -> Plain | bool:
@@ -184,5 +201,6 @@ def lapsed(plain: list[Plain]) -> list[Plain]:
     writer was proven (a token since expired). Their effect applies nothing (the account
     service answers it as the duplicate of the entry its key applied, or refuses it), so it
     overtakes nothing; and the pipeline, whose inbox does not know the keys forwarded here,
-    would refuse a redelivery of an entry that applied."""
+    would refuse a redelivery of an entry that applied: one that cannot go straight is left
+    pending (Forwarder.leaving), never handed to the pipeline."""
     return [p for p in plain if p.lapsed is not None]

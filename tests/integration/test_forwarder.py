@@ -3,14 +3,15 @@ service: the effect is written and the entry acknowledged within the batch's own
 inbox or outbox row, no relay round), and the account service applies it once and answers on
 the engine's lane. A redelivered entry is forwarded again as the same effect and booked once;
 whatever the pipeline would refuse still goes through it, with its refusal, lane outcome and
-audit record; while Redis cannot confirm durability, every effect waits in the outbox."""
+audit record; while Redis cannot confirm durability, every effect waits in the outbox (but a
+lapsed redelivery, which the pipeline would refuse, waits pending)."""
 
 import json
 import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import jwt
 import pytest
@@ -18,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from redis.asyncio import Redis
 
 from services.account.app import build as build_account
+from services.integration import forwarder
 from services.integration.app import build as build_integration
 from shared.contracts.answers import ENTRY_APPLIED, ENTRY_DUPLICATE, ENTRY_REFUSED
 from shared.contracts.streams import (
@@ -32,6 +34,7 @@ from shared.contracts.trust import ACCOUNT, INTEGRATION
 from shared.infra.runtime.service import Runtime, running
 from shared.infra.runtime.settings import Settings
 from shared.infra.stream.consumer import StreamConsumer
+from shared.infra.stream.messaging import Entry
 from shared.infra.trust.keys import KeySet
 from shared.infra.trust.signing import signer_of, text_fields
 from tests.conftest import as_service
@@ -255,6 +258,59 @@ async def test_a_fill_redelivered_after_its_token_expired_is_a_duplicate_never_r
     assert len(booked) == 1
     books = await outcomes(fwd.redis, fwd.settings.streams.key(ACCOUNT_EVENTS), new["id"], want=1)
     assert [e["type"] for e in books] == ["alluse.command.rejected"]
+
+
+@pytest.mark.parametrize("failure", ["durability unconfirmable", "effect not written"])
+async def test_a_lapsed_redelivery_that_cannot_go_straight_waits_and_is_never_refused(
+    fwd: Forwarding, monkeypatch: pytest.MonkeyPatch, failure: str
+) -> None:
+    """The pipeline's inbox never saw a key forwarded here: it would refuse the redelivery
+    of a fill that applied. So the lapsed entry stays pending until it can go straight."""
+    sent = await fwd.send(fwd.fill())
+    await fwd.consumer.handle(await fwd.read())
+    applied, _ = await fwd.outcome(sent)
+    assert applied["type"] == ENTRY_APPLIED, applied
+
+    if failure == "durability unconfirmable":
+
+        async def unconfirmable(_: Redis) -> bool:
+            return False
+
+        monkeypatch.setattr(fwd.integration.relay.durability, "ready", unconfirmable)
+    else:
+
+        async def unwritable(*_: Any) -> None:
+            raise ConnectionError("Redis went away")
+
+        monkeypatch.setattr(forwarder, "write_durably", unwritable)
+    past = int(time.time()) - 3600
+    expired = fwd.signer.bearer("trading_engine", sub=LANE, iat=past, nbf=past, exp=past + 900)
+    await fwd.send({**sent, "authorization": expired})
+    fresh = await fwd.send(fwd.fill())  # beside it, a fill the pipeline takes
+    await fwd.consumer.handle(await fwd.read())
+    monkeypatch.undo()
+    await fwd.integration.relay.publish_once()
+    assert await fwd.outbox() == 0  # the barrier: whatever the pipeline decided is out
+    ev, _ = await fwd.outcome(fresh)
+    assert ev["type"] == ENTRY_APPLIED, ev
+    key = fwd.settings.streams.outcomes(LANE)
+    assert [ev["type"] for ev, _ in await of(fwd.redis, key, sent["id"])] == [ENTRY_APPLIED]
+    c = fwd.consumer
+    assert (await fwd.redis.xpending(c.stream, c.group))["pending"] == 1
+
+    got = await fwd.redis.xreadgroup(c.group, "svc-1", {c.stream: "0"})  # delivered again
+    ((_, pending),) = cast(list[tuple[bytes, list[Entry]]], got)
+    await c.handle(pending, {entry_id: 2 for entry_id, _ in pending})
+
+    async def count() -> int:
+        return len(await of(fwd.redis, key, sent["id"]))
+
+    await until(count, equals=2)
+    _, (again, raw) = await of(fwd.redis, key, sent["id"])
+    assert again["type"] == ENTRY_DUPLICATE, again
+    assert again["data"]["events"] == applied["data"]["events"]
+    assert await signer_of(fwd.keys, text_fields(raw)) == ACCOUNT
+    assert (await fwd.redis.xpending(c.stream, c.group))["pending"] == 0
 
 
 async def test_refused_fills_get_their_refusal_and_the_rest_of_the_batch_goes_straight(
