@@ -313,6 +313,35 @@ async def test_a_lapsed_redelivery_that_cannot_go_straight_waits_and_is_never_re
     assert (await fwd.redis.xpending(c.stream, c.group))["pending"] == 0
 
 
+async def test_a_lapsed_redelivery_waiting_too_long_is_dead_lettered_without_a_refusal(
+    fwd: Forwarding, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent = await fwd.send(fwd.fill())
+    await fwd.consumer.handle(await fwd.read())
+    applied, _ = await fwd.outcome(sent)
+    assert applied["type"] == ENTRY_APPLIED, applied
+
+    async def unconfirmable(_: Redis) -> bool:
+        return False
+
+    monkeypatch.setattr(fwd.integration.relay.durability, "ready", unconfirmable)
+    past = int(time.time()) - 3600
+    expired = fwd.signer.bearer("trading_engine", sub=LANE, iat=past, nbf=past, exp=past + 900)
+    await fwd.send({**sent, "authorization": expired})
+    c = fwd.consumer
+    last = fwd.settings.max_deliveries
+    await c.handle(batch := await fwd.read(), {entry_id: last for entry_id, _ in batch})
+    monkeypatch.undo()
+    (letter,) = [decoded(f) for _, f in await entries(fwd.redis, c.dlq)]
+    assert letter["id"] == sent["id"]
+    assert "Redis cannot confirm durability" in letter["dlq_reason"]
+    await fwd.integration.relay.publish_once()
+    assert await fwd.outbox() == 0  # the barrier: whatever this service decided is out
+    key = fwd.settings.streams.outcomes(LANE)
+    assert [ev["type"] for ev, _ in await of(fwd.redis, key, sent["id"])] == [ENTRY_APPLIED]
+    assert (await fwd.redis.xpending(c.stream, c.group))["pending"] == 0
+
+
 async def test_refused_fills_get_their_refusal_and_the_rest_of_the_batch_goes_straight(
     fwd: Forwarding,
 ) -> None:
