@@ -33,9 +33,10 @@ class Principal:
 
 class Lapsed(Rejected):
     """`unauthorized` for a genuine token that no longer admits anything (expired, or revoked):
-    its signature holds, so `who` wrote the entry is still proven. Such an entry is never
-    applied, but one its key already applied is answered as that entry's duplicate
-    (shared/infra/stream/pipeline.py, docs/lanes.md)."""
+    its signature holds, so `who` wrote the entry is still proven (Verifier.authorize: only
+    for a type its role may send). Such an entry is never applied, but one its key already
+    applied is answered as that entry's duplicate (shared/infra/stream/pipeline.py,
+    docs/lanes.md)."""
 
     def __init__(self, reason: str, who: Principal) -> None:
         super().__init__("unauthorized", reason)
@@ -117,8 +118,18 @@ class Verifier:
         return claims
 
     async def authorize(self, authorization: str | None, message_type: str) -> Principal:
-        """The caller, if its token is valid and its role may send this message type."""
-        return permit(await self.principal(authorization), message_type)
+        """The caller, if its token is valid and its role may send this message type. A
+        lapsed token (Lapsed) proves its writer only for a type its role may send: for any
+        other, it is refused as an invalid token, naming no writer."""
+        try:
+            who = await self.principal(authorization)
+        except Lapsed as lapsed:
+            try:
+                permit(lapsed.who, message_type)
+            except Rejected:
+                raise Rejected(lapsed.code, lapsed.reason) from None
+            raise
+        return permit(who, message_type)
 
 
 def permit(who: Principal, message_type: str) -> Principal:
