@@ -70,10 +70,14 @@ def audit_event(
     return streams.key(AUDIT), fields
 
 
-# One batch entry's size: well under an inbound entry's limit (ALLUSE_MAX_ENTRY_BYTES, 256 KiB
-# by default), so that the security service reads every batch a service writes.
+# One batch entry's size, in bytes as written: its records' JSON at most BATCH_BYTES, and the
+# rest of the entry (its id, source, type, time, signature, trace context) within
+# ENVELOPE_BYTES, so that an entry stays well under an inbound entry's limit
+# (ALLUSE_MAX_ENTRY_BYTES, 256 KiB by default) and the security service reads every batch a
+# service writes, whatever characters its records carry (up to 4 bytes each in UTF-8).
 BATCH_RECORDS = 500
-BATCH_BYTES = 96 * 1024  # of its records' JSON
+BATCH_BYTES = 96 * 1024
+ENVELOPE_BYTES = 8 * 1024  # a source alone may be 500 characters, 2,000 bytes
 _ATTRIBUTES = ("causationid", "correlationid")  # a record's own, beside its id and time
 
 
@@ -83,34 +87,41 @@ def is_record(fields: Mapping[str, str]) -> bool:
 
 def batched(records: Sequence[Emit]) -> list[Emit]:
     """`alluse.audit.recorded` entries as `alluse.audit.batch` entries, per (stream, source)
-    in their order, each at most BATCH_RECORDS records and about BATCH_BYTES; a record alone
-    stays as it is. Every record keeps its id, so the chain stores it once however often it
-    comes and in whichever batch."""
+    in their order, each at most BATCH_RECORDS records and BATCH_BYTES of them in UTF-8; a
+    record alone, or larger than BATCH_BYTES by itself, stays as it is. Every record keeps its
+    id, so the chain stores it once however often it comes and in whichever batch."""
     groups: dict[tuple[str, str], list[dict[str, str]]] = {}
     for stream, fields in records:
         groups.setdefault((stream, fields["source"]), []).append(fields)
     out: list[Emit] = []
     for (stream, source), group in groups.items():
+        if len(group) == 1:
+            out.append((stream, group[0]))
+            continue
         chunk: list[dict[str, Any]] = []
         size = 0
         for fields in group:
-            record = _record(fields)
-            n = len(fields["data"]) + 300  # its data, id, time and causes
+            record, n = _record(fields)
             if chunk and (len(chunk) >= BATCH_RECORDS or size + n > BATCH_BYTES):
                 out.append(_batch(stream, source, chunk))
                 chunk, size = [], 0
+            if n > BATCH_BYTES:  # too large to share an entry: its own, as a record alone
+                out.append((stream, fields))
+                continue
             chunk.append(record)
             size += n
-        if len(chunk) == 1 and len(group) == 1:
-            out.append((stream, group[0]))
-        elif chunk:
+        if chunk:
             out.append(_batch(stream, source, chunk))
     return out
 
 
-def _record(fields: Mapping[str, str]) -> dict[str, Any]:
-    attrs = {k: fields[k] for k in _ATTRIBUTES if fields.get(k)}
-    return {**orjson.loads(fields["data"]), "id": fields["id"], "time": fields["time"], **attrs}
+def _record(fields: Mapping[str, str]) -> tuple[dict[str, Any], int]:
+    """A record as a batch carries it, and at least its size there in bytes: its data's JSON
+    and its own attributes' JSON, each as encoded (a comma between records included)."""
+    own = {"id": fields["id"], "time": fields["time"]}
+    own.update((k, fields[k]) for k in _ATTRIBUTES if fields.get(k))
+    size = len(fields["data"].encode()) + len(orjson.dumps(own))
+    return {**orjson.loads(fields["data"]), **own}, size
 
 
 def _batch(stream: str, source: str, records: list[dict[str, Any]]) -> Emit:
