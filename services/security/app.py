@@ -115,7 +115,8 @@ async def build(settings: SecuritySettings) -> Service:
         audit.on_audit_event,
         source=audit.SOURCE,
         reject_stream=settings.streams.dlq(AUDIT),
-        unit=audit.AuditUnit.open,  # the batch's records chained and written together
+        # The batch's records chained and written together, each once within the window.
+        unit=audit.AuditUnit.within(settings.dedup_window),
         limits=settings.limits,
         # An audit record only from the service it names.
         guard=signed_by(rt.keys, None, settings.dedup_window),

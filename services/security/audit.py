@@ -6,8 +6,8 @@ at start), so every writer of the chain keys it the same way without carrying th
 
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -63,18 +63,22 @@ def entry(
     }
 
 
-async def chain(conn: store.Conn, entries: list[dict[str, Any]], *, once: bool = False) -> int:
+async def chain(
+    conn: store.Conn, entries: list[dict[str, Any]], *, once_within: timedelta | None = None
+) -> int:
     """Link `entries` after the chain's head, in order, inside the caller's transaction: the
     head read (locked) once, one INSERT, the head moved once. Returns the last seq.
 
-    `once`: an entry whose (source, event_id) the chain holds already, or that repeats an
-    earlier one of `entries`, is left out (checked under the head's lock, so two appenders
-    never both add it)."""
+    `once_within` (the deduplication window): an entry whose (source, event_id) the chain
+    holds from within that long before the entry's time, or that repeats an earlier one of
+    `entries`, is left out (checked under the head's lock, so two appenders never both add
+    it). Beyond the window a writer's inbox has forgotten the command's key and may apply it
+    again: that application's record, made then, is chained again."""
     ring = keys()
     head = await audit_store.audit_head(conn, lock=True)
     seq, prev = int(head["seq"]), str(head["hash"])
-    if once:
-        entries = fresh(entries, await audit_store.chained(conn, entries))
+    if once_within is not None:
+        entries = fresh(entries, await audit_store.chained(conn, entries, once_within))
     if not entries:
         return seq
     links = []
@@ -108,17 +112,25 @@ async def append(conn: store.Conn, **fields: Any) -> int:
 class AuditUnit(SqlUnit):
     """The audit consumer's unit of work: each message's records are checked and kept with it,
     and the batch's records are chained at flush, in the order their messages were read, each
-    (source, id) once: a record comes again in a re-delivered batch, in another batch that
-    overlaps it, or alone and in a batch."""
+    (source, id) once within the deduplication window `window`: a record comes again in a
+    re-delivered batch, in another batch that overlaps it, or alone and in a batch."""
 
-    def __init__(self, conn: asyncpg.Connection) -> None:
+    def __init__(self, conn: asyncpg.Connection, window: timedelta) -> None:
         super().__init__(conn)
+        self.window = window
         self.kept: list[dict[str, Any]] = []  # of the messages that went through
         self.mine: list[dict[str, Any]] = []  # of the message in hand
 
     @classmethod
-    async def open(cls, conn: asyncpg.Connection, events: list[CloudEvent]) -> "AuditUnit":
-        return cls(conn)
+    def within(
+        cls, window: timedelta
+    ) -> Callable[[asyncpg.Connection, list[CloudEvent]], Awaitable["AuditUnit"]]:
+        """The pipeline's `unit`: one AuditUnit per batch, deduplicating within `window`."""
+
+        async def open(conn: asyncpg.Connection, events: list[CloudEvent]) -> "AuditUnit":
+            return cls(conn, window)
+
+        return open
 
     @contextlib.asynccontextmanager
     async def command(self, ev: CloudEvent) -> AsyncIterator[None]:
@@ -129,7 +141,7 @@ class AuditUnit(SqlUnit):
 
     async def flush(self) -> None:
         if self.kept:
-            await chain(self.conn, self.kept, once=True)
+            await chain(self.conn, self.kept, once_within=self.window)
             self.kept = []
 
 
@@ -141,9 +153,9 @@ async def seal(pool: asyncpg.Pool) -> None:
 
 
 async def on_audit_event(unit: AuditUnit, ev: CloudEvent) -> list[Emit]:
-    """Pipeline handler for AUDIT (with `unit=AuditUnit.open`): one record, or a batch of them
-    (each its own record, under its own id); the unit chains the batch's records together,
-    each (source, id) once."""
+    """Pipeline handler for AUDIT (with `unit=AuditUnit.within(window)`): one record, or a
+    batch of them (each its own record, under its own id); the unit chains the batch's records
+    together, each (source, id) once within the window."""
     if ev.type == AUDIT_BATCH:
         unit.mine.extend(batch_entries(ev))
     elif ev.type == AUDIT_RECORDED:

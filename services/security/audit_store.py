@@ -1,6 +1,6 @@
 """The security service's SQL for its audit chain: the head, appending a record, reading it back."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from services.security.store import Conn, Row
@@ -57,14 +57,21 @@ async def append_audits(conn: Conn, *, links: list[tuple[dict[str, Any], str, st
     await conn.execute("UPDATE audit_head SET seq = $1, hash = $2", last["seq"], hash_)
 
 
-async def chained(conn: Conn, entries: list[dict[str, Any]]) -> set[tuple[str, str]]:
-    """Which of `entries`' (source, event_id) the chain holds already."""
+async def chained(
+    conn: Conn, entries: list[dict[str, Any]], window: timedelta
+) -> set[tuple[str, str]]:
+    """Which of `entries`' (source, event_id) the chain holds already, from within `window`
+    before the entry's time: the same record again (same time) always, a record with that id
+    made longer ago than the window (the command applied again since) not."""
     rows = await conn.fetch(
-        "SELECT a.source, a.event_id FROM audit_records a"
-        " JOIN unnest($1::text[], $2::text[]) AS k (source, event_id)"
-        " ON a.event_id = k.event_id AND a.source = k.source",
+        "SELECT k.source, k.event_id"
+        " FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS k (source, event_id, at)"
+        " WHERE EXISTS (SELECT FROM audit_records a WHERE a.event_id = k.event_id"
+        " AND a.source = k.source AND a.occurred_at > k.at - $4::interval)",
         [e["source"] for e in entries],
         [e["event_id"] for e in entries],
+        [datetime.fromisoformat(e["time"]) for e in entries],
+        window,
     )
     return {(r["source"], r["event_id"]) for r in rows}
 

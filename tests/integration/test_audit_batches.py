@@ -120,7 +120,7 @@ async def audited(settings: Settings, redis: Redis, signer: Signer) -> AsyncIter
         audit.on_audit_event,
         source=audit.SOURCE,
         reject_stream=streams.dlq(AUDIT),
-        unit=audit.AuditUnit.open,
+        unit=audit.AuditUnit.within(settings.dedup_window),
         guard=signed_by(keys, None, settings.dedup_window),
         streams=streams,
     )

@@ -123,7 +123,7 @@ async def test_audit_events_from_other_services_are_stored_once(
         audit.on_audit_event,
         source=audit.SOURCE,
         reject_stream=settings.streams.dlq(AUDIT),
-        unit=audit.AuditUnit.open,
+        unit=audit.AuditUnit.within(settings.dedup_window),
     )
     consumer = StreamConsumer(
         redis=redis,
