@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 
 from services.security import app, audit
 from services.security.settings import SecuritySettings
-from shared.contracts.envelope import new_event
+from shared.contracts.envelope import LIMITS, new_event
 from shared.contracts.messages import AUDIT_BATCH, AUDIT_RECORDED, COMMAND_REJECTED
 from shared.contracts.streams import AUDIT
 from shared.infra.runtime.db import create_pool, migrate
@@ -25,10 +25,11 @@ from shared.infra.runtime.settings import Settings
 from shared.infra.stream.consumer import StreamConsumer
 from shared.infra.stream.outbox import Relay
 from shared.infra.stream.pipeline import Dispatch, Pipeline, Route
+from shared.infra.stream.retention import prune_inbox
 from shared.infra.stream.unit import SqlUnit
 from shared.infra.trust.guards import signed_by
 from shared.infra.trust.keys import KeySet
-from tests.integration.test_security_store import AUDIT_KEY, KEY
+from tests.integration.test_security_store import AUDIT_KEY, KEY, _tamper
 from tests.support.barriers import inbox_outcome
 from tests.support.streams import decoded, entries, read_group, xadd
 from tests.support.tokens import Signer
@@ -54,12 +55,13 @@ class Audited:
     security: StreamConsumer  # the security service's audit consumer
     security_relay: Relay  # its outbox: its refusals
     chain: asyncpg.Pool
+    toy: asyncpg.Pool
     schema: str  # the toy service's
 
-    async def apply(self, *command_ids: str) -> None:
+    async def apply(self, *command_ids: str, source: str = "tests") -> None:
         """The toy service reads `command_ids` in one batch, applies them and publishes."""
         for cid in command_ids:
-            add = new_event("toy.add", "tests", {"n": "1.00"}, event_id=cid)
+            add = new_event("toy.add", source, {"n": "1.00"}, event_id=cid)
             await xadd(self.redis, self.commands.stream, add)
         got = await read_group(self.redis, "toy", "svc-1", self.commands.stream, count=100)
         assert len(got) == len(command_ids)
@@ -142,6 +144,7 @@ async def audited(settings: Settings, redis: Redis, signer: Signer) -> AsyncIter
         security_consumer,
         Relay(chain, redis, name=sec_schema, sign=signer.services["security"].sign_many),
         chain,
+        toy,
         toy_schema,
     )
     await toy.close()
@@ -249,3 +252,56 @@ async def test_a_forged_or_unreadable_batch_is_refused_with_its_reason(
     ]
     assert "records.1.actor" in refused[3]["reason"]
     assert "only from the account service, not integration" in refused[2]["reason"]
+
+
+WIDE = "\U0001d11e"  # 𝄞: one character, four bytes in UTF-8
+
+
+async def test_commands_with_wide_sources_and_ids_leave_batches_under_the_limit_all_chained(
+    audited: Audited,
+) -> None:
+    # The longest source and ids a client may send, in 4-byte characters, each echoed into
+    # its command's audit record (details and causes): about 4.7 KB a record.
+    ids = [f"{i:03}" + WIDE * 197 for i in range(100)]
+    await audited.apply(*ids, source=WIDE * 500)
+    sent = await audited.sent()
+    assert len(sent) > 1 and {e["type"] for e in sent} == {AUDIT_BATCH}
+    sizes = [sum(len(k.encode()) + len(v.encode()) for k, v in e.items()) for e in sent]
+    assert max(sizes) <= LIMITS.entry_bytes  # what the security service reads, signature and all
+
+    await audited.chain_in()
+    assert [r["cause"] for r in await audited.rows()] == ids
+    assert await audit.verify(audited.chain) == (100, None)
+    assert await entries(audited.redis, audited.settings.streams.dlq(AUDIT)) == []
+
+
+async def test_a_command_applied_again_after_the_window_is_audited_again_once(
+    audited: Audited,
+) -> None:
+    await audited.apply("c-1", "c-2")
+    await audited.chain_in()
+
+    # A deduplication window later: both services' inboxes forget the keys, as their
+    # janitors do, and the records chained then are that old (dated back, past the trigger).
+    window = audited.settings.dedup_window
+    for pool in (audited.toy, audited.chain):
+        await pool.execute("UPDATE inbox SET applied_at = applied_at - $1::interval", window)
+        await prune_inbox(pool, window)
+    aged = "UPDATE audit_records SET occurred_at = occurred_at + $1::interval WHERE seq <= 2"
+    await _tamper(audited.chain, aged, -window)
+
+    # c-1 is sent again: applied again, its record (same id, made now) is chained again.
+    await audited.apply("c-1", "c-3")
+    await audited.chain_in()
+    rows = await audited.rows()
+    assert [r["cause"] for r in rows] == ["c-1", "c-2", "c-1", "c-3"]
+    assert rows[2]["event_id"] == rows[0]["event_id"]
+
+    # Within the window, c-1 and c-3 re-sent beside c-4 are answered again with the same
+    # records, and the batch that carries them adds only c-4's.
+    await audited.apply("c-1", "c-3", "c-4")
+    await audited.chain_in()
+    assert [r["cause"] for r in await audited.rows()] == ["c-1", "c-2", "c-1", "c-3", "c-4"]
+    assert await audited.toy.fetchval("SELECT value FROM counter") == Decimal("5.00")  # c-1 twice
+    await _tamper(audited.chain, aged, window)  # as they were chained: the chain holds
+    assert await audit.verify(audited.chain) == (5, None)

@@ -5,12 +5,12 @@ import orjson
 import pytest
 
 from services.security import audit
-from shared.contracts.envelope import CloudEvent, decode, new_event
+from shared.contracts.envelope import LIMITS, CloudEvent, decode, new_event
 from shared.contracts.messages import AUDIT_BATCH
 from shared.contracts.streams import Streams
 from shared.infra.stream.messaging import Emit, Rejected
 from shared.infra.trust import audit as records
-from shared.infra.trust.audit import audit_event, batched
+from shared.infra.trust.audit import BATCH_BYTES, ENVELOPE_BYTES, audit_event, batched
 
 STREAMS = Streams("p.")
 
@@ -79,6 +79,56 @@ def test_batches_keep_each_source_apart_and_their_size_bounded(
     big = batched(made(5, big=40_000))  # about BATCH_BYTES (96 KiB) per entry
     assert [len(orjson.loads(f["data"])["records"]) for _, f in big] == [2, 2, 1]
     assert all(len(f["data"]) < 128 * 1024 for _, f in big)
+
+
+WIDE = "\U0001d11e"  # 𝄞: one character, four bytes in UTF-8
+
+
+def from_wide_clients(n: int) -> list[Emit]:
+    """Records of `n` commands whose source and id are as long as allowed, in 4-byte
+    characters, each echoed as the pipeline echoes them: in the record's details and causes."""
+    out = []
+    for i in range(n):
+        sent = new_event(
+            "alluse.account.deposit", WIDE * 500, {"i": i}, event_id=f"{i:04}" + WIDE * 196
+        )
+        command = decode({k.encode(): v.encode() for k, v in sent.items()})
+        details = {"message_type": command.type, "message_id": command.id, "source": command.source}
+        out.append(
+            audit_event(
+                STREAMS,
+                source="alluse/account-service",
+                action=command.type,
+                actor="pipeline",
+                subject=f"acct-{i}",
+                details=details,
+                cause=command,
+            )
+        )
+    return out
+
+
+def entry_bytes(fields: dict[str, str]) -> int:
+    """An entry's size as the reader's limit counts it: its field names and values in UTF-8."""
+    return sum(len(k.encode()) + len(v.encode()) for k, v in fields.items())
+
+
+def test_batches_of_records_with_wide_characters_stay_under_the_entry_limit() -> None:
+    alone = from_wide_clients(300)  # about 4.8 KB each: 1.4 MB of records
+    got = batched(alone)
+    assert len(got) > 1 and all(f["type"] == AUDIT_BATCH for _, f in got)
+    assert all(entry_bytes(f) <= BATCH_BYTES + ENVELOPE_BYTES <= LIMITS.entry_bytes for _, f in got)
+    read = [r for _, f in got for r in audit.batch_entries(event(f))]  # each entry readable
+    assert read == [audit.record_entry(event(f)) for _, f in alone]
+
+
+def test_a_record_too_large_to_share_an_entry_goes_alone_in_its_place() -> None:
+    small, large = made(4), made(1, big=BATCH_BYTES)
+    got = batched([*small[:2], *large, *small[2:]])
+    assert [f["type"] for _, f in got] == [AUDIT_BATCH, large[0][1]["type"], AUDIT_BATCH]
+    assert got[1] == large[0]
+    firsts = [r["id"] for r in orjson.loads(got[0][1]["data"])["records"]]
+    assert firsts == [f["id"] for _, f in small[:2]]
 
 
 def test_the_same_records_make_the_same_batch_entry_and_others_another() -> None:
