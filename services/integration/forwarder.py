@@ -89,40 +89,24 @@ class Forwarder:
         self.otherwise, self.limits = otherwise, limits  # the pipeline, for everything else
 
     async def process(self, entries: Sequence[Entry]) -> Outcome:
+        read = [await self.forwardable(entry_id, raw) for entry_id, raw in entries]
+        plain = [p for p in read if isinstance(p, Plain)]
         if not await self.durability.ready(self.redis):
             # The pipeline's outbox keeps their effects until Redis can confirm; but a lapsed
             # entry waits here, pending (the pipeline would refuse it: lapsed() below).
-            read = [await self.forwardable(entry_id, raw) for entry_id, raw in entries]
-            waiting = lapsed([p for p in read if isinstance(p, Plain)])
-            return await self.leaving(entries, waiting, "Redis cannot confirm durability")
-        plain: list[Plain] = []
-        others: list[Entry] = []
-        whole = False  # the pipeline takes the batch
-        for entry_id, raw in entries:
-            found = await self.forwardable(entry_id, raw)
-            if isinstance(found, Plain):
-                plain.append(found)
-            elif found:  # refused: its refusal causes no effect, the others may go on
-                others.append((entry_id, raw))
-            else:
-                whole = True
-        weeks: dict[date, str | None] = {}
+            return await self.leaving(entries, lapsed(plain), "Redis cannot confirm durability")
+        # An entry with an effect of the pipeline's own (a quote, a valuation): the pipeline
+        # takes the batch, but for its lapsed entries (lapsed() below).
+        whole = any(found is False for found in read)
         if whole:
             plain = lapsed(plain)
-            if not plain:
-                return await self.otherwise(entries)
+        weeks: dict[date, str | None] = {}
         if plain:
             async with connection(self.pool) as conn:
                 if not whole and await store.unpublished(conn):
-                    whole, plain = True, lapsed(plain)
-                    if not plain:
-                        return await self.otherwise(entries)
-                if whole:  # the pipeline takes the rest
-                    straight = {p.entry_id for p in plain}
-                    others = [(i, raw) for i, raw in entries if i not in straight]
-                known = await inbox.known(conn, [p.ev for p in plain])
-                others += [(p.entry_id, p.raw) for p in plain if p.ev.key in known]
-                plain = [p for p in plain if p.ev.key not in known]
+                    plain = lapsed(plain)  # never overtake an event waiting in the outbox
+                known = await inbox.known(conn, [p.ev for p in plain]) if plain else {}
+                plain = [p for p in plain if p.ev.key not in known]  # the pipeline replays them
                 days = {business_day(p.ev, p.model) for p in plain if tagged(p.model)}
                 if days:
                     weeks = await store.week_types_on(conn, days=sorted(days))
@@ -133,6 +117,8 @@ class Forwarder:
                 log.warning("forwarding %d entries failed: %s", len(plain), exc)
                 waiting = lapsed(plain)  # but a lapsed one is left pending (lapsed() below)
                 return await self.leaving(entries, waiting, f"forwarding failed: {exc}"[:500])
+        straight = {p.entry_id for p in plain}
+        others = [(entry_id, raw) for entry_id, raw in entries if entry_id not in straight]
         out = await self.otherwise(others) if others else Outcome()
         out.ack.extend(p.entry_id for p in plain)
         out.emitted += len(plain)
