@@ -229,6 +229,14 @@ class Pipeline:
         # Each message's audit records stay in its inbox outcome; the outbox gets the batch's
         # records together, in `alluse.audit.batch` entries (shared/infra/trust/audit.py).
         records: list[Emit] = []
+
+        def emit(each: Emit, encoded: tuple[str, str] | None = None) -> None:
+            """To the outbox, but an audit record to the batch's records."""
+            if is_record(each[1]):
+                records.append(each)
+            else:
+                outbox.append(encoded or (each[0], dumps(each[1])))
+
         fresh = [ev for i, ev in items if ev.key not in known and i not in lapsed]
         unit = await self.unit(conn, fresh) if fresh else None
         for entry_id, ev in items:
@@ -243,20 +251,14 @@ class Pipeline:
                     answer = self.refusal(ev, refused)
                     for _, emitted in answer:
                         tracing.stamp(emitted)
-                for emit in answer:
-                    if is_record(emit[1]):
-                        records.append(emit)
-                    else:
-                        outbox.append((emit[0], dumps(emit[1])))
+                for each in answer:
+                    emit(each)
                 out.rejected += 1
                 continue
             if prior is not None:
                 if prior[0] in ev.fingerprints():  # the same outcome again, same event ids
-                    for stream, fields in prior[1]:
-                        if is_record(fields):
-                            records.append((stream, fields))
-                        else:
-                            outbox.append((stream, dumps(fields)))
+                    for each in prior[1]:
+                        emit(each)
                     outbox.extend(self.lane_outcome(ev, prior[1], again=True))
                 else:
                     reason = (
@@ -277,11 +279,8 @@ class Pipeline:
             known[ev.key] = (fingerprint, emits, ev.writer)
             encoded = [(stream, dumps(fields)) for stream, fields in emits]
             rows.append((ev.writer, ev.source, ev.id, ev.type, fingerprint, inbox.outcome(encoded)))
-            for emit, json in zip(emits, encoded, strict=True):
-                if is_record(emit[1]):
-                    records.append(emit)
-                else:
-                    outbox.append(json)
+            for each, json in zip(emits, encoded, strict=True):
+                emit(each, json)
             outbox.extend(self.lane_outcome(ev, emits, of=of))
         if unit is not None:
             await unit.flush()
