@@ -134,6 +134,7 @@ def write(
                 "p50_ms": round(f.p50, 1),
                 "p99_ms": round(f.p99, 1),
                 "max_ms": round(f.max, 1),
+                "hops": f.hops.summary() if f.hops else {},
             }
             for f in fills or []
         ],

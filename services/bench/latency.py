@@ -2,26 +2,67 @@
 `alluse.account.balance_changed` on the public lifecycle stream, at a paced offered load (an
 open loop: fills go out at their due time whether or not earlier ones are done), on the whole
 platform as `make run` starts it (AOF on, durability auto: every event confirmed fsynced).
-Reported as p50 / p99 / max per rate, and drawn (var/bench/latency.png)."""
+Reported as p50 / p99 / max per rate, and drawn (var/bench/latency.png); and each fill's time
+split into its hops (`Hops`), from the times the streams carry: when the account service
+applied it (its event's `time`), when the relay published that event (its entry id on the
+account events stream), when the integration service republished it (its entry id on the
+lifecycle stream), and when the engine read it."""
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+from typing import cast
 
 from services.bench.load import Command, Load
 from services.bench.report import percentile, progress
+from shared.contracts.streams import ACCOUNT_EVENTS, ACCOUNT_LIFECYCLE
+from shared.infra.stream.messaging import Entry
 
 RATES = (50.0, 200.0, 500.0, 1000.0)  # fills per second offered
 TARGET_P99_MS = 50.0  # at 500 fills/s
 TARGET_RATE = 500.0
+BALANCE_CHANGED = b"alluse.account.balance_changed"
+PAGE = 5000  # entries per XRANGE while the streams are read back
+
+
+# A fill's hops, in order: (name, the stamp it ends at; it starts at the previous one's end).
+HOPS = (
+    ("XADD -> applied by the account service", "applied"),
+    ("-> its event published (relay)", "relayed"),
+    ("-> republished on lifecycle", "republished"),
+    ("-> read by the engine", "read"),
+)
+
+
+@dataclass(frozen=True)
+class Hops:
+    """Milliseconds each fill spent in each hop (HOPS), of the fills whose stamps were found."""
+
+    ms: dict[str, list[float]]
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        return {
+            name: {"p50_ms": round(percentile(v, 50), 1), "p99_ms": round(percentile(v, 99), 1)}
+            for name, v in self.ms.items()
+            if v
+        }
+
+    def lines(self) -> list[str]:
+        return [
+            f"      {name:<40} p50 {percentile(v, 50):>7.1f} ms   p99 {percentile(v, 99):>7.1f} ms"
+            for name, _ in HOPS
+            if (v := self.ms.get(name))
+        ]
 
 
 @dataclass(frozen=True)
 class Latency:
     offered_per_s: float
     latencies_ms: list[float]
+    hops: Hops | None = None
 
     @property
     def p50(self) -> float:
@@ -36,10 +77,11 @@ class Latency:
         return max(self.latencies_ms)
 
     def line(self) -> str:
-        return (
+        line = (
             f"  fills paced at {self.offered_per_s:>6,.0f}/s   p50 {self.p50:>7.1f} ms"
             f"   p99 {self.p99:>7.1f} ms   max {self.max:>7.1f} ms   n={len(self.latencies_ms)}"
         )
+        return "\n".join([line, *(self.hops.lines() if self.hops else [])])
 
 
 async def paced(load: Load, accounts: Sequence[str], rate: float, seconds: float) -> Latency:
@@ -48,6 +90,8 @@ async def paced(load: Load, accounts: Sequence[str], rate: float, seconds: float
     progress(f"{n} WS4 fills paced at {rate:,.0f}/s (XADD -> balance_changed on lifecycle)")
     cmds = [load.fill(accounts[i % len(accounts)]) for i in range(n)]
     token = await load.engine.token()
+    wall = time.time() - time.monotonic()  # the streams' stamps are wall-clock times
+    since = f"{int((time.monotonic() + wall) * 1000)}-0"
     start = time.monotonic()
     sent = 0
     while sent < n:
@@ -67,7 +111,54 @@ async def paced(load: Load, accounts: Sequence[str], rate: float, seconds: float
     refused = {str(c.outcome) for c in cmds} - {"applied"}
     if refused:
         raise RuntimeError(f"paced fills refused as {sorted(refused)}")
-    return Latency(rate, [((c.done_at or 0.0) - c.sent_at) * 1000 for c in cmds])
+    hops = await split(load, cmds, since, wall)
+    return Latency(rate, [((c.done_at or 0.0) - c.sent_at) * 1000 for c in cmds], hops)
+
+
+async def split(load: Load, cmds: Sequence[Command], since: str, wall: float) -> Hops:
+    """Each fill's hops (HOPS), from its balance_changed on the account events stream (its
+    `time`: applied; its entry id: published) and on the lifecycle stream (its entry id)."""
+    events = await _balance_changes(load, load.streams.key(ACCOUNT_EVENTS), since)
+    public = await _balance_changes(load, load.streams.key(ACCOUNT_LIFECYCLE), since)
+    return hops_of(cmds, events, public, wall)
+
+
+def hops_of(
+    cmds: Sequence[Command],
+    events: Mapping[str, tuple[float, str]],
+    public: Mapping[str, tuple[float, str]],
+    wall: float,
+) -> Hops:
+    """`events`, `public`: command id -> (entry time in s, the event's `time`) on the account
+    events and the lifecycle stream; `wall`: wall clock minus the monotonic clock."""
+    ms: dict[str, list[float]] = {name: [] for name, _ in HOPS}
+    for c in cmds:
+        if c.id not in events or c.id not in public or c.done_at is None:
+            continue
+        stamps = {
+            "applied": datetime.fromisoformat(events[c.id][1]).timestamp(),
+            "relayed": events[c.id][0],
+            "republished": public[c.id][0],
+            "read": c.done_at + wall,
+        }
+        last = c.sent_at + wall
+        for name, stamp in HOPS:
+            ms[name].append((stamps[stamp] - last) * 1000)
+            last = stamps[stamp]
+    return Hops(ms)
+
+
+async def _balance_changes(load: Load, stream: str, since: str) -> dict[str, tuple[float, str]]:
+    """Command id -> (its balance_changed's entry time in s, its `time`) on `stream` since."""
+    found: dict[str, tuple[float, str]] = {}
+    start = since
+    while page := cast(list[Entry], await load.redis.xrange(stream, min=start, count=PAGE)):
+        for entry_id, fields in page:
+            if fields.get(b"type") == BALANCE_CHANGED and b"causationid" in fields:
+                stamp = int(entry_id.split(b"-")[0]) / 1000
+                found[fields[b"causationid"].decode()] = (stamp, fields[b"time"].decode())
+        start = "(" + page[-1][0].decode()
+    return found
 
 
 async def send(load: Load, cmds: Sequence[Command], token: str) -> None:

@@ -23,6 +23,7 @@ import orjson
 import redis.exceptions
 from redis.asyncio import Redis
 
+from services.account.domain.trading import EXCHANGE_TZ
 from services.bench.tokens import Tokens
 from shared.contracts.envelope import new_event
 from shared.contracts.streams import (
@@ -39,6 +40,8 @@ from shared.simulators.feed import Event
 from shared.tooling.credentials import token_subject
 
 SOURCE = "alluse-load/1"
+# Accounts whose protocol the bench's fills keep on any trading day (Load.fill).
+PROTOCOL_KEPT = {"entry_days": ["monday", "tuesday", "wednesday", "thursday", "friday"]}
 REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
 CENT = Decimal("0.01")
 
@@ -155,11 +158,15 @@ class Load:
         return Command(kind, account, signed, self.target(ACCOUNT_COMMANDS), fields)
 
     def fill(self, account: str) -> Command:
-        """A put sold to open: credits quantity x price x 100 less commission."""
+        """A put sold to open, as an engine keeping to a revenue account's protocol sells one
+        (delta 35; one contract, whose assignment, $40,000, is within the position-sizing
+        share of a $50,000 account; dated on a trading day): it credits price x 100 less
+        commission and books the position, with no protocol violation where the account
+        enters on every trading day (the bench's accounts, `PROTOCOL_KEPT`)."""
         fill_id = f"fill-{uuid.uuid4().hex}"
-        quantity, price = self.rng.randint(1, 3), Decimal(self.rng.randrange(50, 300)) * CENT
+        quantity, price = 1, Decimal(self.rng.randrange(50, 300)) * CENT
         commission = Decimal("0.65") * quantity
-        now = datetime.now(UTC)
+        now = trading_time(datetime.now(UTC))
         data = {
             "fill_id": fill_id,
             "order_id": f"ord-{fill_id[5:17]}",
@@ -182,21 +189,30 @@ class Load:
         fields = upstream.fields(event, "")  # its token is put on at each send
         return Command("fill", account, amount, self.target(WS4_EVENTS, engine=True), fields)
 
-    def create(self, account_type: str, balance: Decimal) -> Command:
-        data = {
+    def create(
+        self, account_type: str, balance: Decimal, config: Mapping[str, Any] | None = None
+    ) -> Command:
+        data: dict[str, Any] = {
             "type": account_type,
             "name": f"load {account_type}",
             "initial_balance": str(balance),
         }
+        if config:
+            data["config"] = dict(config)
         fields = new_event("alluse.account.create", SOURCE, data, event_id=str(uuid.uuid4()))
         return Command("create", "", balance, self.target(ACCOUNT_COMMANDS), fields)
 
     async def open_accounts(
-        self, count: int, types: list[str], balance: Decimal, timeout: float
+        self,
+        count: int,
+        types: list[str],
+        balance: Decimal,
+        timeout: float,
+        config: Mapping[str, Any] | None = None,
     ) -> None:
-        """`count` accounts of `types` in turn, each with `balance`; the load then spreads
-        over them."""
-        creates = [self.create(types[i % len(types)], balance) for i in range(count)]
+        """`count` accounts of `types` in turn, each with `balance` (and `config`'s settings);
+        the load then spreads over them."""
+        creates = [self.create(types[i % len(types)], balance, config) for i in range(count)]
         for cmd in creates:
             await self.send(cmd)
         deadline = time.monotonic() + timeout
@@ -313,3 +329,10 @@ class Load:
                 cmd.done_at = time.monotonic()
             cmd.outcome = cmd.outcome or outcome
             cmd.outcomes.add(outcome)
+
+
+def trading_time(now: datetime) -> datetime:
+    """`now`, or on a weekend at the exchange the same time of its last Friday: a fill an
+    engine reports is dated on a trading day."""
+    weekday = now.astimezone(EXCHANGE_TZ).weekday()
+    return now - timedelta(days=max(0, weekday - 4))

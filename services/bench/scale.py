@@ -17,7 +17,7 @@ from pathlib import Path
 from redis.asyncio import Redis
 
 from services.bench import latency, profile
-from services.bench.load import SOURCE, Command, Load
+from services.bench.load import PROTOCOL_KEPT, SOURCE, Command, Load
 from services.bench.platform import Platform
 from services.bench.report import progress
 from services.bench.tokens import Tokens
@@ -125,7 +125,9 @@ async def phases(
         )
         follower = asyncio.create_task(load.follow())
         try:
-            await load.open_accounts(ACCOUNTS, ["revenue"], Decimal("50000.00"), TIMEOUT_S)
+            await load.open_accounts(
+                ACCOUNTS, ["revenue"], Decimal("50000.00"), TIMEOUT_S, PROTOCOL_KEPT
+            )
             accounts = load.accounts
             await burst(load, "warm-up", [deposit(load, a) for a in accounts])
             pids = {name: s.pid for name, s in platform.services.items()}
