@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import orjson
 import redis.exceptions
 from redis.asyncio import Redis
 
-from services.account.domain.trading import EXCHANGE_TZ
 from services.bench.tokens import Tokens
 from shared.contracts.envelope import new_event
 from shared.contracts.streams import (
@@ -40,6 +40,9 @@ from shared.simulators.feed import Event
 from shared.tooling.credentials import token_subject
 
 SOURCE = "alluse-load/1"
+# Where a fill's trading day is decided (the account service's protocol checks, too; a test
+# holds the bench's fills to them).
+EXCHANGE_TZ = ZoneInfo("America/New_York")
 # Accounts whose protocol the bench's fills keep on any trading day (Load.fill).
 PROTOCOL_KEPT = {"entry_days": ["monday", "tuesday", "wednesday", "thursday", "friday"]}
 REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
