@@ -4,6 +4,7 @@ import hashlib
 import json
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -263,23 +264,33 @@ def _surely_within(raw: str, limits: Limits) -> bool:
 
 
 def _within(data: dict[str, Any], limits: Limits) -> None:
-    """Depth and string length of decoded JSON, walked without recursion."""
-    stack: list[tuple[Any, int]] = [(data, 1)]
+    """Depth and string length of decoded JSON, walked without recursion: depth first, the
+    last item of each object (its keys, then its values) or array first. Only containers are
+    stacked, each as an iterator over its items; strings are checked as they are met."""
+    if limits.json_depth < 1:
+        raise EnvelopeError(_too_deep(limits))
+    stack: list[tuple[Iterator[Any], int]] = [(_items(data), 1)]
     while stack:
-        value, depth = stack.pop()
-        if isinstance(value, dict):
-            items: Any = [*value.keys(), *value.values()]
-        elif isinstance(value, list):
-            items = value
+        items, depth = stack[-1]
+        for value in items:
+            if isinstance(value, str):
+                if len(value) > limits.string_length:
+                    raise EnvelopeError(
+                        f"field 'data' holds a string longer than {limits.string_length} characters"
+                    )
+            elif isinstance(value, dict | list):
+                if depth >= limits.json_depth:
+                    raise EnvelopeError(_too_deep(limits))
+                stack.append((_items(value), depth + 1))
+                break
         else:
-            if isinstance(value, str) and len(value) > limits.string_length:
-                raise EnvelopeError(
-                    f"field 'data' holds a string longer than {limits.string_length} characters"
-                )
-            continue
-        if depth > limits.json_depth:
-            raise EnvelopeError(_too_deep(limits))
-        stack.extend((item, depth + 1) for item in items)
+            stack.pop()
+
+
+def _items(value: dict[str, Any] | list[Any]) -> Iterator[Any]:
+    items: list[Any] = [*value, *value.values()] if isinstance(value, dict) else value
+    backwards: Iterator[Any] = reversed(items)
+    return backwards
 
 
 def _json_default(value: object) -> str:

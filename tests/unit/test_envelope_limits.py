@@ -74,3 +74,21 @@ def test_each_entry_has_its_own_proof_of_its_writer() -> None:
     one.scoped_to("scope")
     assert (one.key, one.actor, one.scope) == (("client:user-1", "cli", "cmd-1"), "user-1", "scope")
     assert (two.key, two.actor, two.scope) == (("", "cli", "cmd-1"), None, None)
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        ({"a": "x" * 41, "b": [[[[1]]]]}, "nested deeper"),
+        ({"a": [[[[1]]]], "b": "x" * 41}, "longer than"),
+        ({"a": [[[[1]]], "x" * 41]}, "longer than"),
+        ({"a": ["x" * 41, [[[1]]]]}, "nested deeper"),
+    ],
+)
+def test_of_two_faults_the_one_met_first_from_the_end_is_named(
+    data: dict[str, Any], reason: str
+) -> None:
+    """The reason a dead letter gives stays what it was: the walk goes from each object's and
+    array's last item."""
+    with pytest.raises(EnvelopeError, match=reason):
+        decode(_entry(data), LIMITS)
