@@ -7,17 +7,19 @@ from datetime import UTC, datetime
 from decimal import Decimal as D
 from pathlib import Path
 from typing import Any, cast
-from uuid import uuid4
+from uuid import UUID, uuid4, uuid5
 
 import pytest
 from pydantic import ValidationError
 
-from services.account.domain import AccountType
+from services.account.domain import Account, AccountConfig, AccountStatus, AccountType
 from services.account.handlers import events
 from services.account.state.store.ledger import LedgerRow
-from services.account.state.uow import AccountUnit
+from services.account.state.uow import _NS, AccountUnit, event_id
 from shared.contracts import lifecycle as e
+from shared.contracts.envelope import decode, new_event
 from shared.contracts.messages import COMMAND_REJECTED, WEEK_CHANGED
+from shared.contracts.streams import Streams
 from shared.contracts.upstream import WeekClassified
 from tests.support.fake_unit import FakeUnit, an_account
 
@@ -136,3 +138,108 @@ def test_the_wire_data_holds_the_fields_the_maker_set_as_before() -> None:
     # A field left unset stays off the wire, as the dicts before left it.
     _, closed = e.wire_data(e.AccountClosed(account_id=str(uuid4()), reason="done"))
     assert set(closed) == {"account_id", "reason"}
+
+
+def _fill_events() -> list[tuple[str, dict[str, str]]]:
+    """A fill's balance_changed and position_changed, emitted by the account service's unit."""
+    account_id = UUID("0b7c1d2e-3f40-4a5b-8c6d-7e8f9a0b1c2d")
+    account = Account(
+        id=account_id,
+        portfolio_id=UUID("1c2d3e4f-5061-4728-9394-a5b6c7d8e9f0"),
+        type=AccountType.GENERATION,
+        status=AccountStatus.ACTIVE,
+        balance=D("100129.35"),
+        contributed_capital=D("100000.00"),
+        baseline=D("100000.00"),
+        config=AccountConfig.for_type(AccountType.GENERATION),
+    )
+    tx = LedgerRow(
+        1042,
+        "trade_premium",
+        D("129.35"),
+        D("100129.35"),
+        'sell_to_open 1 SPY 400P "Prämie" ✓',
+        "fill-7781",
+        "P-EW",
+        datetime(2026, 12, 7, 15, 30, 1, 250000, tzinfo=UTC),
+    )
+    effect = new_event(
+        "alluse.effect.trade_filled",
+        "alluse/integration-service",
+        {"fill_id": "fill-7781"},
+        subject=str(account_id),
+        event_id="eff-1",
+    )
+    cause = decode({k.encode(): v.encode() for k, v in effect.items()})
+    cause.verified_as("integration", "service", vouched="ws4")
+    unit = object.__new__(AccountUnit)  # emit() needs no connection
+    unit.streams, unit.cause, unit.events = Streams(""), cause, []
+    unit.balance_changed(account, tx)
+    unit.emit(
+        e.PositionChanged(
+            account_id=str(account_id),
+            contract="SPY   261214P00400000",
+            symbol="SPY",
+            kind="put",
+            strike="400",
+            expiration="2026-12-14",
+            multiplier=100,
+            change=-1,
+            cost_change=D("-130.00"),
+            quantity=-3,
+            cost=D("-390.00"),
+            cause="fill",
+            reference="fill-7781",
+            transaction_id="1042",
+        ),
+        subject=str(account_id),
+    )
+    return unit.events
+
+
+def test_a_fills_events_keep_their_bytes() -> None:
+    """Ids and data as the service wrote them before its emit path was made cheaper (signed,
+    stored in inbox outcomes, compared by readers): pinned byte for byte."""
+    (bc_stream, bc), (pc_stream, pc) = _fill_events()
+    assert bc_stream == pc_stream == "alluse.internal.account.events"
+    common = {
+        "specversion": "1.0",
+        "source": "alluse/account-service",
+        "datacontenttype": "application/json",
+        "subject": "0b7c1d2e-3f40-4a5b-8c6d-7e8f9a0b1c2d",
+        "causationid": "eff-1",
+        "correlationid": "eff-1",
+    }
+    assert datetime.fromisoformat(bc.pop("time")).tzinfo is not None
+    assert datetime.fromisoformat(pc.pop("time")).tzinfo is not None
+    assert bc == {
+        **common,
+        "id": "efd679fa-fd72-53e5-8207-f1e1428042e8",
+        "type": "alluse.account.balance_changed",
+        "data": '{"account_id":"0b7c1d2e-3f40-4a5b-8c6d-7e8f9a0b1c2d","available":"95129.35",'
+        '"balance":"100129.35","cash_buffer":"5000.00","transaction":{"amount":"129.35",'
+        '"balance_after":"100129.35","created_at":"2026-12-07T15:30:01.250000+00:00",'
+        '"description":"sell_to_open 1 SPY 400P \\"Prämie\\" ✓","id":"1042",'
+        '"reference":"fill-7781","type":"trade_premium","week_type":"P-EW"}}',
+    }
+    assert pc == {
+        **common,
+        "id": "0b02a92c-f723-5a4f-b881-7cee8ed906ea",
+        "type": "alluse.account.position_changed",
+        "data": '{"account_id":"0b7c1d2e-3f40-4a5b-8c6d-7e8f9a0b1c2d","cause":"fill",'
+        '"change":-1,"contract":"SPY   261214P00400000","cost":"-390.00","cost_change":"-130.00",'
+        '"expiration":"2026-12-14","kind":"put","multiplier":100,"quantity":-3,'
+        '"reference":"fill-7781","strike":"400","symbol":"SPY","transaction_id":"1042"}',
+    }
+    # The ids are the uuid5 of the cause's whole key and the event's place in the outcome.
+    key = "service:integration/ws4|alluse/integration-service|eff-1"
+    assert [bc["id"], pc["id"]] == [str(uuid5(_NS, f"{key}|{i}")) for i in (0, 1)]
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["", "a", "client:user-1|cli|cmd-1|0", "service:x/ws4|s|" + "é✓😀" * 40 + "|12", "k" * 1000],
+)
+def test_event_ids_are_uuid5(key: str) -> None:
+    assert event_id(key) == str(uuid5(_NS, key))
+    assert UUID(event_id(key)).version == 5

@@ -11,6 +11,7 @@ A command that needs SQL of its own (`db`) first sends what the batch buffered s
 runs in a SAVEPOINT, which a rejection rolls back; what it may have changed is read afresh."""
 
 import contextlib
+import hashlib
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -43,7 +44,8 @@ from shared.contracts.streams import ACCOUNT_EVENTS, Streams
 from shared.infra.stream.messaging import AlreadyApplied
 from shared.infra.stream.unit import SqlUnit
 
-_NS = uuid.UUID("6f1c5b8e-2d1e-4c7a-9b57-0a4f3c2e9d10")
+_NS = uuid.UUID("6f1c5b8e-2d1e-4c7a-9b57-0a4f3c2e9d10")  # of the events' ids (uuid5)
+_NS_BYTES = _NS.bytes
 SPARE_IDS = 16  # ledger ids a command with SQL of its own may book (a merge: one per account)
 
 
@@ -322,9 +324,8 @@ class AccountUnit(SqlUnit):
         # From the whole idempotency key: two writers' entries with one (source, id) never
         # cause events with the same id.
         key = f"{cause.writer}|{cause.source}|{cause.id}|{len(self.events)}"
-        event_id = uuid.uuid5(_NS, key)
         fields = new_event(
-            type_, events.SOURCE, data, subject=subject, cause=cause, event_id=str(event_id)
+            type_, events.SOURCE, data, subject=subject, cause=cause, event_id=event_id(key)
         )
         self.publish(self.streams.key(ACCOUNT_EVENTS), fields)
 
@@ -382,6 +383,16 @@ if TYPE_CHECKING:  # mypy holds the unit to the port its handlers are typed agai
 
     def _implements_the_port(unit: AccountUnit) -> Unit:
         return unit
+
+
+def event_id(key: str) -> str:
+    """str(uuid.uuid5(_NS, key)), made from the digest's bytes: a third of the cost of building
+    and formatting a UUID object, for each event the service emits."""
+    digest = bytearray(hashlib.sha1(_NS_BYTES + key.encode(), usedforsecurity=False).digest()[:16])
+    digest[6] = digest[6] & 0x0F | 0x50  # version 5
+    digest[8] = digest[8] & 0x3F | 0x80  # the RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def _uuid(value: Any) -> UUID | None:
