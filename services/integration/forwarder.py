@@ -5,8 +5,8 @@ as its writer, the week type of its business day. The account service applies it
 inbox on (writer, source, id), its claims on the fill, assignment or expiration id) and writes
 the entry's outcome on the engine's lane. So the inbox row, the transaction, the outbox row
 and the relay's round cost a forwarded entry nothing it needs: each entry is checked by the
-pipeline's own guard and payload model, the batch's reads made on one pooled connection, none
-writing (whether the outbox waits, which keys the inbox knows, the week types of its days),
+pipeline's own guard and payload model, the batch's reads made in one statement, writing
+nothing (whether the outbox waits, which keys the inbox knows, the week types of its days),
 its effects written to the effects stream in one round trip, signed, their fsync confirmed
 with WAITAOF as the relay confirms one (direct.py), and only then acknowledged:
 a crash before the acknowledgement forwards the same effect again, which the account service
@@ -42,8 +42,7 @@ from shared.contracts.envelope import LIMITS, CloudEvent, Limits, decode
 from shared.contracts.trust import LAPSED_CODE, LAPSED_REASON
 from shared.contracts.upstream import Upstream
 from shared.infra.runtime import tracing
-from shared.infra.runtime.db import connection
-from shared.infra.stream import inbox, lanes
+from shared.infra.stream import lanes
 from shared.infra.stream.durability import Durability
 from shared.infra.stream.messaging import Entry, Guard, Outcome, Rejected
 from shared.infra.stream.pipeline import Route, payload
@@ -61,6 +60,7 @@ class Plain:
     raw: dict[bytes, bytes]
     ev: CloudEvent
     model: Upstream
+    day: date | None  # whose week type tags its effect (handlers.business_day), if any
     lapsed: Rejected | None = None  # refused for its writer, who is proven (a lapsed token)
 
 
@@ -101,15 +101,13 @@ class Forwarder:
         if whole:
             plain = lapsed(plain)
         weeks: dict[date, str | None] = {}
-        if plain:
-            async with connection(self.pool) as conn:
-                if not whole and await store.unpublished(conn):
-                    plain = lapsed(plain)  # never overtake an event waiting in the outbox
-                known = await inbox.known(conn, [p.ev for p in plain]) if plain else {}
-                plain = [p for p in plain if p.ev.key not in known]  # the pipeline replays them
-                days = {business_day(p.ev, p.model) for p in plain if tagged(p.model)}
-                if days:
-                    weeks = await store.week_types_on(conn, days=sorted(days))
+        if plain:  # one read: whether the outbox waits, which keys it knows, the week types
+            days = {p.day for p in plain if p.day is not None}
+            seen = await store.forwarding(self.pool, events=[p.ev for p in plain], days=[*days])
+            if not whole and seen.waiting:
+                plain = lapsed(plain)  # never overtake an event waiting in the outbox
+            plain = [p for p in plain if p.ev.key not in seen.known]  # the pipeline replays them
+            weeks = seen.weeks
         if plain:
             try:
                 await self.publish([self.effect(p, weeks) for p in plain])
@@ -162,11 +160,12 @@ class Forwarder:
             model = payload(route.model, ev, subject_is_account=False)
         except Exception:  # refused, or keys unavailable: the pipeline says which
             return True
-        return Plain(entry_id, raw, ev, model, lapsed)
+        day = business_day(ev, model) if tagged(model) else None
+        return Plain(entry_id, raw, ev, model, day, lapsed)
 
     def effect(self, p: Plain, weeks: Mapping[date, str | None]) -> dict[str, str]:
         self.heard(p.ev.source)
-        week = weeks.get(business_day(p.ev, p.model)) if tagged(p.model) else None
+        week = weeks.get(p.day) if p.day is not None else None
         with tracing.span(
             f"consume {p.ev.type}", parent=p.ev, kind=SpanKind.CONSUMER, service=self.source
         ):

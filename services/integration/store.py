@@ -1,38 +1,60 @@
 """Every SQL statement of the integration service (schema `integration`)."""
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 
 import asyncpg
 
+from shared.contracts.envelope import CloudEvent
+from shared.infra.stream import inbox
 from shared.infra.stream.unit import Sql
 
 
-async def week_type_on(conn: Sql, *, day: date) -> str | None:
-    """The week type in force on `day`: that of the latest classified week starting by then."""
-    value: str | None = await conn.fetchval(
-        "SELECT week_type FROM week_types WHERE week_start <= $1 ORDER BY week_start DESC LIMIT 1",
-        day,
+def _week_on(day: str) -> str:
+    """The week type in force on `day` (an SQL expression): that of the latest classified week
+    starting by then."""
+    return (
+        "(SELECT week_type FROM week_types WHERE week_start <= "
+        f"{day} ORDER BY week_start DESC LIMIT 1)"
     )
+
+
+async def week_type_on(conn: Sql, *, day: date) -> str | None:
+    """The week type in force on `day`."""
+    value: str | None = await conn.fetchval(f"SELECT {_week_on('$1::date')}", day)
     return value
 
 
-async def week_types_on(conn: Sql, *, days: Sequence[date]) -> dict[date, str | None]:
-    """The week type in force on each of `days` (as `week_type_on`), in one statement."""
+@dataclass(frozen=True)
+class Forwarding:
+    """What the forwarder reads of a batch before it forwards any of it."""
+
+    waiting: bool  # the outbox holds events the relay has not confirmed yet (it deletes each
+    # row once its event is durable): an entry forwarded straight now could overtake them
+    known: inbox.Known  # which of the events' keys the inbox knows, as inbox.known reads them
+    weeks: dict[date, str | None]  # the week type in force on each of the days
+
+
+async def forwarding(
+    conn: Sql, *, events: Sequence[CloudEvent], days: Sequence[date]
+) -> Forwarding:
+    """`Forwarding` of `events` and `days`, in one statement: one row, or one per known row."""
     rows = await conn.fetch(
-        "SELECT d.day, (SELECT w.week_type FROM week_types w WHERE w.week_start <= d.day"
-        " ORDER BY w.week_start DESC LIMIT 1) AS week_type FROM unnest($1::date[]) AS d (day)",
+        "SELECT o.waiting, o.weeks, k.* FROM (SELECT EXISTS (SELECT 1 FROM outbox) AS waiting,"
+        f" ARRAY(SELECT {_week_on('d.day')} FROM unnest($4::date[]) WITH ORDINALITY"
+        " AS d (day, n) ORDER BY d.n) AS weeks) AS o"
+        f" LEFT JOIN ({inbox.KNOWN}) AS k ON true",
+        *inbox.keys_of(events),
         list(days),
     )
-    return {r["day"]: r["week_type"] for r in rows}
-
-
-async def unpublished(conn: Sql) -> bool:
-    """Whether the outbox holds events the relay has not confirmed yet (it deletes each row
-    once its event is durable): an entry forwarded straight now could overtake them."""
-    found: bool = await conn.fetchval("SELECT EXISTS (SELECT 1 FROM outbox)")
-    return found
+    first = rows[0]
+    return Forwarding(
+        waiting=first["waiting"],
+        known=inbox.known_from(r for r in rows if r["writer"] is not None),
+        weeks=dict(zip(days, first["weeks"], strict=True)),
+    )
 
 
 async def latest_week(conn: Sql) -> asyncpg.Record | None:

@@ -436,3 +436,40 @@ async def test_fills_wait_in_the_outbox_while_redis_cannot_confirm_durability(
     await fwd.integration.relay.publish_once()
     applied, signer = await fwd.outcome(sent)
     assert (applied["type"], signer) == (ENTRY_APPLIED, ACCOUNT), applied
+
+
+async def test_fills_never_overtake_the_outbox_and_a_known_key_is_the_pipelines_replay(
+    fwd: Forwarding, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the outbox holds an effect, the next fill goes through the pipeline behind it;
+    a fill whose key the pipeline's inbox knows is the pipeline's to replay, not forwarded."""
+
+    async def unconfirmable(_: Redis) -> bool:
+        return False
+
+    monkeypatch.setattr(fwd.integration.relay.durability, "ready", unconfirmable)
+    first = await fwd.send(fwd.fill())
+    await fwd.consumer.handle(await fwd.read())  # kept in the outbox, its key in the inbox
+    monkeypatch.undo()  # Redis confirms again, but the relay has not run yet
+    second = await fwd.send(fwd.fill())
+    await fwd.consumer.handle(await fwd.read())
+    kept = await fwd.integration.pool.fetch("SELECT fields FROM outbox ORDER BY seq")
+    assert [json.loads(r["fields"])["id"] for r in kept] == [first["id"], second["id"]]
+    await fwd.integration.relay.publish_once()
+    for sent in (first, second):
+        applied, _ = await fwd.outcome(sent)
+        assert applied["type"] == ENTRY_APPLIED, applied
+
+    await fwd.send(first)  # known here: its outcome replayed through the outbox
+    await fwd.consumer.handle(await fwd.read())
+    (replayed,) = await fwd.integration.pool.fetch("SELECT fields FROM outbox")
+    assert json.loads(replayed["fields"])["id"] == first["id"]
+    await fwd.integration.relay.publish_once()
+    key = fwd.settings.streams.outcomes(LANE)
+
+    async def count() -> int:
+        return len(await of(fwd.redis, key, first["id"]))
+
+    await until(count, equals=2)
+    again = (await of(fwd.redis, key, first["id"]))[1][0]
+    assert again["type"] == ENTRY_DUPLICATE, again

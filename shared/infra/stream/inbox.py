@@ -7,6 +7,7 @@ principal's entry with the same (source, id) is another key, never a conflict wi
 """
 
 import json
+from collections.abc import Iterable, Sequence
 
 import asyncpg
 
@@ -18,29 +19,41 @@ Key = tuple[str, str, str]  # (writer, source, id)
 Known = dict[Key, tuple[str, list[Emit], str]]  # key -> (fingerprint, outcome, its row's writer)
 
 
+# The inbox rows answering keys given as three text arrays ($1 writers, $2 sources, $3 ids):
+# the key's own row, and one written before keys named their writer (writer ''), which
+# answers every writer of its (source, id) until the deduplication window forgets it, so an
+# upgrade never applies an entry twice. Read through `known_from`; a statement that reads
+# more beside them (services/integration/store.py) composes this one.
+KNOWN = (
+    "SELECT k.writer, k.source, k.id, i.fingerprint, i.outcome, i.writer AS applied_by"
+    " FROM inbox i"
+    " JOIN unnest($1::text[], $2::text[], $3::text[]) AS k (writer, source, id)"
+    " ON i.source = k.source AND i.id = k.id AND i.writer IN (k.writer, '')"
+)
+
+
+def keys_of(events: Sequence[CloudEvent]) -> tuple[list[str], list[str], list[str]]:
+    """The parameters of `KNOWN` for `events`."""
+    return [ev.writer for ev in events], [ev.source for ev in events], [ev.id for ev in events]
+
+
+def known_from(rows: Iterable[asyncpg.Record]) -> Known:
+    """`KNOWN`'s rows by key, in whatever order they come: where a key has both its writer's own
+    row and a row of no writer, its own wins."""
+    found: Known = {}
+    for r in rows:
+        key = (r["writer"], r["source"], r["id"])
+        if key in found and r["applied_by"] != key[0]:
+            continue
+        outcome = [tuple(e) for e in json.loads(r["outcome"])]
+        found[key] = (r["fingerprint"], outcome, r["applied_by"])
+    return found
+
+
 async def known(conn: asyncpg.Connection, events: list[CloudEvent]) -> Known:
     """The messages of `events` applied before, with their fingerprint, outcome and the writer
-    their row names. A row written before keys named their writer (writer '') answers every
-    writer of its (source, id) until the deduplication window forgets it: an upgrade never
-    applies an entry twice."""
-    rows = await conn.fetch(
-        "SELECT k.writer, k.source, k.id, i.fingerprint, i.outcome, i.writer AS applied_by"
-        " FROM inbox i"
-        " JOIN unnest($1::text[], $2::text[], $3::text[]) AS k (writer, source, id)"
-        " ON i.source = k.source AND i.id = k.id AND i.writer IN (k.writer, '')"
-        " ORDER BY i.writer = k.writer",  # the writer's own row last: it wins
-        [ev.writer for ev in events],
-        [ev.source for ev in events],
-        [ev.id for ev in events],
-    )
-    return {
-        (r["writer"], r["source"], r["id"]): (
-            r["fingerprint"],
-            [tuple(e) for e in json.loads(r["outcome"])],
-            r["applied_by"],
-        )
-        for r in rows
-    }
+    their row names (`KNOWN`)."""
+    return known_from(await conn.fetch(KNOWN, *keys_of(events)))
 
 
 INBOX_ROW = [
