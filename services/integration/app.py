@@ -105,10 +105,12 @@ async def build(settings: Settings, *, schema: str = SCHEMA) -> Runtime:
         process = pipeline.process
         forwarded = {t: r for t, r in tables.get(stream, {}).items() if t in handlers.DELEGATED}
         if forwarded:  # straight to the account service; the rest as above
+            # Every entry with a `dlq_` field goes to the pipeline, which checks re-driven
+            # letters: the forwarder takes the guard beneath that check.
             process = Forwarder(
                 redis=rt.redis,
                 pool=rt.pool,
-                guard=letters,
+                guard=guard,
                 routes=forwarded,
                 stream=stream,
                 effects=streams.key(ACCOUNT_EFFECTS),

@@ -82,7 +82,9 @@ class Forwarder:
         limits: Limits = LIMITS,
     ) -> None:
         """`routes`: the types forwarded here, as the pipeline's table has them; `stream`: the
-        upstream stream's contract name (its lanes' outcomes name it)."""
+        upstream stream's contract name (its lanes' outcomes name it); `guard`: the pipeline's
+        beneath its check of re-driven dead letters, as every entry with a `dlq_` field goes
+        to the pipeline (forwardable), which checks it."""
         self.redis, self.pool, self.guard, self.routes = redis, pool, guard, routes
         self.stream, self.effects, self.sign = stream, effects, sign
         self.durability, self.source, self.heard = durability, source, heard
@@ -109,6 +111,8 @@ class Forwarder:
             plain = [p for p in plain if p.ev.key not in seen.known]  # the pipeline replays them
             weeks = seen.weeks
         if plain:
+            for source in {p.ev.source for p in plain}:
+                self.heard(source)
             try:
                 await self.publish([self.effect(p, weeks) for p in plain])
             except Exception as exc:  # not confirmed: the pipeline forwards them (same effects)
@@ -164,7 +168,6 @@ class Forwarder:
         return Plain(entry_id, raw, ev, model, day, lapsed)
 
     def effect(self, p: Plain, weeks: Mapping[date, str | None]) -> dict[str, str]:
-        self.heard(p.ev.source)
         week = weeks.get(p.day) if p.day is not None else None
         with tracing.span(
             f"consume {p.ev.type}", parent=p.ev, kind=SpanKind.CONSUMER, service=self.source

@@ -100,8 +100,14 @@ class Republisher:
             fresh(text, self.window)
         except Exception:  # refused, unreadable, or keys unavailable: the pipeline says which
             return None
-        fields = {k: text[k] for k in ("id", "source", "type", "time")}
-        fields = {"specversion": "1.0", **fields, "datacontenttype": "application/json"}
+        fields = {
+            "specversion": "1.0",
+            "id": text["id"],
+            "source": text["source"],
+            "type": kind,
+            "time": text["time"],
+            "datacontenttype": "application/json",
+        }
         fields |= {k: text[k] for k in CARRIED if text.get(k)}
         fields["dataschema"] = dataschema(kind)
         with tracing.span(

@@ -314,13 +314,14 @@ def new_event(
     event_id: str | None = None,
     **attributes: str,
 ) -> dict[str, str]:
-    """Stream fields of a new event; causation and correlation follow the causing entry."""
+    """Stream fields of a new event; causation and correlation follow the causing entry. Its
+    `time` is now unless the attributes name one (a forwarded entry's own)."""
     fields = {
         "specversion": "1.0",
         "id": event_id or str(uuid.uuid4()),
         "source": source,
         "type": type,
-        "time": datetime.now(UTC).isoformat(),
+        "time": attributes.pop("time") if "time" in attributes else datetime.now(UTC).isoformat(),
         "datacontenttype": "application/json",
         **attributes,
     }

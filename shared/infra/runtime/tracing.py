@@ -116,6 +116,7 @@ def _passed_on(parent: Context) -> Iterator[None]:
 
 def stamp(fields: MutableMapping[str, str]) -> None:
     """Write the current span's context into an entry about to be emitted; tracing off, the
-    context of the entry being handled, if it came with one (nothing is written otherwise)."""
-    if "traceparent" not in fields:
+    context of the entry being handled, if it came with one (nothing is written otherwise).
+    An empty context holds no span: the propagator is not asked (tracing off, the usual case)."""
+    if "traceparent" not in fields and otel_context.get_current():
         _propagator.inject(fields)
