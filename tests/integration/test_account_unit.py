@@ -5,6 +5,7 @@ batch commits."""
 import json
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from decimal import Decimal
 from uuid import UUID
 
@@ -132,22 +133,24 @@ def fill(
     account: UUID, fill_id: str, side: str, quantity: int, **more: object
 ) -> tuple[bytes, dict[bytes, bytes]]:
     return entry(
-        **more,
-        fill_id=fill_id,
-        order_id="o-1",
-        account_id=str(account),
-        symbol="XYZ",
-        instrument_type="option",
-        option_type="put",
-        strike="50",
-        expiration="2026-12-18",
-        delta="-0.30",
-        side=side,
-        quantity=quantity,
-        price="1.25",
-        multiplier=100,
-        commission="1.30",
-        filled_at="2026-12-03T15:00:00Z",
+        **{
+            "fill_id": fill_id,
+            "order_id": "o-1",
+            "account_id": str(account),
+            "symbol": "XYZ",
+            "instrument_type": "option",
+            "option_type": "put",
+            "strike": "50",
+            "expiration": "2026-12-18",
+            "delta": "-0.30",
+            "side": side,
+            "quantity": quantity,
+            "price": "1.25",
+            "multiplier": 100,
+            "commission": "1.30",
+            "filled_at": "2026-12-03T15:00:00Z",
+            **more,
+        }
     )
 
 
@@ -216,3 +219,112 @@ async def test_fills_of_one_batch_book_once_and_a_refused_one_leaves_nothing(
         "SELECT count(*) FROM violations WHERE account_id = $1", account_id
     )
     assert account["violations"] == recorded
+
+
+async def creating(uow: AccountUnit, ev: CloudEvent) -> list[Emit]:
+    """`create`: a portfolio with a revenue account of `id` funded with `amount`; else a
+    deposit, as `scripted` makes it."""
+    if not ev.data.get("create"):
+        return await scripted(uow, ev)
+    portfolio = uuid.uuid4()
+    uow.add_portfolio(portfolio_id=portfolio, name="new")
+    config = AccountConfig.for_type(AccountType.REVENUE)
+    account = _new_account(portfolio, AccountType.REVENUE, Decimal(ev.data["amount"]), config)
+    uow.add_account(replace(account, id=UUID(ev.data["id"])), name="new")
+    return uow.events
+
+
+async def test_a_batch_that_creates_an_account_and_deposits_to_it_saves_its_balance(
+    pool: asyncpg.Pool, settings: Settings
+) -> None:
+    """The new account's row must exist before its balance is saved: an UPDATE in the same
+    statement as the INSERT would not see it (the buffer's writes go one by one then)."""
+    streams = settings.streams
+    known = await account_with(pool, streams, "50.00")
+
+    async def unit(conn: asyncpg.Connection, batch: list[CloudEvent]) -> AccountUnit:
+        return await AccountUnit.start(conn, batch, streams)
+
+    pipeline = Pipeline(pool, creating, source="tests", reject_stream="r", unit=unit)
+    new = uuid.uuid4()
+    outcome = await pipeline.process(
+        [
+            entry(account_id=str(known), amount="1.00"),
+            entry(create=True, id=str(new), amount="100.00"),
+            entry(account_id=str(new), amount="10.00"),
+            entry(account_id=str(new), amount="5.00"),
+        ]
+    )
+    assert len(outcome.ack) == 4 and outcome.rejected == 0
+    for account_id, balance in ((new, "115.00"), (known, "51.00")):
+        row = await pool.fetchrow(
+            "SELECT balance, contributed, updated_at > created_at AS saved FROM accounts"
+            " WHERE id = $1",
+            account_id,
+        )
+        assert row is not None
+        assert (row["balance"], row["contributed"], row["saved"]) == (
+            Decimal(balance),
+            Decimal(balance),
+            True,
+        )
+        ledger = await pool.fetch(
+            "SELECT balance_after FROM transactions WHERE account_id = $1 ORDER BY id", account_id
+        )
+        assert ledger[-1]["balance_after"] == Decimal(balance)
+
+
+async def test_a_fill_batch_with_violations_saves_every_figure_of_its_accounts(
+    pool: asyncpg.Pool, settings: Settings
+) -> None:
+    """Balances, value states and violation counts of one account are one UPDATE of its row:
+    as parts of one statement, a second UPDATE of the same row would be lost."""
+    streams = settings.streams
+    first = await account_with(pool, streams, "100000.00")
+    second = await account_with(pool, streams, "100000.00")
+    before = await pool.fetchval("SELECT max(updated_at) FROM accounts")
+
+    async def unit(conn: asyncpg.Connection, batch: list[CloudEvent]) -> AccountUnit:
+        return await AccountUnit.start(conn, batch, streams)
+
+    pipeline = Pipeline(pool, filling, source="tests", reject_stream="r", unit=unit)
+    outcome = await pipeline.process(
+        [
+            # Opened on a Thursday (a violation of each opening fill) outside the delta range
+            fill(first, "f-1", "sell_to_open", 3, delta="-0.90"),
+            fill(second, "f-2", "sell_to_open", 2),
+            fill(first, "f-3", "sell_to_open", 1, delta="-0.95"),
+            fill(second, "f-4", "buy_to_close", 2),  # closes the position: its row goes
+        ]
+    )
+    assert len(outcome.ack) == 4 and outcome.rejected == 0
+    for account_id, count, quantity in ((first, 4, -4), (second, 1, None)):
+        row = await pool.fetchrow(
+            "SELECT balance, positions_value, peak_value, valued_through, violations, updated_at"
+            " FROM accounts WHERE id = $1",
+            account_id,
+        )
+        assert row is not None
+        ledger = await pool.fetch(
+            "SELECT id, amount FROM transactions WHERE account_id = $1 ORDER BY id", account_id
+        )
+        assert row["balance"] == sum(r["amount"] for r in ledger)
+        assert row["valued_through"] == ledger[-1]["id"]
+        assert row["updated_at"] > before
+        recorded = await pool.fetchval(
+            "SELECT count(*) FROM violations WHERE account_id = $1", account_id
+        )
+        assert row["violations"] == recorded == count
+        held = await pool.fetchval(
+            "SELECT quantity FROM positions WHERE account_id = $1", account_id
+        )
+        assert held == quantity
+        assert row["positions_value"] == (Decimal("-500.00") if quantity else 0)
+        last = await pool.fetchrow(
+            "SELECT cash, positions_value FROM account_values WHERE account_id = $1"
+            " ORDER BY id DESC LIMIT 1",
+            account_id,
+        )
+        assert last is not None
+        assert (last["cash"], last["positions_value"]) == (row["balance"], row["positions_value"])
+        assert row["peak_value"] >= row["balance"] + row["positions_value"]

@@ -1,5 +1,8 @@
-"""The rows a unit of work buffers, sent with one pipelined statement per table when the batch
-ends (or before a command's SQL of its own): a refused command's buffer is simply dropped."""
+"""The rows a unit of work buffers, sent when the batch ends (or before a command's SQL of its
+own): a refused command's buffer is simply dropped. They go as one statement, a part per table
+(shared/infra/runtime/bulk.py), unless an account the buffer creates also has figures to save:
+its UPDATE would not see the row its sibling INSERT adds, so then each goes on its own, in the
+order the foreign keys need."""
 
 from dataclasses import dataclass, field, fields
 from datetime import datetime
@@ -12,6 +15,7 @@ from services.account.domain import Account
 from services.account.domain.positions import Holding
 from services.account.state.store import accounts, ledger
 from services.account.state.store import positions as ps
+from shared.infra.runtime.bulk import Statements
 
 Rows = list[tuple[Any, ...]]
 
@@ -54,27 +58,23 @@ class Writes:
 
     async def send(self, conn: asyncpg.Connection) -> None:
         """In the order the foreign keys need: accounts, then the ledger, then what names it."""
-        if self.portfolios:
-            await accounts.insert_portfolios(conn, rows=self.portfolios)
-        if self.accounts:
-            await accounts.insert_accounts(conn, rows=self.accounts)
-        if self.ledger:
-            await ledger.insert_ledger(conn, rows=self.ledger)
-        if self.balances:
-            await accounts.save_balances(conn, accounts=list(self.balances.values()))
-        if self.refs:
-            await ledger.insert_refs(conn, rows=self.refs)
-        if self.moves:
-            await ps.insert_moves(conn, rows=self.moves)
-        if self.positions:
-            await ps.save_positions(conn, held=self.positions)
-        if self.values:
-            await ps.insert_values(conn, rows=self.values)
-        if self.valuations:
-            await ps.save_valuations(conn, rows=list(self.valuations.values()))
-        if self.violations:
-            await ledger.insert_violations(conn, rows=self.violations)
-        if self.violation_counts:
-            await ledger.save_violation_counts(conn, counts=self.violation_counts)
+        created = {row[0] for row in self.accounts}
+        saved = self.balances.keys() | self.valuations.keys() | self.violation_counts.keys()
+        out = Statements(as_one=created.isdisjoint(saved))
+        accounts.insert_portfolios(out, rows=self.portfolios)
+        accounts.insert_accounts(out, rows=self.accounts)
+        ledger.insert_ledger(out, rows=self.ledger)
+        accounts.save_accounts(
+            out,
+            balances=self.balances,
+            valuations=self.valuations,
+            violations=self.violation_counts,
+        )
+        ledger.insert_refs(out, rows=self.refs)
+        ps.insert_moves(out, rows=self.moves)
+        ps.save_positions(out, held=self.positions)
+        ps.insert_values(out, rows=self.values)
+        ledger.insert_violations(out, rows=self.violations)
+        await out.send(conn)
         for f in fields(self):  # emptied: what was sent is the database's now
             setattr(self, f.name, type(getattr(self, f.name))())

@@ -18,7 +18,7 @@ from services.account.domain import (
     apply_overrides,
     config_to_dict,
 )
-from shared.infra.runtime.bulk import insert_rows
+from shared.infra.runtime.bulk import Statements
 from shared.infra.stream.unit import Sql
 
 Row = dict[str, Any]
@@ -220,8 +220,8 @@ PORTFOLIO_ROW = [
 ]
 
 
-async def insert_portfolios(conn: Sql, *, rows: list[tuple[Any, ...]]) -> None:
-    await insert_rows(conn, "portfolios", PORTFOLIO_ROW, rows)
+def insert_portfolios(out: Statements, *, rows: list[tuple[Any, ...]]) -> None:
+    out.insert("portfolios", PORTFOLIO_ROW, rows)
 
 
 def account_values(
@@ -258,20 +258,60 @@ ACCOUNT_ROW = [
 ]
 
 
-async def insert_accounts(conn: Sql, *, rows: list[tuple[Any, ...]]) -> None:
+def insert_accounts(out: Statements, *, rows: list[tuple[Any, ...]]) -> None:
     """`rows` as account_values makes them; created and updated at the same time."""
-    await insert_rows(conn, "accounts", ACCOUNT_ROW, [(*r, r[-1]) for r in rows])
+    out.insert("accounts", ACCOUNT_ROW, [(*r, r[-1]) for r in rows])
 
 
-async def save_balances(conn: Sql, *, accounts: list[Account]) -> None:
-    """One UPDATE for every account of the batch, their new figures sent as arrays."""
-    await conn.execute(
-        "UPDATE accounts a SET balance = n.balance, contributed = n.contributed,"
-        " baseline = n.baseline, updated_at = now()"
-        " FROM unnest($1::uuid[], $2::numeric[], $3::numeric[], $4::numeric[])"
-        " AS n (id, balance, contributed, baseline) WHERE a.id = n.id",
-        [a.id for a in accounts],
-        [a.balance for a in accounts],
-        [a.contributed_capital for a in accounts],
-        [a.baseline for a in accounts],
+SAVED_ROW = [
+    ("id", "uuid"),
+    ("balance", "numeric"),
+    ("contributed", "numeric"),
+    ("baseline", "numeric"),
+    ("positions_value", "numeric"),
+    ("peak", "numeric"),
+    ("pct", "numeric"),
+    ("breached", "boolean"),
+    ("through", "bigint"),
+    ("at", "timestamptz"),
+    ("violations", "integer"),
+]
+_NO_VALUATION = (None,) * 6
+
+
+def save_accounts(
+    out: Statements,
+    *,
+    balances: Mapping[UUID, Account],
+    valuations: Mapping[UUID, tuple[Any, ...]],
+    violations: Mapping[UUID, int],
+) -> None:
+    """One UPDATE for every account of the batch, however many of its figures changed (each
+    row is updated once, as one statement of several parts requires): the new balances, value
+    states as save_value makes them (account, positions value, peak, drawdown %, breached,
+    valued through, valued at) and violation counts; a figure not given is kept (NULL)."""
+    ids = list(dict.fromkeys([*balances, *valuations, *violations]))
+    if not ids:
+        return
+    rows = []
+    for i in ids:
+        a = balances.get(i)
+        money = (None, None, None) if a is None else (a.balance, a.contributed_capital, a.baseline)
+        valued = valuations.get(i)
+        rows.append(
+            (i, *money, *(_NO_VALUATION if valued is None else valued[1:]), violations.get(i))
+        )
+    names = ", ".join(n for n, _ in SAVED_ROW)
+    arrays = out.arrays(SAVED_ROW, rows)
+    out.add(
+        "UPDATE accounts a SET balance = coalesce(n.balance, a.balance),"
+        " contributed = coalesce(n.contributed, a.contributed),"
+        " baseline = coalesce(n.baseline, a.baseline),"
+        " updated_at = CASE WHEN n.balance IS NULL THEN a.updated_at ELSE now() END,"
+        " positions_value = coalesce(n.positions_value, a.positions_value),"
+        " peak_value = coalesce(n.peak, a.peak_value), drawdown_pct = coalesce(n.pct, a.drawdown_pct),"
+        " drawdown_breached = coalesce(n.breached, a.drawdown_breached),"
+        " valued_through = coalesce(n.through, a.valued_through),"
+        " valued_at = coalesce(n.at, a.valued_at), violations = coalesce(n.violations, a.violations)"
+        f" FROM unnest({arrays}) AS n ({names}) WHERE a.id = n.id"
     )

@@ -4,9 +4,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
-from uuid import UUID
 
-from shared.infra.runtime.bulk import insert_rows
+from shared.infra.runtime.bulk import Statements
 from shared.infra.stream.unit import Sql
 
 
@@ -68,25 +67,16 @@ VIOLATION_ROW = [
 ]
 
 
-async def insert_refs(conn: Sql, *, rows: list[tuple[Any, ...]]) -> None:
+def insert_refs(out: Statements, *, rows: list[tuple[Any, ...]]) -> None:
     """(producer, kind, ref, account, fingerprint, entry source, entry id), each claimed once: no ON CONFLICT, so a reference a
     concurrent transaction applied meanwhile fails the batch, whose entries are then retried
     one by one and find it applied."""
-    await insert_rows(conn, "trade_refs", REF_ROW, rows)
+    out.insert("trade_refs", REF_ROW, rows)
 
 
-async def insert_violations(conn: Sql, *, rows: list[tuple[Any, ...]]) -> None:
-    """(account, trade ref, detail, week type, source)."""
-    await insert_rows(conn, "violations", VIOLATION_ROW, rows)
-
-
-async def save_violation_counts(conn: Sql, *, counts: dict[UUID, int]) -> None:
-    await conn.execute(
-        "UPDATE accounts a SET violations = c.n FROM unnest($1::uuid[], $2::integer[])"
-        " AS c (id, n) WHERE a.id = c.id",
-        list(counts),
-        list(counts.values()),
-    )
+def insert_violations(out: Statements, *, rows: list[tuple[Any, ...]]) -> None:
+    """(account, trade ref, detail, week type, source); the accounts' counts: accounts.py."""
+    out.insert("violations", VIOLATION_ROW, rows)
 
 
 async def set_effective_time(conn: Sql, *, at: datetime) -> None:
@@ -121,5 +111,5 @@ LEDGER_ROW = [
 ]
 
 
-async def insert_ledger(conn: Sql, *, rows: list[tuple[Any, ...]]) -> None:
-    await insert_rows(conn, "transactions", LEDGER_ROW, rows)
+def insert_ledger(out: Statements, *, rows: list[tuple[Any, ...]]) -> None:
+    out.insert("transactions", LEDGER_ROW, rows)

@@ -14,7 +14,7 @@ from services.account.domain.marks import Quote, mark
 from services.account.domain.money import ZERO
 from services.account.domain.positions import Contract, Holding, Move
 from services.account.domain.reversal import Entry
-from shared.infra.runtime.bulk import insert_rows
+from shared.infra.runtime.bulk import Statements
 from shared.infra.stream.unit import Sql
 
 Row = dict[str, Any]
@@ -113,6 +113,7 @@ MOVE_ROW = [
     ("effective_at", "timestamptz"),
 ]
 POSITION_ROW = [*MOVE_ROW[:9], ("updated_at", "timestamptz")]
+CLOSED_ROW = MOVE_ROW[:2]
 VALUE_ROW = [
     ("account_id", "uuid"),
     ("cash", "numeric"),
@@ -124,13 +125,13 @@ VALUE_ROW = [
 ]
 
 
-async def insert_moves(conn: Sql, *, rows: list[tuple[Any, ...]]) -> None:
+def insert_moves(out: Statements, *, rows: list[tuple[Any, ...]]) -> None:
     """History rows, as `move_row` makes them."""
-    await insert_rows(conn, "position_moves", MOVE_ROW, rows)
+    out.insert("position_moves", MOVE_ROW, rows)
 
 
-async def save_positions(
-    conn: Sql, *, held: dict[tuple[UUID, str], tuple[Holding, datetime]]
+def save_positions(
+    out: Statements, *, held: dict[tuple[UUID, str], tuple[Holding, datetime]]
 ) -> None:
     """Each position's state after the batch; a closed one's row goes."""
     kept = [
@@ -140,19 +141,17 @@ async def save_positions(
     ]
     closed = [(a, key) for (a, key), (h, _) in held.items() if not h.quantity]
     if kept:
-        arrays = ", ".join(f"${i}::{kind}[]" for i, (_, kind) in enumerate(POSITION_ROW, 1))
-        await conn.execute(
+        arrays = out.arrays(POSITION_ROW, kept)
+        out.add(
             f"INSERT INTO positions ({', '.join(n for n, _ in POSITION_ROW)})"
             f" SELECT * FROM unnest({arrays}) ON CONFLICT (account_id, contract) DO UPDATE SET"
-            " quantity = EXCLUDED.quantity, cost = EXCLUDED.cost, updated_at = EXCLUDED.updated_at",
-            *(list(column) for column in zip(*kept, strict=True)),
+            " quantity = EXCLUDED.quantity, cost = EXCLUDED.cost, updated_at = EXCLUDED.updated_at"
         )
     if closed:
-        await conn.execute(
-            "DELETE FROM positions p USING unnest($1::uuid[], $2::text[]) AS c (account_id,"
-            " contract) WHERE p.account_id = c.account_id AND p.contract = c.contract",
-            [a for a, _ in closed],
-            [key for _, key in closed],
+        arrays = out.arrays(CLOSED_ROW, closed)
+        out.add(
+            f"DELETE FROM positions p USING unnest({arrays}) AS c (account_id, contract)"
+            " WHERE p.account_id = c.account_id AND p.contract = c.contract"
         )
 
 
@@ -229,9 +228,10 @@ async def save_quote(
     )
 
 
-async def insert_values(conn: Sql, *, rows: list[tuple[Any, ...]]) -> None:
-    """Value points: (account, cash, positions value, broker value, flow, by quote, effective_at)."""
-    await insert_rows(conn, "account_values", VALUE_ROW, rows)
+def insert_values(out: Statements, *, rows: list[tuple[Any, ...]]) -> None:
+    """Value points: (account, cash, positions value, broker value, flow, by quote, effective_at);
+    each account's value state after them: accounts.save_accounts."""
+    out.insert("account_values", VALUE_ROW, rows)
 
 
 async def holders(conn: Sql, *, contract: str, limit: int) -> list[UUID]:
@@ -255,19 +255,6 @@ async def drop_quote_points(conn: Sql, *, account_ids: list[UUID]) -> None:
         " WHERE v.account_id = ANY($1::uuid[]) AND v.by_quote AND v.effective_at >= day.start"
         " AND v.effective_at < day.start + interval '1 day'",
         account_ids,
-    )
-
-
-async def save_valuations(conn: Sql, *, rows: list[tuple[Any, ...]]) -> None:
-    """Each account's value state after the batch, in one UPDATE: (account, positions value,
-    peak, drawdown %, breached, valued through, valued at)."""
-    await conn.execute(
-        "UPDATE accounts a SET positions_value = v.positions_value, peak_value = v.peak,"
-        " drawdown_pct = v.pct, drawdown_breached = v.breached, valued_through = v.through,"
-        " valued_at = v.at FROM unnest($1::uuid[], $2::numeric[], $3::numeric[], $4::numeric[],"
-        " $5::boolean[], $6::bigint[], $7::timestamptz[]) AS v (id, positions_value, peak, pct,"
-        " breached, through, at) WHERE a.id = v.id",
-        *(list(column) for column in zip(*rows, strict=True)),
     )
 
 

@@ -1,0 +1,71 @@
+"""Writes gathered by shared/infra/runtime/bulk.py's Statements: as one statement, each part a
+CTE numbering its parameters after the parts before it; or one by one, in the order added."""
+
+from typing import Any, cast
+
+from shared.infra.runtime.bulk import Statements
+from shared.infra.stream.unit import Sql
+
+LEDGER = [("id", "bigint"), ("memo", "text")]
+COUNTS = [("id", "bigint"), ("n", "integer")]
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, tuple[Any, ...]]] = []
+
+    async def execute(self, query: str, *args: Any) -> str:
+        self.sent.append((query, args))
+        return "OK"
+
+
+def filled(out: Statements) -> None:
+    out.insert("ledger", LEDGER, [(1, "a"), (2, "b")])
+    out.insert("moves", LEDGER, [])  # nothing: no part
+    arrays = out.arrays(COUNTS, [(1, 7)])
+    out.add(f"UPDATE counts c SET n = u.n FROM unnest({arrays}) AS u (id, n) WHERE c.id = u.id")
+
+
+async def test_as_one_the_parts_are_ctes_of_one_statement_in_order() -> None:
+    out, conn = Statements(as_one=True), Recorder()
+    filled(out)
+    await out.send(cast(Sql, conn))
+    assert conn.sent == [
+        (
+            "WITH s0 AS (INSERT INTO ledger (id, memo) SELECT * FROM unnest($1::bigint[],"
+            " $2::text[])), s1 AS (UPDATE counts c SET n = u.n FROM unnest($3::bigint[],"
+            " $4::integer[]) AS u (id, n) WHERE c.id = u.id) SELECT",
+            ([1, 2], ["a", "b"], [1], [7]),
+        )
+    ]
+    await out.send(cast(Sql, conn))  # sent once: the builder is empty again
+    assert len(conn.sent) == 1
+
+
+async def test_one_by_one_each_part_is_its_own_statement_in_order() -> None:
+    out, conn = Statements(as_one=False), Recorder()
+    filled(out)
+    await out.send(cast(Sql, conn))
+    assert conn.sent == [
+        (
+            "INSERT INTO ledger (id, memo) SELECT * FROM unnest($1::bigint[], $2::text[])",
+            ([1, 2], ["a", "b"]),
+        ),
+        (
+            "UPDATE counts c SET n = u.n FROM unnest($1::bigint[], $2::integer[]) AS u (id, n)"
+            " WHERE c.id = u.id",
+            ([1], [7]),
+        ),
+    ]
+
+
+async def test_a_single_part_goes_as_it_is() -> None:
+    out, conn = Statements(as_one=True), Recorder()
+    out.insert("ledger", LEDGER, [(1, "a")])
+    await out.send(cast(Sql, conn))
+    assert conn.sent == [
+        (
+            "INSERT INTO ledger (id, memo) SELECT * FROM unnest($1::bigint[], $2::text[])",
+            ([1], ["a"]),
+        )
+    ]
