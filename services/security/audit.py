@@ -19,6 +19,7 @@ from services.security.crypto import AUDIT_HOW, AuditKeys, KeyConfigError
 from shared.contracts.answers import AuditBatch
 from shared.contracts.envelope import CloudEvent, explain
 from shared.contracts.messages import AUDIT_BATCH, AUDIT_RECORDED, AUDIT_TYPES
+from shared.infra.runtime.bulk import Statements
 from shared.infra.stream.messaging import Emit, Rejected
 from shared.infra.stream.unit import SqlUnit
 from shared.infra.trust.audit import scrub
@@ -139,7 +140,7 @@ class AuditUnit(SqlUnit):
             yield
         self.kept += self.mine
 
-    async def flush(self) -> None:
+    async def flush(self, out: Statements) -> None:
         if self.kept:
             await chain(self.conn, self.kept, once_within=self.window)
             self.kept = []

@@ -26,6 +26,7 @@ from services.account.state.store import accounts
 from services.account.state.uow import AccountUnit
 from shared.contracts.envelope import CloudEvent, decode
 from shared.contracts.streams import Streams
+from shared.infra.runtime.bulk import Statements
 from shared.infra.runtime.db import create_pool, migrate, transaction
 from shared.infra.runtime.settings import Settings
 from shared.infra.stream.messaging import Emit
@@ -68,7 +69,9 @@ async def account_with(pool: asyncpg.Pool, streams: Streams, balance: str) -> UU
                 AccountConfig.for_type(AccountType.REVENUE),
             )
             unit.add_account(account, name="r")
-        await unit.flush()
+        writes = Statements()
+        await unit.flush(writes)
+        await writes.send(conn)
     return account.id
 
 

@@ -27,6 +27,7 @@ from services.account.state.uow import AccountUnit
 from shared.contracts.envelope import decode
 from shared.contracts.lifecycle import LIFECYCLE_TYPES
 from shared.contracts.streams import Streams
+from shared.infra.runtime.bulk import Statements
 from shared.infra.runtime.db import create_pool, migrate
 from shared.infra.runtime.settings import Settings
 from tests.support.fake_unit import FakeUnit, an_account
@@ -61,7 +62,9 @@ class Real:
             for account in accounts:
                 seed.add_portfolio(portfolio_id=account.portfolio_id, name="portfolio")
                 seed.add_account(account, name=account.type.value)
-        await seed.flush()
+        writes = Statements()
+        await seed.flush(writes)
+        await writes.send(self.conn)
         # A unit of a later batch: what it knows of the accounts it reads from the database.
         return await AccountUnit.start(self.conn, [], self.streams)
 

@@ -1,5 +1,6 @@
 """Writes gathered by shared/infra/runtime/bulk.py's Statements: as one statement, each part a
-CTE numbering its parameters after the parts before it; or one by one, in the order added."""
+CTE numbering its parameters after the parts before it; or, apart or cut, one by one in the
+order added."""
 
 from typing import Any, cast
 
@@ -26,8 +27,8 @@ def filled(out: Statements) -> None:
     out.add(f"UPDATE counts c SET n = u.n FROM unnest({arrays}) AS u (id, n) WHERE c.id = u.id")
 
 
-async def test_as_one_the_parts_are_ctes_of_one_statement_in_order() -> None:
-    out, conn = Statements(as_one=True), Recorder()
+async def test_together_the_parts_are_ctes_of_one_statement_in_order() -> None:
+    out, conn = Statements(), Recorder()
     filled(out)
     await out.send(cast(Sql, conn))
     assert conn.sent == [
@@ -42,9 +43,13 @@ async def test_as_one_the_parts_are_ctes_of_one_statement_in_order() -> None:
     assert len(conn.sent) == 1
 
 
-async def test_one_by_one_each_part_is_its_own_statement_in_order() -> None:
-    out, conn = Statements(as_one=False), Recorder()
+async def test_apart_each_part_is_its_own_statement_in_order() -> None:
+    out, conn = Statements(), Recorder()
+    out.apart = True
     filled(out)
+    out.apart = False
+    out.insert("inbox", LEDGER, [(3, "c")])
+    out.insert("outbox", LEDGER, [(4, "d")])
     await out.send(cast(Sql, conn))
     assert conn.sent == [
         (
@@ -56,12 +61,20 @@ async def test_one_by_one_each_part_is_its_own_statement_in_order() -> None:
             " WHERE c.id = u.id",
             ([1], [7]),
         ),
+        (
+            "WITH s0 AS (INSERT INTO inbox (id, memo) SELECT * FROM unnest($1::bigint[],"
+            " $2::text[])), s1 AS (INSERT INTO outbox (id, memo) SELECT * FROM"
+            " unnest($3::bigint[], $4::text[])) SELECT",
+            ([3], ["c"], [4], ["d"]),
+        ),
     ]
 
 
-async def test_a_single_part_goes_as_it_is() -> None:
-    out, conn = Statements(as_one=True), Recorder()
+async def test_a_cut_ends_a_statement_and_a_single_part_goes_as_it_is() -> None:
+    out, conn = Statements(), Recorder()
     out.insert("ledger", LEDGER, [(1, "a")])
+    out.cut()
+    out.cut()  # nothing since: no statement
     await out.send(cast(Sql, conn))
     assert conn.sent == [
         (

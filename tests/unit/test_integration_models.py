@@ -15,6 +15,7 @@ from services.integration.handlers import FromUpstream
 from shared.contracts.envelope import CloudEvent, EnvelopeError, decode, new_event
 from shared.contracts.streams import WS2_EVENTS, WS4_EVENTS, Streams
 from shared.contracts.upstream import WEEK_TYPES, TradeFilled, WeekClassified
+from shared.infra.runtime.bulk import Statements
 from shared.infra.stream.messaging import Emit, Rejected
 from shared.infra.stream.pipeline import Dispatch, Route
 
@@ -30,7 +31,7 @@ class Unit:
     def command(self, ev: CloudEvent) -> AbstractAsyncContextManager[None]:
         return contextlib.nullcontext()
 
-    async def flush(self) -> None:
+    async def flush(self, out: Statements) -> None:
         pass
 
 

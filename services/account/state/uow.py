@@ -77,10 +77,13 @@ class AccountUnit(SqlUnit):
     ) -> "AccountUnit":
         unit = cls(conn, streams, batch)
         named = {_uuid(ev.data.get("account_id") or ev.subject) for ev in batch}
-        for account, row in await accounts.lock_accounts(conn, account_ids=[i for i in named if i]):
-            unit.cached[account.id] = (account, row)
         # Enough ledger ids for the busiest command (an initialization books three rows).
-        unit.ids = list(reversed(await ledger.reserve_ledger_ids(conn, count=3 * len(batch) + 8)))
+        locked, ids = await accounts.start_batch(
+            conn, account_ids=[i for i in named if i], ids=3 * len(batch) + 8
+        )
+        for account, row in locked:
+            unit.cached[account.id] = (account, row)
+        unit.ids = list(reversed(ids))
         return unit
 
     @contextlib.asynccontextmanager

@@ -1,8 +1,8 @@
-"""The rows a unit of work buffers, sent when the batch ends (or before a command's SQL of its
-own): a refused command's buffer is simply dropped. They go as one statement, a part per table
-(shared/infra/runtime/bulk.py), unless an account the buffer creates also has figures to save:
-its UPDATE would not see the row its sibling INSERT adds, so then each goes on its own, in the
-order the foreign keys need."""
+"""The rows a unit of work buffers, sent when the batch ends (with its inbox and outbox rows) or
+before a command's SQL of its own: a refused command's buffer is simply dropped. They go as one
+statement, a part per table (shared/infra/runtime/bulk.py), unless an account the buffer
+creates also has figures to save: its UPDATE would not see the row its sibling INSERT adds, so
+then each goes on its own, in the order the foreign keys need."""
 
 from dataclasses import dataclass, field, fields
 from datetime import datetime
@@ -57,10 +57,16 @@ class Writes:
         self.violation_counts.update(other.violation_counts)
 
     async def send(self, conn: asyncpg.Connection) -> None:
-        """In the order the foreign keys need: accounts, then the ledger, then what names it."""
+        out = Statements()
+        self.write(out)
+        await out.send(conn)
+
+    def write(self, out: Statements) -> None:
+        """Added to `out`, in the order the foreign keys need: accounts, then the ledger, then
+        what names it; then emptied (what `out` sends is the database's)."""
         created = {row[0] for row in self.accounts}
         saved = self.balances.keys() | self.valuations.keys() | self.violation_counts.keys()
-        out = Statements(as_one=created.isdisjoint(saved))
+        out.apart = not created.isdisjoint(saved)
         accounts.insert_portfolios(out, rows=self.portfolios)
         accounts.insert_accounts(out, rows=self.accounts)
         ledger.insert_ledger(out, rows=self.ledger)
@@ -75,6 +81,6 @@ class Writes:
         ps.save_positions(out, held=self.positions)
         ps.insert_values(out, rows=self.values)
         ledger.insert_violations(out, rows=self.violations)
-        await out.send(conn)
-        for f in fields(self):  # emptied: what was sent is the database's now
+        out.apart = False
+        for f in fields(self):
             setattr(self, f.name, type(getattr(self, f.name))())

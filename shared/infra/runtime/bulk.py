@@ -5,30 +5,32 @@ statement once per row; the rows land in the order given.
 
     await insert_rows(conn, "ledger", [("id", "bigint"), ("memo", "text")], rows)
 
-`Statements` gathers several such writes and sends them either one by one, in the order added,
-or as ONE statement: each a data-modifying CTE of `WITH s0 AS (...), s1 AS (...) SELECT`, one
-round trip for all. Sent as one, every part sees the database as it was before the statement
-(none sees another's rows: an UPDATE misses a row a sibling inserts, and one row changed by two
-parts is an error), while foreign keys are checked when the whole statement ends. Only writes
-that read nothing another one writes may go as one; the caller decides."""
+`Statements` gathers several such writes and sends each group of them as ONE statement: each
+part a data-modifying CTE of `WITH s0 AS (...), s1 AS (...) SELECT`, one round trip for all.
+The parts of a statement all see the database as it was before it (none sees another's rows:
+an UPDATE misses a row a sibling inserts, and one row changed by two parts is an error), while
+foreign keys are checked when the whole statement ends. So only writes that read nothing
+another writes go together; `cut` (or `apart`) ends a statement, and those after it see its
+rows."""
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from shared.infra.stream.unit import Sql
+if TYPE_CHECKING:  # a type only: the unit of work sends its writes with these (no cycle)
+    from shared.infra.stream.unit import Sql
 
 Columns = Sequence[tuple[str, str]]  # (name, PostgreSQL type): constants of the caller
 
 
 class Statements:
-    """Writes to send: `as_one` in one statement, else each on its own in the order added.
+    """Writes to send, in the order added: together, as one statement, up to each `cut`.
     A part's SQL takes its parameters from `arrays` (or `param`), called just before `add`."""
 
-    def __init__(self, *, as_one: bool) -> None:
-        self.as_one = as_one
+    def __init__(self) -> None:
+        self.apart = False  # while set, each part added is a statement of its own
         self.ready: list[tuple[str, list[Any]]] = []  # statements with their arguments
-        self.parts: list[str] = []  # of the one statement
-        self.args: list[Any] = []  # of the statement being built
+        self.parts: list[str] = []  # of the statement being built
+        self.args: list[Any] = []  # ... and its arguments
 
     def param(self, value: Any, kind: str) -> str:
         self.args.append(value)
@@ -43,11 +45,9 @@ class Statements:
         )
 
     def add(self, sql: str) -> None:
-        if self.as_one:
-            self.parts.append(sql)
-        else:
-            self.ready.append((sql, self.args))
-            self.args = []
+        self.parts.append(sql)
+        if self.apart:
+            self.cut()
 
     def insert(self, table: str, columns: Columns, rows: Sequence[Sequence[Any]]) -> None:
         """The rows into `table`, in the order given; nothing if there are none."""
@@ -56,22 +56,27 @@ class Statements:
             arrays = self.arrays(columns, rows)
             self.add(f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays})")  # noqa: S608
 
-    async def send(self, conn: Sql) -> None:
-        """Everything added, then nothing: the builder may be filled again."""
+    def cut(self) -> None:
+        """The parts added so far are one statement: those added next see what it wrote."""
         if len(self.parts) == 1:
             self.ready.append((self.parts[0], self.args))
         elif self.parts:
             ctes = ", ".join(f"s{i} AS ({sql})" for i, sql in enumerate(self.parts))
             self.ready.append((f"WITH {ctes} SELECT", self.args))
-        ready, self.ready, self.parts, self.args = self.ready, [], [], []
+        self.parts, self.args = [], []
+
+    async def send(self, conn: "Sql") -> None:
+        """Everything added, then nothing: the builder may be filled again."""
+        self.cut()
+        ready, self.ready = self.ready, []
         for sql, args in ready:
             await conn.execute(sql, *args)
 
 
 async def insert_rows(
-    conn: Sql, table: str, columns: Columns, rows: Sequence[Sequence[Any]]
+    conn: "Sql", table: str, columns: Columns, rows: Sequence[Sequence[Any]]
 ) -> None:
     """`columns`: (name, PostgreSQL type) pairs, constants of the caller; `rows` in that order."""
-    out = Statements(as_one=False)
+    out = Statements()
     out.insert(table, columns, rows)
     await out.send(conn)

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 import asyncpg
 
 from shared.contracts.envelope import CloudEvent
-from shared.infra.runtime.bulk import insert_rows
+from shared.infra.runtime.bulk import Statements
 from shared.infra.stream.messaging import Emit
 
 Key = tuple[str, str, str]  # (writer, source, id)
@@ -67,14 +67,14 @@ INBOX_ROW = [
 OUTBOX_ROW = [("stream", "text"), ("fields", "text")]  # stored as sent (migration 003)
 
 
-async def record(conn: asyncpg.Connection, rows: list[tuple[str, str, str, str, str, str]]) -> None:
+def record(out: Statements, rows: list[tuple[str, str, str, str, str, str]]) -> None:
     """Inbox rows: (writer, source, id, type, fingerprint, outcome as JSON), in one statement."""
-    await insert_rows(conn, "inbox", INBOX_ROW, rows)
+    out.insert("inbox", INBOX_ROW, rows)
 
 
-async def insert_outbox(conn: asyncpg.Connection, outbox: list[tuple[str, str]]) -> None:
+def insert_outbox(out: Statements, outbox: list[tuple[str, str]]) -> None:
     """Outbox rows: (stream key, fields as JSON), in the order given: the relay publishes by seq."""
-    await insert_rows(conn, "outbox", OUTBOX_ROW, outbox)
+    out.insert("outbox", OUTBOX_ROW, outbox)
 
 
 def outcome(encoded: list[tuple[str, str]]) -> str:

@@ -43,6 +43,7 @@ from shared.contracts.messages import COMMAND_REJECTED
 from shared.contracts.money import amount_invalid
 from shared.contracts.streams import AUDIT, Streams
 from shared.infra.runtime import metrics, tracing
+from shared.infra.runtime.bulk import Statements
 from shared.infra.runtime.db import transaction
 from shared.infra.stream import inbox, lanes
 from shared.infra.stream.messaging import (
@@ -68,7 +69,7 @@ class Unit(Protocol):
 
     def command(self, ev: CloudEvent) -> AbstractAsyncContextManager[None]: ...
 
-    async def flush(self) -> None: ...
+    async def flush(self, out: Statements) -> None: ...
 
 
 UnitFactory = Callable[[asyncpg.Connection, list[CloudEvent]], Awaitable[Unit]]
@@ -147,8 +148,10 @@ class Pipeline:
                     ev.fingerprint(),
                     inbox.outcome(encoded),
                 )
-                await inbox.record(conn, [row])
-                await inbox.insert_outbox(conn, encoded)
+                writes = Statements()
+                inbox.record(writes, [row])
+                inbox.insert_outbox(writes, encoded)
+                await writes.send(conn)
         except Exception:
             log.exception("refusal of %s/%s could not be written", ev.source, ev.id)
             return False
@@ -209,8 +212,10 @@ class Pipeline:
                 out.answers[entry_id] = partial(self.outcome_refused, ev.origin, ev=ev)
         if refused:
             refused = with_batches(refused)
+            writes = Statements()
+            inbox.insert_outbox(writes, [(s, dumps(fields)) for s, fields in refused])
             async with transaction(self.pool) as conn:
-                await inbox.insert_outbox(conn, [(s, dumps(fields)) for s, fields in refused])
+                await writes.send(conn)
             out.ack.extend(refused_ids)
             out.rejected += len(refused_ids)
             out.emitted += len(refused)
@@ -282,13 +287,15 @@ class Pipeline:
             for each, json in zip(emits, encoded, strict=True):
                 emit(each, json)
             outbox.extend(self.lane_outcome(ev, emits, of=of))
-        if unit is not None:
-            await unit.flush()
         for stream, fields in batched(records):
             tracing.stamp(fields)  # the batch's transaction, linked to each of its messages
             outbox.append((stream, dumps(fields)))
-        await inbox.record(conn, rows)
-        await inbox.insert_outbox(conn, outbox)
+        writes = Statements()  # the unit's, then the inbox's and the outbox's: one round trip
+        if unit is not None:
+            await unit.flush(writes)
+        inbox.record(writes, rows)
+        inbox.insert_outbox(writes, outbox)
+        await writes.send(conn)
         out.emitted += len(outbox)
 
     async def _handle(

@@ -15,6 +15,7 @@ import asyncpg
 from asyncpg.transaction import Transaction
 
 from shared.contracts.envelope import CloudEvent
+from shared.infra.runtime.bulk import Statements
 from shared.infra.stream.messaging import Emit
 
 
@@ -73,8 +74,9 @@ class SqlUnit:
         finally:
             self.savepoint = None
 
-    async def flush(self) -> None:
-        """Buffered writes of the batch land here, before its inbox and outbox rows."""
+    async def flush(self, out: Statements) -> None:
+        """Buffered writes of the batch: sent now, or added to `out`, which the pipeline sends
+        with the batch's inbox and outbox rows (as one statement: see bulk.py)."""
 
 
 class Door:
