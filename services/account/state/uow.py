@@ -1,12 +1,13 @@
 """The account service's unit of work: the only door handlers have to state.
 
 One unit serves one batch, in one transaction. The accounts the batch names are locked in one
-query (in id order, so replicas cannot deadlock). New portfolios, accounts, ledger rows and
-balances, and docs/rules.md section 11's rows (broker references claimed, position moves, value
-points, violations) are buffered per command and sent with one pipelined statement each when the
-batch ends (writes.py): a refused command's buffer is dropped, and the accounts and positions
-it changed are as before. Positions, quotes and value states are read once per batch and kept
-current in memory (batch_positions.py), so a fill costs no round trip of its own.
+query (in id order, so replicas cannot deadlock), which also reserves the batch's ledger ids.
+New portfolios, accounts, ledger rows and balances, and docs/rules.md section 11's rows (broker
+references claimed, position moves, value points, violations) are buffered per command and sent
+in one statement with the batch's inbox and outbox rows when the batch ends (writes.py): a
+refused command's buffer is dropped, and the accounts and positions it changed are as before.
+Positions, quotes and value states are read once per batch and kept current in memory
+(batch_positions.py), so a fill costs no round trip of its own.
 A command that needs SQL of its own (`db`) first sends what the batch buffered so far, then
 runs in a SAVEPOINT, which a rejection rolls back; what it may have changed is read afresh."""
 
@@ -41,6 +42,7 @@ from services.account.state.writes import Writes
 from shared.contracts import lifecycle
 from shared.contracts.envelope import CloudEvent, new_event
 from shared.contracts.streams import ACCOUNT_EVENTS, Streams
+from shared.infra.runtime.bulk import Statements
 from shared.infra.stream.messaging import AlreadyApplied
 from shared.infra.stream.unit import SqlUnit
 
@@ -133,8 +135,8 @@ class AccountUnit(SqlUnit):
             await ledger.set_effective_time(self.conn, at=self.at)
             self.dated = self.at
 
-    async def flush(self) -> None:
-        await self.done.send(self.conn)
+    async def flush(self, out: Statements) -> None:
+        self.done.write(out)
 
     @contextlib.asynccontextmanager
     async def attempt(self) -> AsyncIterator[None]:

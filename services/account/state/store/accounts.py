@@ -182,6 +182,24 @@ async def lock_accounts(conn: Sql, *, account_ids: list[UUID]) -> list[tuple[Acc
     return [(to_account(r), AccountRow.of(r)) for r in rows]
 
 
+async def start_batch(
+    conn: Sql, *, account_ids: list[UUID], ids: int
+) -> tuple[list[tuple[Account, AccountRow]], list[int]]:
+    """What a batch starts with, in one round trip: the accounts locked as `lock_accounts`
+    locks them, and `ids` ledger ids, ascending, as `ledger.reserve_ledger_ids` reserves them."""
+    rows = await conn.fetch(
+        "WITH r AS (SELECT array_agg(n ORDER BY n) AS ids FROM (SELECT"
+        " nextval('transactions_id_seq') AS n FROM generate_series(1, $2)) s)"
+        f" SELECT r.ids, l.* FROM r LEFT JOIN LATERAL (SELECT {LOCKED_COLUMNS} FROM accounts a"
+        " JOIN portfolios p ON p.id = a.portfolio_id WHERE a.id = ANY($1::uuid[])"
+        " ORDER BY a.id FOR UPDATE OF a) l ON true",
+        account_ids,
+        ids,
+    )
+    locked = [(to_account(r), AccountRow.of(r)) for r in rows if r["id"] is not None]
+    return locked, [int(i) for i in rows[0]["ids"]]
+
+
 def portfolio_values(
     *,
     at: datetime,
