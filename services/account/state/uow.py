@@ -1,7 +1,8 @@
 """The account service's unit of work: the only door handlers have to state.
 
 One unit serves one batch, in one transaction. The accounts the batch names are locked in one
-query (in id order, so replicas cannot deadlock), which also reserves the batch's ledger ids.
+query (in id order, so replicas cannot deadlock), which then reserves the batch's ledger ids:
+drawn after the locks, so an account's rows are in id order as they were committed.
 New portfolios, accounts, ledger rows and balances, and docs/rules.md section 11's rows (broker
 references claimed, position moves, value points, violations) are buffered per command and sent
 in one statement with the batch's inbox and outbox rows when the batch ends (writes.py): a
@@ -80,7 +81,7 @@ class AccountUnit(SqlUnit):
         unit = cls(conn, streams, batch)
         named = {_uuid(ev.data.get("account_id") or ev.subject) for ev in batch}
         # Enough ledger ids for the busiest command (an initialization books three rows).
-        locked, ids = await accounts.start_batch(
+        locked, ids = await accounts.lock_with_ids(
             conn, account_ids=[i for i in named if i], ids=3 * len(batch) + 8
         )
         for account, row in locked:
@@ -157,9 +158,14 @@ class AccountUnit(SqlUnit):
     # Accounts
 
     async def account(self, account_id: UUID) -> tuple[Account, AccountRow]:
-        """The account and its row, locked until the batch commits; unknown ones are refused."""
+        """The account and its row, locked until the batch commits; unknown ones are refused.
+        A lock taken now may have waited for another batch that booked rows meanwhile: the
+        unused ledger ids are replaced by ones drawn after it (ids/lock_with_ids)."""
         if account_id not in self.cached:
-            found = await accounts.lock_accounts(self.conn, account_ids=[account_id])
+            found, ids = await accounts.lock_with_ids(
+                self.conn, account_ids=[account_id], ids=max(len(self.ids), SPARE_IDS)
+            )
+            self.ids = list(reversed(ids))
             if not found:
                 raise UnknownAccount(f"no account {account_id}", subject=str(account_id))
             self.cached[account_id] = found[0]

@@ -170,29 +170,22 @@ LOCKED_COLUMNS = (
 )
 
 
-async def lock_accounts(conn: Sql, *, account_ids: list[UUID]) -> list[tuple[Account, AccountRow]]:
-    """Lock many accounts in one round trip, in id order so that concurrent batches cannot deadlock."""
-    if not account_ids:
-        return []
-    rows = await conn.fetch(
-        f"SELECT {LOCKED_COLUMNS} FROM accounts a JOIN portfolios p ON p.id = a.portfolio_id"
-        " WHERE a.id = ANY($1::uuid[]) ORDER BY a.id FOR UPDATE OF a",
-        account_ids,
-    )
-    return [(to_account(r), AccountRow.of(r)) for r in rows]
-
-
-async def start_batch(
+async def lock_with_ids(
     conn: Sql, *, account_ids: list[UUID], ids: int
 ) -> tuple[list[tuple[Account, AccountRow]], list[int]]:
-    """What a batch starts with, in one round trip: the accounts locked as `lock_accounts`
-    locks them, and `ids` ledger ids, ascending, as `ledger.reserve_ledger_ids` reserves them."""
+    """Accounts locked, in id order so that concurrent batches cannot deadlock, then `ids`
+    ledger ids, ascending, as `ledger.reserve_ledger_ids` reserves them: in one round trip.
+    The ids are drawn only once every lock is held (their count reads the locked rows): a batch
+    that waited for a lock never books ids below rows another batch committed meanwhile, so an
+    account's ledger stays in id order and a valuation's `id > valued_through` sees every flow."""
     rows = await conn.fetch(
-        "WITH r AS (SELECT array_agg(n ORDER BY n) AS ids FROM (SELECT"
-        " nextval('transactions_id_seq') AS n FROM generate_series(1, $2)) s)"
-        f" SELECT r.ids, l.* FROM r LEFT JOIN LATERAL (SELECT {LOCKED_COLUMNS} FROM accounts a"
+        f"WITH l AS MATERIALIZED (SELECT {LOCKED_COLUMNS} FROM accounts a"
         " JOIN portfolios p ON p.id = a.portfolio_id WHERE a.id = ANY($1::uuid[])"
-        " ORDER BY a.id FOR UPDATE OF a) l ON true",
+        " ORDER BY a.id FOR UPDATE OF a),"
+        " r AS (SELECT array_agg(n ORDER BY n) AS ids FROM (SELECT"
+        " nextval('transactions_id_seq') AS n"
+        " FROM generate_series(1, $2 + (SELECT 0 * count(*) FROM l)::int)) s)"
+        " SELECT r.ids, l.* FROM r LEFT JOIN l ON true",
         account_ids,
         ids,
     )
