@@ -18,7 +18,12 @@ from redis.asyncio import Redis
 
 from services.account.app import build as build_account
 from shared.contracts.answers import ENTRY_APPLIED, ENTRY_REFUSED
-from shared.contracts.streams import ACCOUNT_COMMANDS, ACCOUNT_QUERIES, OPERATOR_LANE
+from shared.contracts.streams import (
+    ACCOUNT_COMMANDS,
+    ACCOUNT_EVENTS,
+    ACCOUNT_QUERIES,
+    OPERATOR_LANE,
+)
 from shared.infra.runtime.service import running
 from shared.infra.runtime.settings import Settings
 from tests.support.streams import ce, decoded, entries, read, xadd
@@ -54,6 +59,9 @@ async def _count(probe: Any) -> int:
     return len(await probe())
 
 
+INITIALIZED = "alluse.system.initialized"
+
+
 async def accounts(redis: Redis, settings: Settings, signer: Signer) -> dict[str, dict[str, Any]]:
     init = ce(
         "alluse.system.initialize",
@@ -63,10 +71,14 @@ async def accounts(redis: Redis, settings: Settings, signer: Signer) -> dict[str
     )
     outcome = await operator(redis, settings, signer, init)
     assert outcome["type"] == ENTRY_APPLIED, outcome
+    # The portfolio this initialization made: the database holds other tests' accounts too.
+    (made,) = [e["id"] for e in outcome["data"]["events"] if e["type"] == INITIALIZED]
+    events = [decoded(f) for _, f in await entries(redis, settings.streams.key(ACCOUNT_EVENTS))]
+    (portfolio,) = [e["data"]["portfolio_id"] for e in events if e["id"] == made]
     box = settings.streams.replies(OPERATOR_LANE) + uuid.uuid4().hex
     q = ce(
         "alluse.query.accounts",
-        {},
+        {"portfolio_id": portfolio},
         authorization=signer.bearer("admin"),
         replyto=box,
         _stream=ACCOUNT_QUERIES,
