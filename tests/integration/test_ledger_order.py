@@ -20,13 +20,15 @@ from shared.infra.stream.messaging import Emit
 from shared.infra.stream.pipeline import Pipeline
 from tests.integration.test_account_unit import account_with, entry, pool  # noqa: F401
 
-resumed = asyncio.Event()  # a test's cue for a command that waits mid-batch ("op": "later")
+waiting = asyncio.Event()  # set by a command that waits mid-batch ("op": "later") ...
+resumed = asyncio.Event()  # ... for this cue
 
 
 async def ops(uow: AccountUnit, ev: CloudEvent) -> list[Emit]:
     """`value` the account, or `deposit` / `withdraw` `amount` to it, or (`later`) wait for
     the cue, then deposit `amount` to `other`, an account the batch did not name."""
     if ev.data["op"] == "later":
+        waiting.set()
         await resumed.wait()
         target = UUID(ev.data["other"])
     else:
@@ -49,7 +51,8 @@ def replica(pool: asyncpg.Pool, settings: Settings) -> Pipeline:  # noqa: F811
 
 
 async def in_id_order(pool: asyncpg.Pool, account: UUID) -> list[tuple[int, Decimal, Decimal]]:  # noqa: F811
-    """The account's ledger by id, checked: each row's balance_after is the running sum."""
+    """The account's ledger (id, amount, balance_after) by id, checked: each row's
+    balance_after is the running sum of the amounts."""
     rows = await pool.fetch(
         "SELECT id, amount, balance_after FROM transactions WHERE account_id = $1 ORDER BY id",
         account,
@@ -60,6 +63,24 @@ async def in_id_order(pool: asyncpg.Pool, account: UUID) -> list[tuple[int, Deci
         running += amount
         assert after == running, ledger
     return ledger
+
+
+async def amounts(pool: asyncpg.Pool, account: UUID) -> list[str]:  # noqa: F811
+    """The amounts of the account's ledger by id, once it is checked in order."""
+    return [str(amount) for _, amount, _ in await in_id_order(pool, account)]
+
+
+async def until_waiting_for_a_lock(pool: asyncpg.Pool) -> None:  # noqa: F811
+    """The barrier: a session of this database waits for a row lock."""
+    for _ in range(200):
+        waits = await pool.fetchval(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        if waits:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("no session waited for a lock")
 
 
 async def test_a_batch_that_waited_for_a_lock_books_after_what_was_committed_meanwhile(
@@ -81,8 +102,7 @@ async def test_a_batch_that_waited_for_a_lock_books_after_what_was_committed_mea
             ]
         )
     )
-    await asyncio.sleep(0.5)
-    assert not b.done()  # the barrier: B is waiting for W's lock
+    await until_waiting_for_a_lock(pool)
     c = await replica(pool, settings).process(  # meanwhile C, on X alone
         [
             entry(account_id=str(x), op="deposit", amount="5.00"),
@@ -92,14 +112,8 @@ async def test_a_batch_that_waited_for_a_lock_books_after_what_was_committed_mea
     assert len(c.ack) == 2 and c.rejected == 0
     await held.commit()
     await pool.release(holder)
-    out = await b
-    assert len(out.ack) == 2 and out.rejected == 0
-    ledger = await in_id_order(pool, x)
-    assert [amount for _, amount, _ in ledger] == [
-        Decimal("10000.00"),
-        Decimal("5.00"),
-        Decimal("-9000.00"),
-    ]
+    assert len((await b).ack) == 2
+    assert await amounts(pool, x) == ["10000.00", "5.00", "-9000.00"]
     # The withdrawal is a flow the next valuation carries into the peak: no drawdown.
     await replica(pool, settings).process([entry(account_id=str(x), op="value")])
     row = await pool.fetchrow("SELECT drawdown_breached FROM accounts WHERE id = $1", x)
@@ -111,6 +125,7 @@ async def test_an_account_locked_mid_batch_gets_ids_drawn_after_its_lock(
     settings: Settings,
 ) -> None:
     w, x = [await account_with(pool, settings.streams, "100.00") for _ in range(2)]
+    waiting.clear()
     resumed.clear()
     # B names W only; its command waits, then books on X: X is locked mid-batch.
     b = asyncio.create_task(
@@ -118,21 +133,14 @@ async def test_an_account_locked_mid_batch_gets_ids_drawn_after_its_lock(
             [entry(account_id=str(w), op="later", other=str(x), amount="1.00")]
         )
     )
-    await asyncio.sleep(0.3)
-    assert not b.done()  # the barrier: B holds its ids and waits for the cue
+    await asyncio.wait_for(waiting.wait(), 10)  # B holds its ids, before its lock of X
     c = await replica(pool, settings).process(
         [entry(account_id=str(x), op="deposit", amount="5.00")]
     )
     assert len(c.ack) == 1 and c.rejected == 0
     resumed.set()
-    out = await b
-    assert len(out.ack) == 1 and out.rejected == 0
-    ledger = await in_id_order(pool, x)
-    assert [amount for _, amount, _ in ledger] == [
-        Decimal("100.00"),
-        Decimal("5.00"),
-        Decimal("1.00"),
-    ]
+    assert len((await b).ack) == 1
+    assert await amounts(pool, x) == ["100.00", "5.00", "1.00"]
 
 
 async def test_replicas_depositing_to_one_account_keep_its_ledger_in_order(
