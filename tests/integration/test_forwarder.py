@@ -79,6 +79,16 @@ class Forwarding:
         ((ev, raw),) = await until_found(self.redis, key, sent["id"], 10)
         return ev, await signer_of(self.keys, text_fields(raw))
 
+    async def again(self, sent: dict[str, str]) -> tuple[dict[str, Any], dict[bytes, bytes]]:
+        """The second outcome of `sent` on the lane (a redelivery's), once there are two."""
+        key = self.settings.streams.outcomes(LANE)
+
+        async def count() -> int:
+            return len(await of(self.redis, key, sent["id"]))
+
+        await until(count, equals=2)
+        return (await of(self.redis, key, sent["id"]))[1]
+
     def fill(self, **overrides: Any) -> dict[str, str]:
         token = overrides.pop("authorization", None)
         engine = token or self.signer.bearer("trading_engine", sub=LANE)
@@ -135,13 +145,7 @@ async def test_a_fill_forwarded_again_after_a_crash_before_its_ack_is_booked_onc
     assert await fwd.integration.pool.fetchval("SELECT count(*) FROM inbox") == 0
 
     await fwd.consumer.handle(batch)  # redelivered after the restart: forwarded again, acked
-    key = fwd.settings.streams.outcomes(LANE)
-
-    async def count() -> int:
-        return len(await of(fwd.redis, key, sent["id"]))
-
-    await until(count, equals=2)
-    again = (await of(fwd.redis, key, sent["id"]))[1][0]
+    again, _ = await fwd.again(sent)
     assert again["type"] == ENTRY_DUPLICATE, again
     # The same effect again: another payload under its key would be `idempotency_conflict`.
     # Booked once: the duplicate's outcome, committed with whatever it caused, is the barrier.
@@ -184,13 +188,7 @@ async def test_a_fill_sent_again_after_its_week_is_classified_is_a_duplicate(
 
     await fwd.send(sent)  # the very same entry again, now in a classified week
     await fwd.consumer.handle(await fwd.read())
-    key = s.outcomes(LANE)
-
-    async def count() -> int:
-        return len(await of(fwd.redis, key, sent["id"]))
-
-    await until(count, equals=2)
-    again = (await of(fwd.redis, key, sent["id"]))[1][0]
+    again, _ = await fwd.again(sent)
     assert again["type"] == ENTRY_DUPLICATE, again
 
 
@@ -302,11 +300,7 @@ async def test_a_lapsed_redelivery_that_cannot_go_straight_waits_and_is_never_re
     ((_, pending),) = cast(list[tuple[bytes, list[Entry]]], got)
     await c.handle(pending, {entry_id: 2 for entry_id, _ in pending})
 
-    async def count() -> int:
-        return len(await of(fwd.redis, key, sent["id"]))
-
-    await until(count, equals=2)
-    _, (again, raw) = await of(fwd.redis, key, sent["id"])
+    again, raw = await fwd.again(sent)
     assert again["type"] == ENTRY_DUPLICATE, again
     assert again["data"]["events"] == applied["data"]["events"]
     assert await signer_of(fwd.keys, text_fields(raw)) == ACCOUNT
@@ -465,11 +459,5 @@ async def test_fills_never_overtake_the_outbox_and_a_known_key_is_the_pipelines_
     (replayed,) = await fwd.integration.pool.fetch("SELECT fields FROM outbox")
     assert json.loads(replayed["fields"])["id"] == first["id"]
     await fwd.integration.relay.publish_once()
-    key = fwd.settings.streams.outcomes(LANE)
-
-    async def count() -> int:
-        return len(await of(fwd.redis, key, first["id"]))
-
-    await until(count, equals=2)
-    again = (await of(fwd.redis, key, first["id"]))[1][0]
+    again, _ = await fwd.again(first)
     assert again["type"] == ENTRY_DUPLICATE, again
