@@ -135,6 +135,12 @@ def write(
                 "p99_ms": round(f.p99, 1),
                 "max_ms": round(f.max, 1),
                 "hops": f.hops.summary() if f.hops else {},
+                "cpu_ms_per_fill": (
+                    {k: round(v, 3) for k, v in f.cpu.per_command_ms(len(f.latencies_ms)).items()}
+                    if f.cpu
+                    else {}
+                ),
+                "machine_busy": round(f.cpu.busy, 3) if f.cpu and f.cpu.busy is not None else None,
             }
             for f in fills or []
         ],

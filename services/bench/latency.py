@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import cast
 
 from services.bench.load import Command, Load
+from services.bench.profile import Cpu, watched
 from services.bench.report import percentile, progress
 from shared.contracts.streams import ACCOUNT_EVENTS, ACCOUNT_LIFECYCLE
 from shared.infra.stream.messaging import Entry
@@ -63,6 +64,7 @@ class Latency:
     offered_per_s: float
     latencies_ms: list[float]
     hops: Hops | None = None
+    cpu: Cpu | None = None  # each service's, from the first XADD to the last outcome read
 
     @property
     def p50(self) -> float:
@@ -81,17 +83,38 @@ class Latency:
             f"  fills paced at {self.offered_per_s:>6,.0f}/s   p50 {self.p50:>7.1f} ms"
             f"   p99 {self.p99:>7.1f} ms   max {self.max:>7.1f} ms   n={len(self.latencies_ms)}"
         )
-        return "\n".join([line, *(self.hops.lines() if self.hops else [])])
+        cpu = [self.cpu.line(len(self.latencies_ms))] if self.cpu and self.cpu.seconds else []
+        return "\n".join([line, *cpu, *(self.hops.lines() if self.hops else [])])
 
 
-async def paced(load: Load, accounts: Sequence[str], rate: float, seconds: float) -> Latency:
-    """`rate` x `seconds` fills, each XADDed at its due time (those due together pipelined)."""
+async def paced(
+    load: Load,
+    accounts: Sequence[str],
+    rate: float,
+    seconds: float,
+    pids: Mapping[str, int] | None = None,
+) -> Latency:
+    """`rate` x `seconds` fills, each XADDed at its due time (those due together pipelined);
+    with `pids`, the CPU each of those service processes spent on them."""
     n = max(1, round(rate * seconds))
     progress(f"{n} WS4 fills paced at {rate:,.0f}/s (XADD -> balance_changed on lifecycle)")
     cmds = [load.fill(accounts[i % len(accounts)]) for i in range(n)]
     token = await load.engine.token()
     wall = time.time() - time.monotonic()  # the streams' stamps are wall-clock times
     since = f"{int((time.monotonic() + wall) * 1000)}-0"
+    with watched(pids or {}, f"fills paced at {rate:,.0f}/s", None) as cpu:
+        await _offer(load, cmds, rate, token)
+    refused = {str(c.outcome) for c in cmds} - {"applied"}
+    if refused:
+        raise RuntimeError(f"paced fills refused as {sorted(refused)}")
+    hops = await split(load, cmds, since, wall)
+    ms = [((c.done_at or 0.0) - c.sent_at) * 1000 for c in cmds]
+    return Latency(rate, ms, hops, cpu if pids else None)
+
+
+async def _offer(load: Load, cmds: Sequence[Command], rate: float, token: str) -> None:
+    """Send `cmds` at `rate` (an open loop) and wait until each has its outcome."""
+    n = len(cmds)
     start = time.monotonic()
     sent = 0
     while sent < n:
@@ -108,11 +131,6 @@ async def paced(load: Load, accounts: Sequence[str], rate: float, seconds: float
             missing = sum(c.done_at is None for c in cmds)
             raise TimeoutError(f"{missing} of {n} paced fills without balance_changed")
         await asyncio.sleep(0.01)
-    refused = {str(c.outcome) for c in cmds} - {"applied"}
-    if refused:
-        raise RuntimeError(f"paced fills refused as {sorted(refused)}")
-    hops = await split(load, cmds, since, wall)
-    return Latency(rate, [((c.done_at or 0.0) - c.sent_at) * 1000 for c in cmds], hops)
 
 
 async def split(load: Load, cmds: Sequence[Command], since: str, wall: float) -> Hops:
@@ -197,13 +215,17 @@ async def quiet(load: Load, streams: Sequence[str], still: float = 1.0) -> None:
 
 
 async def phases(
-    load: Load, accounts: Sequence[str], seconds: float, settle: Sequence[str]
+    load: Load,
+    accounts: Sequence[str],
+    seconds: float,
+    settle: Sequence[str],
+    pids: Mapping[str, int] | None = None,
 ) -> list[Latency]:
     found = []
     for rate in RATES:
         progress("waiting until the platform is idle (lifecycle and audit streams settled)")
         await quiet(load, settle)
-        found.append(await paced(load, accounts, rate, seconds))
+        found.append(await paced(load, accounts, rate, seconds, pids))
     return found
 
 

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psutil  # type: ignore[import-untyped]
 
@@ -28,9 +29,12 @@ def retitle(svg: Path, title: str) -> None:
 
 @dataclass
 class Cpu:
-    """CPU seconds (user + system) each service spent during a phase."""
+    """CPU seconds (user + system) each service spent during a phase, and how busy the whole
+    machine was meanwhile (every process: the servers and the load too)."""
 
     seconds: dict[str, float] = field(default_factory=dict)
+    busy: float | None = None  # share of all the machine's cores busy over the phase
+    cores: int = 0
 
     def per_command_ms(self, count: int) -> dict[str, float]:
         return {name: s * 1000 / count for name, s in self.seconds.items()}
@@ -38,7 +42,18 @@ class Cpu:
     def line(self, count: int) -> str:
         each = self.per_command_ms(count)
         parts = "  ".join(f"{name} {ms:.2f}" for name, ms in each.items())
-        return f"    CPU ms per command: {parts}  (total {sum(each.values()):.2f})"
+        line = f"    CPU ms per command: {parts}  (total {sum(each.values()):.2f})"
+        if self.busy is None:
+            return line
+        return f"{line}; machine {self.busy:.0%} busy ({self.cores} cores)"
+
+
+def busy_share(before: Any, after: Any) -> float:
+    """The share of the machine's CPU time between two `psutil.cpu_times()` that was not idle."""
+    spent = {name: getattr(after, name) - getattr(before, name) for name in after._fields}
+    idle = spent.get("idle", 0.0) + spent.get("iowait", 0.0)
+    total = sum(spent.values()) - spent.get("guest", 0.0) - spent.get("guest_nice", 0.0)
+    return 0.0 if total <= 0 else max(0.0, min(1.0, 1 - idle / total))
 
 
 def _cpu(pid: int) -> float:
@@ -55,7 +70,8 @@ def _py_spy() -> str | None:
 @contextlib.contextmanager
 def watched(pids: Mapping[str, int], phase: str, flames: Path | None) -> Iterator[Cpu]:
     """CPU of each service over the block; with `flames`, a flame graph of each too."""
-    cpu = Cpu()
+    cpu = Cpu(cores=psutil.cpu_count() or 0)
+    machine = psutil.cpu_times()
     before = {name: _cpu(pid) for name, pid in pids.items()}
     spies: list[tuple[subprocess.Popen[bytes], Path, str]] = []
     if flames is not None:
@@ -85,6 +101,7 @@ def watched(pids: Mapping[str, int], phase: str, flames: Path | None) -> Iterato
         yield cpu
     finally:
         cpu.seconds = {name: _cpu(pid) - before[name] for name, pid in pids.items()}
+        cpu.busy = busy_share(machine, psutil.cpu_times())
         for spy, _, _ in spies:  # py-spy writes its graph when interrupted
             spy.send_signal(signal.SIGINT)
         for spy, out, title in spies:

@@ -149,7 +149,7 @@ async def phases(
             rates["fills"] = dataclasses.replace(rates["fills"], cpu=cpu)
             if latency_seconds > 0:
                 settle = [load.streams.key(ACCOUNT_LIFECYCLE), load.streams.key(AUDIT)]
-                paced = await latency.phases(load, accounts, latency_seconds, settle)
+                paced = await latency.phases(load, accounts, latency_seconds, settle, pids)
             for replicas in (2, 3):
                 seconds = platform.add_replica(f"account-{replicas}", "account")
                 commands = load.streams.key(ACCOUNT_COMMANDS)
