@@ -65,21 +65,30 @@ def entry(
 
 
 async def chain(
-    conn: store.Conn, entries: list[dict[str, Any]], *, once_within: timedelta | None = None
+    conn: store.Conn,
+    entries: list[dict[str, Any]],
+    *,
+    once_within: timedelta | None = None,
+    out: Statements | None = None,
 ) -> int:
     """Link `entries` after the chain's head, in order, inside the caller's transaction: the
-    head read (locked) once, one INSERT, the head moved once. Returns the last seq.
+    head read (locked) once, its rows and the head moved in one statement. Returns the last
+    seq. With `out`, the rows and the head are added to it, for the caller to send with its
+    own writes in the same transaction (the head stays locked until it ends).
 
     `once_within` (the deduplication window): an entry whose (source, event_id) the chain
     holds from within that long before the entry's time, or that repeats an earlier one of
     `entries`, is left out (checked under the head's lock, so two appenders never both add
-    it). Beyond the window a writer's inbox has forgotten the command's key and may apply it
-    again: that application's record, made then, is chained again."""
+    it; read with the head: audit_store.head_and_chained). Beyond the window a writer's inbox
+    has forgotten the command's key and may apply it again: that application's record, made
+    then, is chained again."""
     ring = keys()
-    head = await audit_store.audit_head(conn, lock=True)
+    if once_within is None:
+        head = await audit_store.audit_head(conn, lock=True)
+    else:
+        head, held = await audit_store.head_and_chained(conn, entries, once_within)
+        entries = fresh(entries, held)
     seq, prev = int(head["seq"]), str(head["hash"])
-    if once_within is not None:
-        entries = fresh(entries, await audit_store.chained(conn, entries, once_within))
     if not entries:
         return seq
     links = []
@@ -89,7 +98,10 @@ async def chain(
         link = link_hash(prev, record, ring.keys[ring.primary])
         links.append((record, prev, link))
         prev = link
-    await audit_store.append_audits(conn, links=links)
+    writes = Statements() if out is None else out
+    audit_store.append_audits(writes, links=links)
+    if out is None:
+        await writes.send(conn)
     return seq
 
 
@@ -141,8 +153,8 @@ class AuditUnit(SqlUnit):
         self.kept += self.mine
 
     async def flush(self, out: Statements) -> None:
-        if self.kept:
-            await chain(self.conn, self.kept, once_within=self.window)
+        if self.kept:  # sent with the batch's inbox rows, in one statement
+            await chain(self.conn, self.kept, once_within=self.window, out=out)
             self.kept = []
 
 

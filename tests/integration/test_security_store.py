@@ -25,11 +25,13 @@ from shared.contracts.streams import ACL_ADMIN, AUDIT
 from shared.infra.runtime.db import create_pool, migrate
 from shared.infra.runtime.settings import Settings
 from shared.infra.stream.consumer import StreamConsumer
+from shared.infra.stream.messaging import Entry
 from shared.infra.stream.pipeline import Pipeline
 from shared.infra.trust.audit import audit_event
 from tests.support.acl import acl_redis
 from tests.support.acl import passwords as acl_passwords
 from tests.support.streams import read_group, xadd
+from tests.support.waiting import until
 
 KEY = os.environ.setdefault("ALLUSE_TEST_ENCRYPTION_KEY", Fernet.generate_key().decode())
 AUDIT_KEY = os.environ.setdefault("ALLUSE_TEST_AUDIT_KEY", Fernet.generate_key().decode())
@@ -174,6 +176,77 @@ async def test_audit_events_from_other_services_are_stored_once(
         )
     assert sorted((r["seq"], r["actor"]) for r in rows) == list(enumerate(actors, start=2))
     assert await audit.verify(pool) == (6, None)
+
+
+async def test_a_batch_of_records_costs_the_chain_two_statements(
+    private: Private, settings: Settings, redis: Redis
+) -> None:
+    """The head, locked, with which of the batch's records the chain holds; then the records'
+    rows and the head moved, in the statement that writes the batch's inbox rows."""
+    _, _, schema = private
+    sent: list[str] = []
+
+    async def logged(conn: asyncpg.Connection) -> None:
+        conn.add_query_logger(lambda q: sent.append(q.query))
+
+    pool = await asyncpg.create_pool(
+        settings.database_url, server_settings={"search_path": schema}, init=logged
+    )
+    pipeline = Pipeline(
+        pool,
+        audit.on_audit_event,
+        source=audit.SOURCE,
+        reject_stream=settings.streams.dlq(AUDIT),
+        unit=audit.AuditUnit.within(settings.dedup_window),
+    )
+    batch: list[Entry] = []
+    for actor in ("user-1", "user-2", "user-3"):
+        _, fields = audit_event(
+            settings.streams, source="alluse/account", action="account.created", actor=actor
+        )
+        batch.append(
+            (f"0-{len(batch) + 1}".encode(), {k.encode(): v.encode() for k, v in fields.items()})
+        )
+    try:
+        out = await pipeline.process(batch)
+        assert sorted(out.ack) == [i for i, _ in batch]
+        chain = [q for q in sent if "audit_" in q]
+        assert len(chain) == 2, chain
+        assert "FOR UPDATE" in chain[0]
+        assert "INSERT INTO audit_records" in chain[1] and "INSERT INTO inbox" in chain[1]
+        assert await audit.verify(pool) == (3, None)
+    finally:
+        await pool.close()
+
+
+async def test_an_appender_that_waited_for_the_head_sees_what_its_holder_chained(
+    private: Private,
+) -> None:
+    """Read with the locked head, the records a batch already holds are as of the lock: an
+    appender that waited for it does not chain again a record its holder just chained."""
+    pool, sec, _ = private
+    record = audit.entry(action="account.created", actor="user-1", source="alluse/account")
+    window = sec.dedup_window
+    holder = await pool.acquire()
+    waiter = await pool.acquire()
+    try:
+        held = holder.transaction()
+        await held.start()
+        assert await audit.chain(holder, [record], once_within=window) == 1
+        waiting = waiter.transaction()
+        await waiting.start()
+        second = asyncio.create_task(audit.chain(waiter, [record], once_within=window))
+        blocked = "SELECT $1::int = ANY(pg_blocking_pids($2))"
+        pids = (holder.get_server_pid(), waiter.get_server_pid())
+        await until(lambda: pool.fetchval(blocked, *pids), what="the waiter blocked on the head")
+        await held.commit()
+        assert await second == 1  # nothing added: the record is the holder's
+        await waiting.commit()
+    finally:
+        await pool.release(holder)
+        await pool.release(waiter)
+    assert await pool.fetchval("SELECT count(*) FROM audit_records") == 1
+    assert await audit.verify(pool) == (1, None)
 
 
 async def test_encrypted_values_survive_a_restart_and_rotation_reencrypts(private: Private) -> None:
