@@ -2,9 +2,12 @@
 gauges (per partition, entries waiting and the age of the oldest; for the public stream,
 entries not yet routed and routed but not yet applied)."""
 
+import asyncio
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal
 
+import pytest
 from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
@@ -16,6 +19,7 @@ from shared.infra.stream.partitions import Partitioned
 from shared.infra.stream.settle import HELD_SECONDS
 from tests.support.streams import ce, outcomes, xadd
 from tests.support.tokens import Signer
+from tests.support.waiting import until
 
 
 def gauge(name: str, **labels: str) -> float | None:
@@ -142,3 +146,55 @@ async def test_an_entry_held_for_the_keys_waits_at_its_partitions_head_then_is_a
         await rt.pool.close()
         await rt.redis.aclose()
         signer.close()
+
+
+async def test_after_a_batch_that_emptied_its_read_the_router_holder_waits_for_its_router(
+    redis: Redis, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No read that can only find nothing: the replica routing this stream learns of every
+    entry moved into its partitions from its own router. The next entry is still applied."""
+    own = settings.model_copy(update={"partitions": 4})
+    steps: list[str | int] = []  # each read (how many entries it took), each wait for the router
+    applied: list[bytes] = []
+
+    async def process(entries: Sequence[Entry]) -> Outcome:
+        applied.extend(f[b"subject"] for _, f in entries)
+        return Outcome(ack=[i for i, _ in entries])
+
+    part = Partitioned(redis=redis, settings=own, stream=own.streams.key("paced"), process=process)
+    read = part.consume_once
+
+    async def counted() -> bool:
+        before = len(applied)
+        worked = await read()
+        steps.append(len(applied) - before)
+        return worked
+
+    class Watched(asyncio.Event):
+        async def wait(self) -> Literal[True]:
+            steps.append("wait")
+            return await super().wait()
+
+    async def routing() -> bool:
+        return part.routing
+
+    async def after_the_read() -> list[str | int]:
+        return steps[steps.index(1) + 1 :] if 1 in steps else []
+
+    async def done() -> list[bytes]:
+        return applied
+
+    monkeypatch.setattr(part, "consume_once", counted)
+    part.routed = Watched()
+    task = asyncio.create_task(part.run())
+    try:
+        await until(routing, what="the router lease")
+        await xadd(redis, part.stream, {"subject": "acct-a"})
+        following = await until(after_the_read, what="the step after the batch")
+        assert following[0] == "wait"  # not a read of the partitions it has just emptied
+        await xadd(redis, part.stream, {"subject": "acct-b"})
+        await until(done, equals=[b"acct-a", b"acct-b"])
+    finally:
+        part.stopped = True
+        part.routed.set()
+        await task

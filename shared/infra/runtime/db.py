@@ -5,7 +5,7 @@ import hashlib
 import logging
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import asyncpg
 
@@ -13,13 +13,41 @@ log = logging.getLogger(__name__)
 SHARED_MIGRATIONS = Path(__file__).parents[1] / "stream" / "migrations"  # the inbox and outbox
 
 
+class PooledConnection(asyncpg.Connection):
+    """A pool's connection, which knows whether it was lent as a `session`: only then may it
+    hold state beyond its transactions (a session advisory lock, LISTEN, SET)."""
+
+    __slots__ = ("session_state",)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.session_state = False
+
+    def keeps_session_state(self) -> None:
+        self.session_state = True
+
+
+async def _reset(conn: asyncpg.Connection) -> None:
+    """On release, after asyncpg's own reset (an open transaction rolled back, its listeners
+    dropped): the server's session state reset in full (advisory locks, cursors, LISTEN,
+    settings) only on a connection lent as a `session`. The others take no session state
+    (their SET is LOCAL, their locks end with their transaction), so they skip that round trip."""
+    if isinstance(conn, PooledConnection) and conn.session_state:
+        if query := conn.get_reset_query():
+            await conn.execute(query)  # a failure here closes the connection (asyncpg)
+        conn.session_state = False
+
+
 async def create_pool(dsn: str, schema: str, *, max_size: int = 10) -> asyncpg.Pool:
-    """A pool whose connections see only `schema` (and pg_catalog) on their search path."""
+    """A pool whose connections see only `schema` (and pg_catalog) on their search path.
+    Anything that leaves state on the session takes its connection from `session`."""
     pool = await asyncpg.create_pool(
         dsn,
         min_size=1,
         max_size=max_size,
         server_settings={"search_path": schema, "application_name": f"alluse-{schema}"},
+        connection_class=PooledConnection,
+        reset=_reset,
     )
     assert pool is not None
     return pool
@@ -27,9 +55,23 @@ async def create_pool(dsn: str, schema: str, *, max_size: int = 10) -> asyncpg.P
 
 @contextlib.asynccontextmanager
 async def connection(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
-    """A pooled connection, typed as the Connection it proxies."""
+    """A pooled connection, typed as the Connection it proxies. It must leave no session state
+    behind: it is not reset on release (see `session`)."""
     async with pool.acquire() as proxy:
         yield cast(asyncpg.Connection, proxy)
+
+
+@contextlib.asynccontextmanager
+async def session(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
+    """A pooled connection that may keep session state (a session advisory lock, LISTEN):
+    marked before it is handed out, so that however its user ends, even cancelled before its
+    own clean-up, its release resets the session in full. (A pool not made by `create_pool`
+    resets every connection in full anyway.)"""
+    async with connection(pool) as conn:
+        mark = getattr(conn, "keeps_session_state", None)  # the proxy passes it on
+        if mark is not None:
+            mark()
+        yield conn
 
 
 @contextlib.asynccontextmanager

@@ -226,8 +226,13 @@ async def open_runtime(
     redis = connect(settings.redis_url)
     pool = await create_pool(settings.database_url, schema)
     # FastStream's per-message logging is noise at our rates; our metrics and logs say more.
+    # No dependency injection: each consumer's handler takes its batch's entries as decoded
+    # (consumer.py); FastDepends would resolve its arguments per batch in a worker thread.
     broker = redis_broker(
-        settings.redis_url, logger=logging.getLogger("alluse.broker"), log_level=logging.DEBUG
+        settings.redis_url,
+        logger=logging.getLogger("alluse.broker"),
+        log_level=logging.DEBUG,
+        apply_types=False,
     )
     logging.getLogger("alluse.broker").setLevel(logging.WARNING)
     durability = Durability(settings.redis_durability, settings.redis_durability_timeout_ms)

@@ -4,9 +4,8 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
-from typing import Annotated, Any, cast
+from typing import Any, cast
 
-from faststream import Context
 from faststream.middlewares import AckPolicy
 from faststream.redis import RedisBroker, StreamSub
 from faststream.redis.message import FAKE_CONSUMER, RedisBatchStreamMessage
@@ -29,6 +28,13 @@ if ARGV[2] == '1' then redis.call('XDEL', KEYS[1], unpack(ARGV, 3)) end
 async def _raw_batch(msg: Any) -> RedisBatchStreamMessage:
     """Hand the entries to the handler as they are: public entries are CloudEvents, not FastStream's format."""
     return RedisBatchStreamMessage(raw_message=msg, body=b"", consumer=FAKE_CONSUMER, group=None)
+
+
+async def _entries(message: RedisBatchStreamMessage) -> list[Entry]:
+    """The handler's argument: the batch's (entry id, fields), as read. A coroutine, so
+    FastStream awaits it on the loop (a plain function would be run in a worker thread)."""
+    raw = message.raw_message
+    return list(zip(raw["message_ids"], raw["data"], strict=True))
 
 
 class StreamConsumer(Settling):
@@ -102,10 +108,13 @@ class StreamConsumer(Settling):
             last_id=">",  # the group exists already (ensure_group), so read new entries
         )
 
-        @broker.subscriber(stream=sub, parser=_raw_batch, ack_policy=AckPolicy.MANUAL)
-        async def on_batch(message: Annotated[RedisBatchStreamMessage, Context("message")]) -> None:
-            raw = message.raw_message
-            await self.handle(list(zip(raw["message_ids"], raw["data"], strict=True)))
+        # The broker injects nothing (apply_types=False, service.py): the handler is called
+        # with what `_entries` decoded, on the loop; no dependency is resolved per batch.
+        @broker.subscriber(
+            stream=sub, parser=_raw_batch, decoder=_entries, ack_policy=AckPolicy.MANUAL
+        )
+        async def on_batch(entries: list[Entry]) -> None:
+            await self.handle(entries)
 
     async def handle(
         self, entries: Sequence[Entry], deliveries: Mapping[bytes, int] | None = None

@@ -68,15 +68,19 @@ REFUSED_SCHEMA = f"{SCHEMA_BASE.rsplit('/', 1)[0]}/outcomes/{ENTRY_REFUSED}/{VER
 # target). ARGV[5]: the most entries a target may hold ('0': no bound): once it holds that
 # many, the rest stay in their lane (atomic, so replicas' routers together keep the bound).
 # Then (target index, id) pairs. Lua's unpack() has a bounded stack: an entry
-# of over 4000 fields cannot be moved and is reported as a failure. Returns {moved, id, error, id, error, ...}:
-# the entries whose XADD failed stay in place for the caller to dead-letter.
+# of over 4000 fields cannot be moved and is reported as a failure. Returns {moved, now, id,
+# error, id, error, ...}: `now` the server's clock in ms when ids are sequenced or a lane is
+# moved (else 0), for the caller's check of an exhausted lane without a round trip of its
+# own; the entries whose XADD failed stay in place for the caller to dead-letter.
 MOVE = """
 if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then return {-1} end
-local out = {0}
 local ms, seq, now = 0, -1, 0
-if ARGV[4] == '1' then
+if ARGV[4] == '1' or ARGV[2] ~= '' then
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local out = {0, now}
+if ARGV[4] == '1' then
   local last = redis.call('GET', KEYS[3])
   if last then
     local dash = string.find(last, '-')
@@ -457,10 +461,11 @@ class Move:
         moved = int(result[0])
         if moved < 0:  # the router lease passed to another replica
             return 0
-        failures = dict(zip(result[1::2], result[2::2], strict=True))
+        failures = dict(zip(result[2::2], result[3::2], strict=True))
         if failures:
             await self.dead_letter(source, lane, rows, failures)
-        exhausted = lane and await self.exhausted(rows[-1][0])
+        # By the server's clock, read by the move itself (no round trip of its own).
+        exhausted = lane and _ms(rows[-1][0]) > int(result[1]) + FUTURE_MS
         if exhausted and int(await self.redis.eval(RESET, 1, source)):
             metrics.LANE_RESETS.labels(source).inc()
             log.warning(
@@ -470,10 +475,6 @@ class Move:
                 rows[-1][0].decode(),
             )
         return moved
-
-    async def exhausted(self, last: bytes) -> bool:
-        seconds, micros = await self.redis.time()
-        return _ms(last) > int(seconds) * 1000 + int(micros) // 1000 + FUTURE_MS
 
     async def dead_letter(
         self, source: str, lane: str, rows: list[Entry], failures: dict[bytes, bytes]

@@ -19,7 +19,7 @@ import orjson
 from redis.asyncio import Redis
 
 from shared.infra.runtime import metrics, tracing
-from shared.infra.runtime.db import connection, transaction
+from shared.infra.runtime.db import session, transaction
 from shared.infra.runtime.redisclient import cluster
 from shared.infra.stream.durability import WAITAOF, Durability
 
@@ -192,7 +192,7 @@ class Relay:
         """Pipelined rounds while this replica holds the relay lock and Redis confirms with
         WAITAOF; returns when either stops, every round in flight settled."""
         moved = 0
-        async with connection(self.pool) as lead:
+        async with session(self.pool) as lead:  # reset in full on release
             if not await lead.fetchval("SELECT pg_try_advisory_lock($1)", self.lock_key):
                 return 0
             if await self._listen(lead):

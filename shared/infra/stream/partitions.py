@@ -70,6 +70,7 @@ class Partitioned(Settling):
         self.retry_at: dict[int, float] = {}  # a partition whose head failed waits till then
         self.where: dict[bytes, int] = {}  # the batch in hand: entry id -> its partition
         self.routed = asyncio.Event()  # this replica's router moved entries: look at once
+        self.full = False  # the last read took as many as it asked of some partition
         self.alive = 0  # replicas seen at the last renewal
         # After the replicas change, a replica short of its share renews every SETTLE_MS for
         # this long: about two renewals of the others, which give back their extra partitions.
@@ -141,7 +142,9 @@ class Partitioned(Settling):
             pipe.xrange(self.parts[p], count=count)
         where: dict[bytes, int] = {}
         entries: list[Entry] = []
+        self.full = False
         for p, rows in zip(ready, await pipe.execute(), strict=True):
+            self.full = self.full or len(rows) >= count
             for entry_id, fields in rows:
                 where[entry_id] = p
                 entries.append((entry_id, fields))
@@ -232,7 +235,11 @@ class Partitioned(Settling):
                     worked = await self.consume_once()
                 except Exception:
                     log.exception("ordered consumption of %s failed; will try again", self.stream)
-                if not worked:
+                # After a batch that emptied what it read, the lease holder reads again once
+                # its own router moved more (`routed`, cleared before the read: no move is
+                # missed), not at once to find nothing. Only the lease holder's router moves;
+                # had the lease passed unnoticed, the wait's timeout looks, as when idle.
+                if not worked or (self.routing and not self.full):
                     with contextlib.suppress(TimeoutError):
                         async with asyncio.timeout(self.settings.block_ms / 1000):
                             await self.routed.wait()

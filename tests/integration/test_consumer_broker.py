@@ -1,0 +1,72 @@
+"""A consumer group read by the service's own broker (as `running` starts it), on real Redis:
+each batch reaches the consumer as its entries, on the event loop, acknowledged by the
+consumer alone (manual acknowledgement)."""
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import anyio.to_thread
+import pytest
+from redis.asyncio import Redis
+
+from shared.infra.runtime.service import open_runtime
+from shared.infra.runtime.settings import Settings
+from shared.infra.stream.consumer import StreamConsumer
+from shared.infra.stream.messaging import Entry, Outcome
+from tests.support.streams import entries, xadd
+
+
+async def test_a_batch_is_handed_over_as_its_entries_on_the_loop_and_acknowledged_manually(
+    settings: Settings, redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hops: list[Callable[..., Any]] = []  # functions FastStream ran in a worker thread
+    run_sync = anyio.to_thread.run_sync
+
+    async def counted(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        hops.append(func)
+        return await run_sync(func, *args, **kwargs)
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", counted)
+    stream = settings.streams.key("toy.batches")
+    applied = await xadd(redis, stream, {"n": "1"})
+    failing = await xadd(redis, stream, {"n": "2"})
+    batches: list[list[Entry]] = []
+
+    async def process(entries: Sequence[Entry]) -> Outcome:
+        batches.append(list(entries))
+        return Outcome(ack=[applied], failed={failing: "boom"})
+
+    handled = asyncio.Event()
+    consumer = StreamConsumer(
+        redis=redis,
+        settings=settings,
+        stream=stream,
+        group="toy",
+        process=process,
+        after=handled.set,  # the batch settled
+        delete_applied=True,
+    )
+    await consumer.ensure_group()  # before the entries' ids are read: it starts at 0
+    rt = await open_runtime(settings, schema=f"toy_{uuid.uuid4().hex[:8]}")
+    consumer.register(rt.broker)
+    await rt.broker.start()
+    try:
+        await wait(handled.wait())
+    finally:
+        await rt.broker.stop()
+        await rt.pool.close()
+        await rt.redis.aclose()
+    assert batches == [[(applied, {b"n": b"1"}), (failing, {b"n": b"2"})]]
+    assert hops == []  # nothing per batch in a worker thread
+    # Acknowledged (and deleted) only what the consumer settled; the failed entry stays
+    # pending for the reclaimer, as FastStream never acknowledges on its own.
+    assert [e for e, _ in await entries(redis, stream)] == [failing]
+    pending = await redis.xpending_range(stream, "toy", min="-", max="+", count=10)
+    assert [p["message_id"] for p in pending] == [failing]
+
+
+async def wait(done: Awaitable[object]) -> None:
+    async with asyncio.timeout(10):
+        await done
