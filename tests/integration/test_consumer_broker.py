@@ -70,3 +70,33 @@ async def test_a_batch_is_handed_over_as_its_entries_on_the_loop_and_acknowledge
 async def wait(done: Awaitable[object]) -> None:
     async with asyncio.timeout(10):
         await done
+
+
+async def test_a_batch_whose_handling_raises_stays_pending_whole(
+    settings: Settings, redis: Redis
+) -> None:
+    stream = settings.streams.key("toy.raising")
+    ids = [await xadd(redis, stream, {"n": str(n)}) for n in range(3)]
+    called = asyncio.Event()
+
+    async def process(entries: Sequence[Entry]) -> Outcome:
+        called.set()
+        raise RuntimeError("the database went away")
+
+    consumer = StreamConsumer(
+        redis=redis, settings=settings, stream=stream, group="toy", process=process
+    )
+    await consumer.ensure_group()
+    rt = await open_runtime(settings, schema=f"toy_{uuid.uuid4().hex[:8]}")
+    consumer.register(rt.broker)
+    await rt.broker.start()
+    try:
+        await wait(called.wait())
+    finally:
+        await rt.broker.stop()  # waits for the batch in hand: its handling has ended
+        await rt.pool.close()
+        await rt.redis.aclose()
+    # Nothing acknowledged or deleted: every entry waits for the reclaimer, counted once.
+    assert [e for e, _ in await entries(redis, stream)] == ids
+    pending = await redis.xpending_range(stream, "toy", min="-", max="+", count=10)
+    assert [(p["message_id"], p["times_delivered"]) for p in pending] == [(i, 1) for i in ids]

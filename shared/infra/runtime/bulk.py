@@ -8,7 +8,8 @@ statement once per row; the rows land in the order given.
 `Statements` gathers several such writes and sends each group of them as ONE statement: each
 part a data-modifying CTE of `WITH s0 AS (...), s1 AS (...) SELECT`, one round trip for all.
 The parts of a statement all see the database as it was before it (none sees another's rows:
-an UPDATE misses a row a sibling inserts, and one row changed by two parts is an error), while
+an UPDATE misses a row a sibling inserts, and of two parts that change one row only one takes
+effect, silently), while
 foreign keys are checked when the whole statement ends. So only writes that read nothing
 another writes go together; `cut` (or `apart`) ends a statement, and those after it see its
 rows."""
