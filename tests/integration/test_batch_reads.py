@@ -67,13 +67,15 @@ async def test_a_fill_batch_makes_five_round_trips(
     first, second = [await account_with(db, settings.streams, "100000.00") for _ in range(2)]
     await effects.process([effect(first, "f-0")])  # the connection learns its types
     sent.clear()
-    outcome = await effects.process([effect(first, "f-1"), effect(second, "f-2")])
+    batch = [effect(first, "f-1"), effect(second, "f-2")]
+    outcome = await effects.process(batch)
     assert len(outcome.ack) == 2 and outcome.rejected == 0
     statements = [q for q in sent if not q.startswith(RESET)]
     assert len(statements) == 5, statements
     assert (statements[0], statements[-1]) == ("BEGIN;", "COMMIT;")
-    again = await effects.process([effect(first, "f-1")])  # its inbox row answers it
+    again = await effects.process(batch[:1])  # redelivered: its inbox row answers it
     assert len(again.ack) == 1 and again.rejected == 0
+    assert (outcome.emitted, again.emitted) == (7, 4)  # its 3 events again; an audit batch each
     held = await db.fetch("SELECT quantity FROM positions ORDER BY account_id")
     assert sorted(r["quantity"] for r in held) == [-2, -1]
 

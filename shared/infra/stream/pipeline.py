@@ -236,8 +236,8 @@ class Pipeline:
         lapsed: Mapping[bytes, Rejected],
     ) -> None:
         unit: Unit | None = None
-        if self.opens is not None:  # opened for every message its inbox row may not know
-            opening = [ev for i, ev in items if i not in lapsed]
+        opening = [ev for i, ev in items if i not in lapsed]  # those its inbox may not know
+        if self.opens is not None and opening:
             unit, known = await self.opens(conn, [ev for _, ev in items], opening)
         else:
             known = await inbox.known(conn, [ev for _, ev in items])
