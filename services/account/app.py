@@ -161,7 +161,7 @@ def _pipeline(
         Dispatch(table, streams, SOURCE, audited=True),
         source=SOURCE,
         reject_stream=streams.key(ACCOUNT_EVENTS),
-        unit=partial(AccountUnit.start, streams=streams),
+        opens=partial(AccountUnit.opened, streams=streams),
         limits=rt.settings.limits,
         guard=guard,
         streams=streams,

@@ -7,6 +7,7 @@ saw (`id > valued_through`), misses them and may report a drawdown that did not 
 
 import asyncio
 from decimal import Decimal
+from functools import partial
 from uuid import UUID
 
 import asyncpg
@@ -44,10 +45,9 @@ async def ops(uow: AccountUnit, ev: CloudEvent) -> list[Emit]:
 
 
 def replica(pool: asyncpg.Pool, settings: Settings) -> Pipeline:  # noqa: F811
-    async def unit(conn: asyncpg.Connection, batch: list[CloudEvent]) -> AccountUnit:
-        return await AccountUnit.start(conn, batch, settings.streams)
-
-    return Pipeline(pool, ops, source="tests", reject_stream="r", unit=unit)
+    """The account service's pipeline: its unit also reads the inbox (AccountUnit.opened)."""
+    opens = partial(AccountUnit.opened, streams=settings.streams)
+    return Pipeline(pool, ops, source="tests", reject_stream="r", opens=opens)
 
 
 async def in_id_order(pool: asyncpg.Pool, account: UUID) -> list[tuple[int, Decimal, Decimal]]:  # noqa: F811

@@ -5,11 +5,12 @@ entries not yet routed and routed but not yet applied)."""
 import asyncio
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 import pytest
 from prometheus_client import REGISTRY
-from redis.asyncio import Redis
+from redis.asyncio import ConnectionPool, Redis
+from redis.asyncio.connection import Connection
 
 from services.account.app import build as build_account
 from shared.contracts.streams import ACCOUNT_COMMANDS, ACCOUNT_EVENTS
@@ -198,3 +199,51 @@ async def test_after_a_batch_that_emptied_its_read_the_router_holder_waits_for_i
         part.stopped = True
         part.routed.set()
         await task
+
+
+class Noted(Connection):
+    """A connection that notes the name of every command it sends."""
+
+    sent: ClassVar[list[str]] = []
+
+    def pack_command(
+        self, *args: bytes | bytearray | memoryview | str | int | float
+    ) -> list[bytes]:
+        name = args[0]
+        self.sent.append(name.decode() if isinstance(name, bytes) else str(name))
+        return super().pack_command(*args)
+
+
+async def test_a_batch_is_read_from_every_held_partition_in_one_command(
+    settings: Settings, redis: Redis
+) -> None:
+    """One XREAD of the held partitions, whose reply names only those with entries; not a
+    command per partition, most of them empty at a paced load."""
+    own = settings.model_copy(update={"partitions": 8, "consumer": "reader"})
+    seen: list[tuple[list[bytes], dict[bytes, int]]] = []
+
+    async def applied(entries: Sequence[Entry]) -> Outcome:
+        seen.append(([i for i, _ in entries], dict(part.where)))
+        out = Outcome()
+        out.ack.extend(i for i, _ in entries)
+        return out
+
+    noted = Redis(connection_pool=ConnectionPool.from_url(own.redis_url, connection_class=Noted))
+    part = Partitioned(redis=noted, settings=own, stream=own.streams.key("read"), process=applied)
+    try:
+        await part.renew()
+        assert part.held == set(range(8))
+        # Ids from one sequence across the partitions, as the router gives them.
+        written = {
+            await xadd(redis, part.parts[p], {"n": str(n)}, id=f"{n + 1}-0"): p
+            for p, n in ((2, 0), (5, 1), (2, 2))
+        }
+        Noted.sent.clear()
+        assert await part.consume_once()
+        assert Noted.sent[0] == "XREAD" and "XRANGE" not in Noted.sent, Noted.sent
+        ((ids, where),) = seen
+        assert sorted(ids) == sorted(written) and where == written
+        assert [await redis.xlen(p) for p in part.parts] == [0] * 8  # applied, then deleted
+    finally:
+        await part.leave()
+        await noted.aclose()

@@ -11,6 +11,8 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+import asyncpg
+
 from services.account.domain import TransactionType
 from services.account.domain.marks import Marked, Quote, mark_all
 from services.account.domain.positions import Holding, Move
@@ -79,12 +81,26 @@ class BatchPositions:
         self.accounts.clear()
         self.quotes.clear()
 
+    async def start(self, conn: Sql, locked: Iterable[UUID]) -> None:
+        """The batch's named accounts (those of them `locked`) and the references it carries,
+        read together in one round trip once the batch holds its locks."""
+        ids = [i for i in self.named if i in locked]
+        if not ids and not self.wanted:
+            return
+        asked = list(dict.fromkeys(self.wanted))
+        rows, found = await ps.valued_and_claimed(conn, account_ids=ids, refs=asked)
+        self._loaded(rows, ())
+        self._claimed(asked, found)
+
     async def load(self, conn: Sql, account_id: UUID, unsent: Iterable[tuple[Any, ...]]) -> None:
         """`account_id` and the batch's other named accounts not loaded yet; `unsent`: ledger
         rows buffered but not in the database, whose money flows count too."""
         ids = [account_id, *(i for i in self.named if i != account_id and i not in self.accounts)]
+        self._loaded(await ps.valued(conn, account_ids=ids), unsent)
+
+    def _loaded(self, rows: Iterable[asyncpg.Record], unsent: Iterable[tuple[Any, ...]]) -> None:
         loaded: dict[UUID, Valued] = {}
-        for r in await ps.valued(conn, account_ids=ids):
+        for r in rows:
             v = loaded.get(r["account_id"])
             if v is None:
                 v = loaded[r["account_id"]] = Valued(
@@ -136,12 +152,7 @@ class BatchPositions:
         `entry`: (source, id) of the entry claiming it, kept with the claim."""
         if ref not in self.refs:
             asked = list(dict.fromkeys([ref, *(r for r in self.wanted if r not in self.refs)]))
-            found = await ledger.claimed_refs(conn, refs=asked)
-            for r in asked:
-                fp, *by = found.get(r) or (None, "", "")
-                self.refs[r] = fp
-                if by[1]:
-                    self.claimed_by[r] = (by[0], by[1])
+            self._claimed(asked, await ledger.claimed_refs(conn, refs=asked))
         prior = self.refs[ref]
         if prior is None:
             self.refs[ref] = fingerprint
@@ -150,6 +161,13 @@ class BatchPositions:
             out.refs.append((*ref, account_id, fingerprint, *entry))
             return "new"
         return "duplicate" if prior == fingerprint else "conflict"
+
+    def _claimed(self, asked: list[Ref], found: ledger.Claims) -> None:
+        for r in asked:
+            fp, *by = found.get(r) or (None, "", "")
+            self.refs[r] = fp
+            if by[1]:
+                self.claimed_by[r] = (by[0], by[1])
 
     def move(
         self,

@@ -44,6 +44,7 @@ from shared.contracts import lifecycle
 from shared.contracts.envelope import CloudEvent, new_event
 from shared.contracts.streams import ACCOUNT_EVENTS, Streams
 from shared.infra.runtime.bulk import Statements
+from shared.infra.stream import inbox
 from shared.infra.stream.messaging import AlreadyApplied
 from shared.infra.stream.unit import SqlUnit
 
@@ -78,16 +79,32 @@ class AccountUnit(SqlUnit):
     async def start(
         cls, conn: asyncpg.Connection, batch: list[CloudEvent], streams: Streams
     ) -> "AccountUnit":
+        unit, _ = await cls.opened(conn, [], batch, streams)
+        return unit
+
+    @classmethod
+    async def opened(
+        cls,
+        conn: asyncpg.Connection,
+        seen: list[CloudEvent],
+        batch: list[CloudEvent],
+        streams: Streams,
+    ) -> tuple["AccountUnit", inbox.Known]:
+        """The unit of `batch`, its accounts locked and its ledger ids reserved, with what the
+        inbox knows of `seen`, in one round trip; then, for a batch of fills, assignments or
+        expirations, their accounts' positions and value states and the references they
+        claim, in a second (read with the locks held, see accounts.lock_with_ids)."""
         unit = cls(conn, streams, batch)
         named = {_uuid(ev.data.get("account_id") or ev.subject) for ev in batch}
         # Enough ledger ids for the busiest command (an initialization books three rows).
-        locked, ids = await accounts.lock_with_ids(
-            conn, account_ids=[i for i in named if i], ids=3 * len(batch) + 8
+        locked, ids, known = await accounts.lock_with_ids(
+            conn, account_ids=[i for i in named if i], ids=3 * len(batch) + 8, seen=seen
         )
         for account, row in locked:
             unit.cached[account.id] = (account, row)
         unit.ids = list(reversed(ids))
-        return unit
+        await unit.positions.start(conn, unit.cached)
+        return unit, known
 
     @contextlib.asynccontextmanager
     async def command(self, ev: CloudEvent) -> AsyncIterator[None]:
@@ -162,7 +179,7 @@ class AccountUnit(SqlUnit):
         A lock taken now may have waited for another batch that booked rows meanwhile: the
         unused ledger ids are replaced by ones drawn after it (ids/lock_with_ids)."""
         if account_id not in self.cached:
-            found, ids = await accounts.lock_with_ids(
+            found, ids, _ = await accounts.lock_with_ids(
                 self.conn, account_ids=[account_id], ids=max(len(self.ids), SPARE_IDS)
             )
             self.ids = list(reversed(ids))

@@ -7,7 +7,8 @@ principal's entry with the same (source, id) is another key, never a conflict wi
 """
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import asyncpg
 
@@ -30,6 +31,10 @@ KNOWN = (
     " JOIN unnest($1::text[], $2::text[], $3::text[]) AS k (writer, source, id)"
     " ON i.source = k.source AND i.id = k.id AND i.writer IN (k.writer, '')"
 )
+KNOWN_COLUMNS = ("writer", "source", "id", "fingerprint", "outcome", "applied_by")  # in order
+# `KNOWN`'s rows as one array of records, for a statement that returns other rows beside them
+# (services/account/state/store/accounts.py): read through `known_from_records`.
+KNOWN_ARRAY = f"ARRAY(SELECT k FROM ({KNOWN}) AS k)"  # noqa: S608 (constants only)
 
 
 def keys_of(events: Sequence[CloudEvent]) -> tuple[list[str], list[str], list[str]]:
@@ -37,7 +42,7 @@ def keys_of(events: Sequence[CloudEvent]) -> tuple[list[str], list[str], list[st
     return [ev.writer for ev in events], [ev.source for ev in events], [ev.id for ev in events]
 
 
-def known_from(rows: Iterable[asyncpg.Record]) -> Known:
+def known_from(rows: Iterable[asyncpg.Record | Mapping[str, Any]]) -> Known:
     """`KNOWN`'s rows by key, in whatever order they come: where a key has both its writer's own
     row and a row of no writer, its own wins."""
     found: Known = {}
@@ -48,6 +53,11 @@ def known_from(rows: Iterable[asyncpg.Record]) -> Known:
         outcome = [tuple(e) for e in json.loads(r["outcome"])]
         found[key] = (r["fingerprint"], outcome, r["applied_by"])
     return found
+
+
+def known_from_records(records: Iterable[Sequence[Any]]) -> Known:
+    """`KNOWN_ARRAY`'s records (positional, as PostgreSQL's anonymous records decode)."""
+    return known_from(dict(zip(KNOWN_COLUMNS, r, strict=True)) for r in records)
 
 
 async def known(conn: asyncpg.Connection, events: list[CloudEvent]) -> Known:

@@ -16,10 +16,12 @@ import math
 import time
 import zlib
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from redis.asyncio import Redis
 
 from shared.infra.runtime import metrics
+from shared.infra.runtime.redisclient import cluster
 from shared.infra.runtime.settings import Settings
 from shared.infra.stream.lanes import Move, Registry, backoff
 from shared.infra.stream.leases import Leases
@@ -40,6 +42,10 @@ def account_of(fields: dict[bytes, bytes]) -> bytes:
         return str(data.get("account_id", "")).encode() if isinstance(data, dict) else b""
     except Exception:  # e.g. too deep to decode: partition 0, where the pipeline dead-letters it
         return b""
+
+
+def _bytes(key: bytes | str) -> bytes:
+    return key if isinstance(key, bytes) else key.encode()
 
 
 class Partitioned(Settling):
@@ -137,13 +143,10 @@ class Partitioned(Settling):
         if not ready:
             return False
         count = max(1, self.settings.batch_size // len(ready))
-        pipe = self.redis.pipeline(transaction=False)
-        for p in ready:
-            pipe.xrange(self.parts[p], count=count)
         where: dict[bytes, int] = {}
         entries: list[Entry] = []
         self.full = False
-        for p, rows in zip(ready, await pipe.execute(), strict=True):
+        for p, rows in await self.heads(ready, count):
             self.full = self.full or len(rows) >= count
             for entry_id, fields in rows:
                 where[entry_id] = p
@@ -152,6 +155,21 @@ class Partitioned(Settling):
             return False
         await self.handle(entries, where)
         return True
+
+    async def heads(self, ready: list[int], count: int) -> list[tuple[int, list[Entry]]]:
+        """Up to `count` of the oldest entries of each partition in `ready` that has any. On one
+        server, one XREAD of them all: the reply names only partitions with entries, where a
+        batch read while most partitions are empty (a paced load's batches of a few entries)
+        would otherwise send, and parse the answer of, an XRANGE per partition. A cluster
+        client asks a node for an XREAD's keys first (a round trip more): there, the XRANGEs."""
+        if cluster(self.redis) is None:
+            got: Any = await self.redis.xread({self.parts[p]: "0-0" for p in ready}, count=count)
+            index = {self.parts[p].encode(): p for p in ready}
+            return [(index[_bytes(key)], rows) for key, rows in got or []]
+        pipe = self.redis.pipeline(transaction=False)
+        for p in ready:
+            pipe.xrange(self.parts[p], count=count)
+        return list(zip(ready, await pipe.execute(), strict=True))
 
     async def handle(self, entries: Sequence[Entry], where: dict[bytes, int]) -> None:
         self.where = where

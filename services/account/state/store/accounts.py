@@ -2,7 +2,7 @@
 
 import functools
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -18,7 +18,9 @@ from services.account.domain import (
     apply_overrides,
     config_to_dict,
 )
+from shared.contracts.envelope import CloudEvent
 from shared.infra.runtime.bulk import Statements
+from shared.infra.stream import inbox
 from shared.infra.stream.unit import Sql
 
 Row = dict[str, Any]
@@ -171,26 +173,34 @@ LOCKED_COLUMNS = (
 
 
 async def lock_with_ids(
-    conn: Sql, *, account_ids: list[UUID], ids: int
-) -> tuple[list[tuple[Account, AccountRow]], list[int]]:
+    conn: Sql, *, account_ids: list[UUID], ids: int, seen: Sequence[CloudEvent] = ()
+) -> tuple[list[tuple[Account, AccountRow]], list[int], inbox.Known]:
     """Accounts locked, in id order so that concurrent batches cannot deadlock, then `ids`
-    ledger ids, ascending, as `ledger.reserve_ledger_ids` reserves them: in one round trip.
+    ledger ids, ascending, as `ledger.reserve_ledger_ids` reserves them, and what the inbox
+    knows of `seen` (`inbox.known`): in one round trip.
     The ids are drawn only once every lock is held (their count reads the locked rows): a batch
     that waited for a lock never books ids below rows another batch committed meanwhile, so an
-    account's ledger stays in id order and a valuation's `id > valued_through` sees every flow."""
+    account's ledger stays in id order and a valuation's `id > valued_through` sees every flow.
+    The inbox is read in the statement's snapshot, as a statement of its own before it would
+    read it: a key applied by a batch committing meanwhile fails this batch's inbox row, and
+    each entry is retried alone (shared/infra/stream/pipeline.py). What the batch reads of its
+    accounts' state is read after this statement, in a snapshot taken with the locks held."""
     rows = await conn.fetch(
         f"WITH l AS MATERIALIZED (SELECT {LOCKED_COLUMNS} FROM accounts a"
-        " JOIN portfolios p ON p.id = a.portfolio_id WHERE a.id = ANY($1::uuid[])"
+        " JOIN portfolios p ON p.id = a.portfolio_id WHERE a.id = ANY($4::uuid[])"
         " ORDER BY a.id FOR UPDATE OF a),"
         " r AS (SELECT array_agg(n ORDER BY n) AS ids FROM (SELECT"
         " nextval('transactions_id_seq') AS n"
-        " FROM generate_series(1, $2 + (SELECT 0 * count(*) FROM l)::int)) s)"
-        " SELECT r.ids, l.* FROM r LEFT JOIN l ON true",
+        " FROM generate_series(1, $5 + (SELECT 0 * count(*) FROM l)::int)) s)"
+        f" SELECT r.ids, CASE WHEN row_number() OVER () = 1 THEN {inbox.KNOWN_ARRAY} END"
+        " AS known, l.* FROM r LEFT JOIN l ON true",
+        *inbox.keys_of(seen),
         account_ids,
         ids,
     )
     locked = [(to_account(r), AccountRow.of(r)) for r in rows if r["id"] is not None]
-    return locked, [int(i) for i in rows[0]["ids"]]
+    known = inbox.known_from_records(rows[0]["known"])
+    return locked, [int(i) for i in rows[0]["ids"]], known
 
 
 def portfolio_values(

@@ -23,30 +23,43 @@ class LedgerRow:
     created_at: datetime  # business time
 
 
-async def claimed_refs(
-    conn: Sql, *, refs: list[tuple[str, str, str]]
-) -> dict[tuple[str, str, str], tuple[str, str, str]]:
+Ref = tuple[str, str, str]  # (producer, kind, reference)
+Claims = dict[Ref, tuple[str, str, str]]  # -> (fingerprint, entry source, entry id)
+# The claims answering references given as three text arrays ($1 producers, $2 kinds, $3
+# references), as one array of records: the producer's own claim, and one from before claims
+# were per producer (producer ''), which counts for every producer. Read by `claims_from`.
+CLAIMED = (
+    "ARRAY(SELECT (w.producer, w.kind, w.ref_id, t.producer = w.producer, t.fingerprint,"
+    " t.entry_source, t.entry_id) FROM trade_refs t"
+    " JOIN unnest($1::text[], $2::text[], $3::text[]) AS w (producer, kind, ref_id)"
+    " ON t.kind = w.kind AND t.ref_id = w.ref_id AND t.producer IN (w.producer, ''))"
+)
+
+
+def claim_args(refs: list[Ref]) -> tuple[list[str], list[str], list[str]]:
+    """The parameters of `CLAIMED` for `refs`."""
+    return [p for p, _, _ in refs], [k for _, k, _ in refs], [r for _, _, r in refs]
+
+
+def claims_from(records: list[tuple[Any, ...]]) -> Claims:
+    """`CLAIMED`'s records by reference, in whatever order they come: the producer's own claim
+    wins over one of no producer."""
+    found: Claims = {}
+    own: set[Ref] = set()
+    for producer, kind, ref_id, mine, fingerprint, source, entry_id in records:
+        ref = (producer, kind, ref_id)
+        if ref in own:
+            continue
+        if mine:
+            own.add(ref)
+        found[ref] = (fingerprint, source, entry_id)
+    return found
+
+
+async def claimed_refs(conn: Sql, *, refs: list[Ref]) -> Claims:
     """The fingerprint each (producer, kind, ref) already applied was applied with, and the
-    (source, id) of the entry that claimed it; a claim from before claims were per producer
-    (producer '') counts for every producer."""
-    rows = await conn.fetch(
-        "SELECT w.producer, w.kind, w.ref_id, t.fingerprint, t.entry_source, t.entry_id"
-        " FROM trade_refs t"
-        " JOIN unnest($1::text[], $2::text[], $3::text[]) AS w (producer, kind, ref_id)"
-        " ON t.kind = w.kind AND t.ref_id = w.ref_id AND t.producer IN (w.producer, '')"
-        " ORDER BY t.producer = w.producer",  # the producer's own claim last: it wins
-        [p for p, _, _ in refs],
-        [k for _, k, _ in refs],
-        [r for _, _, r in refs],
-    )
-    return {
-        (r["producer"], r["kind"], r["ref_id"]): (
-            r["fingerprint"],
-            r["entry_source"],
-            r["entry_id"],
-        )
-        for r in rows
-    }
+    (source, id) of the entry that claimed it (`CLAIMED`)."""
+    return claims_from(await conn.fetchval(f"SELECT {CLAIMED}", *claim_args(refs)))
 
 
 REF_ROW = [

@@ -14,6 +14,7 @@ from services.account.domain.marks import Quote, mark
 from services.account.domain.money import ZERO
 from services.account.domain.positions import Contract, Holding, Move
 from services.account.domain.reversal import Entry
+from services.account.state.store import ledger
 from shared.infra.runtime.bulk import Statements
 from shared.infra.stream.unit import Sql
 
@@ -67,12 +68,12 @@ async def holdings(conn: Sql, *, account_id: UUID) -> list[Holding]:
     return [_holding(r) for r in rows]
 
 
-async def valued(conn: Sql, *, account_ids: list[UUID]) -> list[asyncpg.Record]:
-    """What valuing the accounts needs, in one round trip: a row per position (one without a
-    position for an account that holds none) with its latest quote, beside the account's
-    drawdown peak and state, its violation count, and the money moved in or out since the peak
-    was last brought up to date (with the last ledger id that covers)."""
-    return await conn.fetch(
+def _valued(ids: str) -> str:
+    """What valuing the accounts whose ids are the parameter `ids` needs: a row per position
+    (one without a position for an account that holds none) with its latest quote, beside the
+    account's drawdown peak and state, its violation count, and the money moved in or out since
+    the peak was last brought up to date (with the last ledger id that covers)."""
+    return (
         "SELECT a.id AS account_id, a.peak_value, a.drawdown_breached, a.violations,"
         " coalesce(f.flows, 0) AS flows, coalesce(f.through, a.valued_through) AS through,"
         f" {', '.join('p.' + c for c in CONTRACT.split(', '))}, p.quantity, p.cost,"
@@ -82,9 +83,27 @@ async def valued(conn: Sql, *, account_ids: list[UUID]) -> list[asyncpg.Record]:
         " AND t.id > a.valued_through) f ON true"
         " LEFT JOIN positions p ON p.account_id = a.id LEFT JOIN LATERAL (SELECT bid, ask, last"
         " FROM quotes WHERE quotes.symbol = p.contract ORDER BY day DESC LIMIT 1) q ON true"
-        " WHERE a.id = ANY($1::uuid[])",
+        f" WHERE a.id = ANY({ids}::uuid[])"
+    )
+
+
+async def valued(conn: Sql, *, account_ids: list[UUID]) -> list[asyncpg.Record]:
+    """What valuing the accounts needs, in one round trip (`_valued`)."""
+    return await conn.fetch(_valued("$1"), account_ids)
+
+
+async def valued_and_claimed(
+    conn: Sql, *, account_ids: list[UUID], refs: list[ledger.Ref]
+) -> tuple[list[asyncpg.Record], ledger.Claims]:
+    """`valued` and `ledger.claimed_refs` in one round trip: the rows of the one, and the
+    other's claims (the first row carries them; there is always one)."""
+    rows = await conn.fetch(
+        f"SELECT v.*, CASE WHEN row_number() OVER () = 1 THEN {ledger.CLAIMED} END AS claimed"
+        f" FROM (SELECT 1) AS one LEFT JOIN ({_valued('$4')}) AS v ON true",
+        *ledger.claim_args(refs),
         account_ids,
     )
+    return [r for r in rows if r["account_id"] is not None], ledger.claims_from(rows[0]["claimed"])
 
 
 def holding_of(row: asyncpg.Record) -> Holding:
