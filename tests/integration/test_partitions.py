@@ -18,7 +18,7 @@ from shared.infra.runtime.settings import Settings
 from shared.infra.stream.messaging import Entry, Outcome
 from shared.infra.stream.partitions import Partitioned
 from shared.infra.stream.settle import HELD_SECONDS
-from tests.support.streams import ce, outcomes, xadd
+from tests.support.streams import ce, entries, outcomes, xadd
 from tests.support.tokens import Signer
 from tests.support.waiting import until
 
@@ -153,8 +153,9 @@ async def test_after_a_batch_that_emptied_its_read_the_router_holder_waits_for_i
     redis: Redis, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """No read that can only find nothing: the replica routing this stream learns of every
-    entry moved into its partitions from its own router. The next entry is still applied."""
-    own = settings.model_copy(update={"partitions": 4})
+    entry moved into its partitions from its own router. The next entry is applied once the
+    router's event wakes the consumer (waits long enough that a timeout would not be first)."""
+    own = settings.model_copy(update={"partitions": 4, "block_ms": 2000})
     steps: list[str | int] = []  # each read (how many entries it took), each wait for the router
     applied: list[bytes] = []
 
@@ -174,7 +175,9 @@ async def test_after_a_batch_that_emptied_its_read_the_router_holder_waits_for_i
     class Watched(asyncio.Event):
         async def wait(self) -> Literal[True]:
             steps.append("wait")
-            return await super().wait()
+            woken = await super().wait()
+            steps.append("woken")  # by the router's event, not the wait's timeout
+            return woken
 
     async def routing() -> bool:
         return part.routing
@@ -195,9 +198,47 @@ async def test_after_a_batch_that_emptied_its_read_the_router_holder_waits_for_i
         assert following[0] == "wait"  # not a read of the partitions it has just emptied
         await xadd(redis, part.stream, {"subject": "acct-b"})
         await until(done, equals=[b"acct-a", b"acct-b"])
+        # The read that took it followed the router's event, not a timeout's empty read.
+        assert steps[len(steps) - 1 - steps[::-1].index(1) - 1] == "woken"
     finally:
         part.stopped = True
         part.routed.set()
+        await task
+
+
+async def test_the_wait_for_the_router_ends_when_a_held_partitions_retry_falls_due(
+    settings: Settings,
+) -> None:
+    part = replica(settings, "r1")
+    part.clock = lambda: 100.0
+    part.held = {0, 1}
+    assert part.pause() == settings.block_ms / 1000
+    part.retry_at = {1: 100.004, 2: 100.001}  # partition 2 is another replica's
+    assert part.pause() == pytest.approx(0.004)
+    part.retry_at = {1: 99.0}  # fell due since the last read (which clears what it honours)
+    assert part.pause() == 0.0
+
+
+async def test_a_router_that_finds_its_lease_taken_stops_counting_on_its_own_moves(
+    redis: Redis, settings: Settings
+) -> None:
+    """Renewals far apart: only the move's own fence can tell the replica that the lease went
+    to another, and then its consumer reads as a replica that does not route."""
+    own = settings.model_copy(update={"partitions": 4, "partition_lease_ms": 60_000})
+    part = Partitioned(redis=redis, settings=own, stream=own.streams.key("fenced"), process=never)
+    task = asyncio.create_task(part.run())
+
+    async def routing() -> bool:
+        return part.routing
+
+    try:
+        await until(routing, what="the router lease")
+        await redis.set(part.router_key, "replica-b", px=60_000)  # taken over meanwhile
+        await xadd(redis, part.stream, {"subject": "acct-a"})
+        await until(routing, equals=False, what="the fence noticed")
+        assert len(await entries(redis, part.stream)) == 1  # not moved by this replica
+    finally:
+        part.stopped = True
         await task
 
 

@@ -359,6 +359,7 @@ class Move:
     # cap (WAITING_BURSTS): the wait is bounded (0: by the cap only).
     wait_ms: int = 0
     _turn: int = 0
+    fenced_out: bool = False  # a move found the router lease held by another: set, never reset
 
     async def once(self, block_ms: int | None) -> int:
         if self.fair:
@@ -460,6 +461,7 @@ class Move:
         result = await self.redis.eval(MOVE, len(keys), *keys, *args)
         moved = int(result[0])
         if moved < 0:  # the router lease passed to another replica
+            self.fenced_out = True
             return 0
         failures = dict(zip(result[2::2], result[3::2], strict=True))
         if failures:

@@ -142,6 +142,8 @@ class Partitioned(Settling):
         ready = [p for p in sorted(self.held) if self.retry_at.get(p, 0) <= now]
         if not ready:
             return False
+        for p in ready:  # a retry time passed is honoured by this read
+            self.retry_at.pop(p, None)
         count = max(1, self.settings.batch_size // len(ready))
         where: dict[bytes, int] = {}
         entries: list[Entry] = []
@@ -230,8 +232,12 @@ class Partitioned(Settling):
                     await asyncio.sleep(wait / 1000)
                 elif await self.route_once(block_ms=wait):
                     self.routed.set()
+                if self.mover.fenced_out:  # the lease passed: no longer told of every move
+                    self.mover.fenced_out = self.routing = False
+                    self.routed.set()
                 failures = 0
             except Exception:
+                self.routed.set()  # a move may have landed before the failure: look
                 failures += 1
                 metrics.ROUTE_FAILURES.labels(self.stream).inc()
                 log.exception("routing of %s failed; will try again", self.stream)
@@ -255,16 +261,25 @@ class Partitioned(Settling):
                     log.exception("ordered consumption of %s failed; will try again", self.stream)
                 # After a batch that emptied what it read, the lease holder reads again once
                 # its own router moved more (`routed`, cleared before the read: no move is
-                # missed), not at once to find nothing. Only the lease holder's router moves;
-                # had the lease passed unnoticed, the wait's timeout looks, as when idle.
+                # missed; set too when a routing round failed or found the lease gone), not at
+                # once to find nothing. Only the lease holder's router moves; had the lease
+                # passed unnoticed, the wait's timeout looks, as when idle.
                 if not worked or (self.routing and not self.full):
                     with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(self.settings.block_ms / 1000):
+                        async with asyncio.timeout(self.pause()):
                             await self.routed.wait()
         finally:
             await asyncio.wait([router], timeout=(self.settings.block_ms / 1000) + 5)
             router.cancel()
             await self.leave()
+
+    def pause(self) -> float:
+        """Seconds to wait for the router before reading again: `block_ms`, or less when a held
+        partition's retry time falls sooner (its head is read again then, not a wait later); none
+        when one fell due since the last read."""
+        now = self.clock()
+        due = [t - now for p, t in self.retry_at.items() if p in self.held]
+        return max(0.0, min([self.settings.block_ms / 1000, *due]))
 
     async def leave(self) -> None:
         """Give every lease back at once, so the other replicas take over without waiting."""
