@@ -16,6 +16,7 @@ from starlette.routing import BaseRoute
 
 from services.security import audit, crypto, heads, http, metrics, store
 from services.security.admin import Admin
+from services.security.audit_reader import AuditConsumer
 from services.security.chain import Head
 from services.security.grants import Authority
 from services.security.passwords import Passwords
@@ -25,7 +26,6 @@ from shared.contracts.trust import SECURITY, SERVICES
 from shared.infra.runtime import logs
 from shared.infra.runtime.db import migrate
 from shared.infra.runtime.service import Runtime, open_runtime, serve_until_stopped
-from shared.infra.stream.consumer import StreamConsumer
 from shared.infra.stream.pipeline import Pipeline
 from shared.infra.stream.retention import Retained
 from shared.infra.trust.guards import signed_by
@@ -123,7 +123,8 @@ async def build(settings: SecuritySettings) -> Service:
         streams=settings.streams,
     )
     rt.consumers.append(
-        StreamConsumer(
+        AuditConsumer(
+            linger=settings.audit_linger_ms / 1000,
             redis=rt.redis,
             settings=settings,
             stream=settings.streams.key(AUDIT),

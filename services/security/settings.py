@@ -2,7 +2,7 @@
 
 from datetime import timedelta
 
-from pydantic import Field, PositiveInt, SecretStr
+from pydantic import Field, NonNegativeInt, PositiveInt, SecretStr
 
 from shared.infra.runtime.settings import Duration, Settings
 
@@ -24,6 +24,10 @@ class SecuritySettings(Settings):
     # Seconds between publications of the chain's (signed) head while it grows: rows written
     # after the last head are the only ones whose loss a head cannot show.
     audit_head_every: PositiveInt = 2
+    # Milliseconds a batch of the audit stream smaller than a full read waits for the entries
+    # behind it, read with it (services/security/audit_reader.py); 0: none. Well within
+    # ALLUSE_AUDIT_HEAD_EVERY, and nothing waits on the chain.
+    audit_linger_ms: NonNegativeInt = 200
     # Seconds between the audit records that sum up token requests refused before anyone was
     # identified (services/security/failures.py); each is counted in a metric at once.
     unauthenticated_audit_every: PositiveInt = 60

@@ -4,7 +4,7 @@ however often and in whichever batch it comes."""
 
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict
 from redis.asyncio import Redis
 
 from services.security import app, audit
+from services.security.audit_reader import AuditConsumer
 from services.security.settings import SecuritySettings
 from shared.contracts.envelope import LIMITS, new_event
 from shared.contracts.messages import AUDIT_BATCH, AUDIT_RECORDED, COMMAND_REJECTED
@@ -23,6 +24,7 @@ from shared.contracts.streams import AUDIT
 from shared.infra.runtime.db import create_pool, migrate
 from shared.infra.runtime.settings import Settings
 from shared.infra.stream.consumer import StreamConsumer
+from shared.infra.stream.messaging import Entry, Outcome
 from shared.infra.stream.outbox import Relay
 from shared.infra.stream.pipeline import Dispatch, Pipeline, Route
 from shared.infra.stream.retention import prune_inbox
@@ -305,3 +307,34 @@ async def test_a_command_applied_again_after_the_window_is_audited_again_once(
     assert await audited.toy.fetchval("SELECT value FROM counter") == Decimal("5.00")  # c-1 twice
     await _tamper(audited.chain, aged, window)  # as they were chained: the chain holds
     assert await audit.verify(audited.chain) == (5, None)
+
+
+async def test_a_small_batch_takes_along_the_audit_entries_behind_it_each_chained_once(
+    audited: Audited,
+) -> None:
+    for cid in ("c-1", "c-2", "c-3"):  # three batches of the toy service: three entries
+        await audited.apply(cid)
+    batches: list[list[bytes]] = []
+
+    async def process(got: Sequence[Entry]) -> Outcome:
+        batches.append([entry_id for entry_id, _ in got])
+        return await audited.security.process(got)
+
+    security = AuditConsumer(
+        linger=0.001,
+        redis=audited.redis,
+        settings=audited.settings,
+        stream=audited.security.stream,
+        group="security-audit",
+        process=process,
+    )
+    consumer = audited.settings.consumer
+    first = await read_group(audited.redis, "security-audit", consumer, security.stream, count=1)
+    await security.handle(first)  # as the subscriber hands over what one read returned
+
+    ids = [entry_id for entry_id, _ in await entries(audited.redis, security.stream)]
+    assert batches == [ids]  # the two entries behind it went in the same batch, in order
+    assert [r["cause"] for r in await audited.rows()] == ["c-1", "c-2", "c-3"]
+    assert await audit.verify(audited.chain) == (3, None)
+    pending = await audited.redis.xpending(security.stream, "security-audit")
+    assert pending["pending"] == 0  # all three acknowledged with their batch
