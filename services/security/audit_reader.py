@@ -13,10 +13,11 @@ redelivered batch (the reclaimer's) does not wait.
 import asyncio
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any, cast
+from typing import Any
 
 from redis.exceptions import RedisError
 
+from shared.infra.runtime.redisclient import streams_read
 from shared.infra.stream.consumer import StreamConsumer
 from shared.infra.stream.messaging import Entry
 
@@ -47,4 +48,4 @@ class AuditConsumer(StreamConsumer):
         except RedisError as exc:
             log.warning("reading more of %s failed (%s); chaining what was read", self.stream, exc)
             return []
-        return [e for _, batch in cast(list[tuple[bytes, list[Entry]]], got or []) for e in batch]
+        return [e for _, batch in streams_read(got) for e in batch]

@@ -16,6 +16,17 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 
 CLUSTER = "+cluster"
+Rows = list[tuple[bytes, dict[bytes, bytes]]]  # a stream's entries as redis-py gives them
+
+
+def streams_read(reply: Any) -> list[tuple[bytes | str, Rows]]:
+    """An XREAD or XREADGROUP reply as (stream key, its entries), whichever protocol the URL
+    asked for: RESP2 gives a list of [key, entries], RESP3 a map of key -> [entries]."""
+    if not reply:
+        return []
+    if isinstance(reply, dict):
+        return [(key, [e for part in parts for e in part]) for key, parts in reply.items()]
+    return [(key, rows) for key, rows in reply]
 
 
 def is_cluster(url: str) -> bool:

@@ -36,6 +36,7 @@ from shared.contracts.streams import (
 )
 from shared.contracts.trust import SOURCES
 from shared.infra.runtime import metrics
+from shared.infra.runtime.redisclient import streams_read
 from shared.infra.runtime.settings import Settings
 from shared.infra.stream.consumer import StreamConsumer
 from shared.infra.stream.limits import Buckets
@@ -369,7 +370,7 @@ class Move:
             dict.fromkeys(sources, "0-0"), count=self.batch, block=block_ms
         )
         moved = 0
-        for key, rows in got or []:
+        for key, rows in streams_read(got):
             source = key.decode() if isinstance(key, bytes) else str(key)
             moved += await self.move(source, sources.get(source, ""), rows)
         return moved
@@ -383,7 +384,10 @@ class Move:
         sources = await self.sources()  # a lane out of tokens too: its wait is bounded
         got: Any = await self.redis.xread(dict.fromkeys(sources, "0-0"), count=room, block=block_ms)
         found = sorted(
-            ((k.decode() if isinstance(k, bytes) else str(k), rows) for k, rows in got or []),
+            (
+                (k.decode() if isinstance(k, bytes) else str(k), rows)
+                for k, rows in streams_read(got)
+            ),
             key=lambda pair: sources.get(pair[0], ""),
         )
         self._turn += 1  # the first lane served rotates from round to round

@@ -21,7 +21,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from shared.infra.runtime import metrics
-from shared.infra.runtime.redisclient import cluster
+from shared.infra.runtime.redisclient import cluster, streams_read
 from shared.infra.runtime.settings import Settings
 from shared.infra.stream.lanes import Move, Registry, backoff
 from shared.infra.stream.leases import Leases
@@ -167,7 +167,7 @@ class Partitioned(Settling):
         if cluster(self.redis) is None:
             got: Any = await self.redis.xread({self.parts[p]: "0-0" for p in ready}, count=count)
             index = {self.parts[p].encode(): p for p in ready}
-            return [(index[_bytes(key)], rows) for key, rows in got or []]
+            return [(index[_bytes(key)], rows) for key, rows in streams_read(got)]
         pipe = self.redis.pipeline(transaction=False)
         for p in ready:
             pipe.xrange(self.parts[p], count=count)

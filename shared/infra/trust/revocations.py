@@ -23,6 +23,7 @@ from redis.asyncio import Redis
 
 from shared.contracts.trust import REVOKED, owner
 from shared.infra.runtime import metrics
+from shared.infra.runtime.redisclient import streams_read
 from shared.infra.stream.messaging import Rejected, dead_letter_fields
 from shared.infra.trust.keys import KeySet, KeysUnavailable
 from shared.infra.trust.signing import signer_of, text_fields
@@ -77,7 +78,7 @@ class Revocations:
         """Read what is new (waiting up to block_ms when given); returns the entries applied."""
         reply: Any = await self.redis.xread({self.stream: self.last_id}, count=1000, block=block_ms)
         n = 0
-        for _, entries in reply.items() if isinstance(reply, dict) else reply:  # RESP3 or RESP2
+        for _, entries in streams_read(reply):
             for entry_id, fields in entries:
                 # KeysUnavailable: this entry (and those after it) wait
                 problem = await self.refusal(fields) or self.apply(fields)
