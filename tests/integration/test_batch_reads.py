@@ -17,14 +17,16 @@ from services.account import app
 from services.account.handlers import trades
 from services.account.handlers.effects import TradeEffect
 from services.account.handlers.router import EFFECTS
+from services.account.state.store import accounts, ledger, positions
 from services.account.state.uow import AccountUnit
-from shared.contracts.envelope import CloudEvent
-from shared.infra.runtime.db import migrate
+from shared.contracts.envelope import CloudEvent, decode
+from shared.infra.runtime.db import migrate, transaction
 from shared.infra.runtime.service import Runtime
 from shared.infra.runtime.settings import Settings
+from shared.infra.stream import inbox
 from shared.infra.stream.messaging import Emit
 from shared.infra.stream.pipeline import Pipeline
-from tests.integration.test_account_unit import account_with, fill, pool  # noqa: F401
+from tests.integration.test_account_unit import account_with, entry, fill, pool  # noqa: F401
 from tests.integration.test_ledger_order import until_waiting_for_a_lock
 
 RESET = "SELECT pg_advisory_unlock_all()"  # the pool's reset of a released connection
@@ -135,3 +137,70 @@ async def test_a_fill_batch_that_waited_for_its_account_builds_on_what_was_commi
     assert row is not None
     assert row["balance"] == sum(r["amount"] for r in ledger)
     assert row["valued_through"] == ledger[-1]["id"]
+
+
+async def test_the_batch_reads_answer_as_the_plain_reads_do_old_rows_included(
+    pool: asyncpg.Pool,  # noqa: F811
+    settings: Settings,
+) -> None:
+    """The lock statement's inbox records and the state read's claims are decoded by position:
+    each must answer as the plain reads (by name) do, rows written before keys and claims
+    named their writer included (such a row answers every writer; a key's own row wins)."""
+    x = await account_with(pool, settings.streams, "100.00")
+    evs = []
+    for _ in range(4):
+        ev = decode(entry(account_id=str(x), amount="1")[1])
+        ev.verified_as("a", "client")
+        evs.append(ev)
+    for writer, ev, fingerprint in [
+        ("client:a", evs[0], "f-own"),
+        ("", evs[1], "f-no-writer"),
+        ("", evs[2], "f-old"),
+        ("client:a", evs[2], "f-new"),
+    ]:
+        await pool.execute(
+            "INSERT INTO inbox (writer, source, id, type, fingerprint, outcome)"
+            " VALUES ($1, $2, $3, 't', $4, $5)",
+            writer,
+            ev.source,
+            ev.id,
+            fingerprint,
+            f'[["s", {{"n": "{fingerprint}"}}]]',
+        )
+    for producer, ref, fingerprint, source, entry_id in [
+        ("p", "r1", "own", "s", "1"),
+        ("", "r2", "no-producer", "", ""),
+        ("", "r3", "old", "s", "o"),
+        ("p", "r3", "new", "s", "n"),
+    ]:
+        await pool.execute(
+            "INSERT INTO trade_refs (producer, kind, ref_id, account_id, fingerprint,"
+            " entry_source, entry_id) VALUES ($1, 'fill', $2, $3, $4, $5, $6)",
+            producer,
+            ref,
+            x,
+            fingerprint,
+            source,
+            entry_id,
+        )
+    refs = [("p", "fill", r) for r in ("r1", "r2", "r3", "r4")]
+    async with transaction(pool) as conn:
+        _, _, known = await accounts.lock_with_ids(conn, account_ids=[x], ids=3, seen=evs)
+        by_name = await inbox.known(conn, evs)
+        _, claims = await positions.valued_and_claimed(conn, account_ids=[x], refs=refs)
+        claims_by_name = await ledger.claimed_refs(conn, refs=refs)
+    assert known == by_name
+    assert {k: (f, w) for k, (f, _, w) in known.items()} == {
+        evs[0].key: ("f-own", "client:a"),
+        evs[1].key: ("f-no-writer", ""),
+        evs[2].key: ("f-new", "client:a"),
+    }
+    assert (
+        claims
+        == claims_by_name
+        == {
+            refs[0]: ("own", "s", "1"),
+            refs[1]: ("no-producer", "", ""),
+            refs[2]: ("new", "s", "n"),
+        }
+    )

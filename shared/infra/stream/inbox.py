@@ -25,13 +25,22 @@ Known = dict[Key, tuple[str, list[Emit], str]]  # key -> (fingerprint, outcome, 
 # answers every writer of its (source, id) until the deduplication window forgets it, so an
 # upgrade never applies an entry twice. Read through `known_from`; a statement that reads
 # more beside them (services/integration/store.py) composes this one.
+_KNOWN_SELECT = (  # (name, expression): the names and their order are one list
+    ("writer", "k.writer"),
+    ("source", "k.source"),
+    ("id", "k.id"),
+    ("fingerprint", "i.fingerprint"),
+    ("outcome", "i.outcome"),
+    ("applied_by", "i.writer"),
+)
+KNOWN_COLUMNS = tuple(name for name, _ in _KNOWN_SELECT)  # as KNOWN_ARRAY's records hold them
 KNOWN = (
-    "SELECT k.writer, k.source, k.id, i.fingerprint, i.outcome, i.writer AS applied_by"
-    " FROM inbox i"
+    "SELECT "  # noqa: S608 (constants only)
+    + ", ".join(f"{expression} AS {name}" for name, expression in _KNOWN_SELECT)
+    + " FROM inbox i"
     " JOIN unnest($1::text[], $2::text[], $3::text[]) AS k (writer, source, id)"
     " ON i.source = k.source AND i.id = k.id AND i.writer IN (k.writer, '')"
 )
-KNOWN_COLUMNS = ("writer", "source", "id", "fingerprint", "outcome", "applied_by")  # in order
 # `KNOWN`'s rows as one array of records, for a statement that returns other rows beside them
 # (services/account/state/store/accounts.py): read through `known_from_records`.
 KNOWN_ARRAY = f"ARRAY(SELECT k FROM ({KNOWN}) AS k)"  # noqa: S608 (constants only)
