@@ -49,15 +49,7 @@ async def test_a_batch_is_handed_over_as_its_entries_on_the_loop_and_acknowledge
         delete_applied=True,
     )
     await consumer.ensure_group()  # before the entries' ids are read: it starts at 0
-    rt = await open_runtime(settings, schema=f"toy_{uuid.uuid4().hex[:8]}")
-    consumer.register(rt.broker)
-    await rt.broker.start()
-    try:
-        await wait(handled.wait())
-    finally:
-        await rt.broker.stop()
-        await rt.pool.close()
-        await rt.redis.aclose()
+    await read_by_the_broker(settings, consumer, handled.wait())
     assert batches == [[(applied, {b"n": b"1"}), (failing, {b"n": b"2"})]]
     assert hops == []  # nothing per batch in a worker thread
     # Acknowledged (and deleted) only what the consumer settled; the failed entry stays
@@ -65,6 +57,22 @@ async def test_a_batch_is_handed_over_as_its_entries_on_the_loop_and_acknowledge
     assert [e for e, _ in await entries(redis, stream)] == [failing]
     pending = await redis.xpending_range(stream, "toy", min="-", max="+", count=10)
     assert [p["message_id"] for p in pending] == [failing]
+
+
+async def read_by_the_broker(
+    settings: Settings, consumer: StreamConsumer, done: Awaitable[object]
+) -> None:
+    """`consumer` read by a service's own broker until `done`; the broker stopped after,
+    which waits for the batch in hand: its handling has ended when this returns."""
+    rt = await open_runtime(settings, schema=f"toy_{uuid.uuid4().hex[:8]}")
+    consumer.register(rt.broker)
+    await rt.broker.start()
+    try:
+        await wait(done)
+    finally:
+        await rt.broker.stop()
+        await rt.pool.close()
+        await rt.redis.aclose()
 
 
 async def wait(done: Awaitable[object]) -> None:
@@ -87,15 +95,7 @@ async def test_a_batch_whose_handling_raises_stays_pending_whole(
         redis=redis, settings=settings, stream=stream, group="toy", process=process
     )
     await consumer.ensure_group()
-    rt = await open_runtime(settings, schema=f"toy_{uuid.uuid4().hex[:8]}")
-    consumer.register(rt.broker)
-    await rt.broker.start()
-    try:
-        await wait(called.wait())
-    finally:
-        await rt.broker.stop()  # waits for the batch in hand: its handling has ended
-        await rt.pool.close()
-        await rt.redis.aclose()
+    await read_by_the_broker(settings, consumer, called.wait())
     # Nothing acknowledged or deleted: every entry waits for the reclaimer, counted once.
     assert [e for e, _ in await entries(redis, stream)] == ids
     pending = await redis.xpending_range(stream, "toy", min="-", max="+", count=10)

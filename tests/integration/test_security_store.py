@@ -63,6 +63,17 @@ async def _records(pool: asyncpg.Pool, n: int) -> None:
                 await audit.append(conn, action="test.happened", actor=f"u{i}", details={"i": i})
 
 
+def audit_pipeline(pool: asyncpg.Pool, settings: Settings) -> Pipeline:
+    """The security service's pipeline of the audit stream, on `pool`."""
+    return Pipeline(
+        pool,
+        audit.on_audit_event,
+        source=audit.SOURCE,
+        reject_stream=settings.streams.dlq(AUDIT),
+        unit=audit.AuditUnit.within(settings.dedup_window),
+    )
+
+
 async def _tamper(pool: asyncpg.Pool, sql: str, *args: object) -> None:
     """As a superuser can: bypass the append-only trigger, change history, restore the trigger."""
     async with pool.acquire() as conn, conn.transaction():
@@ -120,13 +131,7 @@ async def test_audit_events_from_other_services_are_stored_once(
     private: Private, settings: Settings, redis: Redis
 ) -> None:
     pool, _, _ = private
-    pipeline = Pipeline(
-        pool,
-        audit.on_audit_event,
-        source=audit.SOURCE,
-        reject_stream=settings.streams.dlq(AUDIT),
-        unit=audit.AuditUnit.within(settings.dedup_window),
-    )
+    pipeline = audit_pipeline(pool, settings)
     consumer = StreamConsumer(
         redis=redis,
         settings=settings,
@@ -192,13 +197,7 @@ async def test_a_batch_of_records_costs_the_chain_two_statements(
     pool = await asyncpg.create_pool(
         settings.database_url, server_settings={"search_path": schema}, init=logged
     )
-    pipeline = Pipeline(
-        pool,
-        audit.on_audit_event,
-        source=audit.SOURCE,
-        reject_stream=settings.streams.dlq(AUDIT),
-        unit=audit.AuditUnit.within(settings.dedup_window),
-    )
+    pipeline = audit_pipeline(pool, settings)
     batch: list[Entry] = []
     for actor in ("user-1", "user-2", "user-3"):
         _, fields = audit_event(
