@@ -78,6 +78,7 @@ async def test_a_fill_batch_makes_five_round_trips(
     again = await effects.process(batch[:1])  # redelivered: its inbox row answers it
     assert len(again.ack) == 1 and again.rejected == 0
     assert (outcome.emitted, again.emitted) == (7, 4)  # its 3 events again; an audit batch each
+    assert (outcome.outboxed, again.outboxed) == (7, 4)  # all through the outbox: the relay's
     held = await db.fetch("SELECT quantity FROM positions ORDER BY account_id")
     assert sorted(r["quantity"] for r in held) == [-2, -1]
 

@@ -45,9 +45,15 @@ async def test_a_batch_is_handed_over_as_its_entries_on_the_loop_and_acknowledge
         stream=stream,
         group="toy",
         process=process,
-        after=handled.set,  # the batch settled
         delete_applied=True,
     )
+    settle = consumer.settle
+
+    async def settled(entry_ids: Sequence[bytes]) -> None:
+        await settle(entry_ids)
+        handled.set()  # the batch settled
+
+    consumer.settle = settled  # type: ignore[method-assign]
     await consumer.ensure_group()  # before the entries' ids are read: it starts at 0
     await read_by_the_broker(settings, consumer, handled.wait())
     assert batches == [[(applied, {b"n": b"1"}), (failing, {b"n": b"2"})]]
@@ -100,3 +106,30 @@ async def test_a_batch_whose_handling_raises_stays_pending_whole(
     assert [e for e, _ in await entries(redis, stream)] == ids
     pending = await redis.xpending_range(stream, "toy", min="-", max="+", count=10)
     assert [(p["message_id"], p["times_delivered"]) for p in pending] == [(i, 1) for i in ids]
+
+
+async def test_the_relay_is_woken_only_after_a_batch_that_left_it_outbox_rows(
+    settings: Settings, redis: Redis
+) -> None:
+    """`after` is the relay's wake-up: a batch forwarded or republished straight to Redis
+    (no outbox row) would only make it read an empty outbox."""
+    stream = settings.streams.key("toy.wake")
+    straight, through = [await xadd(redis, stream, {"n": str(n)}) for n in range(2)]
+    outcomes = {
+        straight: Outcome(ack=[straight], emitted=1),
+        through: Outcome(ack=[through], emitted=2, outboxed=2),
+    }
+
+    async def process(entries: Sequence[Entry]) -> Outcome:
+        return outcomes[entries[0][0]]
+
+    woken: list[bytes] = []
+    consumer = StreamConsumer(
+        redis=redis, settings=settings, stream=stream, group="toy", process=process
+    )
+    consumer.after = lambda: woken.append(b"relay")
+    await consumer.ensure_group()
+    await consumer.handle_batch([(straight, {b"n": b"0"})], {})
+    assert woken == []
+    await consumer.handle_batch([(through, {b"n": b"1"})], {})
+    assert woken == [b"relay"]

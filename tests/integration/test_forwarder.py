@@ -136,12 +136,14 @@ async def test_a_fill_forwarded_again_after_a_crash_before_its_ack_is_booked_onc
 ) -> None:
     sent = await fwd.send(fwd.fill())
     batch = await fwd.read()
-    await fwd.consumer.process(batch)  # forwarded, then the service dies before acknowledging
-    # Applied, though this service's relay never ran: written here, not through the outbox.
+    forwarded = await fwd.consumer.process(batch)  # then the service dies before acknowledging
+    # Applied, though this service's relay never ran: written here, not through the outbox
+    # (so the batch does not wake the relay: it left nothing for it).
     applied, signer = await fwd.outcome(sent)
     assert applied["type"] == ENTRY_APPLIED, applied
     assert signer == ACCOUNT
     assert await fwd.outbox() == 0
+    assert (forwarded.emitted, forwarded.outboxed) == (1, 0)
     assert await fwd.integration.pool.fetchval("SELECT count(*) FROM inbox") == 0
 
     await fwd.consumer.handle(batch)  # redelivered after the restart: forwarded again, acked

@@ -57,6 +57,9 @@ class Outcome:
     answers: dict[bytes, Answer] = field(default_factory=dict)
     emitted: int = 0
     rejected: int = 0
+    # Outbox rows the batch committed (part of `emitted`): the relay has something to publish.
+    # Entries forwarded or republished straight to Redis leave none.
+    outboxed: int = 0
 
 
 LETTER_FIELDS = (

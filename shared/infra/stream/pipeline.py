@@ -109,7 +109,7 @@ class Pipeline:
         good, lapsed = await self.admit(entries, out)
         if not good:
             return out
-        refusals = (out.emitted, out.rejected)
+        refusals = (out.emitted, out.rejected, out.outboxed)
         try:
             # A batch's transaction serves entries of many traces: linked to each, child of none.
             with tracing.span("db transaction", links=[ev for _, ev in good]):
@@ -120,7 +120,7 @@ class Pipeline:
             # One bad apple must not hold the batch hostage: retry each on its own. What still
             # fails stays pending, to be reclaimed and, after enough tries, dead-lettered.
             log.warning("batch of %d failed; retrying one by one", len(good), exc_info=True)
-            out.emitted, out.rejected = refusals
+            out.emitted, out.rejected, out.outboxed = refusals
             for item in good:
                 try:
                     async with transaction(self.pool) as conn:
@@ -164,6 +164,7 @@ class Pipeline:
             return False
         out.rejected += 1
         out.emitted += 1
+        out.outboxed += 1
         return True
 
     async def admit(
@@ -226,6 +227,7 @@ class Pipeline:
             out.ack.extend(refused_ids)
             out.rejected += len(refused_ids)
             out.emitted += len(refused)
+            out.outboxed += len(refused)
         return good, lapsed
 
     async def _apply(
@@ -310,6 +312,7 @@ class Pipeline:
         inbox.insert_outbox(writes, outbox)
         await writes.send(conn)
         out.emitted += len(outbox)
+        out.outboxed += len(outbox)
 
     async def _handle(
         self, unit: Unit, ev: CloudEvent, out: Outcome

@@ -65,6 +65,7 @@ class Settling:
         after: Callable[[], None],
     ) -> None:
         self.redis, self.settings, self.stream = redis, settings, stream
+        # Called after a batch that committed outbox rows: the relay's wake-up (service.py).
         self.process, self.after = process, after
         self.dlq = f"{stream}.dlq"  # public: a slot of its own
         self.signer: EntrySigner | None = None  # signs dead letters and outcomes (running())
@@ -135,7 +136,8 @@ class Settling:
         metrics.CONSUMED.labels(self.stream).inc(len(outcome.ack))
         metrics.REJECTED.labels(self.stream).inc(outcome.rejected)
         metrics.LATENCY.labels(self.stream).observe(time.perf_counter() - started)
-        self.after()
+        if outcome.outboxed:  # the relay publishes them now, not at the commits' notification
+            self.after()
         return outcome
 
     async def dead_letter(self, letters: Sequence[Letter]) -> None:
