@@ -19,14 +19,16 @@ CLUSTER = "+cluster"
 Rows = list[tuple[bytes, dict[bytes, bytes]]]  # a stream's entries as redis-py gives them
 
 
-def streams_read(reply: Any) -> list[tuple[bytes | str, Rows]]:
+def streams_read(reply: Any) -> list[tuple[str, Rows]]:
     """An XREAD or XREADGROUP reply as (stream key, its entries), whichever protocol the URL
     asked for: RESP2 gives a list of [key, entries], RESP3 a map of key -> [entries]."""
     if not reply:
         return []
     if isinstance(reply, dict):
-        return [(key, [e for part in parts for e in part]) for key, parts in reply.items()]
-    return [(key, rows) for key, rows in reply]
+        pairs = [(key, [e for part in parts for e in part]) for key, parts in reply.items()]
+    else:
+        pairs = [(key, rows) for key, rows in reply]
+    return [(key.decode() if isinstance(key, bytes) else str(key), rows) for key, rows in pairs]
 
 
 def is_cluster(url: str) -> bool:

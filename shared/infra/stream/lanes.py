@@ -360,7 +360,8 @@ class Move:
     # cap (WAITING_BURSTS): the wait is bounded (0: by the cap only).
     wait_ms: int = 0
     _turn: int = 0
-    fenced_out: bool = False  # a move found the router lease held by another: set, never reset
+    # A move found the router lease held by another; whoever routes with it clears it on seeing.
+    fenced_out: bool = False
 
     async def once(self, block_ms: int | None) -> int:
         if self.fair:
@@ -370,8 +371,7 @@ class Move:
             dict.fromkeys(sources, "0-0"), count=self.batch, block=block_ms
         )
         moved = 0
-        for key, rows in streams_read(got):
-            source = key.decode() if isinstance(key, bytes) else str(key)
+        for source, rows in streams_read(got):
             moved += await self.move(source, sources.get(source, ""), rows)
         return moved
 
@@ -383,13 +383,7 @@ class Move:
             return 0
         sources = await self.sources()  # a lane out of tokens too: its wait is bounded
         got: Any = await self.redis.xread(dict.fromkeys(sources, "0-0"), count=room, block=block_ms)
-        found = sorted(
-            (
-                (k.decode() if isinstance(k, bytes) else str(k), rows)
-                for k, rows in streams_read(got)
-            ),
-            key=lambda pair: sources.get(pair[0], ""),
-        )
+        found = sorted(streams_read(got), key=lambda pair: sources.get(pair[0], ""))
         self._turn += 1  # the first lane served rotates from round to round
         first = self._turn % max(1, len(found))
         paid = {k: self.admitted(sources.get(k, ""), rows) for k, rows in found}

@@ -44,10 +44,6 @@ def account_of(fields: dict[bytes, bytes]) -> bytes:
         return b""
 
 
-def _bytes(key: bytes | str) -> bytes:
-    return key if isinstance(key, bytes) else key.encode()
-
-
 class Partitioned(Settling):
     """Routes and consumes one logical stream; `run()` until `stopped`."""
 
@@ -166,8 +162,8 @@ class Partitioned(Settling):
         client asks a node for an XREAD's keys first (a round trip more): there, the XRANGEs."""
         if cluster(self.redis) is None:
             got: Any = await self.redis.xread({self.parts[p]: "0-0" for p in ready}, count=count)
-            index = {self.parts[p].encode(): p for p in ready}
-            return [(index[_bytes(key)], rows) for key, rows in streams_read(got)]
+            index = {self.parts[p]: p for p in ready}
+            return [(index[key], rows) for key, rows in streams_read(got)]
         pipe = self.redis.pipeline(transaction=False)
         for p in ready:
             pipe.xrange(self.parts[p], count=count)
