@@ -34,11 +34,12 @@ async def write_placed(
 ) -> bool:
     """Write each into its partition of `placement`, as the account service's router would
     move it there, in one atomic step (partitions.DIRECT), unless entries wait on the public
-    stream to be routed: then each goes behind them, to the public stream. Then WAITAOF on the
+    stream to be routed, or the account service counts partitions otherwise: then each goes to
+    the public stream (behind them), and its router places it. Then WAITAOF on the
     same connection (all the keys share the public stream's slot). True if they went into the
     partitions; raises unless all were written and Redis confirmed them durable."""
-    keys = [placement.stream, placement.sequence, *placement.parts]
-    args: list[Any] = []
+    keys = [placement.stream, placement.sequence, placement.count_key, *placement.parts]
+    args: list[Any] = [len(placement.parts)]
     for fields in signed:
         part = placement.partition({k.encode(): v.encode() for k, v in fields.items()})
         args += [part + 1, 2 * len(fields), *(x for kv in fields.items() for x in kv)]

@@ -377,21 +377,22 @@ async def test_the_running_service_forwards_and_republishes(
     account = str(uuid.uuid4())
     entry = new_event("ws4.trade.filled", "ws4/gateway-1", fill(account))
     event = new_event("alluse.account.closed", "alluse/account-service", {"account_id": account})
+    key = settings.streams.key(ACCOUNT_EFFECTS)
+    placement = Placement.of(settings.streams, key, settings.partitions)
+    await redis.set(placement.count_key, settings.partitions)  # as the account's router says
     async with running(svc):
         await xadd(redis, settings, WS4_EVENTS, entry)
         await xadd(redis, settings, ACCOUNT_EVENTS, event)
         # Straight into the account service's partition of its account (nothing waits to be
         # routed on the public effects stream).
-        key = settings.streams.key(ACCOUNT_EFFECTS)
-        effects = await follow(
-            redis, *Placement.of(settings.streams, key, settings.partitions).parts
-        )
+        effects = await follow(redis, *placement.parts)
         public = await follow(redis, settings.streams.key(ACCOUNT_LIFECYCLE))
     assert effects[b"id"] == entry["id"].encode() and public[b"id"] == event["id"].encode()
 
 
 async def follow(redis: Redis, *keys: str) -> dict[bytes, bytes]:
-    """The first entry of the streams `keys`, waiting for it with XREAD BLOCK."""
-    while not (reply := await streams.read(redis, dict.fromkeys(keys, "0"), count=1, block=1000)):
-        pass
-    return dict(reply[0][1][0][1])
+    """The first entry of the streams `keys`, waiting for it with XREAD BLOCK (10 s at most)."""
+    for _ in range(10):
+        if reply := await streams.read(redis, dict.fromkeys(keys, "0"), count=1, block=1000):
+            return dict(reply[0][1][0][1])
+    raise AssertionError(f"nothing on {keys} after 10 s")

@@ -351,9 +351,87 @@ async def test_a_direct_write_stops_at_the_first_entry_redis_refuses_and_says_so
     by_part: dict[int, str] = {}
     for n in range(100):
         by_part.setdefault(placement.partition({b"subject": f"acct-{n}".encode()}), f"acct-{n}")
+    await redis.set(placement.count_key, 4)  # as the account service's router says
     await redis.set(placement.parts[2], "not a stream")
     signed = [{"subject": by_part[p]} for p in (1, 2, 3)]
     with pytest.raises(NotWritten, match="1 of 3 written; then: WRONGTYPE"):
         await write_placed(redis, Durability(mode="off"), placement, signed)
     assert [len(await entries(redis, placement.parts[p])) for p in (1, 3)] == [1, 0]
     assert await redis.xlen(placement.stream) == 0
+
+
+async def test_a_direct_writer_that_counts_partitions_otherwise_writes_to_the_public_stream(
+    redis: Redis, settings: Settings
+) -> None:
+    """Until the readers have said how many partitions they read, and while they say another
+    number than the writer's (ALLUSE_PARTITIONS set apart), every entry goes to the public
+    stream, for the router to place as the readers count: none lands in a partition that no
+    reader reads."""
+    key = settings.streams.key("counted")
+    writer = Placement.of(settings.streams, key, 8)
+    durability = Durability(mode="off")
+    signed = [{"subject": f"acct-{n}"} for n in range(20)]
+    assert not await write_placed(redis, durability, writer, signed)  # no reader has said
+    await redis.set(writer.count_key, 4)  # the readers read 4
+    assert not await write_placed(redis, durability, writer, signed)
+    assert await redis.xlen(key) == 40
+    assert [await redis.xlen(p) for p in writer.parts] == [0] * 8
+    await redis.delete(key)
+    await redis.set(writer.count_key, 8)
+    assert await write_placed(redis, durability, writer, signed)
+    assert sum([await redis.xlen(p) for p in writer.parts]) == 20
+    assert await redis.xlen(key) == 0
+
+
+async def test_the_router_says_how_many_partitions_it_reads(
+    redis: Redis, settings: Settings
+) -> None:
+    own = settings.model_copy(update={"partitions": 4})
+    part = Partitioned(redis=redis, settings=own, stream=own.streams.key("saying"), process=never)
+    await part.renew()
+    assert part.routing
+    assert await redis.get(part.placement.count_key) == b"4"
+    await part.leave()
+
+
+async def test_a_replica_that_does_not_route_is_woken_by_a_direct_write(
+    redis: Redis, settings: Settings
+) -> None:
+    """Its reads may wait 8 s (`block_ms`), its renewals are minutes apart, and no router of
+    its own tells it of a move: only a read woken by the write itself applies the entries
+    before the barrier gives up (5 s). (Stopping it takes up to `block_ms`: its router's
+    wait.)"""
+    own = settings.model_copy(
+        update={"partitions": 4, "partition_lease_ms": 600_000, "block_ms": 8_000}
+    )
+    applied: list[bytes] = []
+
+    async def process(entries: Sequence[Entry]) -> Outcome:
+        applied.extend(f[b"subject"] for _, f in entries)
+        return Outcome(ack=[i for i, _ in entries])
+
+    part = Partitioned(
+        redis=own_redis(own), settings=own, stream=own.streams.key("woken"), process=process
+    )
+    await redis.set(part.router_key, "elsewhere", px=600_000)  # another replica routes
+    await redis.set(part.placement.count_key, 4)  # as that router says
+    task = asyncio.create_task(part.run())
+
+    async def holding() -> int:
+        return len(part.held)
+
+    try:
+        await until(holding, equals=4, what="every partition held")
+        assert not part.routing
+        signed = [{"subject": f"acct-{n}"} for n in range(8)]
+        assert await write_placed(redis, Durability(mode="off"), part.placement, signed)
+
+        async def got() -> list[bytes]:
+            return sorted(applied)
+
+        await until(got, equals=sorted(f["subject"].encode() for f in signed), timeout=5)
+    finally:
+        part.stopped = True
+        await task
+        await part.leave()
+        await part.redis.aclose()

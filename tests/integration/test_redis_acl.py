@@ -34,6 +34,7 @@ LEASE, MEMBERS = f"{P}{{{CMD}}}.lease.p0", f"{P}{{{EFFECTS}}}.members"
 EFF_P3, EFF_SEQ = f"{P}{{{EFFECTS}}}.p3", f"{P}{{{EFFECTS}}}.pseq"
 EFF_LEASE, EFF_ROUTER = f"{P}{{{EFFECTS}}}.lease.p3", f"{P}{{{EFFECTS}}}.lease.router"
 CMD_P0, CMD_SEQ = f"{P}{{{CMD}}}.p0", f"{P}{{{CMD}}}.pseq"
+EFF_COUNT = f"{P}{{{EFFECTS}}}.pcount"
 
 
 def lane(key: str, name: str) -> str:
@@ -322,6 +323,7 @@ async def test_the_integration_service_writes_effects_straight_into_their_partit
     account = aredis.Redis.from_url(urls["account"])
     try:
         durable = Durability(mode="off")
+        await account.set(placement.count_key, 16)  # its router says how many it reads
         await integration.xtrim(EFFECTS, maxlen=0)
         await integration.xadd(EFFECTS, {"subject": "acct-0"})  # waits to be routed
         assert not await write_placed(integration, durable, placement, [{"subject": "acct-1"}])
@@ -334,9 +336,13 @@ async def test_the_integration_service_writes_effects_straight_into_their_partit
             assert text_fields(rows[-1][1]) == fields
         assert await account.get(placement.sequence)
         with pytest.raises(redis.exceptions.NoPermissionError):
-            await integration.eval(DIRECT, 3, EFFECTS, EFF_SEQ, EFF_ROUTER, 1, 2, "x", "y")
+            await integration.eval(
+                DIRECT, 4, EFFECTS, EFF_SEQ, EFF_COUNT, EFF_ROUTER, 16, 1, 2, "x", "y"
+            )
         with pytest.raises(redis.exceptions.NoPermissionError):
-            await integration.eval(DIRECT, 3, EFFECTS, CMD_SEQ, CMD_P0, 1, 2, "x", "y")
+            await integration.eval(
+                DIRECT, 4, EFFECTS, CMD_SEQ, EFF_COUNT, CMD_P0, 16, 1, 2, "x", "y"
+            )
     finally:
         await integration.aclose()
         await account.aclose()

@@ -5,7 +5,9 @@ public stream. The replica holding the router lease moves their entries, each so
 first, to partition `crc32(account) % P` with a new id (a writer's own id can neither block nor
 reorder a partition), so every partition holds each writer's entries in its order. A service
 may also write straight into the partitions (`DIRECT`, the integration service's effects) when
-nothing waits on the public stream, with ids from the same sequence. Each replica holds leases
+nothing waits on the public stream, with ids from the same sequence: a service trusted that
+far (its Redis user may XADD to them) could block a partition with an id of its own, which the
+one sequence then refuses to follow (docs/security.md). Each replica holds leases
 on a fair share of the partitions and applies only those, one batch at a time, oldest first:
 one account's messages are applied by one replica at a time, in the order they were written
 (docs/architecture.md "Scaling out"); it waits for more with a blocking read of its
@@ -57,13 +59,19 @@ class Placement:
     stream: str  # the public stream's key
     parts: tuple[str, ...]
     sequence: str
+    # How many partitions its readers have, as they last said (`Partitioned.renew`): a direct
+    # writer that counts otherwise writes to the public stream, whose router places entries
+    # as the readers count, never into a partition nobody reads.
+    count_key: str
 
     @classmethod
     def of(cls, streams: Streams, stream: str, count: int) -> "Placement":
         """`count`: ALLUSE_PARTITIONS, the same value in every service that reads or writes
-        them."""
+        them (a writer's own is checked against the readers', DIRECT)."""
         parts = tuple(streams.beside(stream, f".p{i}") for i in range(count))
-        return cls(stream, parts, streams.beside(stream, ".pseq"))  # the ACL's `.pseq`
+        return cls(  # the ACL's `.pseq` and `.pcount`
+            stream, parts, streams.beside(stream, ".pseq"), streams.beside(stream, ".pcount")
+        )
 
     def partition(self, fields: Mapping[bytes, bytes]) -> int:
         """The one partition an entry belongs to: by its account (`account_of`)."""
@@ -72,34 +80,38 @@ class Placement:
 
 # Entries written straight into a partitioned stream's partitions, atomically, unless something
 # waits on its public stream to be routed: then all are appended there, behind it, so none
-# overtakes it. KEYS: the public stream, the sequence, then the partitions. ARGV: per entry,
-# its partition (1-based), its number of field names and values n, then those n. In a
+# overtakes it; likewise when the readers count partitions otherwise than the writer (or have
+# not said: none ran yet, or an older version), for the router to place them as the readers
+# count. KEYS: the public stream, the sequence, the readers' count, then the partitions. ARGV:
+# the writer's count, then per entry its partition (1-based), its number of field names and
+# values n, then those n. In a
 # partition, an entry gets the next id of the sequence the router's MOVE uses (lanes.py), so no
 # id is in two partitions and ids keep their order; its fields are as given (the router adds
 # none to a stream without lanes). Writing stops at the first XADD that fails. Returns
 # {1 if into the partitions else 0, entries written, error of the first not written, if any}.
 DIRECT = """
-local direct = redis.call('XLEN', KEYS[1]) == 0
+local direct = redis.call('XLEN', KEYS[1]) == 0 and redis.call('GET', KEYS[3]) == ARGV[1]
 local ms, seq, now = 0, -1, 0
 if direct then
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   local last = redis.call('GET', KEYS[2])
-  if last then
-    local dash = string.find(last, '-')
-    ms, seq = tonumber(string.sub(last, 1, dash - 1)), tonumber(string.sub(last, dash + 1))
+  local dash = last and string.find(last, '-')
+  if dash then  -- a sequence that is not one ("ms-seq") starts again from the clock
+    ms = tonumber(string.sub(last, 1, dash - 1)) or 0
+    seq = tonumber(string.sub(last, dash + 1)) or -1
   end
 end
-local written, i, failed = 0, 1, nil
+local written, i, failed = 0, 2, nil
 while i <= #ARGV do
   local t, n = tonumber(ARGV[i]), tonumber(ARGV[i + 1])
   local key, id = KEYS[1], '*'
   if direct then
     if now > ms then ms, seq = now, 0 else seq = seq + 1 end
-    key, id = KEYS[2 + t], string.format('%d-%d', ms, seq)
+    key, id = KEYS[3 + t], string.format('%d-%d', ms, seq)
   end
   local added
-  if n > 8000 then
+  if n > 7900 then
     added = {err = 'entry has too many fields to write'}
   else
     added = redis.pcall('XADD', key, id, unpack(ARGV, i + 2, i + 1 + n))
@@ -185,6 +197,8 @@ class Partitioned(Settling):
         )
         share = math.ceil(len(self.parts) / max(1, alive))
         self.routing = got[0]
+        if self.routing:  # how many partitions there are, for the direct writers (DIRECT)
+            await self.redis.set(self.placement.count_key, len(self.parts))
         self.held = {p for p, ok in zip(mine, got[1:], strict=True) if ok}
         start = zlib.crc32(self.settings.consumer.encode()) % len(self.parts)
         for p in sorted(range(len(self.parts)), key=lambda i: (i - start) % len(self.parts)):
