@@ -23,6 +23,7 @@ from shared.infra.runtime.settings import Settings
 from shared.infra.stream.consumer import StreamConsumer
 from shared.infra.stream.lanes import LaneOutcomes, Registry, lane_router
 from shared.infra.stream.messaging import Guard, Handler
+from shared.infra.stream.partitions import Placement
 from shared.infra.stream.pipeline import Dispatch, Pipeline
 from shared.infra.stream.retention import Retained
 from shared.infra.trust.auth import Verifier
@@ -113,7 +114,7 @@ async def build(settings: Settings, *, schema: str = SCHEMA) -> Runtime:
                 guard=guard,
                 routes=forwarded,
                 stream=stream,
-                effects=streams.key(ACCOUNT_EFFECTS),
+                effects=Placement.of(streams, streams.key(ACCOUNT_EFFECTS), settings.partitions),
                 sign=rt.signer.sign_many,
                 durability=rt.relay.durability,
                 source=handlers.SOURCE,

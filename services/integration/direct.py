@@ -7,6 +7,11 @@ from redis.asyncio import Redis
 
 from shared.infra.runtime import tracing
 from shared.infra.stream.durability import Durability
+from shared.infra.stream.partitions import DIRECT, Placement
+
+
+class NotWritten(Exception):
+    """Redis refused an entry of the batch: it, and every one after it, was not written."""
 
 
 async def write_durably(
@@ -22,3 +27,31 @@ async def write_durably(
     with tracing.each("relay", signed):
         replies = await pipe.execute()
     waits.confirm(replies)
+
+
+async def write_placed(
+    redis: Redis, durability: Durability, placement: Placement, signed: list[dict[str, str]]
+) -> bool:
+    """Write each into its partition of `placement`, as the account service's router would
+    move it there, in one atomic step (partitions.DIRECT), unless entries wait on the public
+    stream to be routed, or the account service counts partitions otherwise: then each goes to
+    the public stream (behind them), and its router places it. Then WAITAOF on the
+    same connection (all the keys share the public stream's slot). True if they went into the
+    partitions; raises unless all were written and Redis confirmed them durable."""
+    keys = [placement.stream, placement.sequence, placement.count_key, *placement.parts]
+    args: list[Any] = [len(placement.parts)]
+    for fields in signed:
+        part = placement.partition({k.encode(): v.encode() for k, v in fields.items()})
+        args += [part + 1, 2 * len(fields), *(x for kv in fields.items() for x in kv)]
+    pipe = redis.pipeline(transaction=False)
+    pipe.eval(DIRECT, len(keys), *keys, *args)
+    waits = durability.wait(redis, pipe, [placement.stream])
+    with tracing.each("relay", signed):
+        replies = await pipe.execute()
+    direct, written, *failed = replies[0]
+    waits.confirm(replies)
+    if failed or int(written) != len(signed):
+        error = failed[0] if failed else "not written"
+        error = error.decode(errors="replace") if isinstance(error, bytes) else str(error)
+        raise NotWritten(f"{int(written)} of {len(signed)} written; then: {error}"[:500])
+    return bool(int(direct))

@@ -7,8 +7,11 @@ the entry's outcome on the engine's lane. So the inbox row, the transaction, the
 and the relay's round cost a forwarded entry nothing it needs: each entry is checked by the
 pipeline's own guard and payload model, the batch's reads made in one statement, writing
 nothing (whether the outbox waits, which keys the inbox knows, the week types of its days),
-its effects written to the effects stream in one round trip, signed, their fsync confirmed
-with WAITAOF as the relay confirms one (direct.py), and only then acknowledged:
+its effects written in one round trip, signed, straight into the account service's partitions
+of the effects stream (each to its account's, as the account service's router would move it),
+or, while entries wait on the public effects stream to be routed, behind them on it (so none
+is overtaken), their fsync confirmed with WAITAOF as the relay confirms one (direct.py), and
+only then acknowledged:
 a crash before the acknowledgement forwards the same effect again, which the account service
 answers as a duplicate.
 
@@ -36,15 +39,16 @@ from opentelemetry.trace import SpanKind
 from redis.asyncio import Redis
 
 from services.integration import store
-from services.integration.direct import write_durably
+from services.integration.direct import write_placed
 from services.integration.handlers import business_day, effect, tagged
 from shared.contracts.envelope import LIMITS, CloudEvent, Limits, decode
 from shared.contracts.trust import LAPSED_CODE, LAPSED_REASON
 from shared.contracts.upstream import Upstream
-from shared.infra.runtime import tracing
+from shared.infra.runtime import metrics, tracing
 from shared.infra.stream import lanes
 from shared.infra.stream.durability import Durability
 from shared.infra.stream.messaging import Entry, Guard, Outcome, Rejected
+from shared.infra.stream.partitions import Placement
 from shared.infra.stream.pipeline import Route, payload
 from shared.infra.stream.settle import Process
 from shared.infra.trust.scopes import SCOPE_FIELD
@@ -73,7 +77,7 @@ class Forwarder:
         guard: Guard,
         routes: Mapping[str, Route],
         stream: str,
-        effects: str,
+        effects: Placement,
         sign: Callable[[list[dict[str, str]]], list[dict[str, str]]],
         durability: Durability,
         source: str,
@@ -82,7 +86,8 @@ class Forwarder:
         limits: Limits = LIMITS,
     ) -> None:
         """`routes`: the types forwarded here, as the pipeline's table has them; `stream`: the
-        upstream stream's contract name (its lanes' outcomes name it); `guard`: the pipeline's
+        upstream stream's contract name (its lanes' outcomes name it); `effects`: the effects
+        stream's partitions, as the account service has them; `guard`: the pipeline's
         beneath its check of re-driven dead letters, as every entry with a `dlq_` field goes
         to the pipeline (forwardable), which checks it."""
         self.redis, self.pool, self.guard, self.routes = redis, pool, guard, routes
@@ -181,7 +186,8 @@ class Forwarder:
         return fields
 
     async def publish(self, effects: list[dict[str, str]]) -> None:
-        await write_durably(self.redis, self.durability, self.effects, self.sign(effects))
+        if await write_placed(self.redis, self.durability, self.effects, self.sign(effects)):
+            metrics.PLACED.labels(self.effects.stream).inc(len(effects))
 
 
 def lapsed(plain: list[Plain]) -> list[Plain]:

@@ -54,6 +54,14 @@ COMMANDS = {
     "registry": "smembers",
     "register": "sadd srem smembers",
     "parts": "xadd xdel xrange xlen exists get set pexpire del zadd zrem zremrangebyscore zcard",
+    # Writing straight into another service's partitions (Access.place): the Lua step names the
+    # public stream (its length decides), the partitions and their id sequence; inside it, an
+    # XADD to a partition, the sequence's GET and SET, and a GET of the readers' count of
+    # partitions ("write" covers the public stream).
+    "place": "eval",
+    "placed": "xadd",
+    "sequence": "get set",
+    "counted": "get",
     "inspect": "get pttl zrange zcard exists type",
 }
 # A Redis Cluster client also reads the slot map and the command table (keys of each command).
@@ -100,6 +108,9 @@ def _selectors(access: Access, prefix: str) -> list[str]:
     unordered = tuple(n for n in access.fan_in if n not in access.partitioned)
     members = _partitioned(access.partitioned, prefix, ".members")
     inspected = _partitioned(access.inspect, prefix, ".lease.*", ".members")
+    placed = _partitioned(access.place, prefix, ".p[0-9]*")
+    sequences = _partitioned(access.place, prefix, ".pseq")
+    counts = _partitioned(access.place, prefix, ".pcount")
     groups = {
         "consume": access.consume,
         "dead": tuple(s + DLQ_SUFFIX for s in access.consume),
@@ -118,6 +129,10 @@ def _selectors(access: Access, prefix: str) -> list[str]:
         + members
         + ordered_lanes,
         "parts": ordered + members,
+        "place": tuple(_glob(prefix, n) for n in access.place) + placed + sequences + counts,
+        "placed": placed,
+        "sequence": sequences,
+        "counted": counts,
         "inspect": inspected,
         "lane": _partitioned(LANED, prefix, *(f".lane.{lane}" for lane in access.lanes)),
         "replies": tuple(_glob(prefix, f"{REPLY}{lane}.*") for lane in access.lanes),

@@ -107,6 +107,10 @@ class Access:
     drop: tuple[str, ...] = ()  # XDEL single entries (dead letters an operator dropped)
     # Consumed in order per account (docs/architecture.md "Scaling out"): its partitions, leases, members.
     partitioned: tuple[str, ...] = ()
+    # Written straight into the partitions of these partitioned streams (another service's,
+    # in `write` too): XADD to the partitions and their id sequence (GET, SET), in one Lua step
+    # naming them with the public stream; not the leases, not the replica set.
+    place: tuple[str, ...] = ()
     # Read-only view of ordered consumption for the runbooks: which replica holds each
     # partition's lease (GET, PTTL) and which replicas are alive (ZRANGE of its members), plus
     # who is connected (CLIENT LIST) and the server's state (INFO). Nothing it may run writes.
@@ -141,6 +145,7 @@ ACL_USERS = {
         consume=(WS2_EVENTS, WS4_EVENTS, ACCOUNT_EVENTS),
         write=(ACCOUNT_LIFECYCLE, ACCOUNT_EFFECTS, AUDIT),
         read=(REVOCATIONS,),
+        place=(ACCOUNT_EFFECTS,),
         fan_in=(WS2_EVENTS, WS4_EVENTS),
         outcomes=True,
         what="the integration service",

@@ -24,6 +24,7 @@ from services.integration.app import build as build_integration
 from shared.contracts.answers import ENTRY_APPLIED, ENTRY_DUPLICATE, ENTRY_REFUSED
 from shared.contracts.streams import (
     ACCOUNT_COMMANDS,
+    ACCOUNT_EFFECTS,
     ACCOUNT_EVENTS,
     AUDIT,
     OPERATOR_LANE,
@@ -35,6 +36,7 @@ from shared.infra.runtime.service import Runtime, running
 from shared.infra.runtime.settings import Settings
 from shared.infra.stream.consumer import StreamConsumer
 from shared.infra.stream.messaging import Entry
+from shared.infra.stream.partitions import Partitioned
 from shared.infra.trust.keys import KeySet
 from shared.infra.trust.signing import signer_of, text_fields
 from tests.conftest import as_service
@@ -58,6 +60,22 @@ class Forwarding:
     keys: KeySet
     integration: Runtime
     account_id: str
+    account: Runtime
+
+    @property
+    def effects(self) -> Partitioned:
+        """The account service's ordered consumption of the effects stream."""
+        key = self.settings.streams.key(ACCOUNT_EFFECTS)
+        (found,) = [o for o in self.account.ordered if o.stream == key]
+        return found
+
+    async def routed_elsewhere(self) -> None:
+        """The router lease taken by a replica that never routes: an effect on the public
+        stream stays there; one written into its partition is applied all the same."""
+        await self.redis.set(self.effects.router_key, "elsewhere", px=60_000)
+
+    async def routed_again(self) -> None:
+        await self.redis.delete(self.effects.router_key)  # taken at the next renewal
 
     @property
     def consumer(self) -> StreamConsumer:
@@ -124,7 +142,7 @@ async def fwd(settings: Settings, redis: Redis, signer: Signer) -> AsyncIterator
             accounts = {a["type"]: a for a in made["data"]["accounts"]}
             keys = KeySet.from_url(signer.jwks_url)
             yield Forwarding(
-                redis, required, signer, keys, integration, accounts["generation"]["id"]
+                redis, required, signer, keys, integration, accounts["generation"]["id"], account
             )
     finally:
         await integration.pool.close()
@@ -161,6 +179,83 @@ async def test_a_fill_forwarded_again_after_a_crash_before_its_ack_is_booked_onc
     assert len({e["id"] for e in booked}) == 1
     c = fwd.consumer
     assert (await fwd.redis.xpending(c.stream, c.group))["pending"] == 0
+
+
+async def audited(fwd: Forwarding, cause_id: str) -> list[dict[str, Any]]:
+    """The audit records caused by `cause_id`, alone or in a batch of a service's records
+    (one entry for the batch of entries it applied together), once there is one."""
+
+    async def found() -> list[dict[str, Any]]:
+        records: list[dict[str, Any]] = []
+        for _, f in await entries(fwd.redis, fwd.settings.streams.key(AUDIT)):
+            e = decoded(f)
+            if e["type"] == "alluse.audit.batch":
+                records += [r for r in e["data"]["records"] if r["causationid"] == cause_id]
+            elif e.get("causationid") == cause_id:
+                records.append(e["data"])
+        return records
+
+    return await until(found, what=f"the audit records of {cause_id}")
+
+
+async def booked(fwd: Forwarding) -> list[str]:
+    """The fills booked, by the id of the entry that caused each, in the order booked."""
+    events = await entries(fwd.redis, fwd.settings.streams.key(ACCOUNT_EVENTS))
+    changed = [decoded(f) for _, f in events]
+    return [e["causationid"] for e in changed if e["type"] == "alluse.account.balance_changed"]
+
+
+async def test_a_forwarded_fill_goes_straight_into_its_partition_and_is_booked_once(
+    fwd: Forwarding,
+) -> None:
+    """Not through the public effects stream: no replica routes it (the router lease is held
+    by one that never routes), yet the account service applies it, once."""
+    await fwd.routed_elsewhere()
+    try:
+        sent = await fwd.send(fwd.fill())
+        await fwd.consumer.handle(await fwd.read())
+        applied, signer = await fwd.outcome(sent)  # the barrier: applied
+        assert (applied["type"], signer) == (ENTRY_APPLIED, ACCOUNT), applied
+        effects = fwd.effects
+        assert await fwd.redis.xlen(effects.stream) == 0  # never on the public stream
+        assert [await fwd.redis.xlen(p) for p in effects.parts] == [0] * len(effects.parts)
+        assert await fwd.redis.get(effects.placement.sequence)  # its id from the one sequence
+        assert await booked(fwd) == [sent["id"]]
+        assert await fwd.outbox() == 0
+    finally:
+        await fwd.routed_again()
+
+
+async def test_a_fill_goes_behind_an_effect_waiting_to_be_routed_and_both_apply_in_order(
+    fwd: Forwarding, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the public effects stream holds an effect (here one relayed from the outbox),
+    the next fill's effect is appended behind it there, not written into the partition
+    ahead of it: the account books both, in the order they were filled."""
+
+    async def unconfirmable(_: Redis) -> bool:
+        return False
+
+    await fwd.routed_elsewhere()
+    try:
+        monkeypatch.setattr(fwd.integration.relay.durability, "ready", unconfirmable)
+        first = await fwd.send(fwd.fill())
+        await fwd.consumer.handle(await fwd.read())  # kept in the outbox
+        monkeypatch.undo()
+        await fwd.integration.relay.publish_once()  # on the public stream: nothing routes it
+        effects = fwd.effects
+        assert await fwd.redis.xlen(effects.stream) == 1
+        second = await fwd.send(fwd.fill())
+        await fwd.consumer.handle(await fwd.read())  # the outbox is empty: forwarded here
+        waiting = [decoded(f)["id"] for _, f in await entries(fwd.redis, effects.stream)]
+        assert waiting == [first["id"], second["id"]]  # behind it
+        await fwd.routed_again()
+        for sent in (first, second):
+            applied, _ = await fwd.outcome(sent)
+            assert applied["type"] == ENTRY_APPLIED, applied
+        assert await booked(fwd) == [first["id"], second["id"]]
+    finally:
+        await fwd.routed_again()
 
 
 async def test_a_fill_sent_again_after_its_week_is_classified_is_a_duplicate(
@@ -282,7 +377,7 @@ async def test_a_lapsed_redelivery_that_cannot_go_straight_waits_and_is_never_re
         async def unwritable(*_: Any) -> None:
             raise ConnectionError("Redis went away")
 
-        monkeypatch.setattr(forwarder, "write_durably", unwritable)
+        monkeypatch.setattr(forwarder, "write_placed", unwritable)
     past = int(time.time()) - 3600
     expired = fwd.signer.bearer("trading_engine", sub=LANE, iat=past, nbf=past, exp=past + 900)
     await fwd.send({**sent, "authorization": expired})
@@ -359,13 +454,13 @@ async def test_refused_fills_get_their_refusal_and_the_rest_of_the_batch_goes_st
     ), ev
     ev, signer = await fwd.outcome(unbound)
     assert (ev["type"], ev["data"]["code"], signer) == (ENTRY_REFUSED, "forbidden", INTEGRATION)
-    (denied,) = await outcomes(fwd.redis, s.key(AUDIT), unbound["id"], want=1)
-    assert denied["data"]["action"] == "command.denied"
+    (denied,) = await audited(fwd, unbound["id"])
+    assert denied["action"] == "command.denied"
     # The account service knows the account's portfolio: it refuses the scope, as before.
     (rejected,) = await outcomes(fwd.redis, s.key(ACCOUNT_EVENTS), foreign["id"], want=1)
     assert (rejected["type"], rejected["data"]["code"]) == ("alluse.command.rejected", "forbidden")
-    records = await outcomes(fwd.redis, s.key(AUDIT), foreign["id"], want=1)
-    assert [r["data"]["details"]["code"] for r in records] == ["forbidden"]
+    records = await audited(fwd, foreign["id"])
+    assert [r["details"]["code"] for r in records] == ["forbidden"]
     # The engine hears it on its own lane, as it sent it, from the account service.
     ev, signer = await fwd.outcome(foreign)
     assert (ev["type"], ev["data"]["code"], ev["data"]["type"], signer) == (

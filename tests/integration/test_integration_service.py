@@ -26,6 +26,7 @@ from shared.contracts.streams import (
 )
 from shared.infra.runtime.service import Runtime, health_routes, running
 from shared.infra.runtime.settings import Settings
+from shared.infra.stream.partitions import Placement
 from tests.conftest import as_service
 from tests.support import streams
 from tests.support.tokens import Signer
@@ -56,6 +57,17 @@ async def drain(rt: Runtime) -> None:
 async def read(redis: Redis, settings: Settings, stream: str) -> list[dict[str, str]]:
     found = await streams.entries(redis, settings.streams.key(stream))
     return [{k.decode(): v.decode() for k, v in f.items()} for _, f in found]
+
+
+async def effects_of(redis: Redis, settings: Settings) -> list[dict[str, str]]:
+    """The effects written for the account service, wherever they wait to be applied: its
+    partitions (forwarded straight) or the public effects stream (the outbox's, routed
+    later); in the order written (ids from one sequence, the router's and the forwarder's)."""
+    key = settings.streams.key(ACCOUNT_EFFECTS)
+    keys = [key, *Placement.of(settings.streams, key, settings.partitions).parts]
+    found = [e for k in keys for e in await streams.entries(redis, k)]
+    ordered = sorted(found, key=lambda e: tuple(int(n) for n in e[0].split(b"-")))
+    return [{k.decode(): v.decode() for k, v in f.items()} for _, f in ordered]
 
 
 def fill(account: str, **overrides: Any) -> dict[str, Any]:
@@ -119,7 +131,7 @@ async def test_a_fill_becomes_an_effect_with_the_same_source_and_id(
     )
     await xadd(redis, settings, WS4_EVENTS, entry)
     await drain(svc)
-    (effect,) = await read(redis, settings, ACCOUNT_EFFECTS)
+    (effect,) = await effects_of(redis, settings)
     assert (effect["source"], effect["id"]) == ("ws4/gateway-1", entry["id"])
     assert effect["type"] == "alluse.effect.trade_filled" and effect["subject"] == account
     assert (effect["causationid"], effect["correlationid"]) == ("order-9", "corr-1")
@@ -135,7 +147,7 @@ async def test_the_same_entry_twice_forwards_the_same_effect(
     await xadd(redis, settings, WS4_EVENTS, entry)
     await xadd(redis, settings, WS4_EVENTS, entry)
     await drain(svc)
-    effects = await read(redis, settings, ACCOUNT_EFFECTS)
+    effects = await effects_of(redis, settings)
     # Once in effect: both carry the upstream key, which the account service's inbox dedupes.
     assert {(e["source"], e["id"]) for e in effects} == {("ws4/gateway-1", entry["id"])}
     assert len({e["data"] for e in effects}) == 1
@@ -186,9 +198,7 @@ async def test_each_effect_type_is_forwarded(
     for stream, type_, data in upstream:
         await xadd(redis, settings, stream, new_event(type_, "up/1", data, subject=account))
     await drain(svc)
-    effects = {
-        e["type"]: json.loads(e["data"]) for e in await read(redis, settings, ACCOUNT_EFFECTS)
-    }
+    effects = {e["type"]: json.loads(e["data"]) for e in await effects_of(redis, settings)}
     assert set(effects) == {
         "alluse.effect.option_assigned",
         "alluse.effect.account_valuation",
@@ -293,7 +303,7 @@ async def test_bad_payloads_are_rejected_on_the_lifecycle_stream(
     assert invalid["subject"] == account
     # Both kinds of refusal name their schema, as the account service's rejections do.
     assert {e["dataschema"] for e in rejected} == {dataschema("alluse.command.rejected")}
-    assert [e["id"] for e in await read(redis, settings, ACCOUNT_EFFECTS)] == [good["id"]]
+    assert [e["id"] for e in await effects_of(redis, settings)] == [good["id"]]
 
 
 async def test_unparseable_and_huge_entries_go_to_the_dlq(
@@ -320,7 +330,7 @@ async def test_unparseable_and_huge_entries_go_to_the_dlq(
         True,
         True,
     ]
-    assert [e["id"] for e in await read(redis, settings, ACCOUNT_EFFECTS)] == [good["id"]]
+    assert [e["id"] for e in await effects_of(redis, settings)] == [good["id"]]
     ws4 = settings.streams.key(WS4_EVENTS)
     assert (await redis.xpending(ws4, "integration"))["pending"] == 0
 
@@ -367,16 +377,22 @@ async def test_the_running_service_forwards_and_republishes(
     account = str(uuid.uuid4())
     entry = new_event("ws4.trade.filled", "ws4/gateway-1", fill(account))
     event = new_event("alluse.account.closed", "alluse/account-service", {"account_id": account})
+    key = settings.streams.key(ACCOUNT_EFFECTS)
+    placement = Placement.of(settings.streams, key, settings.partitions)
+    await redis.set(placement.count_key, settings.partitions)  # as the account's router says
     async with running(svc):
         await xadd(redis, settings, WS4_EVENTS, entry)
         await xadd(redis, settings, ACCOUNT_EVENTS, event)
-        effects = await follow(redis, settings.streams.key(ACCOUNT_EFFECTS))
+        # Straight into the account service's partition of its account (nothing waits to be
+        # routed on the public effects stream).
+        effects = await follow(redis, *placement.parts)
         public = await follow(redis, settings.streams.key(ACCOUNT_LIFECYCLE))
     assert effects[b"id"] == entry["id"].encode() and public[b"id"] == event["id"].encode()
 
 
-async def follow(redis: Redis, stream: str) -> dict[bytes, bytes]:
-    """The first entry of a stream, waiting for it with XREAD BLOCK."""
-    while not (reply := await streams.read(redis, {stream: "0"}, count=1, block=1000)):
-        pass
-    return dict(reply[0][1][0][1])
+async def follow(redis: Redis, *keys: str) -> dict[bytes, bytes]:
+    """The first entry of the streams `keys`, waiting for it with XREAD BLOCK (10 s at most)."""
+    for _ in range(10):
+        if reply := await streams.read(redis, dict.fromkeys(keys, "0"), count=1, block=1000):
+            return dict(reply[0][1][0][1])
+    raise AssertionError(f"nothing on {keys} after 10 s")

@@ -1,11 +1,12 @@
-"""Ordered consumption on real Redis: partitions shared out when a replica joins, and the
-gauges (per partition, entries waiting and the age of the oldest; for the public stream,
+"""Ordered consumption on real Redis: partitions shared out when a replica joins, a read of the
+partitions woken by what is written there (by a router, or straight into a partition), and
+the gauges (per partition, entries waiting and the age of the oldest; for the public stream,
 entries not yet routed and routed but not yet applied)."""
 
 import asyncio
 from collections.abc import Sequence
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 import pytest
 from prometheus_client import REGISTRY
@@ -13,10 +14,12 @@ from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.connection import Connection
 
 from services.account.app import build as build_account
+from services.integration.direct import NotWritten, write_placed
 from shared.contracts.streams import ACCOUNT_COMMANDS, ACCOUNT_EVENTS
 from shared.infra.runtime.settings import Settings
+from shared.infra.stream.durability import Durability
 from shared.infra.stream.messaging import Entry, Outcome
-from shared.infra.stream.partitions import Partitioned
+from shared.infra.stream.partitions import Partitioned, Placement
 from shared.infra.stream.settle import HELD_SECONDS
 from tests.support.streams import ce, entries, outcomes, xadd
 from tests.support.tokens import Signer
@@ -149,14 +152,16 @@ async def test_an_entry_held_for_the_keys_waits_at_its_partitions_head_then_is_a
         signer.close()
 
 
-async def test_after_a_batch_that_emptied_its_read_the_router_holder_waits_for_its_router(
+async def test_after_a_batch_that_emptied_its_read_the_next_read_waits_on_the_partitions(
     redis: Redis, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """No read that can only find nothing: the replica routing this stream learns of every
-    entry moved into its partitions from its own router. The next entry is applied once the
-    router's event wakes the consumer (waits long enough that a timeout would not be first)."""
-    own = settings.model_copy(update={"partitions": 4, "block_ms": 2000})
-    steps: list[str | int] = []  # each read (how many entries it took), each wait for the router
+    """No read that can only find nothing: after a batch, the next read of the partitions is a
+    blocking one, woken by the entry the router moves there (it waits long enough, and
+    renewals are far enough apart, that its timeout would not end it first)."""
+    own = settings.model_copy(
+        update={"partitions": 4, "block_ms": 2000, "partition_lease_ms": 60_000}
+    )
+    steps: list[str | int] = []  # each read's start (waiting or not) and how many it took
     applied: list[bytes] = []
 
     async def process(entries: Sequence[Entry]) -> Outcome:
@@ -166,18 +171,12 @@ async def test_after_a_batch_that_emptied_its_read_the_router_holder_waits_for_i
     part = Partitioned(redis=redis, settings=own, stream=own.streams.key("paced"), process=process)
     read = part.consume_once
 
-    async def counted() -> bool:
+    async def counted(wait: float = 0.0) -> bool:
+        steps.append("waits" if wait > 0 else "looks")
         before = len(applied)
-        worked = await read()
+        worked = await read(wait)
         steps.append(len(applied) - before)
         return worked
-
-    class Watched(asyncio.Event):
-        async def wait(self) -> Literal[True]:
-            steps.append("wait")
-            woken = await super().wait()
-            steps.append("woken")  # by the router's event, not the wait's timeout
-            return woken
 
     async def routing() -> bool:
         return part.routing
@@ -189,24 +188,76 @@ async def test_after_a_batch_that_emptied_its_read_the_router_holder_waits_for_i
         return applied
 
     monkeypatch.setattr(part, "consume_once", counted)
-    part.routed = Watched()
     task = asyncio.create_task(part.run())
     try:
         await until(routing, what="the router lease")
         await xadd(redis, part.stream, {"subject": "acct-a"})
-        following = await until(after_the_read, what="the step after the batch")
-        assert following[0] == "wait"  # not a read of the partitions it has just emptied
+        following = await until(after_the_read, what="the read after the batch")
+        assert following == ["waits"]  # a blocking read, under way
         await xadd(redis, part.stream, {"subject": "acct-b"})
         await until(done, equals=[b"acct-a", b"acct-b"])
-        # The read that took it followed the router's event, not a timeout's empty read.
-        assert steps[len(steps) - 1 - steps[::-1].index(1) - 1] == "woken"
+        # The read under way when it was written took it: woken, not timed out and read again.
+        assert steps[steps.index(1) + 1 : steps.index(1) + 3] == ["waits", 1]
     finally:
         part.stopped = True
-        part.routed.set()
         await task
 
 
-async def test_the_wait_for_the_router_ends_when_a_held_partitions_retry_falls_due(
+async def test_a_direct_write_is_applied_by_the_replica_holding_its_partition(
+    redis: Redis, settings: Settings
+) -> None:
+    """An entry written straight into a partition (as the integration service writes its
+    effects), by no router: the replica holding that partition, which does not route, is
+    woken by it and applies it; so is the router's holder for its own partitions."""
+    own = settings.model_copy(update={"partitions": 4, "partition_lease_ms": 3_000})
+    applied: dict[str, list[bytes]] = {"a": [], "b": []}
+
+    def replica_of(name: str) -> Partitioned:
+        async def process(entries: Sequence[Entry]) -> Outcome:
+            applied[name].extend(f[b"subject"] for _, f in entries)
+            return Outcome(ack=[i for i, _ in entries])
+
+        mine = own.model_copy(update={"consumer": name})
+        stream = own.streams.key("direct")
+        return Partitioned(redis=own_redis(mine), settings=mine, stream=stream, process=process)
+
+    a, b = replica_of("a"), replica_of("b")
+    ta = asyncio.create_task(a.run())
+
+    async def routing() -> bool:
+        return a.routing
+
+    await until(routing, what="the router lease")
+    tb = asyncio.create_task(b.run())
+
+    async def shared() -> bool:
+        return len(a.held) == 2 and len(b.held) == 2
+
+    try:
+        await until(shared, what="the partitions shared out")
+        subjects: dict[int, bytes] = {}  # an account in each partition
+        for n in range(100):
+            subject = f"acct-{n}".encode()
+            subjects.setdefault(a.placement.partition({b"subject": subject}), subject)
+        durability = Durability(mode="off")
+        signed = [{"subject": subjects[p].decode(), "n": str(p)} for p in sorted(subjects)]
+        assert await write_placed(redis, durability, a.placement, signed)
+        assert await redis.xlen(a.stream) == 0  # not written to the public stream
+        want = {name: sorted(subjects[p] for p in r.held) for name, r in (("a", a), ("b", b))}
+
+        async def by_replica() -> dict[str, list[bytes]]:
+            return {name: sorted(got) for name, got in applied.items()}
+
+        await until(by_replica, equals=want)
+        assert [await redis.xlen(p) for p in a.parts] == [0] * 4  # applied, then deleted
+    finally:
+        a.stopped = b.stopped = True
+        await asyncio.gather(ta, tb)
+        await a.redis.aclose()
+        await b.redis.aclose()
+
+
+async def test_the_wait_for_an_entry_ends_when_a_held_partitions_retry_falls_due(
     settings: Settings,
 ) -> None:
     part = replica(settings, "r1")
@@ -219,11 +270,11 @@ async def test_the_wait_for_the_router_ends_when_a_held_partitions_retry_falls_d
     assert part.pause() == 0.0
 
 
-async def test_a_router_that_finds_its_lease_taken_stops_counting_on_its_own_moves(
+async def test_a_router_that_finds_its_lease_taken_stops_routing(
     redis: Redis, settings: Settings
 ) -> None:
     """Renewals far apart: only the move's own fence can tell the replica that the lease went
-    to another, and then its consumer reads as a replica that does not route."""
+    to another, and then it stops routing until a renewal gets the lease back."""
     own = settings.model_copy(update={"partitions": 4, "partition_lease_ms": 60_000})
     part = Partitioned(redis=redis, settings=own, stream=own.streams.key("fenced"), process=never)
     task = asyncio.create_task(part.run())
@@ -288,3 +339,99 @@ async def test_a_batch_is_read_from_every_held_partition_in_one_command(
     finally:
         await part.leave()
         await noted.aclose()
+
+
+async def test_a_direct_write_stops_at_the_first_entry_redis_refuses_and_says_so(
+    redis: Redis, settings: Settings
+) -> None:
+    """Nothing after a refused entry is written (it would overtake it once the writer's
+    fallback sends the batch again), and the writer hears how far it got."""
+    own = settings.model_copy(update={"partitions": 4})
+    placement = Placement.of(own.streams, own.streams.key("refusing"), 4)
+    by_part: dict[int, str] = {}
+    for n in range(100):
+        by_part.setdefault(placement.partition({b"subject": f"acct-{n}".encode()}), f"acct-{n}")
+    await redis.set(placement.count_key, 4)  # as the account service's router says
+    await redis.set(placement.parts[2], "not a stream")
+    signed = [{"subject": by_part[p]} for p in (1, 2, 3)]
+    with pytest.raises(NotWritten, match="1 of 3 written; then: WRONGTYPE"):
+        await write_placed(redis, Durability(mode="off"), placement, signed)
+    assert [len(await entries(redis, placement.parts[p])) for p in (1, 3)] == [1, 0]
+    assert await redis.xlen(placement.stream) == 0
+
+
+async def test_a_direct_writer_that_counts_partitions_otherwise_writes_to_the_public_stream(
+    redis: Redis, settings: Settings
+) -> None:
+    """Until the readers have said how many partitions they read, and while they say another
+    number than the writer's (ALLUSE_PARTITIONS set apart), every entry goes to the public
+    stream, for the router to place as the readers count: none lands in a partition that no
+    reader reads."""
+    key = settings.streams.key("counted")
+    writer = Placement.of(settings.streams, key, 8)
+    durability = Durability(mode="off")
+    signed = [{"subject": f"acct-{n}"} for n in range(20)]
+    assert not await write_placed(redis, durability, writer, signed)  # no reader has said
+    await redis.set(writer.count_key, 4)  # the readers read 4
+    assert not await write_placed(redis, durability, writer, signed)
+    assert await redis.xlen(key) == 40
+    assert [await redis.xlen(p) for p in writer.parts] == [0] * 8
+    await redis.delete(key)
+    await redis.set(writer.count_key, 8)
+    assert await write_placed(redis, durability, writer, signed)
+    assert sum([await redis.xlen(p) for p in writer.parts]) == 20
+    assert await redis.xlen(key) == 0
+
+
+async def test_the_router_says_how_many_partitions_it_reads(
+    redis: Redis, settings: Settings
+) -> None:
+    own = settings.model_copy(update={"partitions": 4})
+    part = Partitioned(redis=redis, settings=own, stream=own.streams.key("saying"), process=never)
+    await part.renew()
+    assert part.routing
+    assert await redis.get(part.placement.count_key) == b"4"
+    await part.leave()
+
+
+async def test_a_replica_that_does_not_route_is_woken_by_a_direct_write(
+    redis: Redis, settings: Settings
+) -> None:
+    """Its reads may wait 8 s (`block_ms`), its renewals are minutes apart, and no router of
+    its own tells it of a move: only a read woken by the write itself applies the entries
+    before the barrier gives up (5 s). (Stopping it takes up to `block_ms`: its router's
+    wait.)"""
+    own = settings.model_copy(
+        update={"partitions": 4, "partition_lease_ms": 600_000, "block_ms": 8_000}
+    )
+    applied: list[bytes] = []
+
+    async def process(entries: Sequence[Entry]) -> Outcome:
+        applied.extend(f[b"subject"] for _, f in entries)
+        return Outcome(ack=[i for i, _ in entries])
+
+    part = Partitioned(
+        redis=own_redis(own), settings=own, stream=own.streams.key("woken"), process=process
+    )
+    await redis.set(part.router_key, "elsewhere", px=600_000)  # another replica routes
+    await redis.set(part.placement.count_key, 4)  # as that router says
+    task = asyncio.create_task(part.run())
+
+    async def holding() -> int:
+        return len(part.held)
+
+    try:
+        await until(holding, equals=4, what="every partition held")
+        assert not part.routing
+        signed = [{"subject": f"acct-{n}"} for n in range(8)]
+        assert await write_placed(redis, Durability(mode="off"), part.placement, signed)
+
+        async def got() -> list[bytes]:
+            return sorted(applied)
+
+        await until(got, equals=sorted(f["subject"].encode() for f in signed), timeout=5)
+    finally:
+        part.stopped = True
+        await task
+        await part.leave()
+        await part.redis.aclose()

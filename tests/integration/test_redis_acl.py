@@ -5,9 +5,15 @@ from pathlib import Path
 
 import pytest
 import redis
+import redis.asyncio as aredis
 
-from shared.contracts.streams import ACL_ADMIN
+from services.integration.direct import write_placed
+from shared.contracts.streams import ACL_ADMIN, Streams
+from shared.infra.stream.durability import Durability
+from shared.infra.stream.partitions import DIRECT, Placement
+from shared.infra.trust.signing import text_fields
 from tests.support.acl import acl_redis, passwords
+from tests.support.streams import entries
 
 P = "t."  # the deployment's prefix: ACL patterns include it
 CMD, QRY, LIFE = (
@@ -24,6 +30,11 @@ REVOKE, AUDIT, HEADS = (
 WS2, WS4 = f"{P}ws2.protocol.events", f"{P}ws4.market.events"
 # Ordered consumption's keys beside the public stream (Streams.beside): what a runbook reads.
 LEASE, MEMBERS = f"{P}{{{CMD}}}.lease.p0", f"{P}{{{EFFECTS}}}.members"
+# The effects' partitions and their id sequence, which the integration service writes straight.
+EFF_P3, EFF_SEQ = f"{P}{{{EFFECTS}}}.p3", f"{P}{{{EFFECTS}}}.pseq"
+EFF_LEASE, EFF_ROUTER = f"{P}{{{EFFECTS}}}.lease.p3", f"{P}{{{EFFECTS}}}.lease.router"
+CMD_P0, CMD_SEQ = f"{P}{{{CMD}}}.p0", f"{P}{{{CMD}}}.pseq"
+EFF_COUNT = f"{P}{{{EFFECTS}}}.pcount"
 
 
 def lane(key: str, name: str) -> str:
@@ -83,6 +94,9 @@ ALLOWED = {
         xadd(AUDIT),
         xadd(f"{WS4}.dlq"),
         ("XTRIM", WS4, "MINID", "0"),
+        xadd(EFF_P3),  # the account service's effects partitions, and their one sequence
+        ("GET", EFF_SEQ),
+        ("SET", EFF_SEQ, "1-0"),
     ],
     "security": [
         *group(AUDIT, "sec"),
@@ -182,6 +196,25 @@ REFUSED = {
         ("DEL", LIFE),
         ("FLUSHDB",),
         ("XREAD", "STREAMS", CMD, "0"),
+        # Of ordered consumption, only appending effects: no lease, no replica set, nothing
+        # read or removed from a partition, nothing of the commands'.
+        ("SET", EFF_LEASE, "me"),
+        ("GET", EFF_LEASE),
+        ("SET", EFF_ROUTER, "me"),
+        ("PEXPIRE", EFF_ROUTER, "1"),
+        ("ZADD", f"{P}{{{EFFECTS}}}.members", "1", "me"),
+        ("XRANGE", EFF_P3, "-", "+"),
+        ("XREAD", "STREAMS", EFF_P3, "0"),
+        ("XDEL", EFF_P3, "1-1"),
+        ("XTRIM", EFF_P3, "MAXLEN", "0"),
+        ("DEL", EFF_P3),
+        ("SET", EFF_P3, "x"),
+        ("DEL", EFF_SEQ),
+        ("XADD", EFF_SEQ, "*", "x", "y"),
+        xadd(CMD_P0),
+        ("SET", CMD_SEQ, "1-0"),
+        ("EVAL", "return 1", "2", EFF_P3, EFF_LEASE),
+        ("EVAL", "return 1", "2", EFFECTS, CMD_P0),
     ],
     "security": [
         xadd(EFFECTS),
@@ -277,6 +310,42 @@ def test_each_user_is_refused_outside_its_role(urls: dict[str, str], user: str) 
         with pytest.raises(redis.exceptions.NoPermissionError):
             client.execute_command(*command)  # type: ignore[no-untyped-call]  # unannotated in redis-py
     client.close()
+
+
+async def test_the_integration_service_writes_effects_straight_into_their_partitions(
+    urls: dict[str, str],
+) -> None:
+    """As its forwarder does (one Lua step, partitions.DIRECT), under its own user; the
+    account service's user then finds each in its partition, with an id of the one sequence.
+    A step that names a lease or a commands' partition is refused whole."""
+    placement = Placement.of(Streams(P), EFFECTS, 16)
+    integration = aredis.Redis.from_url(urls["integration"])
+    account = aredis.Redis.from_url(urls["account"])
+    try:
+        durable = Durability(mode="off")
+        await account.set(placement.count_key, 16)  # its router says how many it reads
+        await integration.xtrim(EFFECTS, maxlen=0)
+        await integration.xadd(EFFECTS, {"subject": "acct-0"})  # waits to be routed
+        assert not await write_placed(integration, durable, placement, [{"subject": "acct-1"}])
+        assert await integration.xtrim(EFFECTS, maxlen=0) == 2  # so went behind it
+        signed = [{"subject": f"acct-{n}", "n": str(n)} for n in range(3)]
+        assert await write_placed(integration, durable, placement, signed)
+        for fields in signed:
+            part = placement.parts[placement.partition({b"subject": fields["subject"].encode()})]
+            rows = await entries(account, part)
+            assert text_fields(rows[-1][1]) == fields
+        assert await account.get(placement.sequence)
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            await integration.eval(
+                DIRECT, 4, EFFECTS, EFF_SEQ, EFF_COUNT, EFF_ROUTER, 16, 1, 2, "x", "y"
+            )
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            await integration.eval(
+                DIRECT, 4, EFFECTS, CMD_SEQ, EFF_COUNT, CMD_P0, 16, 1, 2, "x", "y"
+            )
+    finally:
+        await integration.aclose()
+        await account.aclose()
 
 
 def test_the_default_user_and_wrong_passwords_get_nothing(urls: dict[str, str]) -> None:

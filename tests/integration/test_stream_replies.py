@@ -8,8 +8,10 @@ from collections.abc import Sequence
 import pytest
 from redis.asyncio import Redis
 
+from services.integration.direct import write_placed
 from shared.infra.runtime.redisclient import streams_read
 from shared.infra.runtime.settings import Settings
+from shared.infra.stream.durability import Durability
 from shared.infra.stream.messaging import Entry, Outcome
 from shared.infra.stream.partitions import Partitioned
 from tests.support.streams import xadd
@@ -64,8 +66,11 @@ async def test_ordered_consumption_runs_over_resp3(settings: Settings, redis: Re
         for n in range(5):
             await xadd(redis, part.stream, {"subject": "acct-a", "n": str(n)})
         await until(done, equals=[str(n).encode() for n in range(5)])
+        # Written straight into the partition (as the integration service writes effects).
+        signed = [{"subject": "acct-a", "n": "5"}]
+        assert await write_placed(r, Durability(mode="off"), part.placement, signed)
+        await until(done, equals=[str(n).encode() for n in range(6)])
     finally:
         part.stopped = True
-        part.routed.set()
         await task
         await r.aclose()

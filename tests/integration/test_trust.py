@@ -87,6 +87,8 @@ async def test_a_fill_without_an_engines_token_is_refused_then_the_real_one_is_f
     assert sorted(e["data"]["code"] for e in got) == ["forbidden", "forbidden", "unauthorized"]
     engine = {**forged, "authorization": signer.bearer("trading_engine")}
     await xadd(redis, s.key(WS4_EVENTS), engine)
+    # On the public effects stream, for a router to place: no account service runs, so none
+    # has said how many partitions it reads.
     effects = await wait_for(redis, s.key(ACCOUNT_EFFECTS), lambda e: e["id"] == forged["id"])
     assert effects["type"] == "alluse.effect.trade_filled"
     assert effects["signature"].startswith("integration-")  # the integration service's proof

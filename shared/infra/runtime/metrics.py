@@ -48,6 +48,11 @@ LANE_RESETS = Counter(
 ROUTE_FAILURES = Counter(
     "alluse_route_failures_total", "Routing passes that failed and were retried", ["stream"]
 )
+# Entries written straight into a partitioned stream's partitions, not routed (the integration
+# service's effects while none waits on the public stream; docs/architecture.md "Scaling out").
+PLACED = Counter(
+    "alluse_stream_placed_total", "Entries written straight into their partitions", ["stream"]
+)
 OUTCOMES = Counter("alluse_outcomes_total", "Outcomes written to clients' lanes", ["type"])
 STREAM_RESETS = Counter(
     "alluse_stream_resets_total", "Consumed streams found deleted and recreated", ["stream"]

@@ -61,8 +61,9 @@ class Settings(BaseSettings):
     block_ms: PositiveInt = 50
     reclaim_idle_ms: PositiveInt = 30_000
     max_deliveries: PositiveInt = 5
-    # Ordered consumption (docs/architecture.md "Scaling out"): partitions per logical stream, and how long a
-    # replica's lease on one outlives its last renewal (the takeover time after a crash).
+    # Ordered consumption (docs/architecture.md "Scaling out"): partitions per logical stream (the
+    # same value in the account and integration services: the latter writes effects into them),
+    # and how long a replica's lease on one outlives its last renewal (the takeover time after a crash).
     partitions: PositiveInt = 16
     partition_lease_ms: PositiveInt = 10_000
     http_host: str = "127.0.0.1"

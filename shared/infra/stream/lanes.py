@@ -69,7 +69,7 @@ REFUSED_SCHEMA = f"{SCHEMA_BASE.rsplit('/', 1)[0]}/outcomes/{ENTRY_REFUSED}/{VER
 # target). ARGV[5]: the most entries a target may hold ('0': no bound): once it holds that
 # many, the rest stay in their lane (atomic, so replicas' routers together keep the bound).
 # Then (target index, id) pairs. Lua's unpack() has a bounded stack: an entry
-# of over 4000 fields cannot be moved and is reported as a failure. Returns {moved, now, id,
+# of over 3950 fields cannot be moved and is reported as a failure. Returns {moved, now, id,
 # error, id, error, ...}: `now` the server's clock in ms when ids are sequenced or a lane is
 # moved (else 0), for the caller's check of an exhausted lane without a round trip of its
 # own; the entries whose XADD failed stay in place for the caller to dead-letter.
@@ -83,9 +83,10 @@ end
 local out = {0, now}
 if ARGV[4] == '1' then
   local last = redis.call('GET', KEYS[3])
-  if last then
-    local dash = string.find(last, '-')
-    ms, seq = tonumber(string.sub(last, 1, dash - 1)), tonumber(string.sub(last, dash + 1))
+  local dash = last and string.find(last, '-')
+  if dash then  -- a sequence that is not one ("ms-seq") starts again from the clock
+    ms = tonumber(string.sub(last, 1, dash - 1)) or 0
+    seq = tonumber(string.sub(last, dash + 1)) or -1
   end
 end
 local cap = tonumber(ARGV[5])
@@ -118,7 +119,7 @@ for i = 6, #ARGV, 2 do
       end
       new = string.format('%d-%d', ms, seq)
     end
-    if #kept > 8000 then
+    if #kept > 7900 then
       added = {err = 'entry has too many fields to move'}
     else
       added = redis.pcall('XADD', KEYS[3 + t], new, unpack(kept))

@@ -3,23 +3,30 @@
 Producers write to their lanes (shared/infra/stream/lanes.py), or, where lanes are open, to the one
 public stream. The replica holding the router lease moves their entries, each source oldest
 first, to partition `crc32(account) % P` with a new id (a writer's own id can neither block nor
-reorder a partition), so every partition holds each writer's entries in its order. Each replica holds leases on a fair share of the
-partitions and applies only those, one batch at a time, oldest first: one account's messages
-are applied by one replica at a time, in the order they were written (docs/architecture.md "Scaling out").
-On a Redis Cluster, every key here but the DLQ shares the public stream's slot (hash tag)."""
+reorder a partition), so every partition holds each writer's entries in its order. A service
+may also write straight into the partitions (`DIRECT`, the integration service's effects) when
+nothing waits on the public stream, with ids from the same sequence: a service trusted that
+far (its Redis user may XADD to them) could block a partition with an id of its own, which the
+one sequence then refuses to follow (docs/security.md). Each replica holds leases
+on a fair share of the partitions and applies only those, one batch at a time, oldest first:
+one account's messages are applied by one replica at a time, in the order they were written
+(docs/architecture.md "Scaling out"); it waits for more with a blocking read of its
+partitions, whoever writes them. On a Redis Cluster, every key here but the DLQ shares the
+public stream's slot (hash tag)."""
 
 import asyncio
-import contextlib
 import json
 import logging
 import math
 import time
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
 
+from shared.contracts.streams import Streams
 from shared.infra.runtime import metrics
 from shared.infra.runtime.redisclient import cluster, streams_read
 from shared.infra.runtime.settings import Settings
@@ -33,7 +40,7 @@ log = logging.getLogger(__name__)
 SETTLE_MS = 100  # how often a replica short of its share looks for partitions given back
 
 
-def account_of(fields: dict[bytes, bytes]) -> bytes:
+def account_of(fields: Mapping[bytes, bytes]) -> bytes:
     """What orders an entry: its subject, else its data's account_id, else nothing."""
     if subject := fields.get(b"subject"):
         return subject
@@ -42,6 +49,84 @@ def account_of(fields: dict[bytes, bytes]) -> bytes:
         return str(data.get("account_id", "")).encode() if isinstance(data, dict) else b""
     except Exception:  # e.g. too deep to decode: partition 0, where the pipeline dead-letters it
         return b""
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a partitioned stream's entries go: its partitions and their one id sequence
+    (the router's and every direct writer's), all in the public stream's slot."""
+
+    stream: str  # the public stream's key
+    parts: tuple[str, ...]
+    sequence: str
+    # How many partitions its readers have, as they last said (`Partitioned.renew`): a direct
+    # writer that counts otherwise writes to the public stream, whose router places entries
+    # as the readers count, never into a partition nobody reads.
+    count_key: str
+
+    @classmethod
+    def of(cls, streams: Streams, stream: str, count: int) -> "Placement":
+        """`count`: ALLUSE_PARTITIONS, the same value in every service that reads or writes
+        them (a writer's own is checked against the readers', DIRECT)."""
+        parts = tuple(streams.beside(stream, f".p{i}") for i in range(count))
+        return cls(  # the ACL's `.pseq` and `.pcount`
+            stream, parts, streams.beside(stream, ".pseq"), streams.beside(stream, ".pcount")
+        )
+
+    def partition(self, fields: Mapping[bytes, bytes]) -> int:
+        """The one partition an entry belongs to: by its account (`account_of`)."""
+        return zlib.crc32(account_of(fields)) % len(self.parts)
+
+
+# Entries written straight into a partitioned stream's partitions, atomically, unless something
+# waits on its public stream to be routed: then all are appended there, behind it, so none
+# overtakes it; likewise when the readers count partitions otherwise than the writer (or have
+# not said: none ran yet, or an older version), for the router to place them as the readers
+# count. KEYS: the public stream, the sequence, the readers' count, then the partitions. ARGV:
+# the writer's count, then per entry its partition (1-based), its number of field names and
+# values n, then those n. In a
+# partition, an entry gets the next id of the sequence the router's MOVE uses (lanes.py), so no
+# id is in two partitions and ids keep their order; its fields are as given (the router adds
+# none to a stream without lanes). Writing stops at the first XADD that fails. Returns
+# {1 if into the partitions else 0, entries written, error of the first not written, if any}.
+DIRECT = """
+local direct = redis.call('XLEN', KEYS[1]) == 0 and redis.call('GET', KEYS[3]) == ARGV[1]
+local ms, seq, now = 0, -1, 0
+if direct then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local last = redis.call('GET', KEYS[2])
+  local dash = last and string.find(last, '-')
+  if dash then  -- a sequence that is not one ("ms-seq") starts again from the clock
+    ms = tonumber(string.sub(last, 1, dash - 1)) or 0
+    seq = tonumber(string.sub(last, dash + 1)) or -1
+  end
+end
+local written, i, failed = 0, 2, nil
+while i <= #ARGV do
+  local t, n = tonumber(ARGV[i]), tonumber(ARGV[i + 1])
+  local key, id = KEYS[1], '*'
+  if direct then
+    if now > ms then ms, seq = now, 0 else seq = seq + 1 end
+    key, id = KEYS[3 + t], string.format('%d-%d', ms, seq)
+  end
+  local added
+  if n > 7900 then
+    added = {err = 'entry has too many fields to write'}
+  else
+    added = redis.pcall('XADD', key, id, unpack(ARGV, i + 2, i + 1 + n))
+  end
+  if type(added) == 'table' and added.err then
+    failed = added.err
+    break
+  end
+  written = written + 1
+  i = i + 2 + n
+end
+if direct and written > 0 then redis.call('SET', KEYS[2], string.format('%d-%d', ms, seq)) end
+if failed then return {direct and 1 or 0, written, failed} end
+return {direct and 1 or 0, written}
+"""
 
 
 class Partitioned(Settling):
@@ -61,7 +146,8 @@ class Partitioned(Settling):
         super().__init__(redis, settings, stream, process, after)
         registry = Registry(redis, settings.streams) if laned else None
         s, count = settings.streams, settings.partitions  # keys in the public stream's slot
-        self.parts = [s.beside(stream, f".p{i}") for i in range(count)]
+        self.placement = Placement.of(s, stream, count)
+        self.parts = list(self.placement.parts)
         self.lease_keys = [s.beside(stream, f".lease.p{i}") for i in range(count)]
         self.router_key = s.beside(stream, ".lease.router")
         self.members = s.beside(stream, ".members")
@@ -71,8 +157,6 @@ class Partitioned(Settling):
         self.tries: dict[bytes, int] = {}  # failed deliveries of an entry at a partition's head
         self.retry_at: dict[int, float] = {}  # a partition whose head failed waits till then
         self.where: dict[bytes, int] = {}  # the batch in hand: entry id -> its partition
-        self.routed = asyncio.Event()  # this replica's router moved entries: look at once
-        self.full = False  # the last read took as many as it asked of some partition
         self.alive = 0  # replicas seen at the last renewal
         # After the replicas change, a replica short of its share renews every SETTLE_MS for
         # this long: about two renewals of the others, which give back their extra partitions.
@@ -90,7 +174,7 @@ class Partitioned(Settling):
             settings.batch_size,
             fence=(self.router_key, settings.consumer),
             public=True,
-            sequence=s.beside(stream, ".pseq"),  # matched by the ACL's `.p*`
+            sequence=self.placement.sequence,
             signer=lambda: self.signer,
         )
 
@@ -98,7 +182,7 @@ class Partitioned(Settling):
         return [Retained(self.dlq, self.settings.dlq_retention)]
 
     def partition(self, fields: dict[bytes, bytes]) -> int:
-        return zlib.crc32(account_of(fields)) % len(self.parts)
+        return self.placement.partition(fields)
 
     async def renew(self) -> bool:
         """Hold the router lease if free, and a fair share of the partitions; free the rest.
@@ -113,6 +197,8 @@ class Partitioned(Settling):
         )
         share = math.ceil(len(self.parts) / max(1, alive))
         self.routing = got[0]
+        if self.routing:  # how many partitions there are, for the direct writers (DIRECT)
+            await self.redis.set(self.placement.count_key, len(self.parts))
         self.held = {p for p, ok in zip(mine, got[1:], strict=True) if ok}
         start = zlib.crc32(self.settings.consumer.encode()) % len(self.parts)
         for p in sorted(range(len(self.parts)), key=lambda i: (i - start) % len(self.parts)):
@@ -133,19 +219,22 @@ class Partitioned(Settling):
         one): everything left on them is unrouted, since a moved entry is deleted there."""
         return await self.mover.once(block_ms) > 0
 
-    async def consume_once(self) -> bool:
+    async def consume_once(self, wait: float = 0.0) -> bool:
+        """Read a batch of the held partitions whose retry time has come, and apply it.
+        `wait`: seconds to wait for an entry when they hold none (a blocking read, woken by
+        whoever writes them: this replica's router, another's, or a direct writer)."""
         now = self.clock()
         ready = [p for p in sorted(self.held) if self.retry_at.get(p, 0) <= now]
         if not ready:
+            if wait > 0:
+                await asyncio.sleep(wait)
             return False
         for p in ready:  # a retry time passed is honoured by this read
             self.retry_at.pop(p, None)
         count = max(1, self.settings.batch_size // len(ready))
         where: dict[bytes, int] = {}
         entries: list[Entry] = []
-        self.full = False
-        for p, rows in await self.heads(ready, count):
-            self.full = self.full or len(rows) >= count
+        for p, rows in await self.heads(ready, count, wait):
             for entry_id, fields in rows:
                 where[entry_id] = p
                 entries.append((entry_id, fields))
@@ -154,20 +243,28 @@ class Partitioned(Settling):
         await self.handle(entries, where)
         return True
 
-    async def heads(self, ready: list[int], count: int) -> list[tuple[int, list[Entry]]]:
-        """Up to `count` of the oldest entries of each partition in `ready` that has any. On one
-        server, one XREAD of them all: the reply names only partitions with entries, where a
-        batch read while most partitions are empty (a paced load's batches of a few entries)
-        would otherwise send, and parse the answer of, an XRANGE per partition. A cluster
-        client asks a node for an XREAD's keys first (a round trip more): there, the XRANGEs."""
-        if cluster(self.redis) is None:
-            got: Any = await self.redis.xread({self.parts[p]: "0-0" for p in ready}, count=count)
-            index = {self.parts[p]: p for p in ready}
-            return [(index[key], rows) for key, rows in streams_read(got)]
-        pipe = self.redis.pipeline(transaction=False)
-        for p in ready:
-            pipe.xrange(self.parts[p], count=count)
-        return list(zip(ready, await pipe.execute(), strict=True))
+    async def heads(
+        self, ready: list[int], count: int, wait: float = 0.0
+    ) -> list[tuple[int, list[Entry]]]:
+        """Up to `count` of the oldest entries of each partition in `ready` that has any,
+        waiting up to `wait` seconds for one when none has any. On one server, one XREAD of
+        them all: the reply names only partitions with entries, where a batch read while most
+        partitions are empty (a paced load's batches of a few entries) would otherwise send,
+        and parse the answer of, an XRANGE per partition. A cluster client asks a node for an
+        XREAD's keys first (a round trip more): there, the XRANGEs, and only when they found
+        nothing the blocking XREAD (the partitions share one slot)."""
+        block = math.ceil(wait * 1000) or None  # BLOCK 0 would wait for ever
+        if cluster(self.redis) is not None:
+            pipe = self.redis.pipeline(transaction=False)
+            for p in ready:
+                pipe.xrange(self.parts[p], count=count)
+            found = list(zip(ready, await pipe.execute(), strict=True))
+            if block is None or any(rows for _, rows in found):
+                return found
+        keys: Any = {self.parts[p]: "0-0" for p in ready}
+        got: Any = await self.redis.xread(keys, count=count, block=block)
+        index = {self.parts[p]: p for p in ready}
+        return [(index[key], rows) for key, rows in streams_read(got)]
 
     async def handle(self, entries: Sequence[Entry], where: dict[bytes, int]) -> None:
         self.where = where
@@ -226,14 +323,12 @@ class Partitioned(Settling):
             try:
                 if not self.routing:
                     await asyncio.sleep(wait / 1000)
-                elif await self.route_once(block_ms=wait):
-                    self.routed.set()
-                if self.mover.fenced_out:  # the lease passed: no longer told of every move
+                else:
+                    await self.route_once(block_ms=wait)
+                if self.mover.fenced_out:  # the lease passed: routing waits for a renewal
                     self.mover.fenced_out = self.routing = False
-                    self.routed.set()
                 failures = 0
             except Exception:
-                self.routed.set()  # a move may have landed before the failure: look
                 failures += 1
                 metrics.ROUTE_FAILURES.labels(self.stream).inc()
                 log.exception("routing of %s failed; will try again", self.stream)
@@ -245,34 +340,29 @@ class Partitioned(Settling):
         router = asyncio.create_task(self.route_forever(), name=f"route {self.stream}")
         try:
             while not self.stopped:
-                worked = False
-                self.routed.clear()
                 try:
                     if time.monotonic() >= next_renew:
                         settling = await self.renew()
                         next_renew = time.monotonic() + (SETTLE_MS / 1000 if settling else every)
                         await self.observe()
-                    worked = await self.consume_once()
+                    # A read that finds its partitions empty waits on them (at most until a
+                    # held partition's retry or the next renewal falls due), so an entry is
+                    # read as soon as it is written, by whichever router or writer.
+                    await self.consume_once(
+                        max(0.0, min(self.pause(), next_renew - time.monotonic()))
+                    )
                 except Exception:
                     log.exception("ordered consumption of %s failed; will try again", self.stream)
-                # After a batch that emptied what it read, the lease holder reads again once
-                # its own router moved more (`routed`, cleared before the read: no move is
-                # missed; set too when a routing round failed or found the lease gone), not at
-                # once to find nothing. Only the lease holder's router moves; had the lease
-                # passed unnoticed, the wait's timeout looks, as when idle.
-                if not worked or (self.routing and not self.full):
-                    with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(self.pause()):
-                            await self.routed.wait()
+                    await asyncio.sleep(self.pause())  # never a hot loop on a failing read
         finally:
             await asyncio.wait([router], timeout=(self.settings.block_ms / 1000) + 5)
             router.cancel()
             await self.leave()
 
     def pause(self) -> float:
-        """Seconds to wait for the router before reading again: `block_ms`, or less when a held
-        partition's retry time falls sooner (its head is read again then, not a wait later); none
-        when one fell due since the last read."""
+        """Seconds a read of the partitions waits for an entry: `block_ms`, or less when a
+        held partition's retry time falls sooner (its head is read again then, not a wait
+        later); none when one fell due since the last read."""
         now = self.clock()
         due = [t - now for p, t in self.retry_at.items() if p in self.held]
         return max(0.0, min([self.settings.block_ms / 1000, *due]))
