@@ -57,6 +57,21 @@ OPERATOR_ROLES = frozenset({"operator", "admin"})
 # The JSON Schema of a refusal (shared/contracts/schemas/outcomes/, docs.schema_uri).
 REFUSED_SCHEMA = f"{SCHEMA_BASE.rsplit('/', 1)[0]}/outcomes/{ENTRY_REFUSED}/{VERSION}.json"
 
+
+def read_sequence(key: str) -> str:
+    """Lua reading the id sequence at `key` ("ms-seq", as MOVE and the partitions' DIRECT keep
+    it) into `ms` and `seq`, which the script declared: a value that is not one leaves them as
+    declared, and the next id starts again from the server's clock."""
+    return f"""
+local last = redis.call('GET', {key})
+local dash = last and string.find(last, '-')
+if dash then
+  ms = tonumber(string.sub(last, 1, dash - 1)) or 0
+  seq = tonumber(string.sub(last, dash + 1)) or -1
+end
+"""
+
+
 # One batch of one source stream, moved atomically: each entry XADDed to its target with a new
 # id (so no writer's id can block or reorder a target) minus any `lane` field, plus the lane's,
 # then deleted from the source. KEYS: the fence, the source, the sequence, then the targets.
@@ -73,7 +88,8 @@ REFUSED_SCHEMA = f"{SCHEMA_BASE.rsplit('/', 1)[0]}/outcomes/{ENTRY_REFUSED}/{VER
 # error, id, error, ...}: `now` the server's clock in ms when ids are sequenced or a lane is
 # moved (else 0), for the caller's check of an exhausted lane without a round trip of its
 # own; the entries whose XADD failed stay in place for the caller to dead-letter.
-MOVE = """
+MOVE = (
+    """
 if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then return {-1} end
 local ms, seq, now = 0, -1, 0
 if ARGV[4] == '1' or ARGV[2] ~= '' then
@@ -82,12 +98,9 @@ if ARGV[4] == '1' or ARGV[2] ~= '' then
 end
 local out = {0, now}
 if ARGV[4] == '1' then
-  local last = redis.call('GET', KEYS[3])
-  local dash = last and string.find(last, '-')
-  if dash then  -- a sequence that is not one ("ms-seq") starts again from the clock
-    ms = tonumber(string.sub(last, 1, dash - 1)) or 0
-    seq = tonumber(string.sub(last, dash + 1)) or -1
-  end
+"""
+    + read_sequence("KEYS[3]")
+    + """
 end
 local cap = tonumber(ARGV[5])
 for i = 6, #ARGV, 2 do
@@ -136,6 +149,7 @@ end
 if ARGV[4] == '1' and seq >= 0 then redis.call('SET', KEYS[3], string.format('%d-%d', ms, seq)) end
 return out
 """
+)
 # A lane stream emptied by its router, whose writer left its last id at the end of the id
 # space: deleted, so the writer's next XADD starts it afresh. Only when empty, atomically.
 RESET = """

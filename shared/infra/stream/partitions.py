@@ -30,7 +30,7 @@ from shared.contracts.streams import Streams
 from shared.infra.runtime import metrics
 from shared.infra.runtime.redisclient import cluster, streams_read
 from shared.infra.runtime.settings import Settings
-from shared.infra.stream.lanes import Move, Registry, backoff
+from shared.infra.stream.lanes import Move, Registry, backoff, read_sequence
 from shared.infra.stream.leases import Leases
 from shared.infra.stream.messaging import Entry
 from shared.infra.stream.retention import Retained
@@ -89,18 +89,16 @@ class Placement:
 # id is in two partitions and ids keep their order; its fields are as given (the router adds
 # none to a stream without lanes). Writing stops at the first XADD that fails. Returns
 # {1 if into the partitions else 0, entries written, error of the first not written, if any}.
-DIRECT = """
+DIRECT = (
+    """
 local direct = redis.call('XLEN', KEYS[1]) == 0 and redis.call('GET', KEYS[3]) == ARGV[1]
 local ms, seq, now = 0, -1, 0
 if direct then
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  local last = redis.call('GET', KEYS[2])
-  local dash = last and string.find(last, '-')
-  if dash then  -- a sequence that is not one ("ms-seq") starts again from the clock
-    ms = tonumber(string.sub(last, 1, dash - 1)) or 0
-    seq = tonumber(string.sub(last, dash + 1)) or -1
-  end
+"""
+    + read_sequence("KEYS[2]")
+    + """
 end
 local written, i, failed = 0, 2, nil
 while i <= #ARGV do
@@ -127,6 +125,7 @@ if direct and written > 0 then redis.call('SET', KEYS[2], string.format('%d-%d',
 if failed then return {direct and 1 or 0, written, failed} end
 return {direct and 1 or 0, written}
 """
+)
 
 
 class Partitioned(Settling):
