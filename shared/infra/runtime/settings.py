@@ -62,7 +62,8 @@ class Settings(BaseSettings):
     reclaim_idle_ms: PositiveInt = 30_000
     max_deliveries: PositiveInt = 5
     # Ordered consumption (docs/architecture.md "Scaling out"): partitions per logical stream (the
-    # same value in the account and integration services: the latter writes effects into them),
+    # same value in the account and integration services: the latter writes effects into them,
+    # straight while the account service's router counts as many),
     # and how long a replica's lease on one outlives its last renewal (the takeover time after a crash).
     partitions: PositiveInt = 16
     partition_lease_ms: PositiveInt = 10_000
