@@ -4,6 +4,7 @@ forwarder do instead of an outbox row and the relay's round."""
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from shared.infra.runtime import tracing
 from shared.infra.stream.durability import Durability
@@ -23,10 +24,19 @@ async def write_durably(
     for fields in signed:
         flat: list[Any] = [x for kv in fields.items() for x in kv]
         pipe.execute_command("XADD", stream, "*", *flat)
+    await _confirmed(redis, durability, pipe, stream, signed)
+
+
+async def _confirmed(
+    redis: Redis, durability: Durability, pipe: Pipeline, stream: str, signed: list[dict[str, str]]
+) -> list[Any]:
+    """`pipe`'s writes of `signed` (keys in `stream`'s slot), sent with a WAITAOF behind them on
+    the same connection; their replies, once Redis confirmed them durable (else raises)."""
     waits = durability.wait(redis, pipe, [stream])
     with tracing.each("relay", signed):
-        replies = await pipe.execute()
+        replies: list[Any] = await pipe.execute()
     waits.confirm(replies)
+    return replies
 
 
 async def write_placed(
@@ -40,16 +50,15 @@ async def write_placed(
     partitions; raises unless all were written and Redis confirmed them durable."""
     keys = [placement.stream, placement.sequence, placement.count_key, *placement.parts]
     args: list[Any] = [len(placement.parts)]
-    for fields in signed:
-        part = placement.partition({k.encode(): v.encode() for k, v in fields.items()})
+    for fields in signed:  # only what orders an entry (partitions.account_of) is encoded
+        ordering = {k.encode(): fields[k].encode() for k in ("subject", "data") if k in fields}
+        part = placement.partition(ordering)
         args += [part + 1, 2 * len(fields), *(x for kv in fields.items() for x in kv)]
     pipe = redis.pipeline(transaction=False)
     pipe.eval(DIRECT, len(keys), *keys, *args)
-    waits = durability.wait(redis, pipe, [placement.stream])
-    with tracing.each("relay", signed):
-        replies = await pipe.execute()
-    direct, written, *failed = replies[0]
-    waits.confirm(replies)
+    direct, written, *failed = (
+        await _confirmed(redis, durability, pipe, placement.stream, signed)
+    )[0]
     if failed or int(written) != len(signed):
         error = failed[0] if failed else "not written"
         error = error.decode(errors="replace") if isinstance(error, bytes) else str(error)
